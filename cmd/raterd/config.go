@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"raterd/consumer"
+	"raterd/scorer"
+	"raterd/sinks"
+)
+
+// Config is raterd.yaml. Every field documents its default; Validate fills them in.
+type Config struct {
+	// Kafka is the consumer: brokers, topics, group, batching and in-flight bounds.
+	Kafka consumer.Config `yaml:"kafka"`
+	// Redis is the shared verdict cache. Optional: without addrs, an in-process cache is used.
+	Redis RedisConfig `yaml:"redis"`
+	// ClickHouse stores scores and dead letters. Optional for `demo` (NDJSON file
+	// instead), required for `run` unless scores_file is set.
+	ClickHouse *sinks.ClickHouseConfig `yaml:"clickhouse"`
+	// ScoresFile, when set, also writes every score row as a JSON line to this file.
+	ScoresFile string `yaml:"scores_file"`
+	// Judges are the named judge pools evaluators refer to.
+	Judges map[string]*JudgeConfig `yaml:"judges"`
+	// Evaluators are the quality questions asked of every matching record.
+	Evaluators []*scorer.Evaluator `yaml:"evaluators"`
+	// Scoring bounds what a score row carries.
+	Scoring ScoringConfig `yaml:"scoring"`
+	// Admin serves /metrics, /healthz and /readyz.
+	Admin AdminConfig `yaml:"admin"`
+	// Telemetry configures OTLP export and logs.
+	Telemetry TelemetryConfig `yaml:"telemetry"`
+}
+
+// RedisConfig configures the verdict cache.
+type RedisConfig struct {
+	// Addrs are host:port addresses; one for a single server, several for a Cluster.
+	// Empty disables Redis. Env override: RATERD_REDIS_ADDR (comma-separated).
+	Addrs []string `yaml:"addrs"`
+	// Username and Password for Redis ACLs. Env overrides: RATERD_REDIS_USERNAME,
+	// RATERD_REDIS_PASSWORD.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// DB is the database number (single server only). Default 0.
+	DB int `yaml:"db"`
+	// TLS enables TLS. Default false.
+	TLS bool `yaml:"tls"`
+	// KeyPrefix is prepended to every key. Default "raterd:".
+	KeyPrefix string `yaml:"key_prefix"`
+	// Timeout bounds one cache round trip; past it the batch is scored without the cache.
+	// Default 250ms.
+	Timeout time.Duration `yaml:"timeout"`
+	// MemoryBytes bounds the in-process cache used when Redis is not configured.
+	// Default 64 MiB.
+	MemoryBytes int `yaml:"memory_bytes"`
+}
+
+// JudgeConfig is one judge pool.
+type JudgeConfig struct {
+	// Type is "heuristic" (built-in CPU checks) or "openai" (an OpenAI-compatible
+	// chat-completions server: vLLM, SGLang, TGI, llama.cpp, OpenAI). Required.
+	Type string `yaml:"type"`
+	// The openai settings, inline: model, endpoints, api_key, timeout, max_attempts,
+	// max_tokens. Env override for the key: RATERD_JUDGE_<NAME>_API_KEY.
+	scorer.OpenAIConfig `yaml:",inline"`
+}
+
+// Judge types.
+const (
+	JudgeHeuristic = "heuristic"
+	JudgeOpenAI    = "openai"
+)
+
+// ScoringConfig bounds score rows.
+type ScoringConfig struct {
+	// MaxExplanationBytes bounds each stored explanation. Default 1024.
+	MaxExplanationBytes int `yaml:"max_explanation_bytes"`
+}
+
+// AdminConfig configures the admin HTTP server.
+type AdminConfig struct {
+	// Listen is the address of /metrics (Prometheus), /healthz and /readyz.
+	// Default "127.0.0.1:9464"; "off" disables the server.
+	Listen string `yaml:"listen"`
+}
+
+// TelemetryConfig configures traces, metrics export and logs.
+type TelemetryConfig struct {
+	// OTLPEndpoint, when set (host:port of an OTLP/gRPC collector), exports traces and
+	// metrics there. Env override: OTEL_EXPORTER_OTLP_ENDPOINT.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// OTLPInsecure disables TLS to the collector. Default false.
+	OTLPInsecure bool `yaml:"otlp_insecure"`
+	// ServiceName is the OTel service.name. Default "raterd".
+	ServiceName string `yaml:"service_name"`
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text (default) or json.
+	LogFormat string `yaml:"log_format"`
+}
+
+// LoadConfig reads a YAML config file, applies environment overrides and validates it.
+// Unknown keys are errors, so a typo never silently falls back to a default.
+func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(data, getenv)
+}
+
+// ParseConfig parses YAML config bytes, applies environment overrides and validates.
+func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg.applyEnv(getenv)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &cfg, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// judgeEnvName maps a judge name to its env-var form: "pool-a" → "POOL_A".
+func judgeEnvName(name string) string {
+	var b strings.Builder
+	lastUnderscore := true
+	for _, r := range strings.ToUpper(name) {
+		if r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+			lastUnderscore = false
+		} else if !lastUnderscore {
+			b.WriteByte('_')
+			lastUnderscore = true
+		}
+	}
+	return strings.TrimSuffix(b.String(), "_")
+}
+
+// applyEnv overrides addresses and secrets from the environment, so that secrets never
+// need to be in the file and one file serves several deployments.
+func (c *Config) applyEnv(getenv func(string) string) {
+	if getenv == nil {
+		return
+	}
+	if v := getenv("RATERD_KAFKA_BROKERS"); v != "" {
+		c.Kafka.Brokers = splitList(v)
+	}
+	if v := getenv("RATERD_REDIS_ADDR"); v != "" {
+		c.Redis.Addrs = splitList(v)
+	}
+	if v := getenv("RATERD_REDIS_USERNAME"); v != "" {
+		c.Redis.Username = v
+	}
+	if v := getenv("RATERD_REDIS_PASSWORD"); v != "" {
+		c.Redis.Password = v
+	}
+	if v := getenv("RATERD_CLICKHOUSE_ADDR"); v != "" {
+		if c.ClickHouse == nil {
+			c.ClickHouse = &sinks.ClickHouseConfig{}
+		}
+		c.ClickHouse.Addrs = splitList(v)
+	}
+	if c.ClickHouse != nil {
+		if v := getenv("RATERD_CLICKHOUSE_USER"); v != "" {
+			c.ClickHouse.Username = v
+		}
+		if v := getenv("RATERD_CLICKHOUSE_PASSWORD"); v != "" {
+			c.ClickHouse.Password = v
+		}
+	}
+	for name, j := range c.Judges {
+		if j == nil {
+			continue
+		}
+		if v := getenv("RATERD_JUDGE_" + judgeEnvName(name) + "_API_KEY"); v != "" {
+			j.APIKey = v
+		}
+	}
+	if v := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
+		c.Telemetry.OTLPEndpoint = v
+	}
+}
+
+// Validate fills defaults and rejects bad or conflicting values, naming the key.
+func (c *Config) Validate() error {
+	if err := c.Kafka.Validate("kafka"); err != nil {
+		return err
+	}
+	if err := c.Redis.validate("redis"); err != nil {
+		return err
+	}
+	if c.ClickHouse != nil {
+		if err := c.ClickHouse.Validate("clickhouse"); err != nil {
+			return err
+		}
+	}
+	if len(c.Judges) == 0 {
+		return errors.New("judges: at least one judge is required")
+	}
+	for name, j := range c.Judges {
+		key := "judges." + name
+		if j == nil {
+			return fmt.Errorf("%s: empty judge definition", key)
+		}
+		switch j.Type {
+		case JudgeHeuristic:
+			if j.Model != "" || len(j.Endpoints) > 0 {
+				return fmt.Errorf("%s: a heuristic judge takes no model or endpoints", key)
+			}
+		case JudgeOpenAI:
+			if err := j.OpenAIConfig.Validate(key); err != nil {
+				return err
+			}
+		case "":
+			return fmt.Errorf("%s.type: required (heuristic or openai)", key)
+		default:
+			return fmt.Errorf("%s.type: %q is not heuristic or openai", key, j.Type)
+		}
+	}
+	if len(c.Evaluators) == 0 {
+		return errors.New("evaluators: at least one evaluator is required")
+	}
+	seen := map[string]bool{}
+	for i, e := range c.Evaluators {
+		key := fmt.Sprintf("evaluators[%d]", i)
+		if e == nil {
+			return fmt.Errorf("%s: empty evaluator", key)
+		}
+		j, ok := c.Judges[e.Judge]
+		if e.Judge != "" && !ok {
+			return fmt.Errorf("%s (%s).judge: %q is not defined under judges", key, e.Name, e.Judge)
+		}
+		if err := e.Prepare(key, ok && j.Type == JudgeHeuristic); err != nil {
+			return err
+		}
+		if seen[e.Name] {
+			return fmt.Errorf("%s.name: %q is used twice", key, e.Name)
+		}
+		seen[e.Name] = true
+	}
+	if c.Scoring.MaxExplanationBytes == 0 {
+		c.Scoring.MaxExplanationBytes = scorer.DefaultMaxExplanationBytes
+	}
+	if c.Scoring.MaxExplanationBytes < 0 {
+		return fmt.Errorf("scoring.max_explanation_bytes: %d is negative", c.Scoring.MaxExplanationBytes)
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:9464"
+	}
+	if c.Admin.Listen != "off" && !strings.Contains(c.Admin.Listen, ":") {
+		return fmt.Errorf("admin.listen: %q is not host:port or \"off\"", c.Admin.Listen)
+	}
+	if c.Telemetry.ServiceName == "" {
+		c.Telemetry.ServiceName = "raterd"
+	}
+	switch c.Telemetry.LogLevel {
+	case "":
+		c.Telemetry.LogLevel = "info"
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("telemetry.log_level: %q is not debug, info, warn or error", c.Telemetry.LogLevel)
+	}
+	switch c.Telemetry.LogFormat {
+	case "":
+		c.Telemetry.LogFormat = "text"
+	case "text", "json":
+	default:
+		return fmt.Errorf("telemetry.log_format: %q is not text or json", c.Telemetry.LogFormat)
+	}
+	return nil
+}
+
+func (r *RedisConfig) validate(key string) error {
+	for i, a := range r.Addrs {
+		if !strings.Contains(a, ":") {
+			return fmt.Errorf("%s.addrs[%d]: %q is not host:port", key, i, a)
+		}
+	}
+	if r.KeyPrefix == "" {
+		r.KeyPrefix = "raterd:"
+	}
+	if r.Timeout == 0 {
+		r.Timeout = 250 * time.Millisecond
+	}
+	if r.Timeout < 0 {
+		return fmt.Errorf("%s.timeout: %s is negative", key, r.Timeout)
+	}
+	if r.MemoryBytes == 0 {
+		r.MemoryBytes = 64 << 20
+	}
+	if r.MemoryBytes < 0 {
+		return fmt.Errorf("%s.memory_bytes: %d is negative", key, r.MemoryBytes)
+	}
+	if r.DB < 0 || r.DB > 15 && len(r.Addrs) > 0 {
+		return fmt.Errorf("%s.db: %d is out of range", key, r.DB)
+	}
+	return nil
+}

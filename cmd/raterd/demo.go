@@ -1,0 +1,329 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"raterd/cmd/judgesim/simulator"
+	"raterd/cmd/trafficgen/traffic"
+	"raterd/consumer"
+	"raterd/record"
+	"raterd/scorer"
+	"raterd/sinks"
+)
+
+const demoTopic = "llm-traffic"
+
+// demoConfig is the embedded default configuration of `raterd demo`: every heuristic
+// check, plus a pointwise helpfulness rubric judged by the in-process judgesim
+// simulator through the openai judge (the same client that talks to vLLM).
+const demoConfig = `
+kafka:
+  topics: [llm-traffic]
+  group_id: raterd-demo
+  batch: {max_records: 256, linger: 50ms}
+  workers: 4
+  commit_interval: 200ms
+judges:
+  checks: {type: heuristic}
+  judgesim:
+    type: openai
+    model: judgesim-7b
+    endpoints: [{url: "http://JUDGESIM/v1", max_in_flight: 64}]
+    timeout: 10s
+evaluators:
+  - {name: refusal, judge: checks, check: refusal}
+  - {name: empty, judge: checks, check: empty}
+  - {name: truncated, judge: checks, check: truncated}
+  - {name: repetition, judge: checks, check: repetition}
+  - {name: pii, judge: checks, check: pii}
+  - {name: json_validity, judge: checks, check: json}
+  - name: helpfulness
+    judge: judgesim
+    task: pointwise
+    scale: {min: 1, max: 5}
+    fields: [prompt, response]
+    sample_rate: 0.5
+    criteria: >-
+      Does the response address the user's request accurately, completely and concisely?
+      5 = fully helpful and correct, 1 = unhelpful, wrong or a refusal of a benign request.
+admin: {listen: "off"}
+`
+
+func cmdDemo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", "demo [--traffic FILE] [--clickhouse host:port] [--redis host:port] [--out FILE]", stderr)
+	trafficPath := fs.String("traffic", "testdata/traffic.jsonl", "JSON-lines traffic to load; when the file is missing, the same traffic is generated in memory")
+	chAddr := fs.String("clickhouse", "", "also write scores to this ClickHouse (native host:port); the schema is migrated first")
+	redisAddr := fs.String("redis", "", "use this Redis as the cache instead of the in-process one")
+	out := fs.String("out", "raterd-demo-scores.ndjson", "NDJSON file for the score rows")
+	quiet := fs.Bool("quiet", false, "no progress lines")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := signalContext(stderr)
+	defer stop()
+	return demo(ctx, demoOptions{traffic: *trafficPath, clickhouse: *chAddr, redis: *redisAddr, out: *out, quiet: *quiet}, stdout, stderr)
+}
+
+type demoOptions struct {
+	traffic, clickhouse, redis, out string
+	quiet                           bool
+}
+
+func loadTraffic(path string) ([][]byte, string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return traffic.Generate(traffic.DefaultOptions()), "generated (traffic.DefaultOptions)", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("traffic: %w", err)
+	}
+	var msgs [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
+		if line := sc.Bytes(); len(bytes.TrimSpace(line)) > 0 {
+			msgs = append(msgs, bytes.Clone(line))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, "", fmt.Errorf("traffic %s: %w", path, err)
+	}
+	return msgs, path, nil
+}
+
+func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	msgs, source, err := loadTraffic(o.traffic)
+	if err != nil {
+		return err
+	}
+
+	// An in-process Kafka-protocol broker: the pipeline below talks to it over TCP exactly
+	// as it talks to Apache Kafka.
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, demoTopic), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		return fmt.Errorf("in-process kafka: %w", err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+
+	// The judge pool simulator, served on loopback and reached through the openai judge.
+	sim := simulator.New(simulator.Config{MaxSeqs: 64, FixedCost: 5 * time.Millisecond, PerTokenCost: time.Microsecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("judgesim listener: %w", err)
+	}
+	simSrv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = simSrv.Serve(ln) }()
+	defer simSrv.Close()
+
+	cfgText := strings.Replace(demoConfig, "JUDGESIM", ln.Addr().String(), 1)
+	cfg, err := ParseConfig([]byte(cfgText), func(k string) string {
+		switch k {
+		case "RATERD_KAFKA_BROKERS":
+			return strings.Join(brokers, ",")
+		case "RATERD_REDIS_ADDR":
+			return o.redis
+		case "RATERD_CLICKHOUSE_ADDR":
+			return o.clickhouse
+		}
+		return ""
+	})
+	if err != nil {
+		return fmt.Errorf("embedded demo config: %w", err)
+	}
+	cfg.ScoresFile = o.out
+
+	fmt.Fprintf(stdout, "raterd demo %s: %d messages from %s → in-process Kafka %s\n", version(), len(msgs), source, brokers[0])
+	if err := produce(ctx, brokers, demoTopic, msgs); err != nil {
+		return err
+	}
+
+	if o.clickhouse != "" {
+		conn, err := sinks.OpenClickHouse(ctx, *cfg.ClickHouse)
+		if err != nil {
+			return err
+		}
+		_, err = sinks.Migrate(ctx, conn, cfg.ClickHouse.Database, logger)
+		_ = conn.Close()
+		if err != nil {
+			return err
+		}
+	}
+
+	tel, err := newTelemetry(ctx, cfg.Telemetry)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	st, err := buildStack(ctx, cfg, tel, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	summary := newScoreSummary()
+	st.Scores = sinks.MultiScoreSink{st.Scores, summary}
+	p, reader, err := newPipeline(cfg, st, tel, logger)
+	if err != nil {
+		return err
+	}
+	defer reader.Close()
+
+	fmt.Fprintf(stdout, "evaluators: %d (cache: %s; scores → %s", len(cfg.Evaluators), st.CacheDesc, o.out)
+	if o.clickhouse != "" {
+		fmt.Fprintf(stdout, " and ClickHouse %s", o.clickhouse)
+	}
+	fmt.Fprintln(stdout, ")")
+
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	start := time.Now()
+	runErr := make(chan error, 1)
+	go func() { runErr <- p.Run(runCtx) }()
+
+	total := int64(len(msgs))
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	deadline := time.After(5 * time.Minute)
+wait:
+	for {
+		select {
+		case err := <-runErr:
+			return fmt.Errorf("pipeline stopped early: %w", err)
+		case <-ctx.Done():
+			break wait
+		case <-deadline:
+			cancelRun()
+			<-runErr
+			return fmt.Errorf("demo did not finish in 5 minutes (%d of %d messages done)", p.Stats().Done, total)
+		case <-tick.C:
+			if !o.quiet {
+				s := p.Stats()
+				fmt.Fprintf(stderr, "  %5.1f%%  %d/%d messages done, %d scores, %.0f msg/s\n",
+					100*float64(s.Done)/float64(total), s.Done, total, s.Scores, float64(s.Done)/time.Since(start).Seconds())
+			}
+		}
+		if p.Stats().Done >= total {
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	cancelRun()
+	if err := <-runErr; err != nil {
+		return err
+	}
+	printDemoSummary(stdout, p.Stats(), st.Scorer.Totals(), summary, sim.Stats(), elapsed)
+	return nil
+}
+
+// produce loads messages into the topic with a real Kafka producer, keyed by line number.
+func produce(ctx context.Context, brokers []string, topic string, values [][]byte) error {
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchSize: 500,
+		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	msgs := make([]kafka.Message, len(values))
+	for i, v := range values {
+		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "%d", i), Value: v}
+	}
+	for len(msgs) > 0 {
+		n := min(len(msgs), 1000)
+		if err := w.WriteMessages(ctx, msgs[:n]...); err != nil {
+			return fmt.Errorf("produce to %s: %w", topic, err)
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+// scoreSummary aggregates written rows per evaluator and model for the demo's table.
+type scoreSummary struct {
+	mu   sync.Mutex
+	aggs map[[2]string]*scoreAgg
+}
+
+type scoreAgg struct {
+	rows, ok, cached int
+	sum              float64
+}
+
+func newScoreSummary() *scoreSummary { return &scoreSummary{aggs: map[[2]string]*scoreAgg{}} }
+
+// WriteScores implements consumer.ScoreSink.
+func (s *scoreSummary) WriteScores(_ context.Context, rows []record.Score) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rows {
+		k := [2]string{r.Evaluator, r.Model}
+		a := s.aggs[k]
+		if a == nil {
+			a = &scoreAgg{}
+			s.aggs[k] = a
+		}
+		a.rows++
+		if r.Cached {
+			a.cached++
+		}
+		if r.Status == record.StatusOK {
+			a.ok++
+			a.sum += r.Value
+		}
+	}
+	return nil
+}
+
+func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum *scoreSummary, sim simulator.Stats, elapsed time.Duration) {
+	fmt.Fprintf(w, "\nraterd demo summary\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "messages\t%d\t(%d valid records, %d dead-lettered)\n", ps.Done, ps.Valid, ps.DeadLetters)
+	fmt.Fprintf(tw, "score rows\t%d\t(%d batches)\n", ps.Scores, ps.Batches)
+	hitRate := 0.0
+	if ss.Tasks > 0 {
+		hitRate = 100 * float64(ss.CacheHits+ss.Deduplicated) / float64(ss.Tasks)
+	}
+	fmt.Fprintf(tw, "cache hit rate\t%.1f%%\t(%d cache hits + %d in-batch duplicates of %d judgements)\n", hitRate, ss.CacheHits, ss.Deduplicated, ss.Tasks)
+	fmt.Fprintf(tw, "judge calls\t%d\t(judgesim simulator served %d requests)\n", ss.JudgeCalls, sim.Completed)
+	fmt.Fprintf(tw, "throughput\t%.0f records/s\t(%.2fs)\n", float64(ps.Done)/elapsed.Seconds(), elapsed.Seconds())
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nscores per evaluator and model (mean over ok rows)\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "evaluator\tmodel\trows\tmean\tcached\t\n")
+	sum.mu.Lock()
+	keys := make([][2]string, 0, len(sum.aggs))
+	for k := range sum.aggs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i][0] != keys[j][0] {
+			return keys[i][0] < keys[j][0]
+		}
+		return keys[i][1] < keys[j][1]
+	})
+	for _, k := range keys {
+		a := sum.aggs[k]
+		mean := "-"
+		if a.ok > 0 {
+			mean = fmt.Sprintf("%.3f", a.sum/float64(a.ok))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t\n", k[0], k[1], a.rows, mean, a.cached)
+	}
+	sum.mu.Unlock()
+	tw.Flush()
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Telemetry holds the providers injected into every stage, and the Prometheus registry
+// the admin server exposes.
+type Telemetry struct {
+	Meters   metric.MeterProvider
+	Tracers  trace.TracerProvider
+	Registry *prometheus.Registry
+	shutdown []func(context.Context) error
+}
+
+// newLogger builds the process logger from the telemetry config.
+func newLogger(cfg TelemetryConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// newTelemetry sets up metrics (Prometheus pull, plus OTLP push when configured) and
+// traces (OTLP when configured, otherwise no-op so unexported spans cost nothing).
+func newTelemetry(ctx context.Context, cfg TelemetryConfig) (*Telemetry, error) {
+	t := &Telemetry{Registry: prometheus.NewRegistry()}
+	res := resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName), semconv.ServiceVersion(version()))
+	promExp, err := otelprom.New(otelprom.WithRegisterer(t.Registry))
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exporter: %w", err)
+	}
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(promExp)}
+	if cfg.OTLPEndpoint != "" {
+		var eo []otlpmetricgrpc.Option
+		eo = append(eo, otlpmetricgrpc.WithEndpoint(cfg.OTLPEndpoint))
+		if cfg.OTLPInsecure {
+			eo = append(eo, otlpmetricgrpc.WithInsecure())
+		}
+		mexp, err := otlpmetricgrpc.New(ctx, eo...)
+		if err != nil {
+			return nil, fmt.Errorf("otlp metric exporter: %w", err)
+		}
+		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp, sdkmetric.WithInterval(15*time.Second))))
+	}
+	mp := sdkmetric.NewMeterProvider(mopts...)
+	t.Meters = mp
+	t.shutdown = append(t.shutdown, mp.Shutdown)
+
+	if cfg.OTLPEndpoint != "" {
+		var eo []otlptracegrpc.Option
+		eo = append(eo, otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint))
+		if cfg.OTLPInsecure {
+			eo = append(eo, otlptracegrpc.WithInsecure())
+		}
+		texp, err := otlptracegrpc.New(ctx, eo...)
+		if err != nil {
+			return nil, fmt.Errorf("otlp trace exporter: %w", err)
+		}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(texp))
+		t.Tracers = tp
+		t.shutdown = append(t.shutdown, tp.Shutdown)
+	} else {
+		t.Tracers = noop.NewTracerProvider()
+	}
+	return t, nil
+}
+
+// Shutdown flushes exporters.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, f := range t.shutdown {
+		errs = append(errs, f(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// adminServer serves /metrics, /healthz (the process is alive) and /readyz (the
+// pipeline is consuming).
+type adminServer struct {
+	srv   *http.Server
+	ready atomic.Bool
+}
+
+func newAdminServer(addr string, reg *prometheus.Registry) *adminServer {
+	a := &adminServer{}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	a.srv = &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return a
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/redis/go-redis/v9"
+
+	"raterd/consumer"
+	"raterd/scorer"
+	"raterd/scorer/cache"
+	"raterd/sinks"
+)
+
+// stack is every stage of raterd built from one Config. cmd/ is the only place that knows
+// all packages; run, demo and the integration tests all build through here.
+type stack struct {
+	Scorer     *scorer.Scorer
+	Scores     consumer.ScoreSink
+	DeadLetter consumer.DeadLetterSink
+	ClickHouse driver.Conn // nil when ClickHouse is not configured
+	CacheDesc  string
+	closers    []io.Closer
+}
+
+// Close releases every connection the stack opened; safe to call twice.
+func (s *stack) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i].Close())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+// buildJudges creates one judge per configured pool.
+func buildJudges(cfg *Config, httpClient *http.Client, logger *slog.Logger) (map[string]scorer.Judge, error) {
+	judges := make(map[string]scorer.Judge, len(cfg.Judges))
+	names := make([]string, 0, len(cfg.Judges))
+	for name := range cfg.Judges {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		j := cfg.Judges[name]
+		switch j.Type {
+		case JudgeHeuristic:
+			judges[name] = scorer.NewHeuristicJudge()
+		case JudgeOpenAI:
+			oj, err := scorer.NewOpenAIJudge(j.OpenAIConfig, httpClient, logger.With("judge", name))
+			if err != nil {
+				return nil, fmt.Errorf("judges.%s: %w", name, err)
+			}
+			judges[name] = oj
+		}
+	}
+	return judges, nil
+}
+
+// buildCache returns Redis when configured (reachable or not: the scorer bypasses a cache
+// that fails), else a bounded in-process cache.
+func buildCache(ctx context.Context, cfg RedisConfig, logger *slog.Logger) (cache.Cache, io.Closer, string) {
+	if len(cfg.Addrs) == 0 {
+		return cache.NewMemory(cfg.MemoryBytes), nil, fmt.Sprintf("in-process (%d MiB)", cfg.MemoryBytes>>20)
+	}
+	opts := &redis.UniversalOptions{
+		Addrs:        cfg.Addrs,
+		Username:     cfg.Username,
+		Password:     cfg.Password,
+		DB:           cfg.DB,
+		DialTimeout:  cfg.Timeout * 4,
+		ReadTimeout:  cfg.Timeout,
+		WriteTimeout: cfg.Timeout,
+		MaxRetries:   -1, // the scorer bypasses a failing cache; retries would only add latency
+	}
+	if cfg.TLS {
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	client := redis.NewUniversalClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout*4)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		logger.Warn("redis unreachable at start; scoring without the cache until it answers", "addrs", cfg.Addrs, "err", err)
+	}
+	return cache.NewRedis(client, cfg.KeyPrefix), client, fmt.Sprintf("redis %v", cfg.Addrs)
+}
+
+// buildStack wires judges, cache and sinks. requireSchema makes a ClickHouse schema that
+// is behind a start-up error.
+func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger, httpClient *http.Client) (*stack, error) {
+	st := &stack{}
+	judges, err := buildJudges(cfg, httpClient, logger)
+	if err != nil {
+		return nil, err
+	}
+	c, closer, desc := buildCache(ctx, cfg.Redis, logger)
+	if closer != nil {
+		st.closers = append(st.closers, closer)
+	}
+	st.CacheDesc = desc
+	st.Scorer, err = scorer.New(cfg.Evaluators, judges, scorer.Options{
+		Cache: c, CacheTimeout: cfg.Redis.Timeout, MaxExplanationBytes: cfg.Scoring.MaxExplanationBytes,
+		Logger: logger, MeterProvider: tel.Meters, TracerProvider: tel.Tracers,
+	})
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+
+	var scoreSinks sinks.MultiScoreSink
+	deadSinks := sinks.MultiDeadLetterSink{}
+	dlq := sinks.NewKafkaDeadLetters(cfg.Kafka.Brokers, nil)
+	st.closers = append(st.closers, dlq)
+	deadSinks = append(deadSinks, dlq)
+	if cfg.ClickHouse != nil {
+		conn, err := sinks.OpenClickHouse(ctx, *cfg.ClickHouse)
+		if err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+		st.closers = append(st.closers, conn)
+		if err := sinks.CheckSchema(ctx, conn, cfg.ClickHouse.Database); err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+		st.ClickHouse = conn
+		scoreSinks = append(scoreSinks, sinks.NewClickHouseScores(conn, *cfg.ClickHouse, logger))
+		deadSinks = append(deadSinks, sinks.NewClickHouseDeadLetters(conn, *cfg.ClickHouse))
+	}
+	if cfg.ScoresFile != "" {
+		f, err := sinks.NewNDJSONFile(cfg.ScoresFile)
+		if err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+		st.closers = append(st.closers, f)
+		scoreSinks = append(scoreSinks, f)
+	}
+	if len(scoreSinks) == 0 {
+		_ = st.Close()
+		return nil, errors.New("config: no score sink: set clickhouse.addrs (or RATERD_CLICKHOUSE_ADDR) or scores_file")
+	}
+	st.Scores = scoreSinks
+	st.DeadLetter = deadSinks
+	return st, nil
+}
+
+// newPipeline builds the consumer pipeline on a kafka-go group reader.
+func newPipeline(cfg *Config, st *stack, tel *Telemetry, logger *slog.Logger) (*consumer.Pipeline, io.Closer, error) {
+	reader := consumer.NewKafkaReader(cfg.Kafka, nil, logger)
+	p, err := consumer.New(cfg.Kafka, reader, st.Scorer, st.Scores, st.DeadLetter, consumer.Options{
+		Logger: logger, MeterProvider: tel.Meters, TracerProvider: tel.Tracers,
+	})
+	if err != nil {
+		_ = reader.Close()
+		return nil, nil, err
+	}
+	return p, reader, nil
+}

@@ -1,0 +1,114 @@
+package consumer
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Start positions for a consumer group that has no committed offsets yet.
+const (
+	StartEarliest = "earliest"
+	StartLatest   = "latest"
+)
+
+// Config configures the Kafka consumer and the pipeline's bounds.
+type Config struct {
+	// Brokers are Kafka bootstrap addresses (host:port). Required.
+	// Env override: RATERD_KAFKA_BROKERS (comma-separated).
+	Brokers []string `yaml:"brokers"`
+	// Topics are the topics of LLM traffic to read. Required.
+	Topics []string `yaml:"topics"`
+	// GroupID is the consumer group. Default "raterd".
+	GroupID string `yaml:"group_id"`
+	// StartOffset is where a new group starts: earliest (default) or latest.
+	StartOffset string `yaml:"start_offset"`
+	// Batch says when a micro-batch is flushed (count, bytes, linger).
+	Batch BatchPolicy `yaml:"batch"`
+	// Workers is how many batches are scored and written at once. Default 4.
+	Workers int `yaml:"workers"`
+	// MaxInFlightRecords bounds records fetched but not yet done; at the bound fetching
+	// pauses. Default 4096.
+	MaxInFlightRecords int `yaml:"max_in_flight_records"`
+	// MaxInFlightBytes bounds the message bytes fetched but not yet done. Default 64 MiB.
+	MaxInFlightBytes int `yaml:"max_in_flight_bytes"`
+	// MaxRecordBytes is the size cap of one message value; larger ones are dead-lettered.
+	// Default 1 MiB.
+	MaxRecordBytes int `yaml:"max_record_bytes"`
+	// CommitInterval is how often done offsets are committed (asynchronously, never per
+	// message). Default 1s.
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	// ShutdownTimeout bounds the drain on shutdown: in-flight batches finish and offsets are
+	// committed within it; what does not finish is replayed by the next run. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// RetryBackoffMax caps the backoff between retries of a failed sink write. Default 10s.
+	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
+}
+
+// Validate fills defaults and rejects bad values; key prefixes the key names in errors.
+func (c *Config) Validate(key string) error {
+	if len(c.Brokers) == 0 {
+		return fmt.Errorf("%s.brokers: at least one broker is required", key)
+	}
+	for i, b := range c.Brokers {
+		if !strings.Contains(b, ":") {
+			return fmt.Errorf("%s.brokers[%d]: %q is not host:port", key, i, b)
+		}
+	}
+	if len(c.Topics) == 0 {
+		return fmt.Errorf("%s.topics: at least one topic is required", key)
+	}
+	for i, t := range c.Topics {
+		if t == "" || strings.HasSuffix(t, ".dlq") {
+			return fmt.Errorf("%s.topics[%d]: %q is empty or a dead-letter topic", key, i, t)
+		}
+	}
+	if c.GroupID == "" {
+		c.GroupID = "raterd"
+	}
+	if c.StartOffset == "" {
+		c.StartOffset = StartEarliest
+	}
+	if c.StartOffset != StartEarliest && c.StartOffset != StartLatest {
+		return fmt.Errorf("%s.start_offset: %q is not earliest or latest", key, c.StartOffset)
+	}
+	if err := c.Batch.Validate(key + ".batch"); err != nil {
+		return err
+	}
+	setDefault(&c.Workers, 4)
+	setDefault(&c.MaxInFlightRecords, 4096)
+	setDefault(&c.MaxInFlightBytes, 64<<20)
+	setDefault(&c.MaxRecordBytes, DefaultMaxRecordBytes)
+	if c.CommitInterval == 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.RetryBackoffMax == 0 {
+		c.RetryBackoffMax = 10 * time.Second
+	}
+	switch {
+	case c.Workers < 1:
+		return fmt.Errorf("%s.workers: %d must be at least 1", key, c.Workers)
+	case c.MaxInFlightRecords < c.Batch.MaxRecords:
+		return fmt.Errorf("%s.max_in_flight_records: %d is below batch.max_records (%d), so a batch could never fill", key, c.MaxInFlightRecords, c.Batch.MaxRecords)
+	case c.MaxRecordBytes < 1:
+		return fmt.Errorf("%s.max_record_bytes: %d must be at least 1", key, c.MaxRecordBytes)
+	case c.MaxInFlightBytes < c.MaxRecordBytes:
+		return fmt.Errorf("%s.max_in_flight_bytes: %d is below max_record_bytes (%d)", key, c.MaxInFlightBytes, c.MaxRecordBytes)
+	case c.CommitInterval < 0:
+		return fmt.Errorf("%s.commit_interval: %s is negative", key, c.CommitInterval)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("%s.shutdown_timeout: %s is negative", key, c.ShutdownTimeout)
+	case c.RetryBackoffMax < 0:
+		return fmt.Errorf("%s.retry_backoff_max: %s is negative", key, c.RetryBackoffMax)
+	}
+	return nil
+}
+
+func setDefault(v *int, def int) {
+	if *v == 0 {
+		*v = def
+	}
+}

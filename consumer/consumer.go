@@ -1,0 +1,527 @@
+// Package consumer reads LLM traffic from Kafka with a consumer group, decodes and
+// validates each message, micro-batches the records, hands each batch to the scorer and
+// the sinks, and commits an offset only once every record at or below it is done: its
+// scores acknowledged by the score sink, or the message dead-lettered.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/semaphore"
+
+	"raterd/record"
+)
+
+// MessageReader is the part of a kafka-go *kafka.Reader (with a GroupID) the pipeline uses.
+type MessageReader interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Scorer turns a batch of valid records into score rows. An error nacks the batch.
+type Scorer interface {
+	Score(ctx context.Context, records []*record.Record) ([]record.Score, error)
+}
+
+// ScoreSink stores score rows; nil means durably accepted.
+type ScoreSink interface {
+	WriteScores(ctx context.Context, rows []record.Score) error
+}
+
+// DeadLetterSink stores rejected messages; nil means durably accepted.
+type DeadLetterSink interface {
+	WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error
+}
+
+// Options carries the pipeline's collaborators other than its stages.
+type Options struct {
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// MeterProvider and TracerProvider default to the OTel globals.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Stats are the pipeline's running totals.
+type Stats struct {
+	Fetched     int64 // messages fetched from Kafka
+	Valid       int64 // messages decoded into records
+	DeadLetters int64 // messages dead-lettered
+	Stale       int64 // redelivered messages skipped (already tracked or done)
+	Done        int64 // messages fully done (scored and written, or dead-lettered)
+	Scores      int64 // score rows written
+	Batches     int64 // batches completed
+	Retries     int64 // failed batch attempts that were retried
+	Commits     int64 // successful offset commits (each covers one or more partitions)
+}
+
+// item is one fetched message on its way through the pipeline.
+type item struct {
+	msg  kafka.Message
+	rec  *record.Record // nil when dead
+	dead *record.DeadLetter
+	size int
+}
+
+type batch struct {
+	items []item
+	size  int
+}
+
+// Pipeline is the consumer side of raterd: fetch → decode → batch → score → write → commit.
+type Pipeline struct {
+	cfg     Config
+	reader  MessageReader
+	scorer  Scorer
+	scores  ScoreSink
+	dead    DeadLetterSink
+	opts    Options
+	tracer  trace.Tracer
+	tracker *OffsetTracker
+
+	inflightRecords *semaphore.Weighted
+	inflightBytes   *semaphore.Weighted
+
+	stats struct {
+		fetched, valid, dead, stale, done, scores, batches, retries, commits atomic.Int64
+	}
+
+	mRecords  metric.Int64Counter
+	mDead     metric.Int64Counter
+	mBatchDur metric.Float64Histogram
+	mBatchLen metric.Int64Histogram
+	mCommits  metric.Int64Counter
+	mRetries  metric.Int64Counter
+}
+
+// New returns a pipeline; cfg must be validated.
+func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead DeadLetterSink, opts Options) (*Pipeline, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MeterProvider == nil {
+		opts.MeterProvider = otel.GetMeterProvider()
+	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = otel.GetTracerProvider()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p := &Pipeline{
+		cfg: cfg, reader: reader, scorer: scorer, scores: scores, dead: dead, opts: opts,
+		tracer:          opts.TracerProvider.Tracer("raterd/consumer"),
+		tracker:         NewOffsetTracker(),
+		inflightRecords: semaphore.NewWeighted(int64(cfg.MaxInFlightRecords)),
+		inflightBytes:   semaphore.NewWeighted(int64(cfg.MaxInFlightBytes)),
+	}
+	m := opts.MeterProvider.Meter("raterd/consumer")
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	var err error
+	p.mRecords, err = m.Int64Counter("raterd.consumer.records", metric.WithDescription("messages fetched, by outcome"))
+	add(err)
+	p.mDead, err = m.Int64Counter("raterd.consumer.dead_letters", metric.WithDescription("messages dead-lettered, by reason"))
+	add(err)
+	p.mBatchDur, err = m.Float64Histogram("raterd.consumer.batch.duration", metric.WithUnit("s"), metric.WithDescription("time to score and write one batch"))
+	add(err)
+	p.mBatchLen, err = m.Int64Histogram("raterd.consumer.batch.records", metric.WithDescription("messages per batch"))
+	add(err)
+	p.mCommits, err = m.Int64Counter("raterd.consumer.commits", metric.WithDescription("offset commits, by result"))
+	add(err)
+	p.mRetries, err = m.Int64Counter("raterd.consumer.batch.retries", metric.WithDescription("batch attempts that failed and were retried"))
+	add(err)
+	_, err = m.Int64ObservableGauge("raterd.consumer.in_flight", metric.WithDescription("messages fetched and not yet done"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(p.tracker.Pending()))
+			return nil
+		}))
+	add(err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("consumer metrics: %w", err)
+	}
+	return p, nil
+}
+
+// Stats returns the running totals.
+func (p *Pipeline) Stats() Stats {
+	s := &p.stats
+	return Stats{
+		Fetched: s.fetched.Load(), Valid: s.valid.Load(), DeadLetters: s.dead.Load(), Stale: s.stale.Load(),
+		Done: s.done.Load(), Scores: s.scores.Load(), Batches: s.batches.Load(), Retries: s.retries.Load(),
+		Commits: s.commits.Load(),
+	}
+}
+
+// Run consumes until ctx ends, then drains: it stops fetching, finishes the batches in
+// flight within Config.ShutdownTimeout, commits what is done and returns. Records not done
+// by then are not committed and are read again by the next run.
+func (p *Pipeline) Run(ctx context.Context) error {
+	// Work continues past ctx's end for the drain, bounded by the shutdown deadline.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	msgs := make(chan kafka.Message)
+	batches := make(chan *batch)
+	fetchErr := make(chan error, 1)
+
+	go func() { fetchErr <- p.fetchLoop(ctx, msgs) }()
+
+	var workers sync.WaitGroup
+	for range p.cfg.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for b := range batches {
+				p.processBatch(workCtx, b)
+			}
+		}()
+	}
+
+	commitDone := make(chan struct{})
+	stopCommit := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		p.commitLoop(workCtx, stopCommit)
+	}()
+
+	p.batchLoop(msgs, batches) // returns when msgs is closed (fetching stopped)
+	close(batches)
+
+	drained := make(chan struct{})
+	go func() { workers.Wait(); close(drained) }()
+	timer := time.NewTimer(p.cfg.ShutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-drained:
+	case <-timer.C:
+		p.opts.Logger.Warn("shutdown deadline reached; unfinished batches will be replayed", "pending", p.tracker.Pending())
+		cancelWork()
+		<-drained
+	}
+	close(stopCommit)
+	<-commitDone
+	// Final commit of everything done, on a fresh bounded context.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	commitErr := p.commit(cctx)
+
+	err := <-fetchErr
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		err = nil
+	}
+	return errors.Join(err, commitErr)
+}
+
+// fetchLoop fetches messages while the in-flight budget allows, and closes msgs when ctx
+// ends or the reader fails.
+func (p *Pipeline) fetchLoop(ctx context.Context, msgs chan<- kafka.Message) error {
+	defer close(msgs)
+	for {
+		// Backpressure: no fetch until a record slot is free.
+		if err := p.inflightRecords.Acquire(ctx, 1); err != nil {
+			return err
+		}
+		m, err := p.reader.FetchMessage(ctx)
+		if err != nil {
+			p.inflightRecords.Release(1)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("kafka fetch: %w", err)
+		}
+		size := min(len(m.Value), p.cfg.MaxInFlightBytes)
+		if err := p.inflightBytes.Acquire(ctx, int64(size)); err != nil {
+			// Shutting down: this message is neither tracked nor committed; it replays.
+			p.inflightRecords.Release(1)
+			return err
+		}
+		p.stats.fetched.Add(1)
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+			p.release(1, size)
+			return ctx.Err()
+		}
+	}
+}
+
+func (p *Pipeline) release(records, bytes int) {
+	p.inflightRecords.Release(int64(records))
+	p.inflightBytes.Release(int64(bytes))
+}
+
+// batchLoop owns the batcher: it decodes each message, tracks its offset and flushes
+// batches by count, bytes or linger. It returns after msgs is closed and the last partial
+// batch is handed on.
+func (p *Pipeline) batchLoop(msgs <-chan kafka.Message, batches chan<- *batch) {
+	b := NewBatcher[item](p.cfg.Batch, p.opts.Now)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	flush := func() {
+		items, size := b.Flush()
+		if len(items) > 0 {
+			batches <- &batch{items: items, size: size}
+		}
+	}
+	for {
+		var timeout <-chan time.Time
+		if d := b.UntilNext(); d >= 0 {
+			timer.Reset(d)
+			timeout = timer.C
+		}
+		select {
+		case m, ok := <-msgs:
+			timer.Stop()
+			if !ok {
+				flush()
+				return
+			}
+			it, ok := p.admit(m)
+			if !ok {
+				continue
+			}
+			if b.Add(it, it.size) {
+				flush()
+			}
+		case <-timeout:
+			flush()
+		}
+	}
+}
+
+// admit decodes a message and tracks its offset; ok is false for a stale redelivery.
+func (p *Pipeline) admit(m kafka.Message) (item, bool) {
+	size := min(len(m.Value), p.cfg.MaxInFlightBytes)
+	tp := TopicPartition{Topic: m.Topic, Partition: m.Partition}
+	if err := p.tracker.Track(tp, m.Offset); err != nil {
+		// kafka-go can redeliver records after a rebalance; they are already in flight
+		// or done, so skipping them loses nothing.
+		p.stats.stale.Add(1)
+		p.mRecords.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", "stale")))
+		p.release(1, size)
+		return item{}, false
+	}
+	src := record.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
+	rec, err := Decode(m.Value, src, m.Time, p.cfg.MaxRecordBytes)
+	it := item{msg: m, rec: rec, size: size}
+	if err != nil {
+		reason := ReasonInvalidJSON
+		var de *DecodeError
+		if errors.As(err, &de) {
+			reason = de.Reason
+		}
+		headers := make(map[string]string, len(m.Headers))
+		for _, h := range m.Headers {
+			headers[h.Key] = string(h.Value)
+		}
+		it.dead = &record.DeadLetter{
+			Source: src, Key: m.Key, Value: m.Value, Headers: headers,
+			Reason: reason, Error: err.Error(), FirstSeen: p.opts.Now().UTC(), Attempts: 1,
+		}
+		p.mRecords.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", "invalid")))
+	} else {
+		p.stats.valid.Add(1)
+		p.mRecords.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", "valid")))
+	}
+	return it, true
+}
+
+// processBatch scores and writes one batch, retrying failures with jittered backoff until
+// they succeed or ctx ends (shutdown deadline). Only a fully written batch marks its
+// offsets done.
+func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
+	start := p.opts.Now()
+	var links []trace.Link
+	for i := range b.items {
+		if len(links) == 32 {
+			break // enough to find the producers' traces; spans stay small
+		}
+		if sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), headerCarrier(b.items[i].msg.Headers))); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	ctx, span := p.tracer.Start(ctx, "consumer.batch", trace.WithLinks(links...),
+		trace.WithAttributes(attribute.Int("messages", len(b.items)), attribute.Int("bytes", b.size)))
+	defer span.End()
+
+	var records []*record.Record
+	var dead []record.DeadLetter
+	for _, it := range b.items {
+		if it.dead != nil {
+			dead = append(dead, *it.dead)
+		} else {
+			records = append(records, it.rec)
+		}
+	}
+
+	var rows []record.Score
+	scored, wroteScores, wroteDead := false, false, len(dead) == 0
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := p.tryBatch(ctx, records, dead, &rows, &scored, &wroteScores, &wroteDead)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			span.SetStatus(codes.Error, "abandoned at shutdown")
+			p.opts.Logger.Warn("batch abandoned at shutdown; it will be replayed", "messages", len(b.items), "err", err)
+			return // not marked done: not committed, replayed by the next run
+		}
+		p.stats.retries.Add(1)
+		p.mRetries.Add(ctx, 1)
+		p.opts.Logger.Warn("batch failed; retrying", "attempt", attempt, "messages", len(b.items), "backoff", backoff, "err", err)
+		span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt), attribute.String("error", err.Error())))
+		// Full jitter keeps many workers from retrying in lockstep.
+		sleep := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		select {
+		case <-time.After(sleep):
+		case <-ctx.Done():
+		}
+		backoff = min(backoff*2, p.cfg.RetryBackoffMax)
+	}
+
+	for _, it := range b.items {
+		p.tracker.Done(TopicPartition{Topic: it.msg.Topic, Partition: it.msg.Partition}, it.msg.Offset)
+	}
+	p.release(len(b.items), b.size)
+	for _, d := range dead {
+		p.mDead.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", d.Reason), attribute.String("topic", d.Source.Topic)))
+	}
+	p.stats.dead.Add(int64(len(dead)))
+	p.stats.done.Add(int64(len(b.items)))
+	p.stats.scores.Add(int64(len(rows)))
+	p.stats.batches.Add(1)
+	p.mBatchLen.Record(ctx, int64(len(b.items)))
+	p.mBatchDur.Record(ctx, p.opts.Now().Sub(start).Seconds())
+}
+
+// tryBatch runs the stages not yet done for a batch; a retry resumes where it failed, so a
+// ClickHouse outage does not cost a second round of judge calls.
+func (p *Pipeline) tryBatch(ctx context.Context, records []*record.Record, dead []record.DeadLetter, rows *[]record.Score, scored, wroteScores, wroteDead *bool) error {
+	if !*scored && len(records) > 0 {
+		r, err := p.scorer.Score(ctx, records)
+		if err != nil {
+			return fmt.Errorf("score %d records: %w", len(records), err)
+		}
+		*rows, *scored = r, true
+	}
+	if !*wroteScores {
+		sctx, span := p.tracer.Start(ctx, "sink.write_scores", trace.WithAttributes(attribute.Int("rows", len(*rows))))
+		err := p.scores.WriteScores(sctx, *rows)
+		span.End()
+		if err != nil {
+			return fmt.Errorf("write %d score rows: %w", len(*rows), err)
+		}
+		*wroteScores = true
+	}
+	if !*wroteDead {
+		dctx, span := p.tracer.Start(ctx, "sink.write_dead_letters", trace.WithAttributes(attribute.Int("messages", len(dead))))
+		err := p.dead.WriteDeadLetters(dctx, dead)
+		span.End()
+		if err != nil {
+			return fmt.Errorf("dead-letter %d messages: %w", len(dead), err)
+		}
+		*wroteDead = true
+	}
+	return nil
+}
+
+// commitLoop commits done offsets every CommitInterval until stop is closed.
+func (p *Pipeline) commitLoop(ctx context.Context, stop <-chan struct{}) {
+	t := time.NewTicker(p.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := p.commit(ctx); err != nil {
+				p.opts.Logger.Warn("offset commit failed; will retry", "err", err)
+			}
+		}
+	}
+}
+
+// commit commits every partition whose done watermark moved, in one request.
+func (p *Pipeline) commit(ctx context.Context) error {
+	next := p.tracker.Committable()
+	if len(next) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, 0, len(next))
+	for tp, off := range next {
+		// kafka-go commits message offset + 1, the offset of the next record to read.
+		msgs = append(msgs, kafka.Message{Topic: tp.Topic, Partition: tp.Partition, Offset: off - 1})
+	}
+	if err := p.reader.CommitMessages(ctx, msgs...); err != nil {
+		p.tracker.Uncommit(next)
+		p.mCommits.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "error")))
+		return fmt.Errorf("commit offsets of %d partitions: %w", len(next), err)
+	}
+	p.stats.commits.Add(1)
+	p.mCommits.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
+	p.opts.Logger.Debug("committed offsets", "partitions", len(next))
+	return nil
+}
+
+// headerCarrier adapts Kafka headers to OTel's TextMapCarrier for trace-context extraction.
+type headerCarrier []kafka.Header
+
+func (h headerCarrier) Get(key string) string {
+	for _, x := range h {
+		if x.Key == key {
+			return string(x.Value)
+		}
+	}
+	return ""
+}
+
+func (h headerCarrier) Set(string, string) {}
+
+func (h headerCarrier) Keys() []string {
+	keys := make([]string, len(h))
+	for i, x := range h {
+		keys[i] = x.Key
+	}
+	return keys
+}
+
+// NewKafkaReader returns a kafka-go group reader for cfg. Commits are explicit (the
+// pipeline's committer), never automatic.
+func NewKafkaReader(cfg Config, dialer *kafka.Dialer, logger *slog.Logger) *kafka.Reader {
+	start := kafka.FirstOffset
+	if cfg.StartOffset == StartLatest {
+		start = kafka.LastOffset
+	}
+	rc := kafka.ReaderConfig{
+		Brokers:        cfg.Brokers,
+		GroupID:        cfg.GroupID,
+		GroupTopics:    cfg.Topics,
+		StartOffset:    start,
+		MinBytes:       1,
+		MaxBytes:       max(cfg.MaxRecordBytes*2, 10<<20),
+		MaxWait:        250 * time.Millisecond,
+		QueueCapacity:  max(cfg.Batch.MaxRecords, 100),
+		CommitInterval: 0, // synchronous CommitMessages, called only by the committer
+		Dialer:         dialer,
+		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { logger.Warn("kafka: " + fmt.Sprintf(msg, args...)) }),
+	}
+	return kafka.NewReader(rc)
+}

@@ -1,0 +1,128 @@
+package consumer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"raterd/record"
+)
+
+// Reasons a message is dead-lettered. They are stable strings: they appear in DLQ headers,
+// in the dead_letters table and as a metric attribute.
+const (
+	ReasonTooLarge     = "too_large"
+	ReasonInvalidUTF8  = "invalid_utf8"
+	ReasonInvalidJSON  = "invalid_json"
+	ReasonMissingField = "missing_field"
+	ReasonInvalidField = "invalid_field"
+)
+
+// DefaultMaxRecordBytes is the default size cap of one message value (1 MiB).
+const DefaultMaxRecordBytes = 1 << 20
+
+// DecodeError says why a message value is not a valid record. It is permanent: the same
+// bytes never decode, so the message goes to the dead-letter topic instead of being retried.
+type DecodeError struct {
+	// Reason is one of the Reason* constants.
+	Reason string
+	// Field names the offending field, when there is one.
+	Field string
+	// Err is the underlying error, if any.
+	Err error
+}
+
+func (e *DecodeError) Error() string {
+	msg := e.Reason
+	if e.Field != "" {
+		msg += ": field " + strconv.Quote(e.Field)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// wireRecord mirrors the JSON contract. Pointers tell an absent field from an empty one.
+type wireRecord struct {
+	ID         string             `json:"id"`
+	Timestamp  string             `json:"timestamp"`
+	Model      *string            `json:"model"`
+	App        string             `json:"app"`
+	Prompt     string             `json:"prompt"`
+	Messages   []record.Message   `json:"messages"`
+	Response   *string            `json:"response"`
+	Reference  string             `json:"reference"`
+	Candidates []record.Candidate `json:"candidates"`
+	Metadata   map[string]string  `json:"metadata"`
+	TraceID    string             `json:"trace_id"`
+}
+
+// Decode parses one Kafka message value into a record. msgTime is the Kafka message time,
+// used when the record has no timestamp; src fills the record id when it has none. Errors
+// are always *DecodeError.
+func Decode(value []byte, src record.Source, msgTime time.Time, maxBytes int) (*record.Record, error) {
+	if maxBytes > 0 && len(value) > maxBytes {
+		return nil, &DecodeError{Reason: ReasonTooLarge, Err: fmt.Errorf("%d bytes exceeds the %d-byte cap", len(value), maxBytes)}
+	}
+	if !utf8.Valid(value) {
+		return nil, &DecodeError{Reason: ReasonInvalidUTF8, Err: errors.New("message value is not valid UTF-8")}
+	}
+	var w wireRecord
+	if err := json.Unmarshal(value, &w); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return nil, &DecodeError{Reason: ReasonInvalidField, Field: typeErr.Field, Err: fmt.Errorf("expected %s, got JSON %s", typeErr.Type, typeErr.Value)}
+		}
+		return nil, &DecodeError{Reason: ReasonInvalidJSON, Err: err}
+	}
+	if w.Model == nil || *w.Model == "" {
+		return nil, &DecodeError{Reason: ReasonMissingField, Field: "model"}
+	}
+	if w.Response == nil {
+		return nil, &DecodeError{Reason: ReasonMissingField, Field: "response"}
+	}
+	r := &record.Record{
+		ID:         w.ID,
+		Model:      *w.Model,
+		App:        w.App,
+		Prompt:     w.Prompt,
+		Messages:   w.Messages,
+		Response:   *w.Response,
+		Reference:  w.Reference,
+		Candidates: w.Candidates,
+		Metadata:   w.Metadata,
+		TraceID:    w.TraceID,
+		Source:     src,
+		SizeBytes:  len(value),
+	}
+	if r.ID == "" {
+		r.ID = fmt.Sprintf("%s/%d/%d", src.Topic, src.Partition, src.Offset)
+	}
+	if w.Timestamp == "" {
+		r.Timestamp = msgTime.UTC()
+	} else {
+		ts, err := time.Parse(time.RFC3339Nano, w.Timestamp)
+		if err != nil {
+			return nil, &DecodeError{Reason: ReasonInvalidField, Field: "timestamp", Err: fmt.Errorf("not RFC 3339: %q", truncate(w.Timestamp, 64))}
+		}
+		r.Timestamp = ts.UTC()
+	}
+	return r, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary so the result stays valid UTF-8.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,120 @@
+package consumer
+
+import (
+	"fmt"
+	"sync"
+)
+
+// TopicPartition names one partition of one topic.
+type TopicPartition struct {
+	Topic     string
+	Partition int
+}
+
+func (tp TopicPartition) String() string { return fmt.Sprintf("%s/%d", tp.Topic, tp.Partition) }
+
+// partitionOffsets tracks the fetched but not yet committable offsets of one partition.
+// Offsets are tracked in fetch order (ascending); completion may come in any order.
+type partitionOffsets struct {
+	pending []int64        // fetched offsets not yet below the watermark, ascending
+	done    map[int64]bool // pending offsets that completed out of order
+	// next is the offset to commit: every record below it is fully done. -1 until the
+	// first record of the partition completes.
+	next      int64
+	committed int64 // the last next value handed out by Committable, -1 if none
+}
+
+// OffsetTracker knows, per partition, the highest offset below which every record is fully
+// done (scored and written, or dead-lettered). Only that offset may be committed, so a crash
+// never skips an unfinished record. Safe for concurrent use: the batch loop tracks, the
+// workers mark done, the committer reads.
+type OffsetTracker struct {
+	mu         sync.Mutex
+	partitions map[TopicPartition]*partitionOffsets
+}
+
+// NewOffsetTracker returns an empty tracker.
+func NewOffsetTracker() *OffsetTracker {
+	return &OffsetTracker{partitions: make(map[TopicPartition]*partitionOffsets)}
+}
+
+// Track registers a fetched offset. Offsets of one partition must be tracked in ascending
+// order; an offset at or below one already tracked is rejected (kafka-go may redeliver
+// after a rebalance), and the caller should skip that message.
+func (t *OffsetTracker) Track(tp TopicPartition, offset int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.partitions[tp]
+	if p == nil {
+		p = &partitionOffsets{done: make(map[int64]bool), next: -1, committed: -1}
+		t.partitions[tp] = p
+	}
+	if n := len(p.pending); n > 0 && offset <= p.pending[n-1] || offset < p.next {
+		return fmt.Errorf("offset %d of %s is not after the offsets already tracked", offset, tp)
+	}
+	p.pending = append(p.pending, offset)
+	return nil
+}
+
+// Done marks a tracked offset fully processed and advances the partition's watermark past
+// every contiguous done offset.
+func (t *OffsetTracker) Done(tp TopicPartition, offset int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.partitions[tp]
+	if p == nil {
+		return
+	}
+	p.done[offset] = true
+	i := 0
+	for i < len(p.pending) && p.done[p.pending[i]] {
+		delete(p.done, p.pending[i])
+		p.next = p.pending[i] + 1
+		i++
+	}
+	if i > 0 {
+		// Copy down rather than reslice so the backing array does not grow forever.
+		p.pending = append(p.pending[:0], p.pending[i:]...)
+	}
+}
+
+// Committable returns, for each partition whose watermark moved since the last call, the
+// next offset to commit (the Kafka convention: the offset of the next record to read).
+func (t *OffsetTracker) Committable() map[TopicPartition]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out map[TopicPartition]int64
+	for tp, p := range t.partitions {
+		if p.next > p.committed {
+			if out == nil {
+				out = make(map[TopicPartition]int64)
+			}
+			out[tp] = p.next
+			p.committed = p.next
+		}
+	}
+	return out
+}
+
+// Uncommit puts back watermarks that Committable handed out but that could not be
+// committed, so the next call returns them again.
+func (t *OffsetTracker) Uncommit(failed map[TopicPartition]int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for tp, next := range failed {
+		if p := t.partitions[tp]; p != nil && p.committed == next {
+			p.committed = -1
+		}
+	}
+}
+
+// Pending is the number of tracked offsets not yet below a watermark, over all partitions.
+func (t *OffsetTracker) Pending() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, p := range t.partitions {
+		n += len(p.pending)
+	}
+	return n
+}

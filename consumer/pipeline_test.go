@@ -1,0 +1,259 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"raterd/record"
+)
+
+// fakeReader is a recording fake of a kafka-go group reader: it serves a fixed list of
+// messages and records every commit.
+type fakeReader struct {
+	mu      sync.Mutex
+	msgs    []kafka.Message
+	next    int
+	commits map[TopicPartition]int64 // highest committed "next offset" per partition
+}
+
+func (f *fakeReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	f.mu.Lock()
+	if f.next < len(f.msgs) {
+		m := f.msgs[f.next]
+		f.next++
+		f.mu.Unlock()
+		return m, nil
+	}
+	f.mu.Unlock()
+	<-ctx.Done()
+	return kafka.Message{}, ctx.Err()
+}
+
+func (f *fakeReader) CommitMessages(_ context.Context, msgs ...kafka.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range msgs {
+		tp := TopicPartition{m.Topic, m.Partition}
+		if m.Offset+1 > f.commits[tp] {
+			f.commits[tp] = m.Offset + 1
+		}
+	}
+	return nil
+}
+
+func (f *fakeReader) committed() map[TopicPartition]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[TopicPartition]int64{}
+	for k, v := range f.commits {
+		out[k] = v
+	}
+	return out
+}
+
+// fakeScorer gives every record one score row.
+type fakeScorer struct{}
+
+func (fakeScorer) Score(_ context.Context, recs []*record.Record) ([]record.Score, error) {
+	rows := make([]record.Score, len(recs))
+	for i, r := range recs {
+		rows[i] = record.Score{RecordID: r.ID, Source: r.Source, Status: record.StatusOK}
+	}
+	return rows, nil
+}
+
+// recordingSink stores rows and dead letters; failFirst makes the first n writes fail.
+type recordingSink struct {
+	mu        sync.Mutex
+	rows      []record.Score
+	dead      []record.DeadLetter
+	failFirst int
+	writes    int
+	// beforeWrite, when set, runs before each score write (to observe commits).
+	beforeWrite func()
+}
+
+func (s *recordingSink) WriteScores(_ context.Context, rows []record.Score) error {
+	if s.beforeWrite != nil {
+		s.beforeWrite()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	if s.writes <= s.failFirst {
+		return errors.New("injected sink failure")
+	}
+	s.rows = append(s.rows, rows...)
+	return nil
+}
+
+func (s *recordingSink) WriteDeadLetters(_ context.Context, d []record.DeadLetter) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dead = append(s.dead, d...)
+	return nil
+}
+
+func testConfig() Config {
+	cfg := Config{Brokers: []string{"x:1"}, Topics: []string{"t"}, Batch: BatchPolicy{MaxRecords: 4, Linger: 5 * time.Millisecond},
+		CommitInterval: 5 * time.Millisecond, RetryBackoffMax: 20 * time.Millisecond, MaxInFlightRecords: 8}
+	if err := cfg.Validate("kafka"); err != nil {
+		panic(err)
+	}
+	return cfg
+}
+
+func messages(n int, bad map[int]string) []kafka.Message {
+	var out []kafka.Message
+	for i := range n {
+		v := fmt.Sprintf(`{"id":"r%d","model":"m","response":"answer %d"}`, i, i)
+		if b, ok := bad[i]; ok {
+			v = b
+		}
+		out = append(out, kafka.Message{Topic: "t", Partition: i % 2, Offset: int64(i / 2), Value: []byte(v), Time: time.Unix(0, 0)})
+	}
+	return out
+}
+
+func runUntilDone(t *testing.T, p *Pipeline, n int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	deadline := time.After(20 * time.Second)
+	for p.Stats().Done < n {
+		select {
+		case <-deadline:
+			cancel()
+			t.Fatalf("only %d of %d messages done", p.Stats().Done, n)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestPipelineScoresDeadLettersAndCommitsToTheEnd(t *testing.T) {
+	bad := map[int]string{3: `not json`, 8: `{"response":"no model"}`}
+	reader := &fakeReader{msgs: messages(20, bad), commits: map[TopicPartition]int64{}}
+	sink := &recordingSink{}
+	p, err := New(testConfig(), reader, fakeScorer{}, sink, sink, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilDone(t, p, 20)
+
+	if len(sink.rows) != 18 {
+		t.Errorf("score rows = %d, want 18", len(sink.rows))
+	}
+	if len(sink.dead) != 2 {
+		t.Fatalf("dead letters = %d, want 2", len(sink.dead))
+	}
+	reasons := map[string]bool{}
+	for _, d := range sink.dead {
+		reasons[d.Reason] = true
+		if d.Source.Topic != "t" || d.Value == nil {
+			t.Errorf("dead letter lacks its source or bytes: %+v", d)
+		}
+	}
+	if !reasons[ReasonInvalidJSON] || !reasons[ReasonMissingField] {
+		t.Errorf("dead-letter reasons = %v", reasons)
+	}
+	got := reader.committed()
+	want := map[TopicPartition]int64{{"t", 0}: 10, {"t", 1}: 10}
+	for tp, off := range want {
+		if got[tp] != off {
+			t.Errorf("committed %s = %d, want %d", tp, got[tp], off)
+		}
+	}
+	if s := p.Stats(); s.Valid != 18 || s.DeadLetters != 2 || s.Scores != 18 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+func TestPipelineNeverCommitsBeforeTheSinkAcknowledges(t *testing.T) {
+	reader := &fakeReader{msgs: messages(8, nil), commits: map[TopicPartition]int64{}}
+	sink := &recordingSink{failFirst: 3}
+	// Every write attempt checks that no offset beyond what the sink holds was committed.
+	sink.beforeWrite = func() {
+		sink.mu.Lock()
+		stored := map[TopicPartition]int64{}
+		for _, r := range sink.rows {
+			tp := TopicPartition{r.Source.Topic, r.Source.Partition}
+			stored[tp] = max(stored[tp], r.Source.Offset+1)
+		}
+		sink.mu.Unlock()
+		for tp, off := range reader.committed() {
+			if off > stored[tp] {
+				t.Errorf("committed %s up to %d but the sink holds rows only below %d", tp, off, stored[tp])
+			}
+		}
+	}
+	p, err := New(testConfig(), reader, fakeScorer{}, sink, sink, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilDone(t, p, 8)
+	if p.Stats().Retries < 3 {
+		t.Errorf("retries = %d, want at least 3", p.Stats().Retries)
+	}
+	if len(sink.rows) != 8 {
+		t.Errorf("rows = %d, want 8 (nothing lost to the failures)", len(sink.rows))
+	}
+	if got := reader.committed(); got[TopicPartition{"t", 0}] != 4 || got[TopicPartition{"t", 1}] != 4 {
+		t.Errorf("committed = %v", got)
+	}
+}
+
+// blockingSink never acknowledges until released, to test the in-flight bound.
+type blockingSink struct {
+	recordingSink
+	release chan struct{}
+}
+
+func (b *blockingSink) WriteScores(ctx context.Context, rows []record.Score) error {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return b.recordingSink.WriteScores(ctx, rows)
+}
+
+func TestPipelineBoundsInFlightRecords(t *testing.T) {
+	reader := &fakeReader{msgs: messages(100, nil), commits: map[TopicPartition]int64{}}
+	sink := &blockingSink{release: make(chan struct{})}
+	cfg := testConfig()
+	cfg.ShutdownTimeout = 50 * time.Millisecond
+	p, err := New(cfg, reader, fakeScorer{}, sink, sink, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	// Wait until fetching has stalled on the bound.
+	for i := 0; i < 200 && p.Stats().Fetched < int64(cfg.MaxInFlightRecords); i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if f := p.Stats().Fetched; f != int64(cfg.MaxInFlightRecords) {
+		t.Errorf("fetched %d with the sink blocked, want exactly the in-flight bound %d", f, cfg.MaxInFlightRecords)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	// Nothing was acknowledged, so nothing may be committed: the next run replays it all.
+	if got := reader.committed(); len(got) != 0 {
+		t.Errorf("committed %v although no batch was written", got)
+	}
+}

@@ -1,0 +1,118 @@
+// Package record holds the small types shared by every stage: the input record that the
+// consumer decodes from Kafka and the score row that the scorer produces and the sinks store.
+// It imports nothing from the rest of raterd, so every package can depend on it.
+package record
+
+import "time"
+
+// Message is one turn of a chat transcript.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Candidate is an alternative answer to the same prompt, used by pairwise evaluators.
+type Candidate struct {
+	Model    string `json:"model"`
+	Response string `json:"response"`
+}
+
+// Source says where a record was read from. It travels with the record so that score rows
+// and dead letters can point back to the Kafka message.
+type Source struct {
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
+// Record is one request/response pair of a deployed model: the canonical input contract of
+// raterd (see DESIGN.md, "Input record").
+type Record struct {
+	ID         string            `json:"id"`
+	Timestamp  time.Time         `json:"timestamp"`
+	Model      string            `json:"model"`
+	App        string            `json:"app,omitempty"`
+	Prompt     string            `json:"prompt,omitempty"`
+	Messages   []Message         `json:"messages,omitempty"`
+	Response   string            `json:"response"`
+	Reference  string            `json:"reference,omitempty"`
+	Candidates []Candidate       `json:"candidates,omitempty"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	TraceID    string            `json:"trace_id,omitempty"`
+
+	// Source is filled by the consumer, not read from the message value.
+	Source Source `json:"-"`
+	// SizeBytes is the size of the encoded message value; the batcher bounds bytes with it.
+	SizeBytes int `json:"-"`
+}
+
+// PromptText returns the prompt as one string: Prompt when set, else the chat messages
+// rendered one per line as "role: content".
+func (r *Record) PromptText() string {
+	if r.Prompt != "" || len(r.Messages) == 0 {
+		return r.Prompt
+	}
+	n := 0
+	for _, m := range r.Messages {
+		n += len(m.Role) + len(m.Content) + 3
+	}
+	b := make([]byte, 0, n)
+	for i, m := range r.Messages {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		b = append(b, m.Role...)
+		b = append(b, ": "...)
+		b = append(b, m.Content...)
+	}
+	return string(b)
+}
+
+// Status values of a score row.
+const (
+	// StatusOK marks a score the judge produced and the parser accepted.
+	StatusOK = "ok"
+	// StatusParseFailure marks a judge answer that did not follow the output grammar; the
+	// row carries no made-up score.
+	StatusParseFailure = "parse_failure"
+	// StatusJudgeError marks a judgement that failed permanently after bounded retries.
+	StatusJudgeError = "judge_error"
+)
+
+// Score is one row of raterd.scores: one record judged by one evaluator at one rubric
+// version by one judge (see DESIGN.md, "Score row").
+type Score struct {
+	EventTime     time.Time
+	ScoredAt      time.Time
+	RecordID      string
+	TraceID       string
+	Source        Source
+	Model         string
+	App           string
+	Labels        map[string]string
+	Evaluator     string
+	RubricVersion string
+	Judge         string
+	TaskType      string
+	Value         float64 // numeric score on the rubric scale
+	Label         string
+	Confidence    float64
+	Explanation   string
+	Status        string
+	Cached        bool
+	JudgeLatency  time.Duration
+	Attempts      int
+}
+
+// DeadLetter is a Kafka message raterd could not process and will not retry: bad input,
+// or a permanent failure. It keeps the original bytes so that it can be replayed after a fix.
+type DeadLetter struct {
+	Source    Source
+	Key       []byte
+	Value     []byte
+	Headers   map[string]string // the original message's headers
+	Reason    string            // stable error class, e.g. "invalid_json"
+	Error     string            // human-readable detail
+	FirstSeen time.Time
+	Attempts  int
+}

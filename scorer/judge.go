@@ -1,0 +1,51 @@
+// Package scorer turns a batch of records into score rows: it picks the evaluators that
+// apply to each record, looks their judgements up in the cache, asks the judges for the
+// misses, and fills the cache. The Judge interface hides whether a verdict comes from a
+// CPU heuristic or from a GPU scoring pool.
+package scorer
+
+import (
+	"context"
+	"time"
+
+	"raterd/record"
+)
+
+// Task asks a judge for one evaluator's verdict on one record.
+type Task struct {
+	Evaluator *Evaluator
+	Record    *record.Record
+}
+
+// Verdict is a judge's answer to one Task. Err is set when the judgement failed for this
+// task alone; the other tasks of the same call are unaffected.
+type Verdict struct {
+	// Value is the numeric score on the evaluator's scale.
+	Value float64
+	// Label is the class (classification) or a short outcome word (heuristics).
+	Label string
+	// Confidence is in [0,1]; 1 when the judge gives no probability.
+	Confidence float64
+	// Explanation is the judge's reasoning, bounded by the scorer before storage.
+	Explanation string
+	// Status is record.StatusOK or record.StatusParseFailure.
+	Status string
+	// Latency is the wall time the judge spent on this task.
+	Latency time.Duration
+	// Attempts counts the judge calls made for this task (retries included).
+	Attempts int
+	// Err is a per-task failure; a failed task yields a row with record.StatusJudgeError.
+	Err error
+}
+
+// Judge scores tasks. Implementations must return exactly one Verdict per task, in order,
+// and must be safe for concurrent use. The returned error is for failures of the whole
+// call (the context ended); per-task failures go in Verdict.Err.
+type Judge interface {
+	// Identity names the judge and its model, e.g. "heuristic/v1" or
+	// "openai:prometheus-7b-v2.0". It is part of every score row and cache key, so that a
+	// judge change never returns an old score.
+	Identity() string
+	// Judge returns one verdict per task.
+	Judge(ctx context.Context, tasks []Task) ([]Verdict, error)
+}

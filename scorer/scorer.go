@@ -1,0 +1,406 @@
+package scorer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"raterd/record"
+	"raterd/scorer/cache"
+)
+
+// DefaultMaxExplanationBytes bounds the explanation stored with a score.
+const DefaultMaxExplanationBytes = 1024
+
+// Options configures a Scorer. Zero values mean the documented defaults.
+type Options struct {
+	// Cache is the verdict cache; nil disables caching.
+	Cache cache.Cache
+	// CacheTimeout bounds each cache round trip; on timeout or error the batch is scored
+	// without the cache. Default 250ms.
+	CacheTimeout time.Duration
+	// MaxExplanationBytes bounds stored explanations. Default 1024.
+	MaxExplanationBytes int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// MeterProvider and TracerProvider default to the OTel globals.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// BatchStats counts what scoring one batch cost.
+type BatchStats struct {
+	Tasks        int  // record × evaluator pairs to score
+	CacheHits    int  // tasks answered from the cache
+	Deduplicated int  // tasks answered by another task of the same batch with the same key
+	JudgeCalls   int  // tasks sent to a judge
+	Failures     int  // tasks whose judgement failed (judge errors and parse failures)
+	CacheBypass  bool // the cache was unreachable for this batch
+}
+
+// Scorer turns records into score rows for the configured evaluators.
+type Scorer struct {
+	evaluators []*Evaluator
+	judges     map[string]Judge
+	opts       Options
+	tracer     trace.Tracer
+
+	cacheDown   sync.Mutex // guards cacheIsDown for log-once-per-state-change
+	cacheIsDown bool
+
+	totalsMu sync.Mutex
+	totals   BatchStats
+
+	mTasks      metric.Int64Counter
+	mCacheHits  metric.Int64Counter
+	mJudgeCalls metric.Int64Counter
+	mFailures   metric.Int64Counter
+	mBypass     metric.Int64Counter
+	mJudgeTime  metric.Float64Histogram
+}
+
+// New returns a scorer. Every evaluator must be prepared and name a judge in judges.
+func New(evaluators []*Evaluator, judges map[string]Judge, opts Options) (*Scorer, error) {
+	for _, e := range evaluators {
+		if e.RubricVersion() == "" {
+			return nil, fmt.Errorf("evaluator %q: not prepared (call Prepare)", e.Name)
+		}
+		if judges[e.Judge] == nil {
+			return nil, fmt.Errorf("evaluator %q: judge %q: %w", e.Name, e.Judge, ErrUnknownJudge)
+		}
+	}
+	if opts.CacheTimeout == 0 {
+		opts.CacheTimeout = 250 * time.Millisecond
+	}
+	if opts.MaxExplanationBytes == 0 {
+		opts.MaxExplanationBytes = DefaultMaxExplanationBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MeterProvider == nil {
+		opts.MeterProvider = otel.GetMeterProvider()
+	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = otel.GetTracerProvider()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Scorer{evaluators: evaluators, judges: judges, opts: opts, tracer: opts.TracerProvider.Tracer("raterd/scorer")}
+	m := opts.MeterProvider.Meter("raterd/scorer")
+	var err error
+	must := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	var e error
+	s.mTasks, e = m.Int64Counter("raterd.scorer.tasks", metric.WithDescription("record × evaluator pairs to score"))
+	must(e)
+	s.mCacheHits, e = m.Int64Counter("raterd.scorer.cache.hits", metric.WithDescription("tasks answered from the cache"))
+	must(e)
+	s.mJudgeCalls, e = m.Int64Counter("raterd.scorer.judge.calls", metric.WithDescription("tasks sent to a judge"))
+	must(e)
+	s.mFailures, e = m.Int64Counter("raterd.scorer.failures", metric.WithDescription("judgements that failed or did not parse"))
+	must(e)
+	s.mBypass, e = m.Int64Counter("raterd.scorer.cache.bypass", metric.WithDescription("batches scored without the cache because it failed"))
+	must(e)
+	s.mJudgeTime, e = m.Float64Histogram("raterd.scorer.judge.duration", metric.WithUnit("s"), metric.WithDescription("wall time of one judge call for a batch"))
+	must(e)
+	if err != nil {
+		return nil, fmt.Errorf("scorer metrics: %w", err)
+	}
+	return s, nil
+}
+
+// Evaluators returns the configured evaluators.
+func (s *Scorer) Evaluators() []*Evaluator { return s.evaluators }
+
+// pending is one task of a batch with its cache key.
+type pending struct {
+	task    Task
+	key     string
+	verdict Verdict
+	cached  bool
+	// leader is the index of the task whose verdict this one shares (itself if none).
+	leader int
+}
+
+// Score judges every applicable record × evaluator pair of the batch and returns the score
+// rows; see ScoreBatch.
+func (s *Scorer) Score(ctx context.Context, records []*record.Record) ([]record.Score, error) {
+	rows, st, err := s.ScoreBatch(ctx, records)
+	s.totalsMu.Lock()
+	s.totals.Tasks += st.Tasks
+	s.totals.CacheHits += st.CacheHits
+	s.totals.Deduplicated += st.Deduplicated
+	s.totals.JudgeCalls += st.JudgeCalls
+	s.totals.Failures += st.Failures
+	s.totals.CacheBypass = s.totals.CacheBypass || st.CacheBypass
+	s.totalsMu.Unlock()
+	return rows, err
+}
+
+// Totals returns the stats summed over every Score call so far; CacheBypass is true when
+// any batch ran without the cache.
+func (s *Scorer) Totals() BatchStats {
+	s.totalsMu.Lock()
+	defer s.totalsMu.Unlock()
+	return s.totals
+}
+
+// ScoreBatch judges every applicable record × evaluator pair of the batch and returns the
+// score rows and what they cost. Cached verdicts cost no judge call, duplicate keys within the batch are judged once.
+// A non-nil error means the batch as a whole failed (the context ended); per-task failures
+// are rows with a failure status.
+func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]record.Score, BatchStats, error) {
+	ctx, span := s.tracer.Start(ctx, "scorer.Score", trace.WithAttributes(attribute.Int("records", len(records))))
+	defer span.End()
+	var st BatchStats
+
+	tasks := make([]pending, 0, len(records)*len(s.evaluators))
+	for _, r := range records {
+		for _, e := range s.evaluators {
+			if e.Applies(r) {
+				judge := s.judges[e.Judge]
+				tasks = append(tasks, pending{task: Task{Evaluator: e, Record: r}, key: CacheKey(e, judge.Identity(), r)})
+			}
+		}
+	}
+	st.Tasks = len(tasks)
+	s.mTasks.Add(ctx, int64(len(tasks)))
+	if len(tasks) == 0 {
+		return nil, st, nil
+	}
+
+	// Deduplicate keys within the batch: the first task with a key leads, the rest follow.
+	leaders := make(map[string]int, len(tasks))
+	var uniqueKeys []string
+	var uniqueIdx []int
+	for i := range tasks {
+		if j, ok := leaders[tasks[i].key]; ok {
+			tasks[i].leader = j
+			st.Deduplicated++
+			continue
+		}
+		leaders[tasks[i].key] = i
+		tasks[i].leader = i
+		uniqueKeys = append(uniqueKeys, tasks[i].key)
+		uniqueIdx = append(uniqueIdx, i)
+	}
+
+	// One cache round trip for the whole batch.
+	hit := make([]bool, len(tasks))
+	if s.opts.Cache != nil {
+		vals, err := s.cacheCall(ctx, "lookup", func(ctx context.Context) ([][]byte, error) { return s.opts.Cache.GetMany(ctx, uniqueKeys) })
+		if err != nil {
+			st.CacheBypass = true
+		}
+		for n, v := range vals {
+			if v == nil {
+				continue
+			}
+			i := uniqueIdx[n]
+			if verdict, ok := decodeVerdict(v); ok {
+				tasks[i].verdict, tasks[i].cached, hit[i] = verdict, true, true
+				st.CacheHits++
+			}
+		}
+	}
+
+	// Group the misses by judge and judge them concurrently, one call per judge.
+	byJudge := make(map[string][]int)
+	for _, i := range uniqueIdx {
+		if !hit[i] {
+			byJudge[tasks[i].task.Evaluator.Judge] = append(byJudge[tasks[i].task.Evaluator.Judge], i)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(byJudge))
+	for name, idx := range byJudge {
+		st.JudgeCalls += len(idx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batch := make([]Task, len(idx))
+			for n, i := range idx {
+				batch[n] = tasks[i].task
+			}
+			start := s.opts.Now()
+			verdicts, err := s.judges[name].Judge(ctx, batch)
+			s.mJudgeTime.Record(ctx, s.opts.Now().Sub(start).Seconds(), metric.WithAttributes(attribute.String("judge", name)))
+			if err == nil && len(verdicts) != len(batch) {
+				err = fmt.Errorf("judge %q returned %d verdicts for %d tasks", name, len(verdicts), len(batch))
+			}
+			if err != nil {
+				errs <- fmt.Errorf("judge %q: %w", name, err)
+				return
+			}
+			for n, i := range idx {
+				tasks[i].verdict = verdicts[n]
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, st, err
+	}
+	s.mJudgeCalls.Add(ctx, int64(st.JudgeCalls))
+	s.mCacheHits.Add(ctx, int64(st.CacheHits))
+
+	// One cache round trip to fill what was judged successfully.
+	if s.opts.Cache != nil && !st.CacheBypass {
+		var fill []cache.Entry
+		for _, i := range uniqueIdx {
+			p := &tasks[i]
+			if !p.cached && p.verdict.Err == nil && p.verdict.Status == record.StatusOK {
+				fill = append(fill, cache.Entry{Key: p.key, Value: encodeVerdict(p.verdict), TTL: p.task.Evaluator.CacheTTL})
+			}
+		}
+		if len(fill) > 0 {
+			_, _ = s.cacheCall(ctx, "fill", func(ctx context.Context) ([][]byte, error) { return nil, s.opts.Cache.SetMany(ctx, fill) })
+		}
+	}
+
+	now := s.opts.Now().UTC()
+	rows := make([]record.Score, len(tasks))
+	for i := range tasks {
+		p := &tasks[i]
+		lead := &tasks[p.leader]
+		rows[i] = s.row(p.task, lead.verdict, lead.cached || p.leader != i, now)
+		if rows[i].Status != record.StatusOK {
+			st.Failures++
+		}
+	}
+	s.mFailures.Add(ctx, int64(st.Failures))
+	span.SetAttributes(attribute.Int("tasks", st.Tasks), attribute.Int("cache_hits", st.CacheHits), attribute.Int("judge_calls", st.JudgeCalls))
+	return rows, st, nil
+}
+
+func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score {
+	r := t.Record
+	status := v.Status
+	if status == "" {
+		status = record.StatusOK
+	}
+	expl := v.Explanation
+	if v.Err != nil {
+		status = record.StatusJudgeError
+		expl = v.Err.Error()
+	}
+	row := record.Score{
+		EventTime:     r.Timestamp,
+		ScoredAt:      now,
+		RecordID:      r.ID,
+		TraceID:       r.TraceID,
+		Source:        r.Source,
+		Model:         r.Model,
+		App:           r.App,
+		Labels:        r.Metadata,
+		Evaluator:     t.Evaluator.Name,
+		RubricVersion: t.Evaluator.RubricVersion(),
+		Judge:         s.judges[t.Evaluator.Judge].Identity(),
+		TaskType:      t.Evaluator.Task,
+		Value:         v.Value,
+		Label:         v.Label,
+		Confidence:    v.Confidence,
+		Explanation:   boundUTF8(expl, s.opts.MaxExplanationBytes),
+		Status:        status,
+		Cached:        cached,
+	}
+	if !cached {
+		row.JudgeLatency = v.Latency
+		row.Attempts = v.Attempts
+	}
+	return row
+}
+
+// cacheCall runs one bounded cache round trip; failures are logged once per state change
+// and counted, never returned to the batch (the cache is optional).
+func (s *Scorer) cacheCall(ctx context.Context, op string, f func(context.Context) ([][]byte, error)) ([][]byte, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.opts.CacheTimeout)
+	defer cancel()
+	vals, err := f(cctx)
+	s.cacheDown.Lock()
+	defer s.cacheDown.Unlock()
+	if err != nil {
+		s.mBypass.Add(ctx, 1, metric.WithAttributes(attribute.String("op", op)))
+		if !s.cacheIsDown {
+			s.opts.Logger.Warn("cache unavailable; scoring without it", "op", op, "err", err)
+			s.cacheIsDown = true
+		}
+		return nil, err
+	}
+	if s.cacheIsDown {
+		s.opts.Logger.Info("cache available again")
+		s.cacheIsDown = false
+	}
+	return vals, nil
+}
+
+// CacheKey is the cache key of a verdict: a hash of the evaluator's rubric version, the
+// judge's identity and exactly the record fields the evaluator reads. A rubric or judge
+// change yields a new key, so a stale verdict is never returned.
+func CacheKey(e *Evaluator, judgeIdentity string, r *record.Record) string {
+	h := sha256.New()
+	writeField(h, "cache-key-v1")
+	writeField(h, e.RubricVersion())
+	writeField(h, judgeIdentity)
+	for _, f := range e.Fields {
+		switch f {
+		case FieldPrompt:
+			writeField(h, r.PromptText())
+		case FieldResponse:
+			writeField(h, r.Response)
+		case FieldReference:
+			writeField(h, r.Reference)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// cachedVerdict is the compact cache encoding of a verdict (never the record).
+type cachedVerdict struct {
+	Value       float64 `json:"v"`
+	Label       string  `json:"l,omitempty"`
+	Confidence  float64 `json:"c"`
+	Explanation string  `json:"e,omitempty"`
+}
+
+func encodeVerdict(v Verdict) []byte {
+	b, _ := json.Marshal(cachedVerdict{Value: v.Value, Label: v.Label, Confidence: v.Confidence, Explanation: v.Explanation})
+	return b
+}
+
+func decodeVerdict(b []byte) (Verdict, bool) {
+	var c cachedVerdict
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Verdict{}, false // a corrupt entry is a miss, not a failure
+	}
+	return Verdict{Value: c.Value, Label: c.Label, Confidence: c.Confidence, Explanation: c.Explanation, Status: record.StatusOK}, true
+}
+
+// boundUTF8 cuts s to at most n bytes on a rune boundary.
+func boundUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}

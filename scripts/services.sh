@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Development/CI service stack for raterd: Apache Kafka (KRaft, single node), Redis and
+# ClickHouse, all on loopback. Shared by .ci/run, developers and users.
+#
+#   scripts/services.sh up       install what is missing, start everything, wait until ready
+#   scripts/services.sh down     stop everything this script started
+#   scripts/services.sh status   print each service up/down; non-zero exit if any is down
+#   scripts/services.sh env      print the export lines the integration tests read
+#
+# Installs: Kafka broker jars from Maven Central (deploy/kafka/pom.xml, needs java + mvn);
+# redis-server, clickhouse-server and clickhouse-client from the Debian packages.
+# State, logs and the jar cache live under ${RATERD_SERVICES_DIR:-$HOME/.cache/raterd-services};
+# data directories are wiped whenever a service is (re)started, so tests start clean.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DIR="${RATERD_SERVICES_DIR:-$HOME/.cache/raterd-services}"
+RUN="$DIR/run"   # pidfiles
+LOGS="$DIR/logs"
+
+KAFKA_ADDR=127.0.0.1:9092
+KAFKA_CONTROLLER=127.0.0.1:9093
+REDIS_PORT=6379
+CH_TCP_PORT=9000
+CH_HTTP_PORT=8123
+
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/deploy/kafka/pom.xml")"
+KAFKA_LIBS="$DIR/kafka-$KAFKA_VERSION/libs"
+# Base64 (URL-safe, unpadded) of the 16 bytes "raterd-dev-clust": any fixed id will do.
+KAFKA_CLUSTER_ID=cmF0ZXJkLWRldi1jbHVzdA
+KAFKA_HEAP="${RATERD_KAFKA_HEAP:--Xms256m -Xmx768m}"
+
+KAFKA_TIMEOUT=180
+REDIS_TIMEOUT=30
+CH_TIMEOUT=90
+
+log() { printf '%s\n' "$*" >&2; }
+die() { printf 'services.sh: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+
+# apt_install PACKAGE... installs the packages that are not installed yet. It waits for
+# dpkg locks held by another apt run instead of failing, and runs `apt-get update` once
+# if a package is unknown to the local package lists.
+APT_UPDATED=
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "${missing[*]} missing and no apt-get here; install them by hand"
+  for p in "${missing[@]}"; do
+    if [ -z "$APT_UPDATED" ] && ! apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+      log "apt: updating package lists"
+      as_root apt-get -o DPkg::Lock::Timeout=900 update -qq >/dev/null
+      APT_UPDATED=1
+    fi
+  done
+  log "apt: installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq \
+    --no-install-recommends "${missing[@]}" >"$LOGS/apt-install.log" 2>&1 ||
+    { tail -n 20 "$LOGS/apt-install.log" >&2; die "apt-get install ${missing[*]} failed"; }
+}
+
+# pid_alive NAME PATTERN: the pid in $RUN/NAME.pid is running and its command line matches.
+pid_alive() {
+  local pidfile="$RUN/$1.pid" pid
+  [ -s "$pidfile" ] || return 1
+  pid="$(cat "$pidfile")"
+  [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$2"
+}
+
+# spawn NAME LOGFILE COMMAND...: run COMMAND in the background in its own session, detached
+# from this shell (a Ctrl-C in the calling terminal or CI step does not reach it), with its
+# output in LOGFILE and its pid in $RUN/NAME.pid. The pid is written by the process itself
+# just before exec, so it is right whether or not setsid has to fork.
+spawn() {
+  local name=$1 logfile=$2; shift 2
+  rm -f "$RUN/$name.pid"
+  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/$name.pid" "$@" >"$logfile" 2>&1 </dev/null &
+  local i
+  for i in $(seq 50); do [ -s "$RUN/$name.pid" ] && return 0; sleep 0.1; done
+  die "$name: did not start (see $logfile)"
+}
+
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# port_free NAME PORT: fail clearly when something we did not start holds the port.
+port_free() {
+  if port_open "$2"; then
+    die "$1: port $2 is already in use by a process this script did not start
+  ($(ss -ltnpH "sport = :$2" 2>/dev/null | sed 's/.*users:/users:/' | head -n1)); stop it first
+  (a distribution service? try: systemctl stop redis-server clickhouse-server)"
+  fi
+}
+
+# wait_for NAME TIMEOUT LOGFILE COMMAND...: poll COMMAND until it succeeds.
+wait_for() {
+  local name=$1 timeout=$2 logfile=$3; shift 3
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ! pid_alive "$name" "${PATTERN[$name]}"; then
+      log "$name: process exited during startup; last lines of $logfile:"
+      tail -n 40 "$logfile" >&2 || true
+      die "$name failed to start"
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      log "$name: not ready after ${timeout}s; last lines of $logfile:"
+      tail -n 40 "$logfile" >&2 || true
+      die "$name did not become ready"
+    fi
+    sleep 0.5
+  done
+}
+
+declare -A PATTERN=([kafka]='kafka.Kafka' [redis]='redis-server' [clickhouse]='clickhouse')
+
+kafka_java() { java -cp "$KAFKA_LIBS/*" "$@"; }
+kafka_ready() {
+  port_open 9092 &&
+    timeout 60 java -Xmx256m -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.xml" \
+      -Dkafka.logs.dir="$LOGS/kafka-tools" org.apache.kafka.tools.TopicCommand \
+      --bootstrap-server "$KAFKA_ADDR" --list
+}
+redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping | grep -q PONG; }
+ch_ready() { clickhouse-client --host 127.0.0.1 --port "$CH_TCP_PORT" --query 'SELECT 1'; }
+
+# ---------------------------------------------------------------------------- kafka
+kafka_install() {
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  [ -f "$KAFKA_LIBS/.complete" ] && return 0
+  command -v mvn >/dev/null || apt_install maven
+  log "kafka: fetching jars ($KAFKA_VERSION, Maven Central)…"
+  local tmp="$KAFKA_LIBS.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  {
+    mvn -B -q -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
+      -DoutputDirectory="$tmp" -DincludeScope=runtime &&
+      # kafka-tools is not a dependency of the broker, but holds the CLI tools
+      # (TopicCommand for the readiness check, console producer/consumer, ...).
+      # Its own dependencies are a subset of the broker's.
+      mvn -B -q -f "$ROOT/deploy/kafka/pom.xml" dependency:copy \
+        -Dartifact="org.apache.kafka:kafka-tools:$KAFKA_VERSION" -DoutputDirectory="$tmp"
+  } >"$LOGS/mvn.log" 2>&1 || { tail -n 30 "$LOGS/mvn.log" >&2; die "kafka: fetching jars failed"; }
+  # Kafka's poms pin slf4j-api 1.7.x, and Maven's nearest-wins resolution keeps it over the
+  # 2.x that log4j-slf4j2-impl needs; with that pair every JVM dies with NoClassDefFoundError
+  # org/slf4j/spi/LoggingEventBuilder. slf4j 2.x is backward compatible with 1.7 callers.
+  if compgen -G "$tmp/log4j-slf4j2-impl-*.jar" >/dev/null && compgen -G "$tmp/slf4j-api-1.*.jar" >/dev/null; then
+    rm -f "$tmp"/slf4j-api-1.*.jar
+    mvn -B -q -f "$ROOT/deploy/kafka/pom.xml" dependency:copy \
+      -Dartifact=org.slf4j:slf4j-api:2.0.16 -DoutputDirectory="$tmp" >>"$LOGS/mvn.log" 2>&1 ||
+      { tail -n 30 "$LOGS/mvn.log" >&2; die "kafka: fetching slf4j-api failed"; }
+  fi
+  touch "$tmp/.complete"
+  rm -rf "$KAFKA_LIBS"; mv "$tmp" "$KAFKA_LIBS"
+}
+
+kafka_start() {
+  if pid_alive kafka "${PATTERN[kafka]}"; then log "kafka: already running"; return 0; fi
+  port_free kafka 9092; port_free kafka 9093
+  local home="$DIR/kafka"
+  rm -rf "$home"; mkdir -p "$home/data" "$LOGS/kafka"
+  : >"$LOGS/kafka/server.log"
+  cat >"$home/server.properties" <<EOF
+# Generated by scripts/services.sh; edits are lost on the next 'up'.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$KAFKA_CONTROLLER
+listeners=PLAINTEXT://$KAFKA_ADDR,CONTROLLER://$KAFKA_CONTROLLER
+advertised.listeners=PLAINTEXT://$KAFKA_ADDR,CONTROLLER://$KAFKA_CONTROLLER
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$home/data
+num.partitions=4
+default.replication.factor=1
+min.insync.replicas=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=24
+num.network.threads=2
+num.io.threads=4
+EOF
+  log "kafka: formatting storage"
+  kafka_java -Xmx256m -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.xml" \
+    -Dkafka.logs.dir="$LOGS/kafka" kafka.tools.StorageTool format --standalone \
+    -t "$KAFKA_CLUSTER_ID" -c "$home/server.properties" >"$LOGS/kafka/format.log" 2>&1 ||
+    { cat "$LOGS/kafka/format.log" >&2; die "kafka: storage format failed"; }
+  log "kafka: starting on $KAFKA_ADDR (controller $KAFKA_CONTROLLER)"
+  # shellcheck disable=SC2086 # KAFKA_HEAP is a list of JVM flags
+  spawn kafka "$LOGS/kafka/stdout.log" java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Djava.awt.headless=true -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.xml" \
+    -Dkafka.logs.dir="$LOGS/kafka" -cp "$KAFKA_LIBS/*" kafka.Kafka "$home/server.properties"
+}
+
+kafka_wait() {
+  wait_for kafka "$KAFKA_TIMEOUT" "$LOGS/kafka/server.log" kafka_ready
+  log "kafka: up ($KAFKA_VERSION, KRaft) on $KAFKA_ADDR"
+}
+
+# ---------------------------------------------------------------------------- redis
+redis_install() { command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server redis-tools; }
+
+redis_start() {
+  if pid_alive redis "${PATTERN[redis]}"; then log "redis: already running"; return 0; fi
+  port_free redis "$REDIS_PORT"
+  rm -rf "$DIR/redis"; mkdir -p "$DIR/redis"
+  log "redis: starting on 127.0.0.1:$REDIS_PORT"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DIR/redis" \
+    --save '' --appendonly no --daemonize yes --pidfile "$RUN/redis.pid" \
+    --logfile "$LOGS/redis.log" >/dev/null
+  local i
+  for i in $(seq 50); do [ -s "$RUN/redis.pid" ] && break; sleep 0.1; done
+}
+
+redis_wait() {
+  wait_for redis "$REDIS_TIMEOUT" "$LOGS/redis.log" redis_ready
+  log "redis: up ($(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')) on 127.0.0.1:$REDIS_PORT"
+}
+
+# ---------------------------------------------------------------------------- clickhouse
+ch_install() { command -v clickhouse-server >/dev/null && command -v clickhouse-client >/dev/null || apt_install clickhouse-server clickhouse-client; }
+
+ch_start() {
+  if pid_alive clickhouse "${PATTERN[clickhouse]}"; then log "clickhouse: already running"; return 0; fi
+  port_free clickhouse "$CH_TCP_PORT"; port_free clickhouse "$CH_HTTP_PORT"
+  local home="$DIR/clickhouse"
+  rm -rf "$home"; mkdir -p "$home/etc" "$home/data" "$home/tmp" "$home/user_files" "$home/format_schemas" "$home/log"
+  # Render our config into the state dir: the server writes *-preprocessed.xml next to it.
+  sed "s|@STATE@|$home|g" "$ROOT/deploy/clickhouse/config.xml" >"$home/etc/config.xml"
+  cp "$ROOT/deploy/clickhouse/users.xml" "$home/etc/users.xml"
+  ln -sfn "$home/log" "$LOGS/clickhouse"
+  log "clickhouse: starting on 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT)"
+  (cd "$home" && spawn clickhouse "$home/log/stdout.log" clickhouse-server --config-file="$home/etc/config.xml")
+}
+
+ch_wait() {
+  wait_for clickhouse "$CH_TIMEOUT" "$DIR/clickhouse/log/clickhouse-server.err.log" ch_ready
+  log "clickhouse: up ($(clickhouse-client --host 127.0.0.1 --port "$CH_TCP_PORT" --query 'SELECT version()')) on 127.0.0.1:$CH_TCP_PORT"
+}
+
+# ---------------------------------------------------------------------------- commands
+stop_one() {
+  local name=$1 pidfile="$RUN/$1.pid" pid i
+  if ! pid_alive "$name" "${PATTERN[$name]}"; then
+    rm -f "$pidfile"; log "$name: not running"; return 0
+  fi
+  pid="$(cat "$pidfile")"
+  log "$name: stopping (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 300); do
+    [ -d "/proc/$pid" ] || break
+    # A zombie child of a long-gone parent still has /proc/PID; count it as stopped.
+    grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && break
+    sleep 0.1
+  done
+  if [ -d "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+    log "$name: still running after 30s, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+cmd_up() {
+  local t0=$SECONDS
+  kafka_install; redis_install; ch_install
+  redis_start; ch_start; kafka_start
+  redis_wait; ch_wait; kafka_wait
+  log "services: up in $((SECONDS - t0))s (state in $DIR)"
+}
+
+cmd_down() {
+  stop_one kafka; stop_one clickhouse; stop_one redis
+}
+
+cmd_status() {
+  local rc=0
+  if pid_alive kafka "${PATTERN[kafka]}" && port_open 9092; then
+    echo "kafka:      up   $KAFKA_ADDR ($KAFKA_VERSION, pid $(cat "$RUN/kafka.pid"))"
+  else echo "kafka:      down"; rc=1; fi
+  if pid_alive redis "${PATTERN[redis]}" && redis_ready 2>/dev/null; then
+    echo "redis:      up   127.0.0.1:$REDIS_PORT ($(redis-cli -p "$REDIS_PORT" info server | sed -n 's/^redis_version:\(.*\)\r$/\1/p'), pid $(cat "$RUN/redis.pid"))"
+  else echo "redis:      down"; rc=1; fi
+  if pid_alive clickhouse "${PATTERN[clickhouse]}" && ch_ready >/dev/null 2>&1; then
+    echo "clickhouse: up   127.0.0.1:$CH_TCP_PORT ($(clickhouse-client --port "$CH_TCP_PORT" --query 'SELECT version()'), pid $(cat "$RUN/clickhouse.pid"))"
+  else echo "clickhouse: down"; rc=1; fi
+  return $rc
+}
+
+cmd_env() {
+  echo "export RATERD_TEST_KAFKA=$KAFKA_ADDR"
+  echo "export RATERD_TEST_REDIS=127.0.0.1:$REDIS_PORT"
+  echo "export RATERD_TEST_CLICKHOUSE=127.0.0.1:$CH_TCP_PORT"
+}
+
+usage() { echo "usage: $0 up|down|status|env" >&2; exit 2; }
+
+[ $# -eq 1 ] || usage
+case "$1" in
+  up|down)
+    mkdir -p "$RUN" "$LOGS"
+    # One up/down at a time: two CI jobs or terminals must not race on the same state dir.
+    exec 9>"$DIR/.lock"
+    flock -w 600 9 || die "another services.sh up/down holds $DIR/.lock"
+    "cmd_$1" ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *) usage ;;
+esac

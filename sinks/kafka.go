@@ -1,0 +1,76 @@
+package sinks
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"raterd/record"
+)
+
+// DLQ headers: every dead letter carries why it was rejected and where it came from.
+const (
+	HeaderErrorClass      = "raterd-error-class"
+	HeaderError           = "raterd-error"
+	HeaderSourceTopic     = "raterd-source-topic"
+	HeaderSourcePartition = "raterd-source-partition"
+	HeaderSourceOffset    = "raterd-source-offset"
+	HeaderAttempts        = "raterd-attempts"
+	HeaderFirstSeen       = "raterd-first-seen"
+)
+
+// DLQTopic is the dead-letter topic of a source topic.
+func DLQTopic(source string) string { return source + ".dlq" }
+
+// KafkaDeadLetters produces dead letters to <source topic>.dlq with the original key, value
+// and headers, plus raterd's headers. WriteDeadLetters returns once every broker replica
+// acknowledged (acks=all).
+type KafkaDeadLetters struct {
+	w *kafka.Writer
+}
+
+// NewKafkaDeadLetters returns a DLQ producer for the brokers; transport may be nil.
+func NewKafkaDeadLetters(brokers []string, transport kafka.RoundTripper) *KafkaDeadLetters {
+	return &KafkaDeadLetters{w: &kafka.Writer{
+		Addr:                   kafka.TCP(brokers...),
+		Balancer:               &kafka.Hash{},
+		RequiredAcks:           kafka.RequireAll,
+		AllowAutoTopicCreation: true,
+		BatchTimeout:           time.Millisecond, // WriteMessages is called with whole batches
+		Transport:              transport,
+	}}
+}
+
+// WriteDeadLetters implements DeadLetterSink.
+func (k *KafkaDeadLetters) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
+	if len(letters) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(letters))
+	for i, d := range letters {
+		hs := make([]kafka.Header, 0, len(d.Headers)+7)
+		for key, v := range d.Headers {
+			hs = append(hs, kafka.Header{Key: key, Value: []byte(v)})
+		}
+		hs = append(hs,
+			kafka.Header{Key: HeaderErrorClass, Value: []byte(d.Reason)},
+			kafka.Header{Key: HeaderError, Value: []byte(d.Error)},
+			kafka.Header{Key: HeaderSourceTopic, Value: []byte(d.Source.Topic)},
+			kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(d.Source.Partition))},
+			kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(d.Source.Offset, 10))},
+			kafka.Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(d.Attempts))},
+			kafka.Header{Key: HeaderFirstSeen, Value: []byte(d.FirstSeen.UTC().Format(time.RFC3339Nano))},
+		)
+		msgs[i] = kafka.Message{Topic: DLQTopic(d.Source.Topic), Key: d.Key, Value: d.Value, Headers: hs}
+	}
+	if err := k.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("kafka dead-letter write of %d messages: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// Close flushes and closes the producer.
+func (k *KafkaDeadLetters) Close() error { return k.w.Close() }

@@ -1,0 +1,105 @@
+package sinks
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"raterd/record"
+)
+
+// NDJSON writes score rows as JSON lines to a file: the demo's sink when no ClickHouse is
+// reachable, and a debugging aid. Each WriteScores call is flushed and fsynced before it
+// returns, so its nil error means the rows are on disk.
+type NDJSON struct {
+	mu   sync.Mutex
+	file *os.File
+	w    *bufio.Writer
+}
+
+// NewNDJSONFile creates (or truncates) path.
+func NewNDJSONFile(path string) (*NDJSON, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("ndjson sink: %w", err)
+	}
+	return &NDJSON{file: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
+}
+
+// scoreJSON is the NDJSON shape of a row; field names match the ClickHouse columns.
+type scoreJSON struct {
+	EventTime      time.Time         `json:"event_time"`
+	ScoredAt       time.Time         `json:"scored_at"`
+	RecordID       string            `json:"record_id"`
+	TraceID        string            `json:"trace_id,omitempty"`
+	Topic          string            `json:"topic"`
+	Partition      int               `json:"partition"`
+	Offset         int64             `json:"offset"`
+	Model          string            `json:"model"`
+	App            string            `json:"app,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Evaluator      string            `json:"evaluator"`
+	RubricVersion  string            `json:"rubric_version"`
+	Judge          string            `json:"judge"`
+	TaskType       string            `json:"task_type"`
+	Score          float64           `json:"score"`
+	Label          string            `json:"label,omitempty"`
+	Confidence     float64           `json:"confidence"`
+	Explanation    string            `json:"explanation,omitempty"`
+	Status         string            `json:"status"`
+	Cached         bool              `json:"cached"`
+	JudgeLatencyMS float64           `json:"judge_latency_ms"`
+	Attempts       int               `json:"attempts"`
+}
+
+// WriteScores implements ScoreSink.
+func (n *NDJSON) WriteScores(_ context.Context, rows []record.Score) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.file == nil {
+		return fmt.Errorf("ndjson sink: closed")
+	}
+	enc := json.NewEncoder(n.w)
+	for i := range rows {
+		r := &rows[i]
+		if err := enc.Encode(scoreJSON{
+			EventTime: r.EventTime, ScoredAt: r.ScoredAt, RecordID: r.RecordID, TraceID: r.TraceID,
+			Topic: r.Source.Topic, Partition: r.Source.Partition, Offset: r.Source.Offset,
+			Model: r.Model, App: r.App, Labels: r.Labels, Evaluator: r.Evaluator,
+			RubricVersion: r.RubricVersion, Judge: r.Judge, TaskType: r.TaskType, Score: r.Value,
+			Label: r.Label, Confidence: r.Confidence, Explanation: r.Explanation, Status: r.Status,
+			Cached: r.Cached, JudgeLatencyMS: float64(r.JudgeLatency.Microseconds()) / 1000, Attempts: r.Attempts,
+		}); err != nil {
+			return fmt.Errorf("ndjson sink: %w", err)
+		}
+	}
+	if err := n.w.Flush(); err != nil {
+		return fmt.Errorf("ndjson sink: %w", err)
+	}
+	if err := n.file.Sync(); err != nil {
+		return fmt.Errorf("ndjson sink: %w", err)
+	}
+	return nil
+}
+
+// Close flushes and closes the file. It is safe to call twice.
+func (n *NDJSON) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.file == nil {
+		return nil
+	}
+	err := n.w.Flush()
+	if cerr := n.file.Close(); err == nil {
+		err = cerr
+	}
+	n.file = nil
+	return err
+}
+
+var _ io.Closer = (*NDJSON)(nil)

@@ -1,0 +1,52 @@
+// Package sinks stores what the pipeline produces: score rows (ClickHouse, NDJSON files)
+// and dead letters (a Kafka topic). A sink's nil error is the acknowledgement that lets the
+// consumer commit the records' offsets, so no sink may return nil before its data is durable.
+package sinks
+
+import (
+	"context"
+	"errors"
+
+	"raterd/record"
+)
+
+// ScoreSink stores score rows.
+type ScoreSink interface {
+	// WriteScores stores the rows; nil means they are durably accepted.
+	WriteScores(ctx context.Context, rows []record.Score) error
+}
+
+// DeadLetterSink stores messages that will not be retried.
+type DeadLetterSink interface {
+	// WriteDeadLetters stores the dead letters; nil means they are durably accepted.
+	WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error
+}
+
+// MultiScoreSink writes to every sink in order and fails if any fails. A replay after a
+// partial failure writes the rows again; ReplacingMergeTree absorbs the duplicates.
+type MultiScoreSink []ScoreSink
+
+// WriteScores implements ScoreSink.
+func (m MultiScoreSink) WriteScores(ctx context.Context, rows []record.Score) error {
+	var errs []error
+	for _, s := range m {
+		if err := s.WriteScores(ctx, rows); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// MultiDeadLetterSink writes to every sink in order and fails if any fails.
+type MultiDeadLetterSink []DeadLetterSink
+
+// WriteDeadLetters implements DeadLetterSink.
+func (m MultiDeadLetterSink) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
+	var errs []error
+	for _, s := range m {
+		if err := s.WriteDeadLetters(ctx, letters); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
