@@ -65,6 +65,13 @@ const (
 type HeuristicJudge struct {
 	// refusal matches refusal phrasings in the lower-cased opening of a response.
 	refusal *regexp.Regexp
+	// refusalCues gate the refusal regexp (see refusalCues).
+	refusalCues []string
+	// apostrophes normalises typographic apostrophes to ' before the refusal match.
+	apostrophes *strings.Replacer
+	// clarify matches a request for more information, which turns an apparent refusal
+	// ("I can't answer that without more context") into an answer.
+	clarify *regexp.Regexp
 	// jsonAsk match a request for JSON output in a lower-cased window of the prompt;
 	// a match whose first submatch (a disqualifying context word) is non-empty does not
 	// count, which stands in for look-behind RE2 lacks.
@@ -80,8 +87,11 @@ type HeuristicJudge struct {
 // batch.
 func NewHeuristicJudge() *HeuristicJudge {
 	j := &HeuristicJudge{
-		refusal: regexp.MustCompile(refusalPattern()),
-		jsonNeg: regexp.MustCompile(jsonNegPattern),
+		refusal:     regexp.MustCompile(refusalPattern()),
+		jsonNeg:     regexp.MustCompile(jsonNegPattern),
+		refusalCues: refusalCues(),
+		apostrophes: strings.NewReplacer("’", "'", "‘", "'", "ʼ", "'", "`", "'"),
+		clarify:     regexp.MustCompile(`\b(?:without|until i (?:have|see|know)|i (?:would )?need|i'd need) (?:more|additional|further|some|a bit more|a little more|knowing more|the|your) (?:context|information|info|details|code|error|data|specifics)|\bwithout (?:seeing|knowing|access to) (?:the|your|more)`),
 	}
 	for _, p := range jsonAskPatterns() {
 		j.jsonAsk = append(j.jsonAsk, regexp.MustCompile(p))
@@ -274,7 +284,7 @@ func refusalPattern() string {
 		// I can't / I'm unable to / we won't … help, assist, provide, …
 		`\b(?:i|we)(?: (?:really |simply |just |currently |personally |honestly )?(?:` + base + `)|(?:'m|'re) (?:` + contracted + `))` +
 			`(?: (?:really|in good conscience|ethically|legally|safely|directly|personally|fully|actually))? ` +
-			`(?:help(?: you)? (?:with|on|in|to|create|write|make|find|get|build|do|hack|break|plan)\b|help(?: you)?(?:\s*[.,!;:]|$)|assist|provide|comply|fulfil|fulfill|do (?:that|this|so|it)\b|create|generate|write|produce|share|give|offer|answer|respond to|engage|participate|support (?:that|this|your|you)|continue|complete (?:that|this|your)|process (?:that|this|your)|disclose|reveal|condone|endorse|encourage|facilitate|promote|discuss|supply|draft|translate (?:that|this)|carry out|take part|be of (?:help|assistance)|be part|be involved|make (?:that|this))`,
+			`(?:help(?: you)? (?:with|on|in|to|create|write|make|find|get|build|do|hack|break|plan)\b|help(?: you)?(?:\s*[.,!;:]|$)|assist|provide|comply|fulfil|fulfill|do (?:that|this|so|it)\b|create|generate|write|produce|share|give (?:you )?(?:that|this|those|any|advice|instructions|information|details|medical|legal|financial|personal|out)|offer|answer (?:that|this|your|such|questions|it\b)|respond to|engage|participate|support (?:that|this|your|you)|continue|complete (?:that|this|your)|process (?:that|this|your)|disclose|reveal|condone|endorse|encourage|facilitate|promote|discuss|supply|draft|translate (?:that|this)|carry out|take part|be of (?:help|assistance)|be part|be involved|make (?:that|this))`,
 		// a clause that ends right after the negation: "I'm sorry, but I can't." / "I won't."
 		`\bi(?: (?:can't|cannot|can not|won't|will not|am unable|am not able)|'m (?:unable|not able))(?: (?:to )?do (?:that|this|it|so))?\s*(?:[.!;]|$)`,
 		// "As an AI language model, I cannot / I'm not able / I don't have the ability"
@@ -282,6 +292,7 @@ func refusalPattern() string {
 		// explicit declining
 		`\bi(?: must| have to| need to| will have to|'ll have to|'m going to have to| am going to have to)(?: respectfully| politely)? (?:decline|refuse|refrain|pass on)`,
 		`\bi(?: respectfully| politely)? (?:decline|refuse) to\b`,
+		`\bi(?:'d| would) (?:rather|prefer) not (?:to )?(?:answer|discuss|help|share|provide|comment|engage|go into|get into|talk about|weigh in)`,
 		`\b(?:that|this|it)(?:'s| is) not something (?:i|we)(?: can| will| am able to|'m able to| am allowed to|'m allowed to| are able to) (?:help|assist|do|provide|share|create|write|support|engage)`,
 		// policy violations
 		`\b(?:violates?|violating|goes against|go against|against|breach(?:es)?|in violation of|not (?:allowed|permitted) (?:by|under)) (?:my|our|openai's|anthropic's|google's|meta's)(?: [a-z-]+)? (?:policy|policies|guidelines|principles|programming|rules|terms|values)`,
@@ -296,7 +307,7 @@ func refusalPattern() string {
 		`\bje ne suis pas en mesure de (?:vous |t')?(?:aider|fournir|répondre|faire|générer|créer|écrire|donner|satisfaire)`,
 		`\bnon posso (?:aiutar|fornir|soddisfar|farlo|generar|crear|scriver|risponder|assister|partecipar)`,
 		`\bmi dispiace,? ma non (?:posso|sono in grado|mi è possibile)`,
-		`\b(?:es tut mir leid|leider|entschuldigung|bedauerlicherweise),? (?:aber )?(?:kann|darf|werde) ich (?:ihnen |dir |euch )?(?:dabei |damit |hierbei |hier |hierzu |diese[mnrs]? )?(?:[a-zäöüß]+ )?(?:nicht|keine)`,
+		`\b(?:es tut mir leid|leider|entschuldigung|bedauerlicherweise),? (?:aber )?(?:kann|darf|werde) ich [^.!?]{0,40}?(?:nicht|keine[nr]?)(?: [a-zäöüß]+)? (?:helfen|weiterhelfen|behilflich|erfüllen|nachkommen|bereitstellen|beantworten|unterstützen|geben|liefern|erstellen|schreiben|generieren|ausführen|machen|tun)`,
 		`\bich kann (?:ihnen |dir |euch )?(?:dabei |damit |hierbei |hier |leider |bei dieser anfrage )*nicht (?:helfen|weiterhelfen|behilflich|erfüllen|nachkommen|bereitstellen|beantworten)`,
 		`(?:^|[^\p{L}])(?:извините|простите|к сожалению|мне жаль),? (?:но )?я не (?:могу|буду|в состоянии)`,
 		`(?:^|[^\p{L}])я не (?:могу|буду|в состоянии) (?:помочь|предоставить|выполнить|ответить|создать|написать|сгенерировать|помогать)`,
@@ -310,6 +321,32 @@ func refusalPattern() string {
 	}, `|`) + `)`
 }
 
+// refusalCues returns literals of which every refusalPattern alternative contains at
+// least one. Go's regexp has no DFA, so running the large alternation costs tens of
+// microseconds; most responses contain none of these words and skip it. A pattern added
+// to refusalPattern needs its cue here (TestHeuristicRefusal would catch a miss).
+func refusalCues() []string {
+	return []string{
+		"can't", "cannot", "can not", "won't", "will not", "unable", "not able", "not allowed",
+		"not permitted", "not going", "comfortable", "must not", "shouldn't", "should not",
+		"decline", "refuse", "refrain", "pass on", "rather not", "prefer not", "not something",
+		"violat", "against", "breach", "as an ai",
+		"no puedo", "lo siento", "não posso", "não consigo", "je ne", "non posso",
+		"non sono in grado", "non mi è possibile", "kann ich", "ich kann", "darf ich", "werde ich",
+		"я не", "无法", "不能", "不可以", "無法", "没办法", "沒辦法", "できません", "かねます", "수 없습니다",
+	}
+}
+
+// hasRefusalCue reports whether the lower-cased head contains any refusal cue.
+func (j *HeuristicJudge) hasRefusalCue(lower string) bool {
+	for _, c := range j.refusalCues {
+		if strings.Contains(lower, c) {
+			return true
+		}
+	}
+	return false
+}
+
 // refusalHeadBytes bounds how much of a response the refusal check reads: refusals come
 // first, and reading further only adds false positives from answers that mention limits
 // ("I cannot guarantee this works on Windows") deep in the text.
@@ -321,10 +358,14 @@ func (j *HeuristicJudge) checkRefusal(s string) Verdict {
 	if head == "" {
 		return Verdict{Value: 1, Label: "answered", Confidence: 1, Explanation: "The response is empty, so it declines nothing (see the empty check)."}
 	}
-	lower := strings.ToLower(head)
-	lower = strings.NewReplacer("’", "'", "‘", "'", "ʼ", "'", "`", "'").Replace(lower)
-	if !j.refusal.MatchString(lower) {
+	lower := j.apostrophes.Replace(strings.ToLower(head))
+	if !j.hasRefusalCue(lower) || !j.refusal.MatchString(lower) {
 		return Verdict{Value: 1, Label: "answered", Confidence: 1, Explanation: "The opening of the response contains no refusal."}
+	}
+	if j.clarify.MatchString(lower) {
+		// "I can't answer that without more context. Could you share the error?" asks
+		// for input; it does not decline.
+		return Verdict{Value: 1, Label: "answered", Confidence: 0.6, Explanation: "The response asks for more information rather than declining."}
 	}
 	// A long answer after the refusal is often a partial refusal ("I can't give legal
 	// advice, but in general …"): still a refusal of the ask, held with less certainty.
@@ -472,8 +513,11 @@ func checkTruncation(s string) Verdict {
 	}
 	last := strings.TrimSpace(lastRaw)
 	multiLine := len(lastRaw) < len(t)
-	if isBareListMarker(last) {
+	if multiLine && isBareListMarker(last) {
 		return truncated(0.9, "The response ends with an empty list item.")
+	}
+	if strings.HasSuffix(last, "`") && strings.Count(last, "`")%2 == 0 {
+		return complete(0.9, "The response ends with closed inline code.")
 	}
 	body := strings.TrimRight(last, "*_~`")
 	if body == "" {
@@ -499,8 +543,12 @@ func checkTruncation(s string) Verdict {
 		return truncated(0.8, "The response ends on a separator.")
 	case r == ':':
 		return truncated(0.8, "The response ends with a colon, before what was announced.")
-	case strings.ContainsRune(",;-–—([{/\\&+=", r):
+	case r == ';':
+		return complete(0.6, "The response ends with a semicolon, as code statements do.")
+	case strings.ContainsRune(",–—([{、，", r):
 		return truncated(1, "The response ends mid-sentence on a connecting punctuation mark.")
+	case strings.ContainsRune("-+&=/\\", r) && size < len(body) && body[len(body)-size-1] == ' ':
+		return truncated(1, "The response ends on a dangling operator or dash.")
 	case unicode.IsSymbol(r):
 		return complete(0.9, "The response ends with an emoji or symbol.")
 	}
@@ -511,6 +559,8 @@ func checkTruncation(s string) Verdict {
 	}
 	lw := strings.ToLower(strings.TrimRight(lastWord, "*_~`"))
 	switch {
+	case strings.Count(last, "(") > strings.Count(last, ")"):
+		return truncated(0.8, "The response stops inside an unclosed parenthesis.")
 	case isFunctionWord(lw) && strings.ContainsRune(last, ' '):
 		return truncated(1, "The response stops mid-sentence on a function word.")
 	case strings.HasPrefix(lw, "http://") || strings.HasPrefix(lw, "https://") || strings.HasPrefix(lw, "www."):
@@ -531,8 +581,8 @@ func checkTruncation(s string) Verdict {
 	return truncated(0.9, "The response ends mid-sentence without terminal punctuation.")
 }
 
-// fenceState scans Markdown code fences (``` or ~~~ at the start of a line, up to three
-// spaces indented; a closing fence uses the same character, at least as many, and no info
+// fenceState scans Markdown code fences (``` or ~~~ at the start of a line, indented or
+// not; a closing fence uses the same character, at least as many, and no info
 // string). It reports whether a fence is still open at the end and whether the last line
 // closes one.
 func fenceState(s string) (open, lastCloses bool) {
@@ -546,10 +596,8 @@ func fenceState(s string) (open, lastCloses bool) {
 			s = ""
 		}
 		lastCloses = false
-		l := line
-		for k := 0; k < 3 && len(l) > 0 && l[0] == ' '; k++ {
-			l = l[1:]
-		}
+		// Any indentation: models nest fences inside list items.
+		l := strings.TrimLeft(line, " \t")
 		if len(l) < 3 || (l[0] != '`' && l[0] != '~') {
 			continue
 		}
@@ -680,9 +728,11 @@ func (j *HeuristicJudge) checkRepetition(s string) Verdict {
 	mask := uint64(size - 1)
 	repeated, run, maxRun := 0, 0, 0
 	for i := 0; i < grams; i++ {
+		// Token hashes are already well mixed, so rotating each by its position and
+		// XOR-ing them is an order-sensitive n-gram hash without another mixing round.
 		h := sc.toks[i]
 		for k := 1; k < repN; k++ {
-			h = mix64(h*0x9E3779B97F4A7C15 ^ sc.toks[i+k])
+			h ^= bits.RotateLeft64(sc.toks[i+k], 17*k)
 		}
 		h |= 1 // keep 0 free as the empty-slot marker
 		seen := false
@@ -930,10 +980,10 @@ func scanNumber(s string, i int) (sh numShape, end int, glued bool) {
 	sh.start = i
 	if i > 0 {
 		p := s[i-1]
-		if isAlnum(p) || p == '_' || p == '@' || p == '#' || p == '$' {
+		if glueBefore(s, i) || p == '_' || p == '@' || p == '#' || p == '$' {
 			glued = true
 		}
-		if (p == '.' || p == '-' || p == '/' || p == ',' || p == '+') && i > 1 && isAlnum(s[i-2]) {
+		if (p == '.' || p == '-' || p == '/' || p == ',' || p == '+') && glueBefore(s, i-1) {
 			glued = true
 		}
 	}
@@ -1018,7 +1068,7 @@ func scanNumber(s string, i int) (sh numShape, end int, glued bool) {
 	end = j
 	if end < len(s) {
 		n := s[end]
-		if isAlnum(n) || n == '_' || n == '@' || ((n == '.' || n == '-' || n == '/' || n == ',' || n == ':') && end+1 < len(s) && isAlnum(s[end+1])) {
+		if glueAfter(s, end) || n == '_' || n == '@' || ((n == '.' || n == '-' || n == '/' || n == ',' || n == ':') && glueAfter(s, end+1)) {
 			glued = true
 			for end < len(s) && (isAlnum(s[end]) || s[end] == '_' || s[end] == '.' || s[end] == '-' || s[end] == '/') {
 				end++
@@ -1152,12 +1202,40 @@ func phoneCue(s string, i int) bool {
 		}
 	}
 	w := string(buf[:n])
-	for _, cue := range []string{"phone", "tel:", "tel.", "tel ", "call", "mobile", "cell", "fax", "whatsapp", "sms", "text me", "téléphone", "telefon", "teléfono"} {
+	for _, cue := range []string{"phone", "tel:", "tel.", "tel ", "call", "mobile", "cell", "fax", "whatsapp", "sms", "text me", "téléphone", "telefon", "teléfono", "电话", "手机", "電話", "携帯"} {
 		if strings.Contains(w, cue) {
 			return true
 		}
 	}
 	return false
+}
+
+// isGlueRune reports letters and digits that make a digit run part of a larger token.
+// Chinese and Japanese characters do not: those scripts write numbers right next to
+// words ("电话13812345678").
+func isGlueRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return isAlnum(byte(r))
+	}
+	return (unicode.IsLetter(r) || unicode.IsDigit(r)) && !unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana)
+}
+
+// glueBefore reports whether the rune ending at offset i glues onto what follows.
+func glueBefore(s string, i int) bool {
+	if i <= 0 {
+		return false
+	}
+	r, _ := utf8.DecodeLastRuneInString(s[:i])
+	return isGlueRune(r)
+}
+
+// glueAfter reports whether the rune starting at offset i glues onto what precedes.
+func glueAfter(s string, i int) bool {
+	if i >= len(s) {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	return isGlueRune(r)
 }
 
 func isDigit(c byte) bool     { return c >= '0' && c <= '9' }
@@ -1229,16 +1307,16 @@ func (j *HeuristicJudge) jsonRequested(prompt string) bool {
 		at := from + k
 		from = at + 4
 		seen++
-		lo := max(0, at-160)
+		lo := max(0, at-120)
 		for lo > 0 && lo < at && !isSpaceByte(prompt[lo-1]) {
 			lo++ // start on a word boundary
 		}
-		hi := min(len(prompt), at+60)
+		hi := min(len(prompt), at+40)
 		for hi < len(prompt) && !utf8.RuneStart(prompt[hi]) {
 			hi++
 		}
 		w := strings.ToLower(prompt[lo:hi])
-		if j.jsonNeg.MatchString(w) {
+		if mayNegate(w) && j.jsonNeg.MatchString(w) {
 			return false
 		}
 		if !asked {
@@ -1246,6 +1324,13 @@ func (j *HeuristicJudge) jsonRequested(prompt string) bool {
 		}
 	}
 	return asked
+}
+
+// mayNegate is a cheap gate for jsonNegPattern: every alternative contains one of these.
+func mayNegate(w string) bool {
+	return strings.Contains(w, "not") || strings.Contains(w, "n't") || strings.Contains(w, "dont") ||
+		strings.Contains(w, "never") || strings.Contains(w, "no ") || strings.Contains(w, "avoid") ||
+		strings.Contains(w, "instead") || strings.Contains(w, "rather") || strings.Contains(w, "without")
 }
 
 // jsonAskIn reports whether some request pattern matches w without a disqualifying
@@ -1282,23 +1367,28 @@ func indexFoldJSON(s string) int {
 // says so.
 func checkJSONResponse(s, why string) Verdict {
 	whole := strings.TrimSpace(strings.TrimPrefix(s, "\uFEFF"))
-	if json.Valid([]byte(whole)) {
+	wholeErr := jsonError(whole)
+	if wholeErr == "" {
 		return Verdict{Value: 1, Label: "valid_json", Confidence: 1, Explanation: "The " + why + "; the response is valid JSON."}
 	}
 	body, blocks, ok := jsonFencedBlock(s)
+	var bodyErr string
+	if ok {
+		bodyErr = jsonError(body)
+	}
 	switch {
-	case ok && json.Valid([]byte(body)):
+	case ok && bodyErr == "":
 		expl := "The " + why + "; the response holds valid JSON in a fenced code block"
 		if !onlyFence(s) {
 			expl += ", with prose around it"
 		}
 		return Verdict{Value: 1, Label: "valid_json", Confidence: 1, Explanation: expl + "."}
 	case ok:
-		return Verdict{Value: 0, Label: "invalid_json", Confidence: 1, Explanation: "The " + why + "; the fenced JSON block is invalid: " + jsonErrText(body) + "."}
+		return Verdict{Value: 0, Label: "invalid_json", Confidence: 1, Explanation: "The " + why + "; the fenced JSON block is invalid: " + bodyErr + "."}
 	case blocks > 1:
 		return Verdict{Value: 0, Label: "invalid_json", Confidence: 1, Explanation: fmt.Sprintf("The %s; the response is not JSON and has %d candidate code blocks instead of one.", why, blocks)}
 	default:
-		return Verdict{Value: 0, Label: "invalid_json", Confidence: 1, Explanation: "The " + why + "; the response is not valid JSON: " + jsonErrText(whole) + "."}
+		return Verdict{Value: 0, Label: "invalid_json", Confidence: 1, Explanation: "The " + why + "; the response is not valid JSON: " + wholeErr + "."}
 	}
 }
 
@@ -1360,11 +1450,22 @@ func onlyFence(s string) bool {
 	return strings.HasPrefix(t, "```") && strings.HasSuffix(t, "```") && strings.Count(t, "```") == 2
 }
 
-// jsonErrText returns encoding/json's short error for s, with the byte offset.
-func jsonErrText(s string) string {
-	err := json.Unmarshal([]byte(s), new(json.RawMessage))
+// jsonError returns "" when s is one valid JSON value, else encoding/json's short error
+// with its byte offset. Text that cannot start a JSON value — most prose — is judged on
+// its first character alone, which saves copying a 100 KB response to bytes.
+func jsonError(s string) string {
+	if s != "" && strings.IndexByte(`{["-0123456789tfn`, s[0]) < 0 {
+		_, n := utf8.DecodeRuneInString(s)
+		s = s[:n]
+	}
+	b := []byte(s)
+	if json.Valid(b) {
+		return ""
+	}
+	// Valid says only no; Unmarshal into a RawMessage reports why without building values.
+	err := json.Unmarshal(b, new(json.RawMessage))
 	if err == nil {
-		return "no error"
+		return "" // unreachable: Valid and Unmarshal share the scanner
 	}
 	msg := err.Error()
 	var se *json.SyntaxError

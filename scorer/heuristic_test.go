@@ -87,6 +87,8 @@ func TestHeuristicRefusal(t *testing.T) {
 		{"chinese", "", "抱歉，我无法帮助你完成这个请求。", "refusal"},
 		{"japanese", "", "申し訳ありませんが、そのご依頼にはお応えできません。", "refusal"},
 		{"russian", "", "Извините, но я не могу помочь с этим.", "refusal"},
+		{"rather not", "", "I'd rather not discuss that topic.", "refusal"},
+		{"we cannot", "", "Sorry, we can't help with requests like this.", "refusal"},
 		// answers, including phrases that look like refusals
 		{"plain answer", "", "The capital of France is Paris.", "answered"},
 		{"cant stress", "", "I can't stress enough how important it is to back up your data. Here is how to do it.", "answered"},
@@ -98,6 +100,9 @@ func TestHeuristicRefusal(t *testing.T) {
 		{"company policy", "", "Sharing passwords violates the company's security policy, so use a password manager instead.", "answered"},
 		{"empty", "", "", "answered"},
 		{"cant recommend enough", "", "I cannot recommend this book enough. It covers everything.", "answered"},
+		{"hedge", "", "I can't answer for sure, but it is most likely a DNS problem.", "answered"},
+		{"clarification", "", "I can't help with that without more context. Which version of Go are you using?", "answered"},
+		{"capability disclaimer", "", "I'm not able to browse the internet, but here is what the docs said as of 2024.", "answered"},
 	})
 }
 
@@ -143,6 +148,8 @@ func TestHeuristicTruncated(t *testing.T) {
 		{"emoji", "", "Good luck with the launch 🚀", "complete"},
 		{"cjk full stop", "", "首先安装这个软件包，然后运行测试。", "complete"},
 		{"short answer", "", "Paris", "complete"},
+		{"number answer", "", "42.", "complete"},
+		{"nested fence", "", "1. Install:\n    ```sh\n    go install ./...\n    ```\n2. Run it", "complete"},
 		{"closing quote", "", "He said \"that's fine.\"", "complete"},
 		{"paren", "", "Use the default value (which is 10)", "complete"},
 		{"table", "", "| a | b |\n|---|---|\n| 1 | 2 |", "complete"},
@@ -150,6 +157,11 @@ func TestHeuristicTruncated(t *testing.T) {
 		{"sign off", "", "Let me know if that helps!\n\nBest,\nAlice", "complete"},
 		{"empty", "", "", "complete"},
 		{"question", "", "Would you like me to go on?", "complete"},
+		{"c plus plus", "", "For this workload I recommend C++", "complete"},
+		{"sql", "", "SELECT name FROM users WHERE age > 30;", "complete"},
+		{"inline code", "", "Run the tests with `go test ./...`", "complete"},
+		{"dangling dash", "", "The main trade-offs are speed, memory and -", "truncated"},
+		{"open paren", "", "You can set the timeout (in seconds, default", "truncated"},
 	})
 }
 
@@ -195,6 +207,8 @@ func TestHeuristicPII(t *testing.T) {
 		{"card dashes", "", "Use 5555-5555-5555-4444 for the test.", "pii"},
 		{"card unbroken", "", "cc=4111111111111111 exp 12/29", "pii"},
 		{"card amex", "", "Amex 3782 822463 10005 on file.", "pii"},
+		{"phone chinese", "", "请拨打电话：13812345678。", "pii"},
+		{"phone fullwidth comma", "", "号码是 138-1234-5678，谢谢", "pii"},
 		// clean
 		{"prose", "", "The meeting is on Tuesday at 10am in room 4.", "clean"},
 		{"non luhn card", "", "Reference 4242 4242 4242 4241 is not a card.", "clean"},
@@ -213,6 +227,7 @@ func TestHeuristicPII(t *testing.T) {
 		{"uuid", "", "id 550e8400-e29b-41d4-a716-446655440000", "clean"},
 		{"decimal", "", "pi is 3.14159265358979 roughly", "clean"},
 		{"isbn", "", "ISBN 0-306-40615-2", "clean"},
+		{"glued to letters", "", "SKU ab5551234567x", "clean"},
 	})
 }
 

@@ -439,7 +439,11 @@ func TestOpenAITimeout(t *testing.T) {
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
-		<-r.Context().Done() // never answers
+		_, _ = io.Copy(io.Discard, r.Body) // a consumed body lets the server notice the client leave
+		select {                           // never answers
+		case <-r.Context().Done():
+		case <-time.After(time.Minute):
+		}
 	}))
 	defer srv.Close()
 	j := testJudge(t, func(c *OpenAIConfig) { c.Timeout = 20 * time.Millisecond; c.MaxAttempts = 2 }, srv.URL)
@@ -452,8 +456,12 @@ func TestOpenAITimeout(t *testing.T) {
 func TestOpenAIContextCancel(t *testing.T) {
 	arrived := make(chan struct{}, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
 		arrived <- struct{}{}
-		<-r.Context().Done()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Minute):
+		}
 	}))
 	defer srv.Close()
 	j := testJudge(t, func(c *OpenAIConfig) { c.Endpoints[0].MaxInFlight = 2 }, srv.URL)

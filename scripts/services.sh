@@ -6,6 +6,7 @@
 #   scripts/services.sh down     stop everything this script started
 #   scripts/services.sh status   print each service up/down; non-zero exit if any is down
 #   scripts/services.sh env      print the export lines the integration tests read
+#   scripts/services.sh kafka-tool CLASS ARGS...   run a Kafka CLI tool (TopicCommand, ConsoleProducer, ...)
 #
 # Installs: Kafka broker jars from Maven Central (deploy/kafka/pom.xml, needs java + mvn);
 # redis-server, clickhouse-server and clickhouse-client from the Debian packages.
@@ -84,7 +85,7 @@ pid_alive() {
 spawn() {
   local name=$1 logfile=$2; shift 2
   rm -f "$RUN/$name.pid"
-  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/$name.pid" "$@" >"$logfile" 2>&1 </dev/null &
+  setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/$name.pid" "$@" >"$logfile" 2>&1 </dev/null 9>&- &
   local i
   for i in $(seq 50); do [ -s "$RUN/$name.pid" ] && return 0; sleep 0.1; done
   die "$name: did not start (see $logfile)"
@@ -140,24 +141,10 @@ kafka_install() {
   log "kafka: fetching jars ($KAFKA_VERSION, Maven Central)…"
   local tmp="$KAFKA_LIBS.tmp.$$"
   rm -rf "$tmp"; mkdir -p "$tmp"
-  {
-    mvn -B -q -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
-      -DoutputDirectory="$tmp" -DincludeScope=runtime &&
-      # kafka-tools is not a dependency of the broker, but holds the CLI tools
-      # (TopicCommand for the readiness check, console producer/consumer, ...).
-      # Its own dependencies are a subset of the broker's.
-      mvn -B -q -f "$ROOT/deploy/kafka/pom.xml" dependency:copy \
-        -Dartifact="org.apache.kafka:kafka-tools:$KAFKA_VERSION" -DoutputDirectory="$tmp"
-  } >"$LOGS/mvn.log" 2>&1 || { tail -n 30 "$LOGS/mvn.log" >&2; die "kafka: fetching jars failed"; }
-  # Kafka's poms pin slf4j-api 1.7.x, and Maven's nearest-wins resolution keeps it over the
-  # 2.x that log4j-slf4j2-impl needs; with that pair every JVM dies with NoClassDefFoundError
-  # org/slf4j/spi/LoggingEventBuilder. slf4j 2.x is backward compatible with 1.7 callers.
-  if compgen -G "$tmp/log4j-slf4j2-impl-*.jar" >/dev/null && compgen -G "$tmp/slf4j-api-1.*.jar" >/dev/null; then
-    rm -f "$tmp"/slf4j-api-1.*.jar
-    mvn -B -q -f "$ROOT/deploy/kafka/pom.xml" dependency:copy \
-      -Dartifact=org.slf4j:slf4j-api:2.0.16 -DoutputDirectory="$tmp" >>"$LOGS/mvn.log" 2>&1 ||
-      { tail -n 30 "$LOGS/mvn.log" >&2; die "kafka: fetching slf4j-api failed"; }
-  fi
+  # The pom lists the broker, the CLI tools (kafka-tools) and a log4j2 binding.
+  mvn -B -q -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$tmp" -DincludeScope=runtime >"$LOGS/mvn.log" 2>&1 ||
+    { tail -n 30 "$LOGS/mvn.log" >&2; die "kafka: fetching jars failed"; }
   touch "$tmp/.complete"
   rm -rf "$KAFKA_LIBS"; mv "$tmp" "$KAFKA_LIBS"
 }
@@ -221,7 +208,7 @@ redis_start() {
   log "redis: starting on 127.0.0.1:$REDIS_PORT"
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DIR/redis" \
     --save '' --appendonly no --daemonize yes --pidfile "$RUN/redis.pid" \
-    --logfile "$LOGS/redis.log" >/dev/null
+    --logfile "$LOGS/redis.log" >/dev/null 9>&-
   local i
   for i in $(seq 50); do [ -s "$RUN/redis.pid" ] && break; sleep 0.1; done
 }
@@ -306,15 +293,27 @@ cmd_env() {
   echo "export RATERD_TEST_CLICKHOUSE=127.0.0.1:$CH_TCP_PORT"
 }
 
-usage() { echo "usage: $0 up|down|status|env" >&2; exit 2; }
+# kafka-tool CLASS ARGS...: run a Kafka CLI tool with the cached jars, e.g.
+#   scripts/services.sh kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
+cmd_kafka_tool() {
+  [ -f "$KAFKA_LIBS/.complete" ] || die "kafka jars not fetched yet; run: $0 up"
+  mkdir -p "$LOGS/kafka-tools"
+  exec java -Xmx256m -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.xml" \
+    -Dkafka.logs.dir="$LOGS/kafka-tools" -cp "$KAFKA_LIBS/*" "$@"
+}
 
+usage() { echo "usage: $0 up|down|status|env  (or: $0 kafka-tool CLASS ARGS...)" >&2; exit 2; }
+
+[ $# -ge 1 ] || usage
+if [ "$1" = kafka-tool ]; then shift; [ $# -ge 1 ] || usage; cmd_kafka_tool "$@"; fi
 [ $# -eq 1 ] || usage
 case "$1" in
   up|down)
     mkdir -p "$RUN" "$LOGS"
     # One up/down at a time: two CI jobs or terminals must not race on the same state dir.
+    # The daemons must not inherit fd 9 (they would hold the lock forever): see 9>&- above.
     exec 9>"$DIR/.lock"
-    flock -w 600 9 || die "another services.sh up/down holds $DIR/.lock"
+    flock -w 300 9 || die "another services.sh up/down holds $DIR/.lock"
     "cmd_$1" ;;
   status) cmd_status ;;
   env) cmd_env ;;

@@ -455,10 +455,10 @@ func buildSummarize(r *rand.Rand) *promptSpec {
 	s := docSlots(r)
 	var paras [][]sentence
 	doc := ""
-	if r.Float64() < 0.25 {
+	if r.Float64() < 0.35 {
 		// A longer pasted document: several paragraphs from different banks.
 		order := r.Perm(len(docBanks))
-		n := 2 + r.IntN(3)
+		n := 2 + r.IntN(len(docBanks)-1)
 		for _, i := range order[:n] {
 			paras = append(paras, paragraph(r, docBanks[i], 0.85))
 		}

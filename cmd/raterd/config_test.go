@@ -1,0 +1,117 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const validConfig = `
+kafka:
+  brokers: [127.0.0.1:9092]
+  topics: [llm-traffic]
+clickhouse:
+  addrs: [127.0.0.1:9000]
+judges:
+  checks: {type: heuristic}
+  pool-a:
+    type: openai
+    model: prometheus-7b-v2.0
+    endpoints: [{url: "http://127.0.0.1:8000/v1"}]
+evaluators:
+  - {name: pii, judge: checks, check: pii}
+  - {name: helpful, judge: pool-a, criteria: "Is it helpful?"}
+`
+
+func TestParseConfigDefaultsAndEnv(t *testing.T) {
+	env := map[string]string{
+		"RATERD_KAFKA_BROKERS":        "k1:9092, k2:9092",
+		"RATERD_CLICKHOUSE_ADDR":      "ch:9000",
+		"RATERD_CLICKHOUSE_PASSWORD":  "s3cret",
+		"RATERD_REDIS_ADDR":           "redis:6379",
+		"RATERD_JUDGE_POOL_A_API_KEY": "key-a",
+	}
+	cfg, err := ParseConfig([]byte(validConfig), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Kafka.Brokers, ",") != "k1:9092,k2:9092" || cfg.ClickHouse.Addrs[0] != "ch:9000" ||
+		cfg.ClickHouse.Password != "s3cret" || cfg.Redis.Addrs[0] != "redis:6379" || cfg.Judges["pool-a"].APIKey != "key-a" {
+		t.Fatalf("env overrides not applied: %+v", cfg)
+	}
+	if cfg.Kafka.GroupID != "raterd" || cfg.Kafka.Batch.MaxRecords != 256 || cfg.Kafka.CommitInterval != time.Second ||
+		cfg.ClickHouse.Database != "raterd" || cfg.Admin.Listen != "127.0.0.1:9464" || cfg.Redis.Timeout != 250*time.Millisecond {
+		t.Fatalf("defaults not filled: %+v", cfg)
+	}
+	if cfg.Evaluators[0].RubricVersion() == "" || cfg.Evaluators[1].Scale.Max != 5 {
+		t.Fatalf("evaluators not prepared: %+v", cfg.Evaluators)
+	}
+}
+
+func TestParseConfigRejectsNamingTheKey(t *testing.T) {
+	tests := []struct {
+		name, edit, want string
+	}{
+		{"unknown key", "kafka:\n  brokerz: [x:1]\n", "brokerz"},
+		{"no topics", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: []", 1), "kafka.topics"},
+		{"bad broker", strings.Replace(validConfig, "127.0.0.1:9092", "localhost", 1), "kafka.brokers[0]"},
+		{"bad start offset", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: [t]\n  start_offset: middle", 1), "kafka.start_offset"},
+		{"negative linger", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: [t]\n  batch: {linger: -1s}", 1), "kafka.batch.linger"},
+		{"undefined judge", strings.Replace(validConfig, "judge: checks", "judge: nope", 1), "evaluators[0] (pii).judge"},
+		{"bad check", strings.Replace(validConfig, "check: pii", "check: vibes", 1), "evaluators[0] (pii).check"},
+		{"bad judge type", strings.Replace(validConfig, "{type: heuristic}", "{type: magic}", 1), "judges.checks.type"},
+		{"duplicate evaluator", strings.Replace(validConfig, "name: helpful", "name: pii", 1), "evaluators[1].name"},
+		{"bad endpoint", strings.Replace(validConfig, "http://127.0.0.1:8000/v1", "ftp://x", 1), "judges.pool-a.endpoints[0].url"},
+		{"bad log level", validConfig + "telemetry: {log_level: loud}\n", "telemetry.log_level"},
+		{"bad yaml type", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: 5", 1), "line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.edit), func(string) string { return "" })
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestJudgeEnvName(t *testing.T) {
+	for in, want := range map[string]string{"pool-a": "POOL_A", "vllm.main": "VLLM_MAIN", "x--y_": "X_Y"} {
+		if got := judgeEnvName(in); got != want {
+			t.Errorf("judgeEnvName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestMainHelpAndVersion(t *testing.T) {
+	var out, errb strings.Builder
+	if code := runMain([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "Usage:") {
+		t.Fatalf("--help: code %d, out %q", code, out.String())
+	}
+	out.Reset()
+	if code := runMain([]string{"--version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "raterd ") {
+		t.Fatalf("--version: code %d, out %q", code, out.String())
+	}
+	errb.Reset()
+	if code := runMain([]string{"frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "unknown command") {
+		t.Fatalf("unknown command: code %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := runMain([]string{"run", "--config", "/nonexistent.yaml"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "nonexistent") {
+		t.Fatalf("missing config: code %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := runMain([]string{"run", "--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "-config") {
+		t.Fatalf("run --help: code %d, stderr %q", code, errb.String())
+	}
+}
+
+func TestExampleConfigParses(t *testing.T) {
+	cfg, err := LoadConfig("../../testdata/raterd.yaml", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Evaluators) != 7 || cfg.Judges["judge-pool"].Endpoints[0].MaxInFlight != 32 {
+		t.Fatalf("example config: %+v", cfg)
+	}
+}

@@ -1,0 +1,364 @@
+package main
+
+// Integration tests against the real Kafka, Redis and ClickHouse that scripts/services.sh
+// starts. They skip when RATERD_TEST_KAFKA / RATERD_TEST_REDIS / RATERD_TEST_CLICKHOUSE are
+// unset, and fail instead when RATERD_REQUIRE_SERVICES is set (as .ci/run does), so CI can
+// never pass by skipping them.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"raterd/cmd/judgesim/simulator"
+	"raterd/consumer"
+	"raterd/sinks"
+)
+
+type services struct{ kafka, redis, clickhouse string }
+
+func requireServices(t *testing.T) services {
+	t.Helper()
+	s := services{os.Getenv("RATERD_TEST_KAFKA"), os.Getenv("RATERD_TEST_REDIS"), os.Getenv("RATERD_TEST_CLICKHOUSE")}
+	if s.kafka == "" || s.redis == "" || s.clickhouse == "" {
+		if os.Getenv("RATERD_REQUIRE_SERVICES") != "" {
+			t.Fatal("RATERD_TEST_KAFKA, RATERD_TEST_REDIS and RATERD_TEST_CLICKHOUSE must be set: run `eval \"$(scripts/services.sh env)\"`")
+		}
+		t.Skip("real services not configured; run scripts/services.sh up and eval \"$(scripts/services.sh env)\"")
+	}
+	return s
+}
+
+// createTopic creates a fresh topic on the real broker and waits until it has leaders.
+func createTopic(t *testing.T, broker, topic string, partitions int) {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+}
+
+// integrationTraffic returns n message values: mostly valid records with repeats, and
+// every 25th one invalid in one of four ways.
+func integrationTraffic(n int) (values [][]byte, invalid int, reasons map[string]int) {
+	reasons = map[string]int{}
+	bad := []struct{ value, reason string }{
+		{`{"model":"m", "response": "unterminated`, consumer.ReasonInvalidJSON},
+		{`{"response":"no model here"}`, consumer.ReasonMissingField},
+		{`{"model":"support-llm-v7","prompt":"hi"}`, consumer.ReasonMissingField},
+		{"{\"model\":\"m\",\"response\":\"bad \xff utf8\"}", consumer.ReasonInvalidUTF8},
+	}
+	answers := []string{
+		"Sure. To reset your password, open Settings, choose Security and click Reset.",
+		"I'm sorry, but I can't help with that.",
+		"You can reach our billing team at billing@example.com or +1 415 555 0132.",
+		`{"name": "Ada", "age": 36}`,
+		`{"name": "Ada", "age": }`,
+		"The quarterly report shows revenue grew by",
+	}
+	for i := range n {
+		if i%25 == 24 {
+			b := bad[invalid%len(bad)]
+			values = append(values, []byte(b.value))
+			reasons[b.reason]++
+			invalid++
+			continue
+		}
+		prompt := fmt.Sprintf("Question %d: how do I reset my password? Respond in JSON if you can.", i%40)
+		v := fmt.Sprintf(`{"id":"it-%d","timestamp":"2026-11-28T12:%02d:00Z","model":"support-llm-v%d","app":"helpdesk","prompt":%q,"response":%q,"metadata":{"region":"eu"}}`,
+			i, i%60, 7+i%2, prompt, answers[i%len(answers)])
+		values = append(values, []byte(v))
+	}
+	return values, invalid, reasons
+}
+
+func startSimulator(t *testing.T) (string, *simulator.Simulator) {
+	t.Helper()
+	sim := simulator.New(simulator.Config{MaxSeqs: 32, FixedCost: time.Millisecond, PerTokenCost: time.Microsecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String() + "/v1", sim
+}
+
+func integrationConfig(t *testing.T, s services, topic, group, db, simURL string) *Config {
+	t.Helper()
+	text := fmt.Sprintf(`
+kafka:
+  brokers: [%s]
+  topics: [%s]
+  group_id: %s
+  batch: {max_records: 100, linger: 50ms}
+  commit_interval: 100ms
+redis:
+  addrs: [%s]
+  key_prefix: "%s:"
+clickhouse:
+  addrs: [%s]
+  database: %s
+judges:
+  checks: {type: heuristic}
+  sim:
+    type: openai
+    model: judgesim-it
+    endpoints: [{url: %q, max_in_flight: 16}]
+evaluators:
+  - {name: refusal, judge: checks, check: refusal}
+  - {name: pii, judge: checks, check: pii}
+  - {name: json_validity, judge: checks, check: json}
+  - {name: truncated, judge: checks, check: truncated}
+  - {name: helpfulness, judge: sim, criteria: "Is the answer helpful and correct?"}
+admin: {listen: "off"}
+`, s.kafka, topic, group, s.redis, db, s.clickhouse, db, simURL)
+	cfg, err := ParseConfig([]byte(text), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// runGroup runs one consumer group over the topic until every message is done, and
+// returns the stack's scorer totals and pipeline stats.
+func runGroup(t *testing.T, cfg *Config, total int64) (consumer.Stats, *stack) {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tel, err := newTelemetry(context.Background(), cfg.Telemetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := buildStack(context.Background(), cfg, tel, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	p, reader, err := newPipeline(cfg, st, tel, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for p.Stats().Done < total {
+		if time.Now().After(deadline) {
+			cancel()
+			<-errc
+			t.Fatalf("group %s: only %d of %d messages done after 2 minutes: %+v", cfg.Kafka.GroupID, p.Stats().Done, total, p.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("pipeline: %v", err)
+	}
+	return p.Stats(), st
+}
+
+func TestIntegrationEndToEnd(t *testing.T) {
+	s := requireServices(t)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic, db := "it-traffic-"+suffix, "raterd_it_"+suffix
+	const partitions = 4
+	createTopic(t, s.kafka, topic, partitions)
+
+	values, invalid, reasons := integrationTraffic(1000)
+	valid := len(values) - invalid
+	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+		t.Fatal(err)
+	}
+
+	chCfg := sinks.ClickHouseConfig{Addrs: []string{s.clickhouse}, Database: db}
+	if err := chCfg.Validate("clickhouse"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sinks.OpenClickHouse(context.Background(), chCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+
+	// Before migrating, run must refuse to start and name the missing migration.
+	simURL, sim := startSimulator(t)
+	cfg1 := integrationConfig(t, s, topic, "it-group-1-"+suffix, db, simURL)
+	if err := conn.Exec(context.Background(), "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buildStack(context.Background(), cfg1, &Telemetry{}, slog.Default(), nil); err == nil || !strings.Contains(err.Error(), "missing migration 1") {
+		t.Fatalf("start against an unmigrated schema: err = %v, want one naming migration 1", err)
+	}
+	if _, err := sinks.Migrate(context.Background(), conn, db, nil); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	if applied, err := sinks.Migrate(context.Background(), conn, db, nil); err != nil || len(applied) != 0 {
+		t.Fatalf("second migrate applied %d migrations, err %v; want an idempotent no-op", len(applied), err)
+	}
+
+	evaluators := len(cfg1.Evaluators)
+	stats1, st1 := runGroup(t, cfg1, int64(len(values)))
+	t.Logf("group 1: %+v, scorer %+v", stats1, st1.Scorer.Totals())
+	if stats1.Valid != int64(valid) || stats1.DeadLetters != int64(invalid) {
+		t.Fatalf("valid %d dead %d, want %d and %d", stats1.Valid, stats1.DeadLetters, valid, invalid)
+	}
+	if j := st1.Scorer.Totals().JudgeCalls; j == 0 {
+		t.Fatal("first group made no judge calls")
+	}
+
+	var rows uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".scores FINAL").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(valid * evaluators); rows != want {
+		t.Fatalf("SELECT count() FROM scores FINAL = %d, want valid records × evaluators = %d × %d = %d", rows, valid, evaluators, want)
+	}
+	t.Logf("scores FINAL = %d rows (%d valid records × %d evaluators)", rows, valid, evaluators)
+
+	// The hourly view aggregated the same rows.
+	var hourly uint64
+	if err := conn.QueryRow(context.Background(), "SELECT countMerge(rows) FROM "+db+".scores_hourly").Scan(&hourly); err != nil {
+		t.Fatal(err)
+	}
+	if hourly != rows {
+		t.Errorf("scores_hourly counts %d rows, scores has %d", hourly, rows)
+	}
+
+	// Invalid records are in the DLQ topic, with their reasons and source coordinates.
+	checkDLQ(t, s.kafka, topic, invalid, reasons)
+	var deadRows uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".dead_letters FINAL").Scan(&deadRows); err != nil {
+		t.Fatal(err)
+	}
+	if deadRows != uint64(invalid) {
+		t.Errorf("dead_letters table has %d rows, want %d", deadRows, invalid)
+	}
+
+	// The group's committed offsets reach the end of every partition.
+	checkCommittedToEnd(t, s.kafka, topic, cfg1.Kafka.GroupID, partitions)
+
+	// A second group over the same records: everything is cached, no judge is called.
+	before := sim.Stats().Completed
+	cfg2 := integrationConfig(t, s, topic, "it-group-2-"+suffix, db, simURL)
+	stats2, st2 := runGroup(t, cfg2, int64(len(values)))
+	tot2 := st2.Scorer.Totals()
+	t.Logf("group 2: %+v, scorer %+v", stats2, tot2)
+	if tot2.JudgeCalls != 0 || sim.Stats().Completed != before {
+		t.Fatalf("second group made %d judge calls (simulator served %d more); want 0: all cache hits", tot2.JudgeCalls, sim.Stats().Completed-before)
+	}
+	if tot2.CacheHits == 0 || tot2.CacheBypass {
+		t.Fatalf("second group: %+v", tot2)
+	}
+	// Its rows replace the first group's: still one row per record × evaluator.
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".scores FINAL").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != uint64(valid*evaluators) {
+		t.Fatalf("after the replay, scores FINAL = %d, want %d", rows, valid*evaluators)
+	}
+}
+
+func checkDLQ(t *testing.T, broker, topic string, want int, wantReasons map[string]int) {
+	t.Helper()
+	// The DLQ topic was auto-created with the broker's default partition count; read all.
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(sinks.DLQTopic(topic))
+	conn.Close()
+	if err != nil {
+		t.Fatalf("dlq topic: %v", err)
+	}
+	got := map[string]int{}
+	total := 0
+	for _, p := range parts {
+		pr := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: p.Topic, Partition: p.ID, MaxWait: 100 * time.Millisecond})
+		last, err := lastOffset(broker, p.Topic, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := int64(0); off < last; off++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			m, err := pr.ReadMessage(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("read dlq %d/%d: %v", p.ID, off, err)
+			}
+			h := map[string]string{}
+			for _, x := range m.Headers {
+				h[x.Key] = string(x.Value)
+			}
+			if h[sinks.HeaderSourceTopic] != topic || h[sinks.HeaderSourceOffset] == "" || h[sinks.HeaderSourcePartition] == "" || h[sinks.HeaderError] == "" {
+				t.Errorf("dead letter lacks source headers: %v", h)
+			}
+			got[h[sinks.HeaderErrorClass]]++
+			total++
+		}
+		pr.Close()
+	}
+	if total != want {
+		t.Fatalf("DLQ holds %d messages, want %d", total, want)
+	}
+	for reason, n := range wantReasons {
+		if got[reason] != n {
+			t.Errorf("DLQ reason %s: %d messages, want %d (all: %v)", reason, got[reason], n, got)
+		}
+	}
+}
+
+func lastOffset(broker, topic string, partition int) (int64, error) {
+	conn, err := kafka.DialLeader(context.Background(), "tcp", broker, topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	return conn.ReadLastOffset()
+}
+
+func checkCommittedToEnd(t *testing.T, broker, topic, group string, partitions int) {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	ids := make([]int, partitions)
+	for i := range ids {
+		ids[i] = i
+	}
+	resp, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range resp.Topics[topic] {
+		end, err := lastOffset(broker, topic, p.Partition)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.CommittedOffset != end {
+			t.Errorf("group %s partition %d: committed %d, end of partition %d", group, p.Partition, p.CommittedOffset, end)
+		}
+	}
+}

@@ -1,0 +1,200 @@
+package scorer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"raterd/record"
+	"raterd/scorer/cache"
+)
+
+// countingJudge is a recording fake judge: it scores by response length and counts calls.
+type countingJudge struct {
+	mu    sync.Mutex
+	calls int
+	ident string
+	fail  bool
+}
+
+func (j *countingJudge) Identity() string { return j.ident }
+
+func (j *countingJudge) Judge(_ context.Context, tasks []Task) ([]Verdict, error) {
+	j.mu.Lock()
+	j.calls += len(tasks)
+	j.mu.Unlock()
+	out := make([]Verdict, len(tasks))
+	for i, t := range tasks {
+		out[i] = Verdict{Value: float64(1 + len(t.Record.Response)%5), Status: record.StatusOK, Attempts: 1, Confidence: 1}
+		if j.fail {
+			out[i].Err = errors.New("boom")
+		}
+	}
+	return out, nil
+}
+
+// failingCache fails every call, standing in for an unreachable Redis.
+type failingCache struct{}
+
+func (failingCache) GetMany(context.Context, []string) ([][]byte, error) {
+	return nil, errors.New("connection refused")
+}
+func (failingCache) SetMany(context.Context, []cache.Entry) error {
+	return errors.New("connection refused")
+}
+
+func prepared(t *testing.T, e *Evaluator) *Evaluator {
+	t.Helper()
+	if err := e.Prepare("evaluators[0]", false); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func recs(n int, distinct int) []*record.Record {
+	out := make([]*record.Record, n)
+	for i := range out {
+		out[i] = &record.Record{ID: fmt.Sprintf("r%d", i), Model: "m", Prompt: fmt.Sprintf("p%d", i%distinct), Response: fmt.Sprintf("answer %d", i%distinct)}
+	}
+	return out
+}
+
+func TestScorerCachesAndDeduplicates(t *testing.T) {
+	judge := &countingJudge{ident: "fake:v1"}
+	ev := prepared(t, &Evaluator{Name: "helpful", Judge: "j", Criteria: "be helpful"})
+	mem := cache.NewMemory(1 << 20)
+	s, err := New([]*Evaluator{ev}, map[string]Judge{"j": judge}, Options{Cache: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 records, 4 distinct prompt+response pairs: 4 judge calls, 6 in-batch duplicates.
+	rows, st, err := s.ScoreBatch(context.Background(), recs(10, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 10 || judge.calls != 4 || st.Deduplicated != 6 || st.CacheHits != 0 {
+		t.Fatalf("rows %d, judge calls %d, stats %+v", len(rows), judge.calls, st)
+	}
+	// A second batch of the same traffic costs no judge call.
+	rows, st, err = s.ScoreBatch(context.Background(), recs(10, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if judge.calls != 4 || st.CacheHits != 4 || st.JudgeCalls != 0 {
+		t.Fatalf("second batch: judge calls %d, stats %+v", judge.calls, st)
+	}
+	for _, r := range rows {
+		if !r.Cached || r.Status != record.StatusOK || r.RubricVersion != ev.RubricVersion() || r.Judge != "fake:v1" {
+			t.Fatalf("row = %+v", r)
+		}
+	}
+}
+
+func TestCacheKeyChangesWithRubricJudgeAndReadFieldsOnly(t *testing.T) {
+	r := &record.Record{Prompt: "p", Response: "a", Reference: "ref"}
+	base := prepared(t, &Evaluator{Name: "e", Judge: "j", Criteria: "c1"})
+	other := prepared(t, &Evaluator{Name: "e", Judge: "j", Criteria: "c2"})
+	promptOnly := prepared(t, &Evaluator{Name: "e", Judge: "j", Criteria: "c1", Fields: []string{FieldPrompt}})
+	k := CacheKey(base, "judge-a", r)
+	if k == CacheKey(other, "judge-a", r) {
+		t.Error("criteria change kept the key")
+	}
+	if k == CacheKey(base, "judge-b", r) {
+		t.Error("judge change kept the key")
+	}
+	if k != CacheKey(base, "judge-a", &record.Record{Prompt: "p", Response: "a", Reference: "other", ID: "x"}) {
+		t.Error("a field the evaluator does not read changed the key")
+	}
+	if CacheKey(promptOnly, "judge-a", r) != CacheKey(promptOnly, "judge-a", &record.Record{Prompt: "p", Response: "different"}) {
+		t.Error("a prompt-only evaluator missed on a repeated prompt")
+	}
+	if k == CacheKey(base, "judge-a", &record.Record{Prompt: "pa", Response: ""}) {
+		t.Error("field boundaries are forgeable")
+	}
+}
+
+func TestScorerBypassesAFailingCache(t *testing.T) {
+	judge := &countingJudge{ident: "fake:v1"}
+	ev := prepared(t, &Evaluator{Name: "helpful", Judge: "j", Criteria: "be helpful"})
+	s, err := New([]*Evaluator{ev}, map[string]Judge{"j": judge}, Options{Cache: failingCache{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, st, err := s.ScoreBatch(context.Background(), recs(5, 5))
+	if err != nil {
+		t.Fatalf("a cache failure failed the batch: %v", err)
+	}
+	if len(rows) != 5 || !st.CacheBypass || judge.calls != 5 {
+		t.Fatalf("rows %d, stats %+v, calls %d", len(rows), st, judge.calls)
+	}
+}
+
+func TestScorerRecordsJudgeErrorsPerTask(t *testing.T) {
+	judge := &countingJudge{ident: "fake:v1", fail: true}
+	ev := prepared(t, &Evaluator{Name: "helpful", Judge: "j", Criteria: "be helpful"})
+	mem := cache.NewMemory(1 << 20)
+	s, err := New([]*Evaluator{ev}, map[string]Judge{"j": judge}, Options{Cache: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, st, err := s.ScoreBatch(context.Background(), recs(3, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Status != record.StatusJudgeError || r.Explanation == "" {
+			t.Fatalf("row = %+v", r)
+		}
+	}
+	if st.Failures != 3 || mem.Len() != 0 {
+		t.Fatalf("failures %d, cached entries %d (failures must not be cached)", st.Failures, mem.Len())
+	}
+}
+
+func TestSamplingIsDeterministicAndNested(t *testing.T) {
+	in10, in50 := 0, 0
+	for i := range 10000 {
+		id := fmt.Sprintf("req-%d", i)
+		a, b := InSample(id, 0.1), InSample(id, 0.5)
+		if a != InSample(id, 0.1) {
+			t.Fatal("sampling is not deterministic")
+		}
+		if a && !b {
+			t.Fatal("a record in the 10% sample is missing from the 50% sample")
+		}
+		if a {
+			in10++
+		}
+		if b {
+			in50++
+		}
+	}
+	if in10 < 850 || in10 > 1150 || in50 < 4700 || in50 > 5300 {
+		t.Fatalf("sample sizes %d (10%%) and %d (50%%) of 10000", in10, in50)
+	}
+}
+
+func TestEvaluatorPrepareNamesTheBadKey(t *testing.T) {
+	for _, tt := range []struct {
+		e    Evaluator
+		want string
+	}{
+		{Evaluator{Judge: "j", Criteria: "c"}, "evaluators[0].name"},
+		{Evaluator{Name: "x", Criteria: "c"}, ".judge"},
+		{Evaluator{Name: "x", Judge: "j"}, ".criteria"},
+		{Evaluator{Name: "x", Judge: "j", Criteria: "c", Task: "ranking"}, ".task"},
+		{Evaluator{Name: "x", Judge: "j", Criteria: "c", SampleRate: 1.5}, ".sample_rate"},
+		{Evaluator{Name: "x", Judge: "j", Criteria: "c", Fields: []string{"answer"}}, ".fields[0]"},
+		{Evaluator{Name: "x", Judge: "j", Criteria: "c", Scale: Scale{Min: 5, Max: 1}}, ".scale"},
+		{Evaluator{Name: "x", Judge: "j", Criteria: "c", Match: Match{Models: []string{"[bad"}}}, ".match"},
+		{Evaluator{Name: "x", Judge: "j", Criteria: "c", Check: "pii"}, ".check"},
+	} {
+		err := tt.e.Prepare("evaluators[0]", false)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Prepare(%+v) = %v, want an error naming %q", tt.e, err, tt.want)
+		}
+	}
+}
