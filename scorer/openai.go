@@ -243,14 +243,21 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		cause := context.Cause(ctx)
-		for i := fed; i < len(tasks); i++ {
-			verdicts[i] = Verdict{Status: record.StatusJudgeError, Err: fmt.Errorf("%s: not judged: %w", j.Identity(), cause)}
-		}
-		return verdicts, fmt.Errorf("%s: %w", j.Identity(), cause)
+	if ctx.Err() == nil {
+		return verdicts, nil
 	}
-	return verdicts, nil
+	cause := context.Cause(ctx)
+	cut := fed < len(tasks)
+	for i := fed; i < len(tasks); i++ {
+		verdicts[i] = Verdict{Status: record.StatusJudgeError, Err: fmt.Errorf("%s: not judged: %w", j.Identity(), cause)}
+	}
+	for _, v := range verdicts[:fed] {
+		cut = cut || (v.Err != nil && errors.Is(v.Err, cause))
+	}
+	if !cut { // ctx ended after the last task was judged
+		return verdicts, nil
+	}
+	return verdicts, fmt.Errorf("%s: %w", j.Identity(), cause)
 }
 
 // openaiChatRequest is the request body of POST /chat/completions.

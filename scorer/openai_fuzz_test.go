@@ -3,7 +3,7 @@ package scorer
 import (
 	"errors"
 	"math"
-	"strings"
+	"strconv"
 	"testing"
 )
 
@@ -31,10 +31,11 @@ func FuzzParsePointwise(f *testing.F) {
 		if score != math.Trunc(score) || score < scale.Min || score > scale.Max {
 			t.Fatalf("accepted score %v outside integer scale %v..%v for %q", score, scale.Min, scale.Max, answer)
 		}
-		for _, l := range strings.Split(reasoning, "\n") {
-			if strings.HasPrefix(strings.TrimSpace(l), "Score:") {
-				t.Fatalf("reasoning %q holds a score line", reasoning)
-			}
+		// What was accepted survives a round trip through the canonical form.
+		canon := "Reasoning: " + reasoning + "\nScore: " + strconv.FormatFloat(score, 'f', -1, 64)
+		s2, r2, err := parsePointwise(canon, scale)
+		if err != nil || s2 != score || r2 != reasoning {
+			t.Fatalf("round trip of %q: %v %q %v", canon, s2, r2, err)
 		}
 		if len(reasoning) > len(answer) {
 			t.Fatalf("reasoning longer than the answer")

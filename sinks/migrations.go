@@ -142,9 +142,18 @@ func Migrate(ctx context.Context, conn driver.Conn, db string, logger *slog.Logg
 // CheckSchema fails, naming the first missing migration, when the database is behind
 // the version this build needs.
 func CheckSchema(ctx context.Context, conn driver.Conn, db string) error {
-	current, err := appliedVersion(ctx, conn, db)
-	if err != nil {
-		return fmt.Errorf("%w: %w (run `raterd migrate`)", ErrSchemaBehind, err)
+	var tables uint64
+	// db is a validated identifier (ClickHouseConfig.Validate), safe to quote inline.
+	q := fmt.Sprintf("SELECT count() FROM system.tables WHERE database = '%s' AND name = 'schema_migrations'", db)
+	if err := conn.QueryRow(ctx, q).Scan(&tables); err != nil {
+		return fmt.Errorf("check schema of %s: %w", db, err)
+	}
+	current := 0
+	if tables > 0 {
+		var err error
+		if current, err = appliedVersion(ctx, conn, db); err != nil {
+			return err
+		}
 	}
 	for _, m := range Migrations() {
 		if m.Version > current {
