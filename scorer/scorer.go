@@ -48,6 +48,8 @@ type BatchStats struct {
 	JudgeCalls   int  // tasks sent to a judge
 	Failures     int  // tasks whose judgement failed (judge errors and parse failures)
 	CacheBypass  bool // the cache was unreachable for this batch
+	// JudgeCallsBy splits JudgeCalls by judge name (the key under judges:).
+	JudgeCallsBy map[string]int
 }
 
 // Scorer turns records into score rows for the configured evaluators.
@@ -150,6 +152,12 @@ func (s *Scorer) Score(ctx context.Context, records []*record.Record) ([]record.
 	s.totals.JudgeCalls += st.JudgeCalls
 	s.totals.Failures += st.Failures
 	s.totals.CacheBypass = s.totals.CacheBypass || st.CacheBypass
+	for name, n := range st.JudgeCallsBy {
+		if s.totals.JudgeCallsBy == nil {
+			s.totals.JudgeCallsBy = map[string]int{}
+		}
+		s.totals.JudgeCallsBy[name] += n
+	}
 	s.totalsMu.Unlock()
 	return rows, err
 }
@@ -159,7 +167,12 @@ func (s *Scorer) Score(ctx context.Context, records []*record.Record) ([]record.
 func (s *Scorer) Totals() BatchStats {
 	s.totalsMu.Lock()
 	defer s.totalsMu.Unlock()
-	return s.totals
+	t := s.totals
+	t.JudgeCallsBy = make(map[string]int, len(s.totals.JudgeCallsBy))
+	for k, v := range s.totals.JudgeCallsBy {
+		t.JudgeCallsBy[k] = v
+	}
+	return t
 }
 
 // ScoreBatch judges every applicable record × evaluator pair of the batch and returns the
@@ -230,8 +243,12 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(byJudge))
+	if len(byJudge) > 0 {
+		st.JudgeCallsBy = make(map[string]int, len(byJudge))
+	}
 	for name, idx := range byJudge {
 		st.JudgeCalls += len(idx)
+		st.JudgeCallsBy[name] = len(idx)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

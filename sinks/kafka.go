@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -74,3 +75,53 @@ func (k *KafkaDeadLetters) WriteDeadLetters(ctx context.Context, letters []recor
 
 // Close flushes and closes the producer.
 func (k *KafkaDeadLetters) Close() error { return k.w.Close() }
+
+// EnsureDLQTopics creates the dead-letter topic of each source topic when it is missing,
+// with the source's partition count and replication, so that the first dead letter does
+// not wait for auto-creation. Source topics that do not exist yet are skipped (the writer
+// still auto-creates their DLQ later). It returns the DLQ topics it created.
+func EnsureDLQTopics(ctx context.Context, brokers []string, sources []string) ([]string, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	want := make([]string, 0, 2*len(sources))
+	for _, s := range sources {
+		want = append(want, s, DLQTopic(s))
+	}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: want})
+	if err != nil {
+		return nil, fmt.Errorf("kafka metadata for %v: %w", want, err)
+	}
+	exists := map[string]kafka.Topic{}
+	for _, t := range meta.Topics {
+		if t.Error == nil && len(t.Partitions) > 0 {
+			exists[t.Name] = t
+		}
+	}
+	var create []kafka.TopicConfig
+	for _, s := range sources {
+		src, ok := exists[s]
+		if _, dlqExists := exists[DLQTopic(s)]; !ok || dlqExists {
+			continue
+		}
+		create = append(create, kafka.TopicConfig{
+			Topic: DLQTopic(s), NumPartitions: len(src.Partitions), ReplicationFactor: max(len(src.Partitions[0].Replicas), 1),
+		})
+	}
+	if len(create) == 0 {
+		return nil, nil
+	}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: create})
+	if err != nil {
+		return nil, fmt.Errorf("create dead-letter topics: %w", err)
+	}
+	var created []string
+	for _, c := range create {
+		switch err := resp.Errors[c.Topic]; {
+		case err == nil:
+			created = append(created, c.Topic)
+		case errors.Is(err, kafka.TopicAlreadyExists):
+		default:
+			return created, fmt.Errorf("create dead-letter topic %s: %w", c.Topic, err)
+		}
+	}
+	return created, nil
+}

@@ -201,6 +201,8 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
 	total := int64(len(msgs))
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	poll := time.NewTicker(10 * time.Millisecond) // completion check; progress prints every second
+	defer poll.Stop()
 	deadline := time.After(5 * time.Minute)
 wait:
 	for {
@@ -209,6 +211,7 @@ wait:
 			return fmt.Errorf("pipeline stopped early: %w", err)
 		case <-ctx.Done():
 			break wait
+		case <-poll.C:
 		case <-deadline:
 			cancelRun()
 			<-runErr
@@ -298,7 +301,16 @@ func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum 
 		hitRate = 100 * float64(ss.CacheHits+ss.Deduplicated) / float64(ss.Tasks)
 	}
 	fmt.Fprintf(tw, "cache hit rate\t%.1f%%\t(%d cache hits + %d in-batch duplicates of %d judgements)\n", hitRate, ss.CacheHits, ss.Deduplicated, ss.Tasks)
-	fmt.Fprintf(tw, "judge calls\t%d\t(judgesim simulator served %d requests)\n", ss.JudgeCalls, sim.Completed)
+	names := make([]string, 0, len(ss.JudgeCallsBy))
+	for name := range ss.JudgeCallsBy {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, name := range names {
+		parts = append(parts, fmt.Sprintf("%s %d", name, ss.JudgeCallsBy[name]))
+	}
+	fmt.Fprintf(tw, "judge calls\t%d\t(%s; the judgesim simulator answered %d requests)\n", ss.JudgeCalls, strings.Join(parts, ", "), sim.Completed)
 	fmt.Fprintf(tw, "throughput\t%.0f records/s\t(%.2fs)\n", float64(ps.Done)/elapsed.Seconds(), elapsed.Seconds())
 	tw.Flush()
 

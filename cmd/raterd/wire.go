@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/redis/go-redis/v9"
@@ -120,6 +121,15 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 
 	var scoreSinks sinks.MultiScoreSink
 	deadSinks := sinks.MultiDeadLetterSink{}
+	ectx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	created, err := sinks.EnsureDLQTopics(ectx, cfg.Kafka.Brokers, cfg.Kafka.Topics)
+	cancel()
+	if err != nil {
+		// Not fatal: the producer auto-creates the topic on first use where the broker allows.
+		logger.Warn("could not create dead-letter topics", "err", err)
+	} else if len(created) > 0 {
+		logger.Info("created dead-letter topics", "topics", created)
+	}
 	dlq := sinks.NewKafkaDeadLetters(cfg.Kafka.Brokers, nil)
 	st.closers = append(st.closers, dlq)
 	deadSinks = append(deadSinks, dlq)
