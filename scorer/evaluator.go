@@ -112,6 +112,11 @@ func (e *Evaluator) Prepare(key string, isHeuristic bool) error {
 		if len(e.Fields) == 0 {
 			e.Fields = heuristicFields(e.Check)
 		}
+		// Every check judges the response; without it in fields it would read an input
+		// that is not in the cache key. (json without prompt always expects JSON.)
+		if !slices.Contains(e.Fields, FieldResponse) {
+			return fmt.Errorf("%s.fields: check %q reads the response; leave fields unset or include response", key, e.Check)
+		}
 	} else {
 		if e.Check != "" {
 			return fmt.Errorf("%s.check: only heuristic judges run checks; judge %q is not one", key, e.Judge)

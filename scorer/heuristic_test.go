@@ -354,11 +354,11 @@ func TestHeuristicJudgeOrderAndErrors(t *testing.T) {
 		t.Errorf("unknown-check error %q does not name the check", vs[3].Err)
 	}
 
-	// A check must not read a field the evaluator does not declare: it is not in the
-	// cache key.
+	// A check must not read a field the evaluator does not declare (it would not be in
+	// the cache key): Prepare rejects such an evaluator, and the judge refuses it anyway.
 	ev := &Evaluator{Name: "p", Judge: "heuristic", Check: checkRefusal, Fields: []string{FieldPrompt}}
-	if err := ev.Prepare("evaluators[0]", true); err != nil {
-		t.Fatal(err)
+	if err := ev.Prepare("evaluators[0]", true); err == nil {
+		t.Error("Prepare accepted a refusal check that does not read the response")
 	}
 	vs, err = j.Judge(context.Background(), []Task{{Evaluator: ev, Record: &record.Record{Response: "x"}}})
 	if err != nil || vs[0].Err == nil {

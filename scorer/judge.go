@@ -28,7 +28,8 @@ type Verdict struct {
 	Confidence float64
 	// Explanation is the judge's reasoning, bounded by the scorer before storage.
 	Explanation string
-	// Status is record.StatusOK or record.StatusParseFailure.
+	// Status is record.StatusOK, record.StatusParseFailure, or record.StatusJudgeError
+	// alongside Err.
 	Status string
 	// Latency is the wall time the judge spent on this task.
 	Latency time.Duration

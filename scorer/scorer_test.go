@@ -198,3 +198,18 @@ func TestEvaluatorPrepareNamesTheBadKey(t *testing.T) {
 		}
 	}
 }
+
+func TestHeuristicEvaluatorMustReadItsCheckFields(t *testing.T) {
+	e := Evaluator{Name: "r", Judge: "checks", Check: "refusal", Fields: []string{FieldPrompt}}
+	if err := e.Prepare("evaluators[0]", true); err == nil || !strings.Contains(err.Error(), "evaluators[0] (r).fields") {
+		t.Fatalf("Prepare = %v, want an error naming evaluators[0] (r).fields", err)
+	}
+	ok := Evaluator{Name: "j", Judge: "checks", Check: "json"}
+	if err := ok.Prepare("evaluators[1]", true); err != nil || len(ok.Fields) != 2 {
+		t.Fatalf("Prepare = %v, fields %v", err, ok.Fields)
+	}
+	responseOnly := Evaluator{Name: "j", Judge: "checks", Check: "json", Fields: []string{FieldResponse}}
+	if err := responseOnly.Prepare("evaluators[2]", true); err != nil {
+		t.Fatalf("a response-only json check (always expects JSON) was rejected: %v", err)
+	}
+}

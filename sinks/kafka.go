@@ -33,8 +33,13 @@ type KafkaDeadLetters struct {
 	w *kafka.Writer
 }
 
-// NewKafkaDeadLetters returns a DLQ producer for the brokers; transport may be nil.
+// NewKafkaDeadLetters returns a DLQ producer for the brokers. A nil transport gets one of
+// its own: kafka-go's shared DefaultTransport caches topic metadata process-wide, which
+// would hide a DLQ topic created after another client's last refresh.
 func NewKafkaDeadLetters(brokers []string, transport kafka.RoundTripper) *KafkaDeadLetters {
+	if transport == nil {
+		transport = &kafka.Transport{}
+	}
 	return &KafkaDeadLetters{w: &kafka.Writer{
 		Addr:                   kafka.TCP(brokers...),
 		Balancer:               &kafka.Hash{},

@@ -239,7 +239,9 @@ wait:
 // produce loads messages into the topic with a real Kafka producer, keyed by line number.
 func produce(ctx context.Context, brokers []string, topic string, values [][]byte) error {
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchSize: 500,
-		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll,
+		// Its own transport: the shared default caches topic metadata across clients.
+		Transport: &kafka.Transport{}}
 	defer w.Close()
 	msgs := make([]kafka.Message, len(values))
 	for i, v := range values {

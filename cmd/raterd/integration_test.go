@@ -58,6 +58,22 @@ func createTopic(t *testing.T, broker, topic string, partitions int) {
 	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
 		t.Fatalf("create topic %s: %v", topic, err)
 	}
+	// Creation is asynchronous: wait until every partition has a leader.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		parts, err := conn.ReadPartitions(topic)
+		ready := err == nil && len(parts) == partitions
+		for _, p := range parts {
+			ready = ready && p.Leader.Host != ""
+		}
+		if ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s has no leaders after 30s: %v %v", topic, parts, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // integrationTraffic returns n message values: mostly valid records with repeats, and

@@ -1,0 +1,219 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"raterd/record"
+)
+
+// createTestTopic creates topic with the given partitions through the controller.
+func createTestTopic(t *testing.T, broker, topic string, partitions int) {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	t.Cleanup(func() { deleteTestTopics(t, broker, topic) })
+}
+
+func deleteTestTopics(t *testing.T, broker string, topics ...string) {
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	_, _ = client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics})
+}
+
+// topicPartitions returns the partition count of topic, or 0 when it does not exist.
+func topicPartitions(t *testing.T, broker, topic string) int {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	meta, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range meta.Topics {
+		if tp.Name == topic && tp.Error == nil {
+			return len(tp.Partitions)
+		}
+	}
+	return 0
+}
+
+func TestEnsureDLQTopics(t *testing.T) {
+	broker := requireService(t, "RATERD_TEST_KAFKA")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	source := uniqueName("raterd-sinks-test-src-")
+	missing := uniqueName("raterd-sinks-test-missing-")
+	createTestTopic(t, broker, source, 3)
+	t.Cleanup(func() { deleteTestTopics(t, broker, DLQTopic(source), missing, DLQTopic(missing)) })
+
+	created, err := EnsureDLQTopics(ctx, []string{broker}, []string{source, missing})
+	if err != nil {
+		t.Fatalf("EnsureDLQTopics: %v", err)
+	}
+	if len(created) != 1 || created[0] != DLQTopic(source) {
+		t.Fatalf("EnsureDLQTopics created %q, want [%q]", created, DLQTopic(source))
+	}
+	if got := topicPartitions(t, broker, DLQTopic(source)); got != 3 {
+		t.Errorf("%s has %d partitions, want 3 like its source", DLQTopic(source), got)
+	}
+	// The missing source is skipped: neither it nor its DLQ gets created.
+	for _, tp := range []string{missing, DLQTopic(missing)} {
+		if got := topicPartitions(t, broker, tp); got != 0 {
+			t.Errorf("EnsureDLQTopics created %s (%d partitions) for a missing source", tp, got)
+		}
+	}
+
+	again, err := EnsureDLQTopics(ctx, []string{broker}, []string{source, missing})
+	if err != nil {
+		t.Fatalf("second EnsureDLQTopics: %v", err)
+	}
+	if len(again) != 0 {
+		t.Fatalf("second EnsureDLQTopics created %q, want nothing", again)
+	}
+}
+
+// readAll reads every message of every partition of topic up to its current end.
+func readAll(t *testing.T, broker, topic string) []kafka.Message {
+	t.Helper()
+	var msgs []kafka.Message
+	for p := 0; p < topicPartitions(t, broker, topic); p++ {
+		conn, err := kafka.DialLeader(context.Background(), "tcp", broker, topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := conn.ReadLastOffset()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last == 0 {
+			_ = conn.Close()
+			continue
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Seek(0, kafka.SeekAbsolute); err != nil {
+			t.Fatal(err)
+		}
+		batch := conn.ReadBatch(1, 10<<20)
+		for {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				t.Fatalf("read %s/%d: %v", topic, p, err)
+			}
+			msgs = append(msgs, m)
+			if m.Offset+1 >= last {
+				break
+			}
+		}
+		_ = batch.Close()
+		_ = conn.Close()
+	}
+	return msgs
+}
+
+func TestKafkaDeadLetters(t *testing.T) {
+	broker := requireService(t, "RATERD_TEST_KAFKA")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	source := uniqueName("raterd-sinks-test-dl-")
+	createTestTopic(t, broker, source, 3)
+	t.Cleanup(func() { deleteTestTopics(t, broker, DLQTopic(source)) })
+	if _, err := EnsureDLQTopics(ctx, []string{broker}, []string{source}); err != nil {
+		t.Fatal(err)
+	}
+
+	seen := time.Date(2026, 11, 28, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	letters := []record.DeadLetter{
+		{Source: record.Source{Topic: source, Partition: 0, Offset: 5}, Key: []byte("key-0"), Value: []byte(`{"id":`),
+			Headers: map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "content-type": "application/json"},
+			Reason:  "invalid_json", Error: "unexpected end of JSON input", FirstSeen: seen, Attempts: 1},
+		{Source: record.Source{Topic: source, Partition: 2, Offset: 1 << 40}, Key: []byte("key-1"), Value: []byte{0xff, 0x00, 0xfe, 0x80, 'x', 0},
+			Headers: map[string]string{"x-tenant": "ünï"},
+			Reason:  "invalid_utf8", Error: "value is not valid UTF-8", FirstSeen: seen.Add(time.Second), Attempts: 3},
+		{Source: record.Source{Topic: source, Partition: 1, Offset: 0}, Key: nil, Value: []byte("plain"),
+			Reason: "too_large", Error: "value of 2000000 bytes exceeds 1048576", FirstSeen: seen.Add(2 * time.Second), Attempts: 0},
+	}
+	sink := NewKafkaDeadLetters([]string{broker}, nil)
+	t.Cleanup(func() { _ = sink.Close() })
+	if err := sink.WriteDeadLetters(ctx, letters); err != nil {
+		t.Fatalf("WriteDeadLetters: %v", err)
+	}
+	if err := sink.WriteDeadLetters(ctx, nil); err != nil {
+		t.Fatalf("WriteDeadLetters(nil): %v", err)
+	}
+
+	msgs := readAll(t, broker, DLQTopic(source))
+	if len(msgs) != len(letters) {
+		t.Fatalf("read %d messages from %s, want %d", len(msgs), DLQTopic(source), len(letters))
+	}
+	// Order by the first-seen header (distinct per letter): partitions keep no order among themselves.
+	sort.Slice(msgs, func(i, j int) bool {
+		return header(msgs[i], HeaderFirstSeen) < header(msgs[j], HeaderFirstSeen)
+	})
+	for i, d := range letters {
+		m := msgs[i]
+		if !bytes.Equal(m.Key, d.Key) || !bytes.Equal(m.Value, d.Value) {
+			t.Errorf("letter %d: key, value = %q, %q; want %q, %q", i, m.Key, m.Value, d.Key, d.Value)
+		}
+		want := map[string]string{
+			HeaderErrorClass:      d.Reason,
+			HeaderError:           d.Error,
+			HeaderSourceTopic:     d.Source.Topic,
+			HeaderSourcePartition: strconv.Itoa(d.Source.Partition),
+			HeaderSourceOffset:    strconv.FormatInt(d.Source.Offset, 10),
+			HeaderAttempts:        strconv.Itoa(d.Attempts),
+			HeaderFirstSeen:       d.FirstSeen.UTC().Format(time.RFC3339Nano),
+		}
+		for k, v := range d.Headers {
+			want[k] = v
+		}
+		got := map[string]string{}
+		for _, h := range m.Headers {
+			if _, dup := got[h.Key]; dup {
+				t.Errorf("letter %d: header %q appears twice", i, h.Key)
+			}
+			got[h.Key] = string(h.Value)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("letter %d: header %s = %q, want %q", i, k, got[k], v)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("letter %d: headers %v, want %v", i, got, want)
+		}
+		// The first-seen header parses back to the same instant.
+		if ts, err := time.Parse(time.RFC3339Nano, got[HeaderFirstSeen]); err != nil || !ts.Equal(d.FirstSeen) {
+			t.Errorf("letter %d: %s = %q does not parse back to %v (%v)", i, HeaderFirstSeen, got[HeaderFirstSeen], d.FirstSeen, err)
+		}
+	}
+}
+
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
