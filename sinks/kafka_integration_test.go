@@ -3,6 +3,7 @@ package sinks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"sort"
 	"strconv"
@@ -42,10 +43,14 @@ func deleteTestTopics(t *testing.T, broker string, topics ...string) {
 	_, _ = client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics})
 }
 
-// topicPartitions returns the partition count of topic, or 0 when it does not exist.
+// topicPartitions returns the partition count of topic, or 0 when it does not exist. It
+// asks the broker through a fresh transport: kafka.Client.Metadata answers from its
+// transport's cache, and kafka.Conn.ReadPartitions would auto-create a missing topic.
 func topicPartitions(t *testing.T, broker, topic string) int {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: tr}
 	meta, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		t.Fatal(err)
@@ -155,8 +160,23 @@ func TestKafkaDeadLetters(t *testing.T) {
 	}
 	sink := NewKafkaDeadLetters([]string{broker}, nil)
 	t.Cleanup(func() { _ = sink.Close() })
-	if err := sink.WriteDeadLetters(ctx, letters); err != nil {
-		t.Fatalf("WriteDeadLetters: %v", err)
+	// A topic created a moment ago is unknown to the broker's metadata for some tens of
+	// milliseconds (KRaft propagation), and kafka-go's Writer returns that as
+	// UnknownTopicOrPartition before producing anything, without retrying. The pipeline
+	// retries a failed batch; do the same here, only for that error, bounded by ctx.
+	for {
+		err := sink.WriteDeadLetters(ctx, letters)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable) || ctx.Err() != nil {
+			t.Fatalf("WriteDeadLetters: %v", err)
+		}
+		t.Logf("WriteDeadLetters: %v; retrying", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	if err := sink.WriteDeadLetters(ctx, nil); err != nil {
 		t.Fatalf("WriteDeadLetters(nil): %v", err)

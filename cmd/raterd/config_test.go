@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const validConfig = `
@@ -113,5 +117,35 @@ func TestExampleConfigParses(t *testing.T) {
 	}
 	if len(cfg.Evaluators) != 7 || cfg.Judges["judge-pool"].Endpoints[0].MaxInFlight != 32 {
 		t.Fatalf("example config: %+v", cfg)
+	}
+}
+
+// TestDeployConfigsParse keeps the shipped Kubernetes config valid as the code changes.
+func TestDeployConfigsParse(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/kubernetes/raterd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	found := false
+	for {
+		var doc struct {
+			Kind     string                `yaml:"kind"`
+			Metadata struct{ Name string } `yaml:"metadata"`
+			Data     map[string]string     `yaml:"data"`
+		}
+		if err := dec.Decode(&doc); err != nil {
+			break
+		}
+		if doc.Kind == "ConfigMap" && doc.Data["raterd.yaml"] != "" {
+			found = true
+			env := map[string]string{"RATERD_KAFKA_BROKERS": "kafka:9092", "RATERD_CLICKHOUSE_ADDR": "clickhouse:9000", "RATERD_REDIS_ADDR": "redis:6379"}
+			if _, err := ParseConfig([]byte(doc.Data["raterd.yaml"]), func(k string) string { return env[k] }); err != nil {
+				t.Errorf("%s ConfigMap: %v", doc.Metadata.Name, err)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no raterd.yaml ConfigMap in deploy/kubernetes/raterd.yaml")
 	}
 }
