@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"time"
 )
@@ -51,7 +52,7 @@ func (c *Config) Validate(key string) error {
 		return fmt.Errorf("%s.brokers: at least one broker is required", key)
 	}
 	for i, b := range c.Brokers {
-		if !strings.Contains(b, ":") {
+		if host, port, err := net.SplitHostPort(b); err != nil || host == "" || port == "" {
 			return fmt.Errorf("%s.brokers[%d]: %q is not host:port", key, i, b)
 		}
 	}

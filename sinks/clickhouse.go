@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -40,7 +41,7 @@ func (c *ClickHouseConfig) Validate(key string) error {
 		return fmt.Errorf("%s.addrs: at least one address is required", key)
 	}
 	for i, a := range c.Addrs {
-		if !strings.Contains(a, ":") {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
 			return fmt.Errorf("%s.addrs[%d]: %q is not host:port", key, i, a)
 		}
 	}
@@ -149,13 +150,10 @@ func (c *ClickHouseScores) WriteScores(ctx context.Context, rows []record.Score)
 	for i := range rows {
 		r := &rows[i]
 		keys, values := sortedLabels(r.Labels)
-		latency := r.JudgeLatency.Milliseconds()
-		if latency > int64(^uint32(0)) {
-			latency = int64(^uint32(0))
-		}
+		latency := min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0)))
 		if err := batch.Append(
 			r.EventTime, r.ScoredAt, r.RecordID, r.TraceID, r.Source.Topic,
-			uint32(r.Source.Partition), uint64(max(r.Source.Offset, 0)),
+			uint32(max(r.Source.Partition, 0)), uint64(max(r.Source.Offset, 0)),
 			r.Model, r.App, keys, values, r.Evaluator, r.RubricVersion, r.Judge,
 			r.TaskType, r.Value, r.Label, float32(r.Confidence), r.Explanation, r.Status,
 			boolToUint8(r.Cached), uint32(latency), uint16(min(r.Attempts, 65535)),
@@ -205,7 +203,7 @@ func (c *ClickHouseDeadLetters) WriteDeadLetters(ctx context.Context, letters []
 	}
 	defer func() { _ = batch.Abort() }()
 	for _, d := range letters {
-		if err := batch.Append(d.FirstSeen, d.Source.Topic, uint32(d.Source.Partition), uint64(max(d.Source.Offset, 0)),
+		if err := batch.Append(d.FirstSeen, d.Source.Topic, uint32(max(d.Source.Partition, 0)), uint64(max(d.Source.Offset, 0)),
 			d.Reason, d.Error, string(d.Key), string(d.Value), uint16(min(d.Attempts, 65535))); err != nil {
 			return fmt.Errorf("clickhouse: append dead letter %s/%d/%d: %w", d.Source.Topic, d.Source.Partition, d.Source.Offset, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"reflect"
 	"strconv"
@@ -29,6 +30,9 @@ func requireService(t *testing.T, env string) string {
 	}
 	return addr
 }
+
+// quiet discards the logs of the code under test.
+var quiet = slog.New(slog.DiscardHandler)
 
 // uniqueName returns prefix followed by a suffix unique to this run.
 func uniqueName(prefix string) string {
@@ -75,7 +79,7 @@ func TestClickHouseMigrate(t *testing.T) {
 	ctx := context.Background()
 	db := cfg.Database
 
-	applied, err := Migrate(ctx, conn, db, nil)
+	applied, err := Migrate(ctx, conn, db, quiet)
 	if err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
@@ -122,7 +126,7 @@ func TestClickHouseMigrate(t *testing.T) {
 		}
 	}
 
-	again, err := Migrate(ctx, conn, db, nil)
+	again, err := Migrate(ctx, conn, db, quiet)
 	if err != nil {
 		t.Fatalf("second Migrate: %v", err)
 	}
@@ -211,10 +215,10 @@ func TestClickHouseScores(t *testing.T) {
 	conn, cfg := newTestClickHouse(t)
 	ctx := context.Background()
 	db := cfg.Database
-	if _, err := Migrate(ctx, conn, db, nil); err != nil {
+	if _, err := Migrate(ctx, conn, db, quiet); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	sink := NewClickHouseScores(conn, cfg, nil)
+	sink := NewClickHouseScores(conn, cfg, quiet)
 	const n = 2000
 	rows := testScores(n)
 	if err := sink.WriteScores(ctx, rows); err != nil {
@@ -344,12 +348,12 @@ FROM %s.scores FINAL WHERE record_id = '%s'`, db, want.RecordID)
 
 func TestClickHouseScoresCancelledContext(t *testing.T) {
 	conn, cfg := newTestClickHouse(t)
-	if _, err := Migrate(context.Background(), conn, cfg.Database, nil); err != nil {
+	if _, err := Migrate(context.Background(), conn, cfg.Database, quiet); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := NewClickHouseScores(conn, cfg, nil).WriteScores(ctx, testScores(10))
+	err := NewClickHouseScores(conn, cfg, quiet).WriteScores(ctx, testScores(10))
 	if err == nil {
 		t.Fatal("WriteScores with a cancelled context = nil, want an error")
 	}
@@ -357,7 +361,7 @@ func TestClickHouseScoresCancelledContext(t *testing.T) {
 		t.Errorf("WriteScores with a cancelled context stored %d rows", got)
 	}
 	// The connection pool is still usable afterwards.
-	if err := NewClickHouseScores(conn, cfg, nil).WriteScores(context.Background(), testScores(3)); err != nil {
+	if err := NewClickHouseScores(conn, cfg, quiet).WriteScores(context.Background(), testScores(3)); err != nil {
 		t.Fatalf("WriteScores after a cancelled one: %v", err)
 	}
 }
@@ -365,7 +369,7 @@ func TestClickHouseScoresCancelledContext(t *testing.T) {
 func TestClickHouseScoresMissingTable(t *testing.T) {
 	conn, cfg := newTestClickHouse(t)
 	// No Migrate: the database does not exist, so the insert must fail, not return nil.
-	if err := NewClickHouseScores(conn, cfg, nil).WriteScores(context.Background(), testScores(1)); err == nil {
+	if err := NewClickHouseScores(conn, cfg, quiet).WriteScores(context.Background(), testScores(1)); err == nil {
 		t.Fatal("WriteScores into a missing table = nil, want an error")
 	}
 }
@@ -373,7 +377,7 @@ func TestClickHouseScoresMissingTable(t *testing.T) {
 func TestClickHouseDeadLetters(t *testing.T) {
 	conn, cfg := newTestClickHouse(t)
 	ctx := context.Background()
-	if _, err := Migrate(ctx, conn, cfg.Database, nil); err != nil {
+	if _, err := Migrate(ctx, conn, cfg.Database, quiet); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 	seen := time.Date(2026, 11, 28, 12, 30, 0, 0, time.UTC)

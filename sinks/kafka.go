@@ -86,7 +86,11 @@ func (k *KafkaDeadLetters) Close() error { return k.w.Close() }
 // not wait for auto-creation. Source topics that do not exist yet are skipped (the writer
 // still auto-creates their DLQ later). It returns the DLQ topics it created.
 func EnsureDLQTopics(ctx context.Context, brokers []string, sources []string) ([]string, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	// Its own transport: the shared DefaultTransport answers Metadata from a cache that can
+	// be seconds stale, which would hide a topic created moments ago.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
 	want := make([]string, 0, 2*len(sources))
 	for _, s := range sources {
 		want = append(want, s, DLQTopic(s))
@@ -126,6 +130,28 @@ func EnsureDLQTopics(ctx context.Context, brokers []string, sources []string) ([
 		case errors.Is(err, kafka.TopicAlreadyExists):
 		default:
 			return created, fmt.Errorf("create dead-letter topic %s: %w", c.Topic, err)
+		}
+	}
+	// Creation is asynchronous; wait until every partition has a leader so the first
+	// dead letter can be written at once.
+	for len(created) > 0 {
+		meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: created})
+		ready := err == nil && len(meta.Topics) == len(created)
+		if ready {
+			for _, t := range meta.Topics {
+				ready = ready && t.Error == nil && len(t.Partitions) > 0
+				for _, p := range t.Partitions {
+					ready = ready && p.Error == nil && p.Leader.Host != ""
+				}
+			}
+		}
+		if ready {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return created, fmt.Errorf("dead-letter topics %v created but not ready: %w", created, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	return created, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -293,7 +294,7 @@ func (c *Config) Validate() error {
 
 func (r *RedisConfig) validate(key string) error {
 	for i, a := range r.Addrs {
-		if !strings.Contains(a, ":") {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
 			return fmt.Errorf("%s.addrs[%d]: %q is not host:port", key, i, a)
 		}
 	}
