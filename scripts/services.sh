@@ -26,7 +26,8 @@ CH_TCP_PORT=9000
 CH_HTTP_PORT=8123
 
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/deploy/kafka/pom.xml")"
-KAFKA_LIBS="$DIR/kafka-$KAFKA_VERSION/libs"
+# Keyed by the pom's hash, so editing deploy/kafka/pom.xml fetches a fresh set of jars.
+KAFKA_LIBS="$DIR/kafka-$KAFKA_VERSION-$(sha256sum "$ROOT/deploy/kafka/pom.xml" | cut -c1-12)/libs"
 # Base64 (URL-safe, unpadded) of the 16 bytes "raterd-dev-clust": any fixed id will do.
 KAFKA_CLUSTER_ID=cmF0ZXJkLWRldi1jbHVzdA
 KAFKA_HEAP="${RATERD_KAFKA_HEAP:--Xms256m -Xmx768m}"
