@@ -96,6 +96,8 @@ func (c *Config) Validate(key string) error {
 		return fmt.Errorf("%s.max_in_flight_records: %d is below batch.max_records (%d), so a batch could never fill", key, c.MaxInFlightRecords, c.Batch.MaxRecords)
 	case c.MaxRecordBytes < 1:
 		return fmt.Errorf("%s.max_record_bytes: %d must be at least 1", key, c.MaxRecordBytes)
+	case c.MaxInFlightBytes < c.Batch.MaxBytes:
+		return fmt.Errorf("%s.max_in_flight_bytes: %d is below batch.max_bytes (%d), so a batch could never fill by bytes", key, c.MaxInFlightBytes, c.Batch.MaxBytes)
 	case c.MaxInFlightBytes < c.MaxRecordBytes:
 		return fmt.Errorf("%s.max_in_flight_bytes: %d is below max_record_bytes (%d)", key, c.MaxInFlightBytes, c.MaxRecordBytes)
 	case c.CommitInterval < 0:

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -61,6 +62,7 @@ type Options struct {
 // Stats are the pipeline's running totals.
 type Stats struct {
 	Fetched     int64 // messages fetched from Kafka
+	FetchErrors int64 // failed fetches that were retried
 	Valid       int64 // messages decoded into records
 	DeadLetters int64 // messages dead-lettered
 	Stale       int64 // redelivered messages skipped (already tracked or done)
@@ -99,7 +101,7 @@ type Pipeline struct {
 	inflightBytes   *semaphore.Weighted
 
 	stats struct {
-		fetched, valid, dead, stale, done, scores, batches, retries, commits atomic.Int64
+		fetched, fetchErrors, valid, dead, stale, done, scores, batches, retries, commits atomic.Int64
 	}
 
 	mRecords  metric.Int64Counter
@@ -110,8 +112,12 @@ type Pipeline struct {
 	mRetries  metric.Int64Counter
 }
 
-// New returns a pipeline; cfg must be validated.
+// New returns a pipeline for cfg, which it validates (filling defaults).
 func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead DeadLetterSink, opts Options) (*Pipeline, error) {
+	// Validate again (it is idempotent): zero bounds would hang or panic at run time.
+	if err := cfg.Validate("kafka"); err != nil {
+		return nil, err
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -163,7 +169,7 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 func (p *Pipeline) Stats() Stats {
 	s := &p.stats
 	return Stats{
-		Fetched: s.fetched.Load(), Valid: s.valid.Load(), DeadLetters: s.dead.Load(), Stale: s.stale.Load(),
+		Fetched: s.fetched.Load(), FetchErrors: s.fetchErrors.Load(), Valid: s.valid.Load(), DeadLetters: s.dead.Load(), Stale: s.stale.Load(),
 		Done: s.done.Load(), Scores: s.scores.Load(), Batches: s.batches.Load(), Retries: s.retries.Load(),
 		Commits: s.commits.Load(),
 	}
@@ -180,8 +186,33 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	msgs := make(chan kafka.Message)
 	batches := make(chan *batch)
 	fetchErr := make(chan error, 1)
+	fetchEnded := make(chan struct{})
 
-	go func() { fetchErr <- p.fetchLoop(ctx, msgs) }()
+	go func() {
+		defer close(fetchEnded)
+		fetchErr <- p.fetchLoop(ctx, msgs)
+	}()
+
+	// The drain deadline starts when fetching stops (shutdown or a fatal reader error); at
+	// the deadline, work in flight is cancelled and replays on the next start.
+	runDone := make(chan struct{})
+	defer close(runDone)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-fetchEnded:
+		case <-runDone:
+			return
+		}
+		timer := time.NewTimer(p.cfg.ShutdownTimeout)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+			p.opts.Logger.Warn("shutdown deadline reached; unfinished batches will be replayed", "pending", p.tracker.Pending())
+			cancelWork()
+		case <-runDone:
+		}
+	}()
 
 	var workers sync.WaitGroup
 	for range p.cfg.Workers {
@@ -201,24 +232,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.commitLoop(workCtx, stopCommit)
 	}()
 
-	p.batchLoop(msgs, batches) // returns when msgs is closed (fetching stopped)
+	p.batchLoop(workCtx, msgs, batches) // returns when msgs is closed (fetching stopped)
 	close(batches)
-
-	drained := make(chan struct{})
-	go func() { workers.Wait(); close(drained) }()
-	timer := time.NewTimer(p.cfg.ShutdownTimeout)
-	defer timer.Stop()
-	select {
-	case <-drained:
-	case <-timer.C:
-		p.opts.Logger.Warn("shutdown deadline reached; unfinished batches will be replayed", "pending", p.tracker.Pending())
-		cancelWork()
-		<-drained
-	}
+	workers.Wait()
 	close(stopCommit)
 	<-commitDone
-	// Final commit of everything done, on a fresh bounded context.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	// Final commit of everything done, bounded even if the drain used up its deadline.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
 	commitErr := p.commit(cctx)
 
@@ -228,6 +248,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	return errors.Join(err, commitErr)
 }
+
+// tooLargeKeepBytes is how much of an over-cap message value its dead letter keeps.
+const tooLargeKeepBytes = 64 << 10
+
+// commitTimeout bounds one offset commit: kafka-go's synchronous commit waits for a group
+// generation, which never comes while the coordinator is away.
+const commitTimeout = 10 * time.Second
 
 // fetchLoop fetches messages while the in-flight budget allows, and closes msgs when ctx
 // ends or the reader fails.
@@ -244,7 +271,19 @@ func (p *Pipeline) fetchLoop(ctx context.Context, msgs chan<- kafka.Message) err
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("kafka fetch: %w", err)
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
+				return fmt.Errorf("kafka fetch: reader closed: %w", err)
+			}
+			// kafka-go surfaces partition errors (a leader change, a broker restart) while it
+			// keeps retrying itself: log, back off, and fetch again.
+			p.stats.fetchErrors.Add(1)
+			p.opts.Logger.Warn("kafka fetch failed; retrying", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
 		}
 		size := min(len(m.Value), p.cfg.MaxInFlightBytes)
 		if err := p.inflightBytes.Acquire(ctx, int64(size)); err != nil {
@@ -270,14 +309,20 @@ func (p *Pipeline) release(records, bytes int) {
 // batchLoop owns the batcher: it decodes each message, tracks its offset and flushes
 // batches by count, bytes or linger. It returns after msgs is closed and the last partial
 // batch is handed on.
-func (p *Pipeline) batchLoop(msgs <-chan kafka.Message, batches chan<- *batch) {
+func (p *Pipeline) batchLoop(workCtx context.Context, msgs <-chan kafka.Message, batches chan<- *batch) {
 	b := NewBatcher[item](p.cfg.Batch, p.opts.Now)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	flush := func() {
 		items, size := b.Flush()
-		if len(items) > 0 {
-			batches <- &batch{items: items, size: size}
+		if len(items) == 0 {
+			return
+		}
+		select {
+		case batches <- &batch{items: items, size: size}:
+		case <-workCtx.Done():
+			// Past the shutdown deadline: the batch is dropped unfinished, so its offsets
+			// are never committed and it replays on the next start.
 		}
 	}
 	for {
@@ -327,13 +372,18 @@ func (p *Pipeline) admit(m kafka.Message) (item, bool) {
 		if errors.As(err, &de) {
 			reason = de.Reason
 		}
-		headers := make(map[string]string, len(m.Headers))
-		for _, h := range m.Headers {
-			headers[h.Key] = string(h.Value)
+		headers := make([]record.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			headers[i] = record.Header{Key: h.Key, Value: h.Value}
 		}
 		it.dead = &record.DeadLetter{
 			Source: src, Key: m.Key, Value: m.Value, Headers: headers,
 			Reason: reason, Error: err.Error(), FirstSeen: p.opts.Now().UTC(), Attempts: 1,
+		}
+		if reason == ReasonTooLarge && len(m.Value) > tooLargeKeepBytes {
+			// Over the cap the whole value would not fit the dead-letter topic either; keep a
+			// prefix to identify it and record the original size.
+			it.dead.Value, it.dead.OriginalSize = m.Value[:tooLargeKeepBytes], len(m.Value)
 		}
 		p.mRecords.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", "invalid")))
 	} else {
@@ -470,6 +520,8 @@ func (p *Pipeline) commit(ctx context.Context) error {
 		// kafka-go commits message offset + 1, the offset of the next record to read.
 		msgs = append(msgs, kafka.Message{Topic: tp.Topic, Partition: tp.Partition, Offset: off - 1})
 	}
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
 	if err := p.reader.CommitMessages(ctx, msgs...); err != nil {
 		p.tracker.Uncommit(next)
 		p.mCommits.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "error")))

@@ -106,15 +106,26 @@ func Decode(value []byte, src record.Source, msgTime time.Time, maxBytes int) (*
 	}
 	if w.Timestamp == "" {
 		r.Timestamp = msgTime.UTC()
+		if r.Timestamp.Unix() <= 0 {
+			// Message formats without a timestamp report zero; the arrival time is the best
+			// event time left.
+			r.Timestamp = time.Now().UTC()
+		}
 	} else {
 		ts, err := time.Parse(time.RFC3339Nano, w.Timestamp)
 		if err != nil {
 			return nil, &DecodeError{Reason: ReasonInvalidField, Field: "timestamp", Err: fmt.Errorf("not RFC 3339: %q", truncate(w.Timestamp, 64))}
 		}
+		if ts.Unix() < 0 || ts.Unix() > maxEventUnix {
+			return nil, &DecodeError{Reason: ReasonInvalidField, Field: "timestamp", Err: fmt.Errorf("%s is outside 1970–2106, the range of event times stored", w.Timestamp)}
+		}
 		r.Timestamp = ts.UTC()
 	}
 	return r, nil
 }
+
+// maxEventUnix is the last second ClickHouse's DateTime (UInt32) can hold.
+const maxEventUnix = 1<<32 - 1
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

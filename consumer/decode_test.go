@@ -60,6 +60,8 @@ func TestDecode(t *testing.T) {
 		{name: "wrong type", value: `{"model":"m","response":5}`, wantReason: ReasonInvalidField, wantField: "response"},
 		{name: "metadata not strings", value: `{"model":"m","response":"r","metadata":{"k":1}}`, wantReason: ReasonInvalidField, wantField: "metadata"},
 		{name: "bad timestamp", value: `{"model":"m","response":"r","timestamp":"yesterday"}`, wantReason: ReasonInvalidField, wantField: "timestamp"},
+		{name: "timestamp before 1970", value: `{"model":"m","response":"r","timestamp":"1969-12-31T23:59:59Z"}`, wantReason: ReasonInvalidField, wantField: "timestamp"},
+		{name: "timestamp after 2106", value: `{"model":"m","response":"r","timestamp":"2200-01-01T00:00:00Z"}`, wantReason: ReasonInvalidField, wantField: "timestamp"},
 		{name: "too large", value: `{"model":"m","response":"` + strings.Repeat("x", 100) + `"}`, maxBytes: 64, wantReason: ReasonTooLarge},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -255,5 +256,99 @@ func TestPipelineBoundsInFlightRecords(t *testing.T) {
 	// Nothing was acknowledged, so nothing may be committed: the next run replays it all.
 	if got := reader.committed(); len(got) != 0 {
 		t.Errorf("committed %v although no batch was written", got)
+	}
+}
+
+// alwaysFailingSink rejects every write, standing in for a ClickHouse that is down.
+type alwaysFailingSink struct{ recordingSink }
+
+func (a *alwaysFailingSink) WriteScores(context.Context, []record.Score) error {
+	return errors.New("clickhouse down")
+}
+
+func TestPipelineShutdownEndsWithinTheDeadlineWhenSinksFail(t *testing.T) {
+	reader := &fakeReader{msgs: messages(40, nil), commits: map[TopicPartition]int64{}}
+	sink := &alwaysFailingSink{}
+	cfg := testConfig()
+	cfg.Workers = 1
+	cfg.MaxInFlightRecords = 40
+	cfg.ShutdownTimeout = 100 * time.Millisecond
+	p, err := New(cfg, reader, fakeScorer{}, sink, sink, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	for p.Stats().Retries < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-errc:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after the shutdown deadline with every batch failing")
+	}
+	if got := reader.committed(); len(got) != 0 {
+		t.Errorf("committed %v although nothing was written", got)
+	}
+}
+
+// flakyReader fails its first fetches with a transient error, as kafka-go does on a
+// leader change.
+type flakyReader struct {
+	fakeReader
+	failures int
+}
+
+func (f *flakyReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	f.mu.Lock()
+	if f.failures > 0 {
+		f.failures--
+		f.mu.Unlock()
+		return kafka.Message{}, kafka.NotLeaderForPartition
+	}
+	f.mu.Unlock()
+	return f.fakeReader.FetchMessage(ctx)
+}
+
+func TestPipelineSurvivesTransientFetchErrors(t *testing.T) {
+	reader := &flakyReader{fakeReader: fakeReader{msgs: messages(6, nil), commits: map[TopicPartition]int64{}}, failures: 1}
+	sink := &recordingSink{}
+	p, err := New(testConfig(), reader, fakeScorer{}, sink, sink, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilDone(t, p, 6)
+	if p.Stats().FetchErrors != 1 || len(sink.rows) != 6 {
+		t.Fatalf("stats %+v, rows %d", p.Stats(), len(sink.rows))
+	}
+}
+
+func TestPipelineDeadLettersOversizedValuesAsPrefix(t *testing.T) {
+	big := `{"model":"m","response":"` + strings.Repeat("x", 200<<10) + `"}`
+	reader := &fakeReader{msgs: messages(2, map[int]string{1: big}), commits: map[TopicPartition]int64{}}
+	sink := &recordingSink{}
+	cfg := testConfig()
+	cfg.MaxRecordBytes = 100 << 10
+	p, err := New(cfg, reader, fakeScorer{}, sink, sink, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilDone(t, p, 2)
+	if len(sink.dead) != 1 {
+		t.Fatalf("dead letters = %d", len(sink.dead))
+	}
+	d := sink.dead[0]
+	if d.Reason != ReasonTooLarge || d.OriginalSize != len(big) || len(d.Value) != tooLargeKeepBytes {
+		t.Fatalf("dead letter: reason %s, original size %d, kept %d bytes", d.Reason, d.OriginalSize, len(d.Value))
+	}
+}
+
+func TestNewRejectsAnInvalidConfig(t *testing.T) {
+	cfg := testConfig()
+	cfg.Workers = -1
+	if _, err := New(cfg, &fakeReader{}, fakeScorer{}, &recordingSink{}, &recordingSink{}, Options{}); err == nil || !strings.Contains(err.Error(), "kafka.workers") {
+		t.Fatalf("New = %v, want an error naming kafka.workers", err)
 	}
 }

@@ -107,12 +107,21 @@ type Score struct {
 // DeadLetter is a Kafka message raterd could not process and will not retry: bad input,
 // or a permanent failure. It keeps the original bytes so that it can be replayed after a fix.
 type DeadLetter struct {
-	Source    Source
-	Key       []byte
-	Value     []byte
-	Headers   map[string]string // the original message's headers
-	Reason    string            // stable error class, e.g. "invalid_json"
-	Error     string            // human-readable detail
-	FirstSeen time.Time
-	Attempts  int
+	Source Source
+	Key    []byte
+	Value  []byte
+	// OriginalSize is the size of the original value when Value holds only a prefix of it
+	// (messages over the size cap); 0 when Value is complete.
+	OriginalSize int
+	Headers      []Header // the original message's headers, in order, repeats kept
+	Reason       string   // stable error class, e.g. "invalid_json"
+	Error        string   // human-readable detail
+	FirstSeen    time.Time
+	Attempts     int
+}
+
+// Header is one Kafka message header.
+type Header struct {
+	Key   string
+	Value []byte
 }

@@ -31,7 +31,8 @@ const (
 	FieldReference = "reference"
 )
 
-var knownFields = []string{FieldPrompt, FieldResponse, FieldReference}
+// knownFields lists the record fields an evaluator may read.
+func knownFields() []string { return []string{FieldPrompt, FieldResponse, FieldReference} }
 
 // Scale is the numeric range of a pointwise score.
 type Scale struct {
@@ -70,7 +71,8 @@ type Evaluator struct {
 	// Match limits the evaluator to some models and apps. Default: all traffic.
 	Match Match `yaml:"match"`
 	// SampleRate is the share of matching records judged, in (0,1]. Deterministic on the
-	// record id, so evaluators with equal rates judge the same records. Default 1.
+	// record id, so evaluators with equal rates judge the same records. Default 1; an
+	// unset or 0 value means 1 (to stop an evaluator, remove it).
 	SampleRate float64 `yaml:"sample_rate"`
 	// CacheTTL is how long a verdict stays cached. Default 24h; 0 after defaults means
 	// "default", a negative value is rejected.
@@ -138,8 +140,8 @@ func (e *Evaluator) Prepare(key string, isHeuristic bool) error {
 		return fmt.Errorf("%s.scale: a pointwise scale must have integer bounds at most 100 apart, got %g–%g", key, e.Scale.Min, e.Scale.Max)
 	}
 	for i, f := range e.Fields {
-		if !slices.Contains(knownFields, f) {
-			return fmt.Errorf("%s.fields[%d]: unknown field %q (one of %s)", key, i, f, strings.Join(knownFields, ", "))
+		if !slices.Contains(knownFields(), f) {
+			return fmt.Errorf("%s.fields[%d]: unknown field %q (one of %s)", key, i, f, strings.Join(knownFields(), ", "))
 		}
 	}
 	if !slices.Contains(e.Fields, FieldResponse) && !slices.Contains(e.Fields, FieldPrompt) {

@@ -243,6 +243,7 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(byJudge))
+	judged := make([]bool, len(tasks)) // a verdict came back for this task
 	if len(byJudge) > 0 {
 		st.JudgeCallsBy = make(map[string]int, len(byJudge))
 	}
@@ -267,30 +268,31 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 				return
 			}
 			for n, i := range idx {
-				tasks[i].verdict = verdicts[n]
+				tasks[i].verdict, judged[i] = verdicts[n], true
 			}
 		}()
 	}
 	wg.Wait()
 	close(errs)
-	if err := <-errs; err != nil {
-		return nil, st, err
-	}
 	s.mJudgeCalls.Add(ctx, int64(st.JudgeCalls))
 	s.mCacheHits.Add(ctx, int64(st.CacheHits))
 
-	// One cache round trip to fill what was judged successfully.
+	// One cache round trip to fill what was judged successfully — even when another
+	// judge's call failed, so that the retry of this batch does not pay for it again.
 	if s.opts.Cache != nil && !st.CacheBypass {
 		var fill []cache.Entry
 		for _, i := range uniqueIdx {
 			p := &tasks[i]
-			if !p.cached && p.verdict.Err == nil && p.verdict.Status == record.StatusOK {
+			if judged[i] && p.verdict.Err == nil && p.verdict.Status == record.StatusOK {
 				fill = append(fill, cache.Entry{Key: p.key, Value: encodeVerdict(p.verdict), TTL: p.task.Evaluator.CacheTTL})
 			}
 		}
 		if len(fill) > 0 {
 			_, _ = s.cacheCall(ctx, "fill", func(ctx context.Context) ([][]byte, error) { return nil, s.opts.Cache.SetMany(ctx, fill) })
 		}
+	}
+	if err := <-errs; err != nil {
+		return nil, st, err
 	}
 
 	now := s.opts.Now().UTC()

@@ -213,3 +213,28 @@ func TestHeuristicEvaluatorMustReadItsCheckFields(t *testing.T) {
 		t.Fatalf("a response-only json check (always expects JSON) was rejected: %v", err)
 	}
 }
+
+// brokenJudge fails whole calls, standing in for a judge pool whose context ended.
+type brokenJudge struct{}
+
+func (brokenJudge) Identity() string { return "broken:v1" }
+func (brokenJudge) Judge(context.Context, []Task) ([]Verdict, error) {
+	return nil, errors.New("pool unreachable")
+}
+
+func TestScorerKeepsOtherJudgesWorkWhenOneFails(t *testing.T) {
+	good := &countingJudge{ident: "fake:v1"}
+	evGood := prepared(t, &Evaluator{Name: "good", Judge: "good", Criteria: "c"})
+	evBad := prepared(t, &Evaluator{Name: "bad", Judge: "bad", Criteria: "c"})
+	mem := cache.NewMemory(1 << 20)
+	s, err := New([]*Evaluator{evGood, evBad}, map[string]Judge{"good": good, "bad": brokenJudge{}}, Options{Cache: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.ScoreBatch(context.Background(), recs(3, 3)); err == nil {
+		t.Fatal("a failed judge call did not fail the batch")
+	}
+	if mem.Len() != 3 {
+		t.Fatalf("cached %d verdicts, want the 3 the working judge produced", mem.Len())
+	}
+}

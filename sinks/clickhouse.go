@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -108,12 +107,10 @@ func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig) (driver.Conn, err
 
 // scoreColumns is the explicit insert column list: named, so that columns added by later
 // migrations (with defaults) never break older writers.
-var scoreColumns = []string{
-	"event_time", "scored_at", "record_id", "trace_id", "topic", "partition", "offset",
-	"model", "app", "label_keys", "label_values", "evaluator", "rubric_version", "judge",
-	"task_type", "score", "label", "confidence", "explanation", "status", "cached",
-	"judge_latency_ms", "attempts",
-}
+const scoreColumns = "event_time, scored_at, record_id, trace_id, topic, partition, offset, " +
+	"model, app, label_keys, label_values, evaluator, rubric_version, judge, " +
+	"task_type, score, label, confidence, explanation, status, cached, " +
+	"judge_latency_ms, attempts"
 
 // ClickHouseScores writes score rows to <database>.scores, one batched insert per call.
 type ClickHouseScores struct {
@@ -130,7 +127,7 @@ func NewClickHouseScores(conn driver.Conn, cfg ClickHouseConfig, logger *slog.Lo
 	}
 	return &ClickHouseScores{
 		conn: conn, cfg: cfg, logger: logger,
-		insertQ: fmt.Sprintf("INSERT INTO %s.scores (%s)", cfg.Database, strings.Join(scoreColumns, ", ")),
+		insertQ: fmt.Sprintf("INSERT INTO %s.scores (%s)", cfg.Database, scoreColumns),
 	}
 }
 
@@ -174,7 +171,7 @@ func boolToUint8(b bool) uint8 {
 	return 0
 }
 
-var deadLetterColumns = []string{"seen_at", "topic", "partition", "offset", "reason", "error", "key", "value", "attempts"}
+const deadLetterColumns = "seen_at, topic, partition, offset, reason, error, key, value, attempts"
 
 // ClickHouseDeadLetters writes dead letters to <database>.dead_letters so that users can
 // see in SQL what was rejected, why and from where.
@@ -187,7 +184,7 @@ type ClickHouseDeadLetters struct {
 // NewClickHouseDeadLetters returns a dead-letter sink on an open connection.
 func NewClickHouseDeadLetters(conn driver.Conn, cfg ClickHouseConfig) *ClickHouseDeadLetters {
 	return &ClickHouseDeadLetters{conn: conn, cfg: cfg,
-		insertQ: fmt.Sprintf("INSERT INTO %s.dead_letters (%s)", cfg.Database, strings.Join(deadLetterColumns, ", "))}
+		insertQ: fmt.Sprintf("INSERT INTO %s.dead_letters (%s)", cfg.Database, deadLetterColumns)}
 }
 
 // WriteDeadLetters implements DeadLetterSink.

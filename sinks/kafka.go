@@ -21,7 +21,13 @@ const (
 	HeaderSourceOffset    = "raterd-source-offset"
 	HeaderAttempts        = "raterd-attempts"
 	HeaderFirstSeen       = "raterd-first-seen"
+	// HeaderOriginalSize is set when the dead letter carries only a prefix of the value.
+	HeaderOriginalSize = "raterd-original-size"
 )
+
+// dlqHeadroom is what a dead letter may add to the largest accepted value: headers,
+// key, record overhead.
+const dlqHeadroom = 256 << 10
 
 // DLQTopic is the dead-letter topic of a source topic.
 func DLQTopic(source string) string { return source + ".dlq" }
@@ -36,11 +42,15 @@ type KafkaDeadLetters struct {
 // NewKafkaDeadLetters returns a DLQ producer for the brokers. A nil transport gets one of
 // its own: kafka-go's shared DefaultTransport caches topic metadata process-wide, which
 // would hide a DLQ topic created after another client's last refresh.
-func NewKafkaDeadLetters(brokers []string, transport kafka.RoundTripper) *KafkaDeadLetters {
+//
+// maxValueBytes is the largest message value the consumer accepts (kafka.max_record_bytes):
+// the producer allows dead letters that large plus headers.
+func NewKafkaDeadLetters(brokers []string, transport kafka.RoundTripper, maxValueBytes int) *KafkaDeadLetters {
 	if transport == nil {
 		transport = &kafka.Transport{}
 	}
 	return &KafkaDeadLetters{w: &kafka.Writer{
+		BatchBytes:             int64(maxValueBytes + dlqHeadroom),
 		Addr:                   kafka.TCP(brokers...),
 		Balancer:               &kafka.Hash{},
 		RequiredAcks:           kafka.RequireAll,
@@ -58,8 +68,8 @@ func (k *KafkaDeadLetters) WriteDeadLetters(ctx context.Context, letters []recor
 	msgs := make([]kafka.Message, len(letters))
 	for i, d := range letters {
 		hs := make([]kafka.Header, 0, len(d.Headers)+7)
-		for key, v := range d.Headers {
-			hs = append(hs, kafka.Header{Key: key, Value: []byte(v)})
+		for _, h := range d.Headers {
+			hs = append(hs, kafka.Header{Key: h.Key, Value: h.Value})
 		}
 		hs = append(hs,
 			kafka.Header{Key: HeaderErrorClass, Value: []byte(d.Reason)},
@@ -70,6 +80,9 @@ func (k *KafkaDeadLetters) WriteDeadLetters(ctx context.Context, letters []recor
 			kafka.Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(d.Attempts))},
 			kafka.Header{Key: HeaderFirstSeen, Value: []byte(d.FirstSeen.UTC().Format(time.RFC3339Nano))},
 		)
+		if d.OriginalSize > 0 {
+			hs = append(hs, kafka.Header{Key: HeaderOriginalSize, Value: []byte(strconv.Itoa(d.OriginalSize))})
+		}
 		msgs[i] = kafka.Message{Topic: DLQTopic(d.Source.Topic), Key: d.Key, Value: d.Value, Headers: hs}
 	}
 	if err := k.w.WriteMessages(ctx, msgs...); err != nil {
@@ -85,7 +98,10 @@ func (k *KafkaDeadLetters) Close() error { return k.w.Close() }
 // with the source's partition count and replication, so that the first dead letter does
 // not wait for auto-creation. Source topics that do not exist yet are skipped (the writer
 // still auto-creates their DLQ later). It returns the DLQ topics it created.
-func EnsureDLQTopics(ctx context.Context, brokers []string, sources []string) ([]string, error) {
+//
+// Created topics accept messages of maxValueBytes plus header room (max.message.bytes),
+// so a dead letter as large as the largest accepted record fits.
+func EnsureDLQTopics(ctx context.Context, brokers []string, sources []string, maxValueBytes int) ([]string, error) {
 	// Its own transport: the shared DefaultTransport answers Metadata from a cache that can
 	// be seconds stale, which would hide a topic created moments ago.
 	tr := &kafka.Transport{}
@@ -113,6 +129,7 @@ func EnsureDLQTopics(ctx context.Context, brokers []string, sources []string) ([
 		}
 		create = append(create, kafka.TopicConfig{
 			Topic: DLQTopic(s), NumPartitions: len(src.Partitions), ReplicationFactor: max(len(src.Partitions[0].Replicas), 1),
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(maxValueBytes + dlqHeadroom)}},
 		})
 	}
 	if len(create) == 0 {

@@ -77,7 +77,7 @@ func TestEnsureDLQTopics(t *testing.T) {
 	createTestTopic(t, broker, source, 3)
 	t.Cleanup(func() { deleteTestTopics(t, broker, DLQTopic(source), missing, DLQTopic(missing)) })
 
-	created, err := EnsureDLQTopics(ctx, []string{broker}, []string{source, missing})
+	created, err := EnsureDLQTopics(ctx, []string{broker}, []string{source, missing}, 1<<20)
 	if err != nil {
 		t.Fatalf("EnsureDLQTopics: %v", err)
 	}
@@ -94,7 +94,7 @@ func TestEnsureDLQTopics(t *testing.T) {
 		}
 	}
 
-	again, err := EnsureDLQTopics(ctx, []string{broker}, []string{source, missing})
+	again, err := EnsureDLQTopics(ctx, []string{broker}, []string{source, missing}, 1<<20)
 	if err != nil {
 		t.Fatalf("second EnsureDLQTopics: %v", err)
 	}
@@ -148,22 +148,25 @@ func TestKafkaDeadLetters(t *testing.T) {
 	source := uniqueName("raterd-sinks-test-dl-")
 	createTestTopic(t, broker, source, 3)
 	t.Cleanup(func() { deleteTestTopics(t, broker, DLQTopic(source)) })
-	if _, err := EnsureDLQTopics(ctx, []string{broker}, []string{source}); err != nil {
+	if _, err := EnsureDLQTopics(ctx, []string{broker}, []string{source}, 1<<20); err != nil {
 		t.Fatal(err)
 	}
 
 	seen := time.Date(2026, 11, 28, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
 	letters := []record.DeadLetter{
 		{Source: record.Source{Topic: source, Partition: 0, Offset: 5}, Key: []byte("key-0"), Value: []byte(`{"id":`),
-			Headers: map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "content-type": "application/json"},
+			Headers: []record.Header{{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}, {Key: "content-type", Value: []byte("application/json")}},
 			Reason:  "invalid_json", Error: "unexpected end of JSON input", FirstSeen: seen, Attempts: 1},
 		{Source: record.Source{Topic: source, Partition: 2, Offset: 1 << 40}, Key: []byte("key-1"), Value: []byte{0xff, 0x00, 0xfe, 0x80, 'x', 0},
-			Headers: map[string]string{"x-tenant": "ünï"},
+			Headers: []record.Header{{Key: "x-tenant", Value: []byte("ünï")}},
 			Reason:  "invalid_utf8", Error: "value is not valid UTF-8", FirstSeen: seen.Add(time.Second), Attempts: 3},
-		{Source: record.Source{Topic: source, Partition: 1, Offset: 0}, Key: nil, Value: []byte("plain"),
+		{Source: record.Source{Topic: source, Partition: 1, Offset: 0}, Key: nil, Value: []byte("plain prefix"), OriginalSize: 2000000,
 			Reason: "too_large", Error: "value of 2000000 bytes exceeds 1048576", FirstSeen: seen.Add(2 * time.Second), Attempts: 0},
+		// A record just under the 1 MiB cap that failed to decode must fit the DLQ whole.
+		{Source: record.Source{Topic: source, Partition: 0, Offset: 9}, Key: []byte("big"), Value: bytes.Repeat([]byte("{"), 1<<20-1),
+			Reason: "invalid_json", Error: "unexpected end of JSON input", FirstSeen: seen.Add(3 * time.Second), Attempts: 1},
 	}
-	sink := NewKafkaDeadLetters([]string{broker}, nil)
+	sink := NewKafkaDeadLetters([]string{broker}, nil, 1<<20)
 	t.Cleanup(func() { _ = sink.Close() })
 	// A topic created a moment ago is unknown to the broker's metadata for some tens of
 	// milliseconds (KRaft propagation), and kafka-go's Writer returns that as
@@ -209,8 +212,11 @@ func TestKafkaDeadLetters(t *testing.T) {
 			HeaderAttempts:        strconv.Itoa(d.Attempts),
 			HeaderFirstSeen:       d.FirstSeen.UTC().Format(time.RFC3339Nano),
 		}
-		for k, v := range d.Headers {
-			want[k] = v
+		for _, h := range d.Headers {
+			want[h.Key] = string(h.Value)
+		}
+		if d.OriginalSize > 0 {
+			want[HeaderOriginalSize] = strconv.Itoa(d.OriginalSize)
 		}
 		got := map[string]string{}
 		for _, h := range m.Headers {

@@ -22,9 +22,10 @@ type NDJSON struct {
 	w    *bufio.Writer
 }
 
-// NewNDJSONFile creates (or truncates) path.
+// NewNDJSONFile opens path for appending, creating it if needed: rows already written
+// (and their offsets committed) survive a restart.
 func NewNDJSONFile(path string) (*NDJSON, error) {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("ndjson sink: %w", err)
 	}

@@ -416,3 +416,26 @@ func TestRender(t *testing.T) {
 		t.Fatalf("render = %q", got)
 	}
 }
+
+func TestNDJSONAppendsAcrossRestarts(t *testing.T) {
+	path := t.TempDir() + "/scores.ndjson"
+	for range 2 {
+		n, err := NewNDJSONFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.WriteScores(context.Background(), []record.Score{{RecordID: "r", Status: record.StatusOK}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(data), "\n"); lines != 2 {
+		t.Fatalf("file has %d lines after two runs, want 2 (a restart must not truncate)", lines)
+	}
+}

@@ -316,5 +316,8 @@ func (r *RedisConfig) validate(key string) error {
 	if r.DB < 0 || r.DB > 15 && len(r.Addrs) > 0 {
 		return fmt.Errorf("%s.db: %d is out of range", key, r.DB)
 	}
+	if r.DB != 0 && len(r.Addrs) > 1 {
+		return fmt.Errorf("%s.db: a Redis Cluster (several addrs) has only database 0", key)
+	}
 	return nil
 }

@@ -150,6 +150,10 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
 		return fmt.Errorf("embedded demo config: %w", err)
 	}
 	cfg.ScoresFile = o.out
+	// Each demo starts a fresh scores file (the sink itself appends, as `run` needs).
+	if err := os.Remove(o.out); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("demo --out: %w", err)
+	}
 
 	fmt.Fprintf(stdout, "raterd demo %s: %d messages from %s → in-process Kafka %s\n", version(), len(msgs), source, brokers[0])
 	if err := produce(ctx, brokers, demoTopic, msgs); err != nil {

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"os"
 	"time"
-
-	"raterd/sinks"
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
@@ -65,9 +63,6 @@ func run(ctx context.Context, cfg *Config) error {
 
 	st, err := buildStack(ctx, cfg, tel, logger, nil)
 	if err != nil {
-		if errors.Is(err, sinks.ErrSchemaBehind) {
-			return fmt.Errorf("%w", err)
-		}
 		return err
 	}
 	defer st.Close()
@@ -80,6 +75,9 @@ func run(ctx context.Context, cfg *Config) error {
 		"evaluators", len(cfg.Evaluators), "cache", st.CacheDesc, "admin", cfg.Admin.Listen)
 	if admin != nil {
 		admin.ready.Store(true)
+		// Not ready while draining: load balancers and rollouts see the shutdown at once.
+		stop := context.AfterFunc(ctx, func() { admin.ready.Store(false) })
+		defer stop()
 	}
 	err = p.Run(ctx)
 	s := p.Stats()

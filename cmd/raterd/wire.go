@@ -122,7 +122,7 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 	var scoreSinks sinks.MultiScoreSink
 	deadSinks := sinks.MultiDeadLetterSink{}
 	ectx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	created, err := sinks.EnsureDLQTopics(ectx, cfg.Kafka.Brokers, cfg.Kafka.Topics)
+	created, err := sinks.EnsureDLQTopics(ectx, cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.Kafka.MaxRecordBytes)
 	cancel()
 	if err != nil {
 		// Not fatal: the producer auto-creates the topic on first use where the broker allows.
@@ -130,7 +130,7 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 	} else if len(created) > 0 {
 		logger.Info("created dead-letter topics", "topics", created)
 	}
-	dlq := sinks.NewKafkaDeadLetters(cfg.Kafka.Brokers, nil)
+	dlq := sinks.NewKafkaDeadLetters(cfg.Kafka.Brokers, nil, cfg.Kafka.MaxRecordBytes)
 	st.closers = append(st.closers, dlq)
 	deadSinks = append(deadSinks, dlq)
 	if cfg.ClickHouse != nil {

@@ -9,7 +9,7 @@ import (
 )
 
 // Redis is the shared cache tier on a Redis server (or Cluster/Sentinel through go-redis's
-// universal client). Lookups are one MGET; fills are one pipelined batch of SET EX.
+// universal client). Lookups are one pipelined batch of GETs; fills one of SET EX.
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
@@ -20,23 +20,30 @@ func NewRedis(client redis.UniversalClient, prefix string) *Redis {
 	return &Redis{client: client, prefix: prefix}
 }
 
-// GetMany implements Cache with a single MGET.
+// GetMany implements Cache with one pipelined batch of GETs: one round trip on a single
+// server, one per node on a Cluster (where a multi-key MGET would fail across slots).
 func (r *Redis) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	full := make([]string, len(keys))
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
 	for i, k := range keys {
-		full[i] = r.prefix + k
+		cmds[i] = pipe.Get(ctx, r.prefix+k)
 	}
-	vals, err := r.client.MGet(ctx, full...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("redis MGET of %d keys: %w", len(keys), err)
+	// Exec reports redis.Nil for a miss; only other errors fail the lookup.
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redis GET of %d keys: %w", len(keys), err)
 	}
 	out := make([][]byte, len(keys))
-	for i, v := range vals {
-		if s, ok := v.(string); ok {
-			out[i] = []byte(s)
+	for i, c := range cmds {
+		b, err := c.Bytes()
+		switch {
+		case err == nil:
+			out[i] = b
+		case errors.Is(err, redis.Nil):
+		default:
+			return nil, fmt.Errorf("redis GET: %w", err)
 		}
 	}
 	return out, nil
