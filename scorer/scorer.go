@@ -42,12 +42,14 @@ type Options struct {
 
 // BatchStats counts what scoring one batch cost.
 type BatchStats struct {
-	Tasks        int  // record × evaluator pairs to score
-	CacheHits    int  // tasks answered from the cache
-	Deduplicated int  // tasks answered by another task of the same batch with the same key
-	JudgeCalls   int  // tasks sent to a judge
-	Failures     int  // tasks whose judgement failed (judge errors and parse failures)
-	CacheBypass  bool // the cache was unreachable for this batch
+	Tasks        int // record × evaluator pairs to score
+	CacheHits    int // tasks answered from the cache
+	Deduplicated int // tasks answered by another task of the same batch with the same key
+	// InFlightJoins counts tasks answered by another batch that was judging the same key.
+	InFlightJoins int
+	JudgeCalls    int  // tasks sent to a judge
+	Failures      int  // tasks whose judgement failed (judge errors and parse failures)
+	CacheBypass   bool // the cache was unreachable for this batch
 	// JudgeCallsBy splits JudgeCalls by judge name (the key under judges:).
 	JudgeCallsBy map[string]int
 }
@@ -65,11 +67,15 @@ type Scorer struct {
 	totalsMu sync.Mutex
 	totals   BatchStats
 
+	flightsMu sync.Mutex
+	flights   map[string]*flight // cache key → judgement in progress
+
 	mTasks      metric.Int64Counter
 	mCacheHits  metric.Int64Counter
 	mJudgeCalls metric.Int64Counter
 	mFailures   metric.Int64Counter
 	mBypass     metric.Int64Counter
+	mJoins      metric.Int64Counter
 	mJudgeTime  metric.Float64Histogram
 }
 
@@ -101,7 +107,8 @@ func New(evaluators []*Evaluator, judges map[string]Judge, opts Options) (*Score
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Scorer{evaluators: evaluators, judges: judges, opts: opts, tracer: opts.TracerProvider.Tracer("raterd/scorer")}
+	s := &Scorer{evaluators: evaluators, judges: judges, opts: opts, tracer: opts.TracerProvider.Tracer("raterd/scorer"),
+		flights: make(map[string]*flight)}
 	m := opts.MeterProvider.Meter("raterd/scorer")
 	var err error
 	must := func(e error) {
@@ -117,6 +124,8 @@ func New(evaluators []*Evaluator, judges map[string]Judge, opts Options) (*Score
 	s.mJudgeCalls, e = m.Int64Counter("raterd.scorer.judge.calls", metric.WithDescription("tasks sent to a judge"))
 	must(e)
 	s.mFailures, e = m.Int64Counter("raterd.scorer.failures", metric.WithDescription("judgements that failed or did not parse"))
+	must(e)
+	s.mJoins, e = m.Int64Counter("raterd.scorer.in_flight_joins", metric.WithDescription("tasks answered by another batch judging the same key"))
 	must(e)
 	s.mBypass, e = m.Int64Counter("raterd.scorer.cache.bypass", metric.WithDescription("batches scored without the cache because it failed"))
 	must(e)
@@ -149,6 +158,7 @@ func (s *Scorer) Score(ctx context.Context, records []*record.Record) ([]record.
 	s.totals.Tasks += st.Tasks
 	s.totals.CacheHits += st.CacheHits
 	s.totals.Deduplicated += st.Deduplicated
+	s.totals.InFlightJoins += st.InFlightJoins
 	s.totals.JudgeCalls += st.JudgeCalls
 	s.totals.Failures += st.Failures
 	s.totals.CacheBypass = s.totals.CacheBypass || st.CacheBypass
@@ -234,66 +244,61 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 		}
 	}
 
-	// Group the misses by judge and judge them concurrently, one call per judge.
-	byJudge := make(map[string][]int)
-	for _, i := range uniqueIdx {
-		if !hit[i] {
-			byJudge[tasks[i].task.Evaluator.Judge] = append(byJudge[tasks[i].task.Evaluator.Judge], i)
-		}
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(byJudge))
+	// Claim the misses: a key another batch is judging right now is awaited, not judged
+	// again; the others are judged here, visible to later batches while in flight.
 	judged := make([]bool, len(tasks)) // a verdict came back for this task
-	if len(byJudge) > 0 {
-		st.JudgeCallsBy = make(map[string]int, len(byJudge))
+	var lead, follow []int
+	var leadFlights []*flight
+	followFlights := map[int]*flight{}
+	s.flightsMu.Lock()
+	for _, i := range uniqueIdx {
+		if hit[i] {
+			continue
+		}
+		if f := s.flights[tasks[i].key]; f != nil {
+			follow = append(follow, i)
+			followFlights[i] = f
+			continue
+		}
+		f := &flight{done: make(chan struct{})}
+		s.flights[tasks[i].key] = f
+		lead = append(lead, i)
+		leadFlights = append(leadFlights, f)
 	}
-	for name, idx := range byJudge {
-		st.JudgeCalls += len(idx)
-		st.JudgeCallsBy[name] = len(idx)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			batch := make([]Task, len(idx))
-			for n, i := range idx {
-				batch[n] = tasks[i].task
-			}
-			start := s.opts.Now()
-			verdicts, err := s.judges[name].Judge(ctx, batch)
-			s.mJudgeTime.Record(ctx, s.opts.Now().Sub(start).Seconds(), metric.WithAttributes(attribute.String("judge", name)))
-			if err == nil && len(verdicts) != len(batch) {
-				err = fmt.Errorf("judge %q returned %d verdicts for %d tasks", name, len(verdicts), len(batch))
-			}
-			if err != nil {
-				errs <- fmt.Errorf("judge %q: %w", name, err)
-				return
-			}
-			for n, i := range idx {
-				tasks[i].verdict, judged[i] = verdicts[n], true
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	s.mJudgeCalls.Add(ctx, int64(st.JudgeCalls))
-	s.mCacheHits.Add(ctx, int64(st.CacheHits))
+	s.flightsMu.Unlock()
 
-	// One cache round trip to fill what was judged successfully — even when another
-	// judge's call failed, so that the retry of this batch does not pay for it again.
-	if s.opts.Cache != nil && !st.CacheBypass {
-		var fill []cache.Entry
-		for _, i := range uniqueIdx {
-			p := &tasks[i]
-			if judged[i] && p.verdict.Err == nil && p.verdict.Status == record.StatusOK {
-				fill = append(fill, cache.Entry{Key: p.key, Value: encodeVerdict(p.verdict), TTL: p.task.Evaluator.CacheTTL})
-			}
-		}
-		if len(fill) > 0 {
-			_, _ = s.cacheCall(ctx, "fill", func(ctx context.Context) ([][]byte, error) { return nil, s.opts.Cache.SetMany(ctx, fill) })
-		}
-	}
-	if err := <-errs; err != nil {
+	err := s.judgeTasks(ctx, tasks, lead, &st, judged)
+	s.land(tasks, lead, leadFlights, judged)
+	s.fillCache(ctx, tasks, lead, judged, &st)
+	if err != nil {
 		return nil, st, err
 	}
+
+	var again []int
+	for _, i := range follow {
+		f := followFlights[i]
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, st, ctx.Err()
+		}
+		if f.ok {
+			tasks[i].verdict, tasks[i].cached = f.verdict, true
+			st.InFlightJoins++
+		} else {
+			again = append(again, i) // the other batch failed: judge it here
+		}
+	}
+	if len(again) > 0 {
+		err := s.judgeTasks(ctx, tasks, again, &st, judged)
+		s.fillCache(ctx, tasks, again, judged, &st)
+		if err != nil {
+			return nil, st, err
+		}
+	}
+	s.mJudgeCalls.Add(ctx, int64(st.JudgeCalls))
+	s.mCacheHits.Add(ctx, int64(st.CacheHits))
+	s.mJoins.Add(ctx, int64(st.InFlightJoins))
 
 	now := s.opts.Now().UTC()
 	rows := make([]record.Score, len(tasks))
@@ -346,6 +351,93 @@ func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score
 		row.Attempts = v.Attempts
 	}
 	return row
+}
+
+// flight is a judgement in progress in some batch; other batches wait for it instead of
+// paying for the same key again.
+type flight struct {
+	done    chan struct{} // closed when the verdict is known
+	verdict Verdict
+	ok      bool // verdict is a successful judgement
+}
+
+// judgeTasks sends the tasks at idx to their judges, one concurrent call per judge, and
+// stores the verdicts; judged marks the tasks that got one. An error means a whole judge
+// call failed; the other judges' verdicts are kept.
+func (s *Scorer) judgeTasks(ctx context.Context, tasks []pending, idx []int, st *BatchStats, judged []bool) error {
+	byJudge := make(map[string][]int)
+	for _, i := range idx {
+		byJudge[tasks[i].task.Evaluator.Judge] = append(byJudge[tasks[i].task.Evaluator.Judge], i)
+	}
+	if len(byJudge) == 0 {
+		return nil
+	}
+	if st.JudgeCallsBy == nil {
+		st.JudgeCallsBy = make(map[string]int, len(byJudge))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(byJudge))
+	for name, idx := range byJudge {
+		st.JudgeCalls += len(idx)
+		st.JudgeCallsBy[name] += len(idx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batch := make([]Task, len(idx))
+			for n, i := range idx {
+				batch[n] = tasks[i].task
+			}
+			start := s.opts.Now()
+			verdicts, err := s.judges[name].Judge(ctx, batch)
+			s.mJudgeTime.Record(ctx, s.opts.Now().Sub(start).Seconds(), metric.WithAttributes(attribute.String("judge", name)))
+			if err == nil && len(verdicts) != len(batch) {
+				err = fmt.Errorf("judge %q returned %d verdicts for %d tasks", name, len(verdicts), len(batch))
+			}
+			if err != nil {
+				errs <- fmt.Errorf("judge %q: %w", name, err)
+				return
+			}
+			for n, i := range idx {
+				tasks[i].verdict, judged[i] = verdicts[n], true
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// land publishes this batch's judgements to the batches waiting on them.
+func (s *Scorer) land(tasks []pending, idx []int, flights []*flight, judged []bool) {
+	s.flightsMu.Lock()
+	defer s.flightsMu.Unlock()
+	for n, i := range idx {
+		f := flights[n]
+		if judged[i] && tasks[i].verdict.Err == nil && tasks[i].verdict.Status == record.StatusOK {
+			f.verdict, f.ok = tasks[i].verdict, true
+		}
+		delete(s.flights, tasks[i].key)
+		close(f.done)
+	}
+}
+
+// fillCache stores the successful verdicts among idx in one round trip.
+func (s *Scorer) fillCache(ctx context.Context, tasks []pending, idx []int, judged []bool, st *BatchStats) {
+	if s.opts.Cache == nil || st.CacheBypass {
+		return
+	}
+	var fill []cache.Entry
+	for _, i := range idx {
+		p := &tasks[i]
+		if judged[i] && p.verdict.Err == nil && p.verdict.Status == record.StatusOK {
+			fill = append(fill, cache.Entry{Key: p.key, Value: encodeVerdict(p.verdict), TTL: p.task.Evaluator.CacheTTL})
+		}
+	}
+	if len(fill) > 0 {
+		if _, err := s.cacheCall(ctx, "fill", func(ctx context.Context) ([][]byte, error) { return nil, s.opts.Cache.SetMany(ctx, fill) }); err != nil {
+			st.CacheBypass = true
+		}
+	}
 }
 
 // cacheCall runs one bounded cache round trip; failures are logged once per state change

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"raterd/record"
 	"raterd/scorer/cache"
@@ -236,5 +237,62 @@ func TestScorerKeepsOtherJudgesWorkWhenOneFails(t *testing.T) {
 	}
 	if mem.Len() != 3 {
 		t.Fatalf("cached %d verdicts, want the 3 the working judge produced", mem.Len())
+	}
+}
+
+// gatedJudge is a recording fake whose calls block until the gate opens, so a test can
+// hold a judgement in flight.
+type gatedJudge struct {
+	countingJudge
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedJudge) Judge(ctx context.Context, tasks []Task) ([]Verdict, error) {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.countingJudge.Judge(ctx, tasks)
+}
+
+func TestScorerJoinsJudgementsInFlightInAnotherBatch(t *testing.T) {
+	judge := &gatedJudge{countingJudge: countingJudge{ident: "fake:v1"}, entered: make(chan struct{}, 2), gate: make(chan struct{})}
+	ev := prepared(t, &Evaluator{Name: "helpful", Judge: "j", Criteria: "be helpful"})
+	s, err := New([]*Evaluator{ev}, map[string]Judge{"j": judge}, Options{}) // no cache at all
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		rows []record.Score
+		st   BatchStats
+		err  error
+	}
+	first, second := make(chan result, 1), make(chan result, 1)
+	go func() {
+		rows, st, err := s.ScoreBatch(context.Background(), recs(5, 5))
+		first <- result{rows, st, err}
+	}()
+	<-judge.entered // the first batch is judging its 5 keys now
+	go func() {
+		rows, st, err := s.ScoreBatch(context.Background(), recs(5, 5))
+		second <- result{rows, st, err}
+	}()
+	// Give the second batch time to find the flights; it must not call the judge.
+	select {
+	case <-judge.entered:
+		t.Fatal("the second batch called the judge for keys already in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(judge.gate)
+	r1, r2 := <-first, <-second
+	if r1.err != nil || r2.err != nil {
+		t.Fatal(r1.err, r2.err)
+	}
+	if judge.calls != 5 || r2.st.InFlightJoins != 5 || r2.st.JudgeCalls != 0 || len(r2.rows) != 5 {
+		t.Fatalf("judge calls %d, second batch %+v", judge.calls, r2.st)
+	}
+	for i := range r2.rows {
+		if r2.rows[i].Value != r1.rows[i].Value || !r2.rows[i].Cached {
+			t.Fatalf("joined row %d = %+v, leader's %+v", i, r2.rows[i], r1.rows[i])
+		}
 	}
 }

@@ -304,9 +304,10 @@ func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum 
 	fmt.Fprintf(tw, "score rows\t%d\t(%d batches)\n", ps.Scores, ps.Batches)
 	hitRate := 0.0
 	if ss.Tasks > 0 {
-		hitRate = 100 * float64(ss.CacheHits+ss.Deduplicated) / float64(ss.Tasks)
+		hitRate = 100 * float64(ss.CacheHits+ss.Deduplicated+ss.InFlightJoins) / float64(ss.Tasks)
 	}
-	fmt.Fprintf(tw, "cache hit rate\t%.1f%%\t(%d cache hits + %d in-batch duplicates of %d judgements)\n", hitRate, ss.CacheHits, ss.Deduplicated, ss.Tasks)
+	fmt.Fprintf(tw, "cache hit rate\t%.1f%%\t(of %d judgements: %d cache hits, %d in-batch duplicates, %d joined in flight)\n",
+		hitRate, ss.Tasks, ss.CacheHits, ss.Deduplicated, ss.InFlightJoins)
 	names := make([]string, 0, len(ss.JudgeCallsBy))
 	for name := range ss.JudgeCallsBy {
 		names = append(names, name)

@@ -21,6 +21,8 @@ import (
 
 	"raterd/cmd/judgesim/simulator"
 	"raterd/consumer"
+	"raterd/record"
+	"raterd/scorer"
 	"raterd/sinks"
 )
 
@@ -243,8 +245,9 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	if stats1.Valid != int64(valid) || stats1.DeadLetters != int64(invalid) {
 		t.Fatalf("valid %d dead %d, want %d and %d", stats1.Valid, stats1.DeadLetters, valid, invalid)
 	}
-	if j := st1.Scorer.Totals().JudgeCalls; j == 0 {
-		t.Fatal("first group made no judge calls")
+	// Every judge call is worth its cost: exactly one per distinct (rubric, judge, inputs) key.
+	if got, want := st1.Scorer.Totals().JudgeCalls, distinctKeys(t, cfg1, st1, values); got != want {
+		t.Fatalf("first group made %d judge calls, want one per distinct cache key: %d", got, want)
 	}
 
 	var rows uint64
@@ -377,4 +380,26 @@ func checkCommittedToEnd(t *testing.T, broker, topic, group string, partitions i
 			t.Errorf("group %s partition %d: committed %d, end of partition %d", group, p.Partition, p.CommittedOffset, end)
 		}
 	}
+}
+
+// distinctKeys counts the distinct cache keys of the valid records × applicable evaluators.
+func distinctKeys(t *testing.T, cfg *Config, st *stack, values [][]byte) int {
+	t.Helper()
+	judges, err := buildJudges(cfg, nil, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for i, v := range values {
+		r, err := consumer.Decode(v, record.Source{Topic: "t", Offset: int64(i)}, time.Now(), consumer.DefaultMaxRecordBytes)
+		if err != nil {
+			continue
+		}
+		for _, e := range st.Scorer.Evaluators() {
+			if e.Applies(r) {
+				keys[scorer.CacheKey(e, judges[e.Judge].Identity(), r)] = true
+			}
+		}
+	}
+	return len(keys)
 }
