@@ -430,7 +430,9 @@ func (s *Scorer) fillCache(ctx context.Context, tasks []pending, idx []int, judg
 	for _, i := range idx {
 		p := &tasks[i]
 		if judged[i] && p.verdict.Err == nil && p.verdict.Status == record.StatusOK {
-			fill = append(fill, cache.Entry{Key: p.key, Value: encodeVerdict(p.verdict), TTL: p.task.Evaluator.CacheTTL})
+			if b := encodeVerdict(p.verdict); b != nil {
+				fill = append(fill, cache.Entry{Key: p.key, Value: b, TTL: p.task.Evaluator.CacheTTL})
+			}
 		}
 	}
 	if len(fill) > 0 {
@@ -492,8 +494,13 @@ type cachedVerdict struct {
 	Explanation string  `json:"e,omitempty"`
 }
 
+// encodeVerdict returns nil for a verdict JSON cannot hold (a NaN or infinite score);
+// such a verdict is simply not cached.
 func encodeVerdict(v Verdict) []byte {
-	b, _ := json.Marshal(cachedVerdict{Value: v.Value, Label: v.Label, Confidence: v.Confidence, Explanation: v.Explanation})
+	b, err := json.Marshal(cachedVerdict{Value: v.Value, Label: v.Label, Confidence: v.Confidence, Explanation: v.Explanation})
+	if err != nil {
+		return nil
+	}
 	return b
 }
 
