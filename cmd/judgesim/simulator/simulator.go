@@ -367,7 +367,7 @@ func (s *Simulator) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	promptTokens, completionTokens := tokens(promptBytes), tokens(len(answer))
 
-	if !s.admit(w, r.Context()) {
+	if !s.admit(r.Context(), w) {
 		return
 	}
 	start := time.Now()
@@ -405,7 +405,7 @@ func (s *Simulator) chatCompletions(w http.ResponseWriter, r *http.Request) {
 
 // admit takes a slot, queueing within QueueLimit. It answers 429 when the queue is full
 // and reports false, also when the client leaves while queued.
-func (s *Simulator) admit(w http.ResponseWriter, ctx context.Context) bool {
+func (s *Simulator) admit(ctx context.Context, w http.ResponseWriter) bool {
 	select {
 	case s.slots <- struct{}{}:
 		return true
