@@ -97,6 +97,8 @@ type Pipeline struct {
 	tracer  trace.Tracer
 	tracker *OffsetTracker
 
+	ran atomic.Bool // Run may be called once: its bookkeeping does not reset
+
 	inflightRecords *semaphore.Weighted
 	inflightBytes   *semaphore.Weighted
 
@@ -175,10 +177,13 @@ func (p *Pipeline) Stats() Stats {
 	}
 }
 
-// Run consumes until ctx ends, then drains: it stops fetching, finishes the batches in
+// Run consumes until ctx ends, then drains (call it once per Pipeline): it stops fetching, finishes the batches in
 // flight within Config.ShutdownTimeout, commits what is done and returns. Records not done
 // by then are not committed and are read again by the next run.
 func (p *Pipeline) Run(ctx context.Context) error {
+	if !p.ran.CompareAndSwap(false, true) {
+		return errors.New("consumer: Pipeline.Run called twice; build a new Pipeline")
+	}
 	// Work continues past ctx's end for the drain, bounded by the shutdown deadline.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()

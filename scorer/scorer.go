@@ -211,7 +211,6 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 
 	// Deduplicate keys within the batch: the first task with a key leads, the rest follow.
 	leaders := make(map[string]int, len(tasks))
-	var uniqueKeys []string
 	var uniqueIdx []int
 	for i := range tasks {
 		if j, ok := leaders[tasks[i].key]; ok {
@@ -221,83 +220,46 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 		}
 		leaders[tasks[i].key] = i
 		tasks[i].leader = i
-		uniqueKeys = append(uniqueKeys, tasks[i].key)
 		uniqueIdx = append(uniqueIdx, i)
 	}
 
-	// One cache round trip for the whole batch.
-	hit := make([]bool, len(tasks))
-	if s.opts.Cache != nil {
-		vals, err := s.cacheCall(ctx, "lookup", func(ctx context.Context) ([][]byte, error) { return s.opts.Cache.GetMany(ctx, uniqueKeys) })
-		if err != nil {
-			st.CacheBypass = true
-		}
-		for n, v := range vals {
-			if v == nil {
-				continue
-			}
-			i := uniqueIdx[n]
-			if verdict, ok := decodeVerdict(v); ok {
-				tasks[i].verdict, tasks[i].cached, hit[i] = verdict, true, true
-				st.CacheHits++
-			}
-		}
-	}
-
-	// Claim the misses: a key another batch is judging right now is awaited, not judged
-	// again; the others are judged here, visible to later batches while in flight.
+	// Every unique key is claimed before anything else: a key another batch is judging
+	// right now is awaited, not judged again; the claimed ones are looked up in the cache
+	// and judged on a miss, and stay claimed until their verdict is cached, so no key is
+	// judged twice while cached or in flight. A key whose leader got no verdict (its judge
+	// call failed) is claimed once more, then judged here unclaimed.
 	judged := make([]bool, len(tasks)) // a verdict came back for this task
-	var lead, follow []int
-	var leadFlights []*flight
-	followFlights := map[int]*flight{}
-	s.flightsMu.Lock()
-	for _, i := range uniqueIdx {
-		if hit[i] {
-			continue
-		}
-		if f := s.flights[tasks[i].key]; f != nil {
-			follow = append(follow, i)
-			followFlights[i] = f
-			continue
-		}
-		f := &flight{done: make(chan struct{})}
-		s.flights[tasks[i].key] = f
-		lead = append(lead, i)
-		leadFlights = append(leadFlights, f)
-	}
-	s.flightsMu.Unlock()
+	todo := uniqueIdx
+	for round := 0; len(todo) > 0; round++ {
+		lead, leadFlights, follow, followFlights := s.claim(tasks, todo, round < 2)
 
-	err := s.judgeTasks(ctx, tasks, lead, &st, judged)
-	s.land(tasks, lead, leadFlights, judged)
-	s.fillCache(ctx, tasks, lead, judged, &st)
-	if err != nil {
-		return nil, st, err
-	}
-
-	var again []int
-	for _, i := range follow {
-		f := followFlights[i]
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return nil, st, ctx.Err()
+		misses := lead
+		if s.opts.Cache != nil && len(lead) > 0 && !st.CacheBypass {
+			misses = s.lookup(ctx, tasks, lead, &st)
 		}
-		if f.ok {
-			tasks[i].verdict, tasks[i].cached = f.verdict, true
-			st.InFlightJoins++
-		} else {
-			again = append(again, i) // the other batch failed: judge it here
-		}
-	}
-	if len(again) > 0 {
-		err := s.judgeTasks(ctx, tasks, again, &st, judged)
-		s.fillCache(ctx, tasks, again, judged, &st)
+		err := s.judgeTasks(ctx, tasks, misses, &st, judged)
+		s.fillCache(ctx, tasks, misses, judged, &st)
+		s.land(tasks, lead, leadFlights, judged)
 		if err != nil {
 			return nil, st, err
 		}
+
+		todo = nil
+		for n, i := range follow {
+			f := followFlights[n]
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, st, ctx.Err()
+			}
+			if f.ok {
+				tasks[i].verdict, tasks[i].cached = f.verdict, true
+				st.InFlightJoins++
+			} else {
+				todo = append(todo, i)
+			}
+		}
 	}
-	s.mJudgeCalls.Add(ctx, int64(st.JudgeCalls))
-	s.mCacheHits.Add(ctx, int64(st.CacheHits))
 	s.mJoins.Add(ctx, int64(st.InFlightJoins))
 
 	now := s.opts.Now().UTC()
@@ -356,6 +318,7 @@ func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score
 // flight is a judgement in progress in some batch; other batches wait for it instead of
 // paying for the same key again.
 type flight struct {
+	waiters int           // batches following this flight (for tests and debugging)
 	done    chan struct{} // closed when the verdict is known
 	verdict Verdict
 	ok      bool // verdict is a successful judgement
@@ -380,6 +343,7 @@ func (s *Scorer) judgeTasks(ctx context.Context, tasks []pending, idx []int, st 
 	for name, idx := range byJudge {
 		st.JudgeCalls += len(idx)
 		st.JudgeCallsBy[name] += len(idx)
+		s.mJudgeCalls.Add(ctx, int64(len(idx)), metric.WithAttributes(attribute.String("judge", name)))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -407,13 +371,81 @@ func (s *Scorer) judgeTasks(ctx context.Context, tasks []pending, idx []int, st 
 	return <-errs
 }
 
-// land publishes this batch's judgements to the batches waiting on them.
+// claim registers a flight for each key at idx that no other batch is judging (when
+// register is false, it leads every key without registering) and returns the keys this
+// batch leads and those it follows, each with its flight.
+func (s *Scorer) claim(tasks []pending, idx []int, register bool) (lead []int, leadFlights []*flight, follow []int, followFlights []*flight) {
+	if !register {
+		return idx, make([]*flight, len(idx)), nil, nil
+	}
+	s.flightsMu.Lock()
+	defer s.flightsMu.Unlock()
+	for _, i := range idx {
+		if f := s.flights[tasks[i].key]; f != nil {
+			f.waiters++
+			follow = append(follow, i)
+			followFlights = append(followFlights, f)
+			continue
+		}
+		f := &flight{done: make(chan struct{})}
+		s.flights[tasks[i].key] = f
+		lead = append(lead, i)
+		leadFlights = append(leadFlights, f)
+	}
+	return lead, leadFlights, follow, followFlights
+}
+
+// flightWaiters counts the followers of the flights now open.
+func (s *Scorer) flightWaiters() int {
+	s.flightsMu.Lock()
+	defer s.flightsMu.Unlock()
+	n := 0
+	for _, f := range s.flights {
+		n += f.waiters
+	}
+	return n
+}
+
+// lookup answers the tasks at idx from the cache in one round trip and returns those
+// that missed.
+func (s *Scorer) lookup(ctx context.Context, tasks []pending, idx []int, st *BatchStats) []int {
+	keys := make([]string, len(idx))
+	for n, i := range idx {
+		keys[n] = tasks[i].key
+	}
+	vals, err := s.cacheCall(ctx, "lookup", func(ctx context.Context) ([][]byte, error) { return s.opts.Cache.GetMany(ctx, keys) })
+	if err != nil {
+		st.CacheBypass = true
+		return idx
+	}
+	var misses []int
+	for n, i := range idx {
+		if v := vals[n]; v != nil {
+			if verdict, ok := decodeVerdict(v); ok {
+				tasks[i].verdict, tasks[i].cached = verdict, true
+				continue
+			}
+		}
+		misses = append(misses, i)
+	}
+	hits := len(idx) - len(misses)
+	st.CacheHits += hits
+	s.mCacheHits.Add(ctx, int64(hits))
+	return misses
+}
+
+// land publishes the verdicts of the keys this batch led to the batches waiting on them.
+// Any verdict that came back is shared (the same input gets the same answer); a key with
+// none is left for the followers to claim again.
 func (s *Scorer) land(tasks []pending, idx []int, flights []*flight, judged []bool) {
 	s.flightsMu.Lock()
 	defer s.flightsMu.Unlock()
 	for n, i := range idx {
 		f := flights[n]
-		if judged[i] && tasks[i].verdict.Err == nil && tasks[i].verdict.Status == record.StatusOK {
+		if f == nil {
+			continue // led without a flight (last round)
+		}
+		if judged[i] || tasks[i].cached {
 			f.verdict, f.ok = tasks[i].verdict, true
 		}
 		delete(s.flights, tasks[i].key)
@@ -423,7 +455,7 @@ func (s *Scorer) land(tasks []pending, idx []int, flights []*flight, judged []bo
 
 // fillCache stores the successful verdicts among idx in one round trip.
 func (s *Scorer) fillCache(ctx context.Context, tasks []pending, idx []int, judged []bool, st *BatchStats) {
-	if s.opts.Cache == nil || st.CacheBypass {
+	if s.opts.Cache == nil || st.CacheBypass || ctx.Err() != nil {
 		return
 	}
 	var fill []cache.Entry
@@ -448,6 +480,9 @@ func (s *Scorer) cacheCall(ctx context.Context, op string, f func(context.Contex
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CacheTimeout)
 	defer cancel()
 	vals, err := f(cctx)
+	if err != nil && ctx.Err() != nil {
+		return nil, err // the batch is ending (shutdown), not the cache failing
+	}
 	s.cacheDown.Lock()
 	defer s.cacheDown.Unlock()
 	if err != nil {

@@ -276,11 +276,14 @@ func TestScorerJoinsJudgementsInFlightInAnotherBatch(t *testing.T) {
 		rows, st, err := s.ScoreBatch(context.Background(), recs(5, 5))
 		second <- result{rows, st, err}
 	}()
-	// Give the second batch time to find the flights; it must not call the judge.
+	// The second batch finds the five flights and waits on them; it must not call the judge.
+	for s.flightWaiters() < 5 {
+		time.Sleep(time.Millisecond)
+	}
 	select {
 	case <-judge.entered:
 		t.Fatal("the second batch called the judge for keys already in flight")
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	close(judge.gate)
 	r1, r2 := <-first, <-second
@@ -294,5 +297,65 @@ func TestScorerJoinsJudgementsInFlightInAnotherBatch(t *testing.T) {
 		if r2.rows[i].Value != r1.rows[i].Value || !r2.rows[i].Cached {
 			t.Fatalf("joined row %d = %+v, leader's %+v", i, r2.rows[i], r1.rows[i])
 		}
+	}
+}
+
+// failFirstJudge is a recording fake whose first call blocks until released and then
+// fails as a whole (a judge pool that went away); later calls succeed.
+type failFirstJudge struct {
+	countingJudge
+	first   sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (f *failFirstJudge) Judge(ctx context.Context, tasks []Task) ([]Verdict, error) {
+	failed := false
+	f.first.Do(func() {
+		f.entered <- struct{}{}
+		<-f.release
+		failed = true
+	})
+	if failed {
+		return nil, errors.New("pool unreachable")
+	}
+	return f.countingJudge.Judge(ctx, tasks)
+}
+
+func TestScorerFollowersReclaimOnceWhenTheLeaderFails(t *testing.T) {
+	judge := &failFirstJudge{countingJudge: countingJudge{ident: "fake:v1"}, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	ev := prepared(t, &Evaluator{Name: "helpful", Judge: "j", Criteria: "be helpful"})
+	s, err := New([]*Evaluator{ev}, map[string]Judge{"j": judge}, Options{Cache: cache.NewMemory(1 << 20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := make(chan error, 1)
+	go func() {
+		_, _, err := s.ScoreBatch(context.Background(), recs(1, 1))
+		leader <- err
+	}()
+	<-judge.entered
+	followers := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, _, err := s.ScoreBatch(context.Background(), recs(1, 1))
+			followers <- err
+		}()
+	}
+	// Let the followers find the flight before it fails.
+	for s.flightWaiters() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	close(judge.release)
+	if err := <-leader; err == nil {
+		t.Fatal("the leader's failed judge call did not fail its batch")
+	}
+	for range 3 {
+		if err := <-followers; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if judge.calls != 1 {
+		t.Fatalf("after the leader failed, the followers made %d judge calls for one key, want 1", judge.calls)
 	}
 }

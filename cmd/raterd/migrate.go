@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -51,7 +52,8 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer conn.Close()
-	applied, err := sinks.Migrate(ctx, conn, chCfg.Database, nil)
+	// The applied migrations are printed below; the library's log lines would repeat them.
+	applied, err := sinks.Migrate(ctx, conn, chCfg.Database, slog.New(slog.DiscardHandler))
 	for _, m := range applied {
 		fmt.Fprintf(stdout, "applied migration %d: %s\n", m.Version, m.Name)
 	}
