@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"raterd/record"
 )
@@ -350,5 +352,41 @@ func TestNewRejectsAnInvalidConfig(t *testing.T) {
 	cfg.Workers = -1
 	if _, err := New(cfg, &fakeReader{}, fakeScorer{}, &recordingSink{}, &recordingSink{}, Options{}); err == nil || !strings.Contains(err.Error(), "kafka.workers") {
 		t.Fatalf("New = %v, want an error naming kafka.workers", err)
+	}
+}
+
+func TestPipelineTracesEachBatchWithItsStages(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	msgs := messages(4, map[int]string{2: "not json"})
+	// A producer's trace context travels in the message headers.
+	msgs[0].Headers = []kafka.Header{{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}}
+	reader := &fakeReader{msgs: msgs, commits: map[TopicPartition]int64{}}
+	sink := &recordingSink{}
+	p, err := New(testConfig(), reader, fakeScorer{}, sink, sink, Options{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilDone(t, p, 4)
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		byName[s.Name()] = s
+	}
+	batch, ok := byName["consumer.batch"]
+	if !ok {
+		t.Fatalf("no consumer.batch span among %v", byName)
+	}
+	for _, child := range []string{"sink.write_scores", "sink.write_dead_letters"} {
+		s, ok := byName[child]
+		if !ok || s.Parent().SpanID() != batch.SpanContext().SpanID() {
+			t.Errorf("span %s missing or not a child of consumer.batch", child)
+		}
+	}
+	linked := false
+	for _, l := range batch.Links() {
+		linked = linked || l.SpanContext.TraceID().String() == "4bf92f3577b34da6a3ce929d0e0e4736"
+	}
+	if !linked {
+		t.Error("the batch span is not linked to the producer's trace")
 	}
 }

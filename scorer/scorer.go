@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -351,13 +352,16 @@ func (s *Scorer) judgeTasks(ctx context.Context, tasks []pending, idx []int, st 
 			for n, i := range idx {
 				batch[n] = tasks[i].task
 			}
+			jctx, span := s.tracer.Start(ctx, "judge", trace.WithAttributes(attribute.String("judge", name), attribute.Int("tasks", len(batch))))
+			defer span.End()
 			start := s.opts.Now()
-			verdicts, err := s.judges[name].Judge(ctx, batch)
+			verdicts, err := s.judges[name].Judge(jctx, batch)
 			s.mJudgeTime.Record(ctx, s.opts.Now().Sub(start).Seconds(), metric.WithAttributes(attribute.String("judge", name)))
 			if err == nil && len(verdicts) != len(batch) {
 				err = fmt.Errorf("judge %q returned %d verdicts for %d tasks", name, len(verdicts), len(batch))
 			}
 			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
 				errs <- fmt.Errorf("judge %q: %w", name, err)
 				return
 			}

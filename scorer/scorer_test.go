@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"raterd/record"
 	"raterd/scorer/cache"
 )
@@ -357,5 +360,26 @@ func TestScorerFollowersReclaimOnceWhenTheLeaderFails(t *testing.T) {
 	}
 	if judge.calls != 1 {
 		t.Fatalf("after the leader failed, the followers made %d judge calls for one key, want 1", judge.calls)
+	}
+}
+
+func TestScorerTracesJudgeCalls(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	ev := prepared(t, &Evaluator{Name: "helpful", Judge: "j", Criteria: "be helpful"})
+	s, err := New([]*Evaluator{ev}, map[string]Judge{"j": &countingJudge{ident: "fake:v1"}}, Options{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Score(context.Background(), recs(3, 3)); err != nil {
+		t.Fatal(err)
+	}
+	spans := map[string]sdktrace.ReadOnlySpan{}
+	for _, sp := range rec.Ended() {
+		spans[sp.Name()] = sp
+	}
+	root, judge := spans["scorer.Score"], spans["judge"]
+	if root == nil || judge == nil || judge.Parent().SpanID() != root.SpanContext().SpanID() {
+		t.Fatalf("want a judge span under scorer.Score, got %v", spans)
 	}
 }

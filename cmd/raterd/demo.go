@@ -203,9 +203,9 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
 	go func() { runErr <- p.Run(runCtx) }()
 
 	total := int64(len(msgs))
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	poll := time.NewTicker(10 * time.Millisecond) // completion check; progress prints every second
+	poll := time.NewTicker(10 * time.Millisecond) // completion check; progress prints 4 times a second
 	defer poll.Stop()
 	deadline := time.After(5 * time.Minute)
 wait:
@@ -232,6 +232,11 @@ wait:
 		}
 	}
 	elapsed := time.Since(start)
+	if !o.quiet {
+		s := p.Stats()
+		fmt.Fprintf(stderr, "  %5.1f%%  %d/%d messages done, %d scores, %.0f msg/s\n",
+			100*float64(s.Done)/float64(total), s.Done, total, s.Scores, float64(s.Done)/elapsed.Seconds())
+	}
 	cancelRun()
 	if err := <-runErr; err != nil {
 		return err
