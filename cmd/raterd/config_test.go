@@ -151,3 +151,26 @@ func TestDeployConfigsParse(t *testing.T) {
 		t.Fatal("no raterd.yaml ConfigMap in deploy/kubernetes/raterd.yaml")
 	}
 }
+
+// TestComposeConfigParses keeps the raterd config inlined in docker-compose.yml valid.
+func TestComposeConfigParses(t *testing.T) {
+	data, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Configs map[string]struct {
+			Content string `yaml:"content"`
+		} `yaml:"configs"`
+	}
+	if err := yaml.Unmarshal(data, &compose); err != nil {
+		t.Fatal(err)
+	}
+	content := compose.Configs["raterd-config"].Content
+	if content == "" {
+		t.Fatal("docker-compose.yml has no configs.raterd-config.content")
+	}
+	if _, err := ParseConfig([]byte(content), func(string) string { return "" }); err != nil {
+		t.Fatalf("docker-compose.yml raterd config: %v", err)
+	}
+}
