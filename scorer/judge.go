@@ -6,6 +6,7 @@ package scorer
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"raterd/record"
@@ -50,3 +51,11 @@ type Judge interface {
 	// Judge returns one verdict per task.
 	Judge(ctx context.Context, tasks []Task) ([]Verdict, error)
 }
+
+// ErrJudgeUnavailable marks a per-task failure that was transient (the judge pool was
+// unreachable, overloaded or timing out) and outlived the judge's bounded retries. The
+// scorer then fails the whole batch instead of storing a failure row, so the batch is
+// retried with backoff and consumption pauses until the pool answers again. Judges wrap
+// such errors with it (fmt.Errorf("…: %w", ErrJudgeUnavailable)); a permanent failure
+// (a rejected request) is left unwrapped and stored as a judge_error row.
+var ErrJudgeUnavailable = errors.New("judge unavailable")

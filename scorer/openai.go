@@ -374,6 +374,12 @@ func (j *OpenAIJudge) attemptTask(ctx context.Context, t Task) Verdict {
 		avoid = ep.index
 	}
 	v.Err = fmt.Errorf("%s: evaluator %q: record %q: %w", j.Identity(), t.Evaluator.Name, t.Record.ID, lastErr)
+	var oe *openaiError
+	if ctx.Err() != nil || errors.As(lastErr, &oe) && oe.transient {
+		// Retries ran out on a failure that may pass: let the batch be retried later
+		// rather than store a failure for this record.
+		v.Err = fmt.Errorf("%w: %w", ErrJudgeUnavailable, v.Err)
+	}
 	v.Confidence = 0
 	return v
 }

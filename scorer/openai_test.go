@@ -327,6 +327,9 @@ func TestOpenAIRetriesExhausted(t *testing.T) {
 	if !strings.Contains(v.Err.Error(), "HTTP 502") || !strings.Contains(v.Err.Error(), "overloaded") {
 		t.Fatalf("err %v", v.Err)
 	}
+	if !errors.Is(v.Err, ErrJudgeUnavailable) {
+		t.Fatalf("a transient failure that outlived its retries is not marked ErrJudgeUnavailable: %v", v.Err)
+	}
 }
 
 func TestOpenAINoRetryOn400(t *testing.T) {
@@ -341,6 +344,9 @@ func TestOpenAINoRetryOn400(t *testing.T) {
 	v := judgeOK(t, testJudge(t, nil, srv.URL), tasksFor(testEvaluator(), 1))[0]
 	if v.Err == nil || v.Attempts != 1 || calls.Load() != 1 || v.Status != record.StatusJudgeError {
 		t.Fatalf("verdict %+v after %d calls", v, calls.Load())
+	}
+	if errors.Is(v.Err, ErrJudgeUnavailable) {
+		t.Fatal("a rejected request (HTTP 400) is marked as a transient unavailability")
 	}
 	msg := v.Err.Error()
 	if !strings.Contains(msg, "HTTP 400") || !strings.Contains(msg, "maximum context length") {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -239,9 +240,24 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 			misses = s.lookup(ctx, tasks, lead, &st)
 		}
 		err := s.judgeTasks(ctx, tasks, misses, &st, judged)
+		// A verdict that only says the judge was unavailable is no verdict: it is neither
+		// shared with followers nor stored, and it fails the batch so that it is retried.
+		unavailable := 0
+		for _, i := range misses {
+			if judged[i] && errors.Is(tasks[i].verdict.Err, ErrJudgeUnavailable) {
+				judged[i] = false
+				unavailable++
+				if err == nil {
+					err = tasks[i].verdict.Err
+				}
+			}
+		}
 		s.fillCache(ctx, tasks, misses, judged, &st)
 		s.land(tasks, lead, leadFlights, judged)
 		if err != nil {
+			if unavailable > 0 {
+				err = fmt.Errorf("%d judgements could not be made now: %w", unavailable, err)
+			}
 			return nil, st, err
 		}
 

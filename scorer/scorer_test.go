@@ -383,3 +383,40 @@ func TestScorerTracesJudgeCalls(t *testing.T) {
 		t.Fatalf("want a judge span under scorer.Score, got %v", spans)
 	}
 }
+
+// unavailableJudge is a fake whose tasks all fail transiently, as an unreachable pool does.
+type unavailableJudge struct{ calls int }
+
+func (u *unavailableJudge) Identity() string { return "down:v1" }
+func (u *unavailableJudge) Judge(_ context.Context, tasks []Task) ([]Verdict, error) {
+	u.calls += len(tasks)
+	out := make([]Verdict, len(tasks))
+	for i := range out {
+		out[i] = Verdict{Status: record.StatusJudgeError, Err: fmt.Errorf("connection refused: %w", ErrJudgeUnavailable)}
+	}
+	return out, nil
+}
+
+func TestScorerFailsTheBatchWhenTheJudgeIsUnavailable(t *testing.T) {
+	down := &unavailableJudge{}
+	up := &countingJudge{ident: "fake:v1"}
+	evDown := prepared(t, &Evaluator{Name: "down", Judge: "down", Criteria: "c"})
+	evUp := prepared(t, &Evaluator{Name: "up", Judge: "up", Criteria: "c"})
+	mem := cache.NewMemory(1 << 20)
+	s, err := New([]*Evaluator{evDown, evUp}, map[string]Judge{"down": down, "up": up}, Options{Cache: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _, err := s.ScoreBatch(context.Background(), recs(4, 4))
+	if !errors.Is(err, ErrJudgeUnavailable) || rows != nil {
+		t.Fatalf("ScoreBatch = %d rows, %v; want no rows and an ErrJudgeUnavailable (retry later, store no failure)", len(rows), err)
+	}
+	if mem.Len() != 4 {
+		t.Fatalf("cached %d verdicts; the working judge's 4 must be kept for the retry", mem.Len())
+	}
+	// The retry pays only for the unavailable judge.
+	_, _, _ = s.ScoreBatch(context.Background(), recs(4, 4))
+	if up.calls != 4 || down.calls != 8 {
+		t.Fatalf("calls: up %d (want 4), down %d (want 8)", up.calls, down.calls)
+	}
+}

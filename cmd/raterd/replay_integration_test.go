@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
+	"raterd/cmd/judgesim/simulator"
 	"raterd/consumer"
 	"raterd/sinks"
 )
@@ -191,4 +194,71 @@ func waitCommittedToEnd(t *testing.T, broker, topic, group string, partitions in
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestIntegrationJudgePoolOutagePausesInsteadOfFailing: while the judge pool is down,
+// raterd stores no failure rows and commits nothing past the unscored records; when the
+// pool comes back, it scores everything.
+func TestIntegrationJudgePoolOutagePausesInsteadOfFailing(t *testing.T) {
+	s := requireServices(t)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic, db, group := "it-outage-"+suffix, "raterd_itoutage_"+suffix, "it-outage-"+suffix
+	createTopic(t, s.kafka, topic, 2)
+	values, invalid, _ := integrationTraffic(200)
+	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+		t.Fatal(err)
+	}
+	conn := migrated(t, s.clickhouse, db)
+
+	// Reserve a port for the pool, and keep it closed for now.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := integrationConfig(t, s, topic, group, db, "http://"+addr+"/v1")
+	cfg.Kafka.RetryBackoffMax = 300 * time.Millisecond
+	cfg.Judges["sim"].MaxAttempts = 2
+	p, _ := startPipeline(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+
+	for p.Stats().Retries < 3 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	var failures uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".scores WHERE status != 'ok'").Scan(&failures); err != nil {
+		t.Fatal(err)
+	}
+	if failures != 0 {
+		t.Fatalf("%d failure rows stored while the pool was down; want none (retry, do not give up)", failures)
+	}
+
+	// The pool comes back on the same address.
+	sim := simulator.New(simulator.Config{MaxSeqs: 32, FixedCost: time.Millisecond})
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("re-listen on %s: %v", addr, err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	waitCommittedToEnd(t, s.kafka, topic, group, 2, time.Minute)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	var rows, okRows uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count(), countIf(status = 'ok') FROM "+db+".scores FINAL").Scan(&rows, &okRows); err != nil {
+		t.Fatal(err)
+	}
+	want := uint64((len(values) - invalid) * len(cfg.Evaluators))
+	if rows != want || okRows != want {
+		t.Fatalf("after the outage: %d rows, %d ok; want %d, all ok", rows, okRows, want)
+	}
+	t.Logf("outage: %d batch retries, then %d rows, all ok", p.Stats().Retries, rows)
 }
