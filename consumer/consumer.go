@@ -171,15 +171,16 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 func (p *Pipeline) Stats() Stats {
 	s := &p.stats
 	return Stats{
-		Fetched: s.fetched.Load(), FetchErrors: s.fetchErrors.Load(), Valid: s.valid.Load(), DeadLetters: s.dead.Load(), Stale: s.stale.Load(),
-		Done: s.done.Load(), Scores: s.scores.Load(), Batches: s.batches.Load(), Retries: s.retries.Load(),
-		Commits: s.commits.Load(),
+		Fetched: s.fetched.Load(), FetchErrors: s.fetchErrors.Load(), Valid: s.valid.Load(),
+		DeadLetters: s.dead.Load(), Stale: s.stale.Load(), Done: s.done.Load(), Scores: s.scores.Load(),
+		Batches: s.batches.Load(), Retries: s.retries.Load(), Commits: s.commits.Load(),
 	}
 }
 
-// Run consumes until ctx ends, then drains (call it once per Pipeline): it stops fetching, finishes the batches in
+// Run consumes until ctx ends, then drains: it stops fetching, finishes the batches in
 // flight within Config.ShutdownTimeout, commits what is done and returns. Records not done
-// by then are not committed and are read again by the next run.
+// by then are not committed and are read again by the next run. Call it once per Pipeline,
+// and close the reader afterwards so that the group rebalances promptly.
 func (p *Pipeline) Run(ctx context.Context) error {
 	if !p.ran.CompareAndSwap(false, true) {
 		return errors.New("consumer: Pipeline.Run called twice; build a new Pipeline")

@@ -188,9 +188,11 @@ func (s *Scorer) Totals() BatchStats {
 }
 
 // ScoreBatch judges every applicable record × evaluator pair of the batch and returns the
-// score rows and what they cost. Cached verdicts cost no judge call, duplicate keys within the batch are judged once.
-// A non-nil error means the batch as a whole failed (the context ended); per-task failures
-// are rows with a failure status.
+// score rows and what they cost. Cached verdicts cost no judge call; a key is judged once
+// per batch, and not at all while another batch is judging it. A non-nil error fails the
+// batch as a whole (the context ended, a judge call failed, or a judge was unavailable —
+// ErrJudgeUnavailable) and means "retry later"; permanent per-task failures are rows with
+// a failure status.
 func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]record.Score, BatchStats, error) {
 	ctx, span := s.tracer.Start(ctx, "scorer.Score", trace.WithAttributes(attribute.Int("records", len(records))))
 	defer span.End()
