@@ -41,10 +41,6 @@ func (s *stack) Close() error {
 	return errors.Join(errs...)
 }
 
-type closerFunc func() error
-
-func (f closerFunc) Close() error { return f() }
-
 // buildJudges creates one judge per configured pool.
 func buildJudges(cfg *Config, httpClient *http.Client, logger *slog.Logger) (map[string]scorer.Judge, error) {
 	judges := make(map[string]scorer.Judge, len(cfg.Judges))
