@@ -93,8 +93,8 @@ func buildCache(ctx context.Context, cfg RedisConfig, logger *slog.Logger) (cach
 	return cache.NewRedis(client, cfg.KeyPrefix), client, fmt.Sprintf("redis %v", cfg.Addrs)
 }
 
-// buildStack wires judges, cache and sinks. requireSchema makes a ClickHouse schema that
-// is behind a start-up error.
+// buildStack wires judges, cache and sinks. A ClickHouse schema that is behind the
+// migrations this build needs is a start-up error naming the missing migration.
 func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger, httpClient *http.Client) (*stack, error) {
 	st := &stack{}
 	judges, err := buildJudges(cfg, httpClient, logger)
