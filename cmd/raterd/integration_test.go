@@ -165,21 +165,8 @@ admin: {listen: "off"}
 // returns the stack's scorer totals and pipeline stats.
 func runGroup(t *testing.T, cfg *Config, total int64) (consumer.Stats, *stack) {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	tel, err := newTelemetry(context.Background(), cfg.Telemetry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := buildStack(context.Background(), cfg, tel, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	p, reader, err := newPipeline(cfg, st, tel, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
+	p, st, leave := startPipeline(t, cfg)
+	defer leave()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(ctx) }()

@@ -37,7 +37,7 @@ func TestIntegrationRestartMidDrainLosesNothing(t *testing.T) {
 	// First run: stop after roughly half the messages are done.
 	cfg := integrationConfig(t, s, topic, group, db, simURL)
 	cfg.Kafka.Batch.MaxRecords = 50
-	p, leave := startPipeline(t, cfg)
+	p, _, leave := startPipeline(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(ctx) }()
@@ -56,7 +56,7 @@ func TestIntegrationRestartMidDrainLosesNothing(t *testing.T) {
 
 	// Second run: same group, picks up at the committed offsets.
 	cfg2 := integrationConfig(t, s, topic, group, db, simURL)
-	p2, _ := startPipeline(t, cfg2)
+	p2, _, _ := startPipeline(t, cfg2)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	errc2 := make(chan error, 1)
 	go func() { errc2 <- p2.Run(ctx2) }()
@@ -140,14 +140,14 @@ func migrated(t *testing.T, addr, db string) driver.Conn {
 
 // startPipeline builds a pipeline for cfg; the caller runs it, then calls leave to close
 // the reader (leaving the group) and the stack.
-func startPipeline(t *testing.T, cfg *Config) (p *consumer.Pipeline, leave func()) {
+func startPipeline(t *testing.T, cfg *Config) (p *consumer.Pipeline, st *stack, leave func()) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	tel, err := newTelemetry(context.Background(), cfg.Telemetry)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := buildStack(context.Background(), cfg, tel, logger, nil)
+	st, err = buildStack(context.Background(), cfg, tel, logger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func startPipeline(t *testing.T, cfg *Config) (p *consumer.Pipeline, leave func(
 		})
 	}
 	t.Cleanup(leave)
-	return p, leave
+	return p, st, leave
 }
 
 // waitCommittedToEnd polls until the group's committed offsets reach the end of every
@@ -220,7 +220,7 @@ func TestIntegrationJudgePoolOutagePausesInsteadOfFailing(t *testing.T) {
 	cfg := integrationConfig(t, s, topic, group, db, "http://"+addr+"/v1")
 	cfg.Kafka.RetryBackoffMax = 300 * time.Millisecond
 	cfg.Judges["sim"].MaxAttempts = 2
-	p, _ := startPipeline(t, cfg)
+	p, _, _ := startPipeline(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
