@@ -243,10 +243,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	workers.Wait()
 	close(stopCommit)
 	<-commitDone
-	// Final commit of everything done, bounded even if the drain used up its deadline.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	commitErr := p.commit(cctx)
+	// Final commit of everything done; commit bounds itself, even past the drain deadline.
+	commitErr := p.commit(context.WithoutCancel(ctx))
 
 	err := <-fetchErr
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

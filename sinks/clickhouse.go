@@ -139,27 +139,36 @@ func (c *ClickHouseScores) WriteScores(ctx context.Context, rows []record.Score)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
 	defer cancel()
-	batch, err := c.conn.PrepareBatch(ctx, c.insertQ)
-	if err != nil {
-		return fmt.Errorf("clickhouse: prepare insert of %d score rows: %w", len(rows), err)
-	}
-	defer func() { _ = batch.Abort() }()
-	for i := range rows {
+	return insertRows(ctx, c.conn, c.insertQ, "score rows", len(rows), func(i int) []any {
 		r := &rows[i]
 		keys, values := sortedLabels(r.Labels)
 		latency := min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0)))
-		if err := batch.Append(
+		return []any{
 			r.EventTime, r.ScoredAt, r.RecordID, r.TraceID, r.Source.Topic,
 			uint32(max(r.Source.Partition, 0)), uint64(max(r.Source.Offset, 0)),
 			r.Model, r.App, keys, values, r.Evaluator, r.RubricVersion, r.Judge,
 			r.TaskType, r.Value, r.Label, float32(r.Confidence), r.Explanation, r.Status,
 			boolToUint8(r.Cached), uint32(latency), uint16(min(r.Attempts, 65535)),
-		); err != nil {
-			return fmt.Errorf("clickhouse: append score row %d (record %q): %w", i, r.RecordID, err)
+		}
+	})
+}
+
+// insertRows sends n rows as one INSERT block and returns once ClickHouse acknowledged it.
+// Every raterd insert goes through here: the native protocol sends INSERT data as blocks,
+// which works on 18.16 too (an Exec of INSERT … VALUES with arguments hangs there).
+func insertRows(ctx context.Context, conn driver.Conn, query, what string, n int, row func(i int) []any) error {
+	batch, err := conn.PrepareBatch(ctx, query)
+	if err != nil {
+		return fmt.Errorf("clickhouse: prepare insert of %d %s: %w", n, what, err)
+	}
+	defer func() { _ = batch.Abort() }()
+	for i := range n {
+		if err := batch.Append(row(i)...); err != nil {
+			return fmt.Errorf("clickhouse: append %s #%d: %w", what, i, err)
 		}
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("clickhouse: insert %d score rows: %w", len(rows), err)
+		return fmt.Errorf("clickhouse: insert %d %s: %w", n, what, err)
 	}
 	return nil
 }
@@ -194,19 +203,9 @@ func (c *ClickHouseDeadLetters) WriteDeadLetters(ctx context.Context, letters []
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
 	defer cancel()
-	batch, err := c.conn.PrepareBatch(ctx, c.insertQ)
-	if err != nil {
-		return fmt.Errorf("clickhouse: prepare insert of %d dead letters: %w", len(letters), err)
-	}
-	defer func() { _ = batch.Abort() }()
-	for _, d := range letters {
-		if err := batch.Append(d.FirstSeen, d.Source.Topic, uint32(max(d.Source.Partition, 0)), uint64(max(d.Source.Offset, 0)),
-			d.Reason, d.Error, string(d.Key), string(d.Value), uint16(min(d.Attempts, 65535))); err != nil {
-			return fmt.Errorf("clickhouse: append dead letter %s/%d/%d: %w", d.Source.Topic, d.Source.Partition, d.Source.Offset, err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("clickhouse: insert %d dead letters: %w", len(letters), err)
-	}
-	return nil
+	return insertRows(ctx, c.conn, c.insertQ, "dead letters", len(letters), func(i int) []any {
+		d := &letters[i]
+		return []any{d.FirstSeen, d.Source.Topic, uint32(max(d.Source.Partition, 0)), uint64(max(d.Source.Offset, 0)),
+			d.Reason, d.Error, string(d.Key), string(d.Value), uint16(min(d.Attempts, 65535))}
+	})
 }

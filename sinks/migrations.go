@@ -172,18 +172,10 @@ func appliedVersion(ctx context.Context, conn driver.Conn, db string) (int, erro
 	return int(v), nil
 }
 
-// recordMigration inserts the migration's row. It goes through a batch, like every insert
-// of raterd: the native protocol sends INSERT data as blocks, which works on 18.16 too.
+// recordMigration inserts the migration's row.
 func recordMigration(ctx context.Context, conn driver.Conn, db string, m Migration) error {
-	batch, err := conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name)", db))
-	if err != nil {
-		return fmt.Errorf("record migration %d: %w", m.Version, err)
-	}
-	defer func() { _ = batch.Abort() }()
-	if err := batch.Append(uint32(m.Version), m.Name); err != nil {
-		return fmt.Errorf("record migration %d: %w", m.Version, err)
-	}
-	if err := batch.Send(); err != nil {
+	query := fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name)", db)
+	if err := insertRows(ctx, conn, query, "migration rows", 1, func(int) []any { return []any{uint32(m.Version), m.Name} }); err != nil {
 		return fmt.Errorf("record migration %d: %w", m.Version, err)
 	}
 	return nil
