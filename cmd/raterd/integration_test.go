@@ -96,6 +96,8 @@ func integrationTraffic(n int) (values [][]byte, invalid int, reasons map[string
 		`{"name": "Ada", "age": }`,
 		"The quarterly report shows revenue grew by",
 	}
+	// Recent event times, so the README's "last day" queries find them whenever this runs.
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour)
 	for i := range n {
 		if i%25 == 24 {
 			b := bad[invalid%len(bad)]
@@ -105,8 +107,9 @@ func integrationTraffic(n int) (values [][]byte, invalid int, reasons map[string
 			continue
 		}
 		prompt := fmt.Sprintf("Question %d: how do I reset my password? Respond in JSON if you can.", i%40)
-		v := fmt.Sprintf(`{"id":"it-%d","timestamp":"2026-11-28T12:%02d:00Z","model":"support-llm-v%d","app":"helpdesk","prompt":%q,"response":%q,"metadata":{"region":"eu"}}`,
-			i, i%60, 7+i%2, prompt, answers[i%len(answers)])
+		ts := base.Add(time.Duration(i%60) * time.Minute).Format(time.RFC3339)
+		v := fmt.Sprintf(`{"id":"it-%d","timestamp":%q,"model":"support-llm-v%d","app":"helpdesk","prompt":%q,"response":%q,"metadata":{"region":"eu"}}`,
+			i, ts, 7+i%2, prompt, answers[i%len(answers)])
 		values = append(values, []byte(v))
 	}
 	return values, invalid, reasons
@@ -255,6 +258,19 @@ func TestIntegrationEndToEnd(t *testing.T) {
 		t.Errorf("scores_hourly counts %d rows, scores has %d", hourly, rows)
 	}
 
+	// The SQL the README shows users runs on this server and finds the rows.
+	for _, q := range readmeQueries(t) {
+		q = strings.ReplaceAll(q, "raterd.", db+".")
+		r, err := conn.Query(context.Background(), q)
+		if err != nil {
+			t.Fatalf("README query fails: %v\n%s", err, q)
+		}
+		if !r.Next() {
+			t.Errorf("README query returns no rows:\n%s", q)
+		}
+		r.Close()
+	}
+
 	// Invalid records are in the DLQ topic, with their reasons and source coordinates.
 	checkDLQ(t, s.kafka, topic, invalid, reasons)
 	var deadRows uint64
@@ -389,4 +405,34 @@ func distinctKeys(t *testing.T, cfg *Config, st *stack, values [][]byte) int {
 		}
 	}
 	return len(keys)
+}
+
+// readmeQueries returns the statements of the README's SQL example block.
+func readmeQueries(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(data), "```sql\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no ```sql block")
+	}
+	var out []string
+	for _, stmt := range strings.Split(block, ";") {
+		var lines []string
+		for _, l := range strings.Split(stmt, "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 0 {
+			out = append(out, strings.Join(lines, " "))
+		}
+	}
+	if len(out) < 5 {
+		t.Fatalf("found %d statements in the README's SQL block", len(out))
+	}
+	return out
 }
