@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"raterd/record"
+	"raterd/scorer/format"
 )
 
 // Task types, as in FLAMe's unified format.
@@ -21,18 +22,50 @@ const (
 	TaskPointwise = "pointwise"
 	// TaskClassification assigns one of a fixed set of labels.
 	TaskClassification = "classification"
+	// TaskPairwise compares two answers to the same prompt: the record's response (the
+	// first candidate) and one of its candidates (the second).
+	TaskPairwise = "pairwise"
+)
+
+// JudgeKind says what kind of judge answers an evaluator; Prepare applies the rules of
+// that kind.
+type JudgeKind int
+
+// Judge kinds.
+const (
+	// KindModel is a generative judge model prompted in a text-to-text format (openai).
+	KindModel JudgeKind = iota
+	// KindHeuristic is the built-in CPU checks.
+	KindHeuristic
+	// KindReward is a reward or classifier model that returns a number per item.
+	KindReward
 )
 
 // Record fields an evaluator may read. Only the declared fields reach the judge and the
 // cache key, so a prompt-only evaluator hits the cache on every repeated prompt.
 const (
-	FieldPrompt    = "prompt" // the prompt, or the chat messages rendered as text
+	FieldPrompt    = "prompt"   // the prompt, or the chat messages rendered as text
+	FieldMessages  = "messages" // the chat messages rendered one per line as "role: content"
 	FieldResponse  = "response"
 	FieldReference = "reference"
+	// FieldCandidates is the candidate a pairwise evaluator compares with the response
+	// (see Evaluator.Candidate).
+	FieldCandidates = "candidates"
+	// FieldMetadataPrefix followed by a key reads one metadata value, e.g. "metadata.locale".
+	FieldMetadataPrefix = "metadata."
 )
 
-// knownFields lists the record fields an evaluator may read.
-func knownFields() []string { return []string{FieldPrompt, FieldResponse, FieldReference} }
+// knownFields lists the record fields an evaluator may read, besides metadata keys.
+func knownFields() []string {
+	return []string{FieldPrompt, FieldMessages, FieldResponse, FieldReference, FieldCandidates}
+}
+
+// Format names of the built-in prompt formats (templates under scorer/formats).
+const (
+	FormatFLAMe       = "flame"
+	FormatPrometheus2 = "prometheus2"
+	FormatSelene      = "selene"
+)
 
 // Scale is the numeric range of a pointwise score.
 type Scale struct {
@@ -57,7 +90,8 @@ type Evaluator struct {
 	Name string `yaml:"name"`
 	// Judge names the judge pool (a key of the judges section) that answers. Required.
 	Judge string `yaml:"judge"`
-	// Task is the task type: pointwise (default) or classification.
+	// Task is the task type: pointwise (default for model and reward judges),
+	// classification (default for heuristic checks) or pairwise.
 	Task string `yaml:"task"`
 	// Check names the built-in check when Judge is a heuristic judge (refusal, empty,
 	// truncated, repetition, pii, json). Must be empty for other judges.
@@ -66,7 +100,26 @@ type Evaluator struct {
 	Criteria string `yaml:"criteria"`
 	// Scale is the pointwise range. Default 1–5 for model judges, 0–1 for checks.
 	Scale Scale `yaml:"scale"`
-	// Fields are the record fields the judge reads. Default [prompt, response].
+	// Levels describes what each pointwise score means, e.g. {1: "wrong", 5: "correct
+	// and complete"}; keys must lie on the scale. Default: none (the scale's ends are
+	// described generically).
+	Levels map[int]string `yaml:"levels"`
+	// Labels are a classification evaluator's classes, e.g. [supported, not_supported].
+	// Required for classification by model judges; at least two, unique.
+	Labels []string `yaml:"labels"`
+	// PositiveLabel is the label that scores 1 (every other label scores 0), so a mean of
+	// scores is a pass rate. Default: the first label.
+	PositiveLabel string `yaml:"positive_label"`
+	// Candidate is a glob over candidates[].model choosing the answer a pairwise evaluator
+	// compares the record's response with; the first matching candidate is used and a
+	// record without one is not judged. Default "*" (the first candidate).
+	Candidate string `yaml:"candidate"`
+	// Format is the prompt and output format the judge model was trained on: flame
+	// (default), prometheus2 or selene. Model judges only.
+	Format string `yaml:"format"`
+	// Fields are the record fields the judge reads: prompt, messages, response,
+	// reference, candidates and metadata.<key>. Default [prompt, response]; pairwise
+	// [prompt, response, candidates].
 	Fields []string `yaml:"fields"`
 	// Match limits the evaluator to some models and apps. Default: all traffic.
 	Match Match `yaml:"match"`
@@ -82,9 +135,9 @@ type Evaluator struct {
 }
 
 // Prepare fills defaults and validates the evaluator; key is its position in the config
-// (e.g. "evaluators[2]") so that errors name the bad key. isHeuristic says whether the
-// named judge is a heuristic judge. It computes the rubric version.
-func (e *Evaluator) Prepare(key string, isHeuristic bool) error {
+// (e.g. "evaluators[2]") so that errors name the bad key, and kind is the kind of the
+// judge it names. It computes the rubric version.
+func (e *Evaluator) Prepare(key string, kind JudgeKind) error {
 	if e.Name == "" {
 		return fmt.Errorf("%s.name: required", key)
 	}
@@ -94,58 +147,38 @@ func (e *Evaluator) Prepare(key string, isHeuristic bool) error {
 	}
 	if e.Task == "" {
 		e.Task = TaskPointwise
-		if isHeuristic {
+		if kind == KindHeuristic {
 			e.Task = TaskClassification
 		}
 	}
-	if e.Task != TaskPointwise && e.Task != TaskClassification {
-		return fmt.Errorf("%s.task: %q is not one of pointwise, classification", key, e.Task)
+	if !slices.Contains([]string{TaskPointwise, TaskClassification, TaskPairwise}, e.Task) {
+		return fmt.Errorf("%s.task: %q is not one of pointwise, classification, pairwise", key, e.Task)
 	}
-	if isHeuristic {
-		if e.Check == "" {
-			return fmt.Errorf("%s.check: required for a heuristic judge (one of %s)", key, strings.Join(HeuristicChecks(), ", "))
-		}
-		if !slices.Contains(HeuristicChecks(), e.Check) {
-			return fmt.Errorf("%s.check: unknown check %q (one of %s)", key, e.Check, strings.Join(HeuristicChecks(), ", "))
-		}
-		if e.Scale == (Scale{}) {
-			e.Scale = Scale{Min: 0, Max: 1}
-		}
-		if len(e.Fields) == 0 {
-			e.Fields = heuristicFields(e.Check)
-		}
-		// Every check judges the response; without it in fields it would read an input
-		// that is not in the cache key. (json without prompt always expects JSON.)
-		if !slices.Contains(e.Fields, FieldResponse) {
-			return fmt.Errorf("%s.fields: check %q reads the response; leave fields unset or include response", key, e.Check)
-		}
-	} else {
-		if e.Check != "" {
-			return fmt.Errorf("%s.check: only heuristic judges run checks; judge %q is not one", key, e.Judge)
-		}
-		if strings.TrimSpace(e.Criteria) == "" {
-			return fmt.Errorf("%s.criteria: required for a model judge", key)
-		}
-		if e.Scale == (Scale{}) {
-			e.Scale = Scale{Min: 1, Max: 5}
-		}
-		if len(e.Fields) == 0 {
-			e.Fields = []string{FieldPrompt, FieldResponse}
-		}
+	if err := e.prepareForJudge(key, kind); err != nil {
+		return err
 	}
 	if !(e.Scale.Max > e.Scale.Min) || math.IsInf(e.Scale.Max, 0) || math.IsInf(e.Scale.Min, 0) {
 		return fmt.Errorf("%s.scale: max (%g) must be greater than min (%g)", key, e.Scale.Max, e.Scale.Min)
 	}
-	if e.Task == TaskPointwise && !isHeuristic && (e.Scale.Min != math.Trunc(e.Scale.Min) || e.Scale.Max != math.Trunc(e.Scale.Max) || e.Scale.Max-e.Scale.Min > 100) {
+	if e.Task == TaskPointwise && kind == KindModel && (e.Scale.Min != math.Trunc(e.Scale.Min) || e.Scale.Max != math.Trunc(e.Scale.Max) || e.Scale.Max-e.Scale.Min > 100) {
 		return fmt.Errorf("%s.scale: a pointwise scale must have integer bounds at most 100 apart, got %g–%g", key, e.Scale.Min, e.Scale.Max)
 	}
-	for i, f := range e.Fields {
-		if !slices.Contains(knownFields(), f) {
-			return fmt.Errorf("%s.fields[%d]: unknown field %q (one of %s)", key, i, f, strings.Join(knownFields(), ", "))
+	if len(e.Levels) > 0 && (e.Task != TaskPointwise || kind != KindModel) {
+		return fmt.Errorf("%s.levels: only pointwise evaluators of model judges describe levels", key)
+	}
+	for lvl, desc := range e.Levels {
+		if float64(lvl) < e.Scale.Min || float64(lvl) > e.Scale.Max {
+			return fmt.Errorf("%s.levels.%d: not on the scale %g–%g", key, lvl, e.Scale.Min, e.Scale.Max)
+		}
+		if strings.TrimSpace(desc) == "" {
+			return fmt.Errorf("%s.levels.%d: empty description", key, lvl)
 		}
 	}
-	if !slices.Contains(e.Fields, FieldResponse) && !slices.Contains(e.Fields, FieldPrompt) {
-		return fmt.Errorf("%s.fields: must include prompt or response", key)
+	if err := e.prepareLabels(key, kind); err != nil {
+		return err
+	}
+	if err := e.prepareFields(key); err != nil {
+		return err
 	}
 	for i, g := range append(slices.Clone(e.Match.Models), e.Match.Apps...) {
 		if _, err := path.Match(g, ""); err != nil {
@@ -168,26 +201,260 @@ func (e *Evaluator) Prepare(key string, isHeuristic bool) error {
 	return nil
 }
 
+// prepareForJudge applies the defaults and rules of the judge kind.
+func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
+	switch kind {
+	case KindHeuristic:
+		if e.Task == TaskPairwise {
+			return fmt.Errorf("%s.task: heuristic checks judge one response, not pairs", key)
+		}
+		if e.Check == "" {
+			return fmt.Errorf("%s.check: required for a heuristic judge (one of %s)", key, strings.Join(HeuristicChecks(), ", "))
+		}
+		if !slices.Contains(HeuristicChecks(), e.Check) {
+			return fmt.Errorf("%s.check: unknown check %q (one of %s)", key, e.Check, strings.Join(HeuristicChecks(), ", "))
+		}
+		if e.Format != "" {
+			return fmt.Errorf("%s.format: only model judges use a prompt format", key)
+		}
+		if e.Scale == (Scale{}) {
+			e.Scale = Scale{Min: 0, Max: 1}
+		}
+		if len(e.Fields) == 0 {
+			e.Fields = heuristicFields(e.Check)
+		}
+		// Every check judges the response; without it in fields it would read an input
+		// that is not in the cache key. (json without prompt always expects JSON.)
+		if !slices.Contains(e.Fields, FieldResponse) {
+			return fmt.Errorf("%s.fields: check %q reads the response; leave fields unset or include response", key, e.Check)
+		}
+		for _, f := range e.Fields {
+			if f != FieldPrompt && f != FieldResponse {
+				return fmt.Errorf("%s.fields: check %q reads only prompt and response, not %q", key, e.Check, f)
+			}
+		}
+		return nil
+	case KindReward:
+		if e.Check != "" {
+			return fmt.Errorf("%s.check: only heuristic judges run checks; judge %q is a reward model", key, e.Judge)
+		}
+		if e.Task == TaskPairwise {
+			return fmt.Errorf("%s.task: reward judges score one response at a time; use a model judge for pairwise", key)
+		}
+		if e.Format != "" {
+			return fmt.Errorf("%s.format: reward judges take no prompt format", key)
+		}
+		if e.Scale == (Scale{}) {
+			// A reward is unbounded; the scale only documents the expected range.
+			e.Scale = Scale{Min: -1e9, Max: 1e9}
+		}
+		if len(e.Fields) == 0 {
+			e.Fields = []string{FieldPrompt, FieldResponse}
+		}
+		return nil
+	default:
+		if e.Check != "" {
+			return fmt.Errorf("%s.check: only heuristic judges run checks; judge %q is not one", key, e.Judge)
+		}
+		if strings.TrimSpace(e.Criteria) == "" {
+			return fmt.Errorf("%s.criteria: required for a model judge", key)
+		}
+		if e.Format == "" {
+			e.Format = FormatFLAMe
+		}
+		if !slices.Contains([]string{FormatFLAMe, FormatPrometheus2, FormatSelene}, e.Format) {
+			return fmt.Errorf("%s.format: unknown format %q (one of %s, %s, %s)", key, e.Format, FormatFLAMe, FormatPrometheus2, FormatSelene)
+		}
+		if e.Format == FormatPrometheus2 && e.Task == TaskClassification {
+			return fmt.Errorf("%s.format: prometheus2 has no classification format; use flame or selene", key)
+		}
+		if e.Scale == (Scale{}) {
+			e.Scale = Scale{Min: 1, Max: 5}
+		}
+		if len(e.Fields) == 0 {
+			e.Fields = []string{FieldPrompt, FieldResponse}
+			if e.Task == TaskPairwise {
+				e.Fields = append(e.Fields, FieldCandidates)
+			}
+		}
+		return nil
+	}
+}
+
+// prepareLabels checks the classification labels and the pairwise candidate glob.
+func (e *Evaluator) prepareLabels(key string, kind JudgeKind) error {
+	if e.Task != TaskClassification || kind == KindHeuristic {
+		if len(e.Labels) > 0 || e.PositiveLabel != "" {
+			return fmt.Errorf("%s.labels: only classification evaluators of model or reward judges have labels", key)
+		}
+	} else {
+		if kind == KindModel && len(e.Labels) < 2 {
+			return fmt.Errorf("%s.labels: a classification evaluator needs at least two labels", key)
+		}
+		for i, l := range e.Labels {
+			if !validLabel(l) {
+				return fmt.Errorf("%s.labels[%d]: %q must be 1–64 letters, digits, '_' or '-'", key, i, l)
+			}
+			if slices.Contains(e.Labels[:i], l) {
+				return fmt.Errorf("%s.labels[%d]: %q repeats", key, i, l)
+			}
+		}
+		if e.PositiveLabel == "" && len(e.Labels) > 0 {
+			e.PositiveLabel = e.Labels[0]
+		}
+		if e.PositiveLabel != "" && len(e.Labels) > 0 && !slices.Contains(e.Labels, e.PositiveLabel) {
+			return fmt.Errorf("%s.positive_label: %q is not one of the labels", key, e.PositiveLabel)
+		}
+	}
+	if e.Task != TaskPairwise {
+		if e.Candidate != "" {
+			return fmt.Errorf("%s.candidate: only pairwise evaluators choose a candidate", key)
+		}
+		return nil
+	}
+	if e.Candidate == "" {
+		e.Candidate = "*"
+	}
+	if _, err := path.Match(e.Candidate, ""); err != nil {
+		return fmt.Errorf("%s.candidate: bad glob %q: %w", key, e.Candidate, err)
+	}
+	return nil
+}
+
+// prepareFields checks the fields the evaluator reads against its task.
+func (e *Evaluator) prepareFields(key string) error {
+	for i, f := range e.Fields {
+		if meta, ok := strings.CutPrefix(f, FieldMetadataPrefix); ok {
+			if meta == "" {
+				return fmt.Errorf("%s.fields[%d]: %q names no metadata key", key, i, f)
+			}
+		} else if !slices.Contains(knownFields(), f) {
+			return fmt.Errorf("%s.fields[%d]: unknown field %q (one of %s, or metadata.<key>)", key, i, f, strings.Join(knownFields(), ", "))
+		}
+		if slices.Contains(e.Fields[:i], f) {
+			return fmt.Errorf("%s.fields[%d]: %q repeats", key, i, f)
+		}
+	}
+	if e.Reads(FieldPrompt) && e.Reads(FieldMessages) {
+		return fmt.Errorf("%s.fields: prompt already renders the messages when there is no prompt; list one of prompt, messages", key)
+	}
+	if e.Task == TaskPairwise {
+		if !e.Reads(FieldResponse) || !e.Reads(FieldCandidates) {
+			return fmt.Errorf("%s.fields: a pairwise evaluator compares the response with a candidate; include response and candidates", key)
+		}
+		return nil
+	}
+	if e.Reads(FieldCandidates) {
+		return fmt.Errorf("%s.fields: only pairwise evaluators read candidates", key)
+	}
+	if !e.Reads(FieldResponse) && !e.Reads(FieldPrompt) && !e.Reads(FieldMessages) {
+		return fmt.Errorf("%s.fields: must include prompt, messages or response", key)
+	}
+	return nil
+}
+
+func validLabel(l string) bool {
+	if l == "" || len(l) > 64 {
+		return false
+	}
+	for _, c := range l {
+		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // RubricVersion is a stable hash of everything that changes the judge's input for this
-// evaluator (task, check, criteria, scale, fields). Sampling, matching and TTL are left
-// out: they choose which records are judged, not how.
+// evaluator (task, check, criteria, scale, levels, labels, candidate choice, format,
+// fields). Sampling, matching and TTL are left out: they choose which records are judged,
+// not how.
 func (e *Evaluator) RubricVersion() string { return e.rubricVersion }
 
 func (e *Evaluator) computeRubricVersion() string {
 	h := sha256.New()
-	for _, s := range []string{"rubric-v1", e.Task, e.Check, e.Criteria, fmt.Sprintf("%g:%g", e.Scale.Min, e.Scale.Max), strings.Join(e.Fields, ",")} {
+	// The v1 parts alone for evaluators that use none of the later settings (heuristic
+	// checks), so their versions, and the history stored under them, stay stable.
+	parts := []string{"rubric-v1", e.Task, e.Check, e.Criteria, fmt.Sprintf("%g:%g", e.Scale.Min, e.Scale.Max), strings.Join(e.Fields, ",")}
+	if e.Format != "" || len(e.Labels) > 0 || e.Candidate != "" || len(e.Levels) > 0 {
+		parts = append(parts, "v2", e.Format, formatFingerprint(e.Format), strings.Join(e.Labels, ","), e.PositiveLabel, e.Candidate)
+		levels := make([]int, 0, len(e.Levels))
+		for l := range e.Levels {
+			levels = append(levels, l)
+		}
+		slices.Sort(levels)
+		for _, l := range levels {
+			parts = append(parts, fmt.Sprintf("%d", l), e.Levels[l])
+		}
+	}
+	for _, s := range parts {
 		writeField(h, s)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// Applies reports whether the evaluator judges this record: the match filters hold and
-// the record falls in the deterministic sample.
+// Applies reports whether the evaluator judges this record: the match filters hold, the
+// record falls in the deterministic sample, and a pairwise evaluator finds its candidate.
 func (e *Evaluator) Applies(r *record.Record) bool {
 	if !globsMatch(e.Match.Models, r.Model) || !globsMatch(e.Match.Apps, r.App) {
 		return false
 	}
+	if e.Task == TaskPairwise {
+		if _, ok := e.PairCandidate(r); !ok {
+			return false
+		}
+	}
 	return InSample(r.ID, e.SampleRate)
+}
+
+// PairCandidate returns the candidate a pairwise evaluator compares the record's response
+// with: the first whose model matches Candidate.
+func (e *Evaluator) PairCandidate(r *record.Record) (record.Candidate, bool) {
+	glob := e.Candidate
+	if glob == "" {
+		glob = "*"
+	}
+	for _, c := range r.Candidates {
+		if ok, _ := path.Match(glob, c.Model); ok {
+			return c, true
+		}
+	}
+	return record.Candidate{}, false
+}
+
+// Input is one record field as a judge reads it.
+type Input struct {
+	// Field is the evaluator field name: prompt, messages, response, reference,
+	// candidates or metadata.<key>.
+	Field string
+	// Text is the field's content (for candidates: the chosen candidate's response).
+	Text string
+}
+
+// Inputs returns exactly the record fields the evaluator reads, in the order of Fields.
+// They are all a judge sees and all the cache key hashes.
+func (e *Evaluator) Inputs(r *record.Record) []Input {
+	in := make([]Input, 0, len(e.Fields))
+	for _, f := range e.Fields {
+		var text string
+		switch f {
+		case FieldPrompt:
+			text = r.PromptText()
+		case FieldMessages:
+			text = (&record.Record{Messages: r.Messages}).PromptText()
+		case FieldResponse:
+			text = r.Response
+		case FieldReference:
+			text = r.Reference
+		case FieldCandidates:
+			c, _ := e.PairCandidate(r)
+			text = c.Response
+		default:
+			text = r.Metadata[strings.TrimPrefix(f, FieldMetadataPrefix)]
+		}
+		in = append(in, Input{Field: f, Text: text})
+	}
+	return in
 }
 
 // Reads reports whether the evaluator reads the named record field.
@@ -228,3 +495,16 @@ func writeField(h interface{ Write([]byte) (int, error) }, s string) {
 
 // ErrUnknownJudge is returned when an evaluator names a judge that is not configured.
 var ErrUnknownJudge = errors.New("unknown judge")
+
+// formatFingerprint is the hash of a built-in format's data, so that editing a template
+// changes the rubric version of every evaluator using it.
+func formatFingerprint(name string) string {
+	if name == "" {
+		return ""
+	}
+	f, err := format.Lookup(name)
+	if err != nil {
+		return ""
+	}
+	return f.Fingerprint()
+}

@@ -28,7 +28,7 @@ func FuzzHeuristicChecks(f *testing.F) {
 	evs := make([]*Evaluator, 0, len(HeuristicChecks()))
 	for _, c := range HeuristicChecks() {
 		ev := &Evaluator{Name: "fuzz-" + c, Judge: "heuristic", Check: c}
-		if err := ev.Prepare("evaluators[0]", true); err != nil {
+		if err := ev.Prepare("evaluators[0]", KindHeuristic); err != nil {
 			f.Fatal(err)
 		}
 		evs = append(evs, ev)

@@ -16,7 +16,7 @@ import (
 func heuristicTask(t testing.TB, check, prompt, response string) Task {
 	t.Helper()
 	ev := &Evaluator{Name: "h-" + check, Judge: "heuristic", Check: check}
-	if err := ev.Prepare("evaluators[0]", true); err != nil {
+	if err := ev.Prepare("evaluators[0]", KindHeuristic); err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
 	return Task{Evaluator: ev, Record: &record.Record{ID: "r1", Model: "m", Prompt: prompt, Response: response}}
@@ -291,7 +291,7 @@ func TestHeuristicJSONDetails(t *testing.T) {
 	}
 	// An evaluator that reads only the response always expects JSON.
 	ev := &Evaluator{Name: "j", Judge: "heuristic", Check: checkJSON, Fields: []string{FieldResponse}}
-	if err := ev.Prepare("evaluators[0]", true); err != nil {
+	if err := ev.Prepare("evaluators[0]", KindHeuristic); err != nil {
 		t.Fatal(err)
 	}
 	v = judgeOneTask(t, j, Task{Evaluator: ev, Record: &record.Record{Prompt: "What is 2+2?", Response: "4"}})
@@ -357,7 +357,7 @@ func TestHeuristicJudgeOrderAndErrors(t *testing.T) {
 	// A check must not read a field the evaluator does not declare (it would not be in
 	// the cache key): Prepare rejects such an evaluator, and the judge refuses it anyway.
 	ev := &Evaluator{Name: "p", Judge: "heuristic", Check: checkRefusal, Fields: []string{FieldPrompt}}
-	if err := ev.Prepare("evaluators[0]", true); err == nil {
+	if err := ev.Prepare("evaluators[0]", KindHeuristic); err == nil {
 		t.Error("Prepare accepted a refusal check that does not read the response")
 	}
 	vs, err = j.Judge(context.Background(), []Task{{Evaluator: ev, Record: &record.Record{Response: "x"}}})

@@ -527,18 +527,12 @@ func (s *Scorer) cacheCall(ctx context.Context, op string, f func(context.Contex
 // change yields a new key, so a stale verdict is never returned.
 func CacheKey(e *Evaluator, judgeIdentity string, r *record.Record) string {
 	h := sha256.New()
-	writeField(h, "cache-key-v1")
+	writeField(h, "cache-key-v2")
 	writeField(h, e.RubricVersion())
 	writeField(h, judgeIdentity)
-	for _, f := range e.Fields {
-		switch f {
-		case FieldPrompt:
-			writeField(h, r.PromptText())
-		case FieldResponse:
-			writeField(h, r.Response)
-		case FieldReference:
-			writeField(h, r.Reference)
-		}
+	for _, in := range e.Inputs(r) {
+		writeField(h, in.Field)
+		writeField(h, in.Text)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

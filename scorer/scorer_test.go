@@ -52,7 +52,7 @@ func (failingCache) SetMany(context.Context, []cache.Entry) error {
 
 func prepared(t *testing.T, e *Evaluator) *Evaluator {
 	t.Helper()
-	if err := e.Prepare("evaluators[0]", false); err != nil {
+	if err := e.Prepare("evaluators[0]", KindModel); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -196,7 +196,7 @@ func TestEvaluatorPrepareNamesTheBadKey(t *testing.T) {
 		{Evaluator{Name: "x", Judge: "j", Criteria: "c", Match: Match{Models: []string{"[bad"}}}, ".match"},
 		{Evaluator{Name: "x", Judge: "j", Criteria: "c", Check: "pii"}, ".check"},
 	} {
-		err := tt.e.Prepare("evaluators[0]", false)
+		err := tt.e.Prepare("evaluators[0]", KindModel)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Prepare(%+v) = %v, want an error naming %q", tt.e, err, tt.want)
 		}
@@ -205,15 +205,15 @@ func TestEvaluatorPrepareNamesTheBadKey(t *testing.T) {
 
 func TestHeuristicEvaluatorMustReadItsCheckFields(t *testing.T) {
 	e := Evaluator{Name: "r", Judge: "checks", Check: "refusal", Fields: []string{FieldPrompt}}
-	if err := e.Prepare("evaluators[0]", true); err == nil || !strings.Contains(err.Error(), "evaluators[0] (r).fields") {
+	if err := e.Prepare("evaluators[0]", KindHeuristic); err == nil || !strings.Contains(err.Error(), "evaluators[0] (r).fields") {
 		t.Fatalf("Prepare = %v, want an error naming evaluators[0] (r).fields", err)
 	}
 	ok := Evaluator{Name: "j", Judge: "checks", Check: "json"}
-	if err := ok.Prepare("evaluators[1]", true); err != nil || len(ok.Fields) != 2 {
+	if err := ok.Prepare("evaluators[1]", KindHeuristic); err != nil || len(ok.Fields) != 2 {
 		t.Fatalf("Prepare = %v, fields %v", err, ok.Fields)
 	}
 	responseOnly := Evaluator{Name: "j", Judge: "checks", Check: "json", Fields: []string{FieldResponse}}
-	if err := responseOnly.Prepare("evaluators[2]", true); err != nil {
+	if err := responseOnly.Prepare("evaluators[2]", KindHeuristic); err != nil {
 		t.Fatalf("a response-only json check (always expects JSON) was rejected: %v", err)
 	}
 }

@@ -65,19 +65,47 @@ type RedisConfig struct {
 
 // JudgeConfig is one judge pool.
 type JudgeConfig struct {
-	// Type is "heuristic" (built-in CPU checks) or "openai" (an OpenAI-compatible
-	// chat-completions server: vLLM, SGLang, TGI, llama.cpp, OpenAI). Required.
+	// Type is "heuristic" (built-in CPU checks), "openai" (a judge model behind an
+	// OpenAI-compatible chat-completions server: vLLM, SGLang, TGI, llama.cpp, OpenAI) or
+	// "reward" (a reward or classifier model: vLLM pooling/classify, TEI predict).
+	// Required.
 	Type string `yaml:"type"`
-	// The openai settings, inline: model, endpoints, api_key, timeout, max_attempts,
-	// max_tokens. Env override for the key: RATERD_JUDGE_<NAME>_API_KEY.
+	// The model and pool settings, inline: model, api_key, endpoints or dns, concurrency,
+	// timeout, deadline, max_attempts, breaker, rate_limit, and for openai judges
+	// max_tokens, logprobs, top_logprobs, format_reminder. Env override for the key:
+	// RATERD_JUDGE_<NAME>_API_KEY.
 	scorer.OpenAIConfig `yaml:",inline"`
+	// Reward holds the reward-specific settings (reward judges only): api, max_batch,
+	// label_index, label, input_template.
+	Reward *scorer.RewardSettings `yaml:"reward"`
 }
 
 // Judge types.
 const (
 	JudgeHeuristic = "heuristic"
 	JudgeOpenAI    = "openai"
+	JudgeReward    = "reward"
 )
+
+// kind is the scorer's view of a judge type.
+func (j *JudgeConfig) kind() scorer.JudgeKind {
+	switch j.Type {
+	case JudgeHeuristic:
+		return scorer.KindHeuristic
+	case JudgeReward:
+		return scorer.KindReward
+	}
+	return scorer.KindModel
+}
+
+// RewardConfig is the reward judge's config assembled from the shared keys.
+func (j *JudgeConfig) RewardConfig() scorer.RewardConfig {
+	rc := scorer.RewardConfig{Model: j.Model, APIKey: j.APIKey, Pool: j.OpenAIConfig.Config}
+	if j.Reward != nil {
+		rc.Settings = *j.Reward
+	}
+	return rc
+}
 
 // ScoringConfig bounds score rows.
 type ScoringConfig struct {
@@ -226,17 +254,32 @@ func (c *Config) Validate() error {
 		}
 		switch j.Type {
 		case JudgeHeuristic:
-			if j.Model != "" || len(j.Endpoints) > 0 {
-				return fmt.Errorf("%s: a heuristic judge takes no model or endpoints", key)
+			if j.Model != "" || len(j.Endpoints) > 0 || j.DNS != nil || j.Reward != nil {
+				return fmt.Errorf("%s: a heuristic judge takes no model, endpoints, dns or reward settings", key)
 			}
 		case JudgeOpenAI:
+			if j.Reward != nil {
+				return fmt.Errorf("%s.reward: only reward judges take reward settings", key)
+			}
 			if err := j.OpenAIConfig.Validate(key); err != nil {
 				return err
 			}
+		case JudgeReward:
+			if j.MaxTokens != 0 || j.Logprobs || j.TopLogprobs != 0 || j.FormatReminder != nil {
+				return fmt.Errorf("%s: max_tokens, logprobs, top_logprobs and format_reminder are for openai judges, not reward judges", key)
+			}
+			if j.Reward == nil {
+				j.Reward = &scorer.RewardSettings{}
+			}
+			rc := j.RewardConfig()
+			if err := rc.Validate(key); err != nil {
+				return err
+			}
+			j.OpenAIConfig.Config, *j.Reward = rc.Pool, rc.Settings
 		case "":
-			return fmt.Errorf("%s.type: required (heuristic or openai)", key)
+			return fmt.Errorf("%s.type: required (heuristic, openai or reward)", key)
 		default:
-			return fmt.Errorf("%s.type: %q is not heuristic or openai", key, j.Type)
+			return fmt.Errorf("%s.type: %q is not heuristic, openai or reward", key, j.Type)
 		}
 	}
 	if len(c.Evaluators) == 0 {
@@ -252,8 +295,16 @@ func (c *Config) Validate() error {
 		if e.Judge != "" && !ok {
 			return fmt.Errorf("%s (%s).judge: %q is not defined under judges", key, e.Name, e.Judge)
 		}
-		if err := e.Prepare(key, ok && j.Type == JudgeHeuristic); err != nil {
+		kind := scorer.KindModel
+		if ok {
+			kind = j.kind()
+		}
+		if err := e.Prepare(key, kind); err != nil {
 			return err
+		}
+		if ok && j.Type == JudgeReward && e.Task == scorer.TaskClassification && !j.Reward.Labels() {
+			return fmt.Errorf("%s (%s).task: judge %q (api %s) returns a number, not a label; use task pointwise or api %s/%s",
+				key, e.Name, e.Judge, j.Reward.API, scorer.RewardVLLMClassify, scorer.RewardTEIPredict)
 		}
 		if seen[e.Name] {
 			return fmt.Errorf("%s.name: %q is used twice", key, e.Name)

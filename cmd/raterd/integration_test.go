@@ -388,7 +388,7 @@ func checkCommittedToEnd(t *testing.T, broker, topic, group string, partitions i
 // distinctKeys counts the distinct cache keys of the valid records × applicable evaluators.
 func distinctKeys(t *testing.T, cfg *Config, st *stack, values [][]byte) int {
 	t.Helper()
-	judges, err := buildJudges(cfg, nil, slog.Default())
+	judges, err := buildJudges(cfg, nil, slog.Default(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 
 	"raterd/consumer"
 	"raterd/scorer"
@@ -29,10 +30,20 @@ type stack struct {
 	ClickHouse driver.Conn // nil when ClickHouse is not configured
 	CacheDesc  string
 	closers    []io.Closer
+	judges     map[string]scorer.Judge
 }
 
-// Close releases every connection the stack opened; safe to call twice.
+// judgeDrainTimeout bounds how long closing waits for judge requests still in flight
+// (the pipeline has drained by then, so normally none are).
+const judgeDrainTimeout = 10 * time.Second
+
+// Close releases every connection the stack opened and drains the judge pools; safe to
+// call twice.
 func (s *stack) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), judgeDrainTimeout)
+	defer cancel()
+	closeJudges(ctx, s.judges)
+	s.judges = nil
 	var errs []error
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		errs = append(errs, s.closers[i].Close())
@@ -41,8 +52,17 @@ func (s *stack) Close() error {
 	return errors.Join(errs...)
 }
 
+// closeJudges drains the pools of the judges that have one.
+func closeJudges(ctx context.Context, judges map[string]scorer.Judge) {
+	for _, j := range judges {
+		if c, ok := j.(interface{ Close(context.Context) error }); ok {
+			_ = c.Close(ctx)
+		}
+	}
+}
+
 // buildJudges creates one judge per configured pool.
-func buildJudges(cfg *Config, httpClient *http.Client, logger *slog.Logger) (map[string]scorer.Judge, error) {
+func buildJudges(cfg *Config, httpClient *http.Client, logger *slog.Logger, meters metric.MeterProvider) (map[string]scorer.Judge, error) {
 	judges := make(map[string]scorer.Judge, len(cfg.Judges))
 	names := make([]string, 0, len(cfg.Judges))
 	for name := range cfg.Judges {
@@ -55,11 +75,19 @@ func buildJudges(cfg *Config, httpClient *http.Client, logger *slog.Logger) (map
 		case JudgeHeuristic:
 			judges[name] = scorer.NewHeuristicJudge()
 		case JudgeOpenAI:
-			oj, err := scorer.NewOpenAIJudge(j.OpenAIConfig, httpClient, logger.With("judge", name))
+			oj, err := scorer.NewOpenAIJudge(j.OpenAIConfig, httpClient, logger.With("judge", name), meters)
 			if err != nil {
+				closeJudges(context.Background(), judges)
 				return nil, fmt.Errorf("judges.%s: %w", name, err)
 			}
 			judges[name] = oj
+		case JudgeReward:
+			rj, err := scorer.NewRewardJudge(j.RewardConfig(), httpClient, logger.With("judge", name), meters)
+			if err != nil {
+				closeJudges(context.Background(), judges)
+				return nil, fmt.Errorf("judges.%s: %w", name, err)
+			}
+			judges[name] = rj
 		}
 	}
 	return judges, nil
@@ -97,10 +125,11 @@ func buildCache(ctx context.Context, cfg RedisConfig, logger *slog.Logger) (cach
 // migrations this build needs is a start-up error naming the missing migration.
 func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger, httpClient *http.Client) (*stack, error) {
 	st := &stack{}
-	judges, err := buildJudges(cfg, httpClient, logger)
+	judges, err := buildJudges(cfg, httpClient, logger, tel.Meters)
 	if err != nil {
 		return nil, err
 	}
+	st.judges = judges
 	c, closer, desc := buildCache(ctx, cfg.Redis, logger)
 	if closer != nil {
 		st.closers = append(st.closers, closer)

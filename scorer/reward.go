@@ -1,0 +1,448 @@
+package scorer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"raterd/record"
+	"raterd/scorer/pool"
+)
+
+// Reward APIs: how a reward or classifier model server is asked for a number per item.
+const (
+	// RewardVLLMPooling is vLLM's POST /pooling ({"input": [...]}); the score of an item
+	// is the last value of its pooled output (a reward model's reward).
+	RewardVLLMPooling = "vllm-pooling"
+	// RewardVLLMClassify is vLLM's POST /classify; an item's score is the probability of
+	// class LabelIndex, its label the most probable class.
+	RewardVLLMClassify = "vllm-classify"
+	// RewardTEIPredict is Hugging Face Text Embeddings Inference's POST /predict; an
+	// item's score is the score of Label, its label the best-scoring one.
+	RewardTEIPredict = "tei-predict"
+)
+
+// RewardAPIs lists the supported reward APIs.
+func RewardAPIs() []string { return []string{RewardVLLMPooling, RewardVLLMClassify, RewardTEIPredict} }
+
+// RewardSettings are the reward-specific keys of a reward judge (under "reward:").
+type RewardSettings struct {
+	// API is vllm-pooling (default), vllm-classify or tei-predict.
+	API string `yaml:"api"`
+	// MaxBatch is how many items one request carries; a micro-batch is split into
+	// requests of at most this many. Default 32, at most 1024.
+	MaxBatch int `yaml:"max_batch"`
+	// LabelIndex (vllm-classify) is the class whose probability is a pointwise score.
+	// Default: the last class (the positive class of a binary classifier).
+	LabelIndex *int `yaml:"label_index"`
+	// Label (tei-predict) is the label whose score is a pointwise score. Default: the
+	// only label when one is returned, else "LABEL_1".
+	Label string `yaml:"label"`
+	// InputTemplate renders an item's text from the fields the evaluator reads, as a Go
+	// text/template over a map from field name to text, e.g.
+	// `{{index . "prompt"}}` — put the model's chat template here. Default:
+	// "User: <prompt>\n\nAssistant: <response>" with only the fields read, others as
+	// "<Field>: <text>" paragraphs.
+	InputTemplate string `yaml:"input_template"`
+}
+
+// RewardConfig configures a reward judge: a reward or classifier model that returns a
+// number per item, asked one request per micro-batch.
+type RewardConfig struct {
+	// Model is the model name sent in requests (vLLM) and part of the identity. Required.
+	Model string
+	// APIKey is an optional bearer token.
+	APIKey string
+	// Settings are the reward-specific keys.
+	Settings RewardSettings
+	// Pool is the endpoints, concurrency, retries and breaker (see scorer/pool).
+	Pool pool.Config
+}
+
+// Defaults and bounds of RewardSettings.
+const (
+	rewardDefaultMaxBatch = 32
+	rewardMaxMaxBatch     = 1024
+	rewardDefaultTEILabel = "LABEL_1"
+)
+
+// Validate fills defaults and rejects bad values; key is the judge's config path (e.g.
+// "judges.rm") and errors name the full key.
+func (s *RewardSettings) Validate(key string) error {
+	if s.API == "" {
+		s.API = RewardVLLMPooling
+	}
+	if !slices.Contains(RewardAPIs(), s.API) {
+		return fmt.Errorf("%s.reward.api: %q is not one of %s", key, s.API, strings.Join(RewardAPIs(), ", "))
+	}
+	if s.MaxBatch == 0 {
+		s.MaxBatch = rewardDefaultMaxBatch
+	}
+	if s.MaxBatch < 1 || s.MaxBatch > rewardMaxMaxBatch {
+		return fmt.Errorf("%s.reward.max_batch: %d is not in 1..%d", key, s.MaxBatch, rewardMaxMaxBatch)
+	}
+	if s.LabelIndex != nil && (s.API != RewardVLLMClassify || *s.LabelIndex < 0) {
+		return fmt.Errorf("%s.reward.label_index: only for api %s, and not negative", key, RewardVLLMClassify)
+	}
+	if s.Label != "" && s.API != RewardTEIPredict {
+		return fmt.Errorf("%s.reward.label: only for api %s", key, RewardTEIPredict)
+	}
+	if s.InputTemplate != "" {
+		if _, err := template.New("input").Option("missingkey=zero").Parse(s.InputTemplate); err != nil {
+			return fmt.Errorf("%s.reward.input_template: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// Labels reports whether the API returns labels (and so can answer classification).
+func (s *RewardSettings) Labels() bool { return s.API != RewardVLLMPooling }
+
+// Validate checks the whole reward judge config.
+func (c *RewardConfig) Validate(key string) error {
+	if strings.TrimSpace(c.Model) == "" {
+		return fmt.Errorf("%s.model: required", key)
+	}
+	if strings.ContainsAny(c.APIKey, "\r\n") {
+		return fmt.Errorf("%s.api_key: contains a line break", key)
+	}
+	if err := c.Pool.Validate(key); err != nil {
+		return err
+	}
+	return c.Settings.Validate(key)
+}
+
+// RewardJudge scores tasks with a reward or classifier model, one HTTP request per
+// micro-batch (split at MaxBatch items), through a pool.
+type RewardJudge struct {
+	cfg      RewardConfig
+	identity string
+	tmpl     *template.Template // nil: the default rendering
+	pool     *pool.Pool
+	client   *http.Client
+}
+
+// NewRewardJudge validates cfg and starts the judge's pool (Close stops it).
+func NewRewardJudge(cfg RewardConfig, client *http.Client, logger *slog.Logger, meters metric.MeterProvider) (*RewardJudge, error) {
+	cfg.Pool.Endpoints = append([]pool.Endpoint(nil), cfg.Pool.Endpoints...)
+	if err := cfg.Validate("reward"); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	j := &RewardJudge{cfg: cfg, client: judgeHTTPClient(client, cfg.Pool)}
+	// The identity names everything that changes the numbers: model, API, the class
+	// read and the input rendering.
+	id := "reward:" + cfg.Model + "@" + cfg.Settings.API
+	switch {
+	case cfg.Settings.LabelIndex != nil:
+		id += fmt.Sprintf("#%d", *cfg.Settings.LabelIndex)
+	case cfg.Settings.Label != "":
+		id += "#" + cfg.Settings.Label
+	}
+	if cfg.Settings.InputTemplate != "" {
+		sum := sha256.Sum256([]byte(cfg.Settings.InputTemplate))
+		id += "+tmpl:" + hex.EncodeToString(sum[:4])
+		j.tmpl = template.Must(template.New("input").Option("missingkey=zero").Parse(cfg.Settings.InputTemplate))
+	}
+	j.identity = id
+	p, err := pool.New(cfg.Pool, pool.Options{Name: id, DefaultHealthPath: "health", Client: j.client, Logger: logger, MeterProvider: meters})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", id, err)
+	}
+	j.pool = p
+	return j, nil
+}
+
+// Identity is "reward:<model>@<api>", plus the class read and a hash of a custom input
+// template.
+func (j *RewardJudge) Identity() string { return j.identity }
+
+// Close drains the pool.
+func (j *RewardJudge) Close(ctx context.Context) error { return j.pool.Close(ctx) }
+
+// rewardItem is one item's answer: a score and, for classifiers, the best label and its
+// probability.
+type rewardItem struct {
+	score float64
+	label string
+	prob  float64
+}
+
+// Judge sends the tasks in requests of at most MaxBatch items, concurrently, and returns
+// one verdict per task. A request that fails fails its items alone.
+func (j *RewardJudge) Judge(ctx context.Context, tasks []Task) ([]Verdict, error) {
+	verdicts := make([]Verdict, len(tasks))
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(tasks); lo += j.cfg.Settings.MaxBatch {
+		hi := min(lo+j.cfg.Settings.MaxBatch, len(tasks))
+		wg.Go(func() { j.judgeChunk(ctx, tasks[lo:hi], verdicts[lo:hi]) })
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		for _, v := range verdicts {
+			if v.Err != nil && errors.Is(v.Err, err) {
+				return verdicts, fmt.Errorf("%s: %w", j.identity, context.Cause(ctx))
+			}
+		}
+	}
+	return verdicts, nil
+}
+
+func (j *RewardJudge) judgeChunk(ctx context.Context, tasks []Task, out []Verdict) {
+	start := time.Now()
+	texts := make([]string, len(tasks))
+	tokens := 0
+	for i, t := range tasks {
+		text, err := j.render(t)
+		if err != nil {
+			for k := range out {
+				out[k] = Verdict{Status: record.StatusJudgeError, Err: fmt.Errorf("%s: evaluator %q: render input: %w", j.identity, t.Evaluator.Name, err)}
+			}
+			return
+		}
+		texts[i] = text
+		tokens += len(text)/4 + 1
+	}
+	var items []rewardItem
+	res, err := j.pool.Do(ctx, tokens, func(actx context.Context, base string) error {
+		var err error
+		items, err = j.request(actx, strings.TrimRight(base, "/"), texts)
+		return err
+	})
+	latency := time.Since(start)
+	if err == nil && len(items) != len(tasks) {
+		err = fmt.Errorf("%s: answered %d items for %d", j.identity, len(items), len(tasks))
+	}
+	for i, t := range tasks {
+		v := Verdict{Latency: latency, Attempts: res.Attempts}
+		if err != nil {
+			v.Status = record.StatusJudgeError
+			v.Err = fmt.Errorf("%s: evaluator %q: record %q: %w", j.identity, t.Evaluator.Name, t.Record.ID, err)
+			if errors.Is(err, pool.ErrUnavailable) || ctx.Err() != nil {
+				v.Err = fmt.Errorf("%w: %w", ErrJudgeUnavailable, v.Err)
+			}
+			out[i] = v
+			continue
+		}
+		out[i] = j.verdict(t, items[i], v)
+	}
+}
+
+// verdict maps one item's answer onto the evaluator's task.
+func (j *RewardJudge) verdict(t Task, it rewardItem, v Verdict) Verdict {
+	v.Status = record.StatusOK
+	v.Confidence = 1
+	if t.Evaluator.Task == TaskClassification {
+		if it.label == "" {
+			v.Status = record.StatusJudgeError
+			v.Err = fmt.Errorf("%s: api %s returns no label; evaluator %q needs one", j.identity, j.cfg.Settings.API, t.Evaluator.Name)
+			return v
+		}
+		if len(t.Evaluator.Labels) > 0 && !slices.Contains(t.Evaluator.Labels, it.label) {
+			v.Status = record.StatusParseFailure
+			v.Confidence = 0
+			v.Explanation = fmt.Sprintf("the classifier answered label %q, not one of %s", it.label, strings.Join(t.Evaluator.Labels, ", "))
+			return v
+		}
+		v.Label, v.Confidence = it.label, it.prob
+		if it.label == t.Evaluator.PositiveLabel {
+			v.Value = 1
+		}
+		return v
+	}
+	v.Value = it.score
+	return v
+}
+
+// render builds one item's text from the fields its evaluator reads.
+func (j *RewardJudge) render(t Task) (string, error) {
+	inputs := t.Evaluator.Inputs(t.Record)
+	if j.tmpl != nil {
+		data := make(map[string]string, len(inputs))
+		for _, in := range inputs {
+			data[in.Field] = in.Text
+		}
+		var b strings.Builder
+		if err := j.tmpl.Execute(&b, data); err != nil {
+			return "", err
+		}
+		return b.String(), nil
+	}
+	var parts []string
+	for _, in := range inputs {
+		switch in.Field {
+		case FieldPrompt, FieldMessages:
+			parts = append(parts, "User: "+in.Text)
+		case FieldResponse:
+			parts = append(parts, "Assistant: "+in.Text)
+		default:
+			parts = append(parts, in.Field+": "+in.Text)
+		}
+	}
+	return strings.Join(parts, "\n\n"), nil
+}
+
+// request makes one attempt for a batch of texts.
+func (j *RewardJudge) request(ctx context.Context, base string, texts []string) ([]rewardItem, error) {
+	var url string
+	var body any
+	switch j.cfg.Settings.API {
+	case RewardTEIPredict:
+		url, body = base+"/predict", map[string]any{"inputs": texts}
+	case RewardVLLMClassify:
+		url, body = base+"/classify", map[string]any{"model": j.cfg.Model, "input": texts}
+	default:
+		url, body = base+"/pooling", map[string]any{"model": j.cfg.Model, "input": texts}
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	data, err := postJSON(ctx, j.client, url, b, j.cfg.APIKey)
+	if err != nil {
+		return nil, err
+	}
+	items, err := j.decode(data, len(texts))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", url, err, bodyExcerpt(data, openaiErrorBodyExcerpt))
+	}
+	return items, nil
+}
+
+// decode reads the answer of the configured API into one item per input.
+func (j *RewardJudge) decode(data []byte, n int) ([]rewardItem, error) {
+	items := make([]rewardItem, n)
+	switch j.cfg.Settings.API {
+	case RewardTEIPredict:
+		var batch [][]struct {
+			Label string  `json:"label"`
+			Score float64 `json:"score"`
+		}
+		if err := json.Unmarshal(data, &batch); err != nil {
+			return nil, fmt.Errorf("not a TEI predict batch answer: %w", err)
+		}
+		if len(batch) != n {
+			return nil, fmt.Errorf("%d predictions for %d inputs", len(batch), n)
+		}
+		for i, preds := range batch {
+			if len(preds) == 0 {
+				return nil, fmt.Errorf("prediction %d is empty", i)
+			}
+			best := preds[0]
+			for _, p := range preds {
+				if p.Score > best.Score {
+					best = p
+				}
+			}
+			items[i].label, items[i].prob = best.Label, best.Score
+			want := j.cfg.Settings.Label
+			if want == "" && len(preds) == 1 {
+				want = preds[0].Label
+			} else if want == "" {
+				want = rewardDefaultTEILabel
+			}
+			found := false
+			for _, p := range preds {
+				if p.Label == want {
+					items[i].score, found = p.Score, true
+				}
+			}
+			if !found {
+				return nil, fmt.Errorf("prediction %d has no label %q (set reward.label)", i, want)
+			}
+		}
+	case RewardVLLMClassify:
+		var resp struct {
+			Data []struct {
+				Index int       `json:"index"`
+				Label string    `json:"label"`
+				Probs []float64 `json:"probs"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(data, &resp); err != nil {
+			return nil, fmt.Errorf("not a vLLM classify answer: %w", err)
+		}
+		if len(resp.Data) != n {
+			return nil, fmt.Errorf("%d classifications for %d inputs", len(resp.Data), n)
+		}
+		for _, d := range resp.Data {
+			if d.Index < 0 || d.Index >= n || len(d.Probs) == 0 {
+				return nil, fmt.Errorf("classification with index %d and %d probabilities", d.Index, len(d.Probs))
+			}
+			k := len(d.Probs) - 1
+			if j.cfg.Settings.LabelIndex != nil {
+				k = *j.cfg.Settings.LabelIndex
+			}
+			if k >= len(d.Probs) {
+				return nil, fmt.Errorf("label_index %d, but only %d classes", k, len(d.Probs))
+			}
+			items[d.Index] = rewardItem{score: d.Probs[k], label: d.Label, prob: slices.Max(d.Probs)}
+		}
+	default:
+		var resp struct {
+			Data []struct {
+				Index int             `json:"index"`
+				Data  json.RawMessage `json:"data"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(data, &resp); err != nil {
+			return nil, fmt.Errorf("not a vLLM pooling answer: %w", err)
+		}
+		if len(resp.Data) != n {
+			return nil, fmt.Errorf("%d pooled outputs for %d inputs", len(resp.Data), n)
+		}
+		for _, d := range resp.Data {
+			if d.Index < 0 || d.Index >= n {
+				return nil, fmt.Errorf("pooled output with index %d", d.Index)
+			}
+			v, err := lastNumber(d.Data)
+			if err != nil {
+				return nil, fmt.Errorf("pooled output %d: %w", d.Index, err)
+			}
+			items[d.Index].score = v
+		}
+	}
+	for i, it := range items {
+		if math.IsNaN(it.score) || math.IsInf(it.score, 0) {
+			return nil, fmt.Errorf("item %d: score is not a finite number", i)
+		}
+	}
+	return items, nil
+}
+
+// lastNumber returns the last number of a JSON number or (nested) array of numbers: a
+// reward model's reward is its final (or only) pooled value.
+func lastNumber(raw json.RawMessage) (float64, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, err
+	}
+	for {
+		switch x := v.(type) {
+		case float64:
+			return x, nil
+		case []any:
+			if len(x) == 0 {
+				return 0, errors.New("empty array")
+			}
+			v = x[len(x)-1]
+		default:
+			return 0, fmt.Errorf("%T is not a number", v)
+		}
+	}
+}
