@@ -181,6 +181,9 @@ type rewardItem struct {
 	score float64
 	label string
 	prob  float64
+	// noScore says why the answer has no score for a pointwise evaluator (a TEI
+	// prediction without the configured label); classification does not need one.
+	noScore string
 }
 
 // Judge sends the tasks in requests of at most MaxBatch items, concurrently, and returns
@@ -263,6 +266,11 @@ func (j *RewardJudge) verdict(t Task, it rewardItem, v Verdict) Verdict {
 		if it.label == t.Evaluator.PositiveLabel {
 			v.Value = 1
 		}
+		return v
+	}
+	if it.noScore != "" {
+		v.Status = record.StatusJudgeError
+		v.Err = fmt.Errorf("%s: evaluator %q: %s", j.identity, t.Evaluator.Name, it.noScore)
 		return v
 	}
 	v.Value = it.score
@@ -363,7 +371,7 @@ func (j *RewardJudge) decode(data []byte, n int) ([]rewardItem, error) {
 				}
 			}
 			if !found {
-				return nil, fmt.Errorf("prediction %d has no label %q (set reward.label)", i, want)
+				items[i].noScore = fmt.Sprintf("the prediction has no label %q to score (set reward.label)", want)
 			}
 		}
 	case RewardVLLMClassify:

@@ -69,6 +69,15 @@ func TestParseConfigRejectsNamingTheKey(t *testing.T) {
 		{"bad log level", validConfig + "telemetry: {log_level: loud}\n", "telemetry.log_level"},
 		{"redis cluster db", validConfig + "redis: {addrs: [\"a:1\", \"b:1\"], db: 2}\n", "redis.db"},
 		{"in-flight bytes below batch bytes", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: [t]\n  batch: {max_bytes: 100000000}", 1), "kafka.max_in_flight_bytes"},
+		{"reward without labels asked to classify", strings.Replace(validConfig, "  pool-a:\n", "  rm: {type: reward, model: m, endpoints: [{url: \"http://127.0.0.1:8000\"}]}\n  pool-a:\n", 1) +
+			"  - {name: c, judge: rm, task: classification}\n", "evaluators[2] (c).task"},
+		{"reward settings on an openai judge", strings.Replace(validConfig, "model: prometheus-7b-v2.0", "model: p\n    reward: {api: tei-predict}", 1), "judges.pool-a.reward"},
+		{"openai keys on a reward judge", strings.Replace(validConfig, "type: openai", "type: reward\n    logprobs: true", 1), "judges.pool-a"},
+		{"bad reward api", strings.Replace(validConfig, "type: openai", "type: reward\n    reward: {api: grpc}", 1), "judges.pool-a.reward.api"},
+		{"bad format", strings.Replace(validConfig, `criteria: "Is it helpful?"`, `criteria: "x", format: gpt`, 1), "evaluators[1] (helpful).format"},
+		{"pairwise without candidates", strings.Replace(validConfig, `criteria: "Is it helpful?"`, `criteria: "x", task: pairwise, fields: [prompt, response]`, 1), "evaluators[1] (helpful).fields"},
+		{"classification without labels", strings.Replace(validConfig, `criteria: "Is it helpful?"`, `criteria: "x", task: classification`, 1), "evaluators[1] (helpful).labels"},
+		{"level off the scale", strings.Replace(validConfig, `criteria: "Is it helpful?"`, `criteria: "x", levels: {9: "great"}`, 1), "evaluators[1] (helpful).levels.9"},
 		{"bad yaml type", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: 5", 1), "line"},
 	}
 	for _, tt := range tests {
@@ -119,6 +128,37 @@ func TestExampleConfigParses(t *testing.T) {
 	}
 	if len(cfg.Evaluators) != 7 || cfg.Judges["judge-pool"].Endpoints[0].MaxInFlight != 32 {
 		t.Fatalf("example config: %+v", cfg)
+	}
+}
+
+// TestEvaluatorExamplesParse keeps testdata/evaluators.yaml, the documented example of
+// every task type, format and judge type, valid.
+func TestEvaluatorExamplesParse(t *testing.T) {
+	cfg, err := LoadConfig("../../testdata/evaluators.yaml", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := map[string]bool{}
+	formats := map[string]bool{}
+	for _, e := range cfg.Evaluators {
+		tasks[e.Task] = true
+		formats[e.Format] = true
+		if e.RubricVersion() == "" {
+			t.Errorf("evaluator %s has no rubric version", e.Name)
+		}
+	}
+	for _, want := range []string{"pointwise", "classification", "pairwise"} {
+		if !tasks[want] {
+			t.Errorf("no %s example", want)
+		}
+	}
+	for _, want := range []string{"flame", "prometheus2", "selene"} {
+		if !formats[want] {
+			t.Errorf("no %s example", want)
+		}
+	}
+	if cfg.Judges["reward-model"].Reward.API != "vllm-pooling" || cfg.Judges["selene"].DNS == nil {
+		t.Errorf("judges: %+v", cfg.Judges)
 	}
 }
 

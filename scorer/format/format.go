@@ -3,12 +3,18 @@
 // and Atla Selene Mini. A format is data — a file under formats/ holding the templates
 // and the output grammar of each task type — not a code path per judge.
 //
-// CONTRACT STUB: the helper that owns this package replaces this file; the exported
-// names and signatures below are what the rest of raterd calls.
+// The code here is generic: it validates a Spec, escapes the judged text with the
+// format's replacement pairs, executes the format's templates, and reads answers with
+// the format's anchored regexp (named groups "explanation" and "result") before checking
+// the result against the task type.
 package format
 
 import (
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 )
 
 // ErrUnparseable marks a judge answer that does not follow the declared output grammar.
@@ -52,29 +58,127 @@ type Parsed struct {
 	Explanation string
 }
 
-// Format is one prompt and output format.
-type Format struct{ name string }
+// Format is one prompt and output format. Formats are immutable and safe for
+// concurrent use.
+type Format struct {
+	name        string
+	fingerprint string
+	escape      *strings.Replacer
+	tasks       map[string]*task
+}
 
-// Lookup returns a built-in format by name.
-func Lookup(name string) (*Format, error) { return nil, errors.New("stub") }
+// Lookup returns a built-in format by name, or an error naming the valid ones.
+func Lookup(name string) (*Format, error) {
+	all, err := builtins()
+	if err != nil {
+		return nil, err
+	}
+	f, ok := all[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown prompt format %q (valid: %s)", name, strings.Join(Names(), ", "))
+	}
+	return f, nil
+}
 
-// Names lists the built-in formats.
-func Names() []string { return []string{"flame", "prometheus2", "selene"} }
+// Names lists the built-in formats, sorted.
+func Names() []string { return formatNames() }
 
 // Name is the format's name.
 func (f *Format) Name() string { return f.name }
 
-// Fingerprint is a hash of the format's data file.
-func (f *Format) Fingerprint() string { return "" }
+// Fingerprint is a hash of the format's data file (16 hex digits of its SHA-256), so a
+// rubric version changes whenever a template or grammar does.
+func (f *Format) Fingerprint() string { return f.fingerprint }
 
-// Render builds the prompt.
-func (f *Format) Render(s Spec) (Prompt, error) { return Prompt{}, errors.New("stub") }
+// Tasks lists the task types the format supports, sorted.
+func (f *Format) Tasks() []string { return slices.Sorted(maps.Keys(f.tasks)) }
 
-// Parse reads an answer.
-func (f *Format) Parse(s Spec, answer string) (Parsed, error) { return Parsed{}, ErrUnparseable }
+// Render builds the prompt for s: judged text is escaped so that it can neither close
+// its own block or section nor write a result marker. It fails for an invalid spec or a
+// task the format does not support; retrying cannot help.
+func (f *Format) Render(s Spec) (Prompt, error) {
+	t, err := f.task(s.Task)
+	if err != nil {
+		return Prompt{}, err
+	}
+	v, err := f.view(s)
+	if err != nil {
+		return Prompt{}, fmt.Errorf("format %s: %w", f.name, err)
+	}
+	var p Prompt
+	if t.hasSystem {
+		if p.System, err = t.execute("system", v); err != nil {
+			return Prompt{}, fmt.Errorf("format %s: %w", f.name, err)
+		}
+	}
+	if p.User, err = t.execute("user", v); err != nil {
+		return Prompt{}, fmt.Errorf("format %s: %w", f.name, err)
+	}
+	return p, nil
+}
 
-// Reminder is the follow-up user message asking for the format again.
-func (f *Format) Reminder(s Spec, parseErr error) string { return "" }
+// Parse reads a judge answer for s. An answer that breaks the output grammar, or whose
+// result is not one of Choices(s), yields an error wrapping ErrUnparseable that says why
+// in at most a few hundred bytes of valid UTF-8. Other errors mean the spec is invalid
+// or its task unsupported.
+func (f *Format) Parse(s Spec, answer string) (Parsed, error) {
+	t, err := f.task(s.Task)
+	if err != nil {
+		return Parsed{}, err
+	}
+	if err := checkResultSpec(s); err != nil {
+		return Parsed{}, fmt.Errorf("format %s: %w", f.name, err)
+	}
+	return t.parse(s, answer)
+}
 
-// Choices lists every valid Result for the spec.
-func Choices(s Spec) []string { return nil }
+// Reminder is the follow-up user message for a judge whose answer failed to parse: it
+// says the answer did not follow the output format, quotes parseErr briefly (nil quotes
+// nothing) and restates the exact output format. It is empty when Render would fail for
+// s.
+func (f *Format) Reminder(s Spec, parseErr error) string {
+	t, err := f.task(s.Task)
+	if err != nil || checkResultSpec(s) != nil {
+		return ""
+	}
+	v := &view{Min: s.Min, Max: s.Max, Labels: s.Labels}
+	if parseErr != nil {
+		msg := strings.TrimPrefix(parseErr.Error(), ErrUnparseable.Error()+": ")
+		// Not escaped: it quotes the judge's own answer, already in the conversation.
+		v.Error = oneLine(msg, maxReminderError)
+	}
+	out, err := t.execute("reminder", v)
+	if err != nil {
+		return ""
+	}
+	return out
+}
+
+// Choices lists every valid Result for the spec, in order: the scale's integers, the
+// labels, or "A" and "B". It is nil for an invalid spec.
+func Choices(s Spec) []string {
+	if checkResultSpec(s) != nil {
+		return nil
+	}
+	switch s.Task {
+	case TaskPointwise:
+		out := make([]string, 0, s.Max-s.Min+1)
+		for n := s.Min; n <= s.Max; n++ {
+			out = append(out, fmt.Sprint(n))
+		}
+		return out
+	case TaskClassification:
+		return append([]string(nil), s.Labels...)
+	default:
+		return []string{"A", "B"}
+	}
+}
+
+// task returns the templates and grammar of one task type.
+func (f *Format) task(name string) (*task, error) {
+	t, ok := f.tasks[name]
+	if !ok {
+		return nil, fmt.Errorf("format %s has no %q task (it supports %s)", f.name, name, strings.Join(f.Tasks(), ", "))
+	}
+	return t, nil
+}

@@ -1,0 +1,108 @@
+package format
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
+
+// goldenCases are the fixed specs rendered for every format.
+func goldenCases() map[string]Spec {
+	return map[string]Spec{
+		"pointwise_levels_reference": {
+			Task:     TaskPointwise,
+			Criteria: "Is the answer factually correct and complete?",
+			Min:      1, Max: 5,
+			Levels: map[int]string{
+				1: "Wrong or harmful.",
+				3: "Partly correct; misses important facts.",
+				5: "Correct and complete.",
+			},
+			Inputs: []Input{
+				{Field: "prompt", Text: "What is the boiling point of water at sea level?"},
+				{Field: "response", Text: "100 °C (212 °F)."},
+				{Field: "reference", Text: "Water boils at 100 degrees Celsius at sea level."},
+			},
+		},
+		"pointwise_prompt_only": {
+			Task:     TaskPointwise,
+			Criteria: "Is the prompt clear and answerable?",
+			Min:      0, Max: 10,
+			Inputs: []Input{{Field: "prompt", Text: "how do i reset it"}},
+		},
+		"classification": {
+			Task:     TaskClassification,
+			Criteria: "Does the response stay on the topic of the user's question?",
+			Labels:   []string{"on_topic", "off_topic"},
+			Inputs: []Input{
+				{Field: "messages", Text: "user: How do I reset my password?"},
+				{Field: "response", Text: "Open Settings, then Security, then Reset password."},
+				{Field: "metadata.locale", Text: "en-GB"},
+			},
+		},
+		"pairwise":         pairwiseSpec(false),
+		"pairwise_swapped": pairwiseSpec(true),
+	}
+}
+
+func pairwiseSpec(swap bool) Spec {
+	return Spec{
+		Task:     TaskPairwise,
+		Criteria: "Which response answers the question more helpfully?",
+		Inputs: []Input{
+			{Field: "prompt", Text: "Name a prime number greater than 10."},
+			{Field: "response", Text: "11 is prime."},
+			{Field: "candidates", Text: "12."},
+		},
+		Swap: swap,
+	}
+}
+
+// TestRenderGolden renders every format × case and compares system, user and reminder
+// messages with testdata/golden/<format>_<case>.txt (go test -update rewrites them).
+func TestRenderGolden(t *testing.T) {
+	for _, name := range Names() {
+		f, err := Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for cname, spec := range goldenCases() {
+			t.Run(name+"_"+cname, func(t *testing.T) {
+				p, err := f.Render(spec)
+				if name == "prometheus2" && spec.Task == TaskClassification {
+					if err == nil || !strings.Contains(err.Error(), `no "classification" task`) {
+						t.Fatalf("Render: err = %v, want no classification task", err)
+					}
+					if _, err := f.Parse(spec, "ok [RESULT] on_topic"); err == nil || errors.Is(err, ErrUnparseable) {
+						t.Fatalf("Parse: err = %v, want an unsupported-task error", err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, parseErr := f.Parse(spec, "It looks fine to me.")
+				got := "=== system ===\n" + p.System + "\n=== user ===\n" + p.User + "\n=== reminder ===\n" + f.Reminder(spec, parseErr) + "\n"
+				path := filepath.Join("testdata", "golden", name+"_"+cname+".txt")
+				if *update {
+					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("%v (run go test -update to create it)", err)
+				}
+				if got != string(want) {
+					t.Errorf("%s differs from the rendering (go test -update rewrites it):\n%s", path, got)
+				}
+			})
+		}
+	}
+}
