@@ -311,7 +311,12 @@ func (j *RewardJudge) request(ctx context.Context, base string, texts []string) 
 	var body any
 	switch j.cfg.Settings.API {
 	case RewardTEIPredict:
-		url, body = base+"/predict", map[string]any{"inputs": texts}
+		// TEI reads ["a","b"] as one text pair; a batch of single texts is [["a"],["b"]].
+		batch := make([][]string, len(texts))
+		for i, t := range texts {
+			batch[i] = []string{t}
+		}
+		url, body = base+"/predict", map[string]any{"inputs": batch}
 	case RewardVLLMClassify:
 		url, body = base+"/classify", map[string]any{"model": j.cfg.Model, "input": texts}
 	default:

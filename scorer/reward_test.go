@@ -31,14 +31,21 @@ func newFakeReward(t *testing.T) *fakeReward {
 	f := &fakeReward{}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
-			Input  []string `json:"input"`
-			Inputs []string `json:"inputs"`
+			Input  []string   `json:"input"`  // vLLM
+			Inputs [][]string `json:"inputs"` // TEI: a batch of one-text sequences
 		}
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		texts := append(body.Input, body.Inputs...)
+		texts := body.Input
+		for _, seq := range body.Inputs {
+			if len(seq) != 1 {
+				http.Error(w, "want one text per sequence", http.StatusUnprocessableEntity)
+				return
+			}
+			texts = append(texts, seq[0])
+		}
 		f.mu.Lock()
 		f.batches = append(f.batches, len(texts))
 		f.paths = append(f.paths, r.URL.Path)

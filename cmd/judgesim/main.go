@@ -1,12 +1,13 @@
-// Command judgesim runs a GPU scoring-pool SIMULATOR: an OpenAI-compatible
-// chat-completions server that answers like a judge model served by vLLM, SGLang or TGI,
-// with a simple latency model and deterministic scores, and no model at all. Use it for
-// tests, demos and benchmarks wherever no GPU is present; see package
+// Command judgesim runs a GPU scoring-pool SIMULATOR: a server that answers like vLLM
+// (chat completions with logprobs, /pooling, /classify) or TEI (/predict) serving a judge
+// or reward model, with a batched step-time latency model, deterministic answers in the
+// flame, prometheus2 and selene formats, and fault injection — and no model at all. Use
+// it for tests, demos and benchmarks wherever no GPU is present; see package
 // raterd/cmd/judgesim/simulator for the latency model and how answers are made.
 //
-//	judgesim -listen :8000 -max-seqs 32 -fixed-cost 20ms -per-token-cost 20us
+//	judgesim -listen :8000 -max-seqs 32 -step-base 8ms -step-per-seq 250us -prefill-per-token 20us
 //
-// and point an openai judge at http://HOST:8000/v1.
+// and point an openai judge at http://HOST:8000/v1, a reward judge at http://HOST:8000.
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,12 +43,26 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("judgesim", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `judgesim is a GPU scoring-pool SIMULATOR for raterd: an OpenAI-compatible
-chat-completions server (POST /v1/chat/completions, GET /v1/models, /healthz, /stats)
-that stands in for a judge model on vLLM/SGLang/TGI. It runs no model: scores are
-deterministic functions of the content. Latency model: at most -max-seqs requests run at
-once, each for -fixed-cost + tokens × -per-token-cost (tokens ≈ bytes/4), up to
--queue-limit wait, the rest get 429; throughput ≈ max-seqs / (fixed-cost + tokens×per-token-cost).
+		fmt.Fprintf(fs.Output(), `judgesim is a GPU scoring-pool SIMULATOR for raterd. It runs no model: it stands in
+for vLLM (or TEI) serving a judge or reward model, with deterministic answers.
+
+Endpoints:
+  POST /v1/chat/completions   judge answers in the format the prompt asks for (flame,
+                              prometheus2, selene; pointwise, classification, pairwise),
+                              logprobs and top_logprobs (0..20), max_tokens
+  POST /pooling, /classify    vLLM reward / classifier models: one result per input
+  POST /predict               TEI: [{label, score}] per input (string, pair or batch)
+  GET  /v1/models /health /healthz /stats;  GET, POST /admin/faults (JSON, run time)
+
+Latency model: at most -max-seqs sequences run (a chat request is one, a reward request
+one per input); -queue-limit more wait, the rest get 429. Each decode step takes
+-step-base + -step-per-seq x running + -prefill-per-token x prompt tokens joining; each
+sequence emits one token per step (tokens = bytes/4; a reward item needs one step):
+  service(p, c, n) = p x prefill-per-token + c x (step-base + step-per-seq x n)
+  capacity(p, c)   = max-seqs / (max-seqs x p x prefill-per-token + c x (step-base + step-per-seq x max-seqs))  req/s
+Answers carry X-Judgesim-Queue-Time and X-Judgesim-Service-Time headers.
+
+Faults pick requests deterministically from their content and repeat count.
 
 Usage: judgesim [flags]
 
@@ -55,15 +71,23 @@ Usage: judgesim [flags]
 	}
 	d := simulator.Config{}.WithDefaults()
 	var (
-		listen      = fs.String("listen", ":8000", "address to listen on")
-		maxSeqs     = fs.Int("max-seqs", d.MaxSeqs, "sequences processed at once (like vLLM's max_num_seqs)")
-		fixedCost   = fs.Duration("fixed-cost", d.FixedCost, "simulated service time per request (prefill overhead); negative: none")
-		perToken    = fs.Duration("per-token-cost", d.PerTokenCost, "simulated service time per prompt+answer token (tokens ≈ bytes/4); negative: none")
-		queueLimit  = fs.Int("queue-limit", d.QueueLimit, "requests that may wait beyond max-seqs; more are answered 429; negative: no queue")
-		errorRate   = fs.Float64("error-rate", 0, "share of requests answered 500, chosen deterministically from the content, in [0,1]")
-		seed        = fs.Uint64("seed", 0, "salt of the content hashes (score spread and which requests fail)")
-		model       = fs.String("model", d.Model, "model name reported by the simulator")
-		showVersion = fs.Bool("version", false, "print the version and exit")
+		listen         = fs.String("listen", ":8000", "address to listen on")
+		maxSeqs        = fs.Int("max-seqs", d.MaxSeqs, "sequences running at once (vLLM's max_num_seqs); at least 1")
+		stepBase       = fs.Duration("step-base", d.StepBase, "fixed time of a decode step; negative: none")
+		stepPerSeq     = fs.Duration("step-per-seq", d.StepPerSeq, "time a decode step adds per running sequence; negative: none")
+		prefill        = fs.Duration("prefill-per-token", d.PrefillPerToken, "time a step adds per prompt token of the sequences joining it (tokens = bytes/4); negative: none")
+		queueLimit     = fs.Int("queue-limit", d.QueueLimit, "sequences that may wait beyond max-seqs; requests overflowing it get 429; negative: no queue")
+		errorRate      = fs.Float64("error-rate", 0, "share of requests answered 500, in [0,1]")
+		slowRate       = fs.Float64("slow-rate", 0, "share of requests whose decode steps are multiplied by -slow-factor, in [0,1]")
+		slowFactor     = fs.Float64("slow-factor", d.SlowFactor, "how many times more steps a slow request takes; at least 1")
+		hangRate       = fs.Float64("hang-rate", 0, "share of requests never answered until the client leaves, in [0,1]")
+		malformedRate  = fs.Float64("malformed-rate", 0, "share of requests answered 200 outside the output grammar, in [0,1]")
+		hang           = fs.Bool("hang", false, "hang every request, health checks included, until the client leaves (switch off with POST /admin/faults {\"hang\":false})")
+		positionBias   = fs.Float64("position-bias", 0, "probability, in [0,1], that a pairwise answer is A whatever the responses")
+		classifyLabels = fs.String("classify-labels", strings.Join(d.ClassifyLabels, ","), "comma-separated classes of /classify and /predict, worst first (at least 2)")
+		seed           = fs.Uint64("seed", 0, "salt of the content hashes (score spread and which requests get faults)")
+		model          = fs.String("model", d.Model, "model name reported by the simulator")
+		showVersion    = fs.Bool("version", false, "print the version and exit")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -75,35 +99,56 @@ Usage: judgesim [flags]
 		fmt.Println("judgesim (GPU scoring-pool simulator)", version)
 		return nil
 	}
+	if *maxSeqs < 1 {
+		return fmt.Errorf("max-seqs: %d, must be at least 1", *maxSeqs)
+	}
+	if *slowFactor < 1 {
+		return fmt.Errorf("slow-factor: %g, must be at least 1", *slowFactor)
+	}
+	var labels []string
+	for l := range strings.SplitSeq(*classifyLabels, ",") {
+		labels = append(labels, strings.TrimSpace(l))
+	}
 	cfg := simulator.Config{
-		MaxSeqs:      *maxSeqs,
-		FixedCost:    *fixedCost,
-		PerTokenCost: *perToken,
-		QueueLimit:   *queueLimit,
-		ErrorRate:    *errorRate,
-		Model:        *model,
-		Seed:         *seed,
+		MaxSeqs:         *maxSeqs,
+		StepBase:        *stepBase,
+		StepPerSeq:      *stepPerSeq,
+		PrefillPerToken: *prefill,
+		QueueLimit:      *queueLimit,
+		ErrorRate:       *errorRate,
+		SlowRate:        *slowRate,
+		SlowFactor:      *slowFactor,
+		HangRate:        *hangRate,
+		MalformedRate:   *malformedRate,
+		Hang:            *hang,
+		PositionBias:    *positionBias,
+		ClassifyLabels:  labels,
+		Model:           *model,
+		Seed:            *seed,
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if *maxSeqs == 0 {
-		return errors.New("max-seqs: must be at least 1")
-	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	sim := simulator.New(cfg)
-	cfg = sim.Config()
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
+	sim := simulator.New(cfg)
+	defer sim.Close()
+	cfg = sim.Config()
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	const exP, exC = 500, 40
 	logger.Info("judgesim: GPU scoring-pool simulator listening (no model runs here)",
 		"addr", ln.Addr().String(), "version", version, "model", cfg.Model,
-		"max_seqs", cfg.MaxSeqs, "fixed_cost", cfg.FixedCost, "per_token_cost", cfg.PerTokenCost,
-		"queue_limit", cfg.QueueLimit, "error_rate", cfg.ErrorRate, "seed", cfg.Seed,
-		"throughput_at_1000_tokens_rps", fmt.Sprintf("%.0f", cfg.Throughput(1000)))
+		"max_seqs", cfg.MaxSeqs, "step_base", cfg.StepBase, "step_per_seq", cfg.StepPerSeq,
+		"prefill_per_token", cfg.PrefillPerToken, "queue_limit", cfg.QueueLimit,
+		"error_rate", cfg.ErrorRate, "slow_rate", cfg.SlowRate, "slow_factor", cfg.SlowFactor,
+		"hang_rate", cfg.HangRate, "malformed_rate", cfg.MalformedRate, "hang", cfg.Hang,
+		"position_bias", cfg.PositionBias, "classify_labels", strings.Join(cfg.ClassifyLabels, ","), "seed", cfg.Seed,
+		"service_500_40_alone", cfg.ServiceTime(exP, exC, 1),
+		"capacity_500_40_rps", fmt.Sprintf("%.1f", cfg.Capacity(exP, exC)))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -115,14 +160,23 @@ Usage: judgesim [flags]
 	case <-ctx.Done():
 	}
 	stop() // a second signal kills at once
-	logger.Info("judgesim: simulator shutting down, draining requests in flight")
+	logger.Info("judgesim: simulator shutting down, draining requests in flight (hung ones get 503)")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	simDone := make(chan error, 1)
+	go func() { simDone <- sim.Shutdown(sctx) }()
 	err = srv.Shutdown(sctx)
+	if simErr := <-simDone; err == nil {
+		err = simErr
+	}
+	if err != nil {
+		_ = srv.Close()
+	}
 	st := sim.Stats()
 	logger.Info("judgesim: simulator stopped", "requests", st.Requests, "completed", st.Completed,
 		"rejected", st.Rejected, "failed", st.Failed, "canceled", st.Canceled, "bad_requests", st.BadRequests,
-		"max_running", st.MaxRunning, "max_queued", st.MaxQueued, "busy", st.BusyTime)
+		"hung", st.Hung, "slowed", st.Slowed, "malformed", st.Malformed, "steps", st.Steps,
+		"max_running", st.MaxRunning, "max_queued", st.MaxQueued, "busy", st.BusyTime, "busy_seq", st.BusySeqTime)
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -125,13 +125,14 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
 	brokers := cluster.ListenAddrs()
 
 	// The judge pool simulator, served on loopback and reached through the openai judge.
-	sim := simulator.New(simulator.Config{MaxSeqs: 64, FixedCost: 5 * time.Millisecond, PerTokenCost: time.Microsecond})
+	sim := simulator.New(simulator.Config{MaxSeqs: 64, StepBase: 500 * time.Microsecond, StepPerSeq: 5 * time.Microsecond, PrefillPerToken: time.Microsecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("judgesim listener: %w", err)
 	}
 	simSrv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = simSrv.Serve(ln) }()
+	defer sim.Close()
 	defer simSrv.Close()
 
 	cfgText := strings.Replace(demoConfig, "JUDGESIM", ln.Addr().String(), 1)

@@ -117,14 +117,14 @@ func integrationTraffic(n int) (values [][]byte, invalid int, reasons map[string
 
 func startSimulator(t *testing.T) (string, *simulator.Simulator) {
 	t.Helper()
-	sim := simulator.New(simulator.Config{MaxSeqs: 32, FixedCost: time.Millisecond, PerTokenCost: time.Microsecond})
+	sim := simulator.New(simulator.Config{MaxSeqs: 32, StepBase: 200 * time.Microsecond, StepPerSeq: 5 * time.Microsecond, PrefillPerToken: time.Microsecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() { _ = srv.Close(); sim.Close() })
 	return "http://" + ln.Addr().String() + "/v1", sim
 }
 

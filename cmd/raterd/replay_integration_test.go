@@ -238,13 +238,14 @@ func TestIntegrationJudgePoolOutagePausesInsteadOfFailing(t *testing.T) {
 	}
 
 	// The pool comes back on the same address.
-	sim := simulator.New(simulator.Config{MaxSeqs: 32, FixedCost: time.Millisecond})
+	sim := simulator.New(simulator.Config{MaxSeqs: 32, StepBase: 200 * time.Microsecond})
 	ln, err = net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("re-listen on %s: %v", addr, err)
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
+	defer sim.Close()
 	defer srv.Close()
 
 	waitCommittedToEnd(t, s.kafka, topic, group, 2, time.Minute)

@@ -1,194 +1,415 @@
-// Package simulator is a GPU scoring-pool SIMULATOR: an HTTP server that speaks the
-// OpenAI chat-completions API the way vLLM, SGLang or TGI serving a judge model would, but
-// runs no model. It stands in for the GPU pool in tests, demos and benchmarks wherever no
-// GPU is present. cmd/judgesim serves it as a binary; raterd's demo and tests run it
-// in-process (it is an http.Handler).
+// Package simulator is a GPU scoring-pool SIMULATOR: an HTTP server that speaks the APIs
+// of vLLM (and Hugging Face TEI) serving a judge or reward model, but runs no model. It
+// stands in for the GPU pool in tests, demos and benchmarks wherever no GPU is present.
+// cmd/judgesim serves it as a binary; raterd's demo and tests run it in-process (it is an
+// http.Handler).
+//
+// # Endpoints
+//
+//	POST /v1/chat/completions   OpenAI chat completions (logprobs, top_logprobs, max_tokens)
+//	POST /pooling               vLLM pooling: one reward per input
+//	POST /classify              vLLM classify: class probabilities per input
+//	POST /predict               TEI predict: [{label, score}] per input
+//	GET  /v1/models, /health, /healthz, /stats (Stats as JSON)
+//	GET, POST /admin/faults     read or change the fault injection at run time (Faults as JSON)
 //
 // # Latency model
 //
-// The simulator processes at most MaxSeqs sequences at once (like vLLM's max_num_seqs).
-// A request takes a free slot, or waits in a FIFO queue of at most QueueLimit requests
-// (beyond that it is answered 429 at once). Holding its slot, it then sleeps
+// One scheduler goroutine runs decode steps like vLLM's continuous batching. At most
+// MaxSeqs sequences run at once; further sequences wait in a FIFO queue of at most
+// QueueLimit sequences, and a request that would overflow it is answered 429 at once. A
+// chat request is one sequence; a reward request (/pooling, /classify, /predict) is one
+// sequence per input item, admitted all or none.
 //
-//	service = FixedCost + tokens × PerTokenCost
+// Sequences that arrive during a step join the batch at the next step. A step takes
 //
-// where tokens = prompt tokens + answer tokens, both estimated as bytes/4, and answers.
-// So a saturated simulator completes about
+//	step = StepBase + StepPerSeq × running + PrefillPerToken × (prompt tokens of the sequences joining at this step)
 //
-//	throughput ≈ MaxSeqs / (FixedCost + tokens × PerTokenCost)   requests per second,
+// where running is the batch size during the step, joining sequences included. Every
+// running sequence emits one token per step (prefill emits the first), so a sequence
+// needs as many steps as it has completion tokens: the answer's bytes/4, at least 1; a
+// reward item needs one step. Tokens are estimated as bytes/4 throughout.
 //
-// e.g. with the defaults (32, 20ms, 20µs) and 1,000-token requests, 32/40ms = 800 req/s,
-// and a request's latency is its service time plus its queueing time. Unlike a real GPU,
-// a request does not slow down as the batch fills; the model is meant to be simple enough
-// for a benchmark to reason about, not faithful.
+// So a request with p prompt tokens and c completion tokens, in a batch of n sequences
+// (itself included) that nothing else joins while it runs, has the service time
+//
+//	ServiceTime(p, c, n) = p × PrefillPerToken + c × (StepBase + StepPerSeq × n)
+//
+// Under saturation the batch stays full (n = MaxSeqs) and a prefill stalls the whole
+// batch, so each request also waits out the prefills of the about MaxSeqs requests
+// admitted during its life; with every request alike the simulator completes
+//
+//	Capacity(p, c) = MaxSeqs / (MaxSeqs × p × PrefillPerToken + c × (StepBase + StepPerSeq × MaxSeqs))
+//
+// requests per second. With the defaults (32 sequences, 8ms + 0.25ms per sequence, 20µs
+// per prompt token), a request with a 500-token prompt and a 40-token answer takes
+// ServiceTime(500, 40, 1) = 10ms + 40×8.25ms = 340ms alone and
+// ServiceTime(500, 40, 32) = 10ms + 40×16ms = 650ms in a full batch, plus up to 31×10ms
+// of other requests' prefills under saturation, where the simulator completes
+// 32 / (32×10ms + 40×16ms) ≈ 33 requests per second. A batch of 32 reward items of 500
+// tokens costs one step: 8ms + 8ms + 320ms.
+//
+// The step time is slept (a timer per step, never a busy loop; an idle scheduler blocks on
+// a channel), steps are scheduled on deadlines so timer overshoot does not erode
+// throughput, and the durations reported — the X-Judgesim-Service-Time header, BusyTime,
+// BusySeqTime — are the model's, not measured: they are exact and deterministic for a
+// given batch composition. Each 200 answer carries
+//
+//	X-Judgesim-Queue-Time     arrival until the start of the request's first step (measured)
+//	X-Judgesim-Service-Time   the summed durations of the steps the request ran in (modelled)
+//
+// as Go duration strings, so a client can separate server queueing from service.
+// Utilization(stats, wall) is BusySeqTime / (MaxSeqs × wall).
 //
 // # Answers
 //
 // Answers are deterministic: the same request content always gets the same answer. The
-// simulator finds the judged text in the user message (the <<<RESPONSE>>> block that
-// raterd's openai judge writes, else the <<<PROMPT>>> block, else the whole message), reads
-// the scale from the "Score: <integer from MIN to MAX>" line (default 1–5), and scores
-// with simple quality signals — empty or very short text and refusals score low, long
-// and lexically varied text scores high — plus a stable hash of the content for spread.
-// It answers in raterd's pointwise grammar: "Reasoning: …\nScore: N".
+// simulator detects the prompt format and the task from the user message — raterd's
+// unified FLAMe-style format ("flame", judged text in <<<NAME>>> blocks, output format
+// last), Prometheus 2 ("###Feedback:", "[RESULT]") and Atla Selene ("**Result:**") — reads
+// the scale or labels, finds the judged text, and scores it with simple quality signals:
+// empty or very short text and refusals score low, long and lexically varied text
+// scores high, plus a stable hash of the content for spread. Classification picks the
+// first label for high quality and later ones for lower; pairwise prefers the
+// higher-quality response, except for a share PositionBias of contents that get "A"
+// regardless. The answer depends on the judge prompt alone: in a conversation, the last
+// user message that holds judged text (so a format reminder after a bad answer gets the
+// verdict of the original prompt). With logprobs the answer's tokens come with
+// OpenAI-shaped log-probabilities; the result is one token (with the space before it)
+// whose alternatives spread probability over the neighbouring valid results.
 //
-// ErrorRate makes a share of requests fail with HTTP 500. Whether one fails is also
-// deterministic: the k-th request with the same content always gets the same outcome, so
-// a client's retry of a failed request may succeed, as with a real flaky server.
+// The reward endpoints score each input with the same quality signals (the text after
+// the last "Assistant:" turn, or the second text of a TEI pair): /pooling returns a
+// reward in [-5,5], /classify and /predict probabilities over ClassifyLabels peaked at
+// the label matching the quality, worst first. /predict reads "inputs" as TEI does: a
+// string or an array of one string is one input, an array of two strings is one pair,
+// and a batch is an array of arrays.
+//
+// # Faults
+//
+// ErrorRate (HTTP 500), SlowRate (the decode steps multiplied by SlowFactor), HangRate
+// (no answer until the client leaves) and MalformedRate (HTTP 200 with an answer outside
+// the output grammar) each pick a share of requests. The pick is deterministic: the k-th
+// request with the same content always gets the same fate, so a client's retry may
+// succeed, as with a real flaky server. Hang makes every request, health checks
+// included, hang until the client leaves or Hang is switched off. POST /admin/faults
+// changes all of these at run time.
 package simulator
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Config configures a Simulator. The zero value gets the defaults.
 type Config struct {
-	// MaxSeqs is how many requests are processed at once (vLLM's max_num_seqs).
-	// Default 32.
+	// MaxSeqs is how many sequences run at once (vLLM's max_num_seqs). Default 32.
 	MaxSeqs int
-	// FixedCost is the service time every request pays (prefill and scheduling overhead).
-	// Default 20ms; negative means none.
-	FixedCost time.Duration
-	// PerTokenCost is the service time per prompt or answer token, tokens being estimated
-	// as bytes/4. Default 20µs; negative means none.
-	PerTokenCost time.Duration
-	// QueueLimit is how many requests may wait for a slot beyond the MaxSeqs running;
-	// requests over it are answered 429. Default 1024; negative means no queue.
+	// StepBase is the fixed time of a decode step. Default 8ms; negative means none.
+	StepBase time.Duration
+	// StepPerSeq is the time a decode step adds per running sequence. Default 250µs;
+	// negative means none.
+	StepPerSeq time.Duration
+	// PrefillPerToken is the time a step adds per prompt token of the sequences joining
+	// the batch at that step (tokens ≈ bytes/4). Default 20µs; negative means none.
+	PrefillPerToken time.Duration
+	// QueueLimit is how many sequences may wait for a slot beyond the MaxSeqs running;
+	// requests that would overflow it are answered 429. Default 1024; negative means no
+	// queue.
 	QueueLimit int
-	// ErrorRate is the share of requests answered 500, chosen deterministically from the
-	// content, in [0,1]. Default 0.
+
+	// ErrorRate is the share of requests answered 500, in [0,1]. Default 0.
 	ErrorRate float64
+	// SlowRate is the share of requests whose decode steps are multiplied by SlowFactor,
+	// in [0,1]. Default 0.
+	SlowRate float64
+	// SlowFactor multiplies the steps of a slow request; at least 1. Default 10.
+	SlowFactor float64
+	// HangRate is the share of requests never answered until the client leaves, in
+	// [0,1]. Default 0.
+	HangRate float64
+	// MalformedRate is the share of requests answered 200 with an answer outside the
+	// output grammar (for reward endpoints: a cut or short JSON answer), in [0,1].
+	// Default 0.
+	MalformedRate float64
+	// Hang makes the whole server hang: every request, health checks included, waits
+	// until the client leaves or Hang is switched off. Default false.
+	Hang bool
+
+	// PositionBias is the probability, in [0,1], that a pairwise answer is "A" whatever
+	// the responses, deterministic per content. Default 0.
+	PositionBias float64
+	// ClassifyLabels are the classes of /classify and /predict, worst first: the last is
+	// the positive class of a binary classifier. Default ["LABEL_0", "LABEL_1"].
+	ClassifyLabels []string
 	// Model is the model name reported in answers and by /v1/models. Requests may name
 	// any model. Default "judgesim".
 	Model string
 	// Seed salts the content hashes: another seed gives other score spreads and other
-	// failing requests. Default 0.
+	// fates. Default 0.
 	Seed uint64
 }
 
 // Defaults of Config.
 const (
-	DefaultMaxSeqs      = 32
-	DefaultFixedCost    = 20 * time.Millisecond
-	DefaultPerTokenCost = 20 * time.Microsecond
-	DefaultQueueLimit   = 1024
-	DefaultModel        = "judgesim"
+	DefaultMaxSeqs         = 32
+	DefaultStepBase        = 8 * time.Millisecond
+	DefaultStepPerSeq      = 250 * time.Microsecond
+	DefaultPrefillPerToken = 20 * time.Microsecond
+	DefaultQueueLimit      = 1024
+	DefaultSlowFactor      = 10
+	DefaultModel           = "judgesim"
 )
 
-// Validate rejects values that defaults cannot mend.
-func (c Config) Validate() error {
-	if c.MaxSeqs < 0 {
-		return fmt.Errorf("max-seqs: %d is negative", c.MaxSeqs)
+// DefaultClassifyLabels returns the default classes of /classify and /predict.
+func DefaultClassifyLabels() []string { return []string{"LABEL_0", "LABEL_1"} }
+
+// Faults is the fault injection of a Simulator, changeable at run time (SetFaults,
+// POST /admin/faults). The fields mean what Config's fields of the same names mean.
+type Faults struct {
+	ErrorRate     float64 `json:"error_rate"`
+	SlowRate      float64 `json:"slow_rate"`
+	SlowFactor    float64 `json:"slow_factor"`
+	HangRate      float64 `json:"hang_rate"`
+	MalformedRate float64 `json:"malformed_rate"`
+	Hang          bool    `json:"hang"`
+}
+
+// Faults returns the fault fields of c.
+func (c Config) Faults() Faults {
+	return Faults{ErrorRate: c.ErrorRate, SlowRate: c.SlowRate, SlowFactor: c.SlowFactor,
+		HangRate: c.HangRate, MalformedRate: c.MalformedRate, Hang: c.Hang}
+}
+
+// Validate rejects rates outside [0,1] and a slow factor below 1 (0 means the default),
+// naming the judgesim flag.
+func (f Faults) Validate() error { return f.validate(false) }
+
+func (f Faults) validate(jsonNames bool) error {
+	name := func(flag string) string {
+		if jsonNames {
+			return strings.ReplaceAll(flag, "-", "_")
+		}
+		return flag
 	}
-	if !(c.ErrorRate >= 0 && c.ErrorRate <= 1) {
-		return fmt.Errorf("error-rate: %g is not in [0,1]", c.ErrorRate)
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"error-rate", f.ErrorRate}, {"slow-rate", f.SlowRate}, {"hang-rate", f.HangRate}, {"malformed-rate", f.MalformedRate}} {
+		if !(r.v >= 0 && r.v <= 1) {
+			return fmt.Errorf("%s: %g is not in [0,1]", name(r.flag), r.v)
+		}
+	}
+	if f.SlowFactor != 0 && !(f.SlowFactor >= 1 && f.SlowFactor <= 1e6) {
+		return fmt.Errorf("%s: %g is not in [1,1000000] (0: the default %d)", name("slow-factor"), f.SlowFactor, DefaultSlowFactor)
 	}
 	return nil
 }
 
-// WithDefaults returns c with zero fields set to their defaults and negative costs and
-// queue limits set to zero.
+func (f Faults) withDefaults() Faults {
+	if f.SlowFactor == 0 {
+		f.SlowFactor = DefaultSlowFactor
+	}
+	return f
+}
+
+// Validate rejects values that defaults cannot mend, naming the judgesim flag.
+func (c Config) Validate() error {
+	if c.MaxSeqs < 0 {
+		return fmt.Errorf("max-seqs: %d is negative", c.MaxSeqs)
+	}
+	if err := c.Faults().Validate(); err != nil {
+		return err
+	}
+	if !(c.PositionBias >= 0 && c.PositionBias <= 1) {
+		return fmt.Errorf("position-bias: %g is not in [0,1]", c.PositionBias)
+	}
+	if c.ClassifyLabels != nil {
+		if len(c.ClassifyLabels) < 2 {
+			return fmt.Errorf("classify-labels: %d labels, need at least 2", len(c.ClassifyLabels))
+		}
+		seen := make(map[string]bool, len(c.ClassifyLabels))
+		for i, l := range c.ClassifyLabels {
+			switch {
+			case strings.TrimSpace(l) == "":
+				return fmt.Errorf("classify-labels: label %d is empty", i+1)
+			case strings.ContainsAny(l, "\r\n"):
+				return fmt.Errorf("classify-labels: label %q has a line break", l)
+			case seen[l]:
+				return fmt.Errorf("classify-labels: label %q is repeated", l)
+			}
+			seen[l] = true
+		}
+	}
+	if strings.ContainsAny(c.Model, "\r\n") {
+		return fmt.Errorf("model: %q has a line break", c.Model)
+	}
+	return nil
+}
+
+// WithDefaults returns c with zero fields set to their defaults, negative step costs and
+// queue limits set to zero, and out-of-range rates clamped.
 func (c Config) WithDefaults() Config {
 	if c.MaxSeqs <= 0 {
 		c.MaxSeqs = DefaultMaxSeqs
 	}
-	switch {
-	case c.FixedCost == 0:
-		c.FixedCost = DefaultFixedCost
-	case c.FixedCost < 0:
-		c.FixedCost = 0
-	}
-	switch {
-	case c.PerTokenCost == 0:
-		c.PerTokenCost = DefaultPerTokenCost
-	case c.PerTokenCost < 0:
-		c.PerTokenCost = 0
-	}
+	c.StepBase = durationDefault(c.StepBase, DefaultStepBase)
+	c.StepPerSeq = durationDefault(c.StepPerSeq, DefaultStepPerSeq)
+	c.PrefillPerToken = durationDefault(c.PrefillPerToken, DefaultPrefillPerToken)
 	switch {
 	case c.QueueLimit == 0:
 		c.QueueLimit = DefaultQueueLimit
 	case c.QueueLimit < 0:
 		c.QueueLimit = 0
 	}
-	if !(c.ErrorRate > 0) { // also NaN
-		c.ErrorRate = 0
+	c.ErrorRate = clamp01(c.ErrorRate)
+	c.SlowRate = clamp01(c.SlowRate)
+	c.HangRate = clamp01(c.HangRate)
+	c.MalformedRate = clamp01(c.MalformedRate)
+	c.PositionBias = clamp01(c.PositionBias)
+	if !(c.SlowFactor >= 1) { // also NaN
+		c.SlowFactor = DefaultSlowFactor
 	}
-	c.ErrorRate = min(c.ErrorRate, 1)
+	c.SlowFactor = min(c.SlowFactor, 1e6)
+	if len(c.ClassifyLabels) < 2 {
+		c.ClassifyLabels = DefaultClassifyLabels()
+	} else {
+		c.ClassifyLabels = append([]string(nil), c.ClassifyLabels...)
+	}
 	if c.Model == "" {
 		c.Model = DefaultModel
 	}
 	return c
 }
 
-// ServiceTime is the time a request of the given prompt+answer tokens holds its slot.
-func (c Config) ServiceTime(tokens int) time.Duration {
-	c = c.WithDefaults()
-	return c.FixedCost + time.Duration(tokens)*c.PerTokenCost
+func durationDefault(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
-// Throughput is the requests per second a saturated simulator completes when every
-// request has the given prompt+answer tokens: MaxSeqs / ServiceTime(tokens).
-func (c Config) Throughput(tokens int) float64 {
+func clamp01(v float64) float64 {
+	if !(v > 0) { // also NaN
+		return 0
+	}
+	return min(v, 1)
+}
+
+// ServiceTime is the service time of a request with the given prompt and completion
+// tokens in a batch of running sequences (itself included) that nothing joins while it
+// runs: promptTokens × PrefillPerToken + completionTokens × (StepBase + StepPerSeq ×
+// running). completionTokens is at least 1 and running is in 1..MaxSeqs. The
+// X-Judgesim-Service-Time header of such a request is exactly this.
+func (c Config) ServiceTime(promptTokens, completionTokens, running int) time.Duration {
 	c = c.WithDefaults()
-	st := c.ServiceTime(tokens)
-	if st <= 0 {
+	completionTokens = max(completionTokens, 1)
+	running = min(max(running, 1), c.MaxSeqs)
+	return time.Duration(max(promptTokens, 0))*c.PrefillPerToken +
+		time.Duration(completionTokens)*(c.StepBase+time.Duration(running)*c.StepPerSeq)
+}
+
+// Capacity is the requests per second a saturated simulator completes when every
+// request has the given prompt and completion tokens:
+// MaxSeqs / (MaxSeqs × promptTokens × PrefillPerToken + completionTokens × (StepBase +
+// StepPerSeq × MaxSeqs)). The prefill term counts every admitted request's prefill,
+// which stalls the full batch; ServiceTime(p, c, MaxSeqs) alone leaves it out. For
+// reward items use completionTokens 1; the result is then items per second.
+func (c Config) Capacity(promptTokens, completionTokens int) float64 {
+	c = c.WithDefaults()
+	m := time.Duration(c.MaxSeqs)
+	per := m*time.Duration(max(promptTokens, 0))*c.PrefillPerToken +
+		time.Duration(max(completionTokens, 1))*(c.StepBase+m*c.StepPerSeq)
+	if per <= 0 {
 		return math.Inf(1)
 	}
-	return float64(c.MaxSeqs) / st.Seconds()
+	return float64(c.MaxSeqs) / per.Seconds()
 }
 
-// Stats counts what a Simulator did since New.
+// Utilization is the share of sequence slots that were busy over wall:
+// st.BusySeqTime / (st.MaxSeqs × wall), for Stats taken over wall since New.
+func Utilization(st Stats, wall time.Duration) float64 {
+	if wall <= 0 || st.MaxSeqs <= 0 {
+		return 0
+	}
+	return st.BusySeqTime.Seconds() / (float64(st.MaxSeqs) * wall.Seconds())
+}
+
+// Stats counts what a Simulator did since New. Requests are those to the scoring
+// endpoints (chat completions, pooling, classify, predict); running and queued count
+// sequences (a reward request has one per item).
 type Stats struct {
-	Requests         int64         `json:"requests"`          // chat-completion requests received
-	Completed        int64         `json:"completed"`         // answered 200
+	MaxSeqs          int64         `json:"max_seqs"`          // the configured slots
+	Requests         int64         `json:"requests"`          // scoring requests received
+	Completed        int64         `json:"completed"`         // answered 200 (malformed answers included)
 	Rejected         int64         `json:"rejected"`          // answered 429: the queue was full
 	Failed           int64         `json:"failed"`            // answered 500 through ErrorRate
 	BadRequests      int64         `json:"bad_requests"`      // answered 4xx other than 429
-	Canceled         int64         `json:"canceled"`          // the client left before the answer
-	Running          int64         `json:"running"`           // holding a slot now
-	Queued           int64         `json:"queued"`            // waiting for a slot now
+	Canceled         int64         `json:"canceled"`          // the client left before the answer (hung requests included)
+	Hung             int64         `json:"hung"`              // requests that hung (HangRate or Hang)
+	Slowed           int64         `json:"slowed"`            // requests slowed through SlowRate
+	Malformed        int64         `json:"malformed"`         // answers made malformed through MalformedRate
+	Sequences        int64         `json:"sequences"`         // sequences accepted by the scheduler (run, queued or canceled)
+	Running          int64         `json:"running"`           // sequences holding a slot now
+	Queued           int64         `json:"queued"`            // sequences waiting for a slot now
 	MaxRunning       int64         `json:"max_running"`       // most running at once; never above MaxSeqs
 	MaxQueued        int64         `json:"max_queued"`        // most waiting at once; never above QueueLimit
-	BusyTime         time.Duration `json:"busy_ns"`           // slot-time used: sum over requests of time spent holding a slot
+	Steps            int64         `json:"steps"`             // decode steps run
+	BusyTime         time.Duration `json:"busy_ns"`           // sum of step durations: the time the simulated GPU was busy
+	BusySeqTime      time.Duration `json:"busy_seq_ns"`       // sum over sequences of step time spent in the batch
 	PromptTokens     int64         `json:"prompt_tokens"`     // estimated, completed requests
 	CompletionTokens int64         `json:"completion_tokens"` // estimated, completed requests
 }
 
-// Simulator is the http.Handler of the GPU scoring-pool simulator. It serves
-// POST /v1/chat/completions, GET /v1/models, GET /healthz and GET /stats (Stats as JSON).
-// It is safe for concurrent use.
+// Simulator is the http.Handler of the GPU scoring-pool simulator (see the package doc
+// for its endpoints). It is safe for concurrent use. Close or Shutdown stops its
+// scheduler goroutine.
 type Simulator struct {
 	cfg     Config
 	mux     *http.ServeMux
-	slots   chan struct{}
 	started time.Time
 
-	// sleep waits for the service time; tests replace it to hold requests in their slots.
-	sleep func(ctx context.Context, d time.Duration) error
+	faultsMu sync.Mutex                 // serializes SetFaults
+	faults   atomic.Pointer[faultState] // current faults
+
+	// The scheduler goroutine owns the sequences; handlers talk to it through these.
+	submit   chan *group
+	cancel   chan *group
+	stopping chan struct{} // closed by Shutdown and Close: no new work, hung requests end
+	quit     chan struct{} // closed by Close (or Shutdown past its deadline): stop now
+	done     chan struct{} // closed when the scheduler has stopped
+	stopOnce sync.Once
+	quitOnce sync.Once
+	after    func(time.Duration) <-chan time.Time // step timer, used by the scheduler only
 
 	requests, completed, rejected, failed, badRequests, canceled atomic.Int64
-	running, queued, maxRunning, maxQueued                       atomic.Int64
-	busyNanos, promptTokens, completionTokens                    atomic.Int64
+	hung, slowed, malformed, sequences                           atomic.Int64
+	promptTokens, completionTokens                               atomic.Int64
+	// Written by the scheduler only.
+	running, queued, maxRunning, maxQueued, steps, busyNanos, busySeqNanos atomic.Int64
 
 	seenMu sync.Mutex
-	seen   map[[8]byte]uint32 // occurrences per content, for ErrorRate; bounded
+	seen   map[[8]byte]uint32 // occurrences per content, for the fault picks; bounded
+}
+
+// faultState is an immutable snapshot of the faults; unhang is closed when Hang is
+// switched off.
+type faultState struct {
+	Faults
+	unhang chan struct{}
 }
 
 // maxSeen bounds the occurrence map; it is cleared when full, which restarts the
@@ -198,406 +419,196 @@ const maxSeen = 1 << 16
 // maxRequestBytes bounds a request body.
 const maxRequestBytes = 16 << 20
 
-// New returns a simulator for cfg (zero fields get their defaults).
-func New(cfg Config) *Simulator {
+// New returns a simulator for cfg (zero fields get their defaults; call Validate first to
+// reject bad values) and starts its scheduler goroutine; Close stops it.
+func New(cfg Config) *Simulator { return newSimulator(cfg, nil) }
+
+// newSimulator takes the step timer (nil: a real timer), so tests can run steps by hand.
+func newSimulator(cfg Config, after func(time.Duration) <-chan time.Time) *Simulator {
 	cfg = cfg.WithDefaults()
 	s := &Simulator{
-		cfg:     cfg,
-		mux:     http.NewServeMux(),
-		slots:   make(chan struct{}, cfg.MaxSeqs),
-		started: time.Now(),
-		sleep:   sleepCtx,
-		seen:    make(map[[8]byte]uint32),
+		cfg:      cfg,
+		mux:      http.NewServeMux(),
+		started:  time.Now(),
+		submit:   make(chan *group),
+		cancel:   make(chan *group),
+		stopping: make(chan struct{}),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		after:    after,
+		seen:     make(map[[8]byte]uint32),
 	}
-	s.mux.HandleFunc("/v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			writeError(w, http.StatusMethodNotAllowed, "BadRequestError", r.Method+" is not allowed; use POST")
-			return
-		}
-		s.chatCompletions(w, r)
-	})
-	s.mux.HandleFunc("GET /v1/models", s.models)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	s.mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Stats())
-	})
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "NotFoundError", "judgesim (a GPU scoring-pool simulator) does not serve "+r.URL.Path)
-	})
+	if s.after == nil {
+		t := time.NewTimer(time.Hour)
+		t.Stop()
+		s.after = func(d time.Duration) <-chan time.Time { t.Reset(d); return t.C }
+	}
+	fs := &faultState{Faults: cfg.Faults().withDefaults()}
+	if fs.Hang {
+		fs.unhang = make(chan struct{})
+	}
+	s.faults.Store(fs)
+	s.routes()
+	go s.run()
 	return s
 }
 
-// Config returns the configuration in use, defaults filled.
-func (s *Simulator) Config() Config { return s.cfg }
+func (s *Simulator) routes() {
+	post := func(name string, h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				w.Header().Set("Allow", http.MethodPost)
+				writeError(w, http.StatusMethodNotAllowed, "BadRequestError", r.Method+" "+name+" is not allowed; use POST")
+				return
+			}
+			h(w, r)
+		}
+	}
+	s.mux.HandleFunc("/v1/chat/completions", post("/v1/chat/completions", s.chatCompletions))
+	s.mux.HandleFunc("/pooling", post("/pooling", s.pooling))
+	s.mux.HandleFunc("/classify", post("/classify", s.classify))
+	s.mux.HandleFunc("/predict", post("/predict", s.predict))
+	s.mux.HandleFunc("GET /v1/models", s.models)
+	s.mux.HandleFunc("GET /health", s.health)
+	s.mux.HandleFunc("GET /healthz", s.health)
+	s.mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Stats())
+	})
+	s.mux.HandleFunc("/admin/faults", s.adminFaults)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "NotFoundError", "judgesim (a GPU scoring-pool simulator) does not serve "+r.URL.Path)
+	})
+}
+
+// Config returns the configuration in use, defaults filled (the faults as configured at
+// New; see Faults for the current ones).
+func (s *Simulator) Config() Config {
+	c := s.cfg
+	c.ClassifyLabels = append([]string(nil), c.ClassifyLabels...)
+	return c
+}
 
 // ServeHTTP serves the simulator's endpoints.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
+// Faults returns the fault injection in effect.
+func (s *Simulator) Faults() Faults { return s.faults.Load().Faults }
+
+// SetFaults replaces the fault injection (a SlowFactor of 0 gets the default). Switching
+// Hang off releases the requests it holds, which are then served.
+func (s *Simulator) SetFaults(f Faults) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	s.setFaults(f)
+	return nil
+}
+
+func (s *Simulator) setFaults(f Faults) {
+	s.faultsMu.Lock()
+	defer s.faultsMu.Unlock()
+	s.setFaultsLocked(f)
+}
+
+func (s *Simulator) setFaultsLocked(f Faults) {
+	old := s.faults.Load()
+	next := &faultState{Faults: f.withDefaults()}
+	switch {
+	case next.Hang && old.Hang:
+		next.unhang = old.unhang
+	case next.Hang:
+		next.unhang = make(chan struct{})
+	case old.Hang:
+		close(old.unhang)
+	}
+	s.faults.Store(next)
+}
+
 // Stats returns the counters so far.
 func (s *Simulator) Stats() Stats {
 	return Stats{
+		MaxSeqs:          int64(s.cfg.MaxSeqs),
 		Requests:         s.requests.Load(),
 		Completed:        s.completed.Load(),
 		Rejected:         s.rejected.Load(),
 		Failed:           s.failed.Load(),
 		BadRequests:      s.badRequests.Load(),
 		Canceled:         s.canceled.Load(),
+		Hung:             s.hung.Load(),
+		Slowed:           s.slowed.Load(),
+		Malformed:        s.malformed.Load(),
+		Sequences:        s.sequences.Load(),
 		Running:          s.running.Load(),
 		Queued:           s.queued.Load(),
 		MaxRunning:       s.maxRunning.Load(),
 		MaxQueued:        s.maxQueued.Load(),
+		Steps:            s.steps.Load(),
 		BusyTime:         time.Duration(s.busyNanos.Load()),
+		BusySeqTime:      time.Duration(s.busySeqNanos.Load()),
 		PromptTokens:     s.promptTokens.Load(),
 		CompletionTokens: s.completionTokens.Load(),
 	}
 }
 
-type chatRequest struct {
-	Model               string        `json:"model"`
-	Messages            []chatMessage `json:"messages"`
-	MaxTokens           *int          `json:"max_tokens"`
-	MaxCompletionTokens *int          `json:"max_completion_tokens"`
-	Stream              bool          `json:"stream"`
-}
-
-type chatMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
-}
-
-// text returns a message's content: a string, or the text parts of a content array.
-func (m chatMessage) text() (string, error) {
-	if len(m.Content) == 0 || string(m.Content) == "null" {
-		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(m.Content, &s); err == nil {
-		return s, nil
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal(m.Content, &parts); err != nil {
-		return "", errors.New("content is neither a string nor an array of parts")
-	}
-	var b strings.Builder
-	for _, p := range parts {
-		if p.Type == "text" {
-			b.WriteString(p.Text)
-		}
-	}
-	return b.String(), nil
-}
-
-func (s *Simulator) chatCompletions(w http.ResponseWriter, r *http.Request) {
-	s.requests.Add(1)
-	// Read the whole body: it also lets net/http notice a client that leaves.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
-	if err != nil {
-		s.badRequests.Add(1)
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "BadRequestError", fmt.Sprintf("request body over %d bytes", maxRequestBytes))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "BadRequestError", "read request: "+err.Error())
-		return
-	}
-	var req chatRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		s.badRequests.Add(1)
-		writeError(w, http.StatusBadRequest, "BadRequestError", "request is not valid JSON: "+err.Error())
-		return
-	}
-	if req.Stream {
-		s.badRequests.Add(1)
-		writeError(w, http.StatusBadRequest, "BadRequestError", "stream=true is not supported by judgesim")
-		return
-	}
-	if len(req.Messages) == 0 {
-		s.badRequests.Add(1)
-		writeError(w, http.StatusBadRequest, "BadRequestError", "messages: at least one message is required")
-		return
-	}
-	h := sha256.New()
-	var seed [8]byte
-	binary.BigEndian.PutUint64(seed[:], s.cfg.Seed)
-	h.Write(seed[:])
-	promptBytes, user := 0, ""
-	for i, m := range req.Messages {
-		text, err := m.text()
-		if err != nil {
-			s.badRequests.Add(1)
-			writeError(w, http.StatusBadRequest, "BadRequestError", fmt.Sprintf("messages[%d]: %v", i, err))
-			return
-		}
-		writeField(h, m.Role)
-		writeField(h, text)
-		promptBytes += len(text)
-		if m.Role == "user" {
-			user = text
-		}
-	}
-	if user == "" {
-		user, _ = req.Messages[len(req.Messages)-1].text()
-	}
-	var contentHash [32]byte
-	h.Sum(contentHash[:0])
-
-	if s.injectFailure(contentHash) {
-		s.failed.Add(1)
-		writeError(w, http.StatusInternalServerError, "InternalServerError", "judgesim: simulated server failure (error-rate)")
-		return
-	}
-
-	answer := s.judge(user, contentHash)
-	finish := "stop"
-	limit := req.MaxTokens
-	if req.MaxCompletionTokens != nil {
-		limit = req.MaxCompletionTokens
-	}
-	if limit != nil && *limit > 0 && tokens(len(answer)) > *limit {
-		answer = answer[:*limit*4]
-		finish = "length"
-	}
-	promptTokens, completionTokens := tokens(promptBytes), tokens(len(answer))
-
-	if !s.admit(r.Context(), w) {
-		return
-	}
-	start := time.Now()
-	n := s.running.Add(1)
-	storeMax(&s.maxRunning, n)
-	err = s.sleep(r.Context(), s.cfg.FixedCost+time.Duration(promptTokens+completionTokens)*s.cfg.PerTokenCost)
-	s.running.Add(-1)
-	<-s.slots
-	s.busyNanos.Add(int64(time.Since(start)))
-	if err != nil {
-		s.canceled.Add(1)
-		return // the client is gone
-	}
-
-	s.completed.Add(1)
-	s.promptTokens.Add(int64(promptTokens))
-	s.completionTokens.Add(int64(completionTokens))
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id":      "chatcmpl-sim-" + hex.EncodeToString(contentHash[:12]),
-		"object":  "chat.completion",
-		"created": time.Now().Unix(),
-		"model":   s.cfg.Model,
-		"choices": []map[string]any{{
-			"index":         0,
-			"message":       map[string]any{"role": "assistant", "content": answer},
-			"finish_reason": finish,
-		}},
-		"usage": map[string]int{
-			"prompt_tokens":     promptTokens,
-			"completion_tokens": completionTokens,
-			"total_tokens":      promptTokens + completionTokens,
-		},
-	})
-}
-
-// admit takes a slot, queueing within QueueLimit. It answers 429 when the queue is full
-// and reports false, also when the client leaves while queued.
-func (s *Simulator) admit(ctx context.Context, w http.ResponseWriter) bool {
+// Shutdown stops the simulator gracefully: new requests and hung ones are answered 503
+// at once, queued and running sequences finish, then the scheduler stops. When ctx ends
+// first, the rest are answered 503 and ctx's error is returned. Idempotent.
+func (s *Simulator) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stopping) })
 	select {
-	case s.slots <- struct{}{}:
-		return true
-	default:
-	}
-	q := s.queued.Add(1)
-	if q > int64(s.cfg.QueueLimit) {
-		s.queued.Add(-1)
-		s.rejected.Add(1)
-		writeError(w, http.StatusTooManyRequests, "RateLimitError",
-			fmt.Sprintf("judgesim: all %d sequences busy and %d requests queued", s.cfg.MaxSeqs, s.cfg.QueueLimit))
-		return false
-	}
-	storeMax(&s.maxQueued, q)
-	defer s.queued.Add(-1)
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		s.canceled.Add(1)
-		return false
-	}
-}
-
-// injectFailure decides, from the content and how often it was seen, whether this
-// request fails.
-func (s *Simulator) injectFailure(content [32]byte) bool {
-	if s.cfg.ErrorRate <= 0 {
-		return false
-	}
-	var key [8]byte
-	copy(key[:], content[:8])
-	s.seenMu.Lock()
-	if len(s.seen) >= maxSeen {
-		clear(s.seen)
-	}
-	k := s.seen[key]
-	s.seen[key] = k + 1
-	s.seenMu.Unlock()
-	var buf [36]byte
-	copy(buf[:], content[:])
-	binary.BigEndian.PutUint32(buf[32:], k)
-	sum := sha256.Sum256(buf[:])
-	return unit(sum[:8]) < s.cfg.ErrorRate
-}
-
-// Prompt layout shared with raterd's openai judge (scorer/openai.go).
-var scaleLine = regexp.MustCompile(`Score: <integer from (-?\d{1,6}) to (-?\d{1,6})>`)
-
-func block(user, name string) (string, bool) {
-	open, end := "<<<"+name+">>>\n", "\n<<<END "+name+">>>"
-	i := strings.Index(user, open)
-	if i < 0 {
-		return "", false
-	}
-	rest := user[i+len(open):]
-	j := strings.Index(rest, end)
-	if j < 0 {
-		return "", false
-	}
-	return rest[:j], true
-}
-
-// scale reads the last "Score: <integer from MIN to MAX>" of the prompt (the output
-// format comes last, after the judged text), or 1–5.
-func scale(user string) (lo, hi int) {
-	all := scaleLine.FindAllStringSubmatch(user, -1)
-	if len(all) == 0 {
-		return 1, 5
-	}
-	m := all[len(all)-1]
-	lo, err1 := strconv.Atoi(m[1])
-	hi, err2 := strconv.Atoi(m[2])
-	if err1 != nil || err2 != nil || hi <= lo || hi-lo > 1000 {
-		return 1, 5
-	}
-	return lo, hi
-}
-
-var refusalPhrases = []string{
-	"i can't help", "i cannot help", "i can't assist", "i cannot assist", "i can't provide",
-	"i cannot provide", "i'm sorry, but", "i am sorry, but", "i'm unable to", "i am unable to",
-	"i'm not able to", "i am not able to", "as an ai language model", "i won't be able to",
-	"i can’t help", "i can’t assist", "i’m sorry, but", "i’m unable to",
-}
-
-// judge writes the deterministic answer for a user message.
-func (s *Simulator) judge(user string, content [32]byte) string {
-	lo, hi := scale(user)
-	subject := "RESPONSE"
-	text, ok := block(user, "RESPONSE")
-	if !ok {
-		subject = "PROMPT"
-		if text, ok = block(user, "PROMPT"); !ok {
-			subject, text = "message", user
-		}
-	}
-	q, notes := quality(text)
-	span := float64(hi - lo)
-	score := lo
-	if q > 0 {
-		// Spread: a stable offset of up to ±half a step (±5% of wide scales).
-		jitter := (unit(content[8:16]) - 0.5) * max(1, span/10)
-		score = int(math.Round(float64(lo) + q*span + jitter))
-		score = min(max(score, lo), hi)
-	}
-	return fmt.Sprintf("Reasoning: Simulated judgement by judgesim (a GPU scoring-pool simulator, no model): the %s %s.\nScore: %d",
-		subject, strings.Join(notes, "; "), score)
-}
-
-// quality maps text to [0,1] with cheap signals that correlate with real judge scores,
-// and says why.
-func quality(text string) (float64, []string) {
-	t := strings.TrimSpace(text)
-	if t == "" {
-		return 0, []string{"is empty"}
-	}
-	words := strings.Fields(t)
-	n := len(words)
-	sample := words[:min(n, 300)]
-	uniq := make(map[string]struct{}, len(sample))
-	for _, w := range sample {
-		uniq[strings.ToLower(strings.TrimFunc(w, unicode.IsPunct))] = struct{}{}
-	}
-	diversity := float64(len(uniq)) / float64(len(sample))
-	length := min(1, math.Log1p(float64(n))/math.Log1p(120))
-	ending := 0.5
-	if last, _ := utf8.DecodeLastRuneInString(t); strings.ContainsRune(".!?)`\"'*]}", last) || unicode.IsDigit(last) {
-		ending = 1
-	}
-	q := length*(0.6+0.3*diversity) + 0.1*ending // diversity counts for as much text as there is
-	notes := []string{fmt.Sprintf("has %d words with lexical diversity %.2f", n, diversity)}
-	if n < 5 {
-		q = min(q, 0.2)
-		notes = append(notes, "is very short")
-	}
-	if diversity < 0.3 && n >= 20 {
-		q *= 0.5
-		notes = append(notes, "repeats itself")
-	}
-	if ending < 1 {
-		notes = append(notes, "looks cut off")
-	}
-	lower := strings.ToLower(t)
-	for _, p := range refusalPhrases {
-		if strings.Contains(lower, p) {
-			q *= 0.25
-			notes = append(notes, "reads as a refusal")
-			break
-		}
-	}
-	return min(max(q, 0.01), 1), notes
-}
-
-// unit maps 8 hash bytes to [0,1).
-func unit(b []byte) float64 {
-	return float64(binary.BigEndian.Uint64(b)>>11) / (1 << 53)
-}
-
-func tokens(bytes int) int { return (bytes + 3) / 4 }
-
-func writeField(h io.Writer, s string) {
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-	_, _ = h.Write(n[:])
-	_, _ = io.WriteString(h, s)
-}
-
-func storeMax(m *atomic.Int64, v int64) {
-	for {
-		cur := m.Load()
-		if v <= cur || m.CompareAndSwap(cur, v) {
-			return
-		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
+	case <-s.done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
 	}
+	s.quitOnce.Do(func() { close(s.quit) })
+	<-s.done
+	return ctx.Err()
+}
+
+// Close stops the simulator at once: requests queued, running or hung are answered 503,
+// and the scheduler goroutine has stopped when Close returns. Idempotent; always nil.
+func (s *Simulator) Close() error {
+	s.stopOnce.Do(func() { close(s.stopping) })
+	s.quitOnce.Do(func() { close(s.quit) })
+	<-s.done
+	return nil
+}
+
+// serverHang holds a request while Hang is set. It reports false when the request must
+// end: the client left (counted) or the simulator is stopping (answered 503).
+func (s *Simulator) serverHang(w http.ResponseWriter, r *http.Request, scoring bool) bool {
+	fs := s.faults.Load()
+	if !fs.Hang {
+		return true
+	}
+	if scoring {
+		s.hung.Add(1)
+	}
+	select {
+	case <-fs.unhang:
+		return true
+	case <-r.Context().Done():
+		if scoring {
+			s.canceled.Add(1)
+		}
+	case <-s.stopping:
+		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailableError", "judgesim: shutting down")
+	}
+	return false
+}
+
+func (s *Simulator) health(w http.ResponseWriter, r *http.Request) {
+	if !s.serverHang(w, r, false) {
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
 }
 
 func (s *Simulator) models(w http.ResponseWriter, r *http.Request) {
+	if !s.serverHang(w, r, false) {
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"object": "list",
 		"data": []map[string]any{{
@@ -609,13 +620,146 @@ func (s *Simulator) models(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// adminFaults serves GET (the faults in effect) and POST (a JSON object with any of the
+// Faults fields; fields left out keep their values) on /admin/faults.
+func (s *Simulator) adminFaults(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		writeJSON(w, http.StatusOK, s.Faults())
+	case http.MethodPost:
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<16))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "BadRequestError", "faults: read request: "+err.Error())
+			return
+		}
+		s.faultsMu.Lock()
+		defer s.faultsMu.Unlock()
+		f := s.faults.Load().Faults
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			writeError(w, http.StatusBadRequest, "BadRequestError", "faults: "+err.Error())
+			return
+		}
+		if dec.More() {
+			writeError(w, http.StatusBadRequest, "BadRequestError", "faults: more than one JSON value")
+			return
+		}
+		if err := f.validate(true); err != nil {
+			writeError(w, http.StatusBadRequest, "BadRequestError", "faults: "+err.Error())
+			return
+		}
+		s.setFaultsLocked(f)
+		writeJSON(w, http.StatusOK, s.faults.Load().Faults)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		writeError(w, http.StatusMethodNotAllowed, "BadRequestError", r.Method+" /admin/faults is not allowed; use GET or POST")
+	}
+}
+
+// Scheduling outcomes other than success.
+var (
+	errRejected = errors.New("queue full")
+	errStopping = errors.New("shutting down")
+	errCanceled = errors.New("client left")
+)
+
+// readBody reads a scoring request's body, counting the request, and answers when it
+// cannot. Reading the whole body also lets net/http notice a client that leaves.
+func (s *Simulator) readBody(w http.ResponseWriter, r *http.Request, tei bool) ([]byte, bool) {
+	s.requests.Add(1)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.badRequest(w, tei, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", maxRequestBytes))
+			return nil, false
+		}
+		s.badRequest(w, tei, http.StatusBadRequest, "read request: "+err.Error())
+		return nil, false
+	}
+	return body, s.serverHang(w, r, true)
+}
+
+// badRequest answers a 4xx and counts it.
+func (s *Simulator) badRequest(w http.ResponseWriter, tei bool, code int, msg string) {
+	s.badRequests.Add(1)
+	if tei {
+		writeTEIError(w, code, "validation", msg)
+		return
+	}
+	writeError(w, code, "BadRequestError", msg)
+}
+
+// serve schedules a request's sequences and waits for them. It answers (and counts) the
+// outcomes other than success and reports whether the caller answers 200.
+func (s *Simulator) serve(w http.ResponseWriter, r *http.Request, g *group, tei bool) bool {
+	n := len(g.seqs)
+	err := s.schedule(r.Context(), g)
+	switch {
+	case err == nil:
+		w.Header().Set("X-Judgesim-Queue-Time", g.queue.String())
+		w.Header().Set("X-Judgesim-Service-Time", g.service.String())
+		return true
+	case errors.Is(err, errRejected):
+		s.rejected.Add(1)
+		msg := fmt.Sprintf("judgesim: all %d sequences busy and the queue of %d full (request of %d sequences)", s.cfg.MaxSeqs, s.cfg.QueueLimit, n)
+		if tei {
+			writeTEIError(w, http.StatusTooManyRequests, "overloaded", msg)
+		} else {
+			writeError(w, http.StatusTooManyRequests, "RateLimitError", msg)
+		}
+	case errors.Is(err, errCanceled):
+		s.canceled.Add(1)
+	default:
+		if tei {
+			writeTEIError(w, http.StatusServiceUnavailable, "unhealthy", "judgesim: shutting down")
+		} else {
+			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailableError", "judgesim: shutting down")
+		}
+	}
+	return false
+}
+
+// hangRequest holds a request picked by HangRate until the client leaves or the
+// simulator stops.
+func (s *Simulator) hangRequest(w http.ResponseWriter, r *http.Request, tei bool) {
+	s.hung.Add(1)
+	select {
+	case <-r.Context().Done():
+		s.canceled.Add(1)
+	case <-s.stopping:
+		if tei {
+			writeTEIError(w, http.StatusServiceUnavailable, "unhealthy", "judgesim: shutting down")
+		} else {
+			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailableError", "judgesim: shutting down")
+		}
+	}
+}
+
+// fail answers a request picked by ErrorRate.
+func (s *Simulator) fail(w http.ResponseWriter, tei bool) {
+	s.failed.Add(1)
+	const msg = "judgesim: simulated server failure (error-rate)"
+	if tei {
+		writeTEIError(w, http.StatusInternalServerError, "backend", msg)
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "InternalServerError", msg)
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeError answers in the OpenAI error shape.
+// writeError answers in the OpenAI error shape (as vLLM does).
 func writeError(w http.ResponseWriter, code int, typ, msg string) {
 	writeJSON(w, code, map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": code}})
+}
+
+// writeTEIError answers in TEI's error shape.
+func writeTEIError(w http.ResponseWriter, code int, typ, msg string) {
+	writeJSON(w, code, map[string]any{"error": msg, "error_type": typ})
 }
