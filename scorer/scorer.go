@@ -51,6 +51,8 @@ type BatchStats struct {
 	InFlightJoins int
 	JudgeCalls    int  // tasks sent to a judge
 	Failures      int  // tasks whose judgement failed (judge errors and parse failures)
+	// ParseFailures counts the failures whose answer did not follow the output grammar.
+	ParseFailures int
 	CacheBypass   bool // the cache was unreachable for this batch
 	// JudgeCallsBy splits JudgeCalls by judge name (the key under judges:).
 	JudgeCallsBy map[string]int
@@ -125,7 +127,7 @@ func New(evaluators []*Evaluator, judges map[string]Judge, opts Options) (*Score
 	must(e)
 	s.mJudgeCalls, e = m.Int64Counter("raterd.scorer.judge.calls", metric.WithDescription("tasks sent to a judge"))
 	must(e)
-	s.mFailures, e = m.Int64Counter("raterd.scorer.failures", metric.WithDescription("judgements that failed or did not parse"))
+	s.mFailures, e = m.Int64Counter("raterd.scorer.failures", metric.WithDescription("score rows that are not ok, by status (parse_failure, judge_error), judge and evaluator"))
 	must(e)
 	s.mJoins, e = m.Int64Counter("raterd.scorer.in_flight_joins", metric.WithDescription("tasks answered by another batch judging the same key"))
 	must(e)
@@ -163,6 +165,7 @@ func (s *Scorer) Score(ctx context.Context, records []*record.Record) ([]record.
 	s.totals.InFlightJoins += st.InFlightJoins
 	s.totals.JudgeCalls += st.JudgeCalls
 	s.totals.Failures += st.Failures
+	s.totals.ParseFailures += st.ParseFailures
 	s.totals.CacheBypass = s.totals.CacheBypass || st.CacheBypass
 	for name, n := range st.JudgeCallsBy {
 		if s.totals.JudgeCallsBy == nil {
@@ -287,11 +290,15 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 		p := &tasks[i]
 		lead := &tasks[p.leader]
 		rows[i] = s.row(p.task, lead.verdict, lead.cached || p.leader != i, now)
-		if rows[i].Status != record.StatusOK {
+		if status := rows[i].Status; status != record.StatusOK {
 			st.Failures++
+			if status == record.StatusParseFailure {
+				st.ParseFailures++
+			}
+			s.mFailures.Add(ctx, 1, metric.WithAttributes(attribute.String("status", status),
+				attribute.String("judge", p.task.Evaluator.Judge), attribute.String("evaluator", p.task.Evaluator.Name)))
 		}
 	}
-	s.mFailures.Add(ctx, int64(st.Failures))
 	span.SetAttributes(attribute.Int("tasks", st.Tasks), attribute.Int("cache_hits", st.CacheHits), attribute.Int("judge_calls", st.JudgeCalls))
 	return rows, st, nil
 }

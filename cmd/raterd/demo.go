@@ -31,8 +31,10 @@ import (
 const demoTopic = "llm-traffic"
 
 // demoConfig is the embedded default configuration of `raterd demo`: every heuristic
-// check, plus a pointwise helpfulness rubric judged by the in-process judgesim
-// simulator through the openai judge (the same client that talks to vLLM).
+// check, plus a pointwise helpfulness rubric (FLAMe format) and a pairwise preference of
+// each response over its candidate (Prometheus 2 format, both orders) judged by the
+// in-process judgesim simulator through the openai judge (the same client that talks to
+// vLLM).
 const demoConfig = `
 kafka:
   topics: [llm-traffic]
@@ -63,6 +65,11 @@ evaluators:
     criteria: >-
       Does the response address the user's request accurately, completely and concisely?
       5 = fully helpful and correct, 1 = unhelpful, wrong or a refusal of a benign request.
+  - name: preference
+    judge: judgesim
+    task: pairwise
+    format: prometheus2
+    criteria: Which response answers the user's request more helpfully and accurately?
 admin: {listen: "off"}
 `
 
