@@ -42,7 +42,8 @@ const (
 
 // Concurrency modes.
 const (
-	// ModeAdaptive adjusts each endpoint's in-flight limit to its latency (see limiter).
+	// ModeAdaptive adjusts each endpoint's in-flight limit to its latency and overload
+	// signals (see Concurrency).
 	ModeAdaptive = "adaptive"
 	// ModeFixed keeps each endpoint's in-flight limit at its max_in_flight.
 	ModeFixed = "fixed"
@@ -64,7 +65,8 @@ type Config struct {
 	Deadline time.Duration `yaml:"deadline"`
 	// MaxAttempts bounds the attempts of one task, 1..10. Default 3.
 	MaxAttempts int `yaml:"max_attempts"`
-	// Breaker configures the per-endpoint circuit breaker.
+	// Breaker configures the per-endpoint circuit breaker. Default: failures 5,
+	// cooldown 10s, health_path Options.DefaultHealthPath.
 	Breaker Breaker `yaml:"breaker"`
 	// RateLimit bounds the pool's request and token rates. Default: off.
 	RateLimit RateLimit `yaml:"rate_limit"`
@@ -101,6 +103,50 @@ type DNS struct {
 }
 
 // Concurrency configures the per-endpoint in-flight limit.
+//
+// The adaptive limit works in the manner of Netflix's concurrency-limits (AIMD and the
+// Gradient limits, with a baseline probe like BBR's ProbeRTT), per endpoint.
+//
+// A "window" is max(limit, 8) successful requests — under a saturated
+// closed loop, about one round trip of everything in flight.
+//
+//   - short is an exponentially weighted moving average of successful requests'
+//     latencies with α = 2/(n+1), n = max(limit, 8): roughly the average of the last
+//     window.
+//   - baseline is the lowest short seen (see Probe for how it moves up): the latency
+//     of the endpoint when it does not queue.
+//   - On an overload signal — a 429, 503 or 504 answer, or an attempt timing out — the
+//     limit is multiplied by 0.9, at most once per latency window (the time short
+//     spans; before the first success, the failed request's own latency), so that a
+//     burst of failures caused by one excess backs off once.
+//   - On a success with short > latency_tolerance × baseline, requests are queueing in
+//     the server: the limit is multiplied by 0.95, at most once per latency window.
+//   - Otherwise, on a success while the endpoint used at least half its limit (it is not
+//     app-limited: a limit the load never reaches is no evidence), the limit grows by
+//     1/limit: about +1 per window, the additive increase.
+//   - The limit stays within [min, max_in_flight]; requests are admitted while in-flight
+//     < ⌊limit⌋.
+//   - Probe: every 32 windows, and early after 4 latency decreases in a row, the
+//     endpoint is drained to c = limit/latency_tolerance (at least min) until max(8, c)
+//     requests admitted after the drain began have completed. Their mean latency m
+//     answers "is the latency ours?": if m is not below 0.8 × short (less concurrency
+//     did not help), the server itself got slower (longer prompts, a bigger model,
+//     other clients) or faster, and m becomes the baseline; if m fell but still
+//     exceeds latency_tolerance × baseline, we were far over capacity and the limit
+//     drops to c; otherwise the baseline holds. The limit is otherwise restored. A
+//     baseline that merely drifted upward would not do: self-inflicted queueing that
+//     never drains would ratchet it up and the limit with it, without bound. Near the
+//     equilibrium c is about the server's capacity, so the drain costs no throughput.
+//
+// Why it fits GPU inference servers: vLLM or SGLang keep up to max_num_seqs sequences in
+// a running batch. Below that, more concurrency raises throughput at an almost flat
+// per-request latency; beyond it requests wait in the server's queue and latency grows
+// with the queue. The limit therefore climbs while latency is flat and settles a little
+// above the server's batch size (up to latency_tolerance times it): the GPU stays
+// saturated while little work queues on the server, and the pool's own wait (where the
+// least-loaded endpoint can still be chosen) holds the rest.
+//
+// In fixed mode the limit is max_in_flight and nothing adapts.
 type Concurrency struct {
 	// Mode is adaptive (the limit follows the endpoint's latency and overload signals
 	// between Min and max_in_flight) or fixed (the limit is max_in_flight). Default
@@ -139,24 +185,17 @@ type Breaker struct {
 	HealthPathSet bool `yaml:"-"`
 }
 
-// breakerKeys are the YAML keys of Breaker, checked by UnmarshalYAML.
-var breakerKeys = []string{"failures", "cooldown", "health_path"}
-
 // UnmarshalYAML decodes a breaker section, recording whether health_path was present.
 // Unknown keys are errors, as with a strict decoder.
 func (b *Breaker) UnmarshalYAML(node *yaml.Node) error {
 	if node.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(node.Content); i += 2 {
-			k := node.Content[i].Value
-			known := false
-			for _, want := range breakerKeys {
-				known = known || k == want
-			}
-			if !known {
-				return fmt.Errorf("line %d: field %s not found in type pool.Breaker", node.Content[i].Line, k)
-			}
-			if k == "health_path" {
+			switch k := node.Content[i].Value; k {
+			case "failures", "cooldown":
+			case "health_path":
 				b.HealthPathSet = true
+			default:
+				return fmt.Errorf("line %d: field %s not found in type pool.Breaker", node.Content[i].Line, k)
 			}
 		}
 	}
