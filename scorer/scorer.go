@@ -49,8 +49,8 @@ type BatchStats struct {
 	Deduplicated int // tasks answered by another task of the same batch with the same key
 	// InFlightJoins counts tasks answered by another batch that was judging the same key.
 	InFlightJoins int
-	JudgeCalls    int  // tasks sent to a judge
-	Failures      int  // tasks whose judgement failed (judge errors and parse failures)
+	JudgeCalls    int // tasks sent to a judge
+	Failures      int // tasks whose judgement failed (judge errors and parse failures)
 	// ParseFailures counts the failures whose answer did not follow the output grammar.
 	ParseFailures int
 	CacheBypass   bool // the cache was unreachable for this batch
