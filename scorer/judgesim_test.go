@@ -2,6 +2,7 @@ package scorer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -262,5 +263,53 @@ func TestJudgesimRewardEndpoints(t *testing.T) {
 				t.Errorf("reward of a good answer %g ≤ a refusal's %g", vs[0].Value, vs[1].Value)
 			}
 		})
+	}
+}
+
+// TestJudgesimFaultsNeverStallABatch: with 30% of requests failing and 5% hanging, a batch
+// of judgements finishes within its bounds: every task gets a verdict, retries are
+// bounded by max_attempts, and failures that outlive them say the pool is unavailable.
+func TestJudgesimFaultsNeverStallABatch(t *testing.T) {
+	sim1, url1 := startSim(t, simulator.Config{ErrorRate: 0.3, HangRate: 0.05, Seed: 1})
+	sim2, url2 := startSim(t, simulator.Config{ErrorRate: 0.3, HangRate: 0.05, Seed: 2}) // servers fail independently
+	j := simJudge(t, func(c *scorer.OpenAIConfig) {
+		c.Timeout = 500 * time.Millisecond
+		c.Deadline = 10 * time.Second
+		c.MaxAttempts = 4
+		c.Breaker.Failures = 1000 // keep both endpoints in: this test is about retries
+	}, url1, url2)
+	ev := evaluator(t, scorer.Evaluator{})
+	var tasks []scorer.Task
+	for i := range 100 {
+		tasks = append(tasks, scorer.Task{Evaluator: ev, Record: simRecord(fmt.Sprint("r", i), fmt.Sprintf("%s (%d)", goodAnswer, i))})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	vs, err := j.Judge(ctx, tasks)
+	if err != nil {
+		t.Fatalf("the batch did not finish: %v", err)
+	}
+	ok, unavailable := 0, 0
+	for i, v := range vs {
+		switch {
+		case v.Status == record.StatusOK:
+			ok++
+		case errors.Is(v.Err, scorer.ErrJudgeUnavailable):
+			unavailable++
+			t.Logf("task %d unavailable after %d attempts: %v", i, v.Attempts, v.Err)
+		default:
+			t.Errorf("task %d: %+v", i, v)
+		}
+		if v.Attempts > 4 {
+			t.Errorf("task %d: %d attempts, max_attempts is 4", i, v.Attempts)
+		}
+	}
+	// With 35% of attempts failing, 4 attempts leave about 1.5% of tasks without a verdict.
+	if ok < 90 {
+		t.Errorf("%d of 100 judged, %d unavailable; retries should rescue most", ok, unavailable)
+	}
+	st1, st2 := sim1.Stats(), sim2.Stats()
+	if st1.Failed+st2.Failed == 0 || st1.Hung+st2.Hung == 0 {
+		t.Errorf("faults were not exercised: %+v %+v", st1, st2)
 	}
 }

@@ -167,6 +167,9 @@ func (j *OpenAIJudge) Identity() string { return "openai:" + j.cfg.Model }
 // Close drains the pool: new calls fail, requests in flight finish until ctx ends.
 func (j *OpenAIJudge) Close(ctx context.Context) error { return j.pool.Close(ctx) }
 
+// PoolStats reports each endpoint's in-flight count, limit and breaker state.
+func (j *OpenAIJudge) PoolStats() []pool.EndpointStats { return j.pool.Stats() }
+
 // Judge judges every task concurrently (pairwise tasks as two requests, one per order)
 // and returns one verdict per task in order. The error is non-nil only when ctx ended
 // before every task was judged; the verdicts of the unfinished tasks then carry the

@@ -40,7 +40,8 @@ import (
 //
 //	go test -run='^$' -bench=JudgePool -benchtime=1x ./scorer/
 //
-// RATERD_POOLBENCH_SECONDS sets the measured window (default 10), the warm-up is half of it.
+// RATERD_POOLBENCH_SECONDS sets the measured window (default 10); a warm-up as long comes
+// first. With -v, raterd's runs log each endpoint's in-flight count and limit per second.
 func BenchmarkJudgePool(b *testing.B) {
 	window := 10 * time.Second
 	if s := os.Getenv("RATERD_POOLBENCH_SECONDS"); s != "" {
@@ -68,10 +69,11 @@ func BenchmarkJudgePool(b *testing.B) {
 	}
 }
 
-// poolBenchSim is the simulated GPU server of the benchmark: 32 sequences, decode steps of
-// 4ms + 0.125ms per running sequence, prefill 5µs per prompt token.
+// poolBenchSim is the simulated GPU server of the benchmark, shaped like a 7B judge on one
+// GPU: 32 sequences, decode steps of 6ms + 62.5µs per running sequence (8ms at a full
+// batch), prefill 5µs per prompt token.
 func poolBenchSim() simulator.Config {
-	return simulator.Config{MaxSeqs: 32, StepBase: 4 * time.Millisecond, StepPerSeq: 125 * time.Microsecond, PrefillPerToken: 5 * time.Microsecond}
+	return simulator.Config{MaxSeqs: 32, StepBase: 6 * time.Millisecond, StepPerSeq: 62500 * time.Nanosecond, PrefillPerToken: 5 * time.Microsecond}
 }
 
 // Timeouts for both kinds of client: a request that takes longer is abandoned.
@@ -163,6 +165,7 @@ func runPoolBench(b *testing.B, endpoints, hung int, client string, window time.
 	defer cancel()
 	var wg sync.WaitGroup
 	var next atomic.Int64
+	var poolStats func() []pool.EndpointStats
 	switch client {
 	case "raterd":
 		cfg := scorer.OpenAIConfig{Model: "judgesim", Config: pool.Config{Timeout: poolBenchTimeout, Deadline: time.Minute}}
@@ -174,8 +177,11 @@ func runPoolBench(b *testing.B, endpoints, hung int, client string, window time.
 			b.Fatal(err)
 		}
 		defer j.Close(context.Background())
-		// Like the pipeline: 4 workers, each judging batches of 64 records.
-		for range 4 {
+		poolStats = j.PoolStats
+		// Like the pipeline: 8 workers, each judging batches of 64 records — enough
+		// outstanding work (512 tasks) to fill four 32-sequence servers past their knee
+		// even while some workers wait on the slowest task of their batch.
+		for range 8 {
 			wg.Go(func() {
 				for ctx.Err() == nil {
 					tasks := make([]scorer.Task, 64)
@@ -219,7 +225,30 @@ func runPoolBench(b *testing.B, endpoints, hung int, client string, window time.
 		}
 	}
 
-	time.Sleep(window / 2) // warm-up: limits adapt, breakers trip
+	var limitsLog []string
+	if poolStats != nil {
+		// Log the endpoints' limits every second, to show how they adapt.
+		wg.Go(func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for ctx.Err() == nil {
+				select {
+				case <-t.C:
+					var ls []string
+					for _, st := range poolStats() {
+						l := fmt.Sprintf("%d/%d", st.InFlight, st.Limit)
+						if st.Breaker != pool.BreakerClosed {
+							l += "(" + st.Breaker + ")"
+						}
+						ls = append(ls, l)
+					}
+					limitsLog = append(limitsLog, strings.Join(ls, ","))
+				case <-ctx.Done():
+				}
+			}
+		})
+	}
+	time.Sleep(window) // warm-up: limits adapt, breakers trip
 	before := make([]simulator.Stats, len(sims))
 	for i, s := range sims {
 		before[i] = s.Stats()
@@ -263,6 +292,9 @@ func runPoolBench(b *testing.B, endpoints, hung int, client string, window time.
 	b.ReportMetric(float64(svc.Microseconds())/1000, "service_p50_ms")
 	if svc > 0 {
 		b.ReportMetric(float64(p99)/float64(svc), "added_p99/service")
+	}
+	if len(limitsLog) > 0 {
+		b.Logf("in flight/limit per endpoint, each second: %s", strings.Join(limitsLog, " "))
 	}
 	b.ReportMetric(0, "ns/op") // wall time per iteration is the fixed window, not a result
 }

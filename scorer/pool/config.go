@@ -122,29 +122,33 @@ type DNS struct {
 //   - On a success with short > latency_tolerance × baseline, requests are queueing in
 //     the server: the limit is multiplied by 0.95, at most once per latency window.
 //   - Otherwise, on a success while the endpoint used at least half its limit (it is not
-//     app-limited: a limit the load never reaches is no evidence), the limit grows by
-//     1/limit: about +1 per window, the additive increase.
+//     app-limited: a limit the load never reaches is no evidence), the limit grows: by
+//     1 per success in slow start (doubling per window, from the start or a breaker
+//     closing until the first decrease, which then multiplies the limit by 0.7 for the
+//     window the average lags), afterwards by 1/limit (about +1 per window, the
+//     additive increase).
 //   - The limit stays within [min, max_in_flight]; requests are admitted while in-flight
 //     < ⌊limit⌋.
 //   - Probe: every 32 windows, and early after 4 latency decreases in a row, the
-//     endpoint is drained to c = limit/latency_tolerance (at least min) until max(8, c)
-//     requests admitted after the drain began have completed. Their mean latency m
-//     answers "is the latency ours?": if m is not below 0.8 × short (less concurrency
-//     did not help), the server itself got slower (longer prompts, a bigger model,
-//     other clients) or faster, and m becomes the baseline; if m fell but still
-//     exceeds latency_tolerance × baseline, we were far over capacity and the limit
-//     drops to c; otherwise the baseline holds. The limit is otherwise restored. A
+//     endpoint is drained to c = limit/latency_tolerance (at least min); once it holds
+//     no more than c, the mean latency m of max(8, c) requests sent after that is
+//     measured. By Little's law the endpoint answers in-flight/latency requests per
+//     second, so (c/m)/(limit/short) is the share of throughput the drained limit kept.
+//     If it kept at least 95%, the rest of the limit only queued in the server: the
+//     limit drops to 1.1 × c. Else, if m is not below 0.8 × short (less concurrency did
+//     not lower latency), the server itself got slower (longer prompts, other clients)
+//     or faster, and m becomes the baseline. Otherwise the limit is restored. A
 //     baseline that merely drifted upward would not do: self-inflicted queueing that
-//     never drains would ratchet it up and the limit with it, without bound. Near the
-//     equilibrium c is about the server's capacity, so the drain costs no throughput.
+//     never drains would ratchet it up and the limit with it, without bound.
 //
 // Why it fits GPU inference servers: vLLM or SGLang keep up to max_num_seqs sequences in
 // a running batch. Below that, more concurrency raises throughput at an almost flat
-// per-request latency; beyond it requests wait in the server's queue and latency grows
-// with the queue. The limit therefore climbs while latency is flat and settles a little
-// above the server's batch size (up to latency_tolerance times it): the GPU stays
-// saturated while little work queues on the server, and the pool's own wait (where the
-// least-loaded endpoint can still be chosen) holds the rest.
+// per-request latency (each decode step grows a little with the batch); beyond it
+// requests wait in the server's queue and latency grows in proportion to the queue,
+// without more throughput. The limit therefore climbs while latency grows slowly and
+// settles a little above the server's batch size: the GPU stays saturated while little
+// work queues on the server, and the pool's own wait (where the least-loaded endpoint
+// can still be chosen) holds the rest. docs/benchmarks.md measures it against judgesim.
 //
 // In fixed mode the limit is max_in_flight and nothing adapts.
 type Concurrency struct {

@@ -13,6 +13,14 @@ const (
 	probeEvery      = 32   // windows between baseline probes
 	probeStreak     = 4    // consecutive latency decreases that call for a probe early
 	probeHelped     = 0.8  // a probe whose latency fell below this share of short's shows queueing
+	// probeKeptThroughput: a probe that kept this share of the throughput at the drained
+	// limit shows that the rest of the limit only queued; the limit then drops to the
+	// drained limit times probeHeadroom.
+	probeKeptThroughput = 0.95
+	probeHeadroom       = 1.1
+	// slowStartExit is the limit factor when slow start first sees queueing: the limit
+	// grew by up to half in the window the latency average lags behind.
+	slowStartExit = 0.7
 )
 
 // limiter is one endpoint's adaptive in-flight limit; the algorithm is documented on
@@ -23,6 +31,7 @@ type limiter struct {
 	tolerance float64
 
 	limit        float64
+	slowStart    bool    // grow by +1 per success (doubling per window) until the first decrease
 	short        float64 // smoothed latency, seconds; 0 until the first sample
 	baseline     float64 // lowest short since the last probe, seconds
 	samples      int     // successes in the current window
@@ -31,6 +40,7 @@ type limiter struct {
 	lastDecrease time.Time
 
 	draining   bool      // a probe is draining the endpoint
+	drained    bool      // the endpoint has drained to drainCap; samples count from drainStart
 	drainStart time.Time // requests started after it count for the probe
 	drainN     int
 	drainSum   float64
@@ -56,6 +66,7 @@ func (l *limiter) reset(n int) {
 		l.limit = l.max
 	} else {
 		l.limit = math.Min(math.Max(float64(n), l.min), l.max)
+		l.slowStart = true
 	}
 }
 
@@ -93,6 +104,7 @@ func (l *limiter) onOverload(latency time.Duration, now time.Time) {
 	if l.fixed || !l.canDecrease(latency, now) {
 		return
 	}
+	l.slowStart = false
 	l.decrease(overloadBackoff, now)
 }
 
@@ -104,6 +116,14 @@ func (l *limiter) onSuccess(latency time.Duration, inFlight int, now time.Time) 
 	}
 	x := math.Max(latency.Seconds(), 1e-9)
 	if l.draining {
+		if !l.drained {
+			// Measure only requests sent once the endpoint holds no more than the drained
+			// limit; earlier ones still wait behind the old queue.
+			if inFlight-1 <= l.drainCap() {
+				l.drained, l.drainStart = true, now
+			}
+			return
+		}
 		if !now.Add(-latency).Before(l.drainStart) {
 			l.drainN++
 			l.drainSum += x
@@ -128,36 +148,49 @@ func (l *limiter) onSuccess(latency time.Duration, inFlight int, now time.Time) 
 	switch {
 	case l.short > l.tolerance*l.baseline:
 		if l.canDecrease(latency, now) {
-			l.decrease(latencyBackoff, now)
+			factor := latencyBackoff
+			if l.slowStart {
+				factor, l.slowStart = slowStartExit, false
+			}
+			l.decrease(factor, now)
 			l.streak++
 		}
 	case 2*float64(inFlight) >= l.limit:
 		l.streak = 0
-		l.limit = math.Min(l.limit+1/l.limit, l.max)
+		step := 1 / l.limit
+		if l.slowStart {
+			step = 1
+		}
+		l.limit = math.Min(l.limit+step, l.max)
 	default:
 		l.streak = 0
 	}
 	if l.windows >= probeEvery || l.streak >= probeStreak {
-		l.draining, l.drainStart, l.drainN, l.drainSum, l.before = true, now, 0, 0, l.short
+		l.draining, l.drained, l.drainStart, l.drainN, l.drainSum, l.before = true, false, now, 0, 0, l.short
 	}
 }
 
-// probed ends a probe that measured mean latency m at the drained limit.
+// probed ends a probe that measured mean latency m at the drained limit c. By Little's
+// law the endpoint answers limit/latency requests per second, so comparing c/m with
+// limit/before tells whether the extra concurrency bought throughput or only queueing.
 func (l *limiter) probed(m float64) {
 	c := float64(l.drainCap())
 	l.draining = false
 	l.samples, l.windows, l.streak = 0, 0, 0
 	l.short = m
+	kept := (c / m) / (l.limit / l.before) // throughput at c relative to before
 	switch {
+	case kept >= probeKeptThroughput:
+		// As many answers per second with fewer in flight: the rest only queued in the
+		// server. Settle just above the drained limit.
+		l.limit = math.Min(math.Max(c*probeHeadroom, l.min), l.limit)
+		l.baseline = math.Min(l.baseline, m)
 	case m >= probeHelped*l.before:
 		// Less concurrency did not lower latency: it is not our queue. The server got
 		// slower (or faster): its latency now is the baseline.
 		l.baseline = m
-	case m > l.tolerance*l.baseline:
-		// Latency fell with concurrency but still queues: we were far over capacity.
-		// Keep the lower limit.
-		l.limit = math.Max(c, l.min)
 	default:
+		// Latency fell, and throughput with it: the extra concurrency was worth it.
 		l.baseline = math.Min(l.baseline, m)
 	}
 }
