@@ -160,8 +160,9 @@ func (e *Evaluator) Prepare(key string, kind JudgeKind) error {
 	if !(e.Scale.Max > e.Scale.Min) || math.IsInf(e.Scale.Max, 0) || math.IsInf(e.Scale.Min, 0) {
 		return fmt.Errorf("%s.scale: max (%g) must be greater than min (%g)", key, e.Scale.Max, e.Scale.Min)
 	}
-	if e.Task == TaskPointwise && kind == KindModel && (e.Scale.Min != math.Trunc(e.Scale.Min) || e.Scale.Max != math.Trunc(e.Scale.Max) || e.Scale.Max-e.Scale.Min > 100) {
-		return fmt.Errorf("%s.scale: a pointwise scale must have integer bounds at most 100 apart, got %g–%g", key, e.Scale.Min, e.Scale.Max)
+	if e.Task == TaskPointwise && kind == KindModel && (e.Scale.Min != math.Trunc(e.Scale.Min) || e.Scale.Max != math.Trunc(e.Scale.Max) ||
+		e.Scale.Max-e.Scale.Min > 100 || math.Abs(e.Scale.Min) > 1e6 || math.Abs(e.Scale.Max) > 1e6) {
+		return fmt.Errorf("%s.scale: a pointwise scale must have integer bounds within ±1000000, at most 100 apart, got %g–%g", key, e.Scale.Min, e.Scale.Max)
 	}
 	if len(e.Levels) > 0 && (e.Task != TaskPointwise || kind != KindModel) {
 		return fmt.Errorf("%s.levels: only pointwise evaluators of model judges describe levels", key)
@@ -229,8 +230,8 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 			return fmt.Errorf("%s.fields: check %q reads the response; leave fields unset or include response", key, e.Check)
 		}
 		for _, f := range e.Fields {
-			if f != FieldPrompt && f != FieldResponse {
-				return fmt.Errorf("%s.fields: check %q reads only prompt and response, not %q", key, e.Check, f)
+			if f != FieldPrompt && f != FieldResponse && f != FieldReference {
+				return fmt.Errorf("%s.fields: check %q reads prompt and response, not %q", key, e.Check, f)
 			}
 		}
 		return nil
@@ -301,6 +302,9 @@ func (e *Evaluator) prepareLabels(key string, kind JudgeKind) error {
 		}
 		if e.PositiveLabel == "" && len(e.Labels) > 0 {
 			e.PositiveLabel = e.Labels[0]
+		}
+		if e.PositiveLabel == "" {
+			return fmt.Errorf("%s.positive_label: required: the classifier's label that scores 1 (or list labels, the first scores 1)", key)
 		}
 		if e.PositiveLabel != "" && len(e.Labels) > 0 && !slices.Contains(e.Labels, e.PositiveLabel) {
 			return fmt.Errorf("%s.positive_label: %q is not one of the labels", key, e.PositiveLabel)
@@ -378,6 +382,7 @@ func (e *Evaluator) computeRubricVersion() string {
 	parts := []string{"rubric-v1", e.Task, e.Check, e.Criteria, fmt.Sprintf("%g:%g", e.Scale.Min, e.Scale.Max), strings.Join(e.Fields, ",")}
 	if e.Format != "" || len(e.Labels) > 0 || e.Candidate != "" || len(e.Levels) > 0 {
 		parts = append(parts, "v2", e.Format, formatFingerprint(e.Format), strings.Join(e.Labels, ","), e.PositiveLabel, e.Candidate)
+		parts = append(parts, e.Fields...) // one part each: a metadata key may hold a comma
 		levels := make([]int, 0, len(e.Levels))
 		for l := range e.Levels {
 			levels = append(levels, l)
@@ -410,12 +415,8 @@ func (e *Evaluator) Applies(r *record.Record) bool {
 // PairCandidate returns the candidate a pairwise evaluator compares the record's response
 // with: the first whose model matches Candidate.
 func (e *Evaluator) PairCandidate(r *record.Record) (record.Candidate, bool) {
-	glob := e.Candidate
-	if glob == "" {
-		glob = "*"
-	}
 	for _, c := range r.Candidates {
-		if ok, _ := path.Match(glob, c.Model); ok {
+		if e.Candidate == "" || globMatch(e.Candidate, c.Model) {
 			return c, true
 		}
 	}
@@ -477,11 +478,20 @@ func globsMatch(globs []string, s string) bool {
 		return true
 	}
 	for _, g := range globs {
-		if ok, _ := path.Match(g, s); ok {
+		if globMatch(g, s) {
 			return true
 		}
 	}
 	return false
+}
+
+// globMatch is path.Match where '*' and '?' also match '/': model names such as
+// "meta-llama/Llama-3.1-8B" are names, not paths. The pattern must have passed
+// path.Match's syntax check.
+func globMatch(glob, s string) bool {
+	const sep = "\x00" // path.Match treats only '/' specially; NUL is an ordinary byte
+	ok, _ := path.Match(strings.ReplaceAll(glob, "/", sep), strings.ReplaceAll(s, "/", sep))
+	return ok
 }
 
 // writeField writes a length-prefixed string so that field boundaries cannot be forged

@@ -129,6 +129,7 @@ func NewOpenAIJudge(cfg OpenAIConfig, client *http.Client, logger *slog.Logger, 
 	j := &OpenAIJudge{cfg: cfg, client: client, logger: logger}
 	p, err := pool.New(cfg.Config, pool.Options{
 		Name: j.Identity(), DefaultHealthPath: "models", Client: client, Logger: logger, MeterProvider: meters,
+		ProbeHeader: authHeader(cfg.APIKey),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", j.Identity(), err)
@@ -161,8 +162,15 @@ func judgeHTTPClient(client *http.Client, cfg pool.Config) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// Identity is "openai:" + the model name.
-func (j *OpenAIJudge) Identity() string { return "openai:" + j.cfg.Model }
+// Identity is "openai:" + the model name, plus "+logprobs" when scores are
+// probability-weighted: the two kinds of score must never share cache entries or look
+// alike in storage.
+func (j *OpenAIJudge) Identity() string {
+	if j.cfg.Logprobs {
+		return "openai:" + j.cfg.Model + "+logprobs"
+	}
+	return "openai:" + j.cfg.Model
+}
 
 // Close drains the pool: new calls fail, requests in flight finish until ctx ends.
 func (j *OpenAIJudge) Close(ctx context.Context) error { return j.pool.Close(ctx) }
@@ -302,6 +310,11 @@ func (j *OpenAIJudge) ask(ctx context.Context, f *format.Format, spec format.Spe
 		text, lp, attempts, err := j.complete(ctx, msgs)
 		a.attempts += attempts
 		if err != nil {
+			if a.parseErr != nil && !errors.Is(err, pool.ErrUnavailable) && ctx.Err() == nil {
+				// The reminder was refused (say, over the context length): the answer
+				// we have did not parse, and that is what the row says.
+				return a
+			}
 			a.err = err
 			return a
 		}
@@ -475,7 +488,7 @@ func (j *OpenAIJudge) complete(ctx context.Context, msgs []openaiChatMessage) (s
 	if err != nil {
 		return "", nil, 0, fmt.Errorf("encode request: %w", err)
 	}
-	// The rate limit counts the prompt (≈ bytes/4) and the longest answer allowed.
+	// The rate limit counts the request (≈ bytes/4) and the longest answer allowed.
 	tokens := len(body)/4 + j.cfg.MaxTokens
 	var text string
 	var lp []openaiTokenLogprob
@@ -509,6 +522,14 @@ func (j *OpenAIJudge) post(ctx context.Context, url string, body []byte) (string
 		return *c, lp, nil
 	}
 	return "", nil, nil // an empty answer is the judge's answer: a parse failure, not a transport error
+}
+
+// authHeader is the Authorization header of an API key, for health probes; nil without.
+func authHeader(apiKey string) http.Header {
+	if apiKey == "" {
+		return nil
+	}
+	return http.Header{"Authorization": {"Bearer " + apiKey}}
 }
 
 // postJSON POSTs a JSON body and returns the 2xx response body (bounded); a non-2xx
@@ -569,13 +590,18 @@ func resultProbabilities(lp []openaiTokenLogprob, text string, p format.Parsed, 
 	if offset != len(text) || first < 0 {
 		return nil, 0 // the tokens do not spell the answer: do not guess
 	}
-	// The first result token carries the decision between choices.
+	// The alternatives at the result token are alternatives for the result only when that
+	// one token is the whole result (" 4", not " -" then "1", nor "1" then "0" for 10);
+	// otherwise the result's probability stands, and a score is not reweighted.
+	tok := lp[first]
+	if strings.TrimSpace(tok.Token) != p.Result {
+		return nil, resultP
+	}
 	valid := make(map[string]bool, len(choices))
 	for _, c := range choices {
 		valid[c] = true
 	}
 	probs := make(map[string]float64)
-	tok := lp[first]
 	seen := false
 	for _, alt := range tok.TopLogprobs {
 		c := strings.TrimSpace(alt.Token)
@@ -584,11 +610,8 @@ func resultProbabilities(lp []openaiTokenLogprob, text string, p format.Parsed, 
 		}
 		seen = seen || alt.Token == tok.Token
 	}
-	if c := strings.TrimSpace(tok.Token); !seen && valid[c] {
-		probs[c] += math.Exp(tok.Logprob)
-	}
-	if len(probs) == 0 {
-		return nil, resultP
+	if !seen {
+		probs[p.Result] += math.Exp(tok.Logprob)
 	}
 	return probs, resultP
 }

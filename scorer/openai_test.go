@@ -444,3 +444,23 @@ func TestOpenAIContextCancelEndsTheCall(t *testing.T) {
 		t.Fatal("Judge did not return after cancel")
 	}
 }
+
+// A result split over several tokens (" 1" then "0" for 10) has no alternatives for the
+// whole value: the parsed score stands and its probability is the product.
+func TestOpenAILogprobsOfAMultiTokenResult(t *testing.T) {
+	text := "Reasoning: Excellent.\nScore: 10"
+	f := newFakeChat(t, func(chatReq) (int, string, []openaiTokenLogprob) {
+		lp := tokensWithAlternatives(text[:len(text)-1], " 1", map[string]float64{" 1": 0.5, " 9": 0.5})
+		return http.StatusOK, text, append(lp, openaiTokenLogprob{Token: "0", Logprob: math.Log(0.8)})
+	})
+	j := testJudge(t, func(c *OpenAIConfig) { c.Logprobs = true }, f.srv.URL)
+	e := testEvaluator()
+	e.Scale = Scale{Min: 1, Max: 10}
+	v := judgeOne(t, j, preparedModelEvaluator(t, e), testRecord("r1"))
+	if v.Value != 10 || math.Abs(v.Confidence-0.4) > 1e-9 {
+		t.Fatalf("verdict = %+v, want 10 with confidence 0.5×0.8", v)
+	}
+	if j.Identity() != "openai:judge-model+logprobs" {
+		t.Errorf("identity %q does not say the scores are probability-weighted", j.Identity())
+	}
+}

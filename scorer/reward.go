@@ -160,7 +160,7 @@ func NewRewardJudge(cfg RewardConfig, client *http.Client, logger *slog.Logger, 
 		j.tmpl = template.Must(template.New("input").Option("missingkey=zero").Parse(cfg.Settings.InputTemplate))
 	}
 	j.identity = id
-	p, err := pool.New(cfg.Pool, pool.Options{Name: id, DefaultHealthPath: "health", Client: j.client, Logger: logger, MeterProvider: meters})
+	p, err := pool.New(cfg.Pool, pool.Options{Name: id, DefaultHealthPath: "health", Client: j.client, Logger: logger, MeterProvider: meters, ProbeHeader: authHeader(cfg.APIKey)})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", id, err)
 	}
@@ -206,21 +206,28 @@ func (j *RewardJudge) Judge(ctx context.Context, tasks []Task) ([]Verdict, error
 	return verdicts, nil
 }
 
+// judgeChunk judges up to MaxBatch tasks in one request. Failures stay per item: an
+// input that cannot be rendered fails alone, and a request the server refuses for good
+// (say, one item over the model's context length) is split in halves and retried, so
+// only the offending items end up as judge_error rows.
 func (j *RewardJudge) judgeChunk(ctx context.Context, tasks []Task, out []Verdict) {
-	start := time.Now()
-	texts := make([]string, len(tasks))
+	var idx []int
+	var texts []string
 	tokens := 0
 	for i, t := range tasks {
 		text, err := j.render(t)
 		if err != nil {
-			for k := range out {
-				out[k] = Verdict{Status: record.StatusJudgeError, Err: fmt.Errorf("%s: evaluator %q: render input: %w", j.identity, t.Evaluator.Name, err)}
-			}
-			return
+			out[i] = Verdict{Status: record.StatusJudgeError, Err: fmt.Errorf("%s: evaluator %q: record %q: render input: %w", j.identity, t.Evaluator.Name, t.Record.ID, err)}
+			continue
 		}
-		texts[i] = text
+		idx = append(idx, i)
+		texts = append(texts, text)
 		tokens += len(text)/4 + 1
 	}
+	if len(idx) == 0 {
+		return
+	}
+	start := time.Now()
 	var items []rewardItem
 	res, err := j.pool.Do(ctx, tokens, func(actx context.Context, base string) error {
 		var err error
@@ -228,21 +235,37 @@ func (j *RewardJudge) judgeChunk(ctx context.Context, tasks []Task, out []Verdic
 		return err
 	})
 	latency := time.Since(start)
-	if err == nil && len(items) != len(tasks) {
-		err = fmt.Errorf("%s: answered %d items for %d", j.identity, len(items), len(tasks))
+	unavailable := err != nil && (errors.Is(err, pool.ErrUnavailable) || ctx.Err() != nil)
+	if err != nil && !unavailable && len(idx) > 1 {
+		sub := make([]Task, len(idx))
+		subOut := make([]Verdict, len(idx))
+		for k, i := range idx {
+			sub[k] = tasks[i]
+		}
+		half := len(sub) / 2
+		var wg sync.WaitGroup
+		wg.Go(func() { j.judgeChunk(ctx, sub[:half], subOut[:half]) })
+		wg.Go(func() { j.judgeChunk(ctx, sub[half:], subOut[half:]) })
+		wg.Wait()
+		for k, i := range idx {
+			subOut[k].Attempts += res.Attempts
+			out[i] = subOut[k]
+		}
+		return
 	}
-	for i, t := range tasks {
+	for k, i := range idx {
+		t := tasks[i]
 		v := Verdict{Latency: latency, Attempts: res.Attempts}
 		if err != nil {
 			v.Status = record.StatusJudgeError
 			v.Err = fmt.Errorf("%s: evaluator %q: record %q: %w", j.identity, t.Evaluator.Name, t.Record.ID, err)
-			if errors.Is(err, pool.ErrUnavailable) || ctx.Err() != nil {
+			if unavailable {
 				v.Err = fmt.Errorf("%w: %w", ErrJudgeUnavailable, v.Err)
 			}
 			out[i] = v
 			continue
 		}
-		out[i] = j.verdict(t, items[i], v)
+		out[i] = j.verdict(t, items[k], v)
 	}
 }
 
@@ -393,10 +416,12 @@ func (j *RewardJudge) decode(data []byte, n int) ([]rewardItem, error) {
 		if len(resp.Data) != n {
 			return nil, fmt.Errorf("%d classifications for %d inputs", len(resp.Data), n)
 		}
+		seen := make([]bool, n)
 		for _, d := range resp.Data {
-			if d.Index < 0 || d.Index >= n || len(d.Probs) == 0 {
-				return nil, fmt.Errorf("classification with index %d and %d probabilities", d.Index, len(d.Probs))
+			if d.Index < 0 || d.Index >= n || seen[d.Index] || len(d.Probs) == 0 {
+				return nil, fmt.Errorf("classification with index %d (repeated or out of range) or without probabilities", d.Index)
 			}
+			seen[d.Index] = true
 			k := len(d.Probs) - 1
 			if j.cfg.Settings.LabelIndex != nil {
 				k = *j.cfg.Settings.LabelIndex
@@ -419,10 +444,12 @@ func (j *RewardJudge) decode(data []byte, n int) ([]rewardItem, error) {
 		if len(resp.Data) != n {
 			return nil, fmt.Errorf("%d pooled outputs for %d inputs", len(resp.Data), n)
 		}
+		seen := make([]bool, n)
 		for _, d := range resp.Data {
-			if d.Index < 0 || d.Index >= n {
-				return nil, fmt.Errorf("pooled output with index %d", d.Index)
+			if d.Index < 0 || d.Index >= n || seen[d.Index] {
+				return nil, fmt.Errorf("pooled output with index %d, repeated or out of range", d.Index)
 			}
+			seen[d.Index] = true
 			v, err := lastNumber(d.Data)
 			if err != nil {
 				return nil, fmt.Errorf("pooled output %d: %w", d.Index, err)

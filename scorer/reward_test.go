@@ -23,7 +23,8 @@ type fakeReward struct {
 	mu      sync.Mutex
 	batches []int
 	paths   []string
-	status  int // non-zero: answer every request with it
+	status  int    // non-zero: answer every request with it
+	reject  string // non-empty: answer 400 to a request with an input containing it
 }
 
 func newFakeReward(t *testing.T) *fakeReward {
@@ -50,6 +51,11 @@ func newFakeReward(t *testing.T) *fakeReward {
 		f.batches = append(f.batches, len(texts))
 		f.paths = append(f.paths, r.URL.Path)
 		status := f.status
+		for _, t := range texts {
+			if f.reject != "" && strings.Contains(t, f.reject) {
+				status = http.StatusBadRequest
+			}
+		}
 		f.mu.Unlock()
 		if status != 0 {
 			w.WriteHeader(status)
@@ -248,5 +254,33 @@ func TestRewardSettingsValidate(t *testing.T) {
 		if err := tc.s.Validate("judges.rm"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err = %v, want %q", tc.s, err, tc.want)
 		}
+	}
+}
+
+// One input the server refuses for good (over the context length, say) fails alone: the
+// request is split until the offending item is by itself.
+func TestRewardOneBadItemFailsAlone(t *testing.T) {
+	f := newFakeReward(t)
+	f.reject = "TOO-LONG"
+	j := rewardJudge(t, f.srv.URL, RewardSettings{MaxBatch: 8})
+	vs, err := j.Judge(context.Background(), rewardTasks(t, &Evaluator{Name: "r", Judge: "rm"}, "a", "b", "c", "TOO-LONG", "e", "f", "g", "h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vs {
+		if i == 3 {
+			if v.Status != record.StatusJudgeError || errors.Is(v.Err, ErrJudgeUnavailable) {
+				t.Errorf("the refused item: %+v", v)
+			}
+			continue
+		}
+		if v.Status != record.StatusOK {
+			t.Errorf("item %d failed with the refused one: %+v", i, v)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.batches) > 2*8 {
+		t.Errorf("%d requests for 8 items", len(f.batches))
 	}
 }

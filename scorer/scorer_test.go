@@ -420,3 +420,28 @@ func TestScorerFailsTheBatchWhenTheJudgeIsUnavailable(t *testing.T) {
 		t.Fatalf("calls: up %d (want 4), down %d (want 8)", up.calls, down.calls)
 	}
 }
+
+func TestGlobsMatchModelNamesWithSlashes(t *testing.T) {
+	e := prepared(t, &Evaluator{Name: "p", Judge: "j", Criteria: "c", Task: TaskPairwise,
+		Match: Match{Models: []string{"meta-llama/*"}}})
+	r := &record.Record{ID: "1", Model: "meta-llama/Llama-3.1-8B", Response: "a",
+		Candidates: []record.Candidate{{Model: "mistralai/Mistral-7B", Response: "b"}}}
+	if !e.Applies(r) {
+		t.Fatal("meta-llama/* does not match meta-llama/Llama-3.1-8B, or the default candidate * skipped mistralai/Mistral-7B")
+	}
+	e2 := prepared(t, &Evaluator{Name: "p2", Judge: "j", Criteria: "c", Task: TaskPairwise, Candidate: "qwen/*"})
+	if e2.Applies(r) {
+		t.Fatal("candidate qwen/* matched mistralai/Mistral-7B")
+	}
+}
+
+func TestRewardClassificationNeedsAPositiveLabel(t *testing.T) {
+	e := Evaluator{Name: "c", Judge: "rm", Task: TaskClassification}
+	if err := e.Prepare("evaluators[0]", KindReward); err == nil || !strings.Contains(err.Error(), "evaluators[0] (c).positive_label") {
+		t.Fatalf("err = %v", err)
+	}
+	e = Evaluator{Name: "c", Judge: "rm", Task: TaskClassification, PositiveLabel: "LABEL_1"}
+	if err := e.Prepare("evaluators[0]", KindReward); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,23 +58,18 @@ func TestDNSRefresh(t *testing.T) {
 		Timeout: time.Second, Deadline: 30 * time.Second}
 	p := newTestPool(t, cfg, opts)
 
-	// Until the name resolves, Do waits.
-	done := make(chan Result, 1)
-	go func() {
-		r, err := p.Do(t.Context(), 0, func(context.Context, string) error { return nil })
-		if err != nil {
-			t.Error(err)
-		}
-		done <- r
-	}()
+	// Until the name resolves there is nothing to wait for: Do fails at once, and the
+	// caller retries later.
 	waitFor(t, "a failed lookup", func() bool { return res.count() >= 1 })
-	select {
-	case r := <-done:
-		t.Fatalf("Do ran without endpoints: %+v", r)
-	case <-time.After(50 * time.Millisecond):
+	if r, err := p.Do(t.Context(), 0, func(context.Context, string) error { return nil }); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "has not resolved") {
+		t.Fatalf("Do without endpoints: %+v, %v", r, err)
 	}
 	res.set(nil, "10.0.0.1", "::1", "10.0.0.1")
-	r := <-done
+	waitFor(t, "endpoints", func() bool { return len(p.Stats()) == 2 })
+	r, err := p.Do(t.Context(), 0, func(context.Context, string) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := []string{"http://10.0.0.1:8000/v1", "http://[::1]:8000/v1"}
 	if !slices.Contains(want, r.Endpoint) {
 		t.Errorf("Do ran on %q", r.Endpoint)

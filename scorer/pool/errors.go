@@ -52,9 +52,19 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("HTTP %d (%s): %s", e.StatusCode, kind, e.Excerpt)
 }
 
-// Temporary reports whether another attempt may succeed: 408, 429 and 5xx.
+// Temporary reports whether another attempt (or a later batch) may succeed: 408, 429,
+// 5xx, and the misconfiguration answers 401, 403 and 404.
 func (e *HTTPError) Temporary() bool {
-	return e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
+	switch e.StatusCode {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return true
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		// The pool is misconfigured (a rotated key, a wrong URL or model name), not the
+		// request bad: failing every record for good would silently drop their scores,
+		// so these fail the batch for a later retry and eject the endpoint.
+		return true
+	}
+	return e.StatusCode >= 500
 }
 
 // overload reports whether the answer says the server is overloaded, a signal for the

@@ -36,7 +36,7 @@ func TestStatusError(t *testing.T) {
 	if got := StatusError(400, nil, nil).Error(); got != "HTTP 400 (permanent): (empty body)" {
 		t.Errorf("message: %s", got)
 	}
-	for code, want := range map[int]bool{400: false, 401: false, 404: false, 408: true, 409: false, 422: false, 429: true, 500: true, 502: true, 503: true, 504: true} {
+	for code, want := range map[int]bool{400: false, 401: true, 403: true, 404: true, 408: true, 409: false, 422: false, 429: true, 500: true, 502: true, 503: true, 504: true} {
 		if got := Retryable(StatusError(code, nil, nil)); got != want {
 			t.Errorf("Retryable(%d) = %v, want %v", code, got, want)
 		}
@@ -70,7 +70,8 @@ func TestRetryable(t *testing.T) {
 		{nil, false},
 		{errors.New("cannot decode answer"), false},
 		{fmt.Errorf("wrapped: %w", StatusError(500, nil, nil)), true},
-		{fmt.Errorf("wrapped: %w", StatusError(404, nil, nil)), false},
+		{fmt.Errorf("wrapped: %w", StatusError(404, nil, nil)), true}, // a misconfigured pool: retry the batch later
+		{fmt.Errorf("wrapped: %w", StatusError(422, nil, nil)), false},
 		{&url.Error{Op: "Post", URL: "http://x", Err: refused}, true},
 		{refused, true},
 		{&url.Error{Op: "Post", URL: "http://x", Err: io.EOF}, true},

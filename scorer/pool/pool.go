@@ -46,6 +46,9 @@ type Options struct {
 	// breaker.health_path unset, e.g. "/health" for vLLM, SGLang and TGI. Default ""
 	// (no probe: a trial request decides).
 	DefaultHealthPath string
+	// ProbeHeader is added to every health probe, e.g. the Authorization header an API
+	// key needs (vLLM with --api-key answers /v1/models 401 without it). Default none.
+	ProbeHeader http.Header
 	// Client sends the health probes; Client() hands it to attempts so they share its
 	// connections. Default: a client on a clone of http.DefaultTransport keeping an idle
 	// connection for every in-flight slot, without a client timeout (each request is
@@ -156,7 +159,7 @@ type Pool struct {
 
 // New starts a pool for cfg, which should have passed Validate (defaults are filled
 // again here). With DNS, the name is resolved in the background: until it resolves, Do
-// waits (within the task deadline) for endpoints.
+// fails with ErrUnavailable (there is no endpoint to wait for).
 func New(cfg Config, opts Options) (*Pool, error) {
 	cfg.Endpoints = append([]Endpoint(nil), cfg.Endpoints...)
 	if cfg.DNS != nil {
@@ -294,8 +297,10 @@ func healthURL(base, health string) string {
 // jittered exponential backoff, respecting Retry-After, on another endpoint where
 // possible, within MaxAttempts and the task deadline. Errors:
 //   - a permanent failure is returned at once, wrapped with the endpoint URL;
-//   - retries running out, the task deadline passing, no endpoint having room in time
-//     or the pool being closed wrap ErrUnavailable (and the last failure, if any);
+//   - retries running out, the task deadline passing, no endpoint having room in time,
+//     every endpoint being ejected by its breaker (at once: nothing frees up before a
+//     cooldown ends) or the pool being closed wrap ErrUnavailable (and the last
+//     failure, if any);
 //   - ctx ending returns promptly, wrapping context.Cause(ctx).
 //
 // tokens is the task's size for the tokens-per-second limit (≤ 0: none).
@@ -444,20 +449,28 @@ func (p *Pool) backoff(n int, retryAfter time.Duration) time.Duration {
 	return max(d, min(retryAfter, p.opts.MaxRetryAfter))
 }
 
-// admit passes the rate limit and takes an in-flight slot.
+// admit takes an in-flight slot, then passes the rate limit: a task waiting for a slot
+// has not spent rate budget yet, so slots freeing up at once cannot release a burst
+// beyond the rate.
 func (p *Pool) admit(ctx context.Context, tokens int, avoid *endpoint) (*endpoint, bool, error) {
+	ep, trial, err := p.acquire(ctx, avoid)
+	if err != nil {
+		return nil, false, err
+	}
 	if p.reqLimit != nil {
 		if err := p.reqLimit.Wait(ctx); err != nil {
+			p.release(ep, trial, outcomeCanceled, attemptSignals{}, 0)
 			return nil, false, fmt.Errorf("requests rate limit: %w", err)
 		}
 	}
 	if p.tokLimit != nil && tokens > 0 {
 		// A task bigger than the bucket waits for a full bucket.
 		if err := p.tokLimit.WaitN(ctx, min(tokens, p.tokLimit.Burst())); err != nil {
+			p.release(ep, trial, outcomeCanceled, attemptSignals{}, 0)
 			return nil, false, fmt.Errorf("tokens rate limit: %w", err)
 		}
 	}
-	return p.acquire(ctx, avoid)
+	return ep, trial, nil
 }
 
 // acquire takes an in-flight slot on the endpoint with the fewest requests in flight
@@ -512,6 +525,15 @@ func (p *Pool) acquire(ctx context.Context, avoid *endpoint) (ep *endpoint, tria
 			p.emit(notes)
 			return best, trial, nil
 		}
+		if p.allEjectedLocked() {
+			// Nothing will free up before a breaker's cooldown: fail now, so that the
+			// caller's batch is retried with its own backoff (and counted, and logged)
+			// rather than held here for the whole task deadline.
+			why := p.unavailableLocked()
+			p.mu.Unlock()
+			p.emit(notes)
+			return nil, false, errors.New("no endpoint available: " + why)
+		}
 		if p.wake == nil {
 			p.wake = make(chan struct{})
 		}
@@ -539,6 +561,17 @@ func (p *Pool) acquire(ctx context.Context, avoid *endpoint) (ep *endpoint, tria
 }
 
 // unavailableLocked describes why no endpoint has room.
+// allEjectedLocked reports whether no endpoint can take a request until a breaker's
+// cooldown ends: there are none, or every breaker is open. p.mu is held.
+func (p *Pool) allEjectedLocked() bool {
+	for _, e := range p.eps {
+		if e.br.state != stateOpen {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *Pool) unavailableLocked() string {
 	if len(p.eps) == 0 {
 		if p.cfg.DNS != nil {
@@ -592,11 +625,11 @@ func (o outcome) String() string {
 func (p *Pool) run(ctx, taskCtx context.Context, ep *endpoint, trial bool, attempt func(context.Context, string) error) (out outcome, latency time.Duration, err error) {
 	actx, cancel := context.WithTimeoutCause(taskCtx, p.cfg.Timeout, errAttemptTimeout)
 	defer cancel()
-	overload := false
+	var sig attemptSignals
 	released := false
 	defer func() {
 		if !released { // attempt panicked: free the slot, tell nobody anything
-			p.release(ep, trial, outcomeCanceled, false, 0)
+			p.release(ep, trial, outcomeCanceled, attemptSignals{}, 0)
 		}
 	}()
 	start := time.Now()
@@ -608,29 +641,42 @@ func (p *Pool) run(ctx, taskCtx context.Context, ep *endpoint, trial bool, attem
 	case ctx.Err() != nil:
 		out = outcomeCanceled
 	case actx.Err() != nil:
-		if context.Cause(actx) == errAttemptTimeout {
-			out, overload = outcomeRetryable, true
-			err = fmt.Errorf("%s: %w after %s (%v)", ep.url, errAttemptTimeout, p.cfg.Timeout, err)
+		cause := context.Cause(actx)
+		// An attempt the task deadline cut after it had run half its timeout is evidence
+		// of a slow endpoint too; without it, a deadline close to the timeout would keep
+		// a hung endpoint's breaker closed.
+		if cause == errAttemptTimeout || cause == errTaskDeadline && latency >= p.cfg.Timeout/2 {
+			out, sig.overload = outcomeRetryable, true
+			err = fmt.Errorf("%s: %w after %s (%v)", ep.url, errAttemptTimeout, latency.Round(time.Millisecond), err)
 		} else {
 			out = outcomeCanceled
 		}
 	case Retryable(err):
 		out = outcomeRetryable
-		if he, ok := errors.AsType[*HTTPError](err); ok && he.overload() {
-			overload = true
+		if he, ok := errors.AsType[*HTTPError](err); ok {
+			sig.overload = he.overload()
+			// 429 is the server pacing us, not failing: the limit backs off, the breaker
+			// does not eject the endpoint for it.
+			sig.throttled = he.StatusCode == http.StatusTooManyRequests
 		}
 		err = fmt.Errorf("%s: %w", ep.url, err)
 	default:
 		out = outcomePermanent
 	}
 	released = true
-	p.release(ep, trial, out, overload, latency)
+	p.release(ep, trial, out, sig, latency)
 	p.m.attempts.Add(ctx, 1, ep.attrs.outcome[out])
 	return out, latency, err
 }
 
 // release frees ep's slot and feeds the outcome to its limiter and breaker.
-func (p *Pool) release(ep *endpoint, trial bool, out outcome, overload bool, latency time.Duration) {
+// attemptSignals are what a failed attempt tells the limiter and the breaker.
+type attemptSignals struct {
+	overload  bool // 429, 503, 504 or a timeout: the limit backs off
+	throttled bool // 429: not a failure for the breaker
+}
+
+func (p *Pool) release(ep *endpoint, trial bool, out outcome, sig attemptSignals, latency time.Duration) {
 	var notes []note
 	now := time.Now()
 	p.mu.Lock()
@@ -646,10 +692,12 @@ func (p *Pool) release(ep *endpoint, trial bool, out outcome, overload bool, lat
 		}
 	case outcomeRetryable:
 		ep.failures++
-		if overload {
+		if sig.overload {
 			ep.lim.onOverload(latency, now)
 		}
-		if ep.br.failure(trial, now) {
+		if sig.throttled {
+			ep.br.neutral(trial)
+		} else if ep.br.failure(trial, now) {
 			why := fmt.Sprintf("%d consecutive failures", p.cfg.Breaker.Failures)
 			if trial {
 				why = "trial request failed"

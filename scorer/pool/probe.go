@@ -97,6 +97,11 @@ func (p *Pool) probe(ep *endpoint) error {
 	if err != nil {
 		return err
 	}
+	for k, vs := range p.opts.ProbeHeader {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
 	req.Header.Set("User-Agent", "raterd")
 	resp, err := p.client.Do(req)
 	if err != nil {
