@@ -293,6 +293,10 @@ func runPoolBench(b *testing.B, endpoints, hung int, client string, window time.
 	if svc > 0 {
 		b.ReportMetric(float64(p99)/float64(svc), "added_p99/service")
 	}
+	if completed > 0 {
+		b.Logf("requests: %d prompt and %d completion tokens on average; capacity %.1f req/s per healthy server",
+			promptTok/completed, complTok/completed, capacity/float64(healthy))
+	}
 	if len(limitsLog) > 0 {
 		b.Logf("in flight/limit per endpoint, each second: %s", strings.Join(limitsLog, " "))
 	}

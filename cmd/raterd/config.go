@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -254,8 +255,8 @@ func (c *Config) Validate() error {
 		}
 		switch j.Type {
 		case JudgeHeuristic:
-			if j.Model != "" || len(j.Endpoints) > 0 || j.DNS != nil || j.Reward != nil {
-				return fmt.Errorf("%s: a heuristic judge takes no model, endpoints, dns or reward settings", key)
+			if !reflect.DeepEqual(j.OpenAIConfig, scorer.OpenAIConfig{}) || j.Reward != nil {
+				return fmt.Errorf("%s: a heuristic judge takes no other keys than type (model, endpoints, pool and reward settings are for openai and reward judges)", key)
 			}
 		case JudgeOpenAI:
 			if j.Reward != nil {
@@ -265,8 +266,13 @@ func (c *Config) Validate() error {
 				return err
 			}
 		case JudgeReward:
-			if j.MaxTokens != 0 || j.Logprobs || j.TopLogprobs != 0 || j.FormatReminder != nil {
-				return fmt.Errorf("%s: max_tokens, logprobs, top_logprobs and format_reminder are for openai judges, not reward judges", key)
+			for _, k := range []struct {
+				name string
+				set  bool
+			}{{"max_tokens", j.MaxTokens != 0}, {"logprobs", j.Logprobs}, {"top_logprobs", j.TopLogprobs != 0}, {"format_reminder", j.FormatReminder != nil}} {
+				if k.set {
+					return fmt.Errorf("%s.%s: only openai judges take it, not reward judges", key, k.name)
+				}
 			}
 			if j.Reward == nil {
 				j.Reward = &scorer.RewardSettings{}

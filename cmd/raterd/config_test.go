@@ -70,9 +70,10 @@ func TestParseConfigRejectsNamingTheKey(t *testing.T) {
 		{"redis cluster db", validConfig + "redis: {addrs: [\"a:1\", \"b:1\"], db: 2}\n", "redis.db"},
 		{"in-flight bytes below batch bytes", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: [t]\n  batch: {max_bytes: 100000000}", 1), "kafka.max_in_flight_bytes"},
 		{"reward without labels asked to classify", strings.Replace(validConfig, "  pool-a:\n", "  rm: {type: reward, model: m, endpoints: [{url: \"http://127.0.0.1:8000\"}]}\n  pool-a:\n", 1) +
-			"  - {name: c, judge: rm, task: classification}\n", "evaluators[2] (c).task"},
+			"  - {name: c, judge: rm, task: classification, positive_label: good}\n", "evaluators[2] (c).task"},
 		{"reward settings on an openai judge", strings.Replace(validConfig, "model: prometheus-7b-v2.0", "model: p\n    reward: {api: tei-predict}", 1), "judges.pool-a.reward"},
-		{"openai keys on a reward judge", strings.Replace(validConfig, "type: openai", "type: reward\n    logprobs: true", 1), "judges.pool-a"},
+		{"openai keys on a reward judge", strings.Replace(validConfig, "type: openai", "type: reward\n    logprobs: true", 1), "judges.pool-a.logprobs"},
+		{"pool keys on a heuristic judge", strings.Replace(validConfig, "{type: heuristic}", "{type: heuristic, timeout: 5s}", 1), "judges.checks: a heuristic judge takes no other keys"},
 		{"bad reward api", strings.Replace(validConfig, "type: openai", "type: reward\n    reward: {api: grpc}", 1), "judges.pool-a.reward.api"},
 		{"bad format", strings.Replace(validConfig, `criteria: "Is it helpful?"`, `criteria: "x", format: gpt`, 1), "evaluators[1] (helpful).format"},
 		{"pairwise without candidates", strings.Replace(validConfig, `criteria: "Is it helpful?"`, `criteria: "x", task: pairwise, fields: [prompt, response]`, 1), "evaluators[1] (helpful).fields"},
