@@ -132,7 +132,7 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
 	brokers := cluster.ListenAddrs()
 
 	// The judge pool simulator, served on loopback and reached through the openai judge.
-	sim := simulator.New(simulator.Config{MaxSeqs: 64, StepBase: 500 * time.Microsecond, StepPerSeq: 5 * time.Microsecond, PrefillPerToken: time.Microsecond})
+	sim := simulator.New(simulator.Config{MaxSeqs: 64, StepBase: 200 * time.Microsecond, StepPerSeq: 2 * time.Microsecond, PrefillPerToken: 200 * time.Nanosecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("judgesim listener: %w", err)
