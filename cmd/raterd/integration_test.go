@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"log/slog"
 	"net"
 	"net/http"
@@ -108,8 +109,10 @@ func integrationTraffic(n int) (values [][]byte, invalid int, reasons map[string
 		}
 		prompt := fmt.Sprintf("Question %d: how do I reset my password? Respond in JSON if you can.", i%40)
 		ts := base.Add(time.Duration(i%60) * time.Minute).Format(time.RFC3339)
-		v := fmt.Sprintf(`{"id":"it-%d","timestamp":%q,"model":"support-llm-v%d","app":"helpdesk","prompt":%q,"response":%q,"metadata":{"region":"eu"}}`,
-			i, ts, 7+i%2, prompt, answers[i%len(answers)])
+		// Every record carries a baseline candidate, so the pairwise evaluator judges all.
+		v := fmt.Sprintf(`{"id":"it-%d","timestamp":%q,"model":"support-llm-v%d","app":"helpdesk","prompt":%q,"response":%q,`+
+			`"candidates":[{"model":"support-llm-v6","response":%q}],"metadata":{"region":"eu"}}`,
+			i, ts, 7+i%2, prompt, answers[i%len(answers)], answers[(i+1)%len(answers)])
 		values = append(values, []byte(v))
 	}
 	return values, invalid, reasons
@@ -149,14 +152,23 @@ judges:
     type: openai
     model: judgesim-it
     endpoints: [{url: %q, max_in_flight: 16}]
+    logprobs: true
+  rm:
+    type: reward
+    model: judgesim-rm
+    endpoints: [{url: %q}]
+    reward: {api: vllm-pooling, max_batch: 16}
 evaluators:
   - {name: refusal, judge: checks, check: refusal}
   - {name: pii, judge: checks, check: pii}
   - {name: json_validity, judge: checks, check: json}
   - {name: truncated, judge: checks, check: truncated}
   - {name: helpfulness, judge: sim, criteria: "Is the answer helpful and correct?"}
+  - {name: preference, judge: sim, task: pairwise, format: prometheus2, criteria: "Which answer is more helpful?"}
+  - {name: on_topic, judge: sim, task: classification, format: selene, labels: [on_topic, off_topic], criteria: "Does the answer address the question?"}
+  - {name: reward, judge: rm}
 admin: {listen: "off"}
-`, s.kafka, topic, group, s.redis, db, s.clickhouse, db, simURL)
+`, s.kafka, topic, group, s.redis, db, s.clickhouse, db, simURL, strings.TrimSuffix(simURL, "/v1"))
 	cfg, err := ParseConfig([]byte(text), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -248,6 +260,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 		t.Fatalf("SELECT count() FROM scores FINAL = %d, want valid records × evaluators = %d × %d = %d", rows, valid, evaluators, want)
 	}
 	t.Logf("scores FINAL = %d rows (%d valid records × %d evaluators)", rows, valid, evaluators)
+	checkTaskRows(t, conn, db, valid)
 
 	// The hourly view aggregated the same rows.
 	var hourly uint64
@@ -392,6 +405,7 @@ func distinctKeys(t *testing.T, cfg *Config, st *stack, values [][]byte) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer closeJudges(context.Background(), judges)
 	keys := map[string]bool{}
 	for i, v := range values {
 		r, err := consumer.Decode(v, record.Source{Topic: "t", Offset: int64(i)}, time.Now(), consumer.DefaultMaxRecordBytes)
@@ -405,6 +419,72 @@ func distinctKeys(t *testing.T, cfg *Config, st *stack, values [][]byte) int {
 		}
 	}
 	return len(keys)
+}
+
+// checkTaskRows checks what each task type and judge stored in ClickHouse: every row ok,
+// pairwise preferences in [0,1] with an agreement label, classification labels from the
+// evaluator with 0/1 scores and a probability, and the judge identities.
+func checkTaskRows(t *testing.T, conn driver.Conn, db string, valid int) {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `
+SELECT evaluator, judge, task_type, count(), countIf(status = 'ok'), min(score), max(score),
+       groupUniqArray(label), toFloat64(min(confidence)), toFloat64(max(confidence))
+FROM `+db+`.scores FINAL
+WHERE evaluator IN ('preference', 'on_topic', 'reward', 'helpfulness')
+GROUP BY evaluator, judge, task_type ORDER BY evaluator`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var evaluator, judge, task string
+		var n, ok uint64
+		var lo, hi, clo, chi float64
+		var labels []string
+		if err := rows.Scan(&evaluator, &judge, &task, &n, &ok, &lo, &hi, &labels, &clo, &chi); err != nil {
+			t.Fatal(err)
+		}
+		seen[evaluator] = true
+		t.Logf("%s: judge %s, task %s, %d rows, score %.3f..%.3f, labels %v, confidence %.3f..%.3f", evaluator, judge, task, n, lo, hi, labels, clo, chi)
+		if n != uint64(valid) || ok != n {
+			t.Errorf("%s: %d rows, %d ok; want %d, all ok", evaluator, n, ok, valid)
+		}
+		switch evaluator {
+		case "helpfulness":
+			if judge != "openai:judgesim-it+logprobs" || task != "pointwise" || lo < 1 || hi > 5 || clo <= 0 || chi > 1 {
+				t.Errorf("helpfulness rows: %s %s %g..%g, confidence %g..%g", judge, task, lo, hi, clo, chi)
+			}
+		case "preference":
+			for _, l := range labels {
+				if l != "first" && l != "second" && l != "inconsistent" {
+					t.Errorf("preference label %q", l)
+				}
+			}
+			if task != "pairwise" || lo < 0 || hi > 1 || lo == hi {
+				t.Errorf("preference rows: %s, scores %g..%g", task, lo, hi)
+			}
+		case "on_topic":
+			for _, l := range labels {
+				if l != "on_topic" && l != "off_topic" {
+					t.Errorf("on_topic label %q", l)
+				}
+			}
+			if task != "classification" || lo < 0 || hi > 1 || clo <= 0 || chi > 1 {
+				t.Errorf("on_topic rows: %s, scores %g..%g, confidence %g..%g", task, lo, hi, clo, chi)
+			}
+		case "reward":
+			if judge != "reward:judgesim-rm@vllm-pooling" || task != "pointwise" || lo == hi {
+				t.Errorf("reward rows: %s %s, scores %g..%g", judge, task, lo, hi)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 4 {
+		t.Errorf("rows for %v; want helpfulness, preference, on_topic and reward", seen)
+	}
 }
 
 // readmeQueries returns the statements of the README's SQL example block.
