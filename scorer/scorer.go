@@ -65,8 +65,6 @@ type Scorer struct {
 	opts       Options
 	tracer     trace.Tracer
 
-	cacheDown   sync.Mutex // guards cacheIsDown for log-once-per-state-change
-	cacheIsDown bool
 
 	totalsMu sync.Mutex
 	totals   BatchStats
@@ -241,7 +239,7 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 		lead, leadFlights, follow, followFlights := s.claim(tasks, todo, round < 2)
 
 		misses := lead
-		if s.opts.Cache != nil && len(lead) > 0 && !st.CacheBypass {
+		if s.opts.Cache != nil && len(lead) > 0 {
 			misses = s.lookup(ctx, tasks, lead, &st)
 		}
 		err := s.judgeTasks(ctx, tasks, misses, &st, judged)
@@ -436,7 +434,8 @@ func (s *Scorer) flightWaiters() int {
 }
 
 // lookup answers the tasks at idx from the cache in one round trip and returns those
-// that missed.
+// that missed. A cache that fails (Redis down) may still return the hits of a tier in
+// front of it; the rest are misses, and the batch goes on.
 func (s *Scorer) lookup(ctx context.Context, tasks []pending, idx []int, st *BatchStats) []int {
 	keys := make([]string, len(idx))
 	for n, i := range idx {
@@ -445,7 +444,9 @@ func (s *Scorer) lookup(ctx context.Context, tasks []pending, idx []int, st *Bat
 	vals, err := s.cacheCall(ctx, "lookup", func(ctx context.Context) ([][]byte, error) { return s.opts.Cache.GetMany(ctx, keys) })
 	if err != nil {
 		st.CacheBypass = true
-		return idx
+		if len(vals) != len(idx) {
+			return idx
+		}
 	}
 	var misses []int
 	for n, i := range idx {
@@ -482,9 +483,10 @@ func (s *Scorer) land(tasks []pending, idx []int, flights []*flight, judged []bo
 	}
 }
 
-// fillCache stores the successful verdicts among idx in one round trip.
+// fillCache stores the successful verdicts among idx in one round trip. A cache that
+// fails is skipped: the verdicts are in the score rows either way.
 func (s *Scorer) fillCache(ctx context.Context, tasks []pending, idx []int, judged []bool, st *BatchStats) {
-	if s.opts.Cache == nil || st.CacheBypass || ctx.Err() != nil {
+	if s.opts.Cache == nil || ctx.Err() != nil {
 		return
 	}
 	var fill []cache.Entry
@@ -503,30 +505,17 @@ func (s *Scorer) fillCache(ctx context.Context, tasks []pending, idx []int, judg
 	}
 }
 
-// cacheCall runs one bounded cache round trip; failures are logged once per state change
-// and counted, never returned to the batch (the cache is optional).
+// cacheCall runs one bounded cache round trip. Failures are counted and never fail the
+// batch (the cache is optional); the cache itself logs its state changes (see
+// cache.Tiered).
 func (s *Scorer) cacheCall(ctx context.Context, op string, f func(context.Context) ([][]byte, error)) ([][]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CacheTimeout)
 	defer cancel()
 	vals, err := f(cctx)
-	if err != nil && ctx.Err() != nil {
-		return nil, err // the batch is ending (shutdown), not the cache failing
-	}
-	s.cacheDown.Lock()
-	defer s.cacheDown.Unlock()
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		s.mBypass.Add(ctx, 1, metric.WithAttributes(attribute.String("op", op)))
-		if !s.cacheIsDown {
-			s.opts.Logger.Warn("cache unavailable; scoring without it", "op", op, "err", err)
-			s.cacheIsDown = true
-		}
-		return nil, err
 	}
-	if s.cacheIsDown {
-		s.opts.Logger.Info("cache available again")
-		s.cacheIsDown = false
-	}
-	return vals, nil
+	return vals, err
 }
 
 // CacheKey is the cache key of a verdict: a hash of the evaluator's rubric version, the

@@ -43,9 +43,13 @@ type Config struct {
 
 // RedisConfig configures the verdict cache.
 type RedisConfig struct {
-	// Addrs are host:port addresses; one for a single server, several for a Cluster.
-	// Empty disables Redis. Env override: RATERD_REDIS_ADDR (comma-separated).
+	// Addrs are host:port addresses; one for a single server, several for a Cluster, or
+	// the Sentinels when MasterName is set. Empty disables Redis. Env override:
+	// RATERD_REDIS_ADDR (comma-separated).
 	Addrs []string `yaml:"addrs"`
+	// MasterName, when set, is the Sentinel master name: Addrs are then Sentinel
+	// addresses and raterd follows failovers. Default: none (no Sentinel).
+	MasterName string `yaml:"master_name"`
 	// Username and Password for Redis ACLs. Env overrides: RATERD_REDIS_USERNAME,
 	// RATERD_REDIS_PASSWORD.
 	Username string `yaml:"username"`
@@ -62,6 +66,24 @@ type RedisConfig struct {
 	// MemoryBytes bounds the in-process cache used when Redis is not configured.
 	// Default 64 MiB.
 	MemoryBytes int `yaml:"memory_bytes"`
+	// LocalBytes bounds the in-process tier in front of Redis that answers hot keys
+	// without a round trip (least recently used keys are evicted). Default 32 MiB; -1
+	// turns the tier off.
+	LocalBytes int `yaml:"local_bytes"`
+	// Breaker skips Redis while it fails, so that no batch waits on a dead cache.
+	Breaker RedisBreakerConfig `yaml:"breaker"`
+}
+
+// RedisBreakerConfig is the cache's circuit breaker: after Failures consecutive failed
+// round trips Redis is skipped for Cooldown (doubling per failed retry up to
+// MaxCooldown), then one batch tries it again.
+type RedisBreakerConfig struct {
+	// Failures is the consecutive failed round trips that open the breaker. Default 3.
+	Failures int `yaml:"failures"`
+	// Cooldown is the first skip period. Default 1s.
+	Cooldown time.Duration `yaml:"cooldown"`
+	// MaxCooldown caps the doubling cooldown. Default 30s.
+	MaxCooldown time.Duration `yaml:"max_cooldown"`
 }
 
 // JudgeConfig is one judge pool.
@@ -370,10 +392,37 @@ func (r *RedisConfig) validate(key string) error {
 	if r.MemoryBytes < 0 {
 		return fmt.Errorf("%s.memory_bytes: %d is negative", key, r.MemoryBytes)
 	}
+	if r.LocalBytes == 0 {
+		r.LocalBytes = 32 << 20
+	}
+	if r.LocalBytes < -1 {
+		return fmt.Errorf("%s.local_bytes: %d is not a size or -1 (off)", key, r.LocalBytes)
+	}
+	b := &r.Breaker
+	if b.Failures == 0 {
+		b.Failures = 3
+	}
+	if b.Cooldown == 0 {
+		b.Cooldown = time.Second
+	}
+	if b.MaxCooldown == 0 {
+		b.MaxCooldown = max(30*time.Second, b.Cooldown)
+	}
+	switch {
+	case b.Failures < 1 || b.Failures > 1000:
+		return fmt.Errorf("%s.breaker.failures: %d is not in 1..1000", key, b.Failures)
+	case b.Cooldown < 0:
+		return fmt.Errorf("%s.breaker.cooldown: %s is negative", key, b.Cooldown)
+	case b.MaxCooldown < b.Cooldown:
+		return fmt.Errorf("%s.breaker.max_cooldown: %s is below cooldown %s", key, b.MaxCooldown, b.Cooldown)
+	}
+	if r.MasterName != "" && len(r.Addrs) == 0 {
+		return fmt.Errorf("%s.master_name: needs the Sentinel addresses in addrs", key)
+	}
 	if r.DB < 0 || r.DB > 15 && len(r.Addrs) > 0 {
 		return fmt.Errorf("%s.db: %d is out of range", key, r.DB)
 	}
-	if r.DB != 0 && len(r.Addrs) > 1 {
+	if r.DB != 0 && len(r.Addrs) > 1 && r.MasterName == "" {
 		return fmt.Errorf("%s.db: a Redis Cluster (several addrs) has only database 0", key)
 	}
 	return nil

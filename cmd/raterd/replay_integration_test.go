@@ -103,6 +103,7 @@ func TestIntegrationScoresWithoutAnUnreachableRedis(t *testing.T) {
 	down := s
 	down.redis = "127.0.0.1:1" // nothing listens there
 	cfg := integrationConfig(t, down, topic, "it-noredis-"+suffix, db, simURL)
+	cfg.Redis.LocalBytes = -1 // no in-process tier either: no hits at all
 	stats, st := runGroup(t, cfg, int64(len(values)))
 	tot := st.Scorer.Totals()
 	if !tot.CacheBypass || tot.CacheHits != 0 || stats.Retries != 0 {
