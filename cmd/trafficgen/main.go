@@ -10,6 +10,12 @@
 //
 //	go run ./cmd/trafficgen -n 3000 -seed 1 -o testdata/traffic.jsonl
 //
+// For cache benchmarks, -zipf-s switches to exact-repeat traffic, where prompts and
+// prompt+response pairs repeat byte for byte, for example 50,000 records over 10,000
+// distinct prompts with one answer each:
+//
+//	go run ./cmd/trafficgen -zipf-s 1.1 -distinct 10000 -n 50000 -seed 1 -o /tmp/zipf.jsonl
+//
 // Equal flags give byte-identical output.
 package main
 
@@ -18,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -40,14 +47,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("trafficgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		opts  traffic.Options
-		start string
-		out   string
+		opts     traffic.Options
+		start    string
+		out      string
+		repeatS  float64
+		variants int
 	)
 	fs.IntVar(&opts.Count, "n", d.Count, "number of lines (message values) to write, invalid ones included")
 	fs.Int64Var(&opts.Seed, "seed", d.Seed, "seed of the PCG generator; equal flags give byte-identical output")
-	fs.IntVar(&opts.DistinctPrompts, "distinct", d.DistinctPrompts, "number of distinct prompts the requests draw from")
-	fs.Float64Var(&opts.ZipfS, "zipf", d.ZipfS, "Zipf exponent s (> 1) of prompt popularity; higher concentrates traffic on fewer prompts")
+	fs.IntVar(&opts.DistinctPrompts, "distinct", d.DistinctPrompts, "number of distinct prompts the requests draw from, in both kinds of traffic")
+	fs.Float64Var(&opts.ZipfS, "zipf", d.ZipfS, "Zipf exponent s (> 1) of prompt popularity in the mixed traffic; higher concentrates traffic on fewer prompts")
+	fs.Float64Var(&repeatS, "zipf-s", 0, "exact-repeat traffic for cache benchmarks with Zipf exponent `s` (> 1) of prompt popularity: each prompt and its answers\n"+
+		"are fixed, so prompts and prompt+response pairs repeat byte for byte; prompts are 200-4,000 characters, answers 200-2,000;\n"+
+		"no invalid lines unless -invalid is given. 0 = off: the mixed traffic, whose popularity -zipf sets")
+	fs.IntVar(&variants, "answer-variants", 1, "with -zipf-s: distinct answers per prompt; 1 gives each prompt one fixed answer, n > 1 picks answer v (from 0)\n"+
+		"with probability proportional to (1+v)^-s")
 	fs.Float64Var(&opts.InvalidShare, "invalid", d.InvalidShare, "share in [0,1] of deliberately invalid lines (not JSON, missing model or response, invalid UTF-8)")
 	fs.StringVar(&start, "start", d.Start.Format(time.RFC3339), "timestamp of the first record, RFC 3339")
 	fs.DurationVar(&opts.Interval, "interval", d.Interval, "time between the timestamps of consecutive records")
@@ -62,8 +76,15 @@ prompts, some as chat transcripts; Zipf-distributed repeated prompts; mostly goo
 answers with a few percent each of refusals, PII leaks, broken JSON, truncated and
 looping answers, empty and long answers; and a share of invalid lines.
 
+With -zipf-s, exact-repeat traffic for cache benchmarks instead: each of -distinct
+prompts has -answer-variants fixed answers, so prompts and prompt+response pairs
+repeat byte for byte with Zipf popularity; model, app, metadata, id and timestamp
+still vary per request.
+
 Regenerate the committed sample with:
   go run ./cmd/trafficgen -n 3000 -seed 1 -o testdata/traffic.jsonl
+50,000 records over 10,000 distinct prompts for a cache benchmark:
+  go run ./cmd/trafficgen -zipf-s 1.1 -distinct 10000 -n 50000 -o zipf.jsonl
 
 Flags:
 `)
@@ -81,6 +102,26 @@ Flags:
 		return fmt.Errorf("-start: %w", err)
 	}
 	opts.Start = t
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case repeatS != 0:
+		if !(repeatS > 1 && !math.IsInf(repeatS, 1)) {
+			return fmt.Errorf("-zipf-s: must be a finite number > 1, or 0 for off, got %g", repeatS)
+		}
+		if variants < 1 {
+			return fmt.Errorf("-answer-variants: must be >= 1, got %d", variants)
+		}
+		if set["zipf"] {
+			return errors.New("-zipf and -zipf-s: give one; -zipf-s sets the exponent of exact-repeat traffic, -zipf that of the mixed traffic")
+		}
+		opts.ExactRepeats, opts.ZipfS, opts.AnswerVariants = true, repeatS, variants
+		if !set["invalid"] {
+			opts.InvalidShare = 0
+		}
+	case set["answer-variants"]:
+		return errors.New("-answer-variants: applies only with -zipf-s")
+	}
 	if err := opts.Validate(); err != nil {
 		return err
 	}

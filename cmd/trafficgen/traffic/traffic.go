@@ -11,6 +11,11 @@
 // the lines is deliberately invalid (not JSON, a required field missing, invalid UTF-8) so that
 // dead-lettering has something to do.
 //
+// Options.ExactRepeats switches to traffic for cache benchmarks: prompts drawn by a Zipf
+// distribution over DistinctPrompts ranks, each answered from a fixed set of AnswerVariants
+// answers, so that prompts and prompt+response pairs repeat byte for byte; DistinctKeys counts
+// the distinct ones, from which a benchmark knows the exact number of judge calls to expect.
+//
 // The output depends only on the Options: equal options give byte-identical output on every
 // platform. testdata/traffic.jsonl at the repository root is Write(DefaultOptions()).
 package traffic
@@ -39,13 +44,32 @@ type Options struct {
 	// 0 generates nothing. Default 3000.
 	Count int
 	// DistinctPrompts is the number of distinct prompts the requests draw from; the most
-	// popular ones are short, generic questions, the rest specific ones. 0 selects the
-	// default, 800.
+	// popular ones are short, generic questions, the rest specific ones (with ExactRepeats,
+	// all are specific ones). 0 selects the default, 800.
 	DistinctPrompts int
 	// ZipfS is the exponent s (> 1) of the Zipf distribution of prompt popularity: the
 	// prompt of rank k (from 0) is asked with probability proportional to (1+k)^-s, so a
 	// higher s concentrates traffic on fewer prompts. 0 selects the default, 1.1.
 	ZipfS float64
+	// ExactRepeats switches from the mixed traffic described in the package comment, where
+	// each request samples its answer, to exact-repeat traffic for cache benchmarks: the
+	// prompt of rank k and its answers are pure functions of Seed and k (byte-identical
+	// whatever Count, DistinctPrompts and AnswerVariants are), prompts are 200–4,000
+	// characters and answers 200–2,000, and everything an evaluator can read except
+	// metadata — prompt or messages, response, reference, candidates — repeats exactly with
+	// the prompt+response pair. Model, app (5% omit it), metadata, trace id, id and timestamp
+	// still vary per request. Invalid lines follow InvalidShare as in the mixed traffic: set
+	// it to 0 (as trafficgen -zipf-s does unless -invalid is given) for none. Prompts are
+	// built in rank order and kept, so memory grows with the highest rank drawn (a few KB
+	// per prompt, up to DistinctPrompts). Default false.
+	ExactRepeats bool
+	// AnswerVariants is, with ExactRepeats, the number of distinct answers each prompt gets.
+	// 1 gives every prompt one fixed answer, so each prompt+response pair repeats as often as
+	// its prompt. With n > 1, answer v (from 0) of a prompt is chosen with probability
+	// proportional to (1+v)^-ZipfS, like a deployed model that mostly repeats itself; the
+	// answers of a prompt are distinct as far as the prompt allows (DistinctKeys gives the
+	// exact count). Must be 0 without ExactRepeats. 0 selects the default, 1.
+	AnswerVariants int
 	// InvalidShare is the share, in [0, 1], of lines that are deliberately invalid: not
 	// JSON, JSON without "model", JSON without "response", or invalid UTF-8 in a string.
 	// The number of invalid lines is Count×InvalidShare rounded to the nearest integer.
@@ -97,6 +121,11 @@ func (o Options) Validate() error {
 	if o.ZipfS != 0 && !(o.ZipfS > 1 && !math.IsInf(o.ZipfS, 1)) {
 		errs = append(errs, fmt.Errorf("zipf_s: must be a finite number > 1 (0 selects %g), got %g", defaultZipfS, o.ZipfS))
 	}
+	if o.AnswerVariants < 0 {
+		errs = append(errs, fmt.Errorf("answer_variants: must be >= 0 (0 selects 1), got %d", o.AnswerVariants))
+	} else if o.AnswerVariants > 0 && !o.ExactRepeats {
+		errs = append(errs, fmt.Errorf("answer_variants: applies only with exact_repeats, got %d without it", o.AnswerVariants))
+	}
 	if !(o.InvalidShare >= 0 && o.InvalidShare <= 1) {
 		errs = append(errs, fmt.Errorf("invalid_share: must be in [0, 1], got %g", o.InvalidShare))
 	}
@@ -131,6 +160,9 @@ func (o Options) zerosToDefaults() Options {
 	if o.ZipfS == 0 {
 		o.ZipfS = d.ZipfS
 	}
+	if o.ExactRepeats && o.AnswerVariants == 0 {
+		o.AnswerVariants = 1
+	}
 	if o.Start.IsZero() {
 		o.Start = d.Start
 	}
@@ -151,6 +183,12 @@ func (o Options) withDefaults() Options {
 	}
 	if !(o.ZipfS > 1 && !math.IsInf(o.ZipfS, 1)) {
 		o.ZipfS = d.ZipfS
+	}
+	if o.AnswerVariants < 0 {
+		o.AnswerVariants = 1
+	}
+	if !o.ExactRepeats {
+		o.AnswerVariants = 0
 	}
 	if !(o.InvalidShare >= 0) {
 		o.InvalidShare = 0
@@ -222,6 +260,7 @@ type generator struct {
 	head    []int // faqs index of each head rank
 	prompts map[int]*promptSpec
 	seen    map[string]bool
+	rep     *repeater // with ExactRepeats, instead of prompts, seen and head
 	i       int
 
 	// Bookkeeping for tests: what the last line was and totals per behaviour.
@@ -256,6 +295,10 @@ func newGenerator(opts Options) *generator {
 	n := int(math.Round(float64(o.Count) * o.InvalidShare))
 	for _, i := range r.Perm(o.Count)[:n] {
 		g.invalid[i] = true
+	}
+	if o.ExactRepeats {
+		g.rep = newRepeater(o, r)
+		return g
 	}
 	headN := min(len(faqs), o.DistinctPrompts/4)
 	g.head = r.Perm(len(faqs))[:headN]
@@ -293,6 +336,9 @@ var (
 
 // next returns the next line.
 func (g *generator) next() []byte {
+	if g.rep != nil {
+		return g.nextRepeat()
+	}
 	i := g.i
 	g.i++
 	r := g.r
@@ -315,6 +361,13 @@ func (g *generator) next() []byte {
 	if r.Float64() < 0.03 {
 		rec.Candidates = g.candidates(r, p, model)
 	}
+	return g.finish(rec, p, b)
+}
+
+// finish adds metadata and a trace id to rec and renders it, corrupted if line i is to be
+// invalid.
+func (g *generator) finish(rec record.Record, p *promptSpec, b behaviour) []byte {
+	i, r := g.i-1, g.r
 	if r.Float64() < 0.9 {
 		rec.Metadata = map[string]string{
 			"region":          pickW(r, regions),
