@@ -198,6 +198,9 @@ func (e *Evaluator) Prepare(key string, kind JudgeKind) error {
 	if e.CacheTTL == 0 {
 		e.CacheTTL = 24 * time.Hour
 	}
+	if e.CacheTTL > maxCacheTTL {
+		return fmt.Errorf("%s.cache_ttl: %s is over a year (the cache's entries carry their expiry, at most a year ahead)", key, e.CacheTTL)
+	}
 	e.rubricVersion = e.computeRubricVersion()
 	return nil
 }
@@ -502,6 +505,9 @@ func writeField(h interface{ Write([]byte) (int, error) }, s string) {
 	_, _ = h.Write(n[:])
 	_, _ = h.Write([]byte(s))
 }
+
+// maxCacheTTL is the longest cache_ttl: scorer/cache's Redis entries expire within a year.
+const maxCacheTTL = 365 * 24 * time.Hour
 
 // ErrUnknownJudge is returned when an evaluator names a judge that is not configured.
 var ErrUnknownJudge = errors.New("unknown judge")

@@ -64,7 +64,8 @@ type RedisConfig struct {
 	// Default 250ms.
 	Timeout time.Duration `yaml:"timeout"`
 	// MemoryBytes bounds the in-process cache used when Redis is not configured.
-	// Default 64 MiB.
+	// Default 64 MiB; -1 turns caching off altogether (every judgement is made: for
+	// benchmarks and debugging).
 	MemoryBytes int `yaml:"memory_bytes"`
 	// LocalBytes bounds the in-process tier in front of Redis that answers hot keys
 	// without a round trip (least recently used keys are evicted). Default 32 MiB; -1
@@ -389,8 +390,8 @@ func (r *RedisConfig) validate(key string) error {
 	if r.MemoryBytes == 0 {
 		r.MemoryBytes = 64 << 20
 	}
-	if r.MemoryBytes < 0 {
-		return fmt.Errorf("%s.memory_bytes: %d is negative", key, r.MemoryBytes)
+	if r.MemoryBytes < -1 {
+		return fmt.Errorf("%s.memory_bytes: %d is not a size or -1 (no cache at all)", key, r.MemoryBytes)
 	}
 	if r.LocalBytes == 0 {
 		r.LocalBytes = 32 << 20

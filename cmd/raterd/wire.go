@@ -28,6 +28,7 @@ type stack struct {
 	Scores     consumer.ScoreSink
 	DeadLetter consumer.DeadLetterSink
 	ClickHouse driver.Conn // nil when ClickHouse is not configured
+	Cache      cache.Cache // nil when off
 	CacheDesc  string
 	closers    []io.Closer
 	judges     map[string]scorer.Judge
@@ -93,21 +94,26 @@ func buildJudges(cfg *Config, httpClient *http.Client, logger *slog.Logger, mete
 	return judges, nil
 }
 
-// buildCache returns Redis when configured (reachable or not: the scorer bypasses a cache
-// that fails), else a bounded in-process cache.
-func buildCache(ctx context.Context, cfg RedisConfig, logger *slog.Logger) (cache.Cache, io.Closer, string) {
+// buildCache returns Redis when configured — behind an in-process tier for hot keys and a
+// circuit breaker, reachable or not (a failing Redis is bypassed) — else a bounded
+// in-process cache, or none when memory_bytes is -1.
+func buildCache(ctx context.Context, cfg RedisConfig, logger *slog.Logger, meters metric.MeterProvider) (cache.Cache, []io.Closer, string) {
 	if len(cfg.Addrs) == 0 {
+		if cfg.MemoryBytes < 0 {
+			return nil, nil, "off"
+		}
 		return cache.NewMemory(cfg.MemoryBytes), nil, fmt.Sprintf("in-process (%d MiB)", cfg.MemoryBytes>>20)
 	}
 	opts := &redis.UniversalOptions{
 		Addrs:        cfg.Addrs,
+		MasterName:   cfg.MasterName,
 		Username:     cfg.Username,
 		Password:     cfg.Password,
 		DB:           cfg.DB,
 		DialTimeout:  cfg.Timeout * 4,
 		ReadTimeout:  cfg.Timeout,
 		WriteTimeout: cfg.Timeout,
-		MaxRetries:   -1, // the scorer bypasses a failing cache; retries would only add latency
+		MaxRetries:   -1, // the breaker bypasses a failing cache; retries would only add latency
 	}
 	if cfg.TLS {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -116,9 +122,23 @@ func buildCache(ctx context.Context, cfg RedisConfig, logger *slog.Logger) (cach
 	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout*4)
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
-		logger.Warn("redis unreachable at start; scoring without the cache until it answers", "addrs", cfg.Addrs, "err", err)
+		logger.Warn("redis unreachable at start; scoring without it until it answers", "addrs", cfg.Addrs, "err", err)
 	}
-	return cache.NewRedis(client, cfg.KeyPrefix), client, fmt.Sprintf("redis %v", cfg.Addrs)
+	var local *cache.Memory
+	desc := fmt.Sprintf("redis %v", cfg.Addrs)
+	if cfg.LocalBytes > 0 {
+		local = cache.NewMemory(cfg.LocalBytes)
+		desc += fmt.Sprintf(" behind an in-process tier (%d MiB)", cfg.LocalBytes>>20)
+	}
+	tiered := cache.NewTiered(local, cache.NewRedis(client, cfg.KeyPrefix), cache.TieredOptions{
+		Timeout:          cfg.Timeout,
+		FailureThreshold: cfg.Breaker.Failures,
+		Cooldown:         cfg.Breaker.Cooldown,
+		MaxCooldown:      cfg.Breaker.MaxCooldown,
+		Logger:           logger,
+		MeterProvider:    meters,
+	})
+	return tiered, []io.Closer{client, tiered}, desc
 }
 
 // buildStack wires judges, cache and sinks. A ClickHouse schema that is behind the
@@ -130,13 +150,12 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 		return nil, err
 	}
 	st.judges = judges
-	c, closer, desc := buildCache(ctx, cfg.Redis, logger)
-	if closer != nil {
-		st.closers = append(st.closers, closer)
-	}
-	st.CacheDesc = desc
+	c, closers, desc := buildCache(ctx, cfg.Redis, logger, tel.Meters)
+	st.closers = append(st.closers, closers...)
+	st.Cache, st.CacheDesc = c, desc
 	st.Scorer, err = scorer.New(cfg.Evaluators, judges, scorer.Options{
-		Cache: c, CacheTimeout: cfg.Redis.Timeout, MaxExplanationBytes: cfg.Scoring.MaxExplanationBytes,
+		// The cache bounds each Redis call itself; this is a backstop for the whole call.
+		Cache: c, CacheTimeout: 2 * cfg.Redis.Timeout, MaxExplanationBytes: cfg.Scoring.MaxExplanationBytes,
 		Logger: logger, MeterProvider: tel.Meters, TracerProvider: tel.Tracers,
 	})
 	if err != nil {

@@ -8,7 +8,8 @@ import (
 )
 
 // Memory is a bounded in-process cache: least recently used entries are evicted once the
-// stored keys and values exceed MaxBytes. Safe for concurrent use.
+// stored keys and values exceed MaxBytes. Each entry expires at the time its TTL (or, when
+// Tiered backfills it, the remote tier's expiry) says. Safe for concurrent use.
 type Memory struct {
 	mu       sync.Mutex
 	maxBytes int
@@ -29,7 +30,7 @@ func NewMemory(maxBytes int) *Memory {
 	return &Memory{maxBytes: maxBytes, order: list.New(), entries: make(map[string]*list.Element), now: time.Now}
 }
 
-// GetMany implements Cache.
+// GetMany implements Cache. It never fails.
 func (m *Memory) GetMany(_ context.Context, keys []string) ([][]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -51,27 +52,45 @@ func (m *Memory) GetMany(_ context.Context, keys []string) ([][]byte, error) {
 	return out, nil
 }
 
-// SetMany implements Cache.
+// SetMany implements Cache. It never fails; an entry larger than the whole cache, or with
+// a non-positive TTL, is not stored.
 func (m *Memory) SetMany(_ context.Context, entries []Entry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	for _, in := range entries {
-		size := len(in.Key) + len(in.Value)
-		if size > m.maxBytes {
-			continue // would evict everything and still not fit
-		}
-		if el, ok := m.entries[in.Key]; ok {
-			m.remove(el)
-		}
-		e := &memoryEntry{key: in.Key, value: in.Value, expires: now.Add(in.TTL)}
-		m.entries[in.Key] = m.order.PushFront(e)
-		m.bytes += size
-		for m.bytes > m.maxBytes {
-			m.remove(m.order.Back())
+		if in.TTL > 0 {
+			m.put(in.Key, in.Value, now.Add(in.TTL))
 		}
 	}
 	return nil
+}
+
+// setUntil stores values that expire at the given absolute times (Tiered's backfill from
+// the remote tier, so that a local copy expires when the remote one does).
+func (m *Memory) setUntil(keys []string, items []Item) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, k := range keys {
+		m.put(k, items[i].Value, items[i].Expires)
+	}
+}
+
+// put stores one entry; m.mu is held.
+func (m *Memory) put(key string, value []byte, expires time.Time) {
+	size := len(key) + len(value)
+	if size > m.maxBytes {
+		return // would evict everything and still not fit
+	}
+	if el, ok := m.entries[key]; ok {
+		m.remove(el)
+	}
+	e := &memoryEntry{key: key, value: value, expires: expires}
+	m.entries[key] = m.order.PushFront(e)
+	m.bytes += size
+	for m.bytes > m.maxBytes {
+		m.remove(m.order.Back())
+	}
 }
 
 // Len is the number of stored entries, expired ones included until touched.
@@ -79,6 +98,13 @@ func (m *Memory) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.entries)
+}
+
+// Bytes is the size of the stored keys and values, expired ones included until touched.
+func (m *Memory) Bytes() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bytes
 }
 
 func (m *Memory) remove(el *list.Element) {
