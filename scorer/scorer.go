@@ -65,7 +65,6 @@ type Scorer struct {
 	opts       Options
 	tracer     trace.Tracer
 
-
 	totalsMu sync.Mutex
 	totals   BatchStats
 
