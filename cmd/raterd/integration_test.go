@@ -29,7 +29,7 @@ import (
 
 type services struct{ kafka, redis, clickhouse string }
 
-func requireServices(t *testing.T) services {
+func requireServices(t testing.TB) services {
 	t.Helper()
 	s := services{os.Getenv("RATERD_TEST_KAFKA"), os.Getenv("RATERD_TEST_REDIS"), os.Getenv("RATERD_TEST_CLICKHOUSE")}
 	if s.kafka == "" || s.redis == "" || s.clickhouse == "" {
@@ -42,7 +42,7 @@ func requireServices(t *testing.T) services {
 }
 
 // createTopic creates a fresh topic on the real broker and waits until it has leaders.
-func createTopic(t *testing.T, broker, topic string, partitions int) {
+func createTopic(t testing.TB, broker, topic string, partitions int) {
 	t.Helper()
 	conn, err := kafka.Dial("tcp", broker)
 	if err != nil {
@@ -118,7 +118,7 @@ func integrationTraffic(n int) (values [][]byte, invalid int, reasons map[string
 	return values, invalid, reasons
 }
 
-func startSimulator(t *testing.T) (string, *simulator.Simulator) {
+func startSimulator(t testing.TB) (string, *simulator.Simulator) {
 	t.Helper()
 	sim := simulator.New(simulator.Config{MaxSeqs: 32, StepBase: 200 * time.Microsecond, StepPerSeq: 5 * time.Microsecond, PrefillPerToken: time.Microsecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -399,7 +399,7 @@ func checkCommittedToEnd(t *testing.T, broker, topic, group string, partitions i
 }
 
 // distinctKeys counts the distinct cache keys of the valid records × applicable evaluators.
-func distinctKeys(t *testing.T, cfg *Config, st *stack, values [][]byte) int {
+func distinctKeys(t testing.TB, cfg *Config, st *stack, values [][]byte) int {
 	t.Helper()
 	judges, err := buildJudges(cfg, nil, slog.Default(), nil)
 	if err != nil {

@@ -119,7 +119,7 @@ func TestIntegrationScoresWithoutAnUnreachableRedis(t *testing.T) {
 }
 
 // migrated creates a fresh database with the current schema, dropped when the test ends.
-func migrated(t *testing.T, addr, db string) driver.Conn {
+func migrated(t testing.TB, addr, db string) driver.Conn {
 	t.Helper()
 	cfg := sinks.ClickHouseConfig{Addrs: []string{addr}, Database: db}
 	if err := cfg.Validate("clickhouse"); err != nil {
@@ -141,7 +141,7 @@ func migrated(t *testing.T, addr, db string) driver.Conn {
 
 // startPipeline builds a pipeline for cfg; the caller runs it, then calls leave to close
 // the reader (leaving the group) and the stack.
-func startPipeline(t *testing.T, cfg *Config) (p *consumer.Pipeline, st *stack, leave func()) {
+func startPipeline(t testing.TB, cfg *Config) (p *consumer.Pipeline, st *stack, leave func()) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	tel, err := newTelemetry(context.Background(), cfg.Telemetry)
