@@ -28,8 +28,9 @@ const DefaultMaxExplanationBytes = 1024
 type Options struct {
 	// Cache is the verdict cache; nil disables caching.
 	Cache cache.Cache
-	// CacheTimeout bounds each cache round trip; on timeout or error the batch is scored
-	// without the cache. Default 250ms.
+	// CacheTimeout bounds each cache call as a backstop; a cache.Tiered bounds its Redis
+	// round trips itself (keep this above its timeout). On timeout or error the batch is
+	// scored without the cache. Default 500ms.
 	CacheTimeout time.Duration
 	// MaxExplanationBytes bounds stored explanations. Default 1024.
 	MaxExplanationBytes int
@@ -91,7 +92,7 @@ func New(evaluators []*Evaluator, judges map[string]Judge, opts Options) (*Score
 		}
 	}
 	if opts.CacheTimeout == 0 {
-		opts.CacheTimeout = 250 * time.Millisecond
+		opts.CacheTimeout = 500 * time.Millisecond
 	}
 	if opts.MaxExplanationBytes == 0 {
 		opts.MaxExplanationBytes = DefaultMaxExplanationBytes
@@ -442,7 +443,7 @@ func (s *Scorer) lookup(ctx context.Context, tasks []pending, idx []int, st *Bat
 	}
 	vals, err := s.cacheCall(ctx, "lookup", func(ctx context.Context) ([][]byte, error) { return s.opts.Cache.GetMany(ctx, keys) })
 	if err != nil {
-		st.CacheBypass = true
+		s.noteBypass(ctx, st, "lookup")
 		if len(vals) != len(idx) {
 			return idx
 		}
@@ -499,22 +500,28 @@ func (s *Scorer) fillCache(ctx context.Context, tasks []pending, idx []int, judg
 	}
 	if len(fill) > 0 {
 		if _, err := s.cacheCall(ctx, "fill", func(ctx context.Context) ([][]byte, error) { return nil, s.opts.Cache.SetMany(ctx, fill) }); err != nil {
-			st.CacheBypass = true
+			s.noteBypass(ctx, st, "fill")
 		}
 	}
 }
 
-// cacheCall runs one bounded cache round trip. Failures are counted and never fail the
-// batch (the cache is optional); the cache itself logs its state changes (see
+// cacheCall runs one bounded cache call. Failures never fail the batch (the cache is
+// optional); the cache itself counts its round trips and logs its state changes (see
 // cache.Tiered).
 func (s *Scorer) cacheCall(ctx context.Context, op string, f func(context.Context) ([][]byte, error)) ([][]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CacheTimeout)
 	defer cancel()
-	vals, err := f(cctx)
-	if err != nil && ctx.Err() == nil {
-		s.mBypass.Add(ctx, 1, metric.WithAttributes(attribute.String("op", op)))
+	return f(cctx)
+}
+
+// noteBypass marks the batch as scored without (part of) the cache, counting each batch
+// once; a batch that is ending (shutdown) is not a cache outage.
+func (s *Scorer) noteBypass(ctx context.Context, st *BatchStats, op string) {
+	if ctx.Err() != nil || st.CacheBypass {
+		return
 	}
-	return vals, err
+	st.CacheBypass = true
+	s.mBypass.Add(ctx, 1, metric.WithAttributes(attribute.String("op", op)))
 }
 
 // CacheKey is the cache key of a verdict: a hash of the evaluator's rubric version, the
@@ -522,7 +529,7 @@ func (s *Scorer) cacheCall(ctx context.Context, op string, f func(context.Contex
 // change yields a new key, so a stale verdict is never returned.
 func CacheKey(e *Evaluator, judgeIdentity string, r *record.Record) string {
 	h := sha256.New()
-	writeField(h, "cache-key-v2")
+	writeField(h, "cache-key-v3") // v3: values carry their expiry (scorer/cache)
 	writeField(h, e.RubricVersion())
 	writeField(h, judgeIdentity)
 	for _, in := range e.Inputs(r) {

@@ -21,9 +21,11 @@ import (
 //   - warm: the same key space again — judge calls should be 0;
 //   - off: no cache at all (redis unset, memory_bytes -1) — the baseline.
 //
-// Reported per run: records/s end to end (first fetch to last offset done),
-// judge_calls/record against distinct_keys/record (the minimum: one per distinct
-// (rubric version, judge, inputs) key), redis_round_trips/batch and the cache's hits.
+// Reported per run: records/s end to end (from starting the consumer, group join
+// included, to the last offset done), judge_calls/record (gpu_judge_calls/record: the
+// model judge's share, without the free heuristic check) against distinct_keys/record
+// (the minimum: one per distinct (rubric version, judge, inputs) key), the mean
+// redis_round_trips/batch and the cache's hits. The cold and warm targets are checked.
 //
 //	scripts/services.sh up && eval "$(scripts/services.sh env)"
 //	go test -run='^$' -bench=CacheZipf -benchtime=1x -v ./cmd/raterd/
@@ -81,11 +83,22 @@ func BenchmarkCacheZipf(b *testing.B) {
 				tot, ps := st.Scorer.Totals(), p.Stats()
 				b.ReportMetric(float64(n)/elapsed.Seconds(), "records/s")
 				b.ReportMetric(float64(tot.JudgeCalls)/float64(n), "judge_calls/record")
+				b.ReportMetric(float64(tot.JudgeCallsBy["sim"])/float64(n), "gpu_judge_calls/record")
 				b.ReportMetric(float64(want)/float64(n), "distinct_keys/record")
 				b.ReportMetric(float64(tot.Tasks)/float64(n), "tasks/record")
+				// The targets, checked: a benchmark that drifts from them says so.
+				switch {
+				case run.name == "cold" && tot.JudgeCalls != want:
+					b.Errorf("cold cache: %d judge calls, want exactly the %d distinct keys", tot.JudgeCalls, want)
+				case run.name == "warm" && tot.JudgeCalls != 0:
+					b.Errorf("warm cache: %d judge calls, want 0", tot.JudgeCalls)
+				}
 				if t, ok := st.Cache.(*cache.Tiered); ok && ps.Batches > 0 {
 					cs := t.Stats()
 					b.ReportMetric(float64(cs.RoundTrips)/float64(ps.Batches), "redis_round_trips/batch")
+					if cs.RoundTrips > 2*int64(ps.Batches) {
+						b.Errorf("%d Redis round trips for %d batches, want at most 2 per batch", cs.RoundTrips, ps.Batches)
+					}
 					b.Logf("%s: cache %+v", run.name, cs)
 				}
 				b.Logf("%s: %d tasks, %d judge calls (distinct keys %d), %d cache hits, %d in-batch duplicates, %d in-flight joins, %d batches, %s",

@@ -384,14 +384,17 @@ func (r *RedisConfig) validate(key string) error {
 	if r.Timeout == 0 {
 		r.Timeout = 250 * time.Millisecond
 	}
-	if r.Timeout < 0 {
-		return fmt.Errorf("%s.timeout: %s is negative", key, r.Timeout)
+	if r.Timeout < 0 || r.Timeout > 10*time.Second {
+		return fmt.Errorf("%s.timeout: %s is not in (0, 10s]: a batch may wait this long for the cache", key, r.Timeout)
 	}
 	if r.MemoryBytes == 0 {
 		r.MemoryBytes = 64 << 20
 	}
 	if r.MemoryBytes < -1 {
 		return fmt.Errorf("%s.memory_bytes: %d is not a size or -1 (no cache at all)", key, r.MemoryBytes)
+	}
+	if r.MemoryBytes == -1 && len(r.Addrs) > 0 {
+		return fmt.Errorf("%s.memory_bytes: -1 (no cache) conflicts with addrs; remove addrs to turn the cache off, or set local_bytes: -1 to drop the in-process tier", key)
 	}
 	if r.LocalBytes == 0 {
 		r.LocalBytes = 32 << 20

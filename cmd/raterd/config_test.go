@@ -79,6 +79,9 @@ func TestParseConfigRejectsNamingTheKey(t *testing.T) {
 		{"pairwise without candidates", strings.Replace(validConfig, `criteria: "Is it helpful?"`, `criteria: "x", task: pairwise, fields: [prompt, response]`, 1), "evaluators[1] (helpful).fields"},
 		{"classification without labels", strings.Replace(validConfig, `criteria: "Is it helpful?"`, `criteria: "x", task: classification`, 1), "evaluators[1] (helpful).labels"},
 		{"level off the scale", strings.Replace(validConfig, `criteria: "Is it helpful?"`, `criteria: "x", levels: {9: "great"}`, 1), "evaluators[1] (helpful).levels.9"},
+		{"no cache with redis", validConfig + "redis: {addrs: [\"127.0.0.1:6379\"], memory_bytes: -1}\n", "redis.memory_bytes"},
+		{"cache timeout too long", validConfig + "redis: {timeout: 1m}\n", "redis.timeout"},
+		{"breaker below its cooldown", validConfig + "redis: {breaker: {cooldown: 5s, max_cooldown: 1s}}\n", "redis.breaker.max_cooldown"},
 		{"bad yaml type", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: 5", 1), "line"},
 	}
 	for _, tt := range tests {

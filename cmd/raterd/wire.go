@@ -109,6 +109,9 @@ func buildCache(ctx context.Context, cfg RedisConfig, logger *slog.Logger, meter
 		MasterName:   cfg.MasterName,
 		Username:     cfg.Username,
 		Password:     cfg.Password,
+		// Sentinels usually share the data nodes' ACL; go-redis asks for them apart.
+		SentinelUsername: cfg.Username,
+		SentinelPassword: cfg.Password,
 		DB:           cfg.DB,
 		DialTimeout:  cfg.Timeout * 4,
 		ReadTimeout:  cfg.Timeout,
@@ -122,7 +125,8 @@ func buildCache(ctx context.Context, cfg RedisConfig, logger *slog.Logger, meter
 	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout*4)
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
-		logger.Warn("redis unreachable at start; scoring without it until it answers", "addrs", cfg.Addrs, "err", err)
+		// Info, not Warn: the cache's breaker logs the outage once when batches meet it.
+		logger.Info("redis not answering at start; the cache bypasses it until it does", "addrs", cfg.Addrs, "err", err)
 	}
 	var local *cache.Memory
 	desc := fmt.Sprintf("redis %v", cfg.Addrs)

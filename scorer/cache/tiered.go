@@ -303,15 +303,19 @@ func (t *Tiered) callRemote(ctx context.Context, op string, n int, f func(contex
 	t.m.roundTrips.Add(ctx, 1, t.m.opAttr(op))
 	start := t.opts.Now()
 	err := withTimeout(ctx, t.opts.Timeout, f)
+	elapsed := t.opts.Now().Sub(start)
 	if op == "lookup" {
-		t.m.duration.Record(ctx, t.opts.Now().Sub(start).Seconds(), t.m.tierRemote)
+		t.m.duration.Record(ctx, elapsed.Seconds(), t.m.tierRemote)
 	}
 	switch {
 	case err == nil:
 		t.br.success(tk)
 		return nil
-	case ctx.Err() != nil:
-		// The caller gave up (shutdown, its own deadline): nothing learnt about Redis.
+	case ctx.Err() != nil && (errors.Is(ctx.Err(), context.Canceled) || elapsed < t.opts.Timeout/2):
+		// The caller gave up (shutdown, or its own deadline came early): nothing learnt
+		// about Redis. A caller deadline that gave Redis most of the timeout still counts
+		// as Redis not answering, or a caller with a short deadline would keep the
+		// breaker closed on a hung Redis forever.
 		t.br.neutral(tk)
 		return fmt.Errorf("redis %s of %d keys: %w", op, n, errors.Join(ctx.Err(), err))
 	}
@@ -335,6 +339,9 @@ func withTimeout(ctx context.Context, d time.Duration, f func(context.Context) e
 	case err := <-done:
 		return err
 	case <-cctx.Done():
+		if ctx.Err() != nil {
+			return fmt.Errorf("no answer before the caller's deadline: %w", ctx.Err())
+		}
 		return fmt.Errorf("no answer within %s: %w", d, cctx.Err())
 	}
 }

@@ -420,7 +420,7 @@ func TestTieredTimeoutBoundsARemoteThatIgnoresContext(t *testing.T) {
 	if !errors.Is(err, ErrBypassed) || !errors.Is(err, context.DeadlineExceeded) || got[0] != "L" {
 		t.Fatalf("hung remote: %q, %v; want the local hit, ErrBypassed, DeadlineExceeded", got, err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > time.Second {
 		t.Fatalf("lookup took %s with a 50ms timeout", d)
 	}
 	err = h.tiered.SetMany(context.Background(), []Entry{{Key: "x", Value: []byte("X"), TTL: time.Hour}})
@@ -619,4 +619,28 @@ func hasAll(set attribute.Set, attrs []attribute.KeyValue) bool {
 		}
 	}
 	return true
+}
+
+// A caller whose own deadline is no longer than the remote timeout (a scorer with the same
+// 250ms) must still see a hung Redis open the breaker; otherwise every batch would wait
+// the full timeout, twice, forever.
+func TestTieredCallerDeadlineAtTheTimeoutStillOpensTheBreaker(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	h := newHarness(t, TieredOptions{Timeout: timeout, FailureThreshold: 3}, true)
+	h.remote.setBehaviour(func(ctx context.Context) error {
+		h.clock.Advance(timeout) // the hung call spends the whole timeout
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		_, err := h.tiered.GetMany(ctx, []string{fmt.Sprint("k", i)})
+		cancel()
+		if err == nil {
+			t.Fatalf("call %d: no error from a hung remote", i)
+		}
+	}
+	if st := h.tiered.Stats().BreakerState; st != BreakerOpen.String() {
+		t.Fatalf("breaker %s after 3 calls that hung until the caller's deadline; want open", st)
+	}
 }
