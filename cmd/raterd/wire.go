@@ -105,18 +105,18 @@ func buildCache(ctx context.Context, cfg RedisConfig, logger *slog.Logger, meter
 		return cache.NewMemory(cfg.MemoryBytes), nil, fmt.Sprintf("in-process (%d MiB)", cfg.MemoryBytes>>20)
 	}
 	opts := &redis.UniversalOptions{
-		Addrs:        cfg.Addrs,
-		MasterName:   cfg.MasterName,
-		Username:     cfg.Username,
-		Password:     cfg.Password,
+		Addrs:      cfg.Addrs,
+		MasterName: cfg.MasterName,
+		Username:   cfg.Username,
+		Password:   cfg.Password,
 		// Sentinels usually share the data nodes' ACL; go-redis asks for them apart.
 		SentinelUsername: cfg.Username,
 		SentinelPassword: cfg.Password,
-		DB:           cfg.DB,
-		DialTimeout:  cfg.Timeout * 4,
-		ReadTimeout:  cfg.Timeout,
-		WriteTimeout: cfg.Timeout,
-		MaxRetries:   -1, // the breaker bypasses a failing cache; retries would only add latency
+		DB:               cfg.DB,
+		DialTimeout:      cfg.Timeout * 4,
+		ReadTimeout:      cfg.Timeout,
+		WriteTimeout:     cfg.Timeout,
+		MaxRetries:       -1, // the breaker bypasses a failing cache; retries would only add latency
 	}
 	if cfg.TLS {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
