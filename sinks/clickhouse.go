@@ -32,6 +32,11 @@ type ClickHouseConfig struct {
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// WriteTimeout bounds one insert. Default 30s.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// RetentionDays drops score rows and dead letters older than this many days (by
+	// event time), through a table TTL applied by `raterd migrate` on servers that have
+	// TTL (ClickHouse 19.6+; older servers keep everything and migrate says so).
+	// Default 0: keep forever.
+	RetentionDays int `yaml:"retention_days"`
 }
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
@@ -64,6 +69,9 @@ func (c *ClickHouseConfig) Validate(key string) error {
 	}
 	if c.WriteTimeout < 0 {
 		return fmt.Errorf("%s.write_timeout: %s is negative", key, c.WriteTimeout)
+	}
+	if c.RetentionDays < 0 || c.RetentionDays > 36500 {
+		return fmt.Errorf("%s.retention_days: %d is not in 0..36500 (0 keeps everything)", key, c.RetentionDays)
 	}
 	return nil
 }

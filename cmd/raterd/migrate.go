@@ -52,16 +52,34 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer conn.Close()
-	// The applied migrations are printed below; the library's log lines would repeat them.
-	applied, err := sinks.Migrate(ctx, conn, chCfg.Database, slog.New(slog.DiscardHandler))
-	for _, m := range applied {
-		fmt.Fprintf(stdout, "applied migration %d: %s\n", m.Version, m.Name)
+	// What happened is printed below; the library's log lines would repeat it.
+	res, err := sinks.MigrateWith(ctx, conn, chCfg.Database, sinks.MigrateOptions{RetentionDays: chCfg.RetentionDays}, slog.New(slog.DiscardHandler))
+	printMigration(stdout, chCfg, res)
+	return err
+}
+
+// printMigration says what a migrate run did: the migrations applied, the gated steps
+// this server could not take (and those it took after an upgrade), and the retention.
+func printMigration(w io.Writer, cfg sinks.ClickHouseConfig, res sinks.MigrateResult) {
+	if res.ServerVersion != "" {
+		fmt.Fprintf(w, "ClickHouse %s (features: %s)\n", res.ServerVersion, res.Features)
 	}
-	if err != nil {
-		return err
+	for _, m := range res.Applied {
+		fmt.Fprintf(w, "applied migration %d: %s\n", m.Version, m.Name)
 	}
-	if len(applied) == 0 {
-		fmt.Fprintf(stdout, "schema of %s is up to date (version %d)\n", chCfg.Database, sinks.LatestMigration())
+	for _, s := range res.Upgraded {
+		fmt.Fprintf(w, "applied after a server upgrade: %s\n", s)
 	}
-	return nil
+	for _, s := range res.Pending {
+		fmt.Fprintf(w, "not applied, the server lacks it: %s\n", s)
+	}
+	if len(res.Applied) == 0 && len(res.Upgraded) == 0 && res.ServerVersion != "" {
+		fmt.Fprintf(w, "schema of %s is up to date (version %d)\n", cfg.Database, sinks.LatestMigration())
+	}
+	switch res.Retention {
+	case sinks.RetentionApplied, sinks.RetentionUnchanged:
+		fmt.Fprintf(w, "retention: rows older than %d days are dropped (%s)\n", cfg.RetentionDays, res.Retention)
+	case sinks.RetentionUnsupported:
+		fmt.Fprintf(w, "retention: NOT applied: this server has no TTL (ClickHouse 19.6+); rows are kept\n")
+	}
 }

@@ -1,0 +1,539 @@
+package sinks
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// CookbookQuery is one analysis query over <db>.scores, kept as data so that
+// docs/sql.md, the integration tests and commands share the exact text.
+//
+// SQL holds two kinds of placeholder:
+//
+//   - {db}: the database, a plain identifier;
+//   - {name:Type}: a parameter, where Type is String (a quoted string literal), DateTime
+//     (a validated timestamp, compared in UTC) or UInt64 (a validated unsigned integer).
+//
+// The placeholders look like ClickHouse query parameters, but ClickHouse 18.16 has no
+// server-side parameters, so Render fills them in on the client with literals it builds
+// itself from validated input.
+//
+// Every query is correct while rows are replayed (the same score row inserted twice and
+// not merged yet): it reads <db>.scores FINAL, or collapses rows to one per row identity
+// (record_id, evaluator, rubric_version, judge) with argMax(…, scored_at) first; and it
+// filters in WHERE only on columns that every copy of a row shares.
+type CookbookQuery struct {
+	// Name is a stable identifier, e.g. "score_trend".
+	Name string
+	// Title is a one-line heading.
+	Title string
+	// Explanation says what the query answers, what its parameters and result columns
+	// mean, and how it stays correct under replays (Markdown).
+	Explanation string
+	// SQL is the statement with {db} and {name:Type} placeholders.
+	SQL string
+	// Params lists the parameter names in the order they first appear in SQL.
+	Params []string
+}
+
+// Cookbook parameter types.
+const (
+	ParamString   = "String"
+	ParamDateTime = "DateTime"
+	ParamUInt64   = "UInt64"
+)
+
+// placeholder matches {db} and {name:Type}.
+var placeholder = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z0-9]+))?\}`)
+
+// Render returns the SQL with {db} replaced by db and every parameter replaced by a SQL
+// literal built from params[name]:
+//
+//   - String: any valid UTF-8, as a single-quoted literal with \, ' and control
+//     characters escaped;
+//   - DateTime: RFC 3339 ("2026-11-24T12:00:00Z", any offset, converted to UTC),
+//     "2026-11-24 12:00:00" or "2026-11-24T12:00:00" (UTC), or "2026-11-24" (midnight
+//     UTC), in whole seconds from 1970-01-01 to 2105-12-31, as toDateTime('…', 'UTC');
+//   - UInt64: decimal digits only.
+//
+// It fails when db is not a plain identifier, when a parameter is missing, when params
+// names one the query does not take, or when a value does not fit its type. The template
+// is scanned once, so a value that itself looks like a placeholder is never expanded.
+func (q CookbookQuery) Render(db string, params map[string]string) (string, error) {
+	if !isIdentifier(db) {
+		return "", fmt.Errorf("cookbook %s: database %q is not a plain identifier", q.Name, db)
+	}
+	types, err := q.paramTypes()
+	if err != nil {
+		return "", err
+	}
+	for name := range params {
+		if _, ok := types[name]; !ok {
+			return "", fmt.Errorf("cookbook %s: unknown parameter %q (takes %s)", q.Name, name, strings.Join(q.Params, ", "))
+		}
+	}
+	literals := make(map[string]string, len(types))
+	for _, name := range q.Params {
+		v, ok := params[name]
+		if !ok {
+			return "", fmt.Errorf("cookbook %s: missing parameter %q (%s)", q.Name, name, types[name])
+		}
+		lit, err := paramLiteral(types[name], v)
+		if err != nil {
+			return "", fmt.Errorf("cookbook %s: parameter %s: %w", q.Name, name, err)
+		}
+		literals[name] = lit
+	}
+	var b strings.Builder
+	last := 0
+	for _, m := range placeholder.FindAllStringSubmatchIndex(q.SQL, -1) {
+		b.WriteString(q.SQL[last:m[0]])
+		name := q.SQL[m[2]:m[3]]
+		if m[4] < 0 { // {db}; paramTypes rejected any other untyped placeholder
+			b.WriteString(db)
+		} else {
+			b.WriteString(literals[name])
+		}
+		last = m[1]
+	}
+	b.WriteString(q.SQL[last:])
+	return b.String(), nil
+}
+
+// ParamType returns the type of the named parameter, or "" when the query has none such.
+func (q CookbookQuery) ParamType(name string) string {
+	types, err := q.paramTypes()
+	if err != nil {
+		return ""
+	}
+	return types[name]
+}
+
+// paramTypes reads the placeholders of q.SQL and checks them against q.Params: every
+// placeholder but {db} is typed with a known type, each parameter has one type, and Params
+// lists exactly the parameters in order of first appearance.
+func (q CookbookQuery) paramTypes() (map[string]string, error) {
+	types := map[string]string{}
+	var order []string
+	for _, m := range placeholder.FindAllStringSubmatch(q.SQL, -1) {
+		name, typ := m[1], m[2]
+		if typ == "" {
+			if name != "db" {
+				return nil, fmt.Errorf("cookbook %s: placeholder {%s} has no type", q.Name, name)
+			}
+			continue
+		}
+		if name == "db" {
+			return nil, fmt.Errorf("cookbook %s: {db} is the database, not a parameter", q.Name)
+		}
+		switch typ {
+		case ParamString, ParamDateTime, ParamUInt64:
+		default:
+			return nil, fmt.Errorf("cookbook %s: parameter %s has unknown type %s", q.Name, name, typ)
+		}
+		if prev, ok := types[name]; ok {
+			if prev != typ {
+				return nil, fmt.Errorf("cookbook %s: parameter %s is both %s and %s", q.Name, name, prev, typ)
+			}
+			continue
+		}
+		types[name] = typ
+		order = append(order, name)
+	}
+	if !slices.Equal(order, q.Params) {
+		return nil, fmt.Errorf("cookbook %s: Params %v do not match the placeholders %v", q.Name, q.Params, order)
+	}
+	return types, nil
+}
+
+// paramLiteral validates v as a value of typ and returns its SQL literal.
+func paramLiteral(typ, v string) (string, error) {
+	switch typ {
+	case ParamString:
+		if !utf8.ValidString(v) {
+			return "", fmt.Errorf("%q is not valid UTF-8", v)
+		}
+		return quoteString(v), nil
+	case ParamUInt64:
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return "", fmt.Errorf("%q is not an unsigned integer", v)
+		}
+		return strconv.FormatUint(n, 10), nil
+	case ParamDateTime:
+		t, err := ParseCookbookTime(v)
+		if err != nil {
+			return "", err
+		}
+		return "toDateTime('" + t.Format(time.DateTime) + "', 'UTC')", nil
+	}
+	return "", fmt.Errorf("unknown type %s", typ)
+}
+
+// The DateTime range both 18.16 and current releases parse from text: DateTime holds
+// UInt32 seconds up to 2106-02-07, but 18.16 reads times after 2105 as 0.
+var (
+	minDateTime = time.Unix(0, 0).UTC()
+	maxDateTime = time.Date(2105, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// ParseCookbookTime parses a DateTime parameter (see Render for the accepted forms) and
+// returns it in UTC.
+func ParseCookbookTime(v string) (time.Time, error) {
+	var (
+		t   time.Time
+		err error
+	)
+	for _, layout := range []string{time.RFC3339, time.DateTime, "2006-01-02T15:04:05", time.DateOnly} {
+		if t, err = time.Parse(layout, v); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not a timestamp (want RFC 3339, \"2006-01-02 15:04:05\" in UTC, or \"2006-01-02\")", v)
+	}
+	t = t.UTC()
+	if t.Nanosecond() != 0 {
+		return time.Time{}, fmt.Errorf("%q has fractional seconds; DateTime holds whole seconds", v)
+	}
+	if t.Before(minDateTime) || t.After(maxDateTime) {
+		return time.Time{}, fmt.Errorf("%q is outside the DateTime range %s … %s", v, minDateTime.Format(time.DateTime), maxDateTime.Format(time.DateTime))
+	}
+	return t, nil
+}
+
+// quoteString returns s as a ClickHouse string literal: single quotes, with backslash,
+// quote and every control character escaped, so the literal is one token whatever s holds.
+func quoteString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\':
+			b.WriteString(`\\`)
+		case c == '\'':
+			b.WriteString(`\'`)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02X`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// CookbookQueryNamed returns the cookbook query with the given name.
+func CookbookQueryNamed(name string) (CookbookQuery, bool) {
+	for _, q := range Cookbook() {
+		if q.Name == name {
+			return q, true
+		}
+	}
+	return CookbookQuery{}, false
+}
+
+// Cookbook returns the SQL cookbook in the order of docs/sql.md.
+func Cookbook() []CookbookQuery {
+	return []CookbookQuery{
+		{
+			Name:  "score_trend",
+			Title: "Score trend per model per hour",
+			Explanation: "For one evaluator and the time range [`from`, `to`) of event time: per hour (UTC) and model, " +
+				"`scored` (rows with status `ok`), `failed` (parse failures and judge errors), and the mean, median " +
+				"(`p50`) and 90th percentile (`p90`) of the score over the `ok` rows. The percentiles use " +
+				"`quantileIf`, which is exact up to 8192 rows per group and a uniform sample beyond.\n\n" +
+				"Replays: reads `scores FINAL`, which merges the copies of a row at read time. WHERE only tests " +
+				"columns of the sorting key (evaluator, event time, …), which every copy of a row shares; the status " +
+				"test sits inside the `-If` aggregates, so it sees the surviving copy only.\n\n" +
+				"An evaluator scored by several judges or rubric versions has one row per judge and version; add " +
+				"`AND judge = '…'` or group by `judge, rubric_version` to keep them apart.",
+			SQL: `SELECT
+    toStartOfHour(event_time, 'UTC') AS hour,
+    model,
+    countIf(status = 'ok') AS scored,
+    countIf(status != 'ok') AS failed,
+    avgIf(score, status = 'ok') AS mean_score,
+    quantileIf(0.5)(score, status = 'ok') AS p50,
+    quantileIf(0.9)(score, status = 'ok') AS p90
+FROM {db}.scores FINAL
+WHERE evaluator = {evaluator:String}
+    AND event_time >= {from:DateTime}
+    AND event_time < {to:DateTime}
+GROUP BY hour, model
+ORDER BY hour, model`,
+			Params: []string{"evaluator", "from", "to"},
+		},
+		{
+			Name:  "compare_models",
+			Title: "Compare two model versions on one evaluator",
+			Explanation: "For one evaluator and the time range [`from`, `to`): the number of `ok` rows (`n_a`, `n_b`) " +
+				"and the mean score of `model_a` and `model_b`, the difference `diff` = mean_b − mean_a, its " +
+				"standard error, and a 95% confidence interval for it (Welch: unequal variances). The sample " +
+				"variances and counts come from one pass over the table; the outer SELECT finishes the interval: " +
+				"`std_err` = √(var_a/n_a + var_b/n_b), the Welch–Satterthwaite degrees of freedom `welch_df`, and " +
+				"`t_crit`, the 0.975 quantile of Student's t with `welch_df` degrees of freedom. ClickHouse has no " +
+				"t quantile function, so `t_crit` is a Cornish–Fisher expansion around z = 1.959964 (within 0.004 " +
+				"of the exact value for df ≥ 3); for 1 ≤ df < 3 it uses the exact value at the next lower whole " +
+				"df (12.7062, 4.3027), which widens the interval, and below 1 it is `nan`. An interval that excludes " +
+				"0 is a difference at the 5% level. With fewer than 2 `ok` rows for either model the interval is `nan`.\n\n" +
+				"Replays: reads `scores FINAL`; WHERE tests only sorting-key columns, and the status and model " +
+				"tests sit inside the `-If` aggregates. A replayed copy would otherwise count twice in n and shrink " +
+				"the interval.",
+			SQL: `SELECT
+    {model_a:String} AS model_a,
+    {model_b:String} AS model_b,
+    n_a,
+    n_b,
+    mean_a,
+    mean_b,
+    mean_b - mean_a AS diff,
+    sqrt(var_a / n_a + var_b / n_b) AS std_err,
+    pow(var_a / n_a + var_b / n_b, 2)
+        / (pow(var_a / n_a, 2) / (n_a - 1.0) + pow(var_b / n_b, 2) / (n_b - 1.0)) AS welch_df,
+    multiIf(
+        welch_df < 1, nan,
+        welch_df < 2, 12.7062,
+        welch_df < 3, 4.3027,
+        1.959964 + 2.372271 / welch_df + 2.822499 / pow(welch_df, 2)
+            + 2.555850 / pow(welch_df, 3) + 1.589534 / pow(welch_df, 4)) AS t_crit,
+    diff - t_crit * std_err AS ci95_low,
+    diff + t_crit * std_err AS ci95_high
+FROM
+(
+    SELECT
+        countIf(status = 'ok' AND model = {model_a:String}) AS n_a,
+        countIf(status = 'ok' AND model = {model_b:String}) AS n_b,
+        avgIf(score, status = 'ok' AND model = {model_a:String}) AS mean_a,
+        avgIf(score, status = 'ok' AND model = {model_b:String}) AS mean_b,
+        varSampIf(score, status = 'ok' AND model = {model_a:String}) AS var_a,
+        varSampIf(score, status = 'ok' AND model = {model_b:String}) AS var_b
+    FROM {db}.scores FINAL
+    WHERE evaluator = {evaluator:String}
+        AND model IN ({model_a:String}, {model_b:String})
+        AND event_time >= {from:DateTime}
+        AND event_time < {to:DateTime}
+)`,
+			Params: []string{"model_a", "model_b", "evaluator", "from", "to"},
+		},
+		{
+			Name:  "worst_apps",
+			Title: "Worst apps for an evaluator",
+			Explanation: "For one evaluator and the time range [`from`, `to`): the `limit` apps with the lowest " +
+				"mean score over `ok` rows, among apps with at least `min_rows` `ok` rows, so that one bad " +
+				"answer in a quiet app does not top the list. `failed` counts the app's parse failures and judge " +
+				"errors. For \"this week\", pass `from` = Monday 00:00 UTC and `to` = the next Monday (in SQL: " +
+				"`toMonday(now())`).\n\n" +
+				"Replays: reads `scores FINAL`; WHERE tests only sorting-key columns and the status test sits " +
+				"inside the `-If` aggregates, so a replayed copy neither counts towards `min_rows` nor weighs twice " +
+				"in the mean.",
+			SQL: `SELECT
+    app,
+    countIf(status = 'ok') AS scored,
+    avgIf(score, status = 'ok') AS mean_score,
+    countIf(status != 'ok') AS failed
+FROM {db}.scores FINAL
+WHERE evaluator = {evaluator:String}
+    AND event_time >= {from:DateTime}
+    AND event_time < {to:DateTime}
+GROUP BY app
+HAVING scored >= {min_rows:UInt64}
+ORDER BY mean_score ASC, app ASC
+LIMIT {limit:UInt64}`,
+			Params: []string{"evaluator", "from", "to", "min_rows", "limit"},
+		},
+		{
+			Name:  "pass_rate_after_deploy",
+			Title: "Pass-rate drop after a deploy",
+			Explanation: "For a classification or check evaluator (score 1 = pass, 0 = fail) and one model: the " +
+				"pass rate, the share of `ok` rows with score = 1, before and after `deploy_time`, over the time " +
+				"range [`from`, `deploy_time`) and [`deploy_time`, `to`). `pass_rate_drop` = before − after " +
+				"(positive: the deploy made things worse); `z_score` is the two-proportion z statistic with the " +
+				"pooled rate, so a drop with `z_score` above 1.96 is significant at the 5% level (one-sided: " +
+				"above 1.645). Parse failures and judge errors are left out of both rates.\n\n" +
+				"Replays: reads `scores FINAL`; WHERE tests only sorting-key columns, and the status, score and " +
+				"before/after tests sit inside `countIf`.",
+			SQL: `SELECT
+    before_ok,
+    before_pass,
+    before_pass / before_ok AS before_pass_rate,
+    after_ok,
+    after_pass,
+    after_pass / after_ok AS after_pass_rate,
+    before_pass_rate - after_pass_rate AS pass_rate_drop,
+    (before_pass + after_pass) / (before_ok + after_ok) AS pooled_pass_rate,
+    pass_rate_drop / sqrt(pooled_pass_rate * (1 - pooled_pass_rate) * (1 / before_ok + 1 / after_ok)) AS z_score
+FROM
+(
+    SELECT
+        countIf(status = 'ok' AND event_time < {deploy_time:DateTime}) AS before_ok,
+        countIf(status = 'ok' AND event_time < {deploy_time:DateTime} AND score = 1) AS before_pass,
+        countIf(status = 'ok' AND event_time >= {deploy_time:DateTime}) AS after_ok,
+        countIf(status = 'ok' AND event_time >= {deploy_time:DateTime} AND score = 1) AS after_pass
+    FROM {db}.scores FINAL
+    WHERE evaluator = {evaluator:String}
+        AND model = {model:String}
+        AND event_time >= {from:DateTime}
+        AND event_time < {to:DateTime}
+)`,
+			Params: []string{"deploy_time", "evaluator", "model", "from", "to"},
+		},
+		{
+			Name:  "judge_agreement",
+			Title: "Agreement between two judges",
+			Explanation: "For one evaluator and the time range [`from`, `to`): the records that both `judge_a` " +
+				"and `judge_b` scored `ok` under the same rubric version, paired on (record_id, rubric_version). " +
+				"`pairs` counts them; `label_agreement` is the share of pairs with equal labels (over pairs where " +
+				"both judges gave a label; `nan` for score-only evaluators); `score_agreement` the share with " +
+				"equal scores; `mean_abs_diff` the mean absolute score difference; `score_corr` the Pearson " +
+				"correlation of the scores (`nan` when either judge's scores are constant). Pairing on the rubric " +
+				"version too keeps a record judged under an old and a new rubric from pairing twice.\n\n" +
+				"Replays: each side first collapses its rows to one per row identity with `argMax(…, scored_at)` " +
+				"grouped by (record_id, rubric_version), with evaluator and judge fixed by WHERE; a replayed copy " +
+				"would otherwise multiply the pairs in the join. The status test is a HAVING on the collapsed row, " +
+				"so it looks at the latest copy only. `ALL INNER JOIN … USING` has the same meaning on 18.16 and " +
+				"current releases, and the keys are unique on both sides.",
+			SQL: `SELECT
+    count() AS pairs,
+    avgIf(label_a = label_b, label_a != '' AND label_b != '') AS label_agreement,
+    avg(score_a = score_b) AS score_agreement,
+    avg(abs(score_a - score_b)) AS mean_abs_diff,
+    corr(score_a, score_b) AS score_corr
+FROM
+(
+    SELECT
+        record_id,
+        rubric_version,
+        argMax(score, scored_at) AS score_a,
+        argMax(label, scored_at) AS label_a,
+        argMax(status, scored_at) AS status_a
+    FROM {db}.scores
+    WHERE evaluator = {evaluator:String}
+        AND judge = {judge_a:String}
+        AND event_time >= {from:DateTime}
+        AND event_time < {to:DateTime}
+    GROUP BY record_id, rubric_version
+    HAVING status_a = 'ok'
+) AS a
+ALL INNER JOIN
+(
+    SELECT
+        record_id,
+        rubric_version,
+        argMax(score, scored_at) AS score_b,
+        argMax(label, scored_at) AS label_b,
+        argMax(status, scored_at) AS status_b
+    FROM {db}.scores
+    WHERE evaluator = {evaluator:String}
+        AND judge = {judge_b:String}
+        AND event_time >= {from:DateTime}
+        AND event_time < {to:DateTime}
+    GROUP BY record_id, rubric_version
+    HAVING status_b = 'ok'
+) AS b USING (record_id, rubric_version)`,
+			Params: []string{"evaluator", "judge_a", "from", "to", "judge_b"},
+		},
+		{
+			Name:  "cache_savings",
+			Title: "Cache savings per evaluator and judge",
+			Explanation: "For the time range [`from`, `to`), per evaluator and judge: `scored_rows`, " +
+				"`judge_calls_avoided` (rows served from the cache), `cached_share` (their share of the rows), " +
+				"`judge_calls_made` (attempts of the rows that were judged, retries included), the mean judge " +
+				"latency of those rows, and `judge_seconds_saved`, the avoided calls priced at that mean latency " +
+				"(`nan` when the group has no judged row to price them with).\n\n" +
+				"Replays: reads `scores FINAL`; WHERE tests only event time, and the cached test sits inside the " +
+				"`-If` aggregates. A replay that is served from the cache replaces the judged copy (its scored_at " +
+				"is later), so the figures describe the surviving row of each identity.",
+			SQL: `SELECT
+    evaluator,
+    judge,
+    count() AS scored_rows,
+    countIf(cached = 1) AS judge_calls_avoided,
+    judge_calls_avoided / scored_rows AS cached_share,
+    sumIf(attempts, cached = 0) AS judge_calls_made,
+    avgIf(judge_latency_ms, cached = 0) AS mean_judge_latency_ms,
+    judge_calls_avoided * mean_judge_latency_ms / 1000 AS judge_seconds_saved
+FROM {db}.scores FINAL
+WHERE event_time >= {from:DateTime}
+    AND event_time < {to:DateTime}
+GROUP BY evaluator, judge
+ORDER BY judge_calls_avoided DESC, evaluator, judge`,
+			Params: []string{"from", "to"},
+		},
+		{
+			Name:  "parse_failures",
+			Title: "Parse-failure rate per judge",
+			Explanation: "For the time range [`from`, `to`), per judge: `judged` (rows the judge was actually " +
+				"called for, i.e. not served from the cache, which only holds parsed answers), `parse_failures` " +
+				"(answers that did not follow the output grammar) and `parse_failure_rate`, and likewise " +
+				"`judge_errors` (calls that failed after bounded retries) and `judge_error_rate`. Highest " +
+				"parse-failure rate first.\n\n" +
+				"Replays: the inner query collapses rows to one per row identity (record_id, evaluator, " +
+				"rubric_version, judge) with `argMax(…, scored_at)`, which keeps the latest copy like the merges " +
+				"will; the cached test is a HAVING on the collapsed row. This is the same answer as FINAL without " +
+				"relying on it, and shows the pattern for engines or views that have no FINAL.",
+			SQL: `SELECT
+    judge,
+    count() AS judged,
+    countIf(last_status = 'parse_failure') AS parse_failures,
+    parse_failures / judged AS parse_failure_rate,
+    countIf(last_status = 'judge_error') AS judge_errors,
+    judge_errors / judged AS judge_error_rate
+FROM
+(
+    SELECT
+        judge,
+        argMax(status, scored_at) AS last_status,
+        argMax(cached, scored_at) AS last_cached
+    FROM {db}.scores
+    WHERE event_time >= {from:DateTime}
+        AND event_time < {to:DateTime}
+    GROUP BY record_id, evaluator, rubric_version, judge
+    HAVING last_cached = 0
+)
+GROUP BY judge
+ORDER BY parse_failure_rate DESC, judge`,
+			Params: []string{"from", "to"},
+		},
+	}
+}
+
+// Markers around the generated part of docs/sql.md; `go generate ./sinks` rewrites it.
+//
+//go:generate go test -count=1 -run ^TestCookbookDoc$ -update-cookbook-doc
+const (
+	CookbookDocBegin = "<!-- cookbook:begin (generated from sinks.Cookbook(); edit sinks/cookbook.go, then run: go test ./sinks -run TestCookbookDoc -update-cookbook-doc) -->"
+	CookbookDocEnd   = "<!-- cookbook:end -->"
+)
+
+// CookbookMarkdown returns the generated part of docs/sql.md: one section per query with
+// its title, name, parameters, explanation and SQL.
+func CookbookMarkdown() string {
+	var b strings.Builder
+	for i, q := range Cookbook() {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "### %d. %s\n\n", i+1, q.Title)
+		fmt.Fprintf(&b, "Name: `%s`. Parameters:", q.Name)
+		for j, p := range q.Params {
+			if j > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " `%s` (%s)", p, q.ParamType(p))
+		}
+		b.WriteString(".\n\n")
+		b.WriteString(q.Explanation)
+		b.WriteString("\n\n```sql\n")
+		b.WriteString(q.SQL)
+		b.WriteString("\n```\n")
+	}
+	return b.String()
+}
