@@ -32,6 +32,13 @@ type ClickHouseConfig struct {
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// WriteTimeout bounds one insert. Default 30s.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// InsertMaxRows is the most score rows one insert carries: the rows of micro-batches
+	// written at about the same time are combined into one insert (see GroupCommit).
+	// Default 50,000.
+	InsertMaxRows int `yaml:"insert_max_rows"`
+	// InsertInterval is the longest a micro-batch's rows wait for others to join their
+	// insert; a group is also sent once every worker waits on it. Default 1s.
+	InsertInterval time.Duration `yaml:"insert_interval"`
 	// RetentionDays drops score rows and dead letters older than this many days (by
 	// event time), through a table TTL applied by `raterd migrate` on servers that have
 	// TTL (ClickHouse 19.6+; older servers keep everything and migrate says so).
@@ -69,6 +76,18 @@ func (c *ClickHouseConfig) Validate(key string) error {
 	}
 	if c.WriteTimeout < 0 {
 		return fmt.Errorf("%s.write_timeout: %s is negative", key, c.WriteTimeout)
+	}
+	if c.InsertMaxRows == 0 {
+		c.InsertMaxRows = 50_000
+	}
+	if c.InsertMaxRows < 1 || c.InsertMaxRows > 10_000_000 {
+		return fmt.Errorf("%s.insert_max_rows: %d is not in 1..10000000", key, c.InsertMaxRows)
+	}
+	if c.InsertInterval == 0 {
+		c.InsertInterval = time.Second
+	}
+	if c.InsertInterval < 0 || c.InsertInterval > time.Minute {
+		return fmt.Errorf("%s.insert_interval: %s is not in (0, 1m]", key, c.InsertInterval)
 	}
 	if c.RetentionDays < 0 || c.RetentionDays > 36500 {
 		return fmt.Errorf("%s.retention_days: %d is not in 0..36500 (0 keeps everything)", key, c.RetentionDays)

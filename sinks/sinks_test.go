@@ -57,6 +57,7 @@ func TestClickHouseConfigValidateDefaults(t *testing.T) {
 	want := ClickHouseConfig{
 		Addrs: []string{"127.0.0.1:9000"}, Database: "raterd", Username: "default",
 		DialTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
+		InsertMaxRows: 50_000, InsertInterval: time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults = %+v, want %+v", c, want)
@@ -64,7 +65,8 @@ func TestClickHouseConfigValidateDefaults(t *testing.T) {
 
 	// Explicit values are kept.
 	c = ClickHouseConfig{Addrs: []string{"a:1", "b:2"}, Database: "metrics_2", Username: "rater",
-		Password: "pw", TLS: true, DialTimeout: time.Second, WriteTimeout: 2 * time.Second}
+		Password: "pw", TLS: true, DialTimeout: time.Second, WriteTimeout: 2 * time.Second,
+		InsertMaxRows: 1000, InsertInterval: 100 * time.Millisecond, RetentionDays: 30}
 	want = c
 	want.Addrs = []string{"a:1", "b:2"}
 	if err := c.Validate("clickhouse"); err != nil {
@@ -90,6 +92,9 @@ func TestClickHouseConfigValidateErrors(t *testing.T) {
 		{"database starting with digit", ok(ClickHouseConfig{Addrs: []string{"a:9000"}, Database: "1db"}), []string{"sinks.clickhouse.database"}},
 		{"negative dial timeout", ok(ClickHouseConfig{Addrs: []string{"a:9000"}, DialTimeout: -time.Second}), []string{"sinks.clickhouse.dial_timeout", "negative"}},
 		{"negative write timeout", ok(ClickHouseConfig{Addrs: []string{"a:9000"}, WriteTimeout: -time.Millisecond}), []string{"sinks.clickhouse.write_timeout", "negative"}},
+		{"negative insert rows", ok(ClickHouseConfig{Addrs: []string{"a:9000"}, InsertMaxRows: -1}), []string{"sinks.clickhouse.insert_max_rows"}},
+		{"insert interval too long", ok(ClickHouseConfig{Addrs: []string{"a:9000"}, InsertInterval: time.Hour}), []string{"sinks.clickhouse.insert_interval"}},
+		{"negative retention", ok(ClickHouseConfig{Addrs: []string{"a:9000"}, RetentionDays: -1}), []string{"sinks.clickhouse.retention_days"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -101,6 +101,13 @@ func BenchmarkCacheZipf(b *testing.B) {
 					}
 					b.Logf("%s: cache %+v", run.name, cs)
 				}
+				if ins := st.ScoreInserts; ins != nil {
+					is := ins.Stats()
+					if is.Flushes > 0 {
+						b.ReportMetric(float64(is.Rows)/float64(is.Flushes), "clickhouse_rows/insert")
+						b.ReportMetric(float64(is.Flushes)/elapsed.Seconds(), "clickhouse_inserts/s")
+					}
+				}
 				b.Logf("%s: %d tasks, %d judge calls (distinct keys %d), %d cache hits, %d in-batch duplicates, %d in-flight joins, %d batches, %s",
 					run.name, tot.Tasks, tot.JudgeCalls, want, tot.CacheHits, tot.Deduplicated, tot.InFlightJoins, ps.Batches, elapsed.Round(time.Millisecond))
 				b.ReportMetric(0, "ns/op")

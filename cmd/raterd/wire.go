@@ -29,9 +29,11 @@ type stack struct {
 	DeadLetter consumer.DeadLetterSink
 	ClickHouse driver.Conn // nil when ClickHouse is not configured
 	Cache      cache.Cache // nil when off
-	CacheDesc  string
-	closers    []io.Closer
-	judges     map[string]scorer.Judge
+	// ScoreInserts groups score rows into ClickHouse inserts; nil without ClickHouse.
+	ScoreInserts *sinks.GroupCommit
+	CacheDesc    string
+	closers      []io.Closer
+	judges       map[string]scorer.Judge
 }
 
 // judgeDrainTimeout bounds how long closing waits for judge requests still in flight
@@ -193,7 +195,12 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 			return nil, err
 		}
 		st.ClickHouse = conn
-		scoreSinks = append(scoreSinks, sinks.NewClickHouseScores(conn, *cfg.ClickHouse, logger))
+		// Micro-batches written together share one insert: ClickHouse prefers few big
+		// inserts, and each batch is still acknowledged only once its rows are in.
+		st.ScoreInserts = sinks.NewGroupCommit(sinks.NewClickHouseScores(conn, *cfg.ClickHouse, logger), sinks.GroupCommitOptions{
+			MaxRows: cfg.ClickHouse.InsertMaxRows, Interval: cfg.ClickHouse.InsertInterval, Writers: max(1, cfg.Kafka.Workers/2),
+		})
+		scoreSinks = append(scoreSinks, st.ScoreInserts)
 		deadSinks = append(deadSinks, sinks.NewClickHouseDeadLetters(conn, *cfg.ClickHouse))
 	}
 	if cfg.ScoresFile != "" {

@@ -1,0 +1,140 @@
+package sinks
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"raterd/record"
+)
+
+// GroupCommitOptions configures a GroupCommit. Zero values mean the defaults.
+type GroupCommitOptions struct {
+	// MaxRows flushes a group once it holds this many rows. Default 50,000.
+	MaxRows int
+	// Interval flushes a group this long after its first rows arrived. Default 1s.
+	Interval time.Duration
+	// Writers is how many callers may wait at once (the pipeline's workers): once all of
+	// them wait, nobody else can add rows, so the group flushes at once instead of idling
+	// until Interval. Default 1.
+	Writers int
+}
+
+// GroupCommitStats counts what a GroupCommit sent.
+type GroupCommitStats struct {
+	Flushes int64 // writes to the next sink
+	Rows    int64 // rows in them
+	Failed  int64 // flushes the next sink refused
+}
+
+// GroupCommit combines the rows of concurrent WriteScores calls into one write to the next
+// sink, so that ClickHouse gets a few big inserts rather than one small insert per
+// micro-batch. A call returns once the write that carried its rows was acknowledged (or
+// failed, or the caller's context ended): the consumer still commits offsets only for rows
+// ClickHouse accepted. Groups flush independently: a slow insert does not hold the next
+// group back. Safe for concurrent use.
+type GroupCommit struct {
+	next ScoreSink
+	opts GroupCommitOptions
+
+	mu  sync.Mutex
+	cur *commitGroup // the group taking rows; nil when none
+
+	flushes, rows, failed atomic.Int64
+}
+
+// commitGroup is the rows of one future write and its outcome.
+type commitGroup struct {
+	rows    []record.Score
+	waiters int
+	flushed bool          // detached from GroupCommit.cur; no more rows join
+	timer   *time.Timer   // fires the flush at Interval
+	done    chan struct{} // closed when err is set
+	err     error
+}
+
+// NewGroupCommit wraps next (usually ClickHouseScores).
+func NewGroupCommit(next ScoreSink, opts GroupCommitOptions) *GroupCommit {
+	if opts.MaxRows <= 0 {
+		opts.MaxRows = 50_000
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = time.Second
+	}
+	if opts.Writers <= 0 {
+		opts.Writers = 1
+	}
+	return &GroupCommit{next: next, opts: opts}
+}
+
+// Stats returns the counters so far.
+func (g *GroupCommit) Stats() GroupCommitStats {
+	return GroupCommitStats{Flushes: g.flushes.Load(), Rows: g.rows.Load(), Failed: g.failed.Load()}
+}
+
+// WriteScores implements ScoreSink: the rows join the open group, and the call waits for
+// that group's write.
+func (g *GroupCommit) WriteScores(ctx context.Context, rows []record.Score) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	g.mu.Lock()
+	grp := g.cur
+	if grp == nil {
+		grp = &commitGroup{done: make(chan struct{})}
+		g.cur = grp
+		grp.timer = time.AfterFunc(g.opts.Interval, func() { g.flushIfCurrent(grp) })
+	}
+	grp.rows = append(grp.rows, rows...)
+	grp.waiters++
+	full := len(grp.rows) >= g.opts.MaxRows || grp.waiters >= g.opts.Writers
+	if full {
+		g.detachLocked(grp)
+	}
+	g.mu.Unlock()
+	if full {
+		g.flush(grp)
+	}
+	select {
+	case <-grp.done:
+		return grp.err
+	case <-ctx.Done():
+		// The group is still written; without this call's acknowledgement its offsets
+		// are not committed, and a replay's rows collapse in ReplacingMergeTree.
+		return ctx.Err()
+	}
+}
+
+// flushIfCurrent flushes grp when its interval ends, unless it left already.
+func (g *GroupCommit) flushIfCurrent(grp *commitGroup) {
+	g.mu.Lock()
+	if grp.flushed {
+		g.mu.Unlock()
+		return
+	}
+	g.detachLocked(grp)
+	g.mu.Unlock()
+	g.flush(grp)
+}
+
+// detachLocked closes grp to new rows. g.mu is held.
+func (g *GroupCommit) detachLocked(grp *commitGroup) {
+	grp.flushed = true
+	grp.timer.Stop()
+	if g.cur == grp {
+		g.cur = nil
+	}
+}
+
+// flush writes a detached group and wakes its callers. The write is not tied to any one
+// caller's context: the next sink bounds it (ClickHouseConfig.WriteTimeout).
+func (g *GroupCommit) flush(grp *commitGroup) {
+	grp.err = g.next.WriteScores(context.Background(), grp.rows)
+	g.flushes.Add(1)
+	g.rows.Add(int64(len(grp.rows)))
+	if grp.err != nil {
+		g.failed.Add(1)
+	}
+	close(grp.done)
+}

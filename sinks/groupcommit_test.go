@@ -1,0 +1,123 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"raterd/record"
+)
+
+// recordingSink is a FAKE next sink: it records the size of every write and can fail.
+type recordingSink struct {
+	mu     sync.Mutex
+	writes []int
+	fail   error
+}
+
+func (r *recordingSink) WriteScores(_ context.Context, rows []record.Score) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writes = append(r.writes, len(rows))
+	return r.fail
+}
+
+func (r *recordingSink) sizes() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int(nil), r.writes...)
+}
+
+func writeConcurrently(t *testing.T, g *GroupCommit, n, rows int) []error {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = g.WriteScores(context.Background(), make([]record.Score, rows)) })
+	}
+	wg.Wait()
+	return errs
+}
+
+func TestGroupCommitOneWriteWhenEveryWriterWaits(t *testing.T) {
+	next := &recordingSink{}
+	g := NewGroupCommit(next, GroupCommitOptions{Writers: 3, Interval: time.Hour})
+	for _, err := range writeConcurrently(t, g, 3, 10) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := next.sizes(); len(got) != 1 || got[0] != 30 {
+		t.Fatalf("writes %v, want one of 30 rows", got)
+	}
+	if st := g.Stats(); st.Flushes != 1 || st.Rows != 30 || st.Failed != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestGroupCommitFlushesAtMaxRows(t *testing.T) {
+	next := &recordingSink{}
+	g := NewGroupCommit(next, GroupCommitOptions{Writers: 10, MaxRows: 25, Interval: time.Hour})
+	for _, err := range writeConcurrently(t, g, 2, 15) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := next.sizes(); len(got) != 1 || got[0] != 30 {
+		t.Fatalf("writes %v, want one of 30 rows (the second call filled the group)", got)
+	}
+}
+
+func TestGroupCommitFlushesAtTheInterval(t *testing.T) {
+	next := &recordingSink{}
+	g := NewGroupCommit(next, GroupCommitOptions{Writers: 10, Interval: 10 * time.Millisecond})
+	if err := g.WriteScores(context.Background(), make([]record.Score, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if got := next.sizes(); len(got) != 1 || got[0] != 5 {
+		t.Fatalf("writes %v, want one of 5 rows", got)
+	}
+}
+
+func TestGroupCommitFailureReachesEveryCallerOfTheGroup(t *testing.T) {
+	next := &recordingSink{fail: errors.New("clickhouse down")}
+	g := NewGroupCommit(next, GroupCommitOptions{Writers: 2, Interval: time.Hour})
+	for _, err := range writeConcurrently(t, g, 2, 3) {
+		if err == nil || err.Error() != "clickhouse down" {
+			t.Fatalf("err = %v, want the write's error", err)
+		}
+	}
+	next.mu.Lock()
+	next.fail = nil
+	next.mu.Unlock()
+	for _, err := range writeConcurrently(t, g, 2, 3) {
+		if err != nil {
+			t.Fatalf("the next group: %v", err)
+		}
+	}
+	if st := g.Stats(); st.Flushes != 2 || st.Failed != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestGroupCommitCallerContextEnds(t *testing.T) {
+	next := &recordingSink{}
+	g := NewGroupCommit(next, GroupCommitOptions{Writers: 10, Interval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.WriteScores(ctx, make([]record.Score, 1)) }()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteScores did not return when its context ended")
+	}
+	if got := next.sizes(); len(got) != 0 {
+		t.Fatalf("an unacknowledged group was written at once: %v", got)
+	}
+}
