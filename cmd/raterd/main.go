@@ -24,6 +24,7 @@ Commands:
   run       consume Kafka traffic, score it, write scores (raterd run --config raterd.yaml)
   demo      run the whole pipeline on embedded defaults, no services needed
   migrate   create or upgrade the ClickHouse schema (raterd migrate --config raterd.yaml)
+  report    score trends, model comparisons and SQL cookbook queries (raterd report --help)
   version   print the version
 
 Flags:
@@ -67,6 +68,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdDemo(args[1:], stdout, stderr)
 	case "migrate":
 		err = cmdMigrate(args[1:], stdout, stderr)
+	case "report":
+		err = cmdReport(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "raterd: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -39,8 +39,11 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 		chCfg.Database = *database
 	}
 	if len(chCfg.Addrs) == 0 {
+		// runMain prints no message for usage errors (the flag package has printed its
+		// own), so say what is missing here.
+		fmt.Fprintln(stderr, "raterd migrate: no ClickHouse address: pass --clickhouse, --config or set RATERD_CLICKHOUSE_ADDR")
 		fs.Usage()
-		return fmt.Errorf("%w: no ClickHouse address: pass --clickhouse, --config or set RATERD_CLICKHOUSE_ADDR", errUsage)
+		return fmt.Errorf("%w: no ClickHouse address", errUsage)
 	}
 	if err := chCfg.Validate("clickhouse"); err != nil {
 		return err

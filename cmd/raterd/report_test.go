@@ -1,0 +1,445 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"raterd/sinks"
+)
+
+// reportNow is the fixed clock of the report tests.
+var reportNow = time.Date(2026, 1, 5, 14, 30, 15, 500_000_000, time.UTC)
+
+// testReportCmd returns a report command with an empty environment and the fixed clock,
+// and its captured stdout and stderr.
+func testReportCmd() (reportCmd, *strings.Builder, *strings.Builder) {
+	var out, errb strings.Builder
+	return reportCmd{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, now: func() time.Time { return reportNow }}, &out, &errb
+}
+
+func TestReportParseTime(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	cases := []struct {
+		in   string
+		want time.Time
+	}{
+		{"now", at("2026-01-05T14:30:15Z")}, // fractional seconds dropped
+		{"-24h", at("2026-01-04T14:30:15Z")},
+		{"-90m", at("2026-01-05T13:00:15Z")},
+		{"-1h30m", at("2026-01-05T13:00:15Z")},
+		{"-15s", at("2026-01-05T14:30:00Z")},
+		{"-7d", at("2025-12-29T14:30:15Z")},
+		{"-2w", at("2025-12-22T14:30:15Z")},
+		{"-0d", at("2026-01-05T14:30:15Z")},
+		{"2026-01-05", at("2026-01-05T00:00:00Z")},
+		{"2026-01-05 10:00:00", at("2026-01-05T10:00:00Z")},
+		{"2026-01-05T10:00:00", at("2026-01-05T10:00:00Z")},
+		{"2026-01-05T10:00:00Z", at("2026-01-05T10:00:00Z")},
+		{"2026-01-05T12:00:00+02:00", at("2026-01-05T10:00:00Z")},
+	}
+	for _, c := range cases {
+		got, err := parseReportTime(c.in, reportNow)
+		if err != nil || !got.Equal(c.want) || got.Location() != time.UTC {
+			t.Errorf("parseReportTime(%q) = %v, %v; want %v", c.in, got, err, c.want)
+		}
+	}
+	for _, in := range []string{"", "yesterday", "24h", "7d", "--1h", "-+1h", "-1.5d", "-1d12h", "-d",
+		"-100001d", "-60000w", "-9999999h", "1969-12-31", "2106-01-01", "2026-01-05T10:00:00.5Z", "05/01/2026"} {
+		if got, err := parseReportTime(in, reportNow); err == nil {
+			t.Errorf("parseReportTime(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
+func TestReportFlagErrorsNameTheFlag(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string // in the error, which is a usage error
+	}{
+		{[]string{"trend", "--from", "-24h"}, "--evaluator is required"},
+		{[]string{"trend", "--evaluator", "h"}, "--from is required"},
+		{[]string{"trend", "--evaluator", "h", "--from", "yesterday"}, `--from: "yesterday" is not a timestamp`},
+		{[]string{"trend", "--evaluator", "h", "--from", "-1h", "--to", "tomorrow"}, `--to: "tomorrow"`},
+		{[]string{"trend", "--evaluator", "h", "--from", "2026-01-06"}, "--from 2026-01-06T00:00:00Z is not before --to 2026-01-05T14:30:15Z"},
+		{[]string{"trend", "--evaluator", "h", "--from", "-1h", "--format", "xml"}, `invalid value "xml" for flag --format: "xml" is not table, csv or json`},
+		{[]string{"trend", "--evaluator", "h", "--from", "-1h", "--frm", "x"}, "flag provided but not defined: --frm"},
+		{[]string{"trend", "--evaluator", "h", "--from", "-1h", "extra"}, `unexpected argument "extra"`},
+		{[]string{"trend", "--evaluator", "h", "--model", "\xff", "--from", "-1h"}, "--model: \"\\xff\" is not valid UTF-8"},
+		{[]string{"trend", "--evaluator", "h", "--from", "-1h"}, "no ClickHouse address: pass --clickhouse, --config or set RATERD_CLICKHOUSE_ADDR"},
+		{[]string{"trend", "--evaluator", "h", "--from", "-1h", "--clickhouse", "localhost"}, `--clickhouse: "localhost" is not host:port`},
+		{[]string{"trend", "--evaluator", "h", "--from", "-1h", "--clickhouse", "127.0.0.1:1", "--database", "x; DROP"}, `--database: "x; DROP" is not a plain identifier`},
+		{[]string{"compare", "--model-a", "a", "--model-b", "b", "--from", "-1d"}, "--evaluator is required"},
+		{[]string{"compare", "--evaluator", "h", "--model-b", "b", "--from", "-1d"}, "--model-a is required"},
+		{[]string{"compare", "--evaluator", "h", "--model-a", "a", "--from", "-1d"}, "--model-b is required"},
+		{[]string{"compare", "--evaluator", "h", "--model-a", "a", "--model-b", "a", "--from", "-1d"}, `--model-b: "a" is also --model-a`},
+		{[]string{"compare", "--evaluator", "h", "--model-a", "a", "--model-b", "b"}, "--from is required"},
+		{[]string{"compare", "--evaluator", "h", "--model", "a", "--from", "-1d"}, "--model compares one model over two time windows"},
+		{[]string{"compare", "--evaluator", "h", "--model", "a", "--window-a", "-2d,-1d"}, "--window-b is required"},
+		{[]string{"compare", "--evaluator", "h", "--window-a", "-2d,-1d", "--window-b", "-1d,"}, "--model is required"},
+		{[]string{"compare", "--evaluator", "h", "--model-a", "a", "--window-a", "-2d,-1d", "--window-b", "-1d,"}, "they do not combine with --model-a/--model-b"},
+		{[]string{"compare", "--evaluator", "h", "--model", "a", "--from", "-2d", "--window-a", "-2d,-1d", "--window-b", "-1d,"}, "--from: with --window-a/--window-b"},
+		{[]string{"compare", "--evaluator", "h", "--model", "a", "--window-a", "-2d", "--window-b", "-1d,"}, `--window-a: "-2d" is not FROM,TO`},
+		{[]string{"compare", "--evaluator", "h", "--model", "a", "--window-a", "-1d,-2d", "--window-b", "-1d,"}, "--window-a FROM 2026-01-04T14:30:15Z is not before --window-a TO 2026-01-03T14:30:15Z"},
+		{[]string{"compare", "--evaluator", "h", "--model", "a", "--window-a", "-2d,-1d", "--window-b", "x,"}, `--window-b FROM: "x" is not a timestamp`},
+		{[]string{"nosuchquery"}, `unknown report "nosuchquery": want trend, compare, list or a cookbook query (score_trend, compare_models,`},
+		{[]string{"--evaluator", "h"}, "--evaluator: the first argument is a subcommand"},
+		{[]string{"worst_apps", "--param", "evaluator=h", "--param", "from=-7d"}, "--param: worst_apps needs min_rows=UInt64, limit=UInt64"},
+		{[]string{"worst_apps", "--param", "evaluator=h", "--param", "from=-7d", "--param", "min_rows=1", "--param", "limit=ten"}, `--param: cookbook worst_apps: parameter limit: "ten" is not an unsigned integer`},
+		{[]string{"worst_apps", "--param", "evaluator=h", "--param", "app=x"}, "--param app: worst_apps takes no such parameter (it takes evaluator String, from DateTime, to DateTime, min_rows UInt64, limit UInt64)"},
+		{[]string{"worst_apps", "--param", "from=yesterday"}, `--param from: "yesterday" is not a timestamp`},
+		{[]string{"worst_apps", "--param", "evaluator"}, `invalid value "evaluator" for flag --param: "evaluator" is not name=value`},
+		{[]string{"worst_apps", "--param", "limit=1", "--param", "limit=2"}, "parameter limit is given twice"},
+		{[]string{"list", "--format", "yaml"}, `"yaml" is not table, csv or json`},
+	}
+	for _, c := range cases {
+		cmd, out, errb := testReportCmd()
+		err := cmd.run(context.Background(), c.args)
+		if err == nil || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("report %q: error %v, want a usage error containing %q", c.args, err, c.want)
+			continue
+		}
+		if !strings.Contains(errb.String(), c.want) || !strings.Contains(errb.String(), "--help' for the flags") {
+			t.Errorf("report %q: stderr %q lacks the error and the hint", c.args, errb.String())
+		}
+		if out.Len() != 0 {
+			t.Errorf("report %q: stdout %q, want nothing", c.args, out.String())
+		}
+	}
+}
+
+func TestReportQueryParams(t *testing.T) {
+	q, _ := sinks.CookbookQueryNamed("worst_apps")
+	got, err := queryParams(q, map[string]string{"evaluator": "h", "from": "-7d", "min_rows": "5", "limit": "10"}, reportNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"evaluator": "h", "from": "2025-12-29T14:30:15Z", "to": "2026-01-05T14:30:15Z", "min_rows": "5", "limit": "10"}
+	if len(got) != len(want) {
+		t.Fatalf("params %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("param %s = %q, want %q", k, got[k], v)
+		}
+	}
+	if _, err := q.Render("raterd", got); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReportTrendQuery(t *testing.T) {
+	base, _ := sinks.CookbookQueryNamed("score_trend")
+	q, err := trendQuery(false, false)
+	if err != nil || q.SQL != base.SQL {
+		t.Fatalf("without filters: %v, SQL changed", err)
+	}
+	q, err = trendQuery(true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sql, err := q.Render("raterd", map[string]string{"evaluator": "h", "from": "2026-01-05", "to": "2026-01-06", "model": "m'a", "app": `x\`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "    AND event_time < toDateTime('2026-01-06 00:00:00', 'UTC')\n    AND model = 'm\\'a'\n    AND app = 'x\\\\'\nGROUP BY hour, model"
+	if !strings.Contains(sql, want) {
+		t.Fatalf("filtered trend SQL lacks\n%s\nin\n%s", want, sql)
+	}
+	q, _ = trendQuery(false, true)
+	if _, err := q.Render("raterd", map[string]string{"evaluator": "h", "from": "2026-01-05", "to": "2026-01-06", "model": "m"}); err == nil {
+		t.Fatal("app-only trend query took a model parameter")
+	}
+}
+
+func TestReportSparkline(t *testing.T) {
+	nan := math.NaN()
+	cases := []struct {
+		values []float64
+		lo, hi float64
+		want   string
+	}{
+		{[]float64{0, 1, 2, 3, 4, 5, 6, 7}, 0, 7, "▁▂▃▄▅▆▇█"},
+		{[]float64{0.3, 0.65, nan, 0.9}, 0.3, 0.9, "▁▅ █"},
+		{[]float64{nan, 0.5, nan}, 0.5, 0.5, " ▄ "},   // flat: the middle mark
+		{[]float64{-1, 11}, 0, 10, "▁█"},              // clamped
+		{[]float64{1, 1.124, 1.126, 2}, 1, 2, "▁▁▂█"}, // eighths
+		{nil, 0, 1, ""},
+	}
+	for _, c := range cases {
+		if got := sparkline(c.values, c.lo, c.hi); got != c.want {
+			t.Errorf("sparkline(%v, %g, %g) = %q, want %q", c.values, c.lo, c.hi, got, c.want)
+		}
+	}
+	for hours, want := range map[int]int{1: 1, 24: 1, 72: 1, 73: 2, 168: 3, 288: 4, 720: 12, 1728: 24, 1729: 48, 24 * 365: 144} {
+		if got := sparkBucket(hours); got != want {
+			t.Errorf("sparkBucket(%d) = %d, want %d", hours, got, want)
+		}
+	}
+}
+
+func TestReportRenderTrend(t *testing.T) {
+	h := func(hour int) time.Time { return time.Date(2026, 1, 5, hour, 0, 0, 0, time.UTC) }
+	points := []trendPoint{
+		{h(10), "m-a", 2, 1, 0.3},
+		{h(10), "m-b", 2, 0, 0.8},
+		{h(11), "m-a", 1, 0, 0.65},
+		{h(12), "m-b", 1, 0, 0.5},
+		{h(12), "m-c", 0, 3, math.NaN()}, // only failures
+		{h(13), "m-a", 2, 0, 0.9},
+	}
+	var b strings.Builder
+	if err := renderTrend(&b, trendSpec{Evaluator: "helpfulness", From: h(10), To: h(14)}, points); err != nil {
+		t.Fatal(err)
+	}
+	want := `score trend of helpfulness, 2026-01-05 10:00:00 to 2026-01-05 14:00:00 UTC
+trend: mean score per hour from 2026-01-05 10:00 UTC, blank without scored rows; scale ▁ 0.300 … █ 0.900
+
+model  scored  failed   mean  trend
+m-a         5       1  0.610  ▁▅ █
+m-b         3       0  0.700  ▇ ▃
+m-c         0       3    nan
+`
+	if b.String() != want {
+		t.Errorf("trend table:\n%s\nwant:\n%s", b.String(), want)
+	}
+
+	// Eight days: one mark per 3 hours, each the mean weighted by scored rows.
+	b.Reset()
+	from := time.Date(2026, 1, 1, 0, 30, 0, 0, time.UTC)
+	points = []trendPoint{
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "m", 1, 0, 0.0},
+		{time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC), "m", 3, 0, 1.0}, // same mark: (0 + 3) / 4
+		{time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC), "m", 1, 0, 1.0},
+		{time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC), "m", 1, 0, 0.0},
+	}
+	if err := renderTrend(&b, trendSpec{Evaluator: "e", Model: "m", App: "chat", From: from, To: from.Add(8 * 24 * time.Hour)}, points); err != nil {
+		t.Fatal(err)
+	}
+	want = `score trend of e, 2026-01-01 00:30:00 to 2026-01-09 00:30:00 UTC (model m, app chat)
+trend: mean score per 3 hours from 2026-01-01 00:00 UTC, blank without scored rows; scale ▁ 0.000 … █ 1.000
+
+model  scored  failed   mean  trend
+m           6       0  0.667  ▇█ ▁
+`
+	if b.String() != want {
+		t.Errorf("bucketed trend table:\n%s\nwant:\n%s", b.String(), want)
+	}
+
+	b.Reset()
+	if err := renderTrend(&b, trendSpec{Evaluator: "e", From: h(10), To: h(14)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := "score trend of e, 2026-01-05 10:00:00 to 2026-01-05 14:00:00 UTC\n(no rows)\n"; b.String() != want {
+		t.Errorf("empty trend: %q, want %q", b.String(), want)
+	}
+}
+
+// formatFixture has every kind of cell the formatters handle.
+func formatFixture() *resultTable {
+	h := func(hour int) time.Time { return time.Date(2026, 1, 5, hour, 0, 0, 0, time.UTC) }
+	return &resultTable{
+		Columns: []string{"hour", "model", "n", "delta", "mean", "note", "tags"},
+		Rows: [][]any{
+			{h(10), "m-a", uint64(5), int64(-2), 0.6, `says "hi", ok`, []any{"x", "y"}},
+			{h(11), "m-b", uint64(12), int64(3), math.NaN(), "", []any{}},
+			{h(12), "m-c", uint64(0), int64(0), math.Inf(1), "tab\there", []any{uint64(1)}},
+			{h(13), "m-d", uint64(1), int64(10), math.Inf(-1), nil, nil},
+			{h(14), "m-e", uint64(1), int64(10), 2.0 / 3, "<&>", []any{}},
+		},
+	}
+}
+
+func TestReportFormatTable(t *testing.T) {
+	var b strings.Builder
+	if err := writeTable(&b, formatFixture()); err != nil {
+		t.Fatal(err)
+	}
+	want := `hour                 model   n  delta   mean  note           tags
+2026-01-05 10:00:00  m-a     5     -2  0.600  says "hi", ok  [x, y]
+2026-01-05 11:00:00  m-b    12      3    nan                 []
+2026-01-05 12:00:00  m-c     0      0    inf  tab\there      [1]
+2026-01-05 13:00:00  m-d     1     10   -inf  null           null
+2026-01-05 14:00:00  m-e     1     10  0.667  <&>            []
+`
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	if err := writeTable(&b, &resultTable{Columns: []string{"app", "scored"}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "app  scored\n(no rows)\n"; b.String() != want {
+		t.Errorf("empty table %q, want %q", b.String(), want)
+	}
+	for f, want := range map[float64]string{0: "0.000", -0.0004: "0.000", 1234.5678: "1234.568", -2.0005: "-2.001", 1e-9: "0.000"} {
+		if got := formatFloat(f); got != want {
+			t.Errorf("formatFloat(%g) = %q, want %q", f, got, want)
+		}
+	}
+}
+
+func TestReportFormatCSV(t *testing.T) {
+	var b strings.Builder
+	if err := writeCSV(&b, formatFixture()); err != nil {
+		t.Fatal(err)
+	}
+	want := "hour,model,n,delta,mean,note,tags\n" +
+		"2026-01-05T10:00:00Z,m-a,5,-2,0.6,\"says \"\"hi\"\", ok\",\"[\"\"x\"\",\"\"y\"\"]\"\n" +
+		"2026-01-05T11:00:00Z,m-b,12,3,nan,,[]\n" +
+		"2026-01-05T12:00:00Z,m-c,0,0,inf,tab\there,[1]\n" +
+		"2026-01-05T13:00:00Z,m-d,1,10,-inf,,\n" +
+		"2026-01-05T14:00:00Z,m-e,1,10,0.6666666666666666,<&>,[]\n"
+	if b.String() != want {
+		t.Errorf("csv:\n%s\nwant:\n%s", b.String(), want)
+	}
+	for f, want := range map[float64]string{1e6: "1000000", 1e-7: "1e-07", 1e21: "1e+21", 0.1: "0.1"} {
+		if got := exactFloat(f); got != want {
+			t.Errorf("exactFloat(%g) = %q, want %q", f, got, want)
+		}
+	}
+}
+
+func TestReportFormatJSON(t *testing.T) {
+	var b strings.Builder
+	if err := writeJSON(&b, formatFixture()); err != nil {
+		t.Fatal(err)
+	}
+	want := `[
+  {"hour": "2026-01-05T10:00:00Z", "model": "m-a", "n": 5, "delta": -2, "mean": 0.6, "note": "says \"hi\", ok", "tags": ["x","y"]},
+  {"hour": "2026-01-05T11:00:00Z", "model": "m-b", "n": 12, "delta": 3, "mean": "nan", "note": "", "tags": []},
+  {"hour": "2026-01-05T12:00:00Z", "model": "m-c", "n": 0, "delta": 0, "mean": "inf", "note": "tab\there", "tags": [1]},
+  {"hour": "2026-01-05T13:00:00Z", "model": "m-d", "n": 1, "delta": 10, "mean": "-inf", "note": null, "tags": null},
+  {"hour": "2026-01-05T14:00:00Z", "model": "m-e", "n": 1, "delta": 10, "mean": 0.6666666666666666, "note": "<&>", "tags": []}
+]
+`
+	if b.String() != want {
+		t.Errorf("json:\n%s\nwant:\n%s", b.String(), want)
+	}
+	var decoded []map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &decoded); err != nil || len(decoded) != 5 {
+		t.Fatalf("json output does not parse: %v", err)
+	}
+	b.Reset()
+	if err := writeJSON(&b, &resultTable{Columns: []string{"a"}}); err != nil || b.String() != "[]\n" {
+		t.Errorf("empty json %q, %v", b.String(), err)
+	}
+}
+
+func TestReportWelchAndVerdict(t *testing.T) {
+	// Window A: 0.1, 0.2, 0.1, 0.2; window B: 0.8, 0.9, 0.8, 0.9: equal variances 1/300, df 6.
+	r := welch(sampleStats{4, 0.15, 0.01 / 3}, sampleStats{4, 0.85, 0.01 / 3})
+	near := func(name string, got, want, tol float64) {
+		t.Helper()
+		if math.Abs(got-want) > tol {
+			t.Errorf("%s = %.6f, want %.6f", name, got, want)
+		}
+	}
+	near("diff", r.Diff, 0.7, 1e-12)
+	near("std_err", r.StdErr, math.Sqrt(0.01/6), 1e-12)
+	near("welch_df", r.DF, 6, 1e-9)
+	near("t_crit", r.TCrit, 2.4469, 0.0005) // Student's t, 0.975, 6 df
+	near("ci95_low", r.Low, 0.7-2.446806*math.Sqrt(0.01/6), 1e-5)
+	if s, long := verdict(r.Low, r.High); s != "significant" || !strings.Contains(long, "significant at 5%") || !strings.Contains(long, "B scores higher") {
+		t.Errorf("verdict %q / %q", s, long)
+	}
+	// compare_models' 1 ≤ df < 2 and 2 ≤ df < 3 rows.
+	if r := welch(sampleStats{2, 0, 1}, sampleStats{100, 0, 0.0001}); r.TCrit != 12.7062 {
+		t.Errorf("df %.3f: t_crit %v, want 12.7062", r.DF, r.TCrit)
+	}
+	if r := welch(sampleStats{3, 0, 1}, sampleStats{100, 0, 0.0001}); r.TCrit != 4.3027 {
+		t.Errorf("df %.3f: t_crit %v, want 4.3027", r.DF, r.TCrit)
+	}
+	// Fewer than 2 rows on a side: no interval, no verdict.
+	r = welch(sampleStats{1, 0.5, math.Inf(1)}, sampleStats{10, 0.7, 0.01})
+	if !math.IsNaN(r.Low) || !math.IsNaN(r.High) {
+		t.Errorf("n_a = 1: interval [%v, %v], want nan", r.Low, r.High)
+	}
+	if s, _ := verdict(r.Low, r.High); s != "undefined" {
+		t.Errorf("n_a = 1: verdict %q", s)
+	}
+	if s, long := verdict(-0.3, 0.5); s != "not significant" || !strings.Contains(long, "includes 0") {
+		t.Errorf("verdict across 0: %q / %q", s, long)
+	}
+	if _, long := verdict(-0.5, -0.1); !strings.Contains(long, "B scores lower") {
+		t.Errorf("verdict below 0: %q", long)
+	}
+}
+
+func TestReportHelp(t *testing.T) {
+	var out, errb strings.Builder
+	if code := runMain([]string{"report", "--help"}, &out, &errb); code != 0 {
+		t.Fatalf("report --help: exit %d, stderr %q", code, errb.String())
+	}
+	help := out.String()
+	for _, want := range []string{"raterd report trend", "raterd report compare", "raterd report list", "raterd report <query>",
+		"--evaluator", "--model", "--app", "--from", "--to", "--model-a", "--model-b", "--window-a", "--window-b", "--param",
+		"--clickhouse", "--config", "--database", "--format", "--timeout", "-24h", "-7d", "RFC 3339", "2026-11-24 ",
+		"RATERD_CLICKHOUSE_ADDR", "significant at 5%", "▁▂▃▄▅▆▇█", "nan"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("report --help lacks %q", want)
+		}
+	}
+	for _, q := range sinks.Cookbook() {
+		if !strings.Contains(help, q.Name) || !strings.Contains(help, q.Title) {
+			t.Errorf("report --help lacks query %s", q.Name)
+		}
+	}
+	if !strings.Contains(usage, "report") {
+		t.Error("raterd --help does not list report")
+	}
+
+	for _, args := range [][]string{{"report", "trend", "--help"}, {"report", "compare", "-h"}, {"report", "worst_apps", "--help"}, {"report", "list", "--help"}} {
+		out.Reset()
+		if code := runMain(args, &out, &errb); code != 0 || !strings.Contains(out.String(), "Usage:") {
+			t.Errorf("%q: exit %d, out %q", args, code, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "params: evaluator String") {
+		t.Errorf("report list --help lacks the queries:\n%s", out.String())
+	}
+
+	out.Reset()
+	errb.Reset()
+	if code := runMain([]string{"report"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "Usage:") {
+		t.Errorf("report without arguments: exit %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := runMain([]string{"report", "trend", "--evaluator", "h"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--from is required") {
+		t.Errorf("report trend without --from: exit %d, stderr %q", code, errb.String())
+	}
+	out.Reset()
+	if code := runMain([]string{"report", "list"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "pass_rate_after_deploy") {
+		t.Errorf("report list: exit %d, out %q", code, out.String())
+	}
+}
+
+func TestReportConnectionFlags(t *testing.T) {
+	env := map[string]string{"RATERD_CLICKHOUSE_ADDR": "ch1:9000, ch2:9000", "RATERD_CLICKHOUSE_USER": "u", "RATERD_CLICKHOUSE_PASSWORD": "p"}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := (&clickHouseFlags{}).resolve(getenv)
+	if err != nil || strings.Join(cfg.Addrs, ",") != "ch1:9000,ch2:9000" || cfg.Database != "raterd" || cfg.Username != "u" || cfg.Password != "p" {
+		t.Fatalf("from env: %+v, %v", cfg, err)
+	}
+	cfg, err = (&clickHouseFlags{addr: "ch3:9000", database: "analytics"}).resolve(getenv)
+	if err != nil || strings.Join(cfg.Addrs, ",") != "ch3:9000" || cfg.Database != "analytics" {
+		t.Fatalf("flags over env: %+v, %v", cfg, err)
+	}
+	cfg, err = (&clickHouseFlags{config: "../../testdata/raterd.yaml", database: "other"}).resolve(func(string) string { return "" })
+	if err != nil || len(cfg.Addrs) == 0 || cfg.Database != "other" {
+		t.Fatalf("from the config: %+v, %v", cfg, err)
+	}
+	if _, err := (&clickHouseFlags{config: "/nonexistent.yaml"}).resolve(getenv); err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Fatalf("missing config: %v", err)
+	}
+}
