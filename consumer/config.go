@@ -46,6 +46,13 @@ type Config struct {
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
 }
 
+// WriteSlots is how many batches may wait on their sinks at once, while the workers go
+// on scoring: as many as the in-flight record bound holds full batches, at least Workers.
+// A sink that groups writes (sinks.GroupCommit) flushes once this many wait.
+func (c Config) WriteSlots() int {
+	return max(c.Workers, c.MaxInFlightRecords/max(c.Batch.MaxRecords, 1))
+}
+
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
 func (c *Config) Validate(key string) error {
 	if len(c.Brokers) == 0 {

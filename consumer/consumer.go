@@ -101,6 +101,9 @@ type Pipeline struct {
 
 	inflightRecords *semaphore.Weighted
 	inflightBytes   *semaphore.Weighted
+	// writeSlots bounds the batches waiting on their sinks; writes runs them.
+	writeSlots chan struct{}
+	writes     sync.WaitGroup
 
 	stats struct {
 		fetched, fetchErrors, valid, dead, stale, done, scores, batches, retries, commits atomic.Int64
@@ -138,6 +141,7 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 		tracker:         NewOffsetTracker(),
 		inflightRecords: semaphore.NewWeighted(int64(cfg.MaxInFlightRecords)),
 		inflightBytes:   semaphore.NewWeighted(int64(cfg.MaxInFlightBytes)),
+		writeSlots:      make(chan struct{}, cfg.WriteSlots()),
 	}
 	m := opts.MeterProvider.Meter("raterd/consumer")
 	var errs []error
@@ -241,6 +245,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.batchLoop(workCtx, msgs, batches) // returns when msgs is closed (fetching stopped)
 	close(batches)
 	workers.Wait()
+	p.writes.Wait()
 	close(stopCommit)
 	<-commitDone
 	// Final commit of everything done; commit bounds itself, even past the drain deadline.
@@ -400,6 +405,11 @@ func (p *Pipeline) admit(m kafka.Message) (item, bool) {
 // processBatch scores and writes one batch, retrying failures with jittered backoff until
 // they succeed or ctx ends (shutdown deadline). Only a fully written batch marks its
 // offsets done.
+// processBatch scores a batch in the calling worker, then hands its writes to a goroutine
+// of their own (at most WriteSlots at once) and returns: the worker scores the next batch
+// while this one waits for its sinks, so a sink that groups writes (one ClickHouse insert
+// for many batches) does not idle the workers. The batch's offsets are marked done only
+// when every write is acknowledged.
 func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 	start := p.opts.Now()
 	var links []trace.Link
@@ -413,7 +423,6 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 	}
 	ctx, span := p.tracer.Start(ctx, "consumer.batch", trace.WithLinks(links...),
 		trace.WithAttributes(attribute.Int("messages", len(b.items)), attribute.Int("bytes", b.size)))
-	defer span.End()
 
 	var records []*record.Record
 	var dead []record.DeadLetter
@@ -426,21 +435,63 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 	}
 
 	var rows []record.Score
-	scored, wroteScores, wroteDead := false, false, len(dead) == 0
+	if len(records) > 0 {
+		ok := p.retry(ctx, span, len(b.items), func() error {
+			r, err := p.scorer.Score(ctx, records)
+			if err != nil {
+				return fmt.Errorf("score %d records: %w", len(records), err)
+			}
+			rows = r
+			return nil
+		})
+		if !ok {
+			span.End()
+			return // not marked done: not committed, replayed by the next run
+		}
+	}
+
+	select {
+	case p.writeSlots <- struct{}{}:
+	case <-ctx.Done():
+		span.SetStatus(codes.Error, "abandoned at shutdown")
+		span.End()
+		return
+	}
+	p.writes.Add(1)
+	go func() {
+		defer p.writes.Done()
+		defer func() { <-p.writeSlots }()
+		defer span.End()
+		wroteScores, wroteDead := false, len(dead) == 0
+		// A retry resumes at the write that failed, so a ClickHouse outage does not cost
+		// a second round of judge calls or a second dead letter.
+		ok := p.retry(ctx, span, len(b.items), func() error {
+			return p.writeBatch(ctx, rows, dead, &wroteScores, &wroteDead)
+		})
+		if !ok {
+			return
+		}
+		p.finishBatch(ctx, b, rows, dead, start)
+	}()
+}
+
+// retry runs stage until it succeeds, with jittered exponential backoff, and reports
+// false when ctx ended first (shutdown: the batch is left to be replayed).
+func (p *Pipeline) retry(ctx context.Context, span trace.Span, messages int, stage func() error) bool {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := p.tryBatch(ctx, records, dead, &rows, &scored, &wroteScores, &wroteDead)
+		err := stage()
 		if err == nil {
-			break
+			return true
 		}
 		if ctx.Err() != nil {
 			span.SetStatus(codes.Error, "abandoned at shutdown")
-			p.opts.Logger.Warn("batch abandoned at shutdown; it will be replayed", "messages", len(b.items), "err", err)
-			return // not marked done: not committed, replayed by the next run
+			p.opts.Logger.Warn("batch abandoned at shutdown; it will be replayed", "messages", messages, "err", err)
+			return false
 		}
 		p.stats.retries.Add(1)
 		p.mRetries.Add(ctx, 1)
-		p.opts.Logger.Warn("batch failed; retrying", "attempt", attempt, "messages", len(b.items), "backoff", backoff, "err", err)
+		p.opts.Logger.Warn("batch failed; retrying", "attempt", attempt, "messages", messages, "backoff", backoff, "err", err)
 		span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt), attribute.String("error", err.Error())))
 		// Full jitter keeps many workers from retrying in lockstep.
 		sleep := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
@@ -450,7 +501,10 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 		}
 		backoff = min(backoff*2, p.cfg.RetryBackoffMax)
 	}
+}
 
+// finishBatch marks a fully written batch done: its offsets may be committed.
+func (p *Pipeline) finishBatch(ctx context.Context, b *batch, rows []record.Score, dead []record.DeadLetter, start time.Time) {
 	for _, it := range b.items {
 		p.tracker.Done(TopicPartition{Topic: it.msg.Topic, Partition: it.msg.Partition}, it.msg.Offset)
 	}
@@ -466,22 +520,14 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 	p.mBatchDur.Record(ctx, p.opts.Now().Sub(start).Seconds())
 }
 
-// tryBatch runs the stages not yet done for a batch; a retry resumes where it failed, so a
-// ClickHouse outage does not cost a second round of judge calls.
-func (p *Pipeline) tryBatch(ctx context.Context, records []*record.Record, dead []record.DeadLetter, rows *[]record.Score, scored, wroteScores, wroteDead *bool) error {
-	if !*scored && len(records) > 0 {
-		r, err := p.scorer.Score(ctx, records)
-		if err != nil {
-			return fmt.Errorf("score %d records: %w", len(records), err)
-		}
-		*rows, *scored = r, true
-	}
+// writeBatch runs the writes not yet done for a batch.
+func (p *Pipeline) writeBatch(ctx context.Context, rows []record.Score, dead []record.DeadLetter, wroteScores, wroteDead *bool) error {
 	if !*wroteScores {
-		sctx, span := p.tracer.Start(ctx, "sink.write_scores", trace.WithAttributes(attribute.Int("rows", len(*rows))))
-		err := p.scores.WriteScores(sctx, *rows)
+		sctx, span := p.tracer.Start(ctx, "sink.write_scores", trace.WithAttributes(attribute.Int("rows", len(rows))))
+		err := p.scores.WriteScores(sctx, rows)
 		span.End()
 		if err != nil {
-			return fmt.Errorf("write %d score rows: %w", len(*rows), err)
+			return fmt.Errorf("write %d score rows: %w", len(rows), err)
 		}
 		*wroteScores = true
 	}

@@ -36,7 +36,10 @@ func TestIntegrationRestartMidDrainLosesNothing(t *testing.T) {
 
 	// First run: stop after roughly half the messages are done.
 	cfg := integrationConfig(t, s, topic, group, db, simURL)
+	// Small batches and a small in-flight bound, so that fetching cannot run ahead of
+	// the half-way mark: the drain then finishes only what is in flight.
 	cfg.Kafka.Batch.MaxRecords = 50
+	cfg.Kafka.MaxInFlightRecords = 200
 	p, _, leave := startPipeline(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
