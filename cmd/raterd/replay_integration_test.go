@@ -173,7 +173,7 @@ func startPipeline(t testing.TB, cfg *Config) (p *consumer.Pipeline, st *stack, 
 
 // waitCommittedToEnd polls until the group's committed offsets reach the end of every
 // partition.
-func waitCommittedToEnd(t *testing.T, broker, topic, group string, partitions int, timeout time.Duration) {
+func waitCommittedToEnd(t testing.TB, broker, topic, group string, partitions int, timeout time.Duration) {
 	t.Helper()
 	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
 	ids := make([]int, partitions)

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// cuttableProxy forwards TCP connections to a real server and can cut them all and refuse
+// new ones, as a ClickHouse outage looks from raterd, then serve again on the same port.
+type cuttableProxy struct {
+	t      *testing.T
+	target string
+	addr   string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup
+}
+
+func startCuttableProxy(t *testing.T, target string) *cuttableProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cuttableProxy{t: t, target: target, addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
+	p.serve(ln)
+	t.Cleanup(func() { p.cut(); p.wg.Wait() })
+	return p
+}
+
+func (p *cuttableProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[up] = true, true
+			p.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				_, _ = io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			p.wg.Go(func() { pipe(up, c) })
+			p.wg.Go(func() { pipe(c, up) })
+		}
+	})
+}
+
+// cut closes the listener and every connection: the server is gone.
+func (p *cuttableProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+// restore serves again on the same address.
+func (p *cuttableProxy) restore() {
+	p.t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 { // the port may linger a moment after close
+		if ln, err = net.Listen("tcp", p.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		p.t.Fatalf("re-listen on %s: %v", p.addr, err)
+	}
+	p.serve(ln)
+}
+
+// TestIntegrationClickHouseOutagePausesAndLosesNothing cuts raterd off ClickHouse in the
+// middle of a drain: scoring stops at the in-flight bound instead of fetching on (memory
+// stays bounded), no offset of an unwritten row is committed, and once ClickHouse is back
+// every row lands exactly once.
+func TestIntegrationClickHouseOutagePausesAndLosesNothing(t *testing.T) {
+	s := requireServices(t)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic, db, group := "it-choutage-"+suffix, "raterd_itchoutage_"+suffix, "it-choutage-"+suffix
+	createTopic(t, s.kafka, topic, 2)
+	values, invalid, _ := integrationTraffic(3000)
+	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+		t.Fatal(err)
+	}
+	conn := migrated(t, s.clickhouse, db)
+	simURL, _ := startSimulator(t)
+	proxy := startCuttableProxy(t, s.clickhouse)
+	viaProxy := s
+	viaProxy.clickhouse = proxy.addr
+	cfg := integrationConfig(t, viaProxy, topic, group, db, simURL)
+	cfg.Kafka.Batch.MaxRecords = 50
+	cfg.Kafka.MaxInFlightRecords = 400
+	cfg.Kafka.RetryBackoffMax = 200 * time.Millisecond
+	cfg.ClickHouse.InsertInterval = 100 * time.Millisecond
+	cfg.ClickHouse.WriteTimeout = 2 * time.Second
+
+	p, _, _ := startPipeline(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	for p.Stats().Done < 500 {
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	proxy.cut()
+	// Let in-flight writes fail and the pipeline settle: nothing more is done while
+	// ClickHouse is away, and fetching stops at the in-flight bound.
+	time.Sleep(1500 * time.Millisecond)
+	during := p.Stats()
+	time.Sleep(1500 * time.Millisecond)
+	later := p.Stats()
+	if later.Done != during.Done {
+		t.Errorf("%d more messages done while ClickHouse was unreachable", later.Done-during.Done)
+	}
+	if inFlight := later.Fetched - later.Done; inFlight > int64(cfg.Kafka.MaxInFlightRecords) {
+		t.Errorf("%d messages in flight during the outage, over the bound of %d", inFlight, cfg.Kafka.MaxInFlightRecords)
+	}
+	if later.Fetched >= int64(len(values)) {
+		t.Errorf("fetched all %d messages during the outage; want fetching paused", later.Fetched)
+	}
+	if later.Retries == 0 {
+		t.Error("no batch retries during the outage")
+	}
+	t.Logf("outage: %d done, %d fetched, %d retries", later.Done, later.Fetched, later.Retries)
+
+	proxy.restore()
+	waitCommittedToEnd(t, s.kafka, topic, group, 2, 2*time.Minute)
+	cancel()
+	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	var rows uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".scores FINAL").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64((len(values) - invalid) * len(cfg.Evaluators)); rows != want {
+		t.Fatalf("scores FINAL = %d after the outage, want %d (no loss, no duplicates)", rows, want)
+	}
+}
