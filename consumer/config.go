@@ -26,7 +26,8 @@ type Config struct {
 	StartOffset string `yaml:"start_offset"`
 	// Batch says when a micro-batch is flushed (count, bytes, linger).
 	Batch BatchPolicy `yaml:"batch"`
-	// Workers is how many batches are scored and written at once. Default 4.
+	// Workers is how many batches are scored at once; each hands its writes to a write
+	// slot (see WriteSlots) and scores on. Default 4.
 	Workers int `yaml:"workers"`
 	// MaxInFlightRecords bounds records fetched but not yet done; at the bound fetching
 	// pauses. Default 4096.
@@ -48,7 +49,8 @@ type Config struct {
 
 // WriteSlots is how many batches may wait on their sinks at once, while the workers go
 // on scoring: as many as the in-flight record bound holds full batches, at least Workers.
-// A sink that groups writes (sinks.GroupCommit) flushes once this many wait.
+// The pipeline asks a sink that groups writes (sinks.GroupCommit) to flush when every slot
+// is taken, when the in-flight bounds stop fetching, and when fetching ends.
 func (c Config) WriteSlots() int {
 	return max(c.Workers, c.MaxInFlightRecords/max(c.Batch.MaxRecords, 1))
 }

@@ -104,6 +104,7 @@ type Pipeline struct {
 	// writeSlots bounds the batches waiting on their sinks; writes runs them.
 	writeSlots chan struct{}
 	writes     sync.WaitGroup
+	deadSlots  chan struct{} // bounds concurrent dead-letter writes to Workers
 
 	stats struct {
 		fetched, fetchErrors, valid, dead, stale, done, scores, batches, retries, commits atomic.Int64
@@ -142,6 +143,7 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 		inflightRecords: semaphore.NewWeighted(int64(cfg.MaxInFlightRecords)),
 		inflightBytes:   semaphore.NewWeighted(int64(cfg.MaxInFlightBytes)),
 		writeSlots:      make(chan struct{}, cfg.WriteSlots()),
+		deadSlots:       make(chan struct{}, cfg.Workers),
 	}
 	m := opts.MeterProvider.Meter("raterd/consumer")
 	var errs []error
@@ -245,6 +247,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.batchLoop(workCtx, msgs, batches) // returns when msgs is closed (fetching stopped)
 	close(batches)
 	workers.Wait()
+	p.flushScores() // fetching stopped: the last group will get no more rows
 	p.writes.Wait()
 	close(stopCommit)
 	<-commitDone
@@ -270,9 +273,13 @@ const commitTimeout = 10 * time.Second
 func (p *Pipeline) fetchLoop(ctx context.Context, msgs chan<- kafka.Message) error {
 	defer close(msgs)
 	for {
-		// Backpressure: no fetch until a record slot is free.
-		if err := p.inflightRecords.Acquire(ctx, 1); err != nil {
-			return err
+		// Backpressure: no fetch until a record slot is free. At the bound, rows waiting for
+		// a grouped write get no company until that write frees slots: write them now.
+		if !p.inflightRecords.TryAcquire(1) {
+			p.flushScores()
+			if err := p.inflightRecords.Acquire(ctx, 1); err != nil {
+				return err
+			}
 		}
 		m, err := p.reader.FetchMessage(ctx)
 		if err != nil {
@@ -295,10 +302,13 @@ func (p *Pipeline) fetchLoop(ctx context.Context, msgs chan<- kafka.Message) err
 			continue
 		}
 		size := min(len(m.Value), p.cfg.MaxInFlightBytes)
-		if err := p.inflightBytes.Acquire(ctx, int64(size)); err != nil {
-			// Shutting down: this message is neither tracked nor committed; it replays.
-			p.inflightRecords.Release(1)
-			return err
+		if !p.inflightBytes.TryAcquire(int64(size)) {
+			p.flushScores()
+			if err := p.inflightBytes.Acquire(ctx, int64(size)); err != nil {
+				// Shutting down: this message is neither tracked nor committed; it replays.
+				p.inflightRecords.Release(1)
+				return err
+			}
 		}
 		p.stats.fetched.Add(1)
 		select {
@@ -402,9 +412,6 @@ func (p *Pipeline) admit(m kafka.Message) (item, bool) {
 	return it, true
 }
 
-// processBatch scores and writes one batch, retrying failures with jittered backoff until
-// they succeed or ctx ends (shutdown deadline). Only a fully written batch marks its
-// offsets done.
 // processBatch scores a batch in the calling worker, then hands its writes to a goroutine
 // of their own (at most WriteSlots at once) and returns: the worker scores the next batch
 // while this one waits for its sinks, so a sink that groups writes (one ClickHouse insert
@@ -452,10 +459,16 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 
 	select {
 	case p.writeSlots <- struct{}{}:
-	case <-ctx.Done():
-		span.SetStatus(codes.Error, "abandoned at shutdown")
-		span.End()
-		return
+	default:
+		// Every write slot waits (on a grouped insert): write it, then wait for a slot.
+		p.flushScores()
+		select {
+		case p.writeSlots <- struct{}{}:
+		case <-ctx.Done():
+			span.SetStatus(codes.Error, "abandoned at shutdown")
+			span.End()
+			return
+		}
 	}
 	p.writes.Add(1)
 	go func() {
@@ -473,6 +486,15 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 		}
 		p.finishBatch(ctx, b, rows, dead, start)
 	}()
+}
+
+// flushScores asks a score sink that groups writes across batches to write what it holds:
+// called when no more rows can join soon — the in-flight bound stops fetching, every
+// write slot is taken, or fetching ended.
+func (p *Pipeline) flushScores() {
+	if f, ok := p.scores.(interface{ Flush() }); ok {
+		f.Flush()
+	}
 }
 
 // retry runs stage until it succeeds, with jittered exponential backoff, and reports
@@ -532,8 +554,16 @@ func (p *Pipeline) writeBatch(ctx context.Context, rows []record.Score, dead []r
 		*wroteScores = true
 	}
 	if !*wroteDead {
+		// At most Workers dead-letter writes at once, as before write slots: they are
+		// not grouped, and many small inserts at once would crowd ClickHouse.
+		select {
+		case p.deadSlots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		dctx, span := p.tracer.Start(ctx, "sink.write_dead_letters", trace.WithAttributes(attribute.Int("messages", len(dead))))
 		err := p.dead.WriteDeadLetters(dctx, dead)
+		<-p.deadSlots
 		span.End()
 		if err != nil {
 			return fmt.Errorf("dead-letter %d messages: %w", len(dead), err)

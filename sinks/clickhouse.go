@@ -37,7 +37,8 @@ type ClickHouseConfig struct {
 	// Default 50,000.
 	InsertMaxRows int `yaml:"insert_max_rows"`
 	// InsertInterval is the longest a micro-batch's rows wait for others to join their
-	// insert; a group is also sent once every worker waits on it. Default 1s.
+	// insert; a group is also sent when the pipeline has nothing more to add soon (see
+	// GroupCommit). Default 1s; below kafka.shutdown_timeout.
 	InsertInterval time.Duration `yaml:"insert_interval"`
 	// RetentionDays drops score rows and dead letters older than this many days (by
 	// event time), through a table TTL applied by `raterd migrate` on servers that have

@@ -15,10 +15,6 @@ type GroupCommitOptions struct {
 	MaxRows int
 	// Interval flushes a group this long after its first rows arrived. Default 1s.
 	Interval time.Duration
-	// Writers is how many callers may wait at once (the pipeline's workers): once all of
-	// them wait, nobody else can add rows, so the group flushes at once instead of idling
-	// until Interval. Default 1.
-	Writers int
 }
 
 // GroupCommitStats counts what a GroupCommit sent.
@@ -30,10 +26,13 @@ type GroupCommitStats struct {
 
 // GroupCommit combines the rows of concurrent WriteScores calls into one write to the next
 // sink, so that ClickHouse gets a few big inserts rather than one small insert per
-// micro-batch. A call returns once the write that carried its rows was acknowledged (or
-// failed, or the caller's context ended): the consumer still commits offsets only for rows
-// ClickHouse accepted. Groups flush independently: a slow insert does not hold the next
-// group back. Safe for concurrent use.
+// micro-batch. A group is written at MaxRows, after Interval, or when Flush is called —
+// the pipeline calls it when no more rows can come soon (the in-flight bounds stop
+// fetching, every write slot is taken, or fetching ended). A call returns once the
+// write that carried its rows was acknowledged (or failed, or the caller's context ended):
+// the consumer still commits offsets only for rows ClickHouse accepted. Writes run on
+// their own goroutines, so no caller's shutdown waits on an insert. Safe for concurrent
+// use.
 type GroupCommit struct {
 	next ScoreSink
 	opts GroupCommitOptions
@@ -62,9 +61,6 @@ func NewGroupCommit(next ScoreSink, opts GroupCommitOptions) *GroupCommit {
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second
 	}
-	if opts.Writers <= 0 {
-		opts.Writers = 1
-	}
 	return &GroupCommit{next: next, opts: opts}
 }
 
@@ -88,14 +84,11 @@ func (g *GroupCommit) WriteScores(ctx context.Context, rows []record.Score) erro
 	}
 	grp.rows = append(grp.rows, rows...)
 	grp.waiters++
-	full := len(grp.rows) >= g.opts.MaxRows || grp.waiters >= g.opts.Writers
-	if full {
+	if len(grp.rows) >= g.opts.MaxRows {
 		g.detachLocked(grp)
+		go g.flush(grp)
 	}
 	g.mu.Unlock()
-	if full {
-		g.flush(grp)
-	}
 	select {
 	case <-grp.done:
 		return grp.err
@@ -103,6 +96,20 @@ func (g *GroupCommit) WriteScores(ctx context.Context, rows []record.Score) erro
 		// The group is still written; without this call's acknowledgement its offsets
 		// are not committed, and a replay's rows collapse in ReplacingMergeTree.
 		return ctx.Err()
+	}
+}
+
+// Flush writes the open group now, without waiting for its interval or size; a no-op
+// without one. It does not wait for the write.
+func (g *GroupCommit) Flush() {
+	g.mu.Lock()
+	grp := g.cur
+	if grp != nil {
+		g.detachLocked(grp)
+	}
+	g.mu.Unlock()
+	if grp != nil {
+		go g.flush(grp)
 	}
 }
 

@@ -37,6 +37,15 @@ func (m MultiScoreSink) WriteScores(ctx context.Context, rows []record.Score) er
 	return errors.Join(errs...)
 }
 
+// Flush asks every member that groups its writes (GroupCommit) to write now.
+func (m MultiScoreSink) Flush() {
+	for _, s := range m {
+		if f, ok := s.(interface{ Flush() }); ok {
+			f.Flush()
+		}
+	}
+}
+
 // MultiDeadLetterSink writes to every sink in order and fails if any fails.
 type MultiDeadLetterSink []DeadLetterSink
 

@@ -52,6 +52,12 @@ func (p *cuttableProxy) serve(ln net.Listener) {
 				continue
 			}
 			p.mu.Lock()
+			if p.ln != ln { // cut while dialling: this connection must not live on
+				p.mu.Unlock()
+				c.Close()
+				up.Close()
+				continue
+			}
 			p.conns[c], p.conns[up] = true, true
 			p.mu.Unlock()
 			pipe := func(dst, src net.Conn) {
@@ -126,7 +132,16 @@ func TestIntegrationClickHouseOutagePausesAndLosesNothing(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(ctx) }()
+	deadline := time.Now().Add(2 * time.Minute)
 	for p.Stats().Done < 500 {
+		select {
+		case err := <-errc:
+			t.Fatalf("pipeline stopped early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d messages done after 2 minutes", p.Stats().Done)
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 
@@ -140,7 +155,7 @@ func TestIntegrationClickHouseOutagePausesAndLosesNothing(t *testing.T) {
 	if later.Done != during.Done {
 		t.Errorf("%d more messages done while ClickHouse was unreachable", later.Done-during.Done)
 	}
-	if inFlight := later.Fetched - later.Done; inFlight > int64(cfg.Kafka.MaxInFlightRecords) {
+	if inFlight := later.Fetched - later.Stale - later.Done; inFlight > int64(cfg.Kafka.MaxInFlightRecords) {
 		t.Errorf("%d messages in flight during the outage, over the bound of %d", inFlight, cfg.Kafka.MaxInFlightRecords)
 	}
 	if later.Fetched >= int64(len(values)) {

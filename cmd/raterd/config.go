@@ -268,6 +268,9 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	if c.ClickHouse != nil && c.ClickHouse.InsertInterval >= c.Kafka.ShutdownTimeout {
+		return fmt.Errorf("clickhouse.insert_interval: %s is not below kafka.shutdown_timeout (%s): a drain would end before the last insert", c.ClickHouse.InsertInterval, c.Kafka.ShutdownTimeout)
+	}
 	if len(c.Judges) == 0 {
 		return errors.New("judges: at least one judge is required")
 	}

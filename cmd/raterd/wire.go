@@ -198,7 +198,7 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 		// Micro-batches written together share one insert: ClickHouse prefers few big
 		// inserts, and each batch is still acknowledged only once its rows are in.
 		st.ScoreInserts = sinks.NewGroupCommit(sinks.NewClickHouseScores(conn, *cfg.ClickHouse, logger), sinks.GroupCommitOptions{
-			MaxRows: cfg.ClickHouse.InsertMaxRows, Interval: cfg.ClickHouse.InsertInterval, Writers: cfg.Kafka.WriteSlots(),
+			MaxRows: cfg.ClickHouse.InsertMaxRows, Interval: cfg.ClickHouse.InsertInterval,
 		})
 		scoreSinks = append(scoreSinks, st.ScoreInserts)
 		deadSinks = append(deadSinks, sinks.NewClickHouseDeadLetters(conn, *cfg.ClickHouse))
