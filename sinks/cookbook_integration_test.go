@@ -295,40 +295,18 @@ func checkCookbook(t *testing.T, conn driver.Conn, db, phase string) {
 // replays the fixture (duplicates that are not merged yet) and checks that every answer
 // stays the same.
 func TestCookbookQueries(t *testing.T) {
-	conn, cfg := newTestClickHouse(t)
 	ctx := context.Background()
-	db := cfg.Database
-	if _, err := Migrate(ctx, conn, db, quiet); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	// Hold merges, so that replayed copies stay side by side in separate parts as they do
-	// between an insert and the next background merge.
-	if err := conn.Exec(ctx, "SYSTEM STOP MERGES "+db+".scores"); err != nil {
-		t.Fatalf("stop merges: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "SYSTEM START MERGES "+db+".scores") })
-
-	rows := loadCookbookFixture(t)
-	n := uint64(len(rows))
-	sink := NewClickHouseScores(conn, cfg, quiet)
-	if err := sink.WriteScores(ctx, rows); err != nil {
-		t.Fatalf("WriteScores: %v", err)
-	}
+	f := newReplayFixture(t, ctx)
+	conn, db := f.conn, f.db
 	checkCookbook(t, conn, db, "first insert")
 
-	// Replay 1: the same rows again, byte for byte (a crash before the offset commit).
-	if err := sink.WriteScores(ctx, rows); err != nil {
-		t.Fatalf("replayed WriteScores: %v", err)
-	}
-	if got := countRows(t, conn, "SELECT count() FROM "+db+".scores"); got != 2*n {
-		t.Fatalf("count() after the replay = %d, want %d: the duplicates must be unmerged for this test to mean anything", got, 2*n)
-	}
-	if got := countRows(t, conn, "SELECT count() FROM "+db+".scores FINAL"); got != n {
-		t.Fatalf("count() FINAL after the replay = %d, want %d", got, n)
-	}
+	f.replayIdentical(t, ctx)
 	// The materialized view sees every inserted block, replays included (docs/sql.md).
-	if got := countRows(t, conn, "SELECT countMerge(rows) FROM "+db+".scores_hourly"); got != 2*n {
-		t.Errorf("scores_hourly countMerge(rows) after the replay = %d, want %d", got, 2*n)
+	if got := countRows(t, conn, "SELECT countMerge(rows) FROM "+db+".scores_hourly"); got != 2*f.n() {
+		t.Errorf("scores_hourly countMerge(rows) after the replay = %d, want %d", got, 2*f.n())
+	}
+	if got := countRows(t, conn, "SELECT count() FROM "+db+".scores FINAL"); got != f.n() {
+		t.Fatalf("count() FINAL after the replay = %d, want %d", got, f.n())
 	}
 	// The same query without FINAL double-counts: the replay is visible to a naive query.
 	trend, _ := CookbookQueryNamed("score_trend")
@@ -347,32 +325,84 @@ func TestCookbookQueries(t *testing.T) {
 	}
 	checkCookbook(t, conn, db, "identical replay")
 
-	// Replay 2: the same verdicts written again an hour later (re-judged after a restart):
-	// a third copy with a newer version, which FINAL and argMax both pick.
-	later := make([]record.Score, len(rows))
-	for i, r := range rows {
+	f.replayLater(t, ctx)
+	checkCookbook(t, conn, db, "replay with a later scored_at")
+
+	f.merge(t, ctx)
+	checkCookbook(t, conn, db, "after OPTIMIZE FINAL")
+}
+
+// replayFixture is a fresh migrated database holding the cookbook fixture, with merges
+// held on scores so that replayed copies stay side by side in separate parts, as they do
+// between an insert and the next background merge. Tests that promise the same answers
+// under replays (the cookbook, the Grafana dashboard) walk it through the same steps.
+type replayFixture struct {
+	conn driver.Conn
+	db   string
+	rows []record.Score
+	sink *ClickHouseScores
+}
+
+func newReplayFixture(t *testing.T, ctx context.Context) *replayFixture {
+	t.Helper()
+	conn, cfg := newTestClickHouse(t)
+	f := &replayFixture{conn: conn, db: cfg.Database, rows: loadCookbookFixture(t), sink: NewClickHouseScores(conn, cfg, quiet)}
+	if _, err := Migrate(ctx, conn, f.db, quiet); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	if err := conn.Exec(ctx, "SYSTEM STOP MERGES "+f.db+".scores"); err != nil {
+		t.Fatalf("stop merges: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "SYSTEM START MERGES "+f.db+".scores") })
+	if err := f.sink.WriteScores(ctx, f.rows); err != nil {
+		t.Fatalf("WriteScores: %v", err)
+	}
+	return f
+}
+
+func (f *replayFixture) n() uint64 { return uint64(len(f.rows)) }
+
+// replayIdentical writes the same rows again, byte for byte (a crash before the offset
+// commit), and checks that the copies are there, unmerged.
+func (f *replayFixture) replayIdentical(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := f.sink.WriteScores(ctx, f.rows); err != nil {
+		t.Fatalf("replayed WriteScores: %v", err)
+	}
+	if got := countRows(t, f.conn, "SELECT count() FROM "+f.db+".scores"); got != 2*f.n() {
+		t.Fatalf("count() after the replay = %d, want %d: the copies must be unmerged for this test to mean anything", got, 2*f.n())
+	}
+}
+
+// replayLater writes the same verdicts again an hour later (re-judged after a restart):
+// a third copy with a newer version, which FINAL and argMax both pick.
+func (f *replayFixture) replayLater(t *testing.T, ctx context.Context) {
+	t.Helper()
+	later := make([]record.Score, len(f.rows))
+	for i, r := range f.rows {
 		r.ScoredAt = r.ScoredAt.Add(time.Hour)
 		later[i] = r
 	}
-	if err := sink.WriteScores(ctx, later); err != nil {
+	if err := f.sink.WriteScores(ctx, later); err != nil {
 		t.Fatalf("re-scored WriteScores: %v", err)
 	}
-	if got := countRows(t, conn, "SELECT count() FROM "+db+".scores"); got != 3*n {
-		t.Fatalf("count() after the second replay = %d, want %d", got, 3*n)
+	if got := countRows(t, f.conn, "SELECT count() FROM "+f.db+".scores"); got != 3*f.n() {
+		t.Fatalf("count() after the second replay = %d, want %d", got, 3*f.n())
 	}
-	checkCookbook(t, conn, db, "replay with a later scored_at")
+}
 
-	// After the merges have collapsed the copies, the answers are still the same.
-	if err := conn.Exec(ctx, "SYSTEM START MERGES "+db+".scores"); err != nil {
+// merge lets the copies collapse and checks one row per identity is left.
+func (f *replayFixture) merge(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := f.conn.Exec(ctx, "SYSTEM START MERGES "+f.db+".scores"); err != nil {
 		t.Fatalf("start merges: %v", err)
 	}
-	if err := conn.Exec(ctx, "OPTIMIZE TABLE "+db+".scores FINAL"); err != nil {
+	if err := f.conn.Exec(ctx, "OPTIMIZE TABLE "+f.db+".scores FINAL"); err != nil {
 		t.Fatalf("OPTIMIZE: %v", err)
 	}
-	if got := countRows(t, conn, "SELECT count() FROM "+db+".scores"); got != n {
-		t.Fatalf("count() after OPTIMIZE FINAL = %d, want %d", got, n)
+	if got := countRows(t, f.conn, "SELECT count() FROM "+f.db+".scores"); got != f.n() {
+		t.Fatalf("count() after OPTIMIZE FINAL = %d, want %d", got, f.n())
 	}
-	checkCookbook(t, conn, db, "after OPTIMIZE FINAL")
 }
 
 // TestCookbookWelchTCrit evaluates compare_models' t_crit expression on the server for

@@ -16,8 +16,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"go.yaml.in/yaml/v3"
-
-	"raterd/record"
 )
 
 // The Grafana dashboard over raterd.scores (deploy/grafana): its provisioning, its JSON,
@@ -887,24 +885,10 @@ func compareGrafanaResults(t *testing.T, phase, scenario string, want, got map[s
 // replays the fixture (copies left unmerged) and checks that every answer stays the same.
 func TestGrafanaDashboardQueries(t *testing.T) {
 	d := loadGrafanaDashboard(t)
-	conn, cfg := newTestClickHouse(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	db := cfg.Database
-	if _, err := Migrate(ctx, conn, db, quiet); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	if err := conn.Exec(ctx, "SYSTEM STOP MERGES "+db+".scores"); err != nil {
-		t.Fatalf("stop merges: %v", err)
-	}
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "SYSTEM START MERGES "+db+".scores") })
-
-	rows := loadCookbookFixture(t)
-	n := uint64(len(rows))
-	sink := NewClickHouseScores(conn, cfg, quiet)
-	if err := sink.WriteScores(ctx, rows); err != nil {
-		t.Fatalf("WriteScores: %v", err)
-	}
+	f := newReplayFixture(t, ctx)
+	conn, db := f.conn, f.db
 
 	// The fixture's week (Monday to Sunday, both ends included as $__timeFilter does);
 	// the row of the week before lies outside. One-hour interval.
@@ -967,13 +951,7 @@ func TestGrafanaDashboardQueries(t *testing.T) {
 		}
 	}
 
-	// Replay 1: the same rows again, unmerged.
-	if err := sink.WriteScores(ctx, rows); err != nil {
-		t.Fatalf("replayed WriteScores: %v", err)
-	}
-	if got := countRows(t, conn, "SELECT count() FROM "+db+".scores"); got != 2*n {
-		t.Fatalf("count() after the replay = %d, want %d: the copies must be unmerged for this test to mean anything", got, 2*n)
-	}
+	f.replayIdentical(t, ctx)
 	// The replay is visible to a query that does not collapse copies: the status panel
 	// without FINAL counts every row twice.
 	status := first["helpfulness"]["panel Score rows per status/A"]
@@ -989,30 +967,13 @@ func TestGrafanaDashboardQueries(t *testing.T) {
 		compareGrafanaResults(t, "identical replay", sc.name, first[sc.name], replayed[sc.name])
 	}
 
-	// Replay 2: the same verdicts an hour later, a newer version of every row.
-	later := make([]record.Score, len(rows))
-	for i, r := range rows {
-		r.ScoredAt = r.ScoredAt.Add(time.Hour)
-		later[i] = r
-	}
-	if err := sink.WriteScores(ctx, later); err != nil {
-		t.Fatalf("re-scored WriteScores: %v", err)
-	}
+	f.replayLater(t, ctx)
 	rescored := runAll("replay with a later scored_at")
 	for _, sc := range grafanaScenarios() {
 		compareGrafanaResults(t, "replay with a later scored_at", sc.name, first[sc.name], rescored[sc.name])
 	}
 
-	// Merged: the same again.
-	if err := conn.Exec(ctx, "SYSTEM START MERGES "+db+".scores"); err != nil {
-		t.Fatalf("start merges: %v", err)
-	}
-	if err := conn.Exec(ctx, "OPTIMIZE TABLE "+db+".scores FINAL"); err != nil {
-		t.Fatalf("OPTIMIZE: %v", err)
-	}
-	if got := countRows(t, conn, "SELECT count() FROM "+db+".scores"); got != n {
-		t.Fatalf("count() after OPTIMIZE FINAL = %d, want %d", got, n)
-	}
+	f.merge(t, ctx)
 	merged := runAll("after OPTIMIZE FINAL")
 	for _, sc := range grafanaScenarios() {
 		compareGrafanaResults(t, "after OPTIMIZE FINAL", sc.name, first[sc.name], merged[sc.name])

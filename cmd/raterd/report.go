@@ -409,6 +409,18 @@ func (c reportCmd) connect(ctx context.Context, f *reportFlags) (driver.Conn, si
 	return conn, cfg, err
 }
 
+// runQuery connects within the command's timeout, runs one cookbook query and closes.
+func (c reportCmd) runQuery(ctx context.Context, f *reportFlags, q sinks.CookbookQuery, params map[string]string) (*resultTable, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	conn, cfg, err := c.connect(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return runCookbook(ctx, conn, cfg.Database, q, params)
+}
+
 // runCookbook renders q with params for the database and runs it.
 func runCookbook(ctx context.Context, conn driver.Conn, db string, q sinks.CookbookQuery, params map[string]string) (*resultTable, error) {
 	sql, err := q.Render(db, params)
@@ -815,14 +827,7 @@ func (c reportCmd) query(ctx context.Context, q sinks.CookbookQuery, args []stri
 	if _, err := q.Render("db", params); err != nil { // catch bad values before connecting
 		return flagErrorf("--param: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	conn, cfg, err := c.connect(ctx, &f)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	t, err := runCookbook(ctx, conn, cfg.Database, q, params)
+	t, err := c.runQuery(ctx, &f, q, params)
 	if err != nil {
 		return err
 	}
@@ -936,14 +941,7 @@ func (c reportCmd) trend(ctx context.Context, args []string) error {
 	if f.app != "" {
 		params["app"] = f.app
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	conn, cfg, err := c.connect(ctx, &f)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	t, err := runCookbook(ctx, conn, cfg.Database, q, params)
+	t, err := c.runQuery(ctx, &f, q, params)
 	if err != nil {
 		return err
 	}
@@ -1262,14 +1260,7 @@ func (c reportCmd) compare(ctx context.Context, args []string) error {
 	if !ok {
 		return errors.New("the cookbook has no compare_models query")
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	conn, cfg, err := c.connect(ctx, &f)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	t, err := runCookbook(ctx, conn, cfg.Database, q, map[string]string{
+	t, err := c.runQuery(ctx, &f, q, map[string]string{
 		"evaluator": f.evaluator, "model_a": f.modelA, "model_b": f.modelB, "from": rfc3339(from), "to": rfc3339(to),
 	})
 	if err != nil {
