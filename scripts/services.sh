@@ -9,7 +9,12 @@
 #   scripts/services.sh kafka-tool CLASS ARGS...   run a Kafka CLI tool (TopicCommand, ConsoleProducer, ...)
 #
 # Installs: Kafka broker jars from Maven Central (deploy/kafka/pom.xml, needs java + mvn);
-# redis-server, clickhouse-server and clickhouse-client from the Debian packages.
+# redis-server, clickhouse-server, clickhouse-client and openssl from the Debian packages;
+# chdb-core from PyPI into a virtualenv (the current ClickHouse release as an in-process
+# engine: the tests run raterd's DDL, dedup inserts and SQL cookbook on it, since Debian's
+# server is 18.16).
+# ClickHouse listens on 9000 and, with TLS, on 9440; the certificate is signed by a CA made
+# at each start (its path is in `env`). Its users are in deploy/clickhouse/users.xml.
 # State, logs and the jar cache live under ${RATERD_SERVICES_DIR:-$HOME/.cache/raterd-services};
 # data directories are wiped whenever a service is (re)started, so tests start clean.
 set -euo pipefail
@@ -24,6 +29,11 @@ KAFKA_CONTROLLER=127.0.0.1:9093
 REDIS_PORT=6379
 CH_TCP_PORT=9000
 CH_HTTP_PORT=8123
+CH_TLS_PORT=9440
+# The in-process current ClickHouse (see above); bump both together with the test that
+# uses it (sinks/current_release_integration_test.go).
+CHDB_CORE_VERSION=26.9.0
+CHDB_VENV="$DIR/chdb-$CHDB_CORE_VERSION"
 
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/deploy/kafka/pom.xml")"
 # Keyed by the pom's hash, so editing deploy/kafka/pom.xml fetches a fresh set of jars.
@@ -220,18 +230,48 @@ redis_wait() {
 }
 
 # ---------------------------------------------------------------------------- clickhouse
-ch_install() { command -v clickhouse-server >/dev/null && command -v clickhouse-client >/dev/null || apt_install clickhouse-server clickhouse-client; }
+ch_install() {
+  command -v clickhouse-server >/dev/null && command -v clickhouse-client >/dev/null || apt_install clickhouse-server clickhouse-client
+  command -v openssl >/dev/null || apt_install openssl
+}
+
+# ch_make_certs DIR: a throwaway CA and a server certificate for 127.0.0.1/localhost
+# signed by it, so that TLS clients verify the server against DIR/ca.crt.
+ch_make_certs() {
+  local d=$1
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj /CN=raterd-dev-ca -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/san.ext"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$d/san.ext" -out "$d/server.crt" 2>/dev/null
+  chmod 600 "$d/ca.key" "$d/server.key"
+}
+
+# chdb_install puts chdb-core in its own virtualenv (pip's cache keeps the wheel).
+chdb_install() {
+  [ -x "$CHDB_VENV/bin/python" ] && "$CHDB_VENV/bin/python" -c 'import chdb' 2>/dev/null && return 0
+  command -v python3 >/dev/null || die "python3 is needed for chdb (the current-ClickHouse SQL tests)"
+  python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+  log "chdb: installing chdb-core $CHDB_CORE_VERSION into $CHDB_VENV"
+  rm -rf "$CHDB_VENV"
+  python3 -m venv "$CHDB_VENV" >"$LOGS/chdb-install.log" 2>&1 &&
+    "$CHDB_VENV/bin/pip" install -q --disable-pip-version-check --no-deps "chdb-core==$CHDB_CORE_VERSION" >>"$LOGS/chdb-install.log" 2>&1 ||
+    { tail -n 20 "$LOGS/chdb-install.log" >&2; rm -rf "$CHDB_VENV"; die "chdb-core install failed"; }
+}
 
 ch_start() {
   if pid_alive clickhouse "${PATTERN[clickhouse]}"; then log "clickhouse: already running"; return 0; fi
-  port_free clickhouse "$CH_TCP_PORT"; port_free clickhouse "$CH_HTTP_PORT"
+  port_free clickhouse "$CH_TCP_PORT"; port_free clickhouse "$CH_HTTP_PORT"; port_free clickhouse "$CH_TLS_PORT"
   local home="$DIR/clickhouse"
   rm -rf "$home"; mkdir -p "$home/etc" "$home/data" "$home/tmp" "$home/user_files" "$home/format_schemas" "$home/log"
   # Render our config into the state dir: the server writes *-preprocessed.xml next to it.
   sed "s|@STATE@|$home|g" "$ROOT/deploy/clickhouse/config.xml" >"$home/etc/config.xml"
   cp "$ROOT/deploy/clickhouse/users.xml" "$home/etc/users.xml"
+  ch_make_certs "$home/etc"
   ln -sfn "$home/log" "$LOGS/clickhouse"
-  log "clickhouse: starting on 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT)"
+  log "clickhouse: starting on 127.0.0.1:$CH_TCP_PORT (tls $CH_TLS_PORT, http $CH_HTTP_PORT)"
   (cd "$home" && spawn clickhouse "$home/log/stdout.log" clickhouse-server --config-file="$home/etc/config.xml")
 }
 
@@ -264,7 +304,7 @@ stop_one() {
 
 cmd_up() {
   local t0=$SECONDS
-  kafka_install; redis_install; ch_install
+  kafka_install; redis_install; ch_install; chdb_install
   redis_start; ch_start; kafka_start
   redis_wait; ch_wait; kafka_wait
   log "services: up in $((SECONDS - t0))s (state in $DIR)"
@@ -292,6 +332,12 @@ cmd_env() {
   echo "export RATERD_TEST_KAFKA=$KAFKA_ADDR"
   echo "export RATERD_TEST_REDIS=127.0.0.1:$REDIS_PORT"
   echo "export RATERD_TEST_CLICKHOUSE=127.0.0.1:$CH_TCP_PORT"
+  # TLS and password login: the raterd user of deploy/clickhouse/users.xml.
+  echo "export RATERD_TEST_CLICKHOUSE_TLS=127.0.0.1:$CH_TLS_PORT"
+  echo "export RATERD_TEST_CLICKHOUSE_CA=$DIR/clickhouse/etc/ca.crt"
+  echo "export RATERD_TEST_CLICKHOUSE_USER=raterd"
+  echo "export RATERD_TEST_CLICKHOUSE_PASSWORD=raterd-dev-password"
+  echo "export RATERD_TEST_CHDB_PYTHON=$CHDB_VENV/bin/python"
 }
 
 # kafka-tool CLASS ARGS...: run a Kafka CLI tool with the cached jars, e.g.

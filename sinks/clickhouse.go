@@ -3,9 +3,12 @@ package sinks
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"os"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -26,8 +29,23 @@ type ClickHouseConfig struct {
 	// Env overrides: RATERD_CLICKHOUSE_USER, RATERD_CLICKHOUSE_PASSWORD.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
-	// TLS enables TLS on the native protocol. Default false.
+	// TLS enables TLS on the native protocol (the server's tcp_port_secure, usually 9440).
+	// The server certificate is verified against the system roots, or TLSCAFile.
+	// Default false.
 	TLS bool `yaml:"tls"`
+	// TLSCAFile is a PEM file of the CA certificates that sign the server's certificate,
+	// for a private CA. Needs tls: true.
+	TLSCAFile string `yaml:"tls_ca_file"`
+	// TLSCertFile and TLSKeyFile are a PEM client certificate and key for servers that
+	// require one (mutual TLS). Both or neither; need tls: true.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// TLSServerName is the name the server certificate must carry, when it differs from
+	// the host in addrs (for example when connecting by IP). Needs tls: true.
+	TLSServerName string `yaml:"tls_server_name"`
+	// TLSInsecureSkipVerify turns off verification of the server certificate: anyone on
+	// the path can then read and change the traffic. For tests only. Default false.
+	TLSInsecureSkipVerify bool `yaml:"tls_insecure_skip_verify"`
 	// DialTimeout bounds connecting. Default 5s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// WriteTimeout bounds one insert. Default 30s.
@@ -36,6 +54,12 @@ type ClickHouseConfig struct {
 	// written at about the same time are combined into one insert (see GroupCommit).
 	// Default 50,000.
 	InsertMaxRows int `yaml:"insert_max_rows"`
+	// InsertAttempts is how many times one insert is sent before the error goes back to
+	// the pipeline (which then retries the batch with backoff). Every attempt of an insert
+	// carries the same deduplication token, so on servers that take one (22.2+) an
+	// attempt whose rows landed although the answer was lost is absorbed by ClickHouse.
+	// Default 3.
+	InsertAttempts int `yaml:"insert_attempts"`
 	// InsertInterval is the longest a micro-batch's rows wait for others to join their
 	// insert; a group is also sent when the pipeline has nothing more to add soon (see
 	// GroupCommit). Default 1s; below kafka.shutdown_timeout.
@@ -84,6 +108,15 @@ func (c *ClickHouseConfig) Validate(key string) error {
 	if c.InsertMaxRows < 1 || c.InsertMaxRows > 10_000_000 {
 		return fmt.Errorf("%s.insert_max_rows: %d is not in 1..10000000", key, c.InsertMaxRows)
 	}
+	if c.InsertAttempts == 0 {
+		c.InsertAttempts = 3
+	}
+	if c.InsertAttempts < 1 || c.InsertAttempts > 20 {
+		return fmt.Errorf("%s.insert_attempts: %d is not in 1..20", key, c.InsertAttempts)
+	}
+	if err := c.validateTLS(key); err != nil {
+		return err
+	}
 	if c.InsertInterval == 0 {
 		c.InsertInterval = time.Second
 	}
@@ -94,6 +127,55 @@ func (c *ClickHouseConfig) Validate(key string) error {
 		return fmt.Errorf("%s.retention_days: %d is not in 0..36500 (0 keeps everything)", key, c.RetentionDays)
 	}
 	return nil
+}
+
+// validateTLS checks the tls_* keys: they need tls: true, the certificate and key come
+// together, and the files must load (so a typo fails at start, not at the first dial).
+func (c *ClickHouseConfig) validateTLS(key string) error {
+	if !c.TLS {
+		for name, set := range map[string]bool{
+			"tls_ca_file": c.TLSCAFile != "", "tls_cert_file": c.TLSCertFile != "", "tls_key_file": c.TLSKeyFile != "",
+			"tls_server_name": c.TLSServerName != "", "tls_insecure_skip_verify": c.TLSInsecureSkipVerify,
+		} {
+			if set {
+				return fmt.Errorf("%s.%s: set, but %s.tls is false (TLS is off)", key, name, key)
+			}
+		}
+		return nil
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return fmt.Errorf("%s.tls_cert_file and %s.tls_key_file: give both or neither", key, key)
+	}
+	_, err := c.tlsConfig(key)
+	return err
+}
+
+// tlsConfig builds the client TLS configuration; nil when TLS is off. key prefixes the
+// key names in errors.
+func (c *ClickHouseConfig) tlsConfig(key string) (*tls.Config, error) {
+	if !c.TLS {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName, InsecureSkipVerify: c.TLSInsecureSkipVerify}
+	if c.TLSCAFile != "" {
+		pem, err := os.ReadFile(c.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.tls_ca_file: %w", key, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s.tls_ca_file: %s holds no PEM certificate", key, c.TLSCAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.tls_cert_file/tls_key_file: %w", key, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 func isIdentifier(s string) bool {
@@ -117,9 +199,11 @@ func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig) (driver.Conn, err
 		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
 		ClientInfo:       clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{Name: "raterd", Version: "dev"}}},
 	}
-	if cfg.TLS {
-		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	tc, err := cfg.tlsConfig("clickhouse")
+	if err != nil {
+		return nil, err
 	}
+	opts.TLS = tc
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %v: %w", cfg.Addrs, err)
@@ -146,6 +230,8 @@ type ClickHouseScores struct {
 	cfg     ClickHouseConfig
 	logger  *slog.Logger
 	insertQ string
+	// dedup: the server takes insert_deduplication_token (see dedupSupported).
+	dedup bool
 }
 
 // NewClickHouseScores returns a score sink on an open connection.
@@ -154,31 +240,87 @@ func NewClickHouseScores(conn driver.Conn, cfg ClickHouseConfig, logger *slog.Lo
 		logger = slog.Default()
 	}
 	return &ClickHouseScores{
-		conn: conn, cfg: cfg, logger: logger,
+		conn: conn, cfg: cfg, logger: logger, dedup: dedupSupported(conn),
 		insertQ: fmt.Sprintf("INSERT INTO %s.scores (%s)", cfg.Database, scoreColumns),
 	}
 }
 
-// WriteScores implements ScoreSink: one insert for all rows; nil once ClickHouse has
+// WriteScores implements ScoreSink: one insert for all rows, sent up to
+// cfg.InsertAttempts times with one deduplication token; nil once ClickHouse has
 // acknowledged the block.
 func (c *ClickHouseScores) WriteScores(ctx context.Context, rows []record.Score) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
-	defer cancel()
-	return insertRows(ctx, c.conn, c.insertQ, "score rows", len(rows), func(i int) []any {
-		r := &rows[i]
-		keys, values := sortedLabels(r.Labels)
-		latency := min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0)))
-		return []any{
-			r.EventTime, r.ScoredAt, r.RecordID, r.TraceID, r.Source.Topic,
-			uint32(max(r.Source.Partition, 0)), uint64(max(r.Source.Offset, 0)),
-			r.Model, r.App, keys, values, r.Evaluator, r.RubricVersion, r.Judge,
-			r.TaskType, r.Value, r.Label, float32(r.Confidence), r.Explanation, r.Status,
-			boolToUint8(r.Cached), uint32(latency), uint16(min(r.Attempts, 65535)),
-		}
+	token := ""
+	if c.dedup {
+		token = scoreInsertToken(rows)
+	}
+	return sendInsert(ctx, c.conn, c.cfg, c.logger, token, func(ctx context.Context) error {
+		return insertRows(ctx, c.conn, c.insertQ, "score rows", len(rows), func(i int) []any {
+			r := &rows[i]
+			keys, values := sortedLabels(r.Labels)
+			latency := min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0)))
+			return []any{
+				r.EventTime, r.ScoredAt, r.RecordID, r.TraceID, r.Source.Topic,
+				uint32(max(r.Source.Partition, 0)), uint64(max(r.Source.Offset, 0)),
+				r.Model, r.App, keys, values, r.Evaluator, r.RubricVersion, r.Judge,
+				r.TaskType, r.Value, r.Label, float32(r.Confidence), r.Explanation, r.Status,
+				boolToUint8(r.Cached), uint32(latency), uint16(min(r.Attempts, 65535)),
+			}
+		})
 	})
+}
+
+// dedupSupported reports whether the server takes insert_deduplication_token. The
+// version comes from the connection handshake; when it cannot be read, inserts go
+// without a token, which only gives up the server-side absorption of retries.
+func dedupSupported(conn driver.Conn) bool {
+	v, err := conn.ServerVersion()
+	if err != nil || v == nil {
+		return false
+	}
+	return serverVersion{int(v.Version.Major), int(v.Version.Minor)}.features().InsertDedup
+}
+
+// sendInsert runs send up to cfg.InsertAttempts times, each bounded by cfg.WriteTimeout
+// and, when token is set, carrying it as insert_deduplication_token (with
+// deduplicate_blocks_in_dependent_materialized_views, so the score views skip a
+// deduplicated block too). It returns the last error once the attempts are spent or
+// ctx ends.
+func sendInsert(ctx context.Context, conn driver.Conn, cfg ClickHouseConfig, logger *slog.Logger, token string,
+	send func(ctx context.Context) error) error {
+	attempts := max(cfg.InsertAttempts, 1)
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, cfg.WriteTimeout)
+		if token != "" {
+			actx = clickhouse.Context(actx, clickhouse.WithSettings(clickhouse.Settings{
+				"insert_deduplication_token":                         token,
+				"deduplicate_blocks_in_dependent_materialized_views": 1,
+			}))
+		}
+		err := send(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || attempt >= attempts {
+			if attempt > 1 {
+				return fmt.Errorf("%w (attempt %d of %d)", err, attempt, attempts)
+			}
+			return err
+		}
+		logger.Warn("clickhouse insert failed; sending it again", "attempt", attempt, "of", attempts, "token", token, "err", err)
+		// Jittered, so that writers that failed together do not retry together.
+		wait := backoff/2 + rand.N(backoff)
+		backoff *= 2
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // insertRows sends n rows as one INSERT block and returns once ClickHouse acknowledged it.
@@ -215,25 +357,32 @@ const deadLetterColumns = "seen_at, topic, partition, offset, reason, error, key
 type ClickHouseDeadLetters struct {
 	conn    driver.Conn
 	cfg     ClickHouseConfig
+	logger  *slog.Logger
 	insertQ string
+	dedup   bool
 }
 
 // NewClickHouseDeadLetters returns a dead-letter sink on an open connection.
 func NewClickHouseDeadLetters(conn driver.Conn, cfg ClickHouseConfig) *ClickHouseDeadLetters {
-	return &ClickHouseDeadLetters{conn: conn, cfg: cfg,
+	return &ClickHouseDeadLetters{conn: conn, cfg: cfg, logger: slog.Default(), dedup: dedupSupported(conn),
 		insertQ: fmt.Sprintf("INSERT INTO %s.dead_letters (%s)", cfg.Database, deadLetterColumns)}
 }
 
-// WriteDeadLetters implements DeadLetterSink.
+// WriteDeadLetters implements DeadLetterSink, with the attempts and deduplication token
+// of ClickHouseScores.WriteScores.
 func (c *ClickHouseDeadLetters) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
 	if len(letters) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
-	defer cancel()
-	return insertRows(ctx, c.conn, c.insertQ, "dead letters", len(letters), func(i int) []any {
-		d := &letters[i]
-		return []any{d.FirstSeen, d.Source.Topic, uint32(max(d.Source.Partition, 0)), uint64(max(d.Source.Offset, 0)),
-			d.Reason, d.Error, string(d.Key), string(d.Value), uint16(min(d.Attempts, 65535))}
+	token := ""
+	if c.dedup {
+		token = deadLetterInsertToken(letters)
+	}
+	return sendInsert(ctx, c.conn, c.cfg, c.logger, token, func(ctx context.Context) error {
+		return insertRows(ctx, c.conn, c.insertQ, "dead letters", len(letters), func(i int) []any {
+			d := &letters[i]
+			return []any{d.FirstSeen, d.Source.Topic, uint32(max(d.Source.Partition, 0)), uint64(max(d.Source.Offset, 0)),
+				d.Reason, d.Error, string(d.Key), string(d.Value), uint16(min(d.Attempts, 65535))}
+		})
 	})
 }

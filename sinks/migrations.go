@@ -36,8 +36,10 @@ type GatedStep struct {
 	// Name identifies the step within its migration. It is recorded in
 	// schema_gated_steps once applied, so it must never change.
 	Name string
-	// Statement uses {db} for the database name and must be idempotent: a crash between
-	// running it and recording it runs it again.
+	// Statement uses {db} for the database name, and {inner:VIEW} for the table that
+	// holds a materialized view's rows (named .inner.VIEW or .inner_id.UUID depending on
+	// the database engine; resolved on the server, see innerTableQuery). It must be
+	// idempotent: a crash between running it and recording it runs it again.
 	Statement string
 }
 
@@ -67,11 +69,18 @@ const (
 	// FeatureSkipIndexes is data-skipping indexes (bloom_filter) without experimental
 	// settings, on a release where an index not yet built in old parts is safe to query.
 	FeatureSkipIndexes Feature = "skip_indexes"
+	// FeatureInsertDedup is deduplication of inserts into non-replicated MergeTree tables
+	// by a client token: the table setting non_replicated_deduplication_window and the
+	// insert setting insert_deduplication_token.
+	FeatureInsertDedup Feature = "insert_dedup"
 )
+
+// allFeatures lists every Feature in a stable order.
+var allFeatures = [...]Feature{FeatureTTL, FeatureLowCardinality, FeatureCodecs, FeatureSkipIndexes, FeatureInsertDedup}
 
 // Features is the set of gated features a server has.
 type Features struct {
-	TTL, LowCardinality, Codecs, SkipIndexes bool
+	TTL, LowCardinality, Codecs, SkipIndexes, InsertDedup bool
 }
 
 // Has reports whether f is in the set; unknown features are never in it.
@@ -85,6 +94,8 @@ func (fs Features) Has(f Feature) bool {
 		return fs.Codecs
 	case FeatureSkipIndexes:
 		return fs.SkipIndexes
+	case FeatureInsertDedup:
+		return fs.InsertDedup
 	}
 	return false
 }
@@ -92,7 +103,7 @@ func (fs Features) Has(f Feature) bool {
 // String lists the features the server has, or "none".
 func (fs Features) String() string {
 	var names []string
-	for _, f := range []Feature{FeatureTTL, FeatureLowCardinality, FeatureCodecs, FeatureSkipIndexes} {
+	for _, f := range allFeatures {
 		if fs.Has(f) {
 			names = append(names, string(f))
 		}
@@ -147,16 +158,24 @@ func (v serverVersion) atLeast(major, minor int) bool {
 //   - Skip indexes: 20.1, when they stopped needing allow_experimental_data_skipping_indices
 //     (ClickHouse#7974), except 21.9–21.12: there a query that uses an index that old parts
 //     do not have yet fails (ClickHouse#30343, #32292; fixed by #32359).
+//   - Insert deduplication: 22.2, which added insert_deduplication_token for MergeTree
+//     (ClickHouse#32304); non_replicated_deduplication_window is older.
 func featuresFor(version string) Features {
 	v, ok := parseServerVersion(version)
 	if !ok {
 		return Features{}
 	}
+	return v.features()
+}
+
+// features is featuresFor of a parsed version.
+func (v serverVersion) features() Features {
 	return Features{
 		TTL:            v.atLeast(19, 6),
 		LowCardinality: v.atLeast(20, 3),
 		Codecs:         v.atLeast(20, 1),
 		SkipIndexes:    v.atLeast(20, 1) && !(v.atLeast(21, 9) && !v.atLeast(22, 1)),
+		InsertDedup:    v.atLeast(22, 2),
 	}
 }
 
@@ -329,6 +348,24 @@ ORDER BY (rule, evaluator, model, app, judge, alert_id)`,
 				{FeatureLowCardinality, "dead_letters LowCardinality reason",
 					`ALTER TABLE {db}.dead_letters MODIFY COLUMN reason LowCardinality(String)`},
 			}},
+		{Version: 4, Name: "insert deduplication where the server has it",
+			// The writer sends every insert with a token made from its rows' sources
+			// (insertToken); with a deduplication window a table keeps the tokens of its
+			// last 1000 inserts and drops a block whose token it has seen, so an insert
+			// retried after a lost answer lands once. The views' own tables get the window
+			// too: with deduplicate_blocks_in_dependent_materialized_views, which the writer
+			// also sends, they then skip a retried block as well (checked on 26.9 by
+			// TestCurrentReleaseSQL).
+			Gated: []GatedStep{
+				{FeatureInsertDedup, "scores deduplication window",
+					`ALTER TABLE {db}.scores MODIFY SETTING non_replicated_deduplication_window = 1000`},
+				{FeatureInsertDedup, "dead_letters deduplication window",
+					`ALTER TABLE {db}.dead_letters MODIFY SETTING non_replicated_deduplication_window = 1000`},
+				{FeatureInsertDedup, "scores_hourly deduplication window",
+					`ALTER TABLE {db}.{inner:scores_hourly} MODIFY SETTING non_replicated_deduplication_window = 1000`},
+				{FeatureInsertDedup, "scores_daily deduplication window",
+					`ALTER TABLE {db}.{inner:scores_daily} MODIFY SETTING non_replicated_deduplication_window = 1000`},
+			}},
 	}
 }
 
@@ -339,6 +376,42 @@ func LatestMigration() int {
 }
 
 func render(stmt, db string) string { return strings.ReplaceAll(stmt, "{db}", db) }
+
+// innerPlaceholder matches {inner:VIEW} in a gated step's statement.
+var innerPlaceholder = regexp.MustCompile(`\{inner:([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// innerTableQuery returns a query for the name of the table that stores the rows of the
+// materialized view db.view: .inner.VIEW in an Ordinary database, .inner_id.UUID (the
+// view's UUID) in an Atomic one. It needs system.tables.uuid (ClickHouse 20.x+), so only
+// gated steps of recent features use {inner:…}.
+func innerTableQuery(db, view string) string {
+	return fmt.Sprintf("SELECT name FROM system.tables WHERE database = '%[1]s' AND (name = '.inner.%[2]s' OR "+
+		"name = (SELECT concat('.inner_id.', toString(uuid)) FROM system.tables WHERE database = '%[1]s' AND name = '%[2]s'))", db, view)
+}
+
+// renderStep renders a gated step's statement for db, resolving {inner:VIEW} with
+// lookup, which runs a query and returns its single String value.
+func renderStep(ctx context.Context, stmt, db string, lookup func(ctx context.Context, query string) (string, error)) (string, error) {
+	var err error
+	out := innerPlaceholder.ReplaceAllStringFunc(render(stmt, db), func(m string) string {
+		view := innerPlaceholder.FindStringSubmatch(m)[1]
+		name, lerr := lookup(ctx, innerTableQuery(db, view))
+		if lerr != nil && err == nil {
+			err = fmt.Errorf("find the table of materialized view %s.%s: %w", db, view, lerr)
+		}
+		return "`" + name + "`"
+	})
+	return out, err
+}
+
+// queryString runs a query returning one String value on conn.
+func queryString(conn driver.Conn) func(ctx context.Context, query string) (string, error) {
+	return func(ctx context.Context, query string) (string, error) {
+		var s string
+		err := conn.QueryRow(ctx, query).Scan(&s)
+		return s, err
+	}
+}
 
 // MigrateOptions tunes MigrateWith; the zero value is what Migrate uses.
 type MigrateOptions struct {
@@ -451,7 +524,11 @@ func migrate(ctx context.Context, conn driver.Conn, db string, opts MigrateOptio
 			case !res.Features.Has(s.Feature):
 				skipped = append(skipped, s)
 			default:
-				if err := conn.Exec(ctx, render(s.Statement, db)); err != nil {
+				stmt, err := renderStep(ctx, s.Statement, db, queryString(conn))
+				if err == nil {
+					err = conn.Exec(ctx, stmt)
+				}
+				if err != nil {
 					return ran, skipped, fmt.Errorf("migration %d (%s), gated step %q (%s): %w", m.Version, m.Name, s.Name, s.Feature, err)
 				}
 				if err := recordGatedStep(ctx, conn, db, m.Version, s, res.ServerVersion); err != nil {

@@ -22,7 +22,8 @@ import (
 )
 
 func TestFeaturesFor(t *testing.T) {
-	all := Features{TTL: true, LowCardinality: true, Codecs: true, SkipIndexes: true}
+	all := Features{TTL: true, LowCardinality: true, Codecs: true, SkipIndexes: true, InsertDedup: true}
+	noDedup := Features{TTL: true, LowCardinality: true, Codecs: true, SkipIndexes: true}
 	noSkip := Features{TTL: true, LowCardinality: true, Codecs: true}
 	for _, tc := range []struct {
 		version string
@@ -38,13 +39,14 @@ func TestFeaturesFor(t *testing.T) {
 		{"19.10.1.5", Features{TTL: true}},
 		{"19.17.6.36", Features{TTL: true}},
 		{"20.1.2.4", Features{TTL: true, Codecs: true, SkipIndexes: true}},
-		{"20.3.2.1", all},
-		{"20.8.12.2", all},
-		{"21.8.15.7", all},
+		{"20.3.2.1", noDedup},
+		{"20.8.12.2", noDedup},
+		{"21.8.15.7", noDedup},
 		{"21.9.2.17", noSkip},
 		{"21.11.5.33", noSkip},
 		{"21.12.4.1", noSkip},
-		{"22.1.3.7", all},
+		{"22.1.3.7", noDedup},
+		{"22.2.2.1", all},
 		{"22.8.21.38", all},
 		{"23.8.16.42.altinitystable", all},
 		{"24.3.1.2672", all},
@@ -95,6 +97,7 @@ func TestMigrationsGatedSteps(t *testing.T) {
 		FeatureLowCardinality: "LowCardinality(",
 		FeatureCodecs:         "CODEC(",
 		FeatureSkipIndexes:    "ADD INDEX",
+		FeatureInsertDedup:    "non_replicated_deduplication_window",
 	}
 	ledger := 0
 	gated := 0
@@ -336,13 +339,14 @@ func TestClickHouseMigrateFresh(t *testing.T) {
 	// On a server without the features every gated step is skipped, reported on the
 	// migration and as pending, logged, and not recorded; the schema keeps 18.16 types.
 	if res.Features == (Features{}) {
-		m3 := res.Applied[2]
-		if !reflect.DeepEqual(m3.Skipped, Migrations()[2].Gated) {
-			t.Errorf("migration 3 Skipped = %v, want all its gated steps", m3.Skipped)
-		}
 		var want []StepRef
-		for _, s := range Migrations()[2].Gated {
-			want = append(want, StepRef{3, s})
+		for i, m := range Migrations() {
+			if !reflect.DeepEqual(res.Applied[i].Skipped, m.Gated) {
+				t.Errorf("migration %d Skipped = %v, want all its gated steps", m.Version, res.Applied[i].Skipped)
+			}
+			for _, s := range m.Gated {
+				want = append(want, StepRef{m.Version, s})
+			}
 		}
 		if !reflect.DeepEqual(res.Pending, want) {
 			t.Errorf("Pending = %v, want %v", stepNames(res.Pending), stepNames(want))
@@ -353,8 +357,8 @@ func TestClickHouseMigrateFresh(t *testing.T) {
 		if n := countRows(t, conn, fmt.Sprintf("SELECT count() FROM %s.%s", db, gatedStepsTable)); n != 0 {
 			t.Errorf("%s has %d rows, want 0 (nothing applied)", gatedStepsTable, n)
 		}
-		for _, s := range Migrations()[2].Gated {
-			if !strings.Contains(logs.String(), fmt.Sprintf("step=%q", s.Name)) {
+		for _, ref := range want {
+			if s := ref.GatedStep; !strings.Contains(logs.String(), fmt.Sprintf("step=%q", s.Name)) {
 				t.Errorf("no log line for skipped step %q", s.Name)
 			}
 		}
@@ -488,8 +492,8 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MigrateWith: %v", err)
 	}
-	if got := migrationVersions(res.Applied); !reflect.DeepEqual(got, []int{2, 3}) {
-		t.Fatalf("upgrade applied %v, want [2 3]", got)
+	if got := migrationVersions(res.Applied); !reflect.DeepEqual(got, []int{2, 3, 4}) {
+		t.Fatalf("upgrade applied %v, want [2 3 4]", got)
 	}
 	if res.Retention != RetentionNotRequested {
 		t.Errorf("Retention = %q with RetentionDays 0", res.Retention)

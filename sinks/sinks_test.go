@@ -57,7 +57,7 @@ func TestClickHouseConfigValidateDefaults(t *testing.T) {
 	want := ClickHouseConfig{
 		Addrs: []string{"127.0.0.1:9000"}, Database: "raterd", Username: "default",
 		DialTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
-		InsertMaxRows: 50_000, InsertInterval: time.Second,
+		InsertMaxRows: 50_000, InsertInterval: time.Second, InsertAttempts: 3,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults = %+v, want %+v", c, want)
@@ -66,7 +66,7 @@ func TestClickHouseConfigValidateDefaults(t *testing.T) {
 	// Explicit values are kept.
 	c = ClickHouseConfig{Addrs: []string{"a:1", "b:2"}, Database: "metrics_2", Username: "rater",
 		Password: "pw", TLS: true, DialTimeout: time.Second, WriteTimeout: 2 * time.Second,
-		InsertMaxRows: 1000, InsertInterval: 100 * time.Millisecond, RetentionDays: 30}
+		InsertMaxRows: 1000, InsertAttempts: 5, InsertInterval: 100 * time.Millisecond, RetentionDays: 30}
 	want = c
 	want.Addrs = []string{"a:1", "b:2"}
 	if err := c.Validate("clickhouse"); err != nil {
@@ -371,8 +371,8 @@ func TestMigrations(t *testing.T) {
 		if m.Name == "" {
 			t.Errorf("migration %d has no name", m.Version)
 		}
-		if len(m.Statements) == 0 {
-			t.Errorf("migration %d has no statements", m.Version)
+		if len(m.Statements) == 0 && len(m.Gated) == 0 {
+			t.Errorf("migration %d has neither statements nor gated steps", m.Version)
 		}
 		for j, s := range m.Statements {
 			if !strings.Contains(s, "{db}") {
