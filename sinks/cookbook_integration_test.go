@@ -252,6 +252,13 @@ func checkCookbook(t *testing.T, conn driver.Conn, db, phase string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	checkCookbookWith(t, func(q string) ([]string, [][]any, error) { return queryTable(ctx, conn, q) }, db, phase)
+}
+
+// checkCookbookWith is checkCookbook over any way of running a query that returns its
+// column names and rows normalized as queryTable does.
+func checkCookbookWith(t *testing.T, query func(sql string) ([]string, [][]any, error), db, phase string) {
+	t.Helper()
 	covered := map[string]bool{}
 	for i, c := range cookbookCases() {
 		q, ok := CookbookQueryNamed(c.query)
@@ -263,7 +270,7 @@ func checkCookbook(t *testing.T, conn driver.Conn, db, phase string) {
 		if err != nil {
 			t.Fatalf("%s: case %d (%s): Render: %v", phase, i, c.query, err)
 		}
-		cols, rows, err := queryTable(ctx, conn, sql)
+		cols, rows, err := query(sql)
 		if err != nil {
 			t.Errorf("%s: case %d (%s): %v\n%s", phase, i, c.query, err, sql)
 			continue

@@ -621,14 +621,18 @@ func applyRetention(ctx context.Context, conn driver.Conn, db string, days int, 
 		if have, err := tableTTL(ctx, conn, db, t.table); err == nil && have == want {
 			continue
 		}
-		q := fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL %s + INTERVAL %d DAY", db, t.table, t.column, days)
-		if err := conn.Exec(ctx, q); err != nil {
+		if err := conn.Exec(ctx, retentionStatement(db, t.table, t.column, days)); err != nil {
 			return status, fmt.Errorf("set retention of %d days on %s.%s: %w", days, db, t.table, err)
 		}
 		logger.Info("retention TTL set", "table", db+"."+t.table, "days", days)
 		status = RetentionApplied
 	}
 	return status, nil
+}
+
+// retentionStatement sets a retention of days on db.table by its time column.
+func retentionStatement(db, table, column string, days int) string {
+	return fmt.Sprintf("ALTER TABLE %s.%s MODIFY TTL %s + INTERVAL %d DAY", db, table, column, days)
 }
 
 // tableTTL returns the table TTL expression of db.table as the server prints it (e.g.
