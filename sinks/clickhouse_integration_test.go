@@ -331,12 +331,13 @@ FROM %s.scores FINAL WHERE record_id = '%s'`, db, want.RecordID)
 		t.Errorf("scores_hourly ok_rows, cached_rows = %d, %d; want %d, %d", okRows, cachedRows, wantOK, wantCached)
 	}
 	var mean float64
-	if err := conn.QueryRow(ctx, "SELECT avgMerge(mean_score) FROM "+db+".scores_hourly WHERE evaluator = 'safety'").Scan(&mean); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT avgIfMerge(mean_score) FROM "+db+".scores_hourly WHERE evaluator = 'safety'").Scan(&mean); err != nil {
 		t.Fatal(err)
 	}
+	// The mean is over ok rows: a failed judgement's 0 is not a score.
 	var sum, cnt float64
 	for _, r := range rows {
-		if r.Evaluator == "safety" {
+		if r.Evaluator == "safety" && r.Status == record.StatusOK {
 			sum += r.Value
 			cnt++
 		}

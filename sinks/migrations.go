@@ -266,9 +266,9 @@ ORDER BY (topic, partition, offset)`,
 		}},
 		{Version: 2, Name: "scores_daily, alerts", Statements: []string{
 			// Daily trends per evaluator × model × app × judge × rubric version. Like
-			// scores_hourly it counts inserted rows, replays included. Unlike scores_hourly
-			// (whose mean and quantiles also take the 0 that failed rows carry; changing
-			// that view is a migration of its own), the score statistics here are over ok
+			// scores_hourly it counts inserted rows, replays included. Unlike migration 1's
+			// scores_hourly (whose mean and quantiles also took the 0 that failed rows carry;
+			// migration 4 rebuilds it like this one), the score statistics here are over ok
 			// rows only. Read with the -Merge combinators:
 			//   countMerge(rows), sumMerge(ok_rows), sumMerge(sum_ok_score),
 			//   avgIfMerge(mean_score), quantilesIfMerge(0.1, 0.5, 0.9)(score_quantiles),
@@ -348,7 +348,37 @@ ORDER BY (rule, evaluator, model, app, judge, alert_id)`,
 				{FeatureLowCardinality, "dead_letters LowCardinality reason",
 					`ALTER TABLE {db}.dead_letters MODIFY COLUMN reason LowCardinality(String)`},
 			}},
-		{Version: 4, Name: "insert deduplication where the server has it",
+		{Version: 4, Name: "scores_hourly: statistics over ok rows, pass rate, parse failures",
+			// Migration 1's scores_hourly averaged and took quantiles over every row, the 0
+			// of failed ones included, and had no pass rate or parse failures. A view's query
+			// cannot be altered on 18.16, so the view is rebuilt with scores_daily's columns
+			// by hour and filled from scores (POPULATE). Rows written while this runs may be
+			// missed by the view (scores keeps them; run it with raterd stopped), and hours
+			// whose rows a retention TTL already dropped are no longer in the view. Both
+			// statements are safe to repeat. Read with the -Merge combinators listed at
+			// scores_daily.
+			Statements: []string{
+				`DROP TABLE IF EXISTS {db}.scores_hourly`,
+				`CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.scores_hourly
+ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMM(hour)
+ORDER BY (evaluator, model, app, judge, rubric_version, hour)
+POPULATE
+AS SELECT
+    toStartOfHour(event_time) AS hour,
+    evaluator, model, app, judge, rubric_version,
+    countState() AS rows,
+    sumState(toUInt64(status = 'ok')) AS ok_rows,
+    sumState(if(status = 'ok', score, 0.)) AS sum_ok_score,
+    avgIfState(score, status = 'ok') AS mean_score,
+    quantilesIfState(0.1, 0.5, 0.9)(score, status = 'ok') AS score_quantiles,
+    sumState(toUInt64(status = 'parse_failure')) AS parse_failures,
+    sumState(toUInt64(status = 'judge_error')) AS judge_errors,
+    sumState(toUInt64(cached)) AS cached_rows
+FROM {db}.scores
+GROUP BY hour, evaluator, model, app, judge, rubric_version`,
+			}},
+		{Version: 5, Name: "insert deduplication where the server has it",
 			// The writer sends every insert with a token made from its rows' sources
 			// (insertToken); with a deduplication window a table keeps the tokens of its
 			// last 1000 inserts and drops a block whose token it has seen, so an insert

@@ -492,8 +492,8 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MigrateWith: %v", err)
 	}
-	if got := migrationVersions(res.Applied); !reflect.DeepEqual(got, []int{2, 3, 4}) {
-		t.Fatalf("upgrade applied %v, want [2 3 4]", got)
+	if got := migrationVersions(res.Applied); !reflect.DeepEqual(got, []int{2, 3, 4, 5}) {
+		t.Fatalf("upgrade applied %v, want [2 3 4 5]", got)
 	}
 	if res.Retention != RetentionNotRequested {
 		t.Errorf("Retention = %q with RetentionDays 0", res.Retention)
@@ -505,8 +505,31 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	if n := countRows(t, conn, "SELECT count() FROM "+db+".scores FINAL"); n != uint64(len(old)) {
 		t.Errorf("scores FINAL = %d rows after the upgrade, want %d", n, len(old))
 	}
+	// Migration 4 rebuilt scores_hourly from scores: the old rows are in it, with the
+	// statistics over ok rows and the failure counts the rebuilt view has.
 	if n := countRows(t, conn, "SELECT countMerge(rows) FROM "+db+".scores_hourly"); n != uint64(len(old)) {
 		t.Errorf("scores_hourly = %d rows after the upgrade, want %d", n, len(old))
+	}
+	var okRows, parseFailures uint64
+	var sumOK, meanOK float64
+	if err := conn.QueryRow(ctx, "SELECT sumMerge(ok_rows), sumMerge(parse_failures), sumMerge(sum_ok_score), avgIfMerge(mean_score) FROM "+db+".scores_hourly").
+		Scan(&okRows, &parseFailures, &sumOK, &meanOK); err != nil {
+		t.Fatalf("read the rebuilt scores_hourly: %v", err)
+	}
+	var wantOK, wantPF uint64
+	var wantSum float64
+	for _, r := range old {
+		switch r.Status {
+		case record.StatusOK:
+			wantOK++
+			wantSum += r.Value
+		case record.StatusParseFailure:
+			wantPF++
+		}
+	}
+	if okRows != wantOK || parseFailures != wantPF || !near(sumOK, wantSum) || !near(meanOK, wantSum/float64(wantOK)) {
+		t.Errorf("rebuilt scores_hourly: ok %d, parse failures %d, ok sum %v, mean %v; want %d, %d, %v, %v",
+			okRows, parseFailures, sumOK, meanOK, wantOK, wantPF, wantSum, wantSum/float64(wantOK))
 	}
 	// scores_daily starts at the upgrade (no backfill) and counts what comes after.
 	if n := countRows(t, conn, "SELECT countMerge(rows) FROM "+db+".scores_daily"); n != 0 {
