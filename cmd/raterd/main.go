@@ -25,6 +25,7 @@ Commands:
   demo      run the whole pipeline on embedded defaults, no services needed
   migrate   create or upgrade the ClickHouse schema (raterd migrate --config raterd.yaml)
   report    score trends, model comparisons and SQL cookbook queries (raterd report --help)
+  dlq       replay dead letters into their source topics after a fix (raterd dlq replay --help)
   version   print the version
 
 Flags:
@@ -70,6 +71,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdMigrate(args[1:], stdout, stderr)
 	case "report":
 		err = cmdReport(args[1:], stdout, stderr)
+	case "dlq":
+		err = cmdDLQ(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "raterd: unknown command %q\n\n%s", args[0], usage)
 		return 2

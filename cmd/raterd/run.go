@@ -12,10 +12,18 @@ import (
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("run", "run --config raterd.yaml", stderr)
+	fs := newFlagSet("run", "run --config raterd.yaml [--from TIME]", stderr)
 	configPath := fs.String("config", "raterd.yaml", "path of the YAML config file")
+	fromFlag := fs.String("from", "", fromFlagUsage)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var from time.Time
+	if *fromFlag != "" {
+		var err error
+		if from, err = parseFromFlag(*fromFlag, time.Now()); err != nil {
+			return err
+		}
 	}
 	cfg, err := LoadConfig(*configPath, os.Getenv)
 	if err != nil {
@@ -23,6 +31,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signalContext(stderr)
 	defer stop()
+	if !from.IsZero() {
+		if _, err := rewindGroup(ctx, cfg, from, newLogger(cfg.Telemetry)); err != nil {
+			return err
+		}
+	}
 	return run(ctx, cfg)
 }
 

@@ -1,0 +1,376 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"raterd/consumer"
+	"raterd/sinks"
+)
+
+// produceMessages writes messages (key, value, headers, time as given) to topic and
+// waits for every replica's acknowledgement.
+func produceMessages(t testing.TB, broker, topic string, msgs []kafka.Message) {
+	t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond,
+		BatchBytes: 4 << 20, RequiredAcks: kafka.RequireAll, Transport: tr}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce to %s: %v", topic, err)
+	}
+}
+
+// endOffsets returns the end offset of every partition of topic.
+func endOffsets(t testing.TB, broker, topic string) map[int]int64 {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	ends := map[int]int64{}
+	for _, p := range parts {
+		if ends[p.ID], err = lastOffset(broker, topic, p.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ends
+}
+
+// readTopic reads every partition of topic from the offsets in from (0 where absent) to its
+// end offset now, in partition and offset order.
+func readTopic(t testing.TB, broker, topic string, from map[int]int64) []kafka.Message {
+	t.Helper()
+	ends := endOffsets(t, broker, topic)
+	ids := make([]int, 0, len(ends))
+	for id := range ends {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	var out []kafka.Message
+	for _, id := range ids {
+		if from[id] >= ends[id] {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: id, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+		if err := r.SetOffset(from[id]); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			m, err := r.ReadMessage(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("read %s/%d: %v", topic, id, err)
+			}
+			out = append(out, m)
+			if m.Offset >= ends[id]-1 {
+				break
+			}
+		}
+		r.Close()
+	}
+	return out
+}
+
+func header(m kafka.Message, key string) (string, bool) {
+	v, ok := "", false
+	for _, h := range m.Headers {
+		if h.Key == key {
+			v, ok = string(h.Value), true // the last one, as raterd reads them
+		}
+	}
+	return v, ok
+}
+
+func coordinates(m kafka.Message) string {
+	return fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
+}
+
+// dlqTestConfig is a small raterd.yaml: heuristic checks only, scores to a file, and
+// kafka.max_record_bytes low enough for over-size messages of both kinds (kept whole, and
+// truncated to a prefix).
+func dlqTestConfig(t *testing.T, broker, topic, group string) (*Config, string) {
+	t.Helper()
+	text := fmt.Sprintf(`
+kafka:
+  brokers: [%s]
+  topics: [%s]
+  group_id: %s
+  max_record_bytes: 4096
+  batch: {max_records: 50, linger: 20ms}
+  commit_interval: 100ms
+scores_file: %s
+judges:
+  checks: {type: heuristic}
+evaluators:
+  - {name: refusal, judge: checks, check: refusal}
+admin: {listen: "off"}
+telemetry: {log_level: warn}
+`, broker, topic, group, filepath.Join(t.TempDir(), "scores.ndjson"))
+	path := filepath.Join(t.TempDir(), "raterd.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig([]byte(text), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, path
+}
+
+// replayCLI runs `raterd dlq replay --config path args...` and returns its stdout.
+func replayCLI(t *testing.T, path string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	argv := append([]string{"dlq", "replay", "--config", path}, args...)
+	if code := runMain(argv, &stdout, &stderr); code != 0 {
+		t.Fatalf("raterd %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(argv, " "), code, stdout.String(), stderr.String())
+	}
+	t.Logf("raterd %s\n%s%s", strings.Join(argv[3:], " "), stderr.String(), stdout.String())
+	return stdout.String()
+}
+
+// summaryCount reads a count from the replay summary, e.g. "replayed" or "truncated".
+func summaryCount(t *testing.T, out, label string) int {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + ` +(\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("summary has no %q line:\n%s", label, out)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+type replayCounts struct{ replayed, skipped, truncated, already, errors int }
+
+func checkSummary(t *testing.T, out, replayedLabel string, want replayCounts) {
+	t.Helper()
+	got := replayCounts{
+		summaryCount(t, out, replayedLabel), summaryCount(t, out, "skipped by filter"), summaryCount(t, out, "truncated"),
+		summaryCount(t, out, "already replayed"), summaryCount(t, out, "errors"),
+	}
+	if got != want {
+		t.Fatalf("summary counts %+v, want %+v:\n%s", got, want, out)
+	}
+}
+
+// TestDLQReplay dead-letters invalid records through the real pipeline, replays them
+// with `raterd dlq replay` against the real broker, and checks exactly which messages come
+// back to the source topic, with which headers; a second run replays nothing, a record
+// that fails again shows its replay count, a run restricted to one class leaves the
+// others replayable, and truncated dead letters are counted, never replayed.
+func TestDLQReplay(t *testing.T) {
+	s := requireServices(t)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic, group := "it-dlqreplay-"+suffix, "it-dlqreplay-"+suffix
+	createTopic(t, s.kafka, topic, 2)
+	cfg, path := dlqTestConfig(t, s.kafka, topic, group)
+
+	tenant := kafka.Header{Key: "x-tenant", Value: []byte("acme")}
+	var msgs []kafka.Message
+	for i := range 20 {
+		msgs = append(msgs, kafka.Message{Key: fmt.Appendf(nil, "ok-%d", i),
+			Value: fmt.Appendf(nil, `{"id":"ok-%d","model":"m","prompt":"p","response":"Sure, here it is."}`, i)})
+	}
+	bad := map[string][]string{
+		consumer.ReasonInvalidJSON:  {`{"model":"m","response":"unterminated`, `{"model":`, `not json at all`},
+		consumer.ReasonMissingField: {`{"response":"no model 1"}`, `{"response":"no model 2"}`, `{"model":"m","prompt":"no response 3"}`, `{"model":"m","prompt":"no response 4"}`},
+		consumer.ReasonInvalidUTF8:  {"{\"model\":\"m\",\"response\":\"bad \xff 1\"}", "{\"model\":\"m\",\"response\":\"bad \xfe 2\"}"},
+		// Over the 4096-byte cap: kept whole in the dead letter.
+		consumer.ReasonTooLarge: {`{"model":"m","response":"` + strings.Repeat("x", 5000) + `"}`},
+	}
+	// Over the cap and over 64 KiB: the dead letter keeps a prefix (raterd-original-size).
+	truncatedValue := `{"model":"m","response":"` + strings.Repeat("y", 100<<10) + `"}`
+	badValues := map[string]string{} // key -> value
+	classOf := map[string]string{}   // key -> error class
+	for class, values := range bad {
+		for i, v := range values {
+			key := fmt.Sprintf("bad-%s-%d", class, i)
+			badValues[key], classOf[key] = v, class
+			msgs = append(msgs, kafka.Message{Key: []byte(key), Value: []byte(v), Headers: []kafka.Header{tenant}})
+		}
+	}
+	msgs = append(msgs, kafka.Message{Key: []byte("bad-truncated"), Value: []byte(truncatedValue), Headers: []kafka.Header{tenant}})
+	classOf["bad-truncated"] = consumer.ReasonTooLarge
+	const invalid = 11
+	produceMessages(t, s.kafka, topic, msgs)
+
+	stats, _ := runGroup(t, cfg, int64(len(msgs)))
+	if stats.DeadLetters != invalid {
+		t.Fatalf("pipeline dead-lettered %d messages, want %d", stats.DeadLetters, invalid)
+	}
+	dlq := sinks.DLQTopic(topic)
+	letters := map[string]kafka.Message{} // coordinates -> dead letter
+	for _, m := range readTopic(t, s.kafka, dlq, nil) {
+		letters[coordinates(m)] = m
+	}
+	if len(letters) != invalid {
+		t.Fatalf("%s holds %d dead letters, want %d", dlq, len(letters), invalid)
+	}
+
+	// replayed reads what came back to the source topic since ends, and checks each
+	// message against the dead letter it names.
+	replayedSince := func(ends map[int]int64, wantReplays string) []kafka.Message {
+		t.Helper()
+		got := readTopic(t, s.kafka, topic, ends)
+		for _, m := range got {
+			from, _ := header(m, sinks.HeaderReplayedFrom)
+			letter, ok := letters[from]
+			if !ok {
+				t.Fatalf("replayed message %s names dead letter %q, which is not in %s", coordinates(m), from, dlq)
+			}
+			if !bytes.Equal(m.Key, letter.Key) || !bytes.Equal(m.Value, letter.Value) {
+				t.Errorf("replayed message %s: key %q, %d value bytes; its dead letter %s has key %q, %d bytes", coordinates(m), m.Key, len(m.Value), from, letter.Key, len(letter.Value))
+			}
+			if want := badValues[string(m.Key)]; string(m.Value) != want {
+				t.Errorf("replayed message %s (key %s) does not carry the original value", coordinates(m), m.Key)
+			}
+			if p, _ := header(letter, sinks.HeaderSourcePartition); strconv.Itoa(m.Partition) != p {
+				t.Errorf("replayed message %s went to partition %d; its source partition was %s", coordinates(m), m.Partition, p)
+			}
+			if n, _ := header(m, sinks.HeaderReplays); n != wantReplays {
+				t.Errorf("replayed message %s: %s = %q, want %q", coordinates(m), sinks.HeaderReplays, n, wantReplays)
+			}
+			var keys []string
+			for _, h := range m.Headers {
+				keys = append(keys, h.Key)
+			}
+			if want := []string{"x-tenant", sinks.HeaderReplayedFrom, sinks.HeaderReplays}; strings.Join(keys, ",") != strings.Join(want, ",") {
+				t.Errorf("replayed message %s has headers %v, want %v (original ones, raterd's dropped, replay ones added)", coordinates(m), keys, want)
+			}
+		}
+		return got
+	}
+	classes := func(ms []kafka.Message) map[string]int {
+		out := map[string]int{}
+		for _, m := range ms {
+			out[classOf[string(m.Key)]]++
+		}
+		return out
+	}
+
+	// A dry run restricted to missing_field lists the four and changes nothing.
+	ends := endOffsets(t, s.kafka, topic)
+	out := replayCLI(t, path, "--error-class", consumer.ReasonMissingField, "--dry-run")
+	checkSummary(t, out, "would replay", replayCounts{replayed: 4, skipped: invalid - 4})
+	if n := strings.Count(out, "would replay ->"); n != 4 {
+		t.Errorf("dry run lists %d letters, want 4:\n%s", n, out)
+	}
+	if got := readTopic(t, s.kafka, topic, ends); len(got) != 0 {
+		t.Fatalf("a dry run produced %d messages", len(got))
+	}
+
+	// Replay missing_field: exactly those four come back, with their headers.
+	out = replayCLI(t, path, "--error-class", consumer.ReasonMissingField)
+	checkSummary(t, out, "replayed", replayCounts{replayed: 4, skipped: invalid - 4})
+	first := replayedSince(ends, "1")
+	if c := classes(first); len(first) != 4 || c[consumer.ReasonMissingField] != 4 {
+		t.Fatalf("replayed %d messages of classes %v, want the 4 missing_field ones", len(first), c)
+	}
+
+	// Running it again replays nothing.
+	ends = endOffsets(t, s.kafka, topic)
+	out = replayCLI(t, path, "--error-class", consumer.ReasonMissingField)
+	checkSummary(t, out, "replayed", replayCounts{})
+	if got := readTopic(t, s.kafka, topic, ends); len(got) != 0 {
+		t.Fatalf("a second replay produced %d messages", len(got))
+	}
+
+	// The records are still invalid: the pipeline dead-letters them again, and the new
+	// dead letters show that they were replayed once.
+	stats2, _ := runGroup(t, cfg, 4)
+	if stats2.DeadLetters != 4 {
+		t.Fatalf("the replayed records: %d dead-lettered again, want 4 (%+v)", stats2.DeadLetters, stats2)
+	}
+	again := 0
+	for _, m := range readTopic(t, s.kafka, dlq, nil) {
+		if _, seen := letters[coordinates(m)]; seen {
+			continue
+		}
+		letters[coordinates(m)] = m
+		if n, _ := header(m, sinks.HeaderReplays); n == "1" {
+			again++
+		}
+	}
+	if len(letters) != invalid+4 || again != 4 {
+		t.Fatalf("%s: %d dead letters, %d new ones with %s 1; want %d and 4", dlq, len(letters), again, sinks.HeaderReplays, invalid+4)
+	}
+	ends = endOffsets(t, s.kafka, topic)
+	out = replayCLI(t, path, "--error-class", consumer.ReasonMissingField)
+	// It reads on from where the last missing_field run stopped: only the new letters.
+	checkSummary(t, out, "replayed", replayCounts{replayed: 4})
+	if second := replayedSince(ends, "2"); len(second) != 4 {
+		t.Fatalf("second missing_field replay produced %d messages, want 4", len(second))
+	}
+
+	// All classes, dry run: the missing_field letters are done, the truncated one is only
+	// counted.
+	ends = endOffsets(t, s.kafka, topic)
+	out = replayCLI(t, path, "--dry-run")
+	checkSummary(t, out, "would replay", replayCounts{replayed: 6, truncated: 1, already: 8})
+	if !strings.Contains(out, "truncated: 65536 of ") {
+		t.Errorf("the dry run does not list the truncated letter:\n%s", out)
+	}
+	// Then for real, in two runs: --limit 4, then the rest.
+	out = replayCLI(t, path, "--limit", "4")
+	if summaryCount(t, out, "replayed") != 4 || !strings.Contains(out, "stopped at --limit 4") {
+		t.Fatalf("--limit 4:\n%s", out)
+	}
+	truncated := summaryCount(t, out, "truncated")
+	out = replayCLI(t, path)
+	if summaryCount(t, out, "replayed") != 2 || summaryCount(t, out, "errors") != 0 {
+		t.Fatalf("the rest after --limit 4: want 2 replayed:\n%s", out)
+	}
+	truncated += summaryCount(t, out, "truncated")
+	if truncated != 1 {
+		t.Fatalf("the truncated letter was counted %d times over the two runs, want once", truncated)
+	}
+	rest := replayedSince(ends, "1")
+	if c := classes(rest); len(rest) != 6 || c[consumer.ReasonInvalidJSON] != 3 || c[consumer.ReasonInvalidUTF8] != 2 || c[consumer.ReasonTooLarge] != 1 {
+		t.Fatalf("replayed %d messages of classes %v; want invalid_json 3, invalid_utf8 2, too_large 1 (not the truncated one)", len(rest), c)
+	}
+
+	// Nothing is left, and no dead letter was replayed twice.
+	out = replayCLI(t, path)
+	checkSummary(t, out, "replayed", replayCounts{})
+	if summaryCount(t, out, "dead letters read") != 0 {
+		t.Errorf("a run after everything was replayed read dead letters:\n%s", out)
+	}
+	seen := map[string]bool{}
+	for _, m := range readTopic(t, s.kafka, topic, nil) {
+		from, ok := header(m, sinks.HeaderReplayedFrom)
+		if !ok {
+			continue
+		}
+		if seen[from] {
+			t.Errorf("dead letter %s was replayed twice", from)
+		}
+		seen[from] = true
+		if _, trunc := header(letters[from], sinks.HeaderOriginalSize); trunc {
+			t.Errorf("truncated dead letter %s was replayed", from)
+		}
+	}
+	if len(seen) != invalid-1+4 {
+		t.Errorf("%d dead letters replayed in all, want %d (every one but the truncated)", len(seen), invalid-1+4)
+	}
+}

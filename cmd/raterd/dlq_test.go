@@ -1,0 +1,58 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"raterd/sinks"
+)
+
+func TestDLQCommandLineMistakes(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"dlq"}, "Usage: raterd dlq replay"},
+		{[]string{"dlq", "purge"}, `unknown subcommand "purge"`},
+		{[]string{"dlq", "replay", "--limit", "-1"}, "--limit -1"},
+		{[]string{"dlq", "replay", "--error-class", ""}, "--error-class"},
+		{[]string{"dlq", "replay", "--error-class", "invalid json"}, "--error-class"},
+		{[]string{"dlq", "replay", "--bogus"}, "bogus"},
+	} {
+		var stdout, stderr strings.Builder
+		if code := runMain(c.args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("raterd %v: exit %d, stderr %q; want 2 and %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+	var stdout, stderr strings.Builder
+	if code := runMain([]string{"dlq", "--help"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "raterd-replayed-from") {
+		t.Errorf("raterd dlq --help: exit %d, stdout %q", code, stdout.String())
+	}
+	stdout.Reset()
+	if code := runMain([]string{"--help"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "dlq ") {
+		t.Errorf("raterd --help does not list dlq: %q", stdout.String())
+	}
+}
+
+func TestPrintReplaySummary(t *testing.T) {
+	var b strings.Builder
+	printReplaySummary(&b, "raterd.dlq-replay", dlqReplayOptions{errorClass: "missing_field", dryRun: true, limit: 3}, sinks.DLQReplayStats{
+		Partitions: 2, Read: 9, Replayed: 3, SkippedByFilter: 5, Truncated: 1, LimitReached: true,
+		Classes:       map[string]int64{"missing_field": 4, "invalid_json": 5},
+		MissingTopics: []string{"other.dlq"},
+	})
+	for _, want := range []string{
+		"group raterd.dlq-replay, error class missing_field, dry run",
+		"would replay       3  (stopped at --limit 3)",
+		"skipped by filter  5",
+		"truncated          1",
+		"errors             0",
+		"dead letters read  9 in 2 partitions",
+		"by error class     invalid_json 5, missing_field 4",
+		"other.dlq does not exist",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+}

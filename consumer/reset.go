@@ -1,0 +1,232 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// OffsetReset is what ResetGroupToTime did to one partition of a consumer group.
+type OffsetReset struct {
+	TopicPartition
+	// Committed is the group's committed offset before the reset; -1 when it had none.
+	Committed int64
+	// Target is the first offset whose message timestamp is at or after the reset time;
+	// End when no message is that recent.
+	Target int64
+	// End is the partition's end offset (the offset of the next message produced) when the
+	// reset was made.
+	End int64
+	// New is the committed offset after the reset: Target, or Committed when that was
+	// below Target (see Kept).
+	New int64
+}
+
+// Kept reports that the committed offset was below the target and was left alone: moving
+// it forward would skip records that were never scored.
+func (r OffsetReset) Kept() bool { return r.New != r.Target }
+
+// Records is how many records the group reads again (or for the first time) from New to
+// the end offset seen at the reset.
+func (r OffsetReset) Records() int64 { return max(r.End-r.New, 0) }
+
+// rewoundOffset is the offset to commit for a partition: the target, unless the group's
+// committed offset is already below it (a group that lags never skips records).
+func rewoundOffset(committed, target int64) int64 {
+	if committed >= 0 && committed < target {
+		return committed
+	}
+	return target
+}
+
+// ResetGroupToTime commits, for every partition of cfg.Topics, the offset of the first
+// message whose timestamp is at or after at (the end offset when there is none) as the
+// consumer group cfg.GroupID's position, so that the group reads again — and raterd scores
+// again — every record from that time on. A partition whose committed offset is already
+// below that point keeps it (see OffsetReset.Kept). Message timestamps are Kafka's (the
+// producer's CreateTime, or LogAppendTime on topics configured so), not the records'
+// "timestamp" fields.
+//
+// The group must have no active members: offsets of a group that is consuming can only be
+// committed by its members, so every raterd process of the group has to be stopped first.
+// A nil transport gets one of its own. The resets are returned sorted by topic and
+// partition.
+func ResetGroupToTime(ctx context.Context, cfg Config, at time.Time, transport kafka.RoundTripper) ([]OffsetReset, error) {
+	if len(cfg.Brokers) == 0 || len(cfg.Topics) == 0 || cfg.GroupID == "" {
+		return nil, errors.New("reset offsets: kafka.brokers, kafka.topics and kafka.group_id are required")
+	}
+	if transport == nil {
+		// Not kafka-go's shared DefaultTransport: its metadata cache can be seconds stale.
+		tr := &kafka.Transport{}
+		defer tr.CloseIdleConnections()
+		transport = tr
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport}
+
+	if err := checkGroupEmpty(ctx, client, cfg.GroupID); err != nil {
+		return nil, err
+	}
+	partitions, err := topicPartitions(ctx, client, cfg.Topics)
+	if err != nil {
+		return nil, err
+	}
+
+	byTime := map[string][]kafka.OffsetRequest{}
+	byEnd := map[string][]kafka.OffsetRequest{}
+	for topic, ids := range partitions {
+		for _, id := range ids {
+			byTime[topic] = append(byTime[topic], kafka.TimeOffsetOf(id, at))
+			byEnd[topic] = append(byEnd[topic], kafka.LastOffsetOf(id))
+		}
+	}
+	// Two requests: a partition may appear once per ListOffsets request.
+	ends, err := listOffsets(ctx, client, byEnd, func(p kafka.PartitionOffsets) int64 { return p.LastOffset })
+	if err != nil {
+		return nil, fmt.Errorf("reset offsets: end offsets: %w", err)
+	}
+	targets, err := listOffsets(ctx, client, byTime, func(p kafka.PartitionOffsets) int64 {
+		for off := range p.Offsets {
+			return off // one time was asked: one offset, -1 when no message is that recent
+		}
+		return -1
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reset offsets: offsets at %s: %w", at.UTC().Format(time.RFC3339), err)
+	}
+
+	fetch := map[string][]int{}
+	for topic, ids := range partitions {
+		fetch[topic] = ids
+	}
+	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: cfg.GroupID, Topics: fetch})
+	if err != nil {
+		return nil, fmt.Errorf("reset offsets: committed offsets of group %s: %w", cfg.GroupID, err)
+	}
+	if committed.Error != nil {
+		return nil, fmt.Errorf("reset offsets: committed offsets of group %s: %w", cfg.GroupID, committed.Error)
+	}
+	old := map[TopicPartition]int64{}
+	for topic, ps := range committed.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				return nil, fmt.Errorf("reset offsets: committed offset of %s/%d: %w", topic, p.Partition, p.Error)
+			}
+			old[TopicPartition{Topic: topic, Partition: p.Partition}] = p.CommittedOffset
+		}
+	}
+
+	var resets []OffsetReset
+	commits := map[string][]kafka.OffsetCommit{}
+	for topic, ids := range partitions {
+		for _, id := range ids {
+			tp := TopicPartition{Topic: topic, Partition: id}
+			r := OffsetReset{TopicPartition: tp, Committed: -1, End: ends[tp], Target: targets[tp]}
+			if c, ok := old[tp]; ok && c >= 0 {
+				r.Committed = c
+			}
+			if r.Target < 0 || r.Target > r.End {
+				r.Target = r.End
+			}
+			r.New = rewoundOffset(r.Committed, r.Target)
+			resets = append(resets, r)
+			commits[topic] = append(commits[topic], kafka.OffsetCommit{Partition: id, Offset: r.New})
+		}
+	}
+	sort.Slice(resets, func(i, j int) bool {
+		if resets[i].Topic != resets[j].Topic {
+			return resets[i].Topic < resets[j].Topic
+		}
+		return resets[i].Partition < resets[j].Partition
+	})
+
+	// Generation -1 and no member id: the commit of an administrator, which the
+	// coordinator accepts only while the group has no members.
+	resp, err := client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{GroupID: cfg.GroupID, GenerationID: -1, Topics: commits})
+	if err != nil {
+		return nil, fmt.Errorf("reset offsets: commit for group %s: %w", cfg.GroupID, err)
+	}
+	var errs []error
+	for topic, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				errs = append(errs, fmt.Errorf("%s/%d: %w", topic, p.Partition, p.Error))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		if errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.RebalanceInProgress) {
+			return nil, fmt.Errorf("reset offsets: group %s gained members during the reset; stop every raterd of the group and retry: %w", cfg.GroupID, err)
+		}
+		return nil, fmt.Errorf("reset offsets: commit for group %s: %w", cfg.GroupID, err)
+	}
+	return resets, nil
+}
+
+// checkGroupEmpty fails when the group has active members.
+func checkGroupEmpty(ctx context.Context, client *kafka.Client, group string) error {
+	resp, err := client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil {
+		return fmt.Errorf("reset offsets: describe group %s: %w", group, err)
+	}
+	for _, g := range resp.Groups {
+		if g.Error != nil && !errors.Is(g.Error, kafka.GroupIdNotFound) {
+			return fmt.Errorf("reset offsets: describe group %s: %w", group, g.Error)
+		}
+		if len(g.Members) > 0 {
+			return fmt.Errorf("reset offsets: consumer group %s (kafka.group_id) has %d active member(s) (state %s): stop every raterd of the group first; offsets of a consuming group cannot be reset", group, len(g.Members), g.GroupState)
+		}
+	}
+	return nil
+}
+
+// topicPartitions returns the partition ids of each topic; a missing topic is an error.
+func topicPartitions(ctx context.Context, client *kafka.Client, topics []string) (map[string][]int, error) {
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("reset offsets: metadata of %v: %w", topics, err)
+	}
+	out := map[string][]int{}
+	for _, t := range meta.Topics {
+		if t.Error != nil {
+			return nil, fmt.Errorf("reset offsets: kafka.topics: %s: %w", t.Name, t.Error)
+		}
+		for _, p := range t.Partitions {
+			out[t.Name] = append(out[t.Name], p.ID)
+		}
+	}
+	for _, t := range topics {
+		if len(out[t]) == 0 {
+			return nil, fmt.Errorf("reset offsets: kafka.topics: topic %s does not exist", t)
+		}
+	}
+	return out, nil
+}
+
+// listOffsets runs one ListOffsets request and picks one offset per partition.
+func listOffsets(ctx context.Context, client *kafka.Client, req map[string][]kafka.OffsetRequest, pick func(kafka.PartitionOffsets) int64) (map[TopicPartition]int64, error) {
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: req})
+	if err != nil {
+		return nil, err
+	}
+	out := map[TopicPartition]int64{}
+	for topic, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				return nil, fmt.Errorf("%s/%d: %w", topic, p.Partition, p.Error)
+			}
+			out[TopicPartition{Topic: topic, Partition: p.Partition}] = pick(p)
+		}
+	}
+	for topic, rs := range req {
+		for _, r := range rs {
+			if _, ok := out[TopicPartition{Topic: topic, Partition: r.Partition}]; !ok {
+				return nil, fmt.Errorf("%s/%d: no offset in the answer", topic, r.Partition)
+			}
+		}
+	}
+	return out, nil
+}

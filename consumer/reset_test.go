@@ -1,0 +1,26 @@
+package consumer
+
+import "testing"
+
+func TestRewoundOffset(t *testing.T) {
+	for _, c := range []struct {
+		name                    string
+		committed, target, want int64
+		kept                    bool
+	}{
+		{"caught-up group goes back", 100, 40, 40, false},
+		{"group without commits starts at the time", -1, 40, 40, false},
+		{"lagging group keeps its offset (nothing skipped)", 10, 40, 10, true},
+		{"at the target", 40, 40, 40, false},
+		{"nothing that recent: target is the end", 100, 100, 100, false},
+	} {
+		r := OffsetReset{Committed: c.committed, Target: c.target, End: 100}
+		r.New = rewoundOffset(r.Committed, r.Target)
+		if r.New != c.want || r.Kept() != c.kept {
+			t.Errorf("%s: new %d kept %v, want %d %v", c.name, r.New, r.Kept(), c.want, c.kept)
+		}
+		if got := r.Records(); got != 100-c.want {
+			t.Errorf("%s: records %d, want %d", c.name, got, 100-c.want)
+		}
+	}
+}
