@@ -56,8 +56,13 @@ func rewoundOffset(committed, target int64) int64 {
 // A nil transport gets one of its own. The resets are returned sorted by topic and
 // partition.
 func ResetGroupToTime(ctx context.Context, cfg Config, at time.Time, transport kafka.RoundTripper) ([]OffsetReset, error) {
-	if len(cfg.Brokers) == 0 || len(cfg.Topics) == 0 || cfg.GroupID == "" {
-		return nil, errors.New("reset offsets: kafka.brokers, kafka.topics and kafka.group_id are required")
+	switch {
+	case len(cfg.Brokers) == 0:
+		return nil, errors.New("reset offsets: kafka.brokers: at least one broker is required")
+	case len(cfg.Topics) == 0:
+		return nil, errors.New("reset offsets: kafka.topics: at least one topic is required")
+	case cfg.GroupID == "":
+		return nil, errors.New("reset offsets: kafka.group_id: required")
 	}
 	if transport == nil {
 		// Not kafka-go's shared DefaultTransport: its metadata cache can be seconds stale.

@@ -1,6 +1,11 @@
 package consumer
 
-import "testing"
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestRewoundOffset(t *testing.T) {
 	for _, c := range []struct {
@@ -21,6 +26,21 @@ func TestRewoundOffset(t *testing.T) {
 		}
 		if got := r.Records(); got != 100-c.want {
 			t.Errorf("%s: records %d, want %d", c.name, got, 100-c.want)
+		}
+	}
+}
+
+func TestResetGroupToTimeNamesTheMissingKey(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Topics: []string{"t"}, GroupID: "g"}, "kafka.brokers:"},
+		{Config{Brokers: []string{"127.0.0.1:1"}, GroupID: "g"}, "kafka.topics:"},
+		{Config{Brokers: []string{"127.0.0.1:1"}, Topics: []string{"t"}}, "kafka.group_id:"},
+	} {
+		if _, err := ResetGroupToTime(context.Background(), c.cfg, time.Now(), nil); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ResetGroupToTime(%+v): err = %v, want one naming %s", c.cfg, err, c.want)
 		}
 	}
 }

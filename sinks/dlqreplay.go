@@ -45,6 +45,7 @@ const (
 	ReplayTruncated
 )
 
+// String is the action as the replay's output names it.
 func (a ReplayAction) String() string {
 	switch a {
 	case ReplayProduce:
@@ -61,7 +62,8 @@ func (a ReplayAction) String() string {
 
 // ReplayLetter is one dead letter as a replay read it, and what it does with it.
 type ReplayLetter struct {
-	Topic     string // the dead-letter topic
+	// Topic, Partition and Offset locate the dead letter in its dead-letter topic.
+	Topic     string
 	Partition int
 	Offset    int64
 	// ErrorClass and Error come from the raterd-error-class and raterd-error headers.
@@ -76,9 +78,12 @@ type ReplayLetter struct {
 	OriginalSize int
 	// Replays is how often the original message was replayed before (its raterd-replays).
 	Replays int
-	Key     []byte
-	Size    int // bytes of the value kept
-	Action  ReplayAction
+	// Key is the original message's key.
+	Key []byte
+	// Size is the number of value bytes the dead letter holds.
+	Size int
+	// Action is what the run does with the letter.
+	Action ReplayAction
 }
 
 // Coordinates is "<dlq topic>/<partition>/<offset>", the value of HeaderReplayedFrom.
@@ -242,9 +247,10 @@ type DLQReplayConfig struct {
 	DryRun bool
 	// Limit is the most dead letters replayed; 0: no limit.
 	Limit int
-	// MaxMessageBytes is the largest dead letter (value and headers) expected. Default
-	// 1 MiB plus the dead-letter headroom.
-	MaxMessageBytes int
+	// MaxRecordBytes is kafka.max_record_bytes, the size cap of a message value: a dead
+	// letter holds at most that much value plus headers (the headroom KafkaDeadLetters
+	// allows). Default 1 MiB.
+	MaxRecordBytes int
 	// BatchSize is how many letters are produced, then committed, at once. Default 256.
 	BatchSize int
 	// OnLetter, when set, is called with every dead letter read and its action, before it
@@ -281,6 +287,9 @@ type DLQReplayStats struct {
 	Classes map[string]int64
 	// MissingTopics are dead-letter topics that do not exist (nothing was dead-lettered).
 	MissingTopics []string
+	// Unassigned counts dead-letter partitions the group gave to another member (another
+	// replay running at the same time): this run did not read them.
+	Unassigned int
 	// LimitReached is set when the run stopped at Limit.
 	LimitReached bool
 }
@@ -307,6 +316,7 @@ func (s *DLQReplayStats) count(l ReplayLetter) {
 // partition), or by key when it names none or one the topic does not have.
 type sourcePartitionBalancer struct{ hash kafka.Hash }
 
+// Balance implements kafka.Balancer.
 func (b *sourcePartitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
 	if msg.Partition >= 0 && slices.Contains(partitions, msg.Partition) {
 		return msg.Partition
@@ -337,13 +347,16 @@ func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats
 	case len(cfg.Sources) == 0:
 		return stats, errors.New("dlq replay: kafka.topics: at least one topic is required")
 	case cfg.GroupID == "":
-		return stats, errors.New("dlq replay: a consumer group is required")
+		return stats, errors.New("dlq replay: group_id: required")
 	case cfg.Limit < 0:
-		return stats, fmt.Errorf("dlq replay: limit %d is negative", cfg.Limit)
+		return stats, fmt.Errorf("dlq replay: limit: %d is negative", cfg.Limit)
+	case cfg.MaxRecordBytes < 0:
+		return stats, fmt.Errorf("dlq replay: kafka.max_record_bytes: %d is negative", cfg.MaxRecordBytes)
 	}
-	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = 1<<20 + dlqHeadroom
+	if cfg.MaxRecordBytes == 0 {
+		cfg.MaxRecordBytes = 1 << 20
 	}
+	maxMessageBytes := cfg.MaxRecordBytes + dlqHeadroom
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 256
 	}
@@ -386,7 +399,7 @@ func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats
 		return stats, nil
 	}
 
-	r := &replayer{cfg: cfg, client: client, sourceOf: sourceOf, stats: &stats}
+	r := &replayer{cfg: cfg, client: client, sourceOf: sourceOf, stats: &stats, maxMessageBytes: maxMessageBytes}
 	assigned := partitions
 	if !cfg.DryRun {
 		// Joining the group keeps two replays from replaying the same partition: each
@@ -416,13 +429,16 @@ func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats
 			Balancer:     &sourcePartitionBalancer{},
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: time.Millisecond, // WriteMessages is called with whole batches
-			BatchBytes:   int64(cfg.MaxMessageBytes),
+			BatchBytes:   int64(maxMessageBytes),
 			Transport:    tr,
 		}
 		defer r.writer.Close()
 	}
 	if len(assigned) == 0 {
 		return stats, fmt.Errorf("dlq replay: consumer group %s assigned no partition to this run: is another replay running?", cfg.GroupID)
+	}
+	for topic, ids := range partitions {
+		stats.Unassigned += len(ids) - len(assigned[topic])
 	}
 
 	states, err := r.loadStates(ctx, assigned)
@@ -464,12 +480,13 @@ type partitionState struct {
 
 // replayer runs one ReplayDeadLetters call.
 type replayer struct {
-	cfg      DLQReplayConfig
-	client   *kafka.Client
-	gen      *kafka.Generation // nil in a dry run
-	writer   *kafka.Writer     // nil in a dry run
-	sourceOf map[string]string
-	stats    *DLQReplayStats
+	cfg             DLQReplayConfig
+	maxMessageBytes int // the largest dead letter: value and headers
+	client          *kafka.Client
+	gen             *kafka.Generation // nil in a dry run
+	writer          *kafka.Writer     // nil in a dry run
+	sourceOf        map[string]string
+	stats           *DLQReplayStats
 }
 
 // loadStates reads the group's committed positions and the partitions' offsets.
@@ -564,7 +581,7 @@ func (r *replayer) replayPartition(ctx context.Context, topic string, partition 
 	}
 	reader := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: r.cfg.Brokers, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: max(2*r.cfg.MaxMessageBytes, 10<<20), MaxWait: 250 * time.Millisecond,
+		MinBytes: 1, MaxBytes: max(2*r.maxMessageBytes, 10<<20), MaxWait: 250 * time.Millisecond,
 	})
 	defer reader.Close()
 	if err := reader.SetOffset(ps.start); err != nil {
@@ -610,7 +627,16 @@ func (r *replayer) replayPartition(ctx context.Context, topic string, partition 
 	for position < ps.end {
 		m, err := reader.FetchMessage(ctx)
 		if err != nil {
-			return errors.Join(fmt.Errorf("dlq replay: read %s/%d at %d: %w", topic, partition, position, err), flush())
+			readErr := fmt.Errorf("dlq replay: read %s/%d at %d: %w", topic, partition, position, err)
+			if ctx.Err() != nil {
+				// Interrupted: the batch was neither produced nor committed (a rerun reads
+				// it again), so it is no failure to produce, and not replayed either.
+				if !r.cfg.DryRun {
+					r.stats.Replayed -= int64(len(batch))
+				}
+				return readErr
+			}
+			return errors.Join(readErr, flush())
 		}
 		if m.Offset >= ps.end {
 			break

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -21,6 +22,8 @@ type BareConfig struct {
 	// committed (checked after each message; whatever is left is committed when the run
 	// stops). Default 1s, like raterd's kafka.commit_interval.
 	CommitInterval time.Duration
+	// Logger receives the Kafka client's warnings. Default slog.Default().
+	Logger *slog.Logger
 }
 
 // Validate fills defaults and rejects bad values.
@@ -33,6 +36,9 @@ func (c *BareConfig) Validate() error {
 	}
 	if c.CommitInterval < 0 {
 		return fmt.Errorf("commit_interval: %s is negative", c.CommitInterval)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	return nil
 }
@@ -55,7 +61,7 @@ func RunBare(ctx context.Context, cfg BareConfig) (Result, error) {
 		return res, fmt.Errorf("baseline bare: %w", err)
 	}
 	clk := newClock()
-	r := cfg.Kafka.newReader()
+	r := cfg.Kafka.newReader(cfg.Logger)
 	c := &committer{r: r, latest: make(map[int]kafka.Message)}
 
 	// The committer ticks on its own goroutine, so that the messages fetched last are
@@ -85,10 +91,10 @@ func RunBare(ctx context.Context, cfg BareConfig) (Result, error) {
 	for cfg.Kafka.Records == 0 || fetched < cfg.Kafka.Records {
 		m, err := r.FetchMessage(runCtx)
 		if err != nil {
-			if cause := context.Cause(runCtx); ctx.Err() == nil && runCtx.Err() != nil {
-				runErr = cause // the committer failed
+			if ctx.Err() == nil && runCtx.Err() != nil {
+				runErr = context.Cause(runCtx) // the committer failed
 			} else {
-				runErr = fetchErr(ctx, err, fetched, cfg.Kafka.Records)
+				runErr = stopErr(ctx, fmt.Errorf("kafka fetch after %d records: %w", fetched, err), fetched, cfg.Kafka.Records)
 			}
 			break
 		}

@@ -11,16 +11,25 @@
 //     with one INSERT (sinks.ClickHouseScores), and commits the message's offset
 //     synchronously before fetching the next.
 //
-// Both read with the fetch settings raterd's own reader uses (consumer.NewKafkaReader), so
-// a comparison measures the processing model, not the client tuning. Each run stops after
-// a given number of messages or when its context ends, and reports a Result: counts, the
-// wall time, and the CPU time the process used meanwhile.
+// The recipe is "fetch one record, judge it, insert one row, commit". With one
+// evaluator Naive does exactly that. With several, it asks the judge for all of a
+// record's evaluators in one Judge call, and inserts their rows in one INSERT. That is how
+// the scorer.Judge interface is meant to be called, and it is the stronger of the two
+// plain readings: the openai judge sends a call's requests concurrently, and a record
+// costs one round trip to ClickHouse, not one per evaluator. So raterd's ratio to Naive
+// errs on the low side, never the high side.
+//
+// Both read through consumer.NewKafkaReader with raterd's defaults, so a comparison
+// measures the processing model, not the client tuning. Each run stops after a given
+// number of messages or when its context ends, and reports a Result: counts, the wall
+// time, and the CPU time the process used meanwhile.
 package baseline
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -43,6 +52,8 @@ type KafkaConfig struct {
 	// MaxRecordBytes is the decoder's cap on a message value; larger values count as
 	// decode errors. Default consumer.DefaultMaxRecordBytes (1 MiB).
 	MaxRecordBytes int
+
+	reader consumer.Config // raterd's consumer config for the same topic and group, defaults filled by Validate
 }
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
@@ -62,24 +73,17 @@ func (c *KafkaConfig) Validate(key string) error {
 	case c.MaxRecordBytes < 0:
 		return fmt.Errorf("%s.max_record_bytes: %d is negative", key, c.MaxRecordBytes)
 	}
-	return nil
+	// raterd's consumer config for the same brokers, topic and group, everything else at
+	// its defaults (earliest start, default batch size, session and rebalance timeouts).
+	c.reader = consumer.Config{Brokers: c.Brokers, Topics: []string{c.Topic}, GroupID: c.GroupID, MaxRecordBytes: c.MaxRecordBytes}
+	return c.reader.Validate(key)
 }
 
-// newReader returns a consumer-group reader with raterd's fetch settings (see
-// consumer.NewKafkaReader at the default batch size) and synchronous commits: offsets are
-// committed only when the baseline calls CommitMessages.
-func (c *KafkaConfig) newReader() *kafka.Reader {
-	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        c.Brokers,
-		GroupID:        c.GroupID,
-		GroupTopics:    []string{c.Topic},
-		StartOffset:    kafka.FirstOffset,
-		MinBytes:       1,
-		MaxBytes:       max(c.MaxRecordBytes*2, 10<<20),
-		MaxWait:        250 * time.Millisecond,
-		QueueCapacity:  256,
-		CommitInterval: 0,
-	})
+// newReader returns the consumer-group reader raterd itself would use for this topic and
+// group (consumer.NewKafkaReader): the same fetch settings, and synchronous commits, made
+// only when the baseline calls CommitMessages. Call Validate first.
+func (c *KafkaConfig) newReader(logger *slog.Logger) *kafka.Reader {
+	return consumer.NewKafkaReader(c.reader, nil, logger)
 }
 
 // CPUTime is CPU time used by the whole process (getrusage RUSAGE_SELF): every goroutine
@@ -95,10 +99,16 @@ type CPUTime struct {
 // Total is user plus system time.
 func (c CPUTime) Total() time.Duration { return c.User + c.System }
 
-// sub returns c - o.
-func (c CPUTime) sub(o CPUTime) CPUTime {
+// Sub returns c - o: the CPU time used between two readings.
+func (c CPUTime) Sub(o CPUTime) CPUTime {
 	return CPUTime{User: c.User - o.User, System: c.System - o.System}
 }
+
+// ProcessCPU returns the CPU time the whole process has used so far: getrusage
+// RUSAGE_SELF where the platform has it, zero elsewhere. It is the clock of Result.CPU,
+// exported so that a benchmark measures the other phases of the same process alike
+// (ProcessCPU().Sub(before)).
+func ProcessCPU() CPUTime { return processCPU() }
 
 // Result is what one baseline run did and what it cost.
 type Result struct {
@@ -174,20 +184,21 @@ func (c *clock) stop(res *Result) {
 		return
 	}
 	res.Elapsed = time.Since(c.first)
-	res.CPU = processCPU().sub(c.cpu0)
+	res.CPU = processCPU().Sub(c.cpu0)
 }
 
-// fetchErr turns a FetchMessage error into the run's outcome: nil when the context ended
-// a run without a record count (that is how such a run stops), an error naming how far
-// the run got otherwise.
-func fetchErr(ctx context.Context, err error, done, want int64) error {
+// stopErr turns the error that stopped a run (a fetch, judge call, insert or commit that
+// failed) into the run's outcome. When ctx has ended, that is how the run stopped, not a
+// failure: nil for a run without a record count, else an error naming how far it got.
+// Otherwise err itself.
+func stopErr(ctx context.Context, err error, done, want int64) error {
 	if ctx.Err() != nil {
 		if want == 0 {
 			return nil
 		}
 		return fmt.Errorf("stopped after %d of %d records: %w", done, want, context.Cause(ctx))
 	}
-	return fmt.Errorf("kafka fetch after %d records: %w", done, err)
+	return err
 }
 
 // closeReader closes r (leaving the group) and joins its error to err.

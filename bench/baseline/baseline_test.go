@@ -2,6 +2,8 @@ package baseline
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +38,10 @@ func TestConfigValidateNamesTheBadKey(t *testing.T) {
 		}},
 		{"no group", "kafka.group_id", func() error {
 			c := BareConfig{Kafka: kafka(func(k *KafkaConfig) { k.GroupID = "" })}
+			return c.Validate()
+		}},
+		{"broker not host:port", "kafka.brokers[0]", func() error {
+			c := BareConfig{Kafka: kafka(func(k *KafkaConfig) { k.Brokers = []string{"localhost"} })}
 			return c.Validate()
 		}},
 		{"negative records", "kafka.records", func() error {
@@ -85,6 +91,24 @@ func TestRunRejectsAnInvalidConfigBeforeConnecting(t *testing.T) {
 	}
 	if _, err := RunNaive(context.Background(), NaiveConfig{}); err == nil || !strings.Contains(err.Error(), "kafka.brokers") {
 		t.Errorf("RunNaive(zero config) = %v; want an error naming kafka.brokers", err)
+	}
+}
+
+// TestStopErr: a run that ends because its context ended has not failed: no error
+// without a record count, one naming how far it got with one; any other error stands.
+func TestStopErr(t *testing.T) {
+	failure := errors.New("insert failed")
+	if err := stopErr(context.Background(), failure, 3, 0); err != failure {
+		t.Errorf("live context: stopErr = %v, want the error itself", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := stopErr(ctx, failure, 3, 0); err != nil {
+		t.Errorf("ended context, no record count: stopErr = %v, want nil", err)
+	}
+	err := stopErr(ctx, failure, 3, 10)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(fmt.Sprint(err), "stopped after 3 of 10 records") {
+		t.Errorf("ended context, 10 records wanted: stopErr = %v, want context.Canceled after 3 of 10 records", err)
 	}
 }
 

@@ -27,7 +27,7 @@ type NaiveConfig struct {
 	// ClickHouse is where the score rows go: <Database>.scores, already migrated
 	// (sinks.Migrate). Addrs is required; the other defaults are ClickHouseConfig's.
 	ClickHouse sinks.ClickHouseConfig
-	// Logger receives the sink's logs. Default slog.Default().
+	// Logger receives the sink's and the Kafka client's logs. Default slog.Default().
 	Logger *slog.Logger
 }
 
@@ -58,8 +58,8 @@ func (c *NaiveConfig) Validate() error {
 
 // RunNaive consumes cfg.Kafka.Topic as the naive baseline, one message at a time: fetch
 // it; decode it (a message that does not decode is counted and committed); judge the
-// record with one Judge call holding a task per applicable evaluator; build a score row
-// per verdict; insert the rows with one INSERT; commit the message's offset and wait for
+// record with one Judge call holding a task per applicable evaluator (the package comment
+// says why that is fair); build a score row per verdict; insert the rows with one INSERT; commit the message's offset and wait for
 // the commit; then fetch the next. A failed judge call, insert or commit ends the run with
 // an error, the message uncommitted. It stops after cfg.Kafka.Records messages (error:
 // none) or when ctx ends (error: none if Records is 0, else one wrapping the context's
@@ -77,13 +77,13 @@ func RunNaive(ctx context.Context, cfg NaiveConfig) (Result, error) {
 	defer conn.Close()
 	scores := sinks.NewClickHouseScores(conn, cfg.ClickHouse, cfg.Logger)
 	judge := cfg.Judge.Identity()
-	r := cfg.Kafka.newReader()
+	r := cfg.Kafka.newReader(cfg.Logger)
 
 	var runErr error
 	for cfg.Kafka.Records == 0 || res.Records < cfg.Kafka.Records {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
-			runErr = fetchErr(ctx, err, res.Records, cfg.Kafka.Records)
+			runErr = stopErr(ctx, fmt.Errorf("kafka fetch after %d records: %w", res.Records, err), res.Records, cfg.Kafka.Records)
 			break
 		}
 		clk.firstMessage(&res)
@@ -102,12 +102,12 @@ func RunNaive(ctx context.Context, cfg NaiveConfig) (Result, error) {
 				}
 			}
 			if err != nil {
-				runErr = fmt.Errorf("record %s (%s/%d/%d): %w", rec.ID, m.Topic, m.Partition, m.Offset, err)
+				runErr = stopErr(ctx, fmt.Errorf("record %s (%s/%d/%d): %w", rec.ID, m.Topic, m.Partition, m.Offset, err), res.Records, cfg.Kafka.Records)
 				break
 			}
 		}
 		if err := r.CommitMessages(ctx, m); err != nil {
-			runErr = fmt.Errorf("kafka commit of %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)
+			runErr = stopErr(ctx, fmt.Errorf("kafka commit of %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err), res.Records, cfg.Kafka.Records)
 			break
 		}
 		res.Commits++

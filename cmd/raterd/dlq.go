@@ -72,7 +72,7 @@ func cmdDLQReplay(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "raterd dlq replay: --limit %d: must be 0 (no limit) or more\n", o.limit)
 		return fmt.Errorf("%w: --limit %d is negative", errUsage, o.limit)
 	}
-	if flagSet(fs, "error-class") && (o.errorClass == "" || strings.ContainsFunc(o.errorClass, unicode.IsSpace)) {
+	if flagGiven(fs, "error-class") && (o.errorClass == "" || strings.ContainsFunc(o.errorClass, unicode.IsSpace)) {
 		fmt.Fprintf(stderr, "raterd dlq replay: --error-class %q: want a class name such as invalid_json, without spaces\n", o.errorClass)
 		return fmt.Errorf("%w: --error-class %q is not a class name", errUsage, o.errorClass)
 	}
@@ -86,8 +86,8 @@ func cmdDLQReplay(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// flagSet reports whether the flag was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
+// flagGiven reports whether the flag was given on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
@@ -105,7 +105,7 @@ func dlqReplay(ctx context.Context, cfg *Config, o dlqReplayOptions, stdout, std
 	rcfg := sinks.DLQReplayConfig{
 		Brokers: cfg.Kafka.Brokers, Sources: cfg.Kafka.Topics, GroupID: group,
 		ErrorClass: o.errorClass, DryRun: o.dryRun, Limit: o.limit,
-		MaxMessageBytes: cfg.Kafka.MaxRecordBytes + 256<<10,
+		MaxRecordBytes: cfg.Kafka.MaxRecordBytes,
 		OnProgress: func(p sinks.ReplayProgress) {
 			switch {
 			case p.Position == p.Start && !p.Done:
@@ -183,6 +183,9 @@ func printReplaySummary(w io.Writer, group string, o dlqReplayOptions, s sinks.D
 	}
 	for _, t := range s.MissingTopics {
 		fmt.Fprintf(w, "note: %s does not exist (nothing was dead-lettered from its topic)\n", t)
+	}
+	if s.Unassigned > 0 {
+		fmt.Fprintf(w, "note: %d dead-letter partitions are held by another member of group %s (another replay running?) and were not read: run again once it has ended\n", s.Unassigned, group)
 	}
 }
 

@@ -40,6 +40,7 @@ func TestPrintReplaySummary(t *testing.T) {
 		Partitions: 2, Read: 9, Replayed: 3, SkippedByFilter: 5, Truncated: 1, LimitReached: true,
 		Classes:       map[string]int64{"missing_field": 4, "invalid_json": 5},
 		MissingTopics: []string{"other.dlq"},
+		Unassigned:    1,
 	})
 	for _, want := range []string{
 		"group raterd.dlq-replay, error class missing_field, dry run",
@@ -50,6 +51,7 @@ func TestPrintReplaySummary(t *testing.T) {
 		"dead letters read  9 in 2 partitions",
 		"by error class     invalid_json 5, missing_field 4",
 		"other.dlq does not exist",
+		"note: 1 dead-letter partitions are held by another member of group raterd.dlq-replay",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())

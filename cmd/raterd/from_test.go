@@ -27,6 +27,7 @@ func TestParseFromFlag(t *testing.T) {
 		{"2026-11-28T12:00:01Z", "in the future"},
 		{"2027-01-01T00:00:00Z", "in the future"},
 		{"yesterday", "not an RFC 3339 time"},
+		{"", "not an RFC 3339 time"},
 		{"2026-11-28", "not an RFC 3339 time"},
 		{"--5m", "not a relative time"},
 		{"-5x", "not a relative time"},
@@ -39,13 +40,18 @@ func TestParseFromFlag(t *testing.T) {
 	}
 }
 
-// TestRunRefusesFromInTheFuture: the time is checked before anything else is touched (the
-// config file here does not even exist).
-func TestRunRefusesFromInTheFuture(t *testing.T) {
-	var stdout, stderr strings.Builder
+// TestRunRefusesABadFrom: the time is checked before anything else is touched (the config
+// file here does not even exist); an empty --from is refused, not ignored.
+func TestRunRefusesABadFrom(t *testing.T) {
 	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
-	code := runMain([]string{"run", "--config", t.TempDir() + "/missing.yaml", "--from", future}, &stdout, &stderr)
-	if code != 1 || !strings.Contains(stderr.String(), "--from "+future+" is in the future") {
-		t.Fatalf("exit %d, stderr %q; want 1 and an error naming --from in the future", code, stderr.String())
+	for _, c := range []struct{ from, want string }{
+		{future, "--from " + future + " is in the future"},
+		{"", `--from "": not an RFC 3339 time`},
+	} {
+		var stdout, stderr strings.Builder
+		code := runMain([]string{"run", "--config", t.TempDir() + "/missing.yaml", "--from", c.from}, &stdout, &stderr)
+		if code != 1 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("--from %q: exit %d, stderr %q; want 1 and %q", c.from, code, stderr.String(), c.want)
+		}
 	}
 }

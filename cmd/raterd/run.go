@@ -18,8 +18,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	// Given means given: an empty --from (say, from an unset variable) is an error, not a
+	// run that quietly skips the rewind.
+	rewind := flagGiven(fs, "from")
 	var from time.Time
-	if *fromFlag != "" {
+	if rewind {
 		var err error
 		if from, err = parseFromFlag(*fromFlag, time.Now()); err != nil {
 			return err
@@ -31,7 +34,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signalContext(stderr)
 	defer stop()
-	if !from.IsZero() {
+	if rewind {
 		if _, err := rewindGroup(ctx, cfg, from, newLogger(cfg.Telemetry)); err != nil {
 			return err
 		}
