@@ -45,6 +45,14 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// RetryBackoffMax caps the backoff between retries of a failed sink write. Default 10s.
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
+	// SessionTimeout is how long the group coordinator waits without a heartbeat before
+	// it gives a member's partitions to the others: how soon the group recovers from a
+	// crashed process. Within the broker's group.min/max.session.timeout.ms (6s..30m by
+	// default). Default 30s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// RebalanceTimeout is how long the coordinator waits for every member to rejoin in a
+	// rebalance. Default 30s.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 }
 
 // WriteSlots is how many batches may wait on their sinks at once, while the workers go
@@ -98,6 +106,12 @@ func (c *Config) Validate(key string) error {
 	if c.RetryBackoffMax == 0 {
 		c.RetryBackoffMax = 10 * time.Second
 	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 30 * time.Second
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = 30 * time.Second
+	}
 	switch {
 	case c.Workers < 1:
 		return fmt.Errorf("%s.workers: %d must be at least 1", key, c.Workers)
@@ -115,6 +129,10 @@ func (c *Config) Validate(key string) error {
 		return fmt.Errorf("%s.shutdown_timeout: %s is negative", key, c.ShutdownTimeout)
 	case c.RetryBackoffMax < 0:
 		return fmt.Errorf("%s.retry_backoff_max: %s is negative", key, c.RetryBackoffMax)
+	case c.SessionTimeout < time.Second:
+		return fmt.Errorf("%s.session_timeout: %s is below 1s", key, c.SessionTimeout)
+	case c.RebalanceTimeout < time.Second:
+		return fmt.Errorf("%s.rebalance_timeout: %s is below 1s", key, c.RebalanceTimeout)
 	}
 	return nil
 }

@@ -338,6 +338,8 @@ cmd_env() {
   echo "export RATERD_TEST_CLICKHOUSE_USER=raterd"
   echo "export RATERD_TEST_CLICKHOUSE_PASSWORD=raterd-dev-password"
   echo "export RATERD_TEST_CHDB_PYTHON=$CHDB_VENV/bin/python"
+  # The fault-injection suite (faults/) runs private Kafka brokers from these jars.
+  echo "export RATERD_TEST_KAFKA_LIBS=$KAFKA_LIBS"
 }
 
 # kafka-tool CLASS ARGS...: run a Kafka CLI tool with the cached jars, e.g.

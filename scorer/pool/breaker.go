@@ -37,7 +37,12 @@ func (s breakerState) String() string {
 //
 // Closed, it counts consecutive retryable failures; a success resets the count and a
 // permanent failure (the request's fault) leaves it alone. At threshold failures it
-// opens for cooldown. Then, with a health probe, the pool's prober asks the endpoint
+// opens for cooldown — provided at least 3 in 4 of its last 4×threshold retryable
+// outcomes failed. That gate keeps an endpoint that fails a minority of requests at
+// random (a degraded but working server: with 30% errors, a run of 5 failures comes
+// every few hundred requests) in the pool, where retries absorb its errors; an endpoint
+// that stopped working fails every request and still opens, after at most 4×threshold
+// failures following a run of successes. Then, with a health probe, the pool's prober asks the endpoint
 // (half-open while it asks) and closes or reopens the breaker; without one, the first
 // acquire after the cooldown turns it half-open and admits a single trial request whose
 // outcome decides. Each reopening doubles the cooldown, up to MaxBreakerCooldown;
@@ -50,14 +55,43 @@ type breaker struct {
 
 	state    breakerState
 	failures int           // consecutive retryable failures while closed
+	recent   outcomeWindow // the last 4×threshold retryable outcomes while closed
 	cooldown time.Duration // of the current or next opening
 	openedAt time.Time
 	trial    bool // the half-open trial request is in flight
 }
 
 func newBreaker(c Breaker, probe bool) breaker {
-	return breaker{threshold: c.Failures, base: c.Cooldown, probe: probe, cooldown: c.Cooldown}
+	return breaker{threshold: c.Failures, base: c.Cooldown, probe: probe, cooldown: c.Cooldown,
+		recent: outcomeWindow{failed: make([]bool, 4*max(c.Failures, 1))}}
 }
+
+// outcomeWindow is a ring of the last retryable outcomes, true for a failure.
+type outcomeWindow struct {
+	failed   []bool
+	next, n  int // write position; outcomes held (up to len(failed))
+	failures int // failures held
+}
+
+func (w *outcomeWindow) add(failed bool) {
+	if w.n == len(w.failed) {
+		if w.failed[w.next] {
+			w.failures--
+		}
+	} else {
+		w.n++
+	}
+	w.failed[w.next] = failed
+	if failed {
+		w.failures++
+	}
+	w.next = (w.next + 1) % len(w.failed)
+}
+
+// mostlyFailing: at least 3 in 4 of the outcomes held failed.
+func (w *outcomeWindow) mostlyFailing() bool { return 4*w.failures >= 3*w.n }
+
+func (w *outcomeWindow) reset() { w.next, w.n, w.failures = 0, 0, 0 }
 
 // readyAt is when an open breaker's cooldown ends.
 func (b *breaker) readyAt() time.Time { return b.openedAt.Add(b.cooldown) }
@@ -92,6 +126,7 @@ func (b *breaker) success(trial bool) (changed bool) {
 	switch {
 	case b.state == stateClosed:
 		b.failures = 0
+		b.recent.add(false)
 	case trial && b.state == stateHalfOpen:
 		b.close()
 		return true
@@ -104,7 +139,8 @@ func (b *breaker) failure(trial bool, now time.Time) (changed bool) {
 	switch {
 	case b.state == stateClosed:
 		b.failures++
-		if b.failures >= b.threshold {
+		b.recent.add(true)
+		if b.failures >= b.threshold && b.recent.mostlyFailing() {
 			b.open(now, b.base)
 			return true
 		}
@@ -137,8 +173,10 @@ func (b *breaker) probed(healthy bool, now time.Time) {
 
 func (b *breaker) open(now time.Time, cooldown time.Duration) {
 	b.state, b.openedAt, b.cooldown, b.trial, b.failures = stateOpen, now, cooldown, false, 0
+	b.recent.reset()
 }
 
 func (b *breaker) close() {
 	b.state, b.cooldown, b.trial, b.failures = stateClosed, b.base, false, 0
+	b.recent.reset()
 }

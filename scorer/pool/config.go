@@ -171,7 +171,9 @@ type Concurrency struct {
 // Breaker configures the per-endpoint circuit breaker.
 type Breaker struct {
 	// Failures is the number of consecutive retryable failures (timeouts included) that
-	// open the breaker, 1..1000. Default 5.
+	// open the breaker, 1..1000, provided at least 3 in 4 of the endpoint's last
+	// 4×Failures retryable outcomes failed (so an endpoint failing a minority of requests
+	// at random stays in; retries absorb its errors). Default 5.
 	Failures int `yaml:"failures"`
 	// Cooldown is how long an open breaker keeps the endpoint out before probing it; it
 	// doubles after each failed probe, up to 5m, and resets when the breaker closes.
