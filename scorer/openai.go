@@ -287,7 +287,8 @@ func (j *OpenAIJudge) judgeTask(ctx context.Context, t Task) Verdict {
 type answer struct {
 	parsed   format.Parsed
 	probs    map[string]float64 // probability of each choice at the result token; nil without logprobs
-	resultP  float64            // probability of the result as written; 0 when unknown
+	resultP  float64            // probability of the result as written, in [0,1]; valid when hasP
+	hasP     bool               // resultP was read from the logprobs
 	text     string             // the last answer text
 	parseErr error
 	err      error
@@ -322,7 +323,7 @@ func (j *OpenAIJudge) ask(ctx context.Context, f *format.Format, spec format.Spe
 		parsed, perr := f.Parse(spec, text)
 		if perr == nil {
 			a.parsed, a.parseErr = parsed, nil
-			a.probs, a.resultP = resultProbabilities(lp, text, parsed, format.Choices(spec))
+			a.probs, a.resultP, a.hasP = resultProbabilities(lp, text, parsed, format.Choices(spec))
 			return a
 		}
 		a.parseErr = perr
@@ -348,9 +349,9 @@ func (j *OpenAIJudge) verdictOf(t Task, a answer) Verdict {
 	e := t.Evaluator
 	v.Status = record.StatusOK
 	v.Explanation = a.parsed.Explanation
-	v.Confidence = 1
-	if a.resultP > 0 {
-		v.Confidence = a.resultP
+	v.Confidence = 1 // without logprobs the answer is all there is
+	if a.hasP {
+		v.Confidence = a.resultP // may be 0: a result the judge gave almost no chance
 	}
 	switch e.Task {
 	case TaskClassification:
@@ -566,11 +567,12 @@ func postJSON(ctx context.Context, client *http.Client, url string, body []byte,
 // resultProbabilities reads the logprobs at the token where the parsed result is written:
 // the probability of each valid choice among the token's alternatives, and the
 // probability of the result as written (for a result spanning several tokens, the
-// product over them). Both are empty when the logprobs are missing or do not line up
-// with the answer text.
-func resultProbabilities(lp []openaiTokenLogprob, text string, p format.Parsed, choices []string) (map[string]float64, float64) {
+// product over them), with ok. Both are empty (ok false) when the logprobs are missing,
+// hold a NaN or do not line up with the answer text; the alternatives alone are dropped
+// when they add up to more than certainty.
+func resultProbabilities(lp []openaiTokenLogprob, text string, p format.Parsed, choices []string) (map[string]float64, float64, bool) {
 	if len(lp) == 0 || p.Result == "" {
-		return nil, 0
+		return nil, 0, false
 	}
 	// Find the tokens covering [start, end) of the result in the answer text.
 	start, end := p.ResultStart, p.ResultStart+len(p.Result)
@@ -585,17 +587,21 @@ func resultProbabilities(lp []openaiTokenLogprob, text string, p format.Parsed, 
 		if first < 0 {
 			first = i
 		}
-		resultP *= math.Exp(tok.Logprob)
+		tp, ok := logprobP(tok.Logprob)
+		if !ok {
+			return nil, 0, false // not a probability: do not guess
+		}
+		resultP *= tp
 	}
 	if offset != len(text) || first < 0 {
-		return nil, 0 // the tokens do not spell the answer: do not guess
+		return nil, 0, false // the tokens do not spell the answer: do not guess
 	}
 	// The alternatives at the result token are alternatives for the result only when that
 	// one token is the whole result (" 4", not " -" then "1", nor "1" then "0" for 10);
 	// otherwise the result's probability stands, and a score is not reweighted.
 	tok := lp[first]
 	if strings.TrimSpace(tok.Token) != p.Result {
-		return nil, resultP
+		return nil, resultP, true
 	}
 	valid := make(map[string]bool, len(choices))
 	for _, c := range choices {
@@ -603,17 +609,43 @@ func resultProbabilities(lp []openaiTokenLogprob, text string, p format.Parsed, 
 	}
 	probs := make(map[string]float64)
 	seen := false
+	mass := 0.0
 	for _, alt := range tok.TopLogprobs {
-		c := strings.TrimSpace(alt.Token)
-		if valid[c] {
-			probs[c] += math.Exp(alt.Logprob)
+		ap, ok := logprobP(alt.Logprob)
+		if !ok {
+			return nil, resultP, true
+		}
+		if c := strings.TrimSpace(alt.Token); valid[c] {
+			probs[c] += ap
+			mass += ap
 		}
 		seen = seen || alt.Token == tok.Token
 	}
 	if !seen {
-		probs[p.Result] += math.Exp(tok.Logprob)
+		tp, _ := logprobP(tok.Logprob) // checked above
+		probs[p.Result] += tp
+		mass += tp
 	}
-	return probs, resultP
+	if mass > 1+openaiMassTolerance {
+		// Alternatives of one token are disjoint: more than certainty in all (a
+		// token listed twice, clamped positive logprobs) is no distribution to weight by.
+		return nil, resultP, true
+	}
+	return probs, resultP, true
+}
+
+// openaiMassTolerance is how far above 1 the alternatives' probabilities may add up
+// before they are not taken as a distribution: room for logprobs rounded by the server.
+const openaiMassTolerance = 1e-3
+
+// logprobP is the probability a token logprob stands for, in [0,1]. A logprob above 0
+// (a probability above 1, which no correct server sends) is read as 0, i.e. certain;
+// a very negative one (vLLM's −9999 for −inf) gives 0. ok is false for NaN.
+func logprobP(logprob float64) (float64, bool) {
+	if math.IsNaN(logprob) {
+		return 0, false
+	}
+	return math.Exp(min(logprob, 0)), true
 }
 
 // weightedMean is Σ p·v / Σ p over numeric choices (G-Eval's probability-weighted score).

@@ -464,3 +464,68 @@ func TestOpenAILogprobsOfAMultiTokenResult(t *testing.T) {
 		t.Errorf("identity %q does not say the scores are probability-weighted", j.Identity())
 	}
 }
+
+// vLLM writes −9999 for a logprob of −inf: the result then had (almost) no chance, and
+// its confidence says so instead of falling back to certainty.
+func TestOpenAILogprobsOfAnAlmostImpossibleResult(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		logprob float64
+		want    float64
+	}{
+		{"vllm -inf", -9999, 0},
+		{"underflow", -800, 0},
+		{"tiny", math.Log(1e-300), 1e-300},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := "Reasoning: Off topic.\nLabel: bad"
+			f := newFakeChat(t, func(chatReq) (int, string, []openaiTokenLogprob) {
+				return http.StatusOK, text, []openaiTokenLogprob{{Token: "Reasoning: Off topic.\nLabel:", Logprob: 0}, {Token: " bad", Logprob: tc.logprob}}
+			})
+			j := testJudge(t, func(c *OpenAIConfig) { c.Logprobs = true }, f.srv.URL)
+			e := testEvaluator()
+			e.Task, e.Labels = TaskClassification, []string{"good", "bad"}
+			v := judgeOne(t, j, preparedModelEvaluator(t, e), testRecord("r1"))
+			if v.Status != record.StatusOK || v.Label != "bad" || math.Abs(v.Confidence-tc.want) > 1e-310 {
+				t.Fatalf("verdict = %+v, want label bad with confidence %g", v, tc.want)
+			}
+		})
+	}
+}
+
+// A logprob above 0 is a probability above 1, which no correct server sends: it is read as
+// certainty, never as more; alternatives that add up to more than certainty do not weight
+// the score.
+func TestOpenAIPositiveLogprobsNeverExceedCertainty(t *testing.T) {
+	text := "Reasoning: fine.\nScore: 4"
+	for _, tc := range []struct {
+		name      string
+		alts      map[string]float64 // token → logprob
+		resultLP  float64
+		wantValue float64
+	}{
+		{"positive result logprob", nil, 0.7, 4},
+		{"positive alternatives", map[string]float64{" 4": 0.7, " 5": 3}, 0.7, 4},
+		{"alternatives over 1", map[string]float64{" 4": math.Log(0.9), " 5": math.Log(0.9)}, math.Log(0.9), 4},
+		{"rounded alternatives", map[string]float64{" 4": math.Log(0.5), " 5": math.Log(0.5004)}, math.Log(0.5), (0.5*4 + 0.5004*5) / 1.0004},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeChat(t, func(chatReq) (int, string, []openaiTokenLogprob) {
+				tok := openaiTokenLogprob{Token: " 4", Logprob: tc.resultLP}
+				for a, lp := range tc.alts {
+					tok.TopLogprobs = append(tok.TopLogprobs, struct {
+						Token   string  `json:"token"`
+						Logprob float64 `json:"logprob"`
+					}{a, lp})
+				}
+				return http.StatusOK, text, []openaiTokenLogprob{{Token: "Reasoning: fine.\nScore:", Logprob: 0}, tok}
+			})
+			j := testJudge(t, func(c *OpenAIConfig) { c.Logprobs = true }, f.srv.URL)
+			v := judgeOne(t, j, preparedModelEvaluator(t, testEvaluator()), testRecord("r1"))
+			wantConf := math.Exp(min(tc.resultLP, 0))
+			if v.Status != record.StatusOK || math.Abs(v.Value-tc.wantValue) > 1e-9 || math.Abs(v.Confidence-wantConf) > 1e-9 {
+				t.Fatalf("verdict = %+v, want value %v confidence %v", v, tc.wantValue, wantConf)
+			}
+		})
+	}
+}

@@ -380,7 +380,12 @@ func (j *RewardJudge) decode(data []byte, n int) ([]rewardItem, error) {
 				return nil, fmt.Errorf("prediction %d is empty", i)
 			}
 			best := preds[0]
-			for _, p := range preds {
+			for k, p := range preds {
+				// TEI's scores are probabilities (softmax, or sigmoid for one label) unless
+				// raw_scores is asked for, which it is not.
+				if !isProbability(p.Score) {
+					return nil, fmt.Errorf("prediction %d: score %d is %v, not a probability in [0,1]", i, k, p.Score)
+				}
 				if p.Score > best.Score {
 					best = p
 				}
@@ -429,6 +434,11 @@ func (j *RewardJudge) decode(data []byte, n int) ([]rewardItem, error) {
 			if k >= len(d.Probs) {
 				return nil, fmt.Errorf("label_index %d, but only %d classes", k, len(d.Probs))
 			}
+			for c, p := range d.Probs {
+				if !isProbability(p) {
+					return nil, fmt.Errorf("classification %d: probs[%d] is %v, not a probability in [0,1]", d.Index, c, p)
+				}
+			}
 			items[d.Index] = rewardItem{score: d.Probs[k], label: d.Label, prob: slices.Max(d.Probs)}
 		}
 	default:
@@ -464,6 +474,10 @@ func (j *RewardJudge) decode(data []byte, n int) ([]rewardItem, error) {
 	}
 	return items, nil
 }
+
+// isProbability reports whether p is in [0,1] (false for NaN). Only what an API defines
+// as a probability is checked: a pooled reward may be any finite number.
+func isProbability(p float64) bool { return p >= 0 && p <= 1 }
 
 // lastNumber returns the last number of a JSON number or (nested) array of numbers: a
 // reward model's reward is its final (or only) pooled value.

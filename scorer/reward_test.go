@@ -25,6 +25,7 @@ type fakeReward struct {
 	paths   []string
 	status  int    // non-zero: answer every request with it
 	reject  string // non-empty: answer 400 to a request with an input containing it
+	wild    string // non-empty: an input containing it gets probabilities [-3 7] (classify), score 5 (predict), reward -3 (pooling)
 }
 
 func newFakeReward(t *testing.T) *fakeReward {
@@ -66,7 +67,11 @@ func newFakeReward(t *testing.T) *fakeReward {
 		case "/pooling":
 			var data []map[string]any
 			for i, t := range texts {
-				data = append(data, map[string]any{"index": i, "object": "pooling", "data": []float64{float64(len(t))}})
+				reward := float64(len(t))
+				if f.wild != "" && strings.Contains(t, f.wild) {
+					reward = -3
+				}
+				data = append(data, map[string]any{"index": i, "object": "pooling", "data": []float64{reward}})
 			}
 			_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data})
 		case "/classify":
@@ -80,13 +85,19 @@ func newFakeReward(t *testing.T) *fakeReward {
 				if p1 < 0.5 {
 					label = "LABEL_0"
 				}
-				data = append(data, map[string]any{"index": i, "label": label, "probs": []float64{1 - p1, p1}, "num_classes": 2})
+				probs := []float64{1 - p1, p1}
+				if f.wild != "" && strings.Contains(t, f.wild) {
+					probs = []float64{-3, 7}
+				}
+				data = append(data, map[string]any{"index": i, "label": label, "probs": probs, "num_classes": 2})
 			}
 			_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data})
 		case "/predict":
 			var out [][]map[string]any
 			for _, t := range texts {
-				if strings.Contains(t, "BAD") {
+				if f.wild != "" && strings.Contains(t, f.wild) {
+					out = append(out, []map[string]any{{"label": "entailment", "score": 5}, {"label": "contradiction", "score": -4}})
+				} else if strings.Contains(t, "BAD") {
 					out = append(out, []map[string]any{{"label": "contradiction", "score": 0.7}, {"label": "entailment", "score": 0.3}})
 				} else {
 					out = append(out, []map[string]any{{"label": "entailment", "score": 0.8}, {"label": "contradiction", "score": 0.2}})
@@ -282,5 +293,59 @@ func TestRewardOneBadItemFailsAlone(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.batches) > 2*8 {
 		t.Errorf("%d requests for 8 items", len(f.batches))
+	}
+}
+
+// Class probabilities (vLLM /classify) and label scores (TEI /predict) are probabilities:
+// one outside [0,1] is a malformed answer, and only its item fails, with the field named.
+// A pooled reward is any finite number.
+func TestRewardProbabilitiesOutsideUnitIntervalAreMalformed(t *testing.T) {
+	for _, tc := range []struct {
+		api     string
+		task    string
+		wantErr string // empty: the wild item scores
+	}{
+		{RewardVLLMClassify, TaskClassification, "probs[0] is -3, not a probability in [0,1]"},
+		{RewardVLLMClassify, TaskPointwise, "probs[0] is -3, not a probability in [0,1]"},
+		{RewardTEIPredict, TaskClassification, "score 0 is 5, not a probability in [0,1]"},
+		{RewardTEIPredict, TaskPointwise, "score 0 is 5, not a probability in [0,1]"},
+		{RewardVLLMPooling, TaskPointwise, ""},
+	} {
+		t.Run(tc.api+"/"+tc.task, func(t *testing.T) {
+			f := newFakeReward(t)
+			f.wild = "WILD"
+			s := RewardSettings{API: tc.api, MaxBatch: 4}
+			e := &Evaluator{Name: "e", Judge: "rm", Task: tc.task}
+			switch {
+			case tc.api == RewardTEIPredict && tc.task == TaskPointwise:
+				s.Label = "entailment"
+			case tc.api == RewardTEIPredict:
+				e.PositiveLabel = "entailment"
+			case tc.task == TaskClassification:
+				e.PositiveLabel = "LABEL_1"
+			}
+			j := rewardJudge(t, f.srv.URL, s)
+			vs, err := j.Judge(context.Background(), rewardTasks(t, e, "fine", "WILD", "fine too", "BAD"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range vs {
+				if v.Confidence < 0 || v.Confidence > 1 {
+					t.Errorf("item %d: confidence %v outside [0,1]", i, v.Confidence)
+				}
+				if i != 1 || tc.wantErr == "" {
+					if v.Status != record.StatusOK {
+						t.Errorf("item %d failed with the malformed one: %+v", i, v)
+					}
+					continue
+				}
+				if v.Status != record.StatusJudgeError || v.Err == nil || errors.Is(v.Err, ErrJudgeUnavailable) || !strings.Contains(v.Err.Error(), tc.wantErr) {
+					t.Errorf("malformed item: %+v, want judge_error with %q", v, tc.wantErr)
+				}
+			}
+			if tc.wantErr == "" && vs[1].Value != -3 {
+				t.Errorf("pooled reward: %+v, want -3", vs[1])
+			}
+		})
 	}
 }

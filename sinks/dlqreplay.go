@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -131,6 +134,7 @@ func parseDeadLetter(m kafka.Message, sourceTopic string) ReplayLetter {
 // replayMessage is the message a dead letter is replayed as: its original key, value and
 // headers (without raterd's), plus HeaderReplayedFrom and HeaderReplays, for the source
 // partition when known (Partition -1 otherwise: the balancer picks one by key).
+// HeaderReplays saturates at the largest int rather than wrapping around.
 func replayMessage(m kafka.Message, l ReplayLetter) kafka.Message {
 	hs := make([]kafka.Header, 0, len(m.Headers)+2)
 	for _, h := range m.Headers {
@@ -140,7 +144,7 @@ func replayMessage(m kafka.Message, l ReplayLetter) kafka.Message {
 	}
 	hs = append(hs,
 		kafka.Header{Key: HeaderReplayedFrom, Value: []byte(l.Coordinates())},
-		kafka.Header{Key: HeaderReplays, Value: []byte(strconv.Itoa(l.Replays + 1))},
+		kafka.Header{Key: HeaderReplays, Value: []byte(strconv.Itoa(min(l.Replays, math.MaxInt-1) + 1))},
 	)
 	return kafka.Message{Topic: l.SourceTopic, Partition: l.SourcePartition, Key: m.Key, Value: m.Value, Headers: hs}
 }
@@ -229,6 +233,28 @@ func (s replayState) decide(class string, l ReplayLetter) ReplayAction {
 		return ReplayTruncated
 	}
 	return ReplayProduce
+}
+
+// maxErrorClassBytes bounds an error class a replay filters by: raterd's classes are short
+// names, and the class goes into the commit metadata, which brokers cap (4 KiB by default).
+const maxErrorClassBytes = 200
+
+// CheckErrorClass says why class cannot be an error class to replay (nil when it can): a
+// class is a short name of printable characters without spaces, valid UTF-8 (a filtered
+// run stores its progress under the class in JSON commit metadata, which would rewrite
+// invalid UTF-8 and so lose that progress).
+func CheckErrorClass(class string) error {
+	switch {
+	case class == "":
+		return errors.New("empty")
+	case !utf8.ValidString(class):
+		return errors.New("not valid UTF-8")
+	case len(class) > maxErrorClassBytes:
+		return fmt.Errorf("%d bytes, over %d", len(class), maxErrorClassBytes)
+	case strings.ContainsFunc(class, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }):
+		return errors.New("contains a space or a character that is not printable")
+	}
+	return nil
 }
 
 // DLQReplayConfig configures ReplayDeadLetters.
@@ -352,6 +378,11 @@ func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats
 		return stats, fmt.Errorf("dlq replay: limit: %d is negative", cfg.Limit)
 	case cfg.MaxRecordBytes < 0:
 		return stats, fmt.Errorf("dlq replay: kafka.max_record_bytes: %d is negative", cfg.MaxRecordBytes)
+	}
+	if cfg.ErrorClass != "" {
+		if err := CheckErrorClass(cfg.ErrorClass); err != nil {
+			return stats, fmt.Errorf("dlq replay: error class %q: %w", cfg.ErrorClass, err)
+		}
 	}
 	if cfg.MaxRecordBytes == 0 {
 		cfg.MaxRecordBytes = 1 << 20

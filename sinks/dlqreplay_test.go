@@ -1,7 +1,10 @@
 package sinks
 
 import (
+	"context"
+	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -175,6 +178,57 @@ func TestSourcePartitionBalancer(t *testing.T) {
 		first := b.Balance(kafka.Message{Partition: p, Key: []byte("k")}, 0, 1, 2)
 		if first < 0 || first > 2 || b.Balance(kafka.Message{Partition: p, Key: []byte("k")}, 0, 1, 2) != first {
 			t.Errorf("partition %d: not a stable partition by key (%d)", p, first)
+		}
+	}
+}
+
+// An absurd replay count (the largest int) saturates instead of wrapping to a negative
+// count that the next dead letter would read as none.
+func TestReplayCountSaturates(t *testing.T) {
+	for _, tc := range []struct {
+		header string
+		want   string
+	}{
+		{strconv.Itoa(math.MaxInt - 1), strconv.Itoa(math.MaxInt)},
+		{strconv.Itoa(math.MaxInt), strconv.Itoa(math.MaxInt)},
+		{"99999999999999999999999", "1"}, // not an int: no count, a first replay
+	} {
+		m := deadLetter([]kafka.Header{{Key: HeaderReplays, Value: []byte(tc.header)}}, "invalid_json", "1", false)
+		r := replayMessage(m, parseDeadLetter(m, "traffic"))
+		if got := r.Headers[len(r.Headers)-1]; got.Key != HeaderReplays || string(got.Value) != tc.want {
+			t.Errorf("replays %s: replayed with %s=%s, want %s", tc.header, got.Key, got.Value, tc.want)
+		}
+	}
+}
+
+// A replay filtered by an error class stores its progress under the class in JSON commit
+// metadata: a class JSON would rewrite (invalid UTF-8), or that no dead letter carries, is
+// refused before anything is read.
+func TestReplayRefusesUnusableErrorClasses(t *testing.T) {
+	for _, class := range []string{"invalid_json", "too_large", "schema-v2.x"} {
+		if err := CheckErrorClass(class); err != nil {
+			t.Errorf("CheckErrorClass(%q) = %v", class, err)
+		}
+	}
+	for class, want := range map[string]string{
+		"":                       "empty",
+		"\xd0":                   "UTF-8",
+		"invalid\xffjson":        "UTF-8",
+		"invalid json":           "space",
+		"tab\there":              "space",
+		"nul\x00":                "printable",
+		strings.Repeat("x", 201): "over 200",
+	} {
+		if err := CheckErrorClass(class); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckErrorClass(%q) = %v, want an error with %q", class, err, want)
+		}
+		if class == "" {
+			continue // no filter
+		}
+		// Refused before connecting: the broker address is never dialled.
+		_, err := ReplayDeadLetters(context.Background(), DLQReplayConfig{Brokers: []string{"127.0.0.1:1"}, Sources: []string{"traffic"}, GroupID: "g", ErrorClass: class})
+		if err == nil || !strings.Contains(err.Error(), "error class "+strconv.Quote(class)) || !strings.Contains(err.Error(), want) {
+			t.Errorf("ReplayDeadLetters with class %q: %v", class, err)
 		}
 	}
 }

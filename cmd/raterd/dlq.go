@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"raterd/sinks"
@@ -72,9 +71,11 @@ func cmdDLQReplay(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "raterd dlq replay: --limit %d: must be 0 (no limit) or more\n", o.limit)
 		return fmt.Errorf("%w: --limit %d is negative", errUsage, o.limit)
 	}
-	if flagGiven(fs, "error-class") && (o.errorClass == "" || strings.ContainsFunc(o.errorClass, unicode.IsSpace)) {
-		fmt.Fprintf(stderr, "raterd dlq replay: --error-class %q: want a class name such as invalid_json, without spaces\n", o.errorClass)
-		return fmt.Errorf("%w: --error-class %q is not a class name", errUsage, o.errorClass)
+	if flagGiven(fs, "error-class") {
+		if err := sinks.CheckErrorClass(o.errorClass); err != nil {
+			fmt.Fprintf(stderr, "raterd dlq replay: --error-class %q: %v; want a class name such as invalid_json, without spaces\n", o.errorClass, err)
+			return fmt.Errorf("%w: --error-class %q is not a class name: %w", errUsage, o.errorClass, err)
+		}
 	}
 	cfg, err := LoadConfig(*configPath, os.Getenv)
 	if err != nil {

@@ -17,6 +17,8 @@ func TestDLQCommandLineMistakes(t *testing.T) {
 		{[]string{"dlq", "replay", "--limit", "-1"}, "--limit -1"},
 		{[]string{"dlq", "replay", "--error-class", ""}, "--error-class"},
 		{[]string{"dlq", "replay", "--error-class", "invalid json"}, "--error-class"},
+		{[]string{"dlq", "replay", "--error-class", "\xd0"}, `--error-class "\xd0": not valid UTF-8`},
+		{[]string{"dlq", "replay", "--error-class", "invalid\x00json"}, "--error-class"},
 		{[]string{"dlq", "replay", "--bogus"}, "bogus"},
 	} {
 		var stdout, stderr strings.Builder

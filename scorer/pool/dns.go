@@ -69,16 +69,37 @@ func (p *Pool) resolve() error {
 }
 
 // endpointURL is the base URL for one resolved address: scheme://addr:port/path, with
-// an IPv6 address in brackets (and its zone escaped).
+// an IPv6 address in brackets and its zone escaped ("%25", RFC 6874). A zone must be
+// non-empty, on an IPv6 address, and of URL-unreserved characters (as interface names
+// and indexes are); other addresses are refused, as no URL reaches them.
 func endpointURL(d *DNS, addr string) (string, error) {
-	host := addr
-	if i := strings.IndexByte(host, '%'); i >= 0 {
-		host = host[:i] + "%25" + host[i+1:]
-	}
-	if ip := net.ParseIP(strings.SplitN(addr, "%", 2)[0]); ip == nil {
+	ipText, zone, hasZone := strings.Cut(addr, "%")
+	if ip := net.ParseIP(ipText); ip == nil {
 		return "", fmt.Errorf("resolver answered %q, not an IP address", addr)
 	}
+	host := ipText
+	if hasZone {
+		if !strings.Contains(ipText, ":") || !urlZone(zone) {
+			return "", fmt.Errorf("resolver answered %q: a zone must be non-empty, on an IPv6 address, of letters, digits and -._~", addr)
+		}
+		host += "%25" + zone
+	}
 	return d.Scheme + "://" + net.JoinHostPort(host, strconv.Itoa(d.Port)) + d.Path, nil
+}
+
+// urlZone reports whether an IPv6 zone can be written in a URL as it is: non-empty and
+// of unreserved characters (RFC 3986 unreserved, as RFC 6874 allows unescaped).
+func urlZone(z string) bool {
+	if z == "" {
+		return false
+	}
+	for i := 0; i < len(z); i++ {
+		c := z[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // setEndpoints makes urls the pool's endpoints: new ones are added, missing ones

@@ -146,7 +146,14 @@ func TestEndpointURL(t *testing.T) {
 		"10.1.2.3":        "https://10.1.2.3:8443/v1",
 		"fd00::1":         "https://[fd00::1]:8443/v1",
 		"fe80::1%eth0":    "https://[fe80::1%25eth0]:8443/v1",
+		"fe80::1%3":       "https://[fe80::1%253]:8443/v1",
 		"not-an-address!": "",
+		// No URL reaches these: an empty zone, a zone with URL-unsafe characters, a
+		// zone on an IPv4 address.
+		"fe80::1%":      "",
+		"fe80::1%a/b":   "",
+		"fe80::1%a b":   "",
+		"10.0.0.7%eth0": "",
 	} {
 		got, err := endpointURL(d, addr)
 		if got != want || (want == "") != (err != nil) {

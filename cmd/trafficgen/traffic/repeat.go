@@ -1,7 +1,6 @@
 package traffic
 
 import (
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -10,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"raterd/consumer"
 	"raterd/record"
 )
 
@@ -267,8 +267,9 @@ func respondWithin(r *rand.Rand, p *promptSpec, b behaviour) string {
 }
 
 // DistinctKeys counts the distinct prompts and the distinct prompt+response pairs among the
-// lines raterd accepts as records — valid UTF-8 JSON objects with a non-empty "model" and a
-// "response"; the others are dead-lettered and never judged. Prompts are compared as
+// lines raterd accepts as records (consumer.Decode: valid UTF-8 JSON objects with a
+// non-empty "model", a "response" and, if any, an RFC 3339 "timestamp"); the others are
+// dead-lettered and never judged. Prompts are compared as
 // evaluators read them (Record.PromptText: the prompt, or the chat messages rendered one per
 // line). So prompts is the number of judge calls that an evaluator reading only the prompt
 // makes over the lines, if it applies to every record and its cache never evicts or expires,
@@ -291,19 +292,12 @@ func DistinctKeys(lines [][]byte) (prompts, pairs int) {
 	return len(ps), len(prs)
 }
 
-// decodeAccepted decodes line as the consumer does, reporting false for a line it
-// dead-letters.
+// decodeAccepted decodes line with the consumer's decoder, reporting false for a line it
+// dead-letters (without a size cap: that is raterd's config, not the line's).
 func decodeAccepted(line []byte) (record.Record, bool) {
-	var w struct {
-		record.Record
-		Timestamp string  `json:"timestamp"`
-		Model     *string `json:"model"`
-		Response  *string `json:"response"`
-	}
-	if !utf8.Valid(line) || json.Unmarshal(line, &w) != nil || w.Model == nil || *w.Model == "" || w.Response == nil {
+	rec, err := consumer.Decode(line, record.Source{}, time.Unix(1, 0), 0)
+	if err != nil {
 		return record.Record{}, false
 	}
-	rec := w.Record
-	rec.Model, rec.Response = *w.Model, *w.Response
-	return rec, true
+	return *rec, true
 }

@@ -352,3 +352,15 @@ func TestRepeatSmallDistinct(t *testing.T) {
 		t.Errorf("DistinctPrompts 1, one answer: %d prompts, %d pairs, want 1 and 1", prompts, pairs)
 	}
 }
+
+// A line the consumer dead-letters for its timestamp is never judged, so it adds no key.
+func TestDistinctKeysSkipsBadTimestamps(t *testing.T) {
+	lines := [][]byte{
+		[]byte(`{"model":"m","prompt":"p","response":"r","timestamp":"2026-11-28T12:00:00Z"}`),
+		[]byte(`{"model":"m","prompt":"q","response":"r","timestamp":"yesterday"}`),
+		[]byte(`{"model":"m","prompt":"p","response":"s","timestamp":"2200-01-01T00:00:00Z"}`),
+	}
+	if prompts, pairs := DistinctKeys(lines); prompts != 1 || pairs != 1 {
+		t.Errorf("DistinctKeys = %d prompts, %d pairs; want 1 and 1 (two lines dead-lettered for their timestamp)", prompts, pairs)
+	}
+}
