@@ -187,6 +187,9 @@ func scenarios() []scenario {
 		{name: "twoprocs", fault: "two raterd in the group, one kill -9 at 50%", at: 0.50, processes: 2, inject: func(t *testing.T, r *scenarioRun) {
 			r.kill(r.procs[0])
 		}},
+		{name: "join", fault: "a second raterd joins the group at 30% (rebalance)", at: 0.30, inject: func(t *testing.T, r *scenarioRun) {
+			r.startRaterd(t)
+		}},
 		{name: "negative", fault: "NEGATIVE CONTROL: commits before writing, kill -9 at 50%, restart", at: 0.50, binary: "raterd-broken", inject: killAndRestart},
 	}
 }
