@@ -60,35 +60,78 @@ func NewKafkaDeadLetters(brokers []string, transport kafka.RoundTripper, maxValu
 	}}
 }
 
-// WriteDeadLetters implements DeadLetterSink.
+// WriteDeadLetters implements DeadLetterSink. A dead letter the DLQ topic refuses as too
+// large (its max.message.bytes is below the letter: a topic created by hand, or
+// auto-created with the broker's default) is sent again with only the first
+// DLQKeepBytes of its value and HeaderOriginalSize, so that one oversized poison record
+// never blocks the partition behind it.
 func (k *KafkaDeadLetters) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
 	if len(letters) == 0 {
 		return nil
 	}
 	msgs := make([]kafka.Message, len(letters))
-	for i, d := range letters {
-		hs := make([]kafka.Header, 0, len(d.Headers)+7)
-		for _, h := range d.Headers {
-			hs = append(hs, kafka.Header{Key: h.Key, Value: h.Value})
-		}
-		hs = append(hs,
-			kafka.Header{Key: HeaderErrorClass, Value: []byte(d.Reason)},
-			kafka.Header{Key: HeaderError, Value: []byte(d.Error)},
-			kafka.Header{Key: HeaderSourceTopic, Value: []byte(d.Source.Topic)},
-			kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(d.Source.Partition))},
-			kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(d.Source.Offset, 10))},
-			kafka.Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(d.Attempts))},
-			kafka.Header{Key: HeaderFirstSeen, Value: []byte(d.FirstSeen.UTC().Format(time.RFC3339Nano))},
-		)
-		if d.OriginalSize > 0 {
-			hs = append(hs, kafka.Header{Key: HeaderOriginalSize, Value: []byte(strconv.Itoa(d.OriginalSize))})
-		}
-		msgs[i] = kafka.Message{Topic: DLQTopic(d.Source.Topic), Key: d.Key, Value: d.Value, Headers: hs}
+	for i := range letters {
+		msgs[i] = deadLetterMessage(letters[i])
 	}
-	if err := k.w.WriteMessages(ctx, msgs...); err != nil {
+	err := k.w.WriteMessages(ctx, msgs...)
+	var werrs kafka.WriteErrors
+	if err != nil && errors.As(err, &werrs) && len(werrs) == len(msgs) {
+		// The producer batches messages, so one oversized letter fails its neighbours too:
+		// send each refused one alone, cut when it is the large one.
+		var again []record.DeadLetter
+		var others []error
+		for i, e := range werrs {
+			switch {
+			case e == nil:
+			case errors.Is(e, kafka.MessageSizeTooLarge):
+				d := letters[i]
+				if len(d.Value) > DLQKeepBytes {
+					d.OriginalSize = max(d.OriginalSize, len(d.Value))
+					d.Value = d.Value[:DLQKeepBytes]
+				}
+				again = append(again, d)
+			default:
+				others = append(others, e)
+			}
+		}
+		err = errors.Join(others...)
+		for _, d := range again {
+			if err != nil {
+				break
+			}
+			err = k.w.WriteMessages(ctx, deadLetterMessage(d))
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("kafka dead-letter write of %d messages: %w", len(msgs), err)
 	}
 	return nil
+}
+
+// DLQKeepBytes is how much of its value a dead letter keeps when the dead-letter topic
+// refuses the whole message as too large.
+const DLQKeepBytes = 64 << 10
+
+// deadLetterMessage is d as a message of its source's dead-letter topic: the original key,
+// value and headers, then raterd's headers.
+func deadLetterMessage(d record.DeadLetter) kafka.Message {
+	hs := make([]kafka.Header, 0, len(d.Headers)+8)
+	for _, h := range d.Headers {
+		hs = append(hs, kafka.Header{Key: h.Key, Value: h.Value})
+	}
+	hs = append(hs,
+		kafka.Header{Key: HeaderErrorClass, Value: []byte(d.Reason)},
+		kafka.Header{Key: HeaderError, Value: []byte(d.Error)},
+		kafka.Header{Key: HeaderSourceTopic, Value: []byte(d.Source.Topic)},
+		kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(d.Source.Partition))},
+		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(d.Source.Offset, 10))},
+		kafka.Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(d.Attempts))},
+		kafka.Header{Key: HeaderFirstSeen, Value: []byte(d.FirstSeen.UTC().Format(time.RFC3339Nano))},
+	)
+	if d.OriginalSize > 0 {
+		hs = append(hs, kafka.Header{Key: HeaderOriginalSize, Value: []byte(strconv.Itoa(d.OriginalSize))})
+	}
+	return kafka.Message{Topic: DLQTopic(d.Source.Topic), Key: d.Key, Value: d.Value, Headers: hs}
 }
 
 // Close flushes and closes the producer.

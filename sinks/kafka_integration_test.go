@@ -253,3 +253,65 @@ func header(m kafka.Message, key string) string {
 	}
 	return ""
 }
+
+// TestKafkaDeadLettersTooLargeForTopic: a dead-letter topic made by hand with a small
+// max.message.bytes refuses a large dead letter; the writer then keeps a prefix with the
+// original size rather than failing the batch forever (which would stall its partition).
+func TestKafkaDeadLettersTooLargeForTopic(t *testing.T) {
+	broker := requireService(t, "RATERD_TEST_KAFKA")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	source := uniqueName("raterd-sinks-test-dlbig-")
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: DLQTopic(source), NumPartitions: 1, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "200000"}},
+	}}})
+	if err != nil || resp.Errors[DLQTopic(source)] != nil {
+		t.Fatalf("create %s: %v %v", DLQTopic(source), err, resp)
+	}
+	t.Cleanup(func() { deleteTestTopics(t, broker, DLQTopic(source)) })
+
+	big := bytes.Repeat([]byte("x"), 500_000)
+	letters := []record.DeadLetter{
+		{Source: record.Source{Topic: source, Partition: 0, Offset: 1}, Value: big, Reason: "invalid_json", Error: "bad", FirstSeen: time.Now()},
+		{Source: record.Source{Topic: source, Partition: 0, Offset: 2}, Value: []byte("small"), Reason: "invalid_json", Error: "bad", FirstSeen: time.Now()},
+	}
+	sink := NewKafkaDeadLetters([]string{broker}, nil, 1<<20)
+	t.Cleanup(func() { _ = sink.Close() })
+	for {
+		err := sink.WriteDeadLetters(ctx, letters)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable) || ctx.Err() != nil {
+			t.Fatalf("WriteDeadLetters with a letter over the topic's max.message.bytes: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	msgs := readAll(t, broker, DLQTopic(source))
+	byOffset := map[string]kafka.Message{}
+	for _, m := range msgs {
+		for _, h := range m.Headers {
+			if h.Key == HeaderSourceOffset {
+				byOffset[string(h.Value)] = m
+			}
+		}
+	}
+	if len(msgs) != 2 || len(byOffset) != 2 {
+		t.Fatalf("read %d dead letters (%d distinct offsets), want 2", len(msgs), len(byOffset))
+	}
+	trunc := byOffset["1"]
+	size := ""
+	for _, h := range trunc.Headers {
+		if h.Key == HeaderOriginalSize {
+			size = string(h.Value)
+		}
+	}
+	if len(trunc.Value) != DLQKeepBytes || !bytes.Equal(trunc.Value, big[:DLQKeepBytes]) || size != "500000" {
+		t.Errorf("oversized dead letter: %d bytes, %s=%q; want the first %d bytes and 500000", len(trunc.Value), HeaderOriginalSize, size, DLQKeepBytes)
+	}
+	if string(byOffset["2"].Value) != "small" {
+		t.Errorf("small dead letter value %q", byOffset["2"].Value)
+	}
+}
