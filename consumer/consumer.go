@@ -456,10 +456,15 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 
 	var rows []record.Score
 	if len(records) > 0 {
+		failures := map[*record.Record]int{} // attempts in which the record's judgements failed
 		ok := p.retry(ctx, span, len(b.items), func() error {
 			r, err := p.scorer.Score(ctx, records)
 			if err != nil {
-				return fmt.Errorf("score %d records: %w", len(records), err)
+				err = fmt.Errorf("score %d records: %w", len(records), err)
+				var poisoned []record.DeadLetter
+				records, poisoned = p.poisoned(b, records, failures, err)
+				dead = append(dead, poisoned...)
+				return err
 			}
 			rows = r
 			return nil
@@ -499,6 +504,61 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 		}
 		p.finishBatch(ctx, b, rows, dead, start)
 	}()
+}
+
+// FailedRecords is implemented by a Scorer error that names the records whose
+// judgements failed (scorer.UnavailableError).
+type FailedRecords interface {
+	FailedRecords() []*record.Record
+}
+
+// poisoned takes out of records those whose judgements failed in err for the
+// Config.PoisonAttempts-th time while other records of the batch were judged, and returns
+// the rest and dead letters for them. When every record failed (a judge pool that is
+// down), nothing is counted: the batch waits for the pool.
+func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*record.Record]int, err error) ([]*record.Record, []record.DeadLetter) {
+	var fr FailedRecords
+	if !errors.As(err, &fr) {
+		return records, nil
+	}
+	failed := fr.FailedRecords()
+	if len(failed) == 0 || len(failed) >= len(records) {
+		return records, nil
+	}
+	out := map[*record.Record]bool{}
+	for _, r := range failed {
+		failures[r]++
+		if failures[r] >= p.cfg.PoisonAttempts {
+			out[r] = true
+		}
+	}
+	if len(out) == 0 {
+		return records, nil
+	}
+	var dead []record.DeadLetter
+	for _, it := range b.items {
+		if it.rec == nil || !out[it.rec] {
+			continue
+		}
+		m := it.msg
+		headers := make([]record.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			headers[i] = record.Header{Key: h.Key, Value: h.Value}
+		}
+		dead = append(dead, record.DeadLetter{
+			Source: it.rec.Source, Key: m.Key, Value: m.Value, Headers: headers, Reason: ReasonJudgeFailed,
+			Error: err.Error(), FirstSeen: p.opts.Now().UTC(), Attempts: failures[it.rec],
+		})
+	}
+	keep := records[:0:0]
+	for _, r := range records {
+		if !out[r] {
+			keep = append(keep, r)
+		}
+	}
+	p.opts.Logger.Warn("dead-lettering records whose judgements keep failing while the rest of their batch is judged",
+		"records", len(dead), "attempts", p.cfg.PoisonAttempts, "err", err)
+	return keep, dead
 }
 
 // flushScores asks a score sink that groups writes across batches to write what it holds:

@@ -19,6 +19,9 @@ const (
 	ReasonInvalidJSON  = "invalid_json"
 	ReasonMissingField = "missing_field"
 	ReasonInvalidField = "invalid_field"
+	// ReasonJudgeFailed: the record's judgements kept failing (Config.PoisonAttempts batch
+	// attempts) while the other records of its batch were judged.
+	ReasonJudgeFailed = "judge_failed"
 )
 
 // DefaultMaxRecordBytes is the default size cap of one message value (1 MiB).

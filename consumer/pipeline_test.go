@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -388,5 +389,88 @@ func TestPipelineTracesEachBatchWithItsStages(t *testing.T) {
 	}
 	if !linked {
 		t.Error("the batch span is not linked to the producer's trace")
+	}
+}
+
+// poisonScorer fails the judgements of the records whose id is in poison (all of them
+// when poison is nil) with an error naming those records, as scorer.UnavailableError does.
+type poisonScorer struct {
+	poison map[string]bool
+	calls  int
+	mu     sync.Mutex
+}
+
+type failedRecordsErr struct{ recs []*record.Record }
+
+func (e failedRecordsErr) Error() string                   { return fmt.Sprintf("%d records unavailable", len(e.recs)) }
+func (e failedRecordsErr) FailedRecords() []*record.Record { return e.recs }
+
+func (s *poisonScorer) Score(ctx context.Context, recs []*record.Record) ([]record.Score, error) {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	var failed []*record.Record
+	for _, r := range recs {
+		if s.poison == nil || s.poison[r.ID] {
+			failed = append(failed, r)
+		}
+	}
+	if len(failed) > 0 {
+		return nil, failedRecordsErr{failed}
+	}
+	return fakeScorer{}.Score(ctx, recs)
+}
+
+func TestPipelineDeadLettersRecordsWhoseJudgementsKeepFailing(t *testing.T) {
+	cfg := testConfig()
+	cfg.PoisonAttempts = 3
+	reader := &fakeReader{msgs: messages(8, nil), commits: map[TopicPartition]int64{}}
+	sink := &recordingSink{}
+	sc := &poisonScorer{poison: map[string]bool{"r3": true}}
+	p, err := New(cfg, reader, sc, sink, sink, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilDone(t, p, 8)
+	if len(sink.rows) != 7 {
+		t.Errorf("%d score rows, want 7 (every record but r3)", len(sink.rows))
+	}
+	if len(sink.dead) != 1 || sink.dead[0].Reason != ReasonJudgeFailed || sink.dead[0].Attempts != 3 || string(sink.dead[0].Value) != string(messages(8, nil)[3].Value) {
+		t.Fatalf("dead letters %+v, want r3's message with reason %s after 3 attempts", sink.dead, ReasonJudgeFailed)
+	}
+	if got := reader.committed(); got[TopicPartition{"t", 0}] != 4 || got[TopicPartition{"t", 1}] != 4 {
+		t.Errorf("committed %v, want both partitions at 4", got)
+	}
+}
+
+func TestPipelineWaitsOutAJudgePoolThatIsDown(t *testing.T) {
+	cfg := testConfig()
+	cfg.PoisonAttempts = 2
+	cfg.ShutdownTimeout = 50 * time.Millisecond // the batch never succeeds: abandon it at shutdown
+	reader := &fakeReader{msgs: messages(4, nil), commits: map[TopicPartition]int64{}}
+	sink := &recordingSink{}
+	sc := &poisonScorer{} // every record fails: the pool is down
+	p, err := New(cfg, reader, sc, sink, sink, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	for {
+		sc.mu.Lock()
+		calls := sc.calls
+		sc.mu.Unlock()
+		if calls >= 10 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.dead) != 0 || len(sink.rows) != 0 || len(reader.committed()) != 0 {
+		t.Errorf("while the pool was down: %d dead letters, %d rows, commits %v; want none", len(sink.dead), len(sink.rows), reader.committed())
 	}
 }

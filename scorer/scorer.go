@@ -188,6 +188,27 @@ func (s *Scorer) Totals() BatchStats {
 	return t
 }
 
+// UnavailableError is ScoreBatch's error when judgements could not be made now (it wraps
+// ErrJudgeUnavailable). It names the records those judgements belong to, so that a
+// pipeline can tell a judge pool that is down (every record of the batch fails) from
+// records that keep failing while the others are judged (see consumer.FailedRecords).
+type UnavailableError struct {
+	// Judgements is how many judgements failed; Records are their records.
+	Judgements int
+	Records    []*record.Record
+	Err        error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("%d judgements of %d records could not be made now: %v", e.Judgements, len(e.Records), e.Err)
+}
+
+// Unwrap returns the judge's error (an ErrJudgeUnavailable).
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// FailedRecords returns the records whose judgements failed.
+func (e *UnavailableError) FailedRecords() []*record.Record { return e.Records }
+
 // ScoreBatch judges every applicable record × evaluator pair of the batch and returns the
 // score rows and what they cost. Cached verdicts cost no judge call; a key is judged once
 // per batch, and not at all while another batch is judging it. A non-nil error fails the
@@ -259,7 +280,15 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 		s.land(tasks, lead, leadFlights, judged)
 		if err != nil {
 			if unavailable > 0 {
-				err = fmt.Errorf("%d judgements could not be made now: %w", unavailable, err)
+				ue := &UnavailableError{Judgements: unavailable, Err: err}
+				seen := map[*record.Record]bool{}
+				for _, i := range misses {
+					if r := tasks[i].task.Record; !judged[i] && !seen[r] {
+						seen[r] = true
+						ue.Records = append(ue.Records, r)
+					}
+				}
+				err = ue
 			}
 			return nil, st, err
 		}

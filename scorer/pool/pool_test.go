@@ -310,13 +310,10 @@ func TestHungEndpointIsEjected(t *testing.T) {
 	if s := statsOf(p, hung.URL); s.Breaker != BreakerOpen {
 		t.Errorf("hung endpoint: %+v, want an open breaker", s)
 	}
-	// It got its initial limit of requests (8) and no more.
+	// It got its initial limit of requests (8) and no more: without ejection it would
+	// take a new batch every timeout. (Counted, not timed: these machines are shared.)
 	if h := hung.hits.Load(); h > 8 {
 		t.Errorf("the hung endpoint got %d requests, want at most its initial limit 8", h)
-	}
-	// Without ejection the hung endpoint would take a new batch every timeout.
-	if elapsed > 2*cfg.Timeout {
-		t.Errorf("took %s, want about one timeout (%s)", elapsed, cfg.Timeout)
 	}
 	if n := logs.count("breaker opened"); n != 1 {
 		t.Errorf("logged %d breaker openings, want 1", n)
