@@ -30,6 +30,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -126,8 +127,15 @@ type scenarioRun struct {
 	bin     string
 	dir     string
 	cfgPath string
+	mu      sync.Mutex // guards procs: the RSS sampler reads it while faults add processes
 	procs   []*proc
 	killed  map[*proc]bool
+}
+
+func (r *scenarioRun) processes() []*proc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*proc(nil), r.procs...)
 }
 
 func (r *scenarioRun) startRaterd(t *testing.T) *proc {
@@ -138,7 +146,9 @@ func (r *scenarioRun) startRaterd(t *testing.T) *proc {
 	if err := p.start(); err != nil {
 		t.Fatal(err)
 	}
+	r.mu.Lock()
 	r.procs = append(r.procs, p)
+	r.mu.Unlock()
 	return p
 }
 
@@ -203,6 +213,7 @@ type outcome struct {
 	deadTable, deadTopic, dlqMsgs uint64
 	recovery                      time.Duration // 0 for faults that last the whole drain
 	drain                         time.Duration // first raterd start to the committed end
+	peakRSS                       int64         // largest resident set of any raterd process, bytes
 	committedToEnd                bool
 	crashed                       []string
 	pass                          bool
@@ -374,7 +385,15 @@ func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n
 	}
 	// Wait for the fault's moment, then inject it.
 	deadline := time.Now().Add(drainTimeout)
+	sampleRSS := func() {
+		for _, p := range r.processes() {
+			if p.running() {
+				o.peakRSS = max(o.peakRSS, rss(p.cmd.Process.Pid))
+			}
+		}
+	}
 	for sc.at > 0 {
+		sampleRSS()
 		if c, ok := rawRows(); ok && float64(c) >= sc.at*float64(o.expected) {
 			break
 		}
@@ -383,6 +402,19 @@ func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() { // sample during the fault too (a ClickHouse outage is where memory could grow)
+		defer close(sampled)
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(100 * time.Millisecond):
+				sampleRSS()
+			}
+		}
+	}()
 	sc.inject(t, r)
 	faultEnd := time.Now()
 
@@ -420,6 +452,8 @@ func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	close(stopSampling)
+	<-sampled
 	if sc.at == 0 {
 		o.recovery = 0 // no moment to recover from: the fault (if any) lasts throughout
 	} else if o.recovery == 0 && o.detail == "" {
@@ -475,6 +509,21 @@ func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n
 	}
 	_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
 	return o
+}
+
+// rss returns the resident set size of a process in bytes (0 if unknown).
+func rss(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 func createTopic(t *testing.T, kc *kafka.Client, topic string) {
@@ -648,8 +697,8 @@ func deadLetterTopic(t *testing.T, broker, topic string) (distinct, messages uin
 func faultTable(results []outcome, n int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d records per scenario (%d partitions, one invalid in %d); rows = valid records × evaluators.\n\n", n, partitions, invalidEvery)
-	b.WriteString("| fault | rows expected | rows found (FINAL) | rows written twice (replays) | dead letters: table / topic (distinct) / expected | DLQ messages | recovery | drain | committed to end | crashes | outcome |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | --- | --- |\n")
+	b.WriteString("| fault | rows expected | rows found (FINAL) | rows written twice (replays) | dead letters: table / topic (distinct) / expected | DLQ messages | recovery | drain | peak RSS | committed to end | crashes | outcome |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
 	for _, o := range results {
 		verdict := "pass"
 		if !o.pass {
@@ -663,10 +712,10 @@ func faultTable(results []outcome, n int) string {
 		if o.recovery > 0 {
 			recovery = fmt.Sprintf("%.1f s", o.recovery.Seconds())
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d / %d / %d | %d | %s | %.1f s | %v | %s | %s |\n", o.fault, o.expected, o.found, o.duplicates,
-			o.deadTable, o.deadTopic, o.invalid, o.dlqMsgs, recovery, o.drain.Seconds(), yesNo(o.committedToEnd), crashes, verdict)
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d / %d / %d | %d | %s | %.1f s | %d MiB | %v | %s | %s |\n", o.fault, o.expected, o.found, o.duplicates,
+			o.deadTable, o.deadTopic, o.invalid, o.dlqMsgs, recovery, o.drain.Seconds(), o.peakRSS>>20, yesNo(o.committedToEnd), crashes, verdict)
 	}
-	b.WriteString("\nRecovery: from the end of the fault (service back, process killed or restarted) until every partition not yet drained had committed past where it stood then. Drain: from the first raterd start until the committed offsets reached the end.\n")
+	b.WriteString("\nRecovery: from the end of the fault (service back, process killed or restarted) until every partition not yet drained had committed past where it stood then. Drain: from the first raterd start until the committed offsets reached the end. Peak RSS: the largest resident set of any raterd process, sampled every 100 ms.\n")
 	return b.String()
 }
 
