@@ -39,6 +39,9 @@ type Config struct {
 	Admin AdminConfig `yaml:"admin"`
 	// Telemetry configures OTLP export and logs.
 	Telemetry TelemetryConfig `yaml:"telemetry"`
+	// Alerting, when set, watches the scores for quality regressions and notifies
+	// channels (docs/alerting.md). Default: off.
+	Alerting *AlertingConfig `yaml:"alerting"`
 }
 
 // RedisConfig configures the verdict cache.
@@ -342,6 +345,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s.name: %q is used twice", key, e.Name)
 		}
 		seen[e.Name] = true
+	}
+	if c.Alerting != nil {
+		if err := c.Alerting.validate("alerting", c); err != nil {
+			return err
+		}
 	}
 	if c.Scoring.MaxExplanationBytes == 0 {
 		c.Scoring.MaxExplanationBytes = scorer.DefaultMaxExplanationBytes

@@ -19,6 +19,7 @@ import (
 	"raterd/scorer"
 	"raterd/scorer/cache"
 	"raterd/sinks"
+	"raterd/sinks/alert"
 )
 
 // stack is every stage of raterd built from one Config. cmd/ is the only place that knows
@@ -34,6 +35,9 @@ type stack struct {
 	CacheDesc    string
 	closers      []io.Closer
 	judges       map[string]scorer.Judge
+
+	// Alerts is the alert manager; nil without an alerting section.
+	Alerts *alert.Manager
 }
 
 // judgeDrainTimeout bounds how long closing waits for judge requests still in flight
@@ -217,6 +221,16 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 		return nil, errors.New("config: no score sink: set clickhouse.addrs (or RATERD_CLICKHOUSE_ADDR) or scores_file")
 	}
 	st.Scores = scoreSinks
+	if cfg.Alerting != nil {
+		m, closers, err := buildAlerting(ctx, cfg, st.ClickHouse, httpClient, logger, tel.Meters)
+		if err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+		st.closers = append(st.closers, closers...)
+		st.Alerts = m
+		st.Scores = alertsAfter{MultiScoreSink: scoreSinks, alerts: m}
+	}
 	st.DeadLetter = deadSinks
 	return st, nil
 }

@@ -21,24 +21,24 @@ type CanaryConfig struct {
 	// Alpha bounds the probability that the comparison ever alerts, however long it runs
 	// and however often it is looked at, when the candidate is not worse by more than
 	// Margin; default 0.05.
-	Alpha float64
+	Alpha float64 `yaml:"alpha"`
 	// WarnAlpha is the p-value below which the verdict is StateWarning; at least Alpha,
 	// default 0.2.
-	WarnAlpha float64
+	WarnAlpha float64 `yaml:"warn_alpha"`
 	// Margin is how much worse than the baseline (in score units) the candidate may be
 	// before that counts as a regression; non-negative, default 0.
-	Margin float64
+	Margin float64 `yaml:"margin"`
 	// Tau is the standard deviation of the normal mixture over the difference, in units
 	// of the pooled standard deviation of the scores: the test gathers evidence fastest
 	// against differences of about Tau. Default 0.2.
-	Tau float64
+	Tau float64 `yaml:"tau"`
 	// MinSamples is the number of observations each arm needs before the test starts (the
 	// variances are estimated online); default 50.
-	MinSamples int
+	MinSamples int `yaml:"min_samples"`
 	// MinSD is the floor on each arm's standard deviation, in score units; default 0.1.
-	MinSD float64
+	MinSD float64 `yaml:"min_sd"`
 	// Direction says which way is worse; default Below.
-	Direction Direction
+	Direction Direction `yaml:"direction"`
 }
 
 func (c CanaryConfig) withDefaults() CanaryConfig {

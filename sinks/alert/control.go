@@ -10,8 +10,8 @@ import (
 // Baseline is a series' in-control level: the mean and standard deviation of its scores
 // (for pass rates, p and √(p(1−p))).
 type Baseline struct {
-	Mean float64 // in-control mean, in score units
-	SD   float64 // in-control standard deviation; floored at MinSD
+	Mean float64 `yaml:"mean"` // in-control mean, in score units
+	SD   float64 `yaml:"sd"`   // in-control standard deviation; floored at MinSD
 }
 
 // BaselineConfig says where a control chart's baseline comes from. Zero fields take their
@@ -20,14 +20,14 @@ type BaselineConfig struct {
 	// Baseline, when set, is the in-control level, typically read by the caller from
 	// ClickHouse's aggregates of the series' history (avg and stddevSamp over the last
 	// days). When nil, the baseline is learned from the first WarmUp observations.
-	Baseline *Baseline
+	Baseline *Baseline `yaml:"baseline"`
 	// WarmUp is the number of observations the baseline is learned from when Baseline is
 	// nil; the verdict is StateUnknown until then. A short warm-up misestimates the
 	// baseline and raises the false-alarm rate (see docs/alerting.md); default 2000.
-	WarmUp int
+	WarmUp int `yaml:"warm_up"`
 	// MinSD is the floor on the baseline's standard deviation, in score units, so that a
 	// constant history does not make every deviation infinitely significant; default 0.1.
-	MinSD float64
+	MinSD float64 `yaml:"min_sd"`
 }
 
 func (c BaselineConfig) withDefaults() BaselineConfig {
@@ -92,20 +92,20 @@ func (l learner) valid() bool {
 
 // EWMAConfig configures an EWMA control chart. Zero fields take their defaults.
 type EWMAConfig struct {
-	BaselineConfig
+	BaselineConfig `yaml:",inline"`
 	// Lambda is the weight of each new observation, in (0,1]: the chart averages about
 	// (2−λ)/λ recent observations. Small λ detects small shifts sooner and large ones
 	// later. Default 0.01 (≈200 observations).
-	Lambda float64
+	Lambda float64 `yaml:"lambda"`
 	// L is the control limit's width in standard deviations of the EWMA, which is
 	// σ·√(λ/(2−λ)·(1−(1−λ)^(2t))) after t observations. Larger L: fewer false alarms,
 	// longer delays. Default 3.7.
-	L float64
+	L float64 `yaml:"l"`
 	// Warn places the warning limit at Warn·L; in (0,1], default 0.5.
-	Warn float64
+	Warn float64 `yaml:"warn"`
 	// Direction says which way is worse; default Below (one-sided: the chart never
 	// alerts on an improvement).
-	Direction Direction
+	Direction Direction `yaml:"direction"`
 }
 
 func (c EWMAConfig) withDefaults() EWMAConfig {
@@ -217,22 +217,22 @@ func (e *EWMA) Reset() {
 
 // CUSUMConfig configures a one-sided standardized CUSUM. Zero fields take their defaults.
 type CUSUMConfig struct {
-	BaselineConfig
+	BaselineConfig `yaml:",inline"`
 	// K is the reference value (allowance) in baseline standard deviations: deviations
 	// smaller than K are forgiven. The chart is tuned to detect shifts of about 2K; default
 	// 0.15, for shifts of 0.3σ.
-	K float64
+	K float64 `yaml:"k"`
 	// H is the decision interval in baseline standard deviations: the chart alerts when
 	// its sum exceeds H. Larger H: fewer false alarms, longer delays. Default 26.
-	H float64
+	H float64 `yaml:"h"`
 	// Warn places the warning limit at Warn·H; in (0,1], default 0.5.
-	Warn float64
+	Warn float64 `yaml:"warn"`
 	// Cap is the ceiling on the sum, at least H, so that after a long regression ends the
 	// chart recovers in about (Cap−H)/K observations instead of as long as the regression
 	// lasted; default 2H.
-	Cap float64
+	Cap float64 `yaml:"cap"`
 	// Direction says which way is worse; default Below.
-	Direction Direction
+	Direction Direction `yaml:"direction"`
 }
 
 func (c CUSUMConfig) withDefaults() CUSUMConfig {

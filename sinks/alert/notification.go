@@ -48,7 +48,11 @@ type Notification struct {
 	Since      time.Time `json:"since"` // when the alert entered its current episode
 	At         time.Time `json:"at"`    // when this change happened
 	// NoData is set when the alert fires because the series stopped sending records.
-	NoData       bool      `json:"no_data,omitempty"`
+	NoData bool `json:"no_data,omitempty"`
+	// Fired is set on firing notifications and on the resolution of an episode that
+	// fired; a resolution without it closes an alert that was only pending, which
+	// channels that never show pending alerts (Slack by default, Alertmanager) skip.
+	Fired        bool      `json:"fired"`
 	Examples     []Example `json:"examples,omitempty"`
 	Message      string    `json:"message"`
 	DrilldownSQL string    `json:"drilldown_sql"`

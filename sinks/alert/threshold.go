@@ -20,27 +20,27 @@ const (
 // defaults.
 type ThresholdConfig struct {
 	// Stat is the window statistic; default StatMean.
-	Stat Stat
+	Stat Stat `yaml:"stat"`
 	// Alert is the alert threshold, on the rubric's scale (or a rate in [0,1] for
 	// StatPassRate): the rule alerts when the window statistic is worse than it. Required.
-	Alert float64
+	Alert float64 `yaml:"alert"`
 	// Warning is the warning threshold, on the good side of Alert; nil for none.
-	Warning *float64
+	Warning *float64 `yaml:"warning"`
 	// Window is the length of the sliding window; default 1h.
-	Window time.Duration
+	Window time.Duration `yaml:"window"`
 	// Buckets is how many buckets the window is kept in: memory is O(Buckets) whatever
 	// the traffic, and the window slides by Window/Buckets, so it spans between
 	// Window−Window/Buckets and Window of data. Default 60.
-	Buckets int
+	Buckets int `yaml:"buckets"`
 	// MinSamples is the sample size below which the verdict is StateUnknown. Choose it so
 	// that the distance from the expected level to Alert is at least about four standard
 	// errors (σ/√MinSamples); default 100.
-	MinSamples int
+	MinSamples int `yaml:"min_samples"`
 	// Direction says which way is worse; default Below.
-	Direction Direction
+	Direction Direction `yaml:"direction"`
 	// Confidence is the level of the reported interval (normal for means, Wilson for
 	// pass rates); default 0.95. It does not change when the rule alerts.
-	Confidence float64
+	Confidence float64 `yaml:"confidence"`
 }
 
 func (c ThresholdConfig) withDefaults() ThresholdConfig {

@@ -1,0 +1,145 @@
+package alert_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.yaml.in/yaml/v3"
+
+	"raterd/sinks/alert"
+)
+
+// rulesFile is the example Prometheus alerting rules shipped under deploy/.
+const rulesFile = "../../deploy/prometheus/raterd-alerts.yaml"
+
+// deliveryMetricNames exports a Deliverer's metrics through the same OTel Prometheus
+// exporter raterd's /metrics uses, and returns the metric family names.
+func deliveryMetricNames(t *testing.T) []string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	f := &fakeDeliveryNotifier{script: func(int) error { return errors.Join(errors.New("refused"), alert.ErrPermanent) }}
+	d, err := alert.NewDeliverer(f, deliveryFast(), alert.DeliveryOptions{MeterProvider: mp, Logger: notifyQuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Enqueue(notifySample(alert.StateFiring))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	deliveryWaitFor(t, func() bool { return d.Stats().Permanent == 1 })
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = d.Close(ctx)
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	return names
+}
+
+// TestPrometheusRules checks deploy/prometheus/raterd-alerts.yaml: every rule is complete
+// (severity, summary, description), and every raterd metric it reads is one raterd
+// exports. With promtool on PATH it also runs `promtool check rules` and the rule unit
+// tests in raterd-alerts.test.yaml.
+func TestPrometheusRules(t *testing.T) {
+	data, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
+				For         string            `yaml:"for"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil {
+		t.Fatalf("%s: %v", rulesFile, err)
+	}
+
+	// Metrics raterd exports: the Deliverer's, exported here for real; the per-series
+	// metrics of the alert lifecycle; and the pipeline's, as listed by /metrics of
+	// `raterd run` (cmd/raterd/run_integration_test.go checks a subset of them).
+	known := deliveryMetricNames(t)
+	for _, want := range []string{"raterd_alert_notifications_total", "raterd_alert_notify_attempts_total",
+		"raterd_alert_channel_consecutive_failures", "raterd_alert_queue_length"} {
+		if !slices.Contains(known, want) {
+			t.Errorf("the Deliverer does not export %s (it exports %v)", want, known)
+		}
+	}
+	known = append(known, "raterd_alert_series_mean", "raterd_alert_series_state",
+		"raterd_consumer_records_total", "raterd_consumer_dead_letters_total", "raterd_consumer_commits_total",
+		"raterd_consumer_in_flight", "raterd_consumer_batch_retries_total", "raterd_pool_breaker_state",
+		"raterd_pool_attempts_total", "raterd_pool_retries_total", "raterd_scorer_failures_total",
+		"raterd_scorer_judge_calls_total")
+	metricRE := regexp.MustCompile(`\braterd_[a-z_]+`)
+	alerts := map[string]bool{}
+	for _, g := range file.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" || r.Expr == "" {
+				t.Errorf("group %s: a rule without alert or expr: %+v", g.Name, r)
+				continue
+			}
+			if alerts[r.Alert] {
+				t.Errorf("alert %s defined twice", r.Alert)
+			}
+			alerts[r.Alert] = true
+			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
+				t.Errorf("%s: severity %q, want critical or warning", r.Alert, s)
+			}
+			if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+				t.Errorf("%s: summary and description annotations are required", r.Alert)
+			}
+			for _, m := range metricRE.FindAllString(r.Expr, -1) {
+				if !slices.Contains(known, m) {
+					t.Errorf("%s reads %s, which raterd does not export", r.Alert, m)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"RaterdQualityRegression", "RaterdDeadLetterRateHigh", "RaterdJudgePoolUnavailable",
+		"RaterdConsumerLagHigh", "RaterdAlertChannelFailing"} {
+		if !alerts[want] {
+			t.Errorf("no %s rule", want)
+		}
+	}
+
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Log("promtool not on PATH: skipping promtool check rules / test rules")
+		return
+	}
+	dir := filepath.Dir(rulesFile)
+	for _, args := range [][]string{{"check", "rules", "raterd-alerts.yaml"}, {"test", "rules", "raterd-alerts.test.yaml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
