@@ -297,8 +297,9 @@ FROM {db}.scores
 GROUP BY day, evaluator, model, app, judge, rubric_version`,
 			// Quality-regression alerts, one row per alert after merges: each state change
 			// inserts the whole row again with a later updated_at. observed and expected are
-			// on the rubric scale (or a rate), interval_low/high bound the expected value,
-			// drilldown_sql is a query over scores that shows the affected rows.
+			// on the rubric scale (or a rate), interval_low/high bound the observed value (for
+			// a canary, the difference), drilldown_sql is a query over scores that shows the
+			// affected rows.
 			`CREATE TABLE IF NOT EXISTS {db}.alerts (
     alert_id String,
     rule String,

@@ -63,7 +63,7 @@ func TestAlertingConfigRejectsNamingTheKey(t *testing.T) {
 		{"renotify: 30m", "renotify: 0s", "alerting.rules[0] (refusals).renotify: 0s; alertmanager channel \"am\" needs re-notification"},
 		{"interval: 5s", "interval: 5s\n  state: etcd", "alerting.state"},
 		{"interval: 5s", "interval: 5s\n  state: redis", "alerting.state: redis needs redis.addrs"},
-		{"alert: 0.9,", "alert: 1.9,", "alerting.rules[0] (refusals).threshold"},
+		{"alert: 0.9,", "alert: 1.9,", "alerting.rules[0] (refusals).threshold.alert: "},
 	} {
 		text := strings.Replace(validConfig+alertingSection, tc.from, tc.to, 1)
 		_, err := ParseConfig([]byte(text), func(string) string { return "" })

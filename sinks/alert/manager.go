@@ -318,7 +318,7 @@ func (m *Manager) WriteScores(ctx context.Context, rows []record.Score) error {
 }
 
 // EvaluateNow runs one evaluation at once (as the ticker does every Interval) and
-// returns its first error; for tests and tools.
+// returns its errors (joined); for tests and tools.
 func (m *Manager) EvaluateNow(ctx context.Context) error {
 	req := evalRequest{ctx: ctx, done: make(chan error, 1)}
 	select {
@@ -418,7 +418,7 @@ func (m *Manager) evaluate(ctx context.Context) error {
 		m.route(ctx, rows)
 		return m.failing(err)
 	}
-	m.adopt(idx)
+	untracked := m.adopt(idx)
 	m.route(ctx, rows)
 	var errs []error
 	var load []*tracked
@@ -427,10 +427,11 @@ func (m *Manager) evaluate(ctx context.Context) error {
 			load = append(load, t)
 		}
 	}
-	ids := make([]string, len(load))
-	for i, t := range load {
-		ids[i] = t.id
+	ids := make([]string, 0, len(load)+len(untracked))
+	for _, t := range load {
+		ids = append(ids, t.id)
 	}
+	ids = append(ids, untracked...)
 	var stale []string
 	lives, err := m.store.Lifecycles(ctx, ids)
 	if err != nil {
@@ -445,6 +446,11 @@ func (m *Manager) evaluate(ctx context.Context) error {
 				continue
 			}
 			t.life = l
+		}
+		for i, id := range untracked {
+			if lives[len(load)+i] == nil {
+				stale = append(stale, id) // its state expired: nobody evaluates it any more
+			}
 		}
 	}
 
@@ -600,24 +606,32 @@ func (m *Manager) forget(t *tracked) {
 	m.pendingObs -= len(t.obs)
 }
 
+// indexChecks bounds how many untracked index entries one evaluation checks.
+const indexChecks = 100
+
 // adopt tracks the indexed series of this configuration's rules that other processes
 // (or an earlier run) have seen, so that their missing data and expiry are evaluated here
-// too.
-func (m *Manager) adopt(idx map[string][]byte) {
+// too. It returns up to indexChecks (a random choice: map order) of the indexed ids it
+// does not track — a rule this process does not run (removed, renamed, or another
+// version's during a rolling update), an unreadable entry, or beyond max_series — for
+// evaluate to drop those whose state has expired: no process would remove them
+// otherwise, and every process reads the whole index every interval.
+func (m *Manager) adopt(idx map[string][]byte) []string {
+	var untracked []string
 	for id, b := range idx {
 		if m.series[id] != nil {
 			continue
 		}
 		var e indexEntry
-		if json.Unmarshal(b, &e) != nil {
-			continue
+		var r *rule
+		if json.Unmarshal(b, &e) == nil {
+			r = m.byName[e.Rule]
 		}
-		r := m.byName[e.Rule]
-		if r == nil || AlertID(r.Name, e.Series) != id {
-			continue // a rule this process does not run
+		if (r == nil || AlertID(r.Name, e.Series) != id || m.track(r, e.Series) == nil) && len(untracked) < indexChecks {
+			untracked = append(untracked, id)
 		}
-		m.track(r, e.Series)
 	}
+	return untracked
 }
 
 // due reports whether the series has a time-driven transition to make now.
@@ -658,7 +672,8 @@ func (m *Manager) apply(ctx context.Context, t *tracked, batch []obs, now time.T
 		if len(batch) > 0 {
 			var ds detectorState
 			if cur.Detector != nil && json.Unmarshal(cur.Detector, &ds) != nil {
-				ds = detectorState{} // corrupt: start afresh (detector logs it)
+				m.logger.Warn("alert detector state unreadable; starting afresh", "alert_id", t.id, "rule", t.rule.Name)
+				ds = detectorState{}
 			}
 			det, err := m.detector(t, l, ds.Detector)
 			if err != nil {
@@ -751,6 +766,9 @@ func (m *Manager) detector(t *tracked, l *lifecycle, state []byte) (Rule, error)
 // state (with data) for resolve_after, or at once when a pending alert clears.
 func (m *Manager) step(r *rule, l *lifecycle, alerted bool, now time.Time) []Notification {
 	noData := !l.LastSeen.IsZero() && now.Sub(l.LastSeen) >= r.NoDataAfter
+	if !noData {
+		l.NoData = false // records are back: what still fires is the detector's verdict
+	}
 	var bad, good bool
 	switch {
 	case noData && r.NoData == NoDataAlert:

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -267,6 +269,60 @@ func TestAlertManagerNoData(t *testing.T) {
 			t.Fatalf("no data with policy ok: %q, want resolved", got)
 		}
 	})
+}
+
+// TestAlertManagerNoDataClearsWhenRecordsReturn: an alert that fired on missing data and
+// still fires once records are back (too few for a verdict) is no longer about missing
+// data: its re-notification says what the detector sees, not "no records".
+func TestAlertManagerNoDataClearsWhenRecordsReturn(t *testing.T) {
+	e := newMgr(t, passRateRule(func(r *alert.RuleConfig) { r.NoDataAfter = 10 * time.Minute; r.Renotify = 5 * time.Minute }), nil, nil)
+	e.step(t, time.Minute, mgrRows(mgrSeries, "ok", mgrT0, repeat(1, 20)...))
+	if got := e.step(t, 11*time.Minute, nil); states(got) != alert.StateFiring || !got[0].NoData {
+		t.Fatalf("after 11 minutes without data: %+v, want a no-data firing", got)
+	}
+	// A few records (below min_samples: no verdict): the alert fires on.
+	if got := e.step(t, time.Minute, mgrRows(mgrSeries, "few", mgrT0.Add(time.Hour), repeat(1, 5)...)); len(got) != 0 {
+		t.Fatalf("a few records back: %q", states(got))
+	}
+	got := e.step(t, 5*time.Minute, mgrRows(mgrSeries, "more", mgrT0.Add(time.Hour+time.Minute), 1, 1))
+	if states(got) != alert.StateFiring {
+		t.Fatalf("renotify: %q, want firing", states(got))
+	}
+	if got[0].NoData || strings.Contains(got[0].Message, "no records") {
+		t.Errorf("re-notification with records back still says no data: NoData %v, message %q", got[0].NoData, got[0].Message)
+	}
+}
+
+// TestAlertManagerPrunesOrphanedIndex: index entries no process evaluates (a rule that was
+// removed or renamed, an unreadable entry) are dropped once their state has expired, so
+// the index, which every process reads every interval, does not grow forever; entries
+// whose state lives (another process's rule) stay.
+func TestAlertManagerPrunesOrphanedIndex(t *testing.T) {
+	store := alert.NewMemoryStore()
+	ctx := context.Background()
+	retired := alert.Series{Model: "m", App: "a", Evaluator: "e", Judge: "j"}
+	gone, live := alert.AlertID("retired", retired), alert.AlertID("elsewhere", retired)
+	entry := func(rule string) []byte {
+		return []byte(fmt.Sprintf(`{"rule":%q,"series":{"model":"m","app":"a","evaluator":"e","judge":"j"}}`, rule))
+	}
+	if err := store.AddIndex(ctx, map[string][]byte{gone: entry("retired"), live: entry("elsewhere"), "junk": []byte("{")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Update(ctx, live, time.Hour, func(alert.Stored) (alert.Stored, alert.Op, error) {
+		return alert.Stored{Lifecycle: []byte(`{"v":1}`)}, alert.OpWrite, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e := newMgr(t, passRateRule(nil), store, nil)
+	e.step(t, time.Minute, mgrRows(mgrSeries, "ok", mgrT0, repeat(1, 20)...))
+	idx, err := store.Index(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := alert.AlertID("refusals", mgrSeries)
+	if len(idx) != 2 || idx[live] == nil || idx[mine] == nil {
+		t.Fatalf("index holds %v; want only %s (state alive) and %s (this process's)", slices.Sorted(maps.Keys(idx)), live, mine)
+	}
 }
 
 func TestAlertManagerSilence(t *testing.T) {
@@ -531,7 +587,11 @@ silences:
 		{"rules: [{name: a, evaluators: [x], detector: zscore}]", "alerting.rules[0] (a).detector"},
 		{"rules: [{name: a, evaluators: [x], detector: threshold}]", "alerting.rules[0] (a).threshold.alert: required"},
 		{"rules: [{name: a, evaluators: [x], ewma: {lambda: 0.1}}]", "alerting.rules[0] (a).ewma: parameters for a detector the rule does not use"},
-		{"rules: [{name: a, evaluators: [x], detector: ewma, ewma: {lambda: 2}}]", "alerting.rules[0] (a).ewma: alert: invalid config: Lambda"},
+		{"rules: [{name: a, evaluators: [x], detector: ewma, ewma: {lambda: 2}}]", "alerting.rules[0] (a).ewma.lambda: alert: invalid config: Lambda"},
+		{"rules: [{name: a, evaluators: [x], detector: ewma, ewma: {baseline: {mean: 3, sd: -1}}}]", "alerting.rules[0] (a).ewma.baseline.sd: "},
+		{"rules: [{name: a, evaluators: [x], cusum: {warm_up: 1}}]", "alerting.rules[0] (a).cusum.warm_up: "},
+		{"rules: [{name: a, evaluators: [x], detector: threshold, threshold: {alert: 3, min_samples: -1}}]", "alerting.rules[0] (a).threshold.min_samples: "},
+		{"rules: [{name: a, evaluators: [x], detector: canary, canary: {candidate: v8, baseline: v7, alpha: 0.1, warn_alpha: 0.05}}]", "alerting.rules[0] (a).canary.warn_alpha: "},
 		{"rules: [{name: a, evaluators: [x], detector: canary, canary: {candidate: v8}}]", "alerting.rules[0] (a).canary: candidate and baseline"},
 		{"rules: [{name: a, evaluators: [x], no_data: maybe}]", "alerting.rules[0] (a).no_data"},
 		{"rules: [{name: a, evaluators: [x], for: -1s}]", "alerting.rules[0] (a).for"},

@@ -64,24 +64,13 @@ type DeliveryConfig struct {
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
 func (c *DeliveryConfig) Validate(key string) error {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	if c.QueueSize == 0 {
-		c.QueueSize = 1000
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 8
-	}
-	if c.FailingAfter == 0 {
-		c.FailingAfter = 3
-	}
-	def(&c.MaxElapsed, 10*time.Minute)
-	def(&c.InitialBackoff, time.Second)
-	def(&c.MaxBackoff, time.Minute)
-	def(&c.AttemptTimeout, 30*time.Second)
+	setInt(&c.QueueSize, 1000)
+	setInt(&c.MaxAttempts, 8)
+	setInt(&c.FailingAfter, 3)
+	setDur(&c.MaxElapsed, 10*time.Minute)
+	setDur(&c.InitialBackoff, time.Second)
+	setDur(&c.MaxBackoff, time.Minute)
+	setDur(&c.AttemptTimeout, 30*time.Second)
 	switch {
 	case c.QueueSize < 1 || c.QueueSize > 1_000_000:
 		return fmt.Errorf("%s.queue_size: %d is not in 1..1000000", key, c.QueueSize)

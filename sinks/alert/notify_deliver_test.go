@@ -27,7 +27,6 @@ type fakeDeliveryNotifier struct {
 
 	mu     sync.Mutex
 	calls  []alert.Notification
-	times  []time.Time
 	closes int
 }
 
@@ -37,7 +36,6 @@ func (f *fakeDeliveryNotifier) Notify(ctx context.Context, n alert.Notification)
 	f.mu.Lock()
 	i := len(f.calls)
 	f.calls = append(f.calls, n)
-	f.times = append(f.times, time.Now())
 	f.mu.Unlock()
 	if f.started != nil {
 		f.started <- struct{}{}
@@ -62,10 +60,10 @@ func (f *fakeDeliveryNotifier) Close() error {
 	return nil
 }
 
-func (f *fakeDeliveryNotifier) recorded() ([]alert.Notification, []time.Time) {
+func (f *fakeDeliveryNotifier) recorded() []alert.Notification {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]alert.Notification(nil), f.calls...), append([]time.Time(nil), f.times...)
+	return append([]alert.Notification(nil), f.calls...)
 }
 
 // deliveryFixture builds a Deliverer on f with a metric reader and a log buffer.
@@ -185,7 +183,7 @@ func TestDelivererInOrder(t *testing.T) {
 	if err := deliveryClose(t, fx.d, 5*time.Second); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	calls, _ := f.recorded()
+	calls := f.recorded()
 	if len(calls) != 50 {
 		t.Fatalf("%d deliveries, want 50", len(calls))
 	}
@@ -265,56 +263,35 @@ func TestDelivererRetries(t *testing.T) {
 		cfg := alert.DeliveryConfig{MaxAttempts: 1000, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 			MaxElapsed: 100 * time.Millisecond}
 		fx := newDeliveryFixture(t, f, cfg)
-		start := time.Now()
 		fx.d.Enqueue(deliveryNumbered(0))
-		if err := deliveryClose(t, fx.d, 5*time.Second); err != nil {
+		if err := deliveryClose(t, fx.d, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		s := fx.d.Stats()
-		// Waits are 10–20ms, and none may end past 100ms.
-		if s.Exhausted != 1 || s.Attempts < 5 || s.Attempts > 11 {
-			t.Errorf("stats %+v, want exhausted after 5..11 attempts", s)
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("gave up after %s with max_elapsed 100ms", d)
+		// Each wait is at least 10ms and none may end past 100ms, so at most 10 waits:
+		// max_elapsed, not max_attempts (1000), ended it, however slow the machine.
+		if s.Exhausted != 1 || s.Attempts < 1 || s.Attempts > 11 {
+			t.Errorf("stats %+v, want exhausted after 1..11 attempts", s)
 		}
 	})
 }
 
-// TestDelivererBackoff: the waits grow exponentially with jitter in [b/2, b), capped at
-// max_backoff, and respect a receiver's Retry-After.
-func TestDelivererBackoff(t *testing.T) {
-	f := &fakeDeliveryNotifier{script: func(int) error { return errors.New("503") }}
-	cfg := alert.DeliveryConfig{MaxAttempts: 6, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 80 * time.Millisecond}
-	fx := newDeliveryFixture(t, f, cfg)
-	fx.d.Enqueue(deliveryNumbered(0))
-	if err := deliveryClose(t, fx.d, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	_, times := f.recorded()
-	if len(times) != 6 {
-		t.Fatalf("%d attempts, want 6", len(times))
-	}
-	// Nominal b: 20, 40, 80, 80, 80ms; each wait is at least b/2.
-	for i, b := range []time.Duration{20, 40, 80, 80, 80} {
-		if gap := times[i+1].Sub(times[i]); gap < b*time.Millisecond/2 {
-			t.Errorf("wait %d: %s, want at least %s", i+1, gap, b*time.Millisecond/2)
-		}
-	}
-
+// TestDelivererRetryAfter: a receiver's 429 with Retry-After is retried (the wait itself
+// is TestDelivererBackoffWaits's, on the computed durations rather than a clock).
+func TestDelivererRetryAfter(t *testing.T) {
 	ra := &fakeDeliveryNotifier{script: func(i int) error {
 		if i == 0 {
-			return &alert.StatusError{Channel: "fake", Status: 429, RetryAfter: 150 * time.Millisecond}
+			return &alert.StatusError{Channel: "fake", Status: 429, RetryAfter: 5 * time.Millisecond}
 		}
 		return nil
 	}}
-	fx = newDeliveryFixture(t, ra, alert.DeliveryConfig{InitialBackoff: time.Millisecond, MaxBackoff: time.Second})
+	fx := newDeliveryFixture(t, ra, alert.DeliveryConfig{InitialBackoff: time.Millisecond, MaxBackoff: time.Second})
 	fx.d.Enqueue(deliveryNumbered(0))
-	if err := deliveryClose(t, fx.d, 5*time.Second); err != nil {
+	if err := deliveryClose(t, fx.d, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if _, times := ra.recorded(); len(times) != 2 || times[1].Sub(times[0]) < 150*time.Millisecond {
-		t.Errorf("attempts at %v: want the second at least 150ms (Retry-After) after the first", times)
+	if s := fx.d.Stats(); s.Delivered != 1 || s.Attempts != 2 || s.FailedAttempts != 1 {
+		t.Errorf("stats %+v, want delivered on the second attempt", s)
 	}
 }
 
@@ -362,7 +339,7 @@ func TestDelivererNeverBlocks(t *testing.T) {
 	if err := deliveryClose(t, fx.d, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	calls, _ := f.recorded()
+	calls := f.recorded()
 	var ids []string
 	for _, n := range calls {
 		ids = append(ids, n.AlertID)
@@ -437,13 +414,18 @@ func TestDelivererCloseDeadline(t *testing.T) {
 		fx.d.Enqueue(deliveryNumbered(i))
 	}
 	<-f.started
-	start := time.Now()
-	err := deliveryClose(t, fx.d, 100*time.Millisecond)
+	// Close returns once its context ends although the channel never answers (the
+	// attempt in progress is canceled); a generous deadline catches a hang.
+	closed := make(chan error, 1)
+	go func() { closed <- deliveryClose(t, fx.d, 100*time.Millisecond) }()
+	var err error
+	select {
+	case err = <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return after its context ended")
+	}
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "5 notifications not delivered") {
 		t.Errorf("Close = %v, want 5 abandoned", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Close took %s with a 100ms deadline", d)
 	}
 	s := fx.d.Stats()
 	if s.Abandoned != 5 || s.Queued != 0 || s.FailedAttempts != 0 {

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -22,27 +21,13 @@ import (
 	"raterd/sinks/alert"
 )
 
-// requireNotifyService returns the address in env, skipping the test when it is unset,
-// or failing it when RATERD_REQUIRE_SERVICES is set (sinks' requireService).
-func requireNotifyService(t *testing.T, env string) string {
-	t.Helper()
-	addr := os.Getenv(env)
-	if addr == "" {
-		if os.Getenv("RATERD_REQUIRE_SERVICES") != "" {
-			t.Fatal(env + " is not set; run eval \"$(scripts/services.sh env)\"")
-		}
-		t.Skip(env + " is not set; start services with scripts/services.sh up and run eval \"$(scripts/services.sh env)\"")
-	}
-	return addr
-}
-
 func notifyUnique(prefix string) string { return prefix + strconv.FormatInt(time.Now().UnixNano(), 36) }
 
 // TestKafkaChannel produces a lifecycle to a fresh 3-partition topic and reads it back:
 // keys are alert ids (so one alert's changes share a partition, in order), values decode
 // to the notifications, headers carry state and rule.
 func TestKafkaChannel(t *testing.T) {
-	broker := requireNotifyService(t, "RATERD_TEST_KAFKA")
+	broker := requireEnv(t, "RATERD_TEST_KAFKA")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topic := notifyUnique("raterd-alert-test-")
@@ -161,7 +146,7 @@ func TestKafkaChannel(t *testing.T) {
 // (one through a Deliverer, which drains on Close) and reads the latest state of each
 // from alerts FINAL.
 func TestClickHouseChannel(t *testing.T) {
-	addr := requireNotifyService(t, "RATERD_TEST_CLICKHOUSE")
+	addr := requireEnv(t, "RATERD_TEST_CLICKHOUSE")
 	cfg := sinks.ClickHouseConfig{Addrs: []string{addr}, Database: notifyUnique("raterd_alert_test_")}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package alert
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -44,5 +46,34 @@ func TestParseRetryAfter(t *testing.T) {
 		if got := parseRetryAfter(v, now); got != want {
 			t.Errorf("parseRetryAfter(%q) = %s, want %s", v, got, want)
 		}
+	}
+}
+
+// TestDelivererBackoffWaits: the wait after the attempt-th failure is drawn from [b/2, b)
+// with b = initial_backoff doubled per earlier failure, capped at max_backoff, and
+// lengthened to a receiver's Retry-After, itself capped at max_backoff. The durations are
+// computed, not measured.
+func TestDelivererBackoffWaits(t *testing.T) {
+	d := &Deliverer{cfg: DeliveryConfig{InitialBackoff: 20 * time.Millisecond, MaxBackoff: 80 * time.Millisecond}}
+	transient := errors.New("503")
+	for attempt, b := range map[int]time.Duration{1: 20, 2: 40, 3: 80, 4: 80, 30: 80} {
+		b *= time.Millisecond
+		for range 200 {
+			if w := d.backoff(attempt, transient); w < b/2 || w >= b {
+				t.Fatalf("backoff(%d) = %s, want in [%s, %s)", attempt, w, b/2, b)
+			}
+		}
+	}
+	retryAfter := func(ra time.Duration) error {
+		return fmt.Errorf("wrapped: %w", &StatusError{Channel: "fake", Status: 429, RetryAfter: ra})
+	}
+	if w := d.backoff(1, retryAfter(50*time.Millisecond)); w != 50*time.Millisecond {
+		t.Errorf("Retry-After 50ms: wait %s, want 50ms", w)
+	}
+	if w := d.backoff(1, retryAfter(time.Hour)); w != 80*time.Millisecond {
+		t.Errorf("Retry-After 1h: wait %s, want max_backoff 80ms", w)
+	}
+	if w := d.backoff(3, retryAfter(time.Millisecond)); w < 40*time.Millisecond {
+		t.Errorf("a short Retry-After shortened the backoff to %s", w)
 	}
 }

@@ -23,9 +23,11 @@ import (
 // rulesFile is the example Prometheus alerting rules shipped under deploy/.
 const rulesFile = "../../deploy/prometheus/raterd-alerts.yaml"
 
-// deliveryMetricNames exports a Deliverer's metrics through the same OTel Prometheus
-// exporter raterd's /metrics uses, and returns the metric family names.
-func deliveryMetricNames(t *testing.T) []string {
+// alertMetricNames exports a Deliverer's and a Manager's metrics through the same OTel
+// Prometheus exporter raterd's /metrics uses, after enough activity for each of them to
+// have a sample (a delivery given up, dropped rows, a notified alert), and returns the
+// metric family names.
+func alertMetricNames(t *testing.T) []string {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
@@ -39,15 +41,26 @@ func deliveryMetricNames(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Enqueue(notifySample(alert.StateFiring))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	defer func() { _ = d.Close(ctx) }()
+	cfg := passRateRule(func(r *alert.RuleConfig) { r.Channels = nil })
+	cfg.QueueRows = 20
+	m, err := alert.NewManager(cfg, alert.Options{MeterProvider: mp, Logger: notifyQuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Close() }()
+	d.Enqueue(notifySample(alert.StateFiring))
+	_ = m.WriteScores(ctx, mgrRows(mgrSeries, "r", mgrT0, repeat(0, 25)...)) // 5 dropped, 20 fire
+	if err := m.EvaluateNow(ctx); err != nil {
+		t.Fatal(err)
+	}
 	deliveryWaitFor(t, func() bool { return d.Stats().Permanent == 1 })
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = d.Close(ctx)
 	var names []string
 	for _, mf := range mfs {
 		names = append(names, mf.GetName())
@@ -82,18 +95,31 @@ func TestPrometheusRules(t *testing.T) {
 		t.Fatalf("%s: %v", rulesFile, err)
 	}
 
-	// Metrics raterd exports: the Deliverer's, exported here for real; the per-series
-	// metrics of the alert lifecycle; and the pipeline's, as listed by /metrics of
-	// `raterd run` (cmd/raterd/run_integration_test.go checks a subset of them).
-	known := deliveryMetricNames(t)
+	// Metrics raterd exports: alerting's (the Deliverer's and the Manager's), exported
+	// here for real, and the pipeline's, as listed by /metrics of `raterd run`
+	// (cmd/raterd/run_integration_test.go checks a subset of them).
+	known := alertMetricNames(t)
 	for _, want := range []string{"raterd_alert_notifications_total", "raterd_alert_notify_attempts_total",
-		"raterd_alert_channel_consecutive_failures", "raterd_alert_queue_length"} {
+		"raterd_alert_channel_consecutive_failures", "raterd_alert_queue_length", "raterd_alert_series_mean",
+		"raterd_alert_series_state", "raterd_alert_series_firing", "raterd_alert_notifications_emitted_total",
+		"raterd_alert_observations_dropped_total"} {
 		if !slices.Contains(known, want) {
-			t.Errorf("the Deliverer does not export %s (it exports %v)", want, known)
+			t.Errorf("alerting does not export %s (it exports %v)", want, known)
 		}
 	}
-	known = append(known, "raterd_alert_series_mean", "raterd_alert_series_state",
-		"raterd_consumer_records_total", "raterd_consumer_dead_letters_total", "raterd_consumer_commits_total",
+	// Every alerting metric the documentation names is one raterd exports.
+	for _, doc := range []string{"../../README.md", "../../docs/alerting.md", "../../docs/configuration.md"} {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`\braterd_alert_[a-z_]+`).FindAllString(string(text), -1) {
+			if !slices.Contains(known, m) {
+				t.Errorf("%s names %s, which raterd does not export", doc, m)
+			}
+		}
+	}
+	known = append(known, "raterd_consumer_records_total", "raterd_consumer_dead_letters_total", "raterd_consumer_commits_total",
 		"raterd_consumer_in_flight", "raterd_consumer_batch_retries_total", "raterd_pool_breaker_state",
 		"raterd_pool_attempts_total", "raterd_pool_retries_total", "raterd_scorer_failures_total",
 		"raterd_scorer_judge_calls_total")

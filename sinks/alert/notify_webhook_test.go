@@ -214,13 +214,9 @@ func TestWebhookTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	err = w.Notify(context.Background(), notifySample(alert.StateFiring))
 	if err == nil || errors.Is(err, alert.ErrPermanent) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Notify = %v, want a retryable deadline error", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("Notify took %s with a 50ms timeout", d)
 	}
 }
 

@@ -269,7 +269,7 @@ func (r *RuleConfig) validate(key string) error {
 		}
 	}
 	if _, err := r.newDetector(); err != nil {
-		return fmt.Errorf("%s.%s: %w", key, r.Detector, err)
+		return fmt.Errorf("%s.%s: %w", key, detectorKey(r.Detector, err), err)
 	}
 	if r.Severity == "" {
 		r.Severity = "warning"
@@ -313,6 +313,31 @@ func (r *RuleConfig) newDetector() (Rule, error) {
 	default:
 		return NewCUSUM(deref(r.CUSUM))
 	}
+}
+
+// detectorKey is the configuration key a detector's configuration error is about. The
+// detectors name their Go fields ("MinSamples must be …"); the configuration has the
+// snake-case key under the detector's (threshold.min_samples, ewma.baseline.sd). Without
+// a field in the message it is the detector's key.
+func detectorKey(detector string, err error) string {
+	_, rest, ok := strings.Cut(err.Error(), ErrInvalidConfig.Error()+": ")
+	field, _, _ := strings.Cut(rest, " ")
+	if !ok || field == "" {
+		return detector
+	}
+	var b strings.Builder
+	b.WriteString(detector + ".")
+	for i := 0; i < len(field); i++ {
+		c := field[i]
+		if 'A' <= c && c <= 'Z' {
+			if i > 0 && 'a' <= field[i-1] && field[i-1] <= 'z' {
+				b.WriteByte('_')
+			}
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // direction is the rule's direction of regression.
