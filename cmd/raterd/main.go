@@ -26,6 +26,7 @@ Commands:
   migrate   create or upgrade the ClickHouse schema (raterd migrate --config raterd.yaml)
   report    score trends, model comparisons and SQL cookbook queries (raterd report --help)
   dlq       replay dead letters into their source topics after a fix (raterd dlq replay --help)
+  bench     end-to-end benchmark on the local services, with baselines (raterd bench --help)
   version   print the version
 
 Flags:
@@ -73,6 +74,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdReport(args[1:], stdout, stderr)
 	case "dlq":
 		err = cmdDLQ(args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "raterd: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -1,0 +1,199 @@
+package main
+
+// The short `raterd bench` of issue 8 against the real Kafka, Redis and ClickHouse that
+// scripts/services.sh starts: it keeps the harness working in .ci/run. It checks the
+// report's counts and that every figure is there, never how fast anything was.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"raterd/sinks"
+)
+
+// runBenchJSON runs `raterd bench --json` with args against the services and decodes the
+// report.
+func runBenchJSON(t *testing.T, s services, args ...string) *benchReport {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	args = append([]string{"bench", "--json", "--kafka", s.kafka, "--redis", s.redis, "--clickhouse", s.clickhouse}, args...)
+	code := runMain(args, &stdout, &stderr)
+	t.Logf("raterd %s: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
+	if code != 0 {
+		t.Fatalf("exit %d; stdout:\n%s", code, stdout.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("--json output does not decode: %v\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "bench: ") {
+		t.Error("no progress on stderr")
+	}
+	return &rep
+}
+
+// benchRunsByName indexes a report's runs.
+func benchRunsByName(t *testing.T, rep *benchReport, want ...string) map[string]benchRun {
+	t.Helper()
+	runs := map[string]benchRun{}
+	for _, r := range rep.Runs {
+		runs[r.Name] = r
+	}
+	for _, name := range want {
+		if _, ok := runs[name]; !ok {
+			t.Fatalf("report has no %s run: %+v", name, rep.Runs)
+		}
+	}
+	return runs
+}
+
+// checkBenchCleanedUp checks that the benchmark removed its databases, Redis keys and topics.
+func checkBenchCleanedUp(t *testing.T, s services, topic string) {
+	t.Helper()
+	suffix := strings.TrimPrefix(topic, "raterd-bench-")
+	cfg := sinks.ClickHouseConfig{Addrs: []string{s.clickhouse}, Database: "default"}
+	if err := cfg.Validate("clickhouse"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sinks.OpenClickHouse(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var dbs uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM system.databases WHERE startsWith(name, 'raterd_bench_"+suffix+"')").Scan(&dbs); err != nil {
+		t.Fatal(err)
+	}
+	if dbs != 0 {
+		t.Errorf("%d raterd_bench_%s* databases left", dbs, suffix)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: s.redis})
+	defer rc.Close()
+	keys, _, err := rc.Scan(context.Background(), 0, "raterd-bench-"+suffix+"*", 10000).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Errorf("%d Redis keys left under raterd-bench-%s", len(keys), suffix)
+	}
+	// Topic deletion completes asynchronously on the broker.
+	client := &kafka.Client{Addr: kafka.TCP(s.kafka), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		md, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
+		if err == nil && (len(md.Topics) == 0 || md.Topics[0].Error != nil) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("topic %s still exists 30s after the benchmark: %+v %v", topic, md, err)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestBenchSmokeHeuristic runs a short benchmark with every run and the latency run, and
+// checks the counts and that every figure and ratio is reported.
+func TestBenchSmokeHeuristic(t *testing.T) {
+	s := requireServices(t)
+	profile := filepath.Join(t.TempDir(), "cpu.pprof")
+	rep := runBenchJSON(t, s, "--records", "2000", "--naive-records", "200", "--latency-duration", "2s", "--cpuprofile", profile)
+
+	if rep.Settings.Records != 2000 || rep.Settings.Judge != benchJudgeHeuristic || rep.Settings.Traffic != "unique" || len(rep.Settings.Evaluators) != 6 {
+		t.Errorf("settings %+v", rep.Settings)
+	}
+	tr := rep.Traffic
+	if tr.Messages != 2000 || tr.Invalid != 20 || tr.DistinctPrompts != tr.Valid || tr.DistinctResponses != tr.Valid {
+		t.Errorf("traffic %+v; want 2000 messages, 20 invalid, all valid ones unique", tr)
+	}
+	runs := benchRunsByName(t, rep, runBare, runRaterd, runWarm, runNoCache, runNaive, runLatency)
+	wantRows := int64(float64(tr.Valid)*tr.TasksPerRecord + 0.5)
+	for _, name := range []string{runRaterd, runWarm, runNoCache} {
+		r := runs[name]
+		if r.Records != 2000 || r.Valid != int64(tr.Valid) || r.DeadLetters != int64(tr.Invalid) {
+			t.Errorf("%s: records %d valid %d dead %d; want 2000, %d, %d", name, r.Records, r.Valid, r.DeadLetters, tr.Valid, tr.Invalid)
+		}
+		if r.RowsExpected != wantRows || r.RowsFound != r.RowsExpected {
+			t.Errorf("%s: rows expected %d, found %d; want %d found", name, r.RowsExpected, r.RowsFound, wantRows)
+		}
+		if r.RecordsPerSecond <= 0 || r.CPUMicrosPerRecord <= 0 || r.PeakRSSBytes <= 0 || r.RowsPerInsert == nil || r.InsertsPerSecond == nil || r.JudgeTasksPerRecord == nil {
+			t.Errorf("%s: a figure is missing: %+v", name, r)
+		}
+	}
+	if r := runs[runRaterd]; r.CacheRoundTripsPerBatch == nil || *r.JudgeTasksPerRecord == 0 {
+		t.Errorf("%s: cache round trips %v, judge tasks %v", runRaterd, r.CacheRoundTripsPerBatch, r.JudgeTasksPerRecord)
+	}
+	if r := runs[runWarm]; *r.JudgeTasksPerRecord != 0 || r.CacheHits == 0 {
+		t.Errorf("%s: %v judge tasks per record, %d cache hits; want 0 and all hits", runWarm, *r.JudgeTasksPerRecord, r.CacheHits)
+	}
+	if r := runs[runNoCache]; r.CacheRoundTripsPerBatch != nil {
+		t.Errorf("%s reports cache round trips", runNoCache)
+	}
+	if r := runs[runBare]; r.Records != 2000 || r.Valid != int64(tr.Valid) || r.RecordsPerSecond <= 0 || r.CPUMicrosPerRecord <= 0 {
+		t.Errorf("%s: %+v", runBare, r)
+	}
+	if r := runs[runNaive]; r.Records != 200 || r.RowsFound != r.RowsExpected || r.RowsExpected == 0 || r.Inserts == 0 {
+		t.Errorf("%s: records %d, rows %d/%d, inserts %d", runNaive, r.Records, r.RowsExpected, r.RowsFound, r.Inserts)
+	}
+	if r := runs[runLatency]; r.RowsExpected == 0 || r.RowsFound != r.RowsExpected {
+		t.Errorf("%s: rows %d/%d", runLatency, r.RowsExpected, r.RowsFound)
+	}
+	ratios := map[string]benchRatio{}
+	for _, r := range rep.Ratios {
+		ratios[r.Run+"/"+r.Baseline] = r
+	}
+	for _, k := range []string{"raterd/bare", "raterd/naive", "raterd/raterd-nocache", "raterd-warm/bare", "raterd-warm/naive"} {
+		if r, ok := ratios[k]; !ok || r.Throughput <= 0 || r.CPUPerRecord <= 0 {
+			t.Errorf("ratio %s: %+v (present %v)", k, r, ok)
+		}
+	}
+	if l := rep.Latency; l == nil || l.Samples == 0 || l.Seen != l.Samples || l.P50Seconds <= 0 || l.P99Seconds < l.P50Seconds {
+		t.Errorf("latency %+v", rep.Latency)
+	}
+	if len(rep.Targets) != 5 || len(rep.Problems) != 0 {
+		t.Errorf("targets %+v, problems %v", rep.Targets, rep.Problems)
+	}
+	if data, err := os.ReadFile(profile); err != nil || len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		t.Errorf("--cpuprofile %s: %d bytes, %v; want a gzipped pprof profile", profile, len(data), err)
+	}
+	checkBenchCleanedUp(t, s, rep.Settings.Topic)
+}
+
+// TestBenchSmokeJudgesim runs a short benchmark on the in-process judgesim pool: pool
+// requests and utilization are reported, and the naive evaluator gets the same judges.
+func TestBenchSmokeJudgesim(t *testing.T) {
+	s := requireServices(t)
+	rep := runBenchJSON(t, s, "--judge", "judgesim", "--records", "600", "--naive-records", "60", "--warm=false", "--latency-duration", "0", "--zipf", "1.2", "--distinct", "200")
+	if rep.Settings.Traffic != "zipf" || len(rep.Settings.Evaluators) != 7 || rep.Settings.Simulator == "" || rep.Latency != nil {
+		t.Errorf("settings %+v, latency %v", rep.Settings, rep.Latency)
+	}
+	runs := benchRunsByName(t, rep, runBare, runRaterd, runNoCache, runNaive)
+	if _, ok := runs[runWarm]; ok {
+		t.Error("--warm=false, yet a warm run")
+	}
+	for _, name := range []string{runRaterd, runNoCache, runNaive} {
+		r := runs[name]
+		if r.RowsFound != r.RowsExpected || r.RowsExpected == 0 {
+			t.Errorf("%s: rows %d/%d", name, r.RowsExpected, r.RowsFound)
+		}
+		if r.PoolRequests == 0 || r.PoolUtilization == nil || *r.PoolUtilization <= 0 || r.PoolCapacityPerSec == nil {
+			t.Errorf("%s: pool requests %d, utilization %v, capacity %v", name, r.PoolRequests, r.PoolUtilization, r.PoolCapacityPerSec)
+		}
+	}
+	// Zipf traffic repeats prompts: the cache saves model-judge requests.
+	if c, o := runs[runRaterd], runs[runNoCache]; *c.PoolRequestsPerRec >= *o.PoolRequestsPerRec {
+		t.Errorf("pool requests per record: cache on %.3f, off %.3f; want fewer with the cache", *c.PoolRequestsPerRec, *o.PoolRequestsPerRec)
+	}
+	if len(rep.Problems) != 0 {
+		t.Errorf("problems: %v", rep.Problems)
+	}
+	checkBenchCleanedUp(t, s, rep.Settings.Topic)
+}

@@ -1,0 +1,495 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"raterd/consumer"
+	"raterd/record"
+	"raterd/scorer"
+)
+
+func TestBenchFlagErrorsNameTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--records", "0"}, "--records"},
+		{[]string{"--zipf", "1"}, "--zipf"},
+		{[]string{"--zipf", "-2"}, "--zipf"},
+		{[]string{"--distinct", "0"}, "--distinct"},
+		{[]string{"--invalid", "1"}, "--invalid"},
+		{[]string{"--partitions", "0"}, "--partitions"},
+		{[]string{"--judge", "gpt"}, "--judge"},
+		{[]string{"--naive-records", "0"}, "--naive-records"},
+		{[]string{"--latency-duration", "-1s"}, "--latency-duration"},
+		{[]string{"--latency-rate", "-5"}, "--latency-rate"},
+		{[]string{"--timeout", "0s"}, "--timeout"},
+		{[]string{"--kafka", "nohost"}, "--kafka"},
+		{[]string{"--redis", ":6379"}, "--redis"},
+		{[]string{"--clickhouse", "localhost"}, "--clickhouse"},
+		{[]string{"--judgesim-seqs", "0"}, "--judgesim-seqs"},
+		{[]string{"--judgesim-step", "0s"}, "--judgesim-step"},
+		{[]string{"--records"}, "flag needs an argument"},
+		{[]string{"extra"}, "Usage: raterd bench"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			// A flag mistake is found before anything connects: no services needed.
+			code := runMain(append([]string{"bench"}, tc.args...), &stdout, &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and a message naming %s", code, stderr.String(), tc.want)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q; want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+func TestBenchHelpListsFlags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := runMain([]string{"bench", "--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, f := range []string{"-records", "-zipf", "-judge", "-baselines", "-naive-records", "-json", "-cpuprofile", "-kafka", "-redis", "-clickhouse", "-latency-duration"} {
+		if !strings.Contains(stderr.String(), f) {
+			t.Errorf("help lacks %s", f)
+		}
+	}
+	stdout.Reset()
+	runMain([]string{"--help"}, &stdout, &stderr)
+	if !strings.Contains(stdout.String(), "bench ") {
+		t.Error("raterd --help does not list bench")
+	}
+}
+
+func TestBenchAddressesDefaultFromTheTestEnvironment(t *testing.T) {
+	parse := func(env map[string]string, args ...string) benchOptions {
+		t.Helper()
+		var o benchOptions
+		fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		registerBenchFlags(fs, &o, func(k string) string { return env[k] })
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.validate(); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	o := parse(nil)
+	if o.kafka != "127.0.0.1:9092" || o.redis != "127.0.0.1:6379" || o.clickhouse != "127.0.0.1:9000" {
+		t.Errorf("defaults without environment: %q %q %q", o.kafka, o.redis, o.clickhouse)
+	}
+	if o.records != 50000 || o.judge != benchJudgeHeuristic || !o.baselines || !o.warm || o.zipf != 0 || o.naiveRecords != 2000 {
+		t.Errorf("defaults: %+v", o)
+	}
+	env := map[string]string{
+		"RATERD_TEST_KAFKA": "10.0.0.1:9092", "RATERD_KAFKA_BROKERS": "10.0.0.9:9092",
+		"RATERD_REDIS_ADDR":      "10.0.0.2:6379,10.0.0.3:6379",
+		"RATERD_TEST_CLICKHOUSE": "10.0.0.4:9000",
+	}
+	o = parse(env)
+	if o.kafka != "10.0.0.1:9092" || o.redis != "10.0.0.2:6379" || o.clickhouse != "10.0.0.4:9000" {
+		t.Errorf("from the environment: %q %q %q; want the RATERD_TEST_ names first, then the first of a list", o.kafka, o.redis, o.clickhouse)
+	}
+	if o = parse(env, "--kafka", "k:1"); o.kafka != "k:1" {
+		t.Errorf("--kafka k:1 gave %q", o.kafka)
+	}
+	if o = parse(nil, "--records", "500", "--naive-records", "2000"); o.naiveRecords != 500 {
+		t.Errorf("--naive-records is capped by --records: got %d", o.naiveRecords)
+	}
+}
+
+// checkEvaluators returns the six heuristic checks, prepared, as raterd bench configures them.
+func checkEvaluators(t *testing.T) []*scorer.Evaluator {
+	t.Helper()
+	var evals []*scorer.Evaluator
+	for _, c := range scorer.HeuristicChecks() {
+		e := &scorer.Evaluator{Name: c, Judge: "checks", Check: c}
+		if err := e.Prepare("evaluators["+c+"]", scorer.KindHeuristic); err != nil {
+			t.Fatal(err)
+		}
+		evals = append(evals, e)
+	}
+	return evals
+}
+
+func TestBenchTrafficUniqueHasNoRepeats(t *testing.T) {
+	o := benchOptions{distinct: 10000, invalid: 0.01}
+	values, info := benchTraffic(o, 1, 3000, "u1")
+	if info.Messages != 3000 || info.Invalid != 30 || info.Valid != 2970 {
+		t.Fatalf("messages %d, invalid %d, valid %d; want 3000, 30, 2970", info.Messages, info.Invalid, info.Valid)
+	}
+	if info.DistinctPrompts != info.Valid || info.DistinctPairs != info.Valid || info.DistinctResponses != info.Valid {
+		t.Errorf("unique traffic: %d distinct prompts, %d pairs, %d responses for %d valid records", info.DistinctPrompts, info.DistinctPairs, info.DistinctResponses, info.Valid)
+	}
+	// The marker adds a few characters to trafficgen's 200–4,000 and 200–2,000.
+	if info.PromptChars[0] < 200 || info.PromptChars[2] > 4100 || info.ResponseChars[0] < 200 || info.ResponseChars[2] > 2100 {
+		t.Errorf("sizes: prompts %v, responses %v", info.PromptChars, info.ResponseChars)
+	}
+	if info.Models < 3 || info.Apps < 3 {
+		t.Errorf("%d models, %d apps; want several", info.Models, info.Apps)
+	}
+	ids := map[string]bool{}
+	for i, v := range values {
+		rec, err := consumer.Decode(v, record.Source{Offset: int64(i)}, time.Now(), 0)
+		if err != nil {
+			continue
+		}
+		if !strings.HasPrefix(rec.ID, "u1-") || recordID(v) != rec.ID || ids[rec.ID] {
+			t.Fatalf("record %d: id %q (recordID %q), want a fresh u1- id", i, rec.ID, recordID(v))
+		}
+		ids[rec.ID] = true
+	}
+	again, _ := benchTraffic(o, 1, 3000, "u1")
+	if !slices.EqualFunc(values, again, bytes.Equal) {
+		t.Error("equal options gave different traffic")
+	}
+}
+
+func TestBenchTrafficZipfRepeats(t *testing.T) {
+	_, info := benchTraffic(benchOptions{zipf: 1.1, distinct: 1000}, 1, 3000, "z")
+	if info.Invalid != 0 || info.DistinctPrompts >= info.Valid/2 || info.DistinctPairs != info.DistinctPrompts {
+		t.Errorf("zipf traffic: %+v; want repeated prompts, one answer each", info)
+	}
+}
+
+// TestUniquifyKeepsCheckVerdicts: the markers that make traffic unique must not change
+// what the checks find, or unique traffic would measure a different verdict mix.
+func TestUniquifyKeepsCheckVerdicts(t *testing.T) {
+	values, _ := benchTraffic(benchOptions{zipf: 1.1, distinct: 10000, invalid: 0.01}, 1, 4000, "k")
+	j := scorer.NewHeuristicJudge()
+	evals := checkEvaluators(t)
+	checked := 0
+	for i, v := range values {
+		a, err := consumer.Decode(v, record.Source{}, time.Now(), 0)
+		if err != nil {
+			if !bytes.Equal(uniquify(v, i), v) {
+				t.Fatalf("message %d: an invalid message was changed", i)
+			}
+			continue
+		}
+		b, err := consumer.Decode(uniquify(v, i), record.Source{}, time.Now(), 0)
+		if err != nil {
+			t.Fatalf("message %d: uniquify broke it: %v", i, err)
+		}
+		if a.PromptText() == b.PromptText() || a.Response == b.Response {
+			t.Fatalf("message %d: prompt or response unchanged", i)
+		}
+		for _, e := range evals {
+			va, _ := j.Judge(context.Background(), []scorer.Task{{Evaluator: e, Record: a}})
+			vb, _ := j.Judge(context.Background(), []scorer.Task{{Evaluator: e, Record: b}})
+			// repetition's value is the share of repeated 4-grams: a marker moves it a
+			// little; its label must stay.
+			if va[0].Label != vb[0].Label || (e.Check != "repetition" && va[0].Value != vb[0].Value) {
+				t.Errorf("message %d, %s: %s %v → %s %v\n%q\n%q", i, e.Name, va[0].Label, va[0].Value, vb[0].Label, vb[0].Value, a.Response, b.Response)
+			}
+		}
+		checked++
+	}
+	if checked < 3900 {
+		t.Fatalf("only %d valid records checked", checked)
+	}
+}
+
+func TestUniqueResponsePlacement(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"after the first sentence", "Sure. Open Settings. Then click Reset.", "Sure. (ref 7) Open Settings. Then click Reset."},
+		{"outside a fence", "```go\nfmt.Println(1). x\n```\nDone. Bye.", "```go\nfmt.Println(1). x\n```\nDone. (ref 7) Bye."},
+		{"fence first, no sentence", "```sql\nSELECT 1\n```", "(ref 7)\n```sql\nSELECT 1\n```"},
+		{"first line", "Line one\nline two", "Line one (ref 7)\nline two"},
+		{"single line", "One line only", "One line only (ref 7)"},
+	} {
+		if got := uniqueResponse(tc.in, 7, "7"); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	seen := map[string]bool{}
+	for i := range 2000 {
+		for _, in := range []string{`{"a": [1, 2]}`, `  [1]`, `42`} {
+			out := uniqueResponse(in, i, "x")
+			if !json.Valid([]byte(out)) {
+				t.Fatalf("%q → %q: not valid JSON", in, out)
+			}
+			if seen[out] {
+				t.Fatalf("%q, record %d: %q repeats an earlier record's", in, i, out)
+			}
+			seen[out] = true
+		}
+	}
+}
+
+func TestExpectedRowsCountsApplicableEvaluators(t *testing.T) {
+	evals := checkEvaluators(t)
+	half := &scorer.Evaluator{Name: "half", Judge: "checks", Check: "refusal", SampleRate: 0.5}
+	if err := half.Prepare("evaluators[half]", scorer.KindHeuristic); err != nil {
+		t.Fatal(err)
+	}
+	evals = append(evals, half)
+	var values [][]byte
+	want := 0
+	for i := range 200 {
+		id := fmt.Sprintf("r-%d", i)
+		values = append(values, fmt.Appendf(nil, `{"id":%q,"model":"m","prompt":"p","response":"r"}`, id))
+		want += 6
+		if scorer.InSample(id, 0.5) {
+			want++
+		}
+	}
+	values = append(values, []byte(`{"model":"m"`))
+	got := expectedRows(evals, values)
+	sum := 0
+	for _, n := range got {
+		sum += n
+	}
+	if sum != want || got[len(got)-1] != 0 {
+		t.Errorf("expected rows %d (last %d); want %d, and 0 for the invalid message", sum, got[len(got)-1], want)
+	}
+}
+
+func TestPercentileNearestRank(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 50 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {1, 100 * time.Millisecond}, {0, time.Millisecond}} {
+		if got := percentile(d, tc.q); got != tc.want {
+			t.Errorf("percentile(%v) = %v, want %v", tc.q, got, tc.want)
+		}
+	}
+	if percentile(nil, 0.5) != 0 || percentile(d[:1], 0.99) != time.Millisecond {
+		t.Error("empty or single-sample percentiles")
+	}
+}
+
+func TestLatencyTracker(t *testing.T) {
+	tr := newLatencyTracker()
+	tr.want["a"], tr.want["b"], tr.want["c"] = 6, 6, 7
+	t0 := time.Unix(1000, 0)
+	tr.produced([]string{"a", "x", "b"}, t0)
+	tr.produced([]string{"c"}, t0.Add(time.Second))
+	if got := tr.pending(); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("pending %v; want the produced samples only", got)
+	}
+	tr.seen(map[string]int{"a": 6, "b": 5, "c": 7, "x": 6}, t0.Add(2*time.Second)) // b not complete
+	tr.seen(map[string]int{"a": 6, "b": 6}, t0.Add(3*time.Second))                 // a already seen
+	if got := tr.pending(); len(got) != 0 {
+		t.Fatalf("pending %v after all were seen", got)
+	}
+	res := tr.result()
+	if res.Samples != 3 || res.Seen != 3 || res.P50Seconds != 2 || res.MaxSeconds != 3 {
+		t.Errorf("result %+v; want a 2s (a), 3s (b), 1s (c): p50 2s, max 3s", res)
+	}
+}
+
+func TestParseStatusKB(t *testing.T) {
+	status := []byte("Name:\traterd\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t9\n")
+	if n, ok := parseStatusKB(status, "VmRSS:"); !ok || n != 100<<20 {
+		t.Errorf("VmRSS = %d, %v", n, ok)
+	}
+	if n, ok := parseStatusKB(status, "VmHWM:"); !ok || n != 200<<20 {
+		t.Errorf("VmHWM = %d, %v", n, ok)
+	}
+	if _, ok := parseStatusKB(status, "Threads:"); ok {
+		t.Error("a field without kB parsed as a size")
+	}
+	if _, ok := parseStatusKB(status, "VmSwap:"); ok {
+		t.Error("a missing field parsed")
+	}
+}
+
+func TestPeakRSSMeasuresThisProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc/self/status here")
+	}
+	p := startPeakRSS()
+	buf := make([]byte, 64<<20)
+	for i := 0; i < len(buf); i += 4096 {
+		buf[i] = 1 // touch every page
+	}
+	time.Sleep(50 * time.Millisecond)
+	peak, how := p.stop()
+	if peak < 64<<20 || how == "" {
+		t.Errorf("peak %d (%s) while holding 64 MiB", peak, how)
+	}
+	if again, _ := p.stop(); again != peak {
+		t.Error("a second stop changed the result")
+	}
+	buf[0] = 2
+}
+
+func TestSQLStringsQuotes(t *testing.T) {
+	if got := sqlStrings([]string{"a-1", `o'r\x`}); got != `'a-1','o\'r\\x'` {
+		t.Errorf("sqlStrings = %s", got)
+	}
+}
+
+// recordingJudge answers every task with its own name and records each call's tasks.
+type recordingJudge struct {
+	name  string
+	calls *[][]string
+	err   error
+}
+
+func (j recordingJudge) Identity() string { return "rec:" + j.name }
+
+func (j recordingJudge) Judge(_ context.Context, tasks []scorer.Task) ([]scorer.Verdict, error) {
+	if j.err != nil {
+		return nil, j.err
+	}
+	var names []string
+	out := make([]scorer.Verdict, len(tasks))
+	for i, t := range tasks {
+		names = append(names, t.Evaluator.Name)
+		out[i] = scorer.Verdict{Label: j.name + "/" + t.Evaluator.Name}
+	}
+	*j.calls = append(*j.calls, names)
+	return out, nil
+}
+
+func TestRouteJudgeCallsEachJudgeOnceInOrder(t *testing.T) {
+	var calls [][]string
+	rj := routeJudge{judges: map[string]scorer.Judge{
+		"checks": recordingJudge{name: "checks", calls: &calls},
+		"sim":    recordingJudge{name: "sim", calls: &calls},
+	}}
+	rec := &record.Record{ID: "r"}
+	tasks := []scorer.Task{
+		{Evaluator: &scorer.Evaluator{Name: "refusal", Judge: "checks"}, Record: rec},
+		{Evaluator: &scorer.Evaluator{Name: "help", Judge: "sim"}, Record: rec},
+		{Evaluator: &scorer.Evaluator{Name: "pii", Judge: "checks"}, Record: rec},
+		{Evaluator: &scorer.Evaluator{Name: "ghost", Judge: "missing"}, Record: rec},
+	}
+	vs, err := rj.Judge(context.Background(), tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	for _, v := range vs[:3] {
+		labels = append(labels, v.Label)
+	}
+	if !slices.Equal(labels, []string{"checks/refusal", "sim/help", "checks/pii"}) || vs[3].Err == nil {
+		t.Errorf("verdicts %v, last err %v; want them in task order and an error for the unknown judge", labels, vs[3].Err)
+	}
+	if len(calls) != 2 || !slices.Equal(calls[0], []string{"refusal", "pii"}) || !slices.Equal(calls[1], []string{"help"}) {
+		t.Errorf("calls %v; want one per judge", calls)
+	}
+	if id := rj.Identity(); id != "rec:checks+rec:sim" {
+		t.Errorf("identity %q", id)
+	}
+	boom := errors.New("context ended")
+	rj.judges["sim"] = recordingJudge{name: "sim", calls: &calls, err: boom}
+	if _, err := rj.Judge(context.Background(), tasks); !errors.Is(err, boom) {
+		t.Errorf("a failed judge call gave %v", err)
+	}
+}
+
+// sampleReport is a report as a heuristic run over unique traffic produces it.
+func sampleReport() *benchReport {
+	run := func(name string, records int64, elapsed, cpu time.Duration) benchRun {
+		r := benchRun{Name: name, Records: records, elapsed: elapsed, startupTime: 100 * time.Millisecond}
+		r.cpu.User = cpu
+		r.fillRates()
+		return r
+	}
+	bare := run(runBare, 10000, time.Second, 100*time.Millisecond)     // 10000/s, 10 µs
+	main := run(runRaterd, 10000, 4*time.Second, 250*time.Millisecond) // 2500/s, 25 µs
+	main.RowsExpected, main.RowsFound = 59400, 59400
+	main.JudgeTasksPerRecord, main.CacheRoundTripsPerBatch, main.RowsPerInsert = ptr(5.94), ptr(2.0), ptr(9900.0)
+	main.PeakRSSBytes, main.RSSMethod = 120<<20, "VmHWM after clear_refs"
+	warm := run(runWarm, 10000, 2*time.Second, 150*time.Millisecond) // 15 µs
+	naive := run(runNaive, 1000, 20*time.Second, 2*time.Second)      // 50/s, 2000 µs
+	nocache := run(runNoCache, 10000, 5*time.Second, 300*time.Millisecond)
+	rep := &benchReport{
+		Version:  "dev",
+		Settings: benchSettings{Records: 10000, Traffic: "unique", Judge: benchJudgeHeuristic, Evaluators: []string{"refusal"}},
+		Runs:     []benchRun{bare, main, warm, nocache, naive},
+		Latency:  &benchLatency{Samples: 10, Seen: 10, P50Seconds: 1.1, P99Seconds: 2.5, AchievedRate: 1250, TargetRate: 1250, RateBasis: "half"},
+	}
+	rep.Ratios = benchRatios(rep.Runs)
+	rep.Targets = benchTargets(rep)
+	return rep
+}
+
+func TestBenchRatiosAndTargets(t *testing.T) {
+	rep := sampleReport()
+	find := func(run, base string) benchRatio {
+		for _, r := range rep.Ratios {
+			if r.Run == run && r.Baseline == base {
+				return r
+			}
+		}
+		t.Fatalf("no ratio %s/%s in %+v", run, base, rep.Ratios)
+		return benchRatio{}
+	}
+	if r := find(runRaterd, runBare); r.Throughput != 0.25 || r.CPUPerRecord != 2.5 || r.Note != "" {
+		t.Errorf("raterd/bare %+v", r)
+	}
+	if r := find(runRaterd, runNaive); r.Throughput != 50 || r.Note == "" {
+		t.Errorf("raterd/naive %+v; want 50× and a note that naive ran fewer records", r)
+	}
+	find(runRaterd, runNoCache)
+	find(runWarm, runBare)
+	verdicts := map[string]string{}
+	for _, tg := range rep.Targets {
+		verdicts[tg.Target[:12]] = tg.Verdict
+	}
+	want := map[string]string{"CPU/record w": "met", "throughput a": "met", "peak RSS und": "met", "end-to-end p": "met"}
+	for k, v := range want {
+		if verdicts[k] != v {
+			t.Errorf("target %q: %q, want %q (all: %+v)", k, verdicts[k], v, rep.Targets)
+		}
+	}
+	if len(rep.Targets) != 5 {
+		t.Errorf("%d targets, want 5", len(rep.Targets))
+	}
+	// The unique-traffic CPU target is not judged on Zipf traffic.
+	rep.Settings.Traffic = "zipf"
+	if tg := benchTargets(rep)[0]; !strings.HasPrefix(tg.Verdict, "not measured") {
+		t.Errorf("zipf traffic: %+v", tg)
+	}
+}
+
+func TestPrintBenchReport(t *testing.T) {
+	rep := sampleReport()
+	rep.Notes = []string{"a note"}
+	var out bytes.Buffer
+	printBenchReport(&out, rep)
+	for _, want := range []string{"records/s", "CPU µs/rec", "rows exp/found", "59400/59400", "raterd-warm", "ratios (run ÷ baseline)", "2.50×", "p99 2.500 s", "targets (issue 8)", "a note"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	data, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	runs := back["runs"].([]any)
+	main := runs[1].(map[string]any)
+	if main["name"] != runRaterd || main["records_per_s"].(float64) != 2500 || main["cpu_us_per_record"].(float64) != 25 || main["cache_round_trips_per_batch"].(float64) != 2 {
+		t.Errorf("JSON run: %v", main)
+	}
+	if _, ok := runs[0].(map[string]any)["cache_round_trips_per_batch"]; ok {
+		t.Error("bare has no cache, but its JSON has cache_round_trips_per_batch")
+	}
+}
