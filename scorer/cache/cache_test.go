@@ -11,10 +11,12 @@ import (
 )
 
 func TestMemoryEvictsLeastRecentlyUsedByBytes(t *testing.T) {
-	m := NewMemory(30) // room for three 10-byte entries
+	m := NewMemory(3 * (2 + 8 + entryOverhead)) // room for three entries of a 2-byte key and an 8-byte value
 	ctx := context.Background()
 	set := func(k string) {
-		if err := m.SetMany(ctx, []Entry{{Key: k, Value: []byte("12345678"), TTL: time.Hour}}); err != nil {
+		v := make([]byte, 8) // cap 8: the capacity is what is charged
+		copy(v, "12345678")
+		if err := m.SetMany(ctx, []Entry{{Key: k, Value: v, TTL: time.Hour}}); err != nil {
 			t.Fatal(err)
 		}
 	}
