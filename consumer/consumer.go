@@ -512,13 +512,13 @@ type FailedRecords interface {
 	FailedRecords() []*record.Record
 }
 
-// poisoned takes out of records those whose judgements failed in err for the
-// Config.PoisonAttempts-th time while other records of the batch were judged, and returns
+// poisoned (when Config.PoisonAttempts is set) takes out of records those whose
+// judgements failed in err for the Config.PoisonAttempts-th time while other records of the batch were judged, and returns
 // the rest and dead letters for them. When every record failed (a judge pool that is
 // down), nothing is counted: the batch waits for the pool.
 func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*record.Record]int, err error) ([]*record.Record, []record.DeadLetter) {
 	var fr FailedRecords
-	if !errors.As(err, &fr) {
+	if p.cfg.PoisonAttempts == 0 || !errors.As(err, &fr) {
 		return records, nil
 	}
 	failed := fr.FailedRecords()
