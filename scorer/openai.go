@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -649,9 +651,13 @@ func logprobP(logprob float64) (float64, bool) {
 }
 
 // weightedMean is Σ p·v / Σ p over numeric choices (G-Eval's probability-weighted score).
+// It sums in the choices' sorted order: map order is random, and floating-point sums
+// in another order can differ in the last bit, so the same answer would score
+// differently from one judging to the next.
 func weightedMean(probs map[string]float64) (float64, bool) {
 	var sum, mass float64
-	for c, p := range probs {
+	for _, c := range slices.Sorted(maps.Keys(probs)) {
+		p := probs[c]
 		n, err := parseInt(c)
 		if err != nil {
 			continue
