@@ -45,16 +45,12 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// RetryBackoffMax caps the backoff between retries of a failed sink write. Default 10s.
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
-	// PoisonAttempts, when above 0, is how many attempts of a batch a record may fail its
-	// judgements in while other records of the batch are judged, before it is
-	// dead-lettered (reason judge_failed) so that it no longer holds the batch back. When
-	// every record of a batch fails, the batch is retried without limit instead. Off by
-	// default (0): a judge pool that is degraded rather than down fails the records that
-	// need a live call while cached ones succeed, which this rule cannot tell from a
-	// record the pool will never judge (the fault suite showed it dead-lettering hundreds
-	// of healthy records under a 30%-error pool); enable it only with a pool whose errors
-	// are rare, and a value well above its usual retry streaks. Dead letters can be
-	// replayed (raterd dlq replay --error-class judge_failed).
+	// PoisonAttempts is how many attempts of a batch a record may be a poison suspect in —
+	// one of its judgements failed on a judge that answered other live calls of the same
+	// batch at the time (see PoisonSuspects) — before it is dead-lettered (reason
+	// judge_failed, replayable with raterd dlq replay) so that it no longer holds its
+	// partition back. Records failed by a judge that answered nothing (down, or its breaker
+	// open) are never suspects: the batch waits for the pool. Default 8; -1 turns it off.
 	PoisonAttempts int `yaml:"poison_attempts"`
 	// SessionTimeout is how long the group coordinator waits without a heartbeat before
 	// it gives a member's partitions to the others: how soon the group recovers from a
@@ -108,6 +104,7 @@ func (c *Config) Validate(key string) error {
 	setDefault(&c.MaxInFlightRecords, 4096)
 	setDefault(&c.MaxInFlightBytes, 64<<20)
 	setDefault(&c.MaxRecordBytes, DefaultMaxRecordBytes)
+	setDefault(&c.PoisonAttempts, 8)
 	if c.CommitInterval == 0 {
 		c.CommitInterval = time.Second
 	}
@@ -140,8 +137,8 @@ func (c *Config) Validate(key string) error {
 		return fmt.Errorf("%s.shutdown_timeout: %s is negative", key, c.ShutdownTimeout)
 	case c.RetryBackoffMax < 0:
 		return fmt.Errorf("%s.retry_backoff_max: %s is negative", key, c.RetryBackoffMax)
-	case c.PoisonAttempts < 0:
-		return fmt.Errorf("%s.poison_attempts: %d is negative (0 turns dead-lettering of failing judgements off)", key, c.PoisonAttempts)
+	case c.PoisonAttempts < -1:
+		return fmt.Errorf("%s.poison_attempts: %d is below -1 (-1 turns dead-lettering of failing judgements off)", key, c.PoisonAttempts)
 	case c.SessionTimeout < time.Second:
 		return fmt.Errorf("%s.session_timeout: %s is below 1s", key, c.SessionTimeout)
 	case c.RebalanceTimeout < time.Second:

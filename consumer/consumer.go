@@ -506,27 +506,25 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 	}()
 }
 
-// FailedRecords is implemented by a Scorer error that names the records whose
-// judgements failed (scorer.UnavailableError).
-type FailedRecords interface {
-	FailedRecords() []*record.Record
+// PoisonSuspects is implemented by a Scorer error that names the records whose
+// judgements failed on a judge that was answering other calls at the time
+// (scorer.UnavailableError): the judge is up, so the record may be what it cannot
+// handle. Records failed by a judge that answered nothing (down, or its breaker open) are
+// never suspects.
+type PoisonSuspects interface {
+	PoisonSuspects() []*record.Record
 }
 
-// poisoned (when Config.PoisonAttempts is set) takes out of records those whose
-// judgements failed in err for the Config.PoisonAttempts-th time while other records of the batch were judged, and returns
-// the rest and dead letters for them. When every record failed (a judge pool that is
-// down), nothing is counted: the batch waits for the pool.
+// poisoned (when Config.PoisonAttempts is set) takes out of records those that were
+// suspects (see PoisonSuspects) in Config.PoisonAttempts attempts of the batch, and
+// returns the rest and dead letters for them.
 func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*record.Record]int, err error) ([]*record.Record, []record.DeadLetter) {
-	var fr FailedRecords
-	if p.cfg.PoisonAttempts == 0 || !errors.As(err, &fr) {
-		return records, nil
-	}
-	failed := fr.FailedRecords()
-	if len(failed) == 0 || len(failed) >= len(records) {
+	var ps PoisonSuspects
+	if p.cfg.PoisonAttempts < 1 || !errors.As(err, &ps) {
 		return records, nil
 	}
 	out := map[*record.Record]bool{}
-	for _, r := range failed {
+	for _, r := range ps.PoisonSuspects() {
 		failures[r]++
 		if failures[r] >= p.cfg.PoisonAttempts {
 			out[r] = true
@@ -556,7 +554,7 @@ func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*re
 			keep = append(keep, r)
 		}
 	}
-	p.opts.Logger.Warn("dead-lettering records whose judgements keep failing while the rest of their batch is judged",
+	p.opts.Logger.Warn("dead-lettering records whose judgements keep failing on a judge that answers other calls",
 		"records", len(dead), "attempts", p.cfg.PoisonAttempts, "err", err)
 	return keep, dead
 }

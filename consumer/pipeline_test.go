@@ -393,17 +393,19 @@ func TestPipelineTracesEachBatchWithItsStages(t *testing.T) {
 }
 
 // poisonScorer fails the judgements of the records whose id is in poison (all of them
-// when poison is nil) with an error naming those records, as scorer.UnavailableError does.
+// when poison is nil) with an error naming those records, as scorer.UnavailableError
+// does: they are suspects when some other record of the call was judged (the judge is
+// up), none when every record failed (the judge is down).
 type poisonScorer struct {
 	poison map[string]bool
 	calls  int
 	mu     sync.Mutex
 }
 
-type failedRecordsErr struct{ recs []*record.Record }
+type failedRecordsErr struct{ recs, suspects []*record.Record }
 
-func (e failedRecordsErr) Error() string                   { return fmt.Sprintf("%d records unavailable", len(e.recs)) }
-func (e failedRecordsErr) FailedRecords() []*record.Record { return e.recs }
+func (e failedRecordsErr) Error() string                    { return fmt.Sprintf("%d records unavailable", len(e.recs)) }
+func (e failedRecordsErr) PoisonSuspects() []*record.Record { return e.suspects }
 
 func (s *poisonScorer) Score(ctx context.Context, recs []*record.Record) ([]record.Score, error) {
 	s.mu.Lock()
@@ -416,7 +418,11 @@ func (s *poisonScorer) Score(ctx context.Context, recs []*record.Record) ([]reco
 		}
 	}
 	if len(failed) > 0 {
-		return nil, failedRecordsErr{failed}
+		e := failedRecordsErr{recs: failed}
+		if len(failed) < len(recs) {
+			e.suspects = failed
+		}
+		return nil, e
 	}
 	return fakeScorer{}.Score(ctx, recs)
 }

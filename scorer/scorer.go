@@ -196,7 +196,11 @@ type UnavailableError struct {
 	// Judgements is how many judgements failed; Records are their records.
 	Judgements int
 	Records    []*record.Record
-	Err        error
+	// Suspects are the Records one of whose judgements failed on a judge that answered
+	// other live calls of the same batch in the same round: the judge is up, so the
+	// record itself may be what it cannot handle.
+	Suspects []*record.Record
+	Err      error
 }
 
 func (e *UnavailableError) Error() string {
@@ -208,6 +212,9 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // FailedRecords returns the records whose judgements failed.
 func (e *UnavailableError) FailedRecords() []*record.Record { return e.Records }
+
+// PoisonSuspects returns the Suspects (see consumer.PoisonSuspects).
+func (e *UnavailableError) PoisonSuspects() []*record.Record { return e.Suspects }
 
 // ScoreBatch judges every applicable record × evaluator pair of the batch and returns the
 // score rows and what they cost. Cached verdicts cost no judge call; a key is judged once
@@ -281,11 +288,27 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 		if err != nil {
 			if unavailable > 0 {
 				ue := &UnavailableError{Judgements: unavailable, Err: err}
-				seen := map[*record.Record]bool{}
+				// A judge that answered other live calls in this round is up: the records
+				// it failed on are suspects. One that answered none is down or unreachable.
+				served := map[string]bool{}
 				for _, i := range misses {
-					if r := tasks[i].task.Record; !judged[i] && !seen[r] {
+					if judged[i] {
+						served[tasks[i].task.Evaluator.Judge] = true
+					}
+				}
+				seen, suspect := map[*record.Record]bool{}, map[*record.Record]bool{}
+				for _, i := range misses {
+					r := tasks[i].task.Record
+					if judged[i] {
+						continue
+					}
+					if !seen[r] {
 						seen[r] = true
 						ue.Records = append(ue.Records, r)
+					}
+					if served[tasks[i].task.Evaluator.Judge] && !suspect[r] {
+						suspect[r] = true
+						ue.Suspects = append(ue.Suspects, r)
 					}
 				}
 				err = ue

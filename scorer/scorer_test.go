@@ -445,3 +445,47 @@ func TestRewardClassificationNeedsAPositiveLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// pickyJudge is a fake that is up but cannot judge the records whose response is in
+// refuse: their tasks fail transiently, the others get verdicts.
+type pickyJudge struct{ refuse map[string]bool }
+
+func (p *pickyJudge) Identity() string { return "picky:v1" }
+func (p *pickyJudge) Judge(_ context.Context, tasks []Task) ([]Verdict, error) {
+	out := make([]Verdict, len(tasks))
+	for i, t := range tasks {
+		out[i] = Verdict{Value: 1, Status: record.StatusOK, Attempts: 1}
+		if p.refuse[t.Record.Response] {
+			out[i] = Verdict{Status: record.StatusJudgeError, Err: fmt.Errorf("timeout: %w", ErrJudgeUnavailable)}
+		}
+	}
+	return out, nil
+}
+
+// TestUnavailableErrorNamesSuspects: records failed by a judge that answered others are
+// poison suspects; records failed by a judge that answered nothing are not.
+func TestUnavailableErrorNamesSuspects(t *testing.T) {
+	batch := recs(4, 4)
+	picky := &pickyJudge{refuse: map[string]bool{batch[2].Response: true}}
+	ev := prepared(t, &Evaluator{Name: "e", Judge: "picky", Criteria: "c"})
+	s, err := New([]*Evaluator{ev}, map[string]Judge{"picky": picky}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.ScoreBatch(context.Background(), batch)
+	var ue *UnavailableError
+	if !errors.As(err, &ue) || len(ue.Records) != 1 || ue.Records[0] != batch[2] || len(ue.Suspects) != 1 || ue.Suspects[0] != batch[2] {
+		t.Fatalf("error %v: want an UnavailableError naming record 2 as failed and suspect", err)
+	}
+
+	down := &unavailableJudge{}
+	evDown := prepared(t, &Evaluator{Name: "d", Judge: "down", Criteria: "c"})
+	s, err = New([]*Evaluator{evDown}, map[string]Judge{"down": down}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.ScoreBatch(context.Background(), recs(4, 4))
+	if !errors.As(err, &ue) || len(ue.Records) != 4 || len(ue.Suspects) != 0 {
+		t.Fatalf("error %v: want 4 failed records and no suspects (the judge answered nothing)", err)
+	}
+}
