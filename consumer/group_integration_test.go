@@ -68,6 +68,12 @@ func TestGroupReaderOwnsItsCommits(t *testing.T) {
 	if _, err := kc.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 4, ReplicationFactor: 1}}}); err != nil {
 		t.Fatal(err)
 	}
+	// A broker that has just started answers group requests only once its offsets topic
+	// exists: wait for a coordinator, as a member's first join would.
+	waitFor(t, "a group coordinator", 60*time.Second, func() bool {
+		resp, err := kc.FindCoordinator(context.Background(), &kafka.FindCoordinatorRequest{Key: group, KeyType: kafka.CoordinatorKeyTypeConsumer})
+		return err == nil && resp.Error == nil
+	})
 	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: topic, Balancer: &kafka.RoundRobin{}, BatchTimeout: time.Millisecond, Transport: &kafka.Transport{}}
 	msgs := make([]kafka.Message, 400)
 	for i := range msgs {
