@@ -235,12 +235,9 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 	return st, nil
 }
 
-// newPipeline builds the consumer pipeline on a consumer-group member.
+// newPipeline builds the consumer pipeline on a kafka-go group reader.
 func newPipeline(cfg *Config, st *stack, tel *Telemetry, logger *slog.Logger) (*consumer.Pipeline, io.Closer, error) {
-	reader, err := consumer.NewGroupReader(cfg.Kafka, nil, logger)
-	if err != nil {
-		return nil, nil, err
-	}
+	reader := consumer.NewKafkaReader(cfg.Kafka, nil, logger)
 	p, err := consumer.New(cfg.Kafka, reader, st.Scorer, st.Scores, st.DeadLetter, consumer.Options{
 		Logger: logger, MeterProvider: tel.Meters, TracerProvider: tel.Tracers,
 	})
