@@ -87,7 +87,9 @@ func (l *learner) warming() Decision {
 }
 
 func (l learner) valid() bool {
-	return l.Warm.valid() && scale(l.Mean) && within(l.SD, 0, MaxAbs) && (!l.Known || l.SD > 0)
+	// The sample SD of values within ±MaxAbs can exceed MaxAbs (±MaxAbs alone give
+	// √2·MaxAbs), so the bound is 2·MaxAbs.
+	return l.Warm.valid() && scale(l.Mean) && within(l.SD, 0, 2*MaxAbs) && (!l.Known || l.SD > 0)
 }
 
 // EWMAConfig configures an EWMA control chart. Zero fields take their defaults.

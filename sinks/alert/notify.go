@@ -186,12 +186,9 @@ func validateHTTPURL(key, u string) error {
 	}
 	p, err := url.Parse(u)
 	if err != nil {
-		// url.Error repeats the URL, which may hold a token: keep the cause only.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("%s: not a URL: %w", key, err)
+		// Parse errors quote parts of the URL (a port, a host), which may hold a token:
+		// say what is wrong without them.
+		return fmt.Errorf("%s: not a valid URL (want http(s)://host[:port]/path)", key)
 	}
 	switch {
 	case p.Scheme != "http" && p.Scheme != "https":
