@@ -368,7 +368,9 @@ func (j *OpenAIJudge) verdictOf(t Task, a answer) Verdict {
 		}
 		v.Value = float64(n)
 		if mean, ok := weightedMean(a.probs); ok {
-			v.Value = mean
+			// A mean of on-scale integers is on the scale, but its floating-point sum can
+			// overshoot an end by an ulp (5.000000000000001): keep it in range.
+			v.Value = min(max(mean, e.Scale.Min), e.Scale.Max)
 		}
 	}
 	return v
