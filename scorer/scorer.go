@@ -191,7 +191,7 @@ func (s *Scorer) Totals() BatchStats {
 // UnavailableError is ScoreBatch's error when judgements could not be made now (it wraps
 // ErrJudgeUnavailable). It names the records those judgements belong to, so that a
 // pipeline can tell a judge pool that is down (every record of the batch fails) from
-// records that keep failing while the others are judged (see consumer.FailedRecords).
+// records that keep failing while the others are judged (see consumer.PoisonSuspects).
 type UnavailableError struct {
 	// Judgements is how many judgements failed; Records are their records.
 	Judgements int
@@ -209,9 +209,6 @@ func (e *UnavailableError) Error() string {
 
 // Unwrap returns the judge's error (an ErrJudgeUnavailable).
 func (e *UnavailableError) Unwrap() error { return e.Err }
-
-// FailedRecords returns the records whose judgements failed.
-func (e *UnavailableError) FailedRecords() []*record.Record { return e.Records }
 
 // PoisonSuspects returns the Suspects (see consumer.PoisonSuspects).
 func (e *UnavailableError) PoisonSuspects() []*record.Record { return e.Suspects }
