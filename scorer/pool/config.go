@@ -330,7 +330,9 @@ func (d *DNS) validate(key string) error {
 	}
 	if d.Path != "" {
 		u, err := url.Parse(d.Path)
-		if err != nil || !strings.HasPrefix(d.Path, "/") || u.Scheme != "" || u.Host != "" || strings.ContainsAny(d.Path, "?#") {
+		// u.Path != d.Path: percent-escapes ("/%00") would make the endpoint's path
+		// something other than what was configured.
+		if err != nil || !strings.HasPrefix(d.Path, "/") || u.Scheme != "" || u.Host != "" || strings.ContainsAny(d.Path, "?#") || u.Path != d.Path {
 			return fmt.Errorf("%s.path: %q is not an absolute path such as \"/v1\"", key, d.Path)
 		}
 		d.Path = strings.TrimRight(d.Path, "/")
