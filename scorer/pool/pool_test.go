@@ -468,16 +468,21 @@ func load(t *testing.T, p *Pool, callers, n int) (limits []int) {
 	return limits
 }
 
+// TestAdaptiveLimitShrinksToCapacity checks the wiring over real HTTP: measured latencies
+// reach the limiter and pull an oversized limit down. How close it settles to capacity is
+// TestLimiterSettlesAboveCapacity's job, on simulated time: here the latencies include the
+// scheduling noise of a shared two-core machine (a CI run once settled at 15 with the
+// tolerance of 2 allowing 8), so the bound is only "well below where it started".
 func TestAdaptiveLimitShrinksToCapacity(t *testing.T) {
-	const capacity = 4
+	const capacity, initial = 4, 48
 	srv := fakeGPU(t, capacity, 25*time.Millisecond)
 	opts, _ := testOptions()
 	p := newTestPool(t, Config{Endpoints: []Endpoint{{URL: srv.URL, MaxInFlight: 64}},
-		Concurrency: Concurrency{Initial: 48}}, opts)
+		Concurrency: Concurrency{Initial: initial}}, opts)
 	limits := load(t, p, 64, 900)
 	t.Logf("median limit %d, range %d..%d", median(limits), slices.Min(limits), slices.Max(limits))
-	if m := median(limits); m < capacity || m > 3*capacity {
-		t.Errorf("median limit %d over the last third, want within [%d, %d]; samples %v", m, capacity, 3*capacity, limits)
+	if m := median(limits); m < capacity || m > initial/2 {
+		t.Errorf("median limit %d over the last third, want within [%d, %d]; samples %v", m, capacity, initial/2, limits)
 	}
 }
 
