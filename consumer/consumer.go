@@ -33,6 +33,13 @@ type MessageReader interface {
 	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
+// RevokeNotifier is implemented by readers that know when the group takes partitions
+// away (GroupReader); the pipeline then finishes and commits those partitions' records
+// before the group moves on.
+type RevokeNotifier interface {
+	OnRevoke(fn func(ctx context.Context, partitions []TopicPartition))
+}
+
 // Scorer turns a batch of valid records into score rows. An error nacks the batch.
 type Scorer interface {
 	Score(ctx context.Context, records []*record.Record) ([]record.Score, error)
@@ -169,6 +176,9 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("consumer metrics: %w", err)
+	}
+	if rn, ok := reader.(RevokeNotifier); ok {
+		rn.OnRevoke(p.revoked)
 	}
 	return p, nil
 }
@@ -648,6 +658,32 @@ func (p *Pipeline) commitLoop(ctx context.Context, stop <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// revoked runs when the group takes partitions away (a rebalance): until ctx ends it waits
+// for their records in flight (pushing grouped writes out) and commits what is done while
+// the old generation still accepts it. Records still in flight at ctx's end finish later
+// and replay on the new owner. The partitions' offset state is kept: should one come back,
+// a redelivery of records this member already fetched is skipped as stale (they are done
+// or still being processed here), and the watermark never passes a record still in
+// flight.
+func (p *Pipeline) revoked(ctx context.Context, parts []TopicPartition) {
+	start := time.Now()
+	for p.tracker.PendingIn(parts) > 0 && ctx.Err() == nil {
+		p.flushScores()
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	pending := p.tracker.PendingIn(parts)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if err := p.commit(cctx); err != nil {
+		p.opts.Logger.Warn("rebalance: commit of the revoked partitions failed; their records replay", "err", err)
+	}
+	p.opts.Logger.Info("rebalance: partitions handed back", "partitions", len(parts),
+		"waited", time.Since(start).Round(time.Millisecond), "left_in_flight", pending)
 }
 
 // commit commits every partition whose done watermark moved, in one request.

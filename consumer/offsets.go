@@ -118,3 +118,17 @@ func (t *OffsetTracker) Pending() int {
 	}
 	return n
 }
+
+// PendingIn is the number of tracked offsets not yet below a watermark in the given
+// partitions.
+func (t *OffsetTracker) PendingIn(parts []TopicPartition) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, tp := range parts {
+		if p := t.partitions[tp]; p != nil {
+			n += len(p.pending)
+		}
+	}
+	return n
+}

@@ -74,3 +74,26 @@ func TestOffsetTrackerUncommitRetries(t *testing.T) {
 		t.Fatalf("after Uncommit, Committable = %v", again)
 	}
 }
+
+// PendingIn counts only the named partitions' offsets still in flight (what a revoked
+// partition's hand-back waits for).
+func TestOffsetTrackerPendingInCountsOnlyTheNamedPartitions(t *testing.T) {
+	tr := NewOffsetTracker()
+	p0, p1, p2 := TopicPartition{Topic: "t", Partition: 0}, TopicPartition{Topic: "t", Partition: 1}, TopicPartition{Topic: "t", Partition: 2}
+	for _, tp := range []TopicPartition{p0, p0, p1} {
+		if err := tr.Track(tp, int64(tr.PendingIn([]TopicPartition{tp}))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tr.PendingIn([]TopicPartition{p0}); n != 2 {
+		t.Errorf("PendingIn(t/0) = %d, want 2", n)
+	}
+	if n := tr.PendingIn([]TopicPartition{p1, p2}); n != 1 {
+		t.Errorf("PendingIn(t/1, t/2) = %d, want 1 (t/2 was never tracked)", n)
+	}
+	tr.Done(p0, 0)
+	tr.Done(p0, 1)
+	if n := tr.PendingIn([]TopicPartition{p0, p1}); n != 1 {
+		t.Errorf("after t/0 is done, PendingIn(t/0, t/1) = %d, want 1", n)
+	}
+}

@@ -480,3 +480,73 @@ func TestPipelineWaitsOutAJudgePoolThatIsDown(t *testing.T) {
 		t.Errorf("while the pool was down: %d dead letters, %d rows, commits %v; want none", len(sink.dead), len(sink.rows), reader.committed())
 	}
 }
+
+// revokingReader is a fakeReader that, like GroupReader, tells the pipeline when the
+// group takes partitions away: the test calls revoke as the group would.
+type revokingReader struct {
+	*fakeReader
+	hook func(ctx context.Context, parts []TopicPartition)
+}
+
+func (r *revokingReader) OnRevoke(fn func(ctx context.Context, parts []TopicPartition)) { r.hook = fn }
+
+func (r *revokingReader) revoke(timeout time.Duration, parts ...TopicPartition) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	r.hook(ctx, parts)
+}
+
+// On a rebalance the pipeline finishes the revoked partitions' records in flight and
+// commits them before handing the partitions back; what cannot finish in time is left
+// uncommitted, to replay on the new owner.
+func TestPipelineFinishesRevokedPartitionsBeforeHandingThemBack(t *testing.T) {
+	both := []TopicPartition{{"t", 0}, {"t", 1}}
+	for _, tc := range []struct {
+		name          string
+		releaseAfter  time.Duration // when the sink starts acknowledging
+		revokeTimeout time.Duration
+		wantCommitted int64 // per partition, when the hook returns
+	}{
+		{"finishes in time", 50 * time.Millisecond, 10 * time.Second, 4},
+		{"runs out of time", time.Hour, 100 * time.Millisecond, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reader := &revokingReader{fakeReader: &fakeReader{msgs: messages(8, nil), commits: map[TopicPartition]int64{}}}
+			sink := &blockingSink{release: make(chan struct{})}
+			cfg := testConfig()
+			cfg.ShutdownTimeout = 50 * time.Millisecond
+			p, err := New(cfg, reader, fakeScorer{}, sink, sink, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reader.hook == nil {
+				t.Fatal("the pipeline did not register for revocations")
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() { errc <- p.Run(ctx) }()
+			for i := 0; i < 400 && p.Stats().Fetched < 8; i++ {
+				time.Sleep(5 * time.Millisecond)
+			}
+			release := time.AfterFunc(tc.releaseAfter, func() { close(sink.release) })
+			defer release.Stop()
+
+			start := time.Now()
+			reader.revoke(tc.revokeTimeout, both...)
+			waited := time.Since(start)
+			got := reader.committed()
+			for _, tp := range both {
+				if got[tp] != tc.wantCommitted {
+					t.Errorf("%s committed %d when the hook returned, want %d", tp, got[tp], tc.wantCommitted)
+				}
+			}
+			if waited < min(tc.releaseAfter, tc.revokeTimeout) {
+				t.Errorf("the hook returned after %s, before the records could be done", waited)
+			}
+			cancel()
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

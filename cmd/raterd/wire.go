@@ -235,9 +235,12 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 	return st, nil
 }
 
-// newPipeline builds the consumer pipeline on a kafka-go group reader.
+// newPipeline builds the consumer pipeline on a consumer-group member.
 func newPipeline(cfg *Config, st *stack, tel *Telemetry, logger *slog.Logger) (*consumer.Pipeline, io.Closer, error) {
-	reader := consumer.NewKafkaReader(cfg.Kafka, nil, logger)
+	reader, err := consumer.NewGroupReader(cfg.Kafka, nil, logger)
+	if err != nil {
+		return nil, nil, err
+	}
 	p, err := consumer.New(cfg.Kafka, reader, st.Scorer, st.Scores, st.DeadLetter, consumer.Options{
 		Logger: logger, MeterProvider: tel.Meters, TracerProvider: tel.Tracers,
 	})

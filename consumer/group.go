@@ -1,0 +1,298 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// GroupReader is the MessageReader raterd runs with: a consumer group member that knows
+// which partitions it owns in each generation. kafka-go's group *kafka.Reader does not
+// say, so it commits whatever it is handed, also for partitions the group has since given
+// to another member — and a late commit from the old owner can move that member's
+// committed offset back. GroupReader, built on kafka-go's ConsumerGroup:
+//   - commits only offsets of partitions it owns in the current generation (the others
+//     are dropped, and their records replay on their new owner);
+//   - when a generation ends (a rebalance), stops fetching, gives the pipeline up to half
+//     of Config.RebalanceTimeout to finish the records in flight and commit them (see
+//     OnRevoke), and only then lets the group move on;
+//   - fetches each assigned partition with its own kafka-go reader, from the committed
+//     offset (or Config.StartOffset for a new group).
+//
+// Memory: each partition reader buffers up to 100 messages besides the pipeline's own
+// in-flight bounds.
+type GroupReader struct {
+	group  *kafka.ConsumerGroup
+	cfg    Config
+	dialer *kafka.Dialer
+	logger *slog.Logger
+
+	out    chan kafka.Message
+	closed chan struct{}
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	gen      *kafka.Generation
+	owned    map[TopicPartition]bool
+	onRevoke func(ctx context.Context, partitions []TopicPartition)
+}
+
+// groupFetchQueue is how many messages each partition reader holds ahead.
+const groupFetchQueue = 100
+
+// NewGroupReader joins cfg.GroupID for cfg.Topics. A nil dialer uses kafka-go's default.
+// Close it to leave the group.
+func NewGroupReader(cfg Config, dialer *kafka.Dialer, logger *slog.Logger) (*GroupReader, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	start := kafka.FirstOffset
+	if cfg.StartOffset == StartLatest {
+		start = kafka.LastOffset
+	}
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                    cfg.GroupID,
+		Brokers:               cfg.Brokers,
+		Dialer:                dialer,
+		Topics:                cfg.Topics,
+		SessionTimeout:        cfg.SessionTimeout,
+		RebalanceTimeout:      cfg.RebalanceTimeout,
+		HeartbeatInterval:     max(cfg.SessionTimeout/10, 100*time.Millisecond),
+		WatchPartitionChanges: true,
+		StartOffset:           start,
+		Logger:                debugLogger(logger, "kafka group: "),
+		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { logger.Warn("kafka group: " + fmt.Sprintf(msg, args...)) }),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kafka consumer group %s: %w", cfg.GroupID, err)
+	}
+	r := &GroupReader{group: group, cfg: cfg, dialer: dialer, logger: logger,
+		out: make(chan kafka.Message), closed: make(chan struct{})}
+	r.wg.Add(1)
+	go r.run()
+	return r, nil
+}
+
+// OnRevoke sets the function called when this member's partitions are taken away (every
+// rebalance, since kafka-go rebalances eagerly): it should finish or abandon the records
+// of those partitions before ctx ends and commit what is done; commits still reach the
+// old generation until it returns. Set it before the first FetchMessage.
+func (r *GroupReader) OnRevoke(fn func(ctx context.Context, partitions []TopicPartition)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onRevoke = fn
+}
+
+// Owned returns the partitions this member owns in the current generation, sorted; none
+// while the group rebalances.
+func (r *GroupReader) Owned() []TopicPartition {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	parts := make([]TopicPartition, 0, len(r.owned))
+	for tp := range r.owned {
+		parts = append(parts, tp)
+	}
+	sortPartitions(parts)
+	return parts
+}
+
+func sortPartitions(parts []TopicPartition) {
+	sort.Slice(parts, func(i, j int) bool {
+		if parts[i].Topic != parts[j].Topic {
+			return parts[i].Topic < parts[j].Topic
+		}
+		return parts[i].Partition < parts[j].Partition
+	})
+}
+
+// FetchMessage returns the next message of any owned partition.
+func (r *GroupReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	select {
+	case m := <-r.out:
+		return m, nil
+	case <-ctx.Done():
+		return kafka.Message{}, ctx.Err()
+	case <-r.closed:
+		return kafka.Message{}, io.EOF
+	}
+}
+
+// CommitMessages commits, for each message, the offset after it — for the partitions
+// this member owns now. Messages of other partitions are skipped (logged): their records
+// replay on the partition's new owner. It fails while no generation is active.
+func (r *GroupReader) CommitMessages(ctx context.Context, msgs ...kafka.Message) error {
+	r.mu.Lock()
+	gen, owned := r.gen, r.owned
+	r.mu.Unlock()
+	if gen == nil {
+		return errors.New("kafka group: no active generation (rebalancing)")
+	}
+	offsets := map[string]map[int]int64{}
+	var skipped []string
+	for _, m := range msgs {
+		tp := TopicPartition{Topic: m.Topic, Partition: m.Partition}
+		if !owned[tp] {
+			skipped = append(skipped, tp.String())
+			continue
+		}
+		if offsets[m.Topic] == nil {
+			offsets[m.Topic] = map[int]int64{}
+		}
+		offsets[m.Topic][m.Partition] = max(offsets[m.Topic][m.Partition], m.Offset+1)
+	}
+	if len(skipped) > 0 {
+		r.logger.Info("not committing partitions this member no longer owns; their records replay on the new owner", "partitions", skipped)
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	// Generation.CommitOffsets takes no context; bound the wait here.
+	errc := make(chan error, 1)
+	go func() { errc <- gen.CommitOffsets(offsets) }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("kafka group %s generation %d: commit: %w", r.cfg.GroupID, gen.ID, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("kafka group %s: commit: %w", r.cfg.GroupID, ctx.Err())
+	}
+}
+
+// Close leaves the group and stops the partition readers.
+func (r *GroupReader) Close() error {
+	err := r.group.Close()
+	select {
+	case <-r.closed:
+	default:
+		close(r.closed)
+	}
+	r.wg.Wait()
+	return err
+}
+
+// run follows the group's generations until the reader is closed.
+func (r *GroupReader) run() {
+	defer r.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-r.closed
+		cancel()
+	}()
+	for {
+		gen, err := r.group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return
+			}
+			r.logger.Warn("kafka group: joining the next generation failed; retrying", "group", r.cfg.GroupID, "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		r.startGeneration(gen)
+	}
+}
+
+// startGeneration records gen's assignment and starts one reader per partition, plus a
+// watcher that hands the partitions back when the generation ends.
+func (r *GroupReader) startGeneration(gen *kafka.Generation) {
+	owned := map[TopicPartition]bool{}
+	var parts []TopicPartition
+	for topic, assigned := range gen.Assignments {
+		for _, a := range assigned {
+			tp := TopicPartition{Topic: topic, Partition: a.ID}
+			owned[tp] = true
+			parts = append(parts, tp)
+			gen.Start(func(ctx context.Context) { r.fetchPartition(ctx, tp, a.Offset) })
+		}
+	}
+	sortPartitions(parts)
+	r.mu.Lock()
+	r.gen, r.owned = gen, owned
+	r.mu.Unlock()
+	r.logger.Info("kafka group: partitions assigned", "group", r.cfg.GroupID, "generation", gen.ID, "partitions", len(parts))
+
+	gen.Start(func(ctx context.Context) {
+		<-ctx.Done() // the generation is ending: a rebalance, or Close
+		r.mu.Lock()
+		hook := r.onRevoke
+		r.mu.Unlock()
+		if hook != nil && len(parts) > 0 {
+			// The group waits for this function before rejoining, and the coordinator
+			// waits at most RebalanceTimeout for members to rejoin: keep half of it.
+			rctx, cancel := context.WithTimeout(context.Background(), r.cfg.RebalanceTimeout/2)
+			hook(rctx, parts)
+			cancel()
+		}
+		r.mu.Lock()
+		// A generation that ended before this watcher started runs it untracked, possibly
+		// after the next generation began: leave a newer generation's state alone.
+		if r.gen == gen {
+			r.gen, r.owned = nil, nil
+		}
+		r.mu.Unlock()
+	})
+}
+
+// debugLogger passes kafka-go's chatter (joins, generations, fetch retries) to logger at
+// debug level, and is nil — no formatting cost — when that level is off.
+func debugLogger(logger *slog.Logger, prefix string) kafka.Logger {
+	if !logger.Enabled(context.Background(), slog.LevelDebug) {
+		return nil
+	}
+	return kafka.LoggerFunc(func(msg string, args ...any) { logger.Debug(prefix + fmt.Sprintf(msg, args...)) })
+}
+
+// fetchPartition reads one partition from offset into r.out until ctx ends.
+func (r *GroupReader) fetchPartition(ctx context.Context, tp TopicPartition, offset int64) {
+	rd := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:       r.cfg.Brokers,
+		Topic:         tp.Topic,
+		Partition:     tp.Partition,
+		Dialer:        r.dialer,
+		MinBytes:      1,
+		MaxBytes:      max(r.cfg.MaxRecordBytes*2, 10<<20),
+		MaxWait:       250 * time.Millisecond,
+		QueueCapacity: groupFetchQueue,
+		Logger:        debugLogger(r.logger, "kafka "+tp.String()+": "),
+		ErrorLogger:   kafka.LoggerFunc(func(msg string, args ...any) { r.logger.Warn("kafka: " + fmt.Sprintf(msg, args...)) }),
+	})
+	defer rd.Close()
+	if err := rd.SetOffset(offset); err != nil {
+		r.logger.Error("kafka: cannot start reading partition", "partition", tp.String(), "offset", offset, "err", err)
+		return
+	}
+	for {
+		m, err := rd.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.logger.Warn("kafka fetch failed; retrying", "partition", tp.String(), "err", err)
+			select {
+			case <-time.After(time.Second):
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case r.out <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
