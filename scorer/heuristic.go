@@ -105,6 +105,12 @@ func NewHeuristicJudge() *HeuristicJudge {
 // and score row, so it must change whenever a check's logic changes.
 func (*HeuristicJudge) Identity() string { return "heuristic/v1" }
 
+var _ UncachedJudge = (*HeuristicJudge)(nil)
+
+// Uncached reports that the checks are cheaper to run again than to cache (see
+// UncachedJudge): the scorer never caches their verdicts.
+func (*HeuristicJudge) Uncached() bool { return true }
+
 // Judge runs each task's check and returns one verdict per task, in order. A bad task
 // (unknown check, missing record) fails alone through Verdict.Err; the call fails only
 // when ctx ends, which is checked between tasks.

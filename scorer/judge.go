@@ -52,6 +52,16 @@ type Judge interface {
 	Judge(ctx context.Context, tasks []Task) ([]Verdict, error)
 }
 
+// UncachedJudge is implemented by judges whose verdicts cost less to compute again than
+// to cache: the built-in CPU checks take microseconds, while a cache key hashes the
+// record's fields and a lookup and fill are Redis round trips. The scorer sends their tasks
+// straight to the judge — no cache key, no lookup or fill, no waiting on another batch —
+// and their rows are never marked cached.
+type UncachedJudge interface {
+	// Uncached reports that the judge's verdicts are not worth caching.
+	Uncached() bool
+}
+
 // ErrJudgeUnavailable marks a per-task failure that was transient (the judge pool was
 // unreachable, overloaded or timing out) and outlived the judge's bounded retries. The
 // scorer then fails the whole batch instead of storing a failure row, so the batch is

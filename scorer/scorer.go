@@ -45,7 +45,10 @@ type Options struct {
 
 // BatchStats counts what scoring one batch cost.
 type BatchStats struct {
-	Tasks        int // record × evaluator pairs to score
+	Tasks int // record × evaluator pairs to score
+	// Uncached counts the tasks of uncached judges (UncachedJudge), judged without the
+	// cache: Tasks - Uncached is what the cache could answer.
+	Uncached     int
 	CacheHits    int // tasks answered from the cache
 	Deduplicated int // tasks answered by another task of the same batch with the same key
 	// InFlightJoins counts tasks answered by another batch that was judging the same key.
@@ -63,8 +66,10 @@ type BatchStats struct {
 type Scorer struct {
 	evaluators []*Evaluator
 	judges     map[string]Judge
-	opts       Options
-	tracer     trace.Tracer
+	// uncached names the judges whose tasks skip the cache (UncachedJudge).
+	uncached map[string]bool
+	opts     Options
+	tracer   trace.Tracer
 
 	totalsMu sync.Mutex
 	totals   BatchStats
@@ -110,7 +115,12 @@ func New(evaluators []*Evaluator, judges map[string]Judge, opts Options) (*Score
 		opts.Now = time.Now
 	}
 	s := &Scorer{evaluators: evaluators, judges: judges, opts: opts, tracer: opts.TracerProvider.Tracer("raterd/scorer"),
-		flights: make(map[string]*flight)}
+		flights: make(map[string]*flight), uncached: make(map[string]bool)}
+	for name, j := range judges {
+		if u, ok := j.(UncachedJudge); ok && u.Uncached() {
+			s.uncached[name] = true
+		}
+	}
 	m := opts.MeterProvider.Meter("raterd/scorer")
 	var err error
 	must := func(e error) {
@@ -158,6 +168,7 @@ func (s *Scorer) Score(ctx context.Context, records []*record.Record) ([]record.
 	rows, st, err := s.ScoreBatch(ctx, records)
 	s.totalsMu.Lock()
 	s.totals.Tasks += st.Tasks
+	s.totals.Uncached += st.Uncached
 	s.totals.CacheHits += st.CacheHits
 	s.totals.Deduplicated += st.Deduplicated
 	s.totals.InFlightJoins += st.InFlightJoins
@@ -228,8 +239,11 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 	for _, r := range records {
 		for _, e := range s.evaluators {
 			if e.Applies(r) {
-				judge := s.judges[e.Judge]
-				tasks = append(tasks, pending{task: Task{Evaluator: e, Record: r}, key: CacheKey(e, judge.Identity(), r)})
+				p := pending{task: Task{Evaluator: e, Record: r}}
+				if !s.uncached[e.Judge] {
+					p.key = CacheKey(e, s.judges[e.Judge].Identity(), r)
+				}
+				tasks = append(tasks, p)
 			}
 		}
 	}
@@ -240,18 +254,24 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 	}
 
 	// Deduplicate keys within the batch: the first task with a key leads, the rest follow.
+	// Tasks of uncached judges have no key: each is judged directly, in the first round.
 	leaders := make(map[string]int, len(tasks))
-	var uniqueIdx []int
+	var uniqueIdx, direct []int
 	for i := range tasks {
+		tasks[i].leader = i
+		if tasks[i].key == "" {
+			direct = append(direct, i)
+			continue
+		}
 		if j, ok := leaders[tasks[i].key]; ok {
 			tasks[i].leader = j
 			st.Deduplicated++
 			continue
 		}
 		leaders[tasks[i].key] = i
-		tasks[i].leader = i
 		uniqueIdx = append(uniqueIdx, i)
 	}
+	st.Uncached = len(direct)
 
 	// Every unique key is claimed before anything else: a key another batch is judging
 	// right now is awaited, not judged again; the claimed ones are looked up in the cache
@@ -260,12 +280,15 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 	// call failed) is claimed once more, then judged here unclaimed.
 	judged := make([]bool, len(tasks)) // a verdict came back for this task
 	todo := uniqueIdx
-	for round := 0; len(todo) > 0; round++ {
+	for round := 0; len(todo) > 0 || round == 0 && len(direct) > 0; round++ {
 		lead, leadFlights, follow, followFlights := s.claim(tasks, todo, round < 2)
 
 		misses := lead
 		if s.opts.Cache != nil && len(lead) > 0 {
 			misses = s.lookup(ctx, tasks, lead, &st)
+		}
+		if round == 0 {
+			misses = append(misses, direct...)
 		}
 		err := s.judgeTasks(ctx, tasks, misses, &st, judged)
 		// A verdict that only says the judge was unavailable is no verdict: it is neither
@@ -541,7 +564,7 @@ func (s *Scorer) fillCache(ctx context.Context, tasks []pending, idx []int, judg
 	var fill []cache.Entry
 	for _, i := range idx {
 		p := &tasks[i]
-		if judged[i] && p.verdict.Err == nil && p.verdict.Status == record.StatusOK {
+		if p.key != "" && judged[i] && p.verdict.Err == nil && p.verdict.Status == record.StatusOK {
 			if b := encodeVerdict(p.verdict); b != nil {
 				fill = append(fill, cache.Entry{Key: p.key, Value: b, TTL: p.task.Evaluator.CacheTTL})
 			}

@@ -489,3 +489,78 @@ func TestUnavailableErrorNamesSuspects(t *testing.T) {
 		t.Fatalf("error %v: want 4 failed records and no suspects (the judge answered nothing)", err)
 	}
 }
+
+// uncachedJudge is a countingJudge that declares its verdicts not worth caching, like the
+// built-in checks.
+type uncachedJudge struct{ countingJudge }
+
+func (*uncachedJudge) Uncached() bool { return true }
+
+// recordingCache is a Memory cache that records every key it is asked for or given.
+type recordingCache struct {
+	*cache.Memory
+	mu   sync.Mutex
+	keys []string
+}
+
+func (r *recordingCache) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	r.mu.Lock()
+	r.keys = append(r.keys, keys...)
+	r.mu.Unlock()
+	return r.Memory.GetMany(ctx, keys)
+}
+
+func (r *recordingCache) SetMany(ctx context.Context, entries []cache.Entry) error {
+	r.mu.Lock()
+	for _, e := range entries {
+		r.keys = append(r.keys, e.Key)
+	}
+	r.mu.Unlock()
+	return r.Memory.SetMany(ctx, entries)
+}
+
+// An uncached judge's tasks never reach the cache and are judged every time, while a
+// cached judge's tasks in the same batch are still deduplicated and cached.
+func TestScorerSendsUncachedJudgesTasksStraightToTheJudge(t *testing.T) {
+	cheap, model := &uncachedJudge{countingJudge{ident: "cheap:v1"}}, &countingJudge{ident: "model:v1"}
+	evCheap := prepared(t, &Evaluator{Name: "cheap", Judge: "cheap", Criteria: "c"})
+	evModel := prepared(t, &Evaluator{Name: "model", Judge: "model", Criteria: "m"})
+	rc := &recordingCache{Memory: cache.NewMemory(1 << 20)}
+	s, err := New([]*Evaluator{evCheap, evModel}, map[string]Judge{"cheap": cheap, "model": model}, Options{Cache: rc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for batch := 1; batch <= 2; batch++ {
+		rows, st, err := s.ScoreBatch(context.Background(), recs(10, 4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 20 {
+			t.Fatalf("batch %d: %d rows, want 20", batch, len(rows))
+		}
+		for _, r := range rows {
+			if r.Evaluator == "cheap" && r.Cached {
+				t.Errorf("batch %d: an uncached judge's row is marked cached: %+v", batch, r)
+			}
+		}
+		if cheap.calls != 10*batch {
+			t.Errorf("batch %d: the uncached judge judged %d tasks in all, want every task: %d", batch, cheap.calls, 10*batch)
+		}
+		if model.calls != 4 {
+			t.Errorf("batch %d: the cached judge judged %d tasks in all, want the 4 distinct keys once", batch, model.calls)
+		}
+		if wantHits := map[int]int{1: 0, 2: 4}[batch]; st.CacheHits != wantHits {
+			t.Errorf("batch %d: %d cache hits, want %d", batch, st.CacheHits, wantHits)
+		}
+	}
+	for _, k := range rc.keys {
+		for _, r := range recs(10, 4) {
+			if k == CacheKey(evCheap, cheap.Identity(), r) {
+				t.Fatalf("the cache saw the uncached judge's key %s", k)
+			}
+		}
+	}
+	if len(rc.keys) == 0 {
+		t.Fatal("the cached judge's keys never reached the cache")
+	}
+}

@@ -247,9 +247,14 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	if stats1.Valid != int64(valid) || stats1.DeadLetters != int64(invalid) {
 		t.Fatalf("valid %d dead %d, want %d and %d", stats1.Valid, stats1.DeadLetters, valid, invalid)
 	}
-	// Every judge call is worth its cost: exactly one per distinct (rubric, judge, inputs) key.
-	if got, want := st1.Scorer.Totals().JudgeCalls, distinctKeys(t, cfg1, st1, values); got != want {
-		t.Fatalf("first group made %d judge calls, want one per distinct cache key: %d", got, want)
+	// Every judge call is worth its cost: exactly one per distinct (rubric, judge, inputs)
+	// key, and one per task of the built-in checks (not cached: cheaper to run again).
+	keys, uncached := judgeCallsWanted(t, cfg1, st1, values)
+	if uncached == 0 {
+		t.Fatal("the test's evaluators include no built-in check: the uncached path goes untested")
+	}
+	if got := st1.Scorer.Totals().JudgeCalls; got != keys+uncached {
+		t.Fatalf("first group made %d judge calls, want one per distinct cache key (%d) plus one per built-in check task (%d)", got, keys, uncached)
 	}
 
 	var rows uint64
@@ -297,14 +302,16 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	// The group's committed offsets reach the end of every partition.
 	checkCommittedToEnd(t, s.kafka, topic, cfg1.Kafka.GroupID, partitions)
 
-	// A second group over the same records: everything is cached, no judge is called.
+	// A second group over the same records: every model verdict is cached, no model judge
+	// is called; only the built-in checks run again.
 	before := sim.Stats().Completed
 	cfg2 := integrationConfig(t, s, topic, "it-group-2-"+suffix, db, simURL)
 	stats2, st2 := runGroup(t, cfg2, int64(len(values)))
 	tot2 := st2.Scorer.Totals()
 	t.Logf("group 2: %+v, scorer %+v", stats2, tot2)
-	if tot2.JudgeCalls != 0 || sim.Stats().Completed != before {
-		t.Fatalf("second group made %d judge calls (simulator served %d more); want 0: all cache hits", tot2.JudgeCalls, sim.Stats().Completed-before)
+	if tot2.JudgeCalls != uncached || sim.Stats().Completed != before {
+		t.Fatalf("second group made %d judge calls (simulator served %d more); want only the %d built-in check tasks: the rest cache hits",
+			tot2.JudgeCalls, sim.Stats().Completed-before, uncached)
 	}
 	if tot2.CacheHits == 0 || tot2.CacheBypass {
 		t.Fatalf("second group: %+v", tot2)
@@ -398,27 +405,36 @@ func checkCommittedToEnd(t *testing.T, broker, topic, group string, partitions i
 	}
 }
 
-// distinctKeys counts the distinct cache keys of the valid records × applicable evaluators.
-func distinctKeys(t testing.TB, cfg *Config, st *stack, values [][]byte) int {
+// judgeCallsWanted is what scoring values must cost, by the rule "every judge call is
+// worth its cost": keys, the distinct (rubric, judge, inputs) cache keys of the cached
+// judges' tasks — each judged once, then cached — and uncached, the tasks of the judges
+// that are cheaper to run again than to cache (scorer.UncachedJudge: the built-in checks),
+// each judged every time.
+func judgeCallsWanted(t testing.TB, cfg *Config, st *stack, values [][]byte) (keys, uncached int) {
 	t.Helper()
 	judges, err := buildJudges(cfg, nil, slog.Default(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeJudges(context.Background(), judges)
-	keys := map[string]bool{}
+	distinct := map[string]bool{}
 	for i, v := range values {
 		r, err := consumer.Decode(v, record.Source{Topic: "t", Offset: int64(i)}, time.Now(), consumer.DefaultMaxRecordBytes)
 		if err != nil {
 			continue
 		}
 		for _, e := range st.Scorer.Evaluators() {
-			if e.Applies(r) {
-				keys[scorer.CacheKey(e, judges[e.Judge].Identity(), r)] = true
+			if !e.Applies(r) {
+				continue
 			}
+			if u, ok := judges[e.Judge].(scorer.UncachedJudge); ok && u.Uncached() {
+				uncached++
+				continue
+			}
+			distinct[scorer.CacheKey(e, judges[e.Judge].Identity(), r)] = true
 		}
 	}
-	return len(keys)
+	return len(distinct), uncached
 }
 
 // checkTaskRows checks what each task type and judge stored in ClickHouse: every row ok,
