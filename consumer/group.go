@@ -26,8 +26,9 @@ import (
 //   - fetches each assigned partition with its own kafka-go reader, from the committed
 //     offset (or Config.StartOffset for a new group).
 //
-// Memory: each partition reader buffers up to 100 messages besides the pipeline's own
-// in-flight bounds.
+// Memory: besides the pipeline's own in-flight bounds, the partition readers of a
+// generation hold at most max(batch.max_records, 100) messages ahead between them (at
+// least groupFetchQueueMin each), however many partitions the member owns.
 type GroupReader struct {
 	group  *kafka.ConsumerGroup
 	cfg    Config
@@ -44,8 +45,15 @@ type GroupReader struct {
 	onRevoke func(ctx context.Context, partitions []TopicPartition)
 }
 
-// groupFetchQueue is how many messages each partition reader holds ahead.
-const groupFetchQueue = 100
+// groupFetchQueueMin is the fewest messages a partition reader holds ahead, so that a
+// member owning many partitions still reads each in batches.
+const groupFetchQueueMin = 8
+
+// partitionQueue splits the read-ahead budget — as much as kafka-go's group reader holds
+// for all partitions: max(batch.max_records, 100) — among a generation's partitions.
+func partitionQueue(cfg Config, partitions int) int {
+	return max(groupFetchQueueMin, max(cfg.Batch.MaxRecords, 100)/max(partitions, 1))
+}
 
 // NewGroupReader joins cfg.GroupID for cfg.Topics. A nil dialer uses kafka-go's default.
 // Close it to leave the group.
@@ -211,12 +219,17 @@ func (r *GroupReader) run() {
 func (r *GroupReader) startGeneration(gen *kafka.Generation) {
 	owned := map[TopicPartition]bool{}
 	var parts []TopicPartition
+	n := 0
+	for _, assigned := range gen.Assignments {
+		n += len(assigned)
+	}
+	queue := partitionQueue(r.cfg, n)
 	for topic, assigned := range gen.Assignments {
 		for _, a := range assigned {
 			tp := TopicPartition{Topic: topic, Partition: a.ID}
 			owned[tp] = true
 			parts = append(parts, tp)
-			gen.Start(func(ctx context.Context) { r.fetchPartition(ctx, tp, a.Offset) })
+			gen.Start(func(ctx context.Context) { r.fetchPartition(ctx, tp, a.Offset, queue) })
 		}
 	}
 	sortPartitions(parts)
@@ -256,8 +269,9 @@ func debugLogger(logger *slog.Logger, prefix string) kafka.Logger {
 	return kafka.LoggerFunc(func(msg string, args ...any) { logger.Debug(prefix + fmt.Sprintf(msg, args...)) })
 }
 
-// fetchPartition reads one partition from offset into r.out until ctx ends.
-func (r *GroupReader) fetchPartition(ctx context.Context, tp TopicPartition, offset int64) {
+// fetchPartition reads one partition from offset into r.out until ctx ends, holding at
+// most queue messages ahead.
+func (r *GroupReader) fetchPartition(ctx context.Context, tp TopicPartition, offset int64, queue int) {
 	rd := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       r.cfg.Brokers,
 		Topic:         tp.Topic,
@@ -266,7 +280,7 @@ func (r *GroupReader) fetchPartition(ctx context.Context, tp TopicPartition, off
 		MinBytes:      1,
 		MaxBytes:      max(r.cfg.MaxRecordBytes*2, 10<<20),
 		MaxWait:       250 * time.Millisecond,
-		QueueCapacity: groupFetchQueue,
+		QueueCapacity: queue,
 		Logger:        debugLogger(r.logger, "kafka "+tp.String()+": "),
 		ErrorLogger:   kafka.LoggerFunc(func(msg string, args ...any) { r.logger.Warn("kafka: " + fmt.Sprintf(msg, args...)) }),
 	})
