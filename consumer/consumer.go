@@ -104,7 +104,8 @@ type Pipeline struct {
 	tracer  trace.Tracer
 	tracker *OffsetTracker
 
-	ran atomic.Bool // Run may be called once: its bookkeeping does not reset
+	ran      atomic.Bool // Run may be called once: its bookkeeping does not reset
+	commitMu sync.Mutex  // serialises commits (see commit)
 
 	inflightRecords *semaphore.Weighted
 	inflightBytes   *semaphore.Weighted
@@ -653,7 +654,9 @@ func (p *Pipeline) commitLoop(ctx context.Context, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			if err := p.commit(ctx); err != nil {
+			if err := p.commit(ctx); errors.Is(err, ErrRebalancing) {
+				p.opts.Logger.Debug("offset commit waits for the rebalance to end", "err", err)
+			} else if err != nil {
 				p.opts.Logger.Warn("offset commit failed; will retry", "err", err)
 			}
 		}
@@ -688,6 +691,11 @@ func (p *Pipeline) revoked(ctx context.Context, parts []TopicPartition) {
 
 // commit commits every partition whose done watermark moved, in one request.
 func (p *Pipeline) commit(ctx context.Context) error {
+	// One commit at a time: a revoke's commit must not find the watermarks already taken
+	// by a periodic commit still in flight (whose request may then fail with the ending
+	// generation).
+	p.commitMu.Lock()
+	defer p.commitMu.Unlock()
 	next := p.tracker.Committable()
 	if len(next) == 0 {
 		return nil

@@ -35,15 +35,23 @@ type GroupReader struct {
 	dialer *kafka.Dialer
 	logger *slog.Logger
 
-	out    chan kafka.Message
-	closed chan struct{}
-	wg     sync.WaitGroup
+	out       chan kafka.Message
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 
-	mu       sync.Mutex
-	gen      *kafka.Generation
-	owned    map[TopicPartition]bool
+	mu  sync.Mutex
+	gen *kafka.Generation
+	// owned maps each partition of the current generation to the offset it was assigned
+	// at (-1 when the group had none committed): a commit below it would move the group's
+	// offset back past what another member did meanwhile.
+	owned    map[TopicPartition]int64
 	onRevoke func(ctx context.Context, partitions []TopicPartition)
 }
+
+// ErrRebalancing is returned by GroupReader.CommitMessages while the group has no active
+// generation: the commit is retried once it has one.
+var ErrRebalancing = errors.New("kafka group: no active generation (rebalancing)")
 
 // groupFetchQueueMin is the fewest messages a partition reader holds ahead, so that a
 // member owning many partitions still reads each in batches.
@@ -53,6 +61,20 @@ const groupFetchQueueMin = 8
 // for all partitions: max(batch.max_records, 100) — among a generation's partitions.
 func partitionQueue(cfg Config, partitions int) int {
 	return max(groupFetchQueueMin, max(cfg.Batch.MaxRecords, 100)/max(partitions, 1))
+}
+
+// heartbeatInterval is a tenth of the session timeout: nine heartbeats may be lost before
+// the coordinator gives up on the member.
+func heartbeatInterval(cfg Config) time.Duration {
+	return max(cfg.SessionTimeout/10, 100*time.Millisecond)
+}
+
+// handBackTimeout bounds the revoke hook. The coordinator waits RebalanceTimeout for
+// members to rejoin, so the hook keeps half of it; and kafka-go stops heartbeating when a
+// generation ends, so the hook must also end before the session times out, or the member
+// is dropped and its hand-back commits are refused.
+func handBackTimeout(cfg Config) time.Duration {
+	return max(min(cfg.RebalanceTimeout/2, cfg.SessionTimeout-2*heartbeatInterval(cfg)), 0)
 }
 
 // NewGroupReader joins cfg.GroupID for cfg.Topics. A nil dialer uses kafka-go's default.
@@ -72,7 +94,7 @@ func NewGroupReader(cfg Config, dialer *kafka.Dialer, logger *slog.Logger) (*Gro
 		Topics:                cfg.Topics,
 		SessionTimeout:        cfg.SessionTimeout,
 		RebalanceTimeout:      cfg.RebalanceTimeout,
-		HeartbeatInterval:     max(cfg.SessionTimeout/10, 100*time.Millisecond),
+		HeartbeatInterval:     heartbeatInterval(cfg),
 		WatchPartitionChanges: true,
 		StartOffset:           start,
 		Logger:                debugLogger(logger, "kafka group: "),
@@ -89,9 +111,11 @@ func NewGroupReader(cfg Config, dialer *kafka.Dialer, logger *slog.Logger) (*Gro
 }
 
 // OnRevoke sets the function called when this member's partitions are taken away (every
-// rebalance, since kafka-go rebalances eagerly): it should finish or abandon the records
-// of those partitions before ctx ends and commit what is done; commits still reach the
-// old generation until it returns. Set it before the first FetchMessage.
+// rebalance, since kafka-go rebalances eagerly), once their partition readers have
+// stopped: it should finish or abandon the records of those partitions before ctx ends
+// (see handBackTimeout) and commit what is done; commits still reach the old generation
+// until it returns. It is not called when the reader is closed: the pipeline has made its
+// final commit by then. Set it before the first FetchMessage.
 func (r *GroupReader) OnRevoke(fn func(ctx context.Context, partitions []TopicPartition)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -133,21 +157,29 @@ func (r *GroupReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
 }
 
 // CommitMessages commits, for each message, the offset after it — for the partitions
-// this member owns now. Messages of other partitions are skipped (logged): their records
-// replay on the partition's new owner. It fails while no generation is active.
+// this member owns now, and only forward of the offset each was assigned at. Messages of
+// other partitions are skipped (logged): their records replay on the partition's new
+// owner. It fails with ErrRebalancing while no generation is active.
 func (r *GroupReader) CommitMessages(ctx context.Context, msgs ...kafka.Message) error {
 	r.mu.Lock()
 	gen, owned := r.gen, r.owned
 	r.mu.Unlock()
 	if gen == nil {
-		return errors.New("kafka group: no active generation (rebalancing)")
+		return ErrRebalancing
 	}
 	offsets := map[string]map[int]int64{}
-	var skipped []string
+	var skipped, behind []string
 	for _, m := range msgs {
 		tp := TopicPartition{Topic: m.Topic, Partition: m.Partition}
-		if !owned[tp] {
+		start, ok := owned[tp]
+		if !ok {
 			skipped = append(skipped, tp.String())
+			continue
+		}
+		if m.Offset+1 < start {
+			// Work of an earlier generation finishing late: another member has committed
+			// past it since.
+			behind = append(behind, tp.String())
 			continue
 		}
 		if offsets[m.Topic] == nil {
@@ -157,6 +189,9 @@ func (r *GroupReader) CommitMessages(ctx context.Context, msgs ...kafka.Message)
 	}
 	if len(skipped) > 0 {
 		r.logger.Info("not committing partitions this member no longer owns; their records replay on the new owner", "partitions", skipped)
+	}
+	if len(behind) > 0 {
+		r.logger.Info("not moving committed offsets back below where this generation started", "partitions", behind)
 	}
 	if len(offsets) == 0 {
 		return nil
@@ -175,16 +210,26 @@ func (r *GroupReader) CommitMessages(ctx context.Context, msgs ...kafka.Message)
 	}
 }
 
-// Close leaves the group and stops the partition readers.
+// Close leaves the group and stops the partition readers; FetchMessage then returns
+// io.EOF. The revoke hook is not called for the generation it ends.
 func (r *GroupReader) Close() error {
-	err := r.group.Close()
+	var err error
+	r.closeOnce.Do(func() {
+		close(r.closed) // first: the ending generation's watcher sees it and skips the hook
+		err = r.group.Close()
+		r.wg.Wait()
+	})
+	return err
+}
+
+// closing reports whether Close has been called.
+func (r *GroupReader) closing() bool {
 	select {
 	case <-r.closed:
+		return true
 	default:
-		close(r.closed)
+		return false
 	}
-	r.wg.Wait()
-	return err
 }
 
 // run follows the group's generations until the reader is closed.
@@ -217,19 +262,24 @@ func (r *GroupReader) run() {
 // startGeneration records gen's assignment and starts one reader per partition, plus a
 // watcher that hands the partitions back when the generation ends.
 func (r *GroupReader) startGeneration(gen *kafka.Generation) {
-	owned := map[TopicPartition]bool{}
+	owned := map[TopicPartition]int64{}
 	var parts []TopicPartition
 	n := 0
 	for _, assigned := range gen.Assignments {
 		n += len(assigned)
 	}
 	queue := partitionQueue(r.cfg, n)
+	var fetchers sync.WaitGroup
 	for topic, assigned := range gen.Assignments {
 		for _, a := range assigned {
 			tp := TopicPartition{Topic: topic, Partition: a.ID}
-			owned[tp] = true
+			owned[tp] = max(a.Offset, -1) // FirstOffset/LastOffset (< 0): nothing committed
 			parts = append(parts, tp)
-			gen.Start(func(ctx context.Context) { r.fetchPartition(ctx, tp, a.Offset, queue) })
+			fetchers.Add(1)
+			gen.Start(func(ctx context.Context) {
+				defer fetchers.Done()
+				r.fetchPartition(ctx, tp, a.Offset, queue)
+			})
 		}
 	}
 	sortPartitions(parts)
@@ -238,15 +288,20 @@ func (r *GroupReader) startGeneration(gen *kafka.Generation) {
 	r.mu.Unlock()
 	r.logger.Info("kafka group: partitions assigned", "group", r.cfg.GroupID, "generation", gen.ID, "partitions", len(parts))
 
+	// Tracked by r.wg too: a generation that ended before this call runs the watcher
+	// untracked by kafka-go, and Close must still wait for it.
+	r.wg.Add(1)
 	gen.Start(func(ctx context.Context) {
+		defer r.wg.Done()
 		<-ctx.Done() // the generation is ending: a rebalance, or Close
+		// No message of these partitions reaches the pipeline once the hook runs.
+		fetchers.Wait()
 		r.mu.Lock()
 		hook := r.onRevoke
 		r.mu.Unlock()
-		if hook != nil && len(parts) > 0 {
-			// The group waits for this function before rejoining, and the coordinator
-			// waits at most RebalanceTimeout for members to rejoin: keep half of it.
-			rctx, cancel := context.WithTimeout(context.Background(), r.cfg.RebalanceTimeout/2)
+		if hook != nil && len(parts) > 0 && !r.closing() {
+			// The group waits for this function before rejoining.
+			rctx, cancel := context.WithTimeout(context.Background(), handBackTimeout(r.cfg))
 			hook(rctx, parts)
 			cancel()
 		}
@@ -302,6 +357,9 @@ func (r *GroupReader) fetchPartition(ctx context.Context, tp TopicPartition, off
 			case <-ctx.Done():
 				return
 			}
+		}
+		if ctx.Err() != nil {
+			return // the generation ended while this fetch was in hand: replayed by the next owner
 		}
 		select {
 		case r.out <- m:

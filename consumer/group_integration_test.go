@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -80,7 +82,7 @@ func TestGroupReaderOwnsItsCommits(t *testing.T) {
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
+	defer w.Close()
 
 	cfg := Config{Brokers: []string{broker}, Topics: []string{topic}, GroupID: group, SessionTimeout: 6 * time.Second, RebalanceTimeout: 10 * time.Second}
 	if err := cfg.Validate("kafka"); err != nil {
@@ -113,12 +115,16 @@ func TestGroupReaderOwnsItsCommits(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	// a reads until it has at least 10 messages of every partition (the partition readers
+	// feed one channel, not in turn), so each has a hand-back offset to check.
 	lastA = map[int]kafka.Message{}
-	for range 200 {
+	seen := map[int]int{}
+	for len(seen) < 4 || slices.Min(slices.Collect(maps.Values(seen))) < 10 {
 		m, err := a.FetchMessage(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
+		seen[m.Partition]++
 		mu.Lock()
 		lastA[m.Partition] = m
 		mu.Unlock()
@@ -140,19 +146,26 @@ func TestGroupReaderOwnsItsCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	go func() { // b must fetch to take part; it only reads here
+	firstB := map[int]int64{} // the first offset b fetched per partition
+	go func() {               // b must fetch to take part; it only records where it starts
 		for ctx.Err() == nil {
-			if _, err := b.FetchMessage(ctx); err != nil {
+			m, err := b.FetchMessage(ctx)
+			if err != nil {
 				return
 			}
+			mu.Lock()
+			if _, ok := firstB[m.Partition]; !ok {
+				firstB[m.Partition] = m.Offset
+			}
+			mu.Unlock()
 		}
 	}()
 	waitFor(t, "a rebalance that splits the partitions", 60*time.Second, func() bool {
 		return len(a.Owned()) == 2 && len(b.Owned()) == 2
 	})
 	mu.Lock()
-	if len(revoked) != 1 || len(revoked[0]) != 4 {
-		t.Errorf("OnRevoke calls %v, want one with all 4 partitions", revoked)
+	if len(revoked) == 0 || len(revoked[0]) != 4 {
+		t.Errorf("OnRevoke calls %v, want a first one with all 4 partitions", revoked)
 	}
 	mu.Unlock()
 	c := committedOffsets(t, kc, group, topic, 4)
@@ -161,11 +174,46 @@ func TestGroupReaderOwnsItsCommits(t *testing.T) {
 			t.Errorf("partition %d committed %d after the hand-back, want %d", p, c[p], m.Offset+1)
 		}
 	}
+	// The new owner starts where a stopped: no record a handed back is read again. (More
+	// messages first: a may have read some partitions to their end.)
+	if err := w.WriteMessages(context.Background(), msgs[:40]...); err != nil {
+		t.Fatal(err)
+	}
+	bOwns := b.Owned()
+	waitFor(t, "b's first message of each partition it owns", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, tp := range bOwns {
+			if _, ok := firstB[tp.Partition]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	for _, tp := range bOwns {
+		if firstB[tp.Partition] != c[tp.Partition] {
+			t.Errorf("b started partition %d at offset %d, want %d (where a's hand-back committed)", tp.Partition, firstB[tp.Partition], c[tp.Partition])
+		}
+	}
+	mu.Unlock()
 
-	// a now commits only what it owns: the commit for b's partitions is dropped.
+	// a now commits only what it owns: the commit for b's partitions is dropped, and so is
+	// one that would move an owned partition's offset back below where this generation
+	// started (late work of an earlier generation).
 	owned := map[int]bool{}
+	var back []kafka.Message
 	for _, tp := range a.Owned() {
 		owned[tp.Partition] = true
+		back = append(back, kafka.Message{Topic: topic, Partition: tp.Partition, Offset: 0})
+	}
+	if err := a.CommitMessages(ctx, back...); err != nil {
+		t.Fatal(err)
+	}
+	for p, off := range committedOffsets(t, kc, group, topic, 4) {
+		if off != c[p] {
+			t.Errorf("partition %d committed %d after a commit below its start, want it kept at %d", p, off, c[p])
+		}
 	}
 	var all []kafka.Message
 	for p := range 4 {
@@ -184,4 +232,18 @@ func TestGroupReaderOwnsItsCommits(t *testing.T) {
 			t.Errorf("partition %d (owned by a: %v) committed %d, want %d", p, owned[p], after[p], want)
 		}
 	}
+
+	// Closing ends a's generation without the hand-back: the pipeline made its final
+	// commit before closing its reader, and a hook would only wait out its deadline.
+	mu.Lock()
+	calls := len(revoked)
+	mu.Unlock()
+	if err := a.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	mu.Lock()
+	if len(revoked) != calls {
+		t.Errorf("OnRevoke ran on Close: %v", revoked[calls:])
+	}
+	mu.Unlock()
 }

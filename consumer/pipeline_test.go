@@ -515,6 +515,7 @@ func TestPipelineFinishesRevokedPartitionsBeforeHandingThemBack(t *testing.T) {
 			sink := &blockingSink{release: make(chan struct{})}
 			cfg := testConfig()
 			cfg.ShutdownTimeout = 50 * time.Millisecond
+			cfg.CommitInterval = time.Hour // only the hand-back commits
 			p, err := New(cfg, reader, fakeScorer{}, sink, sink, Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -528,10 +529,9 @@ func TestPipelineFinishesRevokedPartitionsBeforeHandingThemBack(t *testing.T) {
 			for i := 0; i < 400 && p.Stats().Fetched < 8; i++ {
 				time.Sleep(5 * time.Millisecond)
 			}
+			start := time.Now()
 			release := time.AfterFunc(tc.releaseAfter, func() { close(sink.release) })
 			defer release.Stop()
-
-			start := time.Now()
 			reader.revoke(tc.revokeTimeout, both...)
 			waited := time.Since(start)
 			got := reader.committed()
