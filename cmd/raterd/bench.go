@@ -74,6 +74,8 @@ type benchOptions struct {
 	naiveRecords             int
 	latency                  time.Duration
 	latencyRate              float64
+	soak                     time.Duration
+	soakRate                 float64
 	cpuprofile               string
 	json, quiet, keep        bool
 	timeout                  time.Duration
@@ -108,11 +110,13 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.IntVar(&o.naiveRecords, "naive-records", 2000, "records the naive evaluator consumes (at most --records): it is slow, and its rates are per record")
 	fs.DurationVar(&o.latency, "latency-duration", 10*time.Second, "length of the latency run (a paced producer while raterd runs); 0 skips it")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 0, "records/s of the latency run; 0: half the throughput raterd measured in this run")
+	fs.DurationVar(&o.soak, "soak", 0, "length of the soak run, after the other runs: raterd on a fresh topic while a paced producer writes --soak-rate records/s generated on the fly (memory bounded whatever the length), with RSS and heap sampled about 60 times (at least 1s apart) and judged flat or growing; 0 (the default) skips it. For a soak alone: --baselines=false --warm=false --latency-duration 0 and a small --records (the raterd run always comes first)")
+	fs.Float64Var(&o.soakRate, "soak-rate", 2000, "records/s the soak run's producer writes")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a pprof CPU profile of the raterd run (the first one, cache on) to this file")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout instead of tables")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.BoolVar(&o.keep, "keep", false, "keep the topics, ClickHouse databases and Redis keys the benchmark created")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "the longest one run may take")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "the longest one run may take (for --soak: the drain after the producer stops)")
 	fs.IntVar(&o.sim.MaxSeqs, "judgesim-seqs", 64, "judgesim: sequences that run at once (vLLM max_num_seqs)")
 	fs.DurationVar(&o.sim.StepBase, "judgesim-step", 200*time.Microsecond, "judgesim: fixed time of a decode step")
 	fs.DurationVar(&o.sim.StepPerSeq, "judgesim-step-per-seq", 2*time.Microsecond, "judgesim: decode step time added per running sequence")
@@ -145,6 +149,10 @@ func (o *benchOptions) validate() error {
 		return flagErrorf("--latency-duration %s: must not be negative", o.latency)
 	case !(o.latencyRate >= 0) || math.IsInf(o.latencyRate, 1):
 		return flagErrorf("--latency-rate %g: want 0 (half the measured throughput) or a positive rate", o.latencyRate)
+	case o.soak != 0 && o.soak < time.Second:
+		return flagErrorf("--soak %s: want 0 (off) or at least 1s", o.soak)
+	case !(o.soakRate > 0) || math.IsInf(o.soakRate, 1):
+		return flagErrorf("--soak-rate %g: want a positive, finite rate (records/s)", o.soakRate)
 	case o.timeout <= 0:
 		return flagErrorf("--timeout %s: must be positive", o.timeout)
 	case o.sim.MaxSeqs < 1:
@@ -161,7 +169,7 @@ func (o *benchOptions) validate() error {
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "bench [--records N] [--zipf S] [--judge heuristic|judgesim] [--baselines=false] [--json] [--cpuprofile FILE]", stderr)
+	fs := newFlagSet("bench", "bench [--records N] [--zipf S] [--judge heuristic|judgesim] [--baselines=false] [--soak DURATION [--soak-rate N]] [--json] [--cpuprofile FILE]", stderr)
 	var o benchOptions
 	registerBenchFlags(fs, &o, os.Getenv)
 	if err := parseFlags(fs, args); err != nil {
@@ -202,6 +210,7 @@ type benchReport struct {
 	Runs     []benchRun    `json:"runs"`
 	Ratios   []benchRatio  `json:"ratios"`
 	Latency  *benchLatency `json:"latency,omitempty"`
+	Soak     *benchSoak    `json:"soak,omitempty"`
 	Targets  []benchTarget `json:"targets"`
 	Notes    []string      `json:"notes"`
 	Problems []string      `json:"problems,omitempty"`
@@ -504,6 +513,19 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 			lat.RateBasis = basis
 			rep.Latency = lat
 			rep.Runs = append(rep.Runs, r)
+		}
+		if err != nil {
+			return err
+		}
+	}
+
+	if o.soak > 0 {
+		soak, r, err := b.runSoak(ctx)
+		if soak != nil {
+			rep.Soak = soak
+			if err == nil {
+				rep.Runs = append(rep.Runs, r)
+			}
 		}
 		if err != nil {
 			return err
@@ -905,9 +927,18 @@ func (b *bencher) runRaterd(ctx context.Context, name, desc, topic, keySpace str
 		b.problem("%s: %d rows in %s.scores FINAL, want %d", name, found, db, wantRows)
 	}
 
+	r.startupTime, r.elapsed, r.cpu = first.Sub(start), end.Sub(first), cpuEnd.Sub(cpuFirst)
+	b.pipelineFigures(&r, p, st, wantRows, simBefore)
+	b.logRun(r)
+	return r, nil
+}
+
+// pipelineFigures fills r from a finished raterd run — counts, rates (r's elapsed time and
+// CPU must be set), judge tasks, cache, inserts and pool — and reports a score row count
+// that differs from wantRows.
+func (b *bencher) pipelineFigures(r *benchRun, p *consumer.Pipeline, st *stack, wantRows int64, simBefore simulator.Stats) {
 	ps, tot := p.Stats(), st.Scorer.Totals()
 	r.Records, r.Valid, r.DeadLetters, r.Batches = ps.Done, ps.Valid, ps.DeadLetters, ps.Batches
-	r.startupTime, r.elapsed, r.cpu = first.Sub(start), end.Sub(first), cpuEnd.Sub(cpuFirst)
 	r.fillRates()
 	r.JudgeTasksPerRecord = ptr(float64(tot.JudgeCalls) / float64(max(r.Records, 1)))
 	r.CacheHits, r.Deduplicated, r.InFlightJoins = int64(tot.CacheHits), int64(tot.Deduplicated), int64(tot.InFlightJoins)
@@ -923,13 +954,11 @@ func (b *bencher) runRaterd(ctx context.Context, name, desc, topic, keySpace str
 		}
 	}
 	if b.sim != nil {
-		b.poolStats(&r, simBefore, b.sim.Stats())
+		b.poolStats(r, simBefore, b.sim.Stats())
 	}
 	if ps.Scores != wantRows {
-		b.problem("%s: the pipeline wrote %d score rows, want %d", name, ps.Scores, wantRows)
+		b.problem("%s: the pipeline wrote %d score rows, want %d", r.Name, ps.Scores, wantRows)
 	}
-	b.logRun(r)
-	return r, nil
 }
 
 // errPipelineStopped marks a pipeline that returned before its work was done.
@@ -1090,6 +1119,10 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 	pollDone := make(chan error, 1)
 	go func() { pollDone <- b.pollVisible(pollCtx, db, tr) }()
 
+	var simBefore simulator.Stats
+	if b.sim != nil {
+		simBefore = b.sim.Stats()
+	}
 	cpu0, t0 := baseline.ProcessCPU(), time.Now()
 	rss := startPeakRSS()
 	defer rss.stop()
@@ -1164,22 +1197,8 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 	if found != wantRows {
 		b.problem("%s: %d rows in %s.scores FINAL, want %d", runLatency, found, db, wantRows)
 	}
-	ps, tot := p.Stats(), st.Scorer.Totals()
-	r.Records, r.Valid, r.DeadLetters, r.Batches = ps.Done, ps.Valid, ps.DeadLetters, ps.Batches
 	r.elapsed, r.cpu = end.Sub(t0), cpuEnd.Sub(cpu0)
-	r.fillRates()
-	r.JudgeTasksPerRecord = ptr(float64(tot.JudgeCalls) / float64(max(r.Records, 1)))
-	if t, ok := st.Cache.(*cache.Tiered); ok && ps.Batches > 0 {
-		r.CacheRoundTripsPerBatch = ptr(float64(t.Stats().RoundTrips) / float64(ps.Batches))
-	}
-	if st.ScoreInserts != nil {
-		is := st.ScoreInserts.Stats()
-		r.Inserts = is.Flushes
-		if is.Flushes > 0 {
-			r.RowsPerInsert = ptr(float64(is.Rows) / float64(is.Flushes))
-			r.InsertsPerSecond = ptr(float64(is.Flushes) / r.elapsed.Seconds())
-		}
-	}
+	b.pipelineFigures(&r, p, st, wantRows, simBefore)
 	lat := tr.result()
 	lat.TargetRate, lat.AchievedRate = rate, float64(n-1)/produceTime.Seconds()
 	lat.Records, lat.PollSeconds = n-1, latencyPoll.Seconds()
@@ -1387,6 +1406,14 @@ func (r routeJudge) Judge(ctx context.Context, tasks []scorer.Task) ([]scorer.Ve
 // rewritten to idPrefix-NNNNNN so that runs never share ids. With --zipf 0 every valid
 // record is then made unique (uniquify): no two share a prompt or a response.
 func benchTraffic(o benchOptions, seed int64, n int, idPrefix string) ([][]byte, trafficInfo) {
+	values := benchValues(o, seed, n, idPrefix, 0)
+	return values, describeTraffic(values)
+}
+
+// benchValues generates the message values of benchTraffic; with --zipf 0, record i is
+// made unique as record base+i, so that chunks generated with successive bases (the soak
+// run's) never share a prompt or a response.
+func benchValues(o benchOptions, seed int64, n int, idPrefix string, base int) [][]byte {
 	opts := traffic.Options{Seed: seed, Count: n, ExactRepeats: true, InvalidShare: o.invalid, ZipfS: 1.1, DistinctPrompts: max(o.distinct, 1)}
 	if o.zipf > 0 {
 		opts.ZipfS = o.zipf
@@ -1397,11 +1424,11 @@ func benchTraffic(o benchOptions, seed int64, n int, idPrefix string) ([][]byte,
 	for i, v := range values {
 		v = bytes.Replace(v, from, to, 1)
 		if o.zipf == 0 {
-			v = uniquify(v, i)
+			v = uniquify(v, base+i)
 		}
 		values[i] = v
 	}
-	return values, describeTraffic(values)
+	return values
 }
 
 // recordID returns the id of a message value written by benchTraffic ("" if none).
@@ -1608,12 +1635,15 @@ func benchTargets(rep *benchReport) []benchTarget {
 	for _, r := range rep.Runs {
 		if r.Name == runRaterd {
 			out = append(out, benchTarget{Target: "peak RSS under 300 MiB at the default in-flight limits",
-				Measured: fmt.Sprintf("%.0f MiB (%s)", float64(r.PeakRSSBytes)/(1<<20), r.RSSMethod), Verdict: verdict(r.PeakRSSBytes < 300<<20)})
+				Measured: fmt.Sprintf("%.0f MiB (%s)", float64(r.PeakRSSBytes)/(1<<20), r.RSSMethod), Verdict: verdict(r.PeakRSSBytes < rssTargetBytes)})
 		}
 	}
 	if l := rep.Latency; l != nil {
 		out = append(out, benchTarget{Target: "end-to-end p99 (produce → row visible) under 3 s at half the maximum throughput",
 			Measured: fmt.Sprintf("p99 %.2f s at %.0f records/s (%s)", l.P99Seconds, l.AchievedRate, l.RateBasis), Verdict: verdict(l.Seen > 0 && l.P99Seconds < 3)})
+	}
+	if rep.Soak != nil {
+		out = append(out, soakTarget(rep.Soak))
 	}
 	return out
 }
@@ -1630,6 +1660,9 @@ func benchNotes(rep *benchReport, o benchOptions) []string {
 	}
 	if o.baselines && o.naiveRecords < o.records {
 		notes = append(notes, fmt.Sprintf("The naive evaluator consumed %d of the %d records (--naive-records); its throughput and CPU are per record, start-up excluded, so the ratios compare rates.", o.naiveRecords, o.records))
+	}
+	if rep.Soak != nil {
+		notes = append(notes, soakNote(rep.Soak))
 	}
 	if rep.Traffic.Valid > 0 && rep.Settings.Traffic == "unique" {
 		notes = append(notes, fmt.Sprintf("Unique traffic: %d distinct prompts and %d distinct responses among %d valid records.", rep.Traffic.DistinctPrompts, rep.Traffic.DistinctResponses, rep.Traffic.Valid))
@@ -1686,6 +1719,9 @@ func printBenchReport(w io.Writer, rep *benchReport) {
 			l.Seen, l.Samples, l.Records, l.AchievedRate, l.TargetRate, l.RateBasis)
 		fmt.Fprintf(w, "  p50 %.3f s   p90 %.3f s   p99 %.3f s   max %.3f s   (poll every %.0f ms: figures are upper bounds)\n",
 			l.P50Seconds, l.P90Seconds, l.P99Seconds, l.MaxSeconds, 1000*l.PollSeconds)
+	}
+	if rep.Soak != nil {
+		printSoak(w, rep.Soak)
 	}
 	var pool []string
 	for _, r := range rep.Runs {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -35,6 +36,12 @@ func TestBenchFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--latency-duration", "-1s"}, "--latency-duration"},
 		{[]string{"--latency-rate", "-5"}, "--latency-rate"},
 		{[]string{"--timeout", "0s"}, "--timeout"},
+		{[]string{"--soak", "-1s"}, "--soak"},
+		{[]string{"--soak", "500ms"}, "--soak"},
+		{[]string{"--soak", "10m", "--soak-rate", "0"}, "--soak-rate"},
+		{[]string{"--soak-rate", "-5"}, "--soak-rate"},
+		{[]string{"--soak-rate", "+Inf"}, "--soak-rate"},
+		{[]string{"--soak-rate", "NaN"}, "--soak-rate"},
 		{[]string{"--kafka", "nohost"}, "--kafka"},
 		{[]string{"--redis", ":6379"}, "--redis"},
 		{[]string{"--clickhouse", "localhost"}, "--clickhouse"},
@@ -62,7 +69,7 @@ func TestBenchHelpListsFlags(t *testing.T) {
 	if code := runMain([]string{"bench", "--help"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, f := range []string{"-records", "-zipf", "-judge", "-baselines", "-naive-records", "-json", "-cpuprofile", "-kafka", "-redis", "-clickhouse", "-latency-duration"} {
+	for _, f := range []string{"-records", "-zipf", "-judge", "-baselines", "-naive-records", "-json", "-cpuprofile", "-kafka", "-redis", "-clickhouse", "-latency-duration", "-soak", "-soak-rate"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("help lacks %s", f)
 		}
@@ -110,6 +117,12 @@ func TestBenchAddressesDefaultFromTheTestEnvironment(t *testing.T) {
 	}
 	if o = parse(nil, "--records", "500", "--naive-records", "2000"); o.naiveRecords != 500 {
 		t.Errorf("--naive-records is capped by --records: got %d", o.naiveRecords)
+	}
+	if o = parse(nil); o.soak != 0 || o.soakRate != 2000 {
+		t.Errorf("soak defaults: --soak %s --soak-rate %g; want off and 2000", o.soak, o.soakRate)
+	}
+	if o = parse(nil, "--soak", "10m", "--soak-rate", "150.5"); o.soak != 10*time.Minute || o.soakRate != 150.5 {
+		t.Errorf("--soak 10m --soak-rate 150.5 gave %s, %g", o.soak, o.soakRate)
 	}
 }
 
@@ -491,5 +504,197 @@ func TestPrintBenchReport(t *testing.T) {
 	}
 	if _, ok := runs[0].(map[string]any)["cache_round_trips_per_batch"]; ok {
 		t.Error("bare has no cache, but its JSON has cache_round_trips_per_batch")
+	}
+}
+
+func TestSoakFlatness(t *testing.T) {
+	const mib = 1 << 20
+	series := func(xs ...int64) []int64 {
+		for i := range xs {
+			xs[i] *= mib
+		}
+		return xs
+	}
+	for _, tc := range []struct {
+		name    string
+		rss     []int64
+		verdict string
+		middle  int64 // MiB
+		last    int64 // MiB
+	}{
+		{"none", nil, soakTooFew, 0, 0},
+		{"too few", series(100, 200, 300, 400, 500), soakTooFew, 0, 0},
+		// A warm-up in the first third does not count.
+		{"flat after warm-up", series(40, 120, 200, 210, 205, 200, 215, 210, 200), soakFlat, 205, 210},
+		// The GC's sawtooth moves single samples by far more than 10%.
+		{"sawtooth", series(150, 250, 160, 240, 150, 260, 170, 230, 160, 250, 150, 240), soakFlat, 200, 200},
+		{"at the threshold", series(100, 100, 100, 100, 110, 110), soakFlat, 100, 110},
+		{"just over", series(100, 100, 100, 100, 111, 111), soakGrowing, 100, 111},
+		{"growing steadily", series(100, 120, 140, 160, 180, 200, 220, 240, 260), soakGrowing, 180, 240},
+		{"shrinking", series(300, 300, 300, 300, 200, 200), soakFlat, 300, 200},
+		{"not measured", series(0, 0, 0, 0, 0, 0), soakTooFew, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := soakFlatnessOf(tc.rss, soakFlatGrowth)
+			if f.Verdict != tc.verdict || f.MiddleBytes != tc.middle*mib || f.LastBytes != tc.last*mib || f.Samples != len(tc.rss) || f.Threshold != soakFlatGrowth {
+				t.Errorf("%+v; want %s, medians %d → %d MiB", f, tc.verdict, tc.middle, tc.last)
+			}
+			if tc.verdict != soakTooFew && math.Abs(f.Growth-(float64(tc.last)/float64(tc.middle)-1)) > 1e-9 {
+				t.Errorf("growth %g", f.Growth)
+			}
+		})
+	}
+}
+
+func TestMedianBytes(t *testing.T) {
+	for _, tc := range []struct {
+		xs   []int64
+		want int64
+	}{{nil, 0}, {[]int64{5}, 5}, {[]int64{9, 1, 5}, 5}, {[]int64{4, 1, 3, 2}, 2}, {[]int64{10, 20}, 15}} {
+		in := slices.Clone(tc.xs)
+		if got := medianBytes(tc.xs); got != tc.want {
+			t.Errorf("medianBytes(%v) = %d, want %d", tc.xs, got, tc.want)
+		}
+		if !slices.Equal(in, tc.xs) {
+			t.Errorf("medianBytes reordered its argument: %v", tc.xs)
+		}
+	}
+}
+
+func TestSoakIntervalAndChunk(t *testing.T) {
+	for d, want := range map[time.Duration]time.Duration{
+		3 * time.Second: time.Second, time.Minute: time.Second, 10 * time.Minute: 10 * time.Second, time.Hour: time.Minute,
+	} {
+		if got := soakInterval(d); got != want {
+			t.Errorf("soakInterval(%s) = %s, want %s", d, got, want)
+		}
+	}
+	for rate, want := range map[float64]int{1: 100, 200: 200, 999.5: 1000, 2000: 2000, 1e6: soakChunkMax} {
+		if got := soakChunkSize(rate); got != want {
+			t.Errorf("soakChunkSize(%g) = %d, want %d", rate, got, want)
+		}
+	}
+}
+
+// TestSoakGenerateChunks: the chunks are generated on demand, never share an id, a prompt
+// or a response, and carry each message's expected rows.
+func TestSoakGenerateChunks(t *testing.T) {
+	o := benchOptions{distinct: 10000, invalid: 0.01, seed: 1}
+	evals := checkEvaluators(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	chunks := make(chan soakChunk, 1)
+	done := make(chan struct{})
+	go func() { defer close(done); soakGenerate(ctx, o, evals, 300, "sx", chunks) }()
+	ids, prompts, responses, keys := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for k := range 3 {
+		c := <-chunks
+		if len(c.msgs) != 300 || len(c.rows) != 300 {
+			t.Fatalf("chunk %d: %d messages, %d row counts; want 300", k, len(c.msgs), len(c.rows))
+		}
+		values := make([][]byte, len(c.msgs))
+		for i, m := range c.msgs {
+			values[i] = m.Value
+			if keys[string(m.Key)] {
+				t.Fatalf("chunk %d: key %s repeats", k, m.Key)
+			}
+			keys[string(m.Key)] = true
+		}
+		if want := expectedRows(evals, values); !slices.Equal(c.rows, want) {
+			t.Errorf("chunk %d: rows %v, want %v", k, c.rows, want)
+		}
+		for i, v := range values {
+			rec, err := consumer.Decode(v, record.Source{Offset: int64(i)}, time.Now(), 0)
+			if err != nil {
+				continue
+			}
+			if !strings.HasPrefix(rec.ID, fmt.Sprintf("sx-%d-", k)) || ids[rec.ID] || prompts[rec.PromptText()] || responses[rec.Response] {
+				t.Fatalf("chunk %d record %d: id %q repeats or lacks its chunk's prefix, or its prompt or response repeats", k, i, rec.ID)
+			}
+			ids[rec.ID], prompts[rec.PromptText()], responses[rec.Response] = true, true, true
+		}
+	}
+	cancel()
+	<-done // the generator stops when its context ends
+}
+
+// soakReport is sampleReport with a 10-minute soak of 60 samples.
+func soakReport(rss func(i int) int64) *benchReport {
+	rep := sampleReport()
+	s := &benchSoak{DurationSeconds: 600, TargetRate: 2000, AchievedRate: 1999, ChunkRecords: 2000, Produced: 1199401,
+		DoneAtEnd: 1197000, Backlog: 2401, KeptUp: true, Done: 1199401, RowsExpected: 7000000, RowsFound: 7000000,
+		SampleSeconds: 10, PeakRSSBytes: 250 << 20, RSSMethod: "VmHWM after clear_refs"}
+	for i := range 61 {
+		s.Samples = append(s.Samples, soakSample{Seconds: float64(10 * i), Produced: int64(20000 * i), Done: int64(19000 * i),
+			RSSBytes: rss(i), HeapBytes: 100 << 20, LiveHeapBytes: 60 << 20})
+	}
+	(&bencher{}).judgeSoak(s)
+	rep.Soak = s
+	rep.Targets = benchTargets(rep)
+	return rep
+}
+
+func TestSoakTarget(t *testing.T) {
+	flat := func(int) int64 { return 200 << 20 }
+	growing := func(i int) int64 { return int64(100+3*i) << 20 }
+	for _, tc := range []struct {
+		name    string
+		rep     *benchReport
+		edit    func(*benchSoak)
+		verdict string
+	}{
+		{"flat and under", soakReport(flat), nil, "met"},
+		{"flat and over", soakReport(flat), func(s *benchSoak) { s.PeakRSSBytes = 301 << 20 }, "missed"},
+		{"growing", soakReport(growing), nil, "missed"},
+		{"too short", soakReport(flat), func(s *benchSoak) { s.Samples = s.Samples[:4]; (&bencher{}).judgeSoak(s) }, "not measured"},
+		{"stopped early", soakReport(flat), func(s *benchSoak) { s.Stopped = "context canceled" }, "not measured: the soak stopped early"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.edit != nil {
+				tc.edit(tc.rep.Soak)
+			}
+			targets := benchTargets(tc.rep)
+			if len(targets) != 6 {
+				t.Fatalf("%d targets, want the five and the soak's: %+v", len(targets), targets)
+			}
+			tg := targets[5]
+			if !strings.Contains(tg.Target, "flat over the soak") || !strings.HasPrefix(tg.Verdict, tc.verdict) || !strings.Contains(tg.Measured, "backlog 2401") {
+				t.Errorf("%+v; want verdict %s and the backlog", tg, tc.verdict)
+			}
+		})
+	}
+	rep := soakReport(flat)
+	rep.Soak.KeptUp = false
+	if tg := benchTargets(rep)[5]; !strings.Contains(tg.Measured, "fell behind") {
+		t.Errorf("a soak that fell behind: %+v", tg)
+	}
+}
+
+func TestPrintBenchReportSoak(t *testing.T) {
+	rep := soakReport(func(i int) int64 { return int64(200+i%2) << 20 })
+	var out bytes.Buffer
+	printBenchReport(&out, rep)
+	for _, want := range []string{"soak: 10m0s at 1999 records/s (target 2000)", "backlog 2401", "kept up", "→ flat", "live heap MiB", "1200000", "1140000", "flat over the soak"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	data, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Soak struct {
+			Samples  []map[string]float64 `json:"samples"`
+			Backlog  int64                `json:"backlog"`
+			Flatness struct {
+				Verdict string `json:"verdict"`
+			} `json:"flatness"`
+		} `json:"soak"`
+	}
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Soak.Samples) != 61 || back.Soak.Backlog != 2401 || back.Soak.Flatness.Verdict != soakFlat || back.Soak.Samples[60]["rss_bytes"] != 200<<20 {
+		t.Errorf("JSON soak: %d samples, backlog %d, verdict %q", len(back.Soak.Samples), back.Soak.Backlog, back.Soak.Flatness.Verdict)
 	}
 }
