@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,19 +15,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-)
 
-func requireKafka(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("RATERD_TEST_KAFKA")
-	if addr == "" {
-		if os.Getenv("RATERD_REQUIRE_SERVICES") != "" {
-			t.Fatal("RATERD_TEST_KAFKA is not set; run eval \"$(scripts/services.sh env)\"")
-		}
-		t.Skip("RATERD_TEST_KAFKA is not set; start services with scripts/services.sh up")
-	}
-	return addr
-}
+	"raterd/internal/testkit"
+)
 
 // committedOffsets reads the group's committed offsets of topic's partitions.
 func committedOffsets(t *testing.T, kc *kafka.Client, group, topic string, partitions int) map[int]int64 {
@@ -63,13 +52,11 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 // partitions back (through OnRevoke, while its commits still count) when a second member
 // joins, and the new owner starts where the first left off.
 func TestGroupReaderOwnsItsCommits(t *testing.T) {
-	broker := requireKafka(t)
+	broker := testkit.Service(t, "RATERD_TEST_KAFKA", "Kafka broker")
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, group := "group-reader-"+suffix, "group-reader-"+suffix
 	kc := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
-	if _, err := kc.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 4, ReplicationFactor: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	testkit.CreateTopic(t, broker, topic, 4)
 	// RequireAll: with kafka-go's default of no acks, a write to a partition whose leader
 	// a just-created topic has not settled yet is dropped silently (this test once saw
 	// three of its four partitions empty and waited for messages that never existed).

@@ -39,6 +39,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/cmd/judgesim/simulator"
+	"raterd/internal/testkit"
 	"raterd/sinks"
 )
 
@@ -222,7 +223,7 @@ type outcome struct {
 
 func TestFaultInjection(t *testing.T) {
 	n := drainRecords(t)
-	requireEnv(t, "RATERD_TEST_KAFKA_LIBS")
+	testkit.Service(t, "RATERD_TEST_KAFKA_LIBS", "Kafka jars")
 	bins := buildRaterd(t)
 	st := startStack(t)
 	sim, simURL := startFaultySimulator(t)

@@ -22,22 +22,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"raterd/internal/testkit"
 	"raterd/sinks"
 )
-
-// requireEnv returns the value of env, skipping the test when it is unset, or failing it
-// when RATERD_REQUIRE_SERVICES is set (as in .ci/run).
-func requireEnv(t *testing.T, env string) string {
-	t.Helper()
-	v := os.Getenv(env)
-	if v == "" {
-		if os.Getenv("RATERD_REQUIRE_SERVICES") != "" {
-			t.Fatal(env + " is not set; run eval \"$(scripts/services.sh env)\"")
-		}
-		t.Skip(env + " is not set; run scripts/services.sh up and eval \"$(scripts/services.sh env)\"")
-	}
-	return v
-}
 
 // freePort returns a loopback port nobody listens on right now.
 func freePort(t *testing.T) int {
@@ -144,7 +131,7 @@ type kafkaBroker struct {
 
 func newKafka(t *testing.T, dir string) *kafkaBroker {
 	t.Helper()
-	libs := requireEnv(t, "RATERD_TEST_KAFKA_LIBS")
+	libs := testkit.Service(t, "RATERD_TEST_KAFKA_LIBS", "Kafka jars")
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)

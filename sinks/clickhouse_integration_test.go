@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -14,22 +13,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"raterd/internal/testkit"
 	"raterd/record"
 )
-
-// requireService returns the address in env, skipping the test when it is unset, or
-// failing it when RATERD_REQUIRE_SERVICES is set (as in .ci/run).
-func requireService(t *testing.T, env string) string {
-	t.Helper()
-	addr := os.Getenv(env)
-	if addr == "" {
-		if os.Getenv("RATERD_REQUIRE_SERVICES") != "" {
-			t.Fatal(env + " is not set; run eval \"$(scripts/services.sh env)\"")
-		}
-		t.Skip(env + " is not set; start services with scripts/services.sh up and run eval \"$(scripts/services.sh env)\"")
-	}
-	return addr
-}
 
 // quiet discards the logs of the code under test.
 var quiet = slog.New(slog.DiscardHandler)
@@ -43,7 +29,7 @@ func uniqueName(prefix string) string {
 // and drops that database when the test ends.
 func newTestClickHouse(t *testing.T) (driver.Conn, ClickHouseConfig) {
 	t.Helper()
-	addr := requireService(t, "RATERD_TEST_CLICKHOUSE")
+	addr := testkit.Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse")
 	cfg := ClickHouseConfig{Addrs: []string{addr}, Database: uniqueName("raterd_sinks_test_")}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)

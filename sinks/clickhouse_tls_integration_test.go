@@ -12,18 +12,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"raterd/internal/testkit"
 )
 
 // tlsTestConfig is a validated config for the server's TLS port as the password user.
 func tlsTestConfig(t *testing.T) ClickHouseConfig {
 	t.Helper()
 	cfg := ClickHouseConfig{
-		Addrs:     []string{requireService(t, "RATERD_TEST_CLICKHOUSE_TLS")},
+		Addrs:     []string{testkit.Service(t, "RATERD_TEST_CLICKHOUSE_TLS", "ClickHouse over TLS")},
 		Database:  uniqueName("raterd_tls_test_"),
-		Username:  requireService(t, "RATERD_TEST_CLICKHOUSE_USER"),
-		Password:  requireService(t, "RATERD_TEST_CLICKHOUSE_PASSWORD"),
+		Username:  testkit.Service(t, "RATERD_TEST_CLICKHOUSE_USER", "ClickHouse TLS user"),
+		Password:  testkit.Service(t, "RATERD_TEST_CLICKHOUSE_PASSWORD", "ClickHouse TLS password"),
 		TLS:       true,
-		TLSCAFile: requireService(t, "RATERD_TEST_CLICKHOUSE_CA"),
+		TLSCAFile: testkit.Service(t, "RATERD_TEST_CLICKHOUSE_CA", "ClickHouse TLS CA file"),
 	}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
@@ -98,7 +100,7 @@ func TestClickHouseTLSRejects(t *testing.T) {
 }
 
 func TestClickHouseFailover(t *testing.T) {
-	addr := requireService(t, "RATERD_TEST_CLICKHOUSE")
+	addr := testkit.Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse")
 	// Port 1 on loopback refuses connections: the first address is down, the second up.
 	cfg := ClickHouseConfig{Addrs: []string{"127.0.0.1:1", addr}, Database: uniqueName("raterd_failover_test_")}
 	if err := cfg.Validate("clickhouse"); err != nil {

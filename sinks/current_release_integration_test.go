@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"raterd/internal/testkit"
 	"raterd/record"
 )
 
@@ -178,7 +179,7 @@ func (c *chdbSession) insertScores(t *testing.T, db string, rows []record.Score,
 }
 
 func TestCurrentReleaseSQL(t *testing.T) {
-	ch := startChdb(t, requireService(t, "RATERD_TEST_CHDB_PYTHON"))
+	ch := startChdb(t, testkit.Service(t, "RATERD_TEST_CHDB_PYTHON", "Python with chdb, a current ClickHouse release"))
 	ctx := context.Background()
 	ch.exec(t, "SET session_timezone = 'UTC'")
 	ch.exec(t, "SET output_format_json_quote_64bit_integers = 0")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"sort"
 	"strconv"
 	"testing"
@@ -12,44 +11,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"raterd/internal/testkit"
 	"raterd/record"
 )
-
-// createTestTopic creates topic with the given partitions through the controller.
-func createTestTopic(t *testing.T, broker, topic string, partitions int) {
-	t.Helper()
-	conn, err := kafka.Dial("tcp", broker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ctrl, err := conn.Controller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
-	t.Cleanup(func() { deleteTestTopics(t, broker, topic) })
-	// Creation is asynchronous: wait until the metadata shows every partition, as a
-	// producer creating its topics ahead of raterd would.
-	for deadline := time.Now().Add(30 * time.Second); topicPartitions(t, broker, topic) != partitions; {
-		if time.Now().After(deadline) {
-			t.Fatalf("topic %s not visible in metadata after 30s", topic)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func deleteTestTopics(t *testing.T, broker string, topics ...string) {
-	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
-	_, _ = client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics})
-}
 
 // topicPartitions returns the partition count of topic, or 0 when it does not exist. It
 // asks the broker through a fresh transport: kafka.Client.Metadata answers from its
@@ -74,13 +38,13 @@ func topicPartitions(t *testing.T, broker, topic string) int {
 // TestEnsureDLQTopics: the DLQ of an existing source topic is created with its partition
 // count, once; a source that does not exist yet is skipped.
 func TestEnsureDLQTopics(t *testing.T) {
-	broker := requireService(t, "RATERD_TEST_KAFKA")
+	broker := testkit.Service(t, "RATERD_TEST_KAFKA", "Kafka broker")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	source := uniqueName("raterd-sinks-test-src-")
 	missing := uniqueName("raterd-sinks-test-missing-")
-	createTestTopic(t, broker, source, 3)
-	t.Cleanup(func() { deleteTestTopics(t, broker, DLQTopic(source), missing, DLQTopic(missing)) })
+	testkit.CreateTopic(t, broker, source, 3)
+	t.Cleanup(func() { testkit.DeleteTopics(broker, DLQTopic(source), missing, DLQTopic(missing)) })
 
 	created, err := EnsureDLQTopics(ctx, []string{broker}, []string{source, missing}, 1<<20)
 	if err != nil {
@@ -147,12 +111,12 @@ func readAll(t *testing.T, broker, topic string) []kafka.Message {
 }
 
 func TestKafkaDeadLetters(t *testing.T) {
-	broker := requireService(t, "RATERD_TEST_KAFKA")
+	broker := testkit.Service(t, "RATERD_TEST_KAFKA", "Kafka broker")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	source := uniqueName("raterd-sinks-test-dl-")
-	createTestTopic(t, broker, source, 3)
-	t.Cleanup(func() { deleteTestTopics(t, broker, DLQTopic(source)) })
+	testkit.CreateTopic(t, broker, source, 3)
+	t.Cleanup(func() { testkit.DeleteTopics(broker, DLQTopic(source)) })
 	if _, err := EnsureDLQTopics(ctx, []string{broker}, []string{source}, 1<<20); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +222,7 @@ func header(m kafka.Message, key string) string {
 // max.message.bytes refuses a large dead letter; the writer then keeps a prefix with the
 // original size rather than failing the batch forever (which would stall its partition).
 func TestKafkaDeadLettersTooLargeForTopic(t *testing.T) {
-	broker := requireService(t, "RATERD_TEST_KAFKA")
+	broker := testkit.Service(t, "RATERD_TEST_KAFKA", "Kafka broker")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	source := uniqueName("raterd-sinks-test-dlbig-")
@@ -270,7 +234,7 @@ func TestKafkaDeadLettersTooLargeForTopic(t *testing.T) {
 	if err != nil || resp.Errors[DLQTopic(source)] != nil {
 		t.Fatalf("create %s: %v %v", DLQTopic(source), err, resp)
 	}
-	t.Cleanup(func() { deleteTestTopics(t, broker, DLQTopic(source)) })
+	t.Cleanup(func() { testkit.DeleteTopics(broker, DLQTopic(source)) })
 
 	big := bytes.Repeat([]byte("x"), 500_000)
 	letters := []record.DeadLetter{

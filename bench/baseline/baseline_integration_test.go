@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,64 +16,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"raterd/internal/testkit"
 	"raterd/scorer"
 	"raterd/sinks"
 )
-
-// requireService returns the address in env, skipping the test when it is unset, or
-// failing it when RATERD_REQUIRE_SERVICES is set.
-func requireService(t *testing.T, env string) string {
-	t.Helper()
-	addr := os.Getenv(env)
-	if addr == "" {
-		if os.Getenv("RATERD_REQUIRE_SERVICES") != "" {
-			t.Fatal(env + " is not set; run eval \"$(scripts/services.sh env)\"")
-		}
-		t.Skip(env + " is not set; start services with scripts/services.sh up and run eval \"$(scripts/services.sh env)\"")
-	}
-	return addr
-}
-
-// createTopic creates a fresh topic and waits until every partition has a leader; the
-// topic is deleted when the test ends.
-func createTopic(t *testing.T, broker, topic string, partitions int) {
-	t.Helper()
-	conn, err := kafka.Dial("tcp", broker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ctrl, err := conn.Controller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
-	t.Cleanup(func() {
-		client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
-		_, _ = client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		parts, err := conn.ReadPartitions(topic)
-		ready := err == nil && len(parts) == partitions
-		for _, p := range parts {
-			ready = ready && p.Leader.Host != ""
-		}
-		if ready {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("topic %s has no leaders after 30s: %v %v", topic, parts, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // testTraffic returns n message values: valid records with prompts of 200–4,000 bytes
 // and responses of 200–2,000 (refusals, leaked contact details and cut-off answers among
@@ -171,12 +115,12 @@ func checkCPU(t *testing.T, res Result) {
 }
 
 func TestBaselinesIntegration(t *testing.T) {
-	broker := requireService(t, "RATERD_TEST_KAFKA")
-	chAddr := requireService(t, "RATERD_TEST_CLICKHOUSE")
+	broker := testkit.Service(t, "RATERD_TEST_KAFKA", "Kafka broker")
+	chAddr := testkit.Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse")
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic := "raterd-baseline-test-" + suffix
 	const partitions = 4
-	createTopic(t, broker, topic, partitions)
+	testkit.CreateTopic(t, broker, topic, partitions)
 	values, invalid := testTraffic(400)
 	total, valid := int64(len(values)), int64(len(values)-invalid)
 	produce(t, broker, topic, values)

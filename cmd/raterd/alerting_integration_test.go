@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"raterd/internal/testkit"
 	"raterd/sinks"
 	"raterd/sinks/alert"
 )
@@ -87,7 +88,7 @@ func TestIntegrationAlerting(t *testing.T) {
 	s := requireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-alert-"+suffix, "raterd_alert_"+suffix, "it-alert-"+suffix
-	createTopic(t, s.kafka, topic, 1) // one partition: the phases arrive in order
+	testkit.CreateTopic(t, s.kafka, topic, 1) // one partition: the phases arrive in order
 	ctx := context.Background()
 
 	chCfg := sinks.ClickHouseConfig{Addrs: []string{s.clickhouse}, Database: db}

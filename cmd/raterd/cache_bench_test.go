@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"raterd/cmd/trafficgen/traffic"
+	"raterd/internal/testkit"
 	"raterd/scorer/cache"
 )
 
@@ -49,7 +50,7 @@ func BenchmarkCacheZipf(b *testing.B) {
 
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db := "bench-cache-"+suffix, "raterd_benchcache_"+suffix
-	createTopic(b, s.kafka, topic, 4)
+	testkit.CreateTopic(b, s.kafka, topic, 4)
 	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
 		b.Fatal(err)
 	}

@@ -3,75 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"raterd/internal/testkit"
 )
-
-// privateRedis runs a redis-server of its own on a free loopback port, so that a test can
-// stop and start it without touching the shared one. Without persistence: a restart
-// comes back empty, like a crashed cache.
-type privateRedis struct {
-	t    *testing.T
-	bin  string
-	addr string
-	cmd  *exec.Cmd
-}
-
-func startPrivateRedis(t *testing.T) *privateRedis {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("RATERD_REQUIRE_SERVICES") != "" {
-			t.Fatal("redis-server is not on PATH (scripts/services.sh up installs it)")
-		}
-		t.Skip("redis-server is not on PATH")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	r := &privateRedis{t: t, bin: bin, addr: addr}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *privateRedis) start() {
-	r.t.Helper()
-	_, port, _ := net.SplitHostPort(r.addr)
-	r.cmd = exec.Command(r.bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no")
-	var out bytes.Buffer
-	r.cmd.Stdout, r.cmd.Stderr = &out, &out
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: r.addr})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on %s did not answer: %s", r.addr, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (r *privateRedis) stop() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill() // a crash, not a clean shutdown
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
 
 // TestIntegrationRedisRestartMidRun stops the cache's Redis while one pipeline keeps
 // running, and starts it again: nothing is lost, scoring never stalls, and cache use
@@ -79,14 +16,14 @@ func (r *privateRedis) stop() {
 // through the real Kafka and ClickHouse: with Redis up, down, and back (empty).
 func TestIntegrationRedisRestartMidRun(t *testing.T) {
 	s := requireServices(t)
-	rds := startPrivateRedis(t)
+	rds := testkit.StartPrivateRedis(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-redisrestart-"+suffix, "raterd_itredis_"+suffix, "it-redisrestart-"+suffix
-	createTopic(t, s.kafka, topic, 2)
+	testkit.CreateTopic(t, s.kafka, topic, 2)
 	conn := migrated(t, s.clickhouse, db)
 	simURL, _ := startSimulator(t)
 	withRedis := s
-	withRedis.redis = rds.addr
+	withRedis.redis = rds.Addr()
 	cfg := integrationConfig(t, withRedis, topic, group, db, simURL)
 	cfg.Redis.LocalBytes = -1 // every hit must come from Redis
 	cfg.Redis.Breaker.Cooldown, cfg.Redis.Breaker.MaxCooldown = 100*time.Millisecond, 200*time.Millisecond
@@ -127,11 +64,11 @@ func TestIntegrationRedisRestartMidRun(t *testing.T) {
 	if hits := phase("up"); hits == 0 {
 		t.Fatal("no cache hits with Redis up")
 	}
-	rds.stop()
+	rds.Stop()
 	if hits := phase("down"); hits != 0 {
 		t.Fatalf("%d cache hits with Redis down and no local tier", hits)
 	}
-	rds.start()
+	rds.Start()
 	time.Sleep(300 * time.Millisecond) // past the breaker's cooldown
 	if hits := phase("back"); hits == 0 {
 		t.Fatal("cache use did not resume after Redis came back")

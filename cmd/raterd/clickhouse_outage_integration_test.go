@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"raterd/internal/testkit"
 )
 
 // cuttableProxy forwards TCP connections to a real server and can cut them all and refuse
@@ -110,7 +112,7 @@ func TestIntegrationClickHouseOutagePausesAndLosesNothing(t *testing.T) {
 	s := requireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-choutage-"+suffix, "raterd_itchoutage_"+suffix, "it-choutage-"+suffix
-	createTopic(t, s.kafka, topic, 2)
+	testkit.CreateTopic(t, s.kafka, topic, 2)
 	values, invalid, _ := integrationTraffic(3000)
 	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/consumer"
+	"raterd/internal/testkit"
 	"raterd/sinks"
 )
 
@@ -183,7 +184,7 @@ func TestDLQReplay(t *testing.T) {
 	s := requireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, group := "it-dlqreplay-"+suffix, "it-dlqreplay-"+suffix
-	createTopic(t, s.kafka, topic, 2)
+	testkit.CreateTopic(t, s.kafka, topic, 2)
 	cfg, path := dlqTestConfig(t, s.kafka, topic, group)
 
 	tenant := kafka.Header{Key: "x-tenant", Value: []byte("acme")}

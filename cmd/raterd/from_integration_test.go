@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/consumer"
+	"raterd/internal/testkit"
 )
 
 // fromTestConfig is a raterd.yaml with one model-judged evaluator whose criteria (and so
@@ -71,7 +72,7 @@ func TestFromRescoresExactlyFromTheTime(t *testing.T) {
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-from-"+suffix, "raterd_itfrom_"+suffix, "it-from-"+suffix
 	const partitions, n, fromIndex = 2, 40, 25
-	createTopic(t, s.kafka, topic, partitions)
+	testkit.CreateTopic(t, s.kafka, topic, partitions)
 	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Minute)
 	msgs := make([]kafka.Message, n)
 	for i := range msgs {

@@ -22,6 +22,7 @@ import (
 
 	"raterd/cmd/judgesim/simulator"
 	"raterd/consumer"
+	"raterd/internal/testkit"
 	"raterd/record"
 	"raterd/scorer"
 	"raterd/sinks"
@@ -29,53 +30,14 @@ import (
 
 type services struct{ kafka, redis, clickhouse string }
 
+// requireServices returns the addresses of the real Kafka, Redis and ClickHouse, skipping
+// the test (or failing it, with RATERD_REQUIRE_SERVICES set) when one is not configured.
 func requireServices(t testing.TB) services {
 	t.Helper()
-	s := services{os.Getenv("RATERD_TEST_KAFKA"), os.Getenv("RATERD_TEST_REDIS"), os.Getenv("RATERD_TEST_CLICKHOUSE")}
-	if s.kafka == "" || s.redis == "" || s.clickhouse == "" {
-		if os.Getenv("RATERD_REQUIRE_SERVICES") != "" {
-			t.Fatal("RATERD_TEST_KAFKA, RATERD_TEST_REDIS and RATERD_TEST_CLICKHOUSE must be set: run `eval \"$(scripts/services.sh env)\"`")
-		}
-		t.Skip("real services not configured; run scripts/services.sh up and eval \"$(scripts/services.sh env)\"")
-	}
-	return s
-}
-
-// createTopic creates a fresh topic on the real broker and waits until it has leaders.
-func createTopic(t testing.TB, broker, topic string, partitions int) {
-	t.Helper()
-	conn, err := kafka.Dial("tcp", broker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ctrl, err := conn.Controller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
-	// Creation is asynchronous: wait until every partition has a leader.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		parts, err := conn.ReadPartitions(topic)
-		ready := err == nil && len(parts) == partitions
-		for _, p := range parts {
-			ready = ready && p.Leader.Host != ""
-		}
-		if ready {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("topic %s has no leaders after 30s: %v %v", topic, parts, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	return services{
+		kafka:      testkit.Service(t, "RATERD_TEST_KAFKA", "Kafka broker"),
+		redis:      testkit.Service(t, "RATERD_TEST_REDIS", "Redis"),
+		clickhouse: testkit.Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse"),
 	}
 }
 
@@ -206,7 +168,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db := "it-traffic-"+suffix, "raterd_it_"+suffix
 	const partitions = 4
-	createTopic(t, s.kafka, topic, partitions)
+	testkit.CreateTopic(t, s.kafka, topic, partitions)
 
 	values, invalid, reasons := integrationTraffic(1000)
 	valid := len(values) - invalid

@@ -16,6 +16,7 @@ import (
 
 	"raterd/cmd/judgesim/simulator"
 	"raterd/consumer"
+	"raterd/internal/testkit"
 	"raterd/sinks"
 )
 
@@ -26,7 +27,7 @@ func TestIntegrationRestartMidDrainLosesNothing(t *testing.T) {
 	s := requireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-restart-"+suffix, "raterd_itrestart_"+suffix, "it-restart-"+suffix
-	createTopic(t, s.kafka, topic, 4)
+	testkit.CreateTopic(t, s.kafka, topic, 4)
 	values, invalid, _ := integrationTraffic(3000)
 	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
 		t.Fatal(err)
@@ -96,7 +97,7 @@ func TestIntegrationScoresWithoutAnUnreachableRedis(t *testing.T) {
 	s := requireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db := "it-noredis-"+suffix, "raterd_itnoredis_"+suffix
-	createTopic(t, s.kafka, topic, 2)
+	testkit.CreateTopic(t, s.kafka, topic, 2)
 	values, invalid, _ := integrationTraffic(400)
 	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
 		t.Fatal(err)
@@ -207,7 +208,7 @@ func TestIntegrationJudgePoolOutagePausesInsteadOfFailing(t *testing.T) {
 	s := requireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-outage-"+suffix, "raterd_itoutage_"+suffix, "it-outage-"+suffix
-	createTopic(t, s.kafka, topic, 2)
+	testkit.CreateTopic(t, s.kafka, topic, 2)
 	values, invalid, _ := integrationTraffic(200)
 	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
 		t.Fatal(err)

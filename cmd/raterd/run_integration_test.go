@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"raterd/internal/testkit"
 	"raterd/sinks"
 )
 
@@ -19,7 +20,7 @@ func TestIntegrationRunServesAdminAndDrains(t *testing.T) {
 	s := requireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db := "it-run-"+suffix, "raterd_itrun_"+suffix
-	createTopic(t, s.kafka, topic, 2)
+	testkit.CreateTopic(t, s.kafka, topic, 2)
 	values, invalid, _ := integrationTraffic(300)
 
 	simURL, _ := startSimulator(t)

@@ -3,11 +3,12 @@ package cache
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"raterd/internal/testkit"
 )
 
 func TestMemoryEvictsLeastRecentlyUsedByBytes(t *testing.T) {
@@ -47,20 +48,6 @@ func TestMemoryExpires(t *testing.T) {
 	}
 }
 
-// redisAddr returns the real Redis the services script started, skipping when absent
-// unless RATERD_REQUIRE_SERVICES is set (as in .ci/run), where absence is a failure.
-func redisAddr(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("RATERD_TEST_REDIS")
-	if addr == "" {
-		if os.Getenv("RATERD_REQUIRE_SERVICES") != "" {
-			t.Fatal("RATERD_TEST_REDIS is not set; run `eval \"$(scripts/services.sh env)\"`")
-		}
-		t.Skip("RATERD_TEST_REDIS not set; start services with scripts/services.sh up")
-	}
-	return addr
-}
-
 // countingHook counts round trips of data commands, leaving out the connection handshake
 // (HELLO, CLIENT SETINFO) that go-redis runs on each new pooled connection.
 type countingHook struct{ roundTrips, commands int }
@@ -96,7 +83,7 @@ func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 }
 
 func TestRedisOneRoundTripPerBatch(t *testing.T) {
-	client := redis.NewClient(&redis.Options{Addr: redisAddr(t)})
+	client := redis.NewClient(&redis.Options{Addr: testkit.Service(t, "RATERD_TEST_REDIS", "Redis")})
 	defer client.Close()
 	ctx := context.Background()
 	hook := &countingHook{}

@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"raterd/internal/testkit"
 )
 
 // testPrefix isolates a test's keys on the shared Redis.
@@ -23,7 +20,7 @@ func testPrefix(t *testing.T) string {
 }
 
 func TestRedisEnvelopeRoundTripWithTTL(t *testing.T) {
-	client := redis.NewClient(&redis.Options{Addr: redisAddr(t)})
+	client := redis.NewClient(&redis.Options{Addr: testkit.Service(t, "RATERD_TEST_REDIS", "Redis")})
 	defer client.Close()
 	ctx := context.Background()
 	prefix := testPrefix(t)
@@ -107,7 +104,7 @@ func TestRedisEnvelopeRoundTripWithTTL(t *testing.T) {
 }
 
 func TestTieredOnePipelinePerCallOnRealRedis(t *testing.T) {
-	client := redis.NewClient(&redis.Options{Addr: redisAddr(t)})
+	client := redis.NewClient(&redis.Options{Addr: testkit.Service(t, "RATERD_TEST_REDIS", "Redis")})
 	defer client.Close()
 	hook := &countingHook{}
 	client.AddHook(hook)
@@ -153,75 +150,10 @@ func TestTieredOnePipelinePerCallOnRealRedis(t *testing.T) {
 	}
 }
 
-// privateRedis is a redis-server process of this test's own, so that it can be killed
-// and restarted without touching the shared one.
-type privateRedis struct {
-	t    *testing.T
-	bin  string
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
-
-func startPrivateRedis(t *testing.T) *privateRedis {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("RATERD_REQUIRE_SERVICES") != "" {
-			t.Fatal("redis-server not on PATH; run scripts/services.sh up")
-		}
-		t.Skip("redis-server not on PATH")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	p := &privateRedis{t: t, bin: bin, port: port, dir: t.TempDir()}
-	p.start()
-	t.Cleanup(func() {
-		if p.cmd != nil {
-			_ = p.cmd.Process.Kill()
-			_ = p.cmd.Wait()
-		}
-	})
-	return p
-}
-
-func (p *privateRedis) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)) }
-
-func (p *privateRedis) start() {
-	p.t.Helper()
-	p.cmd = exec.Command(p.bin, "--port", strconv.Itoa(p.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", p.dir, "--daemonize", "no", "--logfile", "")
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("start redis-server: %v", err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: p.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(15 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("private redis-server on %s not answering", p.addr())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *privateRedis) stop() {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		p.t.Fatal(err)
-	}
-	_ = p.cmd.Wait() // exits non-zero on SIGTERM on some versions
-	p.cmd = nil
-}
-
 func TestTieredSurvivesRedisRestart(t *testing.T) {
-	srv := startPrivateRedis(t)
+	srv := testkit.StartPrivateRedis(t)
 	client := redis.NewClient(&redis.Options{
-		Addr: srv.addr(), MaxRetries: -1,
+		Addr: srv.Addr(), MaxRetries: -1,
 		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
 	})
 	defer client.Close()
@@ -265,7 +197,7 @@ func TestTieredSurvivesRedisRestart(t *testing.T) {
 		t.Fatalf("healthy lookup = %q, %v", vals, err)
 	}
 
-	srv.stop()
+	srv.Stop()
 	for i := 0; tiered.Stats().BreakerState != "open"; i++ {
 		if i == 3 {
 			t.Fatalf("breaker %s after 3 failed lookups", tiered.Stats().BreakerState)
@@ -293,7 +225,7 @@ func TestTieredSurvivesRedisRestart(t *testing.T) {
 		t.Fatal("fill with Redis down did not reach the local tier")
 	}
 
-	srv.start() // same port, empty (no persistence)
+	srv.Start() // same port, empty (no persistence)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		_, _, err := lookup("a", "absent") // "absent" is in no tier: every lookup asks Redis

@@ -7,7 +7,6 @@ package alert_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,27 +14,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"raterd/internal/testkit"
 	"raterd/sinks"
 	"raterd/sinks/alert"
 )
-
-func requireEnv(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		if os.Getenv("RATERD_REQUIRE_SERVICES") != "" {
-			t.Fatalf("%s must be set: run `eval \"$(scripts/services.sh env)\"`", name)
-		}
-		t.Skipf("%s not set; run scripts/services.sh up and eval \"$(scripts/services.sh env)\"", name)
-	}
-	return v
-}
 
 // testRedis returns a client of the test Redis and a private key prefix, whose keys are
 // deleted after the test.
 func testRedis(t *testing.T) (*redis.Client, string) {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: requireEnv(t, "RATERD_TEST_REDIS")})
+	c := redis.NewClient(&redis.Options{Addr: testkit.Service(t, "RATERD_TEST_REDIS", "Redis")})
 	prefix := fmt.Sprintf("raterd-test:%s:%d:", t.Name(), time.Now().UnixNano())
 	t.Cleanup(func() {
 		ctx := context.Background()
@@ -114,7 +102,7 @@ func TestAlertManagerRedisContention(t *testing.T) {
 // hold quotes, backslashes and control characters runs on the real server and finds
 // exactly that series' rows, worst first.
 func TestAlertDrilldownSQLRunsOnClickHouse(t *testing.T) {
-	addr := requireEnv(t, "RATERD_TEST_CLICKHOUSE")
+	addr := testkit.Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse")
 	db := fmt.Sprintf("raterd_alert_it_%d", time.Now().UnixNano())
 	cfg := sinks.ClickHouseConfig{Addrs: []string{addr}, Database: db}
 	if err := cfg.Validate("clickhouse"); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"raterd/internal/testkit"
 	"raterd/sinks"
 	"raterd/sinks/alert"
 )
@@ -27,20 +28,11 @@ func notifyUnique(prefix string) string { return prefix + strconv.FormatInt(time
 // keys are alert ids (so one alert's changes share a partition, in order), values decode
 // to the notifications, headers carry state and rule.
 func TestKafkaChannel(t *testing.T) {
-	broker := requireEnv(t, "RATERD_TEST_KAFKA")
+	broker := testkit.Service(t, "RATERD_TEST_KAFKA", "Kafka broker")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topic := notifyUnique("raterd-alert-test-")
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: tr}
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 3, ReplicationFactor: 1}}})
-	if err != nil || resp.Errors[topic] != nil {
-		t.Fatalf("create topic %s: %v %v", topic, err, resp)
-	}
-	t.Cleanup(func() {
-		_, _ = client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
-	})
+	testkit.CreateTopic(t, broker, topic, 3)
 
 	ch, err := alert.NewKafkaChannel("alerts-topic", alert.KafkaChannelConfig{Brokers: []string{broker}, Topic: topic}, nil)
 	if err != nil {
@@ -146,7 +138,7 @@ func TestKafkaChannel(t *testing.T) {
 // (one through a Deliverer, which drains on Close) and reads the latest state of each
 // from alerts FINAL.
 func TestClickHouseChannel(t *testing.T) {
-	addr := requireEnv(t, "RATERD_TEST_CLICKHOUSE")
+	addr := testkit.Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse")
 	cfg := sinks.ClickHouseConfig{Addrs: []string{addr}, Database: notifyUnique("raterd_alert_test_")}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)

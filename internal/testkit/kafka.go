@@ -1,0 +1,86 @@
+package testkit
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// topicReadyTimeout bounds how long CreateTopic waits for a new topic's leaders.
+const topicReadyTimeout = 30 * time.Second
+
+// CreateTopic creates topic with the given number of partitions (replication factor 1)
+// through the cluster's controller on broker, and waits until the broker's metadata shows
+// every partition with a leader: creation is asynchronous, and a write to a partition
+// without a leader yet can fail or, with no acks, be lost. It fails the test when the
+// topic cannot be created or is not ready within 30s. The topic is deleted when the test
+// ends.
+func CreateTopic(t testing.TB, broker, topic string, partitions int) {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	t.Cleanup(func() { DeleteTopics(broker, topic) })
+	deadline := time.Now().Add(topicReadyTimeout)
+	for {
+		led, err := ledPartitions(broker, topic)
+		if err == nil && led == partitions {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s: %d of %d partitions with a leader after %s (%v)", topic, led, partitions, topicReadyTimeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ledPartitions returns how many partitions of topic have a leader, 0 when the topic does
+// not exist. It asks the broker through a fresh transport: kafka.Client.Metadata answers
+// from its transport's cache, and kafka.Conn.ReadPartitions would auto-create a missing
+// topic.
+func ledPartitions(broker, topic string) (int, error) {
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: tr}
+	meta, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, tp := range meta.Topics {
+		if tp.Name != topic || tp.Error != nil {
+			continue
+		}
+		for _, p := range tp.Partitions {
+			if p.Error == nil && p.Leader.Host != "" {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// DeleteTopics deletes topics on broker, best effort: topics that do not exist and other
+// errors are ignored, as befits a test's cleanup.
+func DeleteTopics(broker string, topics ...string) {
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	_, _ = client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics})
+}
