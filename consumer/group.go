@@ -21,14 +21,17 @@ import (
 //   - commits only offsets of partitions it owns in the current generation (the others
 //     are dropped, and their records replay on their new owner);
 //   - when a generation ends (a rebalance), stops fetching, gives the pipeline up to half
-//     of Config.RebalanceTimeout to finish the records in flight and commit them (see
-//     OnRevoke), and only then lets the group move on;
+//     of Config.RebalanceTimeout, and less than the session timeout (handBackTimeout), to
+//     finish the records in flight and commit them (see OnRevoke), and only then lets the
+//     group move on;
+//   - never commits below the offset a partition was assigned at in this generation;
 //   - fetches each assigned partition with its own kafka-go reader, from the committed
 //     offset (or Config.StartOffset for a new group).
 //
 // Memory: besides the pipeline's own in-flight bounds, the partition readers of a
-// generation hold at most max(batch.max_records, 100) messages ahead between them (at
-// least groupFetchQueueMin each), however many partitions the member owns.
+// generation share a read-ahead of max(batch.max_records, 100) messages, but hold at least
+// groupFetchQueueMin (8) each, plus one each waiting to be handed over: with more than a
+// dozen partitions per member the read-ahead grows with them, by 9 messages each.
 type GroupReader struct {
 	group  *kafka.ConsumerGroup
 	cfg    Config
