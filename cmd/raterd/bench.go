@@ -898,25 +898,20 @@ func (b *bencher) runRaterd(ctx context.Context, name, desc, topic, keySpace str
 			return r, fmt.Errorf("--cpuprofile: %w", err)
 		}
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 1)
 	start := time.Now()
-	go func() { errc <- p.Run(runCtx) }()
-	stopRun := func() error { cancel(); return <-errc }
+	run := startRun(ctx, p)
+	defer run.stop()
 
-	first, cpuFirst, err := b.waitDone(ctx, name, p, total, start, errc)
+	first, cpuFirst, err := b.waitDone(ctx, name, p, total, start, run)
 	if err != nil {
-		if !errors.Is(err, errPipelineStopped) {
-			_ = stopRun()
-		}
+		_ = run.stop()
 		return r, err
 	}
 	found, err := b.waitRows(ctx, db, wantRows, time.Now().Add(30*time.Second))
 	end, cpuEnd := time.Now(), baseline.ProcessCPU()
 	stopProfile()
 	r.PeakRSSBytes, r.RSSMethod = rss.stop()
-	if runErr := stopRun(); runErr != nil {
+	if runErr := run.stop(); runErr != nil {
 		return r, fmt.Errorf("%s: pipeline: %w", name, runErr)
 	}
 	if err != nil {
@@ -961,13 +956,39 @@ func (b *bencher) pipelineFigures(r *benchRun, p *consumer.Pipeline, st *stack, 
 	}
 }
 
+// pipelineRun is a pipeline running on its own goroutine: done closes when Run returns,
+// stopped or failed on its own, and stop may be called any number of times after either.
+type pipelineRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // Run's result, set before done closes
+}
+
+// startRun runs p until ctx ends or stop is called.
+func startRun(ctx context.Context, p *consumer.Pipeline) *pipelineRun {
+	runCtx, cancel := context.WithCancel(ctx)
+	r := &pipelineRun{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		r.err = p.Run(runCtx)
+		close(r.done)
+	}()
+	return r
+}
+
+// stop ends the run, waits for Run to return and returns its error.
+func (r *pipelineRun) stop() error {
+	r.cancel()
+	<-r.done
+	return r.err
+}
+
 // errPipelineStopped marks a pipeline that returned before its work was done.
 var errPipelineStopped = errors.New("pipeline stopped early")
 
 // waitDone waits until p has done total messages, printing progress each second. It
 // returns when the first message was fetched and the process CPU time then: the start
 // of the measured window, as for the baselines.
-func (b *bencher) waitDone(ctx context.Context, name string, p *consumer.Pipeline, total int64, start time.Time, errc <-chan error) (time.Time, baseline.CPUTime, error) {
+func (b *bencher) waitDone(ctx context.Context, name string, p *consumer.Pipeline, total int64, start time.Time, run *pipelineRun) (time.Time, baseline.CPUTime, error) {
 	var first time.Time
 	var cpuFirst baseline.CPUTime
 	poll := time.NewTicker(5 * time.Millisecond)
@@ -985,8 +1006,8 @@ func (b *bencher) waitDone(ctx context.Context, name string, p *consumer.Pipelin
 			return first, cpuFirst, nil
 		}
 		select {
-		case err := <-errc:
-			return first, cpuFirst, fmt.Errorf("%s: %w after %d of %d messages: %v", name, errPipelineStopped, s.Done, total, err)
+		case <-run.done:
+			return first, cpuFirst, fmt.Errorf("%s: %w after %d of %d messages: %v", name, errPipelineStopped, s.Done, total, run.err)
 		case <-ctx.Done():
 			return first, cpuFirst, fmt.Errorf("%s: %d of %d messages done: %w", name, s.Done, total, ctx.Err())
 		case <-deadline.C:
@@ -1097,13 +1118,10 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 		return nil, r, err
 	}
 	defer leave()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- p.Run(runCtx) }()
-	stopRun := func() error { cancel(); return <-errc }
-	if _, _, err := b.waitDone(ctx, runLatency+" warm-up", p, 1, time.Now(), errc); err != nil {
-		_ = stopRun()
+	run := startRun(ctx, p)
+	defer run.stop()
+	if _, _, err := b.waitDone(ctx, runLatency+" warm-up", p, 1, time.Now(), run); err != nil {
+		_ = run.stop()
 		return nil, r, err
 	}
 
@@ -1137,8 +1155,8 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 		case <-ctx.Done():
 			produceErr = ctx.Err()
 			continue
-		case err := <-errc:
-			produceErr = fmt.Errorf("%w: %v", errPipelineStopped, err)
+		case <-run.done:
+			produceErr = fmt.Errorf("%w: %v", errPipelineStopped, run.err)
 			continue
 		case <-progress.C:
 			s := p.Stats()
@@ -1161,12 +1179,10 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 	if produceErr != nil {
 		stopPoll()
 		<-pollDone
-		if !errors.Is(produceErr, errPipelineStopped) {
-			_ = stopRun()
-		}
+		_ = run.stop()
 		return nil, r, produceErr
 	}
-	_, _, err = b.waitDone(ctx, runLatency, p, int64(n), t0, errc)
+	_, _, err = b.waitDone(ctx, runLatency, p, int64(n), t0, run)
 	if err == nil {
 		// Every sample's rows are in ClickHouse now; give the poller a few rounds to see them.
 		for deadline := time.Now().Add(10 * time.Second); tr.seenCount() < len(tr.want) && time.Now().Before(deadline); {
@@ -1178,12 +1194,10 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 	end, cpuEnd := time.Now(), baseline.ProcessCPU()
 	r.PeakRSSBytes, r.RSSMethod = rss.stop()
 	if err != nil {
-		if !errors.Is(err, errPipelineStopped) {
-			_ = stopRun()
-		}
+		_ = run.stop()
 		return nil, r, err
 	}
-	if runErr := stopRun(); runErr != nil {
+	if runErr := run.stop(); runErr != nil {
 		return nil, r, fmt.Errorf("%s: pipeline: %w", runLatency, runErr)
 	}
 	if pollErr != nil && !errors.Is(pollErr, context.Canceled) {

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -297,15 +296,10 @@ func (b *bencher) runSoak(ctx context.Context) (*benchSoak, benchRun, error) {
 		return nil, r, err
 	}
 	defer leave()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- p.Run(runCtx) }()
-	stopRun := func() error { cancel(); return <-errc }
-	if _, _, err := b.waitDone(ctx, runSoak+" warm-up", p, 1, time.Now(), errc); err != nil {
-		if !errors.Is(err, errPipelineStopped) {
-			_ = stopRun()
-		}
+	run := startRun(ctx, p)
+	defer run.stop()
+	if _, _, err := b.waitDone(ctx, runSoak+" warm-up", p, 1, time.Now(), run); err != nil {
+		_ = run.stop()
 		return nil, r, err
 	}
 
@@ -344,8 +338,8 @@ func (b *bencher) runSoak(ctx context.Context) (*benchSoak, benchRun, error) {
 		select {
 		case <-ctx.Done():
 			produceErr = ctx.Err()
-		case err := <-errc:
-			produceErr = fmt.Errorf("%s: %w: %v", runSoak, errPipelineStopped, err)
+		case <-run.done:
+			produceErr = fmt.Errorf("%s: %w: %v", runSoak, errPipelineStopped, run.err)
 		case <-sampleTick.C:
 			sample()
 		case <-pace.C:
@@ -368,29 +362,25 @@ func (b *bencher) runSoak(ctx context.Context) (*benchSoak, benchRun, error) {
 	if produceErr != nil {
 		soak.Stopped = produceErr.Error()
 		soak.PeakRSSBytes, soak.RSSMethod = rss.stop()
-		if !errors.Is(produceErr, errPipelineStopped) {
-			_ = stopRun()
-		}
+		_ = run.stop()
 		return soak, r, produceErr
 	}
 	b.logf("%s: producer stopped: %d produced, %d done, backlog %d; draining…", runSoak, produced, soak.DoneAtEnd, soak.Backlog)
 
 	drainStart := time.Now()
-	_, _, err = b.waitDone(ctx, runSoak+" drain", p, produced, drainStart, errc)
+	_, _, err = b.waitDone(ctx, runSoak+" drain", p, produced, drainStart, run)
 	soak.DrainSeconds = time.Since(drainStart).Seconds()
 	soak.Done = p.Stats().Done
 	if err != nil {
 		soak.Stopped = err.Error()
 		soak.PeakRSSBytes, soak.RSSMethod = rss.stop()
-		if !errors.Is(err, errPipelineStopped) {
-			_ = stopRun()
-		}
+		_ = run.stop()
 		return soak, r, err
 	}
 	found, err := b.waitRows(ctx, db, wantRows, time.Now().Add(30*time.Second))
 	end, cpuEnd := time.Now(), baseline.ProcessCPU()
 	soak.PeakRSSBytes, soak.RSSMethod = rss.stop()
-	if runErr := stopRun(); runErr != nil {
+	if runErr := run.stop(); runErr != nil {
 		return soak, r, fmt.Errorf("%s: pipeline: %w", runSoak, runErr)
 	}
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"raterd/consumer"
 	"raterd/record"
 	"raterd/scorer"
@@ -696,5 +698,53 @@ func TestPrintBenchReportSoak(t *testing.T) {
 	}
 	if len(back.Soak.Samples) != 61 || back.Soak.Backlog != 2401 || back.Soak.Flatness.Verdict != soakFlat || back.Soak.Samples[60]["rss_bytes"] != 200<<20 {
 		t.Errorf("JSON soak: %d samples, backlog %d, verdict %q", len(back.Soak.Samples), back.Soak.Backlog, back.Soak.Flatness.Verdict)
+	}
+}
+
+// closedReader is a fake Kafka reader that is already closed: the pipeline's Run returns
+// at once with an error, as it does when its reader fails.
+type closedReader struct{}
+
+func (closedReader) FetchMessage(context.Context) (kafka.Message, error) {
+	return kafka.Message{}, io.EOF
+}
+func (closedReader) CommitMessages(context.Context, ...kafka.Message) error { return nil }
+
+// nopStages are fake scorer and sinks that accept everything.
+type nopStages struct{}
+
+func (nopStages) Score(context.Context, []*record.Record) ([]record.Score, error) { return nil, nil }
+func (nopStages) WriteScores(context.Context, []record.Score) error               { return nil }
+func (nopStages) WriteDeadLetters(context.Context, []record.DeadLetter) error     { return nil }
+
+// A pipeline that stops on its own is reported by waitDone as stopped, and stopping the
+// run afterwards returns Run's error instead of waiting for a result already taken.
+func TestWaitDoneReportsAPipelineThatStoppedAndStopStillReturns(t *testing.T) {
+	cfg := consumer.Config{Brokers: []string{"x:1"}, Topics: []string{"t"}, GroupID: "g"}
+	if err := cfg.Validate("kafka"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := consumer.New(cfg, closedReader{}, nopStages{}, nopStages{}, nopStages{}, consumer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bencher{o: benchOptions{timeout: time.Minute, quiet: true}, progress: io.Discard}
+	run := startRun(context.Background(), p)
+	_, _, err = b.waitDone(context.Background(), "test", p, 10, time.Now(), run)
+	if !errors.Is(err, errPipelineStopped) {
+		t.Fatalf("waitDone: %v, want errPipelineStopped", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- run.stop() }()
+	select {
+	case err := <-done:
+		if err == nil || !errors.Is(err, io.EOF) {
+			t.Errorf("stop: %v, want Run's reader error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("stop hung after the pipeline had stopped on its own")
+	}
+	if err := run.stop(); err == nil {
+		t.Error("a second stop lost Run's error")
 	}
 }
