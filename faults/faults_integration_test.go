@@ -38,7 +38,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
-	"raterd/cmd/judgesim/simulator"
+	"raterd/internal/judgesim"
 	"raterd/internal/testkit"
 	"raterd/sinks"
 )
@@ -232,10 +232,10 @@ func TestFaultInjection(t *testing.T) {
 	for _, sc := range scenarios() {
 		ok := t.Run(sc.name, func(t *testing.T) {
 			if sc.judge {
-				if err := sim.SetFaults(simulator.Faults{ErrorRate: 0.3, HangRate: 0.02}); err != nil {
+				if err := sim.SetFaults(judgesim.Faults{ErrorRate: 0.3, HangRate: 0.02}); err != nil {
 					t.Fatal(err)
 				}
-				defer func() { _ = sim.SetFaults(simulator.Faults{}) }()
+				defer func() { _ = sim.SetFaults(judgesim.Faults{}) }()
 			}
 			o := runScenario(t, st, bins, sc, n, simURL)
 			results = append(results, o)
@@ -281,9 +281,9 @@ func buildRaterd(t *testing.T) map[string]string {
 }
 
 // startFaultySimulator serves an in-process judgesim whose faults the judge scenario sets.
-func startFaultySimulator(t *testing.T) (*simulator.Simulator, string) {
+func startFaultySimulator(t *testing.T) (*judgesim.Simulator, string) {
 	t.Helper()
-	sim := simulator.New(simulator.Config{MaxSeqs: 32, StepBase: 200 * time.Microsecond, StepPerSeq: 5 * time.Microsecond, PrefillPerToken: time.Microsecond})
+	sim := judgesim.New(judgesim.Config{MaxSeqs: 32, StepBase: 200 * time.Microsecond, StepPerSeq: 5 * time.Microsecond, PrefillPerToken: time.Microsecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

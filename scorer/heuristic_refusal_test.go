@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"raterd/cmd/trafficgen/traffic"
+	"raterd/internal/trafficgen"
 	"raterd/record"
 )
 
@@ -42,20 +42,20 @@ var refusalSentences = []string{
 
 // refusalCorpus returns lower-cased, apostrophe-normalised openings as the check reads
 // them: refusalSentences, the same with a greeting or apology in front, and the responses
-// of generated traffic.
+// of generated trafficgen.
 func refusalCorpus(t *testing.T, j *HeuristicJudge) []string {
 	t.Helper()
 	var texts []string
 	for _, s := range refusalSentences {
 		texts = append(texts, s, "Sorry, "+s, "Thanks for asking. "+s+" Here is more.")
 	}
-	for _, line := range traffic.Generate(traffic.Options{Seed: 3, Count: 3000, ExactRepeats: true, DistinctPrompts: 2000}) {
+	for _, line := range trafficgen.Generate(trafficgen.Options{Seed: 3, Count: 3000, ExactRepeats: true, DistinctPrompts: 2000}) {
 		var rec record.Record
 		if json.Unmarshal(line, &rec) == nil {
 			texts = append(texts, rec.Response)
 		}
 	}
-	for _, line := range traffic.Generate(traffic.Options{Seed: 4, Count: 3000}) {
+	for _, line := range trafficgen.Generate(trafficgen.Options{Seed: 4, Count: 3000}) {
 		var rec record.Record
 		if json.Unmarshal(line, &rec) == nil {
 			texts = append(texts, rec.Response)
@@ -144,7 +144,7 @@ func FuzzRefusalMatch(f *testing.F) {
 func BenchmarkRefusalOpenings(b *testing.B) {
 	j := NewHeuristicJudge()
 	var openings []string
-	for _, line := range traffic.Generate(traffic.Options{Seed: 1, Count: 2000, ExactRepeats: true, DistinctPrompts: 2000}) {
+	for _, line := range trafficgen.Generate(trafficgen.Options{Seed: 1, Count: 2000, ExactRepeats: true, DistinctPrompts: 2000}) {
 		var rec record.Record
 		if json.Unmarshal(line, &rec) == nil {
 			openings = append(openings, j.apostrophes.Replace(strings.ToLower(leadingSentences(rec.Response, 2, refusalHeadBytes))))

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"raterd/cmd/judgesim/simulator"
+	"raterd/internal/judgesim"
 	"raterd/record"
 	"raterd/scorer"
 	"raterd/scorer/format"
@@ -72,8 +72,8 @@ func BenchmarkJudgePool(b *testing.B) {
 // poolBenchSim is the simulated GPU server of the benchmark, shaped like a 7B judge on one
 // GPU: 32 sequences, decode steps of 6ms + 62.5µs per running sequence (8ms at a full
 // batch), prefill 5µs per prompt token.
-func poolBenchSim() simulator.Config {
-	return simulator.Config{MaxSeqs: 32, StepBase: 6 * time.Millisecond, StepPerSeq: 62500 * time.Nanosecond, PrefillPerToken: 5 * time.Microsecond}
+func poolBenchSim() judgesim.Config {
+	return judgesim.Config{MaxSeqs: 32, StepBase: 6 * time.Millisecond, StepPerSeq: 62500 * time.Nanosecond, PrefillPerToken: 5 * time.Microsecond}
 }
 
 // Timeouts for both kinds of client: a request that takes longer is abandoned.
@@ -142,12 +142,12 @@ func benchTask(ev *scorer.Evaluator, i int) scorer.Task {
 
 func runPoolBench(b *testing.B, endpoints, hung int, client string, window time.Duration) {
 	b.Helper()
-	var sims []*simulator.Simulator
+	var sims []*judgesim.Simulator
 	var urls []string
 	for i := range endpoints {
 		cfg := poolBenchSim()
 		cfg.Hang = i < hung
-		sim := simulator.New(cfg)
+		sim := judgesim.New(cfg)
 		srv := httptest.NewServer(sim)
 		defer sim.Close()
 		defer srv.Close()
@@ -249,7 +249,7 @@ func runPoolBench(b *testing.B, endpoints, hung int, client string, window time.
 		})
 	}
 	time.Sleep(window) // warm-up: limits adapt, breakers trip
-	before := make([]simulator.Stats, len(sims))
+	before := make([]judgesim.Stats, len(sims))
 	for i, s := range sims {
 		before[i] = s.Stats()
 	}

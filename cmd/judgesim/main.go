@@ -3,7 +3,7 @@
 // or reward model, with a batched step-time latency model, deterministic answers in the
 // flame, prometheus2 and selene formats, and fault injection — and no model at all. Use
 // it for tests, demos and benchmarks wherever no GPU is present; see package
-// raterd/cmd/judgesim/simulator for the latency model and how answers are made.
+// raterd/internal/judgesim for the latency model and how answers are made.
 //
 //	judgesim -listen :8000 -max-seqs 32 -step-base 8ms -step-per-seq 250us -prefill-per-token 20us
 //
@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"raterd/cmd/judgesim/simulator"
+	"raterd/internal/judgesim"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -69,7 +69,7 @@ Usage: judgesim [flags]
 `)
 		fs.PrintDefaults()
 	}
-	d := simulator.Config{}.WithDefaults()
+	d := judgesim.Config{}.WithDefaults()
 	var (
 		listen         = fs.String("listen", ":8000", "address to listen on")
 		maxSeqs        = fs.Int("max-seqs", d.MaxSeqs, "sequences running at once (vLLM's max_num_seqs); at least 1")
@@ -109,7 +109,7 @@ Usage: judgesim [flags]
 	for l := range strings.SplitSeq(*classifyLabels, ",") {
 		labels = append(labels, strings.TrimSpace(l))
 	}
-	cfg := simulator.Config{
+	cfg := judgesim.Config{
 		MaxSeqs:         *maxSeqs,
 		StepBase:        *stepBase,
 		StepPerSeq:      *stepPerSeq,
@@ -135,7 +135,7 @@ Usage: judgesim [flags]
 	if err != nil {
 		return err
 	}
-	sim := simulator.New(cfg)
+	sim := judgesim.New(cfg)
 	defer sim.Close()
 	cfg = sim.Config()
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}

@@ -34,9 +34,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/bench/baseline"
-	"raterd/cmd/judgesim/simulator"
-	"raterd/cmd/trafficgen/traffic"
 	"raterd/consumer"
+	"raterd/internal/judgesim"
+	"raterd/internal/trafficgen"
 	"raterd/record"
 	"raterd/scorer"
 	"raterd/scorer/cache"
@@ -79,7 +79,7 @@ type benchOptions struct {
 	cpuprofile               string
 	json, quiet, keep        bool
 	timeout                  time.Duration
-	sim                      simulator.Config
+	sim                      judgesim.Config
 }
 
 // benchEnv returns the first non-empty environment value of keys, else def.
@@ -352,7 +352,7 @@ type bencher struct {
 	suffix   string
 	topic    string
 	ch       driver.Conn // admin connection: migrations, counts, drops
-	sim      *simulator.Simulator
+	sim      *judgesim.Simulator
 	simURL   string
 
 	dbs       []string
@@ -583,7 +583,7 @@ func (b *bencher) startSimulator() error {
 	if err := b.o.sim.Validate(); err != nil {
 		return fmt.Errorf("--judgesim-*: %w", err)
 	}
-	b.sim = simulator.New(b.o.sim)
+	b.sim = judgesim.New(b.o.sim)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("judgesim listener: %w", err)
@@ -760,7 +760,7 @@ func (b *bencher) runNaive(ctx context.Context, cfg *Config, records int64) (ben
 	}
 	rctx, cancel := context.WithTimeout(ctx, b.o.timeout)
 	defer cancel()
-	var simBefore simulator.Stats
+	var simBefore judgesim.Stats
 	if b.sim != nil {
 		simBefore = b.sim.Stats()
 	}
@@ -830,7 +830,7 @@ func (b *bencher) logRun(r benchRun) {
 }
 
 // poolStats fills the judgesim columns from the simulator's counters before and after.
-func (b *bencher) poolStats(r *benchRun, before, after simulator.Stats) {
+func (b *bencher) poolStats(r *benchRun, before, after judgesim.Stats) {
 	done := after.Completed - before.Completed
 	r.PoolRequests = done
 	if r.Records > 0 {
@@ -838,8 +838,8 @@ func (b *bencher) poolStats(r *benchRun, before, after simulator.Stats) {
 	}
 	if r.elapsed > 0 {
 		r.PoolRequestsPerSec = ptr(float64(done) / r.elapsed.Seconds())
-		busy := simulator.Stats{MaxSeqs: after.MaxSeqs, BusySeqTime: after.BusySeqTime - before.BusySeqTime}
-		r.PoolUtilization = ptr(simulator.Utilization(busy, r.elapsed))
+		busy := judgesim.Stats{MaxSeqs: after.MaxSeqs, BusySeqTime: after.BusySeqTime - before.BusySeqTime}
+		r.PoolUtilization = ptr(judgesim.Utilization(busy, r.elapsed))
 	}
 	if done > 0 {
 		p := int((after.PromptTokens - before.PromptTokens) / done)
@@ -881,7 +881,7 @@ func (b *bencher) runRaterd(ctx context.Context, name, desc, topic, keySpace str
 		}
 	}
 	defer stopProfile()
-	var simBefore simulator.Stats
+	var simBefore judgesim.Stats
 	if b.sim != nil {
 		simBefore = b.sim.Stats()
 	}
@@ -931,7 +931,7 @@ func (b *bencher) runRaterd(ctx context.Context, name, desc, topic, keySpace str
 // pipelineFigures fills r from a finished raterd run — counts, rates (r's elapsed time and
 // CPU must be set), judge tasks, cache, inserts and pool — and reports a score row count
 // that differs from wantRows.
-func (b *bencher) pipelineFigures(r *benchRun, p *consumer.Pipeline, st *stack, wantRows int64, simBefore simulator.Stats) {
+func (b *bencher) pipelineFigures(r *benchRun, p *consumer.Pipeline, st *stack, wantRows int64, simBefore judgesim.Stats) {
 	ps, tot := p.Stats(), st.Scorer.Totals()
 	r.Records, r.Valid, r.DeadLetters, r.Batches = ps.Done, ps.Valid, ps.DeadLetters, ps.Batches
 	r.fillRates()
@@ -1137,7 +1137,7 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 	pollDone := make(chan error, 1)
 	go func() { pollDone <- b.pollVisible(pollCtx, db, tr) }()
 
-	var simBefore simulator.Stats
+	var simBefore judgesim.Stats
 	if b.sim != nil {
 		simBefore = b.sim.Stats()
 	}
@@ -1428,11 +1428,11 @@ func benchTraffic(o benchOptions, seed int64, n int, idPrefix string) ([][]byte,
 // made unique as record base+i, so that chunks generated with successive bases (the soak
 // run's) never share a prompt or a response.
 func benchValues(o benchOptions, seed int64, n int, idPrefix string, base int) [][]byte {
-	opts := traffic.Options{Seed: seed, Count: n, ExactRepeats: true, InvalidShare: o.invalid, ZipfS: 1.1, DistinctPrompts: max(o.distinct, 1)}
+	opts := trafficgen.Options{Seed: seed, Count: n, ExactRepeats: true, InvalidShare: o.invalid, ZipfS: 1.1, DistinctPrompts: max(o.distinct, 1)}
 	if o.zipf > 0 {
 		opts.ZipfS = o.zipf
 	}
-	values := traffic.Generate(opts)
+	values := trafficgen.Generate(opts)
 	from := []byte(`"id":"req-`)
 	to := []byte(`"id":"` + idPrefix + `-`)
 	for i, v := range values {
@@ -1560,7 +1560,7 @@ func describeTraffic(values [][]byte) trafficInfo {
 		info.PromptChars[1], info.ResponseChars[1] = promptSum/info.Valid, respSum/info.Valid
 	}
 	info.Models, info.Apps, info.DistinctResponses = len(models), len(apps), len(responses)
-	info.DistinctPrompts, info.DistinctPairs = traffic.DistinctKeys(values)
+	info.DistinctPrompts, info.DistinctPairs = trafficgen.DistinctKeys(values)
 	return info
 }
 

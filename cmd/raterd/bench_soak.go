@@ -20,7 +20,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/bench/baseline"
-	"raterd/cmd/judgesim/simulator"
+	"raterd/internal/judgesim"
 	"raterd/scorer"
 )
 
@@ -303,7 +303,7 @@ func (b *bencher) runSoak(ctx context.Context) (*benchSoak, benchRun, error) {
 		return nil, r, err
 	}
 
-	var simBefore simulator.Stats
+	var simBefore judgesim.Stats
 	if b.sim != nil {
 		simBefore = b.sim.Stats()
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"raterd/cmd/trafficgen/traffic"
 	"raterd/internal/testkit"
+	"raterd/internal/trafficgen"
 	"raterd/scorer/cache"
 )
 
@@ -43,10 +43,10 @@ func BenchmarkCacheZipf(b *testing.B) {
 			b.Fatalf("RATERD_CACHEBENCH_RECORDS=%q: want a positive integer", v)
 		}
 	}
-	opts := traffic.DefaultOptions()
+	opts := trafficgen.DefaultOptions()
 	opts.Count, opts.ExactRepeats, opts.ZipfS, opts.DistinctPrompts, opts.InvalidShare, opts.Seed = n, true, 1.1, 10000, 0, 1
-	values := traffic.Generate(opts)
-	prompts, pairs := traffic.DistinctKeys(values)
+	values := trafficgen.Generate(opts)
+	prompts, pairs := trafficgen.DistinctKeys(values)
 
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db := "bench-cache-"+suffix, "raterd_benchcache_"+suffix

@@ -20,9 +20,9 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"raterd/cmd/judgesim/simulator"
-	"raterd/cmd/trafficgen/traffic"
 	"raterd/consumer"
+	"raterd/internal/judgesim"
+	"raterd/internal/trafficgen"
 	"raterd/record"
 	"raterd/scorer"
 	"raterd/sinks"
@@ -75,7 +75,7 @@ admin: {listen: "off"}
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", "demo [--traffic FILE] [--clickhouse host:port] [--redis host:port] [--out FILE]", stderr)
-	trafficPath := fs.String("traffic", "testdata/traffic.jsonl", "JSON-lines traffic to load; when the file is missing, the same traffic is generated in memory")
+	trafficPath := fs.String("traffic", "testdata/trafficgen.jsonl", "JSON-lines traffic to load; when the file is missing, the same traffic is generated in memory")
 	chAddr := fs.String("clickhouse", "", "also write scores to this ClickHouse (native host:port); the schema is migrated first")
 	redisAddr := fs.String("redis", "", "use this Redis as the cache instead of the in-process one")
 	out := fs.String("out", "raterd-demo-scores.ndjson", "NDJSON file for the score rows")
@@ -96,7 +96,7 @@ type demoOptions struct {
 func loadTraffic(path string) ([][]byte, string, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return traffic.Generate(traffic.DefaultOptions()), "generated (traffic.DefaultOptions)", nil
+		return trafficgen.Generate(trafficgen.DefaultOptions()), "generated (trafficgen.DefaultOptions)", nil
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("traffic: %w", err)
@@ -132,7 +132,7 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
 	brokers := cluster.ListenAddrs()
 
 	// The judge pool simulator, served on loopback and reached through the openai judge.
-	sim := simulator.New(simulator.Config{MaxSeqs: 64, StepBase: 200 * time.Microsecond, StepPerSeq: 2 * time.Microsecond, PrefillPerToken: 200 * time.Nanosecond})
+	sim := judgesim.New(judgesim.Config{MaxSeqs: 64, StepBase: 200 * time.Microsecond, StepPerSeq: 2 * time.Microsecond, PrefillPerToken: 200 * time.Nanosecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("judgesim listener: %w", err)
@@ -310,7 +310,7 @@ func (s *scoreSummary) WriteScores(_ context.Context, rows []record.Score) error
 	return nil
 }
 
-func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum *scoreSummary, sim simulator.Stats, elapsed time.Duration) {
+func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum *scoreSummary, sim judgesim.Stats, elapsed time.Duration) {
 	fmt.Fprintf(w, "\nraterd demo summary\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "messages\t%d\t(%d valid records, %d dead-lettered)\n", ps.Done, ps.Valid, ps.DeadLetters)

@@ -20,8 +20,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"raterd/cmd/judgesim/simulator"
 	"raterd/consumer"
+	"raterd/internal/judgesim"
 	"raterd/internal/testkit"
 	"raterd/record"
 	"raterd/scorer"
@@ -80,9 +80,9 @@ func integrationTraffic(n int) (values [][]byte, invalid int, reasons map[string
 	return values, invalid, reasons
 }
 
-func startSimulator(t testing.TB) (string, *simulator.Simulator) {
+func startSimulator(t testing.TB) (string, *judgesim.Simulator) {
 	t.Helper()
-	sim := simulator.New(simulator.Config{MaxSeqs: 32, StepBase: 200 * time.Microsecond, StepPerSeq: 5 * time.Microsecond, PrefillPerToken: time.Microsecond})
+	sim := judgesim.New(judgesim.Config{MaxSeqs: 32, StepBase: 200 * time.Microsecond, StepPerSeq: 5 * time.Microsecond, PrefillPerToken: time.Microsecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
-	"raterd/cmd/judgesim/simulator"
 	"raterd/consumer"
+	"raterd/internal/judgesim"
 	"raterd/internal/testkit"
 	"raterd/sinks"
 )
@@ -243,7 +243,7 @@ func TestIntegrationJudgePoolOutagePausesInsteadOfFailing(t *testing.T) {
 	}
 
 	// The pool comes back on the same address.
-	sim := simulator.New(simulator.Config{MaxSeqs: 32, StepBase: 200 * time.Microsecond})
+	sim := judgesim.New(judgesim.Config{MaxSeqs: 32, StepBase: 200 * time.Microsecond})
 	ln, err = net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("re-listen on %s: %v", addr, err)

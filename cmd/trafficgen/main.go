@@ -6,9 +6,9 @@
 //
 //	go run ./cmd/trafficgen [flags]
 //
-// For example, to regenerate testdata/traffic.jsonl:
+// For example, to regenerate testdata/trafficgen.jsonl:
 //
-//	go run ./cmd/trafficgen -n 3000 -seed 1 -o testdata/traffic.jsonl
+//	go run ./cmd/trafficgen -n 3000 -seed 1 -o testdata/trafficgen.jsonl
 //
 // For cache benchmarks, -zipf-s switches to exact-repeat traffic, where prompts and
 // prompt+response pairs repeat byte for byte, for example 50,000 records over 10,000
@@ -29,7 +29,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"raterd/cmd/trafficgen/traffic"
+	"raterd/internal/trafficgen"
 )
 
 func main() {
@@ -43,11 +43,11 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	d := traffic.DefaultOptions()
+	d := trafficgen.DefaultOptions()
 	fs := flag.NewFlagSet("trafficgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		opts     traffic.Options
+		opts     trafficgen.Options
 		start    string
 		out      string
 		repeatS  float64
@@ -82,7 +82,7 @@ repeat byte for byte with Zipf popularity; model, app, metadata, id and timestam
 still vary per request.
 
 Regenerate the committed sample with:
-  go run ./cmd/trafficgen -n 3000 -seed 1 -o testdata/traffic.jsonl
+  go run ./cmd/trafficgen -n 3000 -seed 1 -o testdata/trafficgen.jsonl
 50,000 records over 10,000 distinct prompts for a cache benchmark:
   go run ./cmd/trafficgen -zipf-s 1.1 -distinct 10000 -n 50000 -o zipf.jsonl
 
@@ -126,20 +126,20 @@ Flags:
 		return err
 	}
 	if out == "-" {
-		return traffic.Write(stdout, opts)
+		return trafficgen.Write(stdout, opts)
 	}
 	return writeFile(out, opts)
 }
 
 // writeFile writes the traffic to a temporary file next to path and renames it into place,
 // so a failed run never leaves a half-written file behind.
-func writeFile(path string, opts traffic.Options) error {
+func writeFile(path string, opts trafficgen.Options) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name()) // fails harmlessly after the rename
-	if err := traffic.Write(f, opts); err != nil {
+	if err := trafficgen.Write(f, opts); err != nil {
 		f.Close()
 		return err
 	}

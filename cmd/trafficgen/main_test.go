@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"raterd/cmd/trafficgen/traffic"
+	"raterd/internal/trafficgen"
 )
 
 func runArgs(t *testing.T, args ...string) ([]byte, error) {
@@ -28,12 +28,12 @@ func TestDefaultIsGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile("../../testdata/traffic.jsonl")
+	want, err := os.ReadFile("../../testdata/trafficgen.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("default output (%d bytes) differs from testdata/traffic.jsonl (%d bytes)", len(got), len(want))
+		t.Fatalf("default output (%d bytes) differs from testdata/trafficgen.jsonl (%d bytes)", len(got), len(want))
 	}
 }
 
@@ -43,11 +43,11 @@ func TestZipfRepeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	ls := lines(out)
-	want := traffic.Generate(traffic.Options{Seed: 1, Count: 400, DistinctPrompts: 100, ZipfS: 1.1, ExactRepeats: true, AnswerVariants: 1})
+	want := trafficgen.Generate(trafficgen.Options{Seed: 1, Count: 400, DistinctPrompts: 100, ZipfS: 1.1, ExactRepeats: true, AnswerVariants: 1})
 	if len(ls) != 400 || !bytes.Equal(out, append(bytes.Join(want, []byte("\n")), '\n')) {
 		t.Fatal("-zipf-s output differs from Generate with ExactRepeats and no invalid lines")
 	}
-	prompts, pairs := traffic.DistinctKeys(ls)
+	prompts, pairs := trafficgen.DistinctKeys(ls)
 	if prompts > 100 || pairs != prompts {
 		t.Errorf("%d prompts, %d pairs; want at most 100 prompts, one answer each", prompts, pairs)
 	}
@@ -56,11 +56,11 @@ func TestZipfRepeats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = traffic.Generate(traffic.Options{Seed: 7, Count: 400, DistinctPrompts: 100, ZipfS: 1.3, ExactRepeats: true, AnswerVariants: 3, InvalidShare: 0.1})
+	want = trafficgen.Generate(trafficgen.Options{Seed: 7, Count: 400, DistinctPrompts: 100, ZipfS: 1.3, ExactRepeats: true, AnswerVariants: 3, InvalidShare: 0.1})
 	if !bytes.Equal(out, append(bytes.Join(want, []byte("\n")), '\n')) {
 		t.Fatal("-zipf-s with -answer-variants and -invalid differs from Generate with those options")
 	}
-	if prompts, pairs := traffic.DistinctKeys(lines(out)); pairs <= prompts {
+	if prompts, pairs := trafficgen.DistinctKeys(lines(out)); pairs <= prompts {
 		t.Errorf("three answer variants: %d prompts, %d pairs; want more pairs than prompts", prompts, pairs)
 	}
 }

@@ -1,4 +1,4 @@
-package simulator
+package judgesim
 
 import (
 	"bytes"

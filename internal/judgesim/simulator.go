@@ -1,4 +1,4 @@
-// Package simulator is a GPU scoring-pool SIMULATOR: an HTTP server that speaks the APIs
+// Package judgesim is a GPU scoring-pool SIMULATOR: an HTTP server that speaks the APIs
 // of vLLM (and Hugging Face TEI) serving a judge or reward model, but runs no model. It
 // stands in for the GPU pool in tests, demos and benchmarks wherever no GPU is present.
 // cmd/judgesim serves it as a binary; raterd's demo and tests run it in-process (it is an
@@ -94,7 +94,7 @@
 // succeed, as with a real flaky server. Hang makes every request, health checks
 // included, hang until the client leaves or Hang is switched off. POST /admin/faults
 // changes all of these at run time.
-package simulator
+package judgesim
 
 import (
 	"bytes"

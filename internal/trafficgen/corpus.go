@@ -1,4 +1,4 @@
-package traffic
+package trafficgen
 
 // This file holds the word banks and text templates the generator fills. Everything here is
 // fictional: names, products, companies, e-mail domains (example.com/.org/.net), phone numbers

@@ -1,4 +1,4 @@
-package traffic
+package trafficgen
 
 import (
 	"bytes"
@@ -67,7 +67,7 @@ func TestGolden(t *testing.T) {
 		t.Fatalf("%v; generate it with: go run ./cmd/trafficgen -o testdata/traffic.jsonl", err)
 	}
 	if !bytes.Equal(got, buf.Bytes()) {
-		t.Fatalf("testdata/traffic.jsonl differs from Write(DefaultOptions()) (%d vs %d bytes); if the generator changed on purpose, regenerate it with:\n\tgo run ./cmd/trafficgen -o testdata/traffic.jsonl\nor: go test ./cmd/trafficgen/traffic -run TestGolden -update", len(got), buf.Len())
+		t.Fatalf("testdata/traffic.jsonl differs from Write(DefaultOptions()) (%d vs %d bytes); if the generator changed on purpose, regenerate it with:\n\tgo run ./cmd/trafficgen -o testdata/traffic.jsonl\nor: go test ./internal/trafficgen -run TestGolden -update", len(got), buf.Len())
 	}
 	if len(got) > 4<<20 {
 		t.Errorf("testdata/traffic.jsonl is %d bytes; keep it under 4 MiB", len(got))

@@ -1,4 +1,4 @@
-// Package traffic generates deterministic, realistic LLM traffic for raterd: Kafka message
+// Package trafficgen generates deterministic, realistic LLM traffic for raterd: Kafka message
 // values that follow the input record contract of DESIGN.md ("Input record"), one JSON object
 // per message.
 //
@@ -18,7 +18,7 @@
 //
 // The output depends only on the Options: equal options give byte-identical output on every
 // platform. testdata/traffic.jsonl at the repository root is Write(DefaultOptions()).
-package traffic
+package trafficgen
 
 import (
 	"bufio"
