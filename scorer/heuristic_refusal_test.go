@@ -42,7 +42,7 @@ var refusalSentences = []string{
 
 // refusalCorpus returns lower-cased, apostrophe-normalised openings as the check reads
 // them: refusalSentences, the same with a greeting or apology in front, and the responses
-// of generated trafficgen.
+// of generated traffic.
 func refusalCorpus(t *testing.T, j *HeuristicJudge) []string {
 	t.Helper()
 	var texts []string

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"raterd/internal/app"
+	"raterd/internal/cli"
 	"raterd/sinks"
 )
 
@@ -34,7 +35,7 @@ const progressInterval = 2 * time.Second
 func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, dlqUsage)
-		return errUsage
+		return cli.ErrUsage
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -44,7 +45,7 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 		return cmdDLQReplay(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "raterd dlq: unknown subcommand %q\n\n%s", args[0], dlqUsage)
-	return errUsage
+	return cli.ErrUsage
 }
 
 // dlqReplayOptions are the flags of `raterd dlq replay`.
@@ -58,45 +59,38 @@ type dlqReplayOptions struct {
 func dlqReplayGroup(group string) string { return group + ".dlq-replay" }
 
 func cmdDLQReplay(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dlq replay", "dlq replay --config raterd.yaml [--error-class CLASS] [--dry-run] [--limit N]", stderr)
+	fs := cli.NewFlagSet("dlq replay", "dlq replay --config raterd.yaml [--error-class CLASS] [--dry-run] [--limit N]", stderr)
 	configPath := fs.String("config", "raterd.yaml", "path of the YAML config file (kafka.brokers, kafka.topics, kafka.group_id)")
 	var o dlqReplayOptions
 	fs.StringVar(&o.errorClass, "error-class", "", "replay only dead letters of this class (raterd-error-class: invalid_json, invalid_utf8, missing_field, invalid_field, too_large, …); the others stay replayable")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "list and count what would be replayed; produce and commit nothing")
 	fs.IntVar(&o.limit, "limit", 0, "replay at most this many dead letters (0: all)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if o.limit < 0 {
 		fmt.Fprintf(stderr, "raterd dlq replay: --limit %d: must be 0 (no limit) or more\n", o.limit)
-		return fmt.Errorf("%w: --limit %d is negative", errUsage, o.limit)
+		return fmt.Errorf("%w: --limit %d is negative", cli.ErrUsage, o.limit)
 	}
-	if flagGiven(fs, "error-class") {
+	if cli.FlagGiven(fs, "error-class") {
 		if err := sinks.CheckErrorClass(o.errorClass); err != nil {
 			fmt.Fprintf(stderr, "raterd dlq replay: --error-class %q: %v; want a class name such as invalid_json, without spaces\n", o.errorClass, err)
-			return fmt.Errorf("%w: --error-class %q is not a class name: %w", errUsage, o.errorClass, err)
+			return fmt.Errorf("%w: --error-class %q is not a class name: %w", cli.ErrUsage, o.errorClass, err)
 		}
 	}
-	cfg, err := LoadConfig(*configPath, os.Getenv)
+	cfg, err := app.LoadConfig(*configPath, os.Getenv)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext(stderr)
+	ctx, stop := cli.SignalContext(stderr)
 	defer stop()
 	_, err = dlqReplay(ctx, cfg, o, stdout, stderr)
 	return err
 }
 
-// flagGiven reports whether the flag was given on the command line.
-func flagGiven(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
-
 // dlqReplay runs a replay for cfg and prints, on stdout, what a dry run would replay and
 // the summary; progress goes to stderr.
-func dlqReplay(ctx context.Context, cfg *Config, o dlqReplayOptions, stdout, stderr io.Writer) (sinks.DLQReplayStats, error) {
+func dlqReplay(ctx context.Context, cfg *app.Config, o dlqReplayOptions, stdout, stderr io.Writer) (sinks.DLQReplayStats, error) {
 	group := dlqReplayGroup(cfg.Kafka.GroupID)
 	verb := "replayed"
 	if o.dryRun {

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,82 +16,10 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/consumer"
+	"raterd/internal/app"
 	"raterd/internal/testkit"
 	"raterd/sinks"
 )
-
-// produceMessages writes messages (key, value, headers, time as given) to topic and
-// waits for every replica's acknowledgement.
-func produceMessages(t testing.TB, broker, topic string, msgs []kafka.Message) {
-	t.Helper()
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond,
-		BatchBytes: 4 << 20, RequiredAcks: kafka.RequireAll, Transport: tr}
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatalf("produce to %s: %v", topic, err)
-	}
-}
-
-// endOffsets returns the end offset of every partition of topic.
-func endOffsets(t testing.TB, broker, topic string) map[int]int64 {
-	t.Helper()
-	conn, err := kafka.Dial("tcp", broker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		t.Fatalf("partitions of %s: %v", topic, err)
-	}
-	ends := map[int]int64{}
-	for _, p := range parts {
-		if ends[p.ID], err = lastOffset(broker, topic, p.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return ends
-}
-
-// readTopic reads every partition of topic from the offsets in from (0 where absent) to its
-// end offset now, in partition and offset order.
-func readTopic(t testing.TB, broker, topic string, from map[int]int64) []kafka.Message {
-	t.Helper()
-	ends := endOffsets(t, broker, topic)
-	ids := make([]int, 0, len(ends))
-	for id := range ends {
-		ids = append(ids, id)
-	}
-	sort.Ints(ids)
-	var out []kafka.Message
-	for _, id := range ids {
-		if from[id] >= ends[id] {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: id, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
-		if err := r.SetOffset(from[id]); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			m, err := r.ReadMessage(ctx)
-			cancel()
-			if err != nil {
-				t.Fatalf("read %s/%d: %v", topic, id, err)
-			}
-			out = append(out, m)
-			if m.Offset >= ends[id]-1 {
-				break
-			}
-		}
-		r.Close()
-	}
-	return out
-}
 
 func header(m kafka.Message, key string) (string, bool) {
 	v, ok := "", false
@@ -103,14 +31,10 @@ func header(m kafka.Message, key string) (string, bool) {
 	return v, ok
 }
 
-func coordinates(m kafka.Message) string {
-	return fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
-}
-
 // dlqTestConfig is a small raterd.yaml: heuristic checks only, scores to a file, and
 // kafka.max_record_bytes low enough for over-size messages of both kinds (kept whole, and
 // truncated to a prefix).
-func dlqTestConfig(t *testing.T, broker, topic, group string) (*Config, string) {
+func dlqTestConfig(t *testing.T, broker, topic, group string) (*app.Config, string) {
 	t.Helper()
 	text := fmt.Sprintf(`
 kafka:
@@ -132,7 +56,7 @@ telemetry: {log_level: warn}
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseConfig([]byte(text), func(string) string { return "" })
+	cfg, err := app.ParseConfig([]byte(text), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,11 +105,11 @@ func checkSummary(t *testing.T, out, replayedLabel string, want replayCounts) {
 // that fails again shows its replay count, a run restricted to one class leaves the
 // others replayable, and truncated dead letters are counted, never replayed.
 func TestDLQReplay(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, group := "it-dlqreplay-"+suffix, "it-dlqreplay-"+suffix
-	testkit.CreateTopic(t, s.kafka, topic, 2)
-	cfg, path := dlqTestConfig(t, s.kafka, topic, group)
+	testkit.CreateTopic(t, s.Kafka, topic, 2)
+	cfg, path := dlqTestConfig(t, s.Kafka, topic, group)
 
 	tenant := kafka.Header{Key: "x-tenant", Value: []byte("acme")}
 	var msgs []kafka.Message
@@ -214,7 +138,7 @@ func TestDLQReplay(t *testing.T) {
 	msgs = append(msgs, kafka.Message{Key: []byte("bad-truncated"), Value: []byte(truncatedValue), Headers: []kafka.Header{tenant}})
 	classOf["bad-truncated"] = consumer.ReasonTooLarge
 	const invalid = 11
-	produceMessages(t, s.kafka, topic, msgs)
+	testkit.ProduceMessages(t, s.Kafka, topic, msgs)
 
 	stats, _ := runGroup(t, cfg, int64(len(msgs)))
 	if stats.DeadLetters != invalid {
@@ -222,8 +146,8 @@ func TestDLQReplay(t *testing.T) {
 	}
 	dlq := sinks.DLQTopic(topic)
 	letters := map[string]kafka.Message{} // coordinates -> dead letter
-	for _, m := range readTopic(t, s.kafka, dlq, nil) {
-		letters[coordinates(m)] = m
+	for _, m := range testkit.ReadTopic(t, s.Kafka, dlq, nil) {
+		letters[testkit.Coordinates(m)] = m
 	}
 	if len(letters) != invalid {
 		t.Fatalf("%s holds %d dead letters, want %d", dlq, len(letters), invalid)
@@ -233,31 +157,31 @@ func TestDLQReplay(t *testing.T) {
 	// message against the dead letter it names.
 	replayedSince := func(ends map[int]int64, wantReplays string) []kafka.Message {
 		t.Helper()
-		got := readTopic(t, s.kafka, topic, ends)
+		got := testkit.ReadTopic(t, s.Kafka, topic, ends)
 		for _, m := range got {
 			from, _ := header(m, sinks.HeaderReplayedFrom)
 			letter, ok := letters[from]
 			if !ok {
-				t.Fatalf("replayed message %s names dead letter %q, which is not in %s", coordinates(m), from, dlq)
+				t.Fatalf("replayed message %s names dead letter %q, which is not in %s", testkit.Coordinates(m), from, dlq)
 			}
 			if !bytes.Equal(m.Key, letter.Key) || !bytes.Equal(m.Value, letter.Value) {
-				t.Errorf("replayed message %s: key %q, %d value bytes; its dead letter %s has key %q, %d bytes", coordinates(m), m.Key, len(m.Value), from, letter.Key, len(letter.Value))
+				t.Errorf("replayed message %s: key %q, %d value bytes; its dead letter %s has key %q, %d bytes", testkit.Coordinates(m), m.Key, len(m.Value), from, letter.Key, len(letter.Value))
 			}
 			if want := badValues[string(m.Key)]; string(m.Value) != want {
-				t.Errorf("replayed message %s (key %s) does not carry the original value", coordinates(m), m.Key)
+				t.Errorf("replayed message %s (key %s) does not carry the original value", testkit.Coordinates(m), m.Key)
 			}
 			if p, _ := header(letter, sinks.HeaderSourcePartition); strconv.Itoa(m.Partition) != p {
-				t.Errorf("replayed message %s went to partition %d; its source partition was %s", coordinates(m), m.Partition, p)
+				t.Errorf("replayed message %s went to partition %d; its source partition was %s", testkit.Coordinates(m), m.Partition, p)
 			}
 			if n, _ := header(m, sinks.HeaderReplays); n != wantReplays {
-				t.Errorf("replayed message %s: %s = %q, want %q", coordinates(m), sinks.HeaderReplays, n, wantReplays)
+				t.Errorf("replayed message %s: %s = %q, want %q", testkit.Coordinates(m), sinks.HeaderReplays, n, wantReplays)
 			}
 			var keys []string
 			for _, h := range m.Headers {
 				keys = append(keys, h.Key)
 			}
 			if want := []string{"x-tenant", sinks.HeaderReplayedFrom, sinks.HeaderReplays}; strings.Join(keys, ",") != strings.Join(want, ",") {
-				t.Errorf("replayed message %s has headers %v, want %v (original ones, raterd's dropped, replay ones added)", coordinates(m), keys, want)
+				t.Errorf("replayed message %s has headers %v, want %v (original ones, raterd's dropped, replay ones added)", testkit.Coordinates(m), keys, want)
 			}
 		}
 		return got
@@ -271,13 +195,13 @@ func TestDLQReplay(t *testing.T) {
 	}
 
 	// A dry run restricted to missing_field lists the four and changes nothing.
-	ends := endOffsets(t, s.kafka, topic)
+	ends := testkit.EndOffsets(t, s.Kafka, topic)
 	out := replayCLI(t, path, "--error-class", consumer.ReasonMissingField, "--dry-run")
 	checkSummary(t, out, "would replay", replayCounts{replayed: 4, skipped: invalid - 4})
 	if n := strings.Count(out, "would replay ->"); n != 4 {
 		t.Errorf("dry run lists %d letters, want 4:\n%s", n, out)
 	}
-	if got := readTopic(t, s.kafka, topic, ends); len(got) != 0 {
+	if got := testkit.ReadTopic(t, s.Kafka, topic, ends); len(got) != 0 {
 		t.Fatalf("a dry run produced %d messages", len(got))
 	}
 
@@ -290,10 +214,10 @@ func TestDLQReplay(t *testing.T) {
 	}
 
 	// Running it again replays nothing.
-	ends = endOffsets(t, s.kafka, topic)
+	ends = testkit.EndOffsets(t, s.Kafka, topic)
 	out = replayCLI(t, path, "--error-class", consumer.ReasonMissingField)
 	checkSummary(t, out, "replayed", replayCounts{})
-	if got := readTopic(t, s.kafka, topic, ends); len(got) != 0 {
+	if got := testkit.ReadTopic(t, s.Kafka, topic, ends); len(got) != 0 {
 		t.Fatalf("a second replay produced %d messages", len(got))
 	}
 
@@ -304,11 +228,11 @@ func TestDLQReplay(t *testing.T) {
 		t.Fatalf("the replayed records: %d dead-lettered again, want 4 (%+v)", stats2.DeadLetters, stats2)
 	}
 	again := 0
-	for _, m := range readTopic(t, s.kafka, dlq, nil) {
-		if _, seen := letters[coordinates(m)]; seen {
+	for _, m := range testkit.ReadTopic(t, s.Kafka, dlq, nil) {
+		if _, seen := letters[testkit.Coordinates(m)]; seen {
 			continue
 		}
-		letters[coordinates(m)] = m
+		letters[testkit.Coordinates(m)] = m
 		if n, _ := header(m, sinks.HeaderReplays); n == "1" {
 			again++
 		}
@@ -316,7 +240,7 @@ func TestDLQReplay(t *testing.T) {
 	if len(letters) != invalid+4 || again != 4 {
 		t.Fatalf("%s: %d dead letters, %d new ones with %s 1; want %d and 4", dlq, len(letters), again, sinks.HeaderReplays, invalid+4)
 	}
-	ends = endOffsets(t, s.kafka, topic)
+	ends = testkit.EndOffsets(t, s.Kafka, topic)
 	out = replayCLI(t, path, "--error-class", consumer.ReasonMissingField)
 	// It reads on from where the last missing_field run stopped: only the new letters.
 	checkSummary(t, out, "replayed", replayCounts{replayed: 4})
@@ -326,7 +250,7 @@ func TestDLQReplay(t *testing.T) {
 
 	// All classes, dry run: the missing_field letters are done, the truncated one is only
 	// counted.
-	ends = endOffsets(t, s.kafka, topic)
+	ends = testkit.EndOffsets(t, s.Kafka, topic)
 	out = replayCLI(t, path, "--dry-run")
 	checkSummary(t, out, "would replay", replayCounts{replayed: 6, truncated: 1, already: 8})
 	if !strings.Contains(out, "truncated: 65536 of ") {
@@ -358,7 +282,7 @@ func TestDLQReplay(t *testing.T) {
 		t.Errorf("a run after everything was replayed read dead letters:\n%s", out)
 	}
 	seen := map[string]bool{}
-	for _, m := range readTopic(t, s.kafka, topic, nil) {
+	for _, m := range testkit.ReadTopic(t, s.Kafka, topic, nil) {
 		from, ok := header(m, sinks.HeaderReplayedFrom)
 		if !ok {
 			continue
@@ -374,4 +298,31 @@ func TestDLQReplay(t *testing.T) {
 	if len(seen) != invalid-1+4 {
 		t.Errorf("%d dead letters replayed in all, want %d (every one but the truncated)", len(seen), invalid-1+4)
 	}
+}
+
+// runGroup runs raterd's pipeline for cfg until total messages are done.
+func runGroup(t *testing.T, cfg *app.Config, total int64) (consumer.Stats, *app.Stack) {
+	t.Helper()
+	a, err := app.New(context.Background(), cfg, app.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Pipeline.Run(ctx) }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for a.Pipeline.Stats().Done < total {
+		if time.Now().After(deadline) {
+			cancel()
+			<-errc
+			t.Fatalf("group %s: only %d of %d messages done after 2 minutes", cfg.Kafka.GroupID, a.Pipeline.Stats().Done, total)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("pipeline: %v", err)
+	}
+	return a.Pipeline.Stats(), a.Stack
 }

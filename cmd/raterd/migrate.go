@@ -9,20 +9,22 @@ import (
 	"strings"
 	"time"
 
+	"raterd/internal/app"
+	"raterd/internal/cli"
 	"raterd/sinks"
 )
 
 func cmdMigrate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("migrate", "migrate [--config raterd.yaml | --clickhouse host:port]", stderr)
+	fs := cli.NewFlagSet("migrate", "migrate [--config raterd.yaml | --clickhouse host:port]", stderr)
 	configPath := fs.String("config", "", "path of the YAML config file (its clickhouse section is used)")
 	addr := fs.String("clickhouse", "", "ClickHouse native address(es), comma-separated; overrides the config")
 	database := fs.String("database", "", "database name (default from config, else raterd)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	var chCfg sinks.ClickHouseConfig
 	if *configPath != "" {
-		cfg, err := LoadConfig(*configPath, os.Getenv)
+		cfg, err := app.LoadConfig(*configPath, os.Getenv)
 		if err != nil {
 			return err
 		}
@@ -30,7 +32,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 			chCfg = *cfg.ClickHouse
 		}
 	} else if v := os.Getenv("RATERD_CLICKHOUSE_ADDR"); v != "" {
-		chCfg.Addrs = splitList(v)
+		chCfg.Addrs = app.SplitList(v)
 	}
 	if *addr != "" {
 		chCfg.Addrs = strings.Split(*addr, ",")
@@ -43,7 +45,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 		// own), so say what is missing here.
 		fmt.Fprintln(stderr, "raterd migrate: no ClickHouse address: pass --clickhouse, --config or set RATERD_CLICKHOUSE_ADDR")
 		fs.Usage()
-		return fmt.Errorf("%w: no ClickHouse address", errUsage)
+		return fmt.Errorf("%w: no ClickHouse address", cli.ErrUsage)
 	}
 	if err := chCfg.Validate("clickhouse"); err != nil {
 		return err

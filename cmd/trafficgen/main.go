@@ -6,9 +6,9 @@
 //
 //	go run ./cmd/trafficgen [flags]
 //
-// For example, to regenerate testdata/trafficgen.jsonl:
+// For example, to regenerate testdata/traffic.jsonl:
 //
-//	go run ./cmd/trafficgen -n 3000 -seed 1 -o testdata/trafficgen.jsonl
+//	go run ./cmd/trafficgen -n 3000 -seed 1 -o testdata/traffic.jsonl
 //
 // For cache benchmarks, -zipf-s switches to exact-repeat traffic, where prompts and
 // prompt+response pairs repeat byte for byte, for example 50,000 records over 10,000
@@ -82,7 +82,7 @@ repeat byte for byte with Zipf popularity; model, app, metadata, id and timestam
 still vary per request.
 
 Regenerate the committed sample with:
-  go run ./cmd/trafficgen -n 3000 -seed 1 -o testdata/trafficgen.jsonl
+  go run ./cmd/trafficgen -n 3000 -seed 1 -o testdata/traffic.jsonl
 50,000 records over 10,000 distinct prompts for a cache benchmark:
   go run ./cmd/trafficgen -zipf-s 1.1 -distinct 10000 -n 50000 -o zipf.jsonl
 

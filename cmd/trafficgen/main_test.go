@@ -28,12 +28,12 @@ func TestDefaultIsGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile("../../testdata/trafficgen.jsonl")
+	want, err := os.ReadFile("../../testdata/traffic.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("default output (%d bytes) differs from testdata/trafficgen.jsonl (%d bytes)", len(got), len(want))
+		t.Fatalf("default output (%d bytes) differs from testdata/traffic.jsonl (%d bytes)", len(got), len(want))
 	}
 }
 

@@ -647,7 +647,7 @@ func TestConfig(t *testing.T) {
 
 // goldenDir holds the prompts raterd renders (scorer/format); the simulator must read
 // them as their format and task.
-const goldenDir = "../../../scorer/format/testdata/golden"
+const goldenDir = "../../scorer/format/testdata/golden"
 
 // TestGoldenPrompts: the rendered prompts of every format and task, and their format
 // reminders, are answered in their grammar.

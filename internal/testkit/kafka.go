@@ -2,7 +2,9 @@ package testkit
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -83,4 +85,92 @@ func ledPartitions(broker, topic string) (int, error) {
 func DeleteTopics(broker string, topics ...string) {
 	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
 	_, _ = client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: topics})
+}
+
+// ProduceMessages writes messages (key, value, headers, time as given) to topic and
+// waits for every replica's acknowledgement.
+func ProduceMessages(t testing.TB, broker, topic string, msgs []kafka.Message) {
+	t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond,
+		BatchBytes: 4 << 20, RequiredAcks: kafka.RequireAll, Transport: tr}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce to %s: %v", topic, err)
+	}
+}
+
+// LastOffset returns the end offset of one partition of topic.
+func LastOffset(broker, topic string, partition int) (int64, error) {
+	conn, err := kafka.DialLeader(context.Background(), "tcp", broker, topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	return conn.ReadLastOffset()
+}
+
+// EndOffsets returns the end offset of every partition of topic.
+func EndOffsets(t testing.TB, broker, topic string) map[int]int64 {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	ends := map[int]int64{}
+	for _, p := range parts {
+		if ends[p.ID], err = LastOffset(broker, topic, p.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ends
+}
+
+// ReadTopic reads every partition of topic from the offsets in from (0 where absent) to its
+// end offset now, in partition and offset order.
+func ReadTopic(t testing.TB, broker, topic string, from map[int]int64) []kafka.Message {
+	t.Helper()
+	ends := EndOffsets(t, broker, topic)
+	ids := make([]int, 0, len(ends))
+	for id := range ends {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	var out []kafka.Message
+	for _, id := range ids {
+		if from[id] >= ends[id] {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: id, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+		if err := r.SetOffset(from[id]); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			m, err := r.ReadMessage(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("read %s/%d: %v", topic, id, err)
+			}
+			out = append(out, m)
+			if m.Offset >= ends[id]-1 {
+				break
+			}
+		}
+		r.Close()
+	}
+	return out
+}
+
+// Coordinates names a message by topic/partition/offset.
+func Coordinates(m kafka.Message) string {
+	return fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
 }

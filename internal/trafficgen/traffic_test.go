@@ -18,7 +18,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/traffic.jsonl from DefaultOptions")
 
-const goldenPath = "../../../testdata/traffic.jsonl"
+const goldenPath = "../../testdata/traffic.jsonl"
 
 func TestDeterministic(t *testing.T) {
 	opts := DefaultOptions()

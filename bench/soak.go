@@ -1,4 +1,4 @@
-package main
+package bench
 
 // The soak run of `raterd bench --soak`: issue 8 asks that peak RSS stays under 300 MiB at
 // the default in-flight limits and flat over a 10-minute run. The other runs hold their

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -187,7 +187,7 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 	return &cfg, nil
 }
 
-func splitList(s string) []string {
+func SplitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -220,10 +220,10 @@ func (c *Config) applyEnv(getenv func(string) string) {
 		return
 	}
 	if v := getenv("RATERD_KAFKA_BROKERS"); v != "" {
-		c.Kafka.Brokers = splitList(v)
+		c.Kafka.Brokers = SplitList(v)
 	}
 	if v := getenv("RATERD_REDIS_ADDR"); v != "" {
-		c.Redis.Addrs = splitList(v)
+		c.Redis.Addrs = SplitList(v)
 	}
 	if v := getenv("RATERD_REDIS_USERNAME"); v != "" {
 		c.Redis.Username = v
@@ -235,7 +235,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 		if c.ClickHouse == nil {
 			c.ClickHouse = &sinks.ClickHouseConfig{}
 		}
-		c.ClickHouse.Addrs = splitList(v)
+		c.ClickHouse.Addrs = SplitList(v)
 	}
 	if c.ClickHouse != nil {
 		if v := getenv("RATERD_CLICKHOUSE_USER"); v != "" {

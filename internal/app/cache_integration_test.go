@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"raterd/internal/testkit"
+	"raterd/internal/testkit/chtest"
 )
 
 // TestIntegrationRedisRestartMidRun stops the cache's Redis while one pipeline keeps
@@ -15,15 +16,15 @@ import (
 // resumes. Three phases of the same repeated traffic (fresh record ids each time) go
 // through the real Kafka and ClickHouse: with Redis up, down, and back (empty).
 func TestIntegrationRedisRestartMidRun(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	rds := testkit.StartPrivateRedis(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-redisrestart-"+suffix, "raterd_itredis_"+suffix, "it-redisrestart-"+suffix
-	testkit.CreateTopic(t, s.kafka, topic, 2)
-	conn := migrated(t, s.clickhouse, db)
+	testkit.CreateTopic(t, s.Kafka, topic, 2)
+	conn := chtest.Migrated(t, s.ClickHouse, db)
 	simURL, _ := startSimulator(t)
 	withRedis := s
-	withRedis.redis = rds.Addr()
+	withRedis.Redis = rds.Addr()
 	cfg := integrationConfig(t, withRedis, topic, group, db, simURL)
 	cfg.Redis.LocalBytes = -1 // every hit must come from Redis
 	cfg.Redis.Breaker.Cooldown, cfg.Redis.Breaker.MaxCooldown = 100*time.Millisecond, 200*time.Millisecond
@@ -45,7 +46,7 @@ func TestIntegrationRedisRestartMidRun(t *testing.T) {
 			values[i] = bytes.ReplaceAll(v, []byte(`"id":"it-`), []byte(`"id":"`+name+`-`))
 		}
 		before := st.Scorer.Totals()
-		if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+		if err := Produce(context.Background(), []string{s.Kafka}, topic, values); err != nil {
 			t.Fatal(err)
 		}
 		produced += int64(len(values))

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -17,10 +17,10 @@ import (
 // TestIntegrationRunServesAdminAndDrains runs `raterd run` as users do (config, admin
 // server, signal-driven shutdown) against the real services.
 func TestIntegrationRunServesAdminAndDrains(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db := "it-run-"+suffix, "raterd_itrun_"+suffix
-	testkit.CreateTopic(t, s.kafka, topic, 2)
+	testkit.CreateTopic(t, s.Kafka, topic, 2)
 	values, invalid, _ := integrationTraffic(300)
 
 	simURL, _ := startSimulator(t)
@@ -41,7 +41,7 @@ func TestIntegrationRunServesAdminAndDrains(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
 
 	// Against an unmigrated database, run refuses to start and names the migration.
-	if err := run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "missing migration 1") {
+	if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "missing migration 1") {
 		t.Fatalf("run on an unmigrated schema: %v", err)
 	}
 	if _, err := sinks.Migrate(context.Background(), conn, db, nil); err != nil {
@@ -51,14 +51,14 @@ func TestIntegrationRunServesAdminAndDrains(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, cfg) }()
+	go func() { errc <- Run(ctx, cfg) }()
 
 	base := "http://" + cfg.Admin.Listen
 	waitHTTP(t, base+"/readyz", 30*time.Second)
 	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz = %d", code)
 	}
-	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+	if err := Produce(context.Background(), []string{s.Kafka}, topic, values); err != nil {
 		t.Fatal(err)
 	}
 	want := uint64((len(values) - invalid) * len(cfg.Evaluators))
@@ -102,7 +102,7 @@ func TestIntegrationRunServesAdminAndDrains(t *testing.T) {
 	case <-time.After(cfg.Kafka.ShutdownTimeout + 15*time.Second):
 		t.Fatal("run did not stop within the shutdown timeout")
 	}
-	checkCommittedToEnd(t, s.kafka, topic, cfg.Kafka.GroupID, 2)
+	checkCommittedToEnd(t, s.Kafka, topic, cfg.Kafka.GroupID, 2)
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 // raterd bench: the end-to-end benchmark of issue 8. It measures the real pipeline on the
 // local services against the baselines of bench/baseline in the same run, and reports
@@ -35,6 +35,8 @@ import (
 
 	"raterd/bench/baseline"
 	"raterd/consumer"
+	"raterd/internal/app"
+	"raterd/internal/cli"
 	"raterd/internal/judgesim"
 	"raterd/internal/trafficgen"
 	"raterd/record"
@@ -127,59 +129,60 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 func (o *benchOptions) validate() error {
 	for _, a := range []struct{ flag, addr string }{{"kafka", o.kafka}, {"redis", o.redis}, {"clickhouse", o.clickhouse}} {
 		if host, port, err := net.SplitHostPort(a.addr); err != nil || host == "" || port == "" {
-			return flagErrorf("--%s %q: want host:port", a.flag, a.addr)
+			return cli.FlagErrorf("--%s %q: want host:port", a.flag, a.addr)
 		}
 	}
 	switch {
 	case o.records < 1:
-		return flagErrorf("--records %d: must be at least 1", o.records)
+		return cli.FlagErrorf("--records %d: must be at least 1", o.records)
 	case o.zipf != 0 && !(o.zipf > 1 && !math.IsInf(o.zipf, 1)):
-		return flagErrorf("--zipf %g: want 0 (unique traffic) or a finite exponent above 1", o.zipf)
+		return cli.FlagErrorf("--zipf %g: want 0 (unique traffic) or a finite exponent above 1", o.zipf)
 	case o.distinct < 1:
-		return flagErrorf("--distinct %d: must be at least 1", o.distinct)
+		return cli.FlagErrorf("--distinct %d: must be at least 1", o.distinct)
 	case !(o.invalid >= 0 && o.invalid < 1):
-		return flagErrorf("--invalid %g: want a share in [0, 1)", o.invalid)
+		return cli.FlagErrorf("--invalid %g: want a share in [0, 1)", o.invalid)
 	case o.partitions < 1 || o.partitions > 1024:
-		return flagErrorf("--partitions %d: want 1..1024", o.partitions)
+		return cli.FlagErrorf("--partitions %d: want 1..1024", o.partitions)
 	case o.judge != benchJudgeHeuristic && o.judge != benchJudgeSim:
-		return flagErrorf("--judge %q: want %s or %s", o.judge, benchJudgeHeuristic, benchJudgeSim)
+		return cli.FlagErrorf("--judge %q: want %s or %s", o.judge, benchJudgeHeuristic, benchJudgeSim)
 	case o.naiveRecords < 1:
-		return flagErrorf("--naive-records %d: must be at least 1", o.naiveRecords)
+		return cli.FlagErrorf("--naive-records %d: must be at least 1", o.naiveRecords)
 	case o.latency < 0:
-		return flagErrorf("--latency-duration %s: must not be negative", o.latency)
+		return cli.FlagErrorf("--latency-duration %s: must not be negative", o.latency)
 	case !(o.latencyRate >= 0) || math.IsInf(o.latencyRate, 1):
-		return flagErrorf("--latency-rate %g: want 0 (half the measured throughput) or a positive rate", o.latencyRate)
+		return cli.FlagErrorf("--latency-rate %g: want 0 (half the measured throughput) or a positive rate", o.latencyRate)
 	case o.soak != 0 && o.soak < time.Second:
-		return flagErrorf("--soak %s: want 0 (off) or at least 1s", o.soak)
+		return cli.FlagErrorf("--soak %s: want 0 (off) or at least 1s", o.soak)
 	case !(o.soakRate > 0) || math.IsInf(o.soakRate, 1):
-		return flagErrorf("--soak-rate %g: want a positive, finite rate (records/s)", o.soakRate)
+		return cli.FlagErrorf("--soak-rate %g: want a positive, finite rate (records/s)", o.soakRate)
 	case o.timeout <= 0:
-		return flagErrorf("--timeout %s: must be positive", o.timeout)
+		return cli.FlagErrorf("--timeout %s: must be positive", o.timeout)
 	case o.sim.MaxSeqs < 1:
-		return flagErrorf("--judgesim-seqs %d: must be at least 1", o.sim.MaxSeqs)
+		return cli.FlagErrorf("--judgesim-seqs %d: must be at least 1", o.sim.MaxSeqs)
 	case o.sim.StepBase <= 0:
-		return flagErrorf("--judgesim-step %s: must be positive", o.sim.StepBase)
+		return cli.FlagErrorf("--judgesim-step %s: must be positive", o.sim.StepBase)
 	case o.sim.StepPerSeq < 0:
-		return flagErrorf("--judgesim-step-per-seq %s: must not be negative", o.sim.StepPerSeq)
+		return cli.FlagErrorf("--judgesim-step-per-seq %s: must not be negative", o.sim.StepPerSeq)
 	case o.sim.PrefillPerToken < 0:
-		return flagErrorf("--judgesim-prefill %s: must not be negative", o.sim.PrefillPerToken)
+		return cli.FlagErrorf("--judgesim-prefill %s: must not be negative", o.sim.PrefillPerToken)
 	}
 	o.naiveRecords = min(o.naiveRecords, o.records)
 	return nil
 }
 
-func cmdBench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "bench [--records N] [--zipf S] [--judge heuristic|judgesim] [--baselines=false] [--soak DURATION [--soak-rate N]] [--json] [--cpuprofile FILE]", stderr)
+// Main runs `raterd bench` with its arguments (after "bench").
+func Main(args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("bench", "bench [--records N] [--zipf S] [--judge heuristic|judgesim] [--baselines=false] [--soak DURATION [--soak-rate N]] [--json] [--cpuprofile FILE]", stderr)
 	var o benchOptions
 	registerBenchFlags(fs, &o, os.Getenv)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := o.validate(); err != nil {
 		fmt.Fprintf(stderr, "raterd bench: %v\nRun 'raterd bench --help' for the flags.\n", err)
 		return err
 	}
-	ctx, stop := signalContext(stderr)
+	ctx, stop := cli.SignalContext(stderr)
 	defer stop()
 	progress := stderr
 	if o.quiet {
@@ -385,7 +388,7 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 	b.topic = "raterd-bench-" + b.suffix
 	defer b.cleanup()
 	rep := &benchReport{
-		Version: version(), Started: time.Now().UTC(),
+		Version: cli.Version(), Started: time.Now().UTC(),
 		Machine: benchMachine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(),
 			OS: runtime.GOOS + "/" + runtime.GOARCH, LoadBefore: loadAvg()},
 	}
@@ -462,7 +465,7 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	}
 	b.logf("producing to %s (%d partitions)…", b.topic, o.partitions)
 	pstart := time.Now()
-	if err := produce(ctx, []string{o.kafka}, b.topic, values); err != nil {
+	if err := app.Produce(ctx, []string{o.kafka}, b.topic, values); err != nil {
 		return err
 	}
 	b.logf("produced %d messages in %s", len(values), time.Since(pstart).Round(time.Millisecond))
@@ -536,7 +539,7 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 
 // config returns the raterd configuration of one run: the benchmark's evaluators on the
 // given topic, group and database, with Redis under keyPrefix or no cache at all.
-func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool) (*Config, error) {
+func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool) (*app.Config, error) {
 	redisSection := fmt.Sprintf("redis: {addrs: [%q], key_prefix: %q}", b.o.redis, keyPrefix)
 	if !withCache {
 		redisSection = "redis: {memory_bytes: -1}"
@@ -565,7 +568,7 @@ judges:
 %sadmin: {listen: "off"}
 telemetry: {log_level: warn}
 `, b.o.kafka, topic, group, redisSection, b.o.clickhouse, db, judges, evaluators)
-	cfg, err := ParseConfig([]byte(text), func(k string) string {
+	cfg, err := app.ParseConfig([]byte(text), func(k string) string {
 		switch k {
 		case "RATERD_CLICKHOUSE_USER", "RATERD_CLICKHOUSE_PASSWORD":
 			return os.Getenv(k)
@@ -741,17 +744,17 @@ func (b *bencher) runBare(ctx context.Context, total int64) (benchRun, error) {
 
 // runNaive runs baseline.RunNaive on the first naive records of the topic, with the same
 // evaluators and judges as raterd.
-func (b *bencher) runNaive(ctx context.Context, cfg *Config, records int64) (benchRun, error) {
+func (b *bencher) runNaive(ctx context.Context, cfg *app.Config, records int64) (benchRun, error) {
 	b.logf("%s: naive evaluator (fetch one, judge, insert one, commit) over %d records…", runNaive, records)
 	db := "raterd_bench_" + b.suffix + "_naive"
 	if err := b.migrate(ctx, db); err != nil {
 		return benchRun{}, err
 	}
-	judges, err := buildJudges(cfg, nil, b.logger, nil)
+	judges, err := app.BuildJudges(cfg, nil, b.logger, nil)
 	if err != nil {
 		return benchRun{}, err
 	}
-	defer closeJudges(context.Background(), judges)
+	defer app.CloseJudges(context.Background(), judges)
 	var judge scorer.Judge = routeJudge{judges: judges}
 	if len(judges) == 1 {
 		for _, j := range judges {
@@ -931,7 +934,7 @@ func (b *bencher) runRaterd(ctx context.Context, name, desc, topic, keySpace str
 // pipelineFigures fills r from a finished raterd run — counts, rates (r's elapsed time and
 // CPU must be set), judge tasks, cache, inserts and pool — and reports a score row count
 // that differs from wantRows.
-func (b *bencher) pipelineFigures(r *benchRun, p *consumer.Pipeline, st *stack, wantRows int64, simBefore judgesim.Stats) {
+func (b *bencher) pipelineFigures(r *benchRun, p *consumer.Pipeline, st *app.Stack, wantRows int64, simBefore judgesim.Stats) {
 	ps, tot := p.Stats(), st.Scorer.Totals()
 	r.Records, r.Valid, r.DeadLetters, r.Batches = ps.Done, ps.Valid, ps.DeadLetters, ps.Batches
 	r.fillRates()
@@ -1025,36 +1028,12 @@ func (b *bencher) waitDone(ctx context.Context, name string, p *consumer.Pipelin
 
 // pipeline builds raterd's stack and pipeline for cfg, as `raterd run` does; leave closes
 // the reader (leaving the group), the stack and the telemetry.
-func (b *bencher) pipeline(ctx context.Context, cfg *Config) (*consumer.Pipeline, *stack, func(), error) {
-	tel, err := newTelemetry(ctx, cfg.Telemetry)
+func (b *bencher) pipeline(ctx context.Context, cfg *app.Config) (*consumer.Pipeline, *app.Stack, func(), error) {
+	a, err := app.New(ctx, cfg, app.Options{Logger: b.logger})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	shutdownTel := func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = tel.Shutdown(sctx)
-	}
-	st, err := buildStack(ctx, cfg, tel, b.logger, nil)
-	if err != nil {
-		shutdownTel()
-		return nil, nil, nil, err
-	}
-	p, reader, err := newPipeline(cfg, st, tel, b.logger)
-	if err != nil {
-		_ = st.Close()
-		shutdownTel()
-		return nil, nil, nil, err
-	}
-	var once sync.Once
-	leave := func() {
-		once.Do(func() {
-			_ = reader.Close()
-			_ = st.Close()
-			shutdownTel()
-		})
-	}
-	return p, st, leave, nil
+	return a.Pipeline, a.Stack, func() { _ = a.Close() }, nil
 }
 
 // latencyPoll is how often the latency run asks ClickHouse which sampled records are

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"raterd/internal/testkit"
+	"raterd/internal/testkit/chtest"
 )
 
 // cuttableProxy forwards TCP connections to a real server and can cut them all and refuse
@@ -109,19 +110,19 @@ func (p *cuttableProxy) restore() {
 // stays bounded), no offset of an unwritten row is committed, and once ClickHouse is back
 // every row lands exactly once.
 func TestIntegrationClickHouseOutagePausesAndLosesNothing(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-choutage-"+suffix, "raterd_itchoutage_"+suffix, "it-choutage-"+suffix
-	testkit.CreateTopic(t, s.kafka, topic, 2)
+	testkit.CreateTopic(t, s.Kafka, topic, 2)
 	values, invalid, _ := integrationTraffic(3000)
-	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+	if err := Produce(context.Background(), []string{s.Kafka}, topic, values); err != nil {
 		t.Fatal(err)
 	}
-	conn := migrated(t, s.clickhouse, db)
+	conn := chtest.Migrated(t, s.ClickHouse, db)
 	simURL, _ := startSimulator(t)
-	proxy := startCuttableProxy(t, s.clickhouse)
+	proxy := startCuttableProxy(t, s.ClickHouse)
 	viaProxy := s
-	viaProxy.clickhouse = proxy.addr
+	viaProxy.ClickHouse = proxy.addr
 	cfg := integrationConfig(t, viaProxy, topic, group, db, simURL)
 	cfg.Kafka.Batch.MaxRecords = 50
 	cfg.Kafka.MaxInFlightRecords = 400
@@ -169,7 +170,7 @@ func TestIntegrationClickHouseOutagePausesAndLosesNothing(t *testing.T) {
 	t.Logf("outage: %d done, %d fetched, %d retries", later.Done, later.Fetched, later.Retries)
 
 	proxy.restore()
-	waitCommittedToEnd(t, s.kafka, topic, group, 2, 2*time.Minute)
+	waitCommittedToEnd(t, s.Kafka, topic, group, 2, 2*time.Minute)
 	cancel()
 	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 
 // stack is every stage of raterd built from one Config. cmd/ is the only place that knows
 // all packages; run, demo and the integration tests all build through here.
-type stack struct {
+type Stack struct {
 	Scorer     *scorer.Scorer
 	Scores     consumer.ScoreSink
 	DeadLetter consumer.DeadLetterSink
@@ -46,10 +46,10 @@ const judgeDrainTimeout = 10 * time.Second
 
 // Close releases every connection the stack opened and drains the judge pools; safe to
 // call twice.
-func (s *stack) Close() error {
+func (s *Stack) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), judgeDrainTimeout)
 	defer cancel()
-	closeJudges(ctx, s.judges)
+	CloseJudges(ctx, s.judges)
 	s.judges = nil
 	var errs []error
 	for i := len(s.closers) - 1; i >= 0; i-- {
@@ -59,8 +59,8 @@ func (s *stack) Close() error {
 	return errors.Join(errs...)
 }
 
-// closeJudges drains the pools of the judges that have one.
-func closeJudges(ctx context.Context, judges map[string]scorer.Judge) {
+// CloseJudges drains the pools of the judges that have one.
+func CloseJudges(ctx context.Context, judges map[string]scorer.Judge) {
 	for _, j := range judges {
 		if c, ok := j.(interface{ Close(context.Context) error }); ok {
 			_ = c.Close(ctx)
@@ -68,8 +68,8 @@ func closeJudges(ctx context.Context, judges map[string]scorer.Judge) {
 	}
 }
 
-// buildJudges creates one judge per configured pool.
-func buildJudges(cfg *Config, httpClient *http.Client, logger *slog.Logger, meters metric.MeterProvider) (map[string]scorer.Judge, error) {
+// BuildJudges creates one judge per configured pool.
+func BuildJudges(cfg *Config, httpClient *http.Client, logger *slog.Logger, meters metric.MeterProvider) (map[string]scorer.Judge, error) {
 	judges := make(map[string]scorer.Judge, len(cfg.Judges))
 	names := make([]string, 0, len(cfg.Judges))
 	for name := range cfg.Judges {
@@ -84,14 +84,14 @@ func buildJudges(cfg *Config, httpClient *http.Client, logger *slog.Logger, mete
 		case JudgeOpenAI:
 			oj, err := scorer.NewOpenAIJudge(j.OpenAIConfig, httpClient, logger.With("judge", name), meters)
 			if err != nil {
-				closeJudges(context.Background(), judges)
+				CloseJudges(context.Background(), judges)
 				return nil, fmt.Errorf("judges.%s: %w", name, err)
 			}
 			judges[name] = oj
 		case JudgeReward:
 			rj, err := scorer.NewRewardJudge(j.RewardConfig(), httpClient, logger.With("judge", name), meters)
 			if err != nil {
-				closeJudges(context.Background(), judges)
+				CloseJudges(context.Background(), judges)
 				return nil, fmt.Errorf("judges.%s: %w", name, err)
 			}
 			judges[name] = rj
@@ -153,9 +153,9 @@ func buildCache(ctx context.Context, cfg RedisConfig, logger *slog.Logger, meter
 
 // buildStack wires judges, cache and sinks. A ClickHouse schema that is behind the
 // migrations this build needs is a start-up error naming the missing migration.
-func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger, httpClient *http.Client) (*stack, error) {
-	st := &stack{}
-	judges, err := buildJudges(cfg, httpClient, logger, tel.Meters)
+func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger, httpClient *http.Client) (*Stack, error) {
+	st := &Stack{}
+	judges, err := BuildJudges(cfg, httpClient, logger, tel.Meters)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 }
 
 // newPipeline builds the consumer pipeline on a consumer-group member.
-func newPipeline(cfg *Config, st *stack, tel *Telemetry, logger *slog.Logger) (*consumer.Pipeline, io.Closer, error) {
+func NewPipeline(cfg *Config, st *Stack, tel *Telemetry, logger *slog.Logger) (*consumer.Pipeline, io.Closer, error) {
 	reader, err := consumer.NewGroupReader(cfg.Kafka, nil, logger)
 	if err != nil {
 		return nil, nil, err

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -85,13 +85,13 @@ func (r *alertReceiver) waitFor(t *testing.T, state string) alert.Notification {
 // the webhook receiver gets exactly one firing alert for that series with what a responder
 // needs, and once quality recovers exactly one resolved alert — nothing else.
 func TestIntegrationAlerting(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-alert-"+suffix, "raterd_alert_"+suffix, "it-alert-"+suffix
-	testkit.CreateTopic(t, s.kafka, topic, 1) // one partition: the phases arrive in order
+	testkit.CreateTopic(t, s.Kafka, topic, 1) // one partition: the phases arrive in order
 	ctx := context.Background()
 
-	chCfg := sinks.ClickHouseConfig{Addrs: []string{s.clickhouse}, Database: db}
+	chCfg := sinks.ClickHouseConfig{Addrs: []string{s.ClickHouse}, Database: db}
 	if err := chCfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestIntegrationAlerting(t *testing.T) {
 	if _, err := sinks.Migrate(ctx, conn, db, nil); err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: s.redis})
+	rdb := redis.NewClient(&redis.Options{Addr: s.Redis})
 	keyPrefix := "it-alert-" + suffix + ":"
 	t.Cleanup(func() {
 		if keys, _ := rdb.Keys(context.Background(), keyPrefix+"*").Result(); len(keys) > 0 {
@@ -154,7 +154,7 @@ alerting:
       threshold: {stat: pass_rate, alert: 0.5, window: 30m, buckets: 30, min_samples: 40}
       severity: critical
       channels: [hook]
-`, s.kafka, topic, group, s.redis, keyPrefix, s.clickhouse, db, keyPrefix, recv.URL, secret)
+`, s.Kafka, topic, group, s.Redis, keyPrefix, s.ClickHouse, db, keyPrefix, recv.URL, secret)
 	cfg, err := ParseConfig([]byte(text), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -163,16 +163,16 @@ alerting:
 		t.Fatalf("alert state %q, want redis", cfg.Alerting.State)
 	}
 
-	tel, err := newTelemetry(ctx, cfg.Telemetry)
+	tel, err := NewTelemetry(ctx, cfg.Telemetry)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := buildStack(ctx, cfg, tel, logger, nil)
+	st, err := Build(ctx, cfg, tel, logger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, reader, err := newPipeline(cfg, st, tel, logger)
+	p, reader, err := NewPipeline(cfg, st, tel, logger)
 	if err != nil {
 		_ = st.Close()
 		t.Fatal(err)
@@ -196,7 +196,7 @@ alerting:
 		return out
 	}
 	const answer, refusal = "Sure. To reset your password, open Settings, choose Security and click Reset.", "I'm sorry, but I can't help with that."
-	if err := produce(ctx, []string{s.kafka}, topic, append(phase("a", base, answer), phase("b", base.Add(2*time.Hour), refusal)...)); err != nil {
+	if err := Produce(ctx, []string{s.Kafka}, topic, append(phase("a", base, answer), phase("b", base.Add(2*time.Hour), refusal)...)); err != nil {
 		t.Fatal(err)
 	}
 	firing := recv.waitFor(t, alert.StateFiring)
@@ -251,7 +251,7 @@ alerting:
 	}
 
 	// Quality recovers.
-	if err := produce(ctx, []string{s.kafka}, topic, phase("c", base.Add(4*time.Hour), answer)); err != nil {
+	if err := Produce(ctx, []string{s.Kafka}, topic, phase("c", base.Add(4*time.Hour), answer)); err != nil {
 		t.Fatal(err)
 	}
 	resolved := recv.waitFor(t, alert.StateResolved)

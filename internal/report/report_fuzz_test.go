@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"raterd/internal/cli"
 	"raterd/sinks"
 )
 
@@ -44,7 +45,7 @@ func FuzzParseReportTime(f *testing.F) {
 
 		from, to, err := parseWindow("--window-a", window, now)
 		if err != nil {
-			var fe *flagError
+			var fe *cli.FlagError
 			if !errors.As(err, &fe) {
 				t.Fatalf("window %q: error %v is not a usage error", window, err)
 			}

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"raterd/internal/cli"
 	"sync/atomic"
 	"time"
 
@@ -34,7 +35,7 @@ type Telemetry struct {
 }
 
 // newLogger builds the process logger from the telemetry config.
-func newLogger(cfg TelemetryConfig) *slog.Logger {
+func NewLogger(cfg TelemetryConfig) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
@@ -46,9 +47,9 @@ func newLogger(cfg TelemetryConfig) *slog.Logger {
 
 // newTelemetry sets up metrics (Prometheus pull, plus OTLP push when configured) and
 // traces (OTLP when configured, otherwise no-op so unexported spans cost nothing).
-func newTelemetry(ctx context.Context, cfg TelemetryConfig) (*Telemetry, error) {
+func NewTelemetry(ctx context.Context, cfg TelemetryConfig) (*Telemetry, error) {
 	t := &Telemetry{Registry: prometheus.NewRegistry()}
-	res := resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName), semconv.ServiceVersion(version()))
+	res := resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName), semconv.ServiceVersion(cli.Version()))
 	promExp, err := otelprom.New(otelprom.WithRegisterer(t.Registry))
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)

@@ -1,4 +1,4 @@
-package main
+package app
 
 // Integration tests against the real Kafka, Redis and ClickHouse that scripts/services.sh
 // starts. They skip when RATERD_TEST_KAFKA / RATERD_TEST_REDIS / RATERD_TEST_CLICKHOUSE are
@@ -8,15 +8,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/segmentio/kafka-go"
 
@@ -27,19 +26,6 @@ import (
 	"raterd/scorer"
 	"raterd/sinks"
 )
-
-type services struct{ kafka, redis, clickhouse string }
-
-// requireServices returns the addresses of the real Kafka, Redis and ClickHouse, skipping
-// the test (or failing it, with RATERD_REQUIRE_SERVICES set) when one is not configured.
-func requireServices(t testing.TB) services {
-	t.Helper()
-	return services{
-		kafka:      testkit.Service(t, "RATERD_TEST_KAFKA", "Kafka broker"),
-		redis:      testkit.Service(t, "RATERD_TEST_REDIS", "Redis"),
-		clickhouse: testkit.Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse"),
-	}
-}
 
 // integrationTraffic returns n message values: mostly valid records with repeats, and
 // every 25th one invalid in one of four ways.
@@ -80,20 +66,13 @@ func integrationTraffic(n int) (values [][]byte, invalid int, reasons map[string
 	return values, invalid, reasons
 }
 
+// startSimulator serves a fast judgesim pool until the test ends.
 func startSimulator(t testing.TB) (string, *judgesim.Simulator) {
 	t.Helper()
-	sim := judgesim.New(judgesim.Config{MaxSeqs: 32, StepBase: 200 * time.Microsecond, StepPerSeq: 5 * time.Microsecond, PrefillPerToken: time.Microsecond})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close(); sim.Close() })
-	return "http://" + ln.Addr().String() + "/v1", sim
+	return testkit.StartJudgesim(t, testkit.FastJudgesim)
 }
 
-func integrationConfig(t *testing.T, s services, topic, group, db, simURL string) *Config {
+func integrationConfig(t *testing.T, s testkit.Services, topic, group, db, simURL string) *Config {
 	t.Helper()
 	text := fmt.Sprintf(`
 kafka:
@@ -130,7 +109,7 @@ evaluators:
   - {name: on_topic, judge: sim, task: classification, format: selene, labels: [on_topic, off_topic], criteria: "Does the answer address the question?"}
   - {name: reward, judge: rm}
 admin: {listen: "off"}
-`, s.kafka, topic, group, s.redis, db, s.clickhouse, db, simURL, strings.TrimSuffix(simURL, "/v1"))
+`, s.Kafka, topic, group, s.Redis, db, s.ClickHouse, db, simURL, strings.TrimSuffix(simURL, "/v1"))
 	cfg, err := ParseConfig([]byte(text), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +119,7 @@ admin: {listen: "off"}
 
 // runGroup runs one consumer group over the topic until every message is done, and
 // returns the stack's scorer totals and pipeline stats.
-func runGroup(t *testing.T, cfg *Config, total int64) (consumer.Stats, *stack) {
+func runGroup(t *testing.T, cfg *Config, total int64) (consumer.Stats, *Stack) {
 	t.Helper()
 	p, st, leave := startPipeline(t, cfg)
 	defer leave()
@@ -164,19 +143,19 @@ func runGroup(t *testing.T, cfg *Config, total int64) (consumer.Stats, *stack) {
 }
 
 func TestIntegrationEndToEnd(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db := "it-traffic-"+suffix, "raterd_it_"+suffix
 	const partitions = 4
-	testkit.CreateTopic(t, s.kafka, topic, partitions)
+	testkit.CreateTopic(t, s.Kafka, topic, partitions)
 
 	values, invalid, reasons := integrationTraffic(1000)
 	valid := len(values) - invalid
-	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+	if err := Produce(context.Background(), []string{s.Kafka}, topic, values); err != nil {
 		t.Fatal(err)
 	}
 
-	chCfg := sinks.ClickHouseConfig{Addrs: []string{s.clickhouse}, Database: db}
+	chCfg := sinks.ClickHouseConfig{Addrs: []string{s.ClickHouse}, Database: db}
 	if err := chCfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +172,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	if err := conn.Exec(context.Background(), "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := buildStack(context.Background(), cfg1, &Telemetry{}, slog.Default(), nil); err == nil || !strings.Contains(err.Error(), "missing migration 1") {
+	if _, err := Build(context.Background(), cfg1, &Telemetry{}, slog.Default(), nil); err == nil || !strings.Contains(err.Error(), "missing migration 1") {
 		t.Fatalf("start against an unmigrated schema: err = %v, want one naming migration 1", err)
 	}
 	if _, err := sinks.Migrate(context.Background(), conn, db, nil); err != nil {
@@ -252,7 +231,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	}
 
 	// Invalid records are in the DLQ topic, with their reasons and source coordinates.
-	checkDLQ(t, s.kafka, topic, invalid, reasons)
+	checkDLQ(t, s.Kafka, topic, invalid, reasons)
 	var deadRows uint64
 	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".dead_letters FINAL").Scan(&deadRows); err != nil {
 		t.Fatal(err)
@@ -262,7 +241,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	}
 
 	// The group's committed offsets reach the end of every partition.
-	checkCommittedToEnd(t, s.kafka, topic, cfg1.Kafka.GroupID, partitions)
+	checkCommittedToEnd(t, s.Kafka, topic, cfg1.Kafka.GroupID, partitions)
 
 	// A second group over the same records: every model verdict is cached, no model judge
 	// is called; only the built-in checks run again.
@@ -303,7 +282,7 @@ func checkDLQ(t *testing.T, broker, topic string, want int, wantReasons map[stri
 	total := 0
 	for _, p := range parts {
 		pr := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: p.Topic, Partition: p.ID, MaxWait: 100 * time.Millisecond})
-		last, err := lastOffset(broker, p.Topic, p.ID)
+		last, err := testkit.LastOffset(broker, p.Topic, p.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,15 +315,6 @@ func checkDLQ(t *testing.T, broker, topic string, want int, wantReasons map[stri
 	}
 }
 
-func lastOffset(broker, topic string, partition int) (int64, error) {
-	conn, err := kafka.DialLeader(context.Background(), "tcp", broker, topic, partition)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	return conn.ReadLastOffset()
-}
-
 func checkCommittedToEnd(t *testing.T, broker, topic, group string, partitions int) {
 	t.Helper()
 	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
@@ -357,7 +327,7 @@ func checkCommittedToEnd(t *testing.T, broker, topic, group string, partitions i
 		t.Fatal(err)
 	}
 	for _, p := range resp.Topics[topic] {
-		end, err := lastOffset(broker, topic, p.Partition)
+		end, err := testkit.LastOffset(broker, topic, p.Partition)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -372,13 +342,13 @@ func checkCommittedToEnd(t *testing.T, broker, topic, group string, partitions i
 // judges' tasks — each judged once, then cached — and uncached, the tasks of the judges
 // that are cheaper to run again than to cache (scorer.UncachedJudge: the built-in checks),
 // each judged every time.
-func judgeCallsWanted(t testing.TB, cfg *Config, st *stack, values [][]byte) (keys, uncached int) {
+func judgeCallsWanted(t testing.TB, cfg *Config, st *Stack, values [][]byte) (keys, uncached int) {
 	t.Helper()
-	judges, err := buildJudges(cfg, nil, slog.Default(), nil)
+	judges, err := BuildJudges(cfg, nil, slog.Default(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeJudges(context.Background(), judges)
+	defer CloseJudges(context.Background(), judges)
 	distinct := map[string]bool{}
 	for i, v := range values {
 		r, err := consumer.Decode(v, record.Source{Topic: "t", Offset: int64(i)}, time.Now(), consumer.DefaultMaxRecordBytes)

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -15,11 +15,12 @@ import (
 
 	"raterd/consumer"
 	"raterd/internal/testkit"
+	"raterd/internal/testkit/chtest"
 )
 
 // fromTestConfig is a raterd.yaml with one model-judged evaluator whose criteria (and so
 // rubric version) the test changes between runs.
-func fromTestConfig(t *testing.T, s services, topic, group, db, simURL, criteria string) *Config {
+func fromTestConfig(t *testing.T, s testkit.Services, topic, group, db, simURL, criteria string) *Config {
 	t.Helper()
 	text := fmt.Sprintf(`
 kafka:
@@ -40,7 +41,7 @@ evaluators:
   - {name: helpfulness, judge: sim, criteria: %q}
 admin: {listen: "off"}
 telemetry: {log_level: warn}
-`, s.kafka, topic, group, s.clickhouse, db, simURL, criteria)
+`, s.Kafka, topic, group, s.ClickHouse, db, simURL, criteria)
 	cfg, err := ParseConfig([]byte(text), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -68,11 +69,11 @@ func groupMembers(t testing.TB, broker, group string) int {
 // rereads exactly the records at or after the time, and ClickHouse holds new-rubric rows
 // for exactly those records. While the group consumes, the rewind is refused.
 func TestFromRescoresExactlyFromTheTime(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-from-"+suffix, "raterd_itfrom_"+suffix, "it-from-"+suffix
 	const partitions, n, fromIndex = 2, 40, 25
-	testkit.CreateTopic(t, s.kafka, topic, partitions)
+	testkit.CreateTopic(t, s.Kafka, topic, partitions)
 	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Minute)
 	msgs := make([]kafka.Message, n)
 	for i := range msgs {
@@ -81,27 +82,27 @@ func TestFromRescoresExactlyFromTheTime(t *testing.T) {
 			`{"id":"from-%d","timestamp":%q,"model":"support-llm-v7","prompt":"Question %d?","response":"Answer %d."}`,
 			i, at.Format(time.RFC3339), i, i)}
 	}
-	produceMessages(t, s.kafka, topic, msgs)
-	conn := migrated(t, s.clickhouse, db)
+	testkit.ProduceMessages(t, s.Kafka, topic, msgs)
+	conn := chtest.Migrated(t, s.ClickHouse, db)
 	simURL, _ := startSimulator(t)
 
 	cfg1 := fromTestConfig(t, s, topic, group, db, simURL, "Is the answer helpful?")
 	runGroup(t, cfg1, n)
-	waitCommittedToEnd(t, s.kafka, topic, group, partitions, time.Minute)
+	waitCommittedToEnd(t, s.Kafka, topic, group, partitions, time.Minute)
 
 	// What the rewind must find, from the log itself: per partition, the first offset
 	// whose timestamp is at or after from.
 	from := base.Add(fromIndex * time.Minute)
-	ends := endOffsets(t, s.kafka, topic)
+	ends := testkit.EndOffsets(t, s.Kafka, topic)
 	targets := map[int]int64{}
 	for id, end := range ends {
 		targets[id] = end
 	}
 	wantIDs := map[string]bool{}
-	for _, m := range readTopic(t, s.kafka, topic, nil) {
+	for _, m := range testkit.ReadTopic(t, s.Kafka, topic, nil) {
 		i, err := strconv.Atoi(strings.TrimPrefix(string(m.Key), "k-"))
 		if err != nil || !m.Time.Equal(msgs[i].Time) {
-			t.Fatalf("message %s (key %s) has time %s; want the producer's timestamps", coordinates(m), m.Key, m.Time)
+			t.Fatalf("message %s (key %s) has time %s; want the producer's timestamps", testkit.Coordinates(m), m.Key, m.Time)
 		}
 		if !m.Time.Before(from) {
 			if m.Offset < targets[m.Partition] {
@@ -119,14 +120,14 @@ func TestFromRescoresExactlyFromTheTime(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- p.Run(ctx) }()
-	for groupMembers(t, s.kafka, group) == 0 {
+	for groupMembers(t, s.Kafka, group) == 0 {
 		select {
 		case err := <-errc:
 			t.Fatalf("pipeline stopped before joining the group: %v", err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if _, err := rewindGroup(context.Background(), cfg1, from, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "active member") {
+	if _, err := RewindGroup(context.Background(), cfg1, from, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "active member") {
 		t.Fatalf("rewind of a consuming group: err = %v, want a refusal naming its active members", err)
 	}
 	cancel()
@@ -142,7 +143,7 @@ func TestFromRescoresExactlyFromTheTime(t *testing.T) {
 	// after the time, and the log says so.
 	cfg2 := fromTestConfig(t, s, topic, group, db, simURL, "Is the answer helpful, correct and concise?")
 	var logs bytes.Buffer
-	resets, err := rewindGroup(context.Background(), cfg2, from, slog.New(slog.NewTextHandler(&logs, nil)))
+	resets, err := RewindGroup(context.Background(), cfg2, from, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestFromRescoresExactlyFromTheTime(t *testing.T) {
 	// A group that never committed starts at the time, not at kafka.start_offset.
 	fresh := *cfg2
 	fresh.Kafka.GroupID = group + "-new"
-	freshResets, err := rewindGroup(context.Background(), &fresh, from, slog.New(slog.DiscardHandler))
+	freshResets, err := RewindGroup(context.Background(), &fresh, from, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,13 +178,13 @@ func TestFromRescoresExactlyFromTheTime(t *testing.T) {
 			t.Errorf("new group: reset %+v, want from no commit to %d", r, targets[r.Partition])
 		}
 	}
-	checkCommitted(t, s.kafka, topic, fresh.Kafka.GroupID, targets)
+	checkCommitted(t, s.Kafka, topic, fresh.Kafka.GroupID, targets)
 
 	p2, _, _ := startPipeline(t, cfg2)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	errc2 := make(chan error, 1)
 	go func() { errc2 <- p2.Run(ctx2) }()
-	waitCommittedToEnd(t, s.kafka, topic, group, partitions, time.Minute)
+	waitCommittedToEnd(t, s.Kafka, topic, group, partitions, time.Minute)
 	cancel2()
 	if err := <-errc2; err != nil {
 		t.Fatal(err)

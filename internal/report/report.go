@@ -1,4 +1,4 @@
-package main
+package report
 
 // raterd report: the SQL cookbook (sinks.Cookbook) as a command. Every statement sent to
 // ClickHouse is a sinks.CookbookQuery rendered by its Render method, so parameters are
@@ -27,6 +27,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"raterd/internal/app"
+	"raterd/internal/cli"
 	"raterd/sinks"
 )
 
@@ -38,28 +40,18 @@ type reportCmd struct {
 	now            func() time.Time
 }
 
-func cmdReport(args []string, stdout, stderr io.Writer) error {
-	ctx, stop := signalContext(stderr)
+// Main runs `raterd report` with its arguments (after "report").
+func Main(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := cli.SignalContext(stderr)
 	defer stop()
 	return reportCmd{stdout: stdout, stderr: stderr, getenv: os.Getenv, now: time.Now}.run(ctx, args)
 }
 
-// flagError is a command-line mistake found while reading the flags; its message names the
-// flag. It matches errUsage, so runMain exits with status 2.
-type flagError struct{ msg string }
-
-func (e *flagError) Error() string        { return e.msg }
-func (e *flagError) Is(target error) bool { return target == errUsage }
-
-func flagErrorf(format string, args ...any) error {
-	return &flagError{msg: fmt.Sprintf(format, args...)}
-}
-
 // run executes one report command. A command-line mistake is printed to stderr with a hint
-// and returned as a *flagError; other errors are returned for the caller to print.
+// and returned as a *cli.FlagError; other errors are returned for the caller to print.
 func (c reportCmd) run(ctx context.Context, args []string) error {
 	err := c.dispatch(ctx, args)
-	var fe *flagError
+	var fe *cli.FlagError
 	if errors.As(err, &fe) {
 		sub := "report"
 		if len(args) > 0 {
@@ -67,7 +59,7 @@ func (c reportCmd) run(ctx context.Context, args []string) error {
 				sub += " " + args[0]
 			}
 		}
-		fmt.Fprintf(c.stderr, "raterd report: %s\nRun 'raterd %s --help' for the flags.\n", fe.msg, sub)
+		fmt.Fprintf(c.stderr, "raterd report: %s\nRun 'raterd %s --help' for the flags.\n", fe.Msg, sub)
 	}
 	return err
 }
@@ -78,7 +70,7 @@ var reportSubcommands = map[string]bool{"trend": true, "compare": true, "list": 
 func (c reportCmd) dispatch(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(c.stderr, reportHelp(""))
-		return errUsage
+		return cli.ErrUsage
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -92,11 +84,11 @@ func (c reportCmd) dispatch(ctx context.Context, args []string) error {
 		return c.compare(ctx, args[1:])
 	}
 	if strings.HasPrefix(args[0], "-") {
-		return flagErrorf("%s: the first argument is a subcommand (trend, compare, list) or a cookbook query name, not a flag", args[0])
+		return cli.FlagErrorf("%s: the first argument is a subcommand (trend, compare, list) or a cookbook query name, not a flag", args[0])
 	}
 	q, ok := sinks.CookbookQueryNamed(args[0])
 	if !ok {
-		return flagErrorf("unknown report %q: want trend, compare, list or a cookbook query (%s)", args[0], strings.Join(cookbookNames(), ", "))
+		return cli.FlagErrorf("unknown report %q: want trend, compare, list or a cookbook query (%s)", args[0], strings.Join(cookbookNames(), ", "))
 	}
 	return c.query(ctx, q, args[1:])
 }
@@ -130,7 +122,7 @@ func (f *clickHouseFlags) register(fs *flag.FlagSet) {
 func (f *clickHouseFlags) resolve(getenv func(string) string) (sinks.ClickHouseConfig, error) {
 	var cfg sinks.ClickHouseConfig
 	if f.config != "" {
-		full, err := LoadConfig(f.config, getenv)
+		full, err := app.LoadConfig(f.config, getenv)
 		if err != nil {
 			return cfg, fmt.Errorf("--config: %w", err)
 		}
@@ -139,7 +131,7 @@ func (f *clickHouseFlags) resolve(getenv func(string) string) (sinks.ClickHouseC
 		}
 	} else {
 		if v := getenv("RATERD_CLICKHOUSE_ADDR"); v != "" {
-			cfg.Addrs = splitList(v)
+			cfg.Addrs = app.SplitList(v)
 		}
 		if v := getenv("RATERD_CLICKHOUSE_USER"); v != "" {
 			cfg.Username = v
@@ -149,24 +141,24 @@ func (f *clickHouseFlags) resolve(getenv func(string) string) (sinks.ClickHouseC
 		}
 	}
 	if f.addr != "" {
-		cfg.Addrs = splitList(f.addr)
+		cfg.Addrs = app.SplitList(f.addr)
 		if len(cfg.Addrs) == 0 {
-			return cfg, flagErrorf("--clickhouse: %q holds no address", f.addr)
+			return cfg, cli.FlagErrorf("--clickhouse: %q holds no address", f.addr)
 		}
 		for _, a := range cfg.Addrs {
 			if i := strings.LastIndexByte(a, ':'); i <= 0 || i == len(a)-1 {
-				return cfg, flagErrorf("--clickhouse: %q is not host:port", a)
+				return cfg, cli.FlagErrorf("--clickhouse: %q is not host:port", a)
 			}
 		}
 	}
 	if f.database != "" {
 		if !identifierRE.MatchString(f.database) {
-			return cfg, flagErrorf("--database: %q is not a plain identifier", f.database)
+			return cfg, cli.FlagErrorf("--database: %q is not a plain identifier", f.database)
 		}
 		cfg.Database = f.database
 	}
 	if len(cfg.Addrs) == 0 {
-		return cfg, flagErrorf("no ClickHouse address: pass --clickhouse, --config or set RATERD_CLICKHOUSE_ADDR")
+		return cfg, cli.FlagErrorf("no ClickHouse address: pass --clickhouse, --config or set RATERD_CLICKHOUSE_ADDR")
 	}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		return cfg, err
@@ -262,7 +254,7 @@ func (f *reportFlags) registerQuery(fs *flag.FlagSet) {
 }
 
 // parseReportFlags parses args into a fresh flag set built by register. --help prints the
-// subcommand's help to stdout and returns flag.ErrHelp; a mistake returns a *flagError.
+// subcommand's help to stdout and returns flag.ErrHelp; a mistake returns a *cli.FlagError.
 func (c reportCmd) parseReportFlags(sub string, args []string, register func(*flag.FlagSet)) error {
 	fs := flag.NewFlagSet("report "+sub, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -274,10 +266,10 @@ func (c reportCmd) parseReportFlags(sub string, args []string, register func(*fl
 			return err
 		}
 		msg := strings.Replace(err.Error(), "flag -", "flag --", 1)
-		return &flagError{msg: strings.Replace(msg, "defined: -", "defined: --", 1)}
+		return &cli.FlagError{Msg: strings.Replace(msg, "defined: -", "defined: --", 1)}
 	}
 	if fs.NArg() > 0 {
-		return flagErrorf("unexpected argument %q (flags take the form --name value)", fs.Arg(0))
+		return cli.FlagErrorf("unexpected argument %q (flags take the form --name value)", fs.Arg(0))
 	}
 	return nil
 }
@@ -337,21 +329,21 @@ func parseReportTime(v string, now time.Time) (time.Time, error) {
 // timeRange reads --from and --to (names for the messages) and checks from < to.
 func timeRange(fromFlag, from, toFlag, to string, now time.Time) (time.Time, time.Time, error) {
 	if from == "" {
-		return time.Time{}, time.Time{}, flagErrorf("%s is required", fromFlag)
+		return time.Time{}, time.Time{}, cli.FlagErrorf("%s is required", fromFlag)
 	}
 	f, err := parseReportTime(from, now)
 	if err != nil {
-		return time.Time{}, time.Time{}, flagErrorf("%s: %v", fromFlag, err)
+		return time.Time{}, time.Time{}, cli.FlagErrorf("%s: %v", fromFlag, err)
 	}
 	if to == "" {
 		to = "now"
 	}
 	t, err := parseReportTime(to, now)
 	if err != nil {
-		return time.Time{}, time.Time{}, flagErrorf("%s: %v", toFlag, err)
+		return time.Time{}, time.Time{}, cli.FlagErrorf("%s: %v", toFlag, err)
 	}
 	if !f.Before(t) {
-		return time.Time{}, time.Time{}, flagErrorf("%s %s is not before %s %s", fromFlag, f.Format(time.RFC3339), toFlag, t.Format(time.RFC3339))
+		return time.Time{}, time.Time{}, cli.FlagErrorf("%s %s is not before %s %s", fromFlag, f.Format(time.RFC3339), toFlag, t.Format(time.RFC3339))
 	}
 	return f, t, nil
 }
@@ -359,11 +351,11 @@ func timeRange(fromFlag, from, toFlag, to string, now time.Time) (time.Time, tim
 // parseWindow reads a --window-a/--window-b value "FROM,TO" (TO empty: now).
 func parseWindow(name, v string, now time.Time) (time.Time, time.Time, error) {
 	if v == "" {
-		return time.Time{}, time.Time{}, flagErrorf("%s is required", name)
+		return time.Time{}, time.Time{}, cli.FlagErrorf("%s is required", name)
 	}
 	from, to, ok := strings.Cut(v, ",")
 	if !ok {
-		return time.Time{}, time.Time{}, flagErrorf("%s: %q is not FROM,TO", name, v)
+		return time.Time{}, time.Time{}, cli.FlagErrorf("%s: %q is not FROM,TO", name, v)
 	}
 	return timeRange(name+" FROM", strings.TrimSpace(from), name+" TO", strings.TrimSpace(to), now)
 }
@@ -371,7 +363,7 @@ func parseWindow(name, v string, now time.Time) (time.Time, time.Time, error) {
 // requireText checks a required string flag.
 func requireText(name, v string) error {
 	if v == "" {
-		return flagErrorf("%s is required", name)
+		return cli.FlagErrorf("%s is required", name)
 	}
 	return checkText(name, v)
 }
@@ -379,7 +371,7 @@ func requireText(name, v string) error {
 // checkText rejects what Render would: a value that is not UTF-8.
 func checkText(name, v string) error {
 	if !utf8.ValidString(v) {
-		return flagErrorf("%s: %q is not valid UTF-8", name, v)
+		return cli.FlagErrorf("%s: %q is not valid UTF-8", name, v)
 	}
 	return nil
 }
@@ -825,7 +817,7 @@ func (c reportCmd) query(ctx context.Context, q sinks.CookbookQuery, args []stri
 		return err
 	}
 	if _, err := q.Render("db", params); err != nil { // catch bad values before connecting
-		return flagErrorf("--param: %v", err)
+		return cli.FlagErrorf("--param: %v", err)
 	}
 	t, err := c.runQuery(ctx, &f, q, params)
 	if err != nil {
@@ -843,7 +835,7 @@ func (c reportCmd) query(ctx context.Context, q sinks.CookbookQuery, args []stri
 func queryParams(q sinks.CookbookQuery, given map[string]string, now time.Time) (map[string]string, error) {
 	for name := range given {
 		if q.ParamType(name) == "" {
-			return nil, flagErrorf("--param %s: %s takes no such parameter (it takes %s)", name, q.Name, strings.Join(paramSignature(q), ", "))
+			return nil, cli.FlagErrorf("--param %s: %s takes no such parameter (it takes %s)", name, q.Name, strings.Join(paramSignature(q), ", "))
 		}
 	}
 	params := make(map[string]string, len(q.Params))
@@ -861,14 +853,14 @@ func queryParams(q sinks.CookbookQuery, given map[string]string, now time.Time) 
 		if typ == sinks.ParamDateTime {
 			t, err := parseReportTime(v, now)
 			if err != nil {
-				return nil, flagErrorf("--param %s: %v", name, err)
+				return nil, cli.FlagErrorf("--param %s: %v", name, err)
 			}
 			v = rfc3339(t)
 		}
 		params[name] = v
 	}
 	if len(missing) > 0 {
-		return nil, flagErrorf("--param: %s needs %s", q.Name, strings.Join(missing, ", "))
+		return nil, cli.FlagErrorf("--param: %s needs %s", q.Name, strings.Join(missing, ", "))
 	}
 	return params, nil
 }
@@ -1241,7 +1233,7 @@ func (c reportCmd) compare(ctx context.Context, args []string) error {
 		return c.compareWindows(ctx, &f)
 	}
 	if f.model != "" {
-		return flagErrorf("--model compares one model over two time windows: add --window-a and --window-b (two models: --model-a, --model-b)")
+		return cli.FlagErrorf("--model compares one model over two time windows: add --window-a and --window-b (two models: --model-a, --model-b)")
 	}
 	if err := requireText("--model-a", f.modelA); err != nil {
 		return err
@@ -1250,7 +1242,7 @@ func (c reportCmd) compare(ctx context.Context, args []string) error {
 		return err
 	}
 	if f.modelA == f.modelB {
-		return flagErrorf("--model-b: %q is also --model-a; to compare one model over two time ranges use --model with --window-a and --window-b", f.modelB)
+		return cli.FlagErrorf("--model-b: %q is also --model-a; to compare one model over two time ranges use --model with --window-a and --window-b", f.modelB)
 	}
 	from, to, err := timeRange("--from", f.from, "--to", f.to, c.now())
 	if err != nil {
@@ -1352,11 +1344,11 @@ func signed(f float64) string {
 func (c reportCmd) compareWindows(ctx context.Context, f *reportFlags) error {
 	switch {
 	case f.modelA != "" || f.modelB != "":
-		return flagErrorf("--window-a/--window-b compare one model (--model) over two time ranges; they do not combine with --model-a/--model-b")
+		return cli.FlagErrorf("--window-a/--window-b compare one model (--model) over two time ranges; they do not combine with --model-a/--model-b")
 	case f.from != "":
-		return flagErrorf("--from: with --window-a/--window-b each window gives its own time range")
+		return cli.FlagErrorf("--from: with --window-a/--window-b each window gives its own time range")
 	case f.to != "now":
-		return flagErrorf("--to: with --window-a/--window-b each window gives its own time range")
+		return cli.FlagErrorf("--to: with --window-a/--window-b each window gives its own time range")
 	}
 	if err := requireText("--model", f.model); err != nil {
 		return err

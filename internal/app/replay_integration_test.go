@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -7,32 +7,30 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
 	"raterd/consumer"
 	"raterd/internal/judgesim"
 	"raterd/internal/testkit"
-	"raterd/sinks"
+	"raterd/internal/testkit/chtest"
 )
 
 // TestIntegrationRestartMidDrainLosesNothing stops raterd in the middle of a drain and
 // starts it again in the same group: every valid record ends up scored exactly once per
 // evaluator (replays collapse in ReplacingMergeTree) and the group commits to the end.
 func TestIntegrationRestartMidDrainLosesNothing(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-restart-"+suffix, "raterd_itrestart_"+suffix, "it-restart-"+suffix
-	testkit.CreateTopic(t, s.kafka, topic, 4)
+	testkit.CreateTopic(t, s.Kafka, topic, 4)
 	values, invalid, _ := integrationTraffic(3000)
-	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+	if err := Produce(context.Background(), []string{s.Kafka}, topic, values); err != nil {
 		t.Fatal(err)
 	}
-	conn := migrated(t, s.clickhouse, db)
+	conn := chtest.Migrated(t, s.ClickHouse, db)
 	simURL, _ := startSimulator(t)
 
 	// First run: stop after roughly half the messages are done.
@@ -64,7 +62,7 @@ func TestIntegrationRestartMidDrainLosesNothing(t *testing.T) {
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	errc2 := make(chan error, 1)
 	go func() { errc2 <- p2.Run(ctx2) }()
-	waitCommittedToEnd(t, s.kafka, topic, group, 4, time.Minute)
+	waitCommittedToEnd(t, s.Kafka, topic, group, 4, time.Minute)
 	cancel2()
 	if err := <-errc2; err != nil {
 		t.Fatal(err)
@@ -94,18 +92,18 @@ func TestIntegrationRestartMidDrainLosesNothing(t *testing.T) {
 // TestIntegrationScoresWithoutAnUnreachableRedis: the cache is optional; a Redis that
 // does not answer slows nothing down and fails no batch.
 func TestIntegrationScoresWithoutAnUnreachableRedis(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db := "it-noredis-"+suffix, "raterd_itnoredis_"+suffix
-	testkit.CreateTopic(t, s.kafka, topic, 2)
+	testkit.CreateTopic(t, s.Kafka, topic, 2)
 	values, invalid, _ := integrationTraffic(400)
-	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+	if err := Produce(context.Background(), []string{s.Kafka}, topic, values); err != nil {
 		t.Fatal(err)
 	}
-	conn := migrated(t, s.clickhouse, db)
+	conn := chtest.Migrated(t, s.ClickHouse, db)
 	simURL, _ := startSimulator(t)
 	down := s
-	down.redis = "127.0.0.1:1" // nothing listens there
+	down.Redis = "127.0.0.1:1" // nothing listens there
 	cfg := integrationConfig(t, down, topic, "it-noredis-"+suffix, db, simURL)
 	cfg.Redis.LocalBytes = -1 // no in-process tier either: no hits at all
 	stats, st := runGroup(t, cfg, int64(len(values)))
@@ -122,54 +120,18 @@ func TestIntegrationScoresWithoutAnUnreachableRedis(t *testing.T) {
 	}
 }
 
-// migrated creates a fresh database with the current schema, dropped when the test ends.
-func migrated(t testing.TB, addr, db string) driver.Conn {
-	t.Helper()
-	cfg := sinks.ClickHouseConfig{Addrs: []string{addr}, Database: db}
-	if err := cfg.Validate("clickhouse"); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := sinks.OpenClickHouse(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
-		_ = conn.Close()
-	})
-	if _, err := sinks.Migrate(context.Background(), conn, db, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	return conn
-}
-
 // startPipeline builds a pipeline for cfg; the caller runs it, then calls leave to close
 // the reader (leaving the group) and the stack.
-func startPipeline(t testing.TB, cfg *Config) (p *consumer.Pipeline, st *stack, leave func()) {
+func startPipeline(t testing.TB, cfg *Config) (p *consumer.Pipeline, st *Stack, leave func()) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	tel, err := newTelemetry(context.Background(), cfg.Telemetry)
+	a, err := New(context.Background(), cfg, Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err = buildStack(context.Background(), cfg, tel, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, reader, err := newPipeline(cfg, st, tel, logger)
-	if err != nil {
-		_ = st.Close()
-		t.Fatal(err)
-	}
-	var once sync.Once
-	leave = func() {
-		once.Do(func() {
-			_ = reader.Close()
-			_ = st.Close()
-		})
-	}
+	leave = func() { _ = a.Close() }
 	t.Cleanup(leave)
-	return p, st, leave
+	return a.Pipeline, a.Stack, leave
 }
 
 // waitCommittedToEnd polls until the group's committed offsets reach the end of every
@@ -187,7 +149,7 @@ func waitCommittedToEnd(t testing.TB, broker, topic, group string, partitions in
 		done := err == nil && len(resp.Topics[topic]) == partitions
 		if done {
 			for _, p := range resp.Topics[topic] {
-				end, err := lastOffset(broker, topic, p.Partition)
+				end, err := testkit.LastOffset(broker, topic, p.Partition)
 				done = done && err == nil && p.CommittedOffset == end
 			}
 		}
@@ -205,15 +167,15 @@ func waitCommittedToEnd(t testing.TB, broker, topic, group string, partitions in
 // raterd stores no failure rows and commits nothing past the unscored records; when the
 // pool comes back, it scores everything.
 func TestIntegrationJudgePoolOutagePausesInsteadOfFailing(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db, group := "it-outage-"+suffix, "raterd_itoutage_"+suffix, "it-outage-"+suffix
-	testkit.CreateTopic(t, s.kafka, topic, 2)
+	testkit.CreateTopic(t, s.Kafka, topic, 2)
 	values, invalid, _ := integrationTraffic(200)
-	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+	if err := Produce(context.Background(), []string{s.Kafka}, topic, values); err != nil {
 		t.Fatal(err)
 	}
-	conn := migrated(t, s.clickhouse, db)
+	conn := chtest.Migrated(t, s.ClickHouse, db)
 
 	// Reserve a port for the pool, and keep it closed for now.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -253,7 +215,7 @@ func TestIntegrationJudgePoolOutagePausesInsteadOfFailing(t *testing.T) {
 	defer sim.Close()
 	defer srv.Close()
 
-	waitCommittedToEnd(t, s.kafka, topic, group, 2, time.Minute)
+	waitCommittedToEnd(t, s.Kafka, topic, group, 2, time.Minute)
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"raterd/internal/testkit"
+	"raterd/internal/testkit/chtest"
 	"raterd/internal/trafficgen"
 	"raterd/scorer/cache"
 )
@@ -35,7 +36,7 @@ import (
 //
 // RATERD_CACHEBENCH_RECORDS sets the record count (default 20000).
 func BenchmarkCacheZipf(b *testing.B) {
-	s := requireServices(b)
+	s := testkit.RequireServices(b)
 	n := 20000
 	if v := os.Getenv("RATERD_CACHEBENCH_RECORDS"); v != "" {
 		var err error
@@ -50,11 +51,11 @@ func BenchmarkCacheZipf(b *testing.B) {
 
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, db := "bench-cache-"+suffix, "raterd_benchcache_"+suffix
-	testkit.CreateTopic(b, s.kafka, topic, 4)
-	if err := produce(context.Background(), []string{s.kafka}, topic, values); err != nil {
+	testkit.CreateTopic(b, s.Kafka, topic, 4)
+	if err := Produce(context.Background(), []string{s.Kafka}, topic, values); err != nil {
 		b.Fatal(err)
 	}
-	migrated(b, s.clickhouse, db)
+	chtest.Migrated(b, s.ClickHouse, db)
 	simURL, _ := startSimulator(b)
 	b.Logf("%d records: %d distinct prompts, %d distinct prompt+response pairs", n, prompts, pairs)
 
@@ -123,9 +124,9 @@ func BenchmarkCacheZipf(b *testing.B) {
 // cacheBenchConfig is the pipeline of the cache benchmark: a heuristic check, a
 // prompt+response rubric and a prompt-only rubric on judgesim, Redis under keyPrefix (or
 // no cache at all), scores to ClickHouse.
-func cacheBenchConfig(b testing.TB, s services, topic, group, db, simURL, keyPrefix string, withRedis bool) *Config {
+func cacheBenchConfig(b testing.TB, s testkit.Services, topic, group, db, simURL, keyPrefix string, withRedis bool) *Config {
 	b.Helper()
-	redis := fmt.Sprintf("redis: {addrs: [%s], key_prefix: %q}", s.redis, keyPrefix)
+	redis := fmt.Sprintf("redis: {addrs: [%s], key_prefix: %q}", s.Redis, keyPrefix)
 	if !withRedis {
 		redis = "redis: {memory_bytes: -1}"
 	}
@@ -153,7 +154,7 @@ evaluators:
   - {name: helpfulness, judge: sim, criteria: "Is the answer helpful and correct?"}
   - {name: prompt_clarity, judge: sim, fields: [prompt], criteria: "Is the request clear and answerable?"}
 admin: {listen: "off"}
-`, s.kafka, topic, group, redis, s.clickhouse, db, simURL)
+`, s.Kafka, topic, group, redis, s.ClickHouse, db, simURL)
 	cfg, err := ParseConfig([]byte(text), func(string) string { return "" })
 	if err != nil {
 		b.Fatal(err)

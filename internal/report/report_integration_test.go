@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"raterd/internal/testkit"
+	"raterd/internal/testkit/chtest"
 	"raterd/record"
 	"raterd/sinks"
 )
@@ -69,10 +71,10 @@ func reportFixture() []record.Score {
 }
 
 func TestIntegrationReport(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	db := "raterd_itreport_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	conn := migrated(t, s.clickhouse, db)
-	cfg := sinks.ClickHouseConfig{Addrs: []string{s.clickhouse}, Database: db}
+	conn := chtest.Migrated(t, s.ClickHouse, db)
+	cfg := sinks.ClickHouseConfig{Addrs: []string{s.ClickHouse}, Database: db}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,7 @@ func TestIntegrationReport(t *testing.T) {
 		t.Helper()
 		var out, errb strings.Builder
 		cmd := reportCmd{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, now: func() time.Time { return now }}
-		args = append(args, "--clickhouse", s.clickhouse, "--database", db)
+		args = append(args, "--clickhouse", s.ClickHouse, "--database", db)
 		if err := cmd.run(ctx, args); err != nil {
 			t.Fatalf("report %q: %v\nstderr: %s", args, err, errb.String())
 		}
@@ -253,7 +255,7 @@ search       1       0.650       0
 	t.Run("through runMain", func(t *testing.T) {
 		var out, errb strings.Builder
 		code := runMain([]string{"report", "cache_savings", "--param", "from=2026-01-05", "--param", "to=2026-01-06",
-			"--clickhouse", s.clickhouse, "--database", db, "--format", "csv"}, &out, &errb)
+			"--clickhouse", s.ClickHouse, "--database", db, "--format", "csv"}, &out, &errb)
 		// Every fixture row on 2026-01-05 was judged (not cached), at 120 ms.
 		if want := "evaluator,judge,scored_rows,judge_calls_avoided,cached_share,judge_calls_made,mean_judge_latency_ms,judge_seconds_saved\n" +
 			"helpfulness,judge-x,9,0,0,9,120,0\nother,judge-x,1,0,0,1,120,0\n"; code != 0 || out.String() != want {
@@ -266,7 +268,7 @@ search       1       0.650       0
 			t.Errorf("unreachable ClickHouse: exit %d, stderr %q", code, errb.String())
 		}
 		errb.Reset()
-		code = runMain([]string{"report", "trend", "--evaluator", "helpfulness", "--from", "-1h", "--clickhouse", s.clickhouse, "--database", "raterd_no_such_db_report"}, &out, &errb)
+		code = runMain([]string{"report", "trend", "--evaluator", "helpfulness", "--from", "-1h", "--clickhouse", s.ClickHouse, "--database", "raterd_no_such_db_report"}, &out, &errb)
 		if code != 1 || !strings.Contains(errb.String(), "query score_trend") {
 			t.Errorf("missing database: exit %d, stderr %q", code, errb.String())
 		}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 // The short `raterd bench` of issue 8 against the real Kafka, Redis and ClickHouse that
 // scripts/services.sh starts: it keeps the harness working in .ci/run. It checks the
@@ -17,15 +17,16 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"raterd/internal/testkit"
 	"raterd/sinks"
 )
 
 // runBenchJSON runs `raterd bench --json` with args against the services and decodes the
 // report.
-func runBenchJSON(t *testing.T, s services, args ...string) *benchReport {
+func runBenchJSON(t *testing.T, s testkit.Services, args ...string) *benchReport {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	args = append([]string{"bench", "--json", "--kafka", s.kafka, "--redis", s.redis, "--clickhouse", s.clickhouse}, args...)
+	args = append([]string{"bench", "--json", "--kafka", s.Kafka, "--redis", s.Redis, "--clickhouse", s.ClickHouse}, args...)
 	code := runMain(args, &stdout, &stderr)
 	t.Logf("raterd %s: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
 	if code != 0 {
@@ -57,10 +58,10 @@ func benchRunsByName(t *testing.T, rep *benchReport, want ...string) map[string]
 }
 
 // checkBenchCleanedUp checks that the benchmark removed its databases, Redis keys and topics.
-func checkBenchCleanedUp(t *testing.T, s services, topic string) {
+func checkBenchCleanedUp(t *testing.T, s testkit.Services, topic string) {
 	t.Helper()
 	suffix := strings.TrimPrefix(topic, "raterd-bench-")
-	cfg := sinks.ClickHouseConfig{Addrs: []string{s.clickhouse}, Database: "default"}
+	cfg := sinks.ClickHouseConfig{Addrs: []string{s.ClickHouse}, Database: "default"}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func checkBenchCleanedUp(t *testing.T, s services, topic string) {
 	if dbs != 0 {
 		t.Errorf("%d raterd_bench_%s* databases left", dbs, suffix)
 	}
-	rc := redis.NewClient(&redis.Options{Addr: s.redis})
+	rc := redis.NewClient(&redis.Options{Addr: s.Redis})
 	defer rc.Close()
 	keys, _, err := rc.Scan(context.Background(), 0, "raterd-bench-"+suffix+"*", 10000).Result()
 	if err != nil {
@@ -86,7 +87,7 @@ func checkBenchCleanedUp(t *testing.T, s services, topic string) {
 		t.Errorf("%d Redis keys left under raterd-bench-%s", len(keys), suffix)
 	}
 	// Topic deletion completes asynchronously on the broker.
-	client := &kafka.Client{Addr: kafka.TCP(s.kafka), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
+	client := &kafka.Client{Addr: kafka.TCP(s.Kafka), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		md, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
 		if err == nil && (len(md.Topics) == 0 || md.Topics[0].Error != nil) {
@@ -103,7 +104,7 @@ func checkBenchCleanedUp(t *testing.T, s services, topic string) {
 // TestBenchSmokeHeuristic runs a short benchmark with every run and the latency run, and
 // checks the counts and that every figure and ratio is reported.
 func TestBenchSmokeHeuristic(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	profile := filepath.Join(t.TempDir(), "cpu.pprof")
 	rep := runBenchJSON(t, s, "--records", "2000", "--naive-records", "200", "--latency-duration", "2s", "--cpuprofile", profile)
 
@@ -173,7 +174,7 @@ func TestBenchSmokeHeuristic(t *testing.T) {
 // TestBenchSmokeJudgesim runs a short benchmark on the in-process judgesim pool: pool
 // requests and utilization are reported, and the naive evaluator gets the same judges.
 func TestBenchSmokeJudgesim(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	rep := runBenchJSON(t, s, "--judge", "judgesim", "--records", "600", "--naive-records", "60", "--warm=false", "--latency-duration", "0", "--zipf", "1.2", "--distinct", "200")
 	if rep.Settings.Traffic != "zipf" || len(rep.Settings.Evaluators) != 7 || rep.Settings.Simulator == "" || rep.Latency != nil {
 		t.Errorf("settings %+v, latency %v", rep.Settings, rep.Latency)
@@ -204,7 +205,7 @@ func TestBenchSmokeJudgesim(t *testing.T) {
 // TestBenchSoakShort runs a 3-second soak after a small raterd run: the records are
 // generated on the fly, sampled, all done and all stored, and the soak has its target line.
 func TestBenchSoakShort(t *testing.T) {
-	s := requireServices(t)
+	s := testkit.RequireServices(t)
 	rep := runBenchJSON(t, s, "--records", "200", "--baselines=false", "--warm=false", "--latency-duration", "0", "--soak", "3s", "--soak-rate", "200")
 	runs := benchRunsByName(t, rep, runRaterd, runSoak)
 	if len(runs) != 2 {

@@ -1,0 +1,105 @@
+// Package app is raterd the application: its configuration file (each section owned by
+// the package it configures), the wiring of consumer, scorer and sinks into one pipeline,
+// telemetry and the admin server, and Run. It is the only package that knows every other
+// one; cmd/raterd parses flags and prints, and calls it.
+package app
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"raterd/consumer"
+	"raterd/sinks"
+)
+
+// Options are the optional collaborators of New.
+type Options struct {
+	// Logger defaults to NewLogger(cfg.Telemetry).
+	Logger *slog.Logger
+	// Telemetry defaults to NewTelemetry(cfg.Telemetry), shut down by Close; one given
+	// here belongs to the caller.
+	Telemetry *Telemetry
+	// AlsoScores, when set, receives every score row after the configured sinks have
+	// written it (the demo's summary).
+	AlsoScores consumer.ScoreSink
+}
+
+// App is raterd built from one Config: telemetry, the stack (judges, cache, sinks) and
+// the consumer pipeline on a consumer-group member. run, demo, bench and the integration
+// tests all build through New.
+type App struct {
+	// Config is what the app was built from.
+	Config *Config
+	// Telemetry holds the providers every stage got.
+	Telemetry *Telemetry
+	// Stack is the judges, cache and sinks.
+	Stack *Stack
+	// Pipeline is the consumer; Run it until its context ends.
+	Pipeline *consumer.Pipeline
+
+	// closers run in Close, in this order: the group member leaves first (no new
+	// records), then the stack drains judges and flushes and closes sinks, then telemetry
+	// flushes what they reported.
+	closers   []func() error
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds the app for cfg (which must have passed Validate). A ClickHouse schema that
+// is behind the migrations this build needs is an error naming the missing migration.
+func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
+	logger := o.Logger
+	if logger == nil {
+		logger = NewLogger(cfg.Telemetry)
+	}
+	a := &App{Config: cfg, Telemetry: o.Telemetry}
+	if a.Telemetry == nil {
+		tel, err := NewTelemetry(ctx, cfg.Telemetry)
+		if err != nil {
+			return nil, err
+		}
+		a.Telemetry = tel
+		a.closers = append(a.closers, func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return tel.Shutdown(sctx)
+		})
+	}
+	st, err := Build(ctx, cfg, a.Telemetry, logger, nil)
+	if err != nil {
+		_ = a.Close()
+		return nil, err
+	}
+	a.Stack = st
+	a.closers = append([]func() error{st.Close}, a.closers...)
+	if o.AlsoScores != nil {
+		st.Scores = sinks.MultiScoreSink{st.Scores, o.AlsoScores}
+	}
+	p, reader, err := NewPipeline(cfg, st, a.Telemetry, logger)
+	if err != nil {
+		_ = a.Close()
+		return nil, err
+	}
+	a.Pipeline = p
+	a.closers = append([]func() error{reader.Close}, a.closers...)
+	return a, nil
+}
+
+// Close leaves the consumer group, drains the judges, closes the sinks and flushes
+// telemetry, in that order; safe to call twice.
+func (a *App) Close() error {
+	a.closeOnce.Do(func() {
+		var errs []error
+		for _, c := range a.closers {
+			errs = append(errs, c())
+		}
+		a.closeErr = errors.Join(errs...)
+	})
+	return a.closeErr
+}
+
+var _ io.Closer = (*App)(nil)

@@ -1,0 +1,351 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"raterd/consumer"
+	"raterd/internal/cli"
+	"raterd/internal/judgesim"
+	"raterd/internal/trafficgen"
+	"raterd/record"
+	"raterd/scorer"
+	"raterd/sinks"
+)
+
+const demoTopic = "llm-traffic"
+
+// demoConfig is the embedded default configuration of `raterd demo`: every heuristic
+// check, plus a pointwise helpfulness rubric (FLAMe format) and a pairwise preference of
+// each response over its candidate (Prometheus 2 format, both orders) judged by the
+// in-process judgesim simulator through the openai judge (the same client that talks to
+// vLLM).
+const demoConfig = `
+kafka:
+  topics: [llm-traffic]
+  group_id: raterd-demo
+  batch: {max_records: 256, linger: 50ms}
+  workers: 4
+  commit_interval: 200ms
+judges:
+  checks: {type: heuristic}
+  judgesim:
+    type: openai
+    model: judgesim-7b
+    endpoints: [{url: "http://JUDGESIM/v1", max_in_flight: 64}]
+    timeout: 10s
+evaluators:
+  - {name: refusal, judge: checks, check: refusal}
+  - {name: empty, judge: checks, check: empty}
+  - {name: truncated, judge: checks, check: truncated}
+  - {name: repetition, judge: checks, check: repetition}
+  - {name: pii, judge: checks, check: pii}
+  - {name: json_validity, judge: checks, check: json}
+  - name: helpfulness
+    judge: judgesim
+    task: pointwise
+    scale: {min: 1, max: 5}
+    fields: [prompt, response]
+    sample_rate: 0.5
+    criteria: >-
+      Does the response address the user's request accurately, completely and concisely?
+      5 = fully helpful and correct, 1 = unhelpful, wrong or a refusal of a benign request.
+  - name: preference
+    judge: judgesim
+    task: pairwise
+    format: prometheus2
+    criteria: Which response answers the user's request more helpfully and accurately?
+admin: {listen: "off"}
+`
+
+// DemoOptions are the settings of `raterd demo`.
+type DemoOptions struct {
+	// Traffic is the JSON-lines traffic file; when it is missing, the same traffic is
+	// generated in memory.
+	Traffic string
+	// ClickHouse, when set, also writes scores there (native host:port).
+	ClickHouse string
+	// Redis, when set, is the cache instead of the in-process one.
+	Redis string
+	// Out is the NDJSON file for the score rows.
+	Out string
+	// Quiet turns the progress lines off.
+	Quiet bool
+}
+
+func loadTraffic(path string) ([][]byte, string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return trafficgen.Generate(trafficgen.DefaultOptions()), "generated (trafficgen.DefaultOptions)", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("traffic: %w", err)
+	}
+	var msgs [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
+		if line := sc.Bytes(); len(bytes.TrimSpace(line)) > 0 {
+			msgs = append(msgs, bytes.Clone(line))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, "", fmt.Errorf("traffic %s: %w", path, err)
+	}
+	return msgs, path, nil
+}
+
+// Demo runs the whole pipeline on embedded defaults: an in-process Kafka-protocol broker,
+// the judgesim simulator and the embedded config, then prints a summary on stdout.
+func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	msgs, source, err := loadTraffic(o.Traffic)
+	if err != nil {
+		return err
+	}
+
+	// An in-process Kafka-protocol broker: the pipeline below talks to it over TCP exactly
+	// as it talks to Apache Kafka.
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, demoTopic), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		return fmt.Errorf("in-process kafka: %w", err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+
+	// The judge pool simulator, served on loopback and reached through the openai judge.
+	sim := judgesim.New(judgesim.Config{MaxSeqs: 64, StepBase: 200 * time.Microsecond, StepPerSeq: 2 * time.Microsecond, PrefillPerToken: 200 * time.Nanosecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("judgesim listener: %w", err)
+	}
+	simSrv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = simSrv.Serve(ln) }()
+	defer sim.Close()
+	defer simSrv.Close()
+
+	cfgText := strings.Replace(demoConfig, "JUDGESIM", ln.Addr().String(), 1)
+	cfg, err := ParseConfig([]byte(cfgText), func(k string) string {
+		switch k {
+		case "RATERD_KAFKA_BROKERS":
+			return strings.Join(brokers, ",")
+		case "RATERD_REDIS_ADDR":
+			return o.Redis
+		case "RATERD_CLICKHOUSE_ADDR":
+			return o.ClickHouse
+		}
+		return ""
+	})
+	if err != nil {
+		return fmt.Errorf("embedded demo config: %w", err)
+	}
+	cfg.ScoresFile = o.Out
+	// Each demo starts a fresh scores file (the sink itself appends, as `run` needs).
+	if err := os.Remove(o.Out); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("demo --out: %w", err)
+	}
+
+	fmt.Fprintf(stdout, "raterd demo %s: %d messages from %s → in-process Kafka %s\n", cli.Version(), len(msgs), source, brokers[0])
+	if err := Produce(ctx, brokers, demoTopic, msgs); err != nil {
+		return err
+	}
+
+	if o.ClickHouse != "" {
+		conn, err := sinks.OpenClickHouse(ctx, *cfg.ClickHouse)
+		if err != nil {
+			return err
+		}
+		_, err = sinks.Migrate(ctx, conn, cfg.ClickHouse.Database, logger)
+		_ = conn.Close()
+		if err != nil {
+			return err
+		}
+	}
+
+	summary := newScoreSummary()
+	a, err := New(ctx, cfg, Options{Logger: logger, AlsoScores: summary})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	st, p := a.Stack, a.Pipeline
+
+	fmt.Fprintf(stdout, "evaluators: %d (cache: %s; scores → %s", len(cfg.Evaluators), st.CacheDesc, o.Out)
+	if o.ClickHouse != "" {
+		fmt.Fprintf(stdout, " and ClickHouse %s", o.ClickHouse)
+	}
+	fmt.Fprintln(stdout, ")")
+
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	start := time.Now()
+	runErr := make(chan error, 1)
+	go func() { runErr <- p.Run(runCtx) }()
+
+	total := int64(len(msgs))
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	poll := time.NewTicker(10 * time.Millisecond) // completion check; progress prints 4 times a second
+	defer poll.Stop()
+	deadline := time.After(5 * time.Minute)
+wait:
+	for {
+		select {
+		case err := <-runErr:
+			return fmt.Errorf("pipeline stopped early: %w", err)
+		case <-ctx.Done():
+			break wait
+		case <-poll.C:
+		case <-deadline:
+			cancelRun()
+			<-runErr
+			return fmt.Errorf("demo did not finish in 5 minutes (%d of %d messages done)", p.Stats().Done, total)
+		case <-tick.C:
+			if !o.Quiet {
+				s := p.Stats()
+				fmt.Fprintf(stderr, "  %5.1f%%  %d/%d messages done, %d scores, %.0f msg/s\n",
+					100*float64(s.Done)/float64(total), s.Done, total, s.Scores, float64(s.Done)/time.Since(start).Seconds())
+			}
+		}
+		if p.Stats().Done >= total {
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	if !o.Quiet {
+		s := p.Stats()
+		fmt.Fprintf(stderr, "  %5.1f%%  %d/%d messages done, %d scores, %.0f msg/s\n",
+			100*float64(s.Done)/float64(total), s.Done, total, s.Scores, float64(s.Done)/elapsed.Seconds())
+	}
+	cancelRun()
+	if err := <-runErr; err != nil {
+		return err
+	}
+	printDemoSummary(stdout, p.Stats(), st.Scorer.Totals(), summary, sim.Stats(), elapsed)
+	return nil
+}
+
+// Produce loads messages into the topic with a real Kafka producer, keyed by line number.
+func Produce(ctx context.Context, brokers []string, topic string, values [][]byte) error {
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchSize: 500,
+		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll,
+		// Its own transport: the shared default caches topic metadata across clients.
+		Transport: &kafka.Transport{}}
+	defer w.Close()
+	msgs := make([]kafka.Message, len(values))
+	for i, v := range values {
+		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "%d", i), Value: v}
+	}
+	for len(msgs) > 0 {
+		n := min(len(msgs), 1000)
+		if err := w.WriteMessages(ctx, msgs[:n]...); err != nil {
+			return fmt.Errorf("produce to %s: %w", topic, err)
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+// scoreSummary aggregates written rows per evaluator and model for the demo's table.
+type scoreSummary struct {
+	mu   sync.Mutex
+	aggs map[[2]string]*scoreAgg
+}
+
+type scoreAgg struct {
+	rows, ok, cached int
+	sum              float64
+}
+
+func newScoreSummary() *scoreSummary { return &scoreSummary{aggs: map[[2]string]*scoreAgg{}} }
+
+// WriteScores implements consumer.ScoreSink.
+func (s *scoreSummary) WriteScores(_ context.Context, rows []record.Score) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rows {
+		k := [2]string{r.Evaluator, r.Model}
+		a := s.aggs[k]
+		if a == nil {
+			a = &scoreAgg{}
+			s.aggs[k] = a
+		}
+		a.rows++
+		if r.Cached {
+			a.cached++
+		}
+		if r.Status == record.StatusOK {
+			a.ok++
+			a.sum += r.Value
+		}
+	}
+	return nil
+}
+
+func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum *scoreSummary, sim judgesim.Stats, elapsed time.Duration) {
+	fmt.Fprintf(w, "\nraterd demo summary\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "messages\t%d\t(%d valid records, %d dead-lettered)\n", ps.Done, ps.Valid, ps.DeadLetters)
+	fmt.Fprintf(tw, "score rows\t%d\t(%d batches)\n", ps.Scores, ps.Batches)
+	// The built-in checks are never cached (cheaper to run again): the rate is over the
+	// model judgements, the ones the cache can answer.
+	hitRate, cacheable := 0.0, ss.Tasks-ss.Uncached
+	if cacheable > 0 {
+		hitRate = 100 * float64(ss.CacheHits+ss.Deduplicated+ss.InFlightJoins) / float64(cacheable)
+	}
+	fmt.Fprintf(tw, "cache hit rate\t%.1f%%\t(of %d model judgements: %d cache hits, %d in-batch duplicates, %d joined in flight; %d built-in checks are not cached)\n",
+		hitRate, cacheable, ss.CacheHits, ss.Deduplicated, ss.InFlightJoins, ss.Uncached)
+	names := make([]string, 0, len(ss.JudgeCallsBy))
+	for name := range ss.JudgeCallsBy {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, name := range names {
+		parts = append(parts, fmt.Sprintf("%s %d", name, ss.JudgeCallsBy[name]))
+	}
+	fmt.Fprintf(tw, "judge calls\t%d\t(%s; the judgesim simulator answered %d requests)\n", ss.JudgeCalls, strings.Join(parts, ", "), sim.Completed)
+	fmt.Fprintf(tw, "throughput\t%.0f records/s\t(%.2fs)\n", float64(ps.Done)/elapsed.Seconds(), elapsed.Seconds())
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nscores per evaluator and model (mean over ok rows)\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "evaluator\tmodel\trows\tmean\tcached\t\n")
+	sum.mu.Lock()
+	keys := make([][2]string, 0, len(sum.aggs))
+	for k := range sum.aggs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i][0] != keys[j][0] {
+			return keys[i][0] < keys[j][0]
+		}
+		return keys[i][1] < keys[j][1]
+	})
+	for _, k := range keys {
+		a := sum.aggs[k]
+		mean := "-"
+		if a.ok > 0 {
+			mean = fmt.Sprintf("%.3f", a.sum/float64(a.ok))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t\n", k[0], k[1], a.rows, mean, a.cached)
+	}
+	sum.mu.Unlock()
+	tw.Flush()
+}
