@@ -1,0 +1,368 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"raterd/internal/app"
+	"raterd/internal/cli"
+	"raterd/internal/judgesim"
+	"raterd/sinks"
+)
+
+// runBench runs the benchmark. The report is returned whenever something was measured,
+// also with an error (which then says what went wrong).
+func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchReport, error) {
+	b := &bencher{
+		o: o, progress: progress,
+		logger: slog.New(slog.NewTextHandler(progress, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		suffix: strconv.FormatInt(time.Now().UnixNano(), 36),
+	}
+	b.topic = "raterd-bench-" + b.suffix
+	defer b.cleanup()
+	rep := &benchReport{
+		Version: cli.Version(), Started: time.Now().UTC(),
+		Machine: benchMachine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(),
+			OS: runtime.GOOS + "/" + runtime.GOARCH, LoadBefore: loadAvg()},
+	}
+	err := b.run(ctx, rep)
+	rep.Machine.LoadAfter = loadAvg()
+	rep.Problems = b.problems
+	rep.Targets = benchTargets(rep)
+	rep.Notes = benchNotes(rep, o)
+	if err == nil && len(b.problems) > 0 {
+		err = fmt.Errorf("%d problem(s): %s", len(b.problems), strings.Join(b.problems, "; "))
+	}
+	if len(rep.Runs) == 0 {
+		return nil, err
+	}
+	return rep, err
+}
+
+func (b *bencher) run(ctx context.Context, rep *benchReport) error {
+	o := b.o
+	chCfg := sinks.ClickHouseConfig{Addrs: []string{o.clickhouse}, Database: "default"}
+	if err := chCfg.Validate("clickhouse"); err != nil {
+		return fmt.Errorf("--clickhouse: %w", err)
+	}
+	conn, err := sinks.OpenClickHouse(ctx, chCfg)
+	if err != nil {
+		return fmt.Errorf("--clickhouse: %w", err)
+	}
+	b.ch = conn
+	if o.judge == benchJudgeSim {
+		if err := b.startSimulator(); err != nil {
+			return err
+		}
+	}
+
+	// The configuration of the raterd runs; its evaluators also serve the naive baseline
+	// and the expected row counts.
+	cfg, err := b.config(b.topic, "probe", "probe", "probe:", true)
+	if err != nil {
+		return err
+	}
+	for _, e := range cfg.Evaluators {
+		b.evalNames = append(b.evalNames, e.Name)
+	}
+	rep.Settings = benchSettings{
+		Records: o.records, Traffic: "unique", InvalidShare: o.invalid, Seed: o.seed, Partitions: o.partitions,
+		Judge: o.judge, Evaluators: b.evalNames, Topic: b.topic,
+	}
+	if o.zipf > 0 {
+		rep.Settings.Traffic, rep.Settings.ZipfS, rep.Settings.Distinct = "zipf", o.zipf, o.distinct
+	}
+	if o.baselines {
+		rep.Settings.NaiveRecords = o.naiveRecords
+	}
+	if b.sim != nil {
+		c := b.sim.Config()
+		rep.Settings.Simulator = fmt.Sprintf("%d seqs, step %s + %s/seq, prefill %s/token", c.MaxSeqs, c.StepBase, c.StepPerSeq, c.PrefillPerToken)
+	}
+
+	b.logf("generating %d records (%s traffic)…", o.records, rep.Settings.Traffic)
+	values, info := benchTraffic(o, o.seed, o.records, "b"+b.suffix)
+	perRecord := expectedRows(cfg.Evaluators, values)
+	var wantRows int64
+	for _, n := range perRecord {
+		wantRows += int64(n)
+	}
+	info.TasksPerRecord = float64(wantRows) / float64(max(info.Valid, 1))
+	rep.Traffic = info
+	b.logf("%d messages (%d valid, %d invalid, %.1f MiB); prompts %d–%d chars (mean %d), responses %d–%d (mean %d); %d distinct prompts, %d distinct prompt+response pairs",
+		info.Messages, info.Valid, info.Invalid, float64(info.Bytes)/(1<<20), info.PromptChars[0], info.PromptChars[2], info.PromptChars[1],
+		info.ResponseChars[0], info.ResponseChars[2], info.ResponseChars[1], info.DistinctPrompts, info.DistinctPairs)
+
+	if err := b.createTopic(ctx, b.topic); err != nil {
+		return err
+	}
+	b.logf("producing to %s (%d partitions)…", b.topic, o.partitions)
+	pstart := time.Now()
+	if err := app.Produce(ctx, []string{o.kafka}, b.topic, values); err != nil {
+		return err
+	}
+	b.logf("produced %d messages in %s", len(values), time.Since(pstart).Round(time.Millisecond))
+	values, perRecord = nil, nil // the runs read Kafka; free the generated traffic before measuring
+	total := int64(o.records)
+
+	if o.baselines {
+		r, err := b.runBare(ctx, total)
+		if err != nil {
+			return err
+		}
+		rep.Runs = append(rep.Runs, r)
+	}
+	main, err := b.runRaterd(ctx, runRaterd, "raterd, Redis cache (cold: a fresh key space)", b.topic, "cold", true, total, wantRows, o.cpuprofile)
+	if err != nil {
+		return err
+	}
+	rep.Runs = append(rep.Runs, main)
+	rep.Profile = o.cpuprofile
+	if o.warm {
+		r, err := b.runRaterd(ctx, runWarm, "raterd, the same Redis key space again (all cached), a new stack", b.topic, "cold", true, total, wantRows, "")
+		if err != nil {
+			return err
+		}
+		rep.Runs = append(rep.Runs, r)
+	}
+	if o.baselines {
+		r, err := b.runRaterd(ctx, runNoCache, "raterd, cache off (no Redis, memory_bytes: -1)", b.topic, "", false, total, wantRows, "")
+		if err != nil {
+			return err
+		}
+		rep.Runs = append(rep.Runs, r)
+		r, err = b.runNaive(ctx, cfg, int64(o.naiveRecords))
+		if err != nil {
+			return err
+		}
+		rep.Runs = append(rep.Runs, r)
+	}
+	rep.Ratios = benchRatios(rep.Runs)
+
+	if o.latency > 0 {
+		rate, basis := o.latencyRate, "--latency-rate"
+		if rate == 0 {
+			rate, basis = main.RecordsPerSecond/2, fmt.Sprintf("half of the %s run's %.0f records/s", runRaterd, main.RecordsPerSecond)
+		}
+		lat, r, err := b.runLatency(ctx, rate)
+		if lat != nil {
+			lat.RateBasis = basis
+			rep.Latency = lat
+			rep.Runs = append(rep.Runs, r)
+		}
+		if err != nil {
+			return err
+		}
+	}
+
+	if o.soak > 0 {
+		soak, r, err := b.runSoak(ctx)
+		if soak != nil {
+			rep.Soak = soak
+			if err == nil {
+				rep.Runs = append(rep.Runs, r)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// config returns the raterd configuration of one run: the benchmark's evaluators on the
+// given topic, group and database, with Redis under keyPrefix or no cache at all.
+func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool) (*app.Config, error) {
+	redisSection := fmt.Sprintf("redis: {addrs: [%q], key_prefix: %q}", b.o.redis, keyPrefix)
+	if !withCache {
+		redisSection = "redis: {memory_bytes: -1}"
+	}
+	judges := "  checks: {type: heuristic}\n"
+	evaluators := ""
+	for _, check := range []string{"refusal", "empty", "truncated", "repetition", "pii", "json"} {
+		evaluators += fmt.Sprintf("  - {name: %s, judge: checks, check: %s}\n", check, check)
+	}
+	if b.o.judge == benchJudgeSim {
+		judges += fmt.Sprintf("  sim:\n    type: openai\n    model: judgesim-bench\n    endpoints: [{url: %q, max_in_flight: 128}]\n    timeout: 10s\n", b.simURL)
+		evaluators += "  - {name: helpfulness, judge: sim, criteria: \"Does the response address the request accurately, completely and concisely?\"}\n"
+	}
+	text := fmt.Sprintf(`
+kafka:
+  brokers: [%q]
+  topics: [%q]
+  group_id: %q
+  start_offset: earliest
+%s
+clickhouse:
+  addrs: [%q]
+  database: %s
+judges:
+%sevaluators:
+%sadmin: {listen: "off"}
+telemetry: {log_level: warn}
+`, b.o.kafka, topic, group, redisSection, b.o.clickhouse, db, judges, evaluators)
+	cfg, err := app.ParseConfig([]byte(text), func(k string) string {
+		switch k {
+		case "RATERD_CLICKHOUSE_USER", "RATERD_CLICKHOUSE_PASSWORD":
+			return os.Getenv(k)
+		}
+		return ""
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench config: %w", err)
+	}
+	return cfg, nil
+}
+
+// startSimulator serves an in-process judgesim on loopback.
+func (b *bencher) startSimulator() error {
+	if err := b.o.sim.Validate(); err != nil {
+		return fmt.Errorf("--judgesim-*: %w", err)
+	}
+	b.sim = judgesim.New(b.o.sim)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("judgesim listener: %w", err)
+	}
+	srv := &http.Server{Handler: b.sim, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	b.simURL = "http://" + ln.Addr().String() + "/v1"
+	b.closers = append(b.closers, func() { _ = srv.Close(); _ = b.sim.Close() })
+	return nil
+}
+
+// createTopic creates a fresh topic and waits until every partition has a leader.
+func (b *bencher) createTopic(ctx context.Context, topic string) error {
+	client := &kafka.Client{Addr: kafka.TCP(b.o.kafka), Timeout: 30 * time.Second, Transport: &kafka.Transport{}}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: b.o.partitions, ReplicationFactor: 1}}})
+	if err != nil {
+		return fmt.Errorf("--kafka %s: create topic %s: %w", b.o.kafka, topic, err)
+	}
+	if err := resp.Errors[topic]; err != nil {
+		return fmt.Errorf("--kafka %s: create topic %s: %w", b.o.kafka, topic, err)
+	}
+	b.topics = append(b.topics, topic, sinks.DLQTopic(topic))
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		ready := err == nil && len(md.Topics) == 1 && len(md.Topics[0].Partitions) == b.o.partitions && md.Topics[0].Error == nil
+		if ready {
+			for _, p := range md.Topics[0].Partitions {
+				ready = ready && p.Error == nil && p.Leader.Host != ""
+			}
+		}
+		if ready {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("--kafka %s: topic %s has no leaders after 30s (%v)", b.o.kafka, topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// migrate creates a fresh database with raterd's schema.
+func (b *bencher) migrate(ctx context.Context, db string) error {
+	b.dbs = append(b.dbs, db)
+	if _, err := sinks.Migrate(ctx, b.ch, db, slog.New(slog.DiscardHandler)); err != nil {
+		return fmt.Errorf("--clickhouse %s: migrate %s: %w", b.o.clickhouse, db, err)
+	}
+	return nil
+}
+
+// countRows returns SELECT count() FROM db.scores FINAL.
+func (b *bencher) countRows(ctx context.Context, db string) (int64, error) {
+	var n uint64
+	if err := b.ch.QueryRow(ctx, "SELECT count() FROM "+db+".scores FINAL").Scan(&n); err != nil {
+		return 0, fmt.Errorf("--clickhouse %s: count %s.scores: %w", b.o.clickhouse, db, err)
+	}
+	return int64(n), nil
+}
+
+// waitRows polls db.scores FINAL until it holds want rows or the deadline passes, and
+// returns the last count.
+func (b *bencher) waitRows(ctx context.Context, db string, want int64, deadline time.Time) (int64, error) {
+	for {
+		n, err := b.countRows(ctx, db)
+		if err != nil || n >= want || time.Now().After(deadline) {
+			return n, err
+		}
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// cleanup removes what the benchmark created, unless --keep; it runs when ctx has ended
+// too, on a context of its own.
+func (b *bencher) cleanup() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+	if b.ch == nil {
+		return
+	}
+	defer b.ch.Close()
+	if b.o.keep {
+		b.logf("kept topics %v, databases %v, Redis keys %v*", b.topics, b.dbs, b.prefixes)
+		return
+	}
+	// Each step has its own deadline: a loaded server can take a while over one of them.
+	step := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), time.Minute)
+	}
+	for _, db := range b.dbs {
+		ctx, cancel := step()
+		if err := b.ch.Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+			b.logf("cleanup: drop database %s: %v", db, err)
+		}
+		cancel()
+	}
+	if len(b.topics) > 0 {
+		ctx, cancel := step()
+		client := &kafka.Client{Addr: kafka.TCP(b.o.kafka), Timeout: time.Minute, Transport: &kafka.Transport{}}
+		if _, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: b.topics}); err != nil {
+			b.logf("cleanup: delete topics %v: %v", b.topics, err)
+		}
+		cancel()
+	}
+	if len(b.prefixes) > 0 {
+		ctx, cancel := step()
+		defer cancel()
+		rc := redis.NewClient(&redis.Options{Addr: b.o.redis})
+		defer rc.Close()
+		for _, p := range b.prefixes {
+			iter := rc.Scan(ctx, 0, p+"*", 1000).Iterator()
+			var keys []string
+			for iter.Next(ctx) {
+				if keys = append(keys, iter.Val()); len(keys) == 1000 {
+					_ = rc.Unlink(ctx, keys...).Err()
+					keys = keys[:0]
+				}
+			}
+			if len(keys) > 0 {
+				_ = rc.Unlink(ctx, keys...).Err()
+			}
+			if err := iter.Err(); err != nil {
+				b.logf("cleanup: redis keys %s*: %v", p, err)
+			}
+		}
+	}
+}

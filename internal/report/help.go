@@ -1,0 +1,121 @@
+package report
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+
+	"raterd/sinks"
+)
+
+// ---------------------------------------------------------------------------------------
+// Help
+
+const reportHelpIntro = `Usage:
+  raterd report trend   --evaluator E --from T [--to T] [--model M] [--app A] [flags]
+  raterd report compare --evaluator E --model-a A --model-b B --from T [--to T] [flags]
+  raterd report compare --evaluator E --model M --window-a FROM,TO --window-b FROM,TO [flags]
+  raterd report <query> --param name=value ... [flags]
+  raterd report list [--format table|csv|json]
+
+Reports on the score rows in ClickHouse with the SQL cookbook (docs/sql.md). Every query
+is a cookbook statement whose parameters are validated and quoted by the cookbook's rules,
+and every answer is exact while rows are being replayed.
+
+  trend    the score trend per model per hour (cookbook score_trend, with --model and
+           --app added to its WHERE clause): per model the scored and failed rows, the
+           mean score, and a sparkline ▁▂▃▄▅▆▇█ of the mean per hour, all models on one
+           scale (blank: an hour without scored rows; ranges over 72 hours get one mark
+           per 2, 3, 4, 6, 8, 12 or 24n hours, weighted by scored rows).
+           --format csv|json prints the hourly rows instead.
+  compare  two models over one time range (cookbook compare_models), or one model over
+           two time windows (the same statistics, per window): scored rows and mean per
+           side, the difference B − A with its standard error and 95% confidence interval
+           (Welch), and a verdict: "significant at 5%" when the interval excludes 0.
+           --format csv|json prints one row with a verdict column.
+  <query>  any cookbook query by name (see Queries), its parameters as --param name=value.
+  list     the cookbook queries, their titles and parameters.
+`
+
+const reportHelpTail = `Times (--from, --to, --window-a, --window-b and DateTime parameters):
+  2026-11-24T12:00:00Z   RFC 3339, any offset, whole seconds
+  2026-11-24 12:00:00    UTC (also 2026-11-24T12:00:00)
+  2026-11-24             midnight UTC
+  now                    the current time: the default of --to, of a window's empty TO,
+                         and of a query's "to" parameter
+  -24h, -90m, -1h30m     that long before now (Go durations: h, m, s)
+  -7d, -2w               that many days or weeks before now
+  Ranges are half-open, [from, to), on the event time; tables print times in UTC.
+
+Connection (as raterd migrate): --clickhouse wins; else the clickhouse section of --config
+(with its env overrides); else RATERD_CLICKHOUSE_ADDR, with RATERD_CLICKHOUSE_USER and
+RATERD_CLICKHOUSE_PASSWORD. The database is --database, else the config's, else raterd.
+
+Output (--format): table (default; numbers to 3 decimals), csv (a header row; numbers
+exact, times RFC 3339) or json (an array of objects, keys in column order). NaN and
+infinities print as nan, inf and -inf in every format (JSON strings).
+
+Exit status: 0 on success, 1 when connecting or a query fails, 2 on a command-line mistake.
+`
+
+// reportHelp is the help of `raterd report` (sub == "") or of one subcommand or query.
+func reportHelp(sub string) string {
+	var b strings.Builder
+	var f reportFlags
+	section := func(title string, register func(*flag.FlagSet)) {
+		fs := flag.NewFlagSet(title, flag.ContinueOnError)
+		register(fs)
+		fmt.Fprintf(&b, "\n%s:\n", title)
+		writeFlagDefaults(&b, fs)
+	}
+	switch sub {
+	case "trend", "compare", "list":
+		b.WriteString(strings.SplitN(reportHelpIntro, "\n\n", 2)[0] + "\n")
+	case "":
+		b.WriteString(reportHelpIntro)
+	default:
+		q, _ := sinks.CookbookQueryNamed(sub)
+		fmt.Fprintf(&b, "Usage:\n  raterd report %s %s [flags]\n\n%s (cookbook query %s, docs/sql.md).\n\n%s\n",
+			q.Name, cookbookParamsUsage(q), q.Title, q.Name, wrapText(q.Explanation, 88))
+	}
+	if sub == "" || sub == "trend" {
+		section("Flags of trend", f.registerTrend)
+	}
+	if sub == "" || sub == "compare" {
+		section("Flags of compare (two models: --model-a, --model-b, --from, --to; one model: --model, --window-a, --window-b)", f.registerCompare)
+	}
+	if sub != "" && sub != "trend" && sub != "compare" && sub != "list" || sub == "" {
+		section("Flags of <query>", f.registerQuery)
+	}
+	if sub == "list" {
+		section("Flags of list", f.registerFormat)
+	} else {
+		section("Connection and output flags (every subcommand but list; list takes --format)", f.registerCommon)
+		b.WriteString("\n" + reportHelpTail)
+	}
+	if sub == "" || sub == "list" {
+		b.WriteString("\nQueries (raterd report <query> --param name=value ...; docs/sql.md explains each):\n")
+		b.WriteString(cookbookListing())
+	}
+	return b.String()
+}
+
+func cookbookParamsUsage(q sinks.CookbookQuery) string {
+	parts := make([]string, len(q.Params))
+	for i, p := range q.Params {
+		parts[i] = "--param " + p + "=" + q.ParamType(p)
+	}
+	return strings.Join(parts, " ")
+}
+
+// writeFlagDefaults prints a flag set's flags as --name VALUE with their usage and default.
+func writeFlagDefaults(b *strings.Builder, fs *flag.FlagSet) {
+	fs.VisitAll(func(fl *flag.Flag) {
+		name, usage := flag.UnquoteUsage(fl)
+		fmt.Fprintf(b, "  --%s %s\n", fl.Name, name)
+		if fl.DefValue != "" && fl.DefValue != "[]" {
+			usage += fmt.Sprintf(" (default %s)", fl.DefValue)
+		}
+		fmt.Fprintf(b, "        %s\n", usage)
+	})
+}
