@@ -13,7 +13,7 @@ import (
 
 // Micro-benchmarks of the scorer's per-task CPU work on realistic traffic: cache-key
 // hashing, score-row building, a whole batch through the scorer, and the heuristic checks
-// over a traffic mix (BenchmarkHeuristic in heuristic_test.go measures each check on one
+// over a traffic mix (BenchmarkHeuristic in package checks measures each check on one
 // fixed 1.5 KB and one 100 KB answer; BenchmarkHeuristicTraffic here cycles through
 // varied answers of 200–2,000 bytes). Names are stable for benchstat:
 //

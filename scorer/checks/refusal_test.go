@@ -1,4 +1,4 @@
-package scorer
+package checks
 
 import (
 	"encoding/json"
@@ -43,7 +43,7 @@ var refusalSentences = []string{
 // refusalCorpus returns lower-cased, apostrophe-normalised openings as the check reads
 // them: refusalSentences, the same with a greeting or apology in front, and the responses
 // of generated traffic.
-func refusalCorpus(t *testing.T, j *HeuristicJudge) []string {
+func refusalCorpus(t *testing.T, rf *refusalMatcher) []string {
 	t.Helper()
 	var texts []string
 	for _, s := range refusalSentences {
@@ -63,7 +63,7 @@ func refusalCorpus(t *testing.T, j *HeuristicJudge) []string {
 	}
 	out := make([]string, len(texts))
 	for i, s := range texts {
-		out[i] = j.apostrophes.Replace(strings.ToLower(leadingSentences(s, 2, refusalHeadBytes)))
+		out[i] = rf.apostrophes.Replace(strings.ToLower(leadingSentences(s, 2, refusalHeadBytes)))
 	}
 	return out
 }
@@ -75,8 +75,8 @@ func TestRefusalRuleCues(t *testing.T) {
 	if len(cues) > 64 {
 		t.Fatalf("%d refusal cues; the cue masks hold 64", len(cues))
 	}
-	j := NewHeuristicJudge()
-	corpus := refusalCorpus(t, j)
+	rf := New().refusal
+	corpus := refusalCorpus(t, rf)
 	matched := make([]int, len(refusalRules()))
 	for i, r := range refusalRules() {
 		if len(r.cues) == 0 {
@@ -106,11 +106,11 @@ func TestRefusalRuleCues(t *testing.T) {
 // TestRefusalMatchIsThePattern: running the rules gated by their cues answers exactly
 // what the whole alternation answers.
 func TestRefusalMatchIsThePattern(t *testing.T) {
-	j := NewHeuristicJudge()
+	rf := New().refusal
 	whole := regexp.MustCompile(refusalPattern())
 	refusals := 0
-	for _, text := range refusalCorpus(t, j) {
-		got, want := j.refusalMatch(text), whole.MatchString(text)
+	for _, text := range refusalCorpus(t, rf) {
+		got, want := rf.refusalMatch(text), whole.MatchString(text)
 		if got != want {
 			t.Errorf("refusalMatch(%q) = %v, the whole pattern says %v", text, got, want)
 		}
@@ -129,11 +129,11 @@ func FuzzRefusalMatch(f *testing.F) {
 	for _, s := range refusalSentences {
 		f.Add(s)
 	}
-	j := NewHeuristicJudge()
+	rf := New().refusal
 	whole := regexp.MustCompile(refusalPattern())
 	f.Fuzz(func(t *testing.T, s string) {
-		lower := j.apostrophes.Replace(strings.ToLower(s))
-		if got, want := j.refusalMatch(lower), whole.MatchString(lower); got != want {
+		lower := rf.apostrophes.Replace(strings.ToLower(s))
+		if got, want := rf.refusalMatch(lower), whole.MatchString(lower); got != want {
 			t.Fatalf("refusalMatch(%q) = %v, the whole pattern says %v", lower, got, want)
 		}
 	})
@@ -142,24 +142,24 @@ func FuzzRefusalMatch(f *testing.F) {
 // BenchmarkRefusalOpenings measures the refusal match on the openings of generated
 // traffic: the cue-gated rules (the check) against the whole alternation (before).
 func BenchmarkRefusalOpenings(b *testing.B) {
-	j := NewHeuristicJudge()
+	rf := New().refusal
 	var openings []string
 	for _, line := range trafficgen.Generate(trafficgen.Options{Seed: 1, Count: 2000, ExactRepeats: true, DistinctPrompts: 2000}) {
 		var rec record.Record
 		if json.Unmarshal(line, &rec) == nil {
-			openings = append(openings, j.apostrophes.Replace(strings.ToLower(leadingSentences(rec.Response, 2, refusalHeadBytes))))
+			openings = append(openings, rf.apostrophes.Replace(strings.ToLower(leadingSentences(rec.Response, 2, refusalHeadBytes))))
 		}
 	}
 	whole := regexp.MustCompile(refusalPattern())
 	b.Run("rules", func(b *testing.B) {
 		for i := range b.N {
-			j.refusalMatch(openings[i%len(openings)])
+			rf.refusalMatch(openings[i%len(openings)])
 		}
 	})
 	b.Run("whole", func(b *testing.B) {
 		for i := range b.N {
 			lower := openings[i%len(openings)]
-			if j.refusalCueMask(lower) != 0 {
+			if rf.refusalCueMask(lower) != 0 {
 				whole.MatchString(lower)
 			}
 		}

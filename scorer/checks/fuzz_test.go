@@ -1,14 +1,11 @@
-package scorer
+package checks
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
-
-	"raterd/record"
 )
 
 // FuzzHeuristicChecks feeds arbitrary prompt/response pairs to every built-in check. Each
@@ -24,57 +21,50 @@ func FuzzHeuristicChecks(f *testing.F) {
 	f.Add("", strings.Repeat("loop ", 64))
 	f.Add("", "```go\nfunc main() {\n")
 	f.Add("", "\u200b <|endoftext|>")
-	j := NewHeuristicJudge()
-	evs := make([]*Evaluator, 0, len(HeuristicChecks()))
-	for _, c := range HeuristicChecks() {
-		ev := &Evaluator{Name: "fuzz-" + c, Judge: "heuristic", Check: c}
-		if err := ev.Prepare("evaluators[0]", KindHeuristic); err != nil {
-			f.Fatal(err)
+	set := New()
+	var cs []*Check
+	for _, name := range Names() {
+		c, ok := set.Lookup(name)
+		if !ok {
+			f.Fatalf("Names lists %q, which Lookup does not find", name)
 		}
-		evs = append(evs, ev)
+		cs = append(cs, c)
 	}
 	f.Fuzz(func(t *testing.T, prompt, response string) {
-		rec := &record.Record{ID: "fuzz", Model: "m", Prompt: prompt, Response: response}
-		tasks := make([]Task, len(evs))
-		for i, ev := range evs {
-			tasks[i] = Task{Evaluator: ev, Record: rec}
+		// As the heuristic judge runs each check with its default fields: only json
+		// reads the prompt.
+		run := func(c *Check) Result {
+			return c.Run(Input{Response: response, Prompt: prompt, HasPrompt: c.Reads(FieldPrompt)})
 		}
-		vs, err := j.Judge(context.Background(), tasks)
-		if err != nil {
-			t.Fatal(err)
+		vs := make([]Result, len(cs))
+		for i, c := range cs {
+			vs[i] = run(c)
 		}
-		if len(vs) != len(tasks) {
-			t.Fatalf("%d verdicts for %d tasks", len(vs), len(tasks))
-		}
-		again, _ := j.Judge(context.Background(), tasks)
 		for i, v := range vs {
-			check := evs[i].Check
-			if v.Err != nil {
-				t.Fatalf("%s: unexpected error %v", check, v.Err)
-			}
+			check := cs[i].Name
 			if !(v.Value >= 0 && v.Value <= 1) || !(v.Confidence >= 0 && v.Confidence <= 1) {
 				t.Fatalf("%s: value %v confidence %v out of [0,1]", check, v.Value, v.Confidence)
 			}
-			if v.Label == "" || v.Explanation == "" || v.Status != record.StatusOK || v.Attempts != 1 {
+			if v.Label == "" || v.Explanation == "" {
 				t.Fatalf("%s: incomplete verdict %+v", check, v)
 			}
-			if a := again[i]; a.Label != v.Label || a.Value != v.Value || a.Explanation != v.Explanation {
+			if a := run(cs[i]); a.Label != v.Label || a.Value != v.Value || a.Explanation != v.Explanation {
 				t.Fatalf("%s: not deterministic: %+v then %+v", check, v, a)
 			}
 			if !utf8.ValidString(v.Explanation) && utf8.ValidString(response) {
 				t.Fatalf("%s: explanation is not valid UTF-8: %q", check, v.Explanation)
 			}
 		}
-		byCheck := func(c string) Verdict {
-			for i, ev := range evs {
-				if ev.Check == c {
+		byCheck := func(name string) Result {
+			for i, c := range cs {
+				if c.Name == name {
 					return vs[i]
 				}
 			}
-			t.Fatalf("no verdict for %s", c)
-			return Verdict{}
+			t.Fatalf("no verdict for %s", name)
+			return Result{}
 		}
-		if v := byCheck(checkPII); v.Label == "pii" {
+		if v := byCheck(NamePII); v.Label == "pii" {
 			// The explanation may say "×2" but never repeat the response's digits or
 			// addresses: it is stored in ClickHouse.
 			for _, f := range strings.FieldsFunc(v.Explanation, func(r rune) bool { return !unicode.IsDigit(r) }) {
@@ -86,11 +76,11 @@ func FuzzHeuristicChecks(f *testing.F) {
 				t.Fatalf("pii explanation %q carries an address", v.Explanation)
 			}
 		}
-		if v := byCheck(checkJSON); v.Label != "not_requested" && json.Valid([]byte(strings.TrimSpace(response))) && v.Label != "valid_json" {
+		if v := byCheck(NameJSON); v.Label != "not_requested" && json.Valid([]byte(strings.TrimSpace(response))) && v.Label != "valid_json" {
 			t.Fatalf("json: valid JSON response labelled %q: %s", v.Label, v.Explanation)
 		}
 		words := len(strings.FieldsFunc(response, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.Is(unicode.Mn, r) }))
-		if v := byCheck(checkRepetition); words < repMinWords && utf8.ValidString(response) && !strings.ContainsFunc(response, func(r rune) bool { return r >= 0x2E80 || unicode.IsSymbol(r) }) && v.Label != "ok" {
+		if v := byCheck(NameRepetition); words < repMinWords && utf8.ValidString(response) && !strings.ContainsFunc(response, func(r rune) bool { return r >= 0x2E80 || unicode.IsSymbol(r) }) && v.Label != "ok" {
 			t.Fatalf("repetition: short response labelled %q", v.Label)
 		}
 	})

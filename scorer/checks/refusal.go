@@ -1,0 +1,240 @@
+package checks
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// NameRefusal is the name of the check that fails a response that declines the request.
+const NameRefusal = "refusal"
+
+// refusalMatcher holds the compiled refusal rules and the patterns around them; it is
+// read-only after newRefusalMatcher and so safe for concurrent use.
+type refusalMatcher struct {
+	// refusal matches refusal phrasings in the lower-cased opening of a response: the
+	// rules of refusalPattern, each gated by its cues (see refusalMatch).
+	refusal []compiledRefusal
+	// refusalCues are the literals the rules' cue masks index (see refusalCues).
+	refusalCues []string
+	// apostrophes normalises typographic apostrophes to ' before the refusal match.
+	apostrophes *strings.Replacer
+	// clarify matches a request for more information, which turns an apparent refusal
+	// ("I can't answer that without more context") into an answer.
+	clarify *regexp.Regexp
+}
+
+// newRefusalMatcher compiles the refusal rules and the clarification pattern.
+func newRefusalMatcher() *refusalMatcher {
+	rf := &refusalMatcher{
+		refusalCues: refusalCues(),
+		apostrophes: strings.NewReplacer("’", "'", "‘", "'", "ʼ", "'", "`", "'"),
+		clarify:     regexp.MustCompile(`\b(?:without|until i (?:have|see|know)|i (?:would )?need|i'd need) (?:more|additional|further|some|a bit more|a little more|knowing more|the|your) (?:context|information|info|details|code|error|data|specifics)|\bwithout (?:seeing|knowing|access to) (?:the|your|more)`),
+	}
+	rf.refusal = compileRefusal(rf.refusalCues)
+	return rf
+}
+
+// refusalRule is one alternative of the refusal pattern with its cues: literals of which
+// every match of the alternative contains at least one, in the lower-cased,
+// apostrophe-normalised opening the check reads.
+type refusalRule struct {
+	pattern string
+	cues    []string
+}
+
+// refusalRules returns the alternatives of the refusal pattern, which matches a refusal in
+// the lower-cased opening of a response (apostrophes normalised to '). A bare "I can't" is
+// not enough: it must be followed by a verb of helping or producing ("I can't help with
+// that", "I cannot provide …") or end the clause, so "I can't stress enough how…", "I
+// can't help but…" and "I cannot guarantee…" stay answers. Policy phrasings need a
+// first-person or "content/usage policy" owner, so that "this violates the company's
+// security policy" does not count. A rule added here needs its cues (TestRefusalRuleCues
+// checks them against every test sentence and generated traffic).
+func refusalRules() []refusalRule {
+	const base = `can't|cannot|can not|won't|will not|won't be able to|will not be able to|must not|shouldn't|should not|do not feel comfortable|don't feel comfortable|am unable to|am not able to|am not allowed to|am not permitted to|am not going to|am not comfortable|are unable to|are not able to|are not allowed to`
+	const contracted = `unable to|not able to|not allowed to|not permitted to|not going to|not comfortable`
+	english := []string{"can't", "cannot", "can not", "won't", "will not", "must not", "shouldn't", "should not", "comfortable", "unable", "not able", "not allowed", "not permitted", "not going"}
+	return []refusalRule{
+		// I can't / I'm unable to / we won't … help, assist, provide, …
+		{`\b(?:i|we)(?: (?:really |simply |just |currently |personally |honestly )?(?:` + base + `)|(?:'m|'re) (?:` + contracted + `))` +
+			`(?: (?:really|in good conscience|ethically|legally|safely|directly|personally|fully|actually))? ` +
+			`(?:help(?: you)? (?:with|on|in|to|create|write|make|find|get|build|do|hack|break|plan)\b|help(?: you)?(?:\s*[.,!;:]|$)|assist|provide|comply|fulfil|fulfill|do (?:that|this|so|it)\b|create|generate|write|produce|share|give (?:you )?(?:that|this|those|any|advice|instructions|information|details|medical|legal|financial|personal|out)|offer|answer (?:that|this|your|such|questions|it\b)|respond to|engage|participate|support (?:that|this|your|you)|continue|complete (?:that|this|your)|process (?:that|this|your)|disclose|reveal|condone|endorse|encourage|facilitate|promote|discuss|supply|draft|translate (?:that|this)|carry out|take part|be of (?:help|assistance)|be part|be involved|make (?:that|this))`, english},
+		// a clause that ends right after the negation: "I'm sorry, but I can't." / "I won't."
+		{`\bi(?: (?:can't|cannot|can not|won't|will not|am unable|am not able)|'m (?:unable|not able))(?: (?:to )?do (?:that|this|it|so))?\s*(?:[.!;]|$)`, []string{"can't", "cannot", "can not", "won't", "will not", "unable", "not able"}},
+		// "As an AI language model, I cannot / I'm not able / I don't have the ability"
+		{`\bas an ai(?: language model| assistant| model| chatbot| system)?,? i(?: (?:can't|cannot|can not|won't|will not|am unable|am not able|am not allowed|am not capable|do not have the ability|don't have the ability|must decline|must refrain)|'m (?:unable|not able|not allowed|not capable))`, []string{"as an ai"}},
+		// explicit declining
+		{`\bi(?: must| have to| need to| will have to|'ll have to|'m going to have to| am going to have to)(?: respectfully| politely)? (?:decline|refuse|refrain|pass on)`, []string{"decline", "refuse", "refrain", "pass on"}},
+		{`\bi(?: respectfully| politely)? (?:decline|refuse) to\b`, []string{"decline", "refuse"}},
+		{`\bi(?:'d| would) (?:rather|prefer) not (?:to )?(?:answer|discuss|help|share|provide|comment|engage|go into|get into|talk about|weigh in)`, []string{"rather not", "prefer not"}},
+		{`\b(?:that|this|it)(?:'s| is) not something (?:i|we)(?: can| will| am able to|'m able to| am allowed to|'m allowed to| are able to) (?:help|assist|do|provide|share|create|write|support|engage)`, []string{"not something"}},
+		// policy violations
+		{`\b(?:violates?|violating|goes against|go against|against|breach(?:es)?|in violation of|not (?:allowed|permitted) (?:by|under)) (?:my|our|openai's|anthropic's|google's|meta's)(?: [a-z-]+)? (?:policy|policies|guidelines|principles|programming|rules|terms|values)`, []string{"violat", "against", "breach", "not allowed", "not permitted"}},
+		{`\b(?:violates?|violating|goes against|against|breach(?:es)?|in violation of) (?:the )?(?:content|usage|safety|acceptable use|use case) (?:policy|policies|guidelines)`, []string{"violat", "against", "breach"}},
+		// Spanish, Portuguese, French, Italian, German, Russian
+		{`\bno puedo (?:ayudar|proporcionar|cumplir|hacer eso|ofrecer|generar|crear|escribir|responder|asistir|participar|facilitar)`, []string{"no puedo"}},
+		{`\blo siento,? (?:pero )?no (?:puedo|es posible|me es posible)`, []string{"lo siento"}},
+		{`\bnão posso (?:ajudar|fornecer|cumprir|fazer isso|gerar|criar|escrever|responder|atender)`, []string{"não posso"}},
+		{`\b(?:desculpe|lamento|sinto muito),? (?:mas )?(?:eu )?não (?:posso|consigo)`, []string{"não posso", "não consigo"}},
+		{`\bje ne (?:peux|pourrai) pas (?:vous |t'|t’)?(?:aider|fournir|répondre|faire (?:cela|ça)|générer|créer|écrire|donner|satisfaire|accéder|participer)`, []string{"je ne"}},
+		{`\b(?:désolée?|je suis désolée?|navrée?),? (?:mais )?je ne (?:peux|pourrai|suis pas en mesure)`, []string{"je ne"}},
+		{`\bje ne suis pas en mesure de (?:vous |t')?(?:aider|fournir|répondre|faire|générer|créer|écrire|donner|satisfaire)`, []string{"je ne"}},
+		{`\bnon posso (?:aiutar|fornir|soddisfar|farlo|generar|crear|scriver|risponder|assister|partecipar)`, []string{"non posso"}},
+		{`\bmi dispiace,? ma non (?:posso|sono in grado|mi è possibile)`, []string{"non posso", "non sono in grado", "non mi è possibile"}},
+		{`\b(?:es tut mir leid|leider|entschuldigung|bedauerlicherweise),? (?:aber )?(?:kann|darf|werde) ich [^.!?]{0,40}?(?:nicht|keine[nr]?)(?: [a-zäöüß]+)? (?:helfen|weiterhelfen|behilflich|erfüllen|nachkommen|bereitstellen|beantworten|unterstützen|geben|liefern|erstellen|schreiben|generieren|ausführen|machen|tun)`, []string{"kann ich", "darf ich", "werde ich"}},
+		{`\bich kann (?:ihnen |dir |euch )?(?:dabei |damit |hierbei |hier |leider |bei dieser anfrage )*nicht (?:helfen|weiterhelfen|behilflich|erfüllen|nachkommen|bereitstellen|beantworten)`, []string{"ich kann"}},
+		{`(?:^|[^\p{L}])(?:извините|простите|к сожалению|мне жаль),? (?:но )?я не (?:могу|буду|в состоянии)`, []string{"я не"}},
+		{`(?:^|[^\p{L}])я не (?:могу|буду|в состоянии) (?:помочь|предоставить|выполнить|ответить|создать|написать|сгенерировать|помогать)`, []string{"я не"}},
+		// Chinese, Japanese, Korean
+		{`(?:抱歉|对不起|很抱歉|對不起|不好意思)[，,。！!]?\s*(?:但是?)?\s*我(?:无法|不能|不可以|無法|没办法|沒辦法)`, []string{"无法", "不能", "不可以", "無法", "没办法", "沒辦法"}},
+		{`我(?:无法|不能|無法|不可以)(?:为你|为您|為你|為您)?(?:帮助|幫助|协助|協助|提供|满足|滿足|完成|回答|生成|创建|創建|编写|編寫|处理|處理|参与|參與)`, []string{"无法", "不能", "無法", "不可以"}},
+		{`申し訳(?:ありません|ございません|ないのですが)が?[、,].{0,60}?(?:できません|いたしかねます|致しかねます)`, []string{"できません", "かねます"}},
+		{`(?:お手伝い|お答え|お応え|ご提供|提供|対応|ご協力|回答)(?:すること|は)?(?:が|は)?できません`, []string{"できません"}},
+		{`(?:도와|도움을|제공해|답변해|도움이 되어|응답해)\s?드릴 수 없습니다`, []string{"수 없습니다"}},
+		{`죄송(?:하지만|합니다만|합니다)[,.]?.{0,60}?수 없습니다`, []string{"수 없습니다"}},
+	}
+}
+
+// refusalPattern is every refusal rule in one alternation: the regexp the check
+// evaluates, one rule at a time (see refusalMatch).
+func refusalPattern() string {
+	rules := refusalRules()
+	patterns := make([]string, len(rules))
+	for i, r := range rules {
+		patterns[i] = r.pattern
+	}
+	return `(?:` + strings.Join(patterns, `|`) + `)`
+}
+
+// refusalCues returns the cues of every refusal rule, each once, in rule order: a response
+// that contains none of them is no refusal, and most responses contain none.
+func refusalCues() []string {
+	var cues []string
+	for _, r := range refusalRules() {
+		for _, c := range r.cues {
+			if !slices.Contains(cues, c) {
+				cues = append(cues, c)
+			}
+		}
+	}
+	return cues
+}
+
+// compiledRefusal is a refusal rule ready to run: its regexp, and its cues as a bit mask
+// over refusalCues (at most 64 cues; TestRefusalRuleCues checks).
+type compiledRefusal struct {
+	re   *regexp.Regexp
+	cues uint64
+}
+
+// compileRefusal compiles the refusal rules, their cue masks indexing cues.
+func compileRefusal(cues []string) []compiledRefusal {
+	rules := refusalRules()
+	out := make([]compiledRefusal, len(rules))
+	for i, r := range rules {
+		out[i].re = regexp.MustCompile(r.pattern)
+		for _, c := range r.cues {
+			out[i].cues |= 1 << slices.Index(cues, c)
+		}
+	}
+	return out
+}
+
+// refusalCueMask returns the bit mask of the refusal cues lower contains.
+func (rf *refusalMatcher) refusalCueMask(lower string) uint64 {
+	var m uint64
+	for i, c := range rf.refusalCues {
+		if strings.Contains(lower, c) {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
+// refusalMatch reports whether lower matches refusalPattern. It runs only the rules whose
+// cues lower contains, which gives the same answer: an alternation matches when one of
+// its alternatives does, and an alternative cannot match without one of its cues. It is
+// much cheaper: Go's regexp has no DFA, so the whole 28-way alternation costs tens of
+// microseconds on a 400-byte opening, a rule about a 28th of that, and an opening that
+// says "cannot" runs two rules.
+func (rf *refusalMatcher) refusalMatch(lower string) bool {
+	present := rf.refusalCueMask(lower)
+	if present == 0 {
+		return false
+	}
+	for _, r := range rf.refusal {
+		if r.cues&present != 0 && r.re.MatchString(lower) {
+			return true
+		}
+	}
+	return false
+}
+
+// refusalHeadBytes bounds how much of a response the refusal check reads: refusals come
+// first, and reading further only adds false positives from answers that mention limits
+// ("I cannot guarantee this works on Windows") deep in the text.
+const refusalHeadBytes = 400
+
+// checkRefusal fails a response whose opening sentences decline the request.
+func (rf *refusalMatcher) checkRefusal(s string) Result {
+	head := leadingSentences(s, 2, refusalHeadBytes)
+	if head == "" {
+		return Result{Value: 1, Label: "answered", Confidence: 1, Explanation: "The response is empty, so it declines nothing (see the empty check)."}
+	}
+	lower := rf.apostrophes.Replace(strings.ToLower(head))
+	if !rf.refusalMatch(lower) {
+		return Result{Value: 1, Label: "answered", Confidence: 1, Explanation: "The opening of the response contains no refusal."}
+	}
+	if rf.clarify.MatchString(lower) {
+		// "I can't answer that without more context. Could you share the error?" asks
+		// for input; it does not decline.
+		return Result{Value: 1, Label: "answered", Confidence: 0.6, Explanation: "The response asks for more information rather than declining."}
+	}
+	// A long answer after the refusal is often a partial refusal ("I can't give legal
+	// advice, but in general …"): still a refusal of the ask, held with less certainty.
+	if words := countWords(s, 121); words > 120 {
+		return Result{Value: 0, Label: "refusal", Confidence: 0.7, Explanation: "The response opens with a refusal but continues at length; it may be a partial refusal."}
+	}
+	return Result{Value: 0, Label: "refusal", Confidence: 1, Explanation: "The response declines the request."}
+}
+
+// leadingSentences returns the opening of s up to its n-th sentence end (Latin or CJK
+// terminal punctuation, or a blank line), at most maxBytes long. Sentence ends within the
+// first 40 bytes do not count, so that a greeting ("Hi! Sorry.") does not use up the
+// budget before the refusal itself.
+func leadingSentences(s string, n, maxBytes int) string {
+	s = strings.TrimLeft(s, " \t\r\n*_#>\"'")
+	if len(s) > maxBytes {
+		cut := maxBytes
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	ends := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		end := -1
+		switch {
+		case c == '.' || c == '!' || c == '?':
+			if i+1 == len(s) || s[i+1] == ' ' || s[i+1] == '\n' || s[i+1] == '\t' || s[i+1] == '"' || s[i+1] == '\'' || s[i+1] == ')' {
+				end = i + 1
+			}
+		case c == '\n' && i+1 < len(s) && s[i+1] == '\n':
+			end = i
+		case c == 0xE3 && i+2 < len(s) && s[i+1] == 0x80 && s[i+2] == 0x82: // 。
+			end = i + 3
+		case c == 0xEF && i+2 < len(s) && s[i+1] == 0xBC && (s[i+2] == 0x81 || s[i+2] == 0x9F): // ！ ？
+			end = i + 3
+		}
+		if end >= 0 && i >= 40 {
+			ends++
+			if ends >= n {
+				return s[:end]
+			}
+		}
+	}
+	return s
+}
