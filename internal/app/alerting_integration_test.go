@@ -20,6 +20,7 @@ import (
 	"raterd/internal/testkit"
 	"raterd/sinks"
 	"raterd/sinks/alert"
+	"raterd/sinks/alert/notify"
 )
 
 // alertReceiver is a real HTTP endpoint standing in for a team's webhook: it checks each
@@ -27,7 +28,7 @@ import (
 type alertReceiver struct {
 	*httptest.Server
 	mu    sync.Mutex
-	got   []alert.Notification
+	got   []notify.Notification
 	ids   []string // X-Raterd-Event-Id of each request
 	wrong []string // what did not verify
 }
@@ -36,9 +37,9 @@ func newAlertReceiver(t *testing.T, secret string) *alertReceiver {
 	r := &alertReceiver{}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, err := io.ReadAll(req.Body)
-		var n alert.Notification
+		var n notify.Notification
 		if err == nil {
-			err = alert.VerifyWebhookSignature([]byte(secret), req.Header, body, time.Now(), 0)
+			err = notify.VerifyWebhookSignature([]byte(secret), req.Header, body, time.Now(), 0)
 		}
 		if err == nil {
 			err = json.Unmarshal(body, &n)
@@ -57,14 +58,14 @@ func newAlertReceiver(t *testing.T, secret string) *alertReceiver {
 	return r
 }
 
-func (r *alertReceiver) notifications() []alert.Notification {
+func (r *alertReceiver) notifications() []notify.Notification {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]alert.Notification(nil), r.got...)
+	return append([]notify.Notification(nil), r.got...)
 }
 
 // waitFor polls until the receiver has a notification in state, within a generous deadline.
-func (r *alertReceiver) waitFor(t *testing.T, state string) alert.Notification {
+func (r *alertReceiver) waitFor(t *testing.T, state string) notify.Notification {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -159,7 +160,7 @@ alerting:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Alerting.State != AlertStateRedis {
+	if cfg.Alerting.State != alert.StateRedis {
 		t.Fatalf("alert state %q, want redis", cfg.Alerting.State)
 	}
 
@@ -199,8 +200,8 @@ alerting:
 	if err := Produce(ctx, []string{s.Kafka}, topic, append(phase("a", base, answer), phase("b", base.Add(2*time.Hour), refusal)...)); err != nil {
 		t.Fatal(err)
 	}
-	firing := recv.waitFor(t, alert.StateFiring)
-	series := alert.Series{Model: model, App: app, Evaluator: "refusal", Judge: "heuristic/v1"}
+	firing := recv.waitFor(t, notify.StateFiring)
+	series := notify.Series{Model: model, App: app, Evaluator: "refusal", Judge: "heuristic/v1"}
 	if firing.Series != series || firing.Rule != "refusals" || firing.Severity != "critical" || firing.AlertID != alert.AlertID("refusals", series) || firing.NoData {
 		t.Fatalf("firing alert: %+v", firing)
 	}
@@ -254,7 +255,7 @@ alerting:
 	if err := Produce(ctx, []string{s.Kafka}, topic, phase("c", base.Add(4*time.Hour), answer)); err != nil {
 		t.Fatal(err)
 	}
-	resolved := recv.waitFor(t, alert.StateResolved)
+	resolved := recv.waitFor(t, notify.StateResolved)
 	if resolved.AlertID != firing.AlertID || resolved.Observed != 1 || !resolved.Since.Equal(firing.Since) {
 		t.Errorf("resolved alert: %+v", resolved)
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"raterd/sinks/alert"
+	"raterd/sinks/alert/detect"
+	"raterd/sinks/alert/notify"
 )
 
 const alertingSection = `
@@ -33,22 +35,22 @@ func TestAlertingConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := cfg.Alerting
-	if a.State != AlertStateMemory || a.KeyPrefix != "raterd:alert:" || a.Interval != 5*time.Second || a.Rules[0].Threshold.Stat != alert.StatPassRate {
+	if a.State != alert.StateMemory || a.KeyPrefix != "raterd:alert:" || a.Interval != 5*time.Second || a.Rules[0].Threshold.Stat != detect.StatPassRate {
 		t.Fatalf("alerting: %+v", a)
 	}
-	if w := a.Channels["oncall"].webhook; w == nil || w.Secret != "s3cret" || w.Timeout != 10*time.Second || a.Channels["oncall"].Delivery.MaxAttempts != 4 {
+	if w, _ := a.Channels["oncall"].Decoded().(*notify.WebhookConfig); w == nil || w.Secret != "s3cret" || w.Timeout != 10*time.Second || a.Channels["oncall"].Delivery.MaxAttempts != 4 {
 		t.Fatalf("webhook channel: %+v", a.Channels["oncall"])
 	}
-	if k := a.Channels["topic"].kafka; k == nil || k.Brokers[0] != "127.0.0.1:9092" || k.Topic != "raterd.alerts" {
+	if k, _ := a.Channels["topic"].Decoded().(*notify.KafkaChannelConfig); k == nil || k.Brokers[0] != "127.0.0.1:9092" || k.Topic != "raterd.alerts" {
 		t.Fatalf("kafka channel takes kafka.brokers: %+v", k)
 	}
-	if c := a.Channels["history"].clickhouse; c == nil || c.Database != "raterd" {
+	if c, _ := a.Channels["history"].Decoded().(*notify.ClickHouseChannelConfig); c == nil || c.Database != "raterd" {
 		t.Fatalf("clickhouse channel: %+v", c)
 	}
 	cfg, err = ParseConfig([]byte(validConfig+alertingSection), func(k string) string {
 		return map[string]string{"RATERD_REDIS_ADDR": "redis:6379"}[k]
 	})
-	if err != nil || cfg.Alerting.State != AlertStateRedis {
+	if err != nil || cfg.Alerting.State != alert.StateRedis {
 		t.Fatalf("with redis.addrs the state should default to redis: %v %+v", err, cfg)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"raterd/internal/testkit"
 	"raterd/sinks"
 	"raterd/sinks/alert"
+	"raterd/sinks/alert/detect"
+	"raterd/sinks/alert/notify"
 )
 
 // testRedis returns a client of the test Redis and a private key prefix, whose keys are
@@ -62,7 +64,7 @@ func TestAlertManagerRedisContention(t *testing.T) {
 	a := newMgr(t, cfg(), alert.NewRedisStore(c, prefix), clock)
 	b := newMgr(t, cfg(), alert.NewRedisStore(c, prefix), clock)
 	const n = 40
-	series := func(i int) alert.Series { s := mgrSeries; s.Model = fmt.Sprintf("m%02d", i); return s }
+	series := func(i int) notify.Series { s := mgrSeries; s.Model = fmt.Sprintf("m%02d", i); return s }
 	round := func(start time.Time, v float64) map[string][]string {
 		for i := range n {
 			_ = a.m.WriteScores(context.Background(), mgrRows(series(i), "a", start, repeat(v, 6)...))
@@ -92,9 +94,9 @@ func TestAlertManagerRedisContention(t *testing.T) {
 			}
 		}
 	}
-	check(round(mgrT0, 0), alert.StateFiring)
+	check(round(mgrT0, 0), notify.StateFiring)
 	check(round(mgrT0.Add(time.Minute), 0), "")
-	check(round(mgrT0.Add(3*time.Hour), 1), alert.StateResolved)
+	check(round(mgrT0.Add(3*time.Hour), 1), notify.StateResolved)
 	check(round(mgrT0.Add(3*time.Hour+time.Minute), 1), "")
 }
 
@@ -121,7 +123,7 @@ func TestAlertDrilldownSQLRunsOnClickHouse(t *testing.T) {
 	if _, err := sinks.Migrate(ctx, conn, db, nil); err != nil {
 		t.Fatal(err)
 	}
-	evil := alert.Series{Model: "m'; DROP TABLE x; --", App: `a\' OR 1=1`, Evaluator: "e\n\tx", Judge: "j`\\"}
+	evil := notify.Series{Model: "m'; DROP TABLE x; --", App: `a\' OR 1=1`, Evaluator: "e\n\tx", Judge: "j`\\"}
 	other := evil
 	other.App = "a"
 	rows := append(mgrRows(evil, "evil", mgrT0, 1, 0, 1, 0.5), mgrRows(other, "other", mgrT0, 0, 0)...)
@@ -132,7 +134,7 @@ func TestAlertDrilldownSQLRunsOnClickHouse(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &alert.RuleConfig{Name: "r", Detector: alert.DetectorCUSUM}
-	q := alert.DrilldownSQL(db, r, evil, alert.Decision{At: mgrT0.Add(3 * time.Second), Since: mgrT0, State: alert.StateAlert}, mgrT0)
+	q := alert.DrilldownSQL(db, r, evil, detect.Decision{At: mgrT0.Add(3 * time.Second), Since: mgrT0, State: detect.StateAlert}, mgrT0)
 	res, err := conn.Query(ctx, q)
 	if err != nil {
 		t.Fatalf("drill-down query fails: %v\n%s", err, q)

@@ -20,18 +20,20 @@ import (
 
 	"raterd/record"
 	"raterd/sinks/alert"
+	"raterd/sinks/alert/detect"
+	"raterd/sinks/alert/notify"
 )
 
 // fakeChannel is a test fake of a notification channel: it records what it is handed.
 type fakeChannel struct {
 	name string
 	mu   sync.Mutex
-	got  []alert.Notification
+	got  []notify.Notification
 }
 
 func (f *fakeChannel) Name() string { return f.name }
 
-func (f *fakeChannel) Enqueue(n alert.Notification) bool {
+func (f *fakeChannel) Enqueue(n notify.Notification) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.got = append(f.got, n)
@@ -39,7 +41,7 @@ func (f *fakeChannel) Enqueue(n alert.Notification) bool {
 }
 
 // take returns and forgets what the channel got.
-func (f *fakeChannel) take() []alert.Notification {
+func (f *fakeChannel) take() []notify.Notification {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := f.got
@@ -47,7 +49,7 @@ func (f *fakeChannel) take() []alert.Notification {
 	return out
 }
 
-func states(ns []alert.Notification) string {
+func states(ns []notify.Notification) string {
 	var s []string
 	for _, n := range ns {
 		s = append(s, n.State)
@@ -70,10 +72,10 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 var mgrT0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-var mgrSeries = alert.Series{Model: "support-llm-v8", App: "helpdesk", Evaluator: "refusal", Judge: "heuristic/v1"}
+var mgrSeries = notify.Series{Model: "support-llm-v8", App: "helpdesk", Evaluator: "refusal", Judge: "heuristic/v1"}
 
 // mgrRows returns score rows of s, one per value, event times from start a second apart.
-func mgrRows(s alert.Series, prefix string, start time.Time, values ...float64) []record.Score {
+func mgrRows(s notify.Series, prefix string, start time.Time, values ...float64) []record.Score {
 	out := make([]record.Score, len(values))
 	for i, v := range values {
 		out[i] = record.Score{EventTime: start.Add(time.Duration(i) * time.Second), RecordID: fmt.Sprintf("%s-%d", prefix, i),
@@ -94,7 +96,7 @@ func repeat(v float64, n int) []float64 {
 // a 1h window of at least 10 records.
 func passRateRule(edit func(*alert.RuleConfig)) alert.Config {
 	r := &alert.RuleConfig{Name: "refusals", Evaluators: []string{"refusal"}, Detector: alert.DetectorThreshold,
-		Threshold: &alert.ThresholdConfig{Stat: alert.StatPassRate, Alert: 0.5, MinSamples: 10}, Channels: []string{"fake"}}
+		Threshold: &detect.ThresholdConfig{Stat: detect.StatPassRate, Alert: 0.5, MinSamples: 10}, Channels: []string{"fake"}}
 	if edit != nil {
 		edit(r)
 	}
@@ -128,7 +130,7 @@ func newMgr(t *testing.T, cfg alert.Config, store alert.Store, clock *fakeClock)
 }
 
 // step writes rows, advances the clock by d and evaluates.
-func (e *mgrEnv) step(t *testing.T, d time.Duration, rows []record.Score) []alert.Notification {
+func (e *mgrEnv) step(t *testing.T, d time.Duration, rows []record.Score) []notify.Notification {
 	t.Helper()
 	if err := e.m.WriteScores(context.Background(), rows); err != nil {
 		t.Fatalf("WriteScores: %v", err)
@@ -146,7 +148,7 @@ func TestAlertManagerThresholdLifecycle(t *testing.T) {
 		t.Fatalf("good traffic notified: %v", states(got))
 	}
 	got := e.step(t, time.Minute, mgrRows(mgrSeries, "bad", mgrT0.Add(time.Minute), repeat(0, 30)...))
-	if states(got) != alert.StateFiring {
+	if states(got) != notify.StateFiring {
 		t.Fatalf("after the drop: %q, want one firing", states(got))
 	}
 	n := got[0]
@@ -175,7 +177,7 @@ func TestAlertManagerThresholdLifecycle(t *testing.T) {
 	}
 	// Recovery: two hours later (event time) the window holds only passes.
 	got = e.step(t, time.Minute, mgrRows(mgrSeries, "back", mgrT0.Add(3*time.Hour), repeat(1, 20)...))
-	if states(got) != alert.StateResolved || got[0].AlertID != n.AlertID || got[0].Observed != 1 || !got[0].Since.Equal(n.Since) {
+	if states(got) != notify.StateResolved || got[0].AlertID != n.AlertID || got[0].Observed != 1 || !got[0].Since.Equal(n.Since) {
 		t.Fatalf("after recovery: %+v, want one resolved of the same alert", got)
 	}
 	if got := e.step(t, time.Hour, mgrRows(mgrSeries, "more", mgrT0.Add(3*time.Hour+time.Minute), repeat(1, 5)...)); len(got) != 0 {
@@ -193,17 +195,17 @@ func TestAlertManagerForRenotifyAndPendingClears(t *testing.T) {
 		want  string
 		fired bool // Notification.Fired
 	}{
-		{time.Minute, bad, alert.StatePending, false},
+		{time.Minute, bad, notify.StatePending, false},
 		{2 * time.Minute, nil, "", false},
-		{3 * time.Minute, nil, alert.StateFiring, true}, // 5 minutes pending
+		{3 * time.Minute, nil, notify.StateFiring, true}, // 5 minutes pending
 		{29 * time.Minute, nil, "", false},
-		{time.Minute, nil, alert.StateFiring, true}, // renotify after 30 minutes
+		{time.Minute, nil, notify.StateFiring, true}, // renotify after 30 minutes
 		{10 * time.Minute, nil, "", false},
-		{time.Minute, mgrRows(mgrSeries, "back", mgrT0.Add(2*time.Hour), repeat(1, 10)...), alert.StateResolved, true},
+		{time.Minute, mgrRows(mgrSeries, "back", mgrT0.Add(2*time.Hour), repeat(1, 10)...), notify.StateResolved, true},
 		// A new episode that clears while pending: pending, then a resolution that says
 		// it never fired (channels that show no pending alerts skip it).
-		{time.Minute, mgrRows(mgrSeries, "dip", mgrT0.Add(2*time.Hour+time.Minute), repeat(0, 15)...), alert.StatePending, false},
-		{time.Minute, mgrRows(mgrSeries, "up", mgrT0.Add(2*time.Hour+2*time.Minute), repeat(1, 30)...), alert.StateResolved, false},
+		{time.Minute, mgrRows(mgrSeries, "dip", mgrT0.Add(2*time.Hour+time.Minute), repeat(0, 15)...), notify.StatePending, false},
+		{time.Minute, mgrRows(mgrSeries, "up", mgrT0.Add(2*time.Hour+2*time.Minute), repeat(1, 30)...), notify.StateResolved, false},
 	}
 	for i, s := range steps {
 		got := e.step(t, s.d, s.rows)
@@ -218,7 +220,7 @@ func TestAlertManagerForRenotifyAndPendingClears(t *testing.T) {
 
 func TestAlertManagerResolveHold(t *testing.T) {
 	e := newMgr(t, passRateRule(func(r *alert.RuleConfig) { r.ResolveAfter = 10 * time.Minute }), nil, nil)
-	if got := states(e.step(t, time.Minute, mgrRows(mgrSeries, "bad", mgrT0, repeat(0, 20)...))); got != alert.StateFiring {
+	if got := states(e.step(t, time.Minute, mgrRows(mgrSeries, "bad", mgrT0, repeat(0, 20)...))); got != notify.StateFiring {
 		t.Fatalf("got %q", got)
 	}
 	if got := states(e.step(t, time.Minute, mgrRows(mgrSeries, "ok", mgrT0.Add(2*time.Hour), repeat(1, 20)...))); got != "" {
@@ -227,7 +229,7 @@ func TestAlertManagerResolveHold(t *testing.T) {
 	if got := states(e.step(t, 9*time.Minute, nil)); got != "" {
 		t.Fatalf("resolved before the hold: %q", got)
 	}
-	if got := states(e.step(t, time.Minute, nil)); got != alert.StateResolved {
+	if got := states(e.step(t, time.Minute, nil)); got != notify.StateResolved {
 		t.Fatalf("after the hold: %q", got)
 	}
 }
@@ -237,7 +239,7 @@ func TestAlertManagerNoData(t *testing.T) {
 		policy string
 		want   []string // notified at: 11 minutes without data, then data back
 	}{
-		{alert.NoDataAlert, []string{alert.StateFiring, alert.StateResolved}},
+		{alert.NoDataAlert, []string{notify.StateFiring, notify.StateResolved}},
 		{alert.NoDataKeep, []string{"", ""}},
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
@@ -262,10 +264,10 @@ func TestAlertManagerNoData(t *testing.T) {
 	}
 	t.Run(alert.NoDataOK, func(t *testing.T) {
 		e := newMgr(t, passRateRule(func(r *alert.RuleConfig) { r.NoDataAfter = 10 * time.Minute; r.NoData = alert.NoDataOK }), nil, nil)
-		if got := states(e.step(t, time.Minute, mgrRows(mgrSeries, "bad", mgrT0, repeat(0, 20)...))); got != alert.StateFiring {
+		if got := states(e.step(t, time.Minute, mgrRows(mgrSeries, "bad", mgrT0, repeat(0, 20)...))); got != notify.StateFiring {
 			t.Fatalf("got %q", got)
 		}
-		if got := states(e.step(t, 11*time.Minute, nil)); got != alert.StateResolved {
+		if got := states(e.step(t, 11*time.Minute, nil)); got != notify.StateResolved {
 			t.Fatalf("no data with policy ok: %q, want resolved", got)
 		}
 	})
@@ -277,7 +279,7 @@ func TestAlertManagerNoData(t *testing.T) {
 func TestAlertManagerNoDataClearsWhenRecordsReturn(t *testing.T) {
 	e := newMgr(t, passRateRule(func(r *alert.RuleConfig) { r.NoDataAfter = 10 * time.Minute; r.Renotify = 5 * time.Minute }), nil, nil)
 	e.step(t, time.Minute, mgrRows(mgrSeries, "ok", mgrT0, repeat(1, 20)...))
-	if got := e.step(t, 11*time.Minute, nil); states(got) != alert.StateFiring || !got[0].NoData {
+	if got := e.step(t, 11*time.Minute, nil); states(got) != notify.StateFiring || !got[0].NoData {
 		t.Fatalf("after 11 minutes without data: %+v, want a no-data firing", got)
 	}
 	// A few records (below min_samples: no verdict): the alert fires on.
@@ -285,7 +287,7 @@ func TestAlertManagerNoDataClearsWhenRecordsReturn(t *testing.T) {
 		t.Fatalf("a few records back: %q", states(got))
 	}
 	got := e.step(t, 5*time.Minute, mgrRows(mgrSeries, "more", mgrT0.Add(time.Hour+time.Minute), 1, 1))
-	if states(got) != alert.StateFiring {
+	if states(got) != notify.StateFiring {
 		t.Fatalf("renotify: %q, want firing", states(got))
 	}
 	if got[0].NoData || strings.Contains(got[0].Message, "no records") {
@@ -300,7 +302,7 @@ func TestAlertManagerNoDataClearsWhenRecordsReturn(t *testing.T) {
 func TestAlertManagerPrunesOrphanedIndex(t *testing.T) {
 	store := alert.NewMemoryStore()
 	ctx := context.Background()
-	retired := alert.Series{Model: "m", App: "a", Evaluator: "e", Judge: "j"}
+	retired := notify.Series{Model: "m", App: "a", Evaluator: "e", Judge: "j"}
 	gone, live := alert.AlertID("retired", retired), alert.AlertID("elsewhere", retired)
 	entry := func(rule string) []byte {
 		return []byte(fmt.Sprintf(`{"rule":%q,"series":{"model":"m","app":"a","evaluator":"e","judge":"j"}}`, rule))
@@ -338,7 +340,7 @@ func TestAlertManagerSilence(t *testing.T) {
 	if v, f := gauge(t, e.rd, "raterd.alert.series.state", mgrSeries), gauge(t, e.rd, "raterd.alert.series.firing", mgrSeries); v != 2 || f != 1 {
 		t.Fatalf("silenced alert: state gauge %v, firing gauge %v; want 2 (alert) and 1", v, f)
 	}
-	if got := states(e.step(t, time.Hour, nil)); got != alert.StateFiring {
+	if got := states(e.step(t, time.Hour, nil)); got != notify.StateFiring {
 		t.Fatalf("after the silence: %q, want firing", got)
 	}
 	other := mgrSeries
@@ -353,11 +355,11 @@ func TestAlertManagerExpiresSeries(t *testing.T) {
 	cfg.ExpireAfter = time.Hour
 	store := alert.NewMemoryStore()
 	e := newMgr(t, cfg, store, nil)
-	if got := states(e.step(t, time.Minute, mgrRows(mgrSeries, "bad", mgrT0, repeat(0, 20)...))); got != alert.StateFiring {
+	if got := states(e.step(t, time.Minute, mgrRows(mgrSeries, "bad", mgrT0, repeat(0, 20)...))); got != notify.StateFiring {
 		t.Fatalf("got %q", got)
 	}
 	got := e.step(t, time.Hour, nil)
-	if states(got) != alert.StateResolved || !strings.Contains(got[0].Message, "forgotten") {
+	if states(got) != notify.StateResolved || !strings.Contains(got[0].Message, "forgotten") {
 		t.Fatalf("expiry: %+v, want a resolved saying the series is forgotten", got)
 	}
 	if idx, _ := store.Index(context.Background()); len(idx) != 0 {
@@ -451,7 +453,7 @@ func testSharedState(t *testing.T, store func() alert.Store) {
 	}
 	clock := &fakeClock{t: mgrT0}
 	a, b := newMgr(t, cfg(), store(), clock), newMgr(t, cfg(), store(), clock)
-	both := func(rowsA, rowsB []record.Score) []alert.Notification {
+	both := func(rowsA, rowsB []record.Score) []notify.Notification {
 		t.Helper()
 		_ = a.m.WriteScores(context.Background(), rowsA)
 		_ = b.m.WriteScores(context.Background(), rowsB)
@@ -469,7 +471,7 @@ func testSharedState(t *testing.T, store func() alert.Store) {
 	}
 	both(mgrRows(mgrSeries, "a-ok", mgrT0, repeat(1, 10)...), mgrRows(mgrSeries, "b-ok", mgrT0, repeat(1, 10)...))
 	got := both(mgrRows(mgrSeries, "a-bad", mgrT0.Add(time.Minute), repeat(0, 15)...), mgrRows(mgrSeries, "b-bad", mgrT0.Add(time.Minute), repeat(0, 15)...))
-	if states(got) != alert.StateFiring || got[0].SampleSize != 50 {
+	if states(got) != notify.StateFiring || got[0].SampleSize != 50 {
 		t.Fatalf("two processes notified %q (sample %d); want one firing over all 50 rows", states(got), got[0].SampleSize)
 	}
 	for range 5 {
@@ -485,12 +487,12 @@ func testSharedState(t *testing.T, store func() alert.Store) {
 	}
 	// Only the restarted process gets the recovery; it resolves once.
 	got = both(mgrRows(mgrSeries, "a-back", mgrT0.Add(2*time.Hour), repeat(1, 20)...), nil)
-	if states(got) != alert.StateResolved {
+	if states(got) != notify.StateResolved {
 		t.Fatalf("recovery: %q, want one resolved", states(got))
 	}
 	// No process gets data any more: the missing data is alerted once, by one of them.
 	clock.Advance(30 * time.Minute)
-	if got := both(nil, nil); states(got) != alert.StateFiring || !got[0].NoData {
+	if got := both(nil, nil); states(got) != notify.StateFiring || !got[0].NoData {
 		t.Fatalf("no data: %+v, want one no-data firing", got)
 	}
 	if got := both(nil, nil); len(got) != 0 {
@@ -500,10 +502,10 @@ func testSharedState(t *testing.T, store func() alert.Store) {
 
 func TestAlertManagerCanary(t *testing.T) {
 	cfg := alert.Config{Rules: []*alert.RuleConfig{{Name: "canary", Evaluators: []string{"helpfulness"}, Detector: alert.DetectorCanary,
-		Canary:   &alert.CanaryRule{Candidate: "support-llm-v8*", Baseline: "support-llm-v7", CanaryConfig: alert.CanaryConfig{MinSamples: 20}},
+		Canary:   &alert.CanaryRule{Candidate: "support-llm-v8*", Baseline: "support-llm-v7", CanaryConfig: detect.CanaryConfig{MinSamples: 20}},
 		Channels: []string{"fake"}}}}
 	e := newMgr(t, cfg, nil, nil)
-	base := alert.Series{Model: "support-llm-v7", App: "helpdesk", Evaluator: "helpfulness", Judge: "sim"}
+	base := notify.Series{Model: "support-llm-v7", App: "helpdesk", Evaluator: "helpfulness", Judge: "sim"}
 	cand := base
 	cand.Model = "support-llm-v8-canary"
 	// Baseline rows alone make no series.
@@ -511,7 +513,7 @@ func TestAlertManagerCanary(t *testing.T) {
 	if v := gauge(t, e.rd, "raterd.alert.series.state", base); !math.IsNaN(v) {
 		t.Fatalf("a baseline model became a series")
 	}
-	var got []alert.Notification
+	var got []notify.Notification
 	for i := range 20 {
 		vb := []float64{4, 5, 4, 4, 5, 3, 4, 5, 4, 4}
 		vc := []float64{2, 3, 2, 3, 2, 2, 3, 2, 1, 2}
@@ -519,7 +521,7 @@ func TestAlertManagerCanary(t *testing.T) {
 			mgrRows(base, fmt.Sprintf("b%d", i), mgrT0.Add(time.Duration(i)*time.Minute), vb...)...)
 		got = append(got, e.step(t, time.Minute, rows)...)
 	}
-	if states(got) != alert.StateFiring || got[0].Series != cand || got[0].Observed > -1.5 {
+	if states(got) != notify.StateFiring || got[0].Series != cand || got[0].Observed > -1.5 {
 		t.Fatalf("canary: %+v, want one firing on the candidate with a difference near −2", got)
 	}
 	if !strings.Contains(got[0].DrilldownSQL, "match(model, '^support-llm-v7$')") || !strings.Contains(got[0].Message, `baseline "support-llm-v7"`) {
@@ -533,9 +535,9 @@ func TestAlertManagerCanary(t *testing.T) {
 }
 
 func TestAlertDrilldownSQLQuotes(t *testing.T) {
-	s := alert.Series{Model: "m'; DROP TABLE x; --", App: `a\' OR 1=1`, Evaluator: "e\n", Judge: "j`"}
+	s := notify.Series{Model: "m'; DROP TABLE x; --", App: `a\' OR 1=1`, Evaluator: "e\n", Judge: "j`"}
 	r := &alert.RuleConfig{Name: "r", Detector: alert.DetectorCUSUM}
-	q := alert.DrilldownSQL("db`x", r, s, alert.Decision{At: mgrT0, Since: mgrT0.Add(-time.Minute), State: alert.StateAlert}, mgrT0)
+	q := alert.DrilldownSQL("db`x", r, s, detect.Decision{At: mgrT0, Since: mgrT0.Add(-time.Minute), State: detect.StateAlert}, mgrT0)
 	for _, want := range []string{"FROM `db\\`x`.scores FINAL", `model = 'm\'; DROP TABLE x; --'`, `app = 'a\\\' OR 1=1'`,
 		`evaluator = 'e\x0A'`, "judge = 'j`'", "event_time >= toDateTime('2026-11-28 10:59:00', 'UTC')", "event_time < toDateTime('2026-11-28 12:00:01', 'UTC')"} {
 		if !strings.Contains(q, want) {
@@ -573,7 +575,7 @@ silences:
 		t.Fatal(err)
 	}
 	th, cu := cfg.Rules[0].Threshold, cfg.Rules[1].CUSUM
-	if cfg.Interval != 5*time.Second || th.Stat != alert.StatPassRate || *th.Warning != 0.95 || th.Window != 30*time.Minute || th.MinSamples != 50 ||
+	if cfg.Interval != 5*time.Second || th.Stat != detect.StatPassRate || *th.Warning != 0.95 || th.Window != 30*time.Minute || th.MinSamples != 50 ||
 		cfg.Rules[0].NoData != alert.NoDataOK || cfg.Rules[1].Detector != alert.DetectorCUSUM || cu.H != 20 || cu.Baseline.Mean != 3.8 ||
 		cfg.Rules[1].NoDataAfter != time.Hour || cfg.Rules[1].Severity != "warning" || !cfg.Silences[0].EndsAt.Equal(mgrT0.Add(2*time.Hour)) {
 		t.Fatalf("decoded %+v %+v %+v", cfg, *th, *cu)
@@ -613,7 +615,7 @@ silences:
 		!strings.Contains(err.Error(), `alerting.rules[0] (refusals).channels[0]: "pager" is not a configured channel`) {
 		t.Fatalf("unknown channel: %v", err)
 	}
-	var d alert.Direction
+	var d detect.Direction
 	if err := yaml.Unmarshal([]byte("sideways"), &d); err == nil {
 		t.Fatal("direction sideways accepted")
 	}
@@ -630,7 +632,7 @@ func collect(t *testing.T, rd *sdkmetric.ManualReader) metricdata.ResourceMetric
 }
 
 // gauge returns the value of the series' gauge, or NaN when it is not exported.
-func gauge(t *testing.T, rd *sdkmetric.ManualReader, name string, s alert.Series) float64 {
+func gauge(t *testing.T, rd *sdkmetric.ManualReader, name string, s notify.Series) float64 {
 	t.Helper()
 	for _, sm := range collect(t, rd).ScopeMetrics {
 		for _, m := range sm.Metrics {
@@ -725,7 +727,7 @@ func TestAlertManagerStoreOutage(t *testing.T) {
 	}
 	store.set(false)
 	got := e.step(t, time.Minute, nil)
-	if states(got) != alert.StateFiring || got[0].SampleSize != 70 {
+	if states(got) != notify.StateFiring || got[0].SampleSize != 70 {
 		t.Fatalf("after the outage: %+v, want one firing over 20 + 50 records", got)
 	}
 }

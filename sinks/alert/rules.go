@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"raterd/sinks/alert/detect"
 )
 
 // Detector types a rule can use.
@@ -75,11 +75,11 @@ type RuleConfig struct {
 	// given false-alarm rate, see docs/alerting.md). Its parameters go under the key of
 	// the same name; absent parameters take the detector's defaults (threshold needs
 	// alert, canary needs candidate and baseline).
-	Detector  string           `yaml:"detector"`
-	Threshold *ThresholdConfig `yaml:"threshold"`
-	EWMA      *EWMAConfig      `yaml:"ewma"`
-	CUSUM     *CUSUMConfig     `yaml:"cusum"`
-	Canary    *CanaryRule      `yaml:"canary"`
+	Detector  string                  `yaml:"detector"`
+	Threshold *detect.ThresholdConfig `yaml:"threshold"`
+	EWMA      *detect.EWMAConfig      `yaml:"ewma"`
+	CUSUM     *detect.CUSUMConfig     `yaml:"cusum"`
+	Canary    *CanaryRule             `yaml:"canary"`
 	// Severity is carried by every notification (e.g. warning, critical, page).
 	// Default warning.
 	Severity string `yaml:"severity"`
@@ -106,7 +106,7 @@ type RuleConfig struct {
 // CanaryRule is a canary comparison: each model matching Candidate is compared with the
 // models matching Baseline on the same evaluator, app and judge.
 type CanaryRule struct {
-	CanaryConfig `yaml:",inline"`
+	detect.CanaryConfig `yaml:",inline"`
 	// Candidate is a glob over the model being rolled out. Required.
 	Candidate string `yaml:"candidate"`
 	// Baseline is a glob over the model(s) in production it is compared with; a model
@@ -126,32 +126,6 @@ type Silence struct {
 	EndsAt   time.Time `yaml:"ends_at"`
 	// Comment says why, for whoever reads the config.
 	Comment string `yaml:"comment"`
-}
-
-// UnmarshalYAML reads "mean" or "pass_rate".
-func (s *Stat) UnmarshalYAML(n *yaml.Node) error {
-	switch n.Value {
-	case "mean":
-		*s = StatMean
-	case "pass_rate":
-		*s = StatPassRate
-	default:
-		return fmt.Errorf("line %d: stat %q is not mean or pass_rate", n.Line, n.Value)
-	}
-	return nil
-}
-
-// UnmarshalYAML reads "below" or "above".
-func (d *Direction) UnmarshalYAML(n *yaml.Node) error {
-	switch n.Value {
-	case "below":
-		*d = Below
-	case "above":
-		*d = Above
-	default:
-		return fmt.Errorf("line %d: direction %q is not below or above", n.Line, n.Value)
-	}
-	return nil
 }
 
 // Validate fills defaults and rejects bad or conflicting values, naming the key under
@@ -302,16 +276,16 @@ func (r *RuleConfig) validate(key string) error {
 }
 
 // newDetector returns a fresh detector for the rule.
-func (r *RuleConfig) newDetector() (Rule, error) {
+func (r *RuleConfig) newDetector() (detect.Rule, error) {
 	switch r.Detector {
 	case DetectorThreshold:
-		return NewThreshold(*r.Threshold)
+		return detect.NewThreshold(*r.Threshold)
 	case DetectorEWMA:
-		return NewEWMA(deref(r.EWMA))
+		return detect.NewEWMA(deref(r.EWMA))
 	case DetectorCanary:
-		return NewCanary(r.Canary.CanaryConfig)
+		return detect.NewCanary(r.Canary.CanaryConfig)
 	default:
-		return NewCUSUM(deref(r.CUSUM))
+		return detect.NewCUSUM(deref(r.CUSUM))
 	}
 }
 
@@ -320,7 +294,7 @@ func (r *RuleConfig) newDetector() (Rule, error) {
 // snake-case key under the detector's (threshold.min_samples, ewma.baseline.sd). Without
 // a field in the message it is the detector's key.
 func detectorKey(detector string, err error) string {
-	_, rest, ok := strings.Cut(err.Error(), ErrInvalidConfig.Error()+": ")
+	_, rest, ok := strings.Cut(err.Error(), detect.ErrInvalidConfig.Error()+": ")
 	field, _, _ := strings.Cut(rest, " ")
 	if !ok || field == "" {
 		return detector
@@ -341,7 +315,7 @@ func detectorKey(detector string, err error) string {
 }
 
 // direction is the rule's direction of regression.
-func (r *RuleConfig) direction() Direction {
+func (r *RuleConfig) direction() detect.Direction {
 	switch {
 	case r.Threshold != nil:
 		return r.Threshold.Direction
@@ -352,12 +326,12 @@ func (r *RuleConfig) direction() Direction {
 	case r.Canary != nil:
 		return r.Canary.Direction
 	}
-	return Below
+	return detect.Below
 }
 
 // fingerprint identifies the rule's detector configuration: stored state made under
 // another configuration is not resumed.
-func fingerprint(d Rule) string {
+func fingerprint(d detect.Rule) string {
 	b, _ := d.MarshalBinary() // a fresh detector: configuration and an initial state
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
