@@ -40,7 +40,8 @@ import (
 	"raterd/record"
 	"raterd/scorer"
 	"raterd/scorer/cache"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
+	sinkkafka "raterd/sinks/kafka"
 )
 
 // Judges `raterd bench` can run with.
@@ -295,7 +296,7 @@ type benchRun struct {
 	Batches             int64    `json:"batches,omitempty"`
 	// CacheRoundTripsPerBatch is Redis round trips per micro-batch (raterd with Redis).
 	CacheRoundTripsPerBatch *float64 `json:"cache_round_trips_per_batch,omitempty"`
-	// Inserts and RowsPerInsert: ClickHouse score inserts (sinks.GroupCommit flushes for
+	// Inserts and RowsPerInsert: ClickHouse score inserts (clickhouse.GroupCommit flushes for
 	// raterd, one per record for naive).
 	Inserts          int64    `json:"inserts,omitempty"`
 	RowsPerInsert    *float64 `json:"rows_per_insert,omitempty"`
@@ -405,11 +406,11 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 
 func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	o := b.o
-	chCfg := sinks.ClickHouseConfig{Addrs: []string{o.clickhouse}, Database: "default"}
+	chCfg := clickhouse.Config{Addrs: []string{o.clickhouse}, Database: "default"}
 	if err := chCfg.Validate("clickhouse"); err != nil {
 		return fmt.Errorf("--clickhouse: %w", err)
 	}
-	conn, err := sinks.OpenClickHouse(ctx, chCfg)
+	conn, err := clickhouse.Open(ctx, chCfg)
 	if err != nil {
 		return fmt.Errorf("--clickhouse: %w", err)
 	}
@@ -605,7 +606,7 @@ func (b *bencher) createTopic(ctx context.Context, topic string) error {
 	if err := resp.Errors[topic]; err != nil {
 		return fmt.Errorf("--kafka %s: create topic %s: %w", b.o.kafka, topic, err)
 	}
-	b.topics = append(b.topics, topic, sinks.DLQTopic(topic))
+	b.topics = append(b.topics, topic, sinkkafka.DLQTopic(topic))
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 		ready := err == nil && len(md.Topics) == 1 && len(md.Topics[0].Partitions) == b.o.partitions && md.Topics[0].Error == nil
@@ -631,7 +632,7 @@ func (b *bencher) createTopic(ctx context.Context, topic string) error {
 // migrate creates a fresh database with raterd's schema.
 func (b *bencher) migrate(ctx context.Context, db string) error {
 	b.dbs = append(b.dbs, db)
-	if _, err := sinks.Migrate(ctx, b.ch, db, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := clickhouse.Migrate(ctx, b.ch, db, slog.New(slog.DiscardHandler)); err != nil {
 		return fmt.Errorf("--clickhouse %s: migrate %s: %w", b.o.clickhouse, db, err)
 	}
 	return nil
@@ -769,7 +770,7 @@ func (b *bencher) runNaive(ctx context.Context, cfg *Config, records int64) (ben
 	res, err := baseline.RunNaive(rctx, baseline.NaiveConfig{
 		Kafka:      baseline.KafkaConfig{Brokers: []string{b.o.kafka}, Topic: b.topic, GroupID: b.topic + "-" + runNaive, Records: records},
 		Evaluators: cfg.Evaluators, Judge: judge,
-		ClickHouse: sinks.ClickHouseConfig{Addrs: []string{b.o.clickhouse}, Database: db,
+		ClickHouse: clickhouse.Config{Addrs: []string{b.o.clickhouse}, Database: db,
 			Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password},
 		Logger: b.logger,
 	})

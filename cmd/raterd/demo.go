@@ -26,6 +26,7 @@ import (
 	"raterd/record"
 	"raterd/scorer"
 	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 const demoTopic = "llm-traffic"
@@ -169,11 +170,11 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
 	}
 
 	if o.clickhouse != "" {
-		conn, err := sinks.OpenClickHouse(ctx, *cfg.ClickHouse)
+		conn, err := clickhouse.Open(ctx, *cfg.ClickHouse)
 		if err != nil {
 			return err
 		}
-		_, err = sinks.Migrate(ctx, conn, cfg.ClickHouse.Database, logger)
+		_, err = clickhouse.Migrate(ctx, conn, cfg.ClickHouse.Database, logger)
 		_ = conn.Close()
 		if err != nil {
 			return err

@@ -17,7 +17,7 @@ import (
 	"raterd/cmd/judgesim/simulator"
 	"raterd/consumer"
 	"raterd/internal/testkit"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // TestIntegrationRestartMidDrainLosesNothing stops raterd in the middle of a drain and
@@ -125,11 +125,11 @@ func TestIntegrationScoresWithoutAnUnreachableRedis(t *testing.T) {
 // migrated creates a fresh database with the current schema, dropped when the test ends.
 func migrated(t testing.TB, addr, db string) driver.Conn {
 	t.Helper()
-	cfg := sinks.ClickHouseConfig{Addrs: []string{addr}, Database: db}
+	cfg := clickhouse.Config{Addrs: []string{addr}, Database: db}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := sinks.OpenClickHouse(context.Background(), cfg)
+	conn, err := clickhouse.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func migrated(t testing.TB, addr, db string) driver.Conn {
 		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
 		_ = conn.Close()
 	})
-	if _, err := sinks.Migrate(context.Background(), conn, db, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := clickhouse.Migrate(context.Background(), conn, db, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	return conn

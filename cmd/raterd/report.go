@@ -1,7 +1,7 @@
 package main
 
-// raterd report: the SQL cookbook (sinks.Cookbook) as a command. Every statement sent to
-// ClickHouse is a sinks.CookbookQuery rendered by its Render method, so parameters are
+// raterd report: the SQL cookbook (clickhouse.Cookbook) as a command. Every statement sent to
+// ClickHouse is a clickhouse.CookbookQuery rendered by its Render method, so parameters are
 // validated and quoted by the cookbook's rules and nothing typed on the command line is
 // concatenated into SQL unchecked.
 
@@ -27,7 +27,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // reportCmd runs `raterd report`. Its fields are the process's surroundings, injected so
@@ -63,7 +63,7 @@ func (c reportCmd) run(ctx context.Context, args []string) error {
 	if errors.As(err, &fe) {
 		sub := "report"
 		if len(args) > 0 {
-			if _, isQuery := sinks.CookbookQueryNamed(args[0]); isQuery || reportSubcommands[args[0]] {
+			if _, isQuery := clickhouse.CookbookQueryNamed(args[0]); isQuery || reportSubcommands[args[0]] {
 				sub += " " + args[0]
 			}
 		}
@@ -94,7 +94,7 @@ func (c reportCmd) dispatch(ctx context.Context, args []string) error {
 	if strings.HasPrefix(args[0], "-") {
 		return flagErrorf("%s: the first argument is a subcommand (trend, compare, list) or a cookbook query name, not a flag", args[0])
 	}
-	q, ok := sinks.CookbookQueryNamed(args[0])
+	q, ok := clickhouse.CookbookQueryNamed(args[0])
 	if !ok {
 		return flagErrorf("unknown report %q: want trend, compare, list or a cookbook query (%s)", args[0], strings.Join(cookbookNames(), ", "))
 	}
@@ -103,7 +103,7 @@ func (c reportCmd) dispatch(ctx context.Context, args []string) error {
 
 func cookbookNames() []string {
 	var names []string
-	for _, q := range sinks.Cookbook() {
+	for _, q := range clickhouse.Cookbook() {
 		names = append(names, q.Name)
 	}
 	return names
@@ -127,8 +127,8 @@ func (f *clickHouseFlags) register(fs *flag.FlagSet) {
 // does: the config file's clickhouse section (with its env overrides) when --config is
 // given, else RATERD_CLICKHOUSE_ADDR (and RATERD_CLICKHOUSE_USER / _PASSWORD); then
 // --clickhouse and --database on top.
-func (f *clickHouseFlags) resolve(getenv func(string) string) (sinks.ClickHouseConfig, error) {
-	var cfg sinks.ClickHouseConfig
+func (f *clickHouseFlags) resolve(getenv func(string) string) (clickhouse.Config, error) {
+	var cfg clickhouse.Config
 	if f.config != "" {
 		full, err := LoadConfig(f.config, getenv)
 		if err != nil {
@@ -292,7 +292,7 @@ const maxRelativeDays = 100000
 
 // parseReportTime reads a time flag: "now"; a time before now, as a Go duration ("-24h",
 // "-90m", "-1h30m") or in days or weeks ("-7d", "-2w"); or an absolute time in one of the
-// forms sinks.ParseCookbookTime accepts (RFC 3339, "2006-01-02 15:04:05" or
+// forms clickhouse.ParseCookbookTime accepts (RFC 3339, "2006-01-02 15:04:05" or
 // "2006-01-02T15:04:05" in UTC, "2006-01-02"). Relative times drop fractional seconds. The
 // result is in UTC and in the DateTime range.
 func parseReportTime(v string, now time.Time) (time.Time, error) {
@@ -320,7 +320,7 @@ func parseReportTime(v string, now time.Time) (time.Time, error) {
 		}
 		t = now.Add(-d)
 	default:
-		pt, err := sinks.ParseCookbookTime(v)
+		pt, err := clickhouse.ParseCookbookTime(v)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("%w; or now, or relative: -24h, -7d", err)
 		}
@@ -328,7 +328,7 @@ func parseReportTime(v string, now time.Time) (time.Time, error) {
 	}
 	t = t.UTC().Truncate(time.Second)
 	// The same range check as Render's, on the canonical form.
-	if _, err := sinks.ParseCookbookTime(t.Format(time.RFC3339)); err != nil {
+	if _, err := clickhouse.ParseCookbookTime(t.Format(time.RFC3339)); err != nil {
 		return time.Time{}, fmt.Errorf("%q: %w", v, err)
 	}
 	return t, nil
@@ -400,17 +400,17 @@ type resultTable struct {
 func (t *resultTable) col(name string) int { return slices.Index(t.Columns, name) }
 
 // connect opens ClickHouse as the connection flags say.
-func (c reportCmd) connect(ctx context.Context, f *reportFlags) (driver.Conn, sinks.ClickHouseConfig, error) {
+func (c reportCmd) connect(ctx context.Context, f *reportFlags) (driver.Conn, clickhouse.Config, error) {
 	cfg, err := f.ch.resolve(c.getenv)
 	if err != nil {
 		return nil, cfg, err
 	}
-	conn, err := sinks.OpenClickHouse(ctx, cfg)
+	conn, err := clickhouse.Open(ctx, cfg)
 	return conn, cfg, err
 }
 
 // runQuery connects within the command's timeout, runs one cookbook query and closes.
-func (c reportCmd) runQuery(ctx context.Context, f *reportFlags, q sinks.CookbookQuery, params map[string]string) (*resultTable, error) {
+func (c reportCmd) runQuery(ctx context.Context, f *reportFlags, q clickhouse.CookbookQuery, params map[string]string) (*resultTable, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	conn, cfg, err := c.connect(ctx, f)
@@ -422,7 +422,7 @@ func (c reportCmd) runQuery(ctx context.Context, f *reportFlags, q sinks.Cookboo
 }
 
 // runCookbook renders q with params for the database and runs it.
-func runCookbook(ctx context.Context, conn driver.Conn, db string, q sinks.CookbookQuery, params map[string]string) (*resultTable, error) {
+func runCookbook(ctx context.Context, conn driver.Conn, db string, q clickhouse.CookbookQuery, params map[string]string) (*resultTable, error) {
 	sql, err := q.Render(db, params)
 	if err != nil {
 		return nil, err
@@ -757,7 +757,7 @@ func (c reportCmd) list(args []string) error {
 	}
 	if f.format != formatTable {
 		t := &resultTable{Columns: []string{"name", "title", "params"}}
-		for _, q := range sinks.Cookbook() {
+		for _, q := range clickhouse.Cookbook() {
 			t.Rows = append(t.Rows, []any{q.Name, q.Title, strings.Join(paramSignature(q), ", ")})
 		}
 		return writeResult(c.stdout, f.format, t)
@@ -767,7 +767,7 @@ func (c reportCmd) list(args []string) error {
 }
 
 // paramSignature lists q's parameters as "name Type".
-func paramSignature(q sinks.CookbookQuery) []string {
+func paramSignature(q clickhouse.CookbookQuery) []string {
 	out := make([]string, len(q.Params))
 	for i, p := range q.Params {
 		out[i] = p + " " + q.ParamType(p)
@@ -802,7 +802,7 @@ func wrapText(s string, width int) string {
 // cookbookListing is the text of `raterd report list` and of the help's query section.
 func cookbookListing() string {
 	var b strings.Builder
-	for _, q := range sinks.Cookbook() {
+	for _, q := range clickhouse.Cookbook() {
 		fmt.Fprintf(&b, "  %-24s %s\n", q.Name, q.Title)
 		fmt.Fprintf(&b, "  %-24s params: %s\n", "", strings.Join(paramSignature(q), ", "))
 	}
@@ -812,7 +812,7 @@ func cookbookListing() string {
 // ---------------------------------------------------------------------------------------
 // report <query>
 
-func (c reportCmd) query(ctx context.Context, q sinks.CookbookQuery, args []string) error {
+func (c reportCmd) query(ctx context.Context, q clickhouse.CookbookQuery, args []string) error {
 	var f reportFlags
 	if err := c.parseReportFlags(q.Name, args, func(fs *flag.FlagSet) {
 		f.registerQuery(fs)
@@ -840,7 +840,7 @@ func (c reportCmd) query(ctx context.Context, q sinks.CookbookQuery, args []stri
 // queryParams checks the --param values against q: every parameter given once, none
 // unknown; DateTime values also read relative times and "now" (see parseReportTime), and a
 // DateTime parameter named "to" defaults to now.
-func queryParams(q sinks.CookbookQuery, given map[string]string, now time.Time) (map[string]string, error) {
+func queryParams(q clickhouse.CookbookQuery, given map[string]string, now time.Time) (map[string]string, error) {
 	for name := range given {
 		if q.ParamType(name) == "" {
 			return nil, flagErrorf("--param %s: %s takes no such parameter (it takes %s)", name, q.Name, strings.Join(paramSignature(q), ", "))
@@ -851,14 +851,14 @@ func queryParams(q sinks.CookbookQuery, given map[string]string, now time.Time) 
 	for _, name := range q.Params {
 		v, ok := given[name]
 		typ := q.ParamType(name)
-		if !ok && typ == sinks.ParamDateTime && name == "to" {
+		if !ok && typ == clickhouse.ParamDateTime && name == "to" {
 			v, ok = "now", true
 		}
 		if !ok {
 			missing = append(missing, name+"="+typ)
 			continue
 		}
-		if typ == sinks.ParamDateTime {
+		if typ == clickhouse.ParamDateTime {
 			t, err := parseReportTime(v, now)
 			if err != nil {
 				return nil, flagErrorf("--param %s: %v", name, err)
@@ -881,8 +881,8 @@ func queryParams(q sinks.CookbookQuery, given map[string]string, now time.Time) 
 // query takes neither parameter and returns no app column, so the filters cannot be applied
 // to its answer; model and app are sorting-key columns that every replayed copy of a row
 // shares, so filtering on them in WHERE keeps the query exact under replays.
-func trendQuery(model, app bool) (sinks.CookbookQuery, error) {
-	q, ok := sinks.CookbookQueryNamed("score_trend")
+func trendQuery(model, app bool) (clickhouse.CookbookQuery, error) {
+	q, ok := clickhouse.CookbookQueryNamed("score_trend")
 	if !ok {
 		return q, errors.New("the cookbook has no score_trend query")
 	}
@@ -1160,7 +1160,7 @@ func renderTrend(w io.Writer, spec trendSpec, points []trendPoint) error {
 // this once per window and finishes the interval in Go (welch) with compare_models'
 // formulas. Like the cookbook's queries it reads scores FINAL and filters in WHERE only on
 // sorting-key columns, so it is exact under replays.
-var windowStatsQuery = sinks.CookbookQuery{
+var windowStatsQuery = clickhouse.CookbookQuery{
 	Name:  "report_window_stats",
 	Title: "Scored rows, mean and sample variance of one model's score over one time range",
 	SQL: `SELECT
@@ -1256,7 +1256,7 @@ func (c reportCmd) compare(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	q, ok := sinks.CookbookQueryNamed("compare_models")
+	q, ok := clickhouse.CookbookQueryNamed("compare_models")
 	if !ok {
 		return errors.New("the cookbook has no compare_models query")
 	}
@@ -1501,7 +1501,7 @@ func reportHelp(sub string) string {
 	case "":
 		b.WriteString(reportHelpIntro)
 	default:
-		q, _ := sinks.CookbookQueryNamed(sub)
+		q, _ := clickhouse.CookbookQueryNamed(sub)
 		fmt.Fprintf(&b, "Usage:\n  raterd report %s %s [flags]\n\n%s (cookbook query %s, docs/sql.md).\n\n%s\n",
 			q.Name, cookbookParamsUsage(q), q.Title, q.Name, wrapText(q.Explanation, 88))
 	}
@@ -1527,7 +1527,7 @@ func reportHelp(sub string) string {
 	return b.String()
 }
 
-func cookbookParamsUsage(q sinks.CookbookQuery) string {
+func cookbookParamsUsage(q clickhouse.CookbookQuery) string {
 	parts := make([]string, len(q.Params))
 	for i, p := range q.Params {
 		parts[i] = "--param " + p + "=" + q.ParamType(p)

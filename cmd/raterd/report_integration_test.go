@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"raterd/record"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // reportFixture is the score rows of the report integration test (evaluator helpfulness
@@ -72,12 +72,12 @@ func TestIntegrationReport(t *testing.T) {
 	s := requireServices(t)
 	db := "raterd_itreport_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	conn := migrated(t, s.clickhouse, db)
-	cfg := sinks.ClickHouseConfig{Addrs: []string{s.clickhouse}, Database: db}
+	cfg := clickhouse.Config{Addrs: []string{s.clickhouse}, Database: db}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	sink := sinks.NewClickHouseScores(conn, cfg, slog.New(slog.DiscardHandler))
+	sink := clickhouse.NewScores(conn, cfg, slog.New(slog.DiscardHandler))
 	rows := reportFixture()
 	if err := sink.WriteScores(ctx, rows); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 import (
 	"bufio"
@@ -23,7 +23,34 @@ import (
 
 var updateCookbookDoc = flag.Bool("update-cookbook-doc", false, "rewrite the generated part of docs/sql.md from Cookbook()")
 
-const cookbookDocPath = "../docs/sql.md"
+const cookbookDocPath = "../../docs/sql.md"
+
+// scoreJSON is the NDJSON sink's shape of a row (sinks.NDJSON), which the fixture is
+// written in; field names match the ClickHouse columns.
+type scoreJSON struct {
+	EventTime      time.Time         `json:"event_time"`
+	ScoredAt       time.Time         `json:"scored_at"`
+	RecordID       string            `json:"record_id"`
+	TraceID        string            `json:"trace_id,omitempty"`
+	Topic          string            `json:"topic"`
+	Partition      int               `json:"partition"`
+	Offset         int64             `json:"offset"`
+	Model          string            `json:"model"`
+	App            string            `json:"app,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Evaluator      string            `json:"evaluator"`
+	RubricVersion  string            `json:"rubric_version"`
+	Judge          string            `json:"judge"`
+	TaskType       string            `json:"task_type"`
+	Score          float64           `json:"score"`
+	Label          string            `json:"label,omitempty"`
+	Confidence     float64           `json:"confidence"`
+	Explanation    string            `json:"explanation,omitempty"`
+	Status         string            `json:"status"`
+	Cached         bool              `json:"cached"`
+	JudgeLatencyMS float64           `json:"judge_latency_ms"`
+	Attempts       int               `json:"attempts"`
+}
 
 // loadCookbookFixture reads testdata/cookbook/scores.ndjson: score rows in the NDJSON
 // sink's shape (see testdata/cookbook/README.md for what they hold and the answers).
@@ -347,13 +374,13 @@ type replayFixture struct {
 	conn driver.Conn
 	db   string
 	rows []record.Score
-	sink *ClickHouseScores
+	sink *Scores
 }
 
 func newReplayFixture(t *testing.T, ctx context.Context) *replayFixture {
 	t.Helper()
 	conn, cfg := newTestClickHouse(t)
-	f := &replayFixture{conn: conn, db: cfg.Database, rows: loadCookbookFixture(t), sink: NewClickHouseScores(conn, cfg, quiet)}
+	f := &replayFixture{conn: conn, db: cfg.Database, rows: loadCookbookFixture(t), sink: NewScores(conn, cfg, quiet)}
 	if _, err := Migrate(ctx, conn, f.db, quiet); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}

@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 import (
 	"context"
@@ -11,14 +11,14 @@ import (
 	"os"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/record"
 )
 
-// ClickHouseConfig configures the ClickHouse connection.
-type ClickHouseConfig struct {
+// Config configures the ClickHouse connection.
+type Config struct {
 	// Addrs are host:port addresses of the native protocol (port 9000, or 9440 with TLS);
 	// several give failover. Env override: RATERD_CLICKHOUSE_ADDR (comma-separated).
 	// Required when ClickHouse is enabled.
@@ -72,7 +72,7 @@ type ClickHouseConfig struct {
 }
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
-func (c *ClickHouseConfig) Validate(key string) error {
+func (c *Config) Validate(key string) error {
 	if len(c.Addrs) == 0 {
 		return fmt.Errorf("%s.addrs: at least one address is required", key)
 	}
@@ -131,7 +131,7 @@ func (c *ClickHouseConfig) Validate(key string) error {
 
 // validateTLS checks the tls_* keys: they need tls: true, the certificate and key come
 // together, and the files must load (so a typo fails at start, not at the first dial).
-func (c *ClickHouseConfig) validateTLS(key string) error {
+func (c *Config) validateTLS(key string) error {
 	if !c.TLS {
 		for name, set := range map[string]bool{
 			"tls_ca_file": c.TLSCAFile != "", "tls_cert_file": c.TLSCertFile != "", "tls_key_file": c.TLSKeyFile != "",
@@ -152,7 +152,7 @@ func (c *ClickHouseConfig) validateTLS(key string) error {
 
 // tlsConfig builds the client TLS configuration; nil when TLS is off. key prefixes the
 // key names in errors.
-func (c *ClickHouseConfig) tlsConfig(key string) (*tls.Config, error) {
+func (c *Config) tlsConfig(key string) (*tls.Config, error) {
 	if !c.TLS {
 		return nil, nil
 	}
@@ -187,24 +187,24 @@ func isIdentifier(s string) bool {
 	return s != ""
 }
 
-// OpenClickHouse connects over the native protocol with LZ4 compression and checks the
+// Open connects over the native protocol with LZ4 compression and checks the
 // server answers.
-func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig) (driver.Conn, error) {
-	opts := &clickhouse.Options{
+func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
+	opts := &ch.Options{
 		Addr:             cfg.Addrs,
-		Auth:             clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
+		Auth:             ch.Auth{Username: cfg.Username, Password: cfg.Password},
 		DialTimeout:      cfg.DialTimeout,
 		ReadTimeout:      cfg.WriteTimeout,
-		Compression:      &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
-		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
-		ClientInfo:       clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{Name: "raterd", Version: "dev"}}},
+		Compression:      &ch.Compression{Method: ch.CompressionLZ4},
+		ConnOpenStrategy: ch.ConnOpenInOrder,
+		ClientInfo:       ch.ClientInfo{Products: []struct{ Name, Version string }{{Name: "raterd", Version: "dev"}}},
 	}
 	tc, err := cfg.tlsConfig("clickhouse")
 	if err != nil {
 		return nil, err
 	}
 	opts.TLS = tc
-	conn, err := clickhouse.Open(opts)
+	conn, err := ch.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %v: %w", cfg.Addrs, err)
 	}
@@ -224,22 +224,22 @@ const scoreColumns = "event_time, scored_at, record_id, trace_id, topic, partiti
 	"task_type, score, label, confidence, explanation, status, cached, " +
 	"judge_latency_ms, attempts"
 
-// ClickHouseScores writes score rows to <database>.scores, one batched insert per call.
-type ClickHouseScores struct {
+// Scores writes score rows to <database>.scores, one batched insert per call.
+type Scores struct {
 	conn    driver.Conn
-	cfg     ClickHouseConfig
+	cfg     Config
 	logger  *slog.Logger
 	insertQ string
 	// dedup: the server takes insert_deduplication_token (see dedupSupported).
 	dedup bool
 }
 
-// NewClickHouseScores returns a score sink on an open connection.
-func NewClickHouseScores(conn driver.Conn, cfg ClickHouseConfig, logger *slog.Logger) *ClickHouseScores {
+// NewScores returns a score sink on an open connection.
+func NewScores(conn driver.Conn, cfg Config, logger *slog.Logger) *Scores {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &ClickHouseScores{
+	return &Scores{
 		conn: conn, cfg: cfg, logger: logger, dedup: dedupSupported(conn),
 		insertQ: fmt.Sprintf("INSERT INTO %s.scores (%s)", cfg.Database, scoreColumns),
 	}
@@ -248,7 +248,7 @@ func NewClickHouseScores(conn driver.Conn, cfg ClickHouseConfig, logger *slog.Lo
 // WriteScores implements ScoreSink: one insert for all rows, sent up to
 // cfg.InsertAttempts times with one deduplication token; nil once ClickHouse has
 // acknowledged the block.
-func (c *ClickHouseScores) WriteScores(ctx context.Context, rows []record.Score) error {
+func (c *Scores) WriteScores(ctx context.Context, rows []record.Score) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -288,14 +288,14 @@ func dedupSupported(conn driver.Conn) bool {
 // deduplicate_blocks_in_dependent_materialized_views, so the score views skip a
 // deduplicated block too). It returns the last error once the attempts are spent or
 // ctx ends.
-func sendInsert(ctx context.Context, conn driver.Conn, cfg ClickHouseConfig, logger *slog.Logger, token string,
+func sendInsert(ctx context.Context, conn driver.Conn, cfg Config, logger *slog.Logger, token string,
 	send func(ctx context.Context) error) error {
 	attempts := max(cfg.InsertAttempts, 1)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, cfg.WriteTimeout)
 		if token != "" {
-			actx = clickhouse.Context(actx, clickhouse.WithSettings(clickhouse.Settings{
+			actx = ch.Context(actx, ch.WithSettings(ch.Settings{
 				"insert_deduplication_token":                         token,
 				"deduplicate_blocks_in_dependent_materialized_views": 1,
 			}))
@@ -352,25 +352,25 @@ func boolToUint8(b bool) uint8 {
 
 const deadLetterColumns = "seen_at, topic, partition, offset, reason, error, key, value, attempts"
 
-// ClickHouseDeadLetters writes dead letters to <database>.dead_letters so that users can
+// DeadLetters writes dead letters to <database>.dead_letters so that users can
 // see in SQL what was rejected, why and from where.
-type ClickHouseDeadLetters struct {
+type DeadLetters struct {
 	conn    driver.Conn
-	cfg     ClickHouseConfig
+	cfg     Config
 	logger  *slog.Logger
 	insertQ string
 	dedup   bool
 }
 
-// NewClickHouseDeadLetters returns a dead-letter sink on an open connection.
-func NewClickHouseDeadLetters(conn driver.Conn, cfg ClickHouseConfig) *ClickHouseDeadLetters {
-	return &ClickHouseDeadLetters{conn: conn, cfg: cfg, logger: slog.Default(), dedup: dedupSupported(conn),
+// NewDeadLetters returns a dead-letter sink on an open connection.
+func NewDeadLetters(conn driver.Conn, cfg Config) *DeadLetters {
+	return &DeadLetters{conn: conn, cfg: cfg, logger: slog.Default(), dedup: dedupSupported(conn),
 		insertQ: fmt.Sprintf("INSERT INTO %s.dead_letters (%s)", cfg.Database, deadLetterColumns)}
 }
 
 // WriteDeadLetters implements DeadLetterSink, with the attempts and deduplication token
-// of ClickHouseScores.WriteScores.
-func (c *ClickHouseDeadLetters) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
+// of Scores.WriteScores.
+func (c *DeadLetters) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
 	if len(letters) == 0 {
 		return nil
 	}

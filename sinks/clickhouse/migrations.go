@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 import (
 	"context"
@@ -714,7 +714,7 @@ func CheckSchema(ctx context.Context, conn driver.Conn, db string) error {
 }
 
 // tableExists reports whether db.name exists. db is a validated identifier
-// (ClickHouseConfig.Validate), safe to quote inline.
+// (Config.Validate), safe to quote inline.
 func tableExists(ctx context.Context, conn driver.Conn, db, name string) (bool, error) {
 	var n uint64
 	q := fmt.Sprintf("SELECT count() FROM system.tables WHERE database = '%s' AND name = '%s'", db, name)
