@@ -766,11 +766,15 @@ func (c reportCmd) list(args []string) error {
 	return err
 }
 
-// paramSignature lists q's parameters as "name Type".
+// paramSignature lists q's parameters as "name Type", then its optional filters as
+// "[name Type]".
 func paramSignature(q clickhouse.CookbookQuery) []string {
-	out := make([]string, len(q.Params))
-	for i, p := range q.Params {
-		out[i] = p + " " + q.ParamType(p)
+	out := make([]string, 0, len(q.Params)+len(q.Filters))
+	for _, p := range q.Params {
+		out = append(out, p+" "+q.ParamType(p))
+	}
+	for _, p := range q.ActiveFilters() {
+		out = append(out, "["+p+" "+q.ParamType(p)+"]")
 	}
 	return out
 }
@@ -838,8 +842,8 @@ func (c reportCmd) query(ctx context.Context, q clickhouse.CookbookQuery, args [
 }
 
 // queryParams checks the --param values against q: every parameter given once, none
-// unknown; DateTime values also read relative times and "now" (see parseReportTime), and a
-// DateTime parameter named "to" defaults to now.
+// unknown, optional filters taken when given; DateTime values also read relative times and
+// "now" (see parseReportTime), and a DateTime parameter named "to" defaults to now.
 func queryParams(q clickhouse.CookbookQuery, given map[string]string, now time.Time) (map[string]string, error) {
 	for name := range given {
 		if q.ParamType(name) == "" {
@@ -867,6 +871,20 @@ func queryParams(q clickhouse.CookbookQuery, given map[string]string, now time.T
 		}
 		params[name] = v
 	}
+	for _, name := range q.ActiveFilters() {
+		v, ok := given[name]
+		if !ok {
+			continue
+		}
+		if q.ParamType(name) == clickhouse.ParamDateTime {
+			t, err := parseReportTime(v, now)
+			if err != nil {
+				return nil, flagErrorf("--param %s: %v", name, err)
+			}
+			v = rfc3339(t)
+		}
+		params[name] = v
+	}
 	if len(missing) > 0 {
 		return nil, flagErrorf("--param: %s needs %s", q.Name, strings.Join(missing, ", "))
 	}
@@ -876,37 +894,23 @@ func queryParams(q clickhouse.CookbookQuery, given map[string]string, now time.T
 // ---------------------------------------------------------------------------------------
 // report trend
 
-// trendQuery returns the cookbook's score_trend, with `AND model = {model:String}` and
-// `AND app = {app:String}` added to its WHERE clause when a filter is set. The cookbook
-// query takes neither parameter and returns no app column, so the filters cannot be applied
-// to its answer; model and app are sorting-key columns that every replayed copy of a row
-// shares, so filtering on them in WHERE keeps the query exact under replays.
+// trendQuery returns the cookbook's score_trend taking its model and app filters as
+// asked: a filter that is not asked for is left out of the query, and its parameter is
+// refused. model and app are sorting-key columns that every replayed copy of a row shares,
+// so the filtered query stays exact under replays.
 func trendQuery(model, app bool) (clickhouse.CookbookQuery, error) {
 	q, ok := clickhouse.CookbookQueryNamed("score_trend")
 	if !ok {
 		return q, errors.New("the cookbook has no score_trend query")
 	}
-	var extra string
-	params := slices.Clone(q.Params)
+	var filters []string
 	if model {
-		extra += "\n    AND model = {model:String}"
-		params = append(params, "model")
+		filters = append(filters, "model")
 	}
 	if app {
-		extra += "\n    AND app = {app:String}"
-		params = append(params, "app")
+		filters = append(filters, "app")
 	}
-	if extra == "" {
-		return q, nil
-	}
-	const anchor = "\nGROUP BY "
-	if strings.Count(q.SQL, anchor) != 1 {
-		return q, errors.New("score_trend: cannot add the model/app filter: its SQL has no single GROUP BY")
-	}
-	i := strings.Index(q.SQL, anchor)
-	q.SQL = q.SQL[:i] + extra + q.SQL[i:]
-	q.Params = params
-	return q, nil
+	return q.WithFilters(filters...)
 }
 
 func (c reportCmd) trend(ctx context.Context, args []string) error {
@@ -1155,26 +1159,6 @@ func renderTrend(w io.Writer, spec trendSpec, points []trendPoint) error {
 // ---------------------------------------------------------------------------------------
 // report compare
 
-// windowStatsQuery serves `compare --window-a --window-b`: compare_models compares two
-// models over one time range and cannot compare one model over two, so the command runs
-// this once per window and finishes the interval in Go (welch) with compare_models'
-// formulas. Like the cookbook's queries it reads scores FINAL and filters in WHERE only on
-// sorting-key columns, so it is exact under replays.
-var windowStatsQuery = clickhouse.CookbookQuery{
-	Name:  "report_window_stats",
-	Title: "Scored rows, mean and sample variance of one model's score over one time range",
-	SQL: `SELECT
-    countIf(status = 'ok') AS n_ok,
-    avgIf(score, status = 'ok') AS mean_score,
-    varSampIf(score, status = 'ok') AS var_score
-FROM {db}.scores FINAL
-WHERE evaluator = {evaluator:String}
-    AND model = {model:String}
-    AND event_time >= {from:DateTime}
-    AND event_time < {to:DateTime}`,
-	Params: []string{"evaluator", "model", "from", "to"},
-}
-
 // welchResult is the comparison of two samples, as compare_models computes it.
 type welchResult struct {
 	NA, NB                       uint64
@@ -1404,22 +1388,29 @@ type sampleStats struct {
 	Variance float64
 }
 
-// windowStats runs windowStatsQuery for one model and time range.
+// windowStats serves `compare --window-a --window-b`: compare_models compares two models
+// over one time range and cannot compare one model over two, so the command runs the
+// cookbook's score_stats, filtered to the model, once per window and finishes the interval
+// in Go (welch) with compare_models' formulas.
 func windowStats(ctx context.Context, conn driver.Conn, db, evaluator, model string, from, to time.Time) (sampleStats, error) {
-	t, err := runCookbook(ctx, conn, db, windowStatsQuery, map[string]string{
+	q, ok := clickhouse.CookbookQueryNamed("score_stats")
+	if !ok {
+		return sampleStats{}, errors.New("the cookbook has no score_stats query")
+	}
+	t, err := runCookbook(ctx, conn, db, q, map[string]string{
 		"evaluator": evaluator, "model": model, "from": rfc3339(from), "to": rfc3339(to),
 	})
 	if err != nil {
 		return sampleStats{}, err
 	}
 	if len(t.Rows) != 1 || len(t.Rows[0]) != 3 {
-		return sampleStats{}, fmt.Errorf("%s: unexpected answer %v", windowStatsQuery.Name, t.Rows)
+		return sampleStats{}, fmt.Errorf("%s: unexpected answer %v", q.Name, t.Rows)
 	}
 	n, ok1 := cellUint(t.Rows[0][0])
 	mean, ok2 := cellFloat(t.Rows[0][1])
 	v, ok3 := cellFloat(t.Rows[0][2])
 	if !(ok1 && ok2 && ok3) {
-		return sampleStats{}, fmt.Errorf("%s: unexpected answer %v", windowStatsQuery.Name, t.Rows[0])
+		return sampleStats{}, fmt.Errorf("%s: unexpected answer %v", q.Name, t.Rows[0])
 	}
 	return sampleStats{N: n, Mean: mean, Variance: v}, nil
 }
@@ -1528,9 +1519,12 @@ func reportHelp(sub string) string {
 }
 
 func cookbookParamsUsage(q clickhouse.CookbookQuery) string {
-	parts := make([]string, len(q.Params))
-	for i, p := range q.Params {
-		parts[i] = "--param " + p + "=" + q.ParamType(p)
+	parts := make([]string, 0, len(q.Params)+len(q.Filters))
+	for _, p := range q.Params {
+		parts = append(parts, "--param "+p+"="+q.ParamType(p))
+	}
+	for _, p := range q.ActiveFilters() {
+		parts = append(parts, "[--param "+p+"="+q.ParamType(p)+"]")
 	}
 	return strings.Join(parts, " ")
 }

@@ -204,6 +204,55 @@ func cookbookCases() []cookbookCase {
 				{judgeSelene, 53, 4, 4.0 / 53, 1, 1.0 / 53},
 			},
 		},
+		{
+			// score_trend's optional filters: support-llm-v7 in billing only (scores 5, 5 at
+			// 12:00; 4 and two failures at 13:00).
+			query: "score_trend",
+			params: map[string]string{"evaluator": "helpfulness", "from": "2026-11-24", "to": "2026-11-25",
+				"model": "support-llm-v7", "app": "billing"},
+			columns: []string{"hour", "model", "scored", "failed", "mean_score", "p50", "p90"},
+			rows: [][]any{
+				{"2026-11-24 12:00:00", "support-llm-v7", 2, 0, 5, 5, 5},
+				{"2026-11-24 13:00:00", "support-llm-v7", 1, 2, 4, 4, 4},
+			},
+		},
+		{
+			// The app filter alone: legacy has two rows (2 and 3) at 13:00.
+			query:   "score_trend",
+			params:  map[string]string{"evaluator": "helpfulness", "from": "2026-11-24", "to": "2026-11-25", "app": "legacy"},
+			columns: []string{"hour", "model", "scored", "failed", "mean_score", "p50", "p90"},
+			rows:    [][]any{{"2026-11-24 13:00:00", "support-llm-v7", 2, 0, 2.5, 2.5, 2.9}},
+		},
+		{
+			// Hour 12 of support-llm-v6: {3..7}×2, as in compare_models above.
+			query:   "score_stats",
+			params:  map[string]string{"evaluator": "helpfulness", "from": "2026-11-24 12:00:00", "to": "2026-11-24 13:00:00", "model": "support-llm-v6"},
+			columns: []string{"n_ok", "mean_score", "var_score"},
+			rows:    [][]any{{10, 5, 20.0 / 9}},
+		},
+		{
+			// No filter: the 30 ok rows of helpfulness on the 24th (sum 165, sum of squares 1005,
+			// so the sample variance is (1005 - 165²/30)/29 = 195/58).
+			query:   "score_stats",
+			params:  map[string]string{"evaluator": "helpfulness", "from": "2026-11-24", "to": "2026-11-25"},
+			columns: []string{"n_ok", "mean_score", "var_score"},
+			rows:    [][]any{{30, 5.5, 195.0 / 58}},
+		},
+		{
+			// Both filters: support-llm-v7 in helpdesk, scores 8, 9, 7, 8, 9, 6.
+			query: "score_stats",
+			params: map[string]string{"evaluator": "helpfulness", "from": "2026-11-24", "to": "2026-11-25",
+				"model": "support-llm-v7", "app": "helpdesk"},
+			columns: []string{"n_ok", "mean_score", "var_score"},
+			rows:    [][]any{{6, 47.0 / 6, 41.0 / 30}},
+		},
+		{
+			// A model without rows: no ok rows, so the mean and variance are nan.
+			query:   "score_stats",
+			params:  map[string]string{"evaluator": "helpfulness", "from": "2026-11-24", "to": "2026-11-25", "model": "it's-v9"},
+			columns: []string{"n_ok", "mean_score", "var_score"},
+			rows:    [][]any{{0, nan, nan}},
+		},
 	}
 }
 
@@ -697,7 +746,7 @@ func TestCookbookDoc(t *testing.T) {
 			}
 			t.Logf("rewrote the generated section of %s", cookbookDocPath)
 		} else {
-			t.Errorf("%s is out of date with Cookbook(); run: go test ./sinks -run TestCookbookDoc -update-cookbook-doc\n%s",
+			t.Errorf("%s is out of date with Cookbook(); run: go test ./sinks/clickhouse -run TestCookbookDoc -update-cookbook-doc\n%s",
 				cookbookDocPath, lineDiff(got, want))
 		}
 	}
