@@ -186,7 +186,7 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 	} else if len(created) > 0 {
 		logger.Info("created dead-letter topics", "topics", created)
 	}
-	dlq := kafka.NewDeadLetters(cfg.Kafka.Brokers, nil, cfg.Kafka.MaxRecordBytes)
+	dlq := kafka.NewDeadLetters(cfg.Kafka.Brokers, nil, cfg.Kafka.MaxRecordBytes, kafka.WithMeterProvider(tel.Meters))
 	st.closers = append(st.closers, dlq)
 	deadSinks = append(deadSinks, dlq)
 	if cfg.ClickHouse != nil {
@@ -203,11 +203,11 @@ func buildStack(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.L
 		st.ClickHouse = conn
 		// Micro-batches written together share one insert: ClickHouse prefers few big
 		// inserts, and each batch is still acknowledged only once its rows are in.
-		st.ScoreInserts = clickhouse.NewGroupCommit(clickhouse.NewScores(conn, *cfg.ClickHouse, logger), clickhouse.GroupCommitOptions{
+		st.ScoreInserts = clickhouse.NewGroupCommit(clickhouse.NewScores(conn, *cfg.ClickHouse, logger, clickhouse.WithMeterProvider(tel.Meters)), clickhouse.GroupCommitOptions{
 			MaxRows: cfg.ClickHouse.InsertMaxRows, Interval: cfg.ClickHouse.InsertInterval,
 		})
 		scoreSinks = append(scoreSinks, st.ScoreInserts)
-		deadSinks = append(deadSinks, clickhouse.NewDeadLetters(conn, *cfg.ClickHouse))
+		deadSinks = append(deadSinks, clickhouse.NewDeadLetters(conn, *cfg.ClickHouse, clickhouse.WithMeterProvider(tel.Meters)))
 	}
 	if cfg.ScoresFile != "" {
 		f, err := sinks.NewNDJSONFile(cfg.ScoresFile)

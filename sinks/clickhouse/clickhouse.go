@@ -1,3 +1,8 @@
+// Package clickhouse is raterd's ClickHouse side: the connection (Config, Open), the
+// score and dead-letter writers (Scores, DeadLetters) with their insert deduplication
+// tokens and metrics, the group commit that combines micro-batches into big inserts, the
+// schema migrations, and the SQL cookbook (docs/sql.md). All of it runs on ClickHouse
+// 18.16 and on current releases; what newer servers add is gated on their version.
 package clickhouse
 
 import (
@@ -231,17 +236,22 @@ type Scores struct {
 	logger  *slog.Logger
 	insertQ string
 	// dedup: the server takes insert_deduplication_token (see dedupSupported).
-	dedup bool
+	dedup   bool
+	metrics *insertMetrics
 }
 
-// NewScores returns a score sink on an open connection.
-func NewScores(conn driver.Conn, cfg Config, logger *slog.Logger) *Scores {
+// NewScores returns a score sink on an open connection. Its metrics
+// (raterd.clickhouse.insert.*, table=scores) go to the WithMeterProvider option's
+// provider, or otel.GetMeterProvider().
+func NewScores(conn driver.Conn, cfg Config, logger *slog.Logger, opts ...Option) *Scores {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	o := applyOptions(opts)
 	return &Scores{
 		conn: conn, cfg: cfg, logger: logger, dedup: dedupSupported(conn),
 		insertQ: fmt.Sprintf("INSERT INTO %s.scores (%s)", cfg.Database, scoreColumns),
+		metrics: newInsertMetrics(o.meters, "scores"),
 	}
 }
 
@@ -256,8 +266,8 @@ func (c *Scores) WriteScores(ctx context.Context, rows []record.Score) error {
 	if c.dedup {
 		token = scoreInsertToken(rows)
 	}
-	return sendInsert(ctx, c.conn, c.cfg, c.logger, token, func(ctx context.Context) error {
-		return insertRows(ctx, c.conn, c.insertQ, "score rows", len(rows), func(i int) []any {
+	return sendInsert(ctx, c.cfg, c.logger, c.metrics, token, len(rows), func(ctx context.Context) (int64, error) {
+		return insertRowsSized(ctx, c.conn, c.insertQ, "score rows", len(rows), func(i int) []any {
 			r := &rows[i]
 			keys, values := sortedLabels(r.Labels)
 			latency := min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0)))
@@ -283,13 +293,14 @@ func dedupSupported(conn driver.Conn) bool {
 	return serverVersion{int(v.Version.Major), int(v.Version.Minor)}.features().InsertDedup
 }
 
-// sendInsert runs send up to cfg.InsertAttempts times, each bounded by cfg.WriteTimeout
-// and, when token is set, carrying it as insert_deduplication_token (with
+// sendInsert runs send (an insert of n rows that returns their approximate size) up to
+// cfg.InsertAttempts times, each bounded by cfg.WriteTimeout and, when token is set,
+// carrying it as insert_deduplication_token (with
 // deduplicate_blocks_in_dependent_materialized_views, so the score views skip a
-// deduplicated block too). It returns the last error once the attempts are spent or
-// ctx ends.
-func sendInsert(ctx context.Context, conn driver.Conn, cfg Config, logger *slog.Logger, token string,
-	send func(ctx context.Context) error) error {
+// deduplicated block too), and records every attempt in m. It returns the last error once
+// the attempts are spent or ctx ends.
+func sendInsert(ctx context.Context, cfg Config, logger *slog.Logger, m *insertMetrics, token string, n int,
+	send func(ctx context.Context) (int64, error)) error {
 	attempts := max(cfg.InsertAttempts, 1)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -300,12 +311,15 @@ func sendInsert(ctx context.Context, conn driver.Conn, cfg Config, logger *slog.
 				"deduplicate_blocks_in_dependent_materialized_views": 1,
 			}))
 		}
-		err := send(actx)
+		start := time.Now()
+		size, err := send(actx)
 		cancel()
+		final := err != nil && (ctx.Err() != nil || attempt >= attempts)
+		m.attempt(ctx, n, size, time.Since(start), err, final)
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || attempt >= attempts {
+		if final {
 			if attempt > 1 {
 				return fmt.Errorf("%w (attempt %d of %d)", err, attempt, attempts)
 			}
@@ -327,20 +341,32 @@ func sendInsert(ctx context.Context, conn driver.Conn, cfg Config, logger *slog.
 // Every raterd insert goes through here: the native protocol sends INSERT data as blocks,
 // which works on 18.16 too (an Exec of INSERT … VALUES with arguments hangs there).
 func insertRows(ctx context.Context, conn driver.Conn, query, what string, n int, row func(i int) []any) error {
+	_, err := insertRowsSized(ctx, conn, query, what, n, row)
+	return err
+}
+
+// insertRowsSized is insertRows, returning the rows' approximate uncompressed size too
+// (see valueSize).
+func insertRowsSized(ctx context.Context, conn driver.Conn, query, what string, n int, row func(i int) []any) (int64, error) {
 	batch, err := conn.PrepareBatch(ctx, query)
 	if err != nil {
-		return fmt.Errorf("clickhouse: prepare insert of %d %s: %w", n, what, err)
+		return 0, fmt.Errorf("clickhouse: prepare insert of %d %s: %w", n, what, err)
 	}
 	defer func() { _ = batch.Abort() }()
+	var size int64
 	for i := range n {
-		if err := batch.Append(row(i)...); err != nil {
-			return fmt.Errorf("clickhouse: append %s #%d: %w", what, i, err)
+		values := row(i)
+		for _, v := range values {
+			size += valueSize(v)
+		}
+		if err := batch.Append(values...); err != nil {
+			return 0, fmt.Errorf("clickhouse: append %s #%d: %w", what, i, err)
 		}
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("clickhouse: insert %d %s: %w", n, what, err)
+		return 0, fmt.Errorf("clickhouse: insert %d %s: %w", n, what, err)
 	}
-	return nil
+	return size, nil
 }
 
 func boolToUint8(b bool) uint8 {
@@ -360,12 +386,17 @@ type DeadLetters struct {
 	logger  *slog.Logger
 	insertQ string
 	dedup   bool
+	metrics *insertMetrics
 }
 
-// NewDeadLetters returns a dead-letter sink on an open connection.
-func NewDeadLetters(conn driver.Conn, cfg Config) *DeadLetters {
+// NewDeadLetters returns a dead-letter sink on an open connection. Its metrics
+// (raterd.clickhouse.insert.*, table=dead_letters) go to the WithMeterProvider option's
+// provider, or otel.GetMeterProvider().
+func NewDeadLetters(conn driver.Conn, cfg Config, opts ...Option) *DeadLetters {
+	o := applyOptions(opts)
 	return &DeadLetters{conn: conn, cfg: cfg, logger: slog.Default(), dedup: dedupSupported(conn),
-		insertQ: fmt.Sprintf("INSERT INTO %s.dead_letters (%s)", cfg.Database, deadLetterColumns)}
+		insertQ: fmt.Sprintf("INSERT INTO %s.dead_letters (%s)", cfg.Database, deadLetterColumns),
+		metrics: newInsertMetrics(o.meters, "dead_letters")}
 }
 
 // WriteDeadLetters implements DeadLetterSink, with the attempts and deduplication token
@@ -378,8 +409,8 @@ func (c *DeadLetters) WriteDeadLetters(ctx context.Context, letters []record.Dea
 	if c.dedup {
 		token = deadLetterInsertToken(letters)
 	}
-	return sendInsert(ctx, c.conn, c.cfg, c.logger, token, func(ctx context.Context) error {
-		return insertRows(ctx, c.conn, c.insertQ, "dead letters", len(letters), func(i int) []any {
+	return sendInsert(ctx, c.cfg, c.logger, c.metrics, token, len(letters), func(ctx context.Context) (int64, error) {
+		return insertRowsSized(ctx, c.conn, c.insertQ, "dead letters", len(letters), func(i int) []any {
 			d := &letters[i]
 			return []any{d.FirstSeen, d.Source.Topic, uint32(max(d.Source.Partition, 0)), uint64(max(d.Source.Offset, 0)),
 				d.Reason, d.Error, string(d.Key), string(d.Value), uint16(min(d.Attempts, 65535))}

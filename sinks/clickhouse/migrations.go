@@ -49,6 +49,7 @@ type StepRef struct {
 	GatedStep
 }
 
+// String describes the step for logs and output: "migration N: name (needs feature)".
 func (s StepRef) String() string {
 	return fmt.Sprintf("migration %d: %s (needs %s)", s.Version, s.Name, s.Feature)
 }

@@ -1,3 +1,7 @@
+// Package kafka is raterd's Kafka dead-letter side: the DLQ producer (DeadLetters), the
+// creation of the dead-letter topics (EnsureDLQTopics), the replay of dead letters to their
+// source topics (ReplayDeadLetters), and the raterd-* header contract they share
+// (headers.go).
 package kafka
 
 import (
@@ -23,7 +27,8 @@ func DLQTopic(source string) string { return source + ".dlq" }
 // and headers, plus raterd's headers. WriteDeadLetters returns once every broker replica
 // acknowledged (acks=all).
 type DeadLetters struct {
-	w *kafkago.Writer
+	w       *kafkago.Writer
+	metrics *producerMetrics
 }
 
 // NewDeadLetters returns a DLQ producer for the brokers. A nil transport gets one of
@@ -31,12 +36,14 @@ type DeadLetters struct {
 // would hide a DLQ topic created after another client's last refresh.
 //
 // maxValueBytes is the largest message value the consumer accepts (kafka.max_record_bytes):
-// the producer allows dead letters that large plus headers.
-func NewDeadLetters(brokers []string, transport kafkago.RoundTripper, maxValueBytes int) *DeadLetters {
+// the producer allows dead letters that large plus headers. Its metrics (raterd.kafka.dlq.*)
+// go to the WithMeterProvider option's provider, or otel.GetMeterProvider().
+func NewDeadLetters(brokers []string, transport kafkago.RoundTripper, maxValueBytes int, opts ...Option) *DeadLetters {
 	if transport == nil {
 		transport = &kafkago.Transport{}
 	}
-	return &DeadLetters{w: &kafkago.Writer{
+	o := applyOptions(opts)
+	return &DeadLetters{metrics: newProducerMetrics(o.meters), w: &kafkago.Writer{
 		BatchBytes:             int64(maxValueBytes + dlqHeadroom),
 		Addr:                   kafkago.TCP(brokers...),
 		Balancer:               &kafkago.Hash{},
@@ -56,12 +63,16 @@ func (k *DeadLetters) WriteDeadLetters(ctx context.Context, letters []record.Dea
 	if len(letters) == 0 {
 		return nil
 	}
+	start := time.Now()
 	msgs := make([]kafkago.Message, len(letters))
 	for i := range letters {
 		msgs[i] = deadLetterMessage(letters[i])
 	}
 	err := k.w.WriteMessages(ctx, msgs...)
 	var werrs kafkago.WriteErrors
+	if err == nil {
+		k.metrics.written(ctx, msgs...)
+	}
 	if err != nil && errors.As(err, &werrs) && len(werrs) == len(msgs) {
 		// The producer batches messages, so one oversized letter fails its neighbours too:
 		// send each refused one alone, cut when it is the large one.
@@ -70,6 +81,7 @@ func (k *DeadLetters) WriteDeadLetters(ctx context.Context, letters []record.Dea
 		for i, e := range werrs {
 			switch {
 			case e == nil:
+				k.metrics.written(ctx, msgs[i])
 			case errors.Is(e, kafkago.MessageSizeTooLarge):
 				d := letters[i]
 				if len(d.Value) > DLQKeepBytes {
@@ -86,9 +98,16 @@ func (k *DeadLetters) WriteDeadLetters(ctx context.Context, letters []record.Dea
 			if err != nil {
 				break
 			}
-			err = k.w.WriteMessages(ctx, deadLetterMessage(d))
+			m := deadLetterMessage(d)
+			if err = k.w.WriteMessages(ctx, m); err == nil {
+				k.metrics.written(ctx, m)
+				if d.OriginalSize > 0 {
+					k.metrics.truncated.Add(ctx, 1)
+				}
+			}
 		}
 	}
+	k.metrics.write(ctx, time.Since(start), err)
 	if err != nil {
 		return fmt.Errorf("kafka dead-letter write of %d messages: %w", len(msgs), err)
 	}
