@@ -18,7 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/internal/testkit"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // runBenchJSON runs `raterd bench --json` with args against the services and decodes the
@@ -61,11 +61,11 @@ func benchRunsByName(t *testing.T, rep *benchReport, want ...string) map[string]
 func checkBenchCleanedUp(t *testing.T, s testkit.Services, topic string) {
 	t.Helper()
 	suffix := strings.TrimPrefix(topic, "raterd-bench-")
-	cfg := sinks.ClickHouseConfig{Addrs: []string{s.ClickHouse}, Database: "default"}
+	cfg := clickhouse.Config{Addrs: []string{s.ClickHouse}, Database: "default"}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := sinks.OpenClickHouse(context.Background(), cfg)
+	conn, err := clickhouse.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,8 @@ import (
 	"raterd/internal/app"
 	"raterd/internal/cli"
 	"raterd/internal/judgesim"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
+	sinkkafka "raterd/sinks/kafka"
 )
 
 // runBench runs the benchmark. The report is returned whenever something was measured,
@@ -53,11 +54,11 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 
 func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	o := b.o
-	chCfg := sinks.ClickHouseConfig{Addrs: []string{o.clickhouse}, Database: "default"}
+	chCfg := clickhouse.Config{Addrs: []string{o.clickhouse}, Database: "default"}
 	if err := chCfg.Validate("clickhouse"); err != nil {
 		return fmt.Errorf("--clickhouse: %w", err)
 	}
-	conn, err := sinks.OpenClickHouse(ctx, chCfg)
+	conn, err := clickhouse.Open(ctx, chCfg)
 	if err != nil {
 		return fmt.Errorf("--clickhouse: %w", err)
 	}
@@ -253,7 +254,7 @@ func (b *bencher) createTopic(ctx context.Context, topic string) error {
 	if err := resp.Errors[topic]; err != nil {
 		return fmt.Errorf("--kafka %s: create topic %s: %w", b.o.kafka, topic, err)
 	}
-	b.topics = append(b.topics, topic, sinks.DLQTopic(topic))
+	b.topics = append(b.topics, topic, sinkkafka.DLQTopic(topic))
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 		ready := err == nil && len(md.Topics) == 1 && len(md.Topics[0].Partitions) == b.o.partitions && md.Topics[0].Error == nil
@@ -279,7 +280,7 @@ func (b *bencher) createTopic(ctx context.Context, topic string) error {
 // migrate creates a fresh database with raterd's schema.
 func (b *bencher) migrate(ctx context.Context, db string) error {
 	b.dbs = append(b.dbs, db)
-	if _, err := sinks.Migrate(ctx, b.ch, db, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := clickhouse.Migrate(ctx, b.ch, db, slog.New(slog.DiscardHandler)); err != nil {
 		return fmt.Errorf("--clickhouse %s: migrate %s: %w", b.o.clickhouse, db, err)
 	}
 	return nil

@@ -16,7 +16,7 @@ import (
 	"raterd/internal/judgesim"
 	"raterd/scorer"
 	"raterd/scorer/cache"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // runBare runs baseline.RunBare over the topic.
@@ -69,7 +69,7 @@ func (b *bencher) runNaive(ctx context.Context, cfg *app.Config, records int64) 
 	res, err := baseline.RunNaive(rctx, baseline.NaiveConfig{
 		Kafka:      baseline.KafkaConfig{Brokers: []string{b.o.kafka}, Topic: b.topic, GroupID: b.topic + "-" + runNaive, Records: records},
 		Evaluators: cfg.Evaluators, Judge: judge,
-		ClickHouse: sinks.ClickHouseConfig{Addrs: []string{b.o.clickhouse}, Database: db,
+		ClickHouse: clickhouse.Config{Addrs: []string{b.o.clickhouse}, Database: db,
 			Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password},
 		Logger: b.logger,
 	})

@@ -40,7 +40,8 @@ import (
 
 	"raterd/internal/judgesim"
 	"raterd/internal/testkit"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
+	sinkkafka "raterd/sinks/kafka"
 )
 
 var reliabilityDoc = flag.String("reliability-doc", "", "rewrite the fault table in this markdown file (docs/reliability.md)")
@@ -344,12 +345,12 @@ func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n
 	topic, group, db := "faults-"+sc.name+"-"+suffix, "faults-"+sc.name+"-"+suffix, "faults_"+sc.name+"_"+suffix
 	r := &scenarioRun{sc: sc, st: st, bin: bins[sc.binary], dir: t.TempDir(), killed: map[*proc]bool{}}
 
-	conn, err := sinks.OpenClickHouse(ctx, st.ch.config(db))
+	conn, err := clickhouse.Open(ctx, st.ch.config(db))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := sinks.MigrateWith(ctx, conn, db, sinks.MigrateOptions{}, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := clickhouse.MigrateWith(ctx, conn, db, clickhouse.MigrateOptions{}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	kc := &kafka.Client{Addr: kafka.TCP(st.kafka.addr), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
@@ -476,7 +477,7 @@ func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n
 	}
 	o.committedToEnd = reachedEnd(committed(ctx, kc, group, topic), ends)
 	checkRows(t, conn, db, n-invalid, evaluators, &o)
-	o.deadTopic, o.dlqMsgs = deadLetterTopic(t, st.kafka.addr, sinks.DLQTopic(topic))
+	o.deadTopic, o.dlqMsgs = deadLetterTopic(t, st.kafka.addr, sinkkafka.DLQTopic(topic))
 	o.deadTable = countUint(t, conn, "SELECT uniqExact(topic, partition, offset) FROM "+db+".dead_letters")
 
 	var problems []string
@@ -531,7 +532,7 @@ func createTopic(t *testing.T, kc *kafka.Client, topic string) {
 	t.Helper()
 	resp, err := kc.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
 		{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1},
-		{Topic: sinks.DLQTopic(topic), NumPartitions: partitions, ReplicationFactor: 1},
+		{Topic: sinkkafka.DLQTopic(topic), NumPartitions: partitions, ReplicationFactor: 1},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -683,7 +684,7 @@ func deadLetterTopic(t *testing.T, broker, topic string) (distinct, messages uin
 			messages++
 			src := ""
 			for _, h := range m.Headers {
-				if h.Key == sinks.HeaderSourcePartition || h.Key == sinks.HeaderSourceOffset {
+				if h.Key == sinkkafka.HeaderSourcePartition || h.Key == sinkkafka.HeaderSourceOffset {
 					src += h.Key + "=" + string(h.Value) + " "
 				}
 			}

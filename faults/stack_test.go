@@ -23,7 +23,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/internal/testkit"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // freePort returns a loopback port nobody listens on right now.
@@ -263,7 +263,7 @@ func (c *clickhouseServer) start() error {
 	return c.p.waitUntil(90*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		conn, err := sinks.OpenClickHouse(ctx, c.config("default"))
+		conn, err := clickhouse.Open(ctx, c.config("default"))
 		if err != nil {
 			return err
 		}
@@ -272,8 +272,8 @@ func (c *clickhouseServer) start() error {
 }
 
 // config is a validated connection config for database db.
-func (c *clickhouseServer) config(db string) sinks.ClickHouseConfig {
-	cfg := sinks.ClickHouseConfig{Addrs: []string{c.addr}, Database: db}
+func (c *clickhouseServer) config(db string) clickhouse.Config {
+	cfg := clickhouse.Config{Addrs: []string{c.addr}, Database: db}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		panic(err) // a constant config; cannot fail
 	}

@@ -31,7 +31,7 @@ CH_TCP_PORT=9000
 CH_HTTP_PORT=8123
 CH_TLS_PORT=9440
 # The in-process current ClickHouse (see above); bump both together with the test that
-# uses it (sinks/current_release_integration_test.go).
+# uses it (sinks/clickhouse/current_release_integration_test.go).
 CHDB_CORE_VERSION=26.9.0
 CHDB_VENV="$DIR/chdb-$CHDB_CORE_VERSION"
 

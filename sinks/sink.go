@@ -1,6 +1,10 @@
-// Package sinks stores what the pipeline produces: score rows (ClickHouse, NDJSON files)
-// and dead letters (a Kafka topic). A sink's nil error is the acknowledgement that lets the
-// consumer commit the records' offsets, so no sink may return nil before its data is durable.
+// Package sinks stores what the pipeline produces: score rows and dead letters. It holds the
+// sink interfaces, the Multi sinks and the NDJSON file sink; the sinks of each external
+// system live in a package of their own: sinks/clickhouse (score and dead-letter tables,
+// group commit, schema migrations, the SQL cookbook) and sinks/kafka (the dead-letter
+// topics, their replay and header contract). A sink's nil error is the acknowledgement
+// that lets the consumer commit the records' offsets, so no sink may return nil before its
+// data is durable.
 package sinks
 
 import (

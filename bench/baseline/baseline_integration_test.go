@@ -18,7 +18,7 @@ import (
 
 	"raterd/internal/testkit"
 	"raterd/scorer"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // testTraffic returns n message values: valid records with prompts of 200–4,000 bytes
@@ -177,11 +177,11 @@ func TestBaselinesIntegration(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		db := "raterd_baseline_test_" + suffix
-		chCfg := sinks.ClickHouseConfig{Addrs: []string{chAddr}, Database: db}
+		chCfg := clickhouse.Config{Addrs: []string{chAddr}, Database: db}
 		if err := chCfg.Validate("clickhouse"); err != nil {
 			t.Fatal(err)
 		}
-		conn, err := sinks.OpenClickHouse(ctx, chCfg)
+		conn, err := clickhouse.Open(ctx, chCfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func TestBaselinesIntegration(t *testing.T) {
 			_ = conn.Close()
 		})
 		quiet := slog.New(slog.DiscardHandler)
-		if _, err := sinks.Migrate(ctx, conn, db, quiet); err != nil {
+		if _, err := clickhouse.Migrate(ctx, conn, db, quiet); err != nil {
 			t.Fatalf("migrate: %v", err)
 		}
 		var evals []*scorer.Evaluator

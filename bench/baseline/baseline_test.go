@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"raterd/scorer"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 func TestConfigValidateNamesTheBadKey(t *testing.T) {
@@ -22,7 +22,7 @@ func TestConfigValidateNamesTheBadKey(t *testing.T) {
 	if err := prepared.Prepare("evaluators[0]", scorer.KindHeuristic); err != nil {
 		t.Fatal(err)
 	}
-	ch := sinks.ClickHouseConfig{Addrs: []string{"127.0.0.1:9000"}}
+	ch := clickhouse.Config{Addrs: []string{"127.0.0.1:9000"}}
 	judge := scorer.NewHeuristicJudge()
 	for _, tc := range []struct {
 		name, want string

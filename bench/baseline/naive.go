@@ -10,7 +10,7 @@ import (
 	"raterd/consumer"
 	"raterd/record"
 	"raterd/scorer"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // NaiveConfig configures RunNaive.
@@ -25,8 +25,8 @@ type NaiveConfig struct {
 	// Judge answers every evaluator. Required.
 	Judge scorer.Judge
 	// ClickHouse is where the score rows go: <Database>.scores, already migrated
-	// (sinks.Migrate). Addrs is required; the other defaults are ClickHouseConfig's.
-	ClickHouse sinks.ClickHouseConfig
+	// (clickhouse.Migrate). Addrs is required; the other defaults are ClickHouseConfig's.
+	ClickHouse clickhouse.Config
 	// Logger receives the sink's and the Kafka client's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -70,12 +70,12 @@ func RunNaive(ctx context.Context, cfg NaiveConfig) (Result, error) {
 		return res, fmt.Errorf("baseline naive: %w", err)
 	}
 	clk := newClock()
-	conn, err := sinks.OpenClickHouse(ctx, cfg.ClickHouse)
+	conn, err := clickhouse.Open(ctx, cfg.ClickHouse)
 	if err != nil {
 		return res, fmt.Errorf("baseline naive: %w", err)
 	}
 	defer conn.Close()
-	scores := sinks.NewClickHouseScores(conn, cfg.ClickHouse, cfg.Logger)
+	scores := clickhouse.NewScores(conn, cfg.ClickHouse, cfg.Logger)
 	judge := cfg.Judge.Identity()
 	r := cfg.Kafka.newReader(cfg.Logger)
 

@@ -13,7 +13,7 @@ import (
 
 	"raterd/internal/app"
 	"raterd/internal/cli"
-	"raterd/sinks"
+	"raterd/sinks/kafka"
 )
 
 const dlqUsage = `Usage: raterd dlq replay --config raterd.yaml [--error-class CLASS] [--dry-run] [--limit N]
@@ -73,7 +73,7 @@ func cmdDLQReplay(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --limit %d is negative", cli.ErrUsage, o.limit)
 	}
 	if cli.FlagGiven(fs, "error-class") {
-		if err := sinks.CheckErrorClass(o.errorClass); err != nil {
+		if err := kafka.CheckErrorClass(o.errorClass); err != nil {
 			fmt.Fprintf(stderr, "raterd dlq replay: --error-class %q: %v; want a class name such as invalid_json, without spaces\n", o.errorClass, err)
 			return fmt.Errorf("%w: --error-class %q is not a class name: %w", cli.ErrUsage, o.errorClass, err)
 		}
@@ -90,18 +90,18 @@ func cmdDLQReplay(args []string, stdout, stderr io.Writer) error {
 
 // dlqReplay runs a replay for cfg and prints, on stdout, what a dry run would replay and
 // the summary; progress goes to stderr.
-func dlqReplay(ctx context.Context, cfg *app.Config, o dlqReplayOptions, stdout, stderr io.Writer) (sinks.DLQReplayStats, error) {
+func dlqReplay(ctx context.Context, cfg *app.Config, o dlqReplayOptions, stdout, stderr io.Writer) (kafka.DLQReplayStats, error) {
 	group := dlqReplayGroup(cfg.Kafka.GroupID)
 	verb := "replayed"
 	if o.dryRun {
 		verb = "to replay"
 	}
 	last := time.Now()
-	rcfg := sinks.DLQReplayConfig{
+	rcfg := kafka.DLQReplayConfig{
 		Brokers: cfg.Kafka.Brokers, Sources: cfg.Kafka.Topics, GroupID: group,
 		ErrorClass: o.errorClass, DryRun: o.dryRun, Limit: o.limit,
 		MaxRecordBytes: cfg.Kafka.MaxRecordBytes,
-		OnProgress: func(p sinks.ReplayProgress) {
+		OnProgress: func(p kafka.ReplayProgress) {
 			switch {
 			case p.Position == p.Start && !p.Done:
 				if p.End > p.Start {
@@ -116,8 +116,8 @@ func dlqReplay(ctx context.Context, cfg *app.Config, o dlqReplayOptions, stdout,
 		},
 	}
 	if o.dryRun {
-		rcfg.OnLetter = func(l sinks.ReplayLetter) {
-			if l.Action != sinks.ReplayProduce && l.Action != sinks.ReplayTruncated {
+		rcfg.OnLetter = func(l kafka.ReplayLetter) {
+			if l.Action != kafka.ReplayProduce && l.Action != kafka.ReplayTruncated {
 				return
 			}
 			to := "by key"
@@ -125,20 +125,20 @@ func dlqReplay(ctx context.Context, cfg *app.Config, o dlqReplayOptions, stdout,
 				to = "partition " + strconv.Itoa(l.SourcePartition)
 			}
 			what := "would replay -> " + l.SourceTopic + " (" + to + ")"
-			if l.Action == sinks.ReplayTruncated {
+			if l.Action == kafka.ReplayTruncated {
 				what = "truncated: " + strconv.Itoa(l.Size) + " of " + strconv.Itoa(l.OriginalSize) + " bytes kept, not replayable"
 			}
 			fmt.Fprintf(stdout, "%s  %s  class=%s key=%q bytes=%d replays=%d  %s\n",
 				l.Coordinates(), what, l.ErrorClass, clip(string(l.Key), 40), l.Size, l.Replays, clip(l.Error, 100))
 		}
 	}
-	stats, err := sinks.ReplayDeadLetters(ctx, rcfg)
+	stats, err := kafka.ReplayDeadLetters(ctx, rcfg)
 	printReplaySummary(stdout, group, o, stats)
 	return stats, err
 }
 
 // printReplaySummary prints a replay's totals.
-func printReplaySummary(w io.Writer, group string, o dlqReplayOptions, s sinks.DLQReplayStats) {
+func printReplaySummary(w io.Writer, group string, o dlqReplayOptions, s kafka.DLQReplayStats) {
 	mode := ""
 	if o.dryRun {
 		mode = ", dry run: nothing produced or committed"

@@ -18,7 +18,7 @@ import (
 	"raterd/consumer"
 	"raterd/internal/app"
 	"raterd/internal/testkit"
-	"raterd/sinks"
+	sinkkafka "raterd/sinks/kafka"
 )
 
 func header(m kafka.Message, key string) (string, bool) {
@@ -144,7 +144,7 @@ func TestDLQReplay(t *testing.T) {
 	if stats.DeadLetters != invalid {
 		t.Fatalf("pipeline dead-lettered %d messages, want %d", stats.DeadLetters, invalid)
 	}
-	dlq := sinks.DLQTopic(topic)
+	dlq := sinkkafka.DLQTopic(topic)
 	letters := map[string]kafka.Message{} // coordinates -> dead letter
 	for _, m := range testkit.ReadTopic(t, s.Kafka, dlq, nil) {
 		letters[testkit.Coordinates(m)] = m
@@ -159,7 +159,7 @@ func TestDLQReplay(t *testing.T) {
 		t.Helper()
 		got := testkit.ReadTopic(t, s.Kafka, topic, ends)
 		for _, m := range got {
-			from, _ := header(m, sinks.HeaderReplayedFrom)
+			from, _ := header(m, sinkkafka.HeaderReplayedFrom)
 			letter, ok := letters[from]
 			if !ok {
 				t.Fatalf("replayed message %s names dead letter %q, which is not in %s", testkit.Coordinates(m), from, dlq)
@@ -170,17 +170,17 @@ func TestDLQReplay(t *testing.T) {
 			if want := badValues[string(m.Key)]; string(m.Value) != want {
 				t.Errorf("replayed message %s (key %s) does not carry the original value", testkit.Coordinates(m), m.Key)
 			}
-			if p, _ := header(letter, sinks.HeaderSourcePartition); strconv.Itoa(m.Partition) != p {
+			if p, _ := header(letter, sinkkafka.HeaderSourcePartition); strconv.Itoa(m.Partition) != p {
 				t.Errorf("replayed message %s went to partition %d; its source partition was %s", testkit.Coordinates(m), m.Partition, p)
 			}
-			if n, _ := header(m, sinks.HeaderReplays); n != wantReplays {
-				t.Errorf("replayed message %s: %s = %q, want %q", testkit.Coordinates(m), sinks.HeaderReplays, n, wantReplays)
+			if n, _ := header(m, sinkkafka.HeaderReplays); n != wantReplays {
+				t.Errorf("replayed message %s: %s = %q, want %q", testkit.Coordinates(m), sinkkafka.HeaderReplays, n, wantReplays)
 			}
 			var keys []string
 			for _, h := range m.Headers {
 				keys = append(keys, h.Key)
 			}
-			if want := []string{"x-tenant", sinks.HeaderReplayedFrom, sinks.HeaderReplays}; strings.Join(keys, ",") != strings.Join(want, ",") {
+			if want := []string{"x-tenant", sinkkafka.HeaderReplayedFrom, sinkkafka.HeaderReplays}; strings.Join(keys, ",") != strings.Join(want, ",") {
 				t.Errorf("replayed message %s has headers %v, want %v (original ones, raterd's dropped, replay ones added)", testkit.Coordinates(m), keys, want)
 			}
 		}
@@ -233,12 +233,12 @@ func TestDLQReplay(t *testing.T) {
 			continue
 		}
 		letters[testkit.Coordinates(m)] = m
-		if n, _ := header(m, sinks.HeaderReplays); n == "1" {
+		if n, _ := header(m, sinkkafka.HeaderReplays); n == "1" {
 			again++
 		}
 	}
 	if len(letters) != invalid+4 || again != 4 {
-		t.Fatalf("%s: %d dead letters, %d new ones with %s 1; want %d and 4", dlq, len(letters), again, sinks.HeaderReplays, invalid+4)
+		t.Fatalf("%s: %d dead letters, %d new ones with %s 1; want %d and 4", dlq, len(letters), again, sinkkafka.HeaderReplays, invalid+4)
 	}
 	ends = testkit.EndOffsets(t, s.Kafka, topic)
 	out = replayCLI(t, path, "--error-class", consumer.ReasonMissingField)
@@ -283,7 +283,7 @@ func TestDLQReplay(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, m := range testkit.ReadTopic(t, s.Kafka, topic, nil) {
-		from, ok := header(m, sinks.HeaderReplayedFrom)
+		from, ok := header(m, sinkkafka.HeaderReplayedFrom)
 		if !ok {
 			continue
 		}
@@ -291,7 +291,7 @@ func TestDLQReplay(t *testing.T) {
 			t.Errorf("dead letter %s was replayed twice", from)
 		}
 		seen[from] = true
-		if _, trunc := header(letters[from], sinks.HeaderOriginalSize); trunc {
+		if _, trunc := header(letters[from], sinkkafka.HeaderOriginalSize); trunc {
 			t.Errorf("truncated dead letter %s was replayed", from)
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"raterd/sinks"
+	"raterd/sinks/kafka"
 )
 
 func TestDLQCommandLineMistakes(t *testing.T) {
@@ -38,7 +38,7 @@ func TestDLQCommandLineMistakes(t *testing.T) {
 
 func TestPrintReplaySummary(t *testing.T) {
 	var b strings.Builder
-	printReplaySummary(&b, "raterd.dlq-replay", dlqReplayOptions{errorClass: "missing_field", dryRun: true, limit: 3}, sinks.DLQReplayStats{
+	printReplaySummary(&b, "raterd.dlq-replay", dlqReplayOptions{errorClass: "missing_field", dryRun: true, limit: 3}, kafka.DLQReplayStats{
 		Partitions: 2, Read: 9, Replayed: 3, SkippedByFilter: 5, Truncated: 1, LimitReached: true,
 		Classes:       map[string]int64{"missing_field": 4, "invalid_json": 5},
 		MissingTopics: []string{"other.dlq"},

@@ -11,7 +11,7 @@ import (
 
 	"raterd/internal/app"
 	"raterd/internal/cli"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 func cmdMigrate(args []string, stdout, stderr io.Writer) error {
@@ -22,7 +22,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
-	var chCfg sinks.ClickHouseConfig
+	var chCfg clickhouse.Config
 	if *configPath != "" {
 		cfg, err := app.LoadConfig(*configPath, os.Getenv)
 		if err != nil {
@@ -52,20 +52,20 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, err := sinks.OpenClickHouse(ctx, chCfg)
+	conn, err := clickhouse.Open(ctx, chCfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	// What happened is printed below; the library's log lines would repeat it.
-	res, err := sinks.MigrateWith(ctx, conn, chCfg.Database, sinks.MigrateOptions{RetentionDays: chCfg.RetentionDays}, slog.New(slog.DiscardHandler))
+	res, err := clickhouse.MigrateWith(ctx, conn, chCfg.Database, clickhouse.MigrateOptions{RetentionDays: chCfg.RetentionDays}, slog.New(slog.DiscardHandler))
 	printMigration(stdout, chCfg, res)
 	return err
 }
 
 // printMigration says what a migrate run did: the migrations applied, the gated steps
 // this server could not take (and those it took after an upgrade), and the retention.
-func printMigration(w io.Writer, cfg sinks.ClickHouseConfig, res sinks.MigrateResult) {
+func printMigration(w io.Writer, cfg clickhouse.Config, res clickhouse.MigrateResult) {
 	if res.ServerVersion != "" {
 		fmt.Fprintf(w, "ClickHouse %s (features: %s)\n", res.ServerVersion, res.Features)
 	}
@@ -79,12 +79,12 @@ func printMigration(w io.Writer, cfg sinks.ClickHouseConfig, res sinks.MigrateRe
 		fmt.Fprintf(w, "not applied, the server lacks it: %s\n", s)
 	}
 	if len(res.Applied) == 0 && len(res.Upgraded) == 0 && res.ServerVersion != "" {
-		fmt.Fprintf(w, "schema of %s is up to date (version %d)\n", cfg.Database, sinks.LatestMigration())
+		fmt.Fprintf(w, "schema of %s is up to date (version %d)\n", cfg.Database, clickhouse.LatestMigration())
 	}
 	switch res.Retention {
-	case sinks.RetentionApplied, sinks.RetentionUnchanged:
+	case clickhouse.RetentionApplied, clickhouse.RetentionUnchanged:
 		fmt.Fprintf(w, "retention: rows older than %d days are dropped (%s)\n", cfg.RetentionDays, res.Retention)
-	case sinks.RetentionUnsupported:
+	case clickhouse.RetentionUnsupported:
 		fmt.Fprintf(w, "retention: NOT applied: this server has no TTL (ClickHouse 19.6+); rows are kept\n")
 	}
 }

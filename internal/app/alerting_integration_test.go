@@ -18,9 +18,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"raterd/internal/testkit"
-	"raterd/sinks"
 	"raterd/sinks/alert"
 	"raterd/sinks/alert/notify"
+	"raterd/sinks/clickhouse"
 )
 
 // alertReceiver is a real HTTP endpoint standing in for a team's webhook: it checks each
@@ -92,11 +92,11 @@ func TestIntegrationAlerting(t *testing.T) {
 	testkit.CreateTopic(t, s.Kafka, topic, 1) // one partition: the phases arrive in order
 	ctx := context.Background()
 
-	chCfg := sinks.ClickHouseConfig{Addrs: []string{s.ClickHouse}, Database: db}
+	chCfg := clickhouse.Config{Addrs: []string{s.ClickHouse}, Database: db}
 	if err := chCfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := sinks.OpenClickHouse(ctx, chCfg)
+	conn, err := clickhouse.Open(ctx, chCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestIntegrationAlerting(t *testing.T) {
 	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sinks.Migrate(ctx, conn, db, nil); err != nil {
+	if _, err := clickhouse.Migrate(ctx, conn, db, nil); err != nil {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: s.Redis})

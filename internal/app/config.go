@@ -15,7 +15,7 @@ import (
 
 	"raterd/consumer"
 	"raterd/scorer"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // Config is raterd.yaml. Every field documents its default; Validate fills them in.
@@ -26,7 +26,7 @@ type Config struct {
 	Redis RedisConfig `yaml:"redis"`
 	// ClickHouse stores scores and dead letters. Optional for `demo` (NDJSON file
 	// instead), required for `run` unless scores_file is set.
-	ClickHouse *sinks.ClickHouseConfig `yaml:"clickhouse"`
+	ClickHouse *clickhouse.Config `yaml:"clickhouse"`
 	// ScoresFile, when set, also writes every score row as a JSON line to this file.
 	ScoresFile string `yaml:"scores_file"`
 	// Judges are the named judge pools evaluators refer to.
@@ -233,7 +233,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	}
 	if v := getenv("RATERD_CLICKHOUSE_ADDR"); v != "" {
 		if c.ClickHouse == nil {
-			c.ClickHouse = &sinks.ClickHouseConfig{}
+			c.ClickHouse = &clickhouse.Config{}
 		}
 		c.ClickHouse.Addrs = SplitList(v)
 	}

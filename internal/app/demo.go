@@ -26,7 +26,7 @@ import (
 	"raterd/internal/trafficgen"
 	"raterd/record"
 	"raterd/scorer"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 const demoTopic = "llm-traffic"
@@ -167,11 +167,11 @@ func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 	}
 
 	if o.ClickHouse != "" {
-		conn, err := sinks.OpenClickHouse(ctx, *cfg.ClickHouse)
+		conn, err := clickhouse.Open(ctx, *cfg.ClickHouse)
 		if err != nil {
 			return err
 		}
-		_, err = sinks.Migrate(ctx, conn, cfg.ClickHouse.Database, logger)
+		_, err = clickhouse.Migrate(ctx, conn, cfg.ClickHouse.Database, logger)
 		_ = conn.Close()
 		if err != nil {
 			return err

@@ -24,7 +24,8 @@ import (
 	"raterd/internal/testkit"
 	"raterd/record"
 	"raterd/scorer"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
+	sinkkafka "raterd/sinks/kafka"
 )
 
 // integrationTraffic returns n message values: mostly valid records with repeats, and
@@ -155,11 +156,11 @@ func TestIntegrationEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	chCfg := sinks.ClickHouseConfig{Addrs: []string{s.ClickHouse}, Database: db}
+	chCfg := clickhouse.Config{Addrs: []string{s.ClickHouse}, Database: db}
 	if err := chCfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := sinks.OpenClickHouse(context.Background(), chCfg)
+	conn, err := clickhouse.Open(context.Background(), chCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,10 +176,10 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	if _, err := Build(context.Background(), cfg1, &Telemetry{}, slog.Default(), nil); err == nil || !strings.Contains(err.Error(), "missing migration 1") {
 		t.Fatalf("start against an unmigrated schema: err = %v, want one naming migration 1", err)
 	}
-	if _, err := sinks.Migrate(context.Background(), conn, db, nil); err != nil {
+	if _, err := clickhouse.Migrate(context.Background(), conn, db, nil); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	if applied, err := sinks.Migrate(context.Background(), conn, db, nil); err != nil || len(applied) != 0 {
+	if applied, err := clickhouse.Migrate(context.Background(), conn, db, nil); err != nil || len(applied) != 0 {
 		t.Fatalf("second migrate applied %d migrations, err %v; want an idempotent no-op", len(applied), err)
 	}
 
@@ -273,7 +274,7 @@ func checkDLQ(t *testing.T, broker, topic string, want int, wantReasons map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts, err := conn.ReadPartitions(sinks.DLQTopic(topic))
+	parts, err := conn.ReadPartitions(sinkkafka.DLQTopic(topic))
 	conn.Close()
 	if err != nil {
 		t.Fatalf("dlq topic: %v", err)
@@ -297,10 +298,10 @@ func checkDLQ(t *testing.T, broker, topic string, want int, wantReasons map[stri
 			for _, x := range m.Headers {
 				h[x.Key] = string(x.Value)
 			}
-			if h[sinks.HeaderSourceTopic] != topic || h[sinks.HeaderSourceOffset] == "" || h[sinks.HeaderSourcePartition] == "" || h[sinks.HeaderError] == "" {
+			if h[sinkkafka.HeaderSourceTopic] != topic || h[sinkkafka.HeaderSourceOffset] == "" || h[sinkkafka.HeaderSourcePartition] == "" || h[sinkkafka.HeaderError] == "" {
 				t.Errorf("dead letter lacks source headers: %v", h)
 			}
-			got[h[sinks.HeaderErrorClass]]++
+			got[h[sinkkafka.HeaderErrorClass]]++
 			total++
 		}
 		pr.Close()

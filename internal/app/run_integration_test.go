@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"raterd/internal/testkit"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // TestIntegrationRunServesAdminAndDrains runs `raterd run` as users do (config, admin
@@ -33,7 +33,7 @@ func TestIntegrationRunServesAdminAndDrains(t *testing.T) {
 	ln.Close()
 
 	chCfg := *cfg.ClickHouse
-	conn, err := sinks.OpenClickHouse(context.Background(), chCfg)
+	conn, err := clickhouse.Open(context.Background(), chCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestIntegrationRunServesAdminAndDrains(t *testing.T) {
 	if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "missing migration 1") {
 		t.Fatalf("run on an unmigrated schema: %v", err)
 	}
-	if _, err := sinks.Migrate(context.Background(), conn, db, nil); err != nil {
+	if _, err := clickhouse.Migrate(context.Background(), conn, db, nil); err != nil {
 		t.Fatal(err)
 	}
 

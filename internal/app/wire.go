@@ -20,6 +20,8 @@ import (
 	"raterd/scorer/cache"
 	"raterd/sinks"
 	"raterd/sinks/alert"
+	"raterd/sinks/clickhouse"
+	"raterd/sinks/kafka"
 )
 
 // stack is every stage of raterd built from one Config. cmd/ is the only place that knows
@@ -31,7 +33,7 @@ type Stack struct {
 	ClickHouse driver.Conn // nil when ClickHouse is not configured
 	Cache      cache.Cache // nil when off
 	// ScoreInserts groups score rows into ClickHouse inserts; nil without ClickHouse.
-	ScoreInserts *sinks.GroupCommit
+	ScoreInserts *clickhouse.GroupCommit
 	CacheDesc    string
 	closers      []io.Closer
 	judges       map[string]scorer.Judge
@@ -176,7 +178,7 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 	var scoreSinks sinks.MultiScoreSink
 	deadSinks := sinks.MultiDeadLetterSink{}
 	ectx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	created, err := sinks.EnsureDLQTopics(ectx, cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.Kafka.MaxRecordBytes)
+	created, err := kafka.EnsureDLQTopics(ectx, cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.Kafka.MaxRecordBytes)
 	cancel()
 	if err != nil {
 		// Not fatal: the producer auto-creates the topic on first use where the broker allows.
@@ -184,28 +186,28 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 	} else if len(created) > 0 {
 		logger.Info("created dead-letter topics", "topics", created)
 	}
-	dlq := sinks.NewKafkaDeadLetters(cfg.Kafka.Brokers, nil, cfg.Kafka.MaxRecordBytes)
+	dlq := kafka.NewDeadLetters(cfg.Kafka.Brokers, nil, cfg.Kafka.MaxRecordBytes, kafka.WithMeterProvider(tel.Meters))
 	st.closers = append(st.closers, dlq)
 	deadSinks = append(deadSinks, dlq)
 	if cfg.ClickHouse != nil {
-		conn, err := sinks.OpenClickHouse(ctx, *cfg.ClickHouse)
+		conn, err := clickhouse.Open(ctx, *cfg.ClickHouse)
 		if err != nil {
 			_ = st.Close()
 			return nil, err
 		}
 		st.closers = append(st.closers, conn)
-		if err := sinks.CheckSchema(ctx, conn, cfg.ClickHouse.Database); err != nil {
+		if err := clickhouse.CheckSchema(ctx, conn, cfg.ClickHouse.Database); err != nil {
 			_ = st.Close()
 			return nil, err
 		}
 		st.ClickHouse = conn
 		// Micro-batches written together share one insert: ClickHouse prefers few big
 		// inserts, and each batch is still acknowledged only once its rows are in.
-		st.ScoreInserts = sinks.NewGroupCommit(sinks.NewClickHouseScores(conn, *cfg.ClickHouse, logger), sinks.GroupCommitOptions{
+		st.ScoreInserts = clickhouse.NewGroupCommit(clickhouse.NewScores(conn, *cfg.ClickHouse, logger, clickhouse.WithMeterProvider(tel.Meters)), clickhouse.GroupCommitOptions{
 			MaxRows: cfg.ClickHouse.InsertMaxRows, Interval: cfg.ClickHouse.InsertInterval,
 		})
 		scoreSinks = append(scoreSinks, st.ScoreInserts)
-		deadSinks = append(deadSinks, sinks.NewClickHouseDeadLetters(conn, *cfg.ClickHouse))
+		deadSinks = append(deadSinks, clickhouse.NewDeadLetters(conn, *cfg.ClickHouse, clickhouse.WithMeterProvider(tel.Meters)))
 	}
 	if cfg.ScoresFile != "" {
 		f, err := sinks.NewNDJSONFile(cfg.ScoresFile)

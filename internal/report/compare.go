@@ -12,31 +12,11 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/internal/cli"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // ---------------------------------------------------------------------------------------
 // report compare
-
-// windowStatsQuery serves `compare --window-a --window-b`: compare_models compares two
-// models over one time range and cannot compare one model over two, so the command runs
-// this once per window and finishes the interval in Go (welch) with compare_models'
-// formulas. Like the cookbook's queries it reads scores FINAL and filters in WHERE only on
-// sorting-key columns, so it is exact under replays.
-var windowStatsQuery = sinks.CookbookQuery{
-	Name:  "report_window_stats",
-	Title: "Scored rows, mean and sample variance of one model's score over one time range",
-	SQL: `SELECT
-    countIf(status = 'ok') AS n_ok,
-    avgIf(score, status = 'ok') AS mean_score,
-    varSampIf(score, status = 'ok') AS var_score
-FROM {db}.scores FINAL
-WHERE evaluator = {evaluator:String}
-    AND model = {model:String}
-    AND event_time >= {from:DateTime}
-    AND event_time < {to:DateTime}`,
-	Params: []string{"evaluator", "model", "from", "to"},
-}
 
 // welchResult is the comparison of two samples, as compare_models computes it.
 type welchResult struct {
@@ -119,7 +99,7 @@ func (c reportCmd) compare(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	q, ok := sinks.CookbookQueryNamed("compare_models")
+	q, ok := clickhouse.CookbookQueryNamed("compare_models")
 	if !ok {
 		return errors.New("the cookbook has no compare_models query")
 	}
@@ -267,22 +247,29 @@ type sampleStats struct {
 	Variance float64
 }
 
-// windowStats runs windowStatsQuery for one model and time range.
+// windowStats serves `compare --window-a --window-b`: compare_models compares two models
+// over one time range and cannot compare one model over two, so the command runs the
+// cookbook's score_stats, filtered to the model, once per window and finishes the interval
+// in Go (welch) with compare_models' formulas.
 func windowStats(ctx context.Context, conn driver.Conn, db, evaluator, model string, from, to time.Time) (sampleStats, error) {
-	t, err := runCookbook(ctx, conn, db, windowStatsQuery, map[string]string{
+	q, ok := clickhouse.CookbookQueryNamed("score_stats")
+	if !ok {
+		return sampleStats{}, errors.New("the cookbook has no score_stats query")
+	}
+	t, err := runCookbook(ctx, conn, db, q, map[string]string{
 		"evaluator": evaluator, "model": model, "from": rfc3339(from), "to": rfc3339(to),
 	})
 	if err != nil {
 		return sampleStats{}, err
 	}
 	if len(t.Rows) != 1 || len(t.Rows[0]) != 3 {
-		return sampleStats{}, fmt.Errorf("%s: unexpected answer %v", windowStatsQuery.Name, t.Rows)
+		return sampleStats{}, fmt.Errorf("%s: unexpected answer %v", q.Name, t.Rows)
 	}
 	n, ok1 := cellUint(t.Rows[0][0])
 	mean, ok2 := cellFloat(t.Rows[0][1])
 	v, ok3 := cellFloat(t.Rows[0][2])
 	if !(ok1 && ok2 && ok3) {
-		return sampleStats{}, fmt.Errorf("%s: unexpected answer %v", windowStatsQuery.Name, t.Rows[0])
+		return sampleStats{}, fmt.Errorf("%s: unexpected answer %v", q.Name, t.Rows[0])
 	}
 	return sampleStats{N: n, Mean: mean, Variance: v}, nil
 }

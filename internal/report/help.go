@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // ---------------------------------------------------------------------------------------
@@ -74,7 +74,7 @@ func reportHelp(sub string) string {
 	case "":
 		b.WriteString(reportHelpIntro)
 	default:
-		q, _ := sinks.CookbookQueryNamed(sub)
+		q, _ := clickhouse.CookbookQueryNamed(sub)
 		fmt.Fprintf(&b, "Usage:\n  raterd report %s %s [flags]\n\n%s (cookbook query %s, docs/sql.md).\n\n%s\n",
 			q.Name, cookbookParamsUsage(q), q.Title, q.Name, wrapText(q.Explanation, 88))
 	}
@@ -100,10 +100,13 @@ func reportHelp(sub string) string {
 	return b.String()
 }
 
-func cookbookParamsUsage(q sinks.CookbookQuery) string {
-	parts := make([]string, len(q.Params))
-	for i, p := range q.Params {
-		parts[i] = "--param " + p + "=" + q.ParamType(p)
+func cookbookParamsUsage(q clickhouse.CookbookQuery) string {
+	parts := make([]string, 0, len(q.Params)+len(q.Filters))
+	for _, p := range q.Params {
+		parts = append(parts, "--param "+p+"="+q.ParamType(p))
+	}
+	for _, p := range q.ActiveFilters() {
+		parts = append(parts, "[--param "+p+"="+q.ParamType(p)+"]")
 	}
 	return strings.Join(parts, " ")
 }

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 
 	"raterd/internal/cli"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // ---------------------------------------------------------------------------------------
@@ -23,7 +23,7 @@ func (c reportCmd) list(args []string) error {
 	}
 	if f.format != formatTable {
 		t := &resultTable{Columns: []string{"name", "title", "params"}}
-		for _, q := range sinks.Cookbook() {
+		for _, q := range clickhouse.Cookbook() {
 			t.Rows = append(t.Rows, []any{q.Name, q.Title, strings.Join(paramSignature(q), ", ")})
 		}
 		return writeResult(c.stdout, f.format, t)
@@ -32,11 +32,15 @@ func (c reportCmd) list(args []string) error {
 	return err
 }
 
-// paramSignature lists q's parameters as "name Type".
-func paramSignature(q sinks.CookbookQuery) []string {
-	out := make([]string, len(q.Params))
-	for i, p := range q.Params {
-		out[i] = p + " " + q.ParamType(p)
+// paramSignature lists q's parameters as "name Type", then its optional filters as
+// "[name Type]".
+func paramSignature(q clickhouse.CookbookQuery) []string {
+	out := make([]string, 0, len(q.Params)+len(q.Filters))
+	for _, p := range q.Params {
+		out = append(out, p+" "+q.ParamType(p))
+	}
+	for _, p := range q.ActiveFilters() {
+		out = append(out, "["+p+" "+q.ParamType(p)+"]")
 	}
 	return out
 }
@@ -68,7 +72,7 @@ func wrapText(s string, width int) string {
 // cookbookListing is the text of `raterd report list` and of the help's query section.
 func cookbookListing() string {
 	var b strings.Builder
-	for _, q := range sinks.Cookbook() {
+	for _, q := range clickhouse.Cookbook() {
 		fmt.Fprintf(&b, "  %-24s %s\n", q.Name, q.Title)
 		fmt.Fprintf(&b, "  %-24s params: %s\n", "", strings.Join(paramSignature(q), ", "))
 	}
@@ -78,7 +82,7 @@ func cookbookListing() string {
 // ---------------------------------------------------------------------------------------
 // report <query>
 
-func (c reportCmd) query(ctx context.Context, q sinks.CookbookQuery, args []string) error {
+func (c reportCmd) query(ctx context.Context, q clickhouse.CookbookQuery, args []string) error {
 	var f reportFlags
 	if err := c.parseReportFlags(q.Name, args, func(fs *flag.FlagSet) {
 		f.registerQuery(fs)
@@ -104,9 +108,9 @@ func (c reportCmd) query(ctx context.Context, q sinks.CookbookQuery, args []stri
 }
 
 // queryParams checks the --param values against q: every parameter given once, none
-// unknown; DateTime values also read relative times and "now" (see parseReportTime), and a
-// DateTime parameter named "to" defaults to now.
-func queryParams(q sinks.CookbookQuery, given map[string]string, now time.Time) (map[string]string, error) {
+// unknown, optional filters taken when given; DateTime values also read relative times and
+// "now" (see parseReportTime), and a DateTime parameter named "to" defaults to now.
+func queryParams(q clickhouse.CookbookQuery, given map[string]string, now time.Time) (map[string]string, error) {
 	for name := range given {
 		if q.ParamType(name) == "" {
 			return nil, cli.FlagErrorf("--param %s: %s takes no such parameter (it takes %s)", name, q.Name, strings.Join(paramSignature(q), ", "))
@@ -117,14 +121,28 @@ func queryParams(q sinks.CookbookQuery, given map[string]string, now time.Time) 
 	for _, name := range q.Params {
 		v, ok := given[name]
 		typ := q.ParamType(name)
-		if !ok && typ == sinks.ParamDateTime && name == "to" {
+		if !ok && typ == clickhouse.ParamDateTime && name == "to" {
 			v, ok = "now", true
 		}
 		if !ok {
 			missing = append(missing, name+"="+typ)
 			continue
 		}
-		if typ == sinks.ParamDateTime {
+		if typ == clickhouse.ParamDateTime {
+			t, err := parseReportTime(v, now)
+			if err != nil {
+				return nil, cli.FlagErrorf("--param %s: %v", name, err)
+			}
+			v = rfc3339(t)
+		}
+		params[name] = v
+	}
+	for _, name := range q.ActiveFilters() {
+		v, ok := given[name]
+		if !ok {
+			continue
+		}
+		if q.ParamType(name) == clickhouse.ParamDateTime {
 			t, err := parseReportTime(v, now)
 			if err != nil {
 				return nil, cli.FlagErrorf("--param %s: %v", name, err)

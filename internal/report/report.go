@@ -1,7 +1,7 @@
 package report
 
-// raterd report: the SQL cookbook (sinks.Cookbook) as a command. Every statement sent to
-// ClickHouse is a sinks.CookbookQuery rendered by its Render method, so parameters are
+// raterd report: the SQL cookbook (clickhouse.Cookbook) as a command. Every statement sent to
+// ClickHouse is a clickhouse.CookbookQuery rendered by its Render method, so parameters are
 // validated and quoted by the cookbook's rules and nothing typed on the command line is
 // concatenated into SQL unchecked.
 
@@ -20,7 +20,7 @@ import (
 
 	"raterd/internal/app"
 	"raterd/internal/cli"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // reportCmd runs `raterd report`. Its fields are the process's surroundings, injected so
@@ -46,7 +46,7 @@ func (c reportCmd) run(ctx context.Context, args []string) error {
 	if errors.As(err, &fe) {
 		sub := "report"
 		if len(args) > 0 {
-			if _, isQuery := sinks.CookbookQueryNamed(args[0]); isQuery || reportSubcommands[args[0]] {
+			if _, isQuery := clickhouse.CookbookQueryNamed(args[0]); isQuery || reportSubcommands[args[0]] {
 				sub += " " + args[0]
 			}
 		}
@@ -77,7 +77,7 @@ func (c reportCmd) dispatch(ctx context.Context, args []string) error {
 	if strings.HasPrefix(args[0], "-") {
 		return cli.FlagErrorf("%s: the first argument is a subcommand (trend, compare, list) or a cookbook query name, not a flag", args[0])
 	}
-	q, ok := sinks.CookbookQueryNamed(args[0])
+	q, ok := clickhouse.CookbookQueryNamed(args[0])
 	if !ok {
 		return cli.FlagErrorf("unknown report %q: want trend, compare, list or a cookbook query (%s)", args[0], strings.Join(cookbookNames(), ", "))
 	}
@@ -86,7 +86,7 @@ func (c reportCmd) dispatch(ctx context.Context, args []string) error {
 
 func cookbookNames() []string {
 	var names []string
-	for _, q := range sinks.Cookbook() {
+	for _, q := range clickhouse.Cookbook() {
 		names = append(names, q.Name)
 	}
 	return names
@@ -110,8 +110,8 @@ func (f *clickHouseFlags) register(fs *flag.FlagSet) {
 // does: the config file's clickhouse section (with its env overrides) when --config is
 // given, else RATERD_CLICKHOUSE_ADDR (and RATERD_CLICKHOUSE_USER / _PASSWORD); then
 // --clickhouse and --database on top.
-func (f *clickHouseFlags) resolve(getenv func(string) string) (sinks.ClickHouseConfig, error) {
-	var cfg sinks.ClickHouseConfig
+func (f *clickHouseFlags) resolve(getenv func(string) string) (clickhouse.Config, error) {
+	var cfg clickhouse.Config
 	if f.config != "" {
 		full, err := app.LoadConfig(f.config, getenv)
 		if err != nil {
@@ -275,7 +275,7 @@ const maxRelativeDays = 100000
 
 // parseReportTime reads a time flag: "now"; a time before now, as a Go duration ("-24h",
 // "-90m", "-1h30m") or in days or weeks ("-7d", "-2w"); or an absolute time in one of the
-// forms sinks.ParseCookbookTime accepts (RFC 3339, "2006-01-02 15:04:05" or
+// forms clickhouse.ParseCookbookTime accepts (RFC 3339, "2006-01-02 15:04:05" or
 // "2006-01-02T15:04:05" in UTC, "2006-01-02"). Relative times drop fractional seconds. The
 // result is in UTC and in the DateTime range.
 func parseReportTime(v string, now time.Time) (time.Time, error) {
@@ -303,7 +303,7 @@ func parseReportTime(v string, now time.Time) (time.Time, error) {
 		}
 		t = now.Add(-d)
 	default:
-		pt, err := sinks.ParseCookbookTime(v)
+		pt, err := clickhouse.ParseCookbookTime(v)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("%w; or now, or relative: -24h, -7d", err)
 		}
@@ -311,7 +311,7 @@ func parseReportTime(v string, now time.Time) (time.Time, error) {
 	}
 	t = t.UTC().Truncate(time.Second)
 	// The same range check as Render's, on the canonical form.
-	if _, err := sinks.ParseCookbookTime(t.Format(time.RFC3339)); err != nil {
+	if _, err := clickhouse.ParseCookbookTime(t.Format(time.RFC3339)); err != nil {
 		return time.Time{}, fmt.Errorf("%q: %w", v, err)
 	}
 	return t, nil

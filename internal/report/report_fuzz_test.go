@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 
 	"raterd/internal/cli"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // FuzzParseReportTime (seed corpus: testdata/fuzz/FuzzParseReportTime): any time flag
@@ -35,7 +35,7 @@ func FuzzParseReportTime(f *testing.F) {
 				t.Fatalf("parseReportTime(%q) = %s: not whole seconds in UTC", v, got)
 			}
 			canon := got.Format(time.RFC3339)
-			if _, err := sinks.ParseCookbookTime(canon); err != nil {
+			if _, err := clickhouse.ParseCookbookTime(canon); err != nil {
 				t.Fatalf("parseReportTime(%q) = %s, outside the DateTime range: %v", v, got, err)
 			}
 			if back, err := parseReportTime(canon, now); err != nil || !back.Equal(got) {

@@ -14,7 +14,7 @@ import (
 	"raterd/internal/testkit"
 	"raterd/internal/testkit/chtest"
 	"raterd/record"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // reportFixture is the score rows of the report integration test (evaluator helpfulness
@@ -74,12 +74,12 @@ func TestIntegrationReport(t *testing.T) {
 	s := testkit.RequireServices(t)
 	db := "raterd_itreport_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	conn := chtest.Migrated(t, s.ClickHouse, db)
-	cfg := sinks.ClickHouseConfig{Addrs: []string{s.ClickHouse}, Database: db}
+	cfg := clickhouse.Config{Addrs: []string{s.ClickHouse}, Database: db}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	sink := sinks.NewClickHouseScores(conn, cfg, slog.New(slog.DiscardHandler))
+	sink := clickhouse.NewScores(conn, cfg, slog.New(slog.DiscardHandler))
 	rows := reportFixture()
 	if err := sink.WriteScores(ctx, rows); err != nil {
 		t.Fatal(err)

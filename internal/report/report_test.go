@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"raterd/internal/cli"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // reportNow is the fixed clock of the report tests.
@@ -121,7 +121,7 @@ func TestReportFlagErrorsNameTheFlag(t *testing.T) {
 }
 
 func TestReportQueryParams(t *testing.T) {
-	q, _ := sinks.CookbookQueryNamed("worst_apps")
+	q, _ := clickhouse.CookbookQueryNamed("worst_apps")
 	got, err := queryParams(q, map[string]string{"evaluator": "h", "from": "-7d", "min_rows": "5", "limit": "10"}, reportNow)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func TestReportQueryParams(t *testing.T) {
 }
 
 func TestReportTrendQuery(t *testing.T) {
-	base, _ := sinks.CookbookQueryNamed("score_trend")
+	base, _ := clickhouse.CookbookQueryNamed("score_trend")
 	q, err := trendQuery(false, false)
 	if err != nil || q.SQL != base.SQL {
 		t.Fatalf("without filters: %v, SQL changed", err)
@@ -392,7 +392,7 @@ func TestReportHelp(t *testing.T) {
 			t.Errorf("report --help lacks %q", want)
 		}
 	}
-	for _, q := range sinks.Cookbook() {
+	for _, q := range clickhouse.Cookbook() {
 		if !strings.Contains(help, q.Name) || !strings.Contains(help, q.Title) {
 			t.Errorf("report --help lacks query %s", q.Name)
 		}

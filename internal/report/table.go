@@ -17,7 +17,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // ---------------------------------------------------------------------------------------
@@ -34,17 +34,17 @@ type resultTable struct {
 func (t *resultTable) col(name string) int { return slices.Index(t.Columns, name) }
 
 // connect opens ClickHouse as the connection flags say.
-func (c reportCmd) connect(ctx context.Context, f *reportFlags) (driver.Conn, sinks.ClickHouseConfig, error) {
+func (c reportCmd) connect(ctx context.Context, f *reportFlags) (driver.Conn, clickhouse.Config, error) {
 	cfg, err := f.ch.resolve(c.getenv)
 	if err != nil {
 		return nil, cfg, err
 	}
-	conn, err := sinks.OpenClickHouse(ctx, cfg)
+	conn, err := clickhouse.Open(ctx, cfg)
 	return conn, cfg, err
 }
 
 // runQuery connects within the command's timeout, runs one cookbook query and closes.
-func (c reportCmd) runQuery(ctx context.Context, f *reportFlags, q sinks.CookbookQuery, params map[string]string) (*resultTable, error) {
+func (c reportCmd) runQuery(ctx context.Context, f *reportFlags, q clickhouse.CookbookQuery, params map[string]string) (*resultTable, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	conn, cfg, err := c.connect(ctx, f)
@@ -56,7 +56,7 @@ func (c reportCmd) runQuery(ctx context.Context, f *reportFlags, q sinks.Cookboo
 }
 
 // runCookbook renders q with params for the database and runs it.
-func runCookbook(ctx context.Context, conn driver.Conn, db string, q sinks.CookbookQuery, params map[string]string) (*resultTable, error) {
+func runCookbook(ctx context.Context, conn driver.Conn, db string, q clickhouse.CookbookQuery, params map[string]string) (*resultTable, error) {
 	sql, err := q.Render(db, params)
 	if err != nil {
 		return nil, err

@@ -7,49 +7,34 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 )
 
 // ---------------------------------------------------------------------------------------
 // report trend
 
-// trendQuery returns the cookbook's score_trend, with `AND model = {model:String}` and
-// `AND app = {app:String}` added to its WHERE clause when a filter is set. The cookbook
-// query takes neither parameter and returns no app column, so the filters cannot be applied
-// to its answer; model and app are sorting-key columns that every replayed copy of a row
-// shares, so filtering on them in WHERE keeps the query exact under replays.
-func trendQuery(model, app bool) (sinks.CookbookQuery, error) {
-	q, ok := sinks.CookbookQueryNamed("score_trend")
+// trendQuery returns the cookbook's score_trend taking its model and app filters as
+// asked: a filter that is not asked for is left out of the query, and its parameter is
+// refused. model and app are sorting-key columns that every replayed copy of a row shares,
+// so the filtered query stays exact under replays.
+func trendQuery(model, app bool) (clickhouse.CookbookQuery, error) {
+	q, ok := clickhouse.CookbookQueryNamed("score_trend")
 	if !ok {
 		return q, errors.New("the cookbook has no score_trend query")
 	}
-	var extra string
-	params := slices.Clone(q.Params)
+	var filters []string
 	if model {
-		extra += "\n    AND model = {model:String}"
-		params = append(params, "model")
+		filters = append(filters, "model")
 	}
 	if app {
-		extra += "\n    AND app = {app:String}"
-		params = append(params, "app")
+		filters = append(filters, "app")
 	}
-	if extra == "" {
-		return q, nil
-	}
-	const anchor = "\nGROUP BY "
-	if strings.Count(q.SQL, anchor) != 1 {
-		return q, errors.New("score_trend: cannot add the model/app filter: its SQL has no single GROUP BY")
-	}
-	i := strings.Index(q.SQL, anchor)
-	q.SQL = q.SQL[:i] + extra + q.SQL[i:]
-	q.Params = params
-	return q, nil
+	return q.WithFilters(filters...)
 }
 
 func (c reportCmd) trend(ctx context.Context, args []string) error {

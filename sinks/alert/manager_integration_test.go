@@ -15,10 +15,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"raterd/internal/testkit"
-	"raterd/sinks"
 	"raterd/sinks/alert"
 	"raterd/sinks/alert/detect"
 	"raterd/sinks/alert/notify"
+	"raterd/sinks/clickhouse"
 )
 
 // testRedis returns a client of the test Redis and a private key prefix, whose keys are
@@ -106,12 +106,12 @@ func TestAlertManagerRedisContention(t *testing.T) {
 func TestAlertDrilldownSQLRunsOnClickHouse(t *testing.T) {
 	addr := testkit.Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse")
 	db := fmt.Sprintf("raterd_alert_it_%d", time.Now().UnixNano())
-	cfg := sinks.ClickHouseConfig{Addrs: []string{addr}, Database: db}
+	cfg := clickhouse.Config{Addrs: []string{addr}, Database: db}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	conn, err := sinks.OpenClickHouse(ctx, cfg)
+	conn, err := clickhouse.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestAlertDrilldownSQLRunsOnClickHouse(t *testing.T) {
 	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sinks.Migrate(ctx, conn, db, nil); err != nil {
+	if _, err := clickhouse.Migrate(ctx, conn, db, nil); err != nil {
 		t.Fatal(err)
 	}
 	evil := notify.Series{Model: "m'; DROP TABLE x; --", App: `a\' OR 1=1`, Evaluator: "e\n\tx", Judge: "j`\\"}
@@ -130,7 +130,7 @@ func TestAlertDrilldownSQLRunsOnClickHouse(t *testing.T) {
 	for i := range rows {
 		rows[i].ScoredAt, rows[i].RubricVersion = mgrT0, "v1"
 	}
-	if err := sinks.NewClickHouseScores(conn, cfg, nil).WriteScores(ctx, rows); err != nil {
+	if err := clickhouse.NewScores(conn, cfg, nil).WriteScores(ctx, rows); err != nil {
 		t.Fatal(err)
 	}
 	r := &alert.RuleConfig{Name: "r", Detector: alert.DetectorCUSUM}

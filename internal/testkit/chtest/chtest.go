@@ -5,7 +5,7 @@ package chtest
 import (
 	"context"
 	"log/slog"
-	"raterd/sinks"
+	"raterd/sinks/clickhouse"
 	"testing"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -14,11 +14,11 @@ import (
 // Migrated creates a fresh database with the current schema, dropped when the test ends.
 func Migrated(t testing.TB, addr, db string) driver.Conn {
 	t.Helper()
-	cfg := sinks.ClickHouseConfig{Addrs: []string{addr}, Database: db}
+	cfg := clickhouse.Config{Addrs: []string{addr}, Database: db}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := sinks.OpenClickHouse(context.Background(), cfg)
+	conn, err := clickhouse.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func Migrated(t testing.TB, addr, db string) driver.Conn {
 		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
 		_ = conn.Close()
 	})
-	if _, err := sinks.Migrate(context.Background(), conn, db, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := clickhouse.Migrate(context.Background(), conn, db, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	return conn

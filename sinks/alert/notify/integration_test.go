@@ -18,8 +18,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/internal/testkit"
-	"raterd/sinks"
 	"raterd/sinks/alert/notify"
+	"raterd/sinks/clickhouse"
 )
 
 func notifyUnique(prefix string) string { return prefix + strconv.FormatInt(time.Now().UnixNano(), 36) }
@@ -139,13 +139,13 @@ func TestKafkaChannel(t *testing.T) {
 // from alerts FINAL.
 func TestClickHouseChannel(t *testing.T) {
 	addr := testkit.Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse")
-	cfg := sinks.ClickHouseConfig{Addrs: []string{addr}, Database: notifyUnique("raterd_alert_test_")}
+	cfg := clickhouse.Config{Addrs: []string{addr}, Database: notifyUnique("raterd_alert_test_")}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := sinks.OpenClickHouse(ctx, cfg)
+	conn, err := clickhouse.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestClickHouseChannel(t *testing.T) {
 		_ = conn.Close()
 	})
 	quiet := slog.New(slog.DiscardHandler)
-	if _, err := sinks.Migrate(ctx, conn, cfg.Database, quiet); err != nil {
+	if _, err := clickhouse.Migrate(ctx, conn, cfg.Database, quiet); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 

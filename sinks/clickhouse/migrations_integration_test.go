@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 // Tests of the versioned migrations: pure tests of the version gating and of the migration
 // list (always run), and tests against the real ClickHouse 18.16 of the test services
@@ -382,7 +382,7 @@ func TestClickHouseMigrateFresh(t *testing.T) {
 	}
 
 	// scores_daily aggregates what is inserted into scores.
-	if err := NewClickHouseScores(conn, cfg, quiet).WriteScores(ctx, dailyTestScores()); err != nil {
+	if err := NewScores(conn, cfg, quiet).WriteScores(ctx, dailyTestScores()); err != nil {
 		t.Fatalf("WriteScores: %v", err)
 	}
 	safety := readDaily(t, conn, db, "evaluator = 'safety' AND day = toDate('2026-11-28')")
@@ -479,7 +479,7 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	// A database as the previous release left it: migration 1 only, with data.
 	applyByHand(t, conn, db, Migrations()[0])
 	old := testScores(300)
-	sink := NewClickHouseScores(conn, cfg, quiet)
+	sink := NewScores(conn, cfg, quiet)
 	if err := sink.WriteScores(ctx, old); err != nil {
 		t.Fatalf("WriteScores before the upgrade: %v", err)
 	}

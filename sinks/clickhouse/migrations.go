@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 import (
 	"context"
@@ -49,6 +49,7 @@ type StepRef struct {
 	GatedStep
 }
 
+// String describes the step for logs and output: "migration N: name (needs feature)".
 func (s StepRef) String() string {
 	return fmt.Sprintf("migration %d: %s (needs %s)", s.Version, s.Name, s.Feature)
 }
@@ -714,7 +715,7 @@ func CheckSchema(ctx context.Context, conn driver.Conn, db string) error {
 }
 
 // tableExists reports whether db.name exists. db is a validated identifier
-// (ClickHouseConfig.Validate), safe to quote inline.
+// (Config.Validate), safe to quote inline.
 func tableExists(ctx context.Context, conn driver.Conn, db, name string) (bool, error) {
 	var n uint64
 	q := fmt.Sprintf("SELECT count() FROM system.tables WHERE database = '%s' AND name = '%s'", db, name)

@@ -1,4 +1,8 @@
-package sinks
+// Package kafka is raterd's Kafka dead-letter side: the DLQ producer (DeadLetters), the
+// creation of the dead-letter topics (EnsureDLQTopics), the replay of dead letters to their
+// source topics (ReplayDeadLetters), and the raterd-* header contract they share
+// (headers.go).
+package kafka
 
 import (
 	"context"
@@ -7,22 +11,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	kafkago "github.com/segmentio/kafka-go"
 
 	"raterd/record"
-)
-
-// DLQ headers: every dead letter carries why it was rejected and where it came from.
-const (
-	HeaderErrorClass      = "raterd-error-class"
-	HeaderError           = "raterd-error"
-	HeaderSourceTopic     = "raterd-source-topic"
-	HeaderSourcePartition = "raterd-source-partition"
-	HeaderSourceOffset    = "raterd-source-offset"
-	HeaderAttempts        = "raterd-attempts"
-	HeaderFirstSeen       = "raterd-first-seen"
-	// HeaderOriginalSize is set when the dead letter carries only a prefix of the value.
-	HeaderOriginalSize = "raterd-original-size"
 )
 
 // dlqHeadroom is what a dead letter may add to the largest accepted value: headers,
@@ -32,28 +23,31 @@ const dlqHeadroom = 256 << 10
 // DLQTopic is the dead-letter topic of a source topic.
 func DLQTopic(source string) string { return source + ".dlq" }
 
-// KafkaDeadLetters produces dead letters to <source topic>.dlq with the original key, value
+// DeadLetters produces dead letters to <source topic>.dlq with the original key, value
 // and headers, plus raterd's headers. WriteDeadLetters returns once every broker replica
 // acknowledged (acks=all).
-type KafkaDeadLetters struct {
-	w *kafka.Writer
+type DeadLetters struct {
+	w       *kafkago.Writer
+	metrics *producerMetrics
 }
 
-// NewKafkaDeadLetters returns a DLQ producer for the brokers. A nil transport gets one of
+// NewDeadLetters returns a DLQ producer for the brokers. A nil transport gets one of
 // its own: kafka-go's shared DefaultTransport caches topic metadata process-wide, which
 // would hide a DLQ topic created after another client's last refresh.
 //
 // maxValueBytes is the largest message value the consumer accepts (kafka.max_record_bytes):
-// the producer allows dead letters that large plus headers.
-func NewKafkaDeadLetters(brokers []string, transport kafka.RoundTripper, maxValueBytes int) *KafkaDeadLetters {
+// the producer allows dead letters that large plus headers. Its metrics (raterd.kafka.dlq.*)
+// go to the WithMeterProvider option's provider, or otel.GetMeterProvider().
+func NewDeadLetters(brokers []string, transport kafkago.RoundTripper, maxValueBytes int, opts ...Option) *DeadLetters {
 	if transport == nil {
-		transport = &kafka.Transport{}
+		transport = &kafkago.Transport{}
 	}
-	return &KafkaDeadLetters{w: &kafka.Writer{
+	o := applyOptions(opts)
+	return &DeadLetters{metrics: newProducerMetrics(o.meters), w: &kafkago.Writer{
 		BatchBytes:             int64(maxValueBytes + dlqHeadroom),
-		Addr:                   kafka.TCP(brokers...),
-		Balancer:               &kafka.Hash{},
-		RequiredAcks:           kafka.RequireAll,
+		Addr:                   kafkago.TCP(brokers...),
+		Balancer:               &kafkago.Hash{},
+		RequiredAcks:           kafkago.RequireAll,
 		AllowAutoTopicCreation: true,
 		BatchTimeout:           time.Millisecond, // WriteMessages is called with whole batches
 		Transport:              transport,
@@ -65,16 +59,20 @@ func NewKafkaDeadLetters(brokers []string, transport kafka.RoundTripper, maxValu
 // auto-created with the broker's default) is sent again with only the first
 // DLQKeepBytes of its value and HeaderOriginalSize, so that one oversized poison record
 // never blocks the partition behind it.
-func (k *KafkaDeadLetters) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
+func (k *DeadLetters) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
 	if len(letters) == 0 {
 		return nil
 	}
-	msgs := make([]kafka.Message, len(letters))
+	start := time.Now()
+	msgs := make([]kafkago.Message, len(letters))
 	for i := range letters {
 		msgs[i] = deadLetterMessage(letters[i])
 	}
 	err := k.w.WriteMessages(ctx, msgs...)
-	var werrs kafka.WriteErrors
+	var werrs kafkago.WriteErrors
+	if err == nil {
+		k.metrics.written(ctx, msgs...)
+	}
 	if err != nil && errors.As(err, &werrs) && len(werrs) == len(msgs) {
 		// The producer batches messages, so one oversized letter fails its neighbours too:
 		// send each refused one alone, cut when it is the large one.
@@ -83,7 +81,8 @@ func (k *KafkaDeadLetters) WriteDeadLetters(ctx context.Context, letters []recor
 		for i, e := range werrs {
 			switch {
 			case e == nil:
-			case errors.Is(e, kafka.MessageSizeTooLarge):
+				k.metrics.written(ctx, msgs[i])
+			case errors.Is(e, kafkago.MessageSizeTooLarge):
 				d := letters[i]
 				if len(d.Value) > DLQKeepBytes {
 					d.OriginalSize = max(d.OriginalSize, len(d.Value))
@@ -99,9 +98,16 @@ func (k *KafkaDeadLetters) WriteDeadLetters(ctx context.Context, letters []recor
 			if err != nil {
 				break
 			}
-			err = k.w.WriteMessages(ctx, deadLetterMessage(d))
+			m := deadLetterMessage(d)
+			if err = k.w.WriteMessages(ctx, m); err == nil {
+				k.metrics.written(ctx, m)
+				if d.OriginalSize > 0 {
+					k.metrics.truncated.Add(ctx, 1)
+				}
+			}
 		}
 	}
+	k.metrics.write(ctx, time.Since(start), err)
 	if err != nil {
 		return fmt.Errorf("kafka dead-letter write of %d messages: %w", len(msgs), err)
 	}
@@ -114,28 +120,28 @@ const DLQKeepBytes = 64 << 10
 
 // deadLetterMessage is d as a message of its source's dead-letter topic: the original key,
 // value and headers, then raterd's headers.
-func deadLetterMessage(d record.DeadLetter) kafka.Message {
-	hs := make([]kafka.Header, 0, len(d.Headers)+8)
+func deadLetterMessage(d record.DeadLetter) kafkago.Message {
+	hs := make([]kafkago.Header, 0, len(d.Headers)+8)
 	for _, h := range d.Headers {
-		hs = append(hs, kafka.Header{Key: h.Key, Value: h.Value})
+		hs = append(hs, kafkago.Header{Key: h.Key, Value: h.Value})
 	}
 	hs = append(hs,
-		kafka.Header{Key: HeaderErrorClass, Value: []byte(d.Reason)},
-		kafka.Header{Key: HeaderError, Value: []byte(d.Error)},
-		kafka.Header{Key: HeaderSourceTopic, Value: []byte(d.Source.Topic)},
-		kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(d.Source.Partition))},
-		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(d.Source.Offset, 10))},
-		kafka.Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(d.Attempts))},
-		kafka.Header{Key: HeaderFirstSeen, Value: []byte(d.FirstSeen.UTC().Format(time.RFC3339Nano))},
+		kafkago.Header{Key: HeaderErrorClass, Value: []byte(d.Reason)},
+		kafkago.Header{Key: HeaderError, Value: []byte(d.Error)},
+		kafkago.Header{Key: HeaderSourceTopic, Value: []byte(d.Source.Topic)},
+		kafkago.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(d.Source.Partition))},
+		kafkago.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(d.Source.Offset, 10))},
+		kafkago.Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(d.Attempts))},
+		kafkago.Header{Key: HeaderFirstSeen, Value: []byte(d.FirstSeen.UTC().Format(time.RFC3339Nano))},
 	)
 	if d.OriginalSize > 0 {
-		hs = append(hs, kafka.Header{Key: HeaderOriginalSize, Value: []byte(strconv.Itoa(d.OriginalSize))})
+		hs = append(hs, kafkago.Header{Key: HeaderOriginalSize, Value: []byte(strconv.Itoa(d.OriginalSize))})
 	}
-	return kafka.Message{Topic: DLQTopic(d.Source.Topic), Key: d.Key, Value: d.Value, Headers: hs}
+	return kafkago.Message{Topic: DLQTopic(d.Source.Topic), Key: d.Key, Value: d.Value, Headers: hs}
 }
 
 // Close flushes and closes the producer.
-func (k *KafkaDeadLetters) Close() error { return k.w.Close() }
+func (k *DeadLetters) Close() error { return k.w.Close() }
 
 // EnsureDLQTopics creates the dead-letter topic of each source topic when it is missing,
 // with the source's partition count and replication, so that the first dead letter does
@@ -147,38 +153,38 @@ func (k *KafkaDeadLetters) Close() error { return k.w.Close() }
 func EnsureDLQTopics(ctx context.Context, brokers []string, sources []string, maxValueBytes int) ([]string, error) {
 	// Its own transport: the shared DefaultTransport answers Metadata from a cache that can
 	// be seconds stale, which would hide a topic created moments ago.
-	tr := &kafka.Transport{}
+	tr := &kafkago.Transport{}
 	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
+	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
 	want := make([]string, 0, 2*len(sources))
 	for _, s := range sources {
 		want = append(want, s, DLQTopic(s))
 	}
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: want})
+	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: want})
 	if err != nil {
 		return nil, fmt.Errorf("kafka metadata for %v: %w", want, err)
 	}
-	exists := map[string]kafka.Topic{}
+	exists := map[string]kafkago.Topic{}
 	for _, t := range meta.Topics {
 		if t.Error == nil && len(t.Partitions) > 0 {
 			exists[t.Name] = t
 		}
 	}
-	var create []kafka.TopicConfig
+	var create []kafkago.TopicConfig
 	for _, s := range sources {
 		src, ok := exists[s]
 		if _, dlqExists := exists[DLQTopic(s)]; !ok || dlqExists {
 			continue
 		}
-		create = append(create, kafka.TopicConfig{
+		create = append(create, kafkago.TopicConfig{
 			Topic: DLQTopic(s), NumPartitions: len(src.Partitions), ReplicationFactor: max(len(src.Partitions[0].Replicas), 1),
-			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(maxValueBytes + dlqHeadroom)}},
+			ConfigEntries: []kafkago.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(maxValueBytes + dlqHeadroom)}},
 		})
 	}
 	if len(create) == 0 {
 		return nil, nil
 	}
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: create})
+	resp, err := client.CreateTopics(ctx, &kafkago.CreateTopicsRequest{Topics: create})
 	if err != nil {
 		return nil, fmt.Errorf("create dead-letter topics: %w", err)
 	}
@@ -187,7 +193,7 @@ func EnsureDLQTopics(ctx context.Context, brokers []string, sources []string, ma
 		switch err := resp.Errors[c.Topic]; {
 		case err == nil:
 			created = append(created, c.Topic)
-		case errors.Is(err, kafka.TopicAlreadyExists):
+		case errors.Is(err, kafkago.TopicAlreadyExists):
 		default:
 			return created, fmt.Errorf("create dead-letter topic %s: %w", c.Topic, err)
 		}
@@ -195,7 +201,7 @@ func EnsureDLQTopics(ctx context.Context, brokers []string, sources []string, ma
 	// Creation is asynchronous; wait until every partition has a leader so the first
 	// dead letter can be written at once.
 	for len(created) > 0 {
-		meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: created})
+		meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: created})
 		ready := err == nil && len(meta.Topics) == len(created)
 		if ready {
 			for _, t := range meta.Topics {

@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 // The current ClickHouse release, through chdb: Debian's server in the other tests is
 // 18.16, so this runs raterd's SQL on ClickHouse 26.9 as an in-process engine (chdb-core,

@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 import (
 	"context"
@@ -23,12 +23,12 @@ import (
 // fixture, before and after replays.
 
 const (
-	grafanaDashboardFile  = "../deploy/grafana/dashboards/raterd.json"
-	grafanaDatasourceFile = "../deploy/grafana/provisioning/datasources/clickhouse.yaml"
-	grafanaProviderFile   = "../deploy/grafana/provisioning/dashboards/raterd.yaml"
-	grafanaComposeFile    = "../deploy/grafana/compose.yaml"
-	grafanaReadmeFile     = "../deploy/grafana/README.md"
-	rootComposeFile       = "../docker-compose.yml"
+	grafanaDashboardFile  = "../../deploy/grafana/dashboards/raterd.json"
+	grafanaDatasourceFile = "../../deploy/grafana/provisioning/datasources/clickhouse.yaml"
+	grafanaProviderFile   = "../../deploy/grafana/provisioning/dashboards/raterd.yaml"
+	grafanaComposeFile    = "../../deploy/grafana/compose.yaml"
+	grafanaReadmeFile     = "../../deploy/grafana/README.md"
+	rootComposeFile       = "../../docker-compose.yml"
 	grafanaPluginType     = "grafana-clickhouse-datasource"
 	// grafanaDatabase is the database the dashboard's SQL names; the tests substitute
 	// their own.

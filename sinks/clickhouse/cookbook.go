@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 import (
 	"fmt"
@@ -37,8 +37,17 @@ type CookbookQuery struct {
 	Explanation string
 	// SQL is the statement with {db} and {name:Type} placeholders.
 	SQL string
-	// Params lists the parameter names in the order they first appear in SQL.
+	// Params lists the required parameter names in the order they first appear in SQL.
 	Params []string
+	// Filters lists the optional filter parameters in the order they first appear in SQL.
+	// Each one appears only on lines of WHERE of their own, "AND <test of {name:Type}>",
+	// that hold no other parameter; Render leaves such a line out when its parameter is
+	// not given, so the query then covers every value of the column. Filter only on
+	// columns that every copy of a row shares (see above).
+	Filters []string
+
+	// disabled holds filters that WithFilters turned off: always left out, never taken.
+	disabled []string
 }
 
 // Cookbook parameter types.
@@ -51,8 +60,9 @@ const (
 // placeholder matches {db} and {name:Type}.
 var placeholder = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z0-9]+))?\}`)
 
-// Render returns the SQL with {db} replaced by db and every parameter replaced by a SQL
-// literal built from params[name]:
+// Render returns the SQL with {db} replaced by db, every line of a filter that params
+// does not give left out (see Filters), and every parameter replaced by a SQL literal
+// built from params[name]:
 //
 //   - String: any valid UTF-8, as a single-quoted literal with \, ' and control
 //     characters escaped;
@@ -61,9 +71,11 @@ var placeholder = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z0-9]
 //     UTC), in whole seconds from 1970-01-01 to 2105-12-31, as toDateTime('…', 'UTC');
 //   - UInt64: decimal digits only.
 //
-// It fails when db is not a plain identifier, when a parameter is missing, when params
-// names one the query does not take, or when a value does not fit its type. The template
-// is scanned once, so a value that itself looks like a placeholder is never expanded.
+// It fails when db is not a plain identifier, when a required parameter is missing, when
+// params names one the query does not take, or when a value does not fit its type. The
+// lines of omitted filters are left out of the template before any value goes in, and the
+// template is scanned once, so a value that itself looks like a placeholder is never
+// expanded.
 func (q CookbookQuery) Render(db string, params map[string]string) (string, error) {
 	if !isIdentifier(db) {
 		return "", fmt.Errorf("cookbook %s: database %q is not a plain identifier", q.Name, db)
@@ -73,15 +85,20 @@ func (q CookbookQuery) Render(db string, params map[string]string) (string, erro
 		return "", err
 	}
 	for name := range params {
-		if _, ok := types[name]; !ok {
-			return "", fmt.Errorf("cookbook %s: unknown parameter %q (takes %s)", q.Name, name, strings.Join(q.Params, ", "))
+		if q.ParamType(name) == "" {
+			return "", fmt.Errorf("cookbook %s: unknown parameter %q (takes %s)", q.Name, name, strings.Join(q.takes(), ", "))
 		}
 	}
 	literals := make(map[string]string, len(types))
 	for _, name := range q.Params {
+		if _, ok := params[name]; !ok {
+			return "", fmt.Errorf("cookbook %s: missing parameter %q (%s)", q.Name, name, types[name])
+		}
+	}
+	for _, name := range append(slices.Clone(q.Params), q.Filters...) {
 		v, ok := params[name]
 		if !ok {
-			return "", fmt.Errorf("cookbook %s: missing parameter %q (%s)", q.Name, name, types[name])
+			continue
 		}
 		lit, err := paramLiteral(types[name], v)
 		if err != nil {
@@ -89,11 +106,22 @@ func (q CookbookQuery) Render(db string, params map[string]string) (string, erro
 		}
 		literals[name] = lit
 	}
+	tmpl := q.SQL
+	if len(q.Filters) > 0 {
+		lines := strings.Split(tmpl, "\n")
+		kept := lines[:0]
+		for _, line := range lines {
+			if f := lineFilter(line, q.Filters); f == "" || literals[f] != "" {
+				kept = append(kept, line)
+			}
+		}
+		tmpl = strings.Join(kept, "\n")
+	}
 	var b strings.Builder
 	last := 0
-	for _, m := range placeholder.FindAllStringSubmatchIndex(q.SQL, -1) {
-		b.WriteString(q.SQL[last:m[0]])
-		name := q.SQL[m[2]:m[3]]
+	for _, m := range placeholder.FindAllStringSubmatchIndex(tmpl, -1) {
+		b.WriteString(tmpl[last:m[0]])
+		name := tmpl[m[2]:m[3]]
 		if m[4] < 0 { // {db}; paramTypes rejected any other untyped placeholder
 			b.WriteString(db)
 		} else {
@@ -101,25 +129,72 @@ func (q CookbookQuery) Render(db string, params map[string]string) (string, erro
 		}
 		last = m[1]
 	}
-	b.WriteString(q.SQL[last:])
+	b.WriteString(tmpl[last:])
 	return b.String(), nil
 }
 
-// ParamType returns the type of the named parameter, or "" when the query has none such.
+// ParamType returns the type of the named parameter, required or filter, or "" when the
+// query takes none such (a filter that WithFilters turned off included).
 func (q CookbookQuery) ParamType(name string) string {
 	types, err := q.paramTypes()
-	if err != nil {
+	if err != nil || slices.Contains(q.disabled, name) {
 		return ""
 	}
 	return types[name]
 }
 
-// paramTypes reads the placeholders of q.SQL and checks them against q.Params: every
-// placeholder but {db} is typed with a known type, each parameter has one type, and Params
-// lists exactly the parameters in order of first appearance.
+// ActiveFilters returns the filter parameters the query takes: Filters less those that
+// WithFilters turned off.
+func (q CookbookQuery) ActiveFilters() []string {
+	var out []string
+	for _, f := range q.Filters {
+		if !slices.Contains(q.disabled, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// WithFilters returns the query taking only the named filters of Filters: the lines of
+// every other filter are always left out, and Render rejects their parameters. SQL and
+// Filters stay as they are. It fails when a name is not one of Filters.
+func (q CookbookQuery) WithFilters(names ...string) (CookbookQuery, error) {
+	for _, n := range names {
+		if !slices.Contains(q.Filters, n) {
+			return q, fmt.Errorf("cookbook %s: %q is not one of its filters (%s)", q.Name, n, strings.Join(q.Filters, ", "))
+		}
+	}
+	q.disabled = nil
+	for _, f := range q.Filters {
+		if !slices.Contains(names, f) {
+			q.disabled = append(q.disabled, f)
+		}
+	}
+	return q, nil
+}
+
+// takes lists the parameters the query takes: Params, then the active filters.
+func (q CookbookQuery) takes() []string {
+	return append(slices.Clone(q.Params), q.ActiveFilters()...)
+}
+
+// lineFilter returns the filter parameter whose placeholder is on line, or "".
+func lineFilter(line string, filters []string) string {
+	for _, m := range placeholder.FindAllStringSubmatch(line, -1) {
+		if slices.Contains(filters, m[1]) {
+			return m[1]
+		}
+	}
+	return ""
+}
+
+// paramTypes reads the placeholders of q.SQL and checks them against q.Params and
+// q.Filters: every placeholder but {db} is typed with a known type, each parameter has one
+// type, Params and Filters list exactly the parameters in order of first appearance, and
+// every filter stands only on "AND …" lines that hold no other parameter.
 func (q CookbookQuery) paramTypes() (map[string]string, error) {
 	types := map[string]string{}
-	var order []string
+	var order, filters []string
 	for _, m := range placeholder.FindAllStringSubmatch(q.SQL, -1) {
 		name, typ := m[1], m[2]
 		if typ == "" {
@@ -143,10 +218,31 @@ func (q CookbookQuery) paramTypes() (map[string]string, error) {
 			continue
 		}
 		types[name] = typ
-		order = append(order, name)
+		if slices.Contains(q.Filters, name) {
+			filters = append(filters, name)
+		} else {
+			order = append(order, name)
+		}
 	}
 	if !slices.Equal(order, q.Params) {
 		return nil, fmt.Errorf("cookbook %s: Params %v do not match the placeholders %v", q.Name, q.Params, order)
+	}
+	if !slices.Equal(filters, q.Filters) {
+		return nil, fmt.Errorf("cookbook %s: Filters %v do not match the placeholders %v", q.Name, q.Filters, filters)
+	}
+	for _, line := range strings.Split(q.SQL, "\n") {
+		f := lineFilter(line, q.Filters)
+		if f == "" {
+			continue
+		}
+		if !strings.HasPrefix(strings.TrimSpace(line), "AND ") {
+			return nil, fmt.Errorf("cookbook %s: filter %s is on a line that does not start with AND: %q", q.Name, f, line)
+		}
+		for _, m := range placeholder.FindAllStringSubmatch(line, -1) {
+			if m[1] != f {
+				return nil, fmt.Errorf("cookbook %s: filter %s shares its line with {%s}: %q", q.Name, f, m[1], line)
+			}
+		}
 	}
 	return types, nil
 }
@@ -254,7 +350,11 @@ func Cookbook() []CookbookQuery {
 				"columns of the sorting key (evaluator, event time, …), which every copy of a row shares; the status " +
 				"test sits inside the `-If` aggregates, so it sees the surviving copy only.\n\n" +
 				"An evaluator scored by several judges or rubric versions has one row per judge and version; add " +
-				"`AND judge = '…'` or group by `judge, rubric_version` to keep them apart.",
+				"`AND judge = '…'` or group by `judge, rubric_version` to keep them apart.\n\n" +
+				"Filters: `model` and `app` are optional. Given, they keep only that model's or app's rows; " +
+				"left out, their lines of WHERE are dropped and the query covers every model and app. Both are " +
+				"sorting-key columns that every copy of a row shares, so the filtered query stays exact under " +
+				"replays. `raterd report trend --model … --app …` runs this query with them.",
 			SQL: `SELECT
     toStartOfHour(event_time, 'UTC') AS hour,
     model,
@@ -267,9 +367,12 @@ FROM {db}.scores FINAL
 WHERE evaluator = {evaluator:String}
     AND event_time >= {from:DateTime}
     AND event_time < {to:DateTime}
+    AND model = {model:String}
+    AND app = {app:String}
 GROUP BY hour, model
 ORDER BY hour, model`,
-			Params: []string{"evaluator", "from", "to"},
+			Params:  []string{"evaluator", "from", "to"},
+			Filters: []string{"model", "app"},
 		},
 		{
 			Name:  "compare_models",
@@ -502,19 +605,47 @@ GROUP BY judge
 ORDER BY parse_failure_rate DESC, judge`,
 			Params: []string{"from", "to"},
 		},
+		{
+			Name:  "score_stats",
+			Title: "Score count, mean and variance over one time range",
+			Explanation: "For one evaluator and the time range [`from`, `to`): `n_ok` (rows with status `ok`), and " +
+				"the mean (`mean_score`) and sample variance (`var_score`) of their score; `nan` when there are " +
+				"too few rows (none for the mean, fewer than 2 for the variance). These are the inputs of " +
+				"compare_models' Welch interval, so two runs of this query, say one model over two time windows " +
+				"(`raterd report compare --model … --window-a … --window-b …`), can be compared with its " +
+				"formulas.\n\n" +
+				"Filters: `model` and `app` are optional. Given, they keep only that model's or app's rows; " +
+				"left out, their lines of WHERE are dropped and the query covers every model and app.\n\n" +
+				"Replays: reads `scores FINAL`; WHERE tests only sorting-key columns (the filters included), and " +
+				"the status test sits inside the `-If` aggregates, so a replayed copy neither counts twice nor " +
+				"weighs twice in the mean and variance.",
+			SQL: `SELECT
+    countIf(status = 'ok') AS n_ok,
+    avgIf(score, status = 'ok') AS mean_score,
+    varSampIf(score, status = 'ok') AS var_score
+FROM {db}.scores FINAL
+WHERE evaluator = {evaluator:String}
+    AND event_time >= {from:DateTime}
+    AND event_time < {to:DateTime}
+    AND model = {model:String}
+    AND app = {app:String}`,
+			Params:  []string{"evaluator", "from", "to"},
+			Filters: []string{"model", "app"},
+		},
 	}
 }
 
-// Markers around the generated part of docs/sql.md; `go generate ./sinks` rewrites it.
+// Markers around the generated part of docs/sql.md; `go generate ./sinks/clickhouse`
+// rewrites it.
 //
 //go:generate go test -count=1 -run ^TestCookbookDoc$ -update-cookbook-doc
 const (
-	CookbookDocBegin = "<!-- cookbook:begin (generated from sinks.Cookbook(); edit sinks/cookbook.go, then run: go test ./sinks -run TestCookbookDoc -update-cookbook-doc) -->"
+	CookbookDocBegin = "<!-- cookbook:begin (generated from clickhouse.Cookbook(); edit sinks/clickhouse/cookbook.go, then run: go test ./sinks/clickhouse -run TestCookbookDoc -update-cookbook-doc) -->"
 	CookbookDocEnd   = "<!-- cookbook:end -->"
 )
 
 // CookbookMarkdown returns the generated part of docs/sql.md: one section per query with
-// its title, name, parameters, explanation and SQL.
+// its title, name, parameters and filters, explanation and SQL.
 func CookbookMarkdown() string {
 	var b strings.Builder
 	for i, q := range Cookbook() {
@@ -528,6 +659,15 @@ func CookbookMarkdown() string {
 				b.WriteString(",")
 			}
 			fmt.Fprintf(&b, " `%s` (%s)", p, q.ParamType(p))
+		}
+		if len(q.Filters) > 0 {
+			b.WriteString(". Optional filters:")
+			for j, p := range q.Filters {
+				if j > 0 {
+					b.WriteString(",")
+				}
+				fmt.Fprintf(&b, " `%s` (%s)", p, q.ParamType(p))
+			}
 		}
 		b.WriteString(".\n\n")
 		b.WriteString(q.Explanation)

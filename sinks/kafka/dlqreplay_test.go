@@ -1,4 +1,4 @@
-package sinks
+package kafka
 
 import (
 	"context"
@@ -8,30 +8,30 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/segmentio/kafka-go"
+	kafkago "github.com/segmentio/kafka-go"
 )
 
-// deadLetter builds a dead letter as KafkaDeadLetters writes it: the original headers,
+// deadLetter builds a dead letter as DeadLetters writes it: the original headers,
 // then raterd's.
-func deadLetter(original []kafka.Header, class string, sourcePartition string, truncated bool) kafka.Message {
-	hs := append([]kafka.Header{}, original...)
+func deadLetter(original []kafkago.Header, class string, sourcePartition string, truncated bool) kafkago.Message {
+	hs := append([]kafkago.Header{}, original...)
 	hs = append(hs,
-		kafka.Header{Key: HeaderErrorClass, Value: []byte(class)},
-		kafka.Header{Key: HeaderError, Value: []byte("bad input")},
-		kafka.Header{Key: HeaderSourceTopic, Value: []byte("traffic")},
-		kafka.Header{Key: HeaderSourcePartition, Value: []byte(sourcePartition)},
-		kafka.Header{Key: HeaderSourceOffset, Value: []byte("41")},
-		kafka.Header{Key: HeaderAttempts, Value: []byte("1")},
-		kafka.Header{Key: HeaderFirstSeen, Value: []byte("2026-11-28T12:00:00Z")},
+		kafkago.Header{Key: HeaderErrorClass, Value: []byte(class)},
+		kafkago.Header{Key: HeaderError, Value: []byte("bad input")},
+		kafkago.Header{Key: HeaderSourceTopic, Value: []byte("traffic")},
+		kafkago.Header{Key: HeaderSourcePartition, Value: []byte(sourcePartition)},
+		kafkago.Header{Key: HeaderSourceOffset, Value: []byte("41")},
+		kafkago.Header{Key: HeaderAttempts, Value: []byte("1")},
+		kafkago.Header{Key: HeaderFirstSeen, Value: []byte("2026-11-28T12:00:00Z")},
 	)
 	if truncated {
-		hs = append(hs, kafka.Header{Key: HeaderOriginalSize, Value: []byte("2000000")})
+		hs = append(hs, kafkago.Header{Key: HeaderOriginalSize, Value: []byte("2000000")})
 	}
-	return kafka.Message{Topic: "traffic.dlq", Partition: 2, Offset: 17, Key: []byte("k1"), Value: []byte(`{"model":`), Headers: hs}
+	return kafkago.Message{Topic: "traffic.dlq", Partition: 2, Offset: 17, Key: []byte("k1"), Value: []byte(`{"model":`), Headers: hs}
 }
 
 func TestReplayMessageKeepsOriginalHeadersAndCountsReplays(t *testing.T) {
-	original := []kafka.Header{
+	original := []kafkago.Header{
 		{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
 		{Key: "x-tenant", Value: []byte("a")},
 		{Key: "x-tenant", Value: []byte("b")}, // repeats are kept, in order
@@ -52,7 +52,7 @@ func TestReplayMessageKeepsOriginalHeadersAndCountsReplays(t *testing.T) {
 	if r.Topic != "traffic" || r.Partition != 1 || string(r.Key) != "k1" || string(r.Value) != `{"model":` {
 		t.Fatalf("replayed message goes to %s/%d with key %q value %q", r.Topic, r.Partition, r.Key, r.Value)
 	}
-	wantHeaders := []kafka.Header{
+	wantHeaders := []kafkago.Header{
 		original[0], original[1], original[2],
 		{Key: HeaderReplayedFrom, Value: []byte("traffic.dlq/2/17")},
 		{Key: HeaderReplays, Value: []byte("3")},
@@ -170,13 +170,13 @@ func TestParseReplayStateRejectsForeignMetadata(t *testing.T) {
 
 func TestSourcePartitionBalancer(t *testing.T) {
 	b := &sourcePartitionBalancer{}
-	if got := b.Balance(kafka.Message{Partition: 2, Key: []byte("k")}, 0, 1, 2, 3); got != 2 {
+	if got := b.Balance(kafkago.Message{Partition: 2, Key: []byte("k")}, 0, 1, 2, 3); got != 2 {
 		t.Errorf("source partition 2 of 4: balanced to %d", got)
 	}
 	// Unknown, or gone (the topic shrank or was recreated smaller): by key, stably.
 	for _, p := range []int{-1, 7} {
-		first := b.Balance(kafka.Message{Partition: p, Key: []byte("k")}, 0, 1, 2)
-		if first < 0 || first > 2 || b.Balance(kafka.Message{Partition: p, Key: []byte("k")}, 0, 1, 2) != first {
+		first := b.Balance(kafkago.Message{Partition: p, Key: []byte("k")}, 0, 1, 2)
+		if first < 0 || first > 2 || b.Balance(kafkago.Message{Partition: p, Key: []byte("k")}, 0, 1, 2) != first {
 			t.Errorf("partition %d: not a stable partition by key (%d)", p, first)
 		}
 	}
@@ -193,7 +193,7 @@ func TestReplayCountSaturates(t *testing.T) {
 		{strconv.Itoa(math.MaxInt), strconv.Itoa(math.MaxInt)},
 		{"99999999999999999999999", "1"}, // not an int: no count, a first replay
 	} {
-		m := deadLetter([]kafka.Header{{Key: HeaderReplays, Value: []byte(tc.header)}}, "invalid_json", "1", false)
+		m := deadLetter([]kafkago.Header{{Key: HeaderReplays, Value: []byte(tc.header)}}, "invalid_json", "1", false)
 		r := replayMessage(m, parseDeadLetter(m, "traffic"))
 		if got := r.Headers[len(r.Headers)-1]; got.Key != HeaderReplays || string(got.Value) != tc.want {
 			t.Errorf("replays %s: replayed with %s=%s, want %s", tc.header, got.Key, got.Value, tc.want)

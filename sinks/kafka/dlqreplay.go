@@ -1,4 +1,4 @@
-package sinks
+package kafka
 
 import (
 	"context"
@@ -14,23 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/segmentio/kafka-go"
+	kafkago "github.com/segmentio/kafka-go"
 )
-
-// Headers of a message replayed from a dead-letter topic. Every other raterd-* header of the
-// dead letter is dropped on replay; the original headers are kept.
-const (
-	// HeaderReplayedFrom names the dead letter a message was replayed from:
-	// "<dlq topic>/<partition>/<offset>".
-	HeaderReplayedFrom = "raterd-replayed-from"
-	// HeaderReplays counts the replays of a message: 1 on its first replay, and one more
-	// each time it fails again, is dead-lettered (which keeps this header among the
-	// original ones) and is replayed again.
-	HeaderReplays = "raterd-replays"
-)
-
-// raterdHeaderPrefix starts every header raterd adds to a message.
-const raterdHeaderPrefix = "raterd-"
 
 // ReplayAction is what a replay does with one dead letter.
 type ReplayAction int
@@ -96,7 +81,7 @@ func (l ReplayLetter) Coordinates() string {
 
 // parseDeadLetter reads a dead letter's raterd headers. When a header repeats, the last
 // one counts: raterd appends its headers after the original ones.
-func parseDeadLetter(m kafka.Message, sourceTopic string) ReplayLetter {
+func parseDeadLetter(m kafkago.Message, sourceTopic string) ReplayLetter {
 	l := ReplayLetter{
 		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, SourceTopic: sourceTopic,
 		SourcePartition: -1, SourceOffset: -1, Key: m.Key, Size: len(m.Value),
@@ -135,18 +120,18 @@ func parseDeadLetter(m kafka.Message, sourceTopic string) ReplayLetter {
 // headers (without raterd's), plus HeaderReplayedFrom and HeaderReplays, for the source
 // partition when known (Partition -1 otherwise: the balancer picks one by key).
 // HeaderReplays saturates at the largest int rather than wrapping around.
-func replayMessage(m kafka.Message, l ReplayLetter) kafka.Message {
-	hs := make([]kafka.Header, 0, len(m.Headers)+2)
+func replayMessage(m kafkago.Message, l ReplayLetter) kafkago.Message {
+	hs := make([]kafkago.Header, 0, len(m.Headers)+2)
 	for _, h := range m.Headers {
 		if !strings.HasPrefix(h.Key, raterdHeaderPrefix) {
 			hs = append(hs, h)
 		}
 	}
 	hs = append(hs,
-		kafka.Header{Key: HeaderReplayedFrom, Value: []byte(l.Coordinates())},
-		kafka.Header{Key: HeaderReplays, Value: []byte(strconv.Itoa(min(l.Replays, math.MaxInt-1) + 1))},
+		kafkago.Header{Key: HeaderReplayedFrom, Value: []byte(l.Coordinates())},
+		kafkago.Header{Key: HeaderReplays, Value: []byte(strconv.Itoa(min(l.Replays, math.MaxInt-1) + 1))},
 	)
-	return kafka.Message{Topic: l.SourceTopic, Partition: l.SourcePartition, Key: m.Key, Value: m.Value, Headers: hs}
+	return kafkago.Message{Topic: l.SourceTopic, Partition: l.SourcePartition, Key: m.Key, Value: m.Value, Headers: hs}
 }
 
 // replayState is a replay group's progress on one dead-letter partition: every letter
@@ -274,7 +259,7 @@ type DLQReplayConfig struct {
 	// Limit is the most dead letters replayed; 0: no limit.
 	Limit int
 	// MaxRecordBytes is kafka.max_record_bytes, the size cap of a message value: a dead
-	// letter holds at most that much value plus headers (the headroom KafkaDeadLetters
+	// letter holds at most that much value plus headers (the headroom DeadLetters
 	// allows). Default 1 MiB.
 	MaxRecordBytes int
 	// BatchSize is how many letters are produced, then committed, at once. Default 256.
@@ -340,10 +325,10 @@ func (s *DLQReplayStats) count(l ReplayLetter) {
 
 // sourcePartitionBalancer sends a message to the partition it names (its source
 // partition), or by key when it names none or one the topic does not have.
-type sourcePartitionBalancer struct{ hash kafka.Hash }
+type sourcePartitionBalancer struct{ hash kafkago.Hash }
 
-// Balance implements kafka.Balancer.
-func (b *sourcePartitionBalancer) Balance(msg kafka.Message, partitions ...int) int {
+// Balance implements kafkago.Balancer.
+func (b *sourcePartitionBalancer) Balance(msg kafkago.Message, partitions ...int) int {
 	if msg.Partition >= 0 && slices.Contains(partitions, msg.Partition) {
 		return msg.Partition
 	}
@@ -392,9 +377,9 @@ func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats
 		cfg.BatchSize = 256
 	}
 	// Not kafka-go's shared DefaultTransport, whose metadata cache can be seconds stale.
-	tr := &kafka.Transport{}
+	tr := &kafkago.Transport{}
 	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr}
+	client := &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr}
 
 	sourceOf := map[string]string{}
 	dlqs := make([]string, 0, len(cfg.Sources))
@@ -402,14 +387,14 @@ func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats
 		sourceOf[DLQTopic(s)] = s
 		dlqs = append(dlqs, DLQTopic(s))
 	}
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: dlqs})
+	meta, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: dlqs})
 	if err != nil {
 		return stats, fmt.Errorf("dlq replay: metadata of %v: %w", dlqs, err)
 	}
 	partitions := map[string][]int{}
 	for _, t := range meta.Topics {
 		switch {
-		case errors.Is(t.Error, kafka.UnknownTopicOrPartition):
+		case errors.Is(t.Error, kafkago.UnknownTopicOrPartition):
 		case t.Error != nil:
 			return stats, fmt.Errorf("dlq replay: metadata of %s: %w", t.Name, t.Error)
 		default:
@@ -436,8 +421,8 @@ func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats
 		// Joining the group keeps two replays from replaying the same partition: each
 		// member gets its own partitions, and a member that joins later ends the
 		// generation, which fails the other's next commit.
-		cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-			ID: cfg.GroupID, Brokers: cfg.Brokers, Topics: existing, StartOffset: kafka.FirstOffset,
+		cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+			ID: cfg.GroupID, Brokers: cfg.Brokers, Topics: existing, StartOffset: kafkago.FirstOffset,
 			Timeout: 10 * time.Second, JoinGroupBackoff: time.Second,
 		})
 		if err != nil {
@@ -455,10 +440,10 @@ func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats
 				assigned[topic] = append(assigned[topic], a.ID)
 			}
 		}
-		r.writer = &kafka.Writer{
-			Addr:         kafka.TCP(cfg.Brokers...),
+		r.writer = &kafkago.Writer{
+			Addr:         kafkago.TCP(cfg.Brokers...),
 			Balancer:     &sourcePartitionBalancer{},
-			RequiredAcks: kafka.RequireAll,
+			RequiredAcks: kafkago.RequireAll,
 			BatchTimeout: time.Millisecond, // WriteMessages is called with whole batches
 			BatchBytes:   int64(maxMessageBytes),
 			Transport:    tr,
@@ -513,35 +498,35 @@ type partitionState struct {
 type replayer struct {
 	cfg             DLQReplayConfig
 	maxMessageBytes int // the largest dead letter: value and headers
-	client          *kafka.Client
-	gen             *kafka.Generation // nil in a dry run
-	writer          *kafka.Writer     // nil in a dry run
+	client          *kafkago.Client
+	gen             *kafkago.Generation // nil in a dry run
+	writer          *kafkago.Writer     // nil in a dry run
 	sourceOf        map[string]string
 	stats           *DLQReplayStats
 }
 
 // loadStates reads the group's committed positions and the partitions' offsets.
 func (r *replayer) loadStates(ctx context.Context, assigned map[string][]int) (map[topicPartition]partitionState, error) {
-	committed, err := r.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: r.cfg.GroupID, Topics: assigned})
+	committed, err := r.client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: r.cfg.GroupID, Topics: assigned})
 	if err != nil {
 		return nil, fmt.Errorf("dlq replay: committed offsets of group %s: %w", r.cfg.GroupID, err)
 	}
 	if committed.Error != nil {
 		return nil, fmt.Errorf("dlq replay: committed offsets of group %s: %w", r.cfg.GroupID, committed.Error)
 	}
-	firsts := map[string][]kafka.OffsetRequest{}
-	lasts := map[string][]kafka.OffsetRequest{}
+	firsts := map[string][]kafkago.OffsetRequest{}
+	lasts := map[string][]kafkago.OffsetRequest{}
 	for topic, ids := range assigned {
 		for _, id := range ids {
-			firsts[topic] = append(firsts[topic], kafka.FirstOffsetOf(id))
-			lasts[topic] = append(lasts[topic], kafka.LastOffsetOf(id))
+			firsts[topic] = append(firsts[topic], kafkago.FirstOffsetOf(id))
+			lasts[topic] = append(lasts[topic], kafkago.LastOffsetOf(id))
 		}
 	}
-	first, err := r.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: firsts})
+	first, err := r.client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: firsts})
 	if err != nil {
 		return nil, fmt.Errorf("dlq replay: first offsets: %w", err)
 	}
-	last, err := r.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: lasts})
+	last, err := r.client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: lasts})
 	if err != nil {
 		return nil, fmt.Errorf("dlq replay: end offsets: %w", err)
 	}
@@ -565,7 +550,7 @@ func (r *replayer) loadStates(ctx context.Context, assigned map[string][]int) (m
 			out[key] = s
 		}
 	}
-	commits := map[topicPartition]kafka.OffsetFetchPartition{}
+	commits := map[topicPartition]kafkago.OffsetFetchPartition{}
 	for topic, ps := range committed.Topics {
 		for _, p := range ps {
 			if p.Error != nil {
@@ -610,7 +595,7 @@ func (r *replayer) replayPartition(ctx context.Context, topic string, partition 
 		progress(ps.start, true)
 		return nil
 	}
-	reader := kafka.NewReader(kafka.ReaderConfig{
+	reader := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers: r.cfg.Brokers, Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: max(2*r.maxMessageBytes, 10<<20), MaxWait: 250 * time.Millisecond,
 	})
@@ -620,7 +605,7 @@ func (r *replayer) replayPartition(ctx context.Context, topic string, partition 
 	}
 	state := ps.state
 	position := ps.start
-	var batch []kafka.Message
+	var batch []kafkago.Message
 	var offsets []int64
 	batchBytes := 0
 	flush := func() error {
@@ -636,7 +621,7 @@ func (r *replayer) replayPartition(ctx context.Context, topic string, partition 
 				// up to it, so that a rerun starts there.
 				failed := len(batch)
 				done = offsets[0]
-				var we kafka.WriteErrors
+				var we kafkago.WriteErrors
 				if errors.As(err, &we) && len(we) == len(batch) {
 					first := slices.IndexFunc(we, func(e error) bool { return e != nil })
 					failed = we.Count()
@@ -706,9 +691,9 @@ func (r *replayer) replayPartition(ctx context.Context, topic string, partition 
 // commit stores the partition's state as the group's committed offset and metadata, as
 // the member of the generation the run joined.
 func (r *replayer) commit(ctx context.Context, topic string, partition int, s replayState) error {
-	resp, err := r.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+	resp, err := r.client.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{
 		GroupID: r.cfg.GroupID, GenerationID: int(r.gen.ID), MemberID: r.gen.MemberID,
-		Topics: map[string][]kafka.OffsetCommit{topic: {{Partition: partition, Offset: s.next, Metadata: s.metadata()}}},
+		Topics: map[string][]kafkago.OffsetCommit{topic: {{Partition: partition, Offset: s.next, Metadata: s.metadata()}}},
 	})
 	if err != nil {
 		return fmt.Errorf("dlq replay: commit %s/%d for group %s: %w", topic, partition, r.cfg.GroupID, err)
@@ -718,7 +703,7 @@ func (r *replayer) commit(ctx context.Context, topic string, partition int, s re
 			if p.Error == nil {
 				continue
 			}
-			if errors.Is(p.Error, kafka.RebalanceInProgress) || errors.Is(p.Error, kafka.IllegalGeneration) || errors.Is(p.Error, kafka.UnknownMemberId) {
+			if errors.Is(p.Error, kafkago.RebalanceInProgress) || errors.Is(p.Error, kafkago.IllegalGeneration) || errors.Is(p.Error, kafkago.UnknownMemberId) {
 				return fmt.Errorf("dlq replay: commit %s/%d: group %s rebalanced (another replay joined?); run again to go on from the last commit: %w", topic, partition, r.cfg.GroupID, p.Error)
 			}
 			return fmt.Errorf("dlq replay: commit %s/%d for group %s: %w", topic, partition, r.cfg.GroupID, p.Error)

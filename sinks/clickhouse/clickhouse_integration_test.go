@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 import (
 	"context"
@@ -27,16 +27,16 @@ func uniqueName(prefix string) string {
 
 // newTestClickHouse connects to the test server with a fresh database name (not created)
 // and drops that database when the test ends.
-func newTestClickHouse(t *testing.T) (driver.Conn, ClickHouseConfig) {
+func newTestClickHouse(t *testing.T) (driver.Conn, Config) {
 	t.Helper()
 	addr := testkit.Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse")
-	cfg := ClickHouseConfig{Addrs: []string{addr}, Database: uniqueName("raterd_sinks_test_")}
+	cfg := Config{Addrs: []string{addr}, Database: uniqueName("raterd_sinks_test_")}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := OpenClickHouse(ctx, cfg)
+	conn, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestClickHouseScores(t *testing.T) {
 	if _, err := Migrate(ctx, conn, db, quiet); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	sink := NewClickHouseScores(conn, cfg, quiet)
+	sink := NewScores(conn, cfg, quiet)
 	const n = 2000
 	rows := testScores(n)
 	if err := sink.WriteScores(ctx, rows); err != nil {
@@ -340,7 +340,7 @@ func TestClickHouseScoresCancelledContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := NewClickHouseScores(conn, cfg, quiet).WriteScores(ctx, testScores(10))
+	err := NewScores(conn, cfg, quiet).WriteScores(ctx, testScores(10))
 	if err == nil {
 		t.Fatal("WriteScores with a cancelled context = nil, want an error")
 	}
@@ -348,7 +348,7 @@ func TestClickHouseScoresCancelledContext(t *testing.T) {
 		t.Errorf("WriteScores with a cancelled context stored %d rows", got)
 	}
 	// The connection pool is still usable afterwards.
-	if err := NewClickHouseScores(conn, cfg, quiet).WriteScores(context.Background(), testScores(3)); err != nil {
+	if err := NewScores(conn, cfg, quiet).WriteScores(context.Background(), testScores(3)); err != nil {
 		t.Fatalf("WriteScores after a cancelled one: %v", err)
 	}
 }
@@ -356,7 +356,7 @@ func TestClickHouseScoresCancelledContext(t *testing.T) {
 func TestClickHouseScoresMissingTable(t *testing.T) {
 	conn, cfg := newTestClickHouse(t)
 	// No Migrate: the database does not exist, so the insert must fail, not return nil.
-	if err := NewClickHouseScores(conn, cfg, quiet).WriteScores(context.Background(), testScores(1)); err == nil {
+	if err := NewScores(conn, cfg, quiet).WriteScores(context.Background(), testScores(1)); err == nil {
 		t.Fatal("WriteScores into a missing table = nil, want an error")
 	}
 }
@@ -376,7 +376,7 @@ func TestClickHouseDeadLetters(t *testing.T) {
 		{Source: record.Source{Topic: "other.topic", Partition: 1, Offset: 0}, Key: []byte("ünï"), Value: []byte("\xff\xfe\x00bin"),
 			Reason: "invalid_utf8", Error: "value is not UTF-8", FirstSeen: seen.Add(2 * time.Second), Attempts: 1},
 	}
-	sink := NewClickHouseDeadLetters(conn, cfg)
+	sink := NewDeadLetters(conn, cfg)
 	if err := sink.WriteDeadLetters(ctx, letters); err != nil {
 		t.Fatalf("WriteDeadLetters: %v", err)
 	}

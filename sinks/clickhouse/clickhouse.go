@@ -1,4 +1,9 @@
-package sinks
+// Package clickhouse is raterd's ClickHouse side: the connection (Config, Open), the
+// score and dead-letter writers (Scores, DeadLetters) with their insert deduplication
+// tokens and metrics, the group commit that combines micro-batches into big inserts, the
+// schema migrations, and the SQL cookbook (docs/sql.md). All of it runs on ClickHouse
+// 18.16 and on current releases; what newer servers add is gated on their version.
+package clickhouse
 
 import (
 	"context"
@@ -11,14 +16,14 @@ import (
 	"os"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/record"
 )
 
-// ClickHouseConfig configures the ClickHouse connection.
-type ClickHouseConfig struct {
+// Config configures the ClickHouse connection.
+type Config struct {
 	// Addrs are host:port addresses of the native protocol (port 9000, or 9440 with TLS);
 	// several give failover. Env override: RATERD_CLICKHOUSE_ADDR (comma-separated).
 	// Required when ClickHouse is enabled.
@@ -72,7 +77,7 @@ type ClickHouseConfig struct {
 }
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
-func (c *ClickHouseConfig) Validate(key string) error {
+func (c *Config) Validate(key string) error {
 	if len(c.Addrs) == 0 {
 		return fmt.Errorf("%s.addrs: at least one address is required", key)
 	}
@@ -131,7 +136,7 @@ func (c *ClickHouseConfig) Validate(key string) error {
 
 // validateTLS checks the tls_* keys: they need tls: true, the certificate and key come
 // together, and the files must load (so a typo fails at start, not at the first dial).
-func (c *ClickHouseConfig) validateTLS(key string) error {
+func (c *Config) validateTLS(key string) error {
 	if !c.TLS {
 		for name, set := range map[string]bool{
 			"tls_ca_file": c.TLSCAFile != "", "tls_cert_file": c.TLSCertFile != "", "tls_key_file": c.TLSKeyFile != "",
@@ -152,7 +157,7 @@ func (c *ClickHouseConfig) validateTLS(key string) error {
 
 // tlsConfig builds the client TLS configuration; nil when TLS is off. key prefixes the
 // key names in errors.
-func (c *ClickHouseConfig) tlsConfig(key string) (*tls.Config, error) {
+func (c *Config) tlsConfig(key string) (*tls.Config, error) {
 	if !c.TLS {
 		return nil, nil
 	}
@@ -187,24 +192,24 @@ func isIdentifier(s string) bool {
 	return s != ""
 }
 
-// OpenClickHouse connects over the native protocol with LZ4 compression and checks the
+// Open connects over the native protocol with LZ4 compression and checks the
 // server answers.
-func OpenClickHouse(ctx context.Context, cfg ClickHouseConfig) (driver.Conn, error) {
-	opts := &clickhouse.Options{
+func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
+	opts := &ch.Options{
 		Addr:             cfg.Addrs,
-		Auth:             clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
+		Auth:             ch.Auth{Username: cfg.Username, Password: cfg.Password},
 		DialTimeout:      cfg.DialTimeout,
 		ReadTimeout:      cfg.WriteTimeout,
-		Compression:      &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
-		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
-		ClientInfo:       clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{Name: "raterd", Version: "dev"}}},
+		Compression:      &ch.Compression{Method: ch.CompressionLZ4},
+		ConnOpenStrategy: ch.ConnOpenInOrder,
+		ClientInfo:       ch.ClientInfo{Products: []struct{ Name, Version string }{{Name: "raterd", Version: "dev"}}},
 	}
 	tc, err := cfg.tlsConfig("clickhouse")
 	if err != nil {
 		return nil, err
 	}
 	opts.TLS = tc
-	conn, err := clickhouse.Open(opts)
+	conn, err := ch.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse %v: %w", cfg.Addrs, err)
 	}
@@ -224,31 +229,36 @@ const scoreColumns = "event_time, scored_at, record_id, trace_id, topic, partiti
 	"task_type, score, label, confidence, explanation, status, cached, " +
 	"judge_latency_ms, attempts"
 
-// ClickHouseScores writes score rows to <database>.scores, one batched insert per call.
-type ClickHouseScores struct {
+// Scores writes score rows to <database>.scores, one batched insert per call.
+type Scores struct {
 	conn    driver.Conn
-	cfg     ClickHouseConfig
+	cfg     Config
 	logger  *slog.Logger
 	insertQ string
 	// dedup: the server takes insert_deduplication_token (see dedupSupported).
-	dedup bool
+	dedup   bool
+	metrics *insertMetrics
 }
 
-// NewClickHouseScores returns a score sink on an open connection.
-func NewClickHouseScores(conn driver.Conn, cfg ClickHouseConfig, logger *slog.Logger) *ClickHouseScores {
+// NewScores returns a score sink on an open connection. Its metrics
+// (raterd.clickhouse.insert.*, table=scores) go to the WithMeterProvider option's
+// provider, or otel.GetMeterProvider().
+func NewScores(conn driver.Conn, cfg Config, logger *slog.Logger, opts ...Option) *Scores {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &ClickHouseScores{
+	o := applyOptions(opts)
+	return &Scores{
 		conn: conn, cfg: cfg, logger: logger, dedup: dedupSupported(conn),
 		insertQ: fmt.Sprintf("INSERT INTO %s.scores (%s)", cfg.Database, scoreColumns),
+		metrics: newInsertMetrics(o.meters, "scores"),
 	}
 }
 
 // WriteScores implements ScoreSink: one insert for all rows, sent up to
 // cfg.InsertAttempts times with one deduplication token; nil once ClickHouse has
 // acknowledged the block.
-func (c *ClickHouseScores) WriteScores(ctx context.Context, rows []record.Score) error {
+func (c *Scores) WriteScores(ctx context.Context, rows []record.Score) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -256,8 +266,8 @@ func (c *ClickHouseScores) WriteScores(ctx context.Context, rows []record.Score)
 	if c.dedup {
 		token = scoreInsertToken(rows)
 	}
-	return sendInsert(ctx, c.conn, c.cfg, c.logger, token, func(ctx context.Context) error {
-		return insertRows(ctx, c.conn, c.insertQ, "score rows", len(rows), func(i int) []any {
+	return sendInsert(ctx, c.cfg, c.logger, c.metrics, token, len(rows), func(ctx context.Context) (int64, error) {
+		return insertRowsSized(ctx, c.conn, c.insertQ, "score rows", len(rows), func(i int) []any {
 			r := &rows[i]
 			keys, values := sortedLabels(r.Labels)
 			latency := min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0)))
@@ -283,29 +293,33 @@ func dedupSupported(conn driver.Conn) bool {
 	return serverVersion{int(v.Version.Major), int(v.Version.Minor)}.features().InsertDedup
 }
 
-// sendInsert runs send up to cfg.InsertAttempts times, each bounded by cfg.WriteTimeout
-// and, when token is set, carrying it as insert_deduplication_token (with
+// sendInsert runs send (an insert of n rows that returns their approximate size) up to
+// cfg.InsertAttempts times, each bounded by cfg.WriteTimeout and, when token is set,
+// carrying it as insert_deduplication_token (with
 // deduplicate_blocks_in_dependent_materialized_views, so the score views skip a
-// deduplicated block too). It returns the last error once the attempts are spent or
-// ctx ends.
-func sendInsert(ctx context.Context, conn driver.Conn, cfg ClickHouseConfig, logger *slog.Logger, token string,
-	send func(ctx context.Context) error) error {
+// deduplicated block too), and records every attempt in m. It returns the last error once
+// the attempts are spent or ctx ends.
+func sendInsert(ctx context.Context, cfg Config, logger *slog.Logger, m *insertMetrics, token string, n int,
+	send func(ctx context.Context) (int64, error)) error {
 	attempts := max(cfg.InsertAttempts, 1)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, cfg.WriteTimeout)
 		if token != "" {
-			actx = clickhouse.Context(actx, clickhouse.WithSettings(clickhouse.Settings{
+			actx = ch.Context(actx, ch.WithSettings(ch.Settings{
 				"insert_deduplication_token":                         token,
 				"deduplicate_blocks_in_dependent_materialized_views": 1,
 			}))
 		}
-		err := send(actx)
+		start := time.Now()
+		size, err := send(actx)
 		cancel()
+		final := err != nil && (ctx.Err() != nil || attempt >= attempts)
+		m.attempt(ctx, n, size, time.Since(start), err, final)
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || attempt >= attempts {
+		if final {
 			if attempt > 1 {
 				return fmt.Errorf("%w (attempt %d of %d)", err, attempt, attempts)
 			}
@@ -327,20 +341,32 @@ func sendInsert(ctx context.Context, conn driver.Conn, cfg ClickHouseConfig, log
 // Every raterd insert goes through here: the native protocol sends INSERT data as blocks,
 // which works on 18.16 too (an Exec of INSERT … VALUES with arguments hangs there).
 func insertRows(ctx context.Context, conn driver.Conn, query, what string, n int, row func(i int) []any) error {
+	_, err := insertRowsSized(ctx, conn, query, what, n, row)
+	return err
+}
+
+// insertRowsSized is insertRows, returning the rows' approximate uncompressed size too
+// (see valueSize).
+func insertRowsSized(ctx context.Context, conn driver.Conn, query, what string, n int, row func(i int) []any) (int64, error) {
 	batch, err := conn.PrepareBatch(ctx, query)
 	if err != nil {
-		return fmt.Errorf("clickhouse: prepare insert of %d %s: %w", n, what, err)
+		return 0, fmt.Errorf("clickhouse: prepare insert of %d %s: %w", n, what, err)
 	}
 	defer func() { _ = batch.Abort() }()
+	var size int64
 	for i := range n {
-		if err := batch.Append(row(i)...); err != nil {
-			return fmt.Errorf("clickhouse: append %s #%d: %w", what, i, err)
+		values := row(i)
+		for _, v := range values {
+			size += valueSize(v)
+		}
+		if err := batch.Append(values...); err != nil {
+			return 0, fmt.Errorf("clickhouse: append %s #%d: %w", what, i, err)
 		}
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("clickhouse: insert %d %s: %w", n, what, err)
+		return 0, fmt.Errorf("clickhouse: insert %d %s: %w", n, what, err)
 	}
-	return nil
+	return size, nil
 }
 
 func boolToUint8(b bool) uint8 {
@@ -352,25 +378,30 @@ func boolToUint8(b bool) uint8 {
 
 const deadLetterColumns = "seen_at, topic, partition, offset, reason, error, key, value, attempts"
 
-// ClickHouseDeadLetters writes dead letters to <database>.dead_letters so that users can
+// DeadLetters writes dead letters to <database>.dead_letters so that users can
 // see in SQL what was rejected, why and from where.
-type ClickHouseDeadLetters struct {
+type DeadLetters struct {
 	conn    driver.Conn
-	cfg     ClickHouseConfig
+	cfg     Config
 	logger  *slog.Logger
 	insertQ string
 	dedup   bool
+	metrics *insertMetrics
 }
 
-// NewClickHouseDeadLetters returns a dead-letter sink on an open connection.
-func NewClickHouseDeadLetters(conn driver.Conn, cfg ClickHouseConfig) *ClickHouseDeadLetters {
-	return &ClickHouseDeadLetters{conn: conn, cfg: cfg, logger: slog.Default(), dedup: dedupSupported(conn),
-		insertQ: fmt.Sprintf("INSERT INTO %s.dead_letters (%s)", cfg.Database, deadLetterColumns)}
+// NewDeadLetters returns a dead-letter sink on an open connection. Its metrics
+// (raterd.clickhouse.insert.*, table=dead_letters) go to the WithMeterProvider option's
+// provider, or otel.GetMeterProvider().
+func NewDeadLetters(conn driver.Conn, cfg Config, opts ...Option) *DeadLetters {
+	o := applyOptions(opts)
+	return &DeadLetters{conn: conn, cfg: cfg, logger: slog.Default(), dedup: dedupSupported(conn),
+		insertQ: fmt.Sprintf("INSERT INTO %s.dead_letters (%s)", cfg.Database, deadLetterColumns),
+		metrics: newInsertMetrics(o.meters, "dead_letters")}
 }
 
 // WriteDeadLetters implements DeadLetterSink, with the attempts and deduplication token
-// of ClickHouseScores.WriteScores.
-func (c *ClickHouseDeadLetters) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
+// of Scores.WriteScores.
+func (c *DeadLetters) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
 	if len(letters) == 0 {
 		return nil
 	}
@@ -378,8 +409,8 @@ func (c *ClickHouseDeadLetters) WriteDeadLetters(ctx context.Context, letters []
 	if c.dedup {
 		token = deadLetterInsertToken(letters)
 	}
-	return sendInsert(ctx, c.conn, c.cfg, c.logger, token, func(ctx context.Context) error {
-		return insertRows(ctx, c.conn, c.insertQ, "dead letters", len(letters), func(i int) []any {
+	return sendInsert(ctx, c.cfg, c.logger, c.metrics, token, len(letters), func(ctx context.Context) (int64, error) {
+		return insertRowsSized(ctx, c.conn, c.insertQ, "dead letters", len(letters), func(i int) []any {
 			d := &letters[i]
 			return []any{d.FirstSeen, d.Source.Topic, uint32(max(d.Source.Partition, 0)), uint64(max(d.Source.Offset, 0)),
 				d.Reason, d.Error, string(d.Key), string(d.Value), uint16(min(d.Attempts, 65535))}

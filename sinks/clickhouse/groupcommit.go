@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"raterd/record"
+	"raterd/sinks"
 )
 
 // GroupCommitOptions configures a GroupCommit. Zero values mean the defaults.
@@ -34,7 +35,7 @@ type GroupCommitStats struct {
 // their own goroutines, so no caller's shutdown waits on an insert. Safe for concurrent
 // use.
 type GroupCommit struct {
-	next ScoreSink
+	next sinks.ScoreSink
 	opts GroupCommitOptions
 
 	mu  sync.Mutex
@@ -53,8 +54,8 @@ type commitGroup struct {
 	err     error
 }
 
-// NewGroupCommit wraps next (usually ClickHouseScores).
-func NewGroupCommit(next ScoreSink, opts GroupCommitOptions) *GroupCommit {
+// NewGroupCommit wraps next (usually Scores).
+func NewGroupCommit(next sinks.ScoreSink, opts GroupCommitOptions) *GroupCommit {
 	if opts.MaxRows <= 0 {
 		opts.MaxRows = 50_000
 	}
@@ -135,7 +136,7 @@ func (g *GroupCommit) detachLocked(grp *commitGroup) {
 }
 
 // flush writes a detached group and wakes its callers. The write is not tied to any one
-// caller's context: the next sink bounds it (ClickHouseConfig.WriteTimeout).
+// caller's context: the next sink bounds it (Config.WriteTimeout).
 func (g *GroupCommit) flush(grp *commitGroup) {
 	grp.err = g.next.WriteScores(context.Background(), grp.rows)
 	g.flushes.Add(1)

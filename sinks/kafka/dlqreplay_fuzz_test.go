@@ -1,4 +1,4 @@
-package sinks
+package kafka
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/segmentio/kafka-go"
+	kafkago "github.com/segmentio/kafka-go"
 )
 
 // Fuzz targets for what a DLQ replay reads from Kafka: a dead letter's headers
@@ -24,24 +24,24 @@ var fzReplayHeaderKeys = []string{
 }
 
 // fzHeaders reads "key=value" lines; a key of one digit is fzReplayHeaderKeys[digit].
-func fzHeaders(blob []byte) []kafka.Header {
+func fzHeaders(blob []byte) []kafkago.Header {
 	if len(blob) == 0 {
 		return nil
 	}
-	var hs []kafka.Header
+	var hs []kafkago.Header
 	for line := range bytes.SplitSeq(blob, []byte("\n")) {
 		k, v, _ := bytes.Cut(line, []byte("="))
 		key := string(k)
 		if len(k) == 1 && k[0] >= '0' && k[0] <= '9' {
 			key = fzReplayHeaderKeys[k[0]-'0']
 		}
-		hs = append(hs, kafka.Header{Key: key, Value: v})
+		hs = append(hs, kafkago.Header{Key: key, Value: v})
 	}
 	return hs
 }
 
 // fzLastHeader is the value of the last header named key, and whether there is one.
-func fzLastHeader(hs []kafka.Header, key string) (string, bool) {
+func fzLastHeader(hs []kafkago.Header, key string) (string, bool) {
 	for i := len(hs) - 1; i >= 0; i-- {
 		if hs[i].Key == key {
 			return string(hs[i].Value), true
@@ -63,7 +63,7 @@ func FuzzParseDeadLetter(f *testing.F) {
 	f.Add([]byte("6=9223372036854775806"), []byte("key"), []byte("v"), 0, int64(1))
 	f.Fuzz(func(t *testing.T, blob, key, value []byte, partition int, offset int64) {
 		hs := fzHeaders(blob)
-		m := kafka.Message{Topic: "traffic.dlq", Partition: partition, Offset: offset, Key: key, Value: value, Headers: hs}
+		m := kafkago.Message{Topic: "traffic.dlq", Partition: partition, Offset: offset, Key: key, Value: value, Headers: hs}
 		l := parseDeadLetter(m, "traffic")
 		if l.Topic != m.Topic || l.Partition != partition || l.Offset != offset || !bytes.Equal(l.Key, key) ||
 			l.Size != len(value) || l.SourceTopic != "traffic" || l.Action != ReplayProduce {
@@ -97,7 +97,7 @@ func FuzzParseDeadLetter(f *testing.F) {
 		if r.Topic != "traffic" || r.Partition != l.SourcePartition || !bytes.Equal(r.Key, key) || !bytes.Equal(r.Value, value) {
 			t.Fatalf("replayed message: %+v", r)
 		}
-		var kept []kafka.Header
+		var kept []kafkago.Header
 		for _, h := range hs {
 			if !strings.HasPrefix(h.Key, raterdHeaderPrefix) {
 				kept = append(kept, h)
@@ -117,10 +117,10 @@ func FuzzParseDeadLetter(f *testing.F) {
 		// The replay fails again: dead-lettered with raterd's headers appended.
 		again := r
 		again.Topic, again.Partition, again.Offset = "traffic.dlq", 0, 7
-		again.Headers = append(append([]kafka.Header(nil), r.Headers...),
-			kafka.Header{Key: HeaderErrorClass, Value: []byte("invalid_json")},
-			kafka.Header{Key: HeaderSourcePartition, Value: []byte("5")},
-			kafka.Header{Key: HeaderSourceOffset, Value: []byte("99")},
+		again.Headers = append(append([]kafkago.Header(nil), r.Headers...),
+			kafkago.Header{Key: HeaderErrorClass, Value: []byte("invalid_json")},
+			kafkago.Header{Key: HeaderSourcePartition, Value: []byte("5")},
+			kafkago.Header{Key: HeaderSourceOffset, Value: []byte("99")},
 		)
 		l2 := parseDeadLetter(again, "traffic")
 		if l2.ErrorClass != "invalid_json" || l2.SourcePartition != 5 || l2.SourceOffset != 99 || l2.OriginalSize != 0 {

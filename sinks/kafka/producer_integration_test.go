@@ -1,4 +1,4 @@
-package sinks
+package kafka
 
 import (
 	"bytes"
@@ -9,21 +9,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	kafkago "github.com/segmentio/kafka-go"
 
 	"raterd/internal/testkit"
 	"raterd/record"
 )
 
+// uniqueName returns prefix followed by a suffix unique to this run.
+func uniqueName(prefix string) string {
+	return prefix + strconv.FormatInt(time.Now().UnixNano(), 36)
+}
+
 // topicPartitions returns the partition count of topic, or 0 when it does not exist. It
-// asks the broker through a fresh transport: kafka.Client.Metadata answers from its
-// transport's cache, and kafka.Conn.ReadPartitions would auto-create a missing topic.
+// asks the broker through a fresh transport: kafkago.Client.Metadata answers from its
+// transport's cache, and kafkago.Conn.ReadPartitions would auto-create a missing topic.
 func topicPartitions(t *testing.T, broker, topic string) int {
 	t.Helper()
-	tr := &kafka.Transport{}
+	tr := &kafkago.Transport{}
 	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: tr}
-	meta, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
+	client := &kafkago.Client{Addr: kafkago.TCP(broker), Timeout: 10 * time.Second, Transport: tr}
+	meta, err := client.Metadata(context.Background(), &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +78,11 @@ func TestEnsureDLQTopics(t *testing.T) {
 }
 
 // readAll reads every message of every partition of topic up to its current end.
-func readAll(t *testing.T, broker, topic string) []kafka.Message {
+func readAll(t *testing.T, broker, topic string) []kafkago.Message {
 	t.Helper()
-	var msgs []kafka.Message
+	var msgs []kafkago.Message
 	for p := 0; p < topicPartitions(t, broker, topic); p++ {
-		conn, err := kafka.DialLeader(context.Background(), "tcp", broker, topic, p)
+		conn, err := kafkago.DialLeader(context.Background(), "tcp", broker, topic, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +95,7 @@ func readAll(t *testing.T, broker, topic string) []kafka.Message {
 			continue
 		}
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := conn.Seek(0, kafka.SeekAbsolute); err != nil {
+		if _, err := conn.Seek(0, kafkago.SeekAbsolute); err != nil {
 			t.Fatal(err)
 		}
 		batch := conn.ReadBatch(1, 10<<20)
@@ -135,7 +140,7 @@ func TestKafkaDeadLetters(t *testing.T) {
 		{Source: record.Source{Topic: source, Partition: 0, Offset: 9}, Key: []byte("big"), Value: bytes.Repeat([]byte("{"), 1<<20-1),
 			Reason: "invalid_json", Error: "unexpected end of JSON input", FirstSeen: seen.Add(3 * time.Second), Attempts: 1},
 	}
-	sink := NewKafkaDeadLetters([]string{broker}, nil, 1<<20)
+	sink := NewDeadLetters([]string{broker}, nil, 1<<20)
 	t.Cleanup(func() { _ = sink.Close() })
 	// A topic created a moment ago is unknown to the broker's metadata for some tens of
 	// milliseconds (KRaft propagation), and kafka-go's Writer returns that as
@@ -146,7 +151,7 @@ func TestKafkaDeadLetters(t *testing.T) {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable) || ctx.Err() != nil {
+		if !errors.Is(err, kafkago.UnknownTopicOrPartition) && !errors.Is(err, kafkago.LeaderNotAvailable) || ctx.Err() != nil {
 			t.Fatalf("WriteDeadLetters: %v", err)
 		}
 		t.Logf("WriteDeadLetters: %v; retrying", err)
@@ -209,7 +214,7 @@ func TestKafkaDeadLetters(t *testing.T) {
 	}
 }
 
-func header(m kafka.Message, key string) string {
+func header(m kafkago.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)
@@ -226,10 +231,10 @@ func TestKafkaDeadLettersTooLargeForTopic(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	source := uniqueName("raterd-sinks-test-dlbig-")
-	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+	client := &kafkago.Client{Addr: kafkago.TCP(broker), Timeout: 10 * time.Second, Transport: &kafkago.Transport{}}
+	resp, err := client.CreateTopics(ctx, &kafkago.CreateTopicsRequest{Topics: []kafkago.TopicConfig{{
 		Topic: DLQTopic(source), NumPartitions: 1, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "200000"}},
+		ConfigEntries: []kafkago.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "200000"}},
 	}}})
 	if err != nil || resp.Errors[DLQTopic(source)] != nil {
 		t.Fatalf("create %s: %v %v", DLQTopic(source), err, resp)
@@ -241,20 +246,20 @@ func TestKafkaDeadLettersTooLargeForTopic(t *testing.T) {
 		{Source: record.Source{Topic: source, Partition: 0, Offset: 1}, Value: big, Reason: "invalid_json", Error: "bad", FirstSeen: time.Now()},
 		{Source: record.Source{Topic: source, Partition: 0, Offset: 2}, Value: []byte("small"), Reason: "invalid_json", Error: "bad", FirstSeen: time.Now()},
 	}
-	sink := NewKafkaDeadLetters([]string{broker}, nil, 1<<20)
+	sink := NewDeadLetters([]string{broker}, nil, 1<<20)
 	t.Cleanup(func() { _ = sink.Close() })
 	for {
 		err := sink.WriteDeadLetters(ctx, letters)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable) || ctx.Err() != nil {
+		if !errors.Is(err, kafkago.UnknownTopicOrPartition) && !errors.Is(err, kafkago.LeaderNotAvailable) || ctx.Err() != nil {
 			t.Fatalf("WriteDeadLetters with a letter over the topic's max.message.bytes: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	msgs := readAll(t, broker, DLQTopic(source))
-	byOffset := map[string]kafka.Message{}
+	byOffset := map[string]kafkago.Message{}
 	for _, m := range msgs {
 		for _, h := range m.Headers {
 			if h.Key == HeaderSourceOffset {

@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 import (
 	"bufio"
@@ -23,7 +23,34 @@ import (
 
 var updateCookbookDoc = flag.Bool("update-cookbook-doc", false, "rewrite the generated part of docs/sql.md from Cookbook()")
 
-const cookbookDocPath = "../docs/sql.md"
+const cookbookDocPath = "../../docs/sql.md"
+
+// scoreJSON is the NDJSON sink's shape of a row (sinks.NDJSON), which the fixture is
+// written in; field names match the ClickHouse columns.
+type scoreJSON struct {
+	EventTime      time.Time         `json:"event_time"`
+	ScoredAt       time.Time         `json:"scored_at"`
+	RecordID       string            `json:"record_id"`
+	TraceID        string            `json:"trace_id,omitempty"`
+	Topic          string            `json:"topic"`
+	Partition      int               `json:"partition"`
+	Offset         int64             `json:"offset"`
+	Model          string            `json:"model"`
+	App            string            `json:"app,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Evaluator      string            `json:"evaluator"`
+	RubricVersion  string            `json:"rubric_version"`
+	Judge          string            `json:"judge"`
+	TaskType       string            `json:"task_type"`
+	Score          float64           `json:"score"`
+	Label          string            `json:"label,omitempty"`
+	Confidence     float64           `json:"confidence"`
+	Explanation    string            `json:"explanation,omitempty"`
+	Status         string            `json:"status"`
+	Cached         bool              `json:"cached"`
+	JudgeLatencyMS float64           `json:"judge_latency_ms"`
+	Attempts       int               `json:"attempts"`
+}
 
 // loadCookbookFixture reads testdata/cookbook/scores.ndjson: score rows in the NDJSON
 // sink's shape (see testdata/cookbook/README.md for what they hold and the answers).
@@ -176,6 +203,55 @@ func cookbookCases() []cookbookCase {
 				{judgePrometheus, 4, 1, 0.25, 0, 0},
 				{judgeSelene, 53, 4, 4.0 / 53, 1, 1.0 / 53},
 			},
+		},
+		{
+			// score_trend's optional filters: support-llm-v7 in billing only (scores 5, 5 at
+			// 12:00; 4 and two failures at 13:00).
+			query: "score_trend",
+			params: map[string]string{"evaluator": "helpfulness", "from": "2026-11-24", "to": "2026-11-25",
+				"model": "support-llm-v7", "app": "billing"},
+			columns: []string{"hour", "model", "scored", "failed", "mean_score", "p50", "p90"},
+			rows: [][]any{
+				{"2026-11-24 12:00:00", "support-llm-v7", 2, 0, 5, 5, 5},
+				{"2026-11-24 13:00:00", "support-llm-v7", 1, 2, 4, 4, 4},
+			},
+		},
+		{
+			// The app filter alone: legacy has two rows (2 and 3) at 13:00.
+			query:   "score_trend",
+			params:  map[string]string{"evaluator": "helpfulness", "from": "2026-11-24", "to": "2026-11-25", "app": "legacy"},
+			columns: []string{"hour", "model", "scored", "failed", "mean_score", "p50", "p90"},
+			rows:    [][]any{{"2026-11-24 13:00:00", "support-llm-v7", 2, 0, 2.5, 2.5, 2.9}},
+		},
+		{
+			// Hour 12 of support-llm-v6: {3..7}×2, as in compare_models above.
+			query:   "score_stats",
+			params:  map[string]string{"evaluator": "helpfulness", "from": "2026-11-24 12:00:00", "to": "2026-11-24 13:00:00", "model": "support-llm-v6"},
+			columns: []string{"n_ok", "mean_score", "var_score"},
+			rows:    [][]any{{10, 5, 20.0 / 9}},
+		},
+		{
+			// No filter: the 30 ok rows of helpfulness on the 24th (sum 165, sum of squares 1005,
+			// so the sample variance is (1005 - 165²/30)/29 = 195/58).
+			query:   "score_stats",
+			params:  map[string]string{"evaluator": "helpfulness", "from": "2026-11-24", "to": "2026-11-25"},
+			columns: []string{"n_ok", "mean_score", "var_score"},
+			rows:    [][]any{{30, 5.5, 195.0 / 58}},
+		},
+		{
+			// Both filters: support-llm-v7 in helpdesk, scores 8, 9, 7, 8, 9, 6.
+			query: "score_stats",
+			params: map[string]string{"evaluator": "helpfulness", "from": "2026-11-24", "to": "2026-11-25",
+				"model": "support-llm-v7", "app": "helpdesk"},
+			columns: []string{"n_ok", "mean_score", "var_score"},
+			rows:    [][]any{{6, 47.0 / 6, 41.0 / 30}},
+		},
+		{
+			// A model without rows: no ok rows, so the mean and variance are nan.
+			query:   "score_stats",
+			params:  map[string]string{"evaluator": "helpfulness", "from": "2026-11-24", "to": "2026-11-25", "model": "it's-v9"},
+			columns: []string{"n_ok", "mean_score", "var_score"},
+			rows:    [][]any{{0, nan, nan}},
 		},
 	}
 }
@@ -347,13 +423,13 @@ type replayFixture struct {
 	conn driver.Conn
 	db   string
 	rows []record.Score
-	sink *ClickHouseScores
+	sink *Scores
 }
 
 func newReplayFixture(t *testing.T, ctx context.Context) *replayFixture {
 	t.Helper()
 	conn, cfg := newTestClickHouse(t)
-	f := &replayFixture{conn: conn, db: cfg.Database, rows: loadCookbookFixture(t), sink: NewClickHouseScores(conn, cfg, quiet)}
+	f := &replayFixture{conn: conn, db: cfg.Database, rows: loadCookbookFixture(t), sink: NewScores(conn, cfg, quiet)}
 	if _, err := Migrate(ctx, conn, f.db, quiet); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
@@ -670,7 +746,7 @@ func TestCookbookDoc(t *testing.T) {
 			}
 			t.Logf("rewrote the generated section of %s", cookbookDocPath)
 		} else {
-			t.Errorf("%s is out of date with Cookbook(); run: go test ./sinks -run TestCookbookDoc -update-cookbook-doc\n%s",
+			t.Errorf("%s is out of date with Cookbook(); run: go test ./sinks/clickhouse -run TestCookbookDoc -update-cookbook-doc\n%s",
 				cookbookDocPath, lineDiff(got, want))
 		}
 	}

@@ -1,4 +1,4 @@
-package sinks
+package clickhouse
 
 // Connection options against the real test server: TLS verified against the CA that
 // scripts/services.sh makes, password login, failover across addresses, and what the
@@ -17,9 +17,9 @@ import (
 )
 
 // tlsTestConfig is a validated config for the server's TLS port as the password user.
-func tlsTestConfig(t *testing.T) ClickHouseConfig {
+func tlsTestConfig(t *testing.T) Config {
 	t.Helper()
-	cfg := ClickHouseConfig{
+	cfg := Config{
 		Addrs:     []string{testkit.Service(t, "RATERD_TEST_CLICKHOUSE_TLS", "ClickHouse over TLS")},
 		Database:  uniqueName("raterd_tls_test_"),
 		Username:  testkit.Service(t, "RATERD_TEST_CLICKHOUSE_USER", "ClickHouse TLS user"),
@@ -37,9 +37,9 @@ func TestClickHouseTLSWithPassword(t *testing.T) {
 	cfg := tlsTestConfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := OpenClickHouse(ctx, cfg)
+	conn, err := Open(ctx, cfg)
 	if err != nil {
-		t.Fatalf("OpenClickHouse over TLS as %s: %v", cfg.Username, err)
+		t.Fatalf("Open over TLS as %s: %v", cfg.Username, err)
 	}
 	t.Cleanup(func() {
 		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database)
@@ -54,7 +54,7 @@ func TestClickHouseTLSWithPassword(t *testing.T) {
 		t.Fatalf("Migrate over TLS: %v", err)
 	}
 	rows := testScores(40)
-	if err := NewClickHouseScores(conn, cfg, quiet).WriteScores(ctx, rows); err != nil {
+	if err := NewScores(conn, cfg, quiet).WriteScores(ctx, rows); err != nil {
 		t.Fatalf("WriteScores over TLS: %v", err)
 	}
 	if got := countRows(t, conn, "SELECT count() FROM "+cfg.Database+".scores FINAL"); got != uint64(len(rows)) {
@@ -67,22 +67,22 @@ func TestClickHouseTLSRejects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for name, tc := range map[string]struct {
-		mutate func(c *ClickHouseConfig)
+		mutate func(c *Config)
 		want   string
 	}{
 		// The system roots do not know the test CA: the certificate must be refused.
-		"unknown CA": {func(c *ClickHouseConfig) { c.TLSCAFile = "" }, "certificate"},
+		"unknown CA": {func(c *Config) { c.TLSCAFile = "" }, "certificate"},
 		// The certificate is for 127.0.0.1/localhost.
-		"wrong server name": {func(c *ClickHouseConfig) { c.TLSServerName = "clickhouse.example.com" }, "certificate"},
-		"wrong password":    {func(c *ClickHouseConfig) { c.Password = "not-the-password" }, "password"},
+		"wrong server name": {func(c *Config) { c.TLSServerName = "clickhouse.example.com" }, "certificate"},
+		"wrong password":    {func(c *Config) { c.Password = "not-the-password" }, "password"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := good
 			tc.mutate(&cfg)
-			conn, err := OpenClickHouse(ctx, cfg)
+			conn, err := Open(ctx, cfg)
 			if err == nil {
 				_ = conn.Close()
-				t.Fatal("OpenClickHouse = nil error, want a refusal")
+				t.Fatal("Open = nil error, want a refusal")
 			}
 			if !strings.Contains(strings.ToLower(err.Error()), tc.want) {
 				t.Errorf("error %q does not mention %q", err, tc.want)
@@ -92,7 +92,7 @@ func TestClickHouseTLSRejects(t *testing.T) {
 	// tls_insecure_skip_verify accepts the unknown CA (tests only; documented as such).
 	cfg := good
 	cfg.TLSCAFile, cfg.TLSInsecureSkipVerify = "", true
-	conn, err := OpenClickHouse(ctx, cfg)
+	conn, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatalf("tls_insecure_skip_verify: %v", err)
 	}
@@ -102,15 +102,15 @@ func TestClickHouseTLSRejects(t *testing.T) {
 func TestClickHouseFailover(t *testing.T) {
 	addr := testkit.Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse")
 	// Port 1 on loopback refuses connections: the first address is down, the second up.
-	cfg := ClickHouseConfig{Addrs: []string{"127.0.0.1:1", addr}, Database: uniqueName("raterd_failover_test_")}
+	cfg := Config{Addrs: []string{"127.0.0.1:1", addr}, Database: uniqueName("raterd_failover_test_")}
 	if err := cfg.Validate("clickhouse"); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := OpenClickHouse(ctx, cfg)
+	conn, err := Open(ctx, cfg)
 	if err != nil {
-		t.Fatalf("OpenClickHouse with the first address down: %v", err)
+		t.Fatalf("Open with the first address down: %v", err)
 	}
 	defer func() {
 		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database)
@@ -119,11 +119,11 @@ func TestClickHouseFailover(t *testing.T) {
 	if _, err := Migrate(ctx, conn, cfg.Database, quiet); err != nil {
 		t.Fatalf("Migrate through the second address: %v", err)
 	}
-	if err := NewClickHouseScores(conn, cfg, quiet).WriteScores(ctx, testScores(5)); err != nil {
+	if err := NewScores(conn, cfg, quiet).WriteScores(ctx, testScores(5)); err != nil {
 		t.Fatalf("WriteScores through the second address: %v", err)
 	}
-	if _, err := OpenClickHouse(ctx, ClickHouseConfig{Addrs: []string{"127.0.0.1:1"}, DialTimeout: time.Second, Database: "x"}); err == nil {
-		t.Error("OpenClickHouse with every address down = nil error")
+	if _, err := Open(ctx, Config{Addrs: []string{"127.0.0.1:1"}, DialTimeout: time.Second, Database: "x"}); err == nil {
+		t.Error("Open with every address down = nil error")
 	}
 }
 
@@ -141,12 +141,12 @@ func TestClickHouseDedupTokenSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewClickHouseScores(conn, cfg, quiet)
+	s := NewScores(conn, cfg, quiet)
 	wantDedup := serverVersion{int(v.Version.Major), int(v.Version.Minor)}.features().InsertDedup
 	if s.dedup != wantDedup {
 		t.Fatalf("server %s: dedup = %v, want %v", v, s.dedup, wantDedup)
 	}
-	if NewClickHouseDeadLetters(conn, cfg).dedup != wantDedup {
+	if NewDeadLetters(conn, cfg).dedup != wantDedup {
 		t.Errorf("dead letters: dedup differs from the score writer's")
 	}
 	if wantDedup {
@@ -170,17 +170,17 @@ func TestClickHouseConfigTLSValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, tc := range map[string]struct {
-		cfg  ClickHouseConfig
+		cfg  Config
 		want string
 	}{
-		"ca without tls":    {ClickHouseConfig{TLSCAFile: notPEM}, "clickhouse.tls_ca_file: set, but clickhouse.tls is false"},
-		"skip without tls":  {ClickHouseConfig{TLSInsecureSkipVerify: true}, "clickhouse.tls_insecure_skip_verify: set"},
-		"cert without key":  {ClickHouseConfig{TLS: true, TLSCertFile: notPEM}, "give both or neither"},
-		"missing ca file":   {ClickHouseConfig{TLS: true, TLSCAFile: filepath.Join(dir, "nope.pem")}, "clickhouse.tls_ca_file: open"},
-		"ca file not pem":   {ClickHouseConfig{TLS: true, TLSCAFile: notPEM}, "holds no PEM certificate"},
-		"bad key pair":      {ClickHouseConfig{TLS: true, TLSCertFile: notPEM, TLSKeyFile: notPEM}, "clickhouse.tls_cert_file/tls_key_file"},
-		"attempts too many": {ClickHouseConfig{InsertAttempts: 21}, "clickhouse.insert_attempts: 21"},
-		"attempts negative": {ClickHouseConfig{InsertAttempts: -1}, "clickhouse.insert_attempts: -1"},
+		"ca without tls":    {Config{TLSCAFile: notPEM}, "clickhouse.tls_ca_file: set, but clickhouse.tls is false"},
+		"skip without tls":  {Config{TLSInsecureSkipVerify: true}, "clickhouse.tls_insecure_skip_verify: set"},
+		"cert without key":  {Config{TLS: true, TLSCertFile: notPEM}, "give both or neither"},
+		"missing ca file":   {Config{TLS: true, TLSCAFile: filepath.Join(dir, "nope.pem")}, "clickhouse.tls_ca_file: open"},
+		"ca file not pem":   {Config{TLS: true, TLSCAFile: notPEM}, "holds no PEM certificate"},
+		"bad key pair":      {Config{TLS: true, TLSCertFile: notPEM, TLSKeyFile: notPEM}, "clickhouse.tls_cert_file/tls_key_file"},
+		"attempts too many": {Config{InsertAttempts: 21}, "clickhouse.insert_attempts: 21"},
+		"attempts negative": {Config{InsertAttempts: -1}, "clickhouse.insert_attempts: -1"},
 	} {
 		tc.cfg.Addrs = []string{"127.0.0.1:9000"}
 		err := tc.cfg.Validate("clickhouse")
@@ -188,7 +188,7 @@ func TestClickHouseConfigTLSValidate(t *testing.T) {
 			t.Errorf("%s: Validate = %v, want an error containing %q", name, err, tc.want)
 		}
 	}
-	ok := ClickHouseConfig{Addrs: []string{"127.0.0.1:9440"}, TLS: true}
+	ok := Config{Addrs: []string{"127.0.0.1:9440"}, TLS: true}
 	if err := ok.Validate("clickhouse"); err != nil || ok.InsertAttempts != 3 {
 		t.Errorf("tls with system roots: %v, insert_attempts %d", err, ok.InsertAttempts)
 	}

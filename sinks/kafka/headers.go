@@ -1,0 +1,43 @@
+package kafka
+
+// The dead-letter header contract: every raterd-* header raterd sets on a Kafka message,
+// in one place. The DLQ producer (DeadLetters) writes the dead-letter headers; the replay
+// (ReplayDeadLetters) reads them, drops every header that starts with raterdHeaderPrefix,
+// and sets the replay headers.
+
+// raterdHeaderPrefix starts every header raterd adds to a message.
+const raterdHeaderPrefix = "raterd-"
+
+// Dead-letter headers: every dead letter carries why it was rejected and where it came
+// from, after the original message's headers.
+const (
+	// HeaderErrorClass is the reason class of the rejection (invalid_json, too_large, …).
+	HeaderErrorClass = "raterd-error-class"
+	// HeaderError is the error text.
+	HeaderError = "raterd-error"
+	// HeaderSourceTopic is the topic the original message was read from.
+	HeaderSourceTopic = "raterd-source-topic"
+	// HeaderSourcePartition is the original message's partition, in decimal.
+	HeaderSourcePartition = "raterd-source-partition"
+	// HeaderSourceOffset is the original message's offset, in decimal.
+	HeaderSourceOffset = "raterd-source-offset"
+	// HeaderAttempts is how many times the message was tried before it was dead-lettered.
+	HeaderAttempts = "raterd-attempts"
+	// HeaderFirstSeen is when raterd first saw the message (RFC 3339, UTC).
+	HeaderFirstSeen = "raterd-first-seen"
+	// HeaderOriginalSize is set when the dead letter carries only a prefix of the value:
+	// the size of the original value, in decimal.
+	HeaderOriginalSize = "raterd-original-size"
+)
+
+// Headers of a message replayed from a dead-letter topic. Every other raterd-* header of the
+// dead letter is dropped on replay; the original headers are kept.
+const (
+	// HeaderReplayedFrom names the dead letter a message was replayed from:
+	// "<dlq topic>/<partition>/<offset>".
+	HeaderReplayedFrom = "raterd-replayed-from"
+	// HeaderReplays counts the replays of a message: 1 on its first replay, and one more
+	// each time it fails again, is dead-lettered (which keeps this header among the
+	// original ones) and is replayed again.
+	HeaderReplays = "raterd-replays"
+)
