@@ -47,11 +47,11 @@ func (b *bencher) runNaive(ctx context.Context, cfg *app.Config, records int64) 
 	if err := b.migrate(ctx, db); err != nil {
 		return benchRun{}, err
 	}
-	judges, err := app.BuildJudges(cfg, nil, b.logger, nil)
+	judges, err := scorer.NewJudges(cfg.Judges, scorer.JudgeSettings{Logger: b.logger})
 	if err != nil {
 		return benchRun{}, err
 	}
-	defer app.CloseJudges(context.Background(), judges)
+	defer scorer.CloseJudges(context.Background(), judges)
 	var judge scorer.Judge = routeJudge{judges: judges}
 	if len(judges) == 1 {
 		for _, j := range judges {

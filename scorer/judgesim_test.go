@@ -39,7 +39,7 @@ func simJudge(t *testing.T, mutate func(*scorer.OpenAIConfig), urls ...string) *
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	j, err := scorer.NewOpenAIJudge(cfg, nil, nil, nil)
+	j, err := scorer.NewOpenAIJudge(cfg, scorer.JudgeSettings{Key: "judges.sim"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestJudgesimRewardEndpoints(t *testing.T) {
 		t.Run(api, func(t *testing.T) {
 			j, err := scorer.NewRewardJudge(scorer.RewardConfig{Model: "rm", Settings: scorer.RewardSettings{API: api, MaxBatch: 3}, Pool: pool.Config{
 				Endpoints: []pool.Endpoint{{URL: url}},
-			}}, nil, nil, nil)
+			}}, scorer.JudgeSettings{Key: "judges.sim"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -237,7 +237,7 @@ func TestJudgesimRewardEndpoints(t *testing.T) {
 				j.Close(context.Background())
 				j, err = scorer.NewRewardJudge(scorer.RewardConfig{Model: "rm", Settings: scorer.RewardSettings{API: api, Label: "good"}, Pool: pool.Config{
 					Endpoints: []pool.Endpoint{{URL: url}},
-				}}, nil, nil, nil)
+				}}, scorer.JudgeSettings{Key: "judges.sim"})
 				if err != nil {
 					t.Fatal(err)
 				}

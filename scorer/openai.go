@@ -17,8 +17,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.opentelemetry.io/otel/metric"
-
 	"raterd/record"
 	"raterd/scorer/format"
 	"raterd/scorer/pool"
@@ -115,23 +113,28 @@ type OpenAIJudge struct {
 	logger *slog.Logger
 }
 
-// NewOpenAIJudge returns a judge for cfg and starts its pool (Close stops it). cfg is
-// validated again here, so a zero field gets its default. A nil client gets a pooled
-// transport; a nil logger falls back to slog.Default(), a nil meter provider to the OTel
-// global.
-func NewOpenAIJudge(cfg OpenAIConfig, client *http.Client, logger *slog.Logger, meters metric.MeterProvider) (*OpenAIJudge, error) {
+// NewOpenAIJudge returns a judge for cfg and starts its pool (Close stops it). cfg should
+// have passed Validate(set.Key); it is validated again under set.Key (required), so that a
+// caller that did not validate still gets the defaults and errors name the keys of the
+// config file. A nil set.HTTPClient gets a pooled transport; a nil logger falls back to
+// slog.Default(), a nil meter provider to the OTel global.
+func NewOpenAIJudge(cfg OpenAIConfig, set JudgeSettings) (*OpenAIJudge, error) {
+	if set.Key == "" {
+		return nil, fmt.Errorf("scorer: NewOpenAIJudge: %w", errNoKey)
+	}
 	cfg.Endpoints = append([]pool.Endpoint(nil), cfg.Endpoints...)
-	if err := cfg.Validate("openai"); err != nil {
+	if err := cfg.Validate(set.Key); err != nil {
 		return nil, err
 	}
+	logger := set.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	client = judgeHTTPClient(client, cfg.Config)
+	client := judgeHTTPClient(set.HTTPClient, cfg.Config)
 	j := &OpenAIJudge{cfg: cfg, client: client, logger: logger}
 	p, err := pool.New(cfg.Config, pool.Options{
-		Name: j.Identity(), DefaultHealthPath: "models", Client: client, Logger: logger, MeterProvider: meters,
-		ProbeHeader: authHeader(cfg.APIKey),
+		Key: set.Key, Name: j.Identity(), DefaultHealthPath: "models", Client: client, Logger: logger,
+		MeterProvider: set.MeterProvider, ProbeHeader: authHeader(cfg.APIKey),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", j.Identity(), err)

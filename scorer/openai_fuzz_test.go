@@ -96,7 +96,7 @@ func fzOpenAIJudge(tb testing.TB, tr http.RoundTripper) *OpenAIJudge {
 	cfg.MaxAttempts = 1
 	cfg.Timeout = 10 * time.Second
 	cfg.Concurrency.Mode = pool.ModeFixed
-	j, err := NewOpenAIJudge(cfg, &http.Client{Transport: tr}, slog.New(slog.DiscardHandler), nil)
+	j, err := NewOpenAIJudge(cfg, JudgeSettings{Key: "judges.fuzz", HTTPClient: &http.Client{Transport: tr}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -137,7 +137,7 @@ func testJudge(t *testing.T, mutate func(*OpenAIConfig), urls ...string) *OpenAI
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	j, err := NewOpenAIJudge(cfg, nil, nil, nil)
+	j, err := NewOpenAIJudge(cfg, JudgeSettings{Key: "judges.test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -172,7 +172,7 @@ func runPoolBench(b *testing.B, endpoints, hung int, client string, window time.
 		for _, u := range urls {
 			cfg.Endpoints = append(cfg.Endpoints, pool.Endpoint{URL: u, MaxInFlight: 128})
 		}
-		j, err := scorer.NewOpenAIJudge(cfg, httpClient, nil, nil)
+		j, err := scorer.NewOpenAIJudge(cfg, scorer.JudgeSettings{Key: "judges.bench", HTTPClient: httpClient})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,8 +16,6 @@ import (
 	"text/template"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-
 	"raterd/record"
 	"raterd/scorer/pool"
 )
@@ -135,16 +133,23 @@ type RewardJudge struct {
 	client   *http.Client
 }
 
-// NewRewardJudge validates cfg and starts the judge's pool (Close stops it).
-func NewRewardJudge(cfg RewardConfig, client *http.Client, logger *slog.Logger, meters metric.MeterProvider) (*RewardJudge, error) {
+// NewRewardJudge starts the judge's pool (Close stops it). cfg should have passed
+// Validate(set.Key); it is validated again under set.Key (required), so that a caller that
+// did not validate still gets the defaults and errors name the keys of the config file.
+// Nil settings get the defaults of JudgeSettings.
+func NewRewardJudge(cfg RewardConfig, set JudgeSettings) (*RewardJudge, error) {
+	if set.Key == "" {
+		return nil, fmt.Errorf("scorer: NewRewardJudge: %w", errNoKey)
+	}
 	cfg.Pool.Endpoints = append([]pool.Endpoint(nil), cfg.Pool.Endpoints...)
-	if err := cfg.Validate("reward"); err != nil {
+	if err := cfg.Validate(set.Key); err != nil {
 		return nil, err
 	}
+	logger := set.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	j := &RewardJudge{cfg: cfg, client: judgeHTTPClient(client, cfg.Pool)}
+	j := &RewardJudge{cfg: cfg, client: judgeHTTPClient(set.HTTPClient, cfg.Pool)}
 	// The identity names everything that changes the numbers: model, API, the class
 	// read and the input rendering.
 	id := "reward:" + cfg.Model + "@" + cfg.Settings.API
@@ -160,7 +165,8 @@ func NewRewardJudge(cfg RewardConfig, client *http.Client, logger *slog.Logger, 
 		j.tmpl = template.Must(template.New("input").Option("missingkey=zero").Parse(cfg.Settings.InputTemplate))
 	}
 	j.identity = id
-	p, err := pool.New(cfg.Pool, pool.Options{Name: id, DefaultHealthPath: "health", Client: j.client, Logger: logger, MeterProvider: meters, ProbeHeader: authHeader(cfg.APIKey)})
+	p, err := pool.New(cfg.Pool, pool.Options{Key: set.Key, Name: id, DefaultHealthPath: "health", Client: j.client, Logger: logger,
+		MeterProvider: set.MeterProvider, ProbeHeader: authHeader(cfg.APIKey)})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", id, err)
 	}

@@ -39,7 +39,7 @@ func fzRewardJudge(tb testing.TB, tr http.RoundTripper, s RewardSettings) *Rewar
 	j, err := NewRewardJudge(RewardConfig{Model: "rm", Settings: s, Pool: pool.Config{
 		Endpoints: []pool.Endpoint{{URL: "http://reward.fuzz.invalid"}}, MaxAttempts: 1, Timeout: 10 * time.Second,
 		Concurrency: pool.Concurrency{Mode: pool.ModeFixed},
-	}}, &http.Client{Transport: tr}, slog.New(slog.DiscardHandler), nil)
+	}}, JudgeSettings{Key: "judges.fuzz", HTTPClient: &http.Client{Transport: tr}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func rewardJudge(t *testing.T, url string, s RewardSettings) *RewardJudge {
 	t.Helper()
 	j, err := NewRewardJudge(RewardConfig{Model: "rm", Settings: s, Pool: pool.Config{
 		Endpoints: []pool.Endpoint{{URL: url}}, MaxAttempts: 2, Timeout: 5 * time.Second,
-	}}, nil, nil, nil)
+	}}, JudgeSettings{Key: "judges.test"})
 	if err != nil {
 		t.Fatal(err)
 	}

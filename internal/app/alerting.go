@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"raterd/record"
+	"raterd/scorer/cache"
 	"raterd/sinks"
 	"raterd/sinks/alert"
 	"raterd/sinks/alert/notify"
@@ -65,21 +65,12 @@ func buildAlerting(ctx context.Context, cfg *Config, ch driver.Conn, httpClient 
 	return alert.Build(ctx, &cfg.Alerting.AlertingConfig, deps)
 }
 
-// alertRedisOptions are the cache's connection settings with timeouts and retries fit
-// for alert state: off the scoring path, so a slow round trip costs nothing but a late
-// evaluation.
-//
-// TODO(arch): shared Redis client builder. This is a second copy of the verdict cache's
-// Redis client options (buildCache in wire.go); it goes once one builder serves both.
-func alertRedisOptions(cfg RedisConfig) *redis.UniversalOptions {
+// alertRedisOptions are the cache's connection settings (cache.RedisOptions, the one
+// builder) with timeouts fit for alert state: off the scoring path, so a slow round trip
+// costs nothing but a late evaluation.
+func alertRedisOptions(cfg cache.RedisConfig) *redis.UniversalOptions {
 	timeout := max(cfg.Timeout, 2*time.Second)
-	opts := &redis.UniversalOptions{
-		Addrs: cfg.Addrs, MasterName: cfg.MasterName, Username: cfg.Username, Password: cfg.Password,
-		SentinelUsername: cfg.Username, SentinelPassword: cfg.Password, DB: cfg.DB,
-		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
-	}
-	if cfg.TLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
+	opts := cache.RedisOptions(cfg)
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
 	return opts
 }

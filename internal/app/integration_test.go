@@ -345,11 +345,11 @@ func checkCommittedToEnd(t *testing.T, broker, topic, group string, partitions i
 // each judged every time.
 func judgeCallsWanted(t testing.TB, cfg *Config, st *Stack, values [][]byte) (keys, uncached int) {
 	t.Helper()
-	judges, err := BuildJudges(cfg, nil, slog.Default(), nil)
+	judges, err := scorer.NewJudges(cfg.Judges, scorer.JudgeSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer CloseJudges(context.Background(), judges)
+	defer scorer.CloseJudges(context.Background(), judges)
 	distinct := map[string]bool{}
 	for i, v := range values {
 		r, err := consumer.Decode(v, record.Source{Topic: "t", Offset: int64(i)}, time.Now(), consumer.DefaultMaxRecordBytes)

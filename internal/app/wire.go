@@ -2,18 +2,13 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/metric"
 
 	"raterd/consumer"
 	"raterd/scorer"
@@ -51,7 +46,7 @@ const judgeDrainTimeout = 10 * time.Second
 func (s *Stack) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), judgeDrainTimeout)
 	defer cancel()
-	CloseJudges(ctx, s.judges)
+	scorer.CloseJudges(ctx, s.judges)
 	s.judges = nil
 	var errs []error
 	for i := len(s.closers) - 1; i >= 0; i-- {
@@ -61,108 +56,16 @@ func (s *Stack) Close() error {
 	return errors.Join(errs...)
 }
 
-// CloseJudges drains the pools of the judges that have one.
-func CloseJudges(ctx context.Context, judges map[string]scorer.Judge) {
-	for _, j := range judges {
-		if c, ok := j.(interface{ Close(context.Context) error }); ok {
-			_ = c.Close(ctx)
-		}
-	}
-}
-
-// BuildJudges creates one judge per configured pool.
-func BuildJudges(cfg *Config, httpClient *http.Client, logger *slog.Logger, meters metric.MeterProvider) (map[string]scorer.Judge, error) {
-	judges := make(map[string]scorer.Judge, len(cfg.Judges))
-	names := make([]string, 0, len(cfg.Judges))
-	for name := range cfg.Judges {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		j := cfg.Judges[name]
-		switch j.Type {
-		case JudgeHeuristic:
-			judges[name] = scorer.NewHeuristicJudge()
-		case JudgeOpenAI:
-			oj, err := scorer.NewOpenAIJudge(j.OpenAIConfig, httpClient, logger.With("judge", name), meters)
-			if err != nil {
-				CloseJudges(context.Background(), judges)
-				return nil, fmt.Errorf("judges.%s: %w", name, err)
-			}
-			judges[name] = oj
-		case JudgeReward:
-			rj, err := scorer.NewRewardJudge(j.RewardConfig(), httpClient, logger.With("judge", name), meters)
-			if err != nil {
-				CloseJudges(context.Background(), judges)
-				return nil, fmt.Errorf("judges.%s: %w", name, err)
-			}
-			judges[name] = rj
-		}
-	}
-	return judges, nil
-}
-
-// buildCache returns Redis when configured — behind an in-process tier for hot keys and a
-// circuit breaker, reachable or not (a failing Redis is bypassed) — else a bounded
-// in-process cache, or none when memory_bytes is -1.
-func buildCache(ctx context.Context, cfg RedisConfig, logger *slog.Logger, meters metric.MeterProvider) (cache.Cache, []io.Closer, string) {
-	if len(cfg.Addrs) == 0 {
-		if cfg.MemoryBytes < 0 {
-			return nil, nil, "off"
-		}
-		return cache.NewMemory(cfg.MemoryBytes), nil, fmt.Sprintf("in-process (%d MiB)", cfg.MemoryBytes>>20)
-	}
-	opts := &redis.UniversalOptions{
-		Addrs:      cfg.Addrs,
-		MasterName: cfg.MasterName,
-		Username:   cfg.Username,
-		Password:   cfg.Password,
-		// Sentinels usually share the data nodes' ACL; go-redis asks for them apart.
-		SentinelUsername: cfg.Username,
-		SentinelPassword: cfg.Password,
-		DB:               cfg.DB,
-		DialTimeout:      cfg.Timeout * 4,
-		ReadTimeout:      cfg.Timeout,
-		WriteTimeout:     cfg.Timeout,
-		MaxRetries:       -1, // the breaker bypasses a failing cache; retries would only add latency
-	}
-	if cfg.TLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	client := redis.NewUniversalClient(opts)
-	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout*4)
-	defer cancel()
-	if err := client.Ping(pctx).Err(); err != nil {
-		// Info, not Warn: the cache's breaker logs the outage once when batches meet it.
-		logger.Info("redis not answering at start; the cache bypasses it until it does", "addrs", cfg.Addrs, "err", err)
-	}
-	var local *cache.Memory
-	desc := fmt.Sprintf("redis %v", cfg.Addrs)
-	if cfg.LocalBytes > 0 {
-		local = cache.NewMemory(cfg.LocalBytes)
-		desc += fmt.Sprintf(" behind an in-process tier (%d MiB)", cfg.LocalBytes>>20)
-	}
-	tiered := cache.NewTiered(local, cache.NewRedis(client, cfg.KeyPrefix), cache.TieredOptions{
-		Timeout:          cfg.Timeout,
-		FailureThreshold: cfg.Breaker.Failures,
-		Cooldown:         cfg.Breaker.Cooldown,
-		MaxCooldown:      cfg.Breaker.MaxCooldown,
-		Logger:           logger,
-		MeterProvider:    meters,
-	})
-	return tiered, []io.Closer{client, tiered}, desc
-}
-
-// buildStack wires judges, cache and sinks. A ClickHouse schema that is behind the
+// Build wires judges, cache and sinks. A ClickHouse schema that is behind the
 // migrations this build needs is a start-up error naming the missing migration.
 func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger, httpClient *http.Client) (*Stack, error) {
 	st := &Stack{}
-	judges, err := BuildJudges(cfg, httpClient, logger, tel.Meters)
+	judges, err := scorer.NewJudges(cfg.Judges, scorer.JudgeSettings{Key: "judges", HTTPClient: httpClient, Logger: logger, MeterProvider: tel.Meters})
 	if err != nil {
 		return nil, err
 	}
 	st.judges = judges
-	c, closers, desc := buildCache(ctx, cfg.Redis, logger, tel.Meters)
+	c, closers, desc := cache.New(ctx, cfg.Redis, logger, tel.Meters)
 	st.closers = append(st.closers, closers...)
 	st.Cache, st.CacheDesc = c, desc
 	st.Scorer, err = scorer.New(cfg.Evaluators, judges, scorer.Options{

@@ -264,3 +264,30 @@ func TestTieredSurvivesRedisRestart(t *testing.T) {
 		t.Fatalf("%d Info records for one recovery, want 1", n)
 	}
 }
+
+// TestIntegrationNewBuildsTieredRedis: New with addrs gives Redis behind the local tier,
+// reachable through the shared options, and closers that release it.
+func TestIntegrationNewBuildsTieredRedis(t *testing.T) {
+	cfg := RedisConfig{Addrs: []string{testkit.Service(t, "RATERD_TEST_REDIS", "Redis")}, KeyPrefix: testPrefix(t)}
+	if err := cfg.Validate("redis"); err != nil {
+		t.Fatal(err)
+	}
+	c, closers, desc := New(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
+	if _, ok := c.(*Tiered); !ok || len(closers) != 2 || desc != fmt.Sprintf("redis %v behind an in-process tier (32 MiB)", cfg.Addrs) {
+		t.Fatalf("New: %T, %d closers, %q", c, len(closers), desc)
+	}
+	ctx := context.Background()
+	if err := c.SetMany(ctx, []Entry{{Key: "k", Value: []byte("v"), TTL: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	client := redis.NewUniversalClient(RedisOptions(cfg))
+	defer client.Close()
+	if n, err := client.Exists(ctx, cfg.KeyPrefix+"k").Result(); err != nil || n != 1 {
+		t.Fatalf("the entry is not in Redis: %d, %v", n, err)
+	}
+	for i := len(closers) - 1; i >= 0; i-- {
+		if err := closers[i].Close(); err != nil {
+			t.Errorf("close %d: %v", i, err)
+		}
+	}
+}

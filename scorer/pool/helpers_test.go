@@ -113,6 +113,9 @@ func newTestPool(t *testing.T, cfg Config, opts Options) *Pool {
 	if err := cfg.Validate("test"); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
+	if opts.Key == "" {
+		opts.Key = "test"
+	}
 	p, err := New(cfg, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -39,6 +39,10 @@ const (
 
 // Options are the pool's collaborators and tunables that are not user config.
 type Options struct {
+	// Key is cfg's path in the config file, e.g. "judges.pool-a". Required: New validates
+	// cfg again under it (a no-op for a cfg that passed Validate(Key), the defaults for one
+	// that did not), so that its errors name the keys of the config file.
+	Key string
 	// Name labels the pool's metrics (attribute "pool"), logs and errors, usually the
 	// judge's name. Default "" (errors then say just "judge pool").
 	Name string
@@ -157,16 +161,20 @@ type Pool struct {
 	active int // Do calls running
 }
 
-// New starts a pool for cfg, which should have passed Validate (defaults are filled
-// again here). With DNS, the name is resolved in the background: until it resolves, Do
-// fails with ErrUnavailable (there is no endpoint to wait for).
+// New starts a pool for cfg, which should have passed Validate(opts.Key); it is
+// validated again under opts.Key (required), so that a caller that did not still gets the
+// defaults. With DNS, the name is resolved in the background: until it resolves, Do fails
+// with ErrUnavailable (there is no endpoint to wait for).
 func New(cfg Config, opts Options) (*Pool, error) {
+	if opts.Key == "" {
+		return nil, errors.New("pool: Options.Key is required: the config path of cfg, e.g. \"judges.pool-a\"")
+	}
 	cfg.Endpoints = append([]Endpoint(nil), cfg.Endpoints...)
 	if cfg.DNS != nil {
 		d := *cfg.DNS
 		cfg.DNS = &d
 	}
-	if err := cfg.Validate("pool"); err != nil {
+	if err := cfg.Validate(opts.Key); err != nil {
 		return nil, err
 	}
 	if opts.Logger == nil {
@@ -193,7 +201,7 @@ func New(cfg Config, opts Options) (*Pool, error) {
 		health = opts.DefaultHealthPath
 	}
 	if err := checkHealthPath(health); err != nil {
-		return nil, fmt.Errorf("pool.breaker.health_path (default): %w", err)
+		return nil, fmt.Errorf("%s.breaker.health_path (default): %w", opts.Key, err)
 	}
 	p := &Pool{
 		cfg:     cfg,
