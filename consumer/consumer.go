@@ -50,6 +50,16 @@ type ScoreSink interface {
 	WriteScores(ctx context.Context, rows []record.Score) error
 }
 
+// Flusher is an optional interface of a ScoreSink that groups the rows of several
+// batches into one write (ClickHouse group commit): the pipeline calls Flush when no more
+// rows can join soon — the in-flight bound stops fetching, every write slot is taken, or
+// fetching ended — so that no batch waits out the sink's interval for nothing. A sink
+// that wraps another must implement Flush and forward it, or grouped rows wait.
+type Flusher interface {
+	// Flush starts writing what the sink holds; it does not wait for the write.
+	Flush()
+}
+
 // DeadLetterSink stores rejected messages; nil means durably accepted.
 type DeadLetterSink interface {
 	WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error
@@ -564,7 +574,7 @@ func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*re
 // called when no more rows can join soon — the in-flight bound stops fetching, every
 // write slot is taken, or fetching ended.
 func (p *Pipeline) flushScores() {
-	if f, ok := p.scores.(interface{ Flush() }); ok {
+	if f, ok := p.scores.(Flusher); ok {
 		f.Flush()
 	}
 }

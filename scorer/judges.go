@@ -255,10 +255,17 @@ func NewJudges(judges map[string]*JudgeConfig, set JudgeSettings) (map[string]Ju
 	return out, nil
 }
 
-// CloseJudges drains the pools of the judges that have one (Close(ctx)), until ctx ends.
+// JudgeCloser is an optional interface of a Judge that holds a pool of connections and
+// workers (the openai and reward judges): Close stops taking calls, waits for those in
+// flight until ctx ends, and releases the pool. Judges without one hold nothing to close.
+type JudgeCloser interface {
+	Close(ctx context.Context) error
+}
+
+// CloseJudges drains the pools of the judges that have one (JudgeCloser), until ctx ends.
 func CloseJudges(ctx context.Context, judges map[string]Judge) {
 	for _, j := range judges {
-		if c, ok := j.(interface{ Close(context.Context) error }); ok {
+		if c, ok := j.(JudgeCloser); ok {
 			_ = c.Close(ctx)
 		}
 	}

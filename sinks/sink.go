@@ -26,6 +26,14 @@ type DeadLetterSink interface {
 	WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error
 }
 
+// Flusher is an optional interface of a ScoreSink that groups the rows of several
+// batches into one write (clickhouse.GroupCommit): Flush starts writing what it holds
+// without waiting. It is the consumer's consumer.Flusher, seen from the sinks' side; every
+// sink here that wraps others implements it and forwards it to them.
+type Flusher interface {
+	Flush()
+}
+
 // MultiScoreSink writes to every sink in order and fails if any fails. A replay after a
 // partial failure writes the rows again; ReplacingMergeTree absorbs the duplicates.
 type MultiScoreSink []ScoreSink
@@ -44,7 +52,7 @@ func (m MultiScoreSink) WriteScores(ctx context.Context, rows []record.Score) er
 // Flush asks every member that groups its writes (GroupCommit) to write now.
 func (m MultiScoreSink) Flush() {
 	for _, s := range m {
-		if f, ok := s.(interface{ Flush() }); ok {
+		if f, ok := s.(Flusher); ok {
 			f.Flush()
 		}
 	}
@@ -63,3 +71,35 @@ func (m MultiDeadLetterSink) WriteDeadLetters(ctx context.Context, letters []rec
 	}
 	return errors.Join(errs...)
 }
+
+// AfterAck writes score rows to Durable and hands them to Observer only once Durable has
+// acknowledged them, so that an observer (the alert manager) sees only rows that are
+// stored: a batch retried after a failed write is observed once. An Observer error fails
+// the write like a Durable one. (Replays after a crash are observed again; observers must
+// tolerate that.)
+type AfterAck struct {
+	// Durable stores the rows: its nil error is the acknowledgement.
+	Durable ScoreSink
+	// Observer sees the rows after Durable acknowledged them.
+	Observer ScoreSink
+}
+
+// WriteScores implements ScoreSink.
+func (a AfterAck) WriteScores(ctx context.Context, rows []record.Score) error {
+	if err := a.Durable.WriteScores(ctx, rows); err != nil {
+		return err
+	}
+	return a.Observer.WriteScores(ctx, rows)
+}
+
+// Flush implements Flusher: it flushes Durable (the observer holds nothing back).
+func (a AfterAck) Flush() {
+	if f, ok := a.Durable.(Flusher); ok {
+		f.Flush()
+	}
+}
+
+var (
+	_ Flusher = MultiScoreSink(nil)
+	_ Flusher = AfterAck{}
+)

@@ -11,9 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
 
-	"raterd/record"
 	"raterd/scorer/cache"
-	"raterd/sinks"
 	"raterd/sinks/alert"
 	"raterd/sinks/alert/notify"
 )
@@ -33,22 +31,6 @@ func (a *AlertingConfig) validate(key string, c *Config) error {
 		env.Channels.ClickHouse, env.Channels.ClickHouseDatabase = true, c.ClickHouse.Database
 	}
 	return a.AlertingConfig.Validate(key, env)
-}
-
-// alertsAfter writes score rows to the durable sinks and hands them to the alert manager
-// only once those acknowledged them: a batch retried after a failed write is observed
-// once. (Replays after a crash are observed again; the detectors tolerate that.)
-type alertsAfter struct {
-	sinks.MultiScoreSink
-	alerts *alert.Manager
-}
-
-// WriteScores implements consumer.ScoreSink.
-func (a alertsAfter) WriteScores(ctx context.Context, rows []record.Score) error {
-	if err := a.MultiScoreSink.WriteScores(ctx, rows); err != nil {
-		return err
-	}
-	return a.alerts.WriteScores(ctx, rows)
 }
 
 // buildAlerting builds the alert Manager and its channels (alert.Build) on raterd's

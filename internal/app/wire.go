@@ -19,40 +19,78 @@ import (
 	"raterd/sinks/kafka"
 )
 
-// stack is every stage of raterd built from one Config. cmd/ is the only place that knows
-// all packages; run, demo and the integration tests all build through here.
+// Stack is every stage behind the consumer, built from one Config by Build: the judges,
+// the cache, the scorer, and the score and dead-letter sinks.
 type Stack struct {
-	Scorer     *scorer.Scorer
-	Scores     consumer.ScoreSink
+	// Scorer scores batches: cache lookup, dedup, judge calls, cache fill.
+	Scorer *scorer.Scorer
+	// Scores is where score rows go: ClickHouse (grouped into inserts) and/or the scores
+	// file, then the alert manager once they are acknowledged (sinks.AfterAck).
+	Scores consumer.ScoreSink
+	// DeadLetter is where bad records go: the <topic>.dlq topics and, with ClickHouse,
+	// raterd.dead_letters.
 	DeadLetter consumer.DeadLetterSink
-	ClickHouse driver.Conn // nil when ClickHouse is not configured
-	Cache      cache.Cache // nil when off
+	// ClickHouse is the connection; nil when ClickHouse is not configured.
+	ClickHouse driver.Conn
+	// Cache is the verdict cache; nil when off.
+	Cache cache.Cache
+	// CacheDesc describes the cache for logs.
+	CacheDesc string
 	// ScoreInserts groups score rows into ClickHouse inserts; nil without ClickHouse.
 	ScoreInserts *clickhouse.GroupCommit
-	CacheDesc    string
-	closers      []io.Closer
-	judges       map[string]scorer.Judge
-
 	// Alerts is the alert manager; nil without an alerting section.
 	Alerts *alert.Manager
+
+	// What Close releases, one field per step of the shutdown order.
+	judges       map[string]scorer.Judge
+	alertClosers []io.Closer // in opening order: alert-state Redis, channels, manager
+	scoresFile   io.Closer
+	deadLetters  io.Closer   // the DLQ producer
+	cacheClosers []io.Closer // in opening order: Redis client, tier
 }
 
 // judgeDrainTimeout bounds how long closing waits for judge requests still in flight
 // (the pipeline has drained by then, so normally none are).
 const judgeDrainTimeout = 10 * time.Second
 
-// Close releases every connection the stack opened and drains the judge pools; safe to
-// call twice.
+// Close releases what Build opened; safe to call twice, and on a Stack that Build left
+// half-built. The pipeline must have stopped (App.Close leaves the group first).
+//
+// Shutdown order — the one place it is written down:
+//  1. the judges' pools drain what is still in flight (normally nothing), so no verdict
+//     is written after its sink closed;
+//  2. alerting: the manager makes its final evaluation and enqueues notifications, the
+//     channels deliver their queues (bounded), then the alert-state Redis client closes;
+//  3. the scores file is flushed and closed;
+//  4. the ClickHouse connection closes (the pipeline's last insert is acknowledged by
+//     then: the pipeline waits for every write before Run returns);
+//  5. the dead-letter producer closes;
+//  6. the verdict cache: the tier (its breaker), then the Redis client.
+//
+// Telemetry is shut down after all of this, by App.Close, so the last metrics and spans
+// of the steps above are exported.
 func (s *Stack) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), judgeDrainTimeout)
 	defer cancel()
 	scorer.CloseJudges(ctx, s.judges)
 	s.judges = nil
 	var errs []error
-	for i := len(s.closers) - 1; i >= 0; i-- {
-		errs = append(errs, s.closers[i].Close())
+	// Each group is closed last opened, first closed.
+	closeAll := func(cs ...io.Closer) {
+		for i := len(cs) - 1; i >= 0; i-- {
+			if cs[i] != nil {
+				errs = append(errs, cs[i].Close())
+			}
+		}
 	}
-	s.closers = nil
+	closeAll(s.alertClosers...)
+	closeAll(s.scoresFile)
+	if s.ClickHouse != nil {
+		errs = append(errs, s.ClickHouse.Close())
+	}
+	closeAll(s.deadLetters)
+	closeAll(s.cacheClosers...)
+	s.alertClosers, s.scoresFile, s.ClickHouse, s.deadLetters, s.cacheClosers = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -66,7 +104,7 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 	}
 	st.judges = judges
 	c, closers, desc := cache.New(ctx, cfg.Redis, logger, tel.Meters)
-	st.closers = append(st.closers, closers...)
+	st.cacheClosers = closers
 	st.Cache, st.CacheDesc = c, desc
 	st.Scorer, err = scorer.New(cfg.Evaluators, judges, scorer.Options{
 		// The cache bounds each Redis call itself; this is a backstop for the whole call.
@@ -90,7 +128,7 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 		logger.Info("created dead-letter topics", "topics", created)
 	}
 	dlq := kafka.NewDeadLetters(cfg.Kafka.Brokers, nil, cfg.Kafka.MaxRecordBytes, kafka.WithMeterProvider(tel.Meters))
-	st.closers = append(st.closers, dlq)
+	st.deadLetters = dlq
 	deadSinks = append(deadSinks, dlq)
 	if cfg.ClickHouse != nil {
 		conn, err := clickhouse.Open(ctx, *cfg.ClickHouse)
@@ -98,12 +136,11 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 			_ = st.Close()
 			return nil, err
 		}
-		st.closers = append(st.closers, conn)
+		st.ClickHouse = conn
 		if err := clickhouse.CheckSchema(ctx, conn, cfg.ClickHouse.Database); err != nil {
 			_ = st.Close()
 			return nil, err
 		}
-		st.ClickHouse = conn
 		// Micro-batches written together share one insert: ClickHouse prefers few big
 		// inserts, and each batch is still acknowledged only once its rows are in.
 		st.ScoreInserts = clickhouse.NewGroupCommit(clickhouse.NewScores(conn, *cfg.ClickHouse, logger, clickhouse.WithMeterProvider(tel.Meters)), clickhouse.GroupCommitOptions{
@@ -118,7 +155,7 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 			_ = st.Close()
 			return nil, err
 		}
-		st.closers = append(st.closers, f)
+		st.scoresFile = f
 		scoreSinks = append(scoreSinks, f)
 	}
 	if len(scoreSinks) == 0 {
@@ -132,15 +169,15 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 			_ = st.Close()
 			return nil, err
 		}
-		st.closers = append(st.closers, closers...)
+		st.alertClosers = closers
 		st.Alerts = m
-		st.Scores = alertsAfter{MultiScoreSink: scoreSinks, alerts: m}
+		st.Scores = sinks.AfterAck{Durable: scoreSinks, Observer: m}
 	}
 	st.DeadLetter = deadSinks
 	return st, nil
 }
 
-// newPipeline builds the consumer pipeline on a consumer-group member.
+// NewPipeline builds the consumer pipeline on a consumer-group member.
 func NewPipeline(cfg *Config, st *Stack, tel *Telemetry, logger *slog.Logger) (*consumer.Pipeline, io.Closer, error) {
 	reader, err := consumer.NewGroupReader(cfg.Kafka, nil, logger)
 	if err != nil {

@@ -167,8 +167,9 @@ func RedisOptions(cfg RedisConfig) *redis.UniversalOptions {
 // it is Redis behind an in-process tier for hot keys and a circuit breaker, reachable or
 // not (a failing Redis is bypassed; one that does not answer at start is logged at Info);
 // without, a bounded in-process cache, or none (nil) when MemoryBytes is -1. It returns
-// what to close when done, in order, and a description for logs. A nil logger falls back
-// to slog.Default(), a nil meter provider to the OTel global.
+// what to close when done, in the order it was opened (close it last to first), and a
+// description for logs. A nil logger falls back to slog.Default(), a nil meter provider
+// to the OTel global.
 func New(ctx context.Context, cfg RedisConfig, logger *slog.Logger, meters metric.MeterProvider) (Cache, []io.Closer, string) {
 	if len(cfg.Addrs) == 0 {
 		if cfg.MemoryBytes < 0 {

@@ -272,14 +272,12 @@ func TestHungEndpointIsEjected(t *testing.T) {
 	end := make(chan struct{})
 	hung := newFakeServer(t, func(http.ResponseWriter, *http.Request) { <-end })
 	closeAtEnd(t, end)
-	var healthy []*fakeServer
 	cfg := Config{Timeout: time.Second, Breaker: Breaker{Cooldown: time.Minute}}
 	for range 3 {
 		s := newFakeServer(t, func(w http.ResponseWriter, _ *http.Request) {
 			time.Sleep(2 * time.Millisecond)
 			w.WriteHeader(http.StatusOK)
 		})
-		healthy = append(healthy, s)
 		cfg.Endpoints = append(cfg.Endpoints, Endpoint{URL: s.URL})
 	}
 	cfg.Endpoints = append(cfg.Endpoints, Endpoint{URL: hung.URL})

@@ -2,7 +2,6 @@ package notify_test
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -78,6 +77,3 @@ func (r *notifyReceiver) requests() []notifyRequest {
 }
 
 func statusAlways(code int) func(int) int { return func(int) int { return code } }
-
-// notifyQuietLogger discards the logs of the code under test.
-func notifyQuietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
