@@ -49,7 +49,7 @@ func benchText(r *rand.Rand, n int) string {
 	return b.String()
 }
 
-// benchValue is one message value in the wire format of DESIGN.md's input record.
+// benchValue is one message value in the wire format of the input record (docs/architecture.md).
 type benchValue struct {
 	ID         string             `json:"id,omitempty"`
 	Timestamp  string             `json:"timestamp,omitempty"`

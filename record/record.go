@@ -26,7 +26,7 @@ type Source struct {
 }
 
 // Record is one request/response pair of a deployed model: the canonical input contract of
-// raterd (see DESIGN.md, "Input record").
+// raterd (docs/architecture.md, "Input record").
 type Record struct {
 	ID         string            `json:"id"`
 	Timestamp  time.Time         `json:"timestamp"`
@@ -80,7 +80,7 @@ const (
 )
 
 // Score is one row of raterd.scores: one record judged by one evaluator at one rubric
-// version by one judge (see DESIGN.md, "Score row").
+// version by one judge (docs/architecture.md, "Score row").
 type Score struct {
 	EventTime     time.Time
 	ScoredAt      time.Time

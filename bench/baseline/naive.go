@@ -121,7 +121,7 @@ func RunNaive(ctx context.Context, cfg NaiveConfig) (Result, error) {
 }
 
 // judgeRecord asks judge for a verdict from every evaluator that applies to rec, in one
-// call, and returns a score row per verdict (DESIGN.md, "Score row").
+// call, and returns a score row per verdict (docs/architecture.md, "Score row").
 func judgeRecord(ctx context.Context, judge scorer.Judge, identity string, evaluators []*scorer.Evaluator, rec *record.Record, res *Result) ([]record.Score, error) {
 	tasks := make([]scorer.Task, 0, len(evaluators))
 	for _, e := range evaluators {

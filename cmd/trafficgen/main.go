@@ -1,5 +1,5 @@
 // Command trafficgen writes deterministic, realistic LLM traffic as JSON lines: one Kafka
-// message value (a raterd input record, see DESIGN.md) per line, with a share of deliberately
+// message value (a raterd input record, see docs/architecture.md) per line, with a share of deliberately
 // invalid lines for dead-lettering.
 //
 // Usage:
@@ -70,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(fs.Output(), `Usage: trafficgen [flags]
 
 Writes deterministic, realistic LLM traffic as JSON lines: one raterd input record
-(a Kafka message value, see DESIGN.md "Input record") per line. Several models and
+(a Kafka message value, see docs/architecture.md "Input record") per line. Several models and
 apps; support, billing, coding, SQL, summarisation, JSON-extraction, e-mail and config
 prompts, some as chat transcripts; Zipf-distributed repeated prompts; mostly good
 answers with a few percent each of refusals, PII leaks, broken JSON, truncated and

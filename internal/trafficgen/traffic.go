@@ -1,5 +1,5 @@
 // Package trafficgen generates deterministic, realistic LLM traffic for raterd: Kafka message
-// values that follow the input record contract of DESIGN.md ("Input record"), one JSON object
+// values that follow the input record contract (docs/architecture.md, "Input record"), one JSON object
 // per message.
 //
 // The traffic mixes several deployed models and apps; prompts from customer support, billing,
