@@ -38,6 +38,7 @@ type DecodeError struct {
 	Err error
 }
 
+// Error implements error: the reason, the field and the cause.
 func (e *DecodeError) Error() string {
 	msg := e.Reason
 	if e.Field != "" {
@@ -49,6 +50,7 @@ func (e *DecodeError) Error() string {
 	return msg
 }
 
+// Unwrap returns the cause.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // wireRecord mirrors the JSON contract. Pointers tell an absent field from an empty one.

@@ -11,6 +11,7 @@ type TopicPartition struct {
 	Partition int
 }
 
+// String is "topic/partition".
 func (tp TopicPartition) String() string { return fmt.Sprintf("%s/%d", tp.Topic, tp.Partition) }
 
 // partitionOffsets tracks the fetched but not yet committable offsets of one partition.

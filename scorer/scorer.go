@@ -214,6 +214,7 @@ type UnavailableError struct {
 	Err      error
 }
 
+// Error implements error.
 func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("%d judgements of %d records could not be made now: %v", e.Judgements, len(e.Records), e.Err)
 }

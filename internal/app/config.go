@@ -95,6 +95,8 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 	return &cfg, nil
 }
 
+// SplitList splits a comma-separated list (an environment variable or a flag), dropping
+// blanks and surrounding spaces.
 func SplitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {

@@ -23,6 +23,7 @@ var ErrUsage = errors.New("usage")
 // matches ErrUsage.
 type FlagError struct{ Msg string }
 
+// Error implements error.
 func (e *FlagError) Error() string { return e.Msg }
 
 // Is makes errors.Is(err, ErrUsage) true.
