@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"raterd/bench/baseline"
 	"raterd/internal/cli"
 	"raterd/internal/judgesim"
+	"raterd/internal/validate"
 )
 
 // Judges `raterd bench` can run with.
@@ -108,7 +108,7 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 // validate rejects bad flag values, naming the flag.
 func (o *benchOptions) validate() error {
 	for _, a := range []struct{ flag, addr string }{{"kafka", o.kafka}, {"redis", o.redis}, {"clickhouse", o.clickhouse}} {
-		if host, port, err := net.SplitHostPort(a.addr); err != nil || host == "" || port == "" {
+		if !validate.HostPort(a.addr) {
 			return cli.FlagErrorf("--%s %q: want host:port", a.flag, a.addr)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/bench/baseline"
+	"raterd/internal/chsql"
 	"raterd/internal/judgesim"
 	"raterd/record"
 	"raterd/scorer"
@@ -310,18 +311,13 @@ func (b *bencher) pollVisible(ctx context.Context, db string, tr *latencyTracker
 	}
 }
 
-// sqlStrings renders ids as a list of ClickHouse string literals.
+// sqlStrings renders ids as a comma-separated list of ClickHouse string literals.
 func sqlStrings(ids []string) string {
-	var sb strings.Builder
+	lits := make([]string, len(ids))
 	for i, id := range ids {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteByte('\'')
-		sb.WriteString(strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(id))
-		sb.WriteByte('\'')
+		lits[i] = chsql.QuoteString(id)
 	}
-	return sb.String()
+	return strings.Join(lits, ",")
 }
 
 // routeJudge answers each task with the judge its evaluator names: the naive baseline

@@ -2,9 +2,10 @@ package consumer
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"time"
+
+	"raterd/internal/validate"
 )
 
 // Start positions for a consumer group that has no committed offsets yet.
@@ -76,7 +77,7 @@ func (c *Config) Validate(key string) error {
 		return fmt.Errorf("%s.brokers: at least one broker is required", key)
 	}
 	for i, b := range c.Brokers {
-		if host, port, err := net.SplitHostPort(b); err != nil || host == "" || port == "" {
+		if !validate.HostPort(b) {
 			return fmt.Errorf("%s.brokers[%d]: %q is not host:port", key, i, b)
 		}
 	}

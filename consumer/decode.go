@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"raterd/internal/text"
 	"raterd/record"
 )
 
@@ -119,7 +120,7 @@ func Decode(value []byte, src record.Source, msgTime time.Time, maxBytes int) (*
 	} else {
 		ts, err := time.Parse(time.RFC3339Nano, w.Timestamp)
 		if err != nil {
-			return nil, &DecodeError{Reason: ReasonInvalidField, Field: "timestamp", Err: fmt.Errorf("not RFC 3339: %q", truncate(w.Timestamp, 64))}
+			return nil, &DecodeError{Reason: ReasonInvalidField, Field: "timestamp", Err: fmt.Errorf("not RFC 3339: %q", text.ClipMarkedAfter(w.Timestamp, 64, text.Ellipsis))}
 		}
 		if ts.Unix() < 0 || ts.Unix() > maxEventUnix {
 			return nil, &DecodeError{Reason: ReasonInvalidField, Field: "timestamp", Err: fmt.Errorf("%s is outside 1970–2106, the range of event times stored", w.Timestamp)}
@@ -131,14 +132,3 @@ func Decode(value []byte, src record.Source, msgTime time.Time, maxBytes int) (*
 
 // maxEventUnix is the last second ClickHouse's DateTime (UInt32) can hold.
 const maxEventUnix = 1<<32 - 1
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	// Cut on a rune boundary so the result stays valid UTF-8.
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
+	"raterd/internal/text"
 	"raterd/record"
 	"raterd/scorer/format"
 	"raterd/scorer/pool"
@@ -696,25 +696,18 @@ func parseInt(s string) (int64, error) {
 	return n, nil
 }
 
-// bodyExcerpt quotes the start of a response body, valid UTF-8 on one line.
+// bodyExcerpt quotes the start of a response body, valid UTF-8 on one line: at most n
+// bytes, then "…" where it was cut.
 func bodyExcerpt(b []byte, n int) string {
-	s := strings.Join(strings.Fields(string(b)), " ")
+	s := text.OneLine(string(b))
 	if s == "" {
 		return "(empty body)"
 	}
-	return truncateUTF8(s, n)
+	return text.ClipMarkedAfter(s, n, text.Ellipsis)
 }
 
-// truncateUTF8 cuts s to at most n bytes on a rune boundary, marking the cut, and
-// replaces invalid UTF-8.
+// truncateUTF8 replaces invalid UTF-8 in s and cuts it to at most n bytes on a rune
+// boundary, then "…" where it was cut.
 func truncateUTF8(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return text.ClipMarkedAfter(strings.ToValidUTF8(s, "\uFFFD"), n, text.Ellipsis)
 }

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"raterd/internal/text"
 	"raterd/record"
 	"raterd/scorer/cache"
 )
@@ -401,7 +402,7 @@ func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score
 		Value:         v.Value,
 		Label:         v.Label,
 		Confidence:    v.Confidence,
-		Explanation:   boundUTF8(expl, s.opts.MaxExplanationBytes),
+		Explanation:   text.Clip(expl, s.opts.MaxExplanationBytes),
 		Status:        status,
 		Cached:        cached,
 	}
@@ -636,15 +637,4 @@ func decodeVerdict(b []byte) (Verdict, bool) {
 		return Verdict{}, false // a corrupt entry is a miss, not a failure
 	}
 	return Verdict{Value: c.Value, Label: c.Label, Confidence: c.Confidence, Explanation: c.Explanation, Status: record.StatusOK}, true
-}
-
-// boundUTF8 cuts s to at most n bytes on a rune boundary.
-func boundUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }

@@ -124,20 +124,3 @@ func TestResultRates(t *testing.T) {
 		t.Error("an empty result must report zero rates, not divide by zero")
 	}
 }
-
-func TestCutKeepsRunesWhole(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"short", 10, "short"},
-		{"abcdef", 3, "abc"},
-		{"ab日本", 4, "ab"}, // 日 is 3 bytes: cutting at 4 would split it
-		{"ab日本", 5, "ab日"},
-	} {
-		if got := cut(tc.in, tc.n); got != tc.want {
-			t.Errorf("cut(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
-		}
-	}
-}

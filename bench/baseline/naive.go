@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-	"unicode/utf8"
 
 	"raterd/consumer"
+	"raterd/internal/text"
 	"raterd/record"
 	"raterd/scorer"
 	"raterd/sinks/clickhouse"
@@ -157,20 +157,9 @@ func judgeRecord(ctx context.Context, judge scorer.Judge, identity string, evalu
 			Source: rec.Source, Model: rec.Model, App: rec.App, Labels: rec.Metadata,
 			Evaluator: e.Name, RubricVersion: e.RubricVersion(), Judge: identity, TaskType: e.Task,
 			Value: v.Value, Label: v.Label, Confidence: v.Confidence,
-			Explanation: cut(expl, scorer.DefaultMaxExplanationBytes), Status: status,
+			Explanation: text.Clip(expl, scorer.DefaultMaxExplanationBytes), Status: status,
 			JudgeLatency: v.Latency, Attempts: v.Attempts,
 		}
 	}
 	return rows, nil
-}
-
-// cut returns s cut to at most n bytes on a rune boundary.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

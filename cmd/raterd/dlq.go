@@ -9,10 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"raterd/internal/app"
 	"raterd/internal/cli"
+	"raterd/internal/text"
 	"raterd/sinks/kafka"
 )
 
@@ -129,7 +129,7 @@ func dlqReplay(ctx context.Context, cfg *app.Config, o dlqReplayOptions, stdout,
 				what = "truncated: " + strconv.Itoa(l.Size) + " of " + strconv.Itoa(l.OriginalSize) + " bytes kept, not replayable"
 			}
 			fmt.Fprintf(stdout, "%s  %s  class=%s key=%q bytes=%d replays=%d  %s\n",
-				l.Coordinates(), what, l.ErrorClass, clip(string(l.Key), 40), l.Size, l.Replays, clip(l.Error, 100))
+				l.Coordinates(), what, l.ErrorClass, text.ClipMarkedAfter(string(l.Key), 40, text.Ellipsis), l.Size, l.Replays, text.ClipMarkedAfter(l.Error, 100, text.Ellipsis))
 		}
 	}
 	stats, err := kafka.ReplayDeadLetters(ctx, rcfg)
@@ -182,15 +182,4 @@ func printReplaySummary(w io.Writer, group string, o dlqReplayOptions, s kafka.D
 	if s.Unassigned > 0 {
 		fmt.Fprintf(w, "note: %d dead-letter partitions are held by another member of group %s (another replay running?) and were not read: run again once it has ended\n", s.Unassigned, group)
 	}
-}
-
-// clip shortens s to at most n bytes (whole UTF-8 sequences), marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

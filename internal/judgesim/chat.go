@@ -11,7 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"raterd/internal/text"
 )
 
 type chatRequest struct {
@@ -133,11 +134,7 @@ func (s *Simulator) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		limit = req.MaxCompletionTokens
 	}
 	if limit != nil && *limit > 0 && tokens(len(ans.text)) > *limit {
-		cut := min(*limit*4, len(ans.text))
-		for cut > 0 && !utf8.RuneStart(ans.text[cut]) {
-			cut--
-		}
-		ans.text = ans.text[:cut]
+		ans.text = text.Clip(ans.text, *limit*4)
 		finish = "length"
 	}
 	promptTokens, completionTokens := tokens(promptBytes), max(tokens(len(ans.text)), 1)

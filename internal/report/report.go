@@ -20,6 +20,7 @@ import (
 
 	"raterd/internal/app"
 	"raterd/internal/cli"
+	"raterd/internal/validate"
 	"raterd/sinks/clickhouse"
 )
 
@@ -137,13 +138,13 @@ func (f *clickHouseFlags) resolve(getenv func(string) string) (clickhouse.Config
 			return cfg, cli.FlagErrorf("--clickhouse: %q holds no address", f.addr)
 		}
 		for _, a := range cfg.Addrs {
-			if i := strings.LastIndexByte(a, ':'); i <= 0 || i == len(a)-1 {
+			if !validate.HostPort(a) {
 				return cfg, cli.FlagErrorf("--clickhouse: %q is not host:port", a)
 			}
 		}
 	}
 	if f.database != "" {
-		if !identifierRE.MatchString(f.database) {
+		if !validate.SQLIdentifier(f.database) {
 			return cfg, cli.FlagErrorf("--database: %q is not a plain identifier", f.database)
 		}
 		cfg.Database = f.database
@@ -156,8 +157,6 @@ func (f *clickHouseFlags) resolve(getenv func(string) string) (clickhouse.Config
 	}
 	return cfg, nil
 }
-
-var identifierRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // outputFormat is the value of --format.
 type outputFormat string

@@ -5,7 +5,8 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strings"
-	"unicode/utf8"
+
+	"raterd/internal/text"
 )
 
 // behaviour is what the model did with a prompt.
@@ -145,14 +146,6 @@ func leakPII(r *rand.Rand, p *promptSpec) string {
 	return pick(r, p.openers) + p.core + "\n\n" + leak + pick(r, p.closers)
 }
 
-// runeCut returns s[:i] moved back to a rune boundary.
-func runeCut(s string, i int) string {
-	for i > 0 && i < len(s) && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i]
-}
-
 // truncate cuts s mid-sentence, as a model that hit its token limit or a dropped stream does.
 func truncate(r *rand.Rand, s string) string {
 	lo, hi := len(s)*35/100, len(s)*85/100
@@ -160,21 +153,21 @@ func truncate(r *rand.Rand, s string) string {
 	if sp := strings.LastIndexByte(s[:pos], ' '); sp > lo/2 && pos-sp < 20 {
 		pos = sp
 	}
-	out := strings.TrimRight(runeCut(s, pos), " \n\t.!?:;,")
+	out := strings.TrimRight(text.Clip(s, pos), " \n\t.!?:;,")
 	if out == "" || out == s {
-		out = runeCut(s, max(1, len(s)/2))
+		out = text.Clip(s, max(1, len(s)/2))
 	}
 	return out
 }
 
 // loop starts a good answer and degenerates into repeating a phrase.
 func loop(r *rand.Rand, s string) string {
-	prefix := strings.TrimRight(runeCut(s, len(s)*(15+r.IntN(45))/100), " \n")
+	prefix := strings.TrimRight(text.Clip(s, len(s)*(15+r.IntN(45))/100), " \n")
 	unit := pick(r, loopUnits)
 	if r.IntN(3) == 0 {
 		// Repeat a fragment of the answer itself.
-		start := len(runeCut(s, len(prefix)*r.IntN(70)/100))
-		end := len(runeCut(s, min(len(s), start+20+r.IntN(60))))
+		start := len(text.Clip(s, len(prefix)*r.IntN(70)/100))
+		end := len(text.Clip(s, min(len(s), start+20+r.IntN(60))))
 		frag := s[start:end]
 		if strings.TrimSpace(frag) != "" {
 			unit = frag + " "
@@ -182,7 +175,7 @@ func loop(r *rand.Rand, s string) string {
 	}
 	out := prefix + " " + strings.Repeat(unit, 15+r.IntN(60))
 	if r.IntN(2) == 0 {
-		out = runeCut(out, len(out)-r.IntN(len(unit)))
+		out = text.Clip(out, len(out)-r.IntN(len(unit)))
 	}
 	return out
 }
@@ -193,7 +186,7 @@ var jsonKey = regexp.MustCompile(`"(\w+)":`)
 func breakJSON(r *rand.Rand, core string) string {
 	switch r.IntN(7) {
 	case 0: // cut off mid-object
-		return runeCut(core, len(core)*(40+r.IntN(45))/100)
+		return text.Clip(core, len(core)*(40+r.IntN(45))/100)
 	case 1: // trailing comma
 		return strings.TrimSuffix(core, "}") + ",}"
 	case 2: // Python-style quotes

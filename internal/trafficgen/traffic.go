@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"raterd/internal/text"
 	"raterd/record"
 )
 
@@ -455,7 +456,7 @@ func corrupt(r *rand.Rand, rec record.Record, k invalidKind) []byte {
 		line := encode(rec)
 		switch r.IntN(4) {
 		case 0: // a producer that died mid-write
-			return []byte(runeCut(string(line), len(line)*(20+r.IntN(70))/100))
+			return []byte(text.Clip(string(line), len(line)*(20+r.IntN(70))/100))
 		case 1:
 			return fmt.Appendf(nil, "%s WARN gateway: upstream timeout after 30000ms model=%s app=%s request_id=%s",
 				rec.Timestamp.Format(time.RFC3339), rec.Model, rec.App, rec.ID)
@@ -463,7 +464,7 @@ func corrupt(r *rand.Rand, rec record.Record, k invalidKind) []byte {
 			return []byte("<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>")
 		default: // a Python dict printed instead of serialised
 			clean := strings.NewReplacer("'", "", "\n", " ", "\r", " ")
-			snippet := func(s string) string { return clean.Replace(runeCut(s, min(len(s), 60))) }
+			snippet := func(s string) string { return clean.Replace(text.Clip(s, min(len(s), 60))) }
 			return fmt.Appendf(nil, "{'id': '%s', 'model': '%s', 'prompt': '%s', 'response': '%s', 'metadata': None}",
 				rec.ID, rec.Model, snippet(rec.PromptText()), snippet(rec.Response))
 		}

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/metric"
+
+	"raterd/internal/validate"
 )
 
 // RedisConfig configures the verdict cache (raterd.yaml, redis): Redis behind an
@@ -83,7 +84,7 @@ const (
 // config path, "redis", and errors name the full key of the bad value.
 func (r *RedisConfig) Validate(key string) error {
 	for i, a := range r.Addrs {
-		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+		if !validate.HostPort(a) {
 			return fmt.Errorf("%s.addrs[%d]: %q is not host:port", key, i, a)
 		}
 	}

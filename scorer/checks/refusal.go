@@ -4,7 +4,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"unicode/utf8"
+
+	"raterd/internal/text"
 )
 
 // NameRefusal is the name of the check that fails a response that declines the request.
@@ -206,13 +207,7 @@ func (rf *refusalMatcher) checkRefusal(s string) Result {
 // budget before the refusal itself.
 func leadingSentences(s string, n, maxBytes int) string {
 	s = strings.TrimLeft(s, " \t\r\n*_#>\"'")
-	if len(s) > maxBytes {
-		cut := maxBytes
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-	}
+	s = text.Clip(s, maxBytes)
 	ends := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"raterd/internal/text"
 )
 
 // Bounds on answers and on the text of errors.
@@ -143,14 +144,5 @@ func quote(s string) string { return strconv.Quote(oneLine(s, maxQuote)) }
 // oneLine makes s valid UTF-8 on one line and cuts it to at most n bytes on a rune
 // boundary, marking the cut.
 func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "\uFFFD")), " ")
-	if len(s) <= n {
-		return s
-	}
-	const mark = "…"
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
+	return text.ClipMarked(text.OneLine(s), n, text.Ellipsis)
 }

@@ -14,7 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
+
+	"raterd/internal/text"
 )
 
 // ErrUnavailable wraps failures that may pass: retries ran out on retryable errors, the
@@ -154,17 +155,9 @@ func bodyExcerpt(b []byte, n int) string {
 	if len(b) > 4*n {
 		b = b[:4*n] // bound the work on huge bodies
 	}
-	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "\uFFFD")), " ")
+	s := text.OneLine(string(b))
 	if s == "" {
 		return "(empty body)"
 	}
-	if len(s) <= n {
-		return s
-	}
-	const mark = "…"
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
+	return text.ClipMarked(s, n, text.Ellipsis)
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"raterd/internal/chsql"
 	"raterd/sinks/alert/detect"
 	"raterd/sinks/alert/notify"
 )
@@ -28,9 +29,9 @@ func DrilldownSQL(db string, r *RuleConfig, s notify.Series, d detect.Decision, 
 	}
 	from = from.Add(-lookback).UTC().Truncate(time.Second)
 	to = to.UTC().Truncate(time.Second).Add(time.Second)
-	model := "model = " + quoteString(s.Model)
+	model := "model = " + chsql.QuoteString(s.Model)
 	if r.Canary != nil {
-		model = fmt.Sprintf("(model = %s OR match(model, %s))", quoteString(s.Model), quoteString(globRegexp(r.Canary.Baseline)))
+		model = fmt.Sprintf("(model = %s OR match(model, %s))", chsql.QuoteString(s.Model), chsql.QuoteString(globRegexp(r.Canary.Baseline)))
 	}
 	order := "score ASC"
 	if r.direction() == detect.Above {
@@ -41,8 +42,8 @@ FROM %s.scores FINAL
 WHERE evaluator = %s AND %s AND app = %s AND judge = %s AND status = 'ok'
   AND event_time >= toDateTime(%s, 'UTC') AND event_time < toDateTime(%s, 'UTC')
 ORDER BY %s, event_time DESC
-LIMIT 100`, quoteIdent(db), quoteString(s.Evaluator), model, quoteString(s.App), quoteString(s.Judge),
-		quoteString(from.Format(time.DateTime)), quoteString(to.Format(time.DateTime)), order)
+LIMIT 100`, chsql.QuoteIdent(db), chsql.QuoteString(s.Evaluator), model, chsql.QuoteString(s.App), chsql.QuoteString(s.Judge),
+		chsql.QuoteString(from.Format(time.DateTime)), chsql.QuoteString(to.Format(time.DateTime)), order)
 }
 
 // globRegexp translates a path.Match glob into an anchored RE2 expression.

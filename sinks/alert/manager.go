@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 
+	"raterd/internal/chsql"
 	"raterd/record"
 	"raterd/sinks/alert/detect"
 	"raterd/sinks/alert/notify"
@@ -178,7 +179,7 @@ func NewManager(cfg Config, opts Options) (*Manager, error) {
 		m.store = NewMemoryStore()
 	}
 	if m.db == "" {
-		m.db = "raterd"
+		m.db = chsql.DefaultDatabase
 	}
 	if m.logger == nil {
 		m.logger = slog.Default()

@@ -12,13 +12,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"raterd/internal/chsql"
+	"raterd/internal/validate"
 	"raterd/record"
 )
 
@@ -82,14 +83,14 @@ func (c *Config) Validate(key string) error {
 		return fmt.Errorf("%s.addrs: at least one address is required", key)
 	}
 	for i, a := range c.Addrs {
-		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+		if !validate.HostPort(a) {
 			return fmt.Errorf("%s.addrs[%d]: %q is not host:port", key, i, a)
 		}
 	}
 	if c.Database == "" {
-		c.Database = "raterd"
+		c.Database = chsql.DefaultDatabase
 	}
-	if !isIdentifier(c.Database) {
+	if !validate.SQLIdentifier(c.Database) {
 		return fmt.Errorf("%s.database: %q is not a plain identifier", key, c.Database)
 	}
 	if c.Username == "" {
@@ -181,15 +182,6 @@ func (c *Config) tlsConfig(key string) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
-}
-
-func isIdentifier(s string) bool {
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // Open connects over the native protocol with LZ4 compression and checks the

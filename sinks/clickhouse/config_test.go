@@ -103,32 +103,6 @@ func TestConfigValidateErrors(t *testing.T) {
 	}
 }
 
-func TestIsIdentifier(t *testing.T) {
-	tests := []struct {
-		in   string
-		want bool
-	}{
-		{"raterd", true},
-		{"_x", true},
-		{"Raterd_test_2", true},
-		{"a1", true},
-		{"", false},
-		{"1a", false},
-		{"x; DROP", false},
-		{"a.b", false},
-		{"a-b", false},
-		{"a b", false},
-		{"`a`", false},
-		{"a'", false},
-		{"é", false},
-	}
-	for _, tt := range tests {
-		if got := isIdentifier(tt.in); got != tt.want {
-			t.Errorf("isIdentifier(%q) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestMigrations(t *testing.T) {
 	ms := Migrations()
 	if len(ms) == 0 {

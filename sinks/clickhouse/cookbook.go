@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"raterd/internal/chsql"
+	"raterd/internal/validate"
 )
 
 // CookbookQuery is one analysis query over <db>.scores, kept as data so that
@@ -77,7 +80,7 @@ var placeholder = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z0-9]
 // template is scanned once, so a value that itself looks like a placeholder is never
 // expanded.
 func (q CookbookQuery) Render(db string, params map[string]string) (string, error) {
-	if !isIdentifier(db) {
+	if !validate.SQLIdentifier(db) {
 		return "", fmt.Errorf("cookbook %s: database %q is not a plain identifier", q.Name, db)
 	}
 	types, err := q.paramTypes()
@@ -254,7 +257,7 @@ func paramLiteral(typ, v string) (string, error) {
 		if !utf8.ValidString(v) {
 			return "", fmt.Errorf("%q is not valid UTF-8", v)
 		}
-		return quoteString(v), nil
+		return chsql.QuoteString(v), nil
 	case ParamUInt64:
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
@@ -301,29 +304,6 @@ func ParseCookbookTime(v string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is outside the DateTime range %s … %s", v, minDateTime.Format(time.DateTime), maxDateTime.Format(time.DateTime))
 	}
 	return t, nil
-}
-
-// quoteString returns s as a ClickHouse string literal: single quotes, with backslash,
-// quote and every control character escaped, so the literal is one token whatever s holds.
-func quoteString(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('\'')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\\':
-			b.WriteString(`\\`)
-		case c == '\'':
-			b.WriteString(`\'`)
-		case c < 0x20 || c == 0x7f:
-			fmt.Fprintf(&b, `\x%02X`, c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('\'')
-	return b.String()
 }
 
 // CookbookQueryNamed returns the cookbook query with the given name.

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"raterd/internal/chsql"
 )
 
 // Migration is one versioned, idempotent schema change. Statements use {db} for the
@@ -431,7 +433,7 @@ func renderStep(ctx context.Context, stmt, db string, lookup func(ctx context.Co
 		if lerr != nil && err == nil {
 			err = fmt.Errorf("find the table of materialized view %s.%s: %w", db, view, lerr)
 		}
-		return "`" + name + "`"
+		return chsql.QuoteIdent(name)
 	})
 	return out, err
 }

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"raterd/internal/chsql"
+	"raterd/internal/validate"
 )
 
 // ClickHouseChannelConfig is the ClickHouse alerts-table channel: each notification
@@ -30,22 +33,12 @@ type ClickHouseChannelConfig struct {
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
 func (c *ClickHouseChannelConfig) Validate(key string) error {
 	if c.Database == "" {
-		c.Database = "raterd"
+		c.Database = chsql.DefaultDatabase
 	}
-	if !chIdentifier(c.Database) {
+	if !validate.SQLIdentifier(c.Database) {
 		return fmt.Errorf("%s.database: %q is not a plain identifier", key, c.Database)
 	}
 	return validateChannelTimeout(key+".timeout", &c.Timeout, 10*time.Second)
-}
-
-func chIdentifier(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // alertColumns is the explicit insert column list of <database>.alerts: named, so that

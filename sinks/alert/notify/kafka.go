@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"raterd/internal/validate"
 )
 
 // Kafka message headers of an alerts-topic message, for consumers that filter without
@@ -43,31 +44,17 @@ func (c *KafkaChannelConfig) Validate(key string) error {
 		return fmt.Errorf("%s.brokers: at least one broker is required", key)
 	}
 	for i, b := range c.Brokers {
-		if host, port, err := net.SplitHostPort(b); err != nil || host == "" || port == "" {
+		if !validate.HostPort(b) {
 			return fmt.Errorf("%s.brokers[%d]: %q is not host:port", key, i, b)
 		}
 	}
 	if c.Topic == "" {
 		c.Topic = "raterd.alerts"
 	}
-	if !kafkaTopicName(c.Topic) {
+	if !validate.KafkaTopic(c.Topic) {
 		return fmt.Errorf("%s.topic: %q is not a Kafka topic name (1–249 of [a-zA-Z0-9._-], not . or ..)", key, c.Topic)
 	}
 	return validateChannelTimeout(key+".timeout", &c.Timeout, 10*time.Second)
-}
-
-// kafkaTopicName applies Kafka's topic name rules.
-func kafkaTopicName(s string) bool {
-	if s == "" || len(s) > 249 || s == "." || s == ".." {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // KafkaChannel is the Kafka alerts-topic channel; see KafkaChannelConfig. Close it to
