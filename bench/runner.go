@@ -19,6 +19,7 @@ import (
 	"raterd/internal/app"
 	"raterd/internal/cli"
 	"raterd/internal/judgesim"
+	"raterd/internal/telemetry"
 	"raterd/sinks/clickhouse"
 	sinkkafka "raterd/sinks/kafka"
 )
@@ -280,7 +281,7 @@ func (b *bencher) createTopic(ctx context.Context, topic string) error {
 // migrate creates a fresh database with raterd's schema.
 func (b *bencher) migrate(ctx context.Context, db string) error {
 	b.dbs = append(b.dbs, db)
-	if _, err := clickhouse.Migrate(ctx, b.ch, db, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := clickhouse.Migrate(ctx, b.ch, db, telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		return fmt.Errorf("--clickhouse %s: migrate %s: %w", b.o.clickhouse, db, err)
 	}
 	return nil

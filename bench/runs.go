@@ -14,6 +14,7 @@ import (
 	"raterd/consumer"
 	"raterd/internal/app"
 	"raterd/internal/judgesim"
+	"raterd/internal/telemetry"
 	"raterd/scorer"
 	"raterd/scorer/cache"
 	"raterd/sinks/clickhouse"
@@ -47,7 +48,7 @@ func (b *bencher) runNaive(ctx context.Context, cfg *app.Config, records int64) 
 	if err := b.migrate(ctx, db); err != nil {
 		return benchRun{}, err
 	}
-	judges, err := scorer.NewJudges(cfg.Judges, scorer.JudgeSettings{Logger: b.logger})
+	judges, err := scorer.NewJudges(cfg.Judges, scorer.JudgeSettings{Telemetry: telemetry.Settings{Logger: b.logger}})
 	if err != nil {
 		return benchRun{}, err
 	}
@@ -71,7 +72,7 @@ func (b *bencher) runNaive(ctx context.Context, cfg *app.Config, records int64) 
 		Evaluators: cfg.Evaluators, Judge: judge,
 		ClickHouse: clickhouse.Config{Addrs: []string{b.o.clickhouse}, Database: db,
 			Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password},
-		Logger: b.logger,
+		Telemetry: telemetry.Settings{Logger: b.logger},
 	})
 	peak, method := rss.stop()
 	if err != nil {

@@ -9,14 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
@@ -24,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
+	"raterd/internal/telemetry"
 	"raterd/record"
 )
 
@@ -67,11 +66,9 @@ type DeadLetterSink interface {
 
 // Options carries the pipeline's collaborators other than its stages.
 type Options struct {
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
-	// MeterProvider and TracerProvider default to the OTel globals.
-	MeterProvider  metric.MeterProvider
-	TracerProvider trace.TracerProvider
+	// Telemetry is where the pipeline's logs, metrics (meter raterd/consumer) and spans
+	// (a span per batch) go; unset fields mean telemetry.Settings.WithDefaults.
+	Telemetry telemetry.Settings
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -142,28 +139,20 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 	if err := cfg.Validate("kafka"); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.MeterProvider == nil {
-		opts.MeterProvider = otel.GetMeterProvider()
-	}
-	if opts.TracerProvider == nil {
-		opts.TracerProvider = otel.GetTracerProvider()
-	}
+	opts.Telemetry = opts.Telemetry.WithDefaults()
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	p := &Pipeline{
 		cfg: cfg, reader: reader, scorer: scorer, scores: scores, dead: dead, opts: opts,
-		tracer:          opts.TracerProvider.Tracer("raterd/consumer"),
+		tracer:          opts.Telemetry.TracerProvider.Tracer("raterd/consumer"),
 		tracker:         NewOffsetTracker(),
 		inflightRecords: semaphore.NewWeighted(int64(cfg.MaxInFlightRecords)),
 		inflightBytes:   semaphore.NewWeighted(int64(cfg.MaxInFlightBytes)),
 		writeSlots:      make(chan struct{}, cfg.WriteSlots()),
 		deadSlots:       make(chan struct{}, cfg.Workers),
 	}
-	m := opts.MeterProvider.Meter("raterd/consumer")
+	m := opts.Telemetry.MeterProvider.Meter("raterd/consumer")
 	var errs []error
 	add := func(err error) { errs = append(errs, err) }
 	var err error
@@ -241,7 +230,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		defer timer.Stop()
 		select {
 		case <-timer.C:
-			p.opts.Logger.Warn("shutdown deadline reached; unfinished batches will be replayed", "pending", p.tracker.Pending())
+			p.opts.Telemetry.Logger.Warn("shutdown deadline reached; unfinished batches will be replayed", "pending", p.tracker.Pending())
 			cancelWork()
 		case <-runDone:
 		}
@@ -314,7 +303,7 @@ func (p *Pipeline) fetchLoop(ctx context.Context, msgs chan<- kafka.Message) err
 			// kafka-go surfaces partition errors (a leader change, a broker restart) while it
 			// keeps retrying itself: log, back off, and fetch again.
 			p.stats.fetchErrors.Add(1)
-			p.opts.Logger.Warn("kafka fetch failed; retrying", "err", err)
+			p.opts.Telemetry.Logger.Warn("kafka fetch failed; retrying", "err", err)
 			select {
 			case <-time.After(time.Second):
 			case <-ctx.Done():
@@ -565,7 +554,7 @@ func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*re
 			keep = append(keep, r)
 		}
 	}
-	p.opts.Logger.Warn("dead-lettering records whose judgements keep failing on a judge that answers other calls",
+	p.opts.Telemetry.Logger.Warn("dead-lettering records whose judgements keep failing on a judge that answers other calls",
 		"records", len(dead), "attempts", p.cfg.PoisonAttempts, "err", err)
 	return keep, dead
 }
@@ -590,12 +579,12 @@ func (p *Pipeline) retry(ctx context.Context, span trace.Span, messages int, sta
 		}
 		if ctx.Err() != nil {
 			span.SetStatus(codes.Error, "abandoned at shutdown")
-			p.opts.Logger.Warn("batch abandoned at shutdown; it will be replayed", "messages", messages, "err", err)
+			p.opts.Telemetry.Logger.Warn("batch abandoned at shutdown; it will be replayed", "messages", messages, "err", err)
 			return false
 		}
 		p.stats.retries.Add(1)
 		p.mRetries.Add(ctx, 1)
-		p.opts.Logger.Warn("batch failed; retrying", "attempt", attempt, "messages", messages, "backoff", backoff, "err", err)
+		p.opts.Telemetry.Logger.Warn("batch failed; retrying", "attempt", attempt, "messages", messages, "backoff", backoff, "err", err)
 		span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt), attribute.String("error", err.Error())))
 		// Full jitter keeps many workers from retrying in lockstep.
 		sleep := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
@@ -665,9 +654,9 @@ func (p *Pipeline) commitLoop(ctx context.Context, stop <-chan struct{}) {
 			return
 		case <-t.C:
 			if err := p.commit(ctx); errors.Is(err, ErrRebalancing) {
-				p.opts.Logger.Debug("offset commit waits for the rebalance to end", "err", err)
+				p.opts.Telemetry.Logger.Debug("offset commit waits for the rebalance to end", "err", err)
 			} else if err != nil {
-				p.opts.Logger.Warn("offset commit failed; will retry", "err", err)
+				p.opts.Telemetry.Logger.Warn("offset commit failed; will retry", "err", err)
 			}
 		}
 	}
@@ -693,9 +682,9 @@ func (p *Pipeline) revoked(ctx context.Context, parts []TopicPartition) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
 	if err := p.commit(cctx); err != nil {
-		p.opts.Logger.Warn("rebalance: commit of the revoked partitions failed; their records replay", "err", err)
+		p.opts.Telemetry.Logger.Warn("rebalance: commit of the revoked partitions failed; their records replay", "err", err)
 	}
-	p.opts.Logger.Info("rebalance: partitions handed back", "partitions", len(parts),
+	p.opts.Telemetry.Logger.Info("rebalance: partitions handed back", "partitions", len(parts),
 		"waited", time.Since(start).Round(time.Millisecond), "left_in_flight", pending)
 }
 
@@ -724,7 +713,7 @@ func (p *Pipeline) commit(ctx context.Context) error {
 	}
 	p.stats.commits.Add(1)
 	p.mCommits.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "ok")))
-	p.opts.Logger.Debug("committed offsets", "partitions", len(next))
+	p.opts.Telemetry.Logger.Debug("committed offsets", "partitions", len(next))
 	return nil
 }
 
@@ -751,8 +740,9 @@ func (h headerCarrier) Keys() []string {
 }
 
 // NewKafkaReader returns a kafka-go group reader for cfg. Commits are explicit (the
-// pipeline's committer), never automatic.
-func NewKafkaReader(cfg Config, dialer *kafka.Dialer, logger *slog.Logger) *kafka.Reader {
+// pipeline's committer), never automatic. The client's errors go to tel's logger.
+func NewKafkaReader(cfg Config, dialer *kafka.Dialer, tel telemetry.Settings) *kafka.Reader {
+	logger := tel.WithDefaults().Logger
 	start := kafka.FirstOffset
 	if cfg.StartOffset == StartLatest {
 		start = kafka.LastOffset

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"raterd/internal/telemetry"
 )
 
 // GroupReader is the MessageReader raterd runs with: a consumer group member that knows
@@ -81,11 +83,9 @@ func handBackTimeout(cfg Config) time.Duration {
 }
 
 // NewGroupReader joins cfg.GroupID for cfg.Topics. A nil dialer uses kafka-go's default.
-// Close it to leave the group.
-func NewGroupReader(cfg Config, dialer *kafka.Dialer, logger *slog.Logger) (*GroupReader, error) {
-	if logger == nil {
-		logger = slog.Default()
-	}
+// Its logs and the Kafka client's go to tel's logger. Close it to leave the group.
+func NewGroupReader(cfg Config, dialer *kafka.Dialer, tel telemetry.Settings) (*GroupReader, error) {
+	logger := tel.WithDefaults().Logger
 	start := kafka.FirstOffset
 	if cfg.StartOffset == StartLatest {
 		start = kafka.LastOffset

@@ -16,6 +16,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 )
 
@@ -77,7 +78,7 @@ func TestGroupReaderOwnsItsCommits(t *testing.T) {
 	}
 	// The readers' logs go to the test's output: shown when it fails (or with -v).
 	logs := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := NewGroupReader(cfg, nil, logs.With("member", "a"))
+	a, err := NewGroupReader(cfg, nil, telemetry.Settings{Logger: logs.With("member", "a")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestGroupReaderOwnsItsCommits(t *testing.T) {
 
 	// A second member joins: a hands back all four (kafka-go rebalances eagerly) and
 	// commits what it fetched, then the two split the partitions.
-	b, err := NewGroupReader(cfg, nil, logs.With("member", "b"))
+	b, err := NewGroupReader(cfg, nil, telemetry.Settings{Logger: logs.With("member", "b")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"raterd/internal/telemetry"
 	"raterd/record"
 )
 
@@ -364,7 +365,7 @@ func TestPipelineTracesEachBatchWithItsStages(t *testing.T) {
 	msgs[0].Headers = []kafka.Header{{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}}
 	reader := &fakeReader{msgs: msgs, commits: map[TopicPartition]int64{}}
 	sink := &recordingSink{}
-	p, err := New(testConfig(), reader, fakeScorer{}, sink, sink, Options{TracerProvider: tp})
+	p, err := New(testConfig(), reader, fakeScorer{}, sink, sink, Options{Telemetry: telemetry.Settings{TracerProvider: tp}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +434,7 @@ func TestPipelineDeadLettersRecordsWhoseJudgementsKeepFailing(t *testing.T) {
 	reader := &fakeReader{msgs: messages(8, nil), commits: map[TopicPartition]int64{}}
 	sink := &recordingSink{}
 	sc := &poisonScorer{poison: map[string]bool{"r3": true}}
-	p, err := New(cfg, reader, sc, sink, sink, Options{Logger: slog.New(slog.DiscardHandler)})
+	p, err := New(cfg, reader, sc, sink, sink, Options{Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +457,7 @@ func TestPipelineWaitsOutAJudgePoolThatIsDown(t *testing.T) {
 	reader := &fakeReader{msgs: messages(4, nil), commits: map[TopicPartition]int64{}}
 	sink := &recordingSink{}
 	sc := &poisonScorer{} // every record fails: the pool is down
-	p, err := New(cfg, reader, sc, sink, sink, Options{Logger: slog.New(slog.DiscardHandler)})
+	p, err := New(cfg, reader, sc, sink, sink, Options{Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/internal/judgesim"
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/sinks/clickhouse"
 	sinkkafka "raterd/sinks/kafka"
@@ -350,7 +351,7 @@ func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := clickhouse.MigrateWith(ctx, conn, db, clickhouse.MigrateOptions{}, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := clickhouse.MigrateWith(ctx, conn, db, clickhouse.MigrateOptions{Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}}); err != nil {
 		t.Fatal(err)
 	}
 	kc := &kafka.Client{Addr: kafka.TCP(st.kafka.addr), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}

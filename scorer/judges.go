@@ -12,14 +12,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net/http"
 	"reflect"
 	"slices"
 	"strings"
 
-	"go.opentelemetry.io/otel/metric"
+	"raterd/internal/telemetry"
 )
 
 // Judge types: the values of judges.<name>.type.
@@ -213,11 +212,10 @@ type JudgeSettings struct {
 	// HTTPClient sends the judge's requests. Default: a pooled transport with an idle
 	// connection per in-flight slot.
 	HTTPClient *http.Client
-	// Logger gets the judge's logs. Default slog.Default(); NewJudges adds the attribute
-	// judge=<name>.
-	Logger *slog.Logger
-	// MeterProvider gets the judge's metrics. Default otel.GetMeterProvider().
-	MeterProvider metric.MeterProvider
+	// Telemetry gets the judge's logs and its pool's metrics; unset fields mean
+	// telemetry.Settings.WithDefaults. NewJudges adds the attribute judge=<name> to the
+	// logger of each judge.
+	Telemetry telemetry.Settings
 }
 
 // NewJudges builds one judge per entry of judges, which must have passed ValidateJudges
@@ -227,9 +225,7 @@ func NewJudges(judges map[string]*JudgeConfig, set JudgeSettings) (map[string]Ju
 	if set.Key == "" {
 		set.Key = "judges"
 	}
-	if set.Logger == nil {
-		set.Logger = slog.Default()
-	}
+	set.Telemetry = set.Telemetry.WithDefaults()
 	out := make(map[string]Judge, len(judges))
 	for _, name := range slices.Sorted(maps.Keys(judges)) {
 		c := judges[name]
@@ -244,7 +240,7 @@ func NewJudges(judges map[string]*JudgeConfig, set JudgeSettings) (map[string]Ju
 			return nil, fmt.Errorf("%s.type: %q is not %s", key, c.Type, judgeTypeList())
 		}
 		js := set
-		js.Key, js.Logger = key, set.Logger.With("judge", name)
+		js.Key, js.Telemetry.Logger = key, set.Telemetry.Logger.With("judge", name)
 		j, err := t.build(c, js)
 		if err != nil {
 			CloseJudges(context.Background(), out)

@@ -116,8 +116,8 @@ type OpenAIJudge struct {
 // NewOpenAIJudge returns a judge for cfg and starts its pool (Close stops it). cfg should
 // have passed Validate(set.Key); it is validated again under set.Key (required), so that a
 // caller that did not validate still gets the defaults and errors name the keys of the
-// config file. A nil set.HTTPClient gets a pooled transport; a nil logger falls back to
-// slog.Default(), a nil meter provider to the OTel global.
+// config file. A nil set.HTTPClient gets a pooled transport; unset set.Telemetry fields
+// get telemetry.Settings.WithDefaults.
 func NewOpenAIJudge(cfg OpenAIConfig, set JudgeSettings) (*OpenAIJudge, error) {
 	if set.Key == "" {
 		return nil, fmt.Errorf("scorer: NewOpenAIJudge: %w", errNoKey)
@@ -126,15 +126,12 @@ func NewOpenAIJudge(cfg OpenAIConfig, set JudgeSettings) (*OpenAIJudge, error) {
 	if err := cfg.Validate(set.Key); err != nil {
 		return nil, err
 	}
-	logger := set.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
+	tel := set.Telemetry.WithDefaults()
 	client := judgeHTTPClient(set.HTTPClient, cfg.Config)
-	j := &OpenAIJudge{cfg: cfg, client: client, logger: logger}
+	j := &OpenAIJudge{cfg: cfg, client: client, logger: tel.Logger}
 	p, err := pool.New(cfg.Config, pool.Options{
-		Key: set.Key, Name: j.Identity(), DefaultHealthPath: "models", Client: client, Logger: logger,
-		MeterProvider: set.MeterProvider, ProbeHeader: authHeader(cfg.APIKey),
+		Key: set.Key, Name: j.Identity(), DefaultHealthPath: "models", Client: client, Telemetry: tel,
+		ProbeHeader: authHeader(cfg.APIKey),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", j.Identity(), err)

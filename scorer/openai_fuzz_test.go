@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"raterd/internal/telemetry"
 	"raterd/record"
 	"raterd/scorer/format"
 	"raterd/scorer/pool"
@@ -96,7 +97,7 @@ func fzOpenAIJudge(tb testing.TB, tr http.RoundTripper) *OpenAIJudge {
 	cfg.MaxAttempts = 1
 	cfg.Timeout = 10 * time.Second
 	cfg.Concurrency.Mode = pool.ModeFixed
-	j, err := NewOpenAIJudge(cfg, JudgeSettings{Key: "judges.fuzz", HTTPClient: &http.Client{Transport: tr}, Logger: slog.New(slog.DiscardHandler)})
+	j, err := NewOpenAIJudge(cfg, JudgeSettings{Key: "judges.fuzz", HTTPClient: &http.Client{Transport: tr}, Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		tb.Fatal(err)
 	}

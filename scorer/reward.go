@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -145,10 +144,6 @@ func NewRewardJudge(cfg RewardConfig, set JudgeSettings) (*RewardJudge, error) {
 	if err := cfg.Validate(set.Key); err != nil {
 		return nil, err
 	}
-	logger := set.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
 	j := &RewardJudge{cfg: cfg, client: judgeHTTPClient(set.HTTPClient, cfg.Pool)}
 	// The identity names everything that changes the numbers: model, API, the class
 	// read and the input rendering.
@@ -165,8 +160,8 @@ func NewRewardJudge(cfg RewardConfig, set JudgeSettings) (*RewardJudge, error) {
 		j.tmpl = template.Must(template.New("input").Option("missingkey=zero").Parse(cfg.Settings.InputTemplate))
 	}
 	j.identity = id
-	p, err := pool.New(cfg.Pool, pool.Options{Key: set.Key, Name: id, DefaultHealthPath: "health", Client: j.client, Logger: logger,
-		MeterProvider: set.MeterProvider, ProbeHeader: authHeader(cfg.APIKey)})
+	p, err := pool.New(cfg.Pool, pool.Options{Key: set.Key, Name: id, DefaultHealthPath: "health", Client: j.client,
+		Telemetry: set.Telemetry, ProbeHeader: authHeader(cfg.APIKey)})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", id, err)
 	}

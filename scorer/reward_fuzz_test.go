@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"raterd/internal/telemetry"
 	"raterd/record"
 	"raterd/scorer/pool"
 )
@@ -39,7 +40,7 @@ func fzRewardJudge(tb testing.TB, tr http.RoundTripper, s RewardSettings) *Rewar
 	j, err := NewRewardJudge(RewardConfig{Model: "rm", Settings: s, Pool: pool.Config{
 		Endpoints: []pool.Endpoint{{URL: "http://reward.fuzz.invalid"}}, MaxAttempts: 1, Timeout: 10 * time.Second,
 		Concurrency: pool.Concurrency{Mode: pool.ModeFixed},
-	}}, JudgeSettings{Key: "judges.fuzz", HTTPClient: &http.Client{Transport: tr}, Logger: slog.New(slog.DiscardHandler)})
+	}}, JudgeSettings{Key: "judges.fuzz", HTTPClient: &http.Client{Transport: tr}, Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		tb.Fatal(err)
 	}

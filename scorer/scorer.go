@@ -7,16 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/text"
 	"raterd/record"
 	"raterd/scorer/cache"
@@ -35,11 +34,9 @@ type Options struct {
 	CacheTimeout time.Duration
 	// MaxExplanationBytes bounds stored explanations. Default 1024.
 	MaxExplanationBytes int
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
-	// MeterProvider and TracerProvider default to the OTel globals.
-	MeterProvider  metric.MeterProvider
-	TracerProvider trace.TracerProvider
+	// Telemetry is where the scorer's logs, metrics (meter raterd/scorer) and spans go;
+	// unset fields mean telemetry.Settings.WithDefaults.
+	Telemetry telemetry.Settings
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -103,26 +100,18 @@ func New(evaluators []*Evaluator, judges map[string]Judge, opts Options) (*Score
 	if opts.MaxExplanationBytes == 0 {
 		opts.MaxExplanationBytes = DefaultMaxExplanationBytes
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.MeterProvider == nil {
-		opts.MeterProvider = otel.GetMeterProvider()
-	}
-	if opts.TracerProvider == nil {
-		opts.TracerProvider = otel.GetTracerProvider()
-	}
+	opts.Telemetry = opts.Telemetry.WithDefaults()
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Scorer{evaluators: evaluators, judges: judges, opts: opts, tracer: opts.TracerProvider.Tracer("raterd/scorer"),
+	s := &Scorer{evaluators: evaluators, judges: judges, opts: opts, tracer: opts.Telemetry.TracerProvider.Tracer("raterd/scorer"),
 		flights: make(map[string]*flight), uncached: make(map[string]bool)}
 	for name, j := range judges {
 		if u, ok := j.(UncachedJudge); ok && u.Uncached() {
 			s.uncached[name] = true
 		}
 	}
-	m := opts.MeterProvider.Meter("raterd/scorer")
+	m := opts.Telemetry.MeterProvider.Meter("raterd/scorer")
 	var err error
 	must := func(e error) {
 		if err == nil {

@@ -12,6 +12,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"raterd/internal/telemetry"
 	"raterd/record"
 	"raterd/scorer/cache"
 )
@@ -367,7 +368,7 @@ func TestScorerTracesJudgeCalls(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	ev := prepared(t, &Evaluator{Name: "helpful", Judge: "j", Criteria: "be helpful"})
-	s, err := New([]*Evaluator{ev}, map[string]Judge{"j": &countingJudge{ident: "fake:v1"}}, Options{TracerProvider: tp})
+	s, err := New([]*Evaluator{ev}, map[string]Judge{"j": &countingJudge{ident: "fake:v1"}}, Options{Telemetry: telemetry.Settings{TracerProvider: tp}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"raterd/consumer"
+	"raterd/internal/telemetry"
 	"raterd/record"
 )
 
@@ -22,8 +22,9 @@ type BareConfig struct {
 	// committed (checked after each message; whatever is left is committed when the run
 	// stops). Default 1s, like raterd's kafka.commit_interval.
 	CommitInterval time.Duration
-	// Logger receives the Kafka client's warnings. Default slog.Default().
-	Logger *slog.Logger
+	// Telemetry's logger receives the Kafka client's warnings. Unset fields mean
+	// telemetry.Settings.WithDefaults.
+	Telemetry telemetry.Settings
 }
 
 // Validate fills defaults and rejects bad values.
@@ -37,9 +38,7 @@ func (c *BareConfig) Validate() error {
 	if c.CommitInterval < 0 {
 		return fmt.Errorf("commit_interval: %s is negative", c.CommitInterval)
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Telemetry = c.Telemetry.WithDefaults()
 	return nil
 }
 
@@ -61,7 +60,7 @@ func RunBare(ctx context.Context, cfg BareConfig) (Result, error) {
 		return res, fmt.Errorf("baseline bare: %w", err)
 	}
 	clk := newClock()
-	r := cfg.Kafka.newReader(cfg.Logger)
+	r := cfg.Kafka.newReader(cfg.Telemetry)
 	c := &committer{r: r, latest: make(map[int]kafka.Message)}
 
 	// The committer ticks on its own goroutine, so that the messages fetched last are

@@ -29,12 +29,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"raterd/consumer"
+	"raterd/internal/telemetry"
 )
 
 // KafkaConfig says what a baseline consumes and when it stops.
@@ -82,8 +82,8 @@ func (c *KafkaConfig) Validate(key string) error {
 // newReader returns the consumer-group reader raterd itself would use for this topic and
 // group (consumer.NewKafkaReader): the same fetch settings, and synchronous commits, made
 // only when the baseline calls CommitMessages. Call Validate first.
-func (c *KafkaConfig) newReader(logger *slog.Logger) *kafka.Reader {
-	return consumer.NewKafkaReader(c.reader, nil, logger)
+func (c *KafkaConfig) newReader(tel telemetry.Settings) *kafka.Reader {
+	return consumer.NewKafkaReader(c.reader, nil, tel)
 }
 
 // CPUTime is CPU time used by the whole process (getrusage RUSAGE_SELF): every goroutine

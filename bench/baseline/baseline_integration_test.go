@@ -16,6 +16,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/scorer"
 	"raterd/sinks/clickhouse"
@@ -192,7 +193,7 @@ func TestBaselinesIntegration(t *testing.T) {
 			_ = conn.Close()
 		})
 		quiet := slog.New(slog.DiscardHandler)
-		if _, err := clickhouse.Migrate(ctx, conn, db, quiet); err != nil {
+		if _, err := clickhouse.Migrate(ctx, conn, db, telemetry.Settings{Logger: quiet}); err != nil {
 			t.Fatalf("migrate: %v", err)
 		}
 		var evals []*scorer.Evaluator
@@ -203,7 +204,7 @@ func TestBaselinesIntegration(t *testing.T) {
 			}
 			evals = append(evals, e)
 		}
-		cfg := NaiveConfig{Kafka: kafkaCfg("naive", total), Evaluators: evals, Judge: scorer.NewHeuristicJudge(), ClickHouse: chCfg, Logger: quiet}
+		cfg := NaiveConfig{Kafka: kafkaCfg("naive", total), Evaluators: evals, Judge: scorer.NewHeuristicJudge(), ClickHouse: chCfg, Telemetry: telemetry.Settings{Logger: quiet}}
 		res, err := RunNaive(ctx, cfg)
 		if err != nil {
 			t.Fatalf("RunNaive: %v (result %+v)", err, res)

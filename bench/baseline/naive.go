@@ -3,10 +3,10 @@ package baseline
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"raterd/consumer"
+	"raterd/internal/telemetry"
 	"raterd/internal/text"
 	"raterd/record"
 	"raterd/scorer"
@@ -27,8 +27,9 @@ type NaiveConfig struct {
 	// ClickHouse is where the score rows go: <Database>.scores, already migrated
 	// (clickhouse.Migrate). Addrs is required; the other defaults are ClickHouseConfig's.
 	ClickHouse clickhouse.Config
-	// Logger receives the sink's and the Kafka client's logs. Default slog.Default().
-	Logger *slog.Logger
+	// Telemetry receives the sink's and the Kafka client's logs and the sink's metrics.
+	// Unset fields mean telemetry.Settings.WithDefaults.
+	Telemetry telemetry.Settings
 }
 
 // Validate fills defaults and rejects bad values.
@@ -50,9 +51,7 @@ func (c *NaiveConfig) Validate() error {
 	if err := c.ClickHouse.Validate("clickhouse"); err != nil {
 		return err
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Telemetry = c.Telemetry.WithDefaults()
 	return nil
 }
 
@@ -75,9 +74,9 @@ func RunNaive(ctx context.Context, cfg NaiveConfig) (Result, error) {
 		return res, fmt.Errorf("baseline naive: %w", err)
 	}
 	defer conn.Close()
-	scores := clickhouse.NewScores(conn, cfg.ClickHouse, cfg.Logger)
+	scores := clickhouse.NewScores(conn, cfg.ClickHouse, cfg.Telemetry)
 	judge := cfg.Judge.Identity()
-	r := cfg.Kafka.newReader(cfg.Logger)
+	r := cfg.Kafka.newReader(cfg.Telemetry)
 
 	var runErr error
 	for cfg.Kafka.Records == 0 || res.Records < cfg.Kafka.Records {

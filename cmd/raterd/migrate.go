@@ -11,6 +11,7 @@ import (
 
 	"raterd/internal/app"
 	"raterd/internal/cli"
+	"raterd/internal/telemetry"
 	"raterd/sinks/clickhouse"
 )
 
@@ -58,7 +59,8 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 	}
 	defer conn.Close()
 	// What happened is printed below; the library's log lines would repeat it.
-	res, err := clickhouse.MigrateWith(ctx, conn, chCfg.Database, clickhouse.MigrateOptions{RetentionDays: chCfg.RetentionDays}, slog.New(slog.DiscardHandler))
+	res, err := clickhouse.MigrateWith(ctx, conn, chCfg.Database, clickhouse.MigrateOptions{
+		RetentionDays: chCfg.RetentionDays, Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}})
 	printMigration(stdout, chCfg, res)
 	return err
 }

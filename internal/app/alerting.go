@@ -3,14 +3,13 @@ package app
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/metric"
 
+	"raterd/internal/telemetry"
 	"raterd/scorer/cache"
 	"raterd/sinks/alert"
 	"raterd/sinks/alert/notify"
@@ -36,8 +35,8 @@ func (a *AlertingConfig) validate(key string, c *Config) error {
 // buildAlerting builds the alert Manager and its channels (alert.Build) on raterd's
 // ClickHouse connection, HTTP client and Redis settings. The closers close the Manager
 // first (its final evaluation enqueues), then drain the channels, then the Redis client.
-func buildAlerting(ctx context.Context, cfg *Config, ch driver.Conn, httpClient *http.Client, logger *slog.Logger, meters metric.MeterProvider) (*alert.Manager, []io.Closer, error) {
-	deps := alert.Deps{Channels: notify.Deps{HTTPClient: httpClient, ClickHouse: ch}, Logger: logger, MeterProvider: meters}
+func buildAlerting(ctx context.Context, cfg *Config, ch driver.Conn, httpClient *http.Client, tel telemetry.Settings) (*alert.Manager, []io.Closer, error) {
+	deps := alert.Deps{Channels: notify.Deps{HTTPClient: httpClient, ClickHouse: ch}, Telemetry: tel}
 	if cfg.Alerting.State == alert.StateRedis {
 		deps.Redis = alertRedisOptions(cfg.Redis)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/sinks/alert"
 	"raterd/sinks/alert/notify"
@@ -105,7 +106,7 @@ func TestIntegrationAlerting(t *testing.T) {
 	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := clickhouse.Migrate(ctx, conn, db, nil); err != nil {
+	if _, err := clickhouse.Migrate(ctx, conn, db, telemetry.Settings{}); err != nil {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: s.Redis})

@@ -23,6 +23,7 @@ import (
 	"raterd/consumer"
 	"raterd/internal/cli"
 	"raterd/internal/judgesim"
+	"raterd/internal/telemetry"
 	"raterd/internal/trafficgen"
 	"raterd/record"
 	"raterd/scorer"
@@ -171,7 +172,7 @@ func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		_, err = clickhouse.Migrate(ctx, conn, cfg.ClickHouse.Database, logger)
+		_, err = clickhouse.Migrate(ctx, conn, cfg.ClickHouse.Database, telemetry.Settings{Logger: logger})
 		_ = conn.Close()
 		if err != nil {
 			return err

@@ -21,6 +21,7 @@ import (
 
 	"raterd/consumer"
 	"raterd/internal/judgesim"
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/record"
 	"raterd/scorer"
@@ -176,10 +177,10 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	if _, err := Build(context.Background(), cfg1, &Telemetry{}, slog.Default(), nil); err == nil || !strings.Contains(err.Error(), "missing migration 1") {
 		t.Fatalf("start against an unmigrated schema: err = %v, want one naming migration 1", err)
 	}
-	if _, err := clickhouse.Migrate(context.Background(), conn, db, nil); err != nil {
+	if _, err := clickhouse.Migrate(context.Background(), conn, db, telemetry.Settings{}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	if applied, err := clickhouse.Migrate(context.Background(), conn, db, nil); err != nil || len(applied) != 0 {
+	if applied, err := clickhouse.Migrate(context.Background(), conn, db, telemetry.Settings{}); err != nil || len(applied) != 0 {
 		t.Fatalf("second migrate applied %d migrations, err %v; want an idempotent no-op", len(applied), err)
 	}
 

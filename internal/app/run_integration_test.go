@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/sinks/clickhouse"
 )
@@ -44,7 +45,7 @@ func TestIntegrationRunServesAdminAndDrains(t *testing.T) {
 	if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "missing migration 1") {
 		t.Fatalf("run on an unmigrated schema: %v", err)
 	}
-	if _, err := clickhouse.Migrate(context.Background(), conn, db, nil); err != nil {
+	if _, err := clickhouse.Migrate(context.Background(), conn, db, telemetry.Settings{}); err != nil {
 		t.Fatal(err)
 	}
 

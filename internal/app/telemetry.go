@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"raterd/internal/cli"
+	"raterd/internal/telemetry"
 	"sync/atomic"
 	"time"
 
@@ -28,13 +29,16 @@ import (
 // Telemetry holds the providers injected into every stage, and the Prometheus registry
 // the admin server exposes.
 type Telemetry struct {
-	Meters   metric.MeterProvider
-	Tracers  trace.TracerProvider
+	// Meters is the meter provider: Prometheus (Registry), plus OTLP when configured.
+	Meters metric.MeterProvider
+	// Tracers is the tracer provider: OTLP when configured, otherwise a no-op one.
+	Tracers trace.TracerProvider
+	// Registry is what the admin server exposes on /metrics.
 	Registry *prometheus.Registry
 	shutdown []func(context.Context) error
 }
 
-// newLogger builds the process logger from the telemetry config.
+// NewLogger builds the process logger from the telemetry config.
 func NewLogger(cfg TelemetryConfig) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
@@ -45,7 +49,7 @@ func NewLogger(cfg TelemetryConfig) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// newTelemetry sets up metrics (Prometheus pull, plus OTLP push when configured) and
+// NewTelemetry sets up metrics (Prometheus pull, plus OTLP push when configured) and
 // traces (OTLP when configured, otherwise no-op so unexported spans cost nothing).
 func NewTelemetry(ctx context.Context, cfg TelemetryConfig) (*Telemetry, error) {
 	t := &Telemetry{Registry: prometheus.NewRegistry()}
@@ -88,6 +92,17 @@ func NewTelemetry(ctx context.Context, cfg TelemetryConfig) (*Telemetry, error) 
 		t.Tracers = noop.NewTracerProvider()
 	}
 	return t, nil
+}
+
+// Settings are the telemetry.Settings every component is built with: logger, and the
+// application's meter and tracer providers. A nil t leaves the providers unset (the
+// components then fall back to the OTel globals).
+func (t *Telemetry) Settings(logger *slog.Logger) telemetry.Settings {
+	s := telemetry.Settings{Logger: logger}
+	if t != nil {
+		s.MeterProvider, s.TracerProvider = t.Meters, t.Tracers
+	}
+	return s
 }
 
 // Shutdown flushes exporters.

@@ -98,18 +98,19 @@ func (s *Stack) Close() error {
 // migrations this build needs is a start-up error naming the missing migration.
 func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger, httpClient *http.Client) (*Stack, error) {
 	st := &Stack{}
-	judges, err := scorer.NewJudges(cfg.Judges, scorer.JudgeSettings{Key: "judges", HTTPClient: httpClient, Logger: logger, MeterProvider: tel.Meters})
+	set := tel.Settings(logger)
+	judges, err := scorer.NewJudges(cfg.Judges, scorer.JudgeSettings{Key: "judges", HTTPClient: httpClient, Telemetry: set})
 	if err != nil {
 		return nil, err
 	}
 	st.judges = judges
-	c, closers, desc := cache.New(ctx, cfg.Redis, logger, tel.Meters)
+	c, closers, desc := cache.New(ctx, cfg.Redis, set)
 	st.cacheClosers = closers
 	st.Cache, st.CacheDesc = c, desc
 	st.Scorer, err = scorer.New(cfg.Evaluators, judges, scorer.Options{
 		// The cache bounds each Redis call itself; this is a backstop for the whole call.
 		Cache: c, CacheTimeout: 2 * cfg.Redis.Timeout, MaxExplanationBytes: cfg.Scoring.MaxExplanationBytes,
-		Logger: logger, MeterProvider: tel.Meters, TracerProvider: tel.Tracers,
+		Telemetry: set,
 	})
 	if err != nil {
 		_ = st.Close()
@@ -127,7 +128,7 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 	} else if len(created) > 0 {
 		logger.Info("created dead-letter topics", "topics", created)
 	}
-	dlq := kafka.NewDeadLetters(cfg.Kafka.Brokers, nil, cfg.Kafka.MaxRecordBytes, kafka.WithMeterProvider(tel.Meters))
+	dlq := kafka.NewDeadLetters(cfg.Kafka.Brokers, nil, cfg.Kafka.MaxRecordBytes, set)
 	st.deadLetters = dlq
 	deadSinks = append(deadSinks, dlq)
 	if cfg.ClickHouse != nil {
@@ -143,11 +144,11 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 		}
 		// Micro-batches written together share one insert: ClickHouse prefers few big
 		// inserts, and each batch is still acknowledged only once its rows are in.
-		st.ScoreInserts = clickhouse.NewGroupCommit(clickhouse.NewScores(conn, *cfg.ClickHouse, logger, clickhouse.WithMeterProvider(tel.Meters)), clickhouse.GroupCommitOptions{
+		st.ScoreInserts = clickhouse.NewGroupCommit(clickhouse.NewScores(conn, *cfg.ClickHouse, set), clickhouse.GroupCommitOptions{
 			MaxRows: cfg.ClickHouse.InsertMaxRows, Interval: cfg.ClickHouse.InsertInterval,
 		})
 		scoreSinks = append(scoreSinks, st.ScoreInserts)
-		deadSinks = append(deadSinks, clickhouse.NewDeadLetters(conn, *cfg.ClickHouse, clickhouse.WithMeterProvider(tel.Meters)))
+		deadSinks = append(deadSinks, clickhouse.NewDeadLetters(conn, *cfg.ClickHouse, set))
 	}
 	if cfg.ScoresFile != "" {
 		f, err := sinks.NewNDJSONFile(cfg.ScoresFile)
@@ -164,7 +165,7 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 	}
 	st.Scores = scoreSinks
 	if cfg.Alerting != nil {
-		m, closers, err := buildAlerting(ctx, cfg, st.ClickHouse, httpClient, logger, tel.Meters)
+		m, closers, err := buildAlerting(ctx, cfg, st.ClickHouse, httpClient, set)
 		if err != nil {
 			_ = st.Close()
 			return nil, err
@@ -179,13 +180,12 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 
 // NewPipeline builds the consumer pipeline on a consumer-group member.
 func NewPipeline(cfg *Config, st *Stack, tel *Telemetry, logger *slog.Logger) (*consumer.Pipeline, io.Closer, error) {
-	reader, err := consumer.NewGroupReader(cfg.Kafka, nil, logger)
+	set := tel.Settings(logger)
+	reader, err := consumer.NewGroupReader(cfg.Kafka, nil, set)
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := consumer.New(cfg.Kafka, reader, st.Scorer, st.Scores, st.DeadLetter, consumer.Options{
-		Logger: logger, MeterProvider: tel.Meters, TracerProvider: tel.Tracers,
-	})
+	p, err := consumer.New(cfg.Kafka, reader, st.Scorer, st.Scores, st.DeadLetter, consumer.Options{Telemetry: set})
 	if err != nil {
 		_ = reader.Close()
 		return nil, nil, err

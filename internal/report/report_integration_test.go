@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/internal/testkit/chtest"
 	"raterd/record"
@@ -79,7 +80,7 @@ func TestIntegrationReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	sink := clickhouse.NewScores(conn, cfg, slog.New(slog.DiscardHandler))
+	sink := clickhouse.NewScores(conn, cfg, telemetry.Settings{Logger: slog.New(slog.DiscardHandler)})
 	rows := reportFixture()
 	if err := sink.WriteScores(ctx, rows); err != nil {
 		t.Fatal(err)

@@ -5,12 +5,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/metric"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/validate"
 )
 
@@ -169,18 +168,16 @@ func RedisOptions(cfg RedisConfig) *redis.UniversalOptions {
 // not (a failing Redis is bypassed; one that does not answer at start is logged at Info);
 // without, a bounded in-process cache, or none (nil) when MemoryBytes is -1. It returns
 // what to close when done, in the order it was opened (close it last to first), and a
-// description for logs. A nil logger falls back to slog.Default(), a nil meter provider
-// to the OTel global.
-func New(ctx context.Context, cfg RedisConfig, logger *slog.Logger, meters metric.MeterProvider) (Cache, []io.Closer, string) {
+// description for logs. Its logs and the tier's metrics go to tel (unset fields mean
+// telemetry.Settings.WithDefaults).
+func New(ctx context.Context, cfg RedisConfig, tel telemetry.Settings) (Cache, []io.Closer, string) {
 	if len(cfg.Addrs) == 0 {
 		if cfg.MemoryBytes < 0 {
 			return nil, nil, "off"
 		}
 		return NewMemory(cfg.MemoryBytes), nil, fmt.Sprintf("in-process (%d MiB)", cfg.MemoryBytes>>20)
 	}
-	if logger == nil {
-		logger = slog.Default()
-	}
+	tel = tel.WithDefaults()
 	opts := RedisOptions(cfg)
 	opts.DialTimeout = cfg.Timeout * 4
 	opts.ReadTimeout = cfg.Timeout
@@ -191,7 +188,7 @@ func New(ctx context.Context, cfg RedisConfig, logger *slog.Logger, meters metri
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
 		// Info, not Warn: the cache's breaker logs the outage once when batches meet it.
-		logger.Info("redis not answering at start; the cache bypasses it until it does", "addrs", cfg.Addrs, "err", err)
+		tel.Logger.Info("redis not answering at start; the cache bypasses it until it does", "addrs", cfg.Addrs, "err", err)
 	}
 	var local *Memory
 	desc := fmt.Sprintf("redis %v", cfg.Addrs)
@@ -204,8 +201,7 @@ func New(ctx context.Context, cfg RedisConfig, logger *slog.Logger, meters metri
 		FailureThreshold: cfg.Breaker.Failures,
 		Cooldown:         cfg.Breaker.Cooldown,
 		MaxCooldown:      cfg.Breaker.MaxCooldown,
-		Logger:           logger,
-		MeterProvider:    meters,
+		Telemetry:        tel,
 	})
 	return tiered, []io.Closer{client, tiered}, desc
 }

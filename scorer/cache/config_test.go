@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"raterd/internal/telemetry"
 )
 
 func TestRedisConfigDefaults(t *testing.T) {
@@ -66,11 +68,11 @@ func TestRedisOptions(t *testing.T) {
 }
 
 func TestNewWithoutRedis(t *testing.T) {
-	c, closers, desc := New(context.Background(), RedisConfig{MemoryBytes: 8 << 20}, nil, nil)
+	c, closers, desc := New(context.Background(), RedisConfig{MemoryBytes: 8 << 20}, telemetry.Settings{})
 	if _, ok := c.(*Memory); !ok || len(closers) != 0 || desc != "in-process (8 MiB)" {
 		t.Errorf("memory: %T %v %q", c, closers, desc)
 	}
-	c, closers, desc = New(context.Background(), RedisConfig{MemoryBytes: -1}, nil, nil)
+	c, closers, desc = New(context.Background(), RedisConfig{MemoryBytes: -1}, telemetry.Settings{})
 	if c != nil || len(closers) != 0 || desc != "off" {
 		t.Errorf("off: %v %v %q", c, closers, desc)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 )
 
@@ -163,7 +164,7 @@ func TestTieredSurvivesRedisRestart(t *testing.T) {
 	remote := NewRedis(client, "raterd-restart:")
 	tiered := NewTiered(NewMemory(1<<20), remote, TieredOptions{
 		Timeout: timeout, FailureThreshold: 3, Cooldown: 300 * time.Millisecond, MaxCooldown: 2 * time.Second,
-		Logger: slog.New(logs),
+		Telemetry: telemetry.Settings{Logger: slog.New(logs)},
 	})
 	defer tiered.Close()
 
@@ -272,7 +273,7 @@ func TestIntegrationNewBuildsTieredRedis(t *testing.T) {
 	if err := cfg.Validate("redis"); err != nil {
 		t.Fatal(err)
 	}
-	c, closers, desc := New(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
+	c, closers, desc := New(context.Background(), cfg, telemetry.Settings{Logger: slog.New(slog.DiscardHandler)})
 	if _, ok := c.(*Tiered); !ok || len(closers) != 2 || desc != fmt.Sprintf("redis %v behind an in-process tier (32 MiB)", cfg.Addrs) {
 		t.Fatalf("New: %T, %d closers, %q", c, len(closers), desc)
 	}

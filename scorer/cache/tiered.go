@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+
+	"raterd/internal/telemetry"
 )
 
 // Remote is the shared tier behind Tiered; *Redis implements it. Each call should be one
@@ -53,10 +53,10 @@ type TieredOptions struct {
 	Cooldown time.Duration
 	// MaxCooldown caps the doubling cooldown; at least Cooldown. Default 30s.
 	MaxCooldown time.Duration
-	// Logger receives one record per breaker state change. Default slog.Default().
-	Logger *slog.Logger
-	// MeterProvider defaults to otel.GetMeterProvider().
-	MeterProvider metric.MeterProvider
+	// Telemetry's logger receives one record per breaker state change; its meter
+	// provider gets the cache's metrics (meter raterd/scorer/cache). Unset fields mean
+	// telemetry.Settings.WithDefaults.
+	Telemetry telemetry.Settings
 	// Now is the clock for cooldowns, expiries and durations. Default time.Now.
 	Now func() time.Time
 }
@@ -93,12 +93,7 @@ func (o TieredOptions) withDefaults() TieredOptions {
 	if o.MaxCooldown <= 0 {
 		o.MaxCooldown = DefaultMaxCooldown
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.MeterProvider == nil {
-		o.MeterProvider = otel.GetMeterProvider()
-	}
+	o.Telemetry = o.Telemetry.WithDefaults()
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -149,9 +144,9 @@ func NewTiered(local *Memory, remote Remote, opts TieredOptions) *Tiered {
 		opts.MaxCooldown = opts.Cooldown
 	}
 	t := &Tiered{local: local, remote: remote, opts: opts}
-	t.br = newBreaker(opts.FailureThreshold, opts.Cooldown, opts.MaxCooldown, opts.Now, opts.Logger)
-	if err := t.m.init(opts.MeterProvider.Meter("raterd/scorer/cache"), t.br); err != nil {
-		opts.Logger.Warn("cache metrics incomplete", "err", err)
+	t.br = newBreaker(opts.FailureThreshold, opts.Cooldown, opts.MaxCooldown, opts.Now, opts.Telemetry.Logger)
+	if err := t.m.init(opts.Telemetry.MeterProvider.Meter("raterd/scorer/cache"), t.br); err != nil {
+		opts.Telemetry.Logger.Warn("cache metrics incomplete", "err", err)
 	}
 	return t
 }

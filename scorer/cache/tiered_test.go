@@ -40,8 +40,8 @@ func newHarness(t *testing.T, opts TieredOptions, withLocal bool) *harness {
 		opts.Timeout = 5 * time.Second // a slow -race run must not time out by accident
 	}
 	opts.Now = h.clock.Now
-	opts.Logger = slog.New(h.logs)
-	opts.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(h.reader))
+	opts.Telemetry.Logger = slog.New(h.logs)
+	opts.Telemetry.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(h.reader))
 	h.tiered = NewTiered(h.local, h.remote, opts)
 	t.Cleanup(func() {
 		if err := h.tiered.Close(); err != nil {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"raterd/internal/telemetry"
 )
 
 // fakeServer is a fake judge server on loopback that counts its requests.
@@ -100,7 +102,7 @@ func testOptions() (Options, *logRecorder) {
 	rec := &logRecorder{}
 	return Options{
 		Name:        "test",
-		Logger:      slog.New(rec),
+		Telemetry:   telemetry.Settings{Logger: slog.New(rec)},
 		BackoffBase: time.Millisecond,
 		BackoffMax:  5 * time.Millisecond,
 	}, rec

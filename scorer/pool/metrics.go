@@ -53,7 +53,7 @@ func (m *metrics) endpointAttrs(pool, url string) endpointAttrs {
 }
 
 func (m *metrics) init(p *Pool) error {
-	meter := p.opts.MeterProvider.Meter("raterd/scorer/pool")
+	meter := p.opts.Telemetry.MeterProvider.Meter("raterd/scorer/pool")
 	m.poolAttrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("pool", p.opts.Name)))
 	var errs []error
 	add := func(err error) { errs = append(errs, err) }

@@ -13,7 +13,7 @@ import (
 func TestMetrics(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	opts, _ := testOptions()
-	opts.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	opts.Telemetry.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	p := newTestPool(t, Config{Endpoints: []Endpoint{{URL: "http://a.test", MaxInFlight: 16}}, MaxAttempts: 2,
 		Breaker: Breaker{Failures: 10}}, opts)
 	ok := func(context.Context, string) error { return nil }

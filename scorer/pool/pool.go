@@ -22,9 +22,9 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
+
+	"raterd/internal/telemetry"
 )
 
 // Defaults of Options.
@@ -58,11 +58,11 @@ type Options struct {
 	// connection for every in-flight slot, without a client timeout (each request is
 	// bounded by its context).
 	Client *http.Client
-	// Logger receives breaker state changes, endpoint changes and DNS failures, each
-	// once. Default slog.Default().
-	Logger *slog.Logger
-	// MeterProvider gets the pool's metrics. Default otel.GetMeterProvider().
-	MeterProvider metric.MeterProvider
+	// Telemetry's logger receives breaker state changes, endpoint changes and DNS
+	// failures, each once (with the attribute pool=<Name>); its meter provider gets the
+	// pool's metrics (meter raterd/scorer/pool). Unset fields mean
+	// telemetry.Settings.WithDefaults.
+	Telemetry telemetry.Settings
 	// Resolver resolves Config.DNS.Name. Default net.DefaultResolver.
 	Resolver Resolver
 	// BackoffBase is the backoff before the first retry; the delay before retry n is
@@ -177,12 +177,7 @@ func New(cfg Config, opts Options) (*Pool, error) {
 	if err := cfg.Validate(opts.Key); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.MeterProvider == nil {
-		opts.MeterProvider = otel.GetMeterProvider()
-	}
+	opts.Telemetry = opts.Telemetry.WithDefaults()
 	if opts.Resolver == nil {
 		opts.Resolver = net.DefaultResolver
 	}
@@ -206,7 +201,7 @@ func New(cfg Config, opts Options) (*Pool, error) {
 	p := &Pool{
 		cfg:     cfg,
 		opts:    opts,
-		log:     opts.Logger.With("pool", opts.Name),
+		log:     opts.Telemetry.Logger.With("pool", opts.Name),
 		health:  health,
 		prefix:  "judge pool",
 		drained: make(chan struct{}),

@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/metric"
 
+	"raterd/internal/telemetry"
 	"raterd/sinks/alert/notify"
 )
 
@@ -25,9 +24,10 @@ type Deps struct {
 	Redis *redis.UniversalOptions
 	// Database is the ClickHouse database the drill-down SQL reads; default "raterd".
 	Database string
-	// Logger defaults to slog.Default(); MeterProvider to the OTel global.
-	Logger        *slog.Logger
-	MeterProvider metric.MeterProvider
+	// Telemetry is what the Manager and the channels' Deliverers log and count with
+	// (their logger gets the attribute component=alerting). Unset fields mean
+	// telemetry.Settings.WithDefaults.
+	Telemetry telemetry.Settings
 }
 
 // deliveryDrain bounds how long closing waits for the channels' queued notifications.
@@ -38,11 +38,9 @@ const deliveryDrain = 10 * time.Second
 // to first: the Manager first (its final evaluation enqueues), then the channels are
 // drained (within 10s), then the Redis client. On error everything built is closed.
 func Build(ctx context.Context, a *AlertingConfig, deps Deps) (*Manager, []io.Closer, error) {
-	logger := deps.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	logger = logger.With("component", "alerting")
+	tel := deps.Telemetry.WithDefaults()
+	tel.Logger = tel.Logger.With("component", "alerting")
+	logger := tel.Logger
 	var closers []io.Closer
 	fail := func(err error) (*Manager, []io.Closer, error) {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -72,7 +70,7 @@ func Build(ctx context.Context, a *AlertingConfig, deps Deps) (*Manager, []io.Cl
 		n, err := notify.New(c.Type, name, c.decoded, deps.Channels)
 		if err == nil {
 			var d *notify.Deliverer
-			if d, err = notify.NewDeliverer(n, c.Delivery, notify.DeliveryOptions{Logger: logger, MeterProvider: deps.MeterProvider}); err == nil {
+			if d, err = notify.NewDeliverer(n, c.Delivery, notify.DeliveryOptions{Telemetry: tel}); err == nil {
 				channels[name] = d
 				deliverers = append(deliverers, d)
 			}
@@ -84,7 +82,7 @@ func Build(ctx context.Context, a *AlertingConfig, deps Deps) (*Manager, []io.Cl
 	}
 	closers = append(closers, drainDeliverers(deliverers))
 	m, err := NewManager(a.Config, Options{Store: store, Channels: channels, Database: deps.Database,
-		Logger: logger, MeterProvider: deps.MeterProvider})
+		Telemetry: tel})
 	if err != nil {
 		return fail(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"raterd/internal/chsql"
+	"raterd/internal/telemetry"
 	"raterd/record"
 	"raterd/sinks/alert/detect"
 	"raterd/sinks/alert/notify"
@@ -36,9 +37,10 @@ type Options struct {
 	Database string
 	// ShutdownTimeout bounds Close's final evaluation; default 10s.
 	ShutdownTimeout time.Duration
-	// Logger defaults to slog.Default(); MeterProvider to the OTel global.
-	Logger        *slog.Logger
-	MeterProvider metric.MeterProvider
+	// Telemetry's logger receives the lifecycle logs; its meter provider gets the
+	// per-series metrics (meter raterd/sinks/alert). Unset fields mean
+	// telemetry.Settings.WithDefaults.
+	Telemetry telemetry.Settings
 	// Now is the clock of the lifecycle; time.Now when nil (tests pass a fake).
 	Now func() time.Time
 }
@@ -168,9 +170,10 @@ func NewManager(cfg Config, opts Options) (*Manager, error) {
 	if err := cfg.Validate("alerting"); err != nil {
 		return nil, err
 	}
+	opts.Telemetry = opts.Telemetry.WithDefaults()
 	m := &Manager{
 		cfg: cfg, byName: map[string]*rule{}, store: opts.Store, channels: opts.Channels,
-		db: opts.Database, logger: opts.Logger, now: opts.Now,
+		db: opts.Database, logger: opts.Telemetry.Logger, now: opts.Now,
 		stopTO: opts.ShutdownTimeout,
 		reqs:   make(chan evalRequest), stop: make(chan struct{}), done: make(chan struct{}),
 		series: map[string]*tracked{}, byKey: map[seriesKey]*tracked{}, peers: map[peerKey]map[string]*tracked{},
@@ -180,9 +183,6 @@ func NewManager(cfg Config, opts Options) (*Manager, error) {
 	}
 	if m.db == "" {
 		m.db = chsql.DefaultDatabase
-	}
-	if m.logger == nil {
-		m.logger = slog.Default()
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -202,7 +202,7 @@ func NewManager(cfg Config, opts Options) (*Manager, error) {
 		m.rules = append(m.rules, r)
 		m.byName[rc.Name] = r
 	}
-	if err := m.initMetrics(opts.MeterProvider); err != nil {
+	if err := m.initMetrics(opts.Telemetry.MeterProvider); err != nil {
 		return nil, err
 	}
 	m.base, m.cancel = context.WithCancel(context.Background())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/sinks/alert"
 	"raterd/sinks/alert/detect"
@@ -120,7 +121,7 @@ func TestAlertDrilldownSQLRunsOnClickHouse(t *testing.T) {
 	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := clickhouse.Migrate(ctx, conn, db, nil); err != nil {
+	if _, err := clickhouse.Migrate(ctx, conn, db, telemetry.Settings{}); err != nil {
 		t.Fatal(err)
 	}
 	evil := notify.Series{Model: "m'; DROP TABLE x; --", App: `a\' OR 1=1`, Evaluator: "e\n\tx", Judge: "j`\\"}
@@ -130,7 +131,7 @@ func TestAlertDrilldownSQLRunsOnClickHouse(t *testing.T) {
 	for i := range rows {
 		rows[i].ScoredAt, rows[i].RubricVersion = mgrT0, "v1"
 	}
-	if err := clickhouse.NewScores(conn, cfg, nil).WriteScores(ctx, rows); err != nil {
+	if err := clickhouse.NewScores(conn, cfg, telemetry.Settings{}).WriteScores(ctx, rows); err != nil {
 		t.Fatal(err)
 	}
 	r := &alert.RuleConfig{Name: "r", Detector: alert.DetectorCUSUM}

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.yaml.in/yaml/v3"
 
+	"raterd/internal/telemetry"
 	"raterd/record"
 	"raterd/sinks/alert"
 	"raterd/sinks/alert/detect"
@@ -121,7 +122,7 @@ func newMgr(t *testing.T, cfg alert.Config, store alert.Store, clock *fakeClock)
 	ch := &fakeChannel{name: "fake"}
 	rd := sdkmetric.NewManualReader()
 	m, err := alert.NewManager(cfg, alert.Options{Store: store, Channels: map[string]alert.Channel{"fake": ch},
-		Now: clock.Now, Logger: slog.New(slog.DiscardHandler), MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd)), Database: "raterd_test"})
+		Now: clock.Now, Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler), MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))}, Database: "raterd_test"})
 	if err != nil {
 		t.Fatal(err)
 	}

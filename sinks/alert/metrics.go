@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -20,9 +19,6 @@ type seriesSnap struct {
 }
 
 func (m *Manager) initMetrics(mp metric.MeterProvider) error {
-	if mp == nil {
-		mp = otel.GetMeterProvider()
-	}
 	meter := mp.Meter("raterd/sinks/alert")
 	var err error
 	var mean metric.Float64ObservableGauge

@@ -18,6 +18,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.yaml.in/yaml/v3"
 
+	"raterd/internal/telemetry"
 	"raterd/sinks/alert"
 	"raterd/sinks/alert/notify"
 )
@@ -40,7 +41,7 @@ func alertMetricNames(t *testing.T) []string {
 	defer func() { _ = mp.Shutdown(context.Background()) }()
 	quiet := slog.New(slog.DiscardHandler)
 	fast := notify.DeliveryConfig{InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond, AttemptTimeout: time.Second}
-	d, err := notify.NewDeliverer(refusingNotifier{}, fast, notify.DeliveryOptions{MeterProvider: mp, Logger: quiet})
+	d, err := notify.NewDeliverer(refusingNotifier{}, fast, notify.DeliveryOptions{Telemetry: telemetry.Settings{MeterProvider: mp, Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func alertMetricNames(t *testing.T) []string {
 	defer func() { _ = d.Close(ctx) }()
 	cfg := passRateRule(func(r *alert.RuleConfig) { r.Channels = nil })
 	cfg.QueueRows = 20
-	m, err := alert.NewManager(cfg, alert.Options{MeterProvider: mp, Logger: quiet})
+	m, err := alert.NewManager(cfg, alert.Options{Telemetry: telemetry.Settings{MeterProvider: mp, Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/internal/chsql"
+	"raterd/internal/telemetry"
 	"raterd/internal/validate"
 	"raterd/record"
 )
@@ -232,18 +233,15 @@ type Scores struct {
 	metrics *insertMetrics
 }
 
-// NewScores returns a score sink on an open connection. Its metrics
-// (raterd.clickhouse.insert.*, table=scores) go to the WithMeterProvider option's
-// provider, or otel.GetMeterProvider().
-func NewScores(conn driver.Conn, cfg Config, logger *slog.Logger, opts ...Option) *Scores {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	o := applyOptions(opts)
+// NewScores returns a score sink on an open connection. Its logs (failed attempts) go
+// to tel's logger, its metrics (raterd.clickhouse.insert.*, table=scores) to tel's meter
+// provider; unset fields mean telemetry.Settings.WithDefaults.
+func NewScores(conn driver.Conn, cfg Config, tel telemetry.Settings) *Scores {
+	tel = tel.WithDefaults()
 	return &Scores{
-		conn: conn, cfg: cfg, logger: logger, dedup: dedupSupported(conn),
+		conn: conn, cfg: cfg, logger: tel.Logger, dedup: dedupSupported(conn),
 		insertQ: fmt.Sprintf("INSERT INTO %s.scores (%s)", cfg.Database, scoreColumns),
-		metrics: newInsertMetrics(o.meters, "scores"),
+		metrics: newInsertMetrics(tel.MeterProvider, "scores"),
 	}
 }
 
@@ -381,14 +379,15 @@ type DeadLetters struct {
 	metrics *insertMetrics
 }
 
-// NewDeadLetters returns a dead-letter sink on an open connection. Its metrics
-// (raterd.clickhouse.insert.*, table=dead_letters) go to the WithMeterProvider option's
-// provider, or otel.GetMeterProvider().
-func NewDeadLetters(conn driver.Conn, cfg Config, opts ...Option) *DeadLetters {
-	o := applyOptions(opts)
-	return &DeadLetters{conn: conn, cfg: cfg, logger: slog.Default(), dedup: dedupSupported(conn),
+// NewDeadLetters returns a dead-letter sink on an open connection. Its logs (failed
+// attempts) go to tel's logger, its metrics (raterd.clickhouse.insert.*,
+// table=dead_letters) to tel's meter provider; unset fields mean
+// telemetry.Settings.WithDefaults.
+func NewDeadLetters(conn driver.Conn, cfg Config, tel telemetry.Settings) *DeadLetters {
+	tel = tel.WithDefaults()
+	return &DeadLetters{conn: conn, cfg: cfg, logger: tel.Logger, dedup: dedupSupported(conn),
 		insertQ: fmt.Sprintf("INSERT INTO %s.dead_letters (%s)", cfg.Database, deadLetterColumns),
-		metrics: newInsertMetrics(o.meters, "dead_letters")}
+		metrics: newInsertMetrics(tel.MeterProvider, "dead_letters")}
 }
 
 // WriteDeadLetters implements DeadLetterSink, with the attempts and deduplication token

@@ -13,12 +13,13 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/record"
 )
 
 // quiet discards the logs of the code under test.
-var quiet = slog.New(slog.DiscardHandler)
+var quiet = telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}
 
 // uniqueName returns prefix followed by a suffix unique to this run.
 func uniqueName(prefix string) string {
@@ -376,7 +377,7 @@ func TestClickHouseDeadLetters(t *testing.T) {
 		{Source: record.Source{Topic: "other.topic", Partition: 1, Offset: 0}, Key: []byte("ünï"), Value: []byte("\xff\xfe\x00bin"),
 			Reason: "invalid_utf8", Error: "value is not UTF-8", FirstSeen: seen.Add(2 * time.Second), Attempts: 1},
 	}
-	sink := NewDeadLetters(conn, cfg)
+	sink := NewDeadLetters(conn, cfg, quiet)
 	if err := sink.WriteDeadLetters(ctx, letters); err != nil {
 		t.Fatalf("WriteDeadLetters: %v", err)
 	}

@@ -146,7 +146,7 @@ func TestClickHouseDedupTokenSent(t *testing.T) {
 	if s.dedup != wantDedup {
 		t.Fatalf("server %s: dedup = %v, want %v", v, s.dedup, wantDedup)
 	}
-	if NewDeadLetters(conn, cfg).dedup != wantDedup {
+	if NewDeadLetters(conn, cfg, quiet).dedup != wantDedup {
 		t.Errorf("dead letters: dedup differs from the score writer's")
 	}
 	if wantDedup {

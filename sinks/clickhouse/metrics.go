@@ -11,30 +11,6 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 )
 
-// Option configures a ClickHouse writer (NewScores, NewDeadLetters).
-type Option func(*options)
-
-type options struct {
-	meters metric.MeterProvider
-}
-
-// WithMeterProvider sets where the writer's metrics go; nil (the default) means
-// otel.GetMeterProvider().
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(o *options) { o.meters = mp }
-}
-
-func applyOptions(opts []Option) options {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.meters == nil {
-		o.meters = otel.GetMeterProvider()
-	}
-	return o
-}
-
 // insertMetrics are a writer's OTel instruments, every measurement carrying the table
 // it writes (scores, dead_letters):
 //

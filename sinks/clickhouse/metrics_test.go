@@ -11,6 +11,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"raterd/internal/telemetry"
 	"raterd/record"
 )
 
@@ -93,8 +94,8 @@ func TestWriterMetrics(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	conn := &fakeConn{}
 	cfg := Config{Database: "raterd", WriteTimeout: time.Second, InsertAttempts: 2}
-	scores := NewScores(conn, cfg, quiet, WithMeterProvider(mp))
-	dead := NewDeadLetters(conn, cfg, WithMeterProvider(mp))
+	scores := NewScores(conn, cfg, telemetry.Settings{Logger: quiet.Logger, MeterProvider: mp})
+	dead := NewDeadLetters(conn, cfg, telemetry.Settings{MeterProvider: mp})
 	ctx := context.Background()
 
 	if err := scores.WriteScores(ctx, testScores(5)); err != nil {

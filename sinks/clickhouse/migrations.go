@@ -12,6 +12,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/internal/chsql"
+	"raterd/internal/telemetry"
 )
 
 // Migration is one versioned, idempotent schema change. Statements use {db} for the
@@ -454,6 +455,9 @@ type MigrateOptions struct {
 	// is deleted and MigrateWith says so. The aggregate views keep their history. 0
 	// (default) leaves the tables' TTL as it is: none on a fresh install, rows kept forever.
 	RetentionDays int
+	// Telemetry's logger receives a record per migration, gated step and retention
+	// change. Unset fields mean telemetry.Settings.WithDefaults.
+	Telemetry telemetry.Settings
 }
 
 // maxRetentionDays keeps event_time + RetentionDays inside DateTime's range.
@@ -503,9 +507,10 @@ type MigrateResult struct {
 	Retention Retention
 }
 
-// Migrate applies every missing migration with the zero MigrateOptions; see MigrateWith.
-func Migrate(ctx context.Context, conn driver.Conn, db string, logger *slog.Logger) ([]Migration, error) {
-	res, err := MigrateWith(ctx, conn, db, MigrateOptions{}, logger)
+// Migrate applies every missing migration with MigrateOptions{Telemetry: tel} (no
+// retention change); see MigrateWith.
+func Migrate(ctx context.Context, conn driver.Conn, db string, tel telemetry.Settings) ([]Migration, error) {
+	res, err := MigrateWith(ctx, conn, db, MigrateOptions{Telemetry: tel})
 	return res.Applied, err
 }
 
@@ -514,18 +519,16 @@ func Migrate(ctx context.Context, conn driver.Conn, db string, logger *slog.Logg
 // skipped and the server now supports, and sets the retention TTL. It is safe to run
 // again and from several processes: every statement is idempotent, and a run that finds
 // nothing to do changes nothing. On error, the result holds what was done before it.
-func MigrateWith(ctx context.Context, conn driver.Conn, db string, opts MigrateOptions, logger *slog.Logger) (MigrateResult, error) {
-	return migrate(ctx, conn, db, opts, logger, Migrations(), featuresFor)
+func MigrateWith(ctx context.Context, conn driver.Conn, db string, opts MigrateOptions) (MigrateResult, error) {
+	return migrate(ctx, conn, db, opts, Migrations(), featuresFor)
 }
 
 // migrate is MigrateWith over a given migration list and feature decision, so that tests
 // can exercise gated steps on the 18.16 test server.
-func migrate(ctx context.Context, conn driver.Conn, db string, opts MigrateOptions, logger *slog.Logger,
+func migrate(ctx context.Context, conn driver.Conn, db string, opts MigrateOptions,
 	migrations []Migration, features func(version string) Features) (MigrateResult, error) {
 	var res MigrateResult
-	if logger == nil {
-		logger = slog.Default()
-	}
+	logger := opts.Telemetry.WithDefaults().Logger
 	if err := opts.Validate(); err != nil {
 		return res, err
 	}

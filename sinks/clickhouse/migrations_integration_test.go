@@ -18,6 +18,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"raterd/internal/telemetry"
 	"raterd/record"
 )
 
@@ -314,7 +315,7 @@ func TestClickHouseMigrateFresh(t *testing.T) {
 	db := cfg.Database
 	logger, logs := migrationTestLogger()
 
-	res, err := MigrateWith(ctx, conn, db, MigrateOptions{RetentionDays: 30}, logger)
+	res, err := MigrateWith(ctx, conn, db, MigrateOptions{RetentionDays: 30, Telemetry: telemetry.Settings{Logger: logger}})
 	if err != nil {
 		t.Fatalf("MigrateWith: %v", err)
 	}
@@ -446,7 +447,7 @@ func TestClickHouseMigrateFresh(t *testing.T) {
 	// the views untouched.
 	before := schemaSnapshot(t, conn, db)
 	migrationsBefore := countRows(t, conn, "SELECT count() FROM "+db+".schema_migrations")
-	again, err := MigrateWith(ctx, conn, db, MigrateOptions{RetentionDays: 30}, logger)
+	again, err := MigrateWith(ctx, conn, db, MigrateOptions{RetentionDays: 30, Telemetry: telemetry.Settings{Logger: logger}})
 	if err != nil {
 		t.Fatalf("second MigrateWith: %v", err)
 	}
@@ -488,7 +489,7 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 		t.Fatalf("CheckSchema at version 1 = %v, want ErrSchemaBehind naming migration 2", err)
 	}
 
-	res, err := MigrateWith(ctx, conn, db, MigrateOptions{}, quiet)
+	res, err := MigrateWith(ctx, conn, db, MigrateOptions{Telemetry: quiet})
 	if err != nil {
 		t.Fatalf("MigrateWith: %v", err)
 	}
@@ -546,7 +547,7 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	}
 
 	// And again: nothing to do.
-	if again, err := MigrateWith(ctx, conn, db, MigrateOptions{}, quiet); err != nil || len(again.Applied) != 0 || len(again.Upgraded) != 0 {
+	if again, err := MigrateWith(ctx, conn, db, MigrateOptions{Telemetry: quiet}); err != nil || len(again.Applied) != 0 || len(again.Upgraded) != 0 {
 		t.Errorf("second upgrade run = %v, %v, %v; want nothing applied", migrationVersions(again.Applied), stepNames(again.Upgraded), err)
 	}
 }
@@ -600,7 +601,7 @@ func TestClickHouseMigrateGatedSteps(t *testing.T) {
 	}
 
 	// An old server: both steps skipped, the migration recorded anyway.
-	res, err := migrate(ctx, conn, db, MigrateOptions{}, quiet, ms, none)
+	res, err := migrate(ctx, conn, db, MigrateOptions{Telemetry: quiet}, ms, none)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -615,7 +616,7 @@ func TestClickHouseMigrateGatedSteps(t *testing.T) {
 	}
 
 	// The server was upgraded and has TTL now: that step alone is applied and recorded.
-	res, err = migrate(ctx, conn, db, MigrateOptions{}, quiet, ms, ttlOnly)
+	res, err = migrate(ctx, conn, db, MigrateOptions{Telemetry: quiet}, ms, ttlOnly)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,7 +636,7 @@ func TestClickHouseMigrateGatedSteps(t *testing.T) {
 	}
 
 	// Nothing left to do for this "server".
-	res, err = migrate(ctx, conn, db, MigrateOptions{}, quiet, ms, ttlOnly)
+	res, err = migrate(ctx, conn, db, MigrateOptions{Telemetry: quiet}, ms, ttlOnly)
 	if err != nil || len(res.Applied) != 0 || len(res.Upgraded) != 0 {
 		t.Fatalf("third run = applied %v, upgraded %v, %v; want nothing", migrationVersions(res.Applied), stepNames(res.Upgraded), err)
 	}
@@ -648,7 +649,7 @@ func TestClickHouseMigrateGatedSteps(t *testing.T) {
 	broken := append(ms, Migration{Version: 3, Name: "broken", Statements: []string{table("base3_probe")}, Gated: []GatedStep{
 		{FeatureTTL, "bad step", "ALTER TABLE {db}.no_such_table ADD COLUMN y UInt8"},
 	}})
-	_, err = migrate(ctx, conn, db, MigrateOptions{}, quiet, broken, ttlOnly)
+	_, err = migrate(ctx, conn, db, MigrateOptions{Telemetry: quiet}, broken, ttlOnly)
 	if err == nil || !strings.Contains(err.Error(), `gated step "bad step"`) {
 		t.Fatalf("failing gated step: err = %v, want one naming the step", err)
 	}
@@ -656,7 +657,7 @@ func TestClickHouseMigrateGatedSteps(t *testing.T) {
 		t.Fatalf("version after a failed gated step = %d, %v; want 2", v, err)
 	}
 	broken[2].Gated[0].Statement = table("fixed_probe")
-	res, err = migrate(ctx, conn, db, MigrateOptions{}, quiet, broken, ttlOnly)
+	res, err = migrate(ctx, conn, db, MigrateOptions{Telemetry: quiet}, broken, ttlOnly)
 	if err != nil || !reflect.DeepEqual(migrationVersions(res.Applied), []int{3}) || !exists("fixed_probe") {
 		t.Fatalf("re-run after the fix = applied %v, %v", migrationVersions(res.Applied), err)
 	}
@@ -664,7 +665,7 @@ func TestClickHouseMigrateGatedSteps(t *testing.T) {
 
 func TestClickHouseMigrateRejectsBadOptions(t *testing.T) {
 	conn, cfg := newTestClickHouse(t)
-	_, err := MigrateWith(context.Background(), conn, cfg.Database, MigrateOptions{RetentionDays: -1}, quiet)
+	_, err := MigrateWith(context.Background(), conn, cfg.Database, MigrateOptions{RetentionDays: -1, Telemetry: quiet})
 	if err == nil || !strings.Contains(err.Error(), "retention_days") {
 		t.Fatalf("MigrateWith(RetentionDays -1) = %v, want an error naming retention_days", err)
 	}

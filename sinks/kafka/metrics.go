@@ -12,30 +12,6 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 )
 
-// Option configures the DLQ producer (NewDeadLetters).
-type Option func(*options)
-
-type options struct {
-	meters metric.MeterProvider
-}
-
-// WithMeterProvider sets where the producer's metrics go; nil (the default) means
-// otel.GetMeterProvider().
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return func(o *options) { o.meters = mp }
-}
-
-func applyOptions(opts []Option) options {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.meters == nil {
-		o.meters = otel.GetMeterProvider()
-	}
-	return o
-}
-
 // producerMetrics are the DLQ producer's OTel instruments:
 //
 //   - raterd.kafka.dlq.messages: dead letters the brokers acknowledged;

@@ -11,6 +11,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/record"
 )
@@ -51,7 +52,7 @@ func TestDeadLettersMetricsError(t *testing.T) {
 	addr := l.Addr().String()
 	_ = l.Close()
 	reader := sdkmetric.NewManualReader()
-	sink := NewDeadLetters([]string{addr}, nil, 1<<20, WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+	sink := NewDeadLetters([]string{addr}, nil, 1<<20, telemetry.Settings{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
 	t.Cleanup(func() { _ = sink.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -76,7 +77,7 @@ func TestDeadLettersMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	reader := sdkmetric.NewManualReader()
-	sink := NewDeadLetters([]string{broker}, nil, 1<<20, WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+	sink := NewDeadLetters([]string{broker}, nil, 1<<20, telemetry.Settings{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
 	t.Cleanup(func() { _ = sink.Close() })
 	letters := []record.DeadLetter{
 		{Source: record.Source{Topic: source}, Key: []byte("k1"), Value: []byte("v1"), Reason: "invalid_json"},

@@ -13,6 +13,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"raterd/internal/telemetry"
 	"raterd/record"
 )
 
@@ -37,13 +38,13 @@ type DeadLetters struct {
 //
 // maxValueBytes is the largest message value the consumer accepts (kafka.max_record_bytes):
 // the producer allows dead letters that large plus headers. Its metrics (raterd.kafka.dlq.*)
-// go to the WithMeterProvider option's provider, or otel.GetMeterProvider().
-func NewDeadLetters(brokers []string, transport kafkago.RoundTripper, maxValueBytes int, opts ...Option) *DeadLetters {
+// go to tel's meter provider (unset: telemetry.Settings.WithDefaults).
+func NewDeadLetters(brokers []string, transport kafkago.RoundTripper, maxValueBytes int, tel telemetry.Settings) *DeadLetters {
 	if transport == nil {
 		transport = &kafkago.Transport{}
 	}
-	o := applyOptions(opts)
-	return &DeadLetters{metrics: newProducerMetrics(o.meters), w: &kafkago.Writer{
+	tel = tel.WithDefaults()
+	return &DeadLetters{metrics: newProducerMetrics(tel.MeterProvider), w: &kafkago.Writer{
 		BatchBytes:             int64(maxValueBytes + dlqHeadroom),
 		Addr:                   kafkago.TCP(brokers...),
 		Balancer:               &kafkago.Hash{},

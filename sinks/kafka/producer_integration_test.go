@@ -11,6 +11,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/record"
 )
@@ -140,7 +141,7 @@ func TestKafkaDeadLetters(t *testing.T) {
 		{Source: record.Source{Topic: source, Partition: 0, Offset: 9}, Key: []byte("big"), Value: bytes.Repeat([]byte("{"), 1<<20-1),
 			Reason: "invalid_json", Error: "unexpected end of JSON input", FirstSeen: seen.Add(3 * time.Second), Attempts: 1},
 	}
-	sink := NewDeadLetters([]string{broker}, nil, 1<<20)
+	sink := NewDeadLetters([]string{broker}, nil, 1<<20, telemetry.Settings{})
 	t.Cleanup(func() { _ = sink.Close() })
 	// A topic created a moment ago is unknown to the broker's metadata for some tens of
 	// milliseconds (KRaft propagation), and kafka-go's Writer returns that as
@@ -246,7 +247,7 @@ func TestKafkaDeadLettersTooLargeForTopic(t *testing.T) {
 		{Source: record.Source{Topic: source, Partition: 0, Offset: 1}, Value: big, Reason: "invalid_json", Error: "bad", FirstSeen: time.Now()},
 		{Source: record.Source{Topic: source, Partition: 0, Offset: 2}, Value: []byte("small"), Reason: "invalid_json", Error: "bad", FirstSeen: time.Now()},
 	}
-	sink := NewDeadLetters([]string{broker}, nil, 1<<20)
+	sink := NewDeadLetters([]string{broker}, nil, 1<<20, telemetry.Settings{})
 	t.Cleanup(func() { _ = sink.Close() })
 	for {
 		err := sink.WriteDeadLetters(ctx, letters)

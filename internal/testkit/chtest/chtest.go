@@ -5,6 +5,7 @@ package chtest
 import (
 	"context"
 	"log/slog"
+	"raterd/internal/telemetry"
 	"raterd/sinks/clickhouse"
 	"testing"
 
@@ -26,7 +27,7 @@ func Migrated(t testing.TB, addr, db string) driver.Conn {
 		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
 		_ = conn.Close()
 	})
-	if _, err := clickhouse.Migrate(context.Background(), conn, db, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := clickhouse.Migrate(context.Background(), conn, db, telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}
 	return conn

@@ -10,9 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"raterd/internal/telemetry"
 )
 
 // Metric names of a Deliverer. Every metric carries the attribute channel (the
@@ -92,11 +93,12 @@ func (c *DeliveryConfig) Validate(key string) error {
 	return nil
 }
 
-// DeliveryOptions are a Deliverer's dependencies; zero values fall back to slog.Default
-// and the OTel global meter provider.
+// DeliveryOptions are a Deliverer's dependencies.
 type DeliveryOptions struct {
-	Logger        *slog.Logger
-	MeterProvider metric.MeterProvider
+	// Telemetry's logger receives the delivery logs (with the attribute
+	// channel=<name>); its meter provider gets the delivery metrics (meter
+	// raterd/sinks/alert). Unset fields mean telemetry.Settings.WithDefaults.
+	Telemetry telemetry.Settings
 }
 
 // DeliveryStats are a Deliverer's running totals. Every enqueued notification ends in
@@ -174,16 +176,11 @@ func NewDeliverer(n Notifier, cfg DeliveryConfig, opts DeliveryOptions) (*Delive
 	if err := cfg.Validate(n.Name() + ".delivery"); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.MeterProvider == nil {
-		opts.MeterProvider = otel.GetMeterProvider()
-	}
-	d := &Deliverer{n: n, cfg: cfg, logger: opts.Logger.With("channel", n.Name()),
+	opts.Telemetry = opts.Telemetry.WithDefaults()
+	d := &Deliverer{n: n, cfg: cfg, logger: opts.Telemetry.Logger.With("channel", n.Name()),
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
 		queue: make([]Notification, cfg.QueueSize)}
-	if err := d.initMetrics(opts.MeterProvider); err != nil {
+	if err := d.initMetrics(opts.Telemetry.MeterProvider); err != nil {
 		return nil, err
 	}
 	d.runCtx, d.cancelRun = context.WithCancel(context.Background())

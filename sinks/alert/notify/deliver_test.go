@@ -15,6 +15,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"raterd/internal/telemetry"
 	"raterd/sinks/alert/notify"
 )
 
@@ -94,8 +95,10 @@ func newDeliveryFixture(t *testing.T, f *fakeDeliveryNotifier, cfg notify.Delive
 	t.Helper()
 	fx := &deliveryFixture{reader: sdkmetric.NewManualReader(), logs: &deliveryLogBuffer{}}
 	d, err := notify.NewDeliverer(f, cfg, notify.DeliveryOptions{
-		Logger:        slog.New(slog.NewTextHandler(fx.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(fx.reader)),
+		Telemetry: telemetry.Settings{
+			Logger:        slog.New(slog.NewTextHandler(fx.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(fx.reader)),
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/sinks/alert/notify"
 	"raterd/sinks/clickhouse"
@@ -158,7 +159,7 @@ func TestClickHouseChannel(t *testing.T) {
 		_ = conn.Close()
 	})
 	quiet := slog.New(slog.DiscardHandler)
-	if _, err := clickhouse.Migrate(ctx, conn, cfg.Database, quiet); err != nil {
+	if _, err := clickhouse.Migrate(ctx, conn, cfg.Database, telemetry.Settings{Logger: quiet}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 
@@ -181,7 +182,7 @@ func TestClickHouseChannel(t *testing.T) {
 	}
 
 	// The second alert goes through a Deliverer; Close drains it.
-	d, err := notify.NewDeliverer(ch, notify.DeliveryConfig{}, notify.DeliveryOptions{Logger: quiet})
+	d, err := notify.NewDeliverer(ch, notify.DeliveryConfig{}, notify.DeliveryOptions{Telemetry: telemetry.Settings{Logger: quiet}})
 	if err != nil {
 		t.Fatal(err)
 	}
