@@ -11,7 +11,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 
 	"raterd/internal/telemetry"
 )
@@ -145,7 +144,7 @@ func NewTiered(local *Memory, remote Remote, opts TieredOptions) *Tiered {
 	}
 	t := &Tiered{local: local, remote: remote, opts: opts}
 	t.br = newBreaker(opts.FailureThreshold, opts.Cooldown, opts.MaxCooldown, opts.Now, opts.Telemetry.Logger)
-	if err := t.m.init(opts.Telemetry.MeterProvider.Meter("raterd/scorer/cache"), t.br); err != nil {
+	if err := t.m.init(opts.Telemetry.MeterProvider, t.br); err != nil {
 		opts.Telemetry.Logger.Warn("cache metrics incomplete", "err", err)
 	}
 	return t
@@ -382,7 +381,7 @@ func (m *instruments) opAttr(op string) metric.MeasurementOption {
 	return m.opLookup
 }
 
-func (m *instruments) init(meter metric.Meter, br *breaker) error {
+func (m *instruments) init(mp metric.MeterProvider, br *breaker) error {
 	attr := func(k, v string) metric.MeasurementOption {
 		return metric.WithAttributeSet(attribute.NewSet(attribute.String(k, v)))
 	}
@@ -390,51 +389,28 @@ func (m *instruments) init(meter metric.Meter, br *breaker) error {
 	m.dirRead, m.dirWrite = attr("direction", "read"), attr("direction", "write")
 	m.opLookup, m.opFill = attr("op", "lookup"), attr("op", "fill")
 
-	var errs [8]error
-	m.hits, errs[0] = meter.Int64Counter("raterd.cache.hits", metric.WithUnit("{key}"),
-		metric.WithDescription("keys found in the cache, by tier (local, redis)"))
-	m.misses, errs[1] = meter.Int64Counter("raterd.cache.misses", metric.WithUnit("{key}"),
-		metric.WithDescription("keys found in no tier, skipped remote lookups included"))
-	m.bypass, errs[2] = meter.Int64Counter("raterd.cache.bypass", metric.WithUnit("{call}"),
-		metric.WithDescription("cache calls that went without Redis, by op (lookup, fill) and reason (breaker_open, error, timeout)"))
-	m.duration, errs[3] = meter.Float64Histogram("raterd.cache.lookup.duration", metric.WithUnit("s"),
-		metric.WithDescription("time to look up a batch in one tier"),
-		metric.WithExplicitBucketBoundaries(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
-	m.bytes, errs[4] = meter.Int64Counter("raterd.cache.bytes", metric.WithUnit("By"),
-		metric.WithDescription("payload bytes read from and written to Redis, by direction"))
-	m.roundTrips, errs[5] = meter.Int64Counter("raterd.cache.round_trips", metric.WithUnit("{round_trip}"),
-		metric.WithDescription("pipelined Redis calls, by op (lookup, fill)"))
-	var state metric.Int64ObservableGauge
-	state, errs[6] = meter.Int64ObservableGauge("raterd.cache.breaker.state",
+	in := telemetry.NewInstruments(mp, "raterd/scorer/cache")
+	m.hits = in.Counter("raterd.cache.hits", "{key}", "keys found in the cache, by tier (local, redis)")
+	m.misses = in.Counter("raterd.cache.misses", "{key}", "keys found in no tier, skipped remote lookups included")
+	m.bypass = in.Counter("raterd.cache.bypass", "{call}",
+		"cache calls that went without Redis, by op (lookup, fill) and reason (breaker_open, error, timeout)")
+	m.duration = in.Histogram("raterd.cache.lookup.duration", "s", "time to look up a batch in one tier",
+		0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+	m.bytes = in.Counter("raterd.cache.bytes", "By", "payload bytes read from and written to Redis, by direction")
+	m.roundTrips = in.Counter("raterd.cache.round_trips", "{round_trip}", "pipelined Redis calls, by op (lookup, fill)")
+	meter := in.Meter()
+	state, err := meter.Int64ObservableGauge("raterd.cache.breaker.state",
 		metric.WithDescription("Redis circuit breaker: 0 closed, 1 half-open, 2 open"))
-	if errs[6] == nil && state != nil {
-		m.reg, errs[7] = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	in.Fail(err)
+	if err == nil && state != nil {
+		m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 			s, _ := br.current()
 			o.ObserveInt64(state, int64(s))
 			return nil
 		}, state)
+		in.Fail(err)
 	}
-	// A provider that fails to create an instrument may return nil; record nowhere then.
-	var nop noop.Meter
-	if m.hits == nil {
-		m.hits, _ = nop.Int64Counter("")
-	}
-	if m.misses == nil {
-		m.misses, _ = nop.Int64Counter("")
-	}
-	if m.bypass == nil {
-		m.bypass, _ = nop.Int64Counter("")
-	}
-	if m.bytes == nil {
-		m.bytes, _ = nop.Int64Counter("")
-	}
-	if m.roundTrips == nil {
-		m.roundTrips, _ = nop.Int64Counter("")
-	}
-	if m.duration == nil {
-		m.duration, _ = nop.Float64Histogram("")
-	}
-	if err := errors.Join(errs[:]...); err != nil {
+	if err := in.Err(); err != nil {
 		return fmt.Errorf("cache: create instruments: %w", err)
 	}
 	return nil

@@ -2,13 +2,12 @@ package clickhouse
 
 import (
 	"context"
-	"errors"
+	"raterd/internal/telemetry"
 	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 )
 
 // insertMetrics are a writer's OTel instruments, every measurement carrying the table
@@ -29,7 +28,6 @@ type insertMetrics struct {
 }
 
 func newInsertMetrics(mp metric.MeterProvider, table string) *insertMetrics {
-	meter := mp.Meter("raterd/sinks/clickhouse")
 	m := &insertMetrics{}
 	attrs := func(kv ...attribute.KeyValue) metric.MeasurementOption {
 		return metric.WithAttributeSet(attribute.NewSet(append(kv, attribute.String("table", table))...))
@@ -38,30 +36,16 @@ func newInsertMetrics(mp metric.MeterProvider, table string) *insertMetrics {
 	m.ok, m.failed = attrs(attribute.String("result", "ok")), attrs(attribute.String("result", "error"))
 	m.retried, m.final = attrs(attribute.Bool("final", false)), attrs(attribute.Bool("final", true))
 
-	var errs [5]error
-	m.rows, errs[0] = meter.Int64Counter("raterd.clickhouse.insert.rows", metric.WithUnit("{row}"),
-		metric.WithDescription("rows in inserts ClickHouse acknowledged, by table"))
-	m.inserts, errs[1] = meter.Int64Counter("raterd.clickhouse.inserts", metric.WithUnit("{insert}"),
-		metric.WithDescription("inserts ClickHouse acknowledged, by table"))
-	m.bytes, errs[2] = meter.Int64Counter("raterd.clickhouse.insert.bytes", metric.WithUnit("By"),
-		metric.WithDescription("approximate uncompressed size of the acknowledged rows, by table"))
-	m.errors, errs[3] = meter.Int64Counter("raterd.clickhouse.insert.errors", metric.WithUnit("{attempt}"),
-		metric.WithDescription("failed insert attempts, by table and final (true: the error went back to the pipeline)"))
-	m.duration, errs[4] = meter.Float64Histogram("raterd.clickhouse.insert.duration", metric.WithUnit("s"),
-		metric.WithDescription("time of one insert attempt, by table and result (ok, error)"),
-		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-	if err := errors.Join(errs[:]...); err != nil {
+	in := telemetry.NewInstruments(mp, "raterd/sinks/clickhouse")
+	m.rows = in.Counter("raterd.clickhouse.insert.rows", "{row}", "rows in inserts ClickHouse acknowledged, by table")
+	m.inserts = in.Counter("raterd.clickhouse.inserts", "{insert}", "inserts ClickHouse acknowledged, by table")
+	m.bytes = in.Counter("raterd.clickhouse.insert.bytes", "By", "approximate uncompressed size of the acknowledged rows, by table")
+	m.errors = in.Counter("raterd.clickhouse.insert.errors", "{attempt}",
+		"failed insert attempts, by table and final (true: the error went back to the pipeline)")
+	m.duration = in.Histogram("raterd.clickhouse.insert.duration", "s",
+		"time of one insert attempt, by table and result (ok, error)", telemetry.IOSeconds()...)
+	if err := in.Err(); err != nil {
 		otel.Handle(err)
-	}
-	// A provider that fails to create an instrument may return nil; record nowhere then.
-	var nop noop.Meter
-	for _, c := range []*metric.Int64Counter{&m.rows, &m.inserts, &m.bytes, &m.errors} {
-		if *c == nil {
-			*c, _ = nop.Int64Counter("")
-		}
-	}
-	if m.duration == nil {
-		m.duration, _ = nop.Float64Histogram("")
 	}
 	return m
 }

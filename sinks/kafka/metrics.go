@@ -2,14 +2,13 @@ package kafka
 
 import (
 	"context"
-	"errors"
+	"raterd/internal/telemetry"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 )
 
 // producerMetrics are the DLQ producer's OTel instruments:
@@ -29,35 +28,20 @@ type producerMetrics struct {
 }
 
 func newProducerMetrics(mp metric.MeterProvider) *producerMetrics {
-	meter := mp.Meter("raterd/sinks/kafka")
 	m := &producerMetrics{
 		ok:     metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "ok"))),
 		failed: metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "error"))),
 	}
-	var errs [5]error
-	m.messages, errs[0] = meter.Int64Counter("raterd.kafka.dlq.messages", metric.WithUnit("{message}"),
-		metric.WithDescription("dead letters the brokers acknowledged"))
-	m.bytes, errs[1] = meter.Int64Counter("raterd.kafka.dlq.bytes", metric.WithUnit("By"),
-		metric.WithDescription("key, value and header bytes of the acknowledged dead letters"))
-	m.truncated, errs[2] = meter.Int64Counter("raterd.kafka.dlq.truncated", metric.WithUnit("{message}"),
-		metric.WithDescription("dead letters sent again with only a prefix of the value, the whole being too large for the topic"))
-	m.errors, errs[3] = meter.Int64Counter("raterd.kafka.dlq.errors", metric.WithUnit("{write}"),
-		metric.WithDescription("dead-letter writes that failed"))
-	m.duration, errs[4] = meter.Float64Histogram("raterd.kafka.dlq.write.duration", metric.WithUnit("s"),
-		metric.WithDescription("time of one dead-letter write, by result (ok, error)"),
-		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-	if err := errors.Join(errs[:]...); err != nil {
+	in := telemetry.NewInstruments(mp, "raterd/sinks/kafka")
+	m.messages = in.Counter("raterd.kafka.dlq.messages", "{message}", "dead letters the brokers acknowledged")
+	m.bytes = in.Counter("raterd.kafka.dlq.bytes", "By", "key, value and header bytes of the acknowledged dead letters")
+	m.truncated = in.Counter("raterd.kafka.dlq.truncated", "{message}",
+		"dead letters sent again with only a prefix of the value, the whole being too large for the topic")
+	m.errors = in.Counter("raterd.kafka.dlq.errors", "{write}", "dead-letter writes that failed")
+	m.duration = in.Histogram("raterd.kafka.dlq.write.duration", "s",
+		"time of one dead-letter write, by result (ok, error)", telemetry.IOSeconds()...)
+	if err := in.Err(); err != nil {
 		otel.Handle(err)
-	}
-	// A provider that fails to create an instrument may return nil; record nowhere then.
-	var nop noop.Meter
-	for _, c := range []*metric.Int64Counter{&m.messages, &m.bytes, &m.truncated, &m.errors} {
-		if *c == nil {
-			*c, _ = nop.Int64Counter("")
-		}
-	}
-	if m.duration == nil {
-		m.duration, _ = nop.Float64Histogram("")
 	}
 	return m
 }
