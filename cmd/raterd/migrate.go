@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"raterd/internal/app"
 	"raterd/internal/cli"
-	"raterd/internal/telemetry"
 	"raterd/sinks/clickhouse"
 )
 
@@ -53,14 +51,7 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, err := clickhouse.Open(ctx, chCfg)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	// What happened is printed below; the library's log lines would repeat it.
-	res, err := clickhouse.MigrateWith(ctx, conn, chCfg.Database, clickhouse.MigrateOptions{
-		RetentionDays: chCfg.RetentionDays, Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}})
+	res, err := app.Migrate(ctx, chCfg)
 	printMigration(stdout, chCfg, res)
 	return err
 }
