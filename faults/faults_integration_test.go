@@ -22,8 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -285,15 +283,8 @@ func buildRaterd(t *testing.T) map[string]string {
 // startFaultySimulator serves an in-process judgesim whose faults the judge scenario sets.
 func startFaultySimulator(t *testing.T) (*judgesim.Simulator, string) {
 	t.Helper()
-	sim := judgesim.New(judgesim.Config{MaxSeqs: 32, StepBase: 200 * time.Microsecond, StepPerSeq: 5 * time.Microsecond, PrefillPerToken: time.Microsecond})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close(); sim.Close() })
-	return sim, "http://" + ln.Addr().String() + "/v1"
+	url, sim := testkit.StartJudgesim(t, testkit.FastJudgesim)
+	return sim, url
 }
 
 func raterdConfig(st *stack, topic, group, db, simURL string, judge bool) string {

@@ -2,7 +2,8 @@ package alert
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"go.yaml.in/yaml/v3"
 
@@ -83,7 +84,7 @@ func (a *AlertingConfig) Validate(key string, env Env) error {
 	if a.KeyPrefix == "" {
 		a.KeyPrefix = env.RedisKeyPrefix + "alert:"
 	}
-	for _, name := range sortedKeys(a.Channels) {
+	for _, name := range slices.Sorted(maps.Keys(a.Channels)) {
 		ch, ckey := a.Channels[name], key+".channels."+name
 		if ch == nil {
 			return fmt.Errorf("%s: empty channel definition", ckey)
@@ -120,13 +121,4 @@ func (ch *ChannelConfig) validate(key string, env notify.Env) error {
 	}
 	ch.decoded = s
 	return ch.Delivery.Validate(key + ".delivery")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,7 +67,7 @@ func Build(ctx context.Context, a *AlertingConfig, deps Deps) (*Manager, []io.Cl
 	}
 	channels := map[string]Channel{}
 	var deliverers []*notify.Deliverer
-	for _, name := range sortedKeys(a.Channels) {
+	for _, name := range slices.Sorted(maps.Keys(a.Channels)) {
 		c := a.Channels[name]
 		n, err := notify.New(c.Type, name, c.decoded, deps.Channels)
 		if err == nil {

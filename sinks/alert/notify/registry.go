@@ -3,9 +3,10 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -158,9 +159,9 @@ func decodeInline(key, typ string, settings map[string]yaml.Node, out any) error
 		}
 	}
 	node := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	for _, k := range sortedKeys(settings) {
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		if !known[k] {
-			return fmt.Errorf("%s.%s: not a key of a %s channel (%s, delivery)", key, k, typ, strings.Join(sortedKeys(known), ", "))
+			return fmt.Errorf("%s.%s: not a key of a %s channel (%s, delivery)", key, k, typ, strings.Join(slices.Sorted(maps.Keys(known)), ", "))
 		}
 		v := settings[k]
 		node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, &v)
@@ -169,13 +170,4 @@ func decodeInline(key, typ string, settings map[string]yaml.Node, out any) error
 		return fmt.Errorf("%s: %w", key, err)
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
