@@ -41,12 +41,10 @@ type App struct {
 	// Pipeline is the consumer; Run it until its context ends.
 	Pipeline *consumer.Pipeline
 
-	// closers run in Close, in this order: the group member leaves first (no new
-	// records), then the stack drains judges and flushes and closes sinks, then telemetry
-	// flushes what they reported.
-	closers   []func() error
-	closeOnce sync.Once
-	closeErr  error
+	reader       io.Closer // the consumer-group member
+	ownTelemetry bool      // New made Telemetry, so Close shuts it down
+	closeOnce    sync.Once
+	closeErr     error
 }
 
 // New builds the app for cfg (which must have passed Validate). A ClickHouse schema that
@@ -62,12 +60,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.Telemetry = tel
-		a.closers = append(a.closers, func() error {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return tel.Shutdown(sctx)
-		})
+		a.Telemetry, a.ownTelemetry = tel, true
 	}
 	st, err := Build(ctx, cfg, a.Telemetry, logger, nil)
 	if err != nil {
@@ -75,7 +68,6 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		return nil, err
 	}
 	a.Stack = st
-	a.closers = append([]func() error{st.Close}, a.closers...)
 	if o.AlsoScores != nil {
 		st.Scores = sinks.MultiScoreSink{st.Scores, o.AlsoScores}
 	}
@@ -84,18 +76,27 @@ func New(ctx context.Context, cfg *Config, o Options) (*App, error) {
 		_ = a.Close()
 		return nil, err
 	}
-	a.Pipeline = p
-	a.closers = append([]func() error{reader.Close}, a.closers...)
+	a.Pipeline, a.reader = p, reader
 	return a, nil
 }
 
-// Close leaves the consumer group, drains the judges, closes the sinks and flushes
-// telemetry, in that order; safe to call twice.
+// Close leaves the consumer group, then closes the stack (Stack.Close: judges, alerting,
+// sinks, cache, in the order written there), then flushes and stops the telemetry New
+// made, so the last metrics and spans of the steps before are exported. Safe to call
+// twice, and on an App that New left half-built.
 func (a *App) Close() error {
 	a.closeOnce.Do(func() {
 		var errs []error
-		for _, c := range a.closers {
-			errs = append(errs, c())
+		if a.reader != nil {
+			errs = append(errs, a.reader.Close())
+		}
+		if a.Stack != nil {
+			errs = append(errs, a.Stack.Close())
+		}
+		if a.ownTelemetry {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, a.Telemetry.Shutdown(ctx))
+			cancel()
 		}
 		a.closeErr = errors.Join(errs...)
 	})
