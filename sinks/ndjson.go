@@ -2,8 +2,10 @@ package sinks
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -101,6 +103,31 @@ func (n *NDJSON) Close() error {
 	}
 	n.file = nil
 	return err
+}
+
+// DecodeNDJSONScore reads one line the NDJSON sink wrote back into a score row: the
+// inverse of WriteScores' line format (judge latency at microsecond resolution, as
+// written). Unknown fields are an error, so a fixture cannot drift from the format
+// unnoticed.
+func DecodeNDJSONScore(line []byte) (record.Score, error) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	var j scoreJSON
+	if err := dec.Decode(&j); err != nil {
+		return record.Score{}, fmt.Errorf("ndjson score: %w", err)
+	}
+	if dec.More() {
+		return record.Score{}, errors.New("ndjson score: more than one JSON value on the line")
+	}
+	return record.Score{
+		EventTime: j.EventTime, ScoredAt: j.ScoredAt, RecordID: j.RecordID, TraceID: j.TraceID,
+		Source: record.Source{Topic: j.Topic, Partition: j.Partition, Offset: j.Offset},
+		Model:  j.Model, App: j.App, Labels: j.Labels, Evaluator: j.Evaluator,
+		RubricVersion: j.RubricVersion, Judge: j.Judge, TaskType: j.TaskType, Value: j.Score,
+		Label: j.Label, Confidence: j.Confidence, Explanation: j.Explanation, Status: j.Status,
+		Cached: j.Cached, JudgeLatency: time.Duration(j.JudgeLatencyMS * float64(time.Millisecond)),
+		Attempts: j.Attempts,
+	}, nil
 }
 
 var _ io.Closer = (*NDJSON)(nil)

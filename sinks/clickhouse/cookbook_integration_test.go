@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"maps"
@@ -19,38 +18,12 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/record"
+	"raterd/sinks"
 )
 
 var updateCookbookDoc = flag.Bool("update-cookbook-doc", false, "rewrite the generated part of docs/sql.md from Cookbook()")
 
 const cookbookDocPath = "../../docs/sql.md"
-
-// scoreJSON is the NDJSON sink's shape of a row (sinks.NDJSON), which the fixture is
-// written in; field names match the ClickHouse columns.
-type scoreJSON struct {
-	EventTime      time.Time         `json:"event_time"`
-	ScoredAt       time.Time         `json:"scored_at"`
-	RecordID       string            `json:"record_id"`
-	TraceID        string            `json:"trace_id,omitempty"`
-	Topic          string            `json:"topic"`
-	Partition      int               `json:"partition"`
-	Offset         int64             `json:"offset"`
-	Model          string            `json:"model"`
-	App            string            `json:"app,omitempty"`
-	Labels         map[string]string `json:"labels,omitempty"`
-	Evaluator      string            `json:"evaluator"`
-	RubricVersion  string            `json:"rubric_version"`
-	Judge          string            `json:"judge"`
-	TaskType       string            `json:"task_type"`
-	Score          float64           `json:"score"`
-	Label          string            `json:"label,omitempty"`
-	Confidence     float64           `json:"confidence"`
-	Explanation    string            `json:"explanation,omitempty"`
-	Status         string            `json:"status"`
-	Cached         bool              `json:"cached"`
-	JudgeLatencyMS float64           `json:"judge_latency_ms"`
-	Attempts       int               `json:"attempts"`
-}
 
 // loadCookbookFixture reads testdata/cookbook/scores.ndjson: score rows in the NDJSON
 // sink's shape (see testdata/cookbook/README.md for what they hold and the answers).
@@ -66,21 +39,11 @@ func loadCookbookFixture(t *testing.T) []record.Score {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
 		}
-		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
-		dec.DisallowUnknownFields()
-		var j scoreJSON
-		if err := dec.Decode(&j); err != nil {
+		row, err := sinks.DecodeNDJSONScore(sc.Bytes())
+		if err != nil {
 			t.Fatalf("scores.ndjson:%d: %v", line, err)
 		}
-		rows = append(rows, record.Score{
-			EventTime: j.EventTime, ScoredAt: j.ScoredAt, RecordID: j.RecordID, TraceID: j.TraceID,
-			Source: record.Source{Topic: j.Topic, Partition: j.Partition, Offset: j.Offset},
-			Model:  j.Model, App: j.App, Labels: j.Labels, Evaluator: j.Evaluator,
-			RubricVersion: j.RubricVersion, Judge: j.Judge, TaskType: j.TaskType, Value: j.Score,
-			Label: j.Label, Confidence: j.Confidence, Explanation: j.Explanation, Status: j.Status,
-			Cached: j.Cached, JudgeLatency: time.Duration(j.JudgeLatencyMS * float64(time.Millisecond)),
-			Attempts: j.Attempts,
-		})
+		rows = append(rows, row)
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
