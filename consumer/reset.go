@@ -77,7 +77,7 @@ func ResetGroupToTime(ctx context.Context, cfg Config, at time.Time, transport k
 	}
 	partitions, err := topicPartitions(ctx, client, cfg.Topics)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reset offsets: %w", err)
 	}
 
 	byTime := map[string][]kafka.OffsetRequest{}
@@ -192,12 +192,15 @@ func checkGroupEmpty(ctx context.Context, client *kafka.Client, group string) er
 func topicPartitions(ctx context.Context, client *kafka.Client, topics []string) (map[string][]int, error) {
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
-		return nil, fmt.Errorf("reset offsets: metadata of %v: %w", topics, err)
+		return nil, fmt.Errorf("metadata of %v: %w", topics, err)
 	}
 	out := map[string][]int{}
 	for _, t := range meta.Topics {
+		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
+			return nil, fmt.Errorf("kafka.topics: topic %s does not exist: %w", t.Name, t.Error)
+		}
 		if t.Error != nil {
-			return nil, fmt.Errorf("reset offsets: kafka.topics: %s: %w", t.Name, t.Error)
+			return nil, fmt.Errorf("kafka.topics: %s: %w", t.Name, t.Error)
 		}
 		for _, p := range t.Partitions {
 			out[t.Name] = append(out[t.Name], p.ID)
@@ -205,7 +208,7 @@ func topicPartitions(ctx context.Context, client *kafka.Client, topics []string)
 	}
 	for _, t := range topics {
 		if len(out[t]) == 0 {
-			return nil, fmt.Errorf("reset offsets: kafka.topics: topic %s does not exist", t)
+			return nil, fmt.Errorf("kafka.topics: topic %s does not exist", t)
 		}
 	}
 	return out, nil

@@ -22,6 +22,8 @@ Commands:
   demo      run the whole pipeline on embedded defaults, no services needed
   migrate   create or upgrade the ClickHouse schema (raterd migrate --config raterd.yaml)
   report    score trends, model comparisons and SQL cookbook queries (raterd report --help)
+  lag       how many records the consumer group has not finished (raterd lag --wait 2m)
+  init      write a commented starter raterd.yaml for the local dev stack
   dlq       replay dead letters into their source topics after a fix (raterd dlq replay --help)
   bench     end-to-end benchmark on the local services, with baselines (raterd bench --help)
   version   print the version
@@ -58,6 +60,10 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdMigrate(args[1:], stdout, stderr)
 	case "report":
 		err = report.Main(args[1:], stdout, stderr)
+	case "lag":
+		err = cmdLag(args[1:], stdout, stderr)
+	case "init":
+		err = cmdInit(args[1:], stdout, stderr)
 	case "dlq":
 		err = cmdDLQ(args[1:], stdout, stderr)
 	case "bench":

@@ -1,0 +1,112 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// PartitionLag is how far a consumer group is behind on one partition.
+type PartitionLag struct {
+	TopicPartition
+	// Committed is the group's committed offset: the next record it will read. -1 when
+	// the group has committed nothing on this partition.
+	Committed int64
+	// End is the partition's end offset: the offset the next message produced will get.
+	End int64
+}
+
+// Lag is the number of records the group has not finished: all of them when it has
+// committed nothing (it starts at the beginning with kafka.start_offset: earliest).
+func (l PartitionLag) Lag() int64 {
+	if l.Committed < 0 {
+		return l.End
+	}
+	return max(l.End-l.Committed, 0)
+}
+
+// TotalLag sums the lag of every partition.
+func TotalLag(lags []PartitionLag) int64 {
+	var n int64
+	for _, l := range lags {
+		n += l.Lag()
+	}
+	return n
+}
+
+// GroupLag reads the committed offset of consumer group cfg.GroupID and the end offset
+// of every partition of cfg.Topics. raterd commits an offset only when every record below
+// it has its scores acknowledged or is dead-lettered, so a lag of 0 means every record
+// produced so far is done. A missing topic is an error naming it. A nil transport gets
+// one of its own. The lags are sorted by topic and partition.
+func GroupLag(ctx context.Context, cfg Config, transport kafka.RoundTripper) ([]PartitionLag, error) {
+	switch {
+	case len(cfg.Brokers) == 0:
+		return nil, errors.New("consumer lag: kafka.brokers: at least one broker is required")
+	case len(cfg.Topics) == 0:
+		return nil, errors.New("consumer lag: kafka.topics: at least one topic is required")
+	case cfg.GroupID == "":
+		return nil, errors.New("consumer lag: kafka.group_id: required")
+	}
+	if transport == nil {
+		// Not kafka-go's shared DefaultTransport: its metadata cache can be seconds stale.
+		tr := &kafka.Transport{}
+		defer tr.CloseIdleConnections()
+		transport = tr
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport}
+
+	partitions, err := topicPartitions(ctx, client, cfg.Topics)
+	if err != nil {
+		return nil, fmt.Errorf("consumer lag: %w", err)
+	}
+	byEnd := map[string][]kafka.OffsetRequest{}
+	for topic, ids := range partitions {
+		for _, id := range ids {
+			byEnd[topic] = append(byEnd[topic], kafka.LastOffsetOf(id))
+		}
+	}
+	ends, err := listOffsets(ctx, client, byEnd, func(p kafka.PartitionOffsets) int64 { return p.LastOffset })
+	if err != nil {
+		return nil, fmt.Errorf("consumer lag: end offsets: %w", err)
+	}
+	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: cfg.GroupID, Topics: partitions})
+	if err != nil {
+		return nil, fmt.Errorf("consumer lag: committed offsets of group %s: %w", cfg.GroupID, err)
+	}
+	if committed.Error != nil {
+		return nil, fmt.Errorf("consumer lag: committed offsets of group %s: %w", cfg.GroupID, committed.Error)
+	}
+	old := map[TopicPartition]int64{}
+	for topic, ps := range committed.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				return nil, fmt.Errorf("consumer lag: committed offset of %s/%d: %w", topic, p.Partition, p.Error)
+			}
+			old[TopicPartition{Topic: topic, Partition: p.Partition}] = p.CommittedOffset
+		}
+	}
+
+	var lags []PartitionLag
+	for topic, ids := range partitions {
+		for _, id := range ids {
+			tp := TopicPartition{Topic: topic, Partition: id}
+			l := PartitionLag{TopicPartition: tp, Committed: -1, End: ends[tp]}
+			if c, ok := old[tp]; ok && c >= 0 {
+				l.Committed = c
+			}
+			lags = append(lags, l)
+		}
+	}
+	sort.Slice(lags, func(i, j int) bool {
+		if lags[i].Topic != lags[j].Topic {
+			return lags[i].Topic < lags[j].Topic
+		}
+		return lags[i].Partition < lags[j].Partition
+	})
+	return lags, nil
+}
