@@ -2,9 +2,9 @@ package main
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"raterd/internal/cli"
 )
 
 // fromFlagUsage documents `raterd run --from`.
@@ -16,24 +16,11 @@ const fromFlagUsage = "rescore from this time: before starting, reset the consum
 // refused: there is nothing to rescore there, and committing the end offsets would skip
 // whatever arrives until then.
 func parseFromFlag(v string, now time.Time) (time.Time, error) {
-	var t time.Time
-	if rest, ok := strings.CutPrefix(v, "-"); ok {
-		var d time.Duration
-		if days, ok := strings.CutSuffix(rest, "d"); ok {
-			n, err := strconv.Atoi(days)
-			if err != nil || n < 0 || n > 100000 {
-				return time.Time{}, fmt.Errorf("--from %q: not a relative time (want e.g. -24h, -90m, -7d)", v)
-			}
-			d = time.Duration(n) * 24 * time.Hour
-		} else {
-			pd, err := time.ParseDuration(rest)
-			if err != nil || strings.HasPrefix(rest, "-") || strings.HasPrefix(rest, "+") {
-				return time.Time{}, fmt.Errorf("--from %q: not a relative time (want e.g. -24h, -90m, -7d)", v)
-			}
-			d = pd
-		}
-		t = now.Add(-d)
-	} else {
+	t, relative, err := cli.BeforeNow(v, now)
+	switch {
+	case err != nil:
+		return time.Time{}, fmt.Errorf("--from: %w", err)
+	case !relative:
 		pt, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("--from %q: not an RFC 3339 time (e.g. 2026-11-28T12:00:00Z) or a relative one (-24h, -7d): %w", v, err)

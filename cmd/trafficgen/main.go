@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"raterd/internal/cli"
 	"raterd/internal/trafficgen"
 )
 
@@ -63,7 +64,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&variants, "answer-variants", 1, "with -zipf-s: distinct answers per prompt; 1 gives each prompt one fixed answer, n > 1 picks answer v (from 0)\n"+
 		"with probability proportional to (1+v)^-s")
 	fs.Float64Var(&opts.InvalidShare, "invalid", d.InvalidShare, "share in [0,1] of deliberately invalid lines (not JSON, missing model or response, invalid UTF-8)")
-	fs.StringVar(&start, "start", d.Start.Format(time.RFC3339), "timestamp of the first record, RFC 3339")
+	fs.StringVar(&start, "start", d.Start.Format(time.RFC3339), "timestamp of the first record: RFC 3339, or relative to now (-2h, -90m, -7d) for traffic that recent-time\n"+
+		"reports and queries see; the fixed default keeps the output byte-identical between runs")
 	fs.DurationVar(&opts.Interval, "interval", d.Interval, "time between the timestamps of consecutive records")
 	fs.StringVar(&out, "o", "-", "output file; - writes to stdout")
 	fs.Usage = func() {
@@ -97,11 +99,14 @@ Flags:
 		fs.Usage()
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	t, err := time.Parse(time.RFC3339, start)
+	t, relative, err := cli.BeforeNow(start, time.Now())
+	if !relative && err == nil {
+		t, err = time.Parse(time.RFC3339, start)
+	}
 	if err != nil {
 		return fmt.Errorf("-start: %w", err)
 	}
-	opts.Start = t
+	opts.Start = t.UTC().Truncate(time.Second)
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"raterd/internal/trafficgen"
 )
@@ -92,10 +94,30 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-zipf-s", "1.1", "-zipf", "1.2"}, "-zipf"},
 		{[]string{"-zipf-s", "1.1", "-distinct", "-1"}, "distinct_prompts"},
 		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"-start", "-2x"}, "-start"},
+		{[]string{"-start", "yesterday"}, "-start"},
 	} {
 		_, err := runArgs(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.flag) {
 			t.Errorf("%q: error %v, want one naming %s", tc.args, err, tc.flag)
 		}
+	}
+}
+
+// TestRelativeStart: -start -2h stamps the first record two hours before now, so that
+// reports over the last day see the traffic.
+func TestRelativeStart(t *testing.T) {
+	before := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	out, err := runArgs(t, "-n", "3", "-invalid", "0", "-start", "-2h")
+	after := time.Now().Add(-2 * time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first struct{ Timestamp time.Time }
+	if err := json.Unmarshal(lines(out)[0], &first); err != nil {
+		t.Fatal(err)
+	}
+	if first.Timestamp.Before(before) || first.Timestamp.After(after) {
+		t.Errorf("first timestamp %s, want between %s and %s", first.Timestamp, before, after)
 	}
 }

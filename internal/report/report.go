@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -267,11 +265,6 @@ func (c reportCmd) parseReportFlags(sub string, args []string, register func(*fl
 // ---------------------------------------------------------------------------------------
 // Times
 
-var relativeDays = regexp.MustCompile(`^-([0-9]{1,6})([dw])$`)
-
-// maxRelativeDays keeps -Nd and -Nw within time.Duration; any more reaches before 1970.
-const maxRelativeDays = 100000
-
 // parseReportTime reads a time flag: "now"; a time before now, as a Go duration ("-24h",
 // "-90m", "-1h30m") or in days or weeks ("-7d", "-2w"); or an absolute time in one of the
 // forms clickhouse.ParseCookbookTime accepts (RFC 3339, "2006-01-02 15:04:05" or
@@ -279,28 +272,14 @@ const maxRelativeDays = 100000
 // result is in UTC and in the DateTime range.
 func parseReportTime(v string, now time.Time) (time.Time, error) {
 	var t time.Time
+	before, relative, err := cli.BeforeNow(v, now)
 	switch {
 	case v == "now":
 		t = now
-	case strings.HasPrefix(v, "-"):
-		var d time.Duration
-		if m := relativeDays.FindStringSubmatch(v); m != nil {
-			days, _ := strconv.Atoi(m[1])
-			if m[2] == "w" {
-				days *= 7
-			}
-			if days > maxRelativeDays {
-				return time.Time{}, fmt.Errorf("%q is before 1970, outside the DateTime range", v)
-			}
-			d = time.Duration(days) * 24 * time.Hour
-		} else {
-			pd, err := time.ParseDuration(v[1:])
-			if err != nil || strings.HasPrefix(v[1:], "-") || strings.HasPrefix(v[1:], "+") {
-				return time.Time{}, fmt.Errorf("%q is not a relative time (want e.g. -24h, -90m, -1h30m, -7d, -2w)", v)
-			}
-			d = pd
-		}
-		t = now.Add(-d)
+	case err != nil:
+		return time.Time{}, err
+	case relative:
+		t = before
 	default:
 		pt, err := clickhouse.ParseCookbookTime(v)
 		if err != nil {
