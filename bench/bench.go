@@ -150,6 +150,18 @@ func (o *benchOptions) validate() error {
 	return nil
 }
 
+// CheckArgs parses and validates `raterd bench` arguments (after "bench") as Main does,
+// and runs nothing: a test keeps every bench command the docs show valid with it.
+func CheckArgs(args []string) error {
+	fs := cli.NewFlagSet("bench", "bench", io.Discard)
+	var o benchOptions
+	registerBenchFlags(fs, &o, func(string) string { return "" })
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return fmt.Errorf("raterd bench %s: %w", strings.Join(args, " "), err)
+	}
+	return o.validate()
+}
+
 // Main runs `raterd bench` with its arguments (after "bench").
 func Main(args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("bench", "bench [--records N] [--zipf S] [--judge heuristic|judgesim] [--baselines=false] [--soak DURATION [--soak-rate N]] [--json] [--cpuprofile FILE]", stderr)
