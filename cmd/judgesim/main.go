@@ -8,6 +8,16 @@
 //	judgesim -listen :8000 -max-seqs 32 -step-base 8ms -step-per-seq 250us -prefill-per-token 20us
 //
 // and point an openai judge at http://HOST:8000/v1, a reward judge at http://HOST:8000.
+//
+// Every fault flag (-error-rate, -slow-rate, -slow-factor, -hang-rate, -malformed-rate,
+// -hang, -position-bias) can be switched at run time: GET /admin/faults answers the
+// faults in effect as a JSON object, and POST /admin/faults takes a JSON object with any
+// of the fields error_rate, slow_rate, slow_factor, hang_rate, malformed_rate (numbers),
+// hang (a boolean) and position_bias (a number) and changes only the fields given:
+//
+//	curl -X POST http://HOST:8000/admin/faults -d '{"error_rate":0.1,"position_bias":0.3}'
+//
+// `judgesim -h` prints the ranges; package raterd/internal/judgesim documents the rest.
 package main
 
 import (
@@ -15,6 +25,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,7 +42,7 @@ import (
 var version = "dev"
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
@@ -40,8 +51,11 @@ func main() {
 	}
 }
 
-func run(args []string) error {
+// run runs judgesim with the command-line arguments args, writing usage, flag errors and
+// logs to stderr.
+func run(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("judgesim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `judgesim is a GPU scoring-pool SIMULATOR for raterd. It runs no model: it stands in
 for vLLM (or TEI) serving a judge or reward model, with deterministic answers.
@@ -62,7 +76,19 @@ sequence emits one token per step (tokens = bytes/4; a reward item needs one ste
   capacity(p, c)   = max-seqs / (max-seqs x p x prefill-per-token + c x (step-base + step-per-seq x max-seqs))  req/s
 Answers carry X-Judgesim-Queue-Time and X-Judgesim-Service-Time headers.
 
-Faults pick requests deterministically from their content and repeat count.
+Faults pick requests deterministically from their content and repeat count. Every
+fault flag can be switched at run time through /admin/faults, as a JSON object whose
+field names are the flag names with _ for - :
+  error_rate, slow_rate, hang_rate,     number in [0,1]
+  malformed_rate, position_bias
+  slow_factor                           number in [1,1000000]; 0: the default 10
+  hang                                  true or false
+GET /admin/faults answers all the fields in effect, e.g.
+  {"error_rate":0,"slow_rate":0,"slow_factor":10,"hang_rate":0,"malformed_rate":0,"hang":false,"position_bias":0}
+POST /admin/faults takes any of the fields and changes only those given; it answers the
+faults now in effect, or 400 and changes nothing for an unknown field, a wrong type or a
+value out of range:
+  curl -X POST http://localhost:8000/admin/faults -d '{"error_rate":0.1,"position_bias":0.3}'
 
 Usage: judgesim [flags]
 
@@ -129,7 +155,7 @@ Usage: judgesim [flags]
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

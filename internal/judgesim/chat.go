@@ -123,7 +123,7 @@ func (s *Simulator) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	user := pickUser(users)
 	ph := s.promptHash(user)
 	p := parsePrompt(user)
-	ans := s.judge(p, ph, s.cfg.PositionBias)
+	ans := s.judge(p, ph, s.faults.Load().PositionBias)
 	if fate.malformed {
 		s.malformed.Add(1)
 		ans = malformed(p, ans, ph)

@@ -251,3 +251,133 @@ func TestAdminFaults(t *testing.T) {
 		t.Fatalf("after SetFaults: %d", code)
 	}
 }
+
+// TestAdminFaultsEachField switches each fault flag's field alone through POST
+// /admin/faults on a fresh simulator, then checks that GET answers it (and the other
+// fields unchanged) and that the next request shows the fault.
+func TestAdminFaultsEachField(t *testing.T) {
+	ctx := context.Background()
+	// hangs posts a request that must hang, then lets it go.
+	hangs := func(t *testing.T, sim *Simulator) {
+		t.Helper()
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan int, 1)
+		go func() { code, _ := postCtx(rctx, t, sim, distinct(0)); done <- code }()
+		waitFor(t, "a hung request", func() bool { return sim.Stats().Hung == 1 })
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("a hung request answered %d", code)
+		}
+	}
+	for _, tc := range []struct {
+		field  string // JSON field, as the flag with _ for -
+		cfg    Config
+		body   string
+		change func(*Faults)
+		effect func(*testing.T, *Simulator)
+	}{
+		{"error_rate", fast(Config{}), `{"error_rate":1}`, func(f *Faults) { f.ErrorRate = 1 },
+			func(t *testing.T, sim *Simulator) {
+				if code, _ := post(t, sim, distinct(0)); code != http.StatusInternalServerError {
+					t.Fatalf("status %d, want 500", code)
+				}
+			}},
+		{"slow_rate", fast(Config{}), `{"slow_rate":1}`, func(f *Faults) { f.SlowRate = 1 },
+			func(t *testing.T, sim *Simulator) {
+				post(t, sim, distinct(0))
+				if st := sim.Stats(); st.Slowed != 1 {
+					t.Fatalf("slowed %d, want 1", st.Slowed)
+				}
+			}},
+		// Every request slow, 20µs steps alone in the batch: the service time is
+		// slow_factor × tokens × 20µs.
+		{"slow_factor", Config{SlowRate: 1, StepBase: 20 * time.Microsecond, StepPerSeq: -1, PrefillPerToken: -1},
+			`{"slow_factor":3}`, func(f *Faults) { f.SlowFactor = 3 },
+			func(t *testing.T, sim *Simulator) {
+				_, cr := post(t, sim, distinct(0))
+				if _, service := cr.durations(t); service != time.Duration(3*cr.Usage.CompletionTokens)*20*time.Microsecond {
+					t.Fatalf("service %s for %d tokens, want slow factor 3", service, cr.Usage.CompletionTokens)
+				}
+			}},
+		{"hang_rate", fast(Config{}), `{"hang_rate":1}`, func(f *Faults) { f.HangRate = 1 }, hangs},
+		{"malformed_rate", fast(Config{}), `{"malformed_rate":1}`, func(f *Faults) { f.MalformedRate = 1 },
+			func(t *testing.T, sim *Simulator) {
+				_, cr := post(t, sim, distinct(0))
+				if st := sim.Stats(); st.Malformed != 1 || validAnswer("flame", "pointwise", cr.content(), nil) {
+					t.Fatalf("malformed %d, answer %q", st.Malformed, cr.content())
+				}
+			}},
+		{"hang", fast(Config{}), `{"hang":true}`, func(f *Faults) { f.Hang = true }, hangs},
+		// Response A is the worse one: only the bias makes the answer A.
+		{"position_bias", fast(Config{}), `{"position_bias":1}`, func(f *Faults) { f.PositionBias = 1 },
+			func(t *testing.T, sim *Simulator) {
+				_, cr := post(t, sim, chatBody(flamePrompt("pairwise", 0, 0, nil, "Short.", goodAnswer), nil))
+				if !strings.HasSuffix(cr.content(), "Preference: A") {
+					t.Fatalf("answer %q, want A", cr.content())
+				}
+			}},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			if !slices.Contains(FaultFields(), tc.field) {
+				t.Fatalf("FaultFields %q lacks %s", FaultFields(), tc.field)
+			}
+			sim := newSim(t, tc.cfg)
+			want := sim.Faults()
+			tc.change(&want)
+			rec := do(ctx, sim, http.MethodPost, "/admin/faults", []byte(tc.body))
+			var posted Faults
+			if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &posted) != nil || posted != want {
+				t.Fatalf("POST %s: %d %s, want %+v", tc.body, rec.Code, rec.Body, want)
+			}
+			rec = do(ctx, sim, http.MethodGet, "/admin/faults", nil)
+			var got map[string]any
+			if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &got) != nil {
+				t.Fatalf("GET: %d %s", rec.Code, rec.Body)
+			}
+			if len(got) != len(FaultFields()) {
+				t.Errorf("GET answers %d fields, want all %d: %s", len(got), len(FaultFields()), rec.Body)
+			}
+			var read Faults
+			if err := json.Unmarshal(rec.Body.Bytes(), &read); err != nil || read != want || sim.Faults() != want {
+				t.Fatalf("GET %s (Faults() %+v), want %+v", rec.Body, sim.Faults(), want)
+			}
+			tc.effect(t, sim)
+		})
+	}
+}
+
+// TestAdminFaultsRejects: an unknown field is a 400 that names it and lists the accepted
+// fields; bad values and an empty body are 400s naming the problem; none changes a field.
+func TestAdminFaultsRejects(t *testing.T) {
+	ctx := context.Background()
+	sim := newSim(t, fast(Config{ErrorRate: 0.2, PositionBias: 0.1}))
+	before := sim.Faults()
+	accepted := "error_rate, slow_rate, slow_factor, hang_rate, malformed_rate, hang, position_bias"
+	for body, wants := range map[string][]string{
+		`{"positon_bias":0.5}`:                  {`unknown field \"positon_bias\"`, accepted},
+		`{"error_rate":0.5,"seed":3}`:           {`unknown field \"seed\"`, accepted},
+		`{"position_bias":1.5}`:                 {"position_bias: 1.5 is not in [0,1]"},
+		`{"position_bias":-0.1,"hang":false}`:   {"position_bias"},
+		`{"slow_factor":2e6}`:                   {"slow_factor"},
+		`{"position_bias":"high"}`:              {"position_bias"},
+		``:                                      {"empty body", accepted},
+		`{"error_rate":0.5} {"error_rate":0.6}`: {"more than one JSON value"},
+	} {
+		rec := do(ctx, sim, http.MethodPost, "/admin/faults", []byte(body))
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("%s: status %d %s, want 400", body, rec.Code, rec.Body)
+			continue
+		}
+		for _, want := range wants {
+			if !strings.Contains(rec.Body.String(), want) {
+				t.Errorf("%s: %s lacks %s", body, rec.Body, want)
+			}
+		}
+	}
+	if f := sim.Faults(); f != before {
+		t.Fatalf("rejected POSTs changed the faults: %+v, was %+v", f, before)
+	}
+	if got := strings.Join(FaultFields(), ", "); got != accepted {
+		t.Fatalf("FaultFields: %s", got)
+	}
+}

@@ -92,8 +92,31 @@
 // the output grammar) each pick a share of requests. The pick is deterministic: the k-th
 // request with the same content always gets the same fate, so a client's retry may
 // succeed, as with a real flaky server. Hang makes every request, health checks
-// included, hang until the client leaves or Hang is switched off. POST /admin/faults
-// changes all of these at run time.
+// included, hang until the client leaves or Hang is switched off. PositionBias makes a
+// share of pairwise answers "A" (see Answers).
+//
+// Every fault can be switched at run time, as Faults (SetFaults) or over HTTP:
+//
+//	GET  /admin/faults   200 and the faults in effect, every field, as a JSON object
+//	POST /admin/faults   a JSON object with any of the fields below; 200 and the faults
+//	                     now in effect (as GET answers), or 400 and nothing changed
+//
+//	field            type     values                          judgesim flag
+//	error_rate       number   [0,1]                           -error-rate
+//	slow_rate        number   [0,1]                           -slow-rate
+//	slow_factor      number   [1,1000000], 0: the default 10  -slow-factor
+//	hang_rate        number   [0,1]                           -hang-rate
+//	malformed_rate   number   [0,1]                           -malformed-rate
+//	hang             boolean  true, false                     -hang
+//	position_bias    number   [0,1]                           -position-bias
+//
+// A POST changes only the fields it names; the others keep their values, so
+// {"hang":false} releases a hung server and leaves the rates alone ({} changes
+// nothing). A field of the wrong type, a value out of range, an unknown field (the
+// answer names it and lists the accepted ones), or anything after the object is a 400
+// in the OpenAI error shape, and then no field changes. The new values apply to requests
+// that arrive afterwards (and switching hang off releases the requests it holds); the
+// fates of earlier requests stand.
 package judgesim
 
 import (
@@ -105,6 +128,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -175,7 +199,8 @@ const (
 func DefaultClassifyLabels() []string { return []string{"LABEL_0", "LABEL_1"} }
 
 // Faults is the fault injection of a Simulator, changeable at run time (SetFaults,
-// POST /admin/faults). The fields mean what Config's fields of the same names mean.
+// POST /admin/faults): one field for each fault flag of judgesim. The fields mean what
+// Config's fields of the same names mean; the JSON names are those of /admin/faults.
 type Faults struct {
 	ErrorRate     float64 `json:"error_rate"`
 	SlowRate      float64 `json:"slow_rate"`
@@ -183,16 +208,30 @@ type Faults struct {
 	HangRate      float64 `json:"hang_rate"`
 	MalformedRate float64 `json:"malformed_rate"`
 	Hang          bool    `json:"hang"`
+	PositionBias  float64 `json:"position_bias"`
 }
 
 // Faults returns the fault fields of c.
 func (c Config) Faults() Faults {
 	return Faults{ErrorRate: c.ErrorRate, SlowRate: c.SlowRate, SlowFactor: c.SlowFactor,
-		HangRate: c.HangRate, MalformedRate: c.MalformedRate, Hang: c.Hang}
+		HangRate: c.HangRate, MalformedRate: c.MalformedRate, Hang: c.Hang,
+		PositionBias: c.PositionBias}
 }
 
-// Validate rejects rates outside [0,1] and a slow factor below 1 (0 means the default),
-// naming the judgesim flag.
+// FaultFields returns the JSON field names of Faults, the fields POST /admin/faults
+// accepts, in declaration order.
+func FaultFields() []string {
+	t := reflect.TypeFor[Faults]()
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return names
+}
+
+// Validate rejects rates and a position bias outside [0,1] and a slow factor outside
+// [1,1000000] (0 means the default), naming the judgesim flag.
 func (f Faults) Validate() error { return f.validate(false) }
 
 func (f Faults) validate(jsonNames bool) error {
@@ -205,7 +244,7 @@ func (f Faults) validate(jsonNames bool) error {
 	for _, r := range []struct {
 		flag string
 		v    float64
-	}{{"error-rate", f.ErrorRate}, {"slow-rate", f.SlowRate}, {"hang-rate", f.HangRate}, {"malformed-rate", f.MalformedRate}} {
+	}{{"error-rate", f.ErrorRate}, {"slow-rate", f.SlowRate}, {"hang-rate", f.HangRate}, {"malformed-rate", f.MalformedRate}, {"position-bias", f.PositionBias}} {
 		if !(r.v >= 0 && r.v <= 1) {
 			return fmt.Errorf("%s: %g is not in [0,1]", name(r.flag), r.v)
 		}
@@ -230,9 +269,6 @@ func (c Config) Validate() error {
 	}
 	if err := c.Faults().Validate(); err != nil {
 		return err
-	}
-	if !(c.PositionBias >= 0 && c.PositionBias <= 1) {
-		return fmt.Errorf("position-bias: %g is not in [0,1]", c.PositionBias)
 	}
 	if c.ClassifyLabels != nil {
 		if len(c.ClassifyLabels) < 2 {
@@ -494,8 +530,9 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Se
 // Faults returns the fault injection in effect.
 func (s *Simulator) Faults() Faults { return s.faults.Load().Faults }
 
-// SetFaults replaces the fault injection (a SlowFactor of 0 gets the default). Switching
-// Hang off releases the requests it holds, which are then served.
+// SetFaults replaces the fault injection, every field (a SlowFactor of 0 gets the
+// default; POST /admin/faults changes only the fields it names). Switching Hang off
+// releases the requests it holds, which are then served.
 func (s *Simulator) SetFaults(f Faults) error {
 	if err := f.Validate(); err != nil {
 		return err
@@ -620,8 +657,17 @@ func (s *Simulator) models(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// adminFaults serves GET (the faults in effect) and POST (a JSON object with any of the
-// Faults fields; fields left out keep their values) on /admin/faults.
+// adminFaults serves /admin/faults. GET answers 200 and the faults in effect as a JSON
+// object with every Faults field:
+//
+//	{"error_rate":0,"slow_rate":0,"slow_factor":10,"hang_rate":0,"malformed_rate":0,"hang":false,"position_bias":0}
+//
+// POST takes a JSON object with any of those fields (numbers: the rates and
+// position_bias in [0,1], slow_factor in [1,1000000] or 0 for the default; hang a bool)
+// and changes only the fields it names; it answers 200 and the faults now in effect. A
+// body that is not one such object — an unknown field (named, with the accepted fields
+// listed), a wrong type, a value out of range — is answered 400 and changes nothing.
+// Other methods get 405.
 func (s *Simulator) adminFaults(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
@@ -632,13 +678,21 @@ func (s *Simulator) adminFaults(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "BadRequestError", "faults: read request: "+err.Error())
 			return
 		}
+		if len(bytes.TrimSpace(body)) == 0 {
+			writeError(w, http.StatusBadRequest, "BadRequestError", "faults: empty body; send a JSON object with any of the fields "+strings.Join(FaultFields(), ", "))
+			return
+		}
 		s.faultsMu.Lock()
 		defer s.faultsMu.Unlock()
 		f := s.faults.Load().Faults
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&f); err != nil {
-			writeError(w, http.StatusBadRequest, "BadRequestError", "faults: "+err.Error())
+			msg := "faults: " + err.Error()
+			if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+				msg = "faults: unknown field " + field + "; the accepted fields are " + strings.Join(FaultFields(), ", ")
+			}
+			writeError(w, http.StatusBadRequest, "BadRequestError", msg)
 			return
 		}
 		if dec.More() {

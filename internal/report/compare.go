@@ -18,17 +18,25 @@ import (
 // ---------------------------------------------------------------------------------------
 // report compare
 
-// welchResult is the comparison of two samples, as compare_models computes it.
+// welchResult is the comparison of two samples, as compare_models computes it, plus
+// the t statistic.
 type welchResult struct {
-	NA, NB                       uint64
-	MeanA, MeanB, Diff           float64
-	StdErr, DF, TCrit, Low, High float64
+	NA, NB             uint64
+	MeanA, MeanB, Diff float64
+	StdErr, DF         float64
+	// T is Welch's t statistic, Diff / StdErr: how many standard errors B − A is from 0.
+	T float64
+	// TCrit is the critical value, the 0.975 quantile of Student's t with DF degrees of
+	// freedom: the 95% interval is Diff ± TCrit × StdErr, and it excludes 0 exactly when
+	// |T| > TCrit.
+	TCrit     float64
+	Low, High float64
 }
 
 // welch finishes a comparison from the counts, means and sample variances of A and B with
 // compare_models' formulas: diff = mean_b − mean_a, the Welch standard error and degrees
-// of freedom, and t_crit from the same Cornish–Fisher expansion and small-df table. With
-// fewer than 2 rows on a side the interval is nan.
+// of freedom, and t_crit from the same Cornish–Fisher expansion and small-df table; and
+// the t statistic diff / std_err. With fewer than 2 rows on a side the interval is nan.
 func welch(sa, sb sampleStats) welchResult {
 	nA, nB, varA, varB := sa.N, sb.N, sa.Variance, sb.Variance
 	if nA < 2 {
@@ -40,6 +48,7 @@ func welch(sa, sb sampleStats) welchResult {
 	a, b := varA/float64(nA), varB/float64(nB)
 	r := welchResult{NA: nA, NB: nB, MeanA: sa.Mean, MeanB: sb.Mean, Diff: sb.Mean - sa.Mean}
 	r.StdErr = math.Sqrt(a + b)
+	r.T = r.Diff / r.StdErr
 	r.DF = (a + b) * (a + b) / (a*a/(float64(nA)-1) + b*b/(float64(nB)-1))
 	switch df := r.DF; {
 	case df < 1:
@@ -118,9 +127,7 @@ func (c reportCmd) compare(ctx context.Context, args []string) error {
 	}
 	short, long := verdict(r.Low, r.High)
 	if f.format != formatTable {
-		t.Columns = append(t.Columns, "verdict")
-		t.Rows[0] = append(t.Rows[0], short)
-		return writeResult(c.stdout, f.format, t)
+		return writeResult(c.stdout, f.format, withTStatAndVerdict(t, r, short))
 	}
 	fmt.Fprintf(c.stdout, "compare models on %s, %s to %s UTC\n\n", f.evaluator, from.Format(time.DateTime), to.Format(time.DateTime))
 	side := &resultTable{Columns: []string{"", "model", "n", "mean"}, Rows: [][]any{
@@ -130,7 +137,16 @@ func (c reportCmd) compare(ctx context.Context, args []string) error {
 	return printComparison(c.stdout, side, r, long)
 }
 
-// welchFromRow reads compare_models' answer.
+// withTStatAndVerdict is the csv/json answer of a model comparison: compare_models'
+// columns (t_crit among them, the critical value) followed by t_stat, the t statistic
+// diff / std_err, and the verdict.
+func withTStatAndVerdict(t *resultTable, r welchResult, verdict string) *resultTable {
+	t.Columns = append(t.Columns, "t_stat", "verdict")
+	t.Rows[0] = append(t.Rows[0], r.T, verdict)
+	return t
+}
+
+// welchFromRow reads compare_models' answer and computes the t statistic from it.
 func welchFromRow(t *resultTable) (welchResult, error) {
 	var r welchResult
 	row := t.Rows[0]
@@ -168,17 +184,19 @@ func welchFromRow(t *resultTable) (welchResult, error) {
 		return r, err
 	}
 	r.NA, r.NB = uint64(na), uint64(nb)
+	r.T = r.Diff / r.StdErr
 	return r, nil
 }
 
-// printComparison prints the sides, the difference with its interval, and the verdict.
+// printComparison prints the sides, the difference with its t statistic and interval
+// (with the critical value it uses), and the verdict.
 func printComparison(w io.Writer, side *resultTable, r welchResult, long string) error {
 	if err := writeTable(w, side); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\ndifference B − A: %s (std. error %s, Welch df %s, t %s)\n",
-		signed(r.Diff), formatFloat(r.StdErr), formatFloat(r.DF), formatFloat(r.TCrit))
-	fmt.Fprintf(w, "95%% CI: [%s, %s]\n", formatFloat(r.Low), formatFloat(r.High))
+		signed(r.Diff), formatFloat(r.StdErr), formatFloat(r.DF), signed(r.T))
+	fmt.Fprintf(w, "95%% CI: [%s, %s] (difference ± t crit %s × std. error)\n", formatFloat(r.Low), formatFloat(r.High), formatFloat(r.TCrit))
 	_, err := fmt.Fprintf(w, "verdict: %s\n", long)
 	return err
 }
@@ -275,12 +293,13 @@ func windowStats(ctx context.Context, conn driver.Conn, db, evaluator, model str
 }
 
 // windowTable is the csv/json answer of a window comparison: compare_models' columns with
-// the windows in place of the second model.
+// the windows in place of the second model, then t_stat and the verdict as for two
+// models.
 func windowTable(model string, w [4]time.Time, r welchResult, verdict string) *resultTable {
 	return &resultTable{
 		Columns: []string{"model", "from_a", "to_a", "from_b", "to_b", "n_a", "n_b", "mean_a", "mean_b", "diff",
-			"std_err", "welch_df", "t_crit", "ci95_low", "ci95_high", "verdict"},
+			"std_err", "welch_df", "t_crit", "ci95_low", "ci95_high", "t_stat", "verdict"},
 		Rows: [][]any{{model, w[0], w[1], w[2], w[3], r.NA, r.NB, r.MeanA, r.MeanB, r.Diff,
-			r.StdErr, r.DF, r.TCrit, r.Low, r.High, verdict}},
+			r.StdErr, r.DF, r.TCrit, r.Low, r.High, r.T, verdict}},
 	}
 }

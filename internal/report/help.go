@@ -30,9 +30,12 @@ and every answer is exact while rows are being replayed.
            --format csv|json prints the hourly rows instead.
   compare  two models over one time range (cookbook compare_models), or one model over
            two time windows (the same statistics, per window): scored rows and mean per
-           side, the difference B − A with its standard error and 95% confidence interval
-           (Welch), and a verdict: "significant at 5%" when the interval excludes 0.
-           --format csv|json prints one row with a verdict column.
+           side, the difference B − A with its standard error, t statistic (difference /
+           std. error) and 95% confidence interval (Welch; difference ± t crit × std.
+           error, t crit the 0.975 quantile of Student's t), and a verdict:
+           "significant at 5%" when the interval excludes 0, that is when |t| > t crit.
+           --format csv|json prints one row: t_crit (the critical value), t_stat (the
+           t statistic) and a verdict column.
   <query>  any cookbook query by name (see Queries), its parameters as --param name=value.
   list     the cookbook queries, their titles and parameters.
 `

@@ -152,15 +152,15 @@ m-a         1       0  0.650             ▄
 	t.Run("compare models", func(t *testing.T) {
 		got := report(t, "compare", "--evaluator", "helpfulness", "--model-a", "m-a", "--model-b", "m-b", "--from", "2026-01-05", "--to", "2026-01-06")
 		// By hand (Welch): var_a = 0.1005, var_b = 0.04, std_err = 0.18285,
-		// df = 5.8865, t = 2.4583, CI = 0.09 ± 0.4495.
+		// df = 5.8865, t = 0.09 / 0.18285 = 0.4922, t crit = 2.4583, CI = 0.09 ± 0.4495.
 		want := `compare models on helpfulness, 2026-01-05 00:00:00 to 2026-01-06 00:00:00 UTC
 
    model  n   mean
 A  m-a    5  0.610
 B  m-b    3  0.700
 
-difference B − A: +0.090 (std. error 0.183, Welch df 5.886, t 2.458)
-95% CI: [-0.359, 0.539]
+difference B − A: +0.090 (std. error 0.183, Welch df 5.886, t +0.492)
+95% CI: [-0.359, 0.539] (difference ± t crit 2.458 × std. error)
 verdict: not significant at 5% (the 95% CI includes 0)
 `
 		if got != want {
@@ -172,6 +172,9 @@ verdict: not significant at 5% (the 95% CI includes 0)
 			t.Fatalf("compare --format json %q: %v", got, err)
 		}
 		o := objs[0]
+		if ts, ok := o["t_stat"].(float64); !ok || math.Abs(ts-0.4922125) > 1e-6 {
+			t.Errorf("compare --format json: t_stat %v, want 0.4922", o["t_stat"])
+		}
 		if o["model_a"] != "m-a" || o["n_a"] != 5.0 || o["n_b"] != 3.0 || o["verdict"] != "not significant" ||
 			math.Abs(o["ci95_low"].(float64)+0.35949) > 1e-4 || math.Abs(o["ci95_high"].(float64)-0.53949) > 1e-4 {
 			t.Errorf("compare --format json: %v", o)
@@ -200,22 +203,22 @@ verdict: not significant at 5% (the 95% CI includes 0)
 		// Window B's empty TO is now (2026-01-05 14:00).
 		got := report(t, "compare", "--evaluator", "helpfulness", "--model", "m-c", "--window-a", "2026-01-03,2026-01-04", "--window-b", "2026-01-04,")
 		// By hand: means 0.15 and 0.85, variances 1/300 each, std_err = 0.04082, df = 6,
-		// t = 2.4468, CI = 0.7 ± 0.0999.
+		// t = 0.7 / 0.04082 = 17.146, t crit = 2.4468, CI = 0.7 ± 0.0999.
 		want := `compare time windows of m-c on helpfulness (UTC)
 
    from                 to                   n   mean
 A  2026-01-03 00:00:00  2026-01-04 00:00:00  4  0.150
 B  2026-01-04 00:00:00  2026-01-05 14:00:00  4  0.850
 
-difference B − A: +0.700 (std. error 0.041, Welch df 6.000, t 2.447)
-95% CI: [0.600, 0.800]
+difference B − A: +0.700 (std. error 0.041, Welch df 6.000, t +17.146)
+95% CI: [0.600, 0.800] (difference ± t crit 2.447 × std. error)
 verdict: significant at 5% (the 95% CI excludes 0): B scores higher than A
 `
 		if got != want {
 			t.Errorf("compare windows:\n%s\nwant:\n%s", got, want)
 		}
 		got = report(t, "compare", "--evaluator", "helpfulness", "--model", "m-c", "--window-a", "2026-01-03,2026-01-04", "--window-b", "2026-01-04,2026-01-05", "--format", "csv")
-		want = "model,from_a,to_a,from_b,to_b,n_a,n_b,mean_a,mean_b,diff,std_err,welch_df,t_crit,ci95_low,ci95_high,verdict\n" +
+		want = "model,from_a,to_a,from_b,to_b,n_a,n_b,mean_a,mean_b,diff,std_err,welch_df,t_crit,ci95_low,ci95_high,t_stat,verdict\n" +
 			"m-c,2026-01-03T00:00:00Z,2026-01-04T00:00:00Z,2026-01-04T00:00:00Z,2026-01-05T00:00:00Z,4,4,"
 		if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, ",significant\n") {
 			t.Errorf("compare windows --format csv:\n%s", got)

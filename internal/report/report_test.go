@@ -2,10 +2,13 @@ package report
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -450,4 +453,106 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		panic("runMain: args must start with \"report\"")
 	}
 	return cli.Exit(args[0], Main(args[1:], stdout, stderr), stderr)
+}
+
+// TestReportComparisonTStatistic: the printed t is the t statistic, difference / std.
+// error, and the critical value is printed as t crit beside the interval; csv and json
+// carry both, as t_stat and t_crit.
+func TestReportComparisonTStatistic(t *testing.T) {
+	// By hand. A = 1, 2, 3: n 3, mean 2, sample variance (1 + 0 + 1)/2 = 1.
+	// B = 2, 4, 6: n 3, mean 4, sample variance (4 + 0 + 4)/2 = 4.
+	// diff = 4 − 2 = 2; std_err = √(1/3 + 4/3) = √(5/3) = 1.290994;
+	// t = diff / std_err = 2 / 1.290994 = 1.549193;
+	// Welch df = (5/3)² / ((1/3)²/2 + (4/3)²/2) = (25/9) / (17/18) = 50/17 = 2.941176;
+	// 2 ≤ df < 3: t crit 4.3027, CI 2 ± 4.3027 × 1.290994 = 2 ± 5.554758 = [−3.555, 7.555]:
+	// not significant, since |t| = 1.549 < t crit.
+	const tStat, tCrit = 1.5491933384829668, 4.3027
+	r := welch(sampleStats{3, 2, 1}, sampleStats{3, 4, 4})
+	if math.Abs(r.T-tStat) > 1e-12 || r.TCrit != tCrit || math.Abs(r.DF-50.0/17) > 1e-12 {
+		t.Fatalf("t %v, t crit %v, df %v; want %v, %v, 50/17", r.T, r.TCrit, r.DF, tStat, tCrit)
+	}
+	side := &resultTable{Columns: []string{"", "model", "n", "mean"}, Rows: [][]any{
+		{"A", "a", r.NA, r.MeanA},
+		{"B", "b", r.NB, r.MeanB},
+	}}
+	_, long := verdict(r.Low, r.High)
+	var out strings.Builder
+	if err := printComparison(&out, side, r, long); err != nil {
+		t.Fatal(err)
+	}
+	want := `   model  n   mean
+A  a      3  2.000
+B  b      3  4.000
+
+difference B − A: +2.000 (std. error 1.291, Welch df 2.941, t +1.549)
+95% CI: [-3.555, 7.555] (difference ± t crit 4.303 × std. error)
+verdict: not significant at 5% (the 95% CI includes 0)
+`
+	if out.String() != want {
+		t.Errorf("printed:\n%s\nwant:\n%s", out.String(), want)
+	}
+	// B − A negative: t is negative too.
+	r2 := welch(sampleStats{3, 4, 4}, sampleStats{3, 2, 1})
+	out.Reset()
+	if err := printComparison(&out, side, r2, long); err != nil || !strings.Contains(out.String(), "t -1.549)") {
+		t.Errorf("swapped sides: %v\n%s", err, out.String())
+	}
+
+	// csv of a window comparison: t_crit and t_stat, by name.
+	at := time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	if err := writeResult(&b, formatCSV, windowTable("m", [4]time.Time{at, at, at, at}, r, "not significant")); err != nil {
+		t.Fatal(err)
+	}
+	checkTColumns(t, "window csv", csvObject(t, b.String()), tStat, tCrit)
+
+	// json of a model comparison: compare_models' row (no t statistic) gets one.
+	row := &resultTable{
+		Columns: []string{"model_a", "model_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "std_err", "welch_df", "t_crit", "ci95_low", "ci95_high"},
+		Rows:    [][]any{{"a", "b", uint64(3), uint64(3), r.MeanA, r.MeanB, r.Diff, r.StdErr, r.DF, r.TCrit, r.Low, r.High}},
+	}
+	fromRow, err := welchFromRow(row)
+	if err != nil || fromRow != r {
+		t.Fatalf("welchFromRow: %+v, %v; want %+v", fromRow, err, r)
+	}
+	b.Reset()
+	if err := writeResult(&b, formatJSON, withTStatAndVerdict(row, fromRow, "not significant")); err != nil {
+		t.Fatal(err)
+	}
+	var objs []map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &objs); err != nil || len(objs) != 1 {
+		t.Fatalf("json %q: %v", b.String(), err)
+	}
+	got := map[string]string{}
+	for k, v := range objs[0] {
+		got[k] = fmt.Sprint(v)
+	}
+	checkTColumns(t, "models json", got, tStat, tCrit)
+}
+
+// csvObject reads a csv answer of one row as column → value.
+func csvObject(t *testing.T, s string) map[string]string {
+	t.Helper()
+	recs, err := csv.NewReader(strings.NewReader(s)).ReadAll()
+	if err != nil || len(recs) != 2 || len(recs[0]) != len(recs[1]) {
+		t.Fatalf("csv %q: %v", s, err)
+	}
+	m := make(map[string]string, len(recs[0]))
+	for i, c := range recs[0] {
+		m[c] = recs[1][i]
+	}
+	return m
+}
+
+func checkTColumns(t *testing.T, what string, row map[string]string, tStat, tCrit float64) {
+	t.Helper()
+	for col, want := range map[string]float64{"t_stat": tStat, "t_crit": tCrit} {
+		v, err := strconv.ParseFloat(row[col], 64)
+		if err != nil || math.Abs(v-want) > 1e-12 {
+			t.Errorf("%s: %s = %q, want %v (%v)", what, col, row[col], want, err)
+		}
+	}
+	if row["verdict"] != "not significant" {
+		t.Errorf("%s: verdict %q", what, row["verdict"])
+	}
 }
