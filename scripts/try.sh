@@ -49,6 +49,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+step "the main job on embedded defaults, nothing else running: raterd demo"
+go run ./cmd/raterd demo
+
 step "build raterd, judgesim and trafficgen into ./bin"
 go build -o bin/ ./cmd/...
 export PATH="$PWD/bin:$PATH"
@@ -73,8 +76,10 @@ raterd run --config raterd.yaml > raterd.log 2>&1 & echo $! > raterd.pid
 raterd lag --config raterd.yaml --wait 3m
 
 step "reports"
+raterd report list
 raterd report trend --config raterd.yaml --evaluator helpfulness --from -24h
 raterd report compare --config raterd.yaml --evaluator helpfulness --model-a support-llm-v7 --model-b support-llm-v8-canary --from -24h
+raterd report compare --config raterd.yaml --evaluator helpfulness --model support-llm-v7 --window-a -3h,-1h --window-b -1h,now
 raterd report worst_apps --config raterd.yaml --param evaluator=helpfulness --param from=-24h --param min_rows=20 --param limit=10 --format csv
 
 step "the dead letters (the invalid records trafficgen mixes in), listed without replaying"

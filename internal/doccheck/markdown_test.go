@@ -238,7 +238,7 @@ func TestMarkdownHelpers(t *testing.T) {
 		{`echo "a # not a comment"`, 15},
 	}
 	if fmt.Sprint(cmds) != fmt.Sprint(want) {
-		t.Errorf("commands = %q, want %q", cmds, want)
+		t.Errorf("commands = %v, want %v", cmds, want)
 	}
 	if got := splitAnd(`a up && eval "$(x && y)" && b`); fmt.Sprint(got) != fmt.Sprint([]string{"a up", `eval "$(x && y)"`, "b"}) {
 		t.Errorf("splitAnd = %q", got)
