@@ -30,7 +30,9 @@ func (b codeBlock) shell() bool {
 	return len(b.info) > 0 && (b.info[0] == "sh" || b.info[0] == "bash" || b.info[0] == "console" || b.info[0] == "shell")
 }
 
-func (b codeBlock) String() string { return fmt.Sprintf("%s:%d (```%s)", b.file, b.line, strings.Join(b.info, " ")) }
+func (b codeBlock) String() string {
+	return fmt.Sprintf("%s:%d (```%s)", b.file, b.line, strings.Join(b.info, " "))
+}
 
 // docFiles are the Markdown files a user reads: README.md and docs/*.md.
 func docFiles(t *testing.T) []string {
