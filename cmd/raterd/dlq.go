@@ -23,7 +23,10 @@ each dead letter back to its source topic and partition, with its original key, 
 headers (raterd's headers dropped; raterd-replayed-from and raterd-replays added). Progress
 is the consumer group <kafka.group_id>.dlq-replay: a second run replays nothing twice. A run
 stops at the end offsets it saw when it started. Dead letters that keep only a prefix of an
-over-size value (raterd-original-size) are counted, never replayed.
+over-size value (raterd-original-size) are counted, never replayed. A run replays each
+source message (raterd-source-topic, -partition, -offset) once: a second dead letter of it,
+as "raterd run --from" writes for the invalid records of its range, is skipped and counted
+as a duplicate.
 
 Run "raterd dlq replay --help" for the flags.
 `
@@ -63,7 +66,7 @@ func cmdDLQReplay(args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", "raterd.yaml", "path of the YAML config file (kafka.brokers, kafka.topics, kafka.group_id)")
 	var o dlqReplayOptions
 	fs.StringVar(&o.errorClass, "error-class", "", "replay only dead letters of this class (raterd-error-class: invalid_json, invalid_utf8, missing_field, invalid_field, too_large, …); the others stay replayable")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "list and count what would be replayed; produce and commit nothing")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "list and count what would be replayed (and the truncated and duplicate dead letters it would skip); produce and commit nothing")
 	fs.IntVar(&o.limit, "limit", 0, "replay at most this many dead letters (0: all)")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
@@ -117,24 +120,37 @@ func dlqReplay(ctx context.Context, cfg *app.Config, o dlqReplayOptions, stdout,
 	}
 	if o.dryRun {
 		rcfg.OnLetter = func(l kafka.ReplayLetter) {
-			if l.Action != kafka.ReplayProduce && l.Action != kafka.ReplayTruncated {
-				return
+			if line, ok := dryRunLine(l); ok {
+				fmt.Fprintln(stdout, line)
 			}
-			to := "by key"
-			if l.SourcePartition >= 0 {
-				to = "partition " + strconv.Itoa(l.SourcePartition)
-			}
-			what := "would replay -> " + l.SourceTopic + " (" + to + ")"
-			if l.Action == kafka.ReplayTruncated {
-				what = "truncated: " + strconv.Itoa(l.Size) + " of " + strconv.Itoa(l.OriginalSize) + " bytes kept, not replayable"
-			}
-			fmt.Fprintf(stdout, "%s  %s  class=%s key=%q bytes=%d replays=%d  %s\n",
-				l.Coordinates(), what, l.ErrorClass, text.ClipMarkedAfter(string(l.Key), 40, text.Ellipsis), l.Size, l.Replays, text.ClipMarkedAfter(l.Error, 100, text.Ellipsis))
 		}
 	}
 	stats, err := kafka.ReplayDeadLetters(ctx, rcfg)
 	printReplaySummary(stdout, group, o, stats)
 	return stats, err
+}
+
+// dryRunLine is the line a dry run lists for l: dead letters it would replay, truncated
+// ones and duplicates; false for the others.
+func dryRunLine(l kafka.ReplayLetter) (string, bool) {
+	var what string
+	switch l.Action {
+	case kafka.ReplayProduce:
+		to := "by key"
+		if l.SourcePartition >= 0 {
+			to = "partition " + strconv.Itoa(l.SourcePartition)
+		}
+		what = "would replay -> " + l.SourceTopic + " (" + to + ")"
+	case kafka.ReplayTruncated:
+		what = "truncated: " + strconv.Itoa(l.Size) + " of " + strconv.Itoa(l.OriginalSize) + " bytes kept, not replayable"
+	case kafka.ReplayDuplicate:
+		what = "duplicate of " + l.DuplicateOf + " (source " + l.SourceTopic + "/" + strconv.Itoa(l.SourcePartition) + "/" +
+			strconv.FormatInt(l.SourceOffset, 10) + "): skipped"
+	default:
+		return "", false
+	}
+	return fmt.Sprintf("%s  %s  class=%s key=%q bytes=%d replays=%d  %s",
+		l.Coordinates(), what, l.ErrorClass, text.ClipMarkedAfter(string(l.Key), 40, text.Ellipsis), l.Size, l.Replays, text.ClipMarkedAfter(l.Error, 100, text.Ellipsis)), true
 }
 
 // printReplaySummary prints a replay's totals.
@@ -160,6 +176,7 @@ func printReplaySummary(w io.Writer, group string, o dlqReplayOptions, s kafka.D
 	fmt.Fprintf(w, "%-18s %d\n", "skipped by filter", s.SkippedByFilter)
 	fmt.Fprintf(w, "%-18s %d  (value over kafka.max_record_bytes, only a prefix kept: not replayable)\n", "truncated", s.Truncated)
 	fmt.Fprintf(w, "%-18s %d  (by an earlier run restricted to their class)\n", "already replayed", s.AlreadyReplayed)
+	fmt.Fprintf(w, "%-18s %d  (a dead letter of the same source topic/partition/offset was replayed before: dead-lettered again, e.g. by run --from)\n", "duplicates skipped", s.Duplicates)
 	fmt.Fprintf(w, "%-18s %d\n", "errors", s.Errors)
 	fmt.Fprintf(w, "%-18s %d in %d partitions\n", "dead letters read", s.Read, s.Partitions)
 	if len(s.Classes) > 0 {

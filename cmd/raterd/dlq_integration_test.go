@@ -86,15 +86,20 @@ func summaryCount(t *testing.T, out, label string) int {
 	return n
 }
 
-type replayCounts struct{ replayed, skipped, truncated, already, errors int }
+type replayCounts struct{ replayed, skipped, truncated, already, duplicates, errors int }
+
+// summaryCounts reads the counts of a replay summary whose replayed line is replayedLabel.
+func summaryCounts(t *testing.T, out, replayedLabel string) replayCounts {
+	t.Helper()
+	return replayCounts{
+		summaryCount(t, out, replayedLabel), summaryCount(t, out, "skipped by filter"), summaryCount(t, out, "truncated"),
+		summaryCount(t, out, "already replayed"), summaryCount(t, out, "duplicates skipped"), summaryCount(t, out, "errors"),
+	}
+}
 
 func checkSummary(t *testing.T, out, replayedLabel string, want replayCounts) {
 	t.Helper()
-	got := replayCounts{
-		summaryCount(t, out, replayedLabel), summaryCount(t, out, "skipped by filter"), summaryCount(t, out, "truncated"),
-		summaryCount(t, out, "already replayed"), summaryCount(t, out, "errors"),
-	}
-	if got != want {
+	if got := summaryCounts(t, out, replayedLabel); got != want {
 		t.Fatalf("summary counts %+v, want %+v:\n%s", got, want, out)
 	}
 }
@@ -325,4 +330,104 @@ func runGroup(t *testing.T, cfg *app.Config, total int64) (consumer.Stats, *app.
 		t.Fatalf("pipeline: %v", err)
 	}
 	return a.Pipeline.Stats(), a.Stack
+}
+
+// TestDLQReplayAfterRescore is the reported case end to end: 51 invalid records among
+// valid ones are dead-lettered when consumed, and again when raterd run --from rewinds
+// the group over them (102 dead letters, two per source message). raterd dlq replay
+// --dry-run lists 51 to replay and 51 duplicates; the replay produces each invalid
+// record once to the source topic and reports the 51 duplicates skipped; a second run
+// has nothing to read.
+func TestDLQReplayAfterRescore(t *testing.T) {
+	s := testkit.RequireServices(t)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic, group := "it-dlqrescore-"+suffix, "it-dlqrescore-"+suffix
+	testkit.CreateTopic(t, s.Kafka, topic, 2)
+	cfg, path := dlqTestConfig(t, s.Kafka, topic, group)
+
+	const good, bad = 30, 51
+	at := time.Now().Add(-time.Hour)
+	var msgs []kafka.Message
+	for i := range good + bad {
+		m := kafka.Message{Key: fmt.Appendf(nil, "ok-%d", i), Time: at,
+			Value: fmt.Appendf(nil, `{"id":"ok-%d","model":"m","prompt":"p","response":"Sure, here it is."}`, i)}
+		if i >= good {
+			m.Key, m.Value = fmt.Appendf(nil, "bad-%d", i), fmt.Appendf(nil, `{"model":"m","response":"unterminated %d`, i)
+		}
+		msgs = append(msgs, m)
+	}
+	testkit.ProduceMessages(t, s.Kafka, topic, msgs)
+	if stats, _ := runGroup(t, cfg, good+bad); stats.DeadLetters != bad {
+		t.Fatalf("first pass dead-lettered %d records, want %d", stats.DeadLetters, bad)
+	}
+	// raterd run --from: rewind the (stopped) group before the records, and score again.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if _, err := app.RewindGroup(context.Background(), cfg, at.Add(-time.Hour), logger); err != nil {
+		t.Fatal(err)
+	}
+	if stats, _ := runGroup(t, cfg, good+bad); stats.DeadLetters != bad {
+		t.Fatalf("rescore dead-lettered %d records, want %d again", stats.DeadLetters, bad)
+	}
+	dlq := sinkkafka.DLQTopic(topic)
+	letters := map[string]kafka.Message{} // coordinates -> dead letter
+	perSource := map[string]int{}         // source coordinates -> dead letters
+	sourceOf := func(letter kafka.Message) string {
+		tp, _ := header(letter, sinkkafka.HeaderSourceTopic)
+		p, _ := header(letter, sinkkafka.HeaderSourcePartition)
+		o, _ := header(letter, sinkkafka.HeaderSourceOffset)
+		return tp + "/" + p + "/" + o
+	}
+	for _, m := range testkit.ReadTopic(t, s.Kafka, dlq, nil) {
+		letters[testkit.Coordinates(m)] = m
+		perSource[sourceOf(m)]++
+	}
+	if len(letters) != 2*bad || len(perSource) != bad {
+		t.Fatalf("%s: %d dead letters of %d source messages, want %d of %d", dlq, len(letters), len(perSource), 2*bad, bad)
+	}
+
+	ends := testkit.EndOffsets(t, s.Kafka, topic)
+	// Errors, not fatal, up to the check of the source topic: with the deduplication off
+	// (the raterd_no_replay_dedup negative control) the test goes on to show the
+	// duplicates landing there.
+	out := replayCLI(t, path, "--dry-run")
+	if got, want := summaryCounts(t, out, "would replay"), (replayCounts{replayed: bad, duplicates: bad}); got != want {
+		t.Errorf("dry run summary counts %+v, want %+v", got, want)
+	}
+	if n, d := strings.Count(out, "would replay ->"), strings.Count(out, ": skipped"); n != bad || d != bad {
+		t.Errorf("dry run lists %d letters to replay and %d duplicates, want %d and %d:\n%s", n, d, bad, bad, out)
+	}
+	if got := testkit.ReadTopic(t, s.Kafka, topic, ends); len(got) != 0 {
+		t.Fatalf("a dry run produced %d messages", len(got))
+	}
+
+	out = replayCLI(t, path)
+	if got, want := summaryCounts(t, out, "replayed"), (replayCounts{replayed: bad, duplicates: bad}); got != want {
+		t.Errorf("replay summary counts %+v, want %+v", got, want)
+	}
+	replayedSources := map[string]int{}
+	keys := map[string]int{}
+	replayed := testkit.ReadTopic(t, s.Kafka, topic, ends)
+	for _, m := range replayed {
+		from, _ := header(m, sinkkafka.HeaderReplayedFrom)
+		letter, ok := letters[from]
+		if !ok {
+			t.Fatalf("replayed message %s names dead letter %q, which is not in %s", testkit.Coordinates(m), from, dlq)
+		}
+		replayedSources[sourceOf(letter)]++
+		keys[string(m.Key)]++
+	}
+	if len(replayed) != bad || len(replayedSources) != bad || len(keys) != bad {
+		t.Errorf("%s got %d replayed messages of %d source messages (%d keys); want each of the %d once", topic, len(replayed), len(replayedSources), len(keys), bad)
+	}
+	for src, n := range replayedSources {
+		if n != 1 {
+			t.Errorf("source message %s replayed %d times", src, n)
+		}
+	}
+
+	out = replayCLI(t, path)
+	checkSummary(t, out, "replayed", replayCounts{})
+	if summaryCount(t, out, "dead letters read") != 0 {
+		t.Errorf("a run after the replay read dead letters:\n%s", out)
+	}
 }

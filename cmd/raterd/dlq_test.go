@@ -39,8 +39,8 @@ func TestDLQCommandLineMistakes(t *testing.T) {
 func TestPrintReplaySummary(t *testing.T) {
 	var b strings.Builder
 	printReplaySummary(&b, "raterd.dlq-replay", dlqReplayOptions{errorClass: "missing_field", dryRun: true, limit: 3}, kafka.DLQReplayStats{
-		Partitions: 2, Read: 9, Replayed: 3, SkippedByFilter: 5, Truncated: 1, LimitReached: true,
-		Classes:       map[string]int64{"missing_field": 4, "invalid_json": 5},
+		Partitions: 2, Read: 11, Replayed: 3, SkippedByFilter: 5, Truncated: 1, Duplicates: 2, LimitReached: true,
+		Classes:       map[string]int64{"missing_field": 6, "invalid_json": 5},
 		MissingTopics: []string{"other.dlq"},
 		Unassigned:    1,
 	})
@@ -49,14 +49,39 @@ func TestPrintReplaySummary(t *testing.T) {
 		"would replay       3  (stopped at --limit 3)",
 		"skipped by filter  5",
 		"truncated          1",
+		"duplicates skipped 2  (a dead letter of the same source topic/partition/offset was replayed before",
 		"errors             0",
-		"dead letters read  9 in 2 partitions",
-		"by error class     invalid_json 5, missing_field 4",
+		"dead letters read  11 in 2 partitions",
+		"by error class     invalid_json 5, missing_field 6",
 		"other.dlq does not exist",
 		"note: 1 dead-letter partitions are held by another member of group raterd.dlq-replay",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestDryRunLine: a dry run lists what it would replay, truncated letters and duplicates
+// (naming the first letter of the source message), and nothing else.
+func TestDryRunLine(t *testing.T) {
+	base := kafka.ReplayLetter{Topic: "traffic.dlq", Partition: 1, Offset: 60, ErrorClass: "invalid_json", Error: "bad input",
+		SourceTopic: "traffic", OriginTopic: "traffic", SourcePartition: 2, SourceOffset: 41, Key: []byte("k"), Size: 9}
+	for _, c := range []struct {
+		action      kafka.ReplayAction
+		duplicateOf string
+		want        string
+	}{
+		{kafka.ReplayProduce, "", `traffic.dlq/1/60  would replay -> traffic (partition 2)  class=invalid_json key="k" bytes=9 replays=0  bad input`},
+		{kafka.ReplayDuplicate, "traffic.dlq/0/3", `traffic.dlq/1/60  duplicate of traffic.dlq/0/3 (source traffic/2/41): skipped  class=invalid_json key="k" bytes=9 replays=0  bad input`},
+		{kafka.ReplayAlreadyDone, "", ""},
+		{kafka.ReplaySkipFilter, "", ""},
+	} {
+		l := base
+		l.Action, l.DuplicateOf = c.action, c.duplicateOf
+		got, ok := dryRunLine(l)
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("%s:\n got %q, %v\nwant %q", l.Action, got, ok, c.want)
 		}
 	}
 }

@@ -31,6 +31,11 @@ const (
 	// ReplayTruncated: the dead letter keeps only a prefix of the value (it was over
 	// kafka.max_record_bytes); it is never replayed, only counted, and not counted again.
 	ReplayTruncated
+	// ReplayDuplicate: another dead letter of the same source message (same
+	// raterd-source-topic, -partition and -offset: the record was dead-lettered again, as
+	// by raterd run --from) was replayed earlier in the run, or found replayed by an
+	// earlier run restricted to its class; skipped, so the source message is replayed once.
+	ReplayDuplicate
 )
 
 // String is the action as the replay's output names it.
@@ -44,6 +49,8 @@ func (a ReplayAction) String() string {
 		return "skipped by filter"
 	case ReplayTruncated:
 		return "truncated"
+	case ReplayDuplicate:
+		return "duplicate"
 	}
 	return "action(" + strconv.Itoa(int(a)) + ")"
 }
@@ -58,6 +65,9 @@ type ReplayLetter struct {
 	ErrorClass, Error string
 	// SourceTopic is where the letter is replayed to: the topic of the dead-letter topic.
 	SourceTopic string
+	// OriginTopic is the raterd-source-topic header, the topic the original message was
+	// read from ("" without it); raterd's dead letters have SourceTopic there.
+	OriginTopic string
 	// SourcePartition and SourceOffset locate the original message; -1 when the headers
 	// lack them (the replay then picks the partition by key).
 	SourcePartition int
@@ -72,6 +82,9 @@ type ReplayLetter struct {
 	Size int
 	// Action is what the run does with the letter.
 	Action ReplayAction
+	// DuplicateOf is, when Action is ReplayDuplicate, the coordinates (see Coordinates) of
+	// the earlier dead letter of the same source message.
+	DuplicateOf string
 }
 
 // Coordinates is "<dlq topic>/<partition>/<offset>", the value of HeaderReplayedFrom.
@@ -93,6 +106,8 @@ func parseDeadLetter(m kafkago.Message, sourceTopic string) ReplayLetter {
 			l.ErrorClass = v
 		case HeaderError:
 			l.Error = v
+		case HeaderSourceTopic:
+			l.OriginTopic = v
 		case HeaderSourcePartition:
 			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
 				l.SourcePartition = n
@@ -291,6 +306,7 @@ type DLQReplayStats struct {
 	Read            int64 // dead letters read
 	Replayed        int64 // produced back and acknowledged (dry run: that would be)
 	AlreadyReplayed int64 // handled by an earlier run restricted to their class
+	Duplicates      int64 // another letter of the same source message was replayed (ReplayDuplicate): skipped
 	SkippedByFilter int64 // of another error class than asked for
 	Truncated       int64 // only a prefix kept: never replayed
 	Errors          int64 // failed to produce
@@ -320,6 +336,8 @@ func (s *DLQReplayStats) count(l ReplayLetter) {
 		s.SkippedByFilter++
 	case ReplayTruncated:
 		s.Truncated++
+	case ReplayDuplicate:
+		s.Duplicates++
 	}
 }
 
@@ -348,6 +366,18 @@ func (b *sourcePartitionBalancer) Balance(msg kafkago.Message, partitions ...int
 // (raterd's score rows are idempotent). A run restricted to an error class records its
 // progress for that class alone (in the commit metadata): letters of other classes stay
 // replayable. Truncated letters are counted and never replayed.
+//
+// A run replays each source message at most once: a dead letter whose source coordinates
+// (raterd-source-topic, -partition, -offset) are those of a letter the run replayed or
+// selected before, or found replayed by an earlier run restricted to its class, is a
+// ReplayDuplicate (counted in Duplicates, not produced, committed past like the others).
+// raterd run --from dead-letters the invalid records of its range again, so each has two
+// letters. The run keeps one entry (a 16-byte key and the first letter's 16-byte
+// position; under 100 bytes with the map's overhead) per such source message: at most one
+// per dead letter in its range, from its start to the end offsets seen at start. Letters
+// without those headers are not deduplicated. Nothing is kept across runs: a letter whose
+// source message was replayed from a letter behind the group's committed offset (by an
+// earlier run) is replayed again.
 //
 // The stats are returned with the error, which ends the run at the first failure.
 func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats, error) {
@@ -415,7 +445,7 @@ func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats
 		return stats, nil
 	}
 
-	r := &replayer{cfg: cfg, client: client, sourceOf: sourceOf, stats: &stats, maxMessageBytes: maxMessageBytes}
+	r := &replayer{cfg: cfg, client: client, sourceOf: sourceOf, stats: &stats, maxMessageBytes: maxMessageBytes, dedup: newReplayDedup(cfg.Sources)}
 	assigned := partitions
 	if !cfg.DryRun {
 		// Joining the group keeps two replays from replaying the same partition: each
@@ -503,6 +533,7 @@ type replayer struct {
 	writer          *kafkago.Writer     // nil in a dry run
 	sourceOf        map[string]string
 	stats           *DLQReplayStats
+	dedup           *replayDedup // the source messages replayed so far in the run
 }
 
 // loadStates reads the group's committed positions and the partitions' offsets.
@@ -659,6 +690,7 @@ func (r *replayer) replayPartition(ctx context.Context, topic string, partition 
 		}
 		l := parseDeadLetter(m, r.sourceOf[topic])
 		l.Action = state.decide(r.cfg.ErrorClass, l)
+		r.dedup.apply(&l)
 		r.stats.count(l)
 		if r.cfg.OnLetter != nil {
 			r.cfg.OnLetter(l)

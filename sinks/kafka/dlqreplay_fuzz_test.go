@@ -78,6 +78,9 @@ func FuzzParseDeadLetter(f *testing.F) {
 		if e, _ := fzLastHeader(hs, HeaderError); l.Error != e {
 			t.Fatalf("error %q, last header says %q", l.Error, e)
 		}
+		if o, _ := fzLastHeader(hs, HeaderSourceTopic); l.OriginTopic != o {
+			t.Fatalf("origin topic %q, last header says %q", l.OriginTopic, o)
+		}
 		if _, ok := fzLastHeader(hs, HeaderOriginalSize); ok != (l.OriginalSize > 0) {
 			t.Fatalf("original-size header present %v, OriginalSize %d", ok, l.OriginalSize)
 		}

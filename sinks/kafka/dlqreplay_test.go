@@ -43,7 +43,7 @@ func TestReplayMessageKeepsOriginalHeadersAndCountsReplays(t *testing.T) {
 	l := parseDeadLetter(m, "traffic")
 	want := ReplayLetter{
 		Topic: "traffic.dlq", Partition: 2, Offset: 17, ErrorClass: "invalid_json", Error: "bad input",
-		SourceTopic: "traffic", SourcePartition: 1, SourceOffset: 41, Replays: 2, Key: []byte("k1"), Size: len(m.Value),
+		SourceTopic: "traffic", OriginTopic: "traffic", SourcePartition: 1, SourceOffset: 41, Replays: 2, Key: []byte("k1"), Size: len(m.Value),
 	}
 	if !reflect.DeepEqual(l, want) {
 		t.Fatalf("parseDeadLetter:\n got %+v\nwant %+v", l, want)
