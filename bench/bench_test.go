@@ -245,7 +245,7 @@ func TestUniqueResponsePlacement(t *testing.T) {
 
 func TestExpectedRowsCountsApplicableEvaluators(t *testing.T) {
 	evals := checkEvaluators(t)
-	half := &scorer.Evaluator{Name: "half", Judge: "checks", Check: "refusal", SampleRate: 0.5}
+	half := &scorer.Evaluator{Name: "half", Judge: "checks", Check: "refusal", SampleRate: new(0.5)}
 	if err := half.Prepare("evaluators[half]", scorer.KindHeuristic); err != nil {
 		t.Fatal(err)
 	}

@@ -123,10 +123,12 @@ type Evaluator struct {
 	Fields []string `yaml:"fields"`
 	// Match limits the evaluator to some models and apps. Default: all traffic.
 	Match Match `yaml:"match"`
-	// SampleRate is the share of matching records judged, in (0,1]. Deterministic on the
-	// record id, so evaluators with equal rates judge the same records. Default 1; an
-	// unset or 0 value means 1 (to stop an evaluator, remove it).
-	SampleRate float64 `yaml:"sample_rate"`
+	// SampleRate is the share of matching records judged, in [0,1]. Deterministic on the
+	// record id, so evaluators with equal rates judge the same records. Default (nil,
+	// the key absent) 1; an explicit 0 switches the evaluator off: it matches no record,
+	// so it writes no rows and makes no judge calls (see Off). Prepare sets a nil rate to
+	// 1.
+	SampleRate *float64 `yaml:"sample_rate"`
 	// CacheTTL is how long a verdict stays cached. Default 24h; 0 after defaults means
 	// "default", a negative value is rejected.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
@@ -186,11 +188,11 @@ func (e *Evaluator) Prepare(key string, kind JudgeKind) error {
 			return fmt.Errorf("%s.match: bad glob %q (#%d): %w", key, g, i, err)
 		}
 	}
-	if e.SampleRate == 0 {
-		e.SampleRate = 1
+	if e.SampleRate == nil {
+		e.SampleRate = new(1.0)
 	}
-	if e.SampleRate < 0 || e.SampleRate > 1 || math.IsNaN(e.SampleRate) {
-		return fmt.Errorf("%s.sample_rate: %g is not in (0,1]", key, e.SampleRate)
+	if r := *e.SampleRate; !(r >= 0 && r <= 1) { // NaN fails both
+		return fmt.Errorf("%s.sample_rate: %g is not in [0,1] (0 switches the evaluator off)", key, r)
 	}
 	if e.CacheTTL < 0 {
 		return fmt.Errorf("%s.cache_ttl: %s is negative", key, e.CacheTTL)
@@ -412,8 +414,20 @@ func (e *Evaluator) Applies(r *record.Record) bool {
 			return false
 		}
 	}
-	return InSample(r.ID, e.SampleRate)
+	return InSample(r.ID, e.rate())
 }
+
+// rate is the sample rate: SampleRate, or 1 when it is unset (before Prepare).
+func (e *Evaluator) rate() float64 {
+	if e.SampleRate == nil {
+		return 1
+	}
+	return *e.SampleRate
+}
+
+// Off reports whether an explicit sample_rate: 0 switched the evaluator off: it applies
+// to no record, so it is never judged and writes no rows.
+func (e *Evaluator) Off() bool { return e.rate() == 0 }
 
 // PairCandidate returns the candidate a pairwise evaluator compares the record's response
 // with: the first whose model matches Candidate.
@@ -470,6 +484,9 @@ func (e *Evaluator) Reads(field string) bool { return slices.Contains(e.Fields, 
 func InSample(id string, rate float64) bool {
 	if rate >= 1 {
 		return true
+	}
+	if !(rate > 0) { // 0 (off), negative or NaN: nothing is in the sample
+		return false
 	}
 	sum := sha256.Sum256([]byte(id))
 	u := binary.BigEndian.Uint64(sum[:8])

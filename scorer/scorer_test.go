@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -182,6 +183,78 @@ func TestSamplingIsDeterministicAndNested(t *testing.T) {
 	}
 }
 
+// TestSampleRateZeroSwitchesTheEvaluatorOff: an explicit sample_rate 0 judges no record,
+// while the negative controls judge some (0.5) and all (unset, the default 1).
+func TestSampleRateZeroSwitchesTheEvaluatorOff(t *testing.T) {
+	off := prepared(t, &Evaluator{Name: "off", Judge: "j", Criteria: "c", SampleRate: new(0.0)})
+	half := prepared(t, &Evaluator{Name: "half", Judge: "j", Criteria: "c", SampleRate: new(0.5)})
+	unset := prepared(t, &Evaluator{Name: "unset", Judge: "j", Criteria: "c"})
+	if !off.Off() || half.Off() || unset.Off() {
+		t.Fatalf("Off() = %v, %v, %v; want true, false, false", off.Off(), half.Off(), unset.Off())
+	}
+	if unset.SampleRate == nil || *unset.SampleRate != 1 {
+		t.Fatalf("unset sample rate prepared to %v, want 1", unset.SampleRate)
+	}
+	const n = 5000
+	counts := map[string]int{}
+	for i := range n {
+		r := &record.Record{ID: fmt.Sprintf("req-%d", i), Model: "m", Response: "a"}
+		for _, e := range []*Evaluator{off, half, unset} {
+			if e.Applies(r) {
+				counts[e.Name]++
+			}
+		}
+	}
+	if counts["off"] != 0 || counts["half"] < n*45/100 || counts["half"] > n*55/100 || counts["unset"] != n {
+		t.Fatalf("records judged of %d: %v; want off 0, half about half, unset all", n, counts)
+	}
+
+	// Through the scorer: no rows and no judge call for the evaluator that is off.
+	judge := &countingJudge{ident: "fake:v1"}
+	s, err := New([]*Evaluator{off}, map[string]Judge{"j": judge}, Options{Cache: cache.NewMemory(1 << 20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, st, err := s.ScoreBatch(context.Background(), recs(100, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 0 || judge.calls != 0 || st.JudgeCalls != 0 {
+		t.Fatalf("evaluator off: rows %d, judge calls %d, stats %+v", len(rows), judge.calls, st)
+	}
+}
+
+// TestSampleRateLeavesTheRubricVersion: the rate chooses which records are judged, not
+// how, so it is not in the rubric version (nor the cache key): configs written before
+// sample_rate became a pointer keep their versions and cached verdicts.
+func TestSampleRateLeavesTheRubricVersion(t *testing.T) {
+	var versions []string
+	for _, rate := range []*float64{nil, new(1.0), new(0.25), new(0.0)} {
+		e := &Evaluator{Name: "p", Judge: "c", Check: "pii", SampleRate: rate}
+		if err := e.Prepare("evaluators[0]", KindHeuristic); err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, e.RubricVersion())
+	}
+	// The version this evaluator had before the change (SampleRate a float64).
+	const want = "6f08632d89d45b80"
+	for i, v := range versions {
+		if v != want {
+			t.Errorf("rate #%d: rubric version %s, want %s", i, v, want)
+		}
+	}
+}
+
+func TestSampleRateOutOfRangeIsRefused(t *testing.T) {
+	for _, rate := range []float64{-0.1, 1.5, math.NaN(), math.Inf(1)} {
+		e := &Evaluator{Name: "x", Judge: "j", Criteria: "c", SampleRate: new(rate)}
+		err := e.Prepare("evaluators[3]", KindModel)
+		if err == nil || !strings.Contains(err.Error(), "evaluators[3] (x).sample_rate: ") {
+			t.Errorf("sample_rate %g: err = %v, want one naming evaluators[3] (x).sample_rate", rate, err)
+		}
+	}
+}
+
 func TestEvaluatorPrepareNamesTheBadKey(t *testing.T) {
 	for _, tt := range []struct {
 		e    Evaluator
@@ -191,7 +264,7 @@ func TestEvaluatorPrepareNamesTheBadKey(t *testing.T) {
 		{Evaluator{Name: "x", Criteria: "c"}, ".judge"},
 		{Evaluator{Name: "x", Judge: "j"}, ".criteria"},
 		{Evaluator{Name: "x", Judge: "j", Criteria: "c", Task: "ranking"}, ".task"},
-		{Evaluator{Name: "x", Judge: "j", Criteria: "c", SampleRate: 1.5}, ".sample_rate"},
+		{Evaluator{Name: "x", Judge: "j", Criteria: "c", SampleRate: new(1.5)}, ".sample_rate"},
 		{Evaluator{Name: "x", Judge: "j", Criteria: "c", Fields: []string{"answer"}}, ".fields[0]"},
 		{Evaluator{Name: "x", Judge: "j", Criteria: "c", Scale: Scale{Min: 5, Max: 1}}, ".scale"},
 		{Evaluator{Name: "x", Judge: "j", Criteria: "c", Match: Match{Models: []string{"[bad"}}}, ".match"},

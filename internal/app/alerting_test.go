@@ -58,7 +58,7 @@ func TestAlertingConfig(t *testing.T) {
 func TestAlertingConfigRejectsNamingTheKey(t *testing.T) {
 	for _, tc := range []struct{ from, to, want string }{
 		{"type: webhook, url", "type: pager, url", `alerting.channels.oncall.type: "pager" is not`},
-		{"secret: s3cret", "secrett: s3cret", "alerting.channels.oncall.secrett: not a key of a webhook channel"},
+		{"secret: s3cret", "secrett: s3cret", `config: unknown key "alerting.channels.oncall.secrett" (line 20); did you mean "alerting.channels.oncall.secret"?`},
 		{`url: "https://hooks.example.com/raterd"`, `url: "ftp://x"`, "alerting.channels.oncall.url"},
 		{"{max_attempts: 4}", "{max_attempts: -1}", "alerting.channels.oncall.delivery.max_attempts"},
 		{"channels: [oncall, chat", "channels: [pager, chat", `alerting.rules[0] (refusals).channels[0]: "pager" is not defined under alerting.channels`},

@@ -81,7 +81,18 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 }
 
 // ParseConfig parses YAML config bytes, applies environment overrides and validates.
+// Unknown keys are reported all at once, each by its key path and line with the nearest
+// known key (see UnknownKeyError), before anything else is checked.
 func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
+	if err := checkKeys(data); err != nil {
+		return nil, err
+	}
+	return parseConfigStrict(data, getenv)
+}
+
+// parseConfigStrict is ParseConfig after the key check: a strict decode (unknown keys are
+// errors, the safety net for the key check), environment overrides and validation.
+func parseConfigStrict(data []byte, getenv func(string) string) (*Config, error) {
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)

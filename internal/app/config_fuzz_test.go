@@ -24,7 +24,7 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("accepted config lacks defaults: %+v", cfg.Kafka)
 		}
 		for _, e := range cfg.Evaluators {
-			if e.RubricVersion() == "" || cfg.Judges[e.Judge] == nil || !(e.SampleRate > 0 && e.SampleRate <= 1) {
+			if e.RubricVersion() == "" || cfg.Judges[e.Judge] == nil || e.SampleRate == nil || !(*e.SampleRate >= 0 && *e.SampleRate <= 1) {
 				t.Fatalf("accepted evaluator is not valid: %+v", e)
 			}
 		}

@@ -195,3 +195,27 @@ func TestComposeConfigParses(t *testing.T) {
 		t.Fatalf("docker-compose.yml raterd config: %v", err)
 	}
 }
+
+// TestSampleRateZeroParsesAsOff: an explicit sample_rate: 0 is accepted and switches the
+// evaluator off; an absent key means 1; out-of-range rates are refused naming the key.
+func TestSampleRateZeroParsesAsOff(t *testing.T) {
+	text := strings.Replace(validConfig, "check: pii}", "check: pii, sample_rate: 0}", 1)
+	cfg, err := ParseConfig([]byte(text), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pii, helpful := cfg.Evaluators[0], cfg.Evaluators[1]
+	if !pii.Off() || *pii.SampleRate != 0 {
+		t.Errorf("sample_rate: 0 parsed as %v (off %v), want 0 and off", *pii.SampleRate, pii.Off())
+	}
+	if helpful.Off() || helpful.SampleRate == nil || *helpful.SampleRate != 1 {
+		t.Errorf("absent sample_rate parsed as %v (off %v), want 1", helpful.SampleRate, helpful.Off())
+	}
+	for _, bad := range []string{"-0.5", "1.01", ".nan"} {
+		text := strings.Replace(validConfig, "check: pii}", "check: pii, sample_rate: "+bad+"}", 1)
+		_, err := ParseConfig([]byte(text), func(string) string { return "" })
+		if err == nil || !strings.Contains(err.Error(), "evaluators[0] (pii).sample_rate: ") {
+			t.Errorf("sample_rate: %s: err = %v, want one naming evaluators[0] (pii).sample_rate", bad, err)
+		}
+	}
+}

@@ -116,6 +116,11 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 		_ = st.Close()
 		return nil, err
 	}
+	for _, e := range cfg.Evaluators {
+		if e.Off() {
+			logger.Info("evaluator off (sample_rate: 0): it judges no record", "evaluator", e.Name)
+		}
+	}
 
 	var scoreSinks sinks.MultiScoreSink
 	deadSinks := sinks.MultiDeadLetterSink{}
