@@ -8,7 +8,7 @@ import (
 // FuzzParseConfig: arbitrary bytes never crash the config parser, and anything it accepts
 // is fully validated (defaults filled, every evaluator prepared against a defined judge).
 func FuzzParseConfig(f *testing.F) {
-	if data, err := os.ReadFile("../../testdata/raterd.yaml"); err == nil {
+	if data, err := os.ReadFile("starter.yaml"); err == nil {
 		f.Add(data)
 	}
 	f.Add([]byte(validConfig))

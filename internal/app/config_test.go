@@ -102,13 +102,13 @@ func TestJudgeEnvName(t *testing.T) {
 	}
 }
 
-func TestExampleConfigParses(t *testing.T) {
-	cfg, err := LoadConfig("../../testdata/raterd.yaml", func(string) string { return "" })
+func TestStarterConfigParses(t *testing.T) {
+	cfg, err := LoadConfig("starter.yaml", func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cfg.Evaluators) != 7 || cfg.Judges["judge-pool"].Endpoints[0].MaxInFlight != 32 {
-		t.Fatalf("example config: %+v", cfg)
+		t.Fatalf("starter config: %+v", cfg)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // never sees a Go type name ("field x not found in type consumer.Config") for a typo.
 // Every report has a line.
 func FuzzUnknownKeys(f *testing.F) {
-	for _, file := range []string{"../../testdata/raterd.yaml", "../../testdata/evaluators.yaml"} {
+	for _, file := range []string{"starter.yaml", "../../testdata/evaluators.yaml"} {
 		if data, err := os.ReadFile(file); err == nil {
 			f.Add(data)
 		}

@@ -177,7 +177,7 @@ func TestUnknownKeysUnderMergesAndAliases(t *testing.T) {
 // yaml block that is not raterd configuration needs another info string, e.g. ```yml).
 func TestExampleConfigsHaveNoUnknownKeys(t *testing.T) {
 	texts := map[string]string{}
-	for _, f := range []string{"../../testdata/raterd.yaml", "../../testdata/evaluators.yaml"} {
+	for _, f := range []string{"starter.yaml", "../../testdata/evaluators.yaml"} {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

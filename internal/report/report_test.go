@@ -437,7 +437,7 @@ func TestReportConnectionFlags(t *testing.T) {
 	if err != nil || strings.Join(cfg.Addrs, ",") != "ch3:9000" || cfg.Database != "analytics" {
 		t.Fatalf("flags over env: %+v, %v", cfg, err)
 	}
-	cfg, err = (&clickHouseFlags{config: "../../testdata/raterd.yaml", database: "other"}).resolve(func(string) string { return "" })
+	cfg, err = (&clickHouseFlags{config: "../app/starter.yaml", database: "other"}).resolve(func(string) string { return "" })
 	if err != nil || len(cfg.Addrs) == 0 || cfg.Database != "other" {
 		t.Fatalf("from the config: %+v, %v", cfg, err)
 	}
