@@ -4,16 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
+	"raterd/consumer"
 	"raterd/internal/cli"
 )
 
 // Run serves until ctx ends, then drains and returns.
 func Run(ctx context.Context, cfg *Config) error {
-	logger := NewLogger(cfg.Telemetry)
+	return run(ctx, cfg, NewLogger(cfg.Telemetry))
+}
+
+// run is Run with the logger given (tests read what it logs).
+func run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	tel, err := NewTelemetry(ctx, cfg.Telemetry)
 	if err != nil {
 		return err
@@ -27,9 +36,12 @@ func Run(ctx context.Context, cfg *Config) error {
 		return errors.New("config: clickhouse.addrs (or RATERD_CLICKHOUSE_ADDR) is required for run")
 	}
 
+	// nil: the dialer NewPipeline builds the group reader with (kafka-go's default), so the
+	// check reaches the cluster as the group does. Keep the two the same.
+	rd := newReadiness(ctx, consumer.NewTopicChecker(cfg.Kafka, nil), logger)
 	var admin *adminServer
 	if cfg.Admin.Listen != "off" {
-		admin = newAdminServer(cfg.Admin.Listen, tel.Registry)
+		admin = newAdminServer(cfg.Admin.Listen, tel.Registry, rd)
 		ln, err := net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
 			return fmt.Errorf("admin.listen: %w", err)
@@ -46,11 +58,19 @@ func Run(ctx context.Context, cfg *Config) error {
 		}()
 	}
 
+	// Checked (and a missing topic logged) before New joins the group: where the broker
+	// auto-creates topics, the group's own metadata request creates a missing one, and the
+	// member still owns none of its partitions until it restarts.
+	rd.lookup(ctx, topicCheckTimeout)
+
 	a, err := New(ctx, cfg, Options{Logger: logger, Telemetry: tel})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	if owner, ok := a.reader.(partitionOwner); ok {
+		rd.setOwner(owner)
+	}
 	st, p := a.Stack, a.Pipeline
 	logger.Info("raterd running", "version", cli.Version(), "topics", cfg.Kafka.Topics, "group", cfg.Kafka.GroupID,
 		"evaluators", len(cfg.Evaluators), "cache", st.CacheDesc, "admin", cfg.Admin.Listen)
@@ -64,4 +84,178 @@ func Run(ctx context.Context, cfg *Config) error {
 	s := p.Stats()
 	logger.Info("raterd stopped", "fetched", s.Fetched, "done", s.Done, "scores", s.Scores, "dead_letters", s.DeadLetters, "commits", s.Commits)
 	return err
+}
+
+// partitionOwner is what readiness asks the consumer-group member
+// (consumer.GroupReader): the partitions it owns now.
+type partitionOwner interface {
+	Owned() []consumer.TopicPartition
+}
+
+var _ partitionOwner = (*consumer.GroupReader)(nil) // what NewPipeline's reader is
+
+// topicChecker says which configured topics do not exist (consumer.TopicChecker).
+type topicChecker interface {
+	Missing(ctx context.Context) ([]string, error)
+}
+
+const (
+	// topicCheckTTL is how long one answer of the topic check is used: however often
+	// /readyz is asked, the cluster gets at most one metadata request per TTL.
+	topicCheckTTL = 5 * time.Second
+	// topicCheckTimeout bounds one topic check: connecting (TLS, SASL) and the request.
+	topicCheckTimeout = 2 * time.Second
+	// readyzWait is the longest /readyz waits for a topic check in flight: less than
+	// topicCheckTimeout and than Kubernetes' default 1s probe timeout. A slower check
+	// goes on in the background, and its answer serves the next probe.
+	readyzWait = 500 * time.Millisecond
+)
+
+// readiness decides /readyz once the pipeline runs: ready while this member owns a
+// partition; while it owns none, ready unless a configured topic does not exist. A
+// member idle because the group has more members than partitions is ready; one idle
+// because a topic is missing consumes nothing from it, and /readyz says so. It also logs,
+// once and again whenever the answer changes, which configured topics are missing.
+//
+// The topic check is cached for ttl, bounded by timeout, shared by concurrent callers,
+// and never runs under the lock: callers wait for it at most as long as they say, then
+// go by the last answer.
+type readiness struct {
+	topics topicChecker
+	logger *slog.Logger
+	base   context.Context // checks end with it
+	ttl    time.Duration
+	// timeout bounds one check; wait bounds how long /readyz waits for one.
+	timeout, wait time.Duration
+
+	mu       sync.Mutex
+	owner    partitionOwner // nil until the pipeline is built
+	checked  time.Time      // when the last check ended; zero before the first
+	missing  []string       // the missing topics, as of the last check that succeeded
+	lastErr  error          // why the last check failed; nil when it succeeded
+	checking chan struct{}  // closed when the check in flight ends; nil when none runs
+	logged   []string       // the topics last logged as missing
+}
+
+// newReadiness checks topics (no owner yet: set it with setOwner), logging to logger;
+// its checks end with ctx.
+func newReadiness(ctx context.Context, topics topicChecker, logger *slog.Logger) *readiness {
+	return &readiness{topics: topics, logger: logger, base: ctx,
+		ttl: topicCheckTTL, timeout: topicCheckTimeout, wait: readyzWait}
+}
+
+// setOwner sets the group member whose partitions decide readiness.
+func (r *readiness) setOwner(o partitionOwner) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.owner = o
+}
+
+// notReady says why the running pipeline is not ready, "" when it is. It waits at most
+// r.wait (and not past ctx) for a topic check.
+func (r *readiness) notReady(ctx context.Context) string {
+	r.mu.Lock()
+	owner, wait := r.owner, r.wait
+	r.mu.Unlock()
+	if owner == nil || len(owner.Owned()) > 0 {
+		return ""
+	}
+	missing, err := r.lookup(ctx, wait)
+	if len(missing) == 0 {
+		// All exist, or not known to be missing (the check fails and never succeeded).
+		return ""
+	}
+	why := "no partition assigned; " + describeMissing(missing)
+	if err != nil {
+		why += fmt.Sprintf(" (as of the last answer; the latest metadata check failed: %v)", err)
+	}
+	return why
+}
+
+// lookup returns the missing topics as of the last successful check, and the error of the
+// last check when it failed. A cached answer younger than r.ttl is returned at once;
+// otherwise a check starts (or the one in flight is joined) and lookup waits for it at most
+// wait, and not past ctx, before going by the previous answer.
+func (r *readiness) lookup(ctx context.Context, wait time.Duration) ([]string, error) {
+	r.mu.Lock()
+	if !r.checked.IsZero() && time.Since(r.checked) < r.ttl {
+		defer r.mu.Unlock()
+		return r.missing, r.lastErr
+	}
+	done := r.checking
+	if done == nil {
+		done = make(chan struct{})
+		r.checking = done
+		// Not bound to ctx: the check serves every caller, and the next probe when this
+		// one stops waiting. r.timeout bounds it.
+		go r.check(done, r.timeout)
+	}
+	r.mu.Unlock()
+
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.missing, r.lastErr
+}
+
+// check asks the cluster which topics are missing (within timeout), records the answer,
+// closes done and logs what changed: each topic that went missing (a warning), each that
+// came back, and a check that started failing.
+func (r *readiness) check(done chan struct{}, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(r.base, timeout)
+	missing, err := r.topics.Missing(ctx)
+	cancel()
+
+	r.mu.Lock()
+	prevErr := r.lastErr
+	r.checked, r.lastErr = time.Now(), err
+	var gone, back []string
+	if err == nil {
+		gone, back = diff(r.logged, missing), diff(missing, r.logged)
+		r.missing, r.logged = missing, missing
+	}
+	r.checking = nil
+	r.mu.Unlock()
+	// Logged before done closes: whoever waited for this answer finds its log lines out.
+	defer close(done)
+
+	for _, t := range gone {
+		r.logger.Warn(fmt.Sprintf("kafka topic %q does not exist: raterd consumes nothing from it until the topic is created and raterd is restarted", t), "topic", t)
+	}
+	for _, t := range back {
+		r.logger.Info(fmt.Sprintf("kafka topic %q exists now; restart raterd if it does not start consuming it", t), "topic", t)
+	}
+	if err != nil && prevErr == nil && r.base.Err() == nil { // not when run is ending
+		r.logger.Warn("could not check whether the kafka topics exist; /readyz goes by the last answer", "err", err)
+	}
+}
+
+// diff returns the elements of b that are not in a.
+func diff(a, b []string) []string {
+	var out []string
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// describeMissing says which topics do not exist: `topic "a" does not exist`, `topics
+// "a", "b" do not exist`.
+func describeMissing(topics []string) string {
+	quoted := make([]string, len(topics))
+	for i, t := range topics {
+		quoted[i] = fmt.Sprintf("%q", t)
+	}
+	if len(quoted) == 1 {
+		return "topic " + quoted[0] + " does not exist"
+	}
+	return "topics " + strings.Join(quoted, ", ") + " do not exist"
 }

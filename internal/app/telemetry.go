@@ -115,23 +115,39 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 }
 
 // adminServer serves /metrics, /healthz (the process is alive) and /readyz (the
-// pipeline is consuming).
+// pipeline runs, and consumes or is idle for a reason that is no fault: see readiness).
 type adminServer struct {
-	srv   *http.Server
+	srv *http.Server
+	// ready is set once the pipeline is built and cleared when shutdown begins.
 	ready atomic.Bool
+	// consuming, when not nil, is asked while ready is set.
+	consuming readinessCheck
 }
 
-func newAdminServer(addr string, reg *prometheus.Registry) *adminServer {
-	a := &adminServer{}
+// readinessCheck says why the running pipeline is not ready, "" when it is (readiness).
+type readinessCheck interface {
+	notReady(ctx context.Context) string
+}
+
+// newAdminServer serves on addr the metrics of reg; consuming (may be nil) decides
+// /readyz once ready is set.
+func newAdminServer(addr string, reg *prometheus.Registry, consuming readinessCheck) *adminServer {
+	a := &adminServer{consuming: consuming}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !a.ready.Load() {
-			http.Error(w, "not ready\n", http.StatusServiceUnavailable)
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
+		}
+		if a.consuming != nil {
+			if why := a.consuming.notReady(r.Context()); why != "" {
+				http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+				return
+			}
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})

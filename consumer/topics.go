@@ -1,0 +1,119 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// TopicChecker reports which of the configured topics do not exist in the cluster.
+//
+// It asks with a Metadata request that never creates a topic: kafka-go's
+// Conn.ReadPartitions, which the consumer group uses when it assigns partitions, asks
+// the broker to auto-create a missing topic where the broker allows it, so a check built
+// on it would make the topic it looks for. Each check uses a fresh kafka-go transport,
+// closed when it returns: the answer is the cluster's now, not a transport's cache, and
+// no connection or background refresh outlives the check.
+type TopicChecker struct {
+	brokers []string
+	topics  []string
+	dialer  *kafka.Dialer
+}
+
+// NewTopicChecker checks cfg.Topics on cfg.Brokers, connecting as dialer does (its TLS,
+// SASL mechanism, client id, dial timeout, dial function or local address, keep-alive
+// and resolver); a nil dialer connects as kafka-go's default one does. Pass the dialer
+// the GroupReader was built with, so the check reaches the cluster the way the group does.
+func NewTopicChecker(cfg Config, dialer *kafka.Dialer) *TopicChecker {
+	return &TopicChecker{brokers: cfg.Brokers, topics: cfg.Topics, dialer: dialer}
+}
+
+// Missing returns the checked topics that do not exist, in configuration order (none:
+// all exist). ctx bounds the whole check: connecting, TLS and SASL, and the request.
+// A topic the broker reports another error for (not authorized, say) is neither
+// missing nor known to exist: that is an error.
+func (c *TopicChecker) Missing(ctx context.Context) ([]string, error) {
+	if len(c.topics) == 0 {
+		return nil, nil
+	}
+	tr := transportFor(c.dialer, c.topics)
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: tr}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.topics})
+	if err != nil {
+		return nil, fmt.Errorf("kafka metadata for topics %v: %w", c.topics, err)
+	}
+	found := make(map[string]error, len(meta.Topics))
+	for _, t := range meta.Topics {
+		found[t.Name] = t.Error
+	}
+	var missing []string
+	var errs []error
+	for _, name := range c.topics {
+		terr, ok := found[name]
+		switch {
+		case !ok || errors.Is(terr, kafka.UnknownTopicOrPartition):
+			missing = append(missing, name)
+		case terr == nil || errors.Is(terr, kafka.LeaderNotAvailable):
+			// Exists (a topic just created may have no leader yet).
+		default:
+			errs = append(errs, fmt.Errorf("kafka metadata for topic %q: %w", name, terr))
+		}
+	}
+	if len(errs) > 0 {
+		return missing, errors.Join(errs...)
+	}
+	return missing, nil
+}
+
+// transportFor builds a kafka-go transport that connects as d does (see NewTopicChecker)
+// and fetches the metadata of topics only.
+func transportFor(d *kafka.Dialer, topics []string) *kafka.Transport {
+	// MetadataTopics: the transport's own metadata requests (the ones Client.Metadata is
+	// answered from) name these topics, without asking to create them, instead of listing
+	// every topic of the cluster.
+	tr := &kafka.Transport{MetadataTopics: topics}
+	if d == nil {
+		return tr
+	}
+	tr.ClientID, tr.TLS, tr.SASL = d.ClientID, d.TLS, d.SASLMechanism
+	if d.Timeout > 0 {
+		tr.DialTimeout = d.Timeout
+	}
+	dial := d.DialFunc
+	if dial == nil {
+		dial = (&net.Dialer{LocalAddr: d.LocalAddr, FallbackDelay: d.FallbackDelay, KeepAlive: d.KeepAlive}).DialContext
+	}
+	if d.Resolver == nil {
+		tr.Dial = dial
+		return tr
+	}
+	resolver := d.Resolver
+	// As kafka.Dialer does: the resolver's first address replaces the host, and gives the
+	// port only when the broker address has none.
+	tr.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(address)
+		if err != nil {
+			host, port = address, ""
+		}
+		resolved, err := resolver.LookupHost(ctx, host)
+		if err != nil {
+			return nil, fmt.Errorf("resolve kafka broker host %s: %w", host, err)
+		}
+		if len(resolved) > 0 {
+			rhost, rport, err := net.SplitHostPort(resolved[0])
+			if err != nil {
+				rhost, rport = resolved[0], ""
+			}
+			host = rhost
+			if port == "" {
+				port = rport
+			}
+		}
+		return dial(ctx, network, net.JoinHostPort(host, port))
+	}
+	return tr
+}
