@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -20,7 +21,20 @@ import (
 type TopicChecker struct {
 	brokers []string
 	topics  []string
+	group   string
 	dialer  *kafka.Dialer
+}
+
+// TopicReport is what one TopicChecker.Check found.
+type TopicReport struct {
+	// Missing are the configured topics that do not exist, in configuration order.
+	Missing []string
+	// Unowned counts, per existing configured topic, the partitions that no member of
+	// the consumer group owns while the group is stable: the partitions of a topic
+	// created (or grown) after the group's last rebalance, which the group does not
+	// pick up until a member restarts. Empty while the group rebalances, has no
+	// members, or is not known.
+	Unowned map[string]int
 }
 
 // NewTopicChecker checks cfg.Topics on cfg.Brokers, connecting as dialer does (its TLS,
@@ -28,7 +42,7 @@ type TopicChecker struct {
 // and resolver); a nil dialer connects as kafka-go's default one does. Pass the dialer
 // the GroupReader was built with, so the check reaches the cluster the way the group does.
 func NewTopicChecker(cfg Config, dialer *kafka.Dialer) *TopicChecker {
-	return &TopicChecker{brokers: cfg.Brokers, topics: cfg.Topics, dialer: dialer}
+	return &TopicChecker{brokers: cfg.Brokers, topics: cfg.Topics, group: cfg.GroupID, dialer: dialer}
 }
 
 // Missing returns the checked topics that do not exist, in configuration order (none:
@@ -36,19 +50,33 @@ func NewTopicChecker(cfg Config, dialer *kafka.Dialer) *TopicChecker {
 // A topic the broker reports another error for (not authorized, say) is neither
 // missing nor known to exist: that is an error.
 func (c *TopicChecker) Missing(ctx context.Context) ([]string, error) {
+	r, err := c.check(ctx, false)
+	return r.Missing, err
+}
+
+// Check is Missing, and also counts the partitions of existing topics that no member of
+// the group owns (TopicReport.Unowned; a DescribeGroups request, when the group id is set
+// and no metadata error occurred).
+func (c *TopicChecker) Check(ctx context.Context) (TopicReport, error) {
+	return c.check(ctx, true)
+}
+
+func (c *TopicChecker) check(ctx context.Context, owners bool) (TopicReport, error) {
 	if len(c.topics) == 0 {
-		return nil, nil
+		return TopicReport{}, nil
 	}
 	tr := transportFor(c.dialer, c.topics)
 	defer tr.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(c.brokers...), Transport: tr}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.topics})
 	if err != nil {
-		return nil, fmt.Errorf("kafka metadata for topics %v: %w", c.topics, err)
+		return TopicReport{}, fmt.Errorf("kafka metadata for topics %v: %w", c.topics, err)
 	}
 	found := make(map[string]error, len(meta.Topics))
+	partitions := make(map[string]int, len(meta.Topics))
 	for _, t := range meta.Topics {
 		found[t.Name] = t.Error
+		partitions[t.Name] = len(t.Partitions)
 	}
 	var missing []string
 	var errs []error
@@ -64,9 +92,37 @@ func (c *TopicChecker) Missing(ctx context.Context) ([]string, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return missing, errors.Join(errs...)
+		return TopicReport{Missing: missing}, errors.Join(errs...)
 	}
-	return missing, nil
+	report := TopicReport{Missing: missing}
+	if !owners || c.group == "" {
+		return report, nil
+	}
+	groups, err := client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{c.group}})
+	if err != nil {
+		return report, fmt.Errorf("kafka describe group %s: %w", c.group, err)
+	}
+	for _, g := range groups.Groups {
+		if g.Error != nil || g.GroupState != "Stable" || len(g.Members) == 0 {
+			continue // rebalancing, empty or unknown: nothing to say about ownership
+		}
+		owned := map[string]int{}
+		for _, m := range g.Members {
+			for _, t := range m.MemberAssignments.Topics {
+				owned[t.Topic] += len(t.Partitions)
+			}
+		}
+		for _, name := range c.topics {
+			if slices.Contains(missing, name) || partitions[name] <= owned[name] {
+				continue
+			}
+			if report.Unowned == nil {
+				report.Unowned = map[string]int{}
+			}
+			report.Unowned[name] = partitions[name] - owned[name]
+		}
+	}
+	return report, nil
 }
 
 // transportFor builds a kafka-go transport that connects as d does (see NewTopicChecker)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -94,9 +95,10 @@ type partitionOwner interface {
 
 var _ partitionOwner = (*consumer.GroupReader)(nil) // what NewPipeline's reader is
 
-// topicChecker says which configured topics do not exist (consumer.TopicChecker).
+// topicChecker says which configured topics do not exist, and which have partitions no
+// member of the group owns (consumer.TopicChecker).
 type topicChecker interface {
-	Missing(ctx context.Context) ([]string, error)
+	Check(ctx context.Context) (consumer.TopicReport, error)
 }
 
 const (
@@ -112,10 +114,13 @@ const (
 )
 
 // readiness decides /readyz once the pipeline runs: ready while this member owns a
-// partition; while it owns none, ready unless a configured topic does not exist. A
-// member idle because the group has more members than partitions is ready; one idle
-// because a topic is missing consumes nothing from it, and /readyz says so. It also logs,
-// once and again whenever the answer changes, which configured topics are missing.
+// partition; while it owns none, ready unless a configured topic does not exist or has
+// partitions no member of the group owns (a topic created after the group formed, which
+// the group does not pick up until a member restarts; a broker that auto-creates topics
+// creates it on the group's own join). A member idle because the group has more members
+// than partitions is ready; one idle for those reasons consumes nothing, and /readyz says
+// so. It also logs, once and again whenever the answer changes, which configured topics
+// are missing or unowned.
 //
 // The topic check is cached for ttl, bounded by timeout, shared by concurrent callers,
 // and never runs under the lock: callers wait for it at most as long as they say, then
@@ -130,11 +135,13 @@ type readiness struct {
 
 	mu       sync.Mutex
 	owner    partitionOwner // nil until the pipeline is built
-	checked  time.Time      // when the last check ended; zero before the first
-	missing  []string       // the missing topics, as of the last check that succeeded
-	lastErr  error          // why the last check failed; nil when it succeeded
-	checking chan struct{}  // closed when the check in flight ends; nil when none runs
-	logged   []string       // the topics last logged as missing
+	checked  time.Time            // when the last check ended; zero before the first
+	report   consumer.TopicReport // as of the last check that succeeded
+	lastErr  error                // why the last check failed; nil when it succeeded
+	checking chan struct{}        // closed when the check in flight ends; nil when none runs
+	logged   []string             // the topics last logged as missing
+	// loggedUnowned are the topics last logged as having partitions no member owns.
+	loggedUnowned []string
 }
 
 // newReadiness checks topics (no owner yet: set it with setOwner), logging to logger;
@@ -160,27 +167,35 @@ func (r *readiness) notReady(ctx context.Context) string {
 	if owner == nil || len(owner.Owned()) > 0 {
 		return ""
 	}
-	missing, err := r.lookup(ctx, wait)
-	if len(missing) == 0 {
-		// All exist, or not known to be missing (the check fails and never succeeded).
+	report, err := r.lookup(ctx, wait)
+	var reasons []string
+	if len(report.Missing) > 0 {
+		reasons = append(reasons, describeMissing(report.Missing))
+	}
+	if len(report.Unowned) > 0 {
+		reasons = append(reasons, describeUnowned(report.Unowned))
+	}
+	if len(reasons) == 0 {
+		// All exist and are owned, or not known otherwise (the check fails and never
+		// succeeded).
 		return ""
 	}
-	why := "no partition assigned; " + describeMissing(missing)
+	why := "no partition assigned; " + strings.Join(reasons, "; ")
 	if err != nil {
 		why += fmt.Sprintf(" (as of the last answer; the latest metadata check failed: %v)", err)
 	}
 	return why
 }
 
-// lookup returns the missing topics as of the last successful check, and the error of the
-// last check when it failed. A cached answer younger than r.ttl is returned at once;
+// lookup returns the report of the last successful check, and the error of the last
+// check when it failed. A cached answer younger than r.ttl is returned at once;
 // otherwise a check starts (or the one in flight is joined) and lookup waits for it at most
 // wait, and not past ctx, before going by the previous answer.
-func (r *readiness) lookup(ctx context.Context, wait time.Duration) ([]string, error) {
+func (r *readiness) lookup(ctx context.Context, wait time.Duration) (consumer.TopicReport, error) {
 	r.mu.Lock()
 	if !r.checked.IsZero() && time.Since(r.checked) < r.ttl {
 		defer r.mu.Unlock()
-		return r.missing, r.lastErr
+		return r.report, r.lastErr
 	}
 	done := r.checking
 	if done == nil {
@@ -201,7 +216,7 @@ func (r *readiness) lookup(ctx context.Context, wait time.Duration) ([]string, e
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.missing, r.lastErr
+	return r.report, r.lastErr
 }
 
 // check asks the cluster which topics are missing (within timeout), records the answer,
@@ -209,16 +224,18 @@ func (r *readiness) lookup(ctx context.Context, wait time.Duration) ([]string, e
 // came back, and a check that started failing.
 func (r *readiness) check(done chan struct{}, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(r.base, timeout)
-	missing, err := r.topics.Missing(ctx)
+	report, err := r.topics.Check(ctx)
 	cancel()
 
 	r.mu.Lock()
 	prevErr := r.lastErr
 	r.checked, r.lastErr = time.Now(), err
-	var gone, back []string
+	var gone, back, stranded []string
 	if err == nil {
+		missing, unowned := report.Missing, slices.Sorted(maps.Keys(report.Unowned))
 		gone, back = diff(r.logged, missing), diff(missing, r.logged)
-		r.missing, r.logged = missing, missing
+		stranded = diff(r.loggedUnowned, unowned)
+		r.report, r.logged, r.loggedUnowned = report, missing, unowned
 	}
 	r.checking = nil
 	r.mu.Unlock()
@@ -227,6 +244,10 @@ func (r *readiness) check(done chan struct{}, timeout time.Duration) {
 
 	for _, t := range gone {
 		r.logger.Warn(fmt.Sprintf("kafka topic %q does not exist: raterd consumes nothing from it until the topic is created and raterd is restarted", t), "topic", t)
+	}
+	for _, t := range stranded {
+		r.logger.Warn(fmt.Sprintf("kafka topic %q has %d partitions no member of the consumer group owns (created after the group formed?): restart raterd to consume them",
+			t, report.Unowned[t]), "topic", t, "partitions", report.Unowned[t])
 	}
 	for _, t := range back {
 		r.logger.Info(fmt.Sprintf("kafka topic %q exists now; restart raterd if it does not start consuming it", t), "topic", t)
@@ -258,4 +279,14 @@ func describeMissing(topics []string) string {
 		return "topic " + quoted[0] + " does not exist"
 	}
 	return "topics " + strings.Join(quoted, ", ") + " do not exist"
+}
+
+// describeUnowned says which topics have partitions no member of the group owns, sorted
+// by topic: `topic "a" has 4 partitions no member of the group owns (...)`.
+func describeUnowned(unowned map[string]int) string {
+	var parts []string
+	for _, t := range slices.Sorted(maps.Keys(unowned)) {
+		parts = append(parts, fmt.Sprintf("topic %q has %d partitions no member of the group owns", t, unowned[t]))
+	}
+	return strings.Join(parts, "; ") + " (created after the group formed? restart raterd to consume them)"
 }

@@ -201,6 +201,33 @@ func TestIntegrationRunMissingTopic(t *testing.T) {
 	if err := Produce(context.Background(), []string{s.Kafka}, topic, values); err != nil {
 		t.Fatal(err)
 	}
+	// The topic exists now, and the member, which joined before it did, owns none of its
+	// partitions: /readyz must not turn 200 while it consumes nothing (once the start-up
+	// answer expires, the reason becomes the unowned partitions), unless the member picked
+	// the partitions up.
+	deadline := time.Now().Add(3 * topicCheckTTL)
+	var last string
+	for {
+		resp, err := http.Get(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		last = fmt.Sprintf("%d %q", resp.StatusCode, b)
+		if resp.StatusCode == http.StatusOK {
+			waitScores(t, cfg.ScoresFile, len(values), 60*time.Second) // ready means consuming
+			break
+		}
+		if strings.Contains(string(b), "partitions no member of the group owns") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz after the topic was created: %s; want 503 naming the unowned partitions (or 200 and consuming)", last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("/readyz once the topic existed: %s", last)
 	stop()
 
 	// Restarted: the member owns the topic's partitions, is ready and consumes.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -31,12 +32,13 @@ import (
 type fakeTopicChecker struct {
 	mu      sync.Mutex
 	missing []string
+	unowned map[string]int
 	err     error
 	block   chan struct{}
 	calls   int
 }
 
-func (f *fakeTopicChecker) Missing(ctx context.Context) ([]string, error) {
+func (f *fakeTopicChecker) Check(ctx context.Context) (consumer.TopicReport, error) {
 	f.mu.Lock()
 	f.calls++
 	block := f.block
@@ -45,12 +47,18 @@ func (f *fakeTopicChecker) Missing(ctx context.Context) ([]string, error) {
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("fake metadata request: %w", ctx.Err())
+			return consumer.TopicReport{}, fmt.Errorf("fake metadata request: %w", ctx.Err())
 		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.missing), f.err
+	return consumer.TopicReport{Missing: slices.Clone(f.missing), Unowned: maps.Clone(f.unowned)}, f.err
+}
+
+func (f *fakeTopicChecker) setUnowned(unowned map[string]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unowned = unowned
 }
 
 func (f *fakeTopicChecker) set(missing []string, err error) {
@@ -197,6 +205,29 @@ func TestReadyzNotReadyWhileNoPartitionAndTopicMissing(t *testing.T) {
 	}
 	if f.topics.callCount() != calls {
 		t.Fatal("a member owning partitions asked the cluster for topic metadata")
+	}
+}
+
+// TestReadyzNotReadyWhileTopicPartitionsUnowned: the topic exists (a broker that
+// auto-creates topics made it on the group's own join) but no member owns its partitions:
+// not ready, with the reason, and one warning.
+func TestReadyzNotReadyWhileTopicPartitionsUnowned(t *testing.T) {
+	f := newReadyzFixture(t)
+	f.rd.ttl = 0
+	f.topics.setUnowned(map[string]int{"llm-traffic": 4})
+	code, body := f.get(t)
+	want := "not ready: no partition assigned; topic \"llm-traffic\" has 4 partitions no member of the group owns (created after the group formed? restart raterd to consume them)\n"
+	if code != http.StatusServiceUnavailable || body != want {
+		t.Fatalf("/readyz = %d %q, want 503 %q", code, body, want)
+	}
+	f.get(t)
+	if n := len(f.logs.lines(`kafka topic \"llm-traffic\" has 4 partitions no member of the consumer group owns`)); n != 1 {
+		t.Fatalf("%d warnings naming the unowned topic, want 1:\n%s", n, f.logs)
+	}
+	// Once a member owns them (after a restart), ready.
+	f.topics.setUnowned(nil)
+	if code, body := f.get(t); code != http.StatusOK || body != "ready\n" {
+		t.Fatalf("/readyz with the partitions owned = %d %q, want 200", code, body)
 	}
 }
 
@@ -359,8 +390,9 @@ func TestReadinessUnknownIsNotMissing(t *testing.T) {
 // TestRunNotReadyWhileTopicMissing runs the run path against an in-process
 // Kafka-protocol broker that does not auto-create topics (the case the user hit): with
 // the input topic missing, the start-up warning names it and /readyz is 503 saying why.
-// Once the topic exists /readyz turns 200; whether this member then gets partitions
-// without a restart is up to topic discovery (not fixed yet: kafka-go rejoins the group in
+// Once the topic exists /readyz turns 200 if this member got its partitions, and stays
+// 503 saying that no member owns them if not; whether it gets them without a restart is
+// up to topic discovery (not fixed yet: kafka-go rejoins the group in
 // a loop while the topic is missing, and that loop sometimes stops early), so the test
 // restarts raterd, as the warning says, and checks that it consumes.
 func TestRunNotReadyWhileTopicMissing(t *testing.T) {
@@ -394,7 +426,10 @@ func TestRunNotReadyWhileTopicMissing(t *testing.T) {
 	if err := Produce(context.Background(), []string{broker}, topic, values); err != nil {
 		t.Fatal(err)
 	}
-	waitReadyz(t, base, http.StatusOK, "ready\n", 30*time.Second)
+	// Now the topic exists: ready if this member picked its partitions up, otherwise not
+	// ready, saying that no member owns them (not "ready" while it consumes nothing).
+	unowned := "not ready: no partition assigned; topic \"llm-traffic\" has 2 partitions no member of the group owns (created after the group formed? restart raterd to consume them)\n"
+	waitReadyzAny(t, base, 30*time.Second, [2]any{http.StatusOK, "ready\n"}, [2]any{http.StatusServiceUnavailable, unowned})
 	stop()
 
 	stop = startRun(t, cfg, logs)
@@ -481,6 +516,29 @@ func waitReadyz(t *testing.T, url string, code int, body string, timeout time.Du
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s: not %d %q after %s; last: %s", url, code, body, timeout, last)
+}
+
+// waitReadyzAny waits until /readyz answers one of the (code, body) pairs.
+func waitReadyzAny(t *testing.T, url string, timeout time.Duration, answers ...[2]any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, a := range answers {
+				if resp.StatusCode == a[0].(int) && string(b) == a[1].(string) {
+					return
+				}
+			}
+			last = fmt.Sprintf("%d %q", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: none of %v after %s; last: %s", url, answers, timeout, last)
 }
 
 // waitScores waits until the scores file holds n lines.
