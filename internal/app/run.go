@@ -134,7 +134,7 @@ type readiness struct {
 	timeout, wait time.Duration
 
 	mu       sync.Mutex
-	owner    partitionOwner // nil until the pipeline is built
+	owner    partitionOwner       // nil until the pipeline is built
 	checked  time.Time            // when the last check ended; zero before the first
 	report   consumer.TopicReport // as of the last check that succeeded
 	lastErr  error                // why the last check failed; nil when it succeeded
