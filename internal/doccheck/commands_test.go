@@ -256,3 +256,31 @@ func BenchmarkDocNothing(b *testing.B) {
 	for b.Loop() {
 	}
 }
+
+// sqlRunBy names, for each file whose SQL blocks a test runs against ClickHouse, that
+// test; the SQL blocks of every other file must be fenced ```sql illustration.
+var sqlRunBy = map[string]string{
+	"README.md":   "TestIntegrationEndToEnd (internal/app: readmeQueries runs each statement of the block)",
+	"docs/sql.md": "TestCookbookDoc (sinks/clickhouse: the generated section is the cookbook the integration tests run)",
+}
+
+// TestDocSQLBlocksRunOrMarked: a SQL block outside the files whose blocks a test runs is an
+// illustration, marked as such.
+func TestDocSQLBlocksRunOrMarked(t *testing.T) {
+	run := 0
+	for _, file := range docFiles(t) {
+		for _, b := range readBlocks(t, file) {
+			if len(b.info) == 0 || b.info[0] != "sql" || b.illustration() {
+				continue
+			}
+			if _, ok := sqlRunBy[filepath.ToSlash(b.file)]; !ok {
+				t.Errorf("%s: a SQL block no test runs: fence it ```sql illustration, or run it in a test and list the file in sqlRunBy", b)
+				continue
+			}
+			run++
+		}
+	}
+	if run == 0 {
+		t.Fatal("found no SQL block run by a test: is the fence parser broken?")
+	}
+}
