@@ -122,13 +122,12 @@ func (b *logBuffer) lines(s string) []string {
 // readyzFixture is readiness wired to the admin server as run wires it, with fakes for
 // the cluster and the group member.
 type readyzFixture struct {
-	rd      *readiness
-	topics  *fakeTopicChecker
-	owner   *fakeOwner
-	admin   *adminServer
-	logs    *logBuffer
-	readyz  string
-	handler http.Handler
+	rd     *readiness
+	topics *fakeTopicChecker
+	owner  *fakeOwner
+	admin  *adminServer
+	logs   *logBuffer
+	readyz string
 }
 
 func newReadyzFixture(t *testing.T) *readyzFixture {
