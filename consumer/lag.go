@@ -16,17 +16,27 @@ type PartitionLag struct {
 	// Committed is the group's committed offset: the next record it will read. -1 when
 	// the group has committed nothing on this partition.
 	Committed int64
+	// First is the partition's oldest offset still held (retention deletes older ones).
+	First int64
 	// End is the partition's end offset: the offset the next message produced will get.
 	End int64
+	// StartLatest is kafka.start_offset: latest: a partition the group has committed
+	// nothing on is read from the end, so none of its records count as lag.
+	StartLatest bool
 }
 
-// Lag is the number of records the group has not finished: all of them when it has
-// committed nothing (it starts at the beginning with kafka.start_offset: earliest).
+// Lag is the number of records the group has not finished. On a partition it has
+// committed nothing on, that is every record still held (from First) with
+// kafka.start_offset: earliest, and none with latest.
 func (l PartitionLag) Lag() int64 {
-	if l.Committed < 0 {
-		return l.End
+	switch {
+	case l.Committed >= 0:
+		return max(l.End-l.Committed, 0)
+	case l.StartLatest:
+		return 0
+	default:
+		return max(l.End-max(l.First, 0), 0)
 	}
-	return max(l.End-l.Committed, 0)
 }
 
 // TotalLag sums the lag of every partition.
@@ -65,14 +75,21 @@ func GroupLag(ctx context.Context, cfg Config, transport kafka.RoundTripper) ([]
 		return nil, fmt.Errorf("consumer lag: %w", err)
 	}
 	byEnd := map[string][]kafka.OffsetRequest{}
+	byFirst := map[string][]kafka.OffsetRequest{}
 	for topic, ids := range partitions {
 		for _, id := range ids {
 			byEnd[topic] = append(byEnd[topic], kafka.LastOffsetOf(id))
+			byFirst[topic] = append(byFirst[topic], kafka.FirstOffsetOf(id))
 		}
 	}
+	// Two requests: a partition may appear once per ListOffsets request.
 	ends, err := listOffsets(ctx, client, byEnd, func(p kafka.PartitionOffsets) int64 { return p.LastOffset })
 	if err != nil {
 		return nil, fmt.Errorf("consumer lag: end offsets: %w", err)
+	}
+	firsts, err := listOffsets(ctx, client, byFirst, func(p kafka.PartitionOffsets) int64 { return p.FirstOffset })
+	if err != nil {
+		return nil, fmt.Errorf("consumer lag: first offsets: %w", err)
 	}
 	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: cfg.GroupID, Topics: partitions})
 	if err != nil {
@@ -95,7 +112,8 @@ func GroupLag(ctx context.Context, cfg Config, transport kafka.RoundTripper) ([]
 	for topic, ids := range partitions {
 		for _, id := range ids {
 			tp := TopicPartition{Topic: topic, Partition: id}
-			l := PartitionLag{TopicPartition: tp, Committed: -1, End: ends[tp]}
+			l := PartitionLag{TopicPartition: tp, Committed: -1, First: firsts[tp], End: ends[tp],
+				StartLatest: cfg.StartOffset == StartLatest}
 			if c, ok := old[tp]; ok && c >= 0 {
 				l.Committed = c
 			}

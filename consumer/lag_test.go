@@ -8,15 +8,21 @@ import (
 
 func TestPartitionLag(t *testing.T) {
 	for _, c := range []struct {
-		committed, end, want int64
+		committed, first, end int64
+		latest                bool
+		want                  int64
 	}{
-		{-1, 7, 7}, // nothing committed: the group reads the whole partition
-		{3, 7, 4},
-		{7, 7, 0},
-		{9, 7, 0}, // a commit past the end (truncated topic) is no negative lag
+		{-1, 0, 7, false, 7}, // nothing committed, earliest: the group reads the whole partition
+		{-1, 5, 7, false, 2}, // ... from the oldest record retention kept
+		{-1, 0, 7, true, 0},  // latest: a new group reads nothing already there
+		{3, 0, 7, false, 4},
+		{3, 0, 7, true, 4}, // a commit counts whatever the start offset
+		{7, 0, 7, false, 0},
+		{9, 0, 7, false, 0}, // a commit past the end (truncated topic) is no negative lag
 	} {
-		if got := (PartitionLag{Committed: c.committed, End: c.end}).Lag(); got != c.want {
-			t.Errorf("committed %d end %d: lag %d, want %d", c.committed, c.end, got, c.want)
+		l := PartitionLag{Committed: c.committed, First: c.first, End: c.end, StartLatest: c.latest}
+		if got := l.Lag(); got != c.want {
+			t.Errorf("%+v: lag %d, want %d", l, got, c.want)
 		}
 	}
 	if got := TotalLag([]PartitionLag{{Committed: -1, End: 2}, {Committed: 1, End: 5}}); got != 6 {

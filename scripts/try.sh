@@ -5,6 +5,7 @@
 # dead letters, and a stop by PID.
 #
 #   scripts/try.sh
+#   RATERD_TRY_KEEP_SERVICES=1 scripts/try.sh    never stops the service stack (the test suite's setting)
 #
 # The README's command lines are lines of this script (internal/doccheck checks that, and
 # runs this script in the test suite), so the documented path cannot rot. It writes bin/,
@@ -17,7 +18,9 @@ step() { printf '\n==> %s\n' "$*"; }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 stack_was_up=
-if scripts/services.sh status >/dev/null 2>&1; then stack_was_up=1; fi
+if [ -n "${RATERD_TRY_KEEP_SERVICES:-}" ] || scripts/services.sh status >/dev/null 2>&1; then stack_was_up=1; fi
+# PID files of an earlier run name processes that are gone (or someone else's now).
+rm -f raterd.pid judgesim.pid
 for port in 8000 9464; do
   if port_busy "$port"; then
     echo "try.sh: 127.0.0.1:$port is in use (judgesim listens on 8000, raterd's admin server on 9464); stop what holds it first" >&2
@@ -48,6 +51,8 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap 'exit 143' TERM # so that a stopped run still stops what it started
+trap 'exit 130' INT
 
 step "the main job on embedded defaults, nothing else running: raterd demo"
 go run ./cmd/raterd demo
@@ -85,9 +90,9 @@ raterd report worst_apps --config raterd.yaml --param evaluator=helpfulness --pa
 step "the dead letters (the invalid records trafficgen mixes in), listed without replaying"
 raterd dlq replay --config raterd.yaml --dry-run
 
-step "stop raterd (it drains and commits) and judgesim"
-kill "$(cat raterd.pid)" "$(cat judgesim.pid)"
-for pidfile in raterd.pid judgesim.pid; do stop_pid "$pidfile"; done
+step "stop raterd (it drains and commits) and judgesim, and wait until both have exited"
+kill "$(cat raterd.pid)" "$(cat judgesim.pid)" && wait
+rm -f raterd.pid judgesim.pid
 grep -m1 'raterd stopped' raterd.log
 
 if [ -z "$stack_was_up" ]; then

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"text/tabwriter"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"raterd/consumer"
 	"raterd/internal/app"
@@ -55,20 +58,30 @@ func waitForLag(ctx context.Context, cfg consumer.Config, wait time.Duration, st
 		callCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		lags, err := consumer.GroupLag(callCtx, cfg, nil)
 		cancel()
-		if err != nil {
-			return nil, err
-		}
-		total := consumer.TotalLag(lags)
-		if wait == 0 || total == 0 {
-			return lags, nil
-		}
 		now := time.Now()
-		if !now.Before(deadline) {
-			return lags, fmt.Errorf("lag: consumer group %s is still %d records behind after waiting %s", cfg.GroupID, total, wait)
+		var status string
+		switch {
+		case err != nil && (wait == 0 || !retryableLagError(ctx, err)):
+			return nil, err
+		case err != nil && !now.Before(deadline):
+			return nil, fmt.Errorf("lag: still failing after waiting %s: %w", wait, err)
+		case err != nil:
+			// A fresh broker creates its offsets topic on the first group request: the
+			// coordinator is not available for a moment.
+			status = fmt.Sprintf("cannot read the offsets yet (%v)", err)
+		default:
+			total := consumer.TotalLag(lags)
+			if wait == 0 || total == 0 {
+				return lags, nil
+			}
+			if !now.Before(deadline) {
+				return lags, fmt.Errorf("lag: consumer group %s is still %d records behind after waiting %s", cfg.GroupID, total, wait)
+			}
+			status = fmt.Sprintf("is %d records behind", total)
 		}
 		if now.Sub(lastProgress) >= lagProgressInterval {
-			fmt.Fprintf(stderr, "raterd lag: consumer group %s is %d records behind; waiting (%s left)\n",
-				cfg.GroupID, total, deadline.Sub(now).Round(time.Second))
+			fmt.Fprintf(stderr, "raterd lag: consumer group %s %s; waiting (%s left)\n",
+				cfg.GroupID, status, deadline.Sub(now).Round(time.Second))
 			lastProgress = now
 		}
 		select {
@@ -92,4 +105,18 @@ func printLag(w io.Writer, group string, lags []consumer.PartitionLag) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "consumer group %s: %d records behind\n", group, consumer.TotalLag(lags))
+}
+
+// retryableLagError reports whether a failed offset read may succeed if tried again: a
+// temporary Kafka error (coordinator not available or loading, a leader election), but
+// not a missing topic, or one call timing out while ctx is still alive.
+func retryableLagError(ctx context.Context, err error) bool {
+	if errors.Is(err, kafka.UnknownTopicOrPartition) {
+		return false // kafka-go calls it temporary; here it is a topic that does not exist
+	}
+	var kerr kafka.Error
+	if errors.As(err, &kerr) {
+		return kerr.Temporary()
+	}
+	return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 }

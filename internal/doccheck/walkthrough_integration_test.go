@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,8 +33,18 @@ func TestWalkthrough(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "scripts/try.sh")
 	cmd.Dir = repoRoot
+	// The shared services serve the other packages' tests running now: never stop them.
+	cmd.Env = append(os.Environ(), "RATERD_TRY_KEEP_SERVICES=1")
+	// Its own process group: on a timeout the whole walkthrough (bash, raterd and judgesim
+	// in the background, the producer) gets SIGTERM, so try.sh's trap stops what it
+	// started, and SIGKILL once WaitDelay has passed; nothing is left holding the ports.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
 	out, err := cmd.CombinedOutput()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever outlived the script
+	}
 	t.Logf("scripts/try.sh output:\n%s", out)
 	if err != nil {
 		t.Fatalf("scripts/try.sh: %v", err)
@@ -56,6 +67,10 @@ func TestWalkthrough(t *testing.T) {
 		if !want.MatchString(text) {
 			t.Errorf("the walkthrough's output has no match for %s", want)
 		}
+	}
+	// raterd drained: one SIGTERM, not a second one that exits at once.
+	if log, err := os.ReadFile(filepath.Join(repoRoot, "raterd.log")); err != nil || strings.Contains(string(log), "second signal") {
+		t.Errorf("raterd.log (err %v) shows a second signal: the walkthrough's stop did not let raterd drain", err)
 	}
 	// Stopped means stopped: nothing listens on judgesim's or raterd's admin port.
 	for _, port := range []string{"8000", "9464"} {
