@@ -88,6 +88,10 @@ func (c *Config) Validate(key string) error {
 		if t == "" || strings.HasSuffix(t, ".dlq") {
 			return fmt.Errorf("%s.topics[%d]: %q is empty or a dead-letter topic", key, i, t)
 		}
+		if !validate.KafkaTopic(t) || !validate.KafkaTopic(t+".dlq") { // the topic, and its dead-letter topic
+			return fmt.Errorf("%s.topics[%d]: %q is not a Kafka topic name whose dead-letter topic fits (ASCII letters, digits, '.', '_', '-'; at most %d characters)",
+				key, i, t, validate.MaxKafkaTopic-len(".dlq"))
+		}
 	}
 	if c.GroupID == "" {
 		c.GroupID = "raterd"

@@ -66,6 +66,8 @@ func TestParseConfigRejectsNamingTheKey(t *testing.T) {
 		{"bad judge type", strings.Replace(validConfig, "{type: heuristic}", "{type: magic}", 1), "judges.checks.type"},
 		{"duplicate evaluator", strings.Replace(validConfig, "name: helpful", "name: pii", 1), "evaluators[1].name"},
 		{"bad endpoint", strings.Replace(validConfig, "http://127.0.0.1:8000/v1", "ftp://x", 1), "judges.pool-a.endpoints[0].url"},
+		{"topic name Kafka refuses", strings.Replace(validConfig, "topics: [llm-traffic]", `topics: ["llm traffic"]`, 1), "kafka.topics[0]"},
+		{"topic too long for its dead-letter topic", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: ["+strings.Repeat("t", 247)+"]", 1), "kafka.topics[0]"},
 		{"bad log level", validConfig + "telemetry: {log_level: loud}\n", "telemetry.log_level"},
 		{"redis cluster db", validConfig + "redis: {addrs: [\"a:1\", \"b:1\"], db: 2}\n", "redis.db"},
 		{"in-flight bytes below batch bytes", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: [t]\n  batch: {max_bytes: 100000000}", 1), "kafka.max_in_flight_bytes"},

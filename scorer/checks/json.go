@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"raterd/internal/text"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -259,8 +260,5 @@ func jsonError(s string) string {
 	if errors.As(err, &se) {
 		msg = fmt.Sprintf("%s (offset %d)", msg, se.Offset)
 	}
-	if len(msg) > 160 {
-		msg = msg[:160]
-	}
-	return msg
+	return text.Clip(msg, 160) // the error quotes the input: never cut a rune in two
 }
