@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Development/CI service stack for raterd: Apache Kafka (KRaft, single node), Redis and
-# ClickHouse, all on loopback. Shared by .ci/run, developers and users.
+# Development/CI service stack for raterd: Apache Kafka (KRaft, single node), Redis,
+# ClickHouse and an OpenTelemetry Collector, all on loopback. Shared by .ci/run, developers and users.
 #
 #   scripts/services.sh up       install what is missing, start everything, wait until ready
 #   scripts/services.sh down     stop everything this script started
@@ -9,6 +9,8 @@
 #   scripts/services.sh kafka-tool CLASS ARGS...   run a Kafka CLI tool (TopicCommand, ConsoleProducer, ...)
 #
 # Installs: Kafka broker jars from Maven Central (deploy/kafka/pom.xml, needs java + mvn);
+# the OpenTelemetry Collector, built with the Collector Builder from the Go module proxy
+# (deploy/otelcol/builder.yaml, needs go; about 2 minutes the first time, cached after);
 # redis-server, clickhouse-server, clickhouse-client and openssl from the Debian packages;
 # chdb-core from PyPI into a virtualenv (the current ClickHouse release as an in-process
 # engine: the tests run raterd's DDL, dedup inserts and SQL cookbook on it, since Debian's
@@ -41,6 +43,18 @@ KAFKA_LIBS="$DIR/kafka-$KAFKA_VERSION-$(sha256sum "$ROOT/deploy/kafka/pom.xml" |
 # Base64 (URL-safe, unpadded) of the 16 bytes "raterd-dev-clust": any fixed id will do.
 KAFKA_CLUSTER_ID=cmF0ZXJkLWRldi1jbHVzdA
 KAFKA_HEAP="${RATERD_KAFKA_HEAP:--Xms256m -Xmx768m}"
+
+# The OpenTelemetry Collector (deploy/otelcol): OTLP gRPC and HTTP, its health check, and
+# the JSON-lines file every signal it receives is written to. The builder version is the
+# core components' version in builder.yaml.
+OTELCOL_GRPC_PORT=4317
+OTELCOL_HTTP_PORT=4318
+OTELCOL_HEALTH_PORT=13133
+OTELCOL_BUILDER_VERSION=v0.165.0
+# Keyed by the manifest's hash, so editing deploy/otelcol/builder.yaml builds afresh.
+OTELCOL_BUILD="$DIR/otelcol-$(sha256sum "$ROOT/deploy/otelcol/builder.yaml" | cut -c1-12)"
+OTELCOL_BIN="$OTELCOL_BUILD/_build/otelcol-raterd"
+OTELCOL_FILE="$DIR/otelcol/export.jsonl"
 
 KAFKA_TIMEOUT=180
 REDIS_TIMEOUT=30
@@ -132,7 +146,7 @@ wait_for() {
   done
 }
 
-declare -A PATTERN=([kafka]='kafka.Kafka' [redis]='redis-server' [clickhouse]='clickhouse')
+declare -A PATTERN=([kafka]='kafka.Kafka' [redis]='redis-server' [clickhouse]='clickhouse' [otelcol]='otelcol-raterd')
 
 kafka_java() { java -cp "$KAFKA_LIBS/*" "$@"; }
 kafka_ready() {
@@ -302,16 +316,53 @@ stop_one() {
   rm -f "$pidfile"
 }
 
+# ------------------------------------------------------------------------------ otelcol
+# otelcol_install builds the collector of deploy/otelcol/builder.yaml unless this
+# manifest's build is there. The builder's own go.mod lives in the build directory, not in
+# the repository's module.
+otelcol_install() {
+  command -v curl >/dev/null || apt_install curl # its health check
+  [ -x "$OTELCOL_BIN" ] && return 0
+  command -v go >/dev/null || die "otelcol: the go command is needed to build the collector"
+  log "otelcol: building the OpenTelemetry Collector with the Collector Builder $OTELCOL_BUILDER_VERSION (about 2 minutes the first time)"
+  rm -rf "$OTELCOL_BUILD"; mkdir -p "$OTELCOL_BUILD"
+  cp "$ROOT/deploy/otelcol/builder.yaml" "$OTELCOL_BUILD/builder.yaml"
+  GOBIN="$OTELCOL_BUILD/bin" go install "go.opentelemetry.io/collector/cmd/builder@$OTELCOL_BUILDER_VERSION" \
+    || die "otelcol: could not install the Collector Builder $OTELCOL_BUILDER_VERSION"
+  (cd "$OTELCOL_BUILD" && bin/builder --config builder.yaml >"$LOGS/otelcol-build.log" 2>&1) \
+    || { tail -n 30 "$LOGS/otelcol-build.log" >&2; die "otelcol: build failed (log: $LOGS/otelcol-build.log)"; }
+  [ -x "$OTELCOL_BIN" ] || die "otelcol: the build made no $OTELCOL_BIN"
+}
+
+otelcol_ready() { curl -fsS "http://127.0.0.1:$OTELCOL_HEALTH_PORT/" >/dev/null; }
+
+otelcol_start() {
+  if pid_alive otelcol "${PATTERN[otelcol]}"; then log "otelcol: already running"; return 0; fi
+  port_free otelcol "$OTELCOL_GRPC_PORT"; port_free otelcol "$OTELCOL_HTTP_PORT"; port_free otelcol "$OTELCOL_HEALTH_PORT"
+  rm -rf "$DIR/otelcol"; mkdir -p "$DIR/otelcol"
+  log "otelcol: starting on 127.0.0.1:$OTELCOL_GRPC_PORT (OTLP gRPC), :$OTELCOL_HTTP_PORT (HTTP); export file $OTELCOL_FILE"
+  OTELCOL_GRPC_PORT=$OTELCOL_GRPC_PORT OTELCOL_HTTP_PORT=$OTELCOL_HTTP_PORT OTELCOL_HEALTH_PORT=$OTELCOL_HEALTH_PORT \
+    OTELCOL_FILE=$OTELCOL_FILE OTELCOL_KAFKA=$KAFKA_ADDR \
+    spawn otelcol "$LOGS/otelcol.log" "$OTELCOL_BIN" --config "$ROOT/deploy/otelcol/collector.yaml"
+}
+
+otelcol_wait() {
+  wait_for otelcol 60 "$LOGS/otelcol.log" otelcol_ready
+  log "otelcol: up (collector $OTELCOL_BUILDER_VERSION) on 127.0.0.1:$OTELCOL_GRPC_PORT"
+}
+
 cmd_up() {
   local t0=$SECONDS
-  kafka_install; redis_install; ch_install; chdb_install
+  kafka_install; redis_install; ch_install; chdb_install; otelcol_install
   redis_start; ch_start; kafka_start
   redis_wait; ch_wait; kafka_wait
+  # After Kafka: its Kafka exporters connect at start.
+  otelcol_start; otelcol_wait
   log "services: up in $((SECONDS - t0))s (state in $DIR)"
 }
 
 cmd_down() {
-  stop_one kafka; stop_one clickhouse; stop_one redis
+  stop_one otelcol; stop_one kafka; stop_one clickhouse; stop_one redis
 }
 
 cmd_status() {
@@ -325,6 +376,9 @@ cmd_status() {
   if pid_alive clickhouse "${PATTERN[clickhouse]}" && ch_ready >/dev/null 2>&1; then
     echo "clickhouse: up   127.0.0.1:$CH_TCP_PORT ($(clickhouse-client --port "$CH_TCP_PORT" --query 'SELECT version()'), pid $(cat "$RUN/clickhouse.pid"))"
   else echo "clickhouse: down"; rc=1; fi
+  if pid_alive otelcol "${PATTERN[otelcol]}" && otelcol_ready 2>/dev/null; then
+    echo "otelcol:    up   127.0.0.1:$OTELCOL_GRPC_PORT (OTLP gRPC; collector $OTELCOL_BUILDER_VERSION, pid $(cat "$RUN/otelcol.pid"))"
+  else echo "otelcol:    down"; rc=1; fi
   return $rc
 }
 
@@ -340,6 +394,9 @@ cmd_env() {
   echo "export RATERD_TEST_CHDB_PYTHON=$CHDB_VENV/bin/python"
   # The fault-injection suite (faults/) runs private Kafka brokers from these jars.
   echo "export RATERD_TEST_KAFKA_LIBS=$KAFKA_LIBS"
+  # The OpenTelemetry Collector: its OTLP gRPC endpoint and the file it writes what it got to.
+  echo "export RATERD_TEST_OTELCOL=127.0.0.1:$OTELCOL_GRPC_PORT"
+  echo "export RATERD_TEST_OTELCOL_FILE=$OTELCOL_FILE"
 }
 
 # kafka-tool CLASS ARGS...: run a Kafka CLI tool with the cached jars, e.g.
