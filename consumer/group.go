@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -138,14 +138,7 @@ func (r *GroupReader) Owned() []TopicPartition {
 	return parts
 }
 
-func sortPartitions(parts []TopicPartition) {
-	sort.Slice(parts, func(i, j int) bool {
-		if parts[i].Topic != parts[j].Topic {
-			return parts[i].Topic < parts[j].Topic
-		}
-		return parts[i].Partition < parts[j].Partition
-	})
-}
+func sortPartitions(parts []TopicPartition) { slices.SortFunc(parts, compareTopicPartitions) }
 
 // FetchMessage returns the next message of any owned partition.
 func (r *GroupReader) FetchMessage(ctx context.Context) (kafka.Message, error) {

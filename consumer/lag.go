@@ -2,10 +2,8 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sort"
-	"time"
+	"slices"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -54,21 +52,11 @@ func TotalLag(lags []PartitionLag) int64 {
 // produced so far is done. A missing topic is an error naming it. A nil transport gets
 // one of its own. The lags are sorted by topic and partition.
 func GroupLag(ctx context.Context, cfg Config, transport kafka.RoundTripper) ([]PartitionLag, error) {
-	switch {
-	case len(cfg.Brokers) == 0:
-		return nil, errors.New("consumer lag: kafka.brokers: at least one broker is required")
-	case len(cfg.Topics) == 0:
-		return nil, errors.New("consumer lag: kafka.topics: at least one topic is required")
-	case cfg.GroupID == "":
-		return nil, errors.New("consumer lag: kafka.group_id: required")
+	if err := checkGroupAdminConfig(cfg); err != nil {
+		return nil, fmt.Errorf("consumer lag: %w", err)
 	}
-	if transport == nil {
-		// Not kafka-go's shared DefaultTransport: its metadata cache can be seconds stale.
-		tr := &kafka.Transport{}
-		defer tr.CloseIdleConnections()
-		transport = tr
-	}
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport}
+	client, done := groupAdminClient(cfg, transport)
+	defer done()
 
 	partitions, err := topicPartitions(ctx, client, cfg.Topics)
 	if err != nil {
@@ -91,21 +79,9 @@ func GroupLag(ctx context.Context, cfg Config, transport kafka.RoundTripper) ([]
 	if err != nil {
 		return nil, fmt.Errorf("consumer lag: first offsets: %w", err)
 	}
-	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: cfg.GroupID, Topics: partitions})
+	old, err := fetchCommittedOffsets(ctx, client, cfg.GroupID, partitions)
 	if err != nil {
-		return nil, fmt.Errorf("consumer lag: committed offsets of group %s: %w", cfg.GroupID, err)
-	}
-	if committed.Error != nil {
-		return nil, fmt.Errorf("consumer lag: committed offsets of group %s: %w", cfg.GroupID, committed.Error)
-	}
-	old := map[TopicPartition]int64{}
-	for topic, ps := range committed.Topics {
-		for _, p := range ps {
-			if p.Error != nil {
-				return nil, fmt.Errorf("consumer lag: committed offset of %s/%d: %w", topic, p.Partition, p.Error)
-			}
-			old[TopicPartition{Topic: topic, Partition: p.Partition}] = p.CommittedOffset
-		}
+		return nil, fmt.Errorf("consumer lag: %w", err)
 	}
 
 	var lags []PartitionLag
@@ -114,17 +90,12 @@ func GroupLag(ctx context.Context, cfg Config, transport kafka.RoundTripper) ([]
 			tp := TopicPartition{Topic: topic, Partition: id}
 			l := PartitionLag{TopicPartition: tp, Committed: -1, First: firsts[tp], End: ends[tp],
 				StartLatest: cfg.StartOffset == StartLatest}
-			if c, ok := old[tp]; ok && c >= 0 {
+			if c, ok := old[tp]; ok {
 				l.Committed = c
 			}
 			lags = append(lags, l)
 		}
 	}
-	sort.Slice(lags, func(i, j int) bool {
-		if lags[i].Topic != lags[j].Topic {
-			return lags[i].Topic < lags[j].Topic
-		}
-		return lags[i].Partition < lags[j].Partition
-	})
+	slices.SortFunc(lags, func(a, b PartitionLag) int { return compareTopicPartitions(a.TopicPartition, b.TopicPartition) })
 	return lags, nil
 }

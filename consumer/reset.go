@@ -1,10 +1,12 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -56,21 +58,11 @@ func rewoundOffset(committed, target int64) int64 {
 // A nil transport gets one of its own. The resets are returned sorted by topic and
 // partition.
 func ResetGroupToTime(ctx context.Context, cfg Config, at time.Time, transport kafka.RoundTripper) ([]OffsetReset, error) {
-	switch {
-	case len(cfg.Brokers) == 0:
-		return nil, errors.New("reset offsets: kafka.brokers: at least one broker is required")
-	case len(cfg.Topics) == 0:
-		return nil, errors.New("reset offsets: kafka.topics: at least one topic is required")
-	case cfg.GroupID == "":
-		return nil, errors.New("reset offsets: kafka.group_id: required")
+	if err := checkGroupAdminConfig(cfg); err != nil {
+		return nil, fmt.Errorf("reset offsets: %w", err)
 	}
-	if transport == nil {
-		// Not kafka-go's shared DefaultTransport: its metadata cache can be seconds stale.
-		tr := &kafka.Transport{}
-		defer tr.CloseIdleConnections()
-		transport = tr
-	}
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport}
+	client, done := groupAdminClient(cfg, transport)
+	defer done()
 
 	if err := checkGroupEmpty(ctx, client, cfg.GroupID); err != nil {
 		return nil, err
@@ -103,25 +95,9 @@ func ResetGroupToTime(ctx context.Context, cfg Config, at time.Time, transport k
 		return nil, fmt.Errorf("reset offsets: offsets at %s: %w", at.UTC().Format(time.RFC3339), err)
 	}
 
-	fetch := map[string][]int{}
-	for topic, ids := range partitions {
-		fetch[topic] = ids
-	}
-	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: cfg.GroupID, Topics: fetch})
+	old, err := fetchCommittedOffsets(ctx, client, cfg.GroupID, partitions)
 	if err != nil {
-		return nil, fmt.Errorf("reset offsets: committed offsets of group %s: %w", cfg.GroupID, err)
-	}
-	if committed.Error != nil {
-		return nil, fmt.Errorf("reset offsets: committed offsets of group %s: %w", cfg.GroupID, committed.Error)
-	}
-	old := map[TopicPartition]int64{}
-	for topic, ps := range committed.Topics {
-		for _, p := range ps {
-			if p.Error != nil {
-				return nil, fmt.Errorf("reset offsets: committed offset of %s/%d: %w", topic, p.Partition, p.Error)
-			}
-			old[TopicPartition{Topic: topic, Partition: p.Partition}] = p.CommittedOffset
-		}
+		return nil, fmt.Errorf("reset offsets: %w", err)
 	}
 
 	var resets []OffsetReset
@@ -130,7 +106,7 @@ func ResetGroupToTime(ctx context.Context, cfg Config, at time.Time, transport k
 		for _, id := range ids {
 			tp := TopicPartition{Topic: topic, Partition: id}
 			r := OffsetReset{TopicPartition: tp, Committed: -1, End: ends[tp], Target: targets[tp]}
-			if c, ok := old[tp]; ok && c >= 0 {
+			if c, ok := old[tp]; ok {
 				r.Committed = c
 			}
 			if r.Target < 0 || r.Target > r.End {
@@ -141,12 +117,7 @@ func ResetGroupToTime(ctx context.Context, cfg Config, at time.Time, transport k
 			commits[topic] = append(commits[topic], kafka.OffsetCommit{Partition: id, Offset: r.New})
 		}
 	}
-	sort.Slice(resets, func(i, j int) bool {
-		if resets[i].Topic != resets[j].Topic {
-			return resets[i].Topic < resets[j].Topic
-		}
-		return resets[i].Partition < resets[j].Partition
-	})
+	slices.SortFunc(resets, func(a, b OffsetReset) int { return compareTopicPartitions(a.TopicPartition, b.TopicPartition) })
 
 	// Generation -1 and no member id: the commit of an administrator, which the
 	// coordinator accepts only while the group has no members.
@@ -237,4 +208,59 @@ func listOffsets(ctx context.Context, client *kafka.Client, req map[string][]kaf
 		}
 	}
 	return out, nil
+}
+
+// checkGroupAdminConfig checks what every administrative call on the group needs (a
+// reset, a lag read), naming the missing key.
+func checkGroupAdminConfig(cfg Config) error {
+	switch {
+	case len(cfg.Brokers) == 0:
+		return errors.New("kafka.brokers: at least one broker is required")
+	case len(cfg.Topics) == 0:
+		return errors.New("kafka.topics: at least one topic is required")
+	case cfg.GroupID == "":
+		return errors.New("kafka.group_id: required")
+	}
+	return nil
+}
+
+// groupAdminClient returns a client of cfg.Brokers over transport; a nil transport gets
+// one of its own, whose connections done closes.
+func groupAdminClient(cfg Config, transport kafka.RoundTripper) (client *kafka.Client, done func()) {
+	done = func() {}
+	if transport == nil {
+		// Not kafka-go's shared DefaultTransport: its metadata cache can be seconds stale.
+		tr := &kafka.Transport{}
+		transport, done = tr, tr.CloseIdleConnections
+	}
+	return &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport}, done
+}
+
+// fetchCommittedOffsets returns the group's committed offset of each of partitions that has
+// one.
+func fetchCommittedOffsets(ctx context.Context, client *kafka.Client, group string, partitions map[string][]int) (map[TopicPartition]int64, error) {
+	resp, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: partitions})
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets of group %s: %w", group, err)
+	}
+	if resp.Error != nil {
+		return nil, fmt.Errorf("committed offsets of group %s: %w", group, resp.Error)
+	}
+	out := map[TopicPartition]int64{}
+	for topic, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				return nil, fmt.Errorf("committed offset of %s/%d: %w", topic, p.Partition, p.Error)
+			}
+			if p.CommittedOffset >= 0 {
+				out[TopicPartition{Topic: topic, Partition: p.Partition}] = p.CommittedOffset
+			}
+		}
+	}
+	return out, nil
+}
+
+// compareTopicPartitions orders by topic, then partition.
+func compareTopicPartitions(a, b TopicPartition) int {
+	return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 }

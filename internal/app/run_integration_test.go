@@ -212,29 +212,13 @@ func TestIntegrationRunMissingTopic(t *testing.T) {
 	// partitions: /readyz must not turn 200 while it consumes nothing (the reason is the
 	// missing topic until the start-up answer expires, then the unowned partitions); a
 	// member whose assignment already had them is ready and consumes.
-	deadline := time.Now().Add(3 * topicCheckTTL)
-	var last string
-	for {
-		resp, err := http.Get(base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		last = fmt.Sprintf("%d %q", resp.StatusCode, b)
-		if resp.StatusCode == http.StatusOK {
-			waitScores(t, cfg.ScoresFile, len(values), 60*time.Second) // ready means consuming
-			break
-		}
-		if strings.Contains(string(b), "partitions no member of the group owns") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz after the topic was created: %s; want 503 naming the unowned partitions (or 200 and consuming)", last)
-		}
-		time.Sleep(100 * time.Millisecond)
+	code, body := pollReadyz(t, base, 3*topicCheckTTL, "503 naming the unowned partitions (or 200 and consuming)", func(code int, body string) bool {
+		return code == http.StatusOK || strings.Contains(body, "partitions no member of the group owns")
+	})
+	if code == http.StatusOK {
+		waitScores(t, cfg.ScoresFile, len(values), 60*time.Second) // ready means consuming
 	}
-	t.Logf("/readyz once the topic existed: %s", last)
+	t.Logf("/readyz once the topic existed: %d %q", code, body)
 	stop()
 
 	// Restarted: the member owns the topic's partitions, is ready and consumes.

@@ -428,7 +428,9 @@ func TestRunNotReadyWhileTopicMissing(t *testing.T) {
 	// Now the topic exists: ready if this member picked its partitions up, otherwise not
 	// ready, saying that no member owns them (not "ready" while it consumes nothing).
 	unowned := "not ready: no partition assigned; topic \"llm-traffic\" has 2 partitions no member of the group owns (created after the group formed? restart raterd to consume them)\n"
-	waitReadyzAny(t, base, 30*time.Second, [2]any{http.StatusOK, "ready\n"}, [2]any{http.StatusServiceUnavailable, unowned})
+	pollReadyz(t, base, 30*time.Second, "200 ready or 503 naming the unowned partitions", func(code int, body string) bool {
+		return code == http.StatusOK && body == "ready\n" || code == http.StatusServiceUnavailable && body == unowned
+	})
 	stop()
 
 	stop = startRun(t, cfg, logs)
@@ -499,26 +501,12 @@ admin: {listen: %q}
 // waitReadyz polls url until it answers code with body.
 func waitReadyz(t *testing.T, url string, code int, body string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == code && string(b) == body {
-				return
-			}
-			last = fmt.Sprintf("%d %q", resp.StatusCode, b)
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not %d %q after %s; last: %s", url, code, body, timeout, last)
+	pollReadyz(t, url, timeout, fmt.Sprintf("%d %q", code, body), func(c int, b string) bool { return c == code && b == body })
 }
 
-// waitReadyzAny waits until /readyz answers one of the (code, body) pairs.
-func waitReadyzAny(t *testing.T, url string, timeout time.Duration, answers ...[2]any) {
+// pollReadyz polls url until accept takes its answer, and returns that answer; after
+// timeout it fails, naming want and the last answer.
+func pollReadyz(t *testing.T, url string, timeout time.Duration, want string, accept func(code int, body string) bool) (int, string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -526,10 +514,8 @@ func waitReadyzAny(t *testing.T, url string, timeout time.Duration, answers ...[
 		if resp, err := http.Get(url); err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			for _, a := range answers {
-				if resp.StatusCode == a[0].(int) && string(b) == a[1].(string) {
-					return
-				}
+			if accept(resp.StatusCode, string(b)) {
+				return resp.StatusCode, string(b)
 			}
 			last = fmt.Sprintf("%d %q", resp.StatusCode, b)
 		} else {
@@ -537,7 +523,8 @@ func waitReadyzAny(t *testing.T, url string, timeout time.Duration, answers ...[
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s: none of %v after %s; last: %s", url, answers, timeout, last)
+	t.Fatalf("%s: not %s after %s; last: %s", url, want, timeout, last)
+	return 0, ""
 }
 
 // waitScores waits until the scores file holds n lines.
