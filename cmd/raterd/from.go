@@ -9,10 +9,10 @@ import (
 
 // fromFlagUsage documents `raterd run --from`.
 const fromFlagUsage = "rescore from this time: before starting, reset the consumer group's offsets to the first message at or after it " +
-	"(Kafka message timestamps; RFC 3339 such as 2026-11-28T12:00:00Z, or relative: -24h, -90m, -7d). The group's other processes must be stopped"
+	"(Kafka message timestamps; RFC 3339 such as 2026-11-28T12:00:00Z, or relative: -24h, -90m, -7d, -2w). The group's other processes must be stopped"
 
 // parseFromFlag reads the value of `raterd run --from`: an RFC 3339 time, or a time before
-// now as a negative Go duration ("-24h", "-90m") or in days ("-7d"). A time after now is
+// now as a negative Go duration ("-24h", "-90m") or in days or weeks ("-7d", "-2w", as cli.BeforeNow reads them). A time after now is
 // refused: there is nothing to rescore there, and committing the end offsets would skip
 // whatever arrives until then.
 func parseFromFlag(v string, now time.Time) (time.Time, error) {

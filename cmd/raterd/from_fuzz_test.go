@@ -11,10 +11,10 @@ import (
 // FuzzParseFromFlag (seed corpus: testdata/fuzz/FuzzParseFromFlag): any --from value is
 // either refused with an error that names --from, or read as a UTC time no later than
 // now and not before 1970: for a relative value exactly now minus the duration (-Nd: N
-// days), for an absolute one the RFC 3339 time it spells, which reads back the same from
+// days, -Nw: N weeks, as every raterd time flag reads them), for an absolute one the RFC 3339 time it spells, which reads back the same from
 // its canonical form. Reading is deterministic.
 func FuzzParseFromFlag(f *testing.F) {
-	for _, v := range []string{"2026-11-28T10:30:00Z", "2026-11-28T11:30:00.250+01:00", "-90m", "-7d", "-0d", "-100000d",
+	for _, v := range []string{"2026-11-28T10:30:00Z", "2026-11-28T11:30:00.250+01:00", "-90m", "-7d", "-2w", "-0d", "-100000d",
 		"-1h30m", "--5m", "-+5m", "-d", "2026-11-28", "", "1969-12-31T23:59:59Z", "-9223372036854775807ns"} {
 		f.Add(v, int64(0))
 	}
@@ -42,6 +42,12 @@ func FuzzParseFromFlag(f *testing.F) {
 					t.Fatalf("accepted %q", v)
 				}
 				d = time.Duration(n) * 24 * time.Hour
+			} else if weeks, ok := strings.CutSuffix(rest, "w"); ok {
+				n, err := strconv.Atoi(weeks)
+				if err != nil {
+					t.Fatalf("accepted %q", v)
+				}
+				d = time.Duration(n) * 7 * 24 * time.Hour
 			} else if d, err = time.ParseDuration(rest); err != nil || d < 0 {
 				t.Fatalf("accepted %q", v)
 			}
