@@ -20,6 +20,9 @@ const (
 	ReasonInvalidJSON  = "invalid_json"
 	ReasonMissingField = "missing_field"
 	ReasonInvalidField = "invalid_field"
+	// ReasonTooManyRecords: the message would yield more records than
+	// kafka.max_records_per_message.
+	ReasonTooManyRecords = "too_many_records"
 	// ReasonJudgeFailed: the record's judgements kept failing (Config.PoisonAttempts batch
 	// attempts) while the other records of its batch were judged.
 	ReasonJudgeFailed = "judge_failed"
@@ -67,6 +70,24 @@ type wireRecord struct {
 	Candidates []record.Candidate `json:"candidates"`
 	Metadata   map[string]string  `json:"metadata"`
 	TraceID    string             `json:"trace_id"`
+
+	System         string            `json:"system"`
+	Context        []string          `json:"context"`
+	ToolCalls      []record.ToolCall `json:"tool_calls"`
+	Usage          *record.Usage     `json:"usage"`
+	LatencyMS      float64           `json:"latency_ms"`
+	FinishReason   string            `json:"finish_reason"`
+	ConversationID string            `json:"conversation_id"`
+	SpanID         string            `json:"span_id"`
+}
+
+// decodeRaterd is the FormatRaterd decoder: one record per message.
+func decodeRaterd(value []byte, src record.Source, msgTime time.Time, _ Limits) (DecodeResult, error) {
+	r, err := Decode(value, src, msgTime, 0) // the caller checked the size cap
+	if err != nil {
+		return DecodeResult{}, err
+	}
+	return DecodeResult{Records: []*record.Record{r}}, nil
 }
 
 // Decode parses one Kafka message value into a record. msgTime is the Kafka message time,
@@ -104,9 +125,22 @@ func Decode(value []byte, src record.Source, msgTime time.Time, maxBytes int) (*
 		Candidates: w.Candidates,
 		Metadata:   w.Metadata,
 		TraceID:    w.TraceID,
-		Source:     src,
-		SizeBytes:  len(value),
+
+		System:         w.System,
+		Context:        w.Context,
+		ToolCalls:      w.ToolCalls,
+		Usage:          w.Usage,
+		FinishReason:   w.FinishReason,
+		ConversationID: w.ConversationID,
+		SpanID:         w.SpanID,
+		Format:         FormatRaterd,
+		Source:         src,
+		SizeBytes:      len(value),
 	}
+	if w.LatencyMS < 0 || w.LatencyMS > maxLatencyMS {
+		return nil, &DecodeError{Reason: ReasonInvalidField, Field: "latency_ms", Err: fmt.Errorf("%g is outside 0 to %d", w.LatencyMS, int64(maxLatencyMS))}
+	}
+	r.Latency = time.Duration(w.LatencyMS * float64(time.Millisecond))
 	if r.ID == "" {
 		r.ID = fmt.Sprintf("%s/%d/%d", src.Topic, src.Partition, src.Offset)
 	}
@@ -129,6 +163,10 @@ func Decode(value []byte, src record.Source, msgTime time.Time, maxBytes int) (*
 	}
 	return r, nil
 }
+
+// maxLatencyMS bounds latency_ms at about 49.7 days, what ClickHouse's UInt32
+// milliseconds hold.
+const maxLatencyMS = 1<<32 - 1
 
 // maxEventUnix is the last second ClickHouse's DateTime (UInt32) can hold.
 const maxEventUnix = 1<<32 - 1
