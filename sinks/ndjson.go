@@ -40,6 +40,8 @@ type scoreJSON struct {
 	ScoredAt       time.Time         `json:"scored_at"`
 	RecordID       string            `json:"record_id"`
 	TraceID        string            `json:"trace_id,omitempty"`
+	SpanID         string            `json:"span_id,omitempty"`
+	ConversationID string            `json:"conversation_id,omitempty"`
 	Topic          string            `json:"topic"`
 	Partition      int               `json:"partition"`
 	Offset         int64             `json:"offset"`
@@ -72,6 +74,7 @@ func (n *NDJSON) WriteScores(_ context.Context, rows []record.Score) error {
 		r := &rows[i]
 		if err := enc.Encode(scoreJSON{
 			EventTime: r.EventTime, ScoredAt: r.ScoredAt, RecordID: r.RecordID, TraceID: r.TraceID,
+			SpanID: r.SpanID, ConversationID: r.ConversationID,
 			Topic: r.Source.Topic, Partition: r.Source.Partition, Offset: r.Source.Offset,
 			Model: r.Model, App: r.App, Labels: r.Labels, Evaluator: r.Evaluator,
 			RubricVersion: r.RubricVersion, Judge: r.Judge, TaskType: r.TaskType, Score: r.Value,
@@ -121,6 +124,7 @@ func DecodeNDJSONScore(line []byte) (record.Score, error) {
 	}
 	return record.Score{
 		EventTime: j.EventTime, ScoredAt: j.ScoredAt, RecordID: j.RecordID, TraceID: j.TraceID,
+		SpanID: j.SpanID, ConversationID: j.ConversationID,
 		Source: record.Source{Topic: j.Topic, Partition: j.Partition, Offset: j.Offset},
 		Model:  j.Model, App: j.App, Labels: j.Labels, Evaluator: j.Evaluator,
 		RubricVersion: j.RubricVersion, Judge: j.Judge, TaskType: j.TaskType, Value: j.Score,

@@ -217,7 +217,7 @@ func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
 
 // scoreColumns is the explicit insert column list: named, so that columns added by later
 // migrations (with defaults) never break older writers.
-const scoreColumns = "event_time, scored_at, record_id, trace_id, topic, partition, offset, " +
+const scoreColumns = "event_time, scored_at, record_id, trace_id, span_id, conversation_id, topic, partition, offset, " +
 	"model, app, label_keys, label_values, evaluator, rubric_version, judge, " +
 	"task_type, score, label, confidence, explanation, status, cached, " +
 	"judge_latency_ms, attempts"
@@ -258,18 +258,22 @@ func (c *Scores) WriteScores(ctx context.Context, rows []record.Score) error {
 	}
 	return sendInsert(ctx, c.cfg, c.logger, c.metrics, token, len(rows), func(ctx context.Context) (int64, error) {
 		return insertRowsSized(ctx, c.conn, c.insertQ, "score rows", len(rows), func(i int) []any {
-			r := &rows[i]
-			keys, values := sortedLabels(r.Labels)
-			latency := min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0)))
-			return []any{
-				r.EventTime, r.ScoredAt, r.RecordID, r.TraceID, r.Source.Topic,
-				uint32(max(r.Source.Partition, 0)), uint64(max(r.Source.Offset, 0)),
-				r.Model, r.App, keys, values, r.Evaluator, r.RubricVersion, r.Judge,
-				r.TaskType, r.Value, r.Label, float32(r.Confidence), r.Explanation, r.Status,
-				boolToUint8(r.Cached), uint32(latency), uint16(min(r.Attempts, 65535)),
-			}
+			return scoreValues(&rows[i])
 		})
 	})
+}
+
+// scoreValues is a row's values in scoreColumns' order.
+func scoreValues(r *record.Score) []any {
+	keys, values := sortedLabels(r.Labels)
+	latency := min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0)))
+	return []any{
+		r.EventTime, r.ScoredAt, r.RecordID, r.TraceID, r.SpanID, r.ConversationID, r.Source.Topic,
+		uint32(max(r.Source.Partition, 0)), uint64(max(r.Source.Offset, 0)),
+		r.Model, r.App, keys, values, r.Evaluator, r.RubricVersion, r.Judge,
+		r.TaskType, r.Value, r.Label, float32(r.Confidence), r.Explanation, r.Status,
+		boolToUint8(r.Cached), uint32(latency), uint16(min(r.Attempts, 65535)),
+	}
 }
 
 // dedupSupported reports whether the server takes insert_deduplication_token. The

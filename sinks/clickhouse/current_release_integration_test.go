@@ -200,6 +200,15 @@ func TestCurrentReleaseSQL(t *testing.T) {
 	ch.exec(t, render(migrationsTable, db))
 	for pass := 1; pass <= 2; pass++ {
 		for _, m := range Migrations() {
+			for _, c := range m.AddColumns { // as addColumns does: only when missing
+				n, err := ch.value(ctx, fmt.Sprintf("SELECT toString(count()) FROM system.columns WHERE database = '%s' AND table = '%s' AND name = '%s'", db, c.Table, c.Name))
+				if err != nil {
+					t.Fatalf("pass %d, migration %d column %s: %v", pass, m.Version, c.Name, err)
+				}
+				if n == "0" {
+					ch.exec(t, c.statement(db))
+				}
+			}
 			for _, s := range m.Statements {
 				ch.exec(t, render(s, db))
 			}
@@ -228,7 +237,7 @@ func TestCurrentReleaseSQL(t *testing.T) {
 	}
 	window := "non_replicated_deduplication_window = 1000"
 	scores, dead := create("scores"), create("dead_letters")
-	for _, want := range []string{"INDEX record_id_bf record_id TYPE bloom_filter(0.01)", "INDEX trace_id_bf",
+	for _, want := range []string{"INDEX record_id_bf record_id TYPE bloom_filter(0.01)", "INDEX trace_id_bf", "`trace_id` String, `span_id` String, `conversation_id` String",
 		"`explanation` String CODEC(ZSTD(3))", "`status` LowCardinality(String)", "`topic` LowCardinality(String)", window} {
 		if !strings.Contains(scores, want) {
 			t.Errorf("scores lacks %q:\n%s", want, scores)

@@ -23,6 +23,10 @@ type Migration struct {
 	Version    int
 	Name       string
 	Statements []string
+	// AddColumns are added before Statements run, each only when its table lacks it:
+	// ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS, and a crash between adding a
+	// column and recording the migration must not make the next run fail.
+	AddColumns []AddColumn
 	// Gated are run after Statements, each only when the server has its Feature
 	// (see featuresFor); the migration is recorded either way. A gated step skipped on an
 	// old server is applied by a later Migrate once the server has been upgraded.
@@ -30,6 +34,39 @@ type Migration struct {
 	// Skipped is set only on the migrations MigrateWith returns: the gated steps it did
 	// not run because the server lacks their feature.
 	Skipped []GatedStep
+}
+
+// AddColumn is a column a migration adds to an existing table.
+type AddColumn struct {
+	Table, Name, Type string
+	// After names the column the new one follows; empty adds it last.
+	After string
+}
+
+// statement is the ALTER that adds the column to db's table.
+func (c AddColumn) statement(db string) string {
+	stmt := fmt.Sprintf("ALTER TABLE %s.%s ADD COLUMN %s %s", db, c.Table, c.Name, c.Type)
+	if c.After != "" {
+		stmt += " AFTER " + c.After
+	}
+	return stmt
+}
+
+// addColumns adds m's columns its tables lack.
+func addColumns(ctx context.Context, conn driver.Conn, db string, m Migration) error {
+	for _, c := range m.AddColumns {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?", db, c.Table, c.Name).Scan(&n); err != nil {
+			return fmt.Errorf("migration %d (%s): look up column %s.%s: %w", m.Version, m.Name, c.Table, c.Name, err)
+		}
+		if n > 0 {
+			continue
+		}
+		if err := conn.Exec(ctx, c.statement(db)); err != nil {
+			return fmt.Errorf("migration %d (%s): add column %s.%s: %w", m.Version, m.Name, c.Table, c.Name, err)
+		}
+	}
+	return nil
 }
 
 // GatedStep is one statement of a migration that needs a server feature.
@@ -401,6 +438,13 @@ GROUP BY hour, evaluator, model, app, judge, rubric_version`,
 				{FeatureInsertDedup, "scores_daily deduplication window",
 					`ALTER TABLE {db}.{inner:scores_daily} MODIFY SETTING non_replicated_deduplication_window = 1000`},
 			}},
+		{Version: 6, Name: "scores: span_id and conversation_id, to join scores back to traces and conversations",
+			// Plain String columns (empty when the input has no span or conversation): the
+			// OTLP, OpenInference, OpenAI and LiteLLM inputs carry them (docs/inputs.md).
+			AddColumns: []AddColumn{
+				{Table: "scores", Name: "span_id", Type: "String", After: "trace_id"},
+				{Table: "scores", Name: "conversation_id", Type: "String", After: "span_id"},
+			}},
 	}
 }
 
@@ -599,6 +643,9 @@ func migrate(ctx context.Context, conn driver.Conn, db string, opts MigrateOptio
 	for _, m := range migrations {
 		if m.Version <= current {
 			continue
+		}
+		if err := addColumns(ctx, conn, db, m); err != nil {
+			return res, err
 		}
 		for i, stmt := range m.Statements {
 			if err := conn.Exec(ctx, render(stmt, db)); err != nil {

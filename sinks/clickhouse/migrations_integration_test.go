@@ -236,6 +236,26 @@ func stepNames(steps []StepRef) []string {
 
 // applyByHand creates db as a raterd of migration `upTo` would have: the given
 // migrations' statements, recorded, and nothing else.
+// writeAsV1 inserts rows as a writer of migration 1's time did: without the columns
+// later migrations added (span_id, conversation_id).
+func writeAsV1(t *testing.T, conn driver.Conn, db string, rows []record.Score) {
+	t.Helper()
+	cols := strings.ReplaceAll(scoreColumns, "span_id, conversation_id, ", "")
+	b, err := conn.PrepareBatch(context.Background(), fmt.Sprintf("INSERT INTO %s.scores (%s)", db, cols))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range rows {
+		v := scoreValues(&rows[i])
+		if err := b.Append(append(v[:4:4], v[6:]...)...); err != nil { // without span_id, conversation_id
+			t.Fatal(err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		t.Fatalf("insert as migration 1's writer: %v", err)
+	}
+}
+
 func applyByHand(t *testing.T, conn driver.Conn, db string, ms ...Migration) {
 	t.Helper()
 	ctx := context.Background()
@@ -480,10 +500,7 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	// A database as the previous release left it: migration 1 only, with data.
 	applyByHand(t, conn, db, Migrations()[0])
 	old := testScores(300)
-	sink := NewScores(conn, cfg, quiet)
-	if err := sink.WriteScores(ctx, old); err != nil {
-		t.Fatalf("WriteScores before the upgrade: %v", err)
-	}
+	writeAsV1(t, conn, db, old)
 	err := CheckSchema(ctx, conn, db)
 	if !errors.Is(err, ErrSchemaBehind) || !strings.Contains(err.Error(), "missing migration 2 (scores_daily, alerts)") {
 		t.Fatalf("CheckSchema at version 1 = %v, want ErrSchemaBehind naming migration 2", err)
@@ -493,8 +510,8 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MigrateWith: %v", err)
 	}
-	if got := migrationVersions(res.Applied); !reflect.DeepEqual(got, []int{2, 3, 4, 5}) {
-		t.Fatalf("upgrade applied %v, want [2 3 4 5]", got)
+	if got := migrationVersions(res.Applied); !reflect.DeepEqual(got, []int{2, 3, 4, 5, 6}) {
+		t.Fatalf("upgrade applied %v, want [2 3 4 5 6]", got)
 	}
 	if res.Retention != RetentionNotRequested {
 		t.Errorf("Retention = %q with RetentionDays 0", res.Retention)
@@ -536,7 +553,9 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	if n := countRows(t, conn, "SELECT countMerge(rows) FROM "+db+".scores_daily"); n != 0 {
 		t.Errorf("scores_daily = %d rows right after the upgrade, want 0 (no backfill)", n)
 	}
-	if err := sink.WriteScores(ctx, dailyTestScores()); err != nil {
+	after := dailyTestScores()
+	after[0].SpanID, after[0].ConversationID = "00f067aa0ba902b7", "conv-1"
+	if err := NewScores(conn, cfg, quiet).WriteScores(ctx, after); err != nil {
 		t.Fatalf("WriteScores after the upgrade: %v", err)
 	}
 	if d := readDaily(t, conn, db, "evaluator = 'safety' AND day = toDate('2026-11-28')"); d.rows != 6 || d.okRows != 4 || !near(d.sumOKScore, 3) {
@@ -544,6 +563,13 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	}
 	if n := countRows(t, conn, "SELECT count() FROM "+db+".scores FINAL"); n != uint64(len(old)+len(dailyTestScores())) {
 		t.Errorf("scores FINAL = %d, want %d", n, len(old)+len(dailyTestScores()))
+	}
+	// Migration 6's columns: empty on the old rows, filled by the writer after.
+	if n := countRows(t, conn, "SELECT count() FROM "+db+".scores WHERE span_id = '00f067aa0ba902b7' AND conversation_id = 'conv-1'"); n != 1 {
+		t.Errorf("rows with the written span and conversation id = %d, want 1", n)
+	}
+	if n := countRows(t, conn, "SELECT count() FROM "+db+".scores WHERE span_id = '' AND conversation_id = ''"); n != uint64(len(old)+len(after)-1) {
+		t.Errorf("rows without span and conversation id = %d, want %d", n, len(old)+len(after)-1)
 	}
 
 	// And again: nothing to do.
