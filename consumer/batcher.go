@@ -45,6 +45,7 @@ func (p *BatchPolicy) Validate(key string) error {
 type Batcher[T any] struct {
 	policy  BatchPolicy
 	items   []T
+	records int // records in items (a message may yield several)
 	bytes   int
 	started time.Time
 	now     func() time.Time
@@ -59,15 +60,21 @@ func NewBatcher[T any](policy BatchPolicy, now func() time.Time) *Batcher[T] {
 	return &Batcher[T]{policy: policy, now: now}
 }
 
-// Add appends an item of the given size and reports whether the batch should be flushed
-// now (by count or bytes).
-func (b *Batcher[T]) Add(item T, size int) bool {
+// Add appends an item of the given size that counts as one record, and reports whether
+// the batch should be flushed now (by count or bytes).
+func (b *Batcher[T]) Add(item T, size int) bool { return b.AddN(item, 1, size) }
+
+// AddN appends an item of the given size that holds records records (a message that
+// yields several; at least 1 is counted, so that messages yielding none still flush), and
+// reports whether the batch should be flushed now (by count or bytes).
+func (b *Batcher[T]) AddN(item T, records, size int) bool {
 	if len(b.items) == 0 {
 		b.started = b.now()
 	}
 	b.items = append(b.items, item)
+	b.records += max(records, 1)
 	b.bytes += size
-	return len(b.items) >= b.policy.MaxRecords || b.bytes >= b.policy.MaxBytes
+	return b.records >= b.policy.MaxRecords || b.bytes >= b.policy.MaxBytes
 }
 
 // Len is the number of items waiting.
@@ -90,6 +97,6 @@ func (b *Batcher[T]) UntilNext() time.Duration {
 func (b *Batcher[T]) Flush() ([]T, int) {
 	items, size := b.items, b.bytes
 	b.items = make([]T, 0, b.policy.MaxRecords)
-	b.bytes = 0
+	b.records, b.bytes = 0, 0
 	return items, size
 }

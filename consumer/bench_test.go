@@ -183,7 +183,7 @@ func BenchmarkBatcher(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		items[i] = item{rec: rec, size: len(v)}
+		items[i] = item{recs: []*record.Record{rec}, size: len(v)}
 	}
 	for _, bc := range []struct {
 		name   string

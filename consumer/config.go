@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,22 @@ type Config struct {
 	Brokers []string `yaml:"brokers"`
 	// Topics are the topics of LLM traffic to read. Required.
 	Topics []string `yaml:"topics"`
+	// Format is how message values are read, for every topic not in TopicFormats: raterd
+	// (default; raterd's JSON record), otlp_proto, otlp_json, otlp_logs_proto,
+	// otlp_logs_json, openai, litellm, or auto (detected per message). docs/inputs.md
+	// has each format's field map.
+	Format string `yaml:"format"`
+	// TopicFormats sets the format of single topics (topic → format), overriding Format;
+	// every key must be one of Topics.
+	TopicFormats map[string]string `yaml:"topic_formats"`
+	// MaxRecordsPerMessage caps the records one message may yield (an OTLP batch of
+	// GenAI spans); a message over it is dead-lettered whole (reason too_many_records).
+	// Default 10000.
+	MaxRecordsPerMessage int `yaml:"max_records_per_message"`
+	// MaxMessagesPerRecord caps the chat messages of one record: a span or log event with
+	// more is skipped and counted (skip reason too_many_messages); a single-record
+	// message (raterd, openai, litellm) with more is dead-lettered. Default 1000.
+	MaxMessagesPerRecord int `yaml:"max_messages_per_record"`
 	// GroupID is the consumer group. Default "raterd".
 	GroupID string `yaml:"group_id"`
 	// StartOffset is where a new group starts: earliest (default) or latest.
@@ -93,6 +110,28 @@ func (c *Config) Validate(key string) error {
 				key, i, t, validate.MaxKafkaTopic-len(".dlq"))
 		}
 	}
+	if c.Format == "" {
+		c.Format = FormatRaterd
+	}
+	if err := validFormat(key+".format", c.Format); err != nil {
+		return err
+	}
+	for _, t := range sortedKeys(c.TopicFormats) {
+		if !slices.Contains(c.Topics, t) {
+			return fmt.Errorf("%s.topic_formats: %q is not one of %s.topics", key, t, key)
+		}
+		if err := validFormat(fmt.Sprintf("%s.topic_formats[%q]", key, t), c.TopicFormats[t]); err != nil {
+			return err
+		}
+	}
+	setDefault(&c.MaxRecordsPerMessage, DefaultMaxRecordsPerMessage)
+	setDefault(&c.MaxMessagesPerRecord, DefaultMaxMessagesPerRecord)
+	if c.MaxRecordsPerMessage < 1 {
+		return fmt.Errorf("%s.max_records_per_message: %d must be at least 1", key, c.MaxRecordsPerMessage)
+	}
+	if c.MaxMessagesPerRecord < 1 {
+		return fmt.Errorf("%s.max_messages_per_record: %d must be at least 1", key, c.MaxMessagesPerRecord)
+	}
 	if c.GroupID == "" {
 		c.GroupID = "raterd"
 	}
@@ -150,6 +189,31 @@ func (c *Config) Validate(key string) error {
 		return fmt.Errorf("%s.rebalance_timeout: %s is below 1s", key, c.RebalanceTimeout)
 	}
 	return nil
+}
+
+// FormatOf is the input format of a topic: its TopicFormats entry, else Format.
+func (c Config) FormatOf(topic string) string {
+	if f, ok := c.TopicFormats[topic]; ok {
+		return f
+	}
+	if c.Format == "" {
+		return FormatRaterd
+	}
+	return c.Format
+}
+
+// Limits are the decoding limits the config sets.
+func (c Config) Limits() Limits {
+	return Limits{MaxRecordBytes: c.MaxRecordBytes, MaxRecordsPerMessage: c.MaxRecordsPerMessage, MaxMessagesPerRecord: c.MaxMessagesPerRecord}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func setDefault(v *int, def int) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +78,10 @@ type Options struct {
 type Stats struct {
 	Fetched     int64 // messages fetched from Kafka
 	FetchErrors int64 // failed fetches that were retried
-	Valid       int64 // messages decoded into records
+	Valid       int64 // messages decoded (into zero or more records)
+	Records     int64 // records decoded (one message may yield several)
+	Empty       int64 // decoded messages that yielded no record (every part skipped)
+	Skipped     int64 // parts of messages skipped on purpose (e.g. non-GenAI spans)
 	DeadLetters int64 // messages dead-lettered
 	Stale       int64 // redelivered messages skipped (already tracked or done)
 	Done        int64 // messages fully done (scored and written, or dead-lettered)
@@ -90,7 +94,7 @@ type Stats struct {
 // item is one fetched message on its way through the pipeline.
 type item struct {
 	msg  kafka.Message
-	rec  *record.Record // nil when dead
+	recs []*record.Record // what the message yields: none when dead or every part skipped
 	dead *record.DeadLetter
 	size int
 }
@@ -110,6 +114,7 @@ type Pipeline struct {
 	opts    Options
 	tracer  trace.Tracer
 	tracker *OffsetTracker
+	decoder *Decoder
 
 	ran      atomic.Bool // Run may be called once: its bookkeeping does not reset
 	commitMu sync.Mutex  // serialises commits (see commit)
@@ -122,10 +127,12 @@ type Pipeline struct {
 	deadSlots  chan struct{} // bounds concurrent dead-letter writes to Workers
 
 	stats struct {
-		fetched, fetchErrors, valid, dead, stale, done, scores, batches, retries, commits atomic.Int64
+		fetched, fetchErrors, valid, records, empty, skipped, dead, stale, done, scores, batches, retries, commits atomic.Int64
 	}
 
 	mRecords  metric.Int64Counter
+	mDecoded  metric.Int64Counter
+	mSkipped  metric.Int64Counter
 	mDead     metric.Int64Counter
 	mBatchDur metric.Float64Histogram
 	mBatchLen metric.Int64Histogram
@@ -147,6 +154,7 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 		cfg: cfg, reader: reader, scorer: scorer, scores: scores, dead: dead, opts: opts,
 		tracer:          opts.Telemetry.TracerProvider.Tracer("raterd/consumer"),
 		tracker:         NewOffsetTracker(),
+		decoder:         NewDecoder(cfg.Limits()),
 		inflightRecords: semaphore.NewWeighted(int64(cfg.MaxInFlightRecords)),
 		inflightBytes:   semaphore.NewWeighted(int64(cfg.MaxInFlightBytes)),
 		writeSlots:      make(chan struct{}, cfg.WriteSlots()),
@@ -157,6 +165,10 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 	add := func(err error) { errs = append(errs, err) }
 	var err error
 	p.mRecords, err = m.Int64Counter("raterd.consumer.records", metric.WithDescription("messages fetched, by outcome"))
+	add(err)
+	p.mDecoded, err = m.Int64Counter("raterd.consumer.decoded", metric.WithDescription("records decoded from messages, by input format (for format auto, the one detected)"))
+	add(err)
+	p.mSkipped, err = m.Int64Counter("raterd.consumer.skipped", metric.WithDescription("parts of messages skipped on purpose (non-GenAI spans, spans without output, …), by format and reason"))
 	add(err)
 	p.mDead, err = m.Int64Counter("raterd.consumer.dead_letters", metric.WithDescription("messages dead-lettered, by reason"))
 	add(err)
@@ -188,6 +200,7 @@ func (p *Pipeline) Stats() Stats {
 	s := &p.stats
 	return Stats{
 		Fetched: s.fetched.Load(), FetchErrors: s.fetchErrors.Load(), Valid: s.valid.Load(),
+		Records: s.records.Load(), Empty: s.empty.Load(), Skipped: s.skipped.Load(),
 		DeadLetters: s.dead.Load(), Stale: s.stale.Load(), Done: s.done.Load(), Scores: s.scores.Load(),
 		Batches: s.batches.Load(), Retries: s.retries.Load(), Commits: s.commits.Load(),
 	}
@@ -371,7 +384,7 @@ func (p *Pipeline) batchLoop(workCtx context.Context, msgs <-chan kafka.Message,
 			if !ok {
 				continue
 			}
-			if b.Add(it, it.size) {
+			if b.AddN(it, len(it.recs), it.size) {
 				flush()
 			}
 		case <-timeout:
@@ -396,9 +409,10 @@ func (p *Pipeline) admit(m kafka.Message) (item, bool) {
 		p.tracker.Done(tp, m.Offset) // the negative control's bug; never in real builds
 	}
 	src := record.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
-	rec, err := Decode(m.Value, src, m.Time, p.cfg.MaxRecordBytes)
-	it := item{msg: m, rec: rec, size: size}
+	res, err := p.decoder.DecodeMessage(p.cfg.FormatOf(m.Topic), m.Value, src, m.Time)
+	it := item{msg: m, recs: res.Records, size: size}
 	if err != nil {
+		it.recs = nil
 		reason := ReasonInvalidJSON
 		var de *DecodeError
 		if errors.As(err, &de) {
@@ -419,10 +433,31 @@ func (p *Pipeline) admit(m kafka.Message) (item, bool) {
 		}
 		p.mRecords.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", "invalid")))
 	} else {
-		p.stats.valid.Add(1)
-		p.mRecords.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", "valid")))
+		p.countDecoded(res)
 	}
 	return it, true
+}
+
+// countDecoded counts a decoded message: its records by format, its skipped parts by
+// reason, and whether it yielded nothing (it is then done as soon as its batch is, and
+// commits like any other).
+func (p *Pipeline) countDecoded(res DecodeResult) {
+	ctx := context.Background()
+	p.stats.valid.Add(1)
+	p.stats.records.Add(int64(len(res.Records)))
+	outcome := "valid"
+	if len(res.Records) == 0 {
+		outcome = "empty"
+		p.stats.empty.Add(1)
+	}
+	p.mRecords.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+	if len(res.Records) > 0 {
+		p.mDecoded.Add(ctx, int64(len(res.Records)), metric.WithAttributes(attribute.String("format", res.Format)))
+	}
+	for reason, n := range res.Skipped {
+		p.stats.skipped.Add(int64(n))
+		p.mSkipped.Add(ctx, int64(n), metric.WithAttributes(attribute.String("format", res.Format), attribute.String("reason", reason)))
+	}
 }
 
 // processBatch scores a batch in the calling worker, then hands its writes to a goroutine
@@ -450,7 +485,7 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 		if it.dead != nil {
 			dead = append(dead, *it.dead)
 		} else {
-			records = append(records, it.rec)
+			records = append(records, it.recs...)
 		}
 	}
 
@@ -517,7 +552,9 @@ type PoisonSuspects interface {
 
 // poisoned (when Config.PoisonAttempts is set) takes out of records those that were
 // suspects (see PoisonSuspects) in Config.PoisonAttempts attempts of the batch, and
-// returns the rest and dead letters for them.
+// returns the rest and dead letters for their messages. A message is dead-lettered
+// whole, once: the other records it yields leave the batch with it, and a replay of the
+// letter scores them all.
 func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*record.Record]int, err error) ([]*record.Record, []record.DeadLetter) {
 	var ps PoisonSuspects
 	if p.cfg.PoisonAttempts < 1 || !errors.As(err, &ps) {
@@ -535,7 +572,8 @@ func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*re
 	}
 	var dead []record.DeadLetter
 	for _, it := range b.items {
-		if it.rec == nil || !out[it.rec] {
+		i := slices.IndexFunc(it.recs, func(r *record.Record) bool { return out[r] })
+		if i < 0 {
 			continue
 		}
 		m := it.msg
@@ -543,9 +581,17 @@ func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*re
 		for i, h := range m.Headers {
 			headers[i] = record.Header{Key: h.Key, Value: h.Value}
 		}
+		rec := it.recs[i]
+		for _, r := range it.recs {
+			out[r] = true // the siblings leave with the letter
+		}
+		msg := err.Error()
+		if len(it.recs) > 1 {
+			msg = fmt.Sprintf("record %q (one of %d in the message): %s", rec.ID, len(it.recs), msg)
+		}
 		dead = append(dead, record.DeadLetter{
-			Source: it.rec.Source, Key: m.Key, Value: m.Value, Headers: headers, Reason: ReasonJudgeFailed,
-			Error: err.Error(), FirstSeen: p.opts.Now().UTC(), Attempts: failures[it.rec],
+			Source: rec.Source, Key: m.Key, Value: m.Value, Headers: headers, Reason: ReasonJudgeFailed,
+			Error: msg, FirstSeen: p.opts.Now().UTC(), Attempts: failures[rec],
 		})
 	}
 	keep := records[:0:0]
