@@ -20,6 +20,9 @@ const (
 	ReasonInvalidJSON  = "invalid_json"
 	ReasonMissingField = "missing_field"
 	ReasonInvalidField = "invalid_field"
+	// ReasonUnknownFormat: with format auto, the value is neither a JSON object nor OTLP
+	// protobuf.
+	ReasonUnknownFormat = "unknown_format"
 	// ReasonTooManyRecords: the message would yield more records than
 	// kafka.max_records_per_message.
 	ReasonTooManyRecords = "too_many_records"

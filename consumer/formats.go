@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -115,7 +116,10 @@ func (d *Decoder) DecodeMessage(format string, value []byte, src record.Source, 
 		return DecodeResult{}, &DecodeError{Reason: ReasonTooLarge, Err: fmt.Errorf("%d bytes exceeds the %d-byte cap", len(value), d.lim.MaxRecordBytes)}
 	}
 	if format == FormatAuto {
-		format = DetectFormat(value)
+		if format = DetectFormat(value); format == "" {
+			return DecodeResult{Format: FormatAuto}, &DecodeError{Reason: ReasonUnknownFormat,
+				Err: errors.New("format auto: the value is neither a JSON object nor OTLP protobuf")}
+		}
 	}
 	fn, ok := d.byName[format]
 	if !ok {
@@ -145,7 +149,8 @@ func (d *Decoder) DecodeMessage(format string, value []byte, src record.Source, 
 
 // DetectFormat guesses the format of a message value for FormatAuto: JSON objects by
 // their keys (resourceSpans, resourceLogs, the OpenAI and LiteLLM shapes, else raterd);
-// anything else as OTLP protobuf, traces if it parses as traces, else logs.
+// anything else as OTLP protobuf, traces if it parses as traces, else logs; "" when it is
+// none of them.
 func DetectFormat(value []byte) string {
 	return detectFormat(value)
 }
