@@ -164,7 +164,7 @@ func TestCompatSectionIsChecked(t *testing.T) {
 		t.Fatalf("base: %v", err)
 	}
 	for bad, want := range map[string]string{
-		"compat: {fingerprint: 0123, without: [system]}\n":             "compat.fingerprint",
+		"compat: {fingerprint: 0123, without: [system]}\n":              "compat.fingerprint",
 		"compat: {fingerprint: 0123456789abcdef}\n":                     "compat.without",
 		"compat: {fingerprint: 0123456789abcdef, without: [sytem]}\n":   `compat.without[0]: unknown field "sytem"`,
 		"compat: {fingerprint: 0123456789ABCDEF, without: [context]}\n": "compat.fingerprint",
