@@ -51,13 +51,21 @@ const (
 	// FieldCandidates is the candidate a pairwise evaluator compares with the response
 	// (see Evaluator.Candidate).
 	FieldCandidates = "candidates"
+	// FieldSystem is the system prompt the model was given, as is.
+	FieldSystem = "system"
+	// FieldContext is the retrieved documents, numbered: "[1] first\n\n[2] second"
+	// (see RenderContext); empty when the record has none.
+	FieldContext = "context"
+	// FieldToolCalls is the model's tool calls, one per line as "name(arguments) ->
+	// result" (see RenderToolCalls); empty when the record has none.
+	FieldToolCalls = "tool_calls"
 	// FieldMetadataPrefix followed by a key reads one metadata value, e.g. "metadata.locale".
 	FieldMetadataPrefix = "metadata."
 )
 
 // knownFields lists the record fields an evaluator may read, besides metadata keys.
 func knownFields() []string {
-	return []string{FieldPrompt, FieldMessages, FieldResponse, FieldReference, FieldCandidates}
+	return []string{FieldPrompt, FieldMessages, FieldResponse, FieldReference, FieldCandidates, FieldSystem, FieldContext, FieldToolCalls}
 }
 
 // Format names of the built-in prompt formats (templates under scorer/formats).
@@ -118,8 +126,9 @@ type Evaluator struct {
 	// (default), prometheus2 or selene. Model judges only.
 	Format string `yaml:"format"`
 	// Fields are the record fields the judge reads: prompt, messages, response,
-	// reference, candidates and metadata.<key>. Default [prompt, response]; pairwise
-	// [prompt, response, candidates].
+	// reference, candidates, system, context, tool_calls and metadata.<key>. Default
+	// [prompt, response]; pairwise [prompt, response, candidates]. At least one of
+	// prompt, messages and response: the others only inform the judge about them.
 	Fields []string `yaml:"fields"`
 	// Match limits the evaluator to some models and apps. Default: all traffic.
 	Match Match `yaml:"match"`
@@ -356,6 +365,8 @@ func (e *Evaluator) prepareFields(key string) error {
 	if e.Reads(FieldCandidates) {
 		return fmt.Errorf("%s.fields: only pairwise evaluators read candidates", key)
 	}
+	// system, context, tool_calls, reference and metadata describe what is judged; they
+	// are not judged by themselves.
 	if !e.Reads(FieldResponse) && !e.Reads(FieldPrompt) && !e.Reads(FieldMessages) {
 		return fmt.Errorf("%s.fields: must include prompt, messages or response", key)
 	}
@@ -386,7 +397,7 @@ func (e *Evaluator) computeRubricVersion() string {
 	// checks), so their versions, and the history stored under them, stay stable.
 	parts := []string{"rubric-v1", e.Task, e.Check, e.Criteria, fmt.Sprintf("%g:%g", e.Scale.Min, e.Scale.Max), strings.Join(e.Fields, ",")}
 	if e.Format != "" || len(e.Labels) > 0 || e.Candidate != "" || len(e.Levels) > 0 {
-		parts = append(parts, "v2", e.Format, formatFingerprint(e.Format), strings.Join(e.Labels, ","), e.PositiveLabel, e.Candidate)
+		parts = append(parts, "v2", e.Format, formatFingerprint(e.Format, e.Fields), strings.Join(e.Labels, ","), e.PositiveLabel, e.Candidate)
 		parts = append(parts, e.Fields...) // one part each: a metadata key may hold a comma
 		levels := make([]int, 0, len(e.Levels))
 		for l := range e.Levels {
@@ -443,9 +454,10 @@ func (e *Evaluator) PairCandidate(r *record.Record) (record.Candidate, bool) {
 // Input is one record field as a judge reads it.
 type Input struct {
 	// Field is the evaluator field name: prompt, messages, response, reference,
-	// candidates or metadata.<key>.
+	// candidates, system, context, tool_calls or metadata.<key>.
 	Field string
-	// Text is the field's content (for candidates: the chosen candidate's response).
+	// Text is the field's content (for candidates: the chosen candidate's response; for
+	// context and tool_calls: RenderContext and RenderToolCalls of the record's lists).
 	Text string
 }
 
@@ -467,12 +479,72 @@ func (e *Evaluator) Inputs(r *record.Record) []Input {
 		case FieldCandidates:
 			c, _ := e.PairCandidate(r)
 			text = c.Response
+		case FieldSystem:
+			text = r.System
+		case FieldContext:
+			text = RenderContext(r.Context)
+		case FieldToolCalls:
+			text = RenderToolCalls(r.ToolCalls)
 		default:
 			text = r.Metadata[strings.TrimPrefix(f, FieldMetadataPrefix)]
 		}
 		in = append(in, Input{Field: f, Text: text})
 	}
 	return in
+}
+
+// RenderContext renders retrieved documents as a judge reads them: numbered from 1 in
+// the record's order, "[n] " before each, a blank line between documents:
+// "[1] doc one\n\n[2] doc two". An empty document keeps its number ("[2]"), so the
+// numbers match the record's. No documents render as "".
+func RenderContext(docs []string) string {
+	var b strings.Builder
+	for i, d := range docs {
+		if i > 0 {
+			b.WriteString("\n\n")
+		}
+		fmt.Fprintf(&b, "[%d]", i+1)
+		if d != "" {
+			b.WriteByte(' ')
+			b.WriteString(d)
+		}
+	}
+	return b.String()
+}
+
+// RenderToolCalls renders tool calls as a judge reads them, one per line in the
+// record's order: "name(arguments)", followed by " -> result" when the call has a
+// result. A line break inside the name, arguments or result ("\n", "\r\n" or "\r",
+// written as "\n") is followed by two spaces, so every call, and only a call, starts a
+// line at its first column. Call ids are left out: they identify a call to the serving
+// side, tell the judge nothing, and would make every cache key unique. No calls render
+// as "".
+func RenderToolCalls(calls []record.ToolCall) string {
+	var b strings.Builder
+	for i, c := range calls {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(indentLines(c.Name))
+		b.WriteByte('(')
+		b.WriteString(indentLines(c.Arguments))
+		b.WriteByte(')')
+		if c.Result != "" {
+			b.WriteString(" -> ")
+			b.WriteString(indentLines(c.Result))
+		}
+	}
+	return b.String()
+}
+
+// indentLines writes every line break of s as "\n" followed by two spaces.
+func indentLines(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\r", "\n")
+	return strings.ReplaceAll(s, "\n", "\n  ")
 }
 
 // Reads reports whether the evaluator reads the named record field.
@@ -529,9 +601,12 @@ const maxCacheTTL = 365 * 24 * time.Hour
 // ErrUnknownJudge is returned when an evaluator names a judge that is not configured.
 var ErrUnknownJudge = errors.New("unknown judge")
 
-// formatFingerprint is the hash of a built-in format's data, so that editing a template
-// changes the rubric version of every evaluator using it.
-func formatFingerprint(name string) string {
+// formatFingerprint is the hash of a built-in format's data as it bears on prompts that
+// read the given fields, so that editing a template changes the rubric version of every
+// evaluator using it, except where the format vouches that prompts reading these fields
+// render as before (format.Format.FingerprintFor: adding system, context and tool_calls
+// left the versions of evaluators that do not read them unchanged).
+func formatFingerprint(name string, fields []string) string {
 	if name == "" {
 		return ""
 	}
@@ -539,5 +614,5 @@ func formatFingerprint(name string) string {
 	if err != nil {
 		return ""
 	}
-	return f.Fingerprint()
+	return f.FingerprintFor(fields)
 }

@@ -29,7 +29,9 @@ const (
 
 // Input is one record field the judge reads.
 type Input struct {
-	Field string // prompt, messages, response, reference, candidates, metadata.<key>
+	// Field is prompt, messages, response, reference, candidates, system, context,
+	// tool_calls or metadata.<key>.
+	Field string
 	Text  string
 }
 
@@ -63,6 +65,7 @@ type Parsed struct {
 type Format struct {
 	name        string
 	fingerprint string
+	compat      compatData // zero when the file has no compat section
 	escape      *strings.Replacer
 	tasks       map[string]*task
 }
@@ -89,6 +92,18 @@ func (f *Format) Name() string { return f.name }
 // Fingerprint is a hash of the format's data file (16 hex digits of its SHA-256), so a
 // rubric version changes whenever a template or grammar does.
 func (f *Format) Fingerprint() string { return f.fingerprint }
+
+// FingerprintFor is the fingerprint that a prompt reading the given input fields depends
+// on: Fingerprint, or the earlier file's fingerprint named in the format's compat section
+// when none of the fields is one that the earlier file did not know (its prompts for them
+// are unchanged). Rubric versions hash it, so they change exactly when a template change
+// can reach the judge.
+func (f *Format) FingerprintFor(fields []string) string {
+	if f.compat.Fingerprint == "" || slices.ContainsFunc(fields, func(fl string) bool { return slices.Contains(f.compat.Without, fl) }) {
+		return f.fingerprint
+	}
+	return f.compat.Fingerprint
+}
 
 // Tasks lists the task types the format supports, sorted.
 func (f *Format) Tasks() []string { return slices.Sorted(maps.Keys(f.tasks)) }

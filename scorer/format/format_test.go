@@ -48,7 +48,7 @@ func TestRenderSpecErrors(t *testing.T) {
 	}{
 		{"no criteria", func(s *Spec) { s.Criteria = " " }, "criteria"},
 		{"no inputs", func(s *Spec) { s.Inputs = nil }, "inputs: none"},
-		{"unknown field", func(s *Spec) { s.Inputs[0].Field = "context" }, `unknown field "context"`},
+		{"unknown field", func(s *Spec) { s.Inputs[0].Field = "documents" }, `unknown field "documents"`},
 		{"empty metadata key", func(s *Spec) { s.Inputs[0].Field = "metadata." }, "unknown field"},
 		{"repeated field", func(s *Spec) { s.Inputs[1].Field = "prompt" }, "repeats"},
 		{"nothing judged", func(s *Spec) { s.Inputs = []Input{{Field: "reference", Text: "x"}} }, "need prompt, messages or response"},

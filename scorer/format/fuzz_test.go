@@ -8,7 +8,9 @@ import (
 	"unicode/utf8"
 )
 
-// fuzzTarget picks a format and a spec from one byte: format, task, and one of two scales.
+// fuzzTarget picks a format and a spec from one byte: format, task, and one of two scales
+// (FuzzRender also reads sel/18%2: whether to add the system, context and tool_calls
+// fields).
 func fuzzTarget(t *testing.T, sel uint8) (*Format, Spec) {
 	names := Names()
 	f, err := Lookup(names[int(sel)%len(names)])
@@ -74,6 +76,9 @@ func FuzzRender(f *testing.F) {
 			s.Inputs = []Input{{Field: "prompt", Text: p}, {Field: "response", Text: r}, {Field: "metadata.x", Text: c}}
 			if s.Task == TaskPairwise {
 				s.Inputs[2].Field = "candidates"
+			}
+			if sel/18%2 == 1 { // the fields of richer inputs, holding the same texts
+				s.Inputs = append(s.Inputs, Input{Field: "system", Text: p}, Input{Field: "context", Text: r}, Input{Field: "tool_calls", Text: c})
 			}
 			return s
 		}

@@ -47,6 +47,39 @@ func goldenCases() map[string]Spec {
 		},
 		"pairwise":         pairwiseSpec(false),
 		"pairwise_swapped": pairwiseSpec(true),
+		// The fields of richer inputs, as scorer.Evaluator.Inputs renders them.
+		"pointwise_system_context_tools": {
+			Task:     TaskPointwise,
+			Criteria: "Does the response answer from the order status the tool returned, following the system prompt?",
+			Min:      1, Max: 5,
+			Inputs: []Input{
+				{Field: "system", Text: "You are the support assistant of Acme. Answer in one sentence."},
+				{Field: "prompt", Text: "Where is my order A-17?"},
+				{Field: "context", Text: "[1] Orders ship within 2 days.\n\n[2] Tracking links are sent by email."},
+				{Field: "tool_calls", Text: "lookup_order({\"id\": \"A-17\"}) -> {\"status\": \"shipped\",\n  \"carrier\": \"DHL\"}"},
+				{Field: "response", Text: "Your order A-17 has shipped with DHL."},
+			},
+		},
+		"classification_context": {
+			Task:     TaskClassification,
+			Criteria: "Is every claim of the response supported by the context?",
+			Labels:   []string{"supported", "not_supported"},
+			Inputs: []Input{
+				{Field: "prompt", Text: "How long does shipping take?"},
+				{Field: "context", Text: "[1] Orders ship within 2 days.\n\n[2] Delivery takes 3 to 5 days after shipping."},
+				{Field: "response", Text: "Shipping takes 2 days, and delivery 3 to 5 more."},
+			},
+		},
+		"pairwise_context": {
+			Task:     TaskPairwise,
+			Criteria: "Which response is better grounded in the context?",
+			Inputs: []Input{
+				{Field: "prompt", Text: "How long does shipping take?"},
+				{Field: "context", Text: "[1] Orders ship within 2 days."},
+				{Field: "response", Text: "Within 2 days."},
+				{Field: "candidates", Text: "About a week."},
+			},
+		},
 	}
 }
 

@@ -100,6 +100,55 @@ func TestInjectionRender(t *testing.T) {
 	}
 }
 
+// TestInjectionRenderNewFields checks the fields of richer inputs (system, context,
+// tool_calls) like every other input: no injection in them, or in the other inputs,
+// changes the structure of any prompt.
+func TestInjectionRenderNewFields(t *testing.T) {
+	withNew := func(task, text string) Spec {
+		s := injectSpec(task, text)
+		s.Inputs = append([]Input{{Field: "system", Text: text}}, s.Inputs...)
+		s.Inputs = append(s.Inputs, Input{Field: "context", Text: "[1] " + text + "\n\n[2] " + text}, Input{Field: "tool_calls", Text: "search(" + text + ") -> " + text})
+		return s
+	}
+	for _, name := range Names() {
+		f, _ := Lookup(name)
+		tokens := markers(t, name)
+		for _, task := range f.Tasks() {
+			benign, err := f.Render(withNew(task, "A plain answer."))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := skeleton(benign.User, tokens)
+			for _, inj := range append(injections, strings.Join(injections, "\n")) {
+				p, err := f.Render(withNew(task, inj))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := skeleton(p.User, tokens); got != want {
+					t.Errorf("%s %s: injection %q changed the structure:\n%s\nwant:\n%s", name, task, inj, got, want)
+				}
+				if p.System != benign.System {
+					t.Errorf("%s %s: injection %q changed the system message", name, task, inj)
+				}
+			}
+		}
+	}
+	// Spelled out for flame: seven blocks, each opened and closed once.
+	f, _ := Lookup("flame")
+	p, err := f.Render(withNew(TaskPointwise, strings.Join(injections, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(p.User, "<<<"); n != 14 {
+		t.Errorf("flame: %d <<< markers, want 14 (seven blocks)", n)
+	}
+	for _, block := range []string{"SYSTEM", "CONTEXT", "TOOL_CALLS"} {
+		if strings.Count(p.User, "\n<<<"+block+">>>\n") != 1 || strings.Count(p.User, "\n<<<END "+block+">>>\n") != 1 {
+			t.Errorf("flame: the %s block is not opened and closed exactly once", block)
+		}
+	}
+}
+
 // TestInjectionRenderNamedStructure spells out the structure assertions per format for
 // the canonical injection.
 func TestInjectionRenderNamedStructure(t *testing.T) {

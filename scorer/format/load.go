@@ -58,6 +58,21 @@ type fileData struct {
 	Common string `yaml:"common"`
 	// Tasks maps a task type to its templates and grammar.
 	Tasks map[string]taskData `yaml:"tasks"`
+	// Compat, when set, names an earlier version of the file that renders every prompt
+	// reading none of the fields in Without exactly as this one does (same escape pairs,
+	// templates' output and grammar for those inputs). Such prompts keep the earlier
+	// fingerprint, so adding a field to a format leaves the rubric versions (and cached
+	// verdicts) of evaluators that do not read it as they were. TestCompatFingerprints
+	// checks the claim against the earlier file kept in testdata/compat.
+	Compat *compatData `yaml:"compat"`
+}
+
+// compatData is the compat section of a format file.
+type compatData struct {
+	// Fingerprint is the earlier file's fingerprint (16 hex digits of its SHA-256).
+	Fingerprint string `yaml:"fingerprint"`
+	// Without lists the input fields the earlier file did not know.
+	Without []string `yaml:"without"`
 }
 
 // taskData is one task type of a format file. The template fields are text/template
@@ -98,6 +113,20 @@ func compile(name string, data []byte) (*Format, error) {
 	}
 	sum := sha256.Sum256(data)
 	f := &Format{name: name, fingerprint: hex.EncodeToString(sum[:])[:16], tasks: make(map[string]*task)}
+	if c := fd.Compat; c != nil {
+		if !isFingerprint(c.Fingerprint) || c.Fingerprint == f.fingerprint {
+			return nil, fmt.Errorf("format %s: compat.fingerprint: %q is not an earlier file's fingerprint (16 lowercase hex digits)", name, c.Fingerprint)
+		}
+		if len(c.Without) == 0 {
+			return nil, fmt.Errorf("format %s: compat.without: list the fields the earlier file did not know", name)
+		}
+		for i, w := range c.Without {
+			if !slices.Contains(knownFields, w) {
+				return nil, fmt.Errorf("format %s: compat.without[%d]: unknown field %q (one of %s)", name, i, w, strings.Join(knownFields, ", "))
+			}
+		}
+		f.compat = *c
+	}
 	var pairs []string
 	for i, p := range fd.Escape {
 		if len(p) != 2 || p[0] == "" {
@@ -166,6 +195,19 @@ func (t *task) execute(name string, v *view) (string, error) {
 		return "", fmt.Errorf("render %s: %w", name, err)
 	}
 	return b.String(), nil
+}
+
+// isFingerprint reports whether s is 16 lowercase hex digits.
+func isFingerprint(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // anchored reports whether a grammar starts with \A (after optional flags) and ends

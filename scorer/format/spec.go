@@ -21,8 +21,15 @@ const (
 	fieldResponse   = "response"
 	fieldReference  = "reference"
 	fieldCandidates = "candidates"
+	fieldSystem     = "system"     // the system prompt the judged model was given
+	fieldContext    = "context"    // the retrieved documents, numbered
+	fieldToolCalls  = "tool_calls" // the model's tool calls, one per line
 	metadataPrefix  = "metadata."
 )
+
+// knownFields lists the input fields besides metadata.<key>, in the order error messages
+// name them.
+var knownFields = []string{fieldPrompt, fieldMessages, fieldResponse, fieldReference, fieldCandidates, fieldSystem, fieldContext, fieldToolCalls}
 
 // view is the data every template sees; text in it is already escaped.
 type view struct {
@@ -41,7 +48,7 @@ type level struct {
 }
 
 // inputView is one input as templates see it. Field is prompt, messages, response,
-// reference or metadata, and for pairwise response_a or response_b in place of response
+// reference, system, context, tool_calls or metadata, and for pairwise response_a or response_b in place of response
 // and candidates; Key is the metadata key.
 type inputView struct {
 	Field, Key, Text string
@@ -87,12 +94,10 @@ func (f *Format) inputs(s Spec) ([]inputView, error) {
 		}
 		seen[in.Field] = true
 		iv := inputView{Field: in.Field, Text: f.text(in.Text)}
-		switch in.Field {
-		case fieldPrompt, fieldMessages, fieldResponse, fieldReference, fieldCandidates:
-		default:
+		if !slices.Contains(knownFields, in.Field) {
 			key, ok := strings.CutPrefix(in.Field, metadataPrefix)
 			if !ok || key == "" {
-				return nil, fmt.Errorf("inputs[%d]: unknown field %q (one of prompt, messages, response, reference, candidates, metadata.<key>)", i, in.Field)
+				return nil, fmt.Errorf("inputs[%d]: unknown field %q (one of %s, metadata.<key>)", i, in.Field, strings.Join(knownFields, ", "))
 			}
 			iv.Field, iv.Key = "metadata", safeKey(key)
 		}
