@@ -380,6 +380,7 @@ func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score
 		ScoredAt:      now,
 		RecordID:      r.ID,
 		TraceID:       r.TraceID,
+		SpanID:        r.SpanID,
 		Source:        r.Source,
 		Model:         r.Model,
 		App:           r.App,
@@ -394,6 +395,8 @@ func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score
 		Explanation:   text.Clip(expl, s.opts.MaxExplanationBytes),
 		Status:        status,
 		Cached:        cached,
+
+		ConversationID: r.ConversationID,
 	}
 	if !cached {
 		row.JudgeLatency = v.Latency
