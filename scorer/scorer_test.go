@@ -99,6 +99,25 @@ func TestScorerCachesAndDeduplicates(t *testing.T) {
 	}
 }
 
+// TestRowsCarryTheJudgedSpan: a row keeps the record's trace, span and conversation ids,
+// which join it back to the judged span (sinks/otlp's score events sit in that span).
+func TestRowsCarryTheJudgedSpan(t *testing.T) {
+	ev := prepared(t, &Evaluator{Name: "helpful", Judge: "j", Criteria: "be helpful"})
+	s, err := New([]*Evaluator{ev}, map[string]Judge{"j": &countingJudge{ident: "fake:v1"}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := recs(1, 1)
+	in[0].TraceID, in[0].SpanID, in[0].ConversationID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "conv-1"
+	rows, _, err := s.ScoreBatch(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].TraceID != in[0].TraceID || rows[0].SpanID != in[0].SpanID || rows[0].ConversationID != "conv-1" {
+		t.Fatalf("rows %+v: want the record's trace, span and conversation ids", rows)
+	}
+}
+
 func TestCacheKeyChangesWithRubricJudgeAndReadFieldsOnly(t *testing.T) {
 	r := &record.Record{Prompt: "p", Response: "a", Reference: "ref"}
 	base := prepared(t, &Evaluator{Name: "e", Judge: "j", Criteria: "c1"})

@@ -14,6 +14,7 @@ import (
 	"raterd/scorer"
 	"raterd/scorer/cache"
 	"raterd/sinks/clickhouse"
+	"raterd/sinks/otlp"
 )
 
 // Config is raterd.yaml. Every field documents its default; Validate fills them in.
@@ -40,6 +41,11 @@ type Config struct {
 	// Alerting, when set, watches the scores for quality regressions and notifies
 	// channels (docs/alerting.md). Default: off.
 	Alerting *AlertingConfig `yaml:"alerting"`
+	// ScoreEvents, when set, also sends every acknowledged score row as an OTel
+	// gen_ai.evaluation.result event over OTLP/gRPC, in the judged span's trace context
+	// (sinks/otlp). Its endpoint and insecure default to telemetry.otlp_endpoint and
+	// telemetry.otlp_insecure. Default: off.
+	ScoreEvents *otlp.Config `yaml:"score_events"`
 }
 
 // ScoringConfig bounds score rows.
@@ -222,6 +228,22 @@ func (c *Config) Validate() error {
 	}
 	if c.Alerting != nil {
 		if err := c.Alerting.validate("alerting", c); err != nil {
+			return err
+		}
+	}
+	if c.ScoreEvents != nil {
+		inherited := c.ScoreEvents.Endpoint == "" && c.Telemetry.OTLPEndpoint != ""
+		if inherited {
+			c.ScoreEvents.Endpoint = c.Telemetry.OTLPEndpoint
+			if c.ScoreEvents.Insecure == nil {
+				insecure := c.Telemetry.OTLPInsecure
+				c.ScoreEvents.Insecure = &insecure
+			}
+		}
+		if err := c.ScoreEvents.Validate("score_events"); err != nil {
+			if inherited {
+				return fmt.Errorf("%w (the endpoint is telemetry.otlp_endpoint's)", err)
+			}
 			return err
 		}
 	}

@@ -85,6 +85,11 @@ func TestParseConfigRejectsNamingTheKey(t *testing.T) {
 		{"cache timeout too long", validConfig + "redis: {timeout: 1m}\n", "redis.timeout"},
 		{"breaker below its cooldown", validConfig + "redis: {breaker: {cooldown: 5s, max_cooldown: 1s}}\n", "redis.breaker.max_cooldown"},
 		{"bad yaml type", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: 5", 1), "line"},
+		{"score events without an endpoint", validConfig + "score_events: {}\n", "score_events.endpoint: required"},
+		{"score events endpoint a URL", validConfig + "score_events: {endpoint: \"http://c:4317\"}\n", "score_events.endpoint"},
+		{"score events inherit a bad endpoint", validConfig + "telemetry: {otlp_endpoint: c}\nscore_events: {}\n", "telemetry.otlp_endpoint's"},
+		{"score events batch over the queue", validConfig + "score_events: {endpoint: \"c:4317\", queue_size: 8, batch_size: 9}\n", "score_events.batch_size"},
+		{"score events unknown key", validConfig + "score_events: {endpoint: \"c:4317\", queue: 8}\n", `unknown key "score_events.queue"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +98,51 @@ func TestParseConfigRejectsNamingTheKey(t *testing.T) {
 				t.Fatalf("err = %v, want one naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestScoreEventsConfig: the score_events section is off by default, inherits the
+// telemetry collector (endpoint and insecure) when it names none, and keeps its own.
+func TestScoreEventsConfig(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	cfg, err := ParseConfig([]byte(validConfig), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ScoreEvents != nil {
+		t.Fatalf("score_events on by default: %+v", cfg.ScoreEvents)
+	}
+	cfg, err = ParseConfig([]byte(validConfig+"telemetry: {otlp_endpoint: \"otelcol:4317\", otlp_insecure: true}\nscore_events: {}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := cfg.ScoreEvents; e.Endpoint != "otelcol:4317" || e.Insecure == nil || !*e.Insecure || e.QueueSize != 2048 || e.Timeout != 10*time.Second {
+		t.Fatalf("score_events did not inherit the telemetry collector or fill defaults: %+v", e)
+	}
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "env-col:4317"}
+	cfg, err = ParseConfig([]byte(validConfig+"score_events: {}\n"), func(k string) string { return env[k] })
+	if err != nil || cfg.ScoreEvents.Endpoint != "env-col:4317" || *cfg.ScoreEvents.Insecure {
+		t.Fatalf("score_events with OTEL_EXPORTER_OTLP_ENDPOINT: %+v, %v", cfg, err)
+	}
+	own := validConfig + `telemetry: {otlp_endpoint: "otelcol:4317", otlp_insecure: true}
+score_events:
+  endpoint: "events.example.com:443"
+  headers: {x-api-key: k}
+  timeout: 2s
+  queue_size: 100
+  batch_size: 10
+  interval: 200ms
+  max_explanation_bytes: 64
+  skip_untraced: true
+`
+	cfg, err = ParseConfig([]byte(own), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := cfg.ScoreEvents; e.Endpoint != "events.example.com:443" || *e.Insecure || e.Headers["x-api-key"] != "k" ||
+		e.Timeout != 2*time.Second || e.QueueSize != 100 || e.BatchSize != 10 || e.Interval != 200*time.Millisecond ||
+		e.MaxExplanationBytes != 64 || !e.SkipUntraced {
+		t.Fatalf("score_events keys not read: %+v", e)
 	}
 }
 

@@ -53,7 +53,7 @@ func NewLogger(cfg TelemetryConfig) *slog.Logger {
 // traces (OTLP when configured, otherwise no-op so unexported spans cost nothing).
 func NewTelemetry(ctx context.Context, cfg TelemetryConfig) (*Telemetry, error) {
 	t := &Telemetry{Registry: prometheus.NewRegistry()}
-	res := resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName), semconv.ServiceVersion(cli.Version()))
+	res := serviceResource(cfg)
 	promExp, err := otelprom.New(otelprom.WithRegisterer(t.Registry))
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
@@ -92,6 +92,12 @@ func NewTelemetry(ctx context.Context, cfg TelemetryConfig) (*Telemetry, error) 
 		t.Tracers = noop.NewTracerProvider()
 	}
 	return t, nil
+}
+
+// serviceResource is raterd's OTel resource: service.name (telemetry.service_name) and
+// service.version, on its metrics, spans and score events.
+func serviceResource(cfg TelemetryConfig) *resource.Resource {
+	return resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName), semconv.ServiceVersion(cli.Version()))
 }
 
 // Settings are the telemetry.Settings every component is built with: logger, and the

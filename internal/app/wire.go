@@ -17,6 +17,7 @@ import (
 	"raterd/sinks/alert"
 	"raterd/sinks/clickhouse"
 	"raterd/sinks/kafka"
+	"raterd/sinks/otlp"
 )
 
 // Stack is every stage behind the consumer, built from one Config by Build: the judges,
@@ -25,7 +26,8 @@ type Stack struct {
 	// Scorer scores batches: cache lookup, dedup, judge calls, cache fill.
 	Scorer *scorer.Scorer
 	// Scores is where score rows go: ClickHouse (grouped into inserts) and/or the scores
-	// file, then the alert manager once they are acknowledged (sinks.AfterAck).
+	// file, then the alert manager and the score events once they are acknowledged
+	// (sinks.AfterAck).
 	Scores consumer.ScoreSink
 	// DeadLetter is where bad records go: the <topic>.dlq topics and, with ClickHouse,
 	// raterd.dead_letters.
@@ -40,10 +42,14 @@ type Stack struct {
 	ScoreInserts *clickhouse.GroupCommit
 	// Alerts is the alert manager; nil without an alerting section.
 	Alerts *alert.Manager
+	// ScoreEvents sends the acknowledged rows as OTel gen_ai.evaluation.result events;
+	// nil without a score_events section.
+	ScoreEvents *otlp.Events
 
 	// What Close releases, one field per step of the shutdown order.
 	judges       map[string]scorer.Judge
 	alertClosers []io.Closer // in opening order: alert-state Redis, channels, manager
+	scoreEvents  io.Closer
 	scoresFile   io.Closer
 	deadLetters  io.Closer   // the DLQ producer
 	cacheClosers []io.Closer // in opening order: Redis client, tier
@@ -61,11 +67,13 @@ const judgeDrainTimeout = 10 * time.Second
 //     is written after its sink closed;
 //  2. alerting: the manager makes its final evaluation and enqueues notifications, the
 //     channels deliver their queues (bounded), then the alert-state Redis client closes;
-//  3. the scores file is flushed and closed;
-//  4. the ClickHouse connection closes (the pipeline's last insert is acknowledged by
+//  3. score events: the queued events are exported, within score_events.timeout (the
+//     rest are lost and counted), and the exporter's connection closes;
+//  4. the scores file is flushed and closed;
+//  5. the ClickHouse connection closes (the pipeline's last insert is acknowledged by
 //     then: the pipeline waits for every write before Run returns);
-//  5. the dead-letter producer closes;
-//  6. the verdict cache: the tier (its breaker), then the Redis client.
+//  6. the dead-letter producer closes;
+//  7. the verdict cache: the tier (its breaker), then the Redis client.
 //
 // Telemetry is shut down after all of this, by App.Close, so the last metrics and spans
 // of the steps above are exported.
@@ -84,13 +92,14 @@ func (s *Stack) Close() error {
 		}
 	}
 	closeAll(s.alertClosers...)
+	closeAll(s.scoreEvents)
 	closeAll(s.scoresFile)
 	if s.ClickHouse != nil {
 		errs = append(errs, s.ClickHouse.Close())
 	}
 	closeAll(s.deadLetters)
 	closeAll(s.cacheClosers...)
-	s.alertClosers, s.scoresFile, s.ClickHouse, s.deadLetters, s.cacheClosers = nil, nil, nil, nil, nil
+	s.alertClosers, s.scoreEvents, s.scoresFile, s.ClickHouse, s.deadLetters, s.cacheClosers = nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -169,6 +178,9 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 		return nil, errors.New("config: no score sink: set clickhouse.addrs (or RATERD_CLICKHOUSE_ADDR) or scores_file")
 	}
 	st.Scores = scoreSinks
+	// The observers see only rows the sinks above acknowledged; both return at once and
+	// never fail the write (bounded buffers that drop and count).
+	var observers sinks.MultiScoreSink
 	if cfg.Alerting != nil {
 		m, closers, err := buildAlerting(ctx, cfg, st.ClickHouse, httpClient, set)
 		if err != nil {
@@ -177,7 +189,23 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 		}
 		st.alertClosers = closers
 		st.Alerts = m
-		st.Scores = sinks.AfterAck{Durable: scoreSinks, Observer: m}
+		observers = append(observers, m)
+	}
+	if cfg.ScoreEvents != nil {
+		ev, err := otlp.New(ctx, *cfg.ScoreEvents, otlp.Options{Telemetry: set, Resource: serviceResource(cfg.Telemetry)})
+		if err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+		st.scoreEvents, st.ScoreEvents = ev, ev
+		observers = append(observers, ev)
+	}
+	switch len(observers) {
+	case 0:
+	case 1:
+		st.Scores = sinks.AfterAck{Durable: scoreSinks, Observer: observers[0]}
+	default:
+		st.Scores = sinks.AfterAck{Durable: scoreSinks, Observer: observers}
 	}
 	st.DeadLetter = deadSinks
 	return st, nil
