@@ -14,7 +14,8 @@
 # redis-server, clickhouse-server, clickhouse-client and openssl from the Debian packages;
 # chdb-core from PyPI into a virtualenv (the current ClickHouse release as an in-process
 # engine: the tests run raterd's DDL, dedup inserts and SQL cookbook on it, since Debian's
-# server is 18.16).
+# server is 18.16); the openai client and real GenAI instrumentations from PyPI into another
+# (scripts/genai-instrumented.sh setup).
 # ClickHouse listens on 9000 and, with TLS, on 9440; the certificate is signed by a CA made
 # at each start (its path is in `env`). Its users are in deploy/clickhouse/users.xml.
 # State, logs and the jar cache live under ${RATERD_SERVICES_DIR:-$HOME/.cache/raterd-services};
@@ -275,6 +276,15 @@ chdb_install() {
     { tail -n 20 "$LOGS/chdb-install.log" >&2; rm -rf "$CHDB_VENV"; die "chdb-core install failed"; }
 }
 
+# genai_install builds the virtualenv of scripts/genai-instrumented.sh (the openai client and
+# real GenAI instrumentations, pinned in deploy/genai-instrumented/requirements.txt; about 20s
+# the first time, 40s with an empty pip cache, cached after). A failure only warns: the one
+# test that needs it (TestIntegrationGenAIInstrumented) says so again, and fails under CI.
+genai_install() {
+  "$ROOT/scripts/genai-instrumented.sh" setup >/dev/null ||
+    log "services: WARNING: scripts/genai-instrumented.sh setup failed; real-instrumentation tests will skip or fail"
+}
+
 ch_start() {
   if pid_alive clickhouse "${PATTERN[clickhouse]}"; then log "clickhouse: already running"; return 0; fi
   port_free clickhouse "$CH_TCP_PORT"; port_free clickhouse "$CH_HTTP_PORT"; port_free clickhouse "$CH_TLS_PORT"
@@ -353,7 +363,7 @@ otelcol_wait() {
 
 cmd_up() {
   local t0=$SECONDS
-  kafka_install; redis_install; ch_install; chdb_install; otelcol_install
+  kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install
   redis_start; ch_start; kafka_start
   redis_wait; ch_wait; kafka_wait
   # After Kafka: its Kafka exporters connect at start.
