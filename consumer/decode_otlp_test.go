@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"encoding/json"
 	"errors"
 	"maps"
 	"os"
@@ -18,7 +19,8 @@ import (
 	"raterd/record"
 )
 
-var otlpTestTime = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+// otlpTestUnix is the Kafka message time of the OTLP tests.
+const otlpTestUnix = 1795867200
 
 func otlpDecoder() *Decoder {
 	return NewDecoder(Limits{MaxRecordBytes: 4 << 20, MaxRecordsPerMessage: DefaultMaxRecordsPerMessage, MaxMessagesPerRecord: DefaultMaxMessagesPerRecord})
@@ -31,7 +33,7 @@ func decodeSeedFile(t *testing.T, name, format string) DecodeResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := otlpDecoder().DecodeMessage(format, value, record.Source{Topic: "t", Offset: 9}, otlpTestTime)
+	res, err := otlpDecoder().DecodeMessage(format, value, record.Source{Topic: "t", Offset: 9}, time.Unix(otlpTestUnix, 0).UTC())
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
@@ -259,7 +261,7 @@ func TestDecodeOTLPGenAITraceRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		for format, value := range map[string][]byte{FormatOTLPProto: pb, FormatOTLPJSON: js} {
-			res, err := otlpDecoder().DecodeMessage(format, value, record.Source{}, otlpTestTime)
+			res, err := otlpDecoder().DecodeMessage(format, value, record.Source{}, time.Unix(otlpTestUnix, 0).UTC())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -301,7 +303,7 @@ func TestDecodeOTLPBigBatches(t *testing.T) {
 	}
 	value, _ := genaitrace.MarshalProto(td)
 	start := time.Now()
-	res, err := NewDecoder(Limits{MaxRecordsPerMessage: 10000}).DecodeMessage(FormatOTLPProto, value, record.Source{}, otlpTestTime)
+	res, err := NewDecoder(Limits{MaxRecordsPerMessage: 10000}).DecodeMessage(FormatOTLPProto, value, record.Source{}, time.Unix(otlpTestUnix, 0).UTC())
 	if err != nil || res.Skipped["not_genai_span"] != 50000 || len(res.Records) != 0 {
 		t.Fatalf("%v %v", err, res.Skipped)
 	}
@@ -309,7 +311,7 @@ func TestDecodeOTLPBigBatches(t *testing.T) {
 
 	value, _ = genaitrace.MarshalProto(genaitrace.Traces(genaitrace.Options{Service: "s", NonGenAI: -1}, genaitrace.Sample(50000, 1)))
 	start = time.Now()
-	_, err = NewDecoder(Limits{MaxRecordsPerMessage: 10000}).DecodeMessage(FormatOTLPProto, value, record.Source{}, otlpTestTime)
+	_, err = NewDecoder(Limits{MaxRecordsPerMessage: 10000}).DecodeMessage(FormatOTLPProto, value, record.Source{}, time.Unix(otlpTestUnix, 0).UTC())
 	var de *DecodeError
 	if !errors.As(err, &de) || de.Reason != ReasonTooManyRecords {
 		t.Fatalf("err = %v", err)
@@ -341,7 +343,7 @@ func TestDecodeOTLPRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := otlpDecoder().DecodeMessage(tt.format, []byte(tt.value), record.Source{}, otlpTestTime)
+			_, err := otlpDecoder().DecodeMessage(tt.format, []byte(tt.value), record.Source{}, time.Unix(otlpTestUnix, 0).UTC())
 			var de *DecodeError
 			if !errors.As(err, &de) || de.Reason != tt.reason {
 				t.Fatalf("err = %v, want %s", err, tt.reason)
@@ -361,8 +363,8 @@ func genaiSpan(set func(a pcommon.Map)) ptrace.Traces {
 	s := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 	s.SetTraceID(pcommon.TraceID{0xab, 1})
 	s.SetSpanID(pcommon.SpanID{0xcd, 2})
-	s.SetStartTimestamp(pcommon.Timestamp(otlpTestTime.Add(-time.Hour).UnixNano()))
-	s.SetEndTimestamp(pcommon.Timestamp(otlpTestTime.Add(-time.Hour + time.Second).UnixNano()))
+	s.SetStartTimestamp(pcommon.Timestamp(time.Unix(otlpTestUnix, 0).UTC().Add(-time.Hour).UnixNano()))
+	s.SetEndTimestamp(pcommon.Timestamp(time.Unix(otlpTestUnix, 0).UTC().Add(-time.Hour + time.Second).UnixNano()))
 	set(s.Attributes())
 	return td
 }
@@ -398,7 +400,7 @@ func TestDecodeOTLPSpanShapes(t *testing.T) {
 			a.PutStr("gen_ai.response.finish_reasons", `["STOP"]`)
 		}, check: func(t *testing.T, r *record.Record) {
 			if r.Model != "gemini-2.5-flash" || r.Metadata["gen_ai.provider.name"] != "gcp.gemini" || *r.Usage != (record.Usage{InputTokens: 3, OutputTokens: 4}) ||
-				r.FinishReason != "STOP" || r.Latency != time.Second || !r.Timestamp.Equal(otlpTestTime.Add(-time.Hour)) || r.ID != "ab010000000000000000000000000000-cd02000000000000" {
+				r.FinishReason != "STOP" || r.Latency != time.Second || !r.Timestamp.Equal(time.Unix(otlpTestUnix, 0).UTC().Add(-time.Hour)) || r.ID != "ab010000000000000000000000000000-cd02000000000000" {
 				t.Errorf("%+v", r)
 			}
 		}},
@@ -476,7 +478,7 @@ func TestDecodeOTLPSpanShapes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			value, _ := genaitrace.MarshalProto(genaiSpan(tt.set))
-			res, err := NewDecoder(Limits{MaxMessagesPerRecord: 4}).DecodeMessage(FormatOTLPProto, value, record.Source{}, otlpTestTime)
+			res, err := NewDecoder(Limits{MaxMessagesPerRecord: 4}).DecodeMessage(FormatOTLPProto, value, record.Source{}, time.Unix(otlpTestUnix, 0).UTC())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -533,7 +535,7 @@ func TestDecodeOTLPEventShapes(t *testing.T) {
 	add("something.else", 1, func(pcommon.Map) {})
 	var mar plog.ProtoMarshaler
 	value, _ := mar.MarshalLogs(ld)
-	res, err := otlpDecoder().DecodeMessage(FormatOTLPLogsProto, value, record.Source{}, otlpTestTime)
+	res, err := otlpDecoder().DecodeMessage(FormatOTLPLogsProto, value, record.Source{}, time.Unix(otlpTestUnix, 0).UTC())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,7 +547,7 @@ func TestDecodeOTLPEventShapes(t *testing.T) {
 	checkOTLPRecord(t, r, 0)
 	if r.Response != "a1" || r.FinishReason != "stop" || r.Metadata["gen_ai.output.choices"] != "2" || r.Model != "gpt-x" ||
 		!slices.Equal(r.Messages, []record.Message{{Role: "user", Content: "q1"}, {Role: "assistant", Content: "tool_call f({})"}, {Role: "tool", Content: "result"}}) ||
-		!r.Timestamp.Equal(otlpTestTime) {
+		!r.Timestamp.Equal(time.Unix(otlpTestUnix, 0).UTC()) {
 		t.Errorf("%+v", r)
 	}
 }
@@ -577,5 +579,24 @@ func TestOTLPProtoKind(t *testing.T) {
 	}
 	if got := otlpProtoKind(nil); got != FormatOTLPProto {
 		t.Errorf("empty: %q", got)
+	}
+}
+
+func TestLooksLikeOTLPJSON(t *testing.T) {
+	for _, tt := range []struct {
+		value        string
+		traces, logs bool
+	}{
+		{`{"resourceSpans":[]}`, true, false},
+		{`{"resourceLogs":[]}`, false, true},
+		{`{"model":"m","response":"r"}`, false, false},
+	} {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(tt.value), &obj); err != nil {
+			t.Fatal(err)
+		}
+		if looksLikeOTLPTracesJSON(obj) != tt.traces || looksLikeOTLPLogsJSON(obj) != tt.logs {
+			t.Errorf("%s", tt.value)
+		}
 	}
 }
