@@ -118,3 +118,32 @@ func FuzzDecodeOTLPLogsJSON(f *testing.F) {
 	f.Add([]byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"eventName":"gen_ai.choice","body":{"kvlistValue":{}}}]}]}]}`))
 	f.Fuzz(func(t *testing.T, value []byte) { fuzzOTLP(t, FormatOTLPLogsJSON, value) })
 }
+
+// FuzzDecodeOTLPSpanAttributes fuzzes what raw bytes rarely reach: the attribute values of
+// a well-formed model-call span (messages JSON, indexed keys, token counts, ids, times).
+func FuzzDecodeOTLPSpanAttributes(f *testing.F) {
+	f.Add("chat", `[{"role":"user","parts":[{"type":"text","content":"q"}]}]`, `[{"role":"assistant","parts":[{"type":"tool_call","name":"f","arguments":{"a":1}}],"finish_reason":"stop"}]`,
+		"gen_ai.prompt.0.content", "x", "llm.output_messages.0.message.contents.1.message_content.text", "y", int64(5), uint64(1), uint64(2))
+	f.Add("", `[]`, `[{"content":"a"}]`, "retrieval.documents.3.document.content", "doc", "gen_ai.completion.0.tool_calls.0.name", "t", int64(-1), uint64(0), uint64(1<<63))
+	f.Fuzz(func(t *testing.T, op, in, out, k1, v1, k2, v2 string, tokens int64, start, end uint64) {
+		td := genaiSpan(func(a pcommon.Map) {
+			if op != "" {
+				a.PutStr("gen_ai.operation.name", op)
+			}
+			a.PutStr("gen_ai.request.model", "m")
+			a.PutStr("gen_ai.input.messages", in)
+			a.PutStr("gen_ai.output.messages", out)
+			a.PutStr(k1, v1)
+			a.PutStr(k2, v2)
+			a.PutInt("gen_ai.usage.input_tokens", tokens)
+		})
+		s := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+		s.SetStartTimestamp(pcommon.Timestamp(start))
+		s.SetEndTimestamp(pcommon.Timestamp(end))
+		value, err := genaitrace.MarshalProto(td)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fuzzOTLP(t, FormatOTLPProto, value)
+	})
+}
