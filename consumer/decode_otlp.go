@@ -1,26 +1,531 @@
 package consumer
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"raterd/record"
 )
 
-// Placeholders until the OTLP decoders land (issue 14).
+// OTLP traces (otlp_proto, otlp_json) as an OpenTelemetry Collector's Kafka exporter writes
+// them: one TracesData per message, decoded with the Collector's pdata library. Only GenAI
+// model calls become records; every other span is skipped and counted. docs/inputs.md has
+// the rules and field maps.
 
-func decodeOTLPTracesProto(value []byte, src record.Source, msgTime time.Time, lim Limits) (DecodeResult, error) {
-	return DecodeResult{}, &DecodeError{Reason: ReasonInvalidField, Field: "format", Err: errors.New("otlp_proto: not implemented")}
+// ReasonInvalidOTLP: the message value is not an OTLP TracesData or LogsData that the
+// Collector's pdata library reads (binary junk, a truncated export, a logs export on a
+// traces topic). JSON that does not parse at all is ReasonInvalidJSON instead.
+const ReasonInvalidOTLP = "invalid_otlp"
+
+// Skip reasons of the OTLP decoders: stable snake_case strings (DecodeResult.Skipped).
+const (
+	// otlpSkipNotGenAISpan: a span of no GenAI convention (HTTP, database, …).
+	otlpSkipNotGenAISpan = "not_genai_span"
+	// otlpSkipNotGenAIOperation: a GenAI span that is no model call (embeddings, tool
+	// execution, agent invocation, an OpenInference CHAIN, TOOL or EMBEDDING span, …).
+	otlpSkipNotGenAIOperation = "not_genai_operation"
+	// otlpSkipRetrievalContext: a retrieval span, read as context for the model calls of
+	// its trace in the same message, not a record itself.
+	otlpSkipRetrievalContext = "retrieval_context"
+	// otlpSkipNoOutput: a model call without output content (content capture off, or the
+	// content travels on a log event).
+	otlpSkipNoOutput = "no_output"
+	// otlpSkipNoModel: a model call without a model name.
+	otlpSkipNoModel = "no_model"
+	// otlpSkipTooManyMessages: more chat messages than Limits.MaxMessagesPerRecord.
+	otlpSkipTooManyMessages = "too_many_messages"
+	// otlpSkipInvalidMessages: a messages attribute that is neither JSON nor a structured
+	// list of messages (e.g. truncated by an attribute length limit).
+	otlpSkipInvalidMessages = "invalid_messages"
+	// otlpSkipEmptyExport: an export with no span (or log record) at all.
+	otlpSkipEmptyExport = "empty_export"
+)
+
+// GenAI operations that are model calls (gen_ai.operation.name).
+const (
+	opChat            = "chat"
+	opTextCompletion  = "text_completion"
+	opGenerateContent = "generate_content"
+	opRetrieval       = "retrieval"
+)
+
+// otlpSpanKind is what a span is to raterd.
+type otlpSpanKind int
+
+const (
+	spanNotGenAI otlpSpanKind = iota
+	spanModelCall
+	spanRetrieval
+	spanOtherGenAI
+)
+
+// classifySpan tells a model call from a retrieval, another GenAI span or a span of no GenAI
+// convention, in one pass over the attributes without allocating: gen_ai.operation.name
+// first, then OpenLLMetry's llm.request.type, then openinference.span.kind; a span with
+// gen_ai.request.model, gen_ai.provider.name or gen_ai.system and none of the three (the
+// conventions before v1.27) is a model call.
+func classifySpan(attrs pcommon.Map) otlpSpanKind {
+	var op, reqType, oiKind string
+	legacy := false
+	for k, v := range attrs.All() {
+		switch k {
+		case attrGenAIOperation:
+			op = v.Str()
+		case attrOpenLLMetryRequest:
+			reqType = v.Str()
+		case attrOISpanKind:
+			oiKind = v.Str()
+		case attrGenAIRequestModel, attrGenAIProvider, attrGenAISystem:
+			legacy = true
+		}
+	}
+	switch {
+	case op != "":
+		switch op {
+		case opChat, opTextCompletion, opGenerateContent:
+			return spanModelCall
+		case opRetrieval:
+			return spanRetrieval
+		}
+		return spanOtherGenAI
+	case reqType != "":
+		if reqType == "chat" || reqType == "completion" {
+			return spanModelCall
+		}
+		return spanOtherGenAI
+	case oiKind != "":
+		switch strings.ToUpper(oiKind) {
+		case oiKindLLM:
+			return spanModelCall
+		case oiKindRetriever:
+			return spanRetrieval
+		}
+		return spanOtherGenAI
+	case legacy:
+		return spanModelCall
+	}
+	return spanNotGenAI
 }
 
-func decodeOTLPTracesJSON(value []byte, src record.Source, msgTime time.Time, lim Limits) (DecodeResult, error) {
-	return DecodeResult{}, &DecodeError{Reason: ReasonInvalidField, Field: "format", Err: errors.New("otlp_json: not implemented")}
+// decodeOTLPTracesProto is the FormatOTLPProto decoder.
+func decodeOTLPTracesProto(value []byte, _ record.Source, msgTime time.Time, lim Limits) (DecodeResult, error) {
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(value)
+	if err != nil {
+		return DecodeResult{}, &DecodeError{Reason: ReasonInvalidOTLP, Err: cleanErr(fmt.Errorf("not an OTLP TracesData in protobuf: %w", err))}
+	}
+	return decodeTraces(td, msgTime, lim)
 }
 
-func decodeOTLPLogsProto(value []byte, src record.Source, msgTime time.Time, lim Limits) (DecodeResult, error) {
-	return DecodeResult{}, &DecodeError{Reason: ReasonInvalidField, Field: "format", Err: errors.New("otlp_logs_proto: not implemented")}
+// decodeOTLPTracesJSON is the FormatOTLPJSON decoder.
+func decodeOTLPTracesJSON(value []byte, _ record.Source, msgTime time.Time, lim Limits) (DecodeResult, error) {
+	var u ptrace.JSONUnmarshaler
+	td, err := u.UnmarshalTraces(value)
+	if err != nil {
+		return DecodeResult{}, otlpJSONError("TracesData", value, err)
+	}
+	return decodeTraces(td, msgTime, lim)
 }
 
-func decodeOTLPLogsJSON(value []byte, src record.Source, msgTime time.Time, lim Limits) (DecodeResult, error) {
-	return DecodeResult{}, &DecodeError{Reason: ReasonInvalidField, Field: "format", Err: errors.New("otlp_logs_json: not implemented")}
+// otlpJSONError classifies a pdata JSON error: invalid_json when the value is no JSON at
+// all, else invalid_otlp.
+func otlpJSONError(what string, value []byte, err error) error {
+	if !json.Valid(value) {
+		return &DecodeError{Reason: ReasonInvalidJSON, Err: cleanErr(fmt.Errorf("not JSON: %w", err))}
+	}
+	return &DecodeError{Reason: ReasonInvalidOTLP, Err: cleanErr(fmt.Errorf("not an OTLP %s in JSON: %w", what, err))}
+}
+
+// cleanErr keeps err unless its text is not valid UTF-8 (pdata may quote the input), in
+// which case the text is repaired (and the chain is lost, which nothing inspects).
+func cleanErr(err error) error {
+	if msg := err.Error(); !utf8.ValidString(msg) {
+		return errors.New(strings.ToValidUTF8(msg, "\uFFFD"))
+	}
+	return err
+}
+
+// spanRef points at one model-call span of a message.
+type spanRef struct {
+	res   pcommon.Resource
+	scope pcommon.InstrumentationScope
+	span  ptrace.Span
+}
+
+// decodeTraces turns the model-call spans of td into records. Pass one classifies every
+// span and gathers the retrieved documents of each trace; pass two builds the records, so
+// that a retrieval span after its model call in the batch still counts. At most
+// lim.MaxRecordsPerMessage+1 records are built: one more is a dead letter anyway.
+func decodeTraces(td ptrace.Traces, msgTime time.Time, lim Limits) (DecodeResult, error) {
+	var res DecodeResult
+	var calls []spanRef
+	var docs map[pcommon.TraceID][]string
+	total := 0
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j)
+			spans := ss.Spans()
+			total += spans.Len()
+			for k := 0; k < spans.Len(); k++ {
+				span := spans.At(k)
+				switch classifySpan(span.Attributes()) {
+				case spanModelCall:
+					calls = append(calls, spanRef{res: rs.Resource(), scope: ss.Scope(), span: span})
+				case spanRetrieval:
+					res.Skip(otlpSkipRetrievalContext)
+					if docs == nil {
+						docs = map[pcommon.TraceID][]string{}
+					}
+					tid := span.TraceID()
+					docs[tid] = retrievalDocs(span.Attributes(), docs[tid])
+				case spanOtherGenAI:
+					res.Skip(otlpSkipNotGenAIOperation)
+				default:
+					res.Skip(otlpSkipNotGenAISpan)
+				}
+			}
+		}
+	}
+	if total == 0 {
+		res.Skip(otlpSkipEmptyExport)
+	}
+	for _, c := range calls {
+		var f genaiFacts
+		f.scan(c.span.Attributes())
+		it := otlpItem{
+			traceID: c.span.TraceID(), spanID: c.span.SpanID(),
+			start: uint64(c.span.StartTimestamp()), end: uint64(c.span.EndTimestamp()),
+			res: c.res, scope: c.scope, docs: docs[c.span.TraceID()],
+		}
+		r, skip := buildRecord(&f, it, msgTime, lim)
+		if skip != "" {
+			res.Skip(skip)
+			continue
+		}
+		res.Records = append(res.Records, r)
+		if err := checkRecordCap(len(res.Records), lim); err != nil {
+			return DecodeResult{}, err
+		}
+	}
+	return res, nil
+}
+
+// checkRecordCap stops building records once a message holds more than the cap; the
+// dispatcher dead-letters the message whole (the same error DecodeMessage would give).
+func checkRecordCap(n int, lim Limits) error {
+	if lim.MaxRecordsPerMessage > 0 && n > lim.MaxRecordsPerMessage {
+		return &DecodeError{Reason: ReasonTooManyRecords,
+			Err: fmt.Errorf("message yields more than %d records (kafka.max_records_per_message)", lim.MaxRecordsPerMessage)}
+	}
+	return nil
+}
+
+// retrievalDocs reads the documents of a retrieval span: gen_ai.retrieval.documents, else
+// OpenInference's retrieval.documents.N.document.content.
+func retrievalDocs(attrs pcommon.Map, docs []string) []string {
+	if v, ok := attrs.Get(attrGenAIRetrievalDocs); ok {
+		return retrievalDocsGenAI(v, docs)
+	}
+	var oi openInferenceFacts
+	for k, v := range attrs.All() {
+		if strings.HasPrefix(k, prefixOIRetrievalDocs) {
+			oi.docs = appendFlat(oi.docs, k[len(prefixOIRetrievalDocs):], v)
+		}
+	}
+	return openInferenceDocs(oi.docs, docs)
+}
+
+// otlpItem is what a span or log record gives a record besides its GenAI attributes.
+type otlpItem struct {
+	traceID    pcommon.TraceID
+	spanID     pcommon.SpanID
+	start, end uint64 // Unix nanoseconds; 0 unknown
+	res        pcommon.Resource
+	scope      pcommon.InstrumentationScope
+	docs       []string // shared between the records of a trace: read only
+	convention string   // set by the caller for events; else the family the content came from
+}
+
+// buildRecord makes the record of one model call, or says why it is skipped.
+func buildRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) (*record.Record, string) {
+	maxMsgs := lim.MaxMessagesPerRecord
+	var in, out []chatMsg
+	var prompt, convention string
+
+	// Input: current conventions, else OpenLLMetry, else OpenInference.
+	switch {
+	case f.fromEvents:
+		in = f.msgIn
+	case f.hasInput:
+		msgs, ok, tooMany := parseGenAIMessages(f.inputMsgs, maxMsgs)
+		if tooMany {
+			return nil, otlpSkipTooManyMessages
+		}
+		if !ok {
+			return nil, otlpSkipInvalidMessages
+		}
+		in = msgs
+	case len(f.olPrompt) > 0:
+		groups, ok := groupFlat(f.olPrompt, maxMsgs)
+		if !ok {
+			return nil, otlpSkipTooManyMessages
+		}
+		in = openLLMetryMessages(groups)
+	case len(f.oi.input) > 0:
+		groups, ok := groupFlat(f.oi.input, maxMsgs)
+		if !ok {
+			return nil, otlpSkipTooManyMessages
+		}
+		in = openInferenceMessages(groups)
+	default:
+		prompt = f.oi.inputValue
+	}
+
+	// Output, in the same order; the first message is the response.
+	switch {
+	case f.fromEvents:
+		out = f.msgOut
+	case f.hasOutput:
+		msgs, ok, tooMany := parseGenAIMessages(f.outputMsgs, maxMsgs)
+		if tooMany {
+			return nil, otlpSkipTooManyMessages
+		}
+		if !ok {
+			return nil, otlpSkipInvalidMessages
+		}
+		out, convention = msgs, conventionGenAI
+	case len(f.olCompletion) > 0:
+		groups, ok := groupFlat(f.olCompletion, maxMsgs)
+		if !ok {
+			return nil, otlpSkipTooManyMessages
+		}
+		out, convention = openLLMetryMessages(groups), conventionOpenLLMetry
+	case len(f.oi.output) > 0:
+		groups, ok := groupFlat(f.oi.output, maxMsgs)
+		if !ok {
+			return nil, otlpSkipTooManyMessages
+		}
+		out, convention = openInferenceMessages(groups), conventionOpenInference
+	case f.oi.outputValue != "":
+		out, convention = []chatMsg{{role: "assistant", text: f.oi.outputValue}}, conventionOpenInference
+	}
+	if len(out) == 0 || out[0].text == "" && len(out[0].calls) == 0 {
+		return nil, otlpSkipNoOutput
+	}
+	if it.convention != "" {
+		convention = it.convention
+	}
+
+	model := firstNonEmpty(f.respModel, f.reqModel, f.oi.respModel, f.oi.model, f.oi.reqModel)
+	if model == "" {
+		return nil, otlpSkipNoModel
+	}
+
+	r := &record.Record{
+		Model:          model,
+		TraceID:        it.traceID.String(),
+		SpanID:         it.spanID.String(),
+		Timestamp:      eventTime(it.start, msgTime),
+		Latency:        spanLatency(it.start, it.end),
+		ConversationID: firstNonEmpty(f.convID, f.sessionID),
+		Context:        it.docs,
+	}
+	if r.TraceID != "" && r.SpanID != "" {
+		r.ID = r.TraceID + "-" + r.SpanID
+	}
+	if v, ok := it.res.Attributes().Get("service.name"); ok {
+		r.App = attrStr(v)
+	}
+
+	// System: the instructions, then the system messages of the history, which leave the
+	// messages.
+	var system string
+	if f.hasSysInstr {
+		system = parseSystemInstructions(f.sysInstr)
+	}
+	msgs := make([]record.Message, 0, len(in))
+	for _, m := range in {
+		if m.role == "system" || m.role == "developer" {
+			system = joinText(system, m.text)
+			continue
+		}
+		content := renderContent(m)
+		if m.role == "" && content == "" {
+			continue
+		}
+		msgs = append(msgs, record.Message{Role: m.role, Content: content})
+	}
+	r.System = system
+	if f.opName == opTextCompletion || f.llmRequestType == "completion" {
+		// A completion has a prompt, not a conversation.
+		for _, m := range msgs {
+			prompt = joinText(prompt, m.Content)
+		}
+		msgs = nil
+	}
+	r.Prompt = prompt
+	if len(msgs) > 0 {
+		r.Messages = msgs
+	}
+
+	first := out[0]
+	r.Response = first.text
+	r.ToolCalls = first.calls
+	r.FinishReason = first.finish
+	if r.FinishReason == "" && f.hasFinishReasons {
+		r.FinishReason = firstFinishReason(f.finishReasons)
+	}
+	if r.FinishReason == "" {
+		r.FinishReason = f.oi.finish
+	}
+
+	inTok, hasIn := f.inTokens, f.hasInTokens
+	if !hasIn {
+		inTok, hasIn = f.oi.promptTokens, f.oi.hasPromptTokens
+	}
+	outTok, hasOut := f.outTokens, f.hasOutTokens
+	if !hasOut {
+		outTok, hasOut = f.oi.completionTokens, f.oi.hasCompletionTokens
+	}
+	if hasIn || hasOut {
+		r.Usage = &record.Usage{InputTokens: inTok, OutputTokens: outTok}
+	}
+
+	meta := map[string]string{"raterd.convention": convention}
+	putMeta(meta, "gen_ai.provider.name", firstNonEmpty(f.provider, f.system, f.oi.provider, f.oi.system))
+	putMeta(meta, "gen_ai.operation.name", firstNonEmpty(f.opName, f.llmRequestType))
+	if req := firstNonEmpty(f.reqModel, f.oi.reqModel); req != model {
+		putMeta(meta, "gen_ai.request.model", req)
+	}
+	putMeta(meta, "gen_ai.response.id", f.respID)
+	putMeta(meta, "gen_ai.agent.name", f.agentName)
+	putMeta(meta, "server.address", f.serverAddr)
+	putMeta(meta, "user.id", f.userID)
+	putMeta(meta, "otel.scope.name", it.scope.Name())
+	for _, k := range []string{"service.version", "deployment.environment.name", "deployment.environment"} {
+		if v, ok := it.res.Attributes().Get(k); ok {
+			putMeta(meta, k, attrStr(v))
+		}
+	}
+	if n := max(len(out), f.choices); n > 1 {
+		meta["gen_ai.output.choices"] = strconv.Itoa(n)
+	}
+	r.Metadata = meta
+	sanitizeRecord(r)
+	return r, ""
+}
+
+// renderContent is a message's content for record.Message: its text, then one line per
+// tool call it made ("tool_call NAME(ARGUMENTS)").
+func renderContent(m chatMsg) string {
+	text := m.text
+	for _, c := range m.calls {
+		text = joinText(text, "tool_call "+c.Name+"("+c.Arguments+")")
+	}
+	return text
+}
+
+// putMeta sets a Metadata entry, clipped, when the value is not empty.
+func putMeta(meta map[string]string, k, v string) {
+	if v != "" {
+		meta[k] = clipMeta(v)
+	}
+}
+
+// firstNonEmpty returns the first non-empty string.
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// eventTime is a record's event time from Unix nanoseconds: msgTime when 0 or past what
+// the store holds (2106), and now when msgTime is unset, as Decode does.
+func eventTime(ns uint64, msgTime time.Time) time.Time {
+	if ns != 0 && ns/uint64(time.Second) <= maxEventUnix {
+		return time.Unix(0, int64(ns)).UTC()
+	}
+	t := msgTime.UTC()
+	if t.Unix() <= 0 {
+		t = time.Now().UTC()
+	}
+	return t
+}
+
+// spanLatency is end - start, or 0 when unknown, negative or past what the store holds.
+func spanLatency(start, end uint64) time.Duration {
+	if start == 0 || end <= start {
+		return 0
+	}
+	d := end - start
+	if d/uint64(time.Millisecond) > maxLatencyMS {
+		return 0
+	}
+	return time.Duration(d)
+}
+
+// sanitizeRecord makes every string of r valid UTF-8 (Context is repaired when read).
+func sanitizeRecord(r *record.Record) {
+	for _, p := range []*string{&r.Model, &r.App, &r.Prompt, &r.Response, &r.System, &r.FinishReason, &r.ConversationID} {
+		*p = validUTF8(*p)
+	}
+	for i := range r.Messages {
+		r.Messages[i].Role = validUTF8(r.Messages[i].Role)
+		r.Messages[i].Content = validUTF8(r.Messages[i].Content)
+	}
+	for i := range r.ToolCalls {
+		c := &r.ToolCalls[i]
+		c.ID, c.Name, c.Arguments, c.Result = validUTF8(c.ID), validUTF8(c.Name), validUTF8(c.Arguments), validUTF8(c.Result)
+	}
+}
+
+// looksLikeOTLPTracesJSON tells an OTLP/JSON TracesData by its top-level key.
+func looksLikeOTLPTracesJSON(obj map[string]json.RawMessage) bool {
+	_, ok := obj["resourceSpans"]
+	return ok
+}
+
+// looksLikeOTLPLogsJSON tells an OTLP/JSON LogsData by its top-level key.
+func looksLikeOTLPLogsJSON(obj map[string]json.RawMessage) bool {
+	_, ok := obj["resourceLogs"]
+	return ok
+}
+
+// otlpProtoKind tells OTLP protobuf traces from logs by parsing: FormatOTLPProto,
+// FormatOTLPLogsProto, or "" when neither parses. pdata checks wire types, so a LogsData
+// with a log record does not parse as traces (a log record's time fields are fixed64, a
+// span's ids are bytes; tested). An export that parses as both (empty, or resources
+// without records) is traces unless only the logs reading finds records.
+func otlpProtoKind(value []byte) string {
+	var tu ptrace.ProtoUnmarshaler
+	td, terr := tu.UnmarshalTraces(value)
+	if terr == nil && td.SpanCount() > 0 {
+		return FormatOTLPProto
+	}
+	var lu plog.ProtoUnmarshaler
+	ld, lerr := lu.UnmarshalLogs(value)
+	switch {
+	case lerr == nil && ld.LogRecordCount() > 0:
+		return FormatOTLPLogsProto
+	case terr == nil:
+		return FormatOTLPProto
+	case lerr == nil:
+		return FormatOTLPLogsProto
+	}
+	return ""
 }
