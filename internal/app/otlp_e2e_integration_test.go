@@ -127,7 +127,7 @@ kafka:
   topics: [%s]
   topic_formats: {%s}
   group_id: it-otlp-e2e-%s
-  start_offset: latest
+  start_offset: earliest
   batch: {max_records: 100, linger: 20ms}
   commit_interval: 100ms
 clickhouse: {addrs: [%s], database: %s}
@@ -147,8 +147,11 @@ admin: {listen: %q}
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := startRun(t, cfg, &logBuffer{})
-	// start_offset latest: send only once this member owns the partitions.
+	logs := &logBuffer{}
+	stop := startRun(t, cfg, logs)
+	// The group reads the shared topics from the start (a reader that starts at the latest
+	// offset can resolve it after the collector wrote); the evaluators match only this
+	// test's app, so other traffic there is decoded and not judged.
 	pollReadyz(t, "http://"+admin+"/readyz", 60*time.Second, "ready", func(code int, _ string) bool { return code == http.StatusOK })
 
 	app := newGenAIApp(t, collector, appService)
@@ -193,7 +196,15 @@ admin: {listen: %q}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 90s %d (span, topic, evaluator) rows for the traces, want %d", n, len(want)*2*2)
+			var have []string
+			rows, err := conn.Query(context.Background(), "SELECT concat(span_id, ' ', topic, ' ', evaluator, ' ', status) FROM "+db+".scores WHERE "+inTraces)
+			for err == nil && rows.Next() {
+				var s string
+				_ = rows.Scan(&s)
+				have = append(have, s)
+			}
+			t.Fatalf("after 90s %d (span, topic, evaluator) rows for the traces, want %d; rows: %v\nspans: current %s, on event %s, older %s\nraterd's log ends:\n%s",
+				n, len(want)*2*2, have, current.SpanID(), onEvent.SpanID(), older.SpanID(), tailString(logs.String(), 6000))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
