@@ -85,10 +85,14 @@ type wireRecord struct {
 }
 
 // decodeRaterd is the FormatRaterd decoder: one record per message.
-func decodeRaterd(value []byte, src record.Source, msgTime time.Time, _ Limits) (DecodeResult, error) {
+func decodeRaterd(value []byte, src record.Source, msgTime time.Time, lim Limits) (DecodeResult, error) {
 	r, err := Decode(value, src, msgTime, 0) // the caller checked the size cap
 	if err != nil {
 		return DecodeResult{}, err
+	}
+	if lim.MaxMessagesPerRecord > 0 && len(r.Messages) > lim.MaxMessagesPerRecord {
+		return DecodeResult{}, &DecodeError{Reason: ReasonInvalidField, Field: "messages",
+			Err: fmt.Errorf("%d messages exceed kafka.max_messages_per_record (%d)", len(r.Messages), lim.MaxMessagesPerRecord)}
 	}
 	return DecodeResult{Records: []*record.Record{r}}, nil
 }

@@ -14,7 +14,11 @@ import (
 // protobuf, traces before logs: the two messages share field numbers but not wire types,
 // so logs do not parse as traces (consumer tests check both ways).
 func detectFormat(value []byte) string {
-	if first, ok := firstNonSpace(value); ok && first == '{' {
+	first, ok := firstNonSpace(value)
+	if !ok {
+		return "" // empty: an empty protobuf would parse as an empty export of anything
+	}
+	if first == '{' {
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(value, &obj); err != nil {
 			return FormatRaterd // the raterd decoder reports the JSON error

@@ -179,3 +179,16 @@ func TestConfigFormats(t *testing.T) {
 		}
 	}
 }
+
+func TestRaterdFormatCapsMessagesPerRecord(t *testing.T) {
+	d := NewDecoder(Limits{MaxMessagesPerRecord: 2})
+	ok := `{"model":"m","response":"r","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]}`
+	if res, err := d.DecodeMessage(FormatRaterd, []byte(ok), record.Source{}, time.Unix(1, 0)); err != nil || len(res.Records) != 1 {
+		t.Fatalf("2 messages at a cap of 2: %v", err)
+	}
+	over := `{"model":"m","response":"r","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}`
+	_, err := d.DecodeMessage(FormatRaterd, []byte(over), record.Source{}, time.Unix(1, 0))
+	if de, isDE := err.(*DecodeError); !isDE || de.Reason != ReasonInvalidField || de.Field != "messages" || !strings.Contains(err.Error(), "kafka.max_messages_per_record") {
+		t.Errorf("3 messages at a cap of 2: %v, want invalid_field naming messages and the key", err)
+	}
+}
