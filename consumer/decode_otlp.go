@@ -133,7 +133,24 @@ func decodeOTLPTracesJSON(value []byte, _ record.Source, msgTime time.Time, lim 
 	if err != nil {
 		return DecodeResult{}, otlpJSONError("TracesData", value, err)
 	}
+	if td.ResourceSpans().Len() == 0 {
+		if err := otlpJSONNamesNothing(value, "resourceSpans", looksLikeOTLPTracesJSON); err != nil {
+			return DecodeResult{}, err
+		}
+	}
 	return decodeTraces(td, msgTime, lim)
+}
+
+// otlpJSONNamesNothing tells an empty export from a JSON object that is no export at all
+// (pdata's JSON reader ignores unknown keys, so a raterd record on an otlp_json topic
+// would read as an empty export): an object with keys but not the export's key is
+// invalid_otlp, so that it is dead-lettered instead of skipped.
+func otlpJSONNamesNothing(value []byte, key string, has func(map[string]json.RawMessage) bool) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(value, &obj); err != nil || len(obj) == 0 || has(obj) {
+		return nil
+	}
+	return &DecodeError{Reason: ReasonInvalidOTLP, Err: fmt.Errorf("a JSON object without %q: not an OTLP/JSON export", key)}
 }
 
 // otlpJSONError classifies a pdata JSON error: invalid_json when the value is no JSON at

@@ -56,6 +56,11 @@ func decodeOTLPLogsJSON(value []byte, _ record.Source, msgTime time.Time, lim Li
 	if err != nil {
 		return DecodeResult{}, otlpJSONError("LogsData", value, err)
 	}
+	if ld.ResourceLogs().Len() == 0 {
+		if err := otlpJSONNamesNothing(value, "resourceLogs", looksLikeOTLPLogsJSON); err != nil {
+			return DecodeResult{}, err
+		}
+	}
 	return decodeLogs(ld, msgTime, lim)
 }
 

@@ -136,3 +136,25 @@ func FuzzDecodeAuto(f *testing.F) {
 		}
 	})
 }
+
+func TestOTLPJSONRefusesObjectsThatAreNoExport(t *testing.T) {
+	d := NewDecoder(Limits{})
+	for _, format := range []string{FormatOTLPJSON, FormatOTLPLogsJSON} {
+		_, err := d.DecodeMessage(format, []byte(`{"model":"m","response":"a raterd record on the wrong topic"}`), record.Source{}, time.Unix(1, 0))
+		if de, ok := err.(*DecodeError); !ok || de.Reason != ReasonInvalidOTLP {
+			t.Errorf("%s: a raterd record gave %v, want %s (a dead letter, not an empty export)", format, err, ReasonInvalidOTLP)
+		}
+		key, other := "resourceSpans", "resourceLogs"
+		if format == FormatOTLPLogsJSON {
+			key, other = other, key
+		}
+		for _, empty := range []string{`{}`, `{"` + key + `":[]}`} {
+			if _, err := d.DecodeMessage(format, []byte(empty), record.Source{}, time.Unix(1, 0)); err != nil {
+				t.Errorf("%s: %s: %v, want an empty export", format, empty, err)
+			}
+		}
+		if _, err := d.DecodeMessage(format, []byte(`{"`+other+`":[]}`), record.Source{}, time.Unix(1, 0)); err == nil {
+			t.Errorf("%s: the other signal's export was accepted", format)
+		}
+	}
+}

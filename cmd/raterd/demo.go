@@ -2,12 +2,14 @@ package main
 
 import (
 	"io"
+
 	"raterd/internal/app"
 	"raterd/internal/cli"
 )
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("demo", "demo [--traffic FILE] [--clickhouse host:port] [--redis host:port] [--out FILE]", stderr)
+	fs := cli.NewFlagSet("demo", "demo [--format raterd|otlp_proto|otlp_json|mixed] [--traffic FILE] [--clickhouse host:port] [--redis host:port] [--out FILE]", stderr)
+	format := fs.String("format", "raterd", "how the traffic travels on the topic: raterd (JSON records), otlp_proto or otlp_json (OTLP GenAI spans as an OpenTelemetry Collector writes them) or mixed (half each, read with format auto)")
 	trafficPath := fs.String("traffic", "testdata/traffic.jsonl", "JSON-lines traffic to load; when the file is missing, the same traffic is generated in memory")
 	chAddr := fs.String("clickhouse", "", "also write scores to this ClickHouse (native host:port); the schema is migrated first")
 	redisAddr := fs.String("redis", "", "use this Redis as the cache instead of the in-process one")
@@ -18,5 +20,5 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := cli.SignalContext(stderr)
 	defer stop()
-	return app.Demo(ctx, app.DemoOptions{Traffic: *trafficPath, ClickHouse: *chAddr, Redis: *redisAddr, Out: *out, Quiet: *quiet}, stdout, stderr)
+	return app.Demo(ctx, app.DemoOptions{Traffic: *trafficPath, ClickHouse: *chAddr, Redis: *redisAddr, Out: *out, Quiet: *quiet, Format: *format}, stdout, stderr)
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 
 	"raterd/consumer"
 	"raterd/internal/cli"
+	"raterd/internal/genaitrace"
 	"raterd/internal/judgesim"
 	"raterd/internal/telemetry"
 	"raterd/internal/trafficgen"
@@ -88,6 +91,84 @@ type DemoOptions struct {
 	Out string
 	// Quiet turns the progress lines off.
 	Quiet bool
+	// Format is how the traffic travels on the topic: raterd (default: its JSON lines as
+	// they are), otlp_proto or otlp_json (the valid records as OTLP GenAI spans, as an
+	// OpenTelemetry Collector's Kafka exporter writes them) or mixed (half of each, read
+	// with format auto).
+	Format string
+}
+
+// Demo traffic formats (--format); otlp_proto and otlp_json are the consumer's.
+const (
+	demoFormatMixed = "mixed"
+	// demoSpansPerMessage is how many chats one OTLP message holds: a Collector batch.
+	demoSpansPerMessage = 64
+)
+
+// DemoFormats lists the values of DemoOptions.Format.
+func DemoFormats() []string {
+	return []string{consumer.FormatRaterd, consumer.FormatOTLPProto, consumer.FormatOTLPJSON, demoFormatMixed}
+}
+
+// demoTraffic turns the demo's JSON lines into the messages of the given format and
+// returns them with the topic's input format and a line describing them. Lines that are
+// not valid records (the demo's bad input) travel as they are in every format and are
+// dead-lettered.
+func demoTraffic(lines [][]byte, format string) (msgs [][]byte, topicFormat, desc string, err error) {
+	switch format {
+	case "", consumer.FormatRaterd:
+		return lines, consumer.FormatRaterd, "raterd JSON records, one per message", nil
+	case consumer.FormatOTLPProto, consumer.FormatOTLPJSON:
+		msgs, spans, err := otlpTraffic(lines, format)
+		return msgs, format, fmt.Sprintf("%s: %d GenAI chat spans in OTLP exports of up to %d (each trace also holds an HTTP and a database span, skipped)", format, spans, demoSpansPerMessage), err
+	case demoFormatMixed:
+		half := len(lines) / 2
+		otlp, spans, err := otlpTraffic(lines[half:], consumer.FormatOTLPProto)
+		msgs := append(slices.Clone(lines[:half]), otlp...)
+		return msgs, consumer.FormatAuto, fmt.Sprintf("mixed, read with format auto: %d raterd JSON messages and %d GenAI spans in otlp_proto exports", half, spans), err
+	}
+	return nil, "", "", fmt.Errorf("--format %q: want one of %s", format, strings.Join(DemoFormats(), ", "))
+}
+
+// otlpTraffic encodes the valid records among lines as OTLP exports: per app (the
+// resource's service.name), up to demoSpansPerMessage chats per message. Other lines are
+// kept as they are.
+func otlpTraffic(lines [][]byte, format string) (msgs [][]byte, spans int, err error) {
+	byApp := map[string][]*record.Record{}
+	var apps []string
+	for _, line := range lines {
+		r, err := consumer.Decode(line, record.Source{}, time.Unix(1, 0), 0)
+		if err != nil {
+			msgs = append(msgs, line)
+			continue
+		}
+		if _, ok := byApp[r.App]; !ok {
+			apps = append(apps, r.App)
+		}
+		byApp[r.App] = append(byApp[r.App], r)
+	}
+	seed := uint64(0)
+	for _, app := range apps {
+		for recs := range slices.Chunk(byApp[app], demoSpansPerMessage) {
+			seed++
+			chats := make([]genaitrace.Chat, len(recs))
+			for i, r := range recs {
+				chats[i] = genaitrace.ChatFromRecord(r)
+			}
+			td := genaitrace.Traces(genaitrace.Options{Service: cmp.Or(app, "demo-app"), Seed: seed, Start: recs[0].Timestamp, NonGenAI: 1}, chats)
+			marshal := genaitrace.MarshalProto
+			if format == consumer.FormatOTLPJSON {
+				marshal = genaitrace.MarshalJSON
+			}
+			b, err := marshal(td)
+			if err != nil {
+				return nil, 0, fmt.Errorf("demo traffic as %s: %w", format, err)
+			}
+			msgs = append(msgs, b)
+			spans += len(recs)
+		}
+	}
+	return msgs, spans, nil
 }
 
 func loadTraffic(path string) ([][]byte, string, error) {
@@ -116,7 +197,11 @@ func loadTraffic(path string) ([][]byte, string, error) {
 // the judgesim simulator and the embedded config, then prints a summary on stdout.
 func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	msgs, source, err := loadTraffic(o.Traffic)
+	lines, source, err := loadTraffic(o.Traffic)
+	if err != nil {
+		return err
+	}
+	msgs, topicFormat, trafficDesc, err := demoTraffic(lines, o.Format)
 	if err != nil {
 		return err
 	}
@@ -157,12 +242,13 @@ func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 		return fmt.Errorf("embedded demo config: %w", err)
 	}
 	cfg.ScoresFile = o.Out
+	cfg.Kafka.Format = topicFormat
 	// Each demo starts a fresh scores file (the sink itself appends, as `run` needs).
 	if err := os.Remove(o.Out); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("demo --out: %w", err)
 	}
 
-	fmt.Fprintf(stdout, "raterd demo %s: %d messages from %s → in-process Kafka %s\n", cli.Version(), len(msgs), source, brokers[0])
+	fmt.Fprintf(stdout, "raterd demo %s: %d messages from %s → in-process Kafka %s\ninput: %s\n", cli.Version(), len(msgs), source, brokers[0], trafficDesc)
 	if err := Produce(ctx, brokers, demoTopic, msgs); err != nil {
 		return err
 	}
@@ -302,7 +388,10 @@ func (s *scoreSummary) WriteScores(_ context.Context, rows []record.Score) error
 func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum *scoreSummary, sim judgesim.Stats, elapsed time.Duration) {
 	fmt.Fprintf(w, "\nraterd demo summary\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "messages\t%d\t(%d valid records, %d dead-lettered)\n", ps.Done, ps.Valid, ps.DeadLetters)
+	fmt.Fprintf(tw, "messages\t%d\t(%d decoded into %d records, %d dead-lettered)\n", ps.Done, ps.Valid, ps.Records, ps.DeadLetters)
+	if ps.Skipped > 0 {
+		fmt.Fprintf(tw, "skipped\t%d\t(parts of messages skipped on purpose: spans that are not model calls, such as HTTP and database spans, and model calls without an answer)\n", ps.Skipped)
+	}
 	fmt.Fprintf(tw, "score rows\t%d\t(%d batches)\n", ps.Scores, ps.Batches)
 	// The built-in checks are never cached (cheaper to run again): the rate is over the
 	// model judgements, the ones the cache can answer.
@@ -322,7 +411,7 @@ func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum 
 		parts = append(parts, fmt.Sprintf("%s %d", name, ss.JudgeCallsBy[name]))
 	}
 	fmt.Fprintf(tw, "judge calls\t%d\t(%s; the judgesim simulator answered %d requests)\n", ss.JudgeCalls, strings.Join(parts, ", "), sim.Completed)
-	fmt.Fprintf(tw, "throughput\t%.0f records/s\t(%.2fs)\n", float64(ps.Done)/elapsed.Seconds(), elapsed.Seconds())
+	fmt.Fprintf(tw, "throughput\t%.0f records/s\t(%.2fs)\n", float64(ps.Records+ps.DeadLetters)/elapsed.Seconds(), elapsed.Seconds())
 	tw.Flush()
 
 	fmt.Fprintf(w, "\nscores per evaluator and model (mean over ok rows)\n")

@@ -14,8 +14,9 @@
 //     when the row has one;
 //   - gen_ai.evaluation.explanation (recommended): the explanation, cut to
 //     Config.MaxExplanationBytes;
-//   - gen_ai.response.id (recommended, "when available"): the record id, when the input
-//     gave one (not raterd's topic/partition/offset default);
+//   - gen_ai.response.id (recommended, "when available"): the input's response id (the
+//     span's gen_ai.response.id label), else the record id when the input gave one (not
+//     raterd's topic/partition/offset default, nor an OTLP "<trace>-<span>" id);
 //   - error.type (conditionally required, if the evaluation ended in an error): the row's
 //     status, parse_failure or judge_error;
 //
@@ -217,12 +218,16 @@ func Event(r *record.Score, maxExplanation int) log.Record {
 	return rec
 }
 
-// ResponseID is the gen_ai.response.id of row r: its record id, unless that is raterd's
-// default for a record without one (topic/partition/offset of its message, which names
-// no response), then "".
+// ResponseID is the gen_ai.response.id of row r: the label of that name when the input
+// carried one (the OTLP decoders keep the span's), else its record id — unless that id
+// names no response: raterd's default for a record without one (topic/partition/offset of
+// its message) or the OTLP decoders' "<trace id>-<span id>" — then "".
 func ResponseID(r *record.Score) string {
+	if id := r.Labels["gen_ai.response.id"]; id != "" {
+		return id
+	}
 	def := fmt.Sprintf("%s/%d/%d", r.Source.Topic, r.Source.Partition, r.Source.Offset)
-	if r.RecordID == "" || strings.HasPrefix(r.RecordID, def) {
+	if r.RecordID == "" || strings.HasPrefix(r.RecordID, def) || (r.TraceID != "" && r.RecordID == r.TraceID+"-"+r.SpanID) {
 		return ""
 	}
 	return r.RecordID

@@ -282,6 +282,15 @@ func TestEventBoundsTheExplanationAndOmitsTheDefaultRecordID(t *testing.T) {
 	if id := ResponseID(&r); id != "" {
 		t.Errorf("ResponseID of a fan-out default id = %q", id)
 	}
+	r.TraceID, r.SpanID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	r.RecordID = r.TraceID + "-" + r.SpanID // the OTLP decoders' id: names a span, not a response
+	if id := ResponseID(&r); id != "" {
+		t.Errorf("ResponseID of an OTLP trace-span id = %q", id)
+	}
+	r.Labels = map[string]string{"gen_ai.response.id": "chatcmpl-9"} // the span's own
+	if id := ResponseID(&r); id != "chatcmpl-9" {
+		t.Errorf("ResponseID with the span's gen_ai.response.id label = %q, want chatcmpl-9", id)
+	}
 }
 
 func TestUntracedRowsAreEmittedWithoutTraceOrSkipped(t *testing.T) {
