@@ -71,8 +71,8 @@ func TestDetectFormatOnTheSDKSamples(t *testing.T) {
 func TestDetectFormatOtherValues(t *testing.T) {
 	for _, tc := range []struct{ value, want string }{
 		{`{"model":"m","response":"r"}`, FormatRaterd},
-		{` {"id":"x"}`, FormatRaterd},         // the raterd decoder names what is missing
-		{`{"model":`, FormatRaterd},           // and reports the JSON error
+		{` {"id":"x"}`, FormatRaterd}, // the raterd decoder names what is missing
+		{`{"model":`, FormatRaterd},   // and reports the JSON error
 		{`{"request":{},"response":{}}`, FormatOpenAI},
 		{`{"request":"x","response":{}}`, FormatRaterd}, // not the envelope's shape
 		{"\x00\x01\x02 junk", ""},
