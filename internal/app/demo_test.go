@@ -43,7 +43,7 @@ func TestDemoFormats(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			refusal, withSpan := 0, 0
+			rows, refusal, withSpan := 0, 0, 0
 			sc := bufio.NewScanner(f)
 			sc.Buffer(nil, 1<<20)
 			for sc.Scan() {
@@ -51,6 +51,7 @@ func TestDemoFormats(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				rows++
 				if row.Evaluator == "refusal" {
 					refusal++
 				}
@@ -70,8 +71,8 @@ func TestDemoFormats(t *testing.T) {
 					t.Errorf("%d JSON rows carry a span id", withSpan)
 				}
 			case "mixed":
-				if withSpan == 0 || withSpan == refusal*0 {
-					t.Errorf("mixed traffic: %d rows with a span id", withSpan)
+				if withSpan == 0 || withSpan == rows {
+					t.Errorf("mixed traffic: %d of %d rows with a span id, want some but not all", withSpan, rows)
 				}
 			default:
 				if withSpan == 0 {
