@@ -73,7 +73,11 @@ func run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		rd.setOwner(owner)
 	}
 	st, p := a.Stack, a.Pipeline
-	logger.Info("raterd running", "version", cli.Version(), "topics", cfg.Kafka.Topics, "group", cfg.Kafka.GroupID,
+	formats := make([]string, len(cfg.Kafka.Topics))
+	for i, t := range cfg.Kafka.Topics {
+		formats[i] = t + "=" + cfg.Kafka.FormatOf(t)
+	}
+	logger.Info("raterd running", "version", cli.Version(), "topics", cfg.Kafka.Topics, "formats", formats, "group", cfg.Kafka.GroupID,
 		"evaluators", len(cfg.Evaluators), "cache", st.CacheDesc, "admin", cfg.Admin.Listen)
 	if admin != nil {
 		admin.ready.Store(true)
