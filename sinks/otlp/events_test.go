@@ -229,7 +229,7 @@ func TestEventCarriesTheConventionAttributesAndTheJudgedSpan(t *testing.T) {
 	}
 	for k, v := range want {
 		if ok[k] != v {
-			t.Errorf("ok event %s = %v, want %v", k, ok[k].Emit(), v.Emit())
+			t.Errorf("ok event %s = %v, want %v", k, ok[k].String(), v.String())
 		}
 	}
 	if got[0].Severity() != log.SeverityInfo {
@@ -276,7 +276,7 @@ func TestEventBoundsTheExplanationAndOmitsTheDefaultRecordID(t *testing.T) {
 		t.Errorf("explanation %q (%d bytes), want at most 20 bytes ending in the cut marker", expl, len(expl))
 	}
 	if _, has := a["gen_ai.response.id"]; has {
-		t.Errorf("gen_ai.response.id set from the default record id: %v", a["gen_ai.response.id"].Emit())
+		t.Errorf("gen_ai.response.id set from the default record id: %v", a["gen_ai.response.id"].String())
 	}
 	r.RecordID = "llm/2/7#3" // a default of a message that yields several records
 	if id := ResponseID(&r); id != "" {
