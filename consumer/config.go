@@ -38,6 +38,12 @@ type Config struct {
 	// more is skipped and counted (skip reason too_many_messages); a single-record
 	// message (raterd, openai, litellm) with more is dead-lettered. Default 1000.
 	MaxMessagesPerRecord int `yaml:"max_messages_per_record"`
+	// OTLPUnknownModel is the model name given to an OTLP model call that names none —
+	// the per-message GenAI events of opentelemetry-instrumentation-openai-v2's default
+	// mode carry no model (it is on their span, which travels in another message) — so
+	// that they are scored and labelled raterd.model_unknown=true; "skip" skips them
+	// instead (counted, skip reason no_model). Default "unknown".
+	OTLPUnknownModel string `yaml:"otlp_unknown_model"`
 	// GroupID is the consumer group. Default "raterd".
 	GroupID string `yaml:"group_id"`
 	// StartOffset is where a new group starts: earliest (default) or latest.
@@ -124,6 +130,9 @@ func (c *Config) Validate(key string) error {
 			return err
 		}
 	}
+	if c.OTLPUnknownModel == "" {
+		c.OTLPUnknownModel = DefaultOTLPUnknownModel
+	}
 	setDefault(&c.MaxRecordsPerMessage, DefaultMaxRecordsPerMessage)
 	setDefault(&c.MaxMessagesPerRecord, DefaultMaxMessagesPerRecord)
 	if c.MaxRecordsPerMessage < 1 {
@@ -204,7 +213,11 @@ func (c Config) FormatOf(topic string) string {
 
 // Limits are the decoding limits the config sets.
 func (c Config) Limits() Limits {
-	return Limits{MaxRecordBytes: c.MaxRecordBytes, MaxRecordsPerMessage: c.MaxRecordsPerMessage, MaxMessagesPerRecord: c.MaxMessagesPerRecord}
+	unknown := c.OTLPUnknownModel
+	if unknown == OTLPUnknownModelSkip {
+		unknown = ""
+	}
+	return Limits{MaxRecordBytes: c.MaxRecordBytes, MaxRecordsPerMessage: c.MaxRecordsPerMessage, MaxMessagesPerRecord: c.MaxMessagesPerRecord, OTLPUnknownModel: unknown}
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -38,16 +38,19 @@ var instrumentedWant = []struct {
 	mode        string
 	spans, logs instrumentedDecode // logs: zero for a mode that sends none
 	convention  string             // raterd.convention of the records
+	// unknownModel: the records name no model and get kafka.otlp_unknown_model's default.
+	unknownModel bool
 }{
 	// Semconv 1.30: no content on the spans (no_output); the content travels on
 	// per-message events (gen_ai.user.message, …, gen_ai.choice) whose only attribute is
 	// gen_ai.system: the model is on the span alone, in another Kafka message, and the
-	// decoder keeps no state across messages. Each answered call's group is skipped as
-	// no_model (docs/inputs.md, "Per-message events"), the failed one (no gen_ai.choice)
-	// as no_output. So this mode yields no record.
-	{mode: "openai-v2-legacy",
+	// decoder keeps no state across messages. Each answered call's group is a record under
+	// kafka.otlp_unknown_model's default, "unknown" (docs/inputs.md, "Per-message
+	// events"; with "skip" they are skipped as no_model, TestDecodeInstrumentedUnknownModelSkip),
+	// the failed one (no gen_ai.choice) is skipped as no_output.
+	{mode: "openai-v2-legacy", convention: conventionGenAIMessages, unknownModel: true,
 		spans: instrumentedDecode{0, map[string]int{otlpSkipNotGenAISpan: 1, otlpSkipNoOutput: 4}},
-		logs:  instrumentedDecode{0, map[string]int{otlpSkipNoModel: 3, otlpSkipNoOutput: 1}}},
+		logs:  instrumentedDecode{3, map[string]int{otlpSkipNoOutput: 1}}},
 	// Content on the span as JSON strings: one record per answered call.
 	{mode: "openai-v2-latest-span", convention: conventionGenAI,
 		spans: instrumentedDecode{3, map[string]int{otlpSkipNotGenAISpan: 1, otlpSkipNoOutput: 1}}},
@@ -64,9 +67,9 @@ var instrumentedWant = []struct {
 	{mode: "traceloop", convention: conventionGenAI,
 		spans: instrumentedDecode{3, map[string]int{otlpSkipNotGenAISpan: 1, otlpSkipNoOutput: 1}}},
 	// As openai-v2-legacy: per-message events with gen_ai.provider.name and no model.
-	{mode: "traceloop-events",
+	{mode: "traceloop-events", convention: conventionGenAIMessages, unknownModel: true,
 		spans: instrumentedDecode{0, map[string]int{otlpSkipNotGenAISpan: 1, otlpSkipNoOutput: 4}},
-		logs:  instrumentedDecode{0, map[string]int{otlpSkipNoModel: 3, otlpSkipNoOutput: 1}}},
+		logs:  instrumentedDecode{3, map[string]int{otlpSkipNoOutput: 1}}},
 }
 
 // instrumentedChat is a chat span of a sample.
@@ -157,7 +160,7 @@ func TestDecodeInstrumentedSamples(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					res, err := otlpDecoder().DecodeMessage(formats[signal][ext], value, record.Source{Topic: "t"}, time.Unix(otlpTestUnix, 0))
+					res, err := instrumentedDecoder().DecodeMessage(formats[signal][ext], value, record.Source{Topic: "t"}, time.Unix(otlpTestUnix, 0))
 					if err != nil {
 						t.Fatalf("%s: %v", name, err)
 					}
@@ -171,7 +174,9 @@ func TestDecodeInstrumentedSamples(t *testing.T) {
 						switch {
 						case !ok:
 							t.Errorf("%s: record %s is no answered chat span of %s-spans.pb", name, r.ID, w.mode)
-						case r.Model != c.respModel || r.Model != "judgesim":
+						case w.unknownModel && (r.Model != DefaultOTLPUnknownModel || r.Metadata["raterd.model_unknown"] != "true"):
+							t.Errorf("%s: record %s model %q, labels %v; want %q labelled raterd.model_unknown", name, r.ID, r.Model, r.Metadata, DefaultOTLPUnknownModel)
+						case !w.unknownModel && (r.Model != c.respModel || r.Model != "judgesim"):
 							t.Errorf("%s: record %s model %q, want the response model %q (judgesim)", name, r.ID, r.Model, c.respModel)
 						}
 						if r.App != service || r.Response == "" || r.Metadata["raterd.convention"] != w.convention {
@@ -201,5 +206,33 @@ func TestDecodeInstrumentedSamples(t *testing.T) {
 		if base := filepath.Base(f); (strings.HasSuffix(base, ".pb") || strings.HasSuffix(base, ".json")) && !seen[base] {
 			t.Errorf("%s: a sample of no mode in instrumentedWant", base)
 		}
+	}
+}
+
+// instrumentedDecoder decodes as raterd run does with the default config (cfg.Limits()).
+func instrumentedDecoder() *Decoder {
+	cfg := Config{Brokers: []string{"x:1"}, Topics: []string{"t"}}
+	if err := cfg.Validate("kafka"); err != nil {
+		panic(err)
+	}
+	lim := cfg.Limits()
+	lim.MaxRecordBytes = 4 << 20
+	return NewDecoder(lim)
+}
+
+// TestDecodeInstrumentedUnknownModelSkip: with kafka.otlp_unknown_model: skip, the
+// per-message events that name no model are skipped and counted as no_model.
+func TestDecodeInstrumentedUnknownModelSkip(t *testing.T) {
+	cfg := Config{Brokers: []string{"x:1"}, Topics: []string{"t"}, OTLPUnknownModel: OTLPUnknownModelSkip}
+	if err := cfg.Validate("kafka"); err != nil {
+		t.Fatal(err)
+	}
+	value, err := os.ReadFile(filepath.Join(instrumentedSampleDir, "openai-v2-legacy-logs.pb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := NewDecoder(cfg.Limits()).DecodeMessage(FormatOTLPLogsProto, value, record.Source{Topic: "t"}, time.Unix(otlpTestUnix, 0))
+	if err != nil || len(res.Records) != 0 || res.Skipped[otlpSkipNoModel] != 3 {
+		t.Errorf("skip: %d records, skipped %v, err %v; want none, 3 no_model", len(res.Records), res.Skipped, err)
 	}
 }

@@ -346,8 +346,15 @@ func buildRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) (*re
 	}
 
 	model := firstNonEmpty(f.respModel, f.reqModel, f.oi.respModel, f.oi.model, f.oi.reqModel)
-	if model == "" {
-		return nil, otlpSkipNoModel
+	modelUnknown := model == ""
+	if modelUnknown {
+		if lim.OTLPUnknownModel == "" {
+			return nil, otlpSkipNoModel
+		}
+		// The per-message events of opentelemetry-instrumentation-openai-v2's default mode
+		// carry no model (it is on their span, in another message): scored under the
+		// fallback name, and labelled so, rather than not at all.
+		model = lim.OTLPUnknownModel
 	}
 
 	r := &record.Record{
@@ -421,6 +428,9 @@ func buildRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) (*re
 	}
 
 	meta := map[string]string{"raterd.convention": convention}
+	if modelUnknown {
+		meta["raterd.model_unknown"] = "true"
+	}
 	putMeta(meta, "gen_ai.provider.name", firstNonEmpty(f.provider, f.system, f.oi.provider, f.oi.system))
 	putMeta(meta, "gen_ai.operation.name", firstNonEmpty(f.opName, f.llmRequestType))
 	if req := firstNonEmpty(f.reqModel, f.oi.reqModel); req != model {

@@ -50,12 +50,19 @@ type Limits struct {
 	// MaxMessagesPerRecord caps the chat messages of one record; a span or log entry with
 	// more is skipped and counted (skip reason too_many_messages). 0 means none.
 	MaxMessagesPerRecord int
+	// OTLPUnknownModel is the model name an OTLP model call without one gets (labelled
+	// raterd.model_unknown); "" skips such calls (skip reason no_model).
+	OTLPUnknownModel string
 }
 
-// Default limits (kafka.max_records_per_message, kafka.max_messages_per_record).
+// Default limits (kafka.max_records_per_message, kafka.max_messages_per_record) and the
+// model of OTLP model calls that name none (kafka.otlp_unknown_model; OTLPUnknownModelSkip
+// skips them).
 const (
 	DefaultMaxRecordsPerMessage = 10000
 	DefaultMaxMessagesPerRecord = 1000
+	DefaultOTLPUnknownModel     = "unknown"
+	OTLPUnknownModelSkip        = "skip"
 )
 
 // DecodeResult is what one message value yields: zero or more records, and the parts of

@@ -13,6 +13,7 @@ package app
 //	go test ./internal/app -count=1 -run 'TestIntegrationGenAIInstrumented|TestInstrumentedSamples' -update-instrumented
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"raterd/consumer"
 	"raterd/internal/testkit"
 	"raterd/internal/testkit/chtest"
 )
@@ -228,10 +230,11 @@ func instrumentedCounts(got map[string]map[string][][]byte) map[string]map[strin
 var instrumentedScored = map[string]int{
 	// Semconv 1.30 per-message events (gen_ai.user.message, …, gen_ai.choice) carry the
 	// content and only gen_ai.system; the model is on the span, which has no content and
-	// travels in another Kafka message. The decoder holds no state across messages, so it
-	// skips each answered call's group as no_model rather than invent a model (and the
-	// span as no_output): docs/inputs.md, "Per-message events".
-	"openai-v2-legacy": 0,
+	// travels in another Kafka message. The decoder holds no state across messages, so each
+	// answered call's group is scored under kafka.otlp_unknown_model ("unknown", labelled
+	// raterd.model_unknown), and the span is skipped as no_output: docs/inputs.md,
+	// "Per-message events".
+	"openai-v2-legacy": 3,
 	// Content on the span (JSON strings), model on the span: one record per answered call.
 	"openai-v2-latest-span": 3,
 	// Content and model on the gen_ai.client.inference.operation.details event of each
@@ -242,7 +245,7 @@ var instrumentedScored = map[string]int{
 	// OpenLLMetry 0.62.4: gen_ai.input/output.messages on the span.
 	"traceloop": 3,
 	// As openai-v2-legacy: per-message events with gen_ai.provider.name and no model.
-	"traceloop-events": 0,
+	"traceloop-events": 3,
 }
 
 // instrumentedChatSpan is a chat span of this run, as the spans-proto message holds it.
@@ -288,15 +291,19 @@ func listInstrumentedChats(t *testing.T, mode string, values [][]byte) (chats []
 	return chats, spans
 }
 
-// instrumentedLogUnits reads a mode's otlp_proto logs messages: per span id, whether an
-// event gives that call a record's content and model — a
-// gen_ai.client.inference.operation.details event with gen_ai.output.messages and a model,
-// or per-message events that include a gen_ai.choice and a model attribute — and how many
-// parts the decoder counts (each details event, each span's group of per-message events).
-func instrumentedLogUnits(t *testing.T, mode string, values [][]byte) (scorable map[string]bool, units int) {
+// instrumentedLogUnits reads a mode's otlp_proto logs messages: per span id, the model of
+// the record an event gives that call — a gen_ai.client.inference.operation.details event
+// with gen_ai.output.messages and a model (the response model), or per-message events that
+// include a gen_ai.choice (their model attribute, or kafka.otlp_unknown_model's default
+// when they carry none) — and how many parts the decoder counts (each details event, each
+// span's group of per-message events).
+func instrumentedLogUnits(t *testing.T, mode string, values [][]byte) (scorable map[string]string, units int) {
 	t.Helper()
-	scorable = map[string]bool{}
-	type group struct{ choice, model bool }
+	scorable = map[string]string{}
+	type group struct {
+		choice bool
+		model  string
+	}
 	for _, v := range values {
 		var u plog.ProtoUnmarshaler
 		ld, err := u.UnmarshalLogs(v)
@@ -308,15 +315,17 @@ func instrumentedLogUnits(t *testing.T, mode string, values [][]byte) (scorable 
 			for _, sl := range rl.ScopeLogs().All() {
 				for _, lr := range sl.LogRecords().All() {
 					span := lr.SpanID().String()
-					_, hasModel := lr.Attributes().Get("gen_ai.response.model")
-					if _, ok := lr.Attributes().Get("gen_ai.request.model"); ok {
-						hasModel = true
+					model := ""
+					for _, k := range []string{"gen_ai.request.model", "gen_ai.response.model"} { // the latter wins
+						if v, ok := lr.Attributes().Get(k); ok {
+							model = v.Str()
+						}
 					}
 					switch name := lr.EventName(); {
 					case name == "gen_ai.client.inference.operation.details":
 						units++
-						if _, ok := lr.Attributes().Get("gen_ai.output.messages"); ok && hasModel {
-							scorable[span] = true
+						if _, ok := lr.Attributes().Get("gen_ai.output.messages"); ok && model != "" {
+							scorable[span] = model
 						}
 					case strings.HasPrefix(name, "gen_ai.") && (strings.HasSuffix(name, ".message") || name == "gen_ai.choice"):
 						g := groups[span]
@@ -326,7 +335,7 @@ func instrumentedLogUnits(t *testing.T, mode string, values [][]byte) (scorable 
 							units++
 						}
 						g.choice = g.choice || name == "gen_ai.choice"
-						g.model = g.model || hasModel
+						g.model = cmp.Or(model, g.model)
 					default:
 						units++ // not_genai_event (none expected)
 					}
@@ -334,8 +343,8 @@ func instrumentedLogUnits(t *testing.T, mode string, values [][]byte) (scorable 
 			}
 		}
 		for span, g := range groups {
-			if g.choice && g.model {
-				scorable[span] = true
+			if g.choice {
+				scorable[span] = cmp.Or(g.model, consumer.DefaultOTLPUnknownModel)
 			}
 		}
 	}
@@ -399,7 +408,8 @@ func scoreInstrumented(t *testing.T, clickhouseAddr, broker, simURL, service str
 			case c.content && c.respModel != "":
 				e.scored[c.spanID] = c
 				fromSpans++
-			case logScorable[c.spanID]:
+			case logScorable[c.spanID] != "":
+				c.respModel = logScorable[c.spanID] // the record's model: the event's
 				e.scored[c.spanID] = c
 				fromLogs++
 			}
@@ -487,10 +497,9 @@ admin: {listen: "off"}
 			var evs []string
 			for _, r := range rs {
 				evs = append(evs, r.evaluator)
-				if r.traceID != c.traceID || r.recordID != c.traceID+"-"+c.spanID || r.app != service || r.status != "ok" ||
-					r.model != c.respModel || r.model != "judgesim" {
-					t.Errorf("%s: row %+v; want trace %s, record id %s-%s, app %s, status ok, model the response model %q (judgesim)",
-						mode.name, r, c.traceID, c.traceID, c.spanID, service, c.respModel)
+				if r.traceID != c.traceID || r.recordID != c.traceID+"-"+c.spanID || r.app != service || r.status != "ok" || r.model != c.respModel {
+					t.Errorf("%s: row %+v; want trace %s, record id %s-%s, app %s, status ok, model %q (the response model judgesim, or %q where the events name none)",
+						mode.name, r, c.traceID, c.traceID, c.spanID, service, c.respModel, consumer.DefaultOTLPUnknownModel)
 				}
 			}
 			// The proto and the JSON copy of the call were both scored (stats.Scores); the
