@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,6 +60,8 @@ type benchOptions struct {
 	soak                     time.Duration
 	soakRate                 float64
 	cpuprofile               string
+	format                   string
+	spansPerMessage          int
 	json, quiet, keep        bool
 	timeout                  time.Duration
 	sim                      judgesim.Config
@@ -94,6 +97,8 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.Float64Var(&o.latencyRate, "latency-rate", 0, "records/s of the latency run; 0: half the throughput raterd measured in this run")
 	fs.DurationVar(&o.soak, "soak", 0, "length of the soak run, after the other runs: raterd on a fresh topic while a paced producer writes --soak-rate records/s generated on the fly (memory bounded whatever the length), with RSS and heap sampled about 60 times (at least 1s apart) and judged flat or growing; 0 (the default) skips it. For a soak alone: --baselines=false --warm=false --latency-duration 0 and a small --records (the raterd run always comes first)")
 	fs.Float64Var(&o.soakRate, "soak-rate", 2000, "records/s the soak run's producer writes")
+	fs.StringVar(&o.format, "format", benchFormatRaterd, "raterd: the raterd JSON record only (one per message); otlp_proto or otlp_json: also the same valid records as OTLP trace exports (as a Collector's Kafka exporter writes them: --spans-per-message spans per export, each trace an HTTP root, "+strconv.Itoa(otlpNonGenAISpans)+" database spans and the chat span, grouped by app into resources) on a second topic, consumed by a second raterd run (raterd-<format>, topic_formats, a fresh cache key space) compared per valid record with the raterd run")
+	fs.IntVar(&o.spansPerMessage, "spans-per-message", 64, "with --format otlp_*: spans per OTLP export (a typical Collector batch), "+strconv.Itoa(otlpSpansPerTrace)+" per trace (one record), so 64 is 16 records per message; "+strconv.Itoa(otlpSpansPerTrace)+".."+strconv.Itoa(otlpMaxSpansPerMessage))
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a pprof CPU profile of the raterd run (the first one, cache on) to this file")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout instead of tables")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
@@ -135,6 +140,10 @@ func (o *benchOptions) validate() error {
 		return cli.FlagErrorf("--soak %s: want 0 (off) or at least 1s", o.soak)
 	case !(o.soakRate > 0) || math.IsInf(o.soakRate, 1):
 		return cli.FlagErrorf("--soak-rate %g: want a positive, finite rate (records/s)", o.soakRate)
+	case o.format != benchFormatRaterd && o.format != benchFormatOTLPProto && o.format != benchFormatOTLPJSON:
+		return cli.FlagErrorf("--format %q: want %s, %s or %s", o.format, benchFormatRaterd, benchFormatOTLPProto, benchFormatOTLPJSON)
+	case o.spansPerMessage < otlpSpansPerTrace || o.spansPerMessage > otlpMaxSpansPerMessage:
+		return cli.FlagErrorf("--spans-per-message %d: want %d..%d (%d spans per trace)", o.spansPerMessage, otlpSpansPerTrace, otlpMaxSpansPerMessage, otlpSpansPerTrace)
 	case o.timeout <= 0:
 		return cli.FlagErrorf("--timeout %s: must be positive", o.timeout)
 	case o.sim.MaxSeqs < 1:
@@ -164,7 +173,7 @@ func CheckArgs(args []string) error {
 
 // Main runs `raterd bench` with its arguments (after "bench").
 func Main(args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("bench", "bench [--records N] [--zipf S] [--judge heuristic|judgesim] [--baselines=false] [--soak DURATION [--soak-rate N]] [--json] [--cpuprofile FILE]", stderr)
+	fs := cli.NewFlagSet("bench", "bench [--records N] [--zipf S] [--judge heuristic|judgesim] [--format raterd|otlp_proto|otlp_json [--spans-per-message N]] [--baselines=false] [--soak DURATION [--soak-rate N]] [--json] [--cpuprofile FILE]", stderr)
 	var o benchOptions
 	registerBenchFlags(fs, &o, os.Getenv)
 	if err := cli.ParseFlags(fs, args); err != nil {
@@ -236,6 +245,9 @@ type benchSettings struct {
 	NaiveRecords int      `json:"naive_records,omitempty"`
 	Topic        string   `json:"topic"`
 	Simulator    string   `json:"judgesim,omitempty"`
+	// Format is --format; SpansPerMessage --spans-per-message (OTLP formats only).
+	Format          string `json:"format"`
+	SpansPerMessage int    `json:"spans_per_message,omitempty"`
 }
 
 // trafficInfo describes the generated records.
@@ -252,6 +264,8 @@ type trafficInfo struct {
 	Models            int     `json:"models"`
 	Apps              int     `json:"apps"`
 	TasksPerRecord    float64 `json:"tasks_per_record"` // applicable evaluators per valid record
+	// OTLP is the OTLP copy of the valid records (--format otlp_*).
+	OTLP *otlpTraffic `json:"otlp,omitempty"`
 }
 
 // benchRun is one consumer's run over the records.
@@ -259,14 +273,20 @@ type benchRun struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	// Records counts the messages done: scored or dead-lettered (raterd), committed
-	// (baselines).
+	// (baselines); for a run over OTLP exports, the records decoded (chat spans), and
+	// Messages the exports done.
 	Records     int64 `json:"records"`
+	Messages    int64 `json:"messages,omitempty"`
 	Valid       int64 `json:"valid"`
 	DeadLetters int64 `json:"dead_letters_or_decode_errors"`
 	// RowsExpected and RowsFound: score rows the run should have stored and the rows
 	// SELECT count() FROM <db>.scores FINAL found at the end (0 for bare).
 	RowsExpected int64 `json:"rows_expected"`
 	RowsFound    int64 `json:"rows_found"`
+	// Skipped counts the message parts the decoder skipped on purpose (OTLP: the non-GenAI
+	// spans); SpansPerMessage is the mean spans per OTLP export.
+	Skipped         int64   `json:"skipped,omitempty"`
+	SpansPerMessage float64 `json:"spans_per_message,omitempty"`
 	// StartupSeconds runs from the start to the first message in hand (group join);
 	// ElapsedSeconds from there to the end: the last row visible in ClickHouse (raterd),
 	// the last commit acknowledged (baselines).

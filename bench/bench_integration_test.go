@@ -249,3 +249,47 @@ func TestBenchSoakShort(t *testing.T) {
 	checkBenchCleanedUp(t, s, rep.Settings.Topic)
 	checkBenchCleanedUp(t, s, rep.Settings.Topic+"-soak")
 }
+
+// TestBenchOTLPFormat runs a short benchmark with --format otlp_proto: the same valid
+// records as OTLP exports on a second topic, consumed by raterd-otlp_proto, which must find
+// every row the raterd run found, skip the non-GenAI spans and report its ratio.
+func TestBenchOTLPFormat(t *testing.T) {
+	s := testkit.RequireServices(t)
+	rep := runBenchJSON(t, s, "--records", "300", "--format", "otlp_proto", "--spans-per-message", "32",
+		"--baselines=false", "--warm=false", "--latency-duration", "0")
+	name := otlpRunName(benchFormatOTLPProto)
+	runs := benchRunsByName(t, rep, runRaterd, name)
+	tr, ot := rep.Traffic, rep.Traffic.OTLP
+	if ot == nil || rep.Settings.Format != benchFormatOTLPProto || rep.Settings.SpansPerMessage != 32 {
+		t.Fatalf("settings %+v, otlp traffic %v", rep.Settings, ot)
+	}
+	wantMsgs := (tr.Valid + 7) / 8 // 8 traces of 4 spans per export
+	if ot.Records != tr.Valid || ot.InvalidLeftOut != tr.Invalid || ot.Messages != wantMsgs || ot.Spans != otlpSpansPerTrace*tr.Valid {
+		t.Errorf("otlp traffic %+v; want %d records in %d messages", ot, tr.Valid, wantMsgs)
+	}
+	main, o := runs[runRaterd], runs[name]
+	if o.Records != int64(tr.Valid) || o.Valid != int64(tr.Valid) || o.Messages != int64(wantMsgs) || o.DeadLetters != 0 ||
+		o.Skipped != int64(ot.Spans-tr.Valid) || o.SpansPerMessage != ot.SpansPerMessage {
+		t.Errorf("%s: records %d valid %d messages %d dead %d skipped %d spans/message %g", name, o.Records, o.Valid, o.Messages, o.DeadLetters, o.Skipped, o.SpansPerMessage)
+	}
+	if o.RowsExpected != main.RowsExpected || o.RowsFound != o.RowsExpected || o.RowsExpected == 0 {
+		t.Errorf("%s: rows %d/%d; want the %s run's %d, all found", name, o.RowsExpected, o.RowsFound, runRaterd, main.RowsExpected)
+	}
+	if o.RecordsPerSecond <= 0 || o.CPUMicrosPerRecord <= 0 || o.PeakRSSBytes <= 0 {
+		t.Errorf("%s: a figure is missing: %+v", name, o)
+	}
+	var ratio *benchRatio
+	for i, r := range rep.Ratios {
+		if r.Run == name && r.Baseline == runRaterd {
+			ratio = &rep.Ratios[i]
+		}
+	}
+	if ratio == nil || ratio.Throughput <= 0 || ratio.CPUPerRecord <= 0 {
+		t.Errorf("ratio %s/%s: %+v", name, runRaterd, ratio)
+	}
+	if len(rep.Problems) != 0 {
+		t.Errorf("problems: %v", rep.Problems)
+	}
+	checkBenchCleanedUp(t, s, rep.Settings.Topic)
+	checkBenchCleanedUp(t, s, ot.Topic)
+}

@@ -50,6 +50,12 @@ func TestBenchFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--clickhouse", "localhost"}, "--clickhouse"},
 		{[]string{"--judgesim-seqs", "0"}, "--judgesim-seqs"},
 		{[]string{"--judgesim-step", "0s"}, "--judgesim-step"},
+		{[]string{"--format", "otlp_logs_proto"}, "--format"},
+		{[]string{"--format", "OTLP_PROTO"}, "--format"},
+		{[]string{"--format", ""}, "--format"},
+		{[]string{"--format", "otlp_proto", "--spans-per-message", "3"}, "--spans-per-message"},
+		{[]string{"--spans-per-message", "0"}, "--spans-per-message"},
+		{[]string{"--spans-per-message", "4097"}, "--spans-per-message"},
 		{[]string{"--records"}, "flag needs an argument"},
 		{[]string{"extra"}, "Usage: raterd bench"},
 	} {
@@ -72,7 +78,7 @@ func TestBenchHelpListsFlags(t *testing.T) {
 	if code := runMain([]string{"bench", "--help"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, f := range []string{"-records", "-zipf", "-judge", "-baselines", "-naive-records", "-json", "-cpuprofile", "-kafka", "-redis", "-clickhouse", "-latency-duration", "-soak", "-soak-rate"} {
+	for _, f := range []string{"-records", "-zipf", "-judge", "-baselines", "-naive-records", "-json", "-cpuprofile", "-kafka", "-redis", "-clickhouse", "-latency-duration", "-soak", "-soak-rate", "-format", "-spans-per-message", "otlp_proto"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("help lacks %s", f)
 		}

@@ -39,7 +39,7 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 	topic := b.topic + "-latency"
 	db := "raterd_bench_" + b.suffix + "_latency"
 	prefix := "raterd-bench-" + b.suffix + "-latency:"
-	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true)
+	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true, "")
 	if err != nil {
 		return nil, r, err
 	}
@@ -174,7 +174,7 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 		b.problem("%s: %d rows in %s.scores FINAL, want %d", runLatency, found, db, wantRows)
 	}
 	r.elapsed, r.cpu = end.Sub(t0), cpuEnd.Sub(cpu0)
-	b.pipelineFigures(&r, p, st, wantRows, simBefore)
+	b.pipelineFigures(&r, p, st, wantRows, simBefore, false)
 	lat := tr.result()
 	lat.TargetRate, lat.AchievedRate = rate, float64(n-1)/produceTime.Seconds()
 	lat.Records, lat.PollSeconds = n-1, latencyPoll.Seconds()

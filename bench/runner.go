@@ -72,7 +72,7 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 
 	// The configuration of the raterd runs; its evaluators also serve the naive baseline
 	// and the expected row counts.
-	cfg, err := b.config(b.topic, "probe", "probe", "probe:", true)
+	cfg, err := b.config(b.topic, "probe", "probe", "probe:", true, "")
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,11 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	}
 	rep.Settings = benchSettings{
 		Records: o.records, Traffic: "unique", InvalidShare: o.invalid, Seed: o.seed, Partitions: o.partitions,
-		Judge: o.judge, Evaluators: b.evalNames, Topic: b.topic,
+		Judge: o.judge, Evaluators: b.evalNames, Topic: b.topic, Format: o.format,
+	}
+	otlp := o.format != benchFormatRaterd
+	if otlp {
+		rep.Settings.SpansPerMessage = o.spansPerMessage
 	}
 	if o.zipf > 0 {
 		rep.Settings.Traffic, rep.Settings.ZipfS, rep.Settings.Distinct = "zipf", o.zipf, o.distinct
@@ -116,6 +120,38 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 		return err
 	}
 	b.logf("produced %d messages in %s", len(values), time.Since(pstart).Round(time.Millisecond))
+
+	// --format otlp_*: the same valid records as OTLP exports on a topic of their own.
+	var otlpSpec raterdSpec
+	if otlp {
+		topic := b.topic + "-" + strings.ReplaceAll(o.format, "_", "-")
+		ov, oinfo, err := otlpValues(values, o.format, chatsPerMessage(o.spansPerMessage), uint64(o.seed), topic)
+		if err != nil {
+			return err
+		}
+		rows, recs, skipped, err := otlpExpected(cfg.Evaluators, o.format, ov)
+		if err != nil {
+			return err
+		}
+		if recs != int64(info.Valid) || rows != wantRows || skipped != int64(oinfo.Spans)-recs {
+			return fmt.Errorf("--format %s: the exports decode to %d records, %d rows, %d skipped spans; want %d, %d, %d", o.format, recs, rows, skipped, info.Valid, wantRows, int64(oinfo.Spans)-recs)
+		}
+		rep.Traffic.OTLP = &oinfo
+		b.logf("%s: %d valid records as %d exports (%.1f spans, %.1f records, %.1f resources per export; %d invalid messages left out; %.1f MiB)",
+			o.format, oinfo.Records, oinfo.Messages, oinfo.SpansPerMessage, oinfo.RecordsPerMessage, float64(oinfo.Resources)/float64(max(oinfo.Messages, 1)),
+			oinfo.InvalidLeftOut, float64(oinfo.Bytes)/(1<<20))
+		if err := b.createTopic(ctx, topic); err != nil {
+			return err
+		}
+		pstart := time.Now()
+		if err := app.Produce(ctx, []string{o.kafka}, topic, ov); err != nil {
+			return err
+		}
+		b.logf("produced %d messages to %s in %s", len(ov), topic, time.Since(pstart).Round(time.Millisecond))
+		otlpSpec = raterdSpec{name: otlpRunName(o.format), topic: topic, keySpace: "otlp", cache: true, format: o.format,
+			desc:     fmt.Sprintf("raterd on the same valid records as %s exports (topic_formats), Redis cache (cold: a fresh key space of its own)", o.format),
+			messages: int64(len(ov)), wantRows: rows, spansPerMessage: oinfo.SpansPerMessage}
+	}
 	values, perRecord = nil, nil // the runs read Kafka; free the generated traffic before measuring
 	total := int64(o.records)
 
@@ -126,21 +162,31 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 		}
 		rep.Runs = append(rep.Runs, r)
 	}
-	main, err := b.runRaterd(ctx, runRaterd, "raterd, Redis cache (cold: a fresh key space)", b.topic, "cold", true, total, wantRows, o.cpuprofile)
+	main, err := b.runRaterd(ctx, raterdSpec{name: runRaterd, desc: "raterd, Redis cache (cold: a fresh key space)", topic: b.topic,
+		keySpace: "cold", cache: true, messages: total, wantRows: wantRows, profile: o.cpuprofile})
 	if err != nil {
 		return err
 	}
 	rep.Runs = append(rep.Runs, main)
 	rep.Profile = o.cpuprofile
+	if otlp {
+		r, err := b.runRaterd(ctx, otlpSpec)
+		if err != nil {
+			return err
+		}
+		rep.Runs = append(rep.Runs, r)
+	}
 	if o.warm {
-		r, err := b.runRaterd(ctx, runWarm, "raterd, the same Redis key space again (all cached), a new stack", b.topic, "cold", true, total, wantRows, "")
+		r, err := b.runRaterd(ctx, raterdSpec{name: runWarm, desc: "raterd, the same Redis key space again (all cached), a new stack", topic: b.topic,
+			keySpace: "cold", cache: true, messages: total, wantRows: wantRows})
 		if err != nil {
 			return err
 		}
 		rep.Runs = append(rep.Runs, r)
 	}
 	if o.baselines {
-		r, err := b.runRaterd(ctx, runNoCache, "raterd, cache off (no Redis, memory_bytes: -1)", b.topic, "", false, total, wantRows, "")
+		r, err := b.runRaterd(ctx, raterdSpec{name: runNoCache, desc: "raterd, cache off (no Redis, memory_bytes: -1)", topic: b.topic,
+			messages: total, wantRows: wantRows})
 		if err != nil {
 			return err
 		}
@@ -185,8 +231,9 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 }
 
 // config returns the raterd configuration of one run: the benchmark's evaluators on the
-// given topic, group and database, with Redis under keyPrefix or no cache at all.
-func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool) (*app.Config, error) {
+// given topic, group and database, with Redis under keyPrefix or no cache at all; format
+// other than "" and raterd sets the topic's input format (kafka.topic_formats).
+func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool, format string) (*app.Config, error) {
 	redisSection := fmt.Sprintf("redis: {addrs: [%q], key_prefix: %q}", b.o.redis, keyPrefix)
 	if !withCache {
 		redisSection = "redis: {memory_bytes: -1}"
@@ -200,13 +247,17 @@ func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool) (*a
 		judges += fmt.Sprintf("  sim:\n    type: openai\n    model: judgesim-bench\n    endpoints: [{url: %q, max_in_flight: 128}]\n    timeout: 10s\n", b.simURL)
 		evaluators += "  - {name: helpfulness, judge: sim, criteria: \"Does the response address the request accurately, completely and concisely?\"}\n"
 	}
+	formats := ""
+	if format != "" && format != benchFormatRaterd {
+		formats = fmt.Sprintf("  topic_formats: {%q: %s}\n", topic, format)
+	}
 	text := fmt.Sprintf(`
 kafka:
   brokers: [%q]
   topics: [%q]
   group_id: %q
   start_offset: earliest
-%s
+%s%s
 clickhouse:
   addrs: [%q]
   database: %s
@@ -214,7 +265,7 @@ judges:
 %sevaluators:
 %sadmin: {listen: "off"}
 telemetry: {log_level: warn}
-`, b.o.kafka, topic, group, redisSection, b.o.clickhouse, db, judges, evaluators)
+`, b.o.kafka, topic, group, formats, redisSection, b.o.clickhouse, db, judges, evaluators)
 	cfg, err := app.ParseConfig([]byte(text), func(k string) string {
 		switch k {
 		case "RATERD_CLICKHOUSE_USER", "RATERD_CLICKHOUSE_PASSWORD":

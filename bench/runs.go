@@ -149,24 +149,40 @@ func (b *bencher) poolStats(r *benchRun, before, after judgesim.Stats) {
 	}
 }
 
+// raterdSpec is one raterd run over a topic.
+type raterdSpec struct {
+	name, desc, topic string
+	// keySpace names the Redis key space (runs that share one share the cache); cache
+	// false runs without Redis and with the in-process tier off.
+	keySpace string
+	cache    bool
+	// format is the topic's input format; "" or raterd: the raterd JSON record.
+	format string
+	// messages is the messages the run must finish; wantRows the score rows it must store.
+	messages, wantRows int64
+	// spansPerMessage: the mean spans of an OTLP export, for the report (0: not OTLP).
+	spansPerMessage float64
+	profile         string
+}
+
 // runRaterd runs raterd's pipeline, built as `raterd run` builds it, over the topic as a
 // new consumer group, until every message is done and every row is visible in ClickHouse.
-// keySpace names the Redis key space (runs that share one share the cache).
-func (b *bencher) runRaterd(ctx context.Context, name, desc, topic, keySpace string, withCache bool, total, wantRows int64, profile string) (benchRun, error) {
-	r := benchRun{Name: name, Description: desc, RowsExpected: wantRows}
+func (b *bencher) runRaterd(ctx context.Context, s raterdSpec) (benchRun, error) {
+	name, topic, total, wantRows := s.name, s.topic, s.messages, s.wantRows
+	r := benchRun{Name: name, Description: s.desc, RowsExpected: wantRows, SpansPerMessage: s.spansPerMessage}
 	db := "raterd_bench_" + b.suffix + "_" + strings.ReplaceAll(name, "-", "_")
-	prefix := "raterd-bench-" + b.suffix + "-" + keySpace + ":"
-	cfg, err := b.config(topic, topic+"-"+name, db, prefix, withCache)
+	prefix := "raterd-bench-" + b.suffix + "-" + s.keySpace + ":"
+	cfg, err := b.config(topic, topic+"-"+name, db, prefix, s.cache, s.format)
 	if err != nil {
 		return r, err
 	}
-	if withCache && !slices.Contains(b.prefixes, prefix) {
+	if s.cache && !slices.Contains(b.prefixes, prefix) {
 		b.prefixes = append(b.prefixes, prefix)
 	}
 	if err := b.migrate(ctx, db); err != nil {
 		return r, err
 	}
-	b.logf("%s: %s over %d records…", name, desc, total)
+	b.logf("%s: %s over %d messages…", name, s.desc, total)
 	p, st, leave, err := b.pipeline(ctx, cfg)
 	if err != nil {
 		return r, err
@@ -189,8 +205,8 @@ func (b *bencher) runRaterd(ctx context.Context, name, desc, topic, keySpace str
 	freeMemory()
 	rss := startPeakRSS()
 	defer rss.stop()
-	if profile != "" {
-		if prof, err = os.Create(profile); err != nil {
+	if s.profile != "" {
+		if prof, err = os.Create(s.profile); err != nil {
 			return r, fmt.Errorf("--cpuprofile: %w", err)
 		}
 		if err := pprof.StartCPUProfile(prof); err != nil {
@@ -224,17 +240,22 @@ func (b *bencher) runRaterd(ctx context.Context, name, desc, topic, keySpace str
 	}
 
 	r.startupTime, r.elapsed, r.cpu = first.Sub(start), end.Sub(first), cpuEnd.Sub(cpuFirst)
-	b.pipelineFigures(&r, p, st, wantRows, simBefore)
+	b.pipelineFigures(&r, p, st, wantRows, simBefore, s.format != "" && s.format != benchFormatRaterd)
 	b.logRun(r)
 	return r, nil
 }
 
 // pipelineFigures fills r from a finished raterd run — counts, rates (r's elapsed time and
 // CPU must be set), judge tasks, cache, inserts and pool — and reports a score row count
-// that differs from wantRows.
-func (b *bencher) pipelineFigures(r *benchRun, p *consumer.Pipeline, st *app.Stack, wantRows int64, simBefore judgesim.Stats) {
+// that differs from wantRows. perRecord (a run over OTLP exports, many records per
+// message) counts Records and Valid in records decoded, and the messages apart, so that
+// the rates are per record.
+func (b *bencher) pipelineFigures(r *benchRun, p *consumer.Pipeline, st *app.Stack, wantRows int64, simBefore judgesim.Stats, perRecord bool) {
 	ps, tot := p.Stats(), st.Scorer.Totals()
-	r.Records, r.Valid, r.DeadLetters, r.Batches = ps.Done, ps.Valid, ps.DeadLetters, ps.Batches
+	r.Records, r.Valid, r.DeadLetters, r.Batches, r.Skipped = ps.Done, ps.Valid, ps.DeadLetters, ps.Batches, ps.Skipped
+	if perRecord {
+		r.Messages, r.Records, r.Valid = ps.Done, ps.Records, ps.Records
+	}
 	r.fillRates()
 	r.JudgeTasksPerRecord = ptr(float64(tot.JudgeCalls) / float64(max(r.Records, 1)))
 	r.CacheHits, r.Deduplicated, r.InFlightJoins = int64(tot.CacheHits), int64(tot.Deduplicated), int64(tot.InFlightJoins)

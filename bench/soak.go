@@ -234,7 +234,7 @@ func (b *bencher) runSoak(ctx context.Context) (*benchSoak, benchRun, error) {
 	topic := b.topic + "-soak"
 	db := "raterd_bench_" + b.suffix + "_soak"
 	prefix := "raterd-bench-" + b.suffix + "-soak:"
-	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true)
+	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true, "")
 	if err != nil {
 		return nil, r, err
 	}
@@ -393,7 +393,7 @@ func (b *bencher) runSoak(ctx context.Context) (*benchSoak, benchRun, error) {
 
 	r.RowsExpected, r.RowsFound = wantRows, found
 	r.elapsed, r.cpu = end.Sub(t0), cpuEnd.Sub(cpu0)
-	b.pipelineFigures(&r, p, st, wantRows, simBefore)
+	b.pipelineFigures(&r, p, st, wantRows, simBefore, false)
 	r.PeakRSSBytes, r.RSSMethod = soak.PeakRSSBytes, soak.RSSMethod
 	f := soak.Flatness
 	flat := fmt.Sprintf("%s (%d samples, %d needed)", f.Verdict, f.Samples, soakMinSamples)

@@ -31,6 +31,29 @@ func benchRatios(runs []benchRun) []benchRatio {
 		}
 		out = append(out, ratio)
 	}
+	return append(out, formatRatios(byName[runRaterd], runs)...)
+}
+
+// formatRatios compares each run over OTLP exports with the raterd run over the same valid
+// records in the raterd JSON format, per valid record: the JSON traffic also holds the
+// invalid messages, which the OTLP traffic leaves out, so main's rates are taken over its
+// valid records (its records/s column counts every message done).
+func formatRatios(main benchRun, runs []benchRun) []benchRatio {
+	cpu := (main.CPUUserSeconds + main.CPUSystemSeconds) * 1e6
+	if main.Name != runRaterd || main.Valid == 0 || main.ElapsedSeconds <= 0 || cpu <= 0 {
+		return nil
+	}
+	rate, cpuPer := float64(main.Valid)/main.ElapsedSeconds, cpu/float64(main.Valid)
+	var out []benchRatio
+	for _, r := range runs {
+		if r.Messages == 0 || !strings.HasPrefix(r.Name, runOTLPPrefix+"otlp") {
+			continue
+		}
+		out = append(out, benchRatio{Run: r.Name, Baseline: runRaterd,
+			Throughput: r.RecordsPerSecond / rate, CPUPerRecord: r.CPUMicrosPerRecord / cpuPer,
+			Note: fmt.Sprintf("per valid record: %s %d records in %d messages (%.0f records/s, %.1f µs CPU/record); %s %d valid records (%.0f records/s, %.1f µs CPU/record) of %d messages",
+				r.Name, r.Records, r.Messages, r.RecordsPerSecond, r.CPUMicrosPerRecord, main.Name, main.Valid, rate, cpuPer, main.Records)})
+	}
 	return out
 }
 
@@ -103,6 +126,10 @@ func benchNotes(rep *benchReport, o benchOptions) []string {
 	if rep.Soak != nil {
 		notes = append(notes, soakNote(rep.Soak))
 	}
+	if ot := rep.Traffic.OTLP; ot != nil {
+		notes = append(notes, fmt.Sprintf("--format %s: the %d valid records, converted (model, app as service.name, system prompt, messages, response; the record id as gen_ai.response.id), as %d exports of %.1f spans (%.1f traces of an HTTP root, %d database spans and the chat span) grouped by app into resources, on %s; %d invalid messages have no OTLP copy. %s ran after %s on its own Redis key space, with the same evaluators; its records/s and CPU/record are per record decoded (chat span), compared with %s's per valid record.",
+			ot.Format, ot.Records, ot.Messages, ot.SpansPerMessage, ot.RecordsPerMessage, ot.NonGenAISpansPerTrace, ot.Topic, ot.InvalidLeftOut, otlpRunName(ot.Format), runRaterd, runRaterd))
+	}
 	if rep.Traffic.Valid > 0 && rep.Settings.Traffic == "unique" {
 		notes = append(notes, fmt.Sprintf("Unique traffic: %d distinct prompts and %d distinct responses among %d valid records.", rep.Traffic.DistinctPrompts, rep.Traffic.DistinctResponses, rep.Traffic.Valid))
 	}
@@ -153,6 +180,7 @@ func printBenchReport(w io.Writer, rep *benchReport) {
 		}
 		tw.Flush()
 	}
+	printFormatRuns(w, rep)
 	if l := rep.Latency; l != nil {
 		fmt.Fprintf(w, "\nlatency, produce → row visible: %d of %d samples over %d records at %.0f records/s (target %.0f: %s)\n",
 			l.Seen, l.Samples, l.Records, l.AchievedRate, l.TargetRate, l.RateBasis)
@@ -190,6 +218,23 @@ func printBenchReport(w io.Writer, rep *benchReport) {
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "PROBLEM: %s\n", p)
+	}
+}
+
+// printFormatRuns writes the runs over OTLP exports against the raterd (JSON) run.
+func printFormatRuns(w io.Writer, rep *benchReport) {
+	for _, ratio := range rep.Ratios {
+		if !strings.HasPrefix(ratio.Run, runOTLPPrefix+"otlp") {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s vs %s (JSON), per valid record: throughput %.2f×, CPU/record %.2f×\n", ratio.Run, ratio.Baseline, ratio.Throughput, ratio.CPUPerRecord)
+		for _, r := range rep.Runs {
+			if r.Name == ratio.Run {
+				fmt.Fprintf(w, "  %s: %.0f records/s, %.1f µs CPU/record, %d records in %d messages (%.1f spans per message), %d spans skipped, peak RSS %.0f MiB, rows %d/%d\n",
+					r.Name, r.RecordsPerSecond, r.CPUMicrosPerRecord, r.Records, r.Messages, r.SpansPerMessage, r.Skipped, float64(r.PeakRSSBytes)/(1<<20), r.RowsExpected, r.RowsFound)
+			}
+		}
+		fmt.Fprintf(w, "  (%s)\n", ratio.Note)
 	}
 }
 

@@ -27,7 +27,11 @@ type Chat struct {
 	Provider string
 	// System is the system instruction (gen_ai.system_instructions); empty: none.
 	System string
-	// Prompt is the user message.
+	// History are earlier turns of the conversation (user, assistant, tool…), recorded
+	// before the user message in gen_ai.input.messages; empty: none.
+	History []Message
+	// Prompt is the user message; empty with a History: the input messages are the
+	// History alone.
 	Prompt string
 	// Response is the assistant's answer; empty: the span carries no output messages.
 	Response string
@@ -40,6 +44,14 @@ type Chat struct {
 	InputTokens, OutputTokens int64
 	// FinishReason is the output message's finish_reason; empty: stop.
 	FinishReason string
+	// ResponseID is gen_ai.response.id; empty: chatcmpl-N, N the chat's index.
+	ResponseID string
+}
+
+// Message is one turn of a Chat's History.
+type Message struct {
+	Role    string
+	Content string
 }
 
 // Options shape a batch of traces.
@@ -48,7 +60,11 @@ type Options struct {
 	Service string
 	// Seed derives every trace and span id (IDs).
 	Seed uint64
-	// Start is the first chat's start time, later chats one second apart; zero:
+	// First is the index of the first chat: chat k of the slice gets the ids and the
+	// start time of chat First+k, so that batches built apart (one per message, say)
+	// never share ids. 0: the chats are numbered from 0.
+	First int
+	// Start is the start time of chat 0, later chats one second apart; zero:
 	// 2026-01-01T00:00:00Z.
 	Start time.Time
 	// Latency is each model call's duration; 0: 800 ms.
@@ -111,7 +127,7 @@ func spanID(seed uint64, i, role int) pcommon.SpanID {
 }
 
 // Traces builds one trace per chat, all under one resource (service.name o.Service) and
-// scope, in chat order.
+// scope, in chat order; chat k is chat o.First+k to IDs and RecordID.
 func Traces(o Options, chats []Chat) ptrace.Traces {
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
@@ -128,7 +144,8 @@ func Traces(o Options, chats []Chat) ptrace.Traces {
 		latency = 800 * time.Millisecond
 	}
 	spans := ss.Spans()
-	for i, c := range chats {
+	for k, c := range chats {
+		i := o.First + k
 		t0 := start.Add(time.Duration(i) * time.Second)
 		tid := traceID(o.Seed, i)
 		root := spanID(o.Seed, i, spanRoot)
@@ -169,6 +186,73 @@ func Traces(o Options, chats []Chat) ptrace.Traces {
 	return td
 }
 
+// TracesByService builds one trace per chat as Traces does, grouped by service into one
+// resource each (service.name services[k] for chats[k]; o.Service is not used), services
+// in order of first appearance and chats in order within one, as a Collector's batch of
+// several services' exports is. Chat k of the grouped order is chat o.First+k to IDs and
+// RecordID. services must be as long as chats.
+func TracesByService(o Options, chats []Chat, services []string) ptrace.Traces {
+	if len(services) != len(chats) {
+		panic(fmt.Sprintf("genaitrace: %d services for %d chats", len(services), len(chats)))
+	}
+	var order []string
+	byService := map[string][]Chat{}
+	for k, c := range chats {
+		if _, ok := byService[services[k]]; !ok {
+			order = append(order, services[k])
+		}
+		byService[services[k]] = append(byService[services[k]], c)
+	}
+	td := ptrace.NewTraces()
+	for _, svc := range order {
+		group := byService[svc]
+		p := o
+		p.Service = svc
+		Traces(p, group).ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+		o.First += len(group)
+	}
+	return td
+}
+
+// FromRecord returns the chat a GenAI chat span records for a raterd record, so that
+// raterd's OTLP decoders give back the same model, system prompt, prompt or messages,
+// response, context, conversation, finish reason and usage (the app becomes the
+// resource's service.name: see TracesByService). A record with a Prompt keeps its Prompt
+// (record.Record.PromptText ignores its Messages too); one with Messages has its system
+// and developer messages joined into System (after r.System, one per line), as the
+// decoders read them back, the others as History, and a last user message as the Prompt.
+// The record id travels as gen_ai.response.id (the decoded record's id is trace-span).
+// Reference, Candidates, Metadata and TraceID have no place in the conventions and are
+// left out.
+func FromRecord(r *record.Record) Chat {
+	c := Chat{
+		Model: r.Model, System: r.System, Prompt: r.Prompt, Response: r.Response, Context: r.Context,
+		ConversationID: r.ConversationID, FinishReason: r.FinishReason, ResponseID: r.ID,
+	}
+	if r.Usage != nil {
+		c.InputTokens, c.OutputTokens = r.Usage.InputTokens, r.Usage.OutputTokens
+	}
+	if r.Prompt != "" {
+		return c
+	}
+	for _, m := range r.Messages {
+		switch m.Role {
+		case "system", "developer":
+			if c.System != "" && m.Content != "" {
+				c.System += "\n"
+			}
+			c.System += m.Content
+		default:
+			c.History = append(c.History, Message{Role: m.Role, Content: m.Content})
+		}
+	}
+	if n := len(c.History); n > 0 && c.History[n-1].Role == "user" {
+		c.Prompt = c.History[n-1].Content
+		c.History = c.History[:n-1]
+	}
+	return c
+}
+
 func setSpan(s ptrace.Span, tid pcommon.TraceID, sid, parent pcommon.SpanID, name string, kind ptrace.SpanKind, start, end time.Time) {
 	s.SetTraceID(tid)
 	s.SetSpanID(sid)
@@ -195,7 +279,11 @@ func chatAttributes(a pcommon.Map, c Chat, i int, structured bool) {
 	a.PutStr("gen_ai.provider.name", provider)
 	a.PutStr("gen_ai.request.model", c.Model)
 	a.PutStr("gen_ai.response.model", c.Model)
-	a.PutStr("gen_ai.response.id", fmt.Sprintf("chatcmpl-%d", i))
+	respID := c.ResponseID
+	if respID == "" {
+		respID = fmt.Sprintf("chatcmpl-%d", i)
+	}
+	a.PutStr("gen_ai.response.id", respID)
 	if c.ConversationID != "" {
 		a.PutStr("gen_ai.conversation.id", c.ConversationID)
 	}
@@ -209,9 +297,14 @@ func chatAttributes(a pcommon.Map, c Chat, i int, structured bool) {
 	if c.System != "" {
 		putAny(a, "gen_ai.system_instructions", []map[string]any{{"type": "text", "content": c.System}}, structured)
 	}
-	putAny(a, "gen_ai.input.messages", []map[string]any{
-		{"role": "user", "parts": []any{map[string]any{"type": "text", "content": c.Prompt}}},
-	}, structured)
+	input := make([]map[string]any, 0, len(c.History)+1)
+	for _, m := range c.History {
+		input = append(input, map[string]any{"role": m.Role, "parts": []any{map[string]any{"type": "text", "content": m.Content}}})
+	}
+	if c.Prompt != "" || len(c.History) == 0 {
+		input = append(input, map[string]any{"role": "user", "parts": []any{map[string]any{"type": "text", "content": c.Prompt}}})
+	}
+	putAny(a, "gen_ai.input.messages", input, structured)
 	if c.Response != "" {
 		putAny(a, "gen_ai.output.messages", []map[string]any{
 			{"role": "assistant", "parts": []any{map[string]any{"type": "text", "content": c.Response}}, "finish_reason": finish},
