@@ -153,7 +153,7 @@ func otlpTraffic(lines [][]byte, format string) (msgs [][]byte, spans int, err e
 			seed++
 			chats := make([]genaitrace.Chat, len(recs))
 			for i, r := range recs {
-				chats[i] = genaitrace.ChatFromRecord(r)
+				chats[i] = genaitrace.FromRecord(r)
 			}
 			td := genaitrace.Traces(genaitrace.Options{Service: cmp.Or(app, "demo-app"), Seed: seed, Start: recs[0].Timestamp, NonGenAI: 1}, chats)
 			marshal := genaitrace.MarshalProto

@@ -381,15 +381,3 @@ func Sample(n int, seed uint64) []Chat {
 	}
 	return chats
 }
-
-// ChatFromRecord is the chat a raterd record describes: its model, system prompt, prompt
-// (or its messages rendered as text), response, context, conversation id and usage. Demos
-// and benchmarks use it to send the same traffic as OTLP.
-func ChatFromRecord(r *record.Record) Chat {
-	c := Chat{Model: r.Model, System: r.System, Prompt: r.PromptText(), Response: r.Response,
-		Context: r.Context, ConversationID: r.ConversationID, FinishReason: r.FinishReason}
-	if r.Usage != nil {
-		c.InputTokens, c.OutputTokens = r.Usage.InputTokens, r.Usage.OutputTokens
-	}
-	return c
-}
