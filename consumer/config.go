@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"raterd/internal/validate"
 )
@@ -53,8 +54,10 @@ type Config struct {
 	// Workers is how many batches are scored at once; each hands its writes to a write
 	// slot (see WriteSlots) and scores on. Default 4.
 	Workers int `yaml:"workers"`
-	// MaxInFlightRecords bounds records fetched but not yet done; at the bound fetching
-	// pauses. Default 4096.
+	// MaxInFlightRecords bounds the messages fetched but not yet done; at the bound fetching
+	// pauses. A message that yields several records (an OTLP export) counts once: its
+	// records are bounded by MaxRecordsPerMessage, and memory by MaxInFlightBytes (decoded
+	// OTLP takes about four times its message bytes). Default 4096.
 	MaxInFlightRecords int `yaml:"max_in_flight_records"`
 	// MaxInFlightBytes bounds the message bytes fetched but not yet done. Default 64 MiB.
 	MaxInFlightBytes int `yaml:"max_in_flight_bytes"`
@@ -132,6 +135,12 @@ func (c *Config) Validate(key string) error {
 	}
 	if c.OTLPUnknownModel == "" {
 		c.OTLPUnknownModel = DefaultOTLPUnknownModel
+	}
+	switch m := c.OTLPUnknownModel; {
+	case strings.TrimSpace(m) != m || len(m) > 256 || !utf8.ValidString(m):
+		return fmt.Errorf("%s.otlp_unknown_model: %q must be a model name (no surrounding spaces, at most 256 bytes) or %q", key, m, OTLPUnknownModelSkip)
+	case strings.EqualFold(m, OTLPUnknownModelSkip) && m != OTLPUnknownModelSkip:
+		return fmt.Errorf("%s.otlp_unknown_model: %q: write %q to skip model calls that name no model", key, m, OTLPUnknownModelSkip)
 	}
 	setDefault(&c.MaxRecordsPerMessage, DefaultMaxRecordsPerMessage)
 	setDefault(&c.MaxMessagesPerRecord, DefaultMaxMessagesPerRecord)

@@ -152,12 +152,7 @@ func Decode(value []byte, src record.Source, msgTime time.Time, maxBytes int) (*
 		r.ID = fmt.Sprintf("%s/%d/%d", src.Topic, src.Partition, src.Offset)
 	}
 	if w.Timestamp == "" {
-		r.Timestamp = msgTime.UTC()
-		if r.Timestamp.Unix() <= 0 {
-			// Message formats without a timestamp report zero; the arrival time is the best
-			// event time left.
-			r.Timestamp = time.Now().UTC()
-		}
+		r.Timestamp = fallbackEventTime(msgTime)
 	} else {
 		ts, err := time.Parse(time.RFC3339Nano, w.Timestamp)
 		if err != nil {
@@ -169,6 +164,17 @@ func Decode(value []byte, src record.Source, msgTime time.Time, maxBytes int) (*
 		r.Timestamp = ts.UTC()
 	}
 	return r, nil
+}
+
+// fallbackEventTime is the event time of a record whose input has none: the Kafka message
+// time, or the arrival time when that is missing (message formats without a timestamp
+// report zero) or outside the 1970–2106 range of stored event times.
+func fallbackEventTime(msgTime time.Time) time.Time {
+	t := msgTime.UTC()
+	if t.Unix() <= 0 || t.Unix() > maxEventUnix {
+		return time.Now().UTC()
+	}
+	return t
 }
 
 // maxLatencyMS bounds latency_ms at about 49.7 days, what ClickHouse's UInt32

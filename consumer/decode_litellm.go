@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -119,7 +120,7 @@ func decodeLiteLLM(value []byte, _ record.Source, msgTime time.Time, lim Limits)
 			return DecodeResult{}, err
 		}
 	} else {
-		r.Timestamp = oaMessageTime(msgTime)
+		r.Timestamp = fallbackEventTime(msgTime)
 	}
 	if r.Latency, err = liteLLMLatency(&p); err != nil {
 		return DecodeResult{}, err
@@ -164,9 +165,13 @@ func liteLLMUsage(p *liteLLMPayload, r *record.Record) error {
 }
 
 // liteLLMLatency is endTime - startTime, else response_time (both in seconds); 0 when
-// neither is there.
+// neither is there, or when endTime is before startTime (clock skew between the proxy's
+// workers must not cost the record).
 func liteLLMLatency(p *liteLLMPayload) (time.Duration, error) {
 	if p.StartTime != nil && p.EndTime != nil {
+		if d := *p.EndTime - *p.StartTime; d < 0 && !math.IsInf(d, 0) {
+			return 0, nil
+		}
 		return oaLatency((*p.EndTime-*p.StartTime)*1000, "endTime")
 	}
 	if p.ResponseTime != nil {

@@ -453,7 +453,7 @@ func openAITimestamp(raw json.RawMessage, resp *openAIResponse, msgTime time.Tim
 	if resp.CreatedAt != nil {
 		return oaUnixSeconds(*resp.CreatedAt, "response.created_at")
 	}
-	return oaMessageTime(msgTime), nil
+	return fallbackEventTime(msgTime), nil
 }
 
 // oaUnixSeconds converts unix seconds to a UTC time, rejecting times outside the stored
@@ -473,16 +473,6 @@ func oaLatency(ms float64, field string) (time.Duration, error) {
 		return 0, &DecodeError{Reason: ReasonInvalidField, Field: field, Err: fmt.Errorf("%g ms is outside 0 to %d", ms, int64(maxLatencyMS))}
 	}
 	return time.Duration(ms * float64(time.Millisecond)), nil
-}
-
-// oaMessageTime is the event time of a record without one: the Kafka message time, or the
-// arrival time when the message has none (like Decode).
-func oaMessageTime(msgTime time.Time) time.Time {
-	t := msgTime.UTC()
-	if t.Unix() <= 0 || t.Unix() > maxEventUnix {
-		return time.Now().UTC()
-	}
-	return t
 }
 
 // oaContentText reads message content: a string, null, or a list of parts whose text parts

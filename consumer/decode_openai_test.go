@@ -258,7 +258,6 @@ func TestDecodeOpenAILiteLLMErrors(t *testing.T) {
 		{"litellm missing model", FormatLiteLLM, `{"status":"success","response":{"choices":[{"message":{"content":"x"}}]}}`, Limits{}, ReasonMissingField, "model"},
 		{"litellm startTime wrong type", FormatLiteLLM, lite(`,"startTime":"now"`), Limits{}, ReasonInvalidField, "startTime"},
 		{"litellm startTime out of range", FormatLiteLLM, lite(`,"startTime":-5`), Limits{}, ReasonInvalidField, "startTime"},
-		{"litellm endTime before startTime", FormatLiteLLM, lite(`,"endTime":1`), Limits{}, ReasonInvalidField, "endTime"},
 		{"litellm tokens wrong type", FormatLiteLLM, lite(`,"prompt_tokens":1.5`), Limits{}, ReasonInvalidField, "prompt_tokens"},
 		{"litellm negative tokens", FormatLiteLLM, lite(`,"completion_tokens":-1`), Limits{}, ReasonInvalidField, "prompt_tokens"},
 		{"litellm metadata wrong type", FormatLiteLLM, lite(`,"metadata":{"user_api_key_team_alias":3}`), Limits{}, ReasonInvalidField, "metadata.user_api_key_team_alias"},
@@ -412,4 +411,14 @@ func fuzzDecodeFormat(f *testing.F, format string) {
 			}
 		}
 	})
+}
+
+// TestLiteLLMClockSkewKeepsTheRecord: an endTime before startTime (the proxy's workers'
+// clocks disagree) gives latency 0, not a dead letter.
+func TestLiteLLMClockSkewKeepsTheRecord(t *testing.T) {
+	value := []byte(`{"id":"x","call_type":"completion","model":"m","startTime":1700000002,"endTime":1700000001,"status":"success","messages":[{"role":"user","content":"q"}],"response":{"choices":[{"message":{"role":"assistant","content":"a"}}]}}`)
+	res, err := NewDecoder(Limits{}).DecodeMessage(FormatLiteLLM, value, record.Source{}, time.Unix(1, 0))
+	if err != nil || len(res.Records) != 1 || res.Records[0].Latency != 0 {
+		t.Fatalf("endTime before startTime: %v %+v, want a record with latency 0", err, res)
+	}
 }

@@ -123,6 +123,9 @@ func decodeOTLPTracesProto(value []byte, _ record.Source, msgTime time.Time, lim
 	if err != nil {
 		return DecodeResult{}, &DecodeError{Reason: ReasonInvalidOTLP, Err: cleanErr(fmt.Errorf("not an OTLP TracesData in protobuf: %w", err))}
 	}
+	if len(value) > 0 && td.ResourceSpans().Len() == 0 {
+		return DecodeResult{}, errNoOTLPProto("TracesData")
+	}
 	return decodeTraces(td, msgTime, lim)
 }
 
@@ -487,11 +490,7 @@ func eventTime(ns uint64, msgTime time.Time) time.Time {
 	if ns != 0 && ns/uint64(time.Second) <= maxEventUnix {
 		return time.Unix(0, int64(ns)).UTC()
 	}
-	t := msgTime.UTC()
-	if t.Unix() <= 0 {
-		t = time.Now().UTC()
-	}
-	return t
+	return fallbackEventTime(msgTime)
 }
 
 // spanLatency is end - start, or 0 when unknown, negative or past what the store holds.
@@ -549,10 +548,19 @@ func otlpProtoKind(value []byte) string {
 	switch {
 	case lerr == nil && ld.LogRecordCount() > 0:
 		return FormatOTLPLogsProto
-	case terr == nil:
+	case terr == nil && td.ResourceSpans().Len() > 0:
 		return FormatOTLPProto
-	case lerr == nil:
+	case lerr == nil && ld.ResourceLogs().Len() > 0:
 		return FormatOTLPLogsProto
 	}
+	// Nothing, or only fields neither message knows: pdata skips unknown fields, so short
+	// text or another schema's protobuf would read as an empty export.
 	return ""
+}
+
+// errNoOTLPProto is the dead letter of a non-empty value that holds no resource of the
+// export: pdata skips unknown fields, so text or another schema's protobuf reads as an
+// empty export, while a real empty export encodes to no bytes at all.
+func errNoOTLPProto(what string) error {
+	return &DecodeError{Reason: ReasonInvalidOTLP, Err: fmt.Errorf("no resource in %s: not an OTLP export in protobuf", what)}
 }

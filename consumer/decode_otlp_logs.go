@@ -46,6 +46,9 @@ func decodeOTLPLogsProto(value []byte, _ record.Source, msgTime time.Time, lim L
 	if err != nil {
 		return DecodeResult{}, &DecodeError{Reason: ReasonInvalidOTLP, Err: cleanErr(fmt.Errorf("not an OTLP LogsData in protobuf: %w", err))}
 	}
+	if len(value) > 0 && ld.ResourceLogs().Len() == 0 {
+		return DecodeResult{}, errNoOTLPProto("LogsData")
+	}
 	return decodeLogs(ld, msgTime, lim)
 }
 

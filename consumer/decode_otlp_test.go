@@ -577,8 +577,22 @@ func TestOTLPProtoKind(t *testing.T) {
 	if got := otlpProtoKind([]byte("\xff\xff\xff")); got != "" {
 		t.Errorf("junk: %q", got)
 	}
-	if got := otlpProtoKind(nil); got != FormatOTLPProto {
-		t.Errorf("empty: %q", got)
+	// Nothing, short text and another schema's protobuf parse (pdata skips unknown fields)
+	// but hold no resource: no OTLP export, so auto dead-letters them as unknown_format and
+	// the explicit formats as invalid_otlp, instead of skipping an "empty export".
+	for _, v := range []string{"", "hi", "PK", "\x10\x01"} {
+		if got := otlpProtoKind([]byte(v)); got != "" {
+			t.Errorf("%q: %q, want none", v, got)
+		}
+		if v == "" {
+			continue
+		}
+		for _, format := range []string{FormatOTLPProto, FormatOTLPLogsProto} {
+			_, err := otlpDecoder().DecodeMessage(format, []byte(v), record.Source{}, time.Unix(otlpTestUnix, 0))
+			if de, ok := err.(*DecodeError); !ok || de.Reason != ReasonInvalidOTLP {
+				t.Errorf("%s %q: %v, want %s", format, v, err, ReasonInvalidOTLP)
+			}
+		}
 	}
 }
 

@@ -76,6 +76,7 @@ func TestDetectFormatOtherValues(t *testing.T) {
 		{`{"request":{},"response":{}}`, FormatOpenAI},
 		{`{"request":"x","response":{}}`, FormatRaterd}, // not the envelope's shape
 		{"\x00\x01\x02 junk", ""},
+		{"hi", ""}, // parses as an empty protobuf export: pdata skips unknown fields
 		{"", ""},
 		{`[1,2]`, ""},
 	} {
@@ -155,6 +156,33 @@ func TestOTLPJSONRefusesObjectsThatAreNoExport(t *testing.T) {
 		}
 		if _, err := d.DecodeMessage(format, []byte(`{"`+other+`":[]}`), record.Source{}, time.Unix(1, 0)); err == nil {
 			t.Errorf("%s: the other signal's export was accepted", format)
+		}
+	}
+}
+
+// TestFallbackEventTime: a record without its own time takes the Kafka message time, or the
+// arrival time when that is missing or outside what ClickHouse's DateTime stores, in every
+// format.
+func TestFallbackEventTime(t *testing.T) {
+	ok := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	if got := fallbackEventTime(ok); !got.Equal(ok) {
+		t.Errorf("in range: %v", got)
+	}
+	before := time.Now()
+	for _, bad := range []time.Time{{}, time.Unix(0, 0), time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if got := fallbackEventTime(bad); got.Before(before) || got.Unix() > maxEventUnix {
+			t.Errorf("%v: %v, want the arrival time", bad, got)
+		}
+	}
+	d := NewDecoder(Limits{})
+	late := time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+	for format, value := range map[string]string{
+		FormatRaterd: `{"model":"m","response":"r"}`,
+		FormatOpenAI: `{"request":{"model":"m","messages":[{"role":"user","content":"q"}]},"response":{"choices":[{"message":{"role":"assistant","content":"a"}}]}}`,
+	} {
+		res, err := d.DecodeMessage(format, []byte(value), record.Source{}, late)
+		if err != nil || len(res.Records) != 1 || res.Records[0].Timestamp.Unix() > maxEventUnix {
+			t.Errorf("%s with a message time in 2200: %v %+v", format, err, res.Records)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package consumer
 import (
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +173,8 @@ func TestConfigFormats(t *testing.T) {
 		{func(c *Config) { c.TopicFormats = map[string]string{"a": "otlp"} }, `kafka.topic_formats["a"]: unknown input format "otlp"`},
 		{func(c *Config) { c.MaxRecordsPerMessage = -1 }, "kafka.max_records_per_message: -1 must be at least 1"},
 		{func(c *Config) { c.MaxMessagesPerRecord = -2 }, "kafka.max_messages_per_record: -2 must be at least 1"},
+		{func(c *Config) { c.OTLPUnknownModel = " unknown" }, "kafka.otlp_unknown_model: \" unknown\" must be a model name"},
+		{func(c *Config) { c.OTLPUnknownModel = "Skip" }, `kafka.otlp_unknown_model: "Skip": write "skip"`},
 	} {
 		c := base()
 		tc.mut(&c)
@@ -190,5 +194,37 @@ func TestRaterdFormatCapsMessagesPerRecord(t *testing.T) {
 	_, err := d.DecodeMessage(FormatRaterd, []byte(over), record.Source{}, time.Unix(1, 0))
 	if de, isDE := err.(*DecodeError); !isDE || de.Reason != ReasonInvalidField || de.Field != "messages" || !strings.Contains(err.Error(), "kafka.max_messages_per_record") {
 		t.Errorf("3 messages at a cap of 2: %v, want invalid_field naming messages and the key", err)
+	}
+}
+
+// TestThirdPartyRecordsAreBounded: metadata and tool calls from third-party formats are
+// capped (they become every row's labels and enter judge prompts); raterd's own record is
+// stored as sent.
+func TestThirdPartyRecordsAreBounded(t *testing.T) {
+	md := map[string]string{}
+	for i := range 200 {
+		md[fmt.Sprintf("k%03d", i)] = strings.Repeat("v", 1000)
+	}
+	var calls []record.ToolCall
+	for i := range 100 {
+		calls = append(calls, record.ToolCall{Name: fmt.Sprintf("t%d", i)})
+	}
+	d := NewDecoder(Limits{})
+	d.byName[FormatOpenAI] = func([]byte, record.Source, time.Time, Limits) (DecodeResult, error) {
+		return DecodeResult{Records: []*record.Record{{Model: "m", Metadata: maps.Clone(md), ToolCalls: slices.Clone(calls)}}}, nil
+	}
+	d.byName[FormatRaterd] = d.byName[FormatOpenAI]
+	res, err := d.DecodeMessage(FormatOpenAI, []byte("x"), record.Source{}, time.Unix(1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Records[0]
+	if len(r.Metadata) != maxRecordMetadataKeys || len(r.Metadata["k000"]) != 256 || r.Metadata["k063"] == "" || len(r.ToolCalls) != maxRecordToolCalls {
+		t.Errorf("openai record: %d metadata keys (k000 %d bytes), %d tool calls; want %d, 256 bytes, the first keys, %d",
+			len(r.Metadata), len(r.Metadata["k000"]), len(r.ToolCalls), maxRecordMetadataKeys, maxRecordToolCalls)
+	}
+	res, _ = d.DecodeMessage(FormatRaterd, []byte("x"), record.Source{}, time.Unix(1, 0))
+	if r := res.Records[0]; len(r.Metadata) != 200 || len(r.ToolCalls) != 100 {
+		t.Errorf("raterd record changed: %d metadata keys, %d tool calls", len(r.Metadata), len(r.ToolCalls))
 	}
 }

@@ -143,6 +143,9 @@ func (d *Decoder) DecodeMessage(format string, value []byte, src record.Source, 
 	}
 	share := len(value) / max(len(res.Records), 1)
 	for i, r := range res.Records {
+		if format != FormatRaterd {
+			boundRecord(r) // the raterd record is stored as sent, as it always was
+		}
 		r.Source, r.Format, r.SizeBytes = src, format, share
 		if r.ID == "" {
 			r.ID = fmt.Sprintf("%s/%d/%d", src.Topic, src.Partition, src.Offset)
@@ -152,6 +155,34 @@ func (d *Decoder) DecodeMessage(format string, value []byte, src record.Source, 
 		}
 	}
 	return res, nil
+}
+
+// Bounds on what a record decoded from a third-party format carries besides its text:
+// metadata becomes every score row's labels, and tool calls enter judge prompts.
+const (
+	maxRecordMetadataKeys = 64
+	maxRecordToolCalls    = 64
+)
+
+// boundRecord keeps at most maxRecordMetadataKeys metadata entries (the first in key
+// order, so a replay keeps the same ones), keys and values clipped like the OTLP
+// decoders' (clipMeta), and the first maxRecordToolCalls tool calls.
+func boundRecord(r *record.Record) {
+	if len(r.Metadata) > 0 {
+		keys := make([]string, 0, len(r.Metadata))
+		for k := range r.Metadata {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		md := make(map[string]string, min(len(keys), maxRecordMetadataKeys))
+		for _, k := range keys[:min(len(keys), maxRecordMetadataKeys)] {
+			md[clipMeta(k)] = clipMeta(r.Metadata[k])
+		}
+		r.Metadata = md
+	}
+	if len(r.ToolCalls) > maxRecordToolCalls {
+		r.ToolCalls = r.ToolCalls[:maxRecordToolCalls]
+	}
 }
 
 // DetectFormat guesses the format of a message value for FormatAuto: JSON objects by

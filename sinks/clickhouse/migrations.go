@@ -54,15 +54,26 @@ func (c AddColumn) statement(db string) string {
 
 // addColumns adds m's columns its tables lack.
 func addColumns(ctx context.Context, conn driver.Conn, db string, m Migration) error {
-	for _, c := range m.AddColumns {
+	has := func(c AddColumn) (bool, error) {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?", db, c.Table, c.Name).Scan(&n); err != nil {
-			return fmt.Errorf("migration %d (%s): look up column %s.%s: %w", m.Version, m.Name, c.Table, c.Name, err)
+			return false, fmt.Errorf("migration %d (%s): look up column %s.%s: %w", m.Version, m.Name, c.Table, c.Name, err)
 		}
-		if n > 0 {
+		return n > 0, nil
+	}
+	for _, c := range m.AddColumns {
+		if ok, err := has(c); err != nil || ok {
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		if err := conn.Exec(ctx, c.statement(db)); err != nil {
+			// Another migrate (an init container per replica) may have added it between the
+			// look-up and the ALTER: that is success.
+			if ok, herr := has(c); herr == nil && ok {
+				continue
+			}
 			return fmt.Errorf("migration %d (%s): add column %s.%s: %w", m.Version, m.Name, c.Table, c.Name, err)
 		}
 	}

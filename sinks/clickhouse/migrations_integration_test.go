@@ -234,8 +234,6 @@ func stepNames(steps []StepRef) []string {
 	return names
 }
 
-// applyByHand creates db as a raterd of migration `upTo` would have: the given
-// migrations' statements, recorded, and nothing else.
 // writeAsV1 inserts rows as a writer of migration 1's time did: without the columns
 // later migrations added (span_id, conversation_id).
 func writeAsV1(t *testing.T, conn driver.Conn, db string, rows []record.Score) {
@@ -256,6 +254,8 @@ func writeAsV1(t *testing.T, conn driver.Conn, db string, rows []record.Score) {
 	}
 }
 
+// applyByHand creates db as a raterd of migration `upTo` would have: the given
+// migrations' statements, recorded, and nothing else.
 func applyByHand(t *testing.T, conn driver.Conn, db string, ms ...Migration) {
 	t.Helper()
 	ctx := context.Background()
