@@ -100,9 +100,11 @@ func TestIntegrationGenAIInstrumented(t *testing.T) {
 	}
 	instrumentedVenv(t, script)
 
-	// Where each topic ends now: this run's messages come after.
+	// Where each topic ends now: this run's messages come after. On a fresh broker the
+	// collector has not created its topics yet.
 	from := map[string]map[int]int64{}
 	for _, tp := range instrumentedTopics {
+		testkit.EnsureTopic(t, broker, tp.topic, 4)
 		from[tp.topic] = testkit.EndOffsets(t, broker, tp.topic)
 	}
 	baseURL, _ := testkit.StartJudgesim(t, testkit.FastJudgesim)

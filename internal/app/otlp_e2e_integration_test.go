@@ -105,7 +105,7 @@ func TestIntegrationOTLPThroughTheCollectorScoredAndJoinedByTraceID(t *testing.T
 	simURL, _ := startSimulator(t)
 	var topics []string
 	for topic := range collectorTopics {
-		ensureTopic(t, s.Kafka, topic, 1) // the collector creates them on first write; they may be new here
+		testkit.EnsureTopic(t, s.Kafka, topic, 4) // the collector creates them on first write; they may be new here
 		topics = append(topics, topic)
 	}
 	slices.Sort(topics)

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -111,6 +112,57 @@ func LastOffset(broker, topic string, partition int) (int64, error) {
 	}
 	defer conn.Close()
 	return conn.ReadLastOffset()
+}
+
+// EnsureTopic creates topic with the given partitions unless it exists (a topic another
+// process creates on first write, such as the collector's), and waits until every one of
+// its partitions answers for its end offset: a fresh topic's leaders take a moment to be
+// known to every broker. It fails the test after 30s.
+func EnsureTopic(t testing.TB, broker, topic string, partitions int) {
+	t.Helper()
+	kc := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
+	res, err := kc.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}}})
+	if err != nil {
+		t.Fatalf("create %s: %v", topic, err)
+	}
+	if err := res.Errors[topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		t.Fatalf("create %s: %v", topic, err)
+	}
+	deadline := time.Now().Add(topicReadyTimeout)
+	for {
+		err := endOffsetsAnswer(broker, topic)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s not readable after %s: %v", topic, topicReadyTimeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// endOffsetsAnswer asks every partition of topic for its end offset, through a fresh
+// connection (no cached metadata).
+func endOffsetsAnswer(broker, topic string) error {
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		return err
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		return err
+	}
+	if len(parts) == 0 {
+		return fmt.Errorf("no partitions yet")
+	}
+	for _, p := range parts {
+		if _, err := LastOffset(broker, topic, p.ID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // EndOffsets returns the end offset of every partition of topic.
