@@ -54,11 +54,42 @@ type ScoringConfig struct {
 	MaxExplanationBytes int `yaml:"max_explanation_bytes"`
 }
 
-// AdminConfig configures the admin HTTP server.
+// AdminConfig configures the admin HTTP server (docs/configuration.md, "admin").
 type AdminConfig struct {
 	// Listen is the address of /metrics (Prometheus), /healthz and /readyz.
-	// Default "127.0.0.1:9464"; "off" disables the server.
+	// Default "127.0.0.1:9464"; "off" disables the server. An address that is not
+	// loopback with neither TokenFile nor TLS.ClientCAFile set is served, with a warning
+	// at start.
 	Listen string `yaml:"listen"`
+	// TokenFile, when set, is a file holding a bearer token (surrounding whitespace
+	// trimmed) that /metrics and /debug/pprof/ require ("Authorization: Bearer
+	// <token>"), and /healthz and /readyz too with AuthHealth. The file is read at start
+	// and again whenever its modification time or size changes, so a rotated Kubernetes
+	// secret takes effect without a restart. Default: none.
+	TokenFile string `yaml:"token_file"`
+	// TLS, when set, serves the admin port over HTTPS, and with client_ca_file requires
+	// client certificates (mTLS). Default: plain HTTP.
+	TLS *AdminTLSConfig `yaml:"tls"`
+	// AuthHealth also puts /healthz and /readyz behind the token or client certificate.
+	// Default false: kubelet httpGet probes can send neither, so the health endpoints
+	// stay open (they tell only "ok", "ready" or why not).
+	AuthHealth bool `yaml:"auth_health"`
+	// PProf serves net/http/pprof's profiles under /debug/pprof/ (behind the token or
+	// client certificate when set). Default false: the paths answer 404.
+	PProf bool `yaml:"pprof"`
+}
+
+// AdminTLSConfig is the admin server's TLS: its certificate and, for mTLS, the CA its
+// clients' certificates must chain to.
+type AdminTLSConfig struct {
+	// CertFile is the server certificate (PEM, chain after the leaf). Required.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is CertFile's private key (PEM). Required.
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile, when set, is a PEM bundle of CAs: a request to a protected endpoint
+	// needs a client certificate that chains to one of them (with AuthHealth, every
+	// connection does). Default: none, no client certificates asked.
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // TelemetryConfig configures traces, metrics export and logs.
@@ -258,6 +289,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Admin.Listen != "off" && !strings.Contains(c.Admin.Listen, ":") {
 		return fmt.Errorf("admin.listen: %q is not host:port or \"off\"", c.Admin.Listen)
+	}
+	if c.Admin.Listen != "off" {
+		if err := c.Admin.validate(); err != nil {
+			return err
+		}
 	}
 	if c.Telemetry.ServiceName == "" {
 		c.Telemetry.ServiceName = "raterd"

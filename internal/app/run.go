@@ -42,13 +42,19 @@ func run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	rd := newReadiness(ctx, consumer.NewTopicChecker(cfg.Kafka, nil), logger)
 	var admin *adminServer
 	if cfg.Admin.Listen != "off" {
-		admin = newAdminServer(cfg.Admin.Listen, tel.Registry, rd)
+		admin, err = newAdminServer(cfg.Admin, tel.Registry, rd, logger)
+		if err != nil {
+			return err
+		}
+		if warning := cfg.Admin.exposure(); warning != "" {
+			logger.Warn(warning)
+		}
 		ln, err := net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
 			return fmt.Errorf("admin.listen: %w", err)
 		}
 		go func() {
-			if err := admin.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := admin.serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error("admin server stopped", "err", err)
 			}
 		}()

@@ -153,7 +153,10 @@ func TestIntegrationReadyzMissingTopic(t *testing.T) {
 		slog.New(slog.NewTextHandler(logs, nil)))
 	rd.ttl = 100 * time.Millisecond
 	rd.setOwner(&fakeOwner{})
-	admin := newAdminServer("", prometheus.NewRegistry(), rd)
+	admin, err := newAdminServer(AdminConfig{}, prometheus.NewRegistry(), rd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	admin.ready.Store(true)
 	srv := httptest.NewServer(admin.srv.Handler)
 	defer srv.Close()

@@ -135,7 +135,11 @@ func newReadyzFixture(t *testing.T) *readyzFixture {
 	f := &readyzFixture{topics: &fakeTopicChecker{}, owner: &fakeOwner{}, logs: &logBuffer{}}
 	f.rd = newReadiness(t.Context(), f.topics, slog.New(slog.NewTextHandler(f.logs, nil)))
 	f.rd.setOwner(f.owner)
-	f.admin = newAdminServer("", prometheus.NewRegistry(), f.rd)
+	admin, err := newAdminServer(AdminConfig{}, prometheus.NewRegistry(), f.rd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.admin = admin
 	f.admin.ready.Store(true)
 	srv := httptest.NewServer(f.admin.srv.Handler)
 	t.Cleanup(srv.Close)

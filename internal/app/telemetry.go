@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"raterd/internal/cli"
@@ -135,16 +137,37 @@ type readinessCheck interface {
 	notReady(ctx context.Context) string
 }
 
-// newAdminServer serves on addr the metrics of reg; consuming (may be nil) decides
-// /readyz once ready is set.
-func newAdminServer(addr string, reg *prometheus.Registry, consuming readinessCheck) *adminServer {
+// newAdminServer serves the metrics of reg as cfg says (listen address, token, TLS,
+// pprof); consuming (may be nil) decides /readyz once ready is set. logger tells of
+// token file changes.
+func newAdminServer(cfg AdminConfig, reg *prometheus.Registry, consuming readinessCheck, logger *slog.Logger) (*adminServer, error) {
 	a := &adminServer{consuming: consuming}
+	auth := &adminAuth{}
+	if cfg.TokenFile != "" {
+		tok, err := newTokenFile(cfg.TokenFile, logger)
+		if err != nil {
+			return nil, err
+		}
+		auth.token = tok
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLS != nil {
+		var err error
+		if tlsCfg, err = cfg.TLS.load(cfg.AuthHealth); err != nil {
+			return nil, err
+		}
+		auth.mtls = tlsCfg.ClientCAs != nil
+	}
+	health := func(h http.Handler) http.Handler { return h }
+	if cfg.AuthHealth {
+		health = auth.wrap
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /metrics", auth.wrap(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	mux.Handle("GET /healthz", health(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET /readyz", health(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
@@ -156,7 +179,18 @@ func newAdminServer(addr string, reg *prometheus.Registry, consuming readinessCh
 			}
 		}
 		_, _ = w.Write([]byte("ready\n"))
-	})
-	a.srv = &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	return a
+	})))
+	if cfg.PProf {
+		handlePProf(mux, auth)
+	}
+	a.srv = &http.Server{Addr: cfg.Listen, Handler: mux, TLSConfig: tlsCfg, ReadHeaderTimeout: 5 * time.Second}
+	return a, nil
+}
+
+// serve serves on ln, over TLS when admin.tls is set, until the server shuts down.
+func (a *adminServer) serve(ln net.Listener) error {
+	if a.srv.TLSConfig != nil {
+		return a.srv.ServeTLS(ln, "", "")
+	}
+	return a.srv.Serve(ln)
 }
