@@ -141,8 +141,11 @@ type tokenFile struct {
 	failing bool // a re-read failed; logged
 }
 
-// newTokenFile reads path's token.
+// newTokenFile reads path's token. A nil logger logs to slog.Default.
 func newTokenFile(path string, logger *slog.Logger) (*tokenFile, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	t := &tokenFile{path: path, logger: logger}
 	fi, err := os.Stat(path)
 	if err != nil {
