@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -266,8 +267,9 @@ func (e *ConnectionKeyError) Unwrap() error { return e.Err }
 // client on a plaintext listener or a plaintext client on a TLS one. Other errors (a
 // broker down or unreachable) come back as they are. key is the section's key ("kafka").
 func (c Config) ConnectionError(key string, err error) error {
-	if err == nil {
-		return nil
+	var done *ConnectionKeyError
+	if err == nil || errors.As(err, &done) {
+		return err
 	}
 	tlsOn := c.conn != nil && c.conn.tls != nil
 	var (
@@ -292,15 +294,39 @@ func (c Config) ConnectionError(key string, err error) error {
 		return keyErr("tls.ca_file", "the broker's certificate is not valid")
 	case errors.As(err, &recordHeader) || strings.Contains(err.Error(), "first record does not look like a TLS handshake"):
 		return keyErr("tls", "the broker does not speak TLS on this port (a plaintext listener?)")
-	case errors.As(err, &alert) || tlsOn && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
+	case errors.As(err, &alert) || strings.Contains(err.Error(), "remote error: tls:") || tlsOn && isClosed(err):
 		if c.TLS.CertFile == "" {
 			return keyErr("tls.cert_file", "the broker refused or closed the TLS connection: does its listener require a client certificate?")
 		}
 		return keyErr("tls.cert_file", "the broker refused or closed the TLS connection: is the client certificate signed by an authority it trusts?")
-	case !tlsOn && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
+	case !tlsOn && isClosed(err):
 		return keyErr("tls", "the broker closed a plaintext connection: is it a TLS or SASL listener (set kafka.tls, kafka.sasl)?")
 	}
 	return err
+}
+
+// isClosed reports a connection closed by the broker.
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// handshakeClosed reports that a TLS handshake with broker ends in the broker closing the
+// connection: it does not speak TLS there (a plaintext listener reads the ClientHello as a
+// request, and closes).
+func (c Config) handshakeClosed(ctx context.Context, broker string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	cfg := c.conn.tls.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(broker)
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: cfg}
+	conn, err := d.DialContext(ctx, "tcp", broker)
+	if err == nil {
+		_ = conn.Close()
+		return false
+	}
+	return isClosed(err)
 }
 
 // CheckConnection connects to the brokers and asks for the metadata of the configured
@@ -314,6 +340,9 @@ func (c Config) CheckConnection(ctx context.Context, key string, timeout time.Du
 	defer tr.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: tr}
 	_, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.Topics})
+	if err != nil && c.conn != nil && c.conn.tls != nil && isClosed(err) && c.handshakeClosed(ctx, c.Brokers[0]) {
+		err = &ConnectionKeyError{Key: key + ".tls", Reason: "the broker closed the TLS handshake: is it a plaintext listener (or SASL_PLAINTEXT)?", Err: err}
+	}
 	if err != nil {
 		return fmt.Errorf("kafka connection check (%s.brokers %v): %w", key, c.Brokers, c.ConnectionError(key, err))
 	}
