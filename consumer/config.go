@@ -21,6 +21,12 @@ type Config struct {
 	// Brokers are Kafka bootstrap addresses (host:port). Required.
 	// Env override: RATERD_KAFKA_BROKERS (comma-separated).
 	Brokers []string `yaml:"brokers"`
+	// TLS is TLS to the brokers (CA, client certificate for mutual TLS, server name,
+	// minimum version). Off by default.
+	TLS TLSConfig `yaml:"tls"`
+	// SASL is SASL authentication to the brokers (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+	// Off by default.
+	SASL SASLConfig `yaml:"sasl"`
 	// Topics are the topics of LLM traffic to read. Required.
 	Topics []string `yaml:"topics"`
 	// Format is how message values are read, for every topic not in TopicFormats: raterd
@@ -87,6 +93,10 @@ type Config struct {
 	// RebalanceTimeout is how long the coordinator waits for every member to rejoin in a
 	// rebalance. Default 30s.
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+
+	// conn is the connection Validate built of TLS and SASL (nil: plaintext): every
+	// Kafka client of raterd connects through it (Dialer, Transport).
+	conn *connection
 }
 
 // WriteSlots is how many batches may wait on their sinks at once, while the workers go
@@ -106,6 +116,9 @@ func (c *Config) Validate(key string) error {
 		if !validate.HostPort(b) {
 			return fmt.Errorf("%s.brokers[%d]: %q is not host:port", key, i, b)
 		}
+	}
+	if err := c.validateConnection(key); err != nil {
+		return err
 	}
 	if len(c.Topics) == 0 {
 		return fmt.Errorf("%s.topics: at least one topic is required", key)

@@ -786,8 +786,12 @@ func (h headerCarrier) Keys() []string {
 }
 
 // NewKafkaReader returns a kafka-go group reader for cfg. Commits are explicit (the
-// pipeline's committer), never automatic. The client's errors go to tel's logger.
+// pipeline's committer), never automatic. The client's errors go to tel's logger. A nil
+// dialer uses cfg.Dialer() (the config's TLS and SASL).
 func NewKafkaReader(cfg Config, dialer *kafka.Dialer, tel telemetry.Settings) *kafka.Reader {
+	if dialer == nil {
+		dialer = cfg.Dialer()
+	}
 	logger := tel.WithDefaults().Logger
 	start := kafka.FirstOffset
 	if cfg.StartOffset == StartLatest {

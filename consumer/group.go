@@ -82,9 +82,13 @@ func handBackTimeout(cfg Config) time.Duration {
 	return max(min(cfg.RebalanceTimeout/2, cfg.SessionTimeout-2*heartbeatInterval(cfg)), 0)
 }
 
-// NewGroupReader joins cfg.GroupID for cfg.Topics. A nil dialer uses kafka-go's default.
-// Its logs and the Kafka client's go to tel's logger. Close it to leave the group.
+// NewGroupReader joins cfg.GroupID for cfg.Topics. A nil dialer uses cfg.Dialer() (the
+// config's TLS and SASL). Its logs and the Kafka client's go to tel's logger. Close it to
+// leave the group.
 func NewGroupReader(cfg Config, dialer *kafka.Dialer, tel telemetry.Settings) (*GroupReader, error) {
+	if dialer == nil {
+		dialer = cfg.Dialer()
+	}
 	logger := tel.WithDefaults().Logger
 	start := kafka.FirstOffset
 	if cfg.StartOffset == StartLatest {

@@ -50,7 +50,7 @@ func TotalLag(lags []PartitionLag) int64 {
 // of every partition of cfg.Topics. raterd commits an offset only when every record below
 // it has its scores acknowledged or is dead-lettered, so a lag of 0 means every record
 // produced so far is done. A missing topic is an error naming it. A nil transport gets
-// one of its own. The lags are sorted by topic and partition.
+// one of its own (cfg.Transport()). The lags are sorted by topic and partition.
 func GroupLag(ctx context.Context, cfg Config, transport kafka.RoundTripper) ([]PartitionLag, error) {
 	if err := checkGroupAdminConfig(cfg); err != nil {
 		return nil, fmt.Errorf("consumer lag: %w", err)

@@ -55,7 +55,7 @@ func rewoundOffset(committed, target int64) int64 {
 //
 // The group must have no active members: offsets of a group that is consuming can only be
 // committed by its members, so every raterd process of the group has to be stopped first.
-// A nil transport gets one of its own. The resets are returned sorted by topic and
+// A nil transport gets one of its own (cfg.Transport()). The resets are returned sorted by topic and
 // partition.
 func ResetGroupToTime(ctx context.Context, cfg Config, at time.Time, transport kafka.RoundTripper) ([]OffsetReset, error) {
 	if err := checkGroupAdminConfig(cfg); err != nil {
@@ -225,12 +225,13 @@ func checkGroupAdminConfig(cfg Config) error {
 }
 
 // groupAdminClient returns a client of cfg.Brokers over transport; a nil transport gets
-// one of its own, whose connections done closes.
+// one of its own (cfg.Transport(): the config's TLS and SASL), whose connections done
+// closes.
 func groupAdminClient(cfg Config, transport kafka.RoundTripper) (client *kafka.Client, done func()) {
 	done = func() {}
 	if transport == nil {
 		// Not kafka-go's shared DefaultTransport: its metadata cache can be seconds stale.
-		tr := &kafka.Transport{}
+		tr := cfg.Transport()
 		transport, done = tr, tr.CloseIdleConnections
 	}
 	return &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: transport}, done

@@ -39,9 +39,13 @@ type TopicReport struct {
 
 // NewTopicChecker checks cfg.Topics on cfg.Brokers, connecting as dialer does (its TLS,
 // SASL mechanism, client id, dial timeout, dial function or local address, keep-alive
-// and resolver); a nil dialer connects as kafka-go's default one does. Pass the dialer
-// the GroupReader was built with, so the check reaches the cluster the way the group does.
+// and resolver); a nil dialer is cfg.Dialer() (the config's TLS and SASL), as for
+// NewGroupReader. Pass the dialer the GroupReader was built with, so the check reaches the
+// cluster the way the group does.
 func NewTopicChecker(cfg Config, dialer *kafka.Dialer) *TopicChecker {
+	if dialer == nil {
+		dialer = cfg.Dialer()
+	}
 	return &TopicChecker{brokers: cfg.Brokers, topics: cfg.Topics, group: cfg.GroupID, dialer: dialer}
 }
 

@@ -104,6 +104,7 @@ func dlqReplay(ctx context.Context, cfg *app.Config, o dlqReplayOptions, stdout,
 		Brokers: cfg.Kafka.Brokers, Sources: cfg.Kafka.Topics, GroupID: group,
 		ErrorClass: o.errorClass, DryRun: o.dryRun, Limit: o.limit,
 		MaxRecordBytes: cfg.Kafka.MaxRecordBytes,
+		Dialer:         cfg.Kafka.Dialer(), Transport: cfg.Kafka.Transport(),
 		OnProgress: func(p kafka.ReplayProgress) {
 			switch {
 			case p.Position == p.Start && !p.Done:
@@ -126,6 +127,7 @@ func dlqReplay(ctx context.Context, cfg *app.Config, o dlqReplayOptions, stdout,
 		}
 	}
 	stats, err := kafka.ReplayDeadLetters(ctx, rcfg)
+	err = cfg.Kafka.ConnectionError("kafka", err)
 	printReplaySummary(stdout, group, o, stats)
 	return stats, err
 }

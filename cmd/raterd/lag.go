@@ -58,6 +58,10 @@ func waitForLag(ctx context.Context, cfg consumer.Config, wait time.Duration, st
 		callCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		lags, err := consumer.GroupLag(callCtx, cfg, nil)
 		cancel()
+		var keyErr *consumer.ConnectionKeyError
+		if err = cfg.ConnectionError("kafka", err); errors.As(err, &keyErr) {
+			return nil, err // a wrong password or certificate: waiting does not help
+		}
 		now := time.Now()
 		var status string
 		switch {

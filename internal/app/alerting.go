@@ -36,7 +36,7 @@ func (a *AlertingConfig) validate(key string, c *Config) error {
 // ClickHouse connection, HTTP client and Redis settings. The closers close the Manager
 // first (its final evaluation enqueues), then drain the channels, then the Redis client.
 func buildAlerting(ctx context.Context, cfg *Config, ch driver.Conn, httpClient *http.Client, tel telemetry.Settings) (*alert.Manager, []io.Closer, error) {
-	deps := alert.Deps{Channels: notify.Deps{HTTPClient: httpClient, ClickHouse: ch}, Telemetry: tel}
+	deps := alert.Deps{Channels: notify.Deps{HTTPClient: httpClient, ClickHouse: ch, KafkaTransport: cfg.Kafka.Transport}, Telemetry: tel}
 	if cfg.Alerting.State == alert.StateRedis {
 		deps.Redis = alertRedisOptions(cfg.Redis)
 	}

@@ -180,6 +180,9 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	if v := getenv("RATERD_KAFKA_BROKERS"); v != "" {
 		c.Kafka.Brokers = SplitList(v)
 	}
+	if v := getenv("RATERD_KAFKA_SASL_PASSWORD"); v != "" {
+		c.Kafka.SASL.Password = consumer.Secret(v)
+	}
 	if v := getenv("RATERD_REDIS_ADDR"); v != "" {
 		c.Redis.Addrs = SplitList(v)
 	}

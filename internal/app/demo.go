@@ -330,10 +330,16 @@ wait:
 
 // Produce loads messages into the topic with a real Kafka producer, keyed by line number.
 func Produce(ctx context.Context, brokers []string, topic string, values [][]byte) error {
+	// Its own transport: the shared default caches topic metadata across clients.
+	return produceWith(ctx, brokers, topic, values, &kafka.Transport{})
+}
+
+// produceWith is Produce over transport (a kafka section's Transport: its TLS and SASL),
+// whose idle connections it closes.
+func produceWith(ctx context.Context, brokers []string, topic string, values [][]byte, transport *kafka.Transport) error {
+	defer transport.CloseIdleConnections()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchSize: 500,
-		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll,
-		// Its own transport: the shared default caches topic metadata across clients.
-		Transport: &kafka.Transport{}}
+		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: transport}
 	defer w.Close()
 	msgs := make([]kafka.Message, len(values))
 	for i, v := range values {

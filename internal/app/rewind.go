@@ -16,7 +16,7 @@ import (
 func RewindGroup(ctx context.Context, cfg *Config, from time.Time, logger *slog.Logger) ([]consumer.OffsetReset, error) {
 	resets, err := consumer.ResetGroupToTime(ctx, cfg.Kafka, from, nil)
 	if err != nil {
-		return nil, fmt.Errorf("--from %s: %w", from.Format(time.RFC3339Nano), err)
+		return nil, fmt.Errorf("--from %s: %w", from.Format(time.RFC3339Nano), cfg.Kafka.ConnectionError("kafka", err))
 	}
 	var total int64
 	for _, r := range resets {

@@ -37,8 +37,8 @@ func run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return errors.New("config: clickhouse.addrs (or RATERD_CLICKHOUSE_ADDR) is required for run")
 	}
 
-	// nil: the dialer NewPipeline builds the group reader with (kafka-go's default), so the
-	// check reaches the cluster as the group does. Keep the two the same.
+	// nil: the dialer NewPipeline builds the group reader with (cfg.Kafka.Dialer(): the
+	// kafka section's TLS and SASL), so the check reaches the cluster as the group does.
 	rd := newReadiness(ctx, consumer.NewTopicChecker(cfg.Kafka, nil), logger)
 	var admin *adminServer
 	if cfg.Admin.Listen != "off" {
@@ -63,6 +63,17 @@ func run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 			defer cancel()
 			_ = admin.srv.Shutdown(sctx)
 		}()
+	}
+
+	// A wrong password or certificate, or a listener of another protocol, ends the start
+	// here in seconds, naming the config key, instead of a group that retries quietly. A
+	// broker down or unreachable is not fatal: the group waits for it, /readyz says so.
+	if err := cfg.Kafka.CheckConnection(ctx, "kafka", kafkaCheckTimeout); err != nil {
+		var keyErr *consumer.ConnectionKeyError
+		if errors.As(err, &keyErr) {
+			return err
+		}
+		logger.Warn("kafka connection check failed; the consumer group keeps trying", "err", err)
 	}
 
 	// Checked (and a missing topic logged) before New joins the group: where the broker
@@ -115,6 +126,8 @@ const (
 	// topicCheckTTL is how long one answer of the topic check is used: however often
 	// /readyz is asked, the cluster gets at most one metadata request per TTL.
 	topicCheckTTL = 5 * time.Second
+	// kafkaCheckTimeout bounds the connection check at start (consumer.Config.CheckConnection).
+	kafkaCheckTimeout = 5 * time.Second
 	// topicCheckTimeout bounds one topic check: connecting (TLS, SASL) and the request.
 	topicCheckTimeout = 2 * time.Second
 	// readyzWait is the longest /readyz waits for a topic check in flight: less than

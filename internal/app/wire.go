@@ -134,7 +134,7 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 	var scoreSinks sinks.MultiScoreSink
 	deadSinks := sinks.MultiDeadLetterSink{}
 	ectx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	created, err := kafka.EnsureDLQTopics(ectx, cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.Kafka.MaxRecordBytes)
+	created, err := kafka.EnsureDLQTopics(ectx, cfg.Kafka.Brokers, cfg.Kafka.Topics, cfg.Kafka.MaxRecordBytes, cfg.Kafka.Transport())
 	cancel()
 	if err != nil {
 		// Not fatal: the producer auto-creates the topic on first use where the broker allows.
@@ -142,7 +142,7 @@ func Build(ctx context.Context, cfg *Config, tel *Telemetry, logger *slog.Logger
 	} else if len(created) > 0 {
 		logger.Info("created dead-letter topics", "topics", created)
 	}
-	dlq := kafka.NewDeadLetters(cfg.Kafka.Brokers, nil, cfg.Kafka.MaxRecordBytes, set)
+	dlq := kafka.NewDeadLetters(cfg.Kafka.Brokers, cfg.Kafka.Transport(), cfg.Kafka.MaxRecordBytes, set)
 	st.deadLetters = dlq
 	deadSinks = append(deadSinks, dlq)
 	if cfg.ClickHouse != nil {

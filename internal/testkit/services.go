@@ -16,3 +16,30 @@ func RequireServices(t testing.TB) Services {
 		ClickHouse: Service(t, "RATERD_TEST_CLICKHOUSE", "ClickHouse"),
 	}
 }
+
+// KafkaSecure are the secured listeners of the dev broker (scripts/services.sh env): SASL_SSL
+// with SCRAM users, and SSL requiring a client certificate, with the CA that signed the
+// broker's certificate and the client's.
+type KafkaSecure struct {
+	// SASLSSL and MTLS are the listeners' host:port.
+	SASLSSL, MTLS string
+	// CA is the PEM CA file; ClientCert and ClientKey the client's certificate for mTLS.
+	CA, ClientCert, ClientKey string
+	// User and Password are the SCRAM-SHA-512 (and -256, and PLAIN) credentials.
+	User, Password string
+}
+
+// RequireKafkaSecure returns the secured Kafka listeners, skipping the test (or failing it,
+// with RATERD_REQUIRE_SERVICES set) when they are not configured.
+func RequireKafkaSecure(t testing.TB) KafkaSecure {
+	t.Helper()
+	return KafkaSecure{
+		SASLSSL:    Service(t, "RATERD_TEST_KAFKA_SASL_SSL", "Kafka SASL_SSL listener"),
+		MTLS:       Service(t, "RATERD_TEST_KAFKA_MTLS", "Kafka mTLS listener"),
+		CA:         Service(t, "RATERD_TEST_KAFKA_CA", "Kafka CA file"),
+		ClientCert: Service(t, "RATERD_TEST_KAFKA_CLIENT_CERT", "Kafka client certificate"),
+		ClientKey:  Service(t, "RATERD_TEST_KAFKA_CLIENT_KEY", "Kafka client key"),
+		User:       Service(t, "RATERD_TEST_KAFKA_SCRAM_USER", "Kafka SCRAM user"),
+		Password:   Service(t, "RATERD_TEST_KAFKA_SCRAM_PASSWORD", "Kafka SCRAM password"),
+	}
+}

@@ -279,6 +279,13 @@ type DLQReplayConfig struct {
 	MaxRecordBytes int
 	// BatchSize is how many letters are produced, then committed, at once. Default 256.
 	BatchSize int
+	// Dialer connects the replay's consumer group; nil: kafka-go's default (plaintext).
+	// Pass consumer.Config.Dialer() for the config's TLS and SASL.
+	Dialer *kafkago.Dialer
+	// Transport connects the replay's client and producer; nil: a plaintext one of its
+	// own. Pass consumer.Config.Transport() for the config's TLS and SASL. The replay
+	// closes its idle connections when it returns.
+	Transport *kafkago.Transport
 	// OnLetter, when set, is called with every dead letter read and its action, before it
 	// is produced.
 	OnLetter func(ReplayLetter)
@@ -407,7 +414,10 @@ func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats
 		cfg.BatchSize = 256
 	}
 	// Not kafka-go's shared DefaultTransport, whose metadata cache can be seconds stale.
-	tr := &kafkago.Transport{}
+	tr := cfg.Transport
+	if tr == nil {
+		tr = &kafkago.Transport{}
+	}
 	defer tr.CloseIdleConnections()
 	client := &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr}
 
@@ -452,7 +462,7 @@ func ReplayDeadLetters(ctx context.Context, cfg DLQReplayConfig) (DLQReplayStats
 		// member gets its own partitions, and a member that joins later ends the
 		// generation, which fails the other's next commit.
 		cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
-			ID: cfg.GroupID, Brokers: cfg.Brokers, Topics: existing, StartOffset: kafkago.FirstOffset,
+			ID: cfg.GroupID, Brokers: cfg.Brokers, Topics: existing, StartOffset: kafkago.FirstOffset, Dialer: cfg.Dialer,
 			Timeout: 10 * time.Second, JoinGroupBackoff: time.Second,
 		})
 		if err != nil {

@@ -73,7 +73,7 @@ func TestDeadLettersMetrics(t *testing.T) {
 	source := uniqueName("raterd-sinks-test-metrics-")
 	testkit.CreateTopic(t, broker, source, 1)
 	t.Cleanup(func() { testkit.DeleteTopics(broker, DLQTopic(source)) })
-	if _, err := EnsureDLQTopics(ctx, []string{broker}, []string{source}, 1<<20); err != nil {
+	if _, err := EnsureDLQTopics(ctx, []string{broker}, []string{source}, 1<<20, nil); err != nil {
 		t.Fatal(err)
 	}
 	reader := sdkmetric.NewManualReader()

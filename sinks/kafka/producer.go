@@ -151,10 +151,16 @@ func (k *DeadLetters) Close() error { return k.w.Close() }
 //
 // Created topics accept messages of maxValueBytes plus header room (max.message.bytes),
 // so a dead letter as large as the largest accepted record fits.
-func EnsureDLQTopics(ctx context.Context, brokers []string, sources []string, maxValueBytes int) ([]string, error) {
-	// Its own transport: the shared DefaultTransport answers Metadata from a cache that can
-	// be seconds stale, which would hide a topic created moments ago.
-	tr := &kafkago.Transport{}
+//
+// transport connects to the brokers (consumer.Config.Transport() for the config's TLS and
+// SASL), and its idle connections are closed on return; nil: a plaintext one of its own.
+// Not the shared DefaultTransport: it answers Metadata from a cache that can be seconds
+// stale, which would hide a topic created moments ago.
+func EnsureDLQTopics(ctx context.Context, brokers []string, sources []string, maxValueBytes int, transport *kafkago.Transport) ([]string, error) {
+	tr := transport
+	if tr == nil {
+		tr = &kafkago.Transport{}
+	}
 	defer tr.CloseIdleConnections()
 	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
 	want := make([]string, 0, 2*len(sources))

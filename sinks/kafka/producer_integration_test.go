@@ -52,7 +52,7 @@ func TestEnsureDLQTopics(t *testing.T) {
 	testkit.CreateTopic(t, broker, source, 3)
 	t.Cleanup(func() { testkit.DeleteTopics(broker, DLQTopic(source), missing, DLQTopic(missing)) })
 
-	created, err := EnsureDLQTopics(ctx, []string{broker}, []string{source, missing}, 1<<20)
+	created, err := EnsureDLQTopics(ctx, []string{broker}, []string{source, missing}, 1<<20, nil)
 	if err != nil {
 		t.Fatalf("EnsureDLQTopics: %v", err)
 	}
@@ -69,7 +69,7 @@ func TestEnsureDLQTopics(t *testing.T) {
 		}
 	}
 
-	again, err := EnsureDLQTopics(ctx, []string{broker}, []string{source, missing}, 1<<20)
+	again, err := EnsureDLQTopics(ctx, []string{broker}, []string{source, missing}, 1<<20, nil)
 	if err != nil {
 		t.Fatalf("second EnsureDLQTopics: %v", err)
 	}
@@ -123,7 +123,7 @@ func TestKafkaDeadLetters(t *testing.T) {
 	source := uniqueName("raterd-sinks-test-dl-")
 	testkit.CreateTopic(t, broker, source, 3)
 	t.Cleanup(func() { testkit.DeleteTopics(broker, DLQTopic(source)) })
-	if _, err := EnsureDLQTopics(ctx, []string{broker}, []string{source}, 1<<20); err != nil {
+	if _, err := EnsureDLQTopics(ctx, []string{broker}, []string{source}, 1<<20, nil); err != nil {
 		t.Fatal(err)
 	}
 

@@ -147,6 +147,15 @@ var kafkaType = ChannelType{
 		}
 	},
 	New: func(name string, s Settings, deps Deps) (Notifier, error) {
-		return NewKafkaChannel(name, *s.(*KafkaChannelConfig), deps.KafkaTransport)
+		if deps.KafkaTransport == nil {
+			return NewKafkaChannel(name, *s.(*KafkaChannelConfig), nil)
+		}
+		tr := deps.KafkaTransport()
+		k, err := NewKafkaChannel(name, *s.(*KafkaChannelConfig), tr)
+		if err != nil {
+			return nil, err
+		}
+		k.tr = tr // owned: Close closes its connections
+		return k, nil
 	},
 }

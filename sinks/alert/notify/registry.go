@@ -59,8 +59,10 @@ type Deps struct {
 	HTTPClient *http.Client
 	// ClickHouse is the connection the clickhouse channel writes on (not owned).
 	ClickHouse driver.Conn
-	// KafkaTransport is the kafka channel's transport; nil: kafka-go's default.
-	KafkaTransport kafka.RoundTripper
+	// KafkaTransport makes each kafka channel's transport, which the channel owns and
+	// closes (raterd passes consumer.Config.Transport: the kafka section's TLS and SASL);
+	// nil: a plaintext transport of the channel's own.
+	KafkaTransport func() *kafka.Transport
 }
 
 // ChannelType is one entry of the channel registry: how the settings of a channel of the

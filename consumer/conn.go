@@ -1,0 +1,350 @@
+package consumer
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+)
+
+// SASL mechanisms of SASLConfig.Mechanism.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// Secret is a configuration value that must never be shown: it prints, formats and
+// marshals as "[redacted]" (or "" when empty). Reveal returns the value itself.
+type Secret string
+
+const redacted = "[redacted]"
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String implements fmt.Stringer, redacted.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString implements fmt.GoStringer (%#v), redacted.
+func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
+
+// MarshalYAML implements yaml.Marshaler, redacted, so that a config dump never holds it.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// MarshalText implements encoding.TextMarshaler (JSON and others), redacted.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// TLSConfig is the kafka.tls section: TLS to the brokers, and the client certificate of
+// mutual TLS.
+type TLSConfig struct {
+	// Enabled turns TLS on. Setting any other key of the section turns it on too.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM file of the certificate authorities the brokers' certificates are
+	// verified against; empty: the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the PEM client certificate and its key, for brokers that
+	// require mutual TLS (ssl.client.auth=required). Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the brokers' certificates are verified for; empty: each
+	// broker's host.
+	ServerName string `yaml:"server_name"`
+	// MinVersion is the lowest TLS version accepted: "1.2" (default) or "1.3".
+	MinVersion string `yaml:"min_version"`
+}
+
+// on reports whether TLS is used.
+func (t TLSConfig) on() bool {
+	return t.Enabled || t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.MinVersion != ""
+}
+
+// SASLConfig is the kafka.sasl section: SASL authentication to the brokers.
+type SASLConfig struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL. PLAIN sends
+	// the password as it is, so it needs kafka.tls.
+	Mechanism string `yaml:"mechanism"`
+	// Username is the SASL user. Required with a mechanism.
+	Username string `yaml:"username"`
+	// Password is the user's password. Env override: RATERD_KAFKA_SASL_PASSWORD. Never
+	// logged, never in an error, redacted in any print of the config.
+	Password Secret `yaml:"password"`
+	// PasswordFile is a file that holds the password (a mounted Kubernetes secret; one
+	// trailing newline is dropped), read at start. Not with Password.
+	PasswordFile string `yaml:"password_file"`
+}
+
+// connection is what Validate built of the tls and sasl sections; nil: plaintext, no SASL.
+type connection struct {
+	tls  *tls.Config
+	sasl sasl.Mechanism
+}
+
+// validateConnection checks the tls and sasl sections, reads their files and builds the
+// connection every Kafka client of the config uses.
+func (c *Config) validateConnection(key string) error {
+	c.conn = nil
+	var conn connection
+	if c.TLS.on() {
+		t, err := c.TLS.build(key + ".tls")
+		if err != nil {
+			return err
+		}
+		conn.tls = t
+	}
+	m, err := c.SASL.build(key+".sasl", conn.tls != nil, key+".tls")
+	if err != nil {
+		return err
+	}
+	conn.sasl = m
+	if conn.tls != nil || conn.sasl != nil {
+		c.conn = &conn
+	}
+	return nil
+}
+
+func (t TLSConfig) build(key string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	switch t.MinVersion {
+	case "", "1.2":
+	case "1.3":
+		cfg.MinVersion = tls.VersionTLS13
+	default:
+		return nil, fmt.Errorf("%s.min_version: %q is not 1.2 or 1.3", key, t.MinVersion)
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.ca_file: %w", key, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s.ca_file: %s holds no PEM certificate", key, t.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	switch {
+	case t.CertFile == "" && t.KeyFile == "":
+	case t.CertFile == "":
+		return nil, fmt.Errorf("%s.cert_file: required with %s.key_file", key, key)
+	case t.KeyFile == "":
+		return nil, fmt.Errorf("%s.key_file: required with %s.cert_file", key, key)
+	default:
+		for _, f := range []struct{ key, path string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+			if _, err := os.Stat(f.path); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", key, f.key, err)
+			}
+		}
+		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.cert_file, %s.key_file: %w", key, key, err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+func (s SASLConfig) build(key string, withTLS bool, tlsKey string) (sasl.Mechanism, error) {
+	if s.Mechanism == "" {
+		if s.Username != "" || s.Password != "" || s.PasswordFile != "" {
+			return nil, fmt.Errorf("%s.mechanism: required with %s.username or a password (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", key, key)
+		}
+		return nil, nil
+	}
+	var algo scram.Algorithm
+	switch s.Mechanism {
+	case SASLPlain:
+		if !withTLS {
+			return nil, fmt.Errorf("%s.mechanism: PLAIN sends the password unencrypted: set %s.enabled: true (or use SCRAM-SHA-512)", key, tlsKey)
+		}
+	case SASLScramSHA256:
+		algo = scram.SHA256
+	case SASLScramSHA512:
+		algo = scram.SHA512
+	default:
+		return nil, fmt.Errorf("%s.mechanism: %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", key, s.Mechanism)
+	}
+	if s.Username == "" {
+		return nil, fmt.Errorf("%s.username: required with %s.mechanism", key, key)
+	}
+	password := s.Password.Reveal()
+	switch {
+	case s.Password != "" && s.PasswordFile != "":
+		return nil, fmt.Errorf("%s.password (or RATERD_KAFKA_SASL_PASSWORD) and %s.password_file are both set: set one", key, key)
+	case s.PasswordFile != "":
+		b, err := os.ReadFile(s.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s.password_file: %w", key, err)
+		}
+		password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if password == "" {
+			return nil, fmt.Errorf("%s.password_file: %s is empty", key, s.PasswordFile)
+		}
+	case s.Password == "":
+		return nil, fmt.Errorf("%s.password: required with %s.mechanism (or %s.password_file, or RATERD_KAFKA_SASL_PASSWORD)", key, key, key)
+	}
+	if algo == nil {
+		return plain.Mechanism{Username: s.Username, Password: password}, nil
+	}
+	m, err := scram.Mechanism(algo, s.Username, password)
+	if err != nil {
+		// The error of SASLprep names no part of the password.
+		return nil, fmt.Errorf("%s.password: not a valid SCRAM password (SASLprep): %w", key, err)
+	}
+	return m, nil
+}
+
+// kafkaDialTimeout bounds connecting to one broker, TLS and SASL included.
+const kafkaDialTimeout = 10 * time.Second
+
+// Dialer returns a kafka-go dialer that connects as the config says (TLS, SASL); every
+// Kafka reader and consumer group of raterd is built with one. Each call returns a new
+// dialer.
+func (c Config) Dialer() *kafka.Dialer {
+	d := &kafka.Dialer{Timeout: kafkaDialTimeout, DualStack: true}
+	if c.conn != nil {
+		if c.conn.tls != nil {
+			d.TLS = c.conn.tls.Clone()
+		}
+		d.SASLMechanism = c.conn.sasl
+	}
+	return d
+}
+
+// Transport returns a new kafka-go transport that connects as the config says (TLS,
+// SASL); every Kafka client and writer of raterd uses one. Close its idle connections
+// when done with it.
+func (c Config) Transport() *kafka.Transport {
+	tr := &kafka.Transport{DialTimeout: kafkaDialTimeout}
+	if c.conn != nil {
+		if c.conn.tls != nil {
+			tr.TLS = c.conn.tls.Clone()
+		}
+		tr.SASL = c.conn.sasl
+	}
+	return tr
+}
+
+// Secured reports whether the config uses TLS or SASL.
+func (c Config) Secured() bool { return c.conn != nil }
+
+// ConnectionKeyError is a failure to connect to Kafka that the config is the cause of:
+// Key is the config key to look at (kafka.sasl.password, kafka.tls.ca_file, kafka.tls, …).
+type ConnectionKeyError struct {
+	// Key is the config key named.
+	Key string
+	// Reason says what went wrong, in words.
+	Reason string
+	// Err is kafka-go's or the TLS stack's error.
+	Err error
+}
+
+// Error returns "KEY: REASON: ERR".
+func (e *ConnectionKeyError) Error() string { return e.Key + ": " + e.Reason + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *ConnectionKeyError) Unwrap() error { return e.Err }
+
+// ConnectionError explains a failure to connect to Kafka by the config key to look at (a
+// *ConnectionKeyError): a refused password, a certificate not trusted either way, a TLS
+// client on a plaintext listener or a plaintext client on a TLS one. Other errors (a
+// broker down or unreachable) come back as they are. key is the section's key ("kafka").
+func (c Config) ConnectionError(key string, err error) error {
+	var done *ConnectionKeyError
+	if err == nil || errors.As(err, &done) {
+		return err
+	}
+	tlsOn := c.conn != nil && c.conn.tls != nil
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		hostname         x509.HostnameError
+		invalid          x509.CertificateInvalidError
+		recordHeader     tls.RecordHeaderError
+		alert            tls.AlertError
+		kerr             kafka.Error
+	)
+	keyErr := func(k, reason string) error { return &ConnectionKeyError{Key: key + "." + k, Reason: reason, Err: err} }
+	switch {
+	case errors.As(err, &kerr) && (kerr == kafka.SASLAuthenticationFailed || kerr == kafka.IllegalSASLState):
+		return keyErr("sasl.password", fmt.Sprintf("kafka refused the SASL %s login of user %q (wrong username or password?)", c.SASL.Mechanism, c.SASL.Username))
+	case errors.As(err, &kerr) && kerr == kafka.UnsupportedSASLMechanism:
+		return keyErr("sasl.mechanism", fmt.Sprintf("the broker's listener does not enable %s", c.SASL.Mechanism))
+	case errors.As(err, &unknownAuthority):
+		return keyErr("tls.ca_file", "the broker's certificate is not signed by an authority of ca_file (or the system's)")
+	case errors.As(err, &hostname):
+		return keyErr("tls.server_name", "the broker's certificate is not for this name")
+	case errors.As(err, &invalid):
+		return keyErr("tls.ca_file", "the broker's certificate is not valid")
+	case errors.As(err, &recordHeader) || strings.Contains(err.Error(), "first record does not look like a TLS handshake"):
+		return keyErr("tls", "the broker does not speak TLS on this port (a plaintext listener?)")
+	case errors.As(err, &alert) || strings.Contains(err.Error(), "remote error: tls:") || tlsOn && isClosed(err):
+		if c.TLS.CertFile == "" {
+			return keyErr("tls.cert_file", "the broker refused or closed the TLS connection: does its listener require a client certificate?")
+		}
+		return keyErr("tls.cert_file", "the broker refused or closed the TLS connection: is the client certificate signed by an authority it trusts?")
+	case !tlsOn && isClosed(err):
+		return keyErr("tls", "the broker closed a plaintext connection: is it a TLS or SASL listener (set kafka.tls, kafka.sasl)?")
+	}
+	return err
+}
+
+// isClosed reports a connection closed by the broker.
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// handshakeClosed reports that a TLS handshake with broker ends in the broker closing the
+// connection: it does not speak TLS there (a plaintext listener reads the ClientHello as a
+// request, and closes).
+func (c Config) handshakeClosed(ctx context.Context, broker string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	cfg := c.conn.tls.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(broker)
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: cfg}
+	conn, err := d.DialContext(ctx, "tcp", broker)
+	if err == nil {
+		_ = conn.Close()
+		return false
+	}
+	return isClosed(err)
+}
+
+// CheckConnection connects to the brokers and asks for the metadata of the configured
+// topics, within timeout, so that a wrong password, an untrusted certificate or a
+// listener of another protocol ends the start in seconds with an error naming the config
+// key (see ConnectionError) instead of a group reader retrying quietly.
+func (c Config) CheckConnection(ctx context.Context, key string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tr := c.Transport()
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: tr}
+	_, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.Topics})
+	if err != nil && c.conn != nil && c.conn.tls != nil && isClosed(err) && c.handshakeClosed(ctx, c.Brokers[0]) {
+		err = &ConnectionKeyError{Key: key + ".tls", Reason: "the broker closed the TLS handshake: is it a plaintext listener (or SASL_PLAINTEXT)?", Err: err}
+	}
+	if err != nil {
+		return fmt.Errorf("kafka connection check (%s.brokers %v): %w", key, c.Brokers, c.ConnectionError(key, err))
+	}
+	return nil
+}
