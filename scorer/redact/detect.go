@@ -19,8 +19,18 @@ func findEmails(s string, emit func(Span)) {
 		at := from + k
 		from = at + 1
 		ls := at
-		for ls > 0 && at-ls < 64 && isLocalByte(s[ls-1]) {
-			ls--
+		for ls > 0 && at-ls < 64 {
+			if isLocalByte(s[ls-1]) {
+				ls--
+				continue
+			}
+			// An internationalized local part (RFC 6531): "jürgen.weber@…". CJK text
+			// does not glue, so "連絡先：anna@…" starts at "anna".
+			r, n := utf8.DecodeLastRuneInString(s[:ls])
+			if r < utf8.RuneSelf || !isGlueRune(r) {
+				break
+			}
+			ls -= n
 		}
 		for ls < at && s[ls] == '.' {
 			ls++
@@ -84,10 +94,11 @@ type numShape struct {
 // US social security numbers.
 //
 // Cards: 13–19 digits, either unbroken or in groups of four (Amex 4-6-5 and Diners 4-6-4
-// too) separated by one kind of space or dash, with a first digit 2–6 (the issuer ranges
+// too) separated by one kind of space, dash or dot, with a first digit 2–6 (the issuer ranges
 // of Visa, Mastercard, Amex, Discover, JCB, UnionPay…) and a valid Luhn checksum.
 //
-// Phones: "+" and 9–15 digits (E.164, separators optional); or 10–11 digits in at least
+// Phones: "+" and 9–15 digits (E.164, separators optional); or 10–11 digits (12 after a
+// national trunk prefix 0, as German mobiles: 0151 2345 6789) in at least
 // two groups of 2–8 digits separated by spaces, dashes or parentheses ((555) 123-4567,
 // 020 7946 0958, 01 23 45 67 89, 1-800-555-0199), dots only in the 3-3-4 and 2-2-2-2-2
 // shapes; or 9–11 unbroken digits right after a word such as "phone", "call" or "tel".
@@ -253,7 +264,7 @@ func isCard(s string, sh *numShape) bool {
 		return false
 	}
 	if sh.ng > 1 {
-		if sh.seps != 1 && sh.seps != 2 {
+		if sh.seps != 1 && sh.seps != 2 && sh.seps != 4 {
 			return false
 		}
 		g := sh.groups[:min(sh.ng, len(sh.groups))]
@@ -303,7 +314,7 @@ func isPhone(s string, sh *numShape) bool {
 	if sh.ng == 1 && !sh.paren {
 		return sh.digits >= 9 && sh.digits <= 11 && phoneCue(s, sh.start)
 	}
-	if sh.digits < 9 || sh.digits > 11 || sh.ng > len(sh.groups) {
+	if sh.digits < 9 || sh.digits > 12 || sh.digits == 12 && sh.first != '0' || sh.ng > len(sh.groups) {
 		return false
 	}
 	if sh.digits == 9 && !phoneCue(s, sh.start) {
@@ -358,7 +369,7 @@ func phoneCue(s string, i int) bool {
 		}
 	}
 	w := string(buf[:n])
-	for _, cue := range []string{"phone", "tel:", "tel.", "tel ", "call", "mobile", "cell", "fax", "whatsapp", "sms", "text me", "téléphone", "telefon", "teléfono", "电话", "手机", "電話", "携帯"} {
+	for _, cue := range []string{"phone", "tel:", "tel.", "tel ", "call", "mobile", "llam", "llám", "appel", "rufen", "anruf", "cell", "fax", "whatsapp", "sms", "text me", "téléphone", "telefon", "teléfono", "电话", "手机", "電話", "携帯"} {
 		if strings.Contains(w, cue) {
 			return true
 		}
@@ -367,13 +378,16 @@ func phoneCue(s string, i int) bool {
 }
 
 // isGlueRune reports letters and digits that make a digit run part of a larger token.
-// Chinese and Japanese characters do not: those scripts write numbers right next to
-// words ("电话13812345678").
+// Chinese, Japanese and Korean characters (and the kana length mark "ー") do not: those
+// scripts write numbers right next to words ("电话13812345678", "サーバー10.0.0.1が").
 func isGlueRune(r rune) bool {
 	if r < utf8.RuneSelf {
 		return isAlnum(byte(r))
 	}
-	return (unicode.IsLetter(r) || unicode.IsDigit(r)) && !unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana)
+	if r >= 0x2E80 && r < 0xA000 || r >= 0xAC00 && r < 0xD7B0 {
+		return false // CJK radicals, symbols, kana, Han, Hangul syllables
+	}
+	return (unicode.IsLetter(r) || unicode.IsDigit(r)) && !unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
 }
 
 // glueBefore reports whether the rune ending at offset i glues onto what follows.

@@ -12,16 +12,16 @@ var ibanLengths = map[string]int{
 	"SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }
 
-// findIBANs emits the IBANs of s: a country code in capitals, two check digits and the
+// findIBANs emits the IBANs of s: a country code (either case), two check digits and the
 // rest of the country's length in letters and digits, either unbroken or in groups of
 // four separated by single spaces, not glued to letters or digits, with a valid mod-97
 // checksum.
 func findIBANs(s string, emit func(Span)) {
 	for i := 0; i+4 <= len(s); i++ {
-		if !isUpper(s[i]) || !isUpper(s[i+1]) || !isDigit(s[i+2]) || !isDigit(s[i+3]) || glueBefore(s, i) {
+		if !isLetter(s[i]) || !isLetter(s[i+1]) || !isDigit(s[i+2]) || !isDigit(s[i+3]) || glueBefore(s, i) {
 			continue
 		}
-		n, ok := ibanLengths[s[i:i+2]]
+		n, ok := ibanLengths[string([]byte{upper(s[i]), upper(s[i+1])})]
 		if !ok {
 			continue
 		}
@@ -70,7 +70,7 @@ func mod97(iban []byte) bool {
 	return rem == 1
 }
 
-func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 func upper(c byte) byte {
 	if c >= 'a' && c <= 'z' {
 		return c - 'a' + 'A'
