@@ -368,7 +368,9 @@ func phoneCue(s string, i int) bool {
 			buf[k] += 'a' - 'A'
 		}
 	}
-	w := string(buf[:n])
+	// A mask already written is no cue: "[PHONE] 123456789" must stay as it is, or
+	// redacting twice would differ from redacting once.
+	w := strings.ReplaceAll(string(buf[:n]), "phone]", "")
 	for _, cue := range []string{"phone", "tel:", "tel.", "tel ", "call", "mobile", "llam", "llám", "appel", "rufen", "anruf", "cell", "fax", "whatsapp", "sms", "text me", "téléphone", "telefon", "teléfono", "电话", "手机", "電話", "携帯"} {
 		if strings.Contains(w, cue) {
 			return true
@@ -446,7 +448,7 @@ func isSSN(s string, sh *numShape) bool {
 
 // ssnCue reports whether "SSN" or "social security" appears just before offset i.
 func ssnCue(s string, i int) bool {
-	w := strings.ToLower(s[max(0, i-24):i])
+	w := strings.ReplaceAll(strings.ToLower(s[max(0, i-24):i]), "ssn]", "") // not a mask
 	return strings.Contains(w, "ssn") || strings.Contains(w, "social security") || strings.Contains(w, "ss#")
 }
 

@@ -216,12 +216,30 @@ func (r *Redactor) Find(s string) []Span {
 	return out
 }
 
-// Redact returns s with every value Find finds replaced by the mask of its type. It
-// returns s itself when there is nothing to mask.
+// Redact returns s with every value Find finds replaced by the mask of its type, again
+// on the result until nothing more is found (a mask can end a digit run that was part
+// of a longer one: "DE89 3704… 001000 0000"), so that redacting twice equals redacting
+// once. It returns s itself when there is nothing to mask.
 func (r *Redactor) Redact(s string) string {
 	if r == nil {
 		return s
 	}
+	for range maxPasses {
+		t := r.redactOnce(s)
+		if t == s {
+			break
+		}
+		s = t
+	}
+	return s
+}
+
+// maxPasses bounds Redact's passes; two settle every text of the built-in types (the
+// second finds what the first's masks cut off), the rest guard against patterns that
+// match each other's masks.
+const maxPasses = 4
+
+func (r *Redactor) redactOnce(s string) string {
 	spans := r.Find(s)
 	if len(spans) == 0 {
 		return s
