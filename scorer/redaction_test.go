@@ -83,3 +83,48 @@ func TestRedactionYAML(t *testing.T) {
 		t.Fatal("unknown key accepted")
 	}
 }
+
+// BenchmarkRedaction is the cost of redaction per judged record: one op computes the
+// cache key and renders the judge's inputs (Inputs twice, as the scorer does for a task
+// sent to a model judge) for a prompt+response evaluator, without redaction (off), and
+// with every built-in type on traffic without personal data (all/clean) and with four
+// values planted in each record (all/pii). Compare ns/op with off for the overhead.
+func BenchmarkRedaction(b *testing.B) {
+	clean := trafficRecords(trafficCorpusSize, 3)
+	pii := trafficRecords(trafficCorpusSize, 3)
+	for i, r := range pii {
+		c := *r
+		c.Prompt += " My e-mail is jonas.becker@mailbox.de and my phone is +49 30 12345678."
+		c.Response += " I have noted the card 4242 4242 4242 4242 and the IBAN DE89 3704 0044 0532 0130 00."
+		pii[i] = &c
+	}
+	for _, bc := range []struct {
+		name   string
+		redact *Redaction
+		recs   []*record.Record
+	}{
+		{"off", nil, clean},
+		{"all/clean", &Redaction{Types: []string{"all"}}, clean},
+		{"all/pii", &Redaction{Types: []string{"all"}}, pii},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := &Evaluator{Name: "helpfulness", Judge: "pool", Criteria: "Is it helpful?", Fields: []string{FieldPrompt, FieldResponse}}
+			e.InheritRedaction(bc.redact)
+			e = benchEvaluator(b, KindModel, e)
+			n := 0
+			for _, r := range bc.recs {
+				n += len(r.PromptText()) + len(r.Response)
+			}
+			b.SetBytes(int64(n / len(bc.recs)))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				r := bc.recs[i%len(bc.recs)]
+				if len(CacheKey(e, "openai:m", r)) != 64 || len(e.Inputs(r)) != 2 {
+					b.Fatal("bad key or inputs")
+				}
+				i++
+			}
+		})
+	}
+}

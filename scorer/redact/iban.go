@@ -18,7 +18,7 @@ var ibanLengths = map[string]int{
 // checksum.
 func findIBANs(s string, emit func(Span)) {
 	for i := 0; i+4 <= len(s); i++ {
-		if !isLetter(s[i]) || !isLetter(s[i+1]) || !isDigit(s[i+2]) || !isDigit(s[i+3]) || glueBefore(s, i) {
+		if !isDigit(s[i+2]) || !isDigit(s[i+3]) || !isLetter(s[i]) || !isLetter(s[i+1]) || glueBefore(s, i) {
 			continue
 		}
 		n, ok := ibanLengths[string([]byte{upper(s[i]), upper(s[i+1])})]
