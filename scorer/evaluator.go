@@ -14,6 +14,7 @@ import (
 
 	"raterd/record"
 	"raterd/scorer/format"
+	"raterd/scorer/redact"
 )
 
 // Task types, as in FLAMe's unified format.
@@ -141,8 +142,54 @@ type Evaluator struct {
 	// CacheTTL is how long a verdict stays cached. Default 24h; 0 after defaults means
 	// "default", a negative value is rejected.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// Redact overrides scoring.redact for this evaluator: "off", or other types and
+	// patterns (see Redaction). Default: scoring.redact. Model and reward judges only:
+	// the built-in checks read the raw text (the pii check exists to find personal data),
+	// and scoring.redact does not apply to them.
+	Redact *Redaction `yaml:"redact"`
 
 	rubricVersion string
+	// redactDefault is scoring.redact (InheritRedaction); redactor is the setting in
+	// force after Prepare, nil when nothing is masked.
+	redactDefault *Redaction
+	redactor      *redact.Redactor
+}
+
+// InheritRedaction sets the redact setting the evaluator uses when its own Redact is
+// unset (scoring.redact, already validated). Call it before Prepare.
+func (e *Evaluator) InheritRedaction(r *Redaction) { e.redactDefault = r }
+
+// Redactor returns the redactor applied to the evaluator's inputs and explanations, nil
+// when nothing is masked. Valid after Prepare.
+func (e *Evaluator) Redactor() *redact.Redactor { return e.redactor }
+
+// prepareRedaction resolves the redact setting in force: the evaluator's own, else the
+// inherited one; none for heuristic checks.
+func (e *Evaluator) prepareRedaction(key string, kind JudgeKind) error {
+	e.redactor = nil
+	setting, own := e.Redact, e.Redact != nil
+	if !own {
+		setting = e.redactDefault
+	}
+	if setting == nil || setting.Off {
+		return nil
+	}
+	if kind == KindHeuristic {
+		if own {
+			return fmt.Errorf("%s.redact: the built-in checks read the raw text (the pii check looks for personal data); redaction applies to model and reward judges", key)
+		}
+		return nil
+	}
+	rkey := "scoring.redact"
+	if own {
+		rkey = key + ".redact"
+	}
+	r, err := setting.Redactor(rkey)
+	if err != nil {
+		return err
+	}
+	e.redactor = r
+	return nil
 }
 
 // Prepare fills defaults and validates the evaluator; key is its position in the config
@@ -211,6 +258,9 @@ func (e *Evaluator) Prepare(key string, kind JudgeKind) error {
 	}
 	if e.CacheTTL > maxCacheTTL {
 		return fmt.Errorf("%s.cache_ttl: %s is over a year (the cache's entries carry their expiry, at most a year ahead)", key, e.CacheTTL)
+	}
+	if err := e.prepareRedaction(key, kind); err != nil {
+		return err
 	}
 	e.rubricVersion = e.computeRubricVersion()
 	return nil
@@ -387,7 +437,7 @@ func validLabel(l string) bool {
 
 // RubricVersion is a stable hash of everything that changes the judge's input for this
 // evaluator (task, check, criteria, scale, levels, labels, candidate choice, format,
-// fields). Sampling, matching and TTL are left out: they choose which records are judged,
+// fields, redaction). Sampling, matching and TTL are left out: they choose which records are judged,
 // not how.
 func (e *Evaluator) RubricVersion() string { return e.rubricVersion }
 
@@ -407,6 +457,10 @@ func (e *Evaluator) computeRubricVersion() string {
 		for _, l := range levels {
 			parts = append(parts, fmt.Sprintf("%d", l), e.Levels[l])
 		}
+	}
+	if e.redactor != nil {
+		// Redaction changes what the judge reads; without it, versions stay as before.
+		parts = append(parts, "redact", e.redactor.Fingerprint())
 	}
 	for _, s := range parts {
 		writeField(h, s)
@@ -461,8 +515,9 @@ type Input struct {
 	Text string
 }
 
-// Inputs returns exactly the record fields the evaluator reads, in the order of Fields.
-// They are all a judge sees and all the cache key hashes.
+// Inputs returns exactly the record fields the evaluator reads, in the order of Fields,
+// with the personal data of the evaluator's redact setting masked. They are all a judge
+// sees and all the cache key hashes.
 func (e *Evaluator) Inputs(r *record.Record) []Input {
 	in := make([]Input, 0, len(e.Fields))
 	for _, f := range e.Fields {
@@ -488,7 +543,7 @@ func (e *Evaluator) Inputs(r *record.Record) []Input {
 		default:
 			text = r.Metadata[strings.TrimPrefix(f, FieldMetadataPrefix)]
 		}
-		in = append(in, Input{Field: f, Text: text})
+		in = append(in, Input{Field: f, Text: e.redactor.Redact(text)})
 	}
 	return in
 }

@@ -373,7 +373,7 @@ func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score
 	expl := v.Explanation
 	if v.Err != nil {
 		status = record.StatusJudgeError
-		expl = v.Err.Error()
+		expl = t.Evaluator.Redactor().Redact(v.Err.Error())
 	}
 	row := record.Score{
 		EventTime:      r.Timestamp,
@@ -454,6 +454,10 @@ func (s *Scorer) judgeTasks(ctx context.Context, tasks []pending, idx []int, st 
 				return
 			}
 			for n, i := range idx {
+				if rd := tasks[i].task.Evaluator.Redactor(); rd != nil {
+					// The judge may quote its input: mask before the cache and the row.
+					verdicts[n].Explanation = rd.Redact(verdicts[n].Explanation)
+				}
 				tasks[i].verdict, judged[i] = verdicts[n], true
 			}
 		}()

@@ -52,6 +52,11 @@ type Config struct {
 type ScoringConfig struct {
 	// MaxExplanationBytes bounds each stored explanation. Default 1024.
 	MaxExplanationBytes int `yaml:"max_explanation_bytes"`
+	// Redact masks personal data in the text sent to model and reward judges (and so
+	// in the cache key) and in stored explanations: "off" (default) or {types,
+	// patterns} (scorer.Redaction, docs/security.md). An evaluator's redact overrides
+	// it.
+	Redact *scorer.Redaction `yaml:"redact"`
 }
 
 // AdminConfig configures the admin HTTP server (docs/configuration.md, "admin").
@@ -241,6 +246,9 @@ func (c *Config) Validate() error {
 	if len(c.Evaluators) == 0 {
 		return errors.New("evaluators: at least one evaluator is required")
 	}
+	if _, err := c.Scoring.Redact.Redactor("scoring.redact"); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, e := range c.Evaluators {
 		key := fmt.Sprintf("evaluators[%d]", i)
@@ -251,6 +259,7 @@ func (c *Config) Validate() error {
 		if e.Judge != "" && !ok {
 			return fmt.Errorf("%s (%s).judge: %q is not defined under judges", key, e.Name, e.Judge)
 		}
+		e.InheritRedaction(c.Scoring.Redact)
 		// j is nil when e names no judge: Prepare then reports the missing judge.
 		if err := j.PrepareEvaluator(key, e); err != nil {
 			return err

@@ -30,6 +30,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"raterd/scorer"
 	"raterd/scorer/pool"
 	"raterd/sinks/alert"
 	"raterd/sinks/alert/notify"
@@ -125,8 +126,9 @@ type obsoleteUnmarshaler interface {
 // keyedUnmarshaler reports whether t has its own UnmarshalYAML but takes exactly the keys
 // of its yaml tags, so that its keys are checked like a plain struct's.
 // pool.Breaker records whether health_path is present and decodes the rest plainly.
+// scorer.Redaction reads "off" or exactly its types and patterns.
 func keyedUnmarshaler(t reflect.Type) bool {
-	return t == reflect.TypeFor[pool.Breaker]()
+	return t == reflect.TypeFor[pool.Breaker]() || t == reflect.TypeFor[scorer.Redaction]()
 }
 
 // channelSettingsType is the settings struct of a channel type (the type's keys, inline

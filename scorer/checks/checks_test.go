@@ -195,7 +195,12 @@ func TestHeuristicPII(t *testing.T) {
 		{"date", "", "Released on 2024-01-15 and patched 2024-02-01.", "clean"},
 		{"datetime", "", "Logged at 2024-01-15 10 30 by cron.", "clean"},
 		{"version", "", "Upgrade to version 10.0.19041.1234 first.", "clean"},
-		{"ip", "", "The server listens on 192.168.100.200 port 8080.", "clean"},
+		{"ip", "", "The server listens on 192.168.100.200 port 8080.", "pii"},
+		{"loopback", "", "The server listens on 127.0.0.1 port 8080.", "clean"},
+		{"iban", "", "Überweisung an DE89 3704 0044 0532 0130 00.", "pii"},
+		{"iban bad checksum", "", "Überweisung an DE89 3704 0044 0532 0130 01.", "clean"},
+		{"ssn", "", "SSN 123-45-6789 on file.", "pii"},
+		{"ssn invalid area", "", "Ticket 666-45-6789 on file.", "clean"},
 		{"order id", "", "Your order 1234567890 has shipped.", "clean"},
 		{"order id glued", "", "Order ORD-555-123-4567 has shipped.", "clean"},
 		{"timestamp", "", "epoch 1700000000000 ms", "clean"},
@@ -212,17 +217,17 @@ func TestHeuristicPII(t *testing.T) {
 }
 
 func TestHeuristicPIIExplanationRedacts(t *testing.T) {
-	resp := "Mail bob.smith@corp.io or call +1 415 555 2671; card 4242-4242-4242-4242."
+	resp := "Mail bob.smith@corp.io or call +1 415 555 2671; card 4242-4242-4242-4242; host 81.2.69.160; IBAN GB82WEST12345698765432; SSN 123-45-6789."
 	v := runCheck(t, New(), NamePII, "", resp)
 	if v.Label != "pii" || v.Value != 0 {
 		t.Fatalf("got %+v", v)
 	}
-	for _, leak := range []string{"bob", "corp", "415", "2671", "4242"} {
+	for _, leak := range []string{"bob", "corp", "415", "2671", "4242", "81.2", "GB82", "6789"} {
 		if strings.Contains(v.Explanation, leak) {
 			t.Errorf("explanation %q leaks %q", v.Explanation, leak)
 		}
 	}
-	for _, kind := range []string{"email×1", "phone×1", "card×1"} {
+	for _, kind := range []string{"email×1", "phone×1", "card×1", "ip×1", "iban×1", "us_ssn×1"} {
 		if !strings.Contains(v.Explanation, kind) {
 			t.Errorf("explanation %q lacks %q", v.Explanation, kind)
 		}

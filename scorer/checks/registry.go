@@ -10,6 +10,8 @@ package checks
 
 import (
 	"slices"
+
+	"raterd/scorer/redact"
 )
 
 // Record fields a check may read. They are the names the scorer uses for evaluator
@@ -67,7 +69,7 @@ func registry() []Check {
 	return []Check{
 		{Name: NameEmpty, Fields: response, run: func(_ *Set, in Input) Result { return checkEmptyResponse(in.Response) }},
 		{Name: NameJSON, Fields: []string{FieldPrompt, FieldResponse}, run: func(s *Set, in Input) Result { return s.json.checkJSON(in) }},
-		{Name: NamePII, Fields: response, run: func(_ *Set, in Input) Result { return checkPIIResponse(in.Response) }},
+		{Name: NamePII, Fields: response, run: func(s *Set, in Input) Result { return checkPIIResponse(s.pii, in.Response) }},
 		{Name: NameRefusal, Fields: response, run: func(s *Set, in Input) Result { return s.refusal.checkRefusal(in.Response) }},
 		{Name: NameRepetition, Fields: response, run: func(s *Set, in Input) Result { return s.repetition.checkRepetition(in.Response) }},
 		{Name: NameTruncated, Fields: response, run: func(_ *Set, in Input) Result { return checkTruncation(in.Response) }},
@@ -106,6 +108,7 @@ type Set struct {
 	refusal    *refusalMatcher
 	json       *jsonDetector
 	repetition *repetitionChecker
+	pii        *redact.Redactor
 }
 
 // New compiles the check patterns once and returns the Set.
@@ -114,6 +117,7 @@ func New() *Set {
 		refusal:    newRefusalMatcher(),
 		json:       newJSONDetector(),
 		repetition: newRepetitionChecker(),
+		pii:        redact.All(),
 	}
 	s.checks = registry()
 	for i := range s.checks {
