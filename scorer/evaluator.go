@@ -445,7 +445,7 @@ func (e *Evaluator) computeRubricVersion() string {
 	h := sha256.New()
 	// The v1 parts alone for evaluators that use none of the later settings (heuristic
 	// checks), so their versions, and the history stored under them, stay stable.
-	parts := []string{"rubric-v1", e.Task, e.Check, e.Criteria, fmt.Sprintf("%g:%g", e.Scale.Min, e.Scale.Max), strings.Join(e.Fields, ",")}
+	parts := []string{"rubric-v1", e.Task, checkRubricID(e.Check), e.Criteria, fmt.Sprintf("%g:%g", e.Scale.Min, e.Scale.Max), strings.Join(e.Fields, ",")}
 	if e.Format != "" || len(e.Labels) > 0 || e.Candidate != "" || len(e.Levels) > 0 {
 		parts = append(parts, "v2", e.Format, formatFingerprint(e.Format, e.Fields), strings.Join(e.Labels, ","), e.PositiveLabel, e.Candidate)
 		parts = append(parts, e.Fields...) // one part each: a metadata key may hold a comma
@@ -600,6 +600,17 @@ func indentLines(s string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
 	return strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+// checkRubricID is how a built-in check enters the rubric version: its name, with the
+// version of its behaviour once that changed after it shipped, so that rows scored before
+// and after the change stay apart (a new rubric version adds rows; trends do not silently
+// mix the two).
+func checkRubricID(check string) string {
+	if check == "pii" {
+		return "pii@2" // issue 15: also finds IBANs, US SSNs and IP addresses
+	}
+	return check
 }
 
 // Reads reports whether the evaluator reads the named record field.
