@@ -17,6 +17,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"raterd/internal/secret"
 )
 
 // SASL mechanisms of SASLConfig.Mechanism.
@@ -25,32 +27,6 @@ const (
 	SASLScramSHA256 = "SCRAM-SHA-256"
 	SASLScramSHA512 = "SCRAM-SHA-512"
 )
-
-// Secret is a configuration value that must never be shown: it prints, formats and
-// marshals as "[redacted]" (or "" when empty). Reveal returns the value itself.
-type Secret string
-
-const redacted = "[redacted]"
-
-// Reveal returns the secret's value.
-func (s Secret) Reveal() string { return string(s) }
-
-// String implements fmt.Stringer, redacted.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString implements fmt.GoStringer (%#v), redacted.
-func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
-
-// MarshalYAML implements yaml.Marshaler, redacted, so that a config dump never holds it.
-func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
-
-// MarshalText implements encoding.TextMarshaler (JSON and others), redacted.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // TLSConfig is the kafka.tls section: TLS to the brokers, and the client certificate of
 // mutual TLS.
@@ -85,7 +61,7 @@ type SASLConfig struct {
 	Username string `yaml:"username"`
 	// Password is the user's password. Env override: RATERD_KAFKA_SASL_PASSWORD. Never
 	// logged, never in an error, redacted in any print of the config.
-	Password Secret `yaml:"password"`
+	Password secret.Secret `yaml:"password"`
 	// PasswordFile is a file that holds the password (a mounted Kubernetes secret; one
 	// trailing newline is dropped), read at start. Not with Password.
 	PasswordFile string `yaml:"password_file"`
@@ -184,22 +160,14 @@ func (s SASLConfig) build(key string, withTLS bool, tlsKey string) (sasl.Mechani
 	if s.Username == "" {
 		return nil, fmt.Errorf("%s.username: required with %s.mechanism", key, key)
 	}
-	password := s.Password.Reveal()
-	switch {
-	case s.Password != "" && s.PasswordFile != "":
-		return nil, fmt.Errorf("%s.password (or RATERD_KAFKA_SASL_PASSWORD) and %s.password_file are both set: set one", key, key)
-	case s.PasswordFile != "":
-		b, err := os.ReadFile(s.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.password_file: %w", key, err)
-		}
-		password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-		if password == "" {
-			return nil, fmt.Errorf("%s.password_file: %s is empty", key, s.PasswordFile)
-		}
-	case s.Password == "":
+	pw, err := secret.Resolve(key+".password", s.Password, "RATERD_KAFKA_SASL_PASSWORD", key+".password_file", s.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	if pw == "" {
 		return nil, fmt.Errorf("%s.password: required with %s.mechanism (or %s.password_file, or RATERD_KAFKA_SASL_PASSWORD)", key, key, key)
 	}
+	password := pw.Reveal()
 	if algo == nil {
 		return plain.Mechanism{Username: s.Username, Password: password}, nil
 	}

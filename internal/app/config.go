@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"raterd/consumer"
+	"raterd/internal/secret"
 	"raterd/scorer"
 	"raterd/scorer/cache"
 	"raterd/sinks/clickhouse"
@@ -186,7 +187,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 		c.Kafka.Brokers = SplitList(v)
 	}
 	if v := getenv("RATERD_KAFKA_SASL_PASSWORD"); v != "" {
-		c.Kafka.SASL.Password = consumer.Secret(v)
+		c.Kafka.SASL.Password = secret.Secret(v)
 	}
 	if v := getenv("RATERD_REDIS_ADDR"); v != "" {
 		c.Redis.Addrs = SplitList(v)
@@ -195,7 +196,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 		c.Redis.Username = v
 	}
 	if v := getenv("RATERD_REDIS_PASSWORD"); v != "" {
-		c.Redis.Password = v
+		c.Redis.Password = secret.Secret(v)
 	}
 	if v := getenv("RATERD_CLICKHOUSE_ADDR"); v != "" {
 		if c.ClickHouse == nil {
@@ -208,7 +209,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 			c.ClickHouse.Username = v
 		}
 		if v := getenv("RATERD_CLICKHOUSE_PASSWORD"); v != "" {
-			c.ClickHouse.Password = v
+			c.ClickHouse.Password = secret.Secret(v)
 		}
 	}
 	for name, j := range c.Judges {

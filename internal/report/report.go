@@ -18,6 +18,7 @@ import (
 
 	"raterd/internal/app"
 	"raterd/internal/cli"
+	"raterd/internal/secret"
 	"raterd/internal/validate"
 	"raterd/sinks/clickhouse"
 )
@@ -127,7 +128,7 @@ func (f *clickHouseFlags) resolve(getenv func(string) string) (clickhouse.Config
 			cfg.Username = v
 		}
 		if v := getenv("RATERD_CLICKHOUSE_PASSWORD"); v != "" {
-			cfg.Password = v
+			cfg.Password = secret.Secret(v)
 		}
 	}
 	if f.addr != "" {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"raterd/internal/secret"
 	"raterd/internal/telemetry"
 	"raterd/internal/validate"
 )
@@ -28,8 +29,12 @@ type RedisConfig struct {
 	// override: RATERD_REDIS_USERNAME.
 	Username string `yaml:"username"`
 	// Password is the Redis ACL password, for the Sentinels too. Default: none. Env
-	// override: RATERD_REDIS_PASSWORD.
-	Password string `yaml:"password"`
+	// override: RATERD_REDIS_PASSWORD. Never logged, never in an error, redacted in any
+	// print of the config.
+	Password secret.Secret `yaml:"password"`
+	// PasswordFile is a file that holds the password (a mounted Kubernetes secret; one
+	// trailing newline is dropped), read by Validate into Password. Not with Password.
+	PasswordFile string `yaml:"password_file"`
 	// DB is the database number (single server or Sentinel only). Default 0.
 	DB int `yaml:"db"`
 	// TLS enables TLS. Default false.
@@ -82,6 +87,11 @@ const (
 // Validate fills defaults and rejects bad or conflicting values; key is the section's
 // config path, "redis", and errors name the full key of the bad value.
 func (r *RedisConfig) Validate(key string) error {
+	pw, err := secret.Resolve(key+".password", r.Password, "RATERD_REDIS_PASSWORD", key+".password_file", r.PasswordFile)
+	if err != nil {
+		return err
+	}
+	r.Password, r.PasswordFile = pw, ""
 	for i, a := range r.Addrs {
 		if !validate.HostPort(a) {
 			return fmt.Errorf("%s.addrs[%d]: %q is not host:port", key, i, a)
@@ -151,10 +161,10 @@ func RedisOptions(cfg RedisConfig) *redis.UniversalOptions {
 		Addrs:      cfg.Addrs,
 		MasterName: cfg.MasterName,
 		Username:   cfg.Username,
-		Password:   cfg.Password,
+		Password:   cfg.Password.Reveal(),
 		// Sentinels usually share the data nodes' ACL; go-redis asks for them apart.
 		SentinelUsername: cfg.Username,
-		SentinelPassword: cfg.Password,
+		SentinelPassword: cfg.Password.Reveal(),
 		DB:               cfg.DB,
 	}
 	if cfg.TLS {

@@ -59,7 +59,7 @@ func TestAlertingConfigValidate(t *testing.T) {
 		{"type: webhook", "type: pager", `alerting.channels.oncall.type: "pager" is not webhook, slack, alertmanager, kafka or clickhouse`},
 		{"type: webhook,", "", "alerting.channels.oncall.type: required (webhook, slack, alertmanager, kafka or clickhouse)"},
 		{"type: kafka", "type: clickhouse", "alerting.channels.topic.type: a clickhouse channel needs the clickhouse section"},
-		{"delivery:", "deliveryy:", "alerting.channels.oncall.deliveryy: not a key of a webhook channel (headers, secret, timeout, url, delivery)"},
+		{"delivery:", "deliveryy:", "alerting.channels.oncall.deliveryy: not a key of a webhook channel (headers, secret, secret_file, timeout, url, url_file, delivery)"},
 		{`url: "https://hooks.example.com/raterd"`, `url: "ftp://x"`, "alerting.channels.oncall.url"},
 		{"renotify: 30m", "renotify: 2h", `alerting.rules[0] (refusals).renotify: 2h0m0s; alertmanager channel "am" needs re-notification below its resolve_timeout (1h0m0s), e.g. renotify: 30m0s`},
 	} {

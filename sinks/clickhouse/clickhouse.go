@@ -19,6 +19,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/internal/chsql"
+	"raterd/internal/secret"
 	"raterd/internal/telemetry"
 	"raterd/internal/validate"
 	"raterd/record"
@@ -33,9 +34,13 @@ type Config struct {
 	// Database holds raterd's tables. Default "raterd".
 	Database string `yaml:"database"`
 	// Username and Password authenticate; default user "default" with no password.
-	// Env overrides: RATERD_CLICKHOUSE_USER, RATERD_CLICKHOUSE_PASSWORD.
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	// Env overrides: RATERD_CLICKHOUSE_USER, RATERD_CLICKHOUSE_PASSWORD. The password is
+	// never logged, never in an error, redacted in any print of the config.
+	Username string        `yaml:"username"`
+	Password secret.Secret `yaml:"password"`
+	// PasswordFile is a file that holds the password (a mounted Kubernetes secret; one
+	// trailing newline is dropped), read by Validate into Password. Not with Password.
+	PasswordFile string `yaml:"password_file"`
 	// TLS enables TLS on the native protocol (the server's tcp_port_secure, usually 9440).
 	// The server certificate is verified against the system roots, or TLSCAFile.
 	// Default false.
@@ -88,6 +93,11 @@ func (c *Config) Validate(key string) error {
 			return fmt.Errorf("%s.addrs[%d]: %q is not host:port", key, i, a)
 		}
 	}
+	pw, err := secret.Resolve(key+".password", c.Password, "RATERD_CLICKHOUSE_PASSWORD", key+".password_file", c.PasswordFile)
+	if err != nil {
+		return err
+	}
+	c.Password, c.PasswordFile = pw, ""
 	if c.Database == "" {
 		c.Database = chsql.DefaultDatabase
 	}
@@ -190,7 +200,7 @@ func (c *Config) tlsConfig(key string) (*tls.Config, error) {
 func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
 	opts := &ch.Options{
 		Addr:             cfg.Addrs,
-		Auth:             ch.Auth{Username: cfg.Username, Password: cfg.Password},
+		Auth:             ch.Auth{Username: cfg.Username, Password: cfg.Password.Reveal()},
 		DialTimeout:      cfg.DialTimeout,
 		ReadTimeout:      cfg.WriteTimeout,
 		Compression:      &ch.Compression{Method: ch.CompressionLZ4},

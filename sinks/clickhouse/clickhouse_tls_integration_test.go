@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"raterd/internal/secret"
 	"raterd/internal/testkit"
 )
 
@@ -23,7 +24,7 @@ func tlsTestConfig(t *testing.T) Config {
 		Addrs:     []string{testkit.Service(t, "RATERD_TEST_CLICKHOUSE_TLS", "ClickHouse over TLS")},
 		Database:  uniqueName("raterd_tls_test_"),
 		Username:  testkit.Service(t, "RATERD_TEST_CLICKHOUSE_USER", "ClickHouse TLS user"),
-		Password:  testkit.Service(t, "RATERD_TEST_CLICKHOUSE_PASSWORD", "ClickHouse TLS password"),
+		Password:  secret.Secret(testkit.Service(t, "RATERD_TEST_CLICKHOUSE_PASSWORD", "ClickHouse TLS password")),
 		TLS:       true,
 		TLSCAFile: testkit.Service(t, "RATERD_TEST_CLICKHOUSE_CA", "ClickHouse TLS CA file"),
 	}

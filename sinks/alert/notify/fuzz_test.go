@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"raterd/internal/secret"
 	"raterd/sinks/alert/notify"
 )
 
@@ -38,7 +39,7 @@ func FuzzWebhookConfig(f *testing.F) {
 		f.Add(s[0], s[1], s[2])
 	}
 	f.Fuzz(func(t *testing.T, u, name, value string) {
-		cfg := notify.WebhookConfig{URL: u}
+		cfg := notify.WebhookConfig{URL: secret.Secret(u)}
 		if name != "" {
 			cfg.Headers = map[string]string{name: value}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"raterd/internal/secret"
 	"strconv"
 	"strings"
 	"time"
@@ -20,9 +21,14 @@ import (
 // Slack answers 200 "ok"; its 4xx errors (invalid_payload, no_service, channel_not_found,
 // action_prohibited, …) are permanent, 429 is retried after its Retry-After.
 type SlackConfig struct {
-	// URL is the incoming webhook's URL (https://hooks.slack.com/services/…). Treat it as
-	// a secret: whoever has it can post to the channel. Required.
-	URL string `yaml:"url"`
+	// URL is the incoming webhook's URL (https://hooks.slack.com/services/…). It is a
+	// secret (whoever has it can post to the channel): never logged, never in an error
+	// (which names the host at most), redacted in any print of the config. Required,
+	// here or in URLFile.
+	URL secret.Secret `yaml:"url"`
+	// URLFile is a file that holds the URL (a mounted Kubernetes secret; one trailing
+	// newline is dropped), read by Validate into URL. Not with URL.
+	URLFile string `yaml:"url_file"`
 	// Pending also posts pending alerts (the detector alerts, but not yet for the rule's
 	// `for`). Default false: firing and resolved only, which is what responders act on.
 	Pending bool `yaml:"pending"`
@@ -34,7 +40,12 @@ type SlackConfig struct {
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
 func (c *SlackConfig) Validate(key string) error {
-	if err := validateHTTPURL(key+".url", c.URL); err != nil {
+	u, err := secret.Resolve(key+".url", c.URL, "", key+".url_file", c.URLFile)
+	if err != nil {
+		return err
+	}
+	c.URL, c.URLFile = u, ""
+	if err := validateHTTPURL(key+".url", c.URL.Reveal()); err != nil {
 		return err
 	}
 	if c.MaxExamples == 0 {
@@ -75,7 +86,7 @@ func (s *Slack) Notify(ctx context.Context, n Notification) error {
 	if err != nil {
 		return fmt.Errorf("slack %q: %w: encode message for %s: %v", s.name, ErrPermanent, n.AlertID, err)
 	}
-	return s.sender.post(ctx, s.cfg.URL, body, nil)
+	return s.sender.post(ctx, s.cfg.URL.Reveal(), body, nil)
 }
 
 // slackPayload is the body of an incoming-webhook post

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"raterd/internal/secret"
 	"raterd/sinks/alert/notify"
 )
 
@@ -102,7 +103,7 @@ func checkSlackBody(t *testing.T, body []byte) (slackWebhookBody, string) {
 
 func TestSlackMessage(t *testing.T) {
 	rcv := newNotifyReceiver(t, statusAlways(http.StatusOK), "ok")
-	s, err := notify.NewSlack("team", notify.SlackConfig{URL: rcv.URL + "/services/T000/B000/XXXX"}, nil)
+	s, err := notify.NewSlack("team", notify.SlackConfig{URL: secret.Secret(rcv.URL + "/services/T000/B000/XXXX")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,8 +151,8 @@ func TestSlackMessage(t *testing.T) {
 
 func TestSlackStates(t *testing.T) {
 	rcv := newNotifyReceiver(t, statusAlways(http.StatusOK), "ok")
-	s, _ := notify.NewSlack("team", notify.SlackConfig{URL: rcv.URL}, nil)
-	withPending, _ := notify.NewSlack("team", notify.SlackConfig{URL: rcv.URL, Pending: true}, nil)
+	s, _ := notify.NewSlack("team", notify.SlackConfig{URL: secret.Secret(rcv.URL)}, nil)
+	withPending, _ := notify.NewSlack("team", notify.SlackConfig{URL: secret.Secret(rcv.URL), Pending: true}, nil)
 	ctx := context.Background()
 	if err := s.Notify(ctx, notifySample(notify.StatePending)); err != nil || len(rcv.requests()) != 0 {
 		t.Fatalf("pending without pending: true: %v, %d requests; want skipped", err, len(rcv.requests()))
@@ -198,7 +199,7 @@ func TestSlackStates(t *testing.T) {
 // TestSlackLimits: oversized fields are cut to Slack's limits, not refused by it.
 func TestSlackLimits(t *testing.T) {
 	rcv := newNotifyReceiver(t, statusAlways(http.StatusOK), "ok")
-	s, _ := notify.NewSlack("team", notify.SlackConfig{URL: rcv.URL, MaxExamples: 3}, nil)
+	s, _ := notify.NewSlack("team", notify.SlackConfig{URL: secret.Secret(rcv.URL), MaxExamples: 3}, nil)
 	n := notifySample(notify.StateFiring)
 	n.Rule = strings.Repeat("r", 400)
 	n.Message = strings.Repeat("é<", 4000)
@@ -221,7 +222,7 @@ func TestSlackLimits(t *testing.T) {
 func TestSlackErrors(t *testing.T) {
 	for code, permanent := range map[int]bool{400: true, 403: true, 404: true, 410: true, 429: false, 500: false} {
 		rcv := newNotifyReceiver(t, statusAlways(code), "no_service")
-		s, _ := notify.NewSlack("team", notify.SlackConfig{URL: rcv.URL}, nil)
+		s, _ := notify.NewSlack("team", notify.SlackConfig{URL: secret.Secret(rcv.URL)}, nil)
 		err := s.Notify(context.Background(), notifySample(notify.StateFiring))
 		if err == nil || errors.Is(err, notify.ErrPermanent) != permanent || !strings.Contains(err.Error(), "no_service") {
 			t.Errorf("%d: Notify = %v, want an error (permanent %v) with Slack's reason", code, err, permanent)
@@ -235,16 +236,16 @@ func TestSlackConfigValidate(t *testing.T) {
 		wantKey string
 	}{
 		{notify.SlackConfig{}, "team.url"},
-		{notify.SlackConfig{URL: "not a url"}, "team.url"},
-		{notify.SlackConfig{URL: "https://hooks.slack.com/x", MaxExamples: 21}, "team.max_examples"},
-		{notify.SlackConfig{URL: "https://hooks.slack.com/x", MaxExamples: -1}, "team.max_examples"},
-		{notify.SlackConfig{URL: "https://hooks.slack.com/x", Timeout: -1}, "team.timeout"},
+		{notify.SlackConfig{URL: secret.Secret("not a url")}, "team.url"},
+		{notify.SlackConfig{URL: secret.Secret("https://hooks.slack.com/x"), MaxExamples: 21}, "team.max_examples"},
+		{notify.SlackConfig{URL: secret.Secret("https://hooks.slack.com/x"), MaxExamples: -1}, "team.max_examples"},
+		{notify.SlackConfig{URL: secret.Secret("https://hooks.slack.com/x"), Timeout: -1}, "team.timeout"},
 	} {
 		if err := c.cfg.Validate("team"); err == nil || !strings.HasPrefix(err.Error(), c.wantKey+":") {
 			t.Errorf("%+v: Validate = %v, want an error naming %s", c.cfg, err, c.wantKey)
 		}
 	}
-	ok := notify.SlackConfig{URL: "https://hooks.slack.com/services/T/B/X"}
+	ok := notify.SlackConfig{URL: secret.Secret("https://hooks.slack.com/services/T/B/X")}
 	if err := ok.Validate("team"); err != nil || ok.MaxExamples != 5 || ok.Timeout.Seconds() != 10 {
 		t.Errorf("Validate = %v, defaults %+v", err, ok)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"raterd/internal/secret"
 	"strconv"
 	"strings"
 	"time"
@@ -47,10 +48,19 @@ const (
 // 3xx (redirects are not followed) are permanent (ErrPermanent).
 type WebhookConfig struct {
 	// URL receives the POSTs: an absolute http or https URL, without credentials (use
-	// headers). Required.
-	URL string `yaml:"url"`
-	// Secret signs every request (see above). Default: none, requests are unsigned.
-	Secret string `yaml:"secret"`
+	// headers). Held as a secret because webhook URLs often carry a token: never logged,
+	// never in an error (which names the host at most), redacted in any print of the
+	// config. Required, here or in URLFile.
+	URL secret.Secret `yaml:"url"`
+	// URLFile is a file that holds the URL (a mounted Kubernetes secret; one trailing
+	// newline is dropped), read by Validate into URL. Not with URL.
+	URLFile string `yaml:"url_file"`
+	// Secret signs every request (see above); never logged, redacted in any print of the
+	// config. Default: none, requests are unsigned.
+	Secret secret.Secret `yaml:"secret"`
+	// SecretFile is a file that holds the signing secret (one trailing newline is
+	// dropped), read by Validate into Secret. Not with Secret.
+	SecretFile string `yaml:"secret_file"`
 	// Headers are added to every request, e.g. Authorization. Content-Type, User-Agent,
 	// Host, Content-Length and the X-Raterd-* headers are set by raterd and refused here.
 	// Default: none.
@@ -61,7 +71,17 @@ type WebhookConfig struct {
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
 func (c *WebhookConfig) Validate(key string) error {
-	if err := validateHTTPURL(key+".url", c.URL); err != nil {
+	u, err := secret.Resolve(key+".url", c.URL, "", key+".url_file", c.URLFile)
+	if err != nil {
+		return err
+	}
+	c.URL, c.URLFile = u, ""
+	sig, err := secret.Resolve(key+".secret", c.Secret, "", key+".secret_file", c.SecretFile)
+	if err != nil {
+		return err
+	}
+	c.Secret, c.SecretFile = sig, ""
+	if err := validateHTTPURL(key+".url", c.URL.Reveal()); err != nil {
 		return err
 	}
 	if err := validateChannelHeaders(key+".headers", c.Headers); err != nil {
@@ -85,10 +105,10 @@ func NewWebhook(name string, cfg WebhookConfig, client *http.Client) (*Webhook, 
 	if err := cfg.Validate(name); err != nil {
 		return nil, err
 	}
-	w := &Webhook{name: name, url: cfg.URL,
+	w := &Webhook{name: name, url: cfg.URL.Reveal(),
 		sender: newHTTPSender(fmt.Sprintf("webhook %q", name), client, cfg.Timeout, cfg.Headers)}
 	if cfg.Secret != "" {
-		w.secret = []byte(cfg.Secret)
+		w.secret = []byte(cfg.Secret.Reveal())
 	}
 	return w, nil
 }

@@ -7,15 +7,19 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"raterd/internal/secret"
 	"raterd/sinks/alert/notify"
 )
 
@@ -23,10 +27,10 @@ import (
 // documented HMAC over "<X-Raterd-Timestamp>.<raw body>" with the shared secret, compare
 // it with X-Raterd-Signature, check the timestamp is recent, then decode the body.
 func TestWebhookSigned(t *testing.T) {
-	const secret = "s3cr3t-shared-with-the-receiver"
+	const shared = "s3cr3t-shared-with-the-receiver"
 	rcv := newNotifyReceiver(t, statusAlways(http.StatusNoContent), "")
-	w, err := notify.NewWebhook("ops", notify.WebhookConfig{URL: rcv.URL + "/hooks/raterd?tenant=a",
-		Secret: secret, Headers: map[string]string{"Authorization": "Bearer tok"}}, nil)
+	w, err := notify.NewWebhook("ops", notify.WebhookConfig{URL: secret.Secret(rcv.URL + "/hooks/raterd?tenant=a"),
+		Secret: shared, Headers: map[string]string{"Authorization": "Bearer tok"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +66,7 @@ func TestWebhookSigned(t *testing.T) {
 	if secs < before.Unix() || secs > time.Now().Unix() {
 		t.Errorf("X-Raterd-Timestamp %d is not the send time (%d..%d)", secs, before.Unix(), time.Now().Unix())
 	}
-	mac := hmac.New(sha256.New, []byte(secret))
+	mac := hmac.New(sha256.New, []byte(shared))
 	mac.Write([]byte(ts + "." + string(r.Body)))
 	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
 	if got := r.Header.Get("X-Raterd-Signature"); !hmac.Equal([]byte(got), []byte(want)) {
@@ -79,7 +83,7 @@ func TestWebhookSigned(t *testing.T) {
 	// The exported verifier agrees, and catches tampering, a wrong secret, a stale
 	// timestamp and a missing signature.
 	now := time.Unix(secs, 0)
-	if err := notify.VerifyWebhookSignature([]byte(secret), r.Header, r.Body, now, 0); err != nil {
+	if err := notify.VerifyWebhookSignature([]byte(shared), r.Header, r.Body, now, 0); err != nil {
 		t.Errorf("VerifyWebhookSignature: %v", err)
 	}
 	tampered := []byte(strings.Replace(string(r.Body), `"observed":3.12`, `"observed":4.12`, 1))
@@ -92,11 +96,11 @@ func TestWebhookSigned(t *testing.T) {
 		body   []byte
 		now    time.Time
 	}{
-		"tampered body":   {secret, r.Header, tampered, now},
+		"tampered body":   {shared, r.Header, tampered, now},
 		"wrong secret":    {"other", r.Header, r.Body, now},
-		"stale timestamp": {secret, stale, r.Body, now.Add(6 * time.Minute)},
-		"future":          {secret, stale, r.Body, now.Add(-6 * time.Minute)},
-		"no signature":    {secret, noSig, r.Body, now},
+		"stale timestamp": {shared, stale, r.Body, now.Add(6 * time.Minute)},
+		"future":          {shared, stale, r.Body, now.Add(-6 * time.Minute)},
+		"no signature":    {shared, noSig, r.Body, now},
 	} {
 		if err := notify.VerifyWebhookSignature([]byte(c.secret), c.h, c.body, c.now, 5*time.Minute); !errors.Is(err, notify.ErrBadSignature) {
 			t.Errorf("%s: VerifyWebhookSignature = %v, want ErrBadSignature", name, err)
@@ -106,7 +110,7 @@ func TestWebhookSigned(t *testing.T) {
 
 func TestWebhookUnsigned(t *testing.T) {
 	rcv := newNotifyReceiver(t, statusAlways(http.StatusOK), "")
-	w, err := notify.NewWebhook("plain", notify.WebhookConfig{URL: rcv.URL}, nil)
+	w, err := notify.NewWebhook("plain", notify.WebhookConfig{URL: secret.Secret(rcv.URL)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +153,7 @@ func TestWebhookStatus(t *testing.T) {
 			w.WriteHeader(c.code)
 			_, _ = w.Write([]byte("receiver says no"))
 		}))
-		w, err := notify.NewWebhook("s", notify.WebhookConfig{URL: srv.URL + "/hook/TOKEN123?key=TOKEN456", Secret: "k"}, nil)
+		w, err := notify.NewWebhook("s", notify.WebhookConfig{URL: secret.Secret(srv.URL + "/hook/TOKEN123?key=TOKEN456"), Secret: "k"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +187,7 @@ func TestWebhookStatus(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 	}))
 	defer rl.Close()
-	w, _ := notify.NewWebhook("rl", notify.WebhookConfig{URL: rl.URL}, nil)
+	w, _ := notify.NewWebhook("rl", notify.WebhookConfig{URL: secret.Secret(rl.URL)}, nil)
 	var se *notify.StatusError
 	if err := w.Notify(context.Background(), notifySample(notify.StateFiring)); !errors.As(err, &se) || se.RetryAfter != 7*time.Second {
 		t.Errorf("429 with Retry-After 7: %v (RetryAfter %v)", err, se)
@@ -192,7 +196,7 @@ func TestWebhookStatus(t *testing.T) {
 	// A receiver that is not there: retryable, and the error leaves the token out.
 	gone := httptest.NewServer(http.NotFoundHandler())
 	gone.Close()
-	w, _ = notify.NewWebhook("gone", notify.WebhookConfig{URL: gone.URL + "/hook/TOKEN123", Timeout: time.Second}, nil)
+	w, _ = notify.NewWebhook("gone", notify.WebhookConfig{URL: secret.Secret(gone.URL + "/hook/TOKEN123"), Timeout: time.Second}, nil)
 	err := w.Notify(context.Background(), notifySample(notify.StateFiring))
 	if err == nil || errors.Is(err, notify.ErrPermanent) || strings.Contains(err.Error(), "TOKEN") {
 		t.Errorf("unreachable receiver: Notify = %v, want a retryable error without the token", err)
@@ -210,7 +214,7 @@ func TestWebhookTimeout(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	w, err := notify.NewWebhook("slow", notify.WebhookConfig{URL: srv.URL, Timeout: 50 * time.Millisecond}, nil)
+	w, err := notify.NewWebhook("slow", notify.WebhookConfig{URL: secret.Secret(srv.URL), Timeout: 50 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +228,7 @@ func TestWebhookTimeout(t *testing.T) {
 // than losing the notification.
 func TestWebhookNonFinite(t *testing.T) {
 	rcv := newNotifyReceiver(t, statusAlways(http.StatusOK), "")
-	w, _ := notify.NewWebhook("inf", notify.WebhookConfig{URL: rcv.URL}, nil)
+	w, _ := notify.NewWebhook("inf", notify.WebhookConfig{URL: secret.Secret(rcv.URL)}, nil)
 	n := notifySample(notify.StateFiring)
 	n.Lower, n.Upper = math.Inf(-1), math.NaN()
 	n.Examples[1].Score = math.Inf(1)
@@ -245,7 +249,7 @@ func TestWebhookNonFinite(t *testing.T) {
 }
 
 func TestWebhookConfigValidate(t *testing.T) {
-	good := notify.WebhookConfig{URL: "https://hooks.example.com/raterd"}
+	good := notify.WebhookConfig{URL: secret.Secret("https://hooks.example.com/raterd")}
 	if err := good.Validate("alerting.channels.ops"); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
@@ -257,25 +261,65 @@ func TestWebhookConfigValidate(t *testing.T) {
 		wantKey string
 	}{
 		{notify.WebhookConfig{}, "ops.url"},
-		{notify.WebhookConfig{URL: "hooks.example.com/x"}, "ops.url"},
-		{notify.WebhookConfig{URL: "ftp://hooks.example.com/x"}, "ops.url"},
-		{notify.WebhookConfig{URL: "https://"}, "ops.url"},
-		{notify.WebhookConfig{URL: "https://user:pw@hooks.example.com/"}, "ops.url"},
-		{notify.WebhookConfig{URL: "https://hooks.example.com:99999/"}, "ops.url"},
-		{notify.WebhookConfig{URL: "https://hooks.example.com/#frag"}, "ops.url"},
-		{notify.WebhookConfig{URL: "https://h/x", Timeout: -time.Second}, "ops.timeout"},
-		{notify.WebhookConfig{URL: "https://h/x", Timeout: time.Hour}, "ops.timeout"},
-		{notify.WebhookConfig{URL: "https://h/x", Headers: map[string]string{"Bad Name": "v"}}, "ops.headers"},
-		{notify.WebhookConfig{URL: "https://h/x", Headers: map[string]string{"X-Raterd-Signature": "v"}}, "ops.headers.X-Raterd-Signature"},
-		{notify.WebhookConfig{URL: "https://h/x", Headers: map[string]string{"content-type": "text/plain"}}, "ops.headers.content-type"},
-		{notify.WebhookConfig{URL: "https://h/x", Headers: map[string]string{"X-Team": "a\r\nInjected: 1"}}, "ops.headers.X-Team"},
+		{notify.WebhookConfig{URL: secret.Secret("hooks.example.com/x")}, "ops.url"},
+		{notify.WebhookConfig{URL: secret.Secret("ftp://hooks.example.com/x")}, "ops.url"},
+		{notify.WebhookConfig{URL: secret.Secret("https://")}, "ops.url"},
+		{notify.WebhookConfig{URL: secret.Secret("https://user:pw@hooks.example.com/")}, "ops.url"},
+		{notify.WebhookConfig{URL: secret.Secret("https://hooks.example.com:99999/")}, "ops.url"},
+		{notify.WebhookConfig{URL: secret.Secret("https://hooks.example.com/#frag")}, "ops.url"},
+		{notify.WebhookConfig{URL: secret.Secret("https://h/x"), Timeout: -time.Second}, "ops.timeout"},
+		{notify.WebhookConfig{URL: secret.Secret("https://h/x"), Timeout: time.Hour}, "ops.timeout"},
+		{notify.WebhookConfig{URL: secret.Secret("https://h/x"), Headers: map[string]string{"Bad Name": "v"}}, "ops.headers"},
+		{notify.WebhookConfig{URL: secret.Secret("https://h/x"), Headers: map[string]string{"X-Raterd-Signature": "v"}}, "ops.headers.X-Raterd-Signature"},
+		{notify.WebhookConfig{URL: secret.Secret("https://h/x"), Headers: map[string]string{"content-type": "text/plain"}}, "ops.headers.content-type"},
+		{notify.WebhookConfig{URL: secret.Secret("https://h/x"), Headers: map[string]string{"X-Team": "a\r\nInjected: 1"}}, "ops.headers.X-Team"},
 	} {
 		err := c.cfg.Validate("ops")
 		if err == nil || !strings.HasPrefix(err.Error(), c.wantKey+":") {
 			t.Errorf("%+v: Validate = %v, want an error naming %s", c.cfg, err, c.wantKey)
 		}
 	}
-	if _, err := notify.NewWebhook("ops", notify.WebhookConfig{URL: "nope"}, nil); err == nil {
+	if _, err := notify.NewWebhook("ops", notify.WebhookConfig{URL: secret.Secret("nope")}, nil); err == nil {
 		t.Error("NewWebhook accepted an invalid config")
+	}
+}
+
+// TestChannelSecretFiles checks the *_file keys of the HTTP channels: the file is read
+// into the setting (one trailing newline dropped), both set or an unreadable file is an
+// error naming the keys, and no error or print of the settings shows the value.
+func TestChannelSecretFiles(t *testing.T) {
+	const hook = "https://hooks.slack.com/services/T000/B000/SECRETTOKEN42"
+	dir := t.TempDir()
+	file := filepath.Join(dir, "url")
+	if err := os.WriteFile(file, []byte(hook+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := notify.SlackConfig{URLFile: file}
+	if err := s.Validate("alerting.channels.team"); err != nil || s.URL.Reveal() != hook {
+		t.Fatalf("slack url_file: %v, url %q", err, s.URL.Reveal())
+	}
+	w := notify.WebhookConfig{URLFile: file, SecretFile: file}
+	if err := w.Validate("alerting.channels.ops"); err != nil || w.URL.Reveal() != hook || w.Secret.Reveal() != hook {
+		t.Fatalf("webhook *_file: %v", err)
+	}
+	for _, c := range []struct {
+		cfg  notify.Settings
+		want string
+	}{
+		{&notify.SlackConfig{URL: hook, URLFile: file}, "alerting.channels.team.url and alerting.channels.team.url_file are both set"},
+		{&notify.SlackConfig{URLFile: filepath.Join(dir, "missing")}, "alerting.channels.team.url_file: "},
+		{&notify.WebhookConfig{URL: hook, Secret: hook, SecretFile: file}, "alerting.channels.team.secret and alerting.channels.team.secret_file are both set"},
+		{&notify.WebhookConfig{URL: "https://h:99999/services/T000/B000/SECRETTOKEN42"}, "alerting.channels.team.url"},
+	} {
+		err := c.cfg.Validate("alerting.channels.team")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%T: err = %v, want %q", c.cfg, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "SECRETTOKEN42") {
+			t.Errorf("error shows the secret: %v", err)
+		}
+		if p := fmt.Sprintf("%v %+v %#v", c.cfg, c.cfg, c.cfg); strings.Contains(p, "SECRETTOKEN42") {
+			t.Errorf("print shows the secret: %s", p)
+		}
 	}
 }
