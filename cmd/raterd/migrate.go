@@ -10,6 +10,7 @@ import (
 
 	"raterd/internal/app"
 	"raterd/internal/cli"
+	"raterd/internal/secret"
 	"raterd/sinks/clickhouse"
 )
 
@@ -30,8 +31,14 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 		if cfg.ClickHouse != nil {
 			chCfg = *cfg.ClickHouse
 		}
-	} else if v := os.Getenv("RATERD_CLICKHOUSE_ADDR"); v != "" {
-		chCfg.Addrs = app.SplitList(v)
+	} else {
+		// As raterd report does without a config: the address, user and password from the
+		// environment.
+		if v := os.Getenv("RATERD_CLICKHOUSE_ADDR"); v != "" {
+			chCfg.Addrs = app.SplitList(v)
+		}
+		chCfg.Username = os.Getenv("RATERD_CLICKHOUSE_USER")
+		chCfg.Password = secret.Secret(os.Getenv("RATERD_CLICKHOUSE_PASSWORD"))
 	}
 	if *addr != "" {
 		chCfg.Addrs = strings.Split(*addr, ",")
