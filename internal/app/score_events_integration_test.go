@@ -4,13 +4,9 @@ package app
 // stack (skipped without RATERD_TEST_OTELCOL, failed with RATERD_REQUIRE_SERVICES=1).
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,22 +40,8 @@ type scoreEvent struct{ evaluator, responseID, traceID, spanID string }
 // collectorScoreEvents reads the collector's export file for service's score events.
 func collectorScoreEvents(t *testing.T, path, service string) []scoreEvent {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("the collector's export file: %v", err)
-	}
-	defer f.Close()
 	var out []scoreEvent
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		if !strings.Contains(sc.Text(), service) || !strings.Contains(sc.Text(), `"resourceLogs"`) {
-			continue
-		}
-		var line otlpLogsLine
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Fatalf("a line of the collector's export file is not OTLP/JSON: %v", err)
-		}
+	testkit.CollectorExport(t, path, []string{service}, func(line *otlpLogsLine) {
 		for _, rl := range line.ResourceLogs {
 			if rl.Resource.serviceName() != service {
 				continue
@@ -82,10 +64,7 @@ func collectorScoreEvents(t *testing.T, path, service string) []scoreEvent {
 				}
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	return out
 }
 

@@ -5,13 +5,9 @@ package app
 // RATERD_REQUIRE_SERVICES=1).
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -62,21 +58,7 @@ func (r otlpResource) serviceName() string {
 // metric names it got from service.
 func collectorReceived(t *testing.T, path, service string) (spans, metrics []string) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("the collector's export file: %v", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		if !strings.Contains(sc.Text(), service) {
-			continue
-		}
-		var line otlpFileLine
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Fatalf("a line of the collector's export file is not OTLP/JSON: %v", err)
-		}
+	testkit.CollectorExport(t, path, []string{service}, func(line *otlpFileLine) {
 		for _, rs := range line.ResourceSpans {
 			if rs.Resource.serviceName() != service {
 				continue
@@ -97,10 +79,7 @@ func collectorReceived(t *testing.T, path, service string) (spans, metrics []str
 				}
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	return spans, metrics
 }
 

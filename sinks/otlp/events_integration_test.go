@@ -6,12 +6,9 @@ package otlp
 // (OTLP/JSON, one export request per line: RATERD_TEST_OTELCOL_FILE), which the test reads.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -87,21 +84,7 @@ type collected struct {
 func readExport(t *testing.T, path, appService, raterdService string) collected {
 	t.Helper()
 	c := collected{spans: map[string]string{}}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("the collector's export file: %v", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		if !strings.Contains(sc.Text(), appService) && !strings.Contains(sc.Text(), raterdService) {
-			continue
-		}
-		var line otlpJSONLine
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Fatalf("a line of the collector's export file is not OTLP/JSON: %v", err)
-		}
+	testkit.CollectorExport(t, path, []string{appService, raterdService}, func(line *otlpJSONLine) {
 		for _, rs := range line.ResourceSpans {
 			if rs.Resource.serviceName() != appService {
 				continue
@@ -123,10 +106,7 @@ func readExport(t *testing.T, path, appService, raterdService string) collected 
 				c.events = append(c.events, sl.LogRecords...)
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	return c
 }
 
