@@ -448,6 +448,12 @@ cmd_env() {
   echo "export RATERD_TEST_CLICKHOUSE_CA=$DIR/clickhouse/etc/ca.crt"
   echo "export RATERD_TEST_CLICKHOUSE_USER=raterd"
   echo "export RATERD_TEST_CLICKHOUSE_PASSWORD=raterd-dev-password"
+  # Least privilege (users.xml): the migration user, and the writer raterd run uses, which
+  # may not change the schema; both only on the database raterd_least_privilege (and raterd).
+  echo "export RATERD_TEST_CLICKHOUSE_MIGRATOR_USER=raterd_migrator"
+  echo "export RATERD_TEST_CLICKHOUSE_MIGRATOR_PASSWORD=raterd-dev-migrator-password"
+  echo "export RATERD_TEST_CLICKHOUSE_WRITER_USER=raterd_writer"
+  echo "export RATERD_TEST_CLICKHOUSE_WRITER_PASSWORD=raterd-dev-writer-password"
   echo "export RATERD_TEST_CHDB_PYTHON=$CHDB_VENV/bin/python"
   # The fault-injection suite (faults/) runs private Kafka brokers from these jars.
   echo "export RATERD_TEST_KAFKA_LIBS=$KAFKA_LIBS"

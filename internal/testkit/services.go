@@ -43,3 +43,27 @@ func RequireKafkaSecure(t testing.TB) KafkaSecure {
 		Password:   Service(t, "RATERD_TEST_KAFKA_SCRAM_PASSWORD", "Kafka SCRAM password"),
 	}
 }
+
+// ClickHouseRoles are the dev ClickHouse's least-privilege users (scripts/services.sh
+// env, deploy/clickhouse/users.xml): a migration user that may change the schema, and the
+// writer raterd run uses, which may only read and insert. Both may use only the database
+// LeastPrivilegeDB (and raterd).
+type ClickHouseRoles struct {
+	MigratorUser, MigratorPassword string
+	WriterUser, WriterPassword     string
+}
+
+// LeastPrivilegeDB is the database the dev stack's least-privilege users may use.
+const LeastPrivilegeDB = "raterd_least_privilege"
+
+// RequireClickHouseRoles returns the least-privilege users, skipping the test (or failing
+// it, with RATERD_REQUIRE_SERVICES set) when they are not configured.
+func RequireClickHouseRoles(t testing.TB) ClickHouseRoles {
+	t.Helper()
+	return ClickHouseRoles{
+		MigratorUser:     Service(t, "RATERD_TEST_CLICKHOUSE_MIGRATOR_USER", "ClickHouse migration user"),
+		MigratorPassword: Service(t, "RATERD_TEST_CLICKHOUSE_MIGRATOR_PASSWORD", "ClickHouse migration user's password"),
+		WriterUser:       Service(t, "RATERD_TEST_CLICKHOUSE_WRITER_USER", "ClickHouse writer user"),
+		WriterPassword:   Service(t, "RATERD_TEST_CLICKHOUSE_WRITER_PASSWORD", "ClickHouse writer user's password"),
+	}
+}
