@@ -126,6 +126,13 @@ type Evaluator struct {
 	// Format is the prompt and output format the judge model was trained on: flame
 	// (default), prometheus2 or selene. Model judges only.
 	Format string `yaml:"format"`
+	// System is how the format's system message meets the judge model's chat template:
+	// native (a system turn) or fold (ahead of the user message, in one user turn, for
+	// model families whose templates refuse a system turn: Mistral-7B-Instruct v0.2, on
+	// which Prometheus 2 is built, and Gemma 2). Default: the format's (fold for
+	// prometheus2, native for flame and selene). Model judges only; fold enters the
+	// rubric version.
+	System string `yaml:"system"`
 	// Fields are the record fields the judge reads: prompt, messages, response,
 	// reference, candidates, system, context, tool_calls and metadata.<key>. Default
 	// [prompt, response]; pairwise [prompt, response, candidates]. At least one of
@@ -282,6 +289,9 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 		if e.Format != "" {
 			return fmt.Errorf("%s.format: only model judges use a prompt format", key)
 		}
+		if e.System != "" {
+			return fmt.Errorf("%s.system: only model judges send a system message", key)
+		}
 		if e.Scale == (Scale{}) {
 			e.Scale = Scale{Min: 0, Max: 1}
 		}
@@ -309,6 +319,9 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 		if e.Format != "" {
 			return fmt.Errorf("%s.format: reward judges take no prompt format", key)
 		}
+		if e.System != "" {
+			return fmt.Errorf("%s.system: reward judges take no system message", key)
+		}
 		if e.Scale == (Scale{}) {
 			// A reward is unbounded; the scale only documents the expected range.
 			e.Scale = Scale{Min: -1e9, Max: 1e9}
@@ -332,6 +345,17 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 		}
 		if e.Format == FormatPrometheus2 && e.Task == TaskClassification {
 			return fmt.Errorf("%s.format: prometheus2 has no classification format; use flame or selene", key)
+		}
+		switch e.System {
+		case "":
+			f, err := format.Lookup(e.Format)
+			if err != nil {
+				return fmt.Errorf("%s.format: %w", key, err)
+			}
+			e.System = f.SystemMode()
+		case format.SystemNative, format.SystemFold:
+		default:
+			return fmt.Errorf("%s.system: %q is not %s or %s", key, e.System, format.SystemNative, format.SystemFold)
 		}
 		if e.Scale == (Scale{}) {
 			e.Scale = Scale{Min: 1, Max: 5}
@@ -457,6 +481,11 @@ func (e *Evaluator) computeRubricVersion() string {
 		for _, l := range levels {
 			parts = append(parts, fmt.Sprintf("%d", l), e.Levels[l])
 		}
+	}
+	if e.System == format.SystemFold {
+		// A folded system message changes the judge's input; native keeps the versions
+		// from before the setting existed.
+		parts = append(parts, "system", format.SystemFold)
 	}
 	if e.redactor != nil {
 		// Redaction changes what the judge reads; without it, versions stay as before.

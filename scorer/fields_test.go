@@ -12,11 +12,13 @@ import (
 // that existed before system, context and tool_calls.
 func rubricGoldenEvaluators() map[string]*Evaluator {
 	return map[string]*Evaluator{
-		"flame_pointwise":         {Name: "a", Judge: "j", Criteria: "Is it helpful?"},
-		"flame_classification":    {Name: "b", Judge: "j", Task: TaskClassification, Criteria: "Grounded?", Labels: []string{"supported", "not_supported"}, Fields: []string{FieldPrompt, FieldResponse, "metadata.context"}},
-		"flame_pairwise":          {Name: "c", Judge: "j", Task: TaskPairwise, Criteria: "Which is better?", Candidate: "base*"},
-		"prometheus2_pointwise":   {Name: "d", Judge: "j", Format: FormatPrometheus2, Criteria: "Correct?", Fields: []string{FieldPrompt, FieldResponse, FieldReference}, Levels: map[int]string{1: "wrong", 5: "right"}},
-		"prometheus2_pairwise":    {Name: "e", Judge: "j", Format: FormatPrometheus2, Task: TaskPairwise, Criteria: "Which is better?"},
+		"flame_pointwise":      {Name: "a", Judge: "j", Criteria: "Is it helpful?"},
+		"flame_classification": {Name: "b", Judge: "j", Task: TaskClassification, Criteria: "Grounded?", Labels: []string{"supported", "not_supported"}, Fields: []string{FieldPrompt, FieldResponse, "metadata.context"}},
+		"flame_pairwise":       {Name: "c", Judge: "j", Task: TaskPairwise, Criteria: "Which is better?", Candidate: "base*"},
+		// system: native, as every format sent the system message before prometheus2's
+		// default became fold (TestRubricVersionOfFoldedSystem).
+		"prometheus2_pointwise":   {Name: "d", Judge: "j", Format: FormatPrometheus2, System: format.SystemNative, Criteria: "Correct?", Fields: []string{FieldPrompt, FieldResponse, FieldReference}, Levels: map[int]string{1: "wrong", 5: "right"}},
+		"prometheus2_pairwise":    {Name: "e", Judge: "j", Format: FormatPrometheus2, System: format.SystemNative, Task: TaskPairwise, Criteria: "Which is better?"},
 		"selene_pointwise":        {Name: "f", Judge: "j", Format: FormatSelene, Criteria: "Clear?", Fields: []string{FieldMessages, FieldResponse}},
 		"selene_classification":   {Name: "g", Judge: "j", Format: FormatSelene, Task: TaskClassification, Criteria: "On topic?", Labels: []string{"yes", "no"}},
 		"selene_pairwise":         {Name: "h", Judge: "j", Format: FormatSelene, Task: TaskPairwise, Criteria: "Which is better?"},
@@ -46,6 +48,35 @@ func TestRubricVersionsOfOldFieldsAreStable(t *testing.T) {
 		if got := e.RubricVersion(); got != want[name] {
 			t.Errorf("%s: rubric version %s, want %s", name, got, want[name])
 		}
+	}
+}
+
+// TestRubricVersionOfFoldedSystem: a folded system message is another judge input, so
+// another rubric version; prometheus2 folds by default, flame and selene do not.
+func TestRubricVersionOfFoldedSystem(t *testing.T) {
+	for _, f := range []string{FormatFLAMe, FormatPrometheus2, FormatSelene} {
+		versions := map[string]string{}
+		for _, mode := range []string{"", format.SystemNative, format.SystemFold} {
+			e := &Evaluator{Name: "s", Judge: "j", Format: f, System: mode, Criteria: "Correct?"}
+			if err := e.Prepare("evaluators[0]", KindModel); err != nil {
+				t.Fatal(err)
+			}
+			versions[mode] = e.RubricVersion()
+		}
+		if versions[format.SystemNative] == versions[format.SystemFold] {
+			t.Errorf("%s: native and fold share rubric version %s", f, versions[format.SystemFold])
+		}
+		wantDefault := format.SystemNative
+		if f == FormatPrometheus2 {
+			wantDefault = format.SystemFold
+		}
+		if versions[""] != versions[wantDefault] {
+			t.Errorf("%s: the default's rubric version %s is not %s's %s", f, versions[""], wantDefault, versions[wantDefault])
+		}
+	}
+	bad := &Evaluator{Name: "s", Judge: "j", System: "merge", Criteria: "Correct?"}
+	if err := bad.Prepare("evaluators[3]", KindModel); err == nil || !strings.Contains(err.Error(), ".system: \"merge\"") {
+		t.Errorf("system: merge: %v, want an error naming the system key", err)
 	}
 }
 

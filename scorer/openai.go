@@ -272,14 +272,14 @@ func (j *OpenAIJudge) judgeTask(ctx context.Context, t Task) Verdict {
 		return Verdict{Err: fmt.Errorf("%s: evaluator %q: %w", j.Identity(), e.Name, err)}
 	}
 	if e.Task != TaskPairwise {
-		a := j.ask(ctx, f, formatSpec(e, t.Record, false))
+		a := j.ask(ctx, f, formatSpec(e, t.Record, false), e.System)
 		return j.verdictOf(t, a)
 	}
 	// Pairwise: both orders at once, so position bias shows and cancels out.
 	var ab, ba answer
 	var wg sync.WaitGroup
-	wg.Go(func() { ab = j.ask(ctx, f, formatSpec(e, t.Record, false)) })
-	wg.Go(func() { ba = j.ask(ctx, f, formatSpec(e, t.Record, true)) })
+	wg.Go(func() { ab = j.ask(ctx, f, formatSpec(e, t.Record, false), e.System) })
+	wg.Go(func() { ba = j.ask(ctx, f, formatSpec(e, t.Record, true), e.System) })
 	wg.Wait()
 	return j.pairwiseVerdict(t, ab, ba)
 }
@@ -297,17 +297,17 @@ type answer struct {
 	attempts int
 }
 
-// ask sends one prompt and parses the answer, asking once more when it does not parse.
-func (j *OpenAIJudge) ask(ctx context.Context, f *format.Format, spec format.Spec) answer {
+// ask sends one prompt, its system message as system says (format.SystemNative or
+// SystemFold), and parses the answer, asking once more when it does not parse.
+func (j *OpenAIJudge) ask(ctx context.Context, f *format.Format, spec format.Spec, system string) answer {
 	prompt, err := f.Render(spec)
 	if err != nil {
 		return answer{err: fmt.Errorf("render prompt: %w", err)}
 	}
 	var msgs []openaiChatMessage
-	if prompt.System != "" {
-		msgs = append(msgs, openaiChatMessage{Role: "system", Content: prompt.System})
+	for _, m := range prompt.Messages(system) {
+		msgs = append(msgs, openaiChatMessage{Role: m.Role, Content: m.Content})
 	}
-	msgs = append(msgs, openaiChatMessage{Role: "user", Content: prompt.User})
 	var a answer
 	for try := 1; try <= 2; try++ {
 		text, lp, attempts, err := j.complete(ctx, msgs)

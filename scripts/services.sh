@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Development/CI service stack for raterd: Apache Kafka (KRaft, single node), Redis,
-# ClickHouse and an OpenTelemetry Collector, all on loopback. Shared by .ci/run, developers and users.
+# ClickHouse, an OpenTelemetry Collector and llama.cpp's server, all on loopback. Shared by .ci/run, developers and users.
 #
 #   scripts/services.sh up       install what is missing, start everything, wait until ready
 #   scripts/services.sh down     stop everything this script started
@@ -15,7 +15,9 @@
 # chdb-core from PyPI into a virtualenv (the current ClickHouse release as an in-process
 # engine: the tests run raterd's DDL, dedup inserts and SQL cookbook on it, since Debian's
 # server is 18.16); the openai client and real GenAI instrumentations from PyPI into another
-# (scripts/genai-instrumented.sh setup).
+# (scripts/genai-instrumented.sh setup); llama.cpp's server, built from the llama-cpp-python
+# sdist on PyPI with tiny models it writes (scripts/services-llama.sh: about 15 minutes the
+# first time, cached after).
 # ClickHouse listens on 9000 and, with TLS, on 9440; the certificate is signed by a CA made
 # at each start (its path is in `env`). Kafka listens on 9092 (PLAINTEXT), 9094 (SASL_SSL:
 # SCRAM-SHA-512/256 and PLAIN, user raterd) and 9095 (SSL with client certificates), with
@@ -157,6 +159,10 @@ wait_for() {
 }
 
 declare -A PATTERN=([kafka]='kafka.Kafka' [redis]='redis-server' [clickhouse]='clickhouse' [otelcol]='otelcol-raterd')
+
+# llama.cpp's server, the real inference engine of the judge tests.
+# shellcheck source=scripts/services-llama.sh
+source "$ROOT/scripts/services-llama.sh"
 
 kafka_java() { java -cp "$KAFKA_LIBS/*" "$@"; }
 kafka_ready() {
@@ -410,16 +416,16 @@ otelcol_wait() {
 
 cmd_up() {
   local t0=$SECONDS
-  kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install
-  redis_start; ch_start; kafka_start
-  redis_wait; ch_wait; kafka_wait
+  kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install; llama_install
+  redis_start; ch_start; kafka_start; llama_start
+  redis_wait; ch_wait; kafka_wait; llama_wait
   # After Kafka: its Kafka exporters connect at start.
   otelcol_start; otelcol_wait
   log "services: up in $((SECONDS - t0))s (state in $DIR)"
 }
 
 cmd_down() {
-  stop_one otelcol; stop_one kafka; stop_one clickhouse; stop_one redis
+  stop_one otelcol; stop_one kafka; stop_one clickhouse; stop_one redis; stop_one llama3; stop_one llama-mistral
 }
 
 cmd_status() {
@@ -436,6 +442,7 @@ cmd_status() {
   if pid_alive otelcol "${PATTERN[otelcol]}" && otelcol_ready 2>/dev/null; then
     echo "otelcol:    up   127.0.0.1:$OTELCOL_GRPC_PORT (OTLP gRPC; collector $OTELCOL_BUILDER_VERSION, pid $(cat "$RUN/otelcol.pid"))"
   else echo "otelcol:    down"; rc=1; fi
+  llama_status || rc=1
   return $rc
 }
 
@@ -469,6 +476,9 @@ cmd_env() {
   # The OpenTelemetry Collector: its OTLP gRPC endpoint and the file it writes what it got to.
   echo "export RATERD_TEST_OTELCOL=127.0.0.1:$OTELCOL_GRPC_PORT"
   echo "export RATERD_TEST_OTELCOL_FILE=$OTELCOL_FILE"
+  # llama.cpp's server (scripts/services-llama.sh): OpenAI-compatible base URLs, the chat
+  # templates, and the Python that renders them with jinja2.
+  llama_env
 }
 
 # kafka-tool CLASS ARGS...: run a Kafka CLI tool with the cached jars, e.g.

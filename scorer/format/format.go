@@ -53,6 +53,36 @@ type Prompt struct {
 	User   string
 }
 
+// How a prompt's system message meets the judge model's chat template.
+const (
+	// SystemNative sends the system message as a system turn.
+	SystemNative = "native"
+	// SystemFold puts the system message ahead of the user message, in the same user
+	// turn, separated by a blank line: what prometheus-eval does for Prometheus 2, whose
+	// base model's chat template (Mistral-7B-Instruct v0.2) refuses a system turn
+	// ("Conversation roles must alternate user/assistant"). Gemma 2's template refuses
+	// one too.
+	SystemFold = "fold"
+)
+
+// Message is one chat message of a judge request.
+type Message struct {
+	Role    string // "system" or "user"
+	Content string
+}
+
+// Messages returns the prompt as chat messages in mode (SystemNative or SystemFold): a
+// system turn (when the prompt has a system message) and a user turn, or one user turn.
+func (p Prompt) Messages(mode string) []Message {
+	switch {
+	case p.System == "":
+		return []Message{{Role: "user", Content: p.User}}
+	case mode == SystemFold:
+		return []Message{{Role: "user", Content: p.System + "\n\n" + p.User}}
+	}
+	return []Message{{Role: "system", Content: p.System}, {Role: "user", Content: p.User}}
+}
+
 // Parsed is a judge answer read through the output grammar.
 type Parsed struct {
 	Result      string // as declared: "4", "A"/"B", or the canonical label
@@ -68,6 +98,7 @@ type Format struct {
 	compat      compatData // zero when the file has no compat section
 	escape      *strings.Replacer
 	tasks       map[string]*task
+	system      string // SystemNative or SystemFold
 }
 
 // Lookup returns a built-in format by name, or an error naming the valid ones.
@@ -104,6 +135,10 @@ func (f *Format) FingerprintFor(fields []string) string {
 	}
 	return f.compat.Fingerprint
 }
+
+// SystemMode is how the format's system message meets the judge's chat template by
+// default: SystemNative or SystemFold (its file's system key).
+func (f *Format) SystemMode() string { return f.system }
 
 // Tasks lists the task types the format supports, sorted.
 func (f *Format) Tasks() []string { return slices.Sorted(maps.Keys(f.tasks)) }

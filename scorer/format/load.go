@@ -51,6 +51,10 @@ func formatNames() []string {
 
 // fileData is the schema of a format file.
 type fileData struct {
+	// System says how the system message meets the judge model's chat template by
+	// default: native (a system turn) or fold (ahead of the user message; for model
+	// families whose templates refuse a system turn). Default native.
+	System string `yaml:"system"`
 	// Escape lists [old, new] pairs replaced in the judged text, the criteria and the
 	// level descriptions, so that none can write a structural token of the format.
 	Escape [][]string `yaml:"escape"`
@@ -112,7 +116,14 @@ func compile(name string, data []byte) (*Format, error) {
 		return nil, fmt.Errorf("format %s: %w", name, err)
 	}
 	sum := sha256.Sum256(data)
-	f := &Format{name: name, fingerprint: hex.EncodeToString(sum[:])[:16], tasks: make(map[string]*task)}
+	f := &Format{name: name, fingerprint: hex.EncodeToString(sum[:])[:16], tasks: make(map[string]*task), system: SystemNative}
+	switch fd.System {
+	case "", SystemNative:
+	case SystemFold:
+		f.system = SystemFold
+	default:
+		return nil, fmt.Errorf("format %s: system: %q is not %s or %s", name, fd.System, SystemNative, SystemFold)
+	}
 	if c := fd.Compat; c != nil {
 		if !isFingerprint(c.Fingerprint) || c.Fingerprint == f.fingerprint {
 			return nil, fmt.Errorf("format %s: compat.fingerprint: %q is not an earlier file's fingerprint (16 lowercase hex digits)", name, c.Fingerprint)
