@@ -57,9 +57,12 @@ type Leaf struct {
 	// NotAfter is when it expires; zero: an hour from now. It is valid from an hour
 	// before NotAfter or from an hour ago, whichever is earlier.
 	NotAfter time.Time
-	// Name is its common name and a DNS name; "" means "localhost". It is also valid for
-	// 127.0.0.1 and ::1, for server and client authentication alike.
+	// Name is its common name and a DNS name; "" means "localhost". It is for server and
+	// client authentication alike.
 	Name string
+	// NoIP leaves out the IP SANs 127.0.0.1 and ::1 it otherwise carries, so that only
+	// Name verifies.
+	NoIP bool
 }
 
 // Issue returns a certificate signed by ca and its key, both PEM.
@@ -90,7 +93,10 @@ func (ca *CA) Issue(t testing.TB, l Leaf) (certPEM, keyPEM []byte) {
 		NotBefore: notBefore, NotAfter: l.NotAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:    []string{l.Name}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:    []string{l.Name},
+	}
+	if !l.NoIP {
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
