@@ -141,7 +141,10 @@ func TestJudgeAccessValidation(t *testing.T) {
 			c.Endpoints[0].URL = "http://vllm-0:8000/v1"
 			c.TLS = &JudgeTLSConfig{ServerName: "x"}
 		}, "judges.pool-a.tls: set, but no endpoint is https"},
-		{"heuristic", func(c *JudgeConfig) { c.OpenAIConfig = OpenAIConfig{Headers: map[string]secret.Secret{"X-A": "1"}}; c.Type = JudgeHeuristic }, "judges.pool-a: a heuristic judge takes no other keys"},
+		{"heuristic", func(c *JudgeConfig) {
+			c.OpenAIConfig = OpenAIConfig{Headers: map[string]secret.Secret{"X-A": "1"}}
+			c.Type = JudgeHeuristic
+		}, "judges.pool-a: a heuristic judge takes no other keys"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good()
@@ -234,7 +237,7 @@ func TestJudgeMutualTLS(t *testing.T) {
 		rf.srv.Config.Handler.ServeHTTP(w, r)
 	}), true)
 	j, err := NewRewardJudge(RewardConfig{Model: "rm", APIKey: "sk-rm", Headers: map[string]secret.Secret{"X-Tenant": "t1"},
-		TLS: &JudgeTLSConfig{CAFile: files.CA, CertFile: files.Cert, KeyFile: files.Key, ServerName: "judge.internal"},
+		TLS:  &JudgeTLSConfig{CAFile: files.CA, CertFile: files.Cert, KeyFile: files.Key, ServerName: "judge.internal"},
 		Pool: pool.Config{Endpoints: []pool.Endpoint{{URL: rs.srv.URL}}, MaxAttempts: 1, Timeout: 5 * time.Second}},
 		JudgeSettings{Key: "judges.rm"})
 	if err != nil {
