@@ -301,8 +301,10 @@ func (p *pair) get() (*tls.Certificate, error) {
 		p.expiredWarned = false
 		if p.err != nil {
 			p.logger.Warn("TLS certificate files changed but do not load; handshakes fail until they are fixed", "key", p.keys.Section, "err", p.err)
-		} else {
+		} else if p.cert.Leaf != nil {
 			p.logger.Info("TLS certificate reloaded", "key", p.keys.CertFile, "not_after", p.cert.Leaf.NotAfter)
+		} else {
+			p.logger.Info("TLS certificate reloaded", "key", p.keys.CertFile)
 		}
 	}
 	if p.err != nil {
