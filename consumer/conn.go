@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"raterd/internal/secret"
+	"raterd/internal/tlsfiles"
 )
 
 // SASL mechanisms of SASLConfig.Mechanism.
@@ -96,45 +96,13 @@ func (c *Config) validateConnection(key string) error {
 	return nil
 }
 
+// build makes the client TLS config of the section (tlsfiles): the client certificate is
+// reloaded when its files change, so a renewed one is presented without a restart. key is
+// the section's key, "kafka.tls".
 func (t TLSConfig) build(key string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
-	switch t.MinVersion {
-	case "", "1.2":
-	case "1.3":
-		cfg.MinVersion = tls.VersionTLS13
-	default:
-		return nil, fmt.Errorf("%s.min_version: %q is not 1.2 or 1.3", key, t.MinVersion)
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.ca_file: %w", key, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s.ca_file: %s holds no PEM certificate", key, t.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	switch {
-	case t.CertFile == "" && t.KeyFile == "":
-	case t.CertFile == "":
-		return nil, fmt.Errorf("%s.cert_file: required with %s.key_file", key, key)
-	case t.KeyFile == "":
-		return nil, fmt.Errorf("%s.key_file: required with %s.cert_file", key, key)
-	default:
-		for _, f := range []struct{ key, path string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
-			if _, err := os.Stat(f.path); err != nil {
-				return nil, fmt.Errorf("%s.%s: %w", key, f.key, err)
-			}
-		}
-		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.cert_file, %s.key_file: %w", key, key, err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return cfg, nil
+	return tlsfiles.Client{
+		CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, MinVersion: t.MinVersion,
+	}.Config(tlsfiles.Nested(key))
 }
 
 func (s SASLConfig) build(key string, withTLS bool, tlsKey string) (sasl.Mechanism, error) {

@@ -83,6 +83,9 @@ var judgeTypes = map[string]judgeType{
 			if c.Reward == nil {
 				c.Reward = &RewardSettings{}
 			}
+			if err := c.OpenAIConfig.resolveAPIKey(key); err != nil {
+				return err
+			}
 			rc := c.RewardConfig()
 			if err := rc.Validate(key); err != nil {
 				return err
@@ -121,8 +124,8 @@ type JudgeConfig struct {
 	// "reward" (a reward or classifier model: vLLM pooling/classify, TEI predict).
 	// Required; no default.
 	Type string `yaml:"type"`
-	// OpenAIConfig holds the model and pool settings, inline: model, api_key, endpoints
-	// or dns, concurrency, timeout, deadline, max_attempts, breaker, rate_limit, and for
+	// OpenAIConfig holds the model, access and pool settings, inline: model, api_key,
+	// api_key_file, headers, tls, endpoints or dns, concurrency, timeout, deadline, max_attempts, breaker, rate_limit, and for
 	// openai judges max_tokens, logprobs, top_logprobs, format_reminder (defaults on
 	// OpenAIConfig and pool.Config). Env override for the key:
 	// RATERD_JUDGE_<NAME>_API_KEY.
@@ -161,7 +164,7 @@ func (j *JudgeConfig) Kind() JudgeKind {
 // RewardConfig is the reward judge's config assembled from the shared keys (model,
 // api_key, the pool) and the reward settings.
 func (j *JudgeConfig) RewardConfig() RewardConfig {
-	rc := RewardConfig{Model: j.Model, APIKey: j.APIKey, Pool: j.OpenAIConfig.Config}
+	rc := RewardConfig{Model: j.Model, APIKey: j.APIKey, Headers: j.Headers, TLS: j.TLS, Pool: j.OpenAIConfig.Config}
 	if j.Reward != nil {
 		rc.Settings = *j.Reward
 	}

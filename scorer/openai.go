@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"raterd/internal/secret"
 	"raterd/internal/text"
 	"raterd/record"
 	"raterd/scorer/format"
@@ -29,9 +30,24 @@ type OpenAIConfig struct {
 	// Model is the model name sent in every request, e.g. "prometheus-eval/prometheus-7b-v2.0".
 	// Required. It is part of the judge identity ("openai:" + Model).
 	Model string `yaml:"model"`
-	// APIKey is an optional bearer token sent as "Authorization: Bearer …"; usually set
-	// through an environment override rather than in the file. Default: none.
-	APIKey string `yaml:"api_key"`
+	// APIKey is an optional bearer token sent as "Authorization: Bearer …" (on health
+	// probes too); usually set through the environment override
+	// (RATERD_JUDGE_<NAME>_API_KEY, JudgeAPIKeyEnv) or APIKeyFile rather than in the file.
+	// Never logged, redacted in any print of the config. Default: none.
+	APIKey secret.Secret `yaml:"api_key"`
+	// APIKeyFile is a file that holds the API key (a mounted Kubernetes secret; one
+	// trailing newline is dropped), read by Validate into APIKey. Not with APIKey.
+	APIKeyFile string `yaml:"api_key_file"`
+	// Headers are extra headers of every request and health probe, name → value (an
+	// API gateway's key, Authorization of another scheme). Values are secrets: redacted in
+	// any print of the config. Names are HTTP tokens; not Content-Type, Content-Length,
+	// Host, Connection or Transfer-Encoding, and not Authorization together with APIKey.
+	// Default: none.
+	Headers map[string]secret.Secret `yaml:"headers"`
+	// TLS is TLS to https endpoints: a private CA, a client certificate (reloaded when
+	// its files change), a server name, a minimum version. Default: Go's TLS, verified
+	// against the system roots.
+	TLS *JudgeTLSConfig `yaml:"tls"`
 	// MaxTokens is the max_tokens of each request: the longest answer the judge may write.
 	// Default 512.
 	MaxTokens int `yaml:"max_tokens"`
@@ -83,10 +99,7 @@ func (c *OpenAIConfig) Validate(key string) error {
 		t := true
 		c.FormatReminder = &t
 	}
-	if strings.ContainsAny(c.APIKey, "\r\n") {
-		return fmt.Errorf("%s.api_key: contains a line break", key)
-	}
-	return nil
+	return c.validateAccess(key)
 }
 
 // ErrUnparseable marks a judge answer that does not follow the output grammar.
@@ -110,6 +123,7 @@ type OpenAIJudge struct {
 	cfg    OpenAIConfig
 	pool   *pool.Pool
 	client *http.Client
+	header http.Header // api key and configured headers of every request
 	logger *slog.Logger
 }
 
@@ -127,41 +141,20 @@ func NewOpenAIJudge(cfg OpenAIConfig, set JudgeSettings) (*OpenAIJudge, error) {
 		return nil, err
 	}
 	tel := set.Telemetry.WithDefaults()
-	client := judgeHTTPClient(set.HTTPClient, cfg.Config)
-	j := &OpenAIJudge{cfg: cfg, client: client, logger: tel.Logger}
+	client, header, err := judgeAccess(set.Key, set.HTTPClient, cfg.Config, cfg.APIKey, cfg.Headers, cfg.TLS, tel.Logger)
+	if err != nil {
+		return nil, err
+	}
+	j := &OpenAIJudge{cfg: cfg, client: client, header: header, logger: tel.Logger}
 	p, err := pool.New(cfg.Config, pool.Options{
 		Key: set.Key, Name: j.Identity(), DefaultHealthPath: "models", Client: client, Telemetry: tel,
-		ProbeHeader: authHeader(cfg.APIKey),
+		ProbeHeader: header,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", j.Identity(), err)
 	}
 	j.pool = p
 	return j, nil
-}
-
-// judgeHTTPClient returns client, or a client whose transport keeps an idle connection
-// for every in-flight slot the pool may use. Per-request timeouts come from contexts.
-func judgeHTTPClient(client *http.Client, cfg pool.Config) *http.Client {
-	if client != nil {
-		return client
-	}
-	total := 0
-	for _, ep := range cfg.Endpoints {
-		total += ep.MaxInFlight
-	}
-	if cfg.DNS != nil {
-		total += 8 * cfg.DNS.MaxInFlight
-	}
-	var tr *http.Transport
-	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-		tr = dt.Clone()
-	} else {
-		tr = &http.Transport{Proxy: http.ProxyFromEnvironment}
-	}
-	tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, total)
-	tr.MaxIdleConns = max(tr.MaxIdleConns, total)
-	return &http.Client{Transport: tr}
 }
 
 // Identity is "openai:" + the model name, plus "+logprobs" when scores are
@@ -508,7 +501,7 @@ func (j *OpenAIJudge) complete(ctx context.Context, msgs []openaiChatMessage) (s
 // post makes one attempt. Non-2xx answers become pool.StatusError, which the pool
 // classifies as retryable or not.
 func (j *OpenAIJudge) post(ctx context.Context, url string, body []byte) (string, []openaiTokenLogprob, error) {
-	data, err := postJSON(ctx, j.client, url, body, j.cfg.APIKey)
+	data, err := postJSON(ctx, j.client, url, body, j.header)
 	if err != nil {
 		return "", nil, err
 	}
@@ -529,26 +522,22 @@ func (j *OpenAIJudge) post(ctx context.Context, url string, body []byte) (string
 	return "", nil, nil // an empty answer is the judge's answer: a parse failure, not a transport error
 }
 
-// authHeader is the Authorization header of an API key, for health probes; nil without.
-func authHeader(apiKey string) http.Header {
-	if apiKey == "" {
-		return nil
-	}
-	return http.Header{"Authorization": {"Bearer " + apiKey}}
-}
-
-// postJSON POSTs a JSON body and returns the 2xx response body (bounded); a non-2xx
-// answer is a pool.StatusError.
-func postJSON(ctx context.Context, client *http.Client, url string, body []byte, apiKey string) ([]byte, error) {
+// postJSON POSTs a JSON body with header (the judge's API key and headers; may be nil)
+// and returns the 2xx response body (bounded); a non-2xx answer is a pool.StatusError.
+func postJSON(ctx context.Context, client *http.Client, url string, body []byte, header http.Header) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("build request for %s: %w", url, err)
 	}
+	for name, v := range header {
+		req.Header[name] = v
+	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "raterd")
-	if apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+apiKey)
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "raterd")
 	}
 	resp, err := client.Do(req)
 	if err != nil {

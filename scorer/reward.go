@@ -15,6 +15,7 @@ import (
 	"text/template"
 	"time"
 
+	"raterd/internal/secret"
 	"raterd/record"
 	"raterd/scorer/pool"
 )
@@ -61,8 +62,14 @@ type RewardSettings struct {
 type RewardConfig struct {
 	// Model is the model name sent in requests (vLLM) and part of the identity. Required.
 	Model string
-	// APIKey is an optional bearer token.
-	APIKey string
+	// APIKey is an optional bearer token (already resolved: JudgeConfig.Validate reads
+	// api_key_file into it).
+	APIKey secret.Secret
+	// Headers are extra headers of every request and health probe (see
+	// OpenAIConfig.Headers).
+	Headers map[string]secret.Secret
+	// TLS is TLS to https endpoints (see OpenAIConfig.TLS); nil: Go's defaults.
+	TLS *JudgeTLSConfig
 	// Settings are the reward-specific keys.
 	Settings RewardSettings
 	// Pool is the endpoints, concurrency, retries and breaker (see scorer/pool).
@@ -113,10 +120,11 @@ func (c *RewardConfig) Validate(key string) error {
 	if strings.TrimSpace(c.Model) == "" {
 		return fmt.Errorf("%s.model: required", key)
 	}
-	if strings.ContainsAny(c.APIKey, "\r\n") {
-		return fmt.Errorf("%s.api_key: contains a line break", key)
-	}
 	if err := c.Pool.Validate(key); err != nil {
+		return err
+	}
+	access := OpenAIConfig{APIKey: c.APIKey, Headers: c.Headers, TLS: c.TLS, Config: c.Pool}
+	if err := access.validateAccess(key); err != nil {
 		return err
 	}
 	return c.Settings.Validate(key)
@@ -130,6 +138,7 @@ type RewardJudge struct {
 	tmpl     *template.Template // nil: the default rendering
 	pool     *pool.Pool
 	client   *http.Client
+	header   http.Header // api key and configured headers of every request
 }
 
 // NewRewardJudge starts the judge's pool (Close stops it). cfg should have passed
@@ -144,7 +153,11 @@ func NewRewardJudge(cfg RewardConfig, set JudgeSettings) (*RewardJudge, error) {
 	if err := cfg.Validate(set.Key); err != nil {
 		return nil, err
 	}
-	j := &RewardJudge{cfg: cfg, client: judgeHTTPClient(set.HTTPClient, cfg.Pool)}
+	client, header, err := judgeAccess(set.Key, set.HTTPClient, cfg.Pool, cfg.APIKey, cfg.Headers, cfg.TLS, set.Telemetry.WithDefaults().Logger)
+	if err != nil {
+		return nil, err
+	}
+	j := &RewardJudge{cfg: cfg, client: client, header: header}
 	// The identity names everything that changes the numbers: model, API, the class
 	// read and the input rendering.
 	id := "reward:" + cfg.Model + "@" + cfg.Settings.API
@@ -161,7 +174,7 @@ func NewRewardJudge(cfg RewardConfig, set JudgeSettings) (*RewardJudge, error) {
 	}
 	j.identity = id
 	p, err := pool.New(cfg.Pool, pool.Options{Key: set.Key, Name: id, DefaultHealthPath: "health", Client: j.client,
-		Telemetry: set.Telemetry, ProbeHeader: authHeader(cfg.APIKey)})
+		Telemetry: set.Telemetry, ProbeHeader: header})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", id, err)
 	}
@@ -350,7 +363,7 @@ func (j *RewardJudge) request(ctx context.Context, base string, texts []string) 
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	data, err := postJSON(ctx, j.client, url, b, j.cfg.APIKey)
+	data, err := postJSON(ctx, j.client, url, b, j.header)
 	if err != nil {
 		return nil, err
 	}

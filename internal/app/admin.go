@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"raterd/internal/tlsfiles"
 )
 
 // validate checks the admin keys other than listen: that the token file holds a token,
@@ -31,7 +32,7 @@ func (c *AdminConfig) validate() error {
 		}
 	}
 	if c.TLS != nil {
-		if _, err := c.TLS.load(c.AuthHealth); err != nil {
+		if _, err := c.TLS.load(c.AuthHealth, nil); err != nil {
 			return err
 		}
 	}
@@ -41,46 +42,21 @@ func (c *AdminConfig) validate() error {
 	return nil
 }
 
-// load builds the server's TLS config. With ClientCAFile, a client certificate is
-// verified against it when one is sent, and required at the handshake when
-// requireClientCert (admin.auth_health: every endpoint needs it); otherwise
-// adminAuth requires it of the protected endpoints, so that probes reach the open ones.
-func (c *AdminTLSConfig) load(requireClientCert bool) (*tls.Config, error) {
-	if c.CertFile == "" {
-		return nil, errors.New("admin.tls.cert_file: required with admin.tls")
-	}
-	if c.KeyFile == "" {
-		return nil, errors.New("admin.tls.key_file: required with admin.tls")
-	}
-	certPEM, err := os.ReadFile(c.CertFile)
-	if err != nil {
-		return nil, fmt.Errorf("admin.tls.cert_file: %w", err)
-	}
-	keyPEM, err := os.ReadFile(c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("admin.tls.key_file: %w", err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("admin.tls: cert_file %s and key_file %s: %w", c.CertFile, c.KeyFile, err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if c.ClientCAFile != "" {
-		caPEM, err := os.ReadFile(c.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("admin.tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return nil, fmt.Errorf("admin.tls.client_ca_file: %s holds no PEM certificate", c.ClientCAFile)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.VerifyClientCertIfGiven
-		if requireClientCert {
-			cfg.ClientAuth = tls.RequireAndVerifyClientCert
-		}
-	}
-	return cfg, nil
+// load builds the server's TLS config (tlsfiles): the certificate and key are reloaded
+// when their files change, so a renewed certificate is presented without a restart, and a
+// failed reload is logged to logger (nil: slog.Default()) once per change. With
+// ClientCAFile, a client certificate is verified against it when one is sent, and
+// required at the handshake when requireClientCert (admin.auth_health: every endpoint
+// needs it); otherwise adminAuth requires it of the protected endpoints, so that probes
+// reach the open ones.
+func (c *AdminTLSConfig) load(requireClientCert bool, logger *slog.Logger) (*tls.Config, error) {
+	return tlsfiles.Server{
+		CertFile: c.CertFile, KeyFile: c.KeyFile, ClientCAFile: c.ClientCAFile,
+		RequireClientCert: requireClientCert, Logger: logger,
+	}.Config(tlsfiles.ServerKeys{
+		Section: "admin.tls", CertFile: "admin.tls.cert_file", KeyFile: "admin.tls.key_file",
+		ClientCAFile: "admin.tls.client_ca_file",
+	})
 }
 
 // exposure returns the start-up warning for an admin server that anyone who reaches

@@ -326,8 +326,8 @@ func TestAdminConfigErrorsNameTheKey(t *testing.T) {
 		{`{token_file: ` + empty + `}`, "admin.token_file: " + empty + " holds no token"},
 		{`{tls: {key_file: ` + key + `}}`, "admin.tls.cert_file: required"},
 		{`{tls: {cert_file: ` + cert + `}}`, "admin.tls.key_file: required"},
-		{`{tls: {cert_file: ` + missing + `, key_file: ` + key + `}}`, "admin.tls.cert_file: open " + missing},
-		{`{tls: {cert_file: ` + cert + `, key_file: ` + wrongKey + `}}`, "admin.tls: cert_file " + cert + " and key_file " + wrongKey + ": tls: private key does not match public key"},
+		{`{tls: {cert_file: ` + missing + `, key_file: ` + key + `}}`, "admin.tls.cert_file: stat " + missing},
+		{`{tls: {cert_file: ` + cert + `, key_file: ` + wrongKey + `}}`, "admin.tls.cert_file and admin.tls.key_file: " + cert + " and " + wrongKey + " do not load as a certificate and its key: tls: private key does not match public key"},
 		{`{tls: {cert_file: ` + cert + `, key_file: ` + key + `, client_ca_file: ` + empty + `}}`, "admin.tls.client_ca_file: " + empty + " holds no PEM certificate"},
 		{`{auth_health: true}`, "admin.auth_health: needs admin.token_file or admin.tls.client_ca_file"},
 		{`{tls: {cert_file: ` + cert + `, key_file: ` + key + `}, auth_health: true}`, "admin.auth_health: needs"},
@@ -431,5 +431,41 @@ func TestRunAdminToken(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "is not loopback") {
 		t.Fatalf("a loopback listen warned:\n%s", logs)
+	}
+}
+
+func TestAdminPresentsRenewedCertificate(t *testing.T) {
+	dir := t.TempDir()
+	serverCA, clientCA := newTestCA(t, "server CA"), newTestCA(t, "client CA")
+	url := mtlsFixture(t, dir, serverCA, clientCA, false)
+	// A fresh client (no reused connection) per request, so each request is a handshake.
+	served := func() *x509.Certificate {
+		t.Helper()
+		c := tlsClient(t, serverCA, "", "")
+		defer c.CloseIdleConnections()
+		resp, err := c.Get(url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.TLS.PeerCertificates[0]
+	}
+	first := served()
+	// Renewal as cert-manager or a mounted secret does it: new files renamed into place.
+	certPEM, keyPEM := serverCA.issue(t, "raterd-renewed", true)
+	later := time.Now().Add(2 * time.Second)
+	for name, content := range map[string]string{"server.key": keyPEM, "server.crt": certPEM} {
+		tmp := writeFile(t, dir, name+".new", content)
+		if err := os.Chtimes(tmp, later, later); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := served()
+	if second.Subject.CommonName != "raterd-renewed" || second.SerialNumber.Cmp(first.SerialNumber) == 0 {
+		t.Fatalf("after renewal the admin port presents %q (serial %s), want the renewed certificate (was %s)",
+			second.Subject.CommonName, second.SerialNumber, first.SerialNumber)
 	}
 }

@@ -161,22 +161,6 @@ func SplitList(s string) []string {
 	return out
 }
 
-// judgeEnvName maps a judge name to its env-var form: "pool-a" → "POOL_A".
-func judgeEnvName(name string) string {
-	var b strings.Builder
-	lastUnderscore := true
-	for _, r := range strings.ToUpper(name) {
-		if r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-			lastUnderscore = false
-		} else if !lastUnderscore {
-			b.WriteByte('_')
-			lastUnderscore = true
-		}
-	}
-	return strings.TrimSuffix(b.String(), "_")
-}
-
 // applyEnv overrides addresses and secrets from the environment, so that secrets never
 // need to be in the file and one file serves several deployments.
 func (c *Config) applyEnv(getenv func(string) string) {
@@ -216,8 +200,8 @@ func (c *Config) applyEnv(getenv func(string) string) {
 		if j == nil {
 			continue
 		}
-		if v := getenv("RATERD_JUDGE_" + judgeEnvName(name) + "_API_KEY"); v != "" {
-			j.APIKey = v
+		if v := getenv(scorer.JudgeAPIKeyEnv(name)); v != "" {
+			j.APIKey = secret.Secret(v)
 		}
 	}
 	if v := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {

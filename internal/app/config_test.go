@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"raterd/scorer"
 )
 
 const validConfig = `
@@ -148,8 +150,8 @@ score_events:
 
 func TestJudgeEnvName(t *testing.T) {
 	for in, want := range map[string]string{"pool-a": "POOL_A", "vllm.main": "VLLM_MAIN", "x--y_": "X_Y"} {
-		if got := judgeEnvName(in); got != want {
-			t.Errorf("judgeEnvName(%q) = %q, want %q", in, got, want)
+		if got := scorer.JudgeAPIKeyEnv(in); got != "RATERD_JUDGE_"+want+"_API_KEY" {
+			t.Errorf("JudgeAPIKeyEnv(%q) = %q, want RATERD_JUDGE_%s_API_KEY", in, got, want)
 		}
 	}
 }

@@ -153,7 +153,7 @@ func newAdminServer(cfg AdminConfig, reg *prometheus.Registry, consuming readine
 	var tlsCfg *tls.Config
 	if cfg.TLS != nil {
 		var err error
-		if tlsCfg, err = cfg.TLS.load(cfg.AuthHealth); err != nil {
+		if tlsCfg, err = cfg.TLS.load(cfg.AuthHealth, logger); err != nil {
 			return nil, err
 		}
 		auth.mtls = tlsCfg.ClientCAs != nil

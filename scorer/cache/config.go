@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"raterd/internal/secret"
 	"raterd/internal/telemetry"
+	"raterd/internal/tlsfiles"
 	"raterd/internal/validate"
 )
 
@@ -37,8 +39,21 @@ type RedisConfig struct {
 	PasswordFile string `yaml:"password_file"`
 	// DB is the database number (single server or Sentinel only). Default 0.
 	DB int `yaml:"db"`
-	// TLS enables TLS. Default false.
+	// TLS enables TLS, verified against the system roots (or TLSCAFile). Default false.
+	// Setting any other tls_ key turns it on too.
 	TLS bool `yaml:"tls"`
+	// TLSCAFile is a PEM file of the authorities Redis's certificates are verified against
+	// (a private CA); empty: the system roots. Read at start: a changed CA takes a restart.
+	TLSCAFile string `yaml:"tls_ca_file"`
+	// TLSCertFile and TLSKeyFile are the PEM client certificate and key, for servers that
+	// require one (tls-auth-clients yes). Both or neither. Reloaded when their files
+	// change, so a renewed certificate is presented on the next connection.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// TLSServerName is the name Redis's certificates are verified for; empty: the host
+	// dialled. Set it for Cluster nodes and Sentinel-discovered masters, which are
+	// dialled by IP, when their certificates carry a name and no IP SAN.
+	TLSServerName string `yaml:"tls_server_name"`
 	// KeyPrefix is prepended to every key. Default "raterd:".
 	KeyPrefix string `yaml:"key_prefix"`
 	// Timeout bounds one cache round trip; past it the batch is scored without the cache.
@@ -55,6 +70,25 @@ type RedisConfig struct {
 	// Breaker skips Redis while it fails, so that no batch waits on a dead cache.
 	// Default: failures 3, cooldown 1s, max_cooldown 30s.
 	Breaker RedisBreakerConfig `yaml:"breaker"`
+
+	// tlsKey is the section's key Validate was given, for New's TLS config; "" before.
+	tlsKey string
+	// tlsConfig is the TLS config Validate built; nil without TLS or before Validate.
+	tlsConfig *tls.Config
+}
+
+// TLSOn reports whether Redis is reached over TLS: tls, or any other tls_ key, is set.
+func (r *RedisConfig) TLSOn() bool {
+	return r.TLS || r.TLSCAFile != "" || r.TLSCertFile != "" || r.TLSKeyFile != "" || r.TLSServerName != ""
+}
+
+// clientTLS builds the TLS config of the tls keys (internal/tlsfiles); key is the
+// section's key, for errors; logger gets the warning of a renewed certificate that does
+// not load (nil: slog.Default()).
+func (r *RedisConfig) clientTLS(key string, logger *slog.Logger) (*tls.Config, error) {
+	return tlsfiles.Client{
+		CAFile: r.TLSCAFile, CertFile: r.TLSCertFile, KeyFile: r.TLSKeyFile, ServerName: r.TLSServerName, Logger: logger,
+	}.Config(tlsfiles.Prefixed(key))
 }
 
 // RedisBreakerConfig is the cache's circuit breaker: after Failures consecutive failed
@@ -92,6 +126,14 @@ func (r *RedisConfig) Validate(key string) error {
 		return err
 	}
 	r.Password, r.PasswordFile = pw, ""
+	r.tlsKey, r.tlsConfig = key, nil
+	if r.TLSOn() {
+		tc, err := r.clientTLS(key, nil)
+		if err != nil {
+			return err
+		}
+		r.tlsConfig = tc
+	}
 	for i, a := range r.Addrs {
 		if !validate.HostPort(a) {
 			return fmt.Errorf("%s.addrs[%d]: %q is not host:port", key, i, a)
@@ -153,7 +195,8 @@ func (r *RedisConfig) Validate(key string) error {
 
 // RedisOptions are the go-redis universal-client options that reach cfg's servers: the
 // addresses (one server, a Cluster, or Sentinels with MasterName), the ACL user for the
-// data nodes and the Sentinels alike, the database and TLS. Timeouts and retries are left
+// data nodes and the Sentinels alike, the database and TLS (the config Validate built;
+// its client certificate is reloaded when its files change). Timeouts and retries are left
 // at go-redis's defaults for the caller to fit to its use; New sets the cache's. Every
 // Redis client built from a RedisConfig starts here.
 func RedisOptions(cfg RedisConfig) *redis.UniversalOptions {
@@ -167,8 +210,18 @@ func RedisOptions(cfg RedisConfig) *redis.UniversalOptions {
 		SentinelPassword: cfg.Password.Reveal(),
 		DB:               cfg.DB,
 	}
-	if cfg.TLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	switch {
+	case cfg.tlsConfig != nil:
+		opts.TLSConfig = cfg.tlsConfig.Clone()
+	case cfg.TLSOn():
+		// Not validated: build it now; files that do not load (which Validate reports)
+		// leave TLS on with the system roots and no client certificate, which fails
+		// closed.
+		tc, err := cfg.clientTLS("redis", nil)
+		if err != nil {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TLSServerName}
+		}
+		opts.TLSConfig = tc
 	}
 	return opts
 }
@@ -189,6 +242,13 @@ func New(ctx context.Context, cfg RedisConfig, tel telemetry.Settings) (Cache, [
 	}
 	tel = tel.WithDefaults()
 	opts := RedisOptions(cfg)
+	if cfg.tlsConfig != nil {
+		// The same files again, with the warning of a renewed certificate that does not
+		// load going to this logger.
+		if tc, err := cfg.clientTLS(cfg.tlsKey, tel.Logger); err == nil {
+			opts.TLSConfig = tc
+		}
+	}
 	opts.DialTimeout = cfg.Timeout * 4
 	opts.ReadTimeout = cfg.Timeout
 	opts.WriteTimeout = cfg.Timeout

@@ -8,11 +8,9 @@ package clickhouse
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -21,6 +19,7 @@ import (
 	"raterd/internal/chsql"
 	"raterd/internal/secret"
 	"raterd/internal/telemetry"
+	"raterd/internal/tlsfiles"
 	"raterd/internal/validate"
 	"raterd/record"
 )
@@ -167,32 +166,17 @@ func (c *Config) validateTLS(key string) error {
 	return err
 }
 
-// tlsConfig builds the client TLS configuration; nil when TLS is off. key prefixes the
-// key names in errors.
+// tlsConfig builds the client TLS configuration (tlsfiles: the client certificate is
+// reloaded when its files change); nil when TLS is off. key prefixes the key names in
+// errors.
 func (c *Config) tlsConfig(key string) (*tls.Config, error) {
 	if !c.TLS {
 		return nil, nil
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName, InsecureSkipVerify: c.TLSInsecureSkipVerify}
-	if c.TLSCAFile != "" {
-		pem, err := os.ReadFile(c.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.tls_ca_file: %w", key, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s.tls_ca_file: %s holds no PEM certificate", key, c.TLSCAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.tls_cert_file/tls_key_file: %w", key, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return tlsfiles.Client{
+		CAFile: c.TLSCAFile, CertFile: c.TLSCertFile, KeyFile: c.TLSKeyFile,
+		ServerName: c.TLSServerName, InsecureSkipVerify: c.TLSInsecureSkipVerify,
+	}.Config(tlsfiles.Prefixed(key))
 }
 
 // Open connects over the native protocol with LZ4 compression and checks the

@@ -179,7 +179,7 @@ func TestClickHouseConfigTLSValidate(t *testing.T) {
 		"cert without key":  {Config{TLS: true, TLSCertFile: notPEM}, "give both or neither"},
 		"missing ca file":   {Config{TLS: true, TLSCAFile: filepath.Join(dir, "nope.pem")}, "clickhouse.tls_ca_file: open"},
 		"ca file not pem":   {Config{TLS: true, TLSCAFile: notPEM}, "holds no PEM certificate"},
-		"bad key pair":      {Config{TLS: true, TLSCertFile: notPEM, TLSKeyFile: notPEM}, "clickhouse.tls_cert_file/tls_key_file"},
+		"bad key pair":      {Config{TLS: true, TLSCertFile: notPEM, TLSKeyFile: notPEM}, "clickhouse.tls_cert_file and clickhouse.tls_key_file: "},
 		"attempts too many": {Config{InsertAttempts: 21}, "clickhouse.insert_attempts: 21"},
 		"attempts negative": {Config{InsertAttempts: -1}, "clickhouse.insert_attempts: -1"},
 	} {
