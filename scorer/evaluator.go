@@ -133,6 +133,11 @@ type Evaluator struct {
 	// prometheus2, native for flame and selene). Model judges only; fold enters the
 	// rubric version.
 	System string `yaml:"system"`
+	// Guided, for a model judge with guided_decoding, constrains the judge's answers to
+	// the format's output grammar (true, the default there) or not (false). The grammar
+	// and the judge's guided_explanation_chars enter the rubric version when it is on.
+	// An error with other judges.
+	Guided *bool `yaml:"guided"`
 	// Fields are the record fields the judge reads: prompt, messages, response,
 	// reference, candidates, system, context, tool_calls and metadata.<key>. Default
 	// [prompt, response]; pairwise [prompt, response, candidates]. At least one of
@@ -160,6 +165,9 @@ type Evaluator struct {
 	// force after Prepare, nil when nothing is masked.
 	redactDefault *Redaction
 	redactor      *redact.Redactor
+	// guideVersion is the guide and explanation bound in force (useGuide), for the
+	// rubric version; empty: answers are not guided.
+	guideVersion string
 }
 
 // InheritRedaction sets the redact setting the evaluator uses when its own Redact is
@@ -459,6 +467,17 @@ func validLabel(l string) bool {
 	return true
 }
 
+// GuidedOn reports whether the evaluator lets its judge constrain answers to the format's
+// grammar (the judge decides whether it does: guided_decoding).
+func (e *Evaluator) GuidedOn() bool { return e.Guided == nil || *e.Guided }
+
+// useGuide records that answers are decoded under the format's guides (fingerprint) with
+// explanations of at most chars characters, and updates the rubric version.
+func (e *Evaluator) useGuide(fingerprint string, chars int) {
+	e.guideVersion = fmt.Sprintf("%s:%d", fingerprint, chars)
+	e.rubricVersion = e.computeRubricVersion()
+}
+
 // RubricVersion is a stable hash of everything that changes the judge's input for this
 // evaluator (task, check, criteria, scale, levels, labels, candidate choice, format,
 // fields, redaction). Sampling, matching and TTL are left out: they choose which records are judged,
@@ -486,6 +505,10 @@ func (e *Evaluator) computeRubricVersion() string {
 		// A folded system message changes the judge's input; native keeps the versions
 		// from before the setting existed.
 		parts = append(parts, "system", format.SystemFold)
+	}
+	if e.guideVersion != "" {
+		// Guided decoding changes what the judge can answer.
+		parts = append(parts, "guided", e.guideVersion)
 	}
 	if e.redactor != nil {
 		// Redaction changes what the judge reads; without it, versions stay as before.

@@ -9,6 +9,8 @@ package scorer
 // types.
 
 import (
+	"raterd/scorer/format"
+
 	"context"
 	"errors"
 	"fmt"
@@ -182,6 +184,22 @@ func (j *JudgeConfig) PrepareEvaluator(key string, e *Evaluator) error {
 	}
 	if err := e.Prepare(key, j.Kind()); err != nil {
 		return err
+	}
+	if e.Guided != nil {
+		switch {
+		case j.Kind() != KindModel:
+			return fmt.Errorf("%s (%s).guided: only model judges decode guided; judge %q is a %s judge", key, e.Name, e.Judge, j.Type)
+		case *e.Guided && j.GuidedDecoding == "":
+			return fmt.Errorf("%s (%s).guided: judge %q has no guided_decoding (set judges.%s.guided_decoding to its server's dialect: %s)",
+				key, e.Name, e.Judge, e.Judge, strings.Join(guidedDialects(), ", "))
+		}
+	}
+	if j.Kind() == KindModel && j.GuidedDecoding != "" && e.GuidedOn() {
+		f, err := format.Lookup(e.Format)
+		if err != nil {
+			return fmt.Errorf("%s (%s).format: %w", key, e.Name, err)
+		}
+		e.useGuide(f.GuideFingerprint(), j.GuidedExplanationChars)
 	}
 	if t := judgeTypes[j.Type]; t.checkEvaluator != nil {
 		return t.checkEvaluator(key, j, e)

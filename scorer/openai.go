@@ -62,6 +62,18 @@ type OpenAIConfig struct {
 	// and a reminder of the output format appended (true), or as the same request (false).
 	// Default true.
 	FormatReminder *bool `yaml:"format_reminder"`
+	// GuidedDecoding sends each evaluator's output grammar (its format's guide) with every
+	// request, in the dialect of the server, so that the judge can only write answers
+	// that parse: "vllm" (structured_outputs.regex, vLLM 0.12 and later), "vllm-legacy"
+	// (guided_regex, vLLM before 0.12), "sglang" (regex), "llama.cpp" (grammar, GBNF).
+	// Default "" (none): OpenAI's API and other servers refuse unknown request fields,
+	// and the dialect is the server's, so raterd cannot choose it. An evaluator's guided:
+	// false opts out.
+	GuidedDecoding string `yaml:"guided_decoding"`
+	// GuidedExplanationChars bounds the explanation a guided answer may write, in
+	// characters. Default 1000; 1..16384. Keep it under max_tokens: an answer cut off by
+	// max_tokens does not parse.
+	GuidedExplanationChars int `yaml:"guided_explanation_chars"`
 	// Config is the pool: endpoints or dns, concurrency, timeout, deadline, max_attempts,
 	// breaker, rate_limit (see package scorer/pool).
 	pool.Config `yaml:",inline"`
@@ -72,7 +84,23 @@ const (
 	openaiDefaultMaxTokens   = 512
 	openaiMaxMaxTokens       = 1 << 20
 	openaiDefaultTopLogprobs = 20
+	// openaiDefaultGuidedChars is the default GuidedExplanationChars: room for the "one
+	// short paragraph" the formats ask for.
+	openaiDefaultGuidedChars = 1000
 )
+
+// Dialects of OpenAIConfig.GuidedDecoding.
+const (
+	GuidedVLLM       = "vllm"
+	GuidedVLLMLegacy = "vllm-legacy"
+	GuidedSGLang     = "sglang"
+	GuidedLlamaCpp   = "llama.cpp"
+)
+
+// guidedDialects lists the GuidedDecoding values, for errors.
+func guidedDialects() []string {
+	return []string{GuidedVLLM, GuidedVLLMLegacy, GuidedSGLang, GuidedLlamaCpp}
+}
 
 // Validate fills defaults and rejects bad values. key is the config path of this judge,
 // e.g. "judges.pool-a"; errors name the full key of the bad value.
@@ -98,6 +126,15 @@ func (c *OpenAIConfig) Validate(key string) error {
 	if c.FormatReminder == nil {
 		t := true
 		c.FormatReminder = &t
+	}
+	if c.GuidedDecoding != "" && !slices.Contains(guidedDialects(), c.GuidedDecoding) {
+		return fmt.Errorf("%s.guided_decoding: %q is not one of %s", key, c.GuidedDecoding, strings.Join(guidedDialects(), ", "))
+	}
+	if c.GuidedExplanationChars == 0 {
+		c.GuidedExplanationChars = openaiDefaultGuidedChars
+	}
+	if c.GuidedExplanationChars < 1 || c.GuidedExplanationChars > format.MaxGuidedExplanation {
+		return fmt.Errorf("%s.guided_explanation_chars: %d is not in 1..%d", key, c.GuidedExplanationChars, format.MaxGuidedExplanation)
 	}
 	return c.validateAccess(key)
 }
@@ -265,14 +302,14 @@ func (j *OpenAIJudge) judgeTask(ctx context.Context, t Task) Verdict {
 		return Verdict{Err: fmt.Errorf("%s: evaluator %q: %w", j.Identity(), e.Name, err)}
 	}
 	if e.Task != TaskPairwise {
-		a := j.ask(ctx, f, formatSpec(e, t.Record, false), e.System)
+		a := j.ask(ctx, f, formatSpec(e, t.Record, false), e)
 		return j.verdictOf(t, a)
 	}
 	// Pairwise: both orders at once, so position bias shows and cancels out.
 	var ab, ba answer
 	var wg sync.WaitGroup
-	wg.Go(func() { ab = j.ask(ctx, f, formatSpec(e, t.Record, false), e.System) })
-	wg.Go(func() { ba = j.ask(ctx, f, formatSpec(e, t.Record, true), e.System) })
+	wg.Go(func() { ab = j.ask(ctx, f, formatSpec(e, t.Record, false), e) })
+	wg.Go(func() { ba = j.ask(ctx, f, formatSpec(e, t.Record, true), e) })
 	wg.Wait()
 	return j.pairwiseVerdict(t, ab, ba)
 }
@@ -290,20 +327,30 @@ type answer struct {
 	attempts int
 }
 
-// ask sends one prompt, its system message as system says (format.SystemNative or
-// SystemFold), and parses the answer, asking once more when it does not parse.
-func (j *OpenAIJudge) ask(ctx context.Context, f *format.Format, spec format.Spec, system string) answer {
+// ask sends one prompt, its system message as e.System says (format.SystemNative or
+// SystemFold) and constrained by the format's guide when the judge decodes guided and e
+// does not opt out, and parses the answer, asking once more when it does not parse.
+func (j *OpenAIJudge) ask(ctx context.Context, f *format.Format, spec format.Spec, e *Evaluator) answer {
 	prompt, err := f.Render(spec)
 	if err != nil {
 		return answer{err: fmt.Errorf("render prompt: %w", err)}
 	}
+	var guide *format.Guide
+	if j.cfg.GuidedDecoding != "" && e.GuidedOn() {
+		g, err := f.Guide(spec, j.cfg.GuidedExplanationChars)
+		if err != nil {
+			return answer{err: fmt.Errorf("guide: %w", err)}
+		}
+		guide = &g
+	}
+	system := e.System
 	var msgs []openaiChatMessage
 	for _, m := range prompt.Messages(system) {
 		msgs = append(msgs, openaiChatMessage{Role: m.Role, Content: m.Content})
 	}
 	var a answer
 	for try := 1; try <= 2; try++ {
-		text, lp, attempts, err := j.complete(ctx, msgs)
+		text, lp, attempts, err := j.complete(ctx, msgs, guide)
 		a.attempts += attempts
 		if err != nil {
 			if a.parseErr != nil && !errors.Is(err, pool.ErrUnavailable) && ctx.Err() == nil {
@@ -446,6 +493,33 @@ type openaiChatRequest struct {
 	Stream      bool                `json:"stream"`
 	Logprobs    bool                `json:"logprobs,omitempty"`
 	TopLogprobs int                 `json:"top_logprobs,omitempty"`
+	// Guided decoding, one of them per GuidedDecoding's dialect.
+	StructuredOutputs *openaiStructuredOutputs `json:"structured_outputs,omitempty"` // vllm
+	GuidedRegex       string                   `json:"guided_regex,omitempty"`       // vllm-legacy
+	Regex             string                   `json:"regex,omitempty"`              // sglang
+	Grammar           string                   `json:"grammar,omitempty"`            // llama.cpp
+}
+
+// openaiStructuredOutputs is vLLM's structured_outputs request field.
+type openaiStructuredOutputs struct {
+	Regex string `json:"regex"`
+}
+
+// guide puts g into the request in the dialect's field.
+func (r *openaiChatRequest) guide(dialect string, g *format.Guide) {
+	if g == nil {
+		return
+	}
+	switch dialect {
+	case GuidedVLLM:
+		r.StructuredOutputs = &openaiStructuredOutputs{Regex: g.Regex}
+	case GuidedVLLMLegacy:
+		r.GuidedRegex = g.Regex
+	case GuidedSGLang:
+		r.Regex = g.Regex
+	case GuidedLlamaCpp:
+		r.Grammar = g.GBNF
+	}
 }
 
 type openaiChatMessage struct {
@@ -475,10 +549,12 @@ type openaiChatResponse struct {
 	} `json:"choices"`
 }
 
-// complete sends one chat-completions request through the pool and returns the answer
-// text, its token logprobs (nil when not asked for or not returned) and the attempts made.
-func (j *OpenAIJudge) complete(ctx context.Context, msgs []openaiChatMessage) (string, []openaiTokenLogprob, int, error) {
+// complete sends one chat-completions request through the pool, constrained by guide
+// when it is not nil, and returns the answer text, its token logprobs (nil when not
+// asked for or not returned) and the attempts made.
+func (j *OpenAIJudge) complete(ctx context.Context, msgs []openaiChatMessage, guide *format.Guide) (string, []openaiTokenLogprob, int, error) {
 	req := openaiChatRequest{Model: j.cfg.Model, Messages: msgs, Temperature: 0, MaxTokens: j.cfg.MaxTokens, N: 1}
+	req.guide(j.cfg.GuidedDecoding, guide)
 	if j.cfg.Logprobs {
 		req.Logprobs, req.TopLogprobs = true, j.cfg.TopLogprobs
 	}

@@ -99,6 +99,8 @@ type Format struct {
 	escape      *strings.Replacer
 	tasks       map[string]*task
 	system      string // SystemNative or SystemFold
+	// guideFingerprint hashes the file's guides section; empty without one.
+	guideFingerprint string
 }
 
 // Lookup returns a built-in format by name, or an error naming the valid ones.

@@ -69,6 +69,9 @@ type fileData struct {
 	// verdicts) of evaluators that do not read it as they were. TestCompatFingerprints
 	// checks the claim against the earlier file kept in testdata/compat.
 	Compat *compatData `yaml:"compat"`
+	// Guides maps a task type to its output grammar for constrained decoding (see
+	// guideData). The last key of the file: the fingerprint ends where it begins.
+	Guides map[string]guideData `yaml:"guides"`
 }
 
 // compatData is the compat section of a format file.
@@ -101,8 +104,9 @@ type task struct {
 	hasSystem bool
 	answer    *regexp.Regexp
 	marker    *regexp.Regexp
-	result    int // index of the result group in answer
-	expl      int // index of the explanation group in answer
+	result    int        // index of the result group in answer
+	expl      int        // index of the explanation group in answer
+	guide     *guideData // nil: the task has no guide
 }
 
 var knownTasks = []string{TaskPointwise, TaskClassification, TaskPairwise}
@@ -115,8 +119,13 @@ func compile(name string, data []byte) (*Format, error) {
 	if err := dec.Decode(&fd); err != nil {
 		return nil, fmt.Errorf("format %s: %w", name, err)
 	}
-	sum := sha256.Sum256(data)
-	f := &Format{name: name, fingerprint: hex.EncodeToString(sum[:])[:16], tasks: make(map[string]*task), system: SystemNative}
+	promptPart, guidesPart, err := splitGuides(data)
+	if err != nil {
+		return nil, fmt.Errorf("format %s: %w", name, err)
+	}
+	sum := sha256.Sum256(promptPart)
+	f := &Format{name: name, fingerprint: hex.EncodeToString(sum[:])[:16], tasks: make(map[string]*task), system: SystemNative,
+		guideFingerprint: guideFingerprintOf(guidesPart)}
 	switch fd.System {
 	case "", SystemNative:
 	case SystemFold:
@@ -158,6 +167,16 @@ func compile(name string, data []byte) (*Format, error) {
 			return nil, fmt.Errorf("format %s: tasks.%s: %w", name, tn, err)
 		}
 		f.tasks[tn] = t
+	}
+	if extra := guideTasks(fd.Guides, f.tasks); len(extra) > 0 {
+		return nil, fmt.Errorf("format %s: guides.%s: the format has no such task", name, extra[0])
+	}
+	for tn, gd := range fd.Guides {
+		g, err := compileGuide(gd)
+		if err != nil {
+			return nil, fmt.Errorf("format %s: guides.%s.%w", name, tn, err)
+		}
+		f.tasks[tn].guide = g
 	}
 	return f, nil
 }
