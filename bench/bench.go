@@ -21,6 +21,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/bench/baseline"
+	"raterd/consumer"
 	"raterd/internal/cli"
 	"raterd/internal/judgesim"
 	"raterd/internal/validate"
@@ -45,26 +46,30 @@ const (
 // benchOptions are the flags of `raterd bench`.
 type benchOptions struct {
 	kafka, redis, clickhouse string
-	records                  int
-	zipf                     float64
-	distinct                 int
-	invalid                  float64
-	seed                     int64
-	partitions               int
-	judge                    string
-	baselines                bool
-	warm                     bool
-	naiveRecords             int
-	latency                  time.Duration
-	latencyRate              float64
-	soak                     time.Duration
-	soakRate                 float64
-	cpuprofile               string
-	format                   string
-	spansPerMessage          int
-	json, quiet, keep        bool
-	timeout                  time.Duration
-	sim                      judgesim.Config
+	// config is --config: a raterd.yaml whose kafka connection (tls, sasl) the benchmark
+	// uses; kafkaSet says --kafka was given (it then wins over the file's kafka.brokers).
+	config            string
+	kafkaSet          bool
+	records           int
+	zipf              float64
+	distinct          int
+	invalid           float64
+	seed              int64
+	partitions        int
+	judge             string
+	baselines         bool
+	warm              bool
+	naiveRecords      int
+	latency           time.Duration
+	latencyRate       float64
+	soak              time.Duration
+	soakRate          float64
+	cpuprofile        string
+	format            string
+	spansPerMessage   int
+	json, quiet, keep bool
+	timeout           time.Duration
+	sim               judgesim.Config
 }
 
 // benchEnv returns the first non-empty environment value of keys, else def.
@@ -81,6 +86,7 @@ func benchEnv(getenv func(string) string, def string, keys ...string) string {
 // addresses defaulting from the environment the tests use (scripts/services.sh env).
 func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) string) {
 	fs.StringVar(&o.kafka, "kafka", benchEnv(getenv, "127.0.0.1:9092", "RATERD_TEST_KAFKA", "RATERD_KAFKA_BROKERS"), "Kafka broker host:port (env RATERD_TEST_KAFKA, then RATERD_KAFKA_BROKERS)")
+	fs.StringVar(&o.config, "config", "", "a raterd.yaml: every Kafka client of the benchmark (producers, topic admin, baselines, the raterd runs) connects with its kafka.tls and kafka.sasl (RATERD_KAFKA_SASL_PASSWORD applies), to its kafka.brokers unless --kafka is given; the file is read and checked as raterd run reads it, its other sections are not used")
 	fs.StringVar(&o.redis, "redis", benchEnv(getenv, "127.0.0.1:6379", "RATERD_TEST_REDIS", "RATERD_REDIS_ADDR"), "Redis host:port for the verdict cache (env RATERD_TEST_REDIS, then RATERD_REDIS_ADDR)")
 	fs.StringVar(&o.clickhouse, "clickhouse", benchEnv(getenv, "127.0.0.1:9000", "RATERD_TEST_CLICKHOUSE", "RATERD_CLICKHOUSE_ADDR"), "ClickHouse native host:port (env RATERD_TEST_CLICKHOUSE, then RATERD_CLICKHOUSE_ADDR)")
 	fs.IntVar(&o.records, "records", 50000, "messages to generate and consume in each run")
@@ -108,6 +114,13 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.DurationVar(&o.sim.StepBase, "judgesim-step", 200*time.Microsecond, "judgesim: fixed time of a decode step")
 	fs.DurationVar(&o.sim.StepPerSeq, "judgesim-step-per-seq", 2*time.Microsecond, "judgesim: decode step time added per running sequence")
 	fs.DurationVar(&o.sim.PrefillPerToken, "judgesim-prefill", 200*time.Nanosecond, "judgesim: prefill time per prompt token")
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // validate rejects bad flag values, naming the flag.
@@ -168,17 +181,19 @@ func CheckArgs(args []string) error {
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return fmt.Errorf("raterd bench %s: %w", strings.Join(args, " "), err)
 	}
+	o.kafkaSet = flagSet(fs, "kafka")
 	return o.validate()
 }
 
 // Main runs `raterd bench` with its arguments (after "bench").
 func Main(args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("bench", "bench [--records N] [--zipf S] [--judge heuristic|judgesim] [--format raterd|otlp_proto|otlp_json [--spans-per-message N]] [--baselines=false] [--soak DURATION [--soak-rate N]] [--json] [--cpuprofile FILE]", stderr)
+	fs := cli.NewFlagSet("bench", "bench [--config raterd.yaml] [--records N] [--zipf S] [--judge heuristic|judgesim] [--format raterd|otlp_proto|otlp_json [--spans-per-message N]] [--baselines=false] [--soak DURATION [--soak-rate N]] [--json] [--cpuprofile FILE]", stderr)
 	var o benchOptions
 	registerBenchFlags(fs, &o, os.Getenv)
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
+	o.kafkaSet = flagSet(fs, "kafka")
 	if err := o.validate(); err != nil {
 		fmt.Fprintf(stderr, "raterd bench: %v\nRun 'raterd bench --help' for the flags.\n", err)
 		return err
@@ -368,7 +383,9 @@ type bencher struct {
 	topic    string
 	ch       driver.Conn // admin connection: migrations, counts, drops
 	sim      *judgesim.Simulator
-	simURL   string
+	// kafka is the connection every Kafka client of the benchmark uses (kafkaConnection).
+	kafka  consumer.Config
+	simURL string
 
 	dbs       []string
 	topics    []string

@@ -28,7 +28,8 @@ func (b *bencher) runBare(ctx context.Context, total int64) (benchRun, error) {
 	freeMemory()
 	rss := startPeakRSS()
 	res, err := baseline.RunBare(rctx, baseline.BareConfig{Kafka: baseline.KafkaConfig{
-		Brokers: []string{b.o.kafka}, Topic: b.topic, GroupID: b.topic + "-" + runBare, Records: total,
+		Brokers: b.kafka.Brokers, Topic: b.topic, GroupID: b.topic + "-" + runBare, Records: total,
+		TLS: b.kafka.TLS, SASL: b.kafka.SASL,
 	}})
 	peak, method := rss.stop()
 	if err != nil {
@@ -68,7 +69,8 @@ func (b *bencher) runNaive(ctx context.Context, cfg *app.Config, records int64) 
 	freeMemory()
 	rss := startPeakRSS()
 	res, err := baseline.RunNaive(rctx, baseline.NaiveConfig{
-		Kafka:      baseline.KafkaConfig{Brokers: []string{b.o.kafka}, Topic: b.topic, GroupID: b.topic + "-" + runNaive, Records: records},
+		Kafka: baseline.KafkaConfig{Brokers: b.kafka.Brokers, Topic: b.topic, GroupID: b.topic + "-" + runNaive, Records: records,
+			TLS: b.kafka.TLS, SASL: b.kafka.SASL},
 		Evaluators: cfg.Evaluators, Judge: judge,
 		ClickHouse: clickhouse.Config{Addrs: []string{b.o.clickhouse}, Database: db,
 			Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password},
