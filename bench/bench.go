@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"raterd/internal/cli"
 	"raterd/internal/judgesim"
 	"raterd/internal/validate"
+	"raterd/scorer/redact"
 )
 
 // Judges `raterd bench` can run with.
@@ -41,6 +43,7 @@ const (
 	runNoCache = "raterd-nocache"
 	runNaive   = "naive"
 	runLatency = "raterd-latency"
+	runRedact  = "raterd-redact"
 )
 
 // benchOptions are the flags of `raterd bench`.
@@ -70,6 +73,8 @@ type benchOptions struct {
 	json, quiet, keep bool
 	timeout           time.Duration
 	sim               judgesim.Config
+	// redact is --redact: "off", "all" or a comma-separated list of redaction types.
+	redact string
 }
 
 // benchEnv returns the first non-empty environment value of keys, else def.
@@ -96,6 +101,7 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.Int64Var(&o.seed, "seed", 1, "traffic generator seed")
 	fs.IntVar(&o.partitions, "partitions", 4, "partitions of the benchmark topic")
 	fs.StringVar(&o.judge, "judge", benchJudgeHeuristic, "heuristic (the six built-in checks) or judgesim (the checks plus a helpfulness rubric on an in-process judgesim pool)")
+	fs.StringVar(&o.redact, "redact", "off", "off, all, or a comma-separated list of "+strings.Join(redact.Types(), ", ")+": also run raterd ("+runRedact+", right after the raterd run, a fresh cache key space) with scoring.redact set to these types, and report its throughput and CPU per record against the raterd run's; redaction applies to model judges only, so it needs --judge judgesim")
 	fs.BoolVar(&o.baselines, "baselines", true, "also run the bare kafka-go consumer, the naive evaluator and raterd with the cache off on the same records")
 	fs.BoolVar(&o.warm, "warm", true, "also run raterd again on the same records with the cache filled by the first run (all-cached traffic)")
 	fs.IntVar(&o.naiveRecords, "naive-records", 2000, "records the naive evaluator consumes (at most --records): it is slow, and its rates are per record")
@@ -157,6 +163,8 @@ func (o *benchOptions) validate() error {
 		return cli.FlagErrorf("--format %q: want %s, %s or %s", o.format, benchFormatRaterd, benchFormatOTLPProto, benchFormatOTLPJSON)
 	case o.spansPerMessage < otlpSpansPerTrace || o.spansPerMessage > otlpMaxSpansPerMessage:
 		return cli.FlagErrorf("--spans-per-message %d: want %d..%d (%d spans per trace)", o.spansPerMessage, otlpSpansPerTrace, otlpMaxSpansPerMessage, otlpSpansPerTrace)
+	case o.redact != "off" && o.judge != benchJudgeSim:
+		return cli.FlagErrorf("--redact %s: redaction applies to model judges only (the built-in checks read the raw text): add --judge %s", o.redact, benchJudgeSim)
 	case o.timeout <= 0:
 		return cli.FlagErrorf("--timeout %s: must be positive", o.timeout)
 	case o.sim.MaxSeqs < 1:
@@ -168,8 +176,27 @@ func (o *benchOptions) validate() error {
 	case o.sim.PrefillPerToken < 0:
 		return cli.FlagErrorf("--judgesim-prefill %s: must not be negative", o.sim.PrefillPerToken)
 	}
+	if _, err := o.redactTypes(); err != nil {
+		return err
+	}
 	o.naiveRecords = min(o.naiveRecords, o.records)
 	return nil
+}
+
+// redactTypes is --redact as scoring.redact.types; nil for off.
+func (o *benchOptions) redactTypes() ([]string, error) {
+	if o.redact == "off" {
+		return nil, nil
+	}
+	var types []string
+	for t := range strings.SplitSeq(o.redact, ",") {
+		t = strings.TrimSpace(t)
+		if t != redact.TypeAll && !slices.Contains(redact.Types(), t) {
+			return nil, cli.FlagErrorf("--redact %q: %q is not off, all or one of %s", o.redact, t, strings.Join(redact.Types(), ", "))
+		}
+		types = append(types, t)
+	}
+	return types, nil
 }
 
 // CheckArgs parses and validates `raterd bench` arguments (after "bench") as Main does,
@@ -263,6 +290,8 @@ type benchSettings struct {
 	// Format is --format; SpansPerMessage --spans-per-message (OTLP formats only).
 	Format          string `json:"format"`
 	SpansPerMessage int    `json:"spans_per_message,omitempty"`
+	// Redact is --redact when not off: the types the raterd-redact run masks.
+	Redact []string `json:"redact,omitempty"`
 }
 
 // trafficInfo describes the generated records.

@@ -58,6 +58,9 @@ func TestBenchFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--format", "otlp_proto", "--spans-per-message", "3"}, "--spans-per-message"},
 		{[]string{"--spans-per-message", "0"}, "--spans-per-message"},
 		{[]string{"--spans-per-message", "4097"}, "--spans-per-message"},
+		{[]string{"--redact", "all"}, "--redact"},
+		{[]string{"--judge", "judgesim", "--redact", "cards"}, "--redact"},
+		{[]string{"--judge", "judgesim", "--redact", "email,"}, "--redact"},
 		{[]string{"--records"}, "flag needs an argument"},
 		{[]string{"extra"}, "Usage: raterd bench"},
 	} {
@@ -808,11 +811,42 @@ scores_file: ` + filepath.Join(dir, "scores.ndjson") + "\n"
 		t.Errorf("--kafka with --config: %+v, %v; want --kafka's broker with the file's connection", c.Brokers, err)
 	}
 	b := &bencher{o: o, kafka: c, topic: "raterd-bench-x"}
-	cfg, err := b.config(b.topic, "g", "db", "p:", false, "")
+	cfg, err := b.config(b.topic, "g", "db", "p:", false, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tr := cfg.Kafka.Transport(); tr.TLS == nil || tr.SASL == nil || strings.Join(cfg.Kafka.Brokers, ",") != "127.0.0.1:9092" {
 		t.Errorf("raterd run config: brokers %v, TLS %v, SASL %v; want the benchmark's connection", cfg.Kafka.Brokers, tr.TLS, tr.SASL)
+	}
+}
+
+// TestBenchRedactConfig: --redact sets scoring.redact on the raterd-redact run's config,
+// which masks what the judgesim evaluator reads and leaves the built-in checks alone; the
+// other runs have none; the report compares raterd-redact with raterd.
+func TestBenchRedactConfig(t *testing.T) {
+	o := benchOptions{kafka: "127.0.0.1:9092", redis: "127.0.0.1:6379", clickhouse: "127.0.0.1:9000", judge: benchJudgeSim, redact: "email, card"}
+	types, err := o.redactTypes()
+	if err != nil || !slices.Equal(types, []string{"email", "card"}) {
+		t.Fatalf("redactTypes: %v, %v", types, err)
+	}
+	b := &bencher{o: o, kafka: consumer.Config{Brokers: []string{o.kafka}}, simURL: "http://127.0.0.1:1/v1"}
+	for _, tc := range []struct {
+		types []string
+		want  bool
+	}{{nil, false}, {types, true}, {[]string{"all"}, true}} {
+		cfg, err := b.config("t", "g", "db", "p:", true, "", tc.types)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Scoring.Redact != nil && !cfg.Scoring.Redact.Off; got != tc.want {
+			t.Errorf("types %v: scoring.redact %+v, want on %v", tc.types, cfg.Scoring.Redact, tc.want)
+		}
+	}
+	r := benchRatios([]benchRun{
+		{Name: runRaterd, Records: 100, RecordsPerSecond: 1000, CPUMicrosPerRecord: 200},
+		{Name: runRedact, Records: 100, RecordsPerSecond: 800, CPUMicrosPerRecord: 250},
+	})
+	if len(r) != 1 || r[0].Run != runRedact || r[0].Baseline != runRaterd || r[0].CPUPerRecord != 1.25 || r[0].Throughput != 0.8 {
+		t.Errorf("ratios %+v; want %s/%s: throughput 0.8, CPU per record 1.25", r, runRedact, runRaterd)
 	}
 }

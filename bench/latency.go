@@ -39,7 +39,7 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 	topic := b.topic + "-latency"
 	db := "raterd_bench_" + b.suffix + "_latency"
 	prefix := "raterd-bench-" + b.suffix + "-latency:"
-	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true, "")
+	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true, "", nil)
 	if err != nil {
 		return nil, r, err
 	}

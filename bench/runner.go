@@ -81,7 +81,7 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 
 	// The configuration of the raterd runs; its evaluators also serve the naive baseline
 	// and the expected row counts.
-	cfg, err := b.config(b.topic, "probe", "probe", "probe:", true, "")
+	cfg, err := b.config(b.topic, "probe", "probe", "probe:", true, "", nil)
 	if err != nil {
 		return err
 	}
@@ -101,6 +101,9 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	}
 	if o.baselines {
 		rep.Settings.NaiveRecords = o.naiveRecords
+	}
+	if rep.Settings.Redact, err = o.redactTypes(); err != nil {
+		return err
 	}
 	if b.sim != nil {
 		c := b.sim.Config()
@@ -178,6 +181,15 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	}
 	rep.Runs = append(rep.Runs, main)
 	rep.Profile = o.cpuprofile
+	if rep.Settings.Redact != nil {
+		r, err := b.runRaterd(ctx, raterdSpec{name: runRedact, topic: b.topic, keySpace: "redact", cache: true, messages: total, wantRows: wantRows,
+			desc:   fmt.Sprintf("raterd with scoring.redact types %v, Redis cache (cold: a fresh key space)", rep.Settings.Redact),
+			redact: rep.Settings.Redact})
+		if err != nil {
+			return err
+		}
+		rep.Runs = append(rep.Runs, r)
+	}
 	if otlp {
 		r, err := b.runRaterd(ctx, otlpSpec)
 		if err != nil {
@@ -270,8 +282,9 @@ func (b *bencher) kafkaFlags() string {
 
 // config returns the raterd configuration of one run: the benchmark's evaluators on the
 // given topic, group and database, with Redis under keyPrefix or no cache at all; format
-// other than "" and raterd sets the topic's input format (kafka.topic_formats).
-func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool, format string) (*app.Config, error) {
+// other than "" and raterd sets the topic's input format (kafka.topic_formats); redactTypes
+// other than nil sets scoring.redact.types.
+func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool, format string, redactTypes []string) (*app.Config, error) {
 	redisSection := fmt.Sprintf("redis: {addrs: [%q], key_prefix: %q}", b.o.redis, keyPrefix)
 	if !withCache {
 		redisSection = "redis: {memory_bytes: -1}"
@@ -289,6 +302,10 @@ func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool, for
 	if format != "" && format != benchFormatRaterd {
 		formats = fmt.Sprintf("  topic_formats: {%q: %s}\n", topic, format)
 	}
+	scoring := ""
+	if redactTypes != nil {
+		scoring = "scoring: {redact: {types: [" + quotedList(redactTypes) + "]}}\n"
+	}
 	text := fmt.Sprintf(`
 kafka:
   brokers: [%s]
@@ -301,9 +318,9 @@ clickhouse:
   database: %s
 judges:
 %sevaluators:
-%sadmin: {listen: "off"}
+%s%sadmin: {listen: "off"}
 telemetry: {log_level: warn}
-`, quotedList(b.kafka.Brokers), topic, group, formats, redisSection, b.o.clickhouse, db, judges, evaluators)
+`, quotedList(b.kafka.Brokers), topic, group, formats, redisSection, b.o.clickhouse, db, judges, evaluators, scoring)
 	cfg, err := app.ParseConfig([]byte(text), func(k string) string {
 		switch k {
 		case "RATERD_CLICKHOUSE_USER", "RATERD_CLICKHOUSE_PASSWORD":

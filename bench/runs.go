@@ -165,6 +165,8 @@ type raterdSpec struct {
 	// spansPerMessage: the mean spans of an OTLP export, for the report (0: not OTLP).
 	spansPerMessage float64
 	profile         string
+	// redact is scoring.redact.types of the run; nil: off.
+	redact []string
 }
 
 // runRaterd runs raterd's pipeline, built as `raterd run` builds it, over the topic as a
@@ -174,7 +176,7 @@ func (b *bencher) runRaterd(ctx context.Context, s raterdSpec) (benchRun, error)
 	r := benchRun{Name: name, Description: s.desc, RowsExpected: wantRows, SpansPerMessage: s.spansPerMessage}
 	db := "raterd_bench_" + b.suffix + "_" + strings.ReplaceAll(name, "-", "_")
 	prefix := "raterd-bench-" + b.suffix + "-" + s.keySpace + ":"
-	cfg, err := b.config(topic, topic+"-"+name, db, prefix, s.cache, s.format)
+	cfg, err := b.config(topic, topic+"-"+name, db, prefix, s.cache, s.format, s.redact)
 	if err != nil {
 		return r, err
 	}

@@ -234,7 +234,7 @@ func (b *bencher) runSoak(ctx context.Context) (*benchSoak, benchRun, error) {
 	topic := b.topic + "-soak"
 	db := "raterd_bench_" + b.suffix + "_soak"
 	prefix := "raterd-bench-" + b.suffix + "-soak:"
-	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true, "")
+	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true, "", nil)
 	if err != nil {
 		return nil, r, err
 	}
