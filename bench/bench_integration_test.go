@@ -367,3 +367,26 @@ scores_file: %q
 		t.Errorf("wrong password: failed after %s", took)
 	}
 }
+
+// TestBenchRedact runs a short judgesim benchmark with --redact all: the raterd-redact
+// run stores every row on the same records and the report compares it with raterd.
+func TestBenchRedact(t *testing.T) {
+	s := testkit.RequireServices(t)
+	rep := runBenchJSON(t, s, "--records", "300", "--judge", "judgesim", "--redact", "all", "--baselines=false", "--warm=false", "--latency-duration", "0")
+	runs := benchRunsByName(t, rep, runRaterd, runRedact)
+	if len(rep.Settings.Redact) != 1 || rep.Settings.Redact[0] != "all" {
+		t.Errorf("settings redact %v", rep.Settings.Redact)
+	}
+	main, red := runs[runRaterd], runs[runRedact]
+	if red.Records != main.Records || red.RowsExpected != main.RowsExpected || red.RowsFound != red.RowsExpected || red.CPUMicrosPerRecord <= 0 {
+		t.Errorf("%s %+v against %s %+v", runRedact, red, runRaterd, main)
+	}
+	found := false
+	for _, r := range rep.Ratios {
+		found = found || r.Run == runRedact && r.Baseline == runRaterd && r.CPUPerRecord > 0 && r.Throughput > 0
+	}
+	if !found || len(rep.Problems) != 0 {
+		t.Errorf("ratios %+v, problems %v; want %s/%s", rep.Ratios, rep.Problems, runRedact, runRaterd)
+	}
+	checkBenchCleanedUp(t, s, rep.Settings.Topic)
+}
