@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,9 +22,11 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/bench/baseline"
+	"raterd/consumer"
 	"raterd/internal/cli"
 	"raterd/internal/judgesim"
 	"raterd/internal/validate"
+	"raterd/scorer/redact"
 )
 
 // Judges `raterd bench` can run with.
@@ -40,31 +43,38 @@ const (
 	runNoCache = "raterd-nocache"
 	runNaive   = "naive"
 	runLatency = "raterd-latency"
+	runRedact  = "raterd-redact"
 )
 
 // benchOptions are the flags of `raterd bench`.
 type benchOptions struct {
 	kafka, redis, clickhouse string
-	records                  int
-	zipf                     float64
-	distinct                 int
-	invalid                  float64
-	seed                     int64
-	partitions               int
-	judge                    string
-	baselines                bool
-	warm                     bool
-	naiveRecords             int
-	latency                  time.Duration
-	latencyRate              float64
-	soak                     time.Duration
-	soakRate                 float64
-	cpuprofile               string
-	format                   string
-	spansPerMessage          int
-	json, quiet, keep        bool
-	timeout                  time.Duration
-	sim                      judgesim.Config
+	// config is --config: a raterd.yaml whose kafka connection (tls, sasl) the benchmark
+	// uses; kafkaSet says --kafka was given (it then wins over the file's kafka.brokers).
+	config            string
+	kafkaSet          bool
+	records           int
+	zipf              float64
+	distinct          int
+	invalid           float64
+	seed              int64
+	partitions        int
+	judge             string
+	baselines         bool
+	warm              bool
+	naiveRecords      int
+	latency           time.Duration
+	latencyRate       float64
+	soak              time.Duration
+	soakRate          float64
+	cpuprofile        string
+	format            string
+	spansPerMessage   int
+	json, quiet, keep bool
+	timeout           time.Duration
+	sim               judgesim.Config
+	// redact is --redact: "off", "all" or a comma-separated list of redaction types.
+	redact string
 }
 
 // benchEnv returns the first non-empty environment value of keys, else def.
@@ -81,6 +91,7 @@ func benchEnv(getenv func(string) string, def string, keys ...string) string {
 // addresses defaulting from the environment the tests use (scripts/services.sh env).
 func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) string) {
 	fs.StringVar(&o.kafka, "kafka", benchEnv(getenv, "127.0.0.1:9092", "RATERD_TEST_KAFKA", "RATERD_KAFKA_BROKERS"), "Kafka broker host:port (env RATERD_TEST_KAFKA, then RATERD_KAFKA_BROKERS)")
+	fs.StringVar(&o.config, "config", "", "a raterd.yaml: every Kafka client of the benchmark (producers, topic admin, baselines, the raterd runs) connects with its kafka.tls and kafka.sasl (RATERD_KAFKA_SASL_PASSWORD applies), to its kafka.brokers unless --kafka is given; the file is read and checked as raterd run reads it, its other sections are not used")
 	fs.StringVar(&o.redis, "redis", benchEnv(getenv, "127.0.0.1:6379", "RATERD_TEST_REDIS", "RATERD_REDIS_ADDR"), "Redis host:port for the verdict cache (env RATERD_TEST_REDIS, then RATERD_REDIS_ADDR)")
 	fs.StringVar(&o.clickhouse, "clickhouse", benchEnv(getenv, "127.0.0.1:9000", "RATERD_TEST_CLICKHOUSE", "RATERD_CLICKHOUSE_ADDR"), "ClickHouse native host:port (env RATERD_TEST_CLICKHOUSE, then RATERD_CLICKHOUSE_ADDR)")
 	fs.IntVar(&o.records, "records", 50000, "messages to generate and consume in each run")
@@ -90,6 +101,7 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.Int64Var(&o.seed, "seed", 1, "traffic generator seed")
 	fs.IntVar(&o.partitions, "partitions", 4, "partitions of the benchmark topic")
 	fs.StringVar(&o.judge, "judge", benchJudgeHeuristic, "heuristic (the six built-in checks) or judgesim (the checks plus a helpfulness rubric on an in-process judgesim pool)")
+	fs.StringVar(&o.redact, "redact", "off", "off, all, or a comma-separated list of "+strings.Join(redact.Types(), ", ")+": also run raterd ("+runRedact+", right after the raterd run, a fresh cache key space) with scoring.redact set to these types, and report its throughput and CPU per record against the raterd run's; redaction applies to model judges only, so it needs --judge judgesim")
 	fs.BoolVar(&o.baselines, "baselines", true, "also run the bare kafka-go consumer, the naive evaluator and raterd with the cache off on the same records")
 	fs.BoolVar(&o.warm, "warm", true, "also run raterd again on the same records with the cache filled by the first run (all-cached traffic)")
 	fs.IntVar(&o.naiveRecords, "naive-records", 2000, "records the naive evaluator consumes (at most --records): it is slow, and its rates are per record")
@@ -108,6 +120,13 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.DurationVar(&o.sim.StepBase, "judgesim-step", 200*time.Microsecond, "judgesim: fixed time of a decode step")
 	fs.DurationVar(&o.sim.StepPerSeq, "judgesim-step-per-seq", 2*time.Microsecond, "judgesim: decode step time added per running sequence")
 	fs.DurationVar(&o.sim.PrefillPerToken, "judgesim-prefill", 200*time.Nanosecond, "judgesim: prefill time per prompt token")
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // validate rejects bad flag values, naming the flag.
@@ -144,6 +163,8 @@ func (o *benchOptions) validate() error {
 		return cli.FlagErrorf("--format %q: want %s, %s or %s", o.format, benchFormatRaterd, benchFormatOTLPProto, benchFormatOTLPJSON)
 	case o.spansPerMessage < otlpSpansPerTrace || o.spansPerMessage > otlpMaxSpansPerMessage:
 		return cli.FlagErrorf("--spans-per-message %d: want %d..%d (%d spans per trace)", o.spansPerMessage, otlpSpansPerTrace, otlpMaxSpansPerMessage, otlpSpansPerTrace)
+	case o.redact != "off" && o.judge != benchJudgeSim:
+		return cli.FlagErrorf("--redact %s: redaction applies to model judges only (the built-in checks read the raw text): add --judge %s", o.redact, benchJudgeSim)
 	case o.timeout <= 0:
 		return cli.FlagErrorf("--timeout %s: must be positive", o.timeout)
 	case o.sim.MaxSeqs < 1:
@@ -155,8 +176,27 @@ func (o *benchOptions) validate() error {
 	case o.sim.PrefillPerToken < 0:
 		return cli.FlagErrorf("--judgesim-prefill %s: must not be negative", o.sim.PrefillPerToken)
 	}
+	if _, err := o.redactTypes(); err != nil {
+		return err
+	}
 	o.naiveRecords = min(o.naiveRecords, o.records)
 	return nil
+}
+
+// redactTypes is --redact as scoring.redact.types; nil for off.
+func (o *benchOptions) redactTypes() ([]string, error) {
+	if o.redact == "off" {
+		return nil, nil
+	}
+	var types []string
+	for t := range strings.SplitSeq(o.redact, ",") {
+		t = strings.TrimSpace(t)
+		if t != redact.TypeAll && !slices.Contains(redact.Types(), t) {
+			return nil, cli.FlagErrorf("--redact %q: %q is not off, all or one of %s", o.redact, t, strings.Join(redact.Types(), ", "))
+		}
+		types = append(types, t)
+	}
+	return types, nil
 }
 
 // CheckArgs parses and validates `raterd bench` arguments (after "bench") as Main does,
@@ -168,17 +208,19 @@ func CheckArgs(args []string) error {
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return fmt.Errorf("raterd bench %s: %w", strings.Join(args, " "), err)
 	}
+	o.kafkaSet = flagSet(fs, "kafka")
 	return o.validate()
 }
 
 // Main runs `raterd bench` with its arguments (after "bench").
 func Main(args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("bench", "bench [--records N] [--zipf S] [--judge heuristic|judgesim] [--format raterd|otlp_proto|otlp_json [--spans-per-message N]] [--baselines=false] [--soak DURATION [--soak-rate N]] [--json] [--cpuprofile FILE]", stderr)
+	fs := cli.NewFlagSet("bench", "bench [--config raterd.yaml] [--records N] [--zipf S] [--judge heuristic|judgesim] [--format raterd|otlp_proto|otlp_json [--spans-per-message N]] [--baselines=false] [--soak DURATION [--soak-rate N]] [--json] [--cpuprofile FILE]", stderr)
 	var o benchOptions
 	registerBenchFlags(fs, &o, os.Getenv)
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
+	o.kafkaSet = flagSet(fs, "kafka")
 	if err := o.validate(); err != nil {
 		fmt.Fprintf(stderr, "raterd bench: %v\nRun 'raterd bench --help' for the flags.\n", err)
 		return err
@@ -248,6 +290,8 @@ type benchSettings struct {
 	// Format is --format; SpansPerMessage --spans-per-message (OTLP formats only).
 	Format          string `json:"format"`
 	SpansPerMessage int    `json:"spans_per_message,omitempty"`
+	// Redact is --redact when not off: the types the raterd-redact run masks.
+	Redact []string `json:"redact,omitempty"`
 }
 
 // trafficInfo describes the generated records.
@@ -368,7 +412,9 @@ type bencher struct {
 	topic    string
 	ch       driver.Conn // admin connection: migrations, counts, drops
 	sim      *judgesim.Simulator
-	simURL   string
+	// kafka is the connection every Kafka client of the benchmark uses (kafkaConnection).
+	kafka  consumer.Config
+	simURL string
 
 	dbs       []string
 	topics    []string

@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -292,4 +294,99 @@ func TestBenchOTLPFormat(t *testing.T) {
 	}
 	checkBenchCleanedUp(t, s, rep.Settings.Topic)
 	checkBenchCleanedUp(t, s, ot.Topic)
+}
+
+// TestBenchSASLSSL runs a short benchmark over the dev broker's SASL_SSL listener with
+// SCRAM-SHA-512, its connection read from --config (kafka.brokers, kafka.tls, kafka.sasl
+// with a password file): the producers, the topic admin, both baselines, the raterd runs,
+// the latency and the soak run's producer all connect through it.
+func TestBenchSASLSSL(t *testing.T) {
+	s := testkit.RequireServices(t)
+	k := testkit.RequireKafkaSecure(t)
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "kafka-password")
+	if err := os.WriteFile(pwFile, []byte(k.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "raterd.yaml")
+	cfgText := fmt.Sprintf(`kafka:
+  brokers: [%q]
+  topics: [traffic]
+  tls: {ca_file: %q}
+  sasl: {mechanism: SCRAM-SHA-512, username: %q, password_file: %q}
+judges:
+  checks: {type: heuristic}
+evaluators:
+  - {name: refusal, judge: checks, check: refusal}
+scores_file: %q
+`, k.SASLSSL, k.CA, k.User, pwFile, filepath.Join(dir, "scores.ndjson"))
+	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "--json", "--config", cfgFile, "--redis", s.Redis, "--clickhouse", s.ClickHouse,
+		"--records", "300", "--naive-records", "50", "--warm=false", "--latency-duration", "1s", "--soak", "1s", "--soak-rate", "100"}
+	code := runMain(args, &stdout, &stderr)
+	t.Logf("raterd %s: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
+	if code != 0 {
+		t.Fatalf("exit %d; stdout:\n%s", code, stdout.String())
+	}
+	if strings.Contains(stdout.String()+stderr.String(), k.Password) {
+		t.Error("the SASL password is in the output")
+	}
+	var rep benchReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("--json output does not decode: %v\n%s", err, stdout.String())
+	}
+	runs := benchRunsByName(t, &rep, runBare, runRaterd, runNoCache, runNaive, runLatency, runSoak)
+	for _, name := range []string{runBare, runRaterd, runNoCache} {
+		if r := runs[name]; r.Records != 300 {
+			t.Errorf("%s: %d records, want 300", name, r.Records)
+		}
+	}
+	if r := runs[runRaterd]; r.RowsExpected == 0 || r.RowsFound != r.RowsExpected {
+		t.Errorf("%s: rows %d/%d", runRaterd, r.RowsFound, r.RowsExpected)
+	}
+	if len(rep.Problems) != 0 {
+		t.Errorf("problems %v", rep.Problems)
+	}
+	checkBenchCleanedUp(t, s, rep.Settings.Topic)
+
+	// A wrong password ends the benchmark at once, naming the key.
+	bad := strings.Replace(cfgText, "password_file: "+strconv.Quote(pwFile), "password: not-the-password", 1)
+	if err := os.WriteFile(cfgFile, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	start := time.Now()
+	if code := runMain(args, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), "kafka.sasl.password:") {
+		t.Errorf("wrong password: exit %d, stderr:\n%s\nwant a failure naming kafka.sasl.password", code, stderr.String())
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("wrong password: failed after %s", took)
+	}
+}
+
+// TestBenchRedact runs a short judgesim benchmark with --redact all: the raterd-redact
+// run stores every row on the same records and the report compares it with raterd.
+func TestBenchRedact(t *testing.T) {
+	s := testkit.RequireServices(t)
+	rep := runBenchJSON(t, s, "--records", "300", "--judge", "judgesim", "--redact", "all", "--baselines=false", "--warm=false", "--latency-duration", "0")
+	runs := benchRunsByName(t, rep, runRaterd, runRedact)
+	if len(rep.Settings.Redact) != 1 || rep.Settings.Redact[0] != "all" {
+		t.Errorf("settings redact %v", rep.Settings.Redact)
+	}
+	main, red := runs[runRaterd], runs[runRedact]
+	if red.Records != main.Records || red.RowsExpected != main.RowsExpected || red.RowsFound != red.RowsExpected || red.CPUMicrosPerRecord <= 0 {
+		t.Errorf("%s %+v against %s %+v", runRedact, red, runRaterd, main)
+	}
+	found := false
+	for _, r := range rep.Ratios {
+		found = found || r.Run == runRedact && r.Baseline == runRaterd && r.CPUPerRecord > 0 && r.Throughput > 0
+	}
+	if !found || len(rep.Problems) != 0 {
+		t.Errorf("ratios %+v, problems %v; want %s/%s", rep.Ratios, rep.Problems, runRedact, runRaterd)
+	}
+	checkBenchCleanedUp(t, s, rep.Settings.Topic)
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -56,6 +58,9 @@ func TestBenchFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--format", "otlp_proto", "--spans-per-message", "3"}, "--spans-per-message"},
 		{[]string{"--spans-per-message", "0"}, "--spans-per-message"},
 		{[]string{"--spans-per-message", "4097"}, "--spans-per-message"},
+		{[]string{"--redact", "all"}, "--redact"},
+		{[]string{"--judge", "judgesim", "--redact", "cards"}, "--redact"},
+		{[]string{"--judge", "judgesim", "--redact", "email,"}, "--redact"},
 		{[]string{"--records"}, "flag needs an argument"},
 		{[]string{"extra"}, "Usage: raterd bench"},
 	} {
@@ -758,4 +763,90 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		panic("runMain: args must start with \"bench\"")
 	}
 	return cli.Exit(args[0], Main(args[1:], stdout, stderr), stderr)
+}
+
+// TestBenchKafkaConnection: without --config the benchmark connects to --kafka in
+// plaintext; with it, with the file's kafka.tls and kafka.sasl (the password from
+// RATERD_KAFKA_SASL_PASSWORD too), to its brokers unless --kafka is given, and every raterd
+// run's config gets the same connection.
+func TestBenchKafkaConnection(t *testing.T) {
+	o := benchOptions{kafka: "127.0.0.1:9092", redis: "127.0.0.1:6379", clickhouse: "127.0.0.1:9000"}
+	c, err := kafkaConnection(o, func(string) string { return "" })
+	if err != nil || c.Secured() || len(c.Brokers) != 1 || c.Brokers[0] != "127.0.0.1:9092" {
+		t.Fatalf("plain: %+v, %v", c, err)
+	}
+	dir := t.TempDir()
+	o.config = filepath.Join(dir, "raterd.yaml")
+	text := `kafka:
+  brokers: ["b1:9094", "b2:9094"]
+  topics: [traffic]
+  tls: {min_version: "1.3"}
+  sasl: {mechanism: SCRAM-SHA-256, username: svc}
+judges:
+  checks: {type: heuristic}
+evaluators:
+  - {name: refusal, judge: checks, check: refusal}
+scores_file: ` + filepath.Join(dir, "scores.ndjson") + "\n"
+	if err := os.WriteFile(o.config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kafkaConnection(o, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "--config") || !strings.Contains(err.Error(), "kafka.sasl.password") {
+		t.Errorf("no password: %v; want an error naming --config and kafka.sasl.password", err)
+	}
+	env := func(k string) string {
+		if k == "RATERD_KAFKA_SASL_PASSWORD" {
+			return "pw"
+		}
+		return ""
+	}
+	c, err = kafkaConnection(o, env)
+	if err != nil || !c.Secured() || strings.Join(c.Brokers, ",") != "b1:9094,b2:9094" || c.SASL.Mechanism != "SCRAM-SHA-256" {
+		t.Fatalf("--config: %+v, %v", c, err)
+	}
+	if tr := c.Transport(); tr.TLS == nil || tr.TLS.MinVersion != tls.VersionTLS13 || tr.SASL == nil || tr.SASL.Name() != "SCRAM-SHA-256" {
+		t.Errorf("transport TLS %v SASL %v", tr.TLS, tr.SASL)
+	}
+	o.kafkaSet = true
+	if c, err = kafkaConnection(o, env); err != nil || strings.Join(c.Brokers, ",") != "127.0.0.1:9092" || !c.Secured() {
+		t.Errorf("--kafka with --config: %+v, %v; want --kafka's broker with the file's connection", c.Brokers, err)
+	}
+	b := &bencher{o: o, kafka: c, topic: "raterd-bench-x"}
+	cfg, err := b.config(b.topic, "g", "db", "p:", false, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := cfg.Kafka.Transport(); tr.TLS == nil || tr.SASL == nil || strings.Join(cfg.Kafka.Brokers, ",") != "127.0.0.1:9092" {
+		t.Errorf("raterd run config: brokers %v, TLS %v, SASL %v; want the benchmark's connection", cfg.Kafka.Brokers, tr.TLS, tr.SASL)
+	}
+}
+
+// TestBenchRedactConfig: --redact sets scoring.redact on the raterd-redact run's config,
+// which masks what the judgesim evaluator reads and leaves the built-in checks alone; the
+// other runs have none; the report compares raterd-redact with raterd.
+func TestBenchRedactConfig(t *testing.T) {
+	o := benchOptions{kafka: "127.0.0.1:9092", redis: "127.0.0.1:6379", clickhouse: "127.0.0.1:9000", judge: benchJudgeSim, redact: "email, card"}
+	types, err := o.redactTypes()
+	if err != nil || !slices.Equal(types, []string{"email", "card"}) {
+		t.Fatalf("redactTypes: %v, %v", types, err)
+	}
+	b := &bencher{o: o, kafka: consumer.Config{Brokers: []string{o.kafka}}, simURL: "http://127.0.0.1:1/v1"}
+	for _, tc := range []struct {
+		types []string
+		want  bool
+	}{{nil, false}, {types, true}, {[]string{"all"}, true}} {
+		cfg, err := b.config("t", "g", "db", "p:", true, "", tc.types)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Scoring.Redact != nil && !cfg.Scoring.Redact.Off; got != tc.want {
+			t.Errorf("types %v: scoring.redact %+v, want on %v", tc.types, cfg.Scoring.Redact, tc.want)
+		}
+	}
+	r := benchRatios([]benchRun{
+		{Name: runRaterd, Records: 100, RecordsPerSecond: 1000, CPUMicrosPerRecord: 200},
+		{Name: runRedact, Records: 100, RecordsPerSecond: 800, CPUMicrosPerRecord: 250},
+	})
+	if len(r) != 1 || r[0].Run != runRedact || r[0].Baseline != runRaterd || r[0].CPUPerRecord != 1.25 || r[0].Throughput != 0.8 {
+		t.Errorf("ratios %+v; want %s/%s: throughput 0.8, CPU per record 1.25", r, runRedact, runRaterd)
+	}
 }

@@ -39,7 +39,7 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 	topic := b.topic + "-latency"
 	db := "raterd_bench_" + b.suffix + "_latency"
 	prefix := "raterd-bench-" + b.suffix + "-latency:"
-	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true, "")
+	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true, "", nil)
 	if err != nil {
 		return nil, r, err
 	}
@@ -62,8 +62,10 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 	if err := b.migrate(ctx, db); err != nil {
 		return nil, r, err
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(o.kafka), Topic: topic, Balancer: &kafka.Hash{}, BatchSize: 10000,
-		BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
+	transport := b.kafka.Transport()
+	defer transport.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(b.kafka.Brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchSize: 10000,
+		BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: transport}
 	defer w.Close()
 	msgs := make([]kafka.Message, n)
 	for i, v := range values {

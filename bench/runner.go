@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"raterd/consumer"
 	"raterd/internal/app"
 	"raterd/internal/cli"
 	"raterd/internal/judgesim"
@@ -55,6 +56,11 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 
 func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	o := b.o
+	kc, err := kafkaConnection(o, os.Getenv)
+	if err != nil {
+		return err
+	}
+	b.kafka = kc
 	chCfg := clickhouse.Config{Addrs: []string{o.clickhouse}, Database: "default"}
 	if err := chCfg.Validate("clickhouse"); err != nil {
 		return fmt.Errorf("--clickhouse: %w", err)
@@ -64,6 +70,9 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 		return fmt.Errorf("--clickhouse: %w", err)
 	}
 	b.ch = conn
+	if err := b.kafka.CheckConnection(ctx, "kafka", 30*time.Second); err != nil {
+		return fmt.Errorf("%s: %w", b.kafkaFlags(), err)
+	}
 	if o.judge == benchJudgeSim {
 		if err := b.startSimulator(); err != nil {
 			return err
@@ -72,7 +81,7 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 
 	// The configuration of the raterd runs; its evaluators also serve the naive baseline
 	// and the expected row counts.
-	cfg, err := b.config(b.topic, "probe", "probe", "probe:", true, "")
+	cfg, err := b.config(b.topic, "probe", "probe", "probe:", true, "", nil)
 	if err != nil {
 		return err
 	}
@@ -92,6 +101,9 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	}
 	if o.baselines {
 		rep.Settings.NaiveRecords = o.naiveRecords
+	}
+	if rep.Settings.Redact, err = o.redactTypes(); err != nil {
+		return err
 	}
 	if b.sim != nil {
 		c := b.sim.Config()
@@ -116,7 +128,7 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	}
 	b.logf("producing to %s (%d partitions)…", b.topic, o.partitions)
 	pstart := time.Now()
-	if err := app.Produce(ctx, []string{o.kafka}, b.topic, values); err != nil {
+	if err := app.ProduceOver(ctx, b.kafka, b.topic, values); err != nil {
 		return err
 	}
 	b.logf("produced %d messages in %s", len(values), time.Since(pstart).Round(time.Millisecond))
@@ -144,7 +156,7 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 			return err
 		}
 		pstart := time.Now()
-		if err := app.Produce(ctx, []string{o.kafka}, topic, ov); err != nil {
+		if err := app.ProduceOver(ctx, b.kafka, topic, ov); err != nil {
 			return err
 		}
 		b.logf("produced %d messages to %s in %s", len(ov), topic, time.Since(pstart).Round(time.Millisecond))
@@ -169,6 +181,15 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	}
 	rep.Runs = append(rep.Runs, main)
 	rep.Profile = o.cpuprofile
+	if rep.Settings.Redact != nil {
+		r, err := b.runRaterd(ctx, raterdSpec{name: runRedact, topic: b.topic, keySpace: "redact", cache: true, messages: total, wantRows: wantRows,
+			desc:   fmt.Sprintf("raterd with scoring.redact types %v, Redis cache (cold: a fresh key space)", rep.Settings.Redact),
+			redact: rep.Settings.Redact})
+		if err != nil {
+			return err
+		}
+		rep.Runs = append(rep.Runs, r)
+	}
 	if otlp {
 		r, err := b.runRaterd(ctx, otlpSpec)
 		if err != nil {
@@ -230,10 +251,40 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	return nil
 }
 
+// kafkaConnection is the connection every Kafka client of the benchmark uses: to --kafka,
+// plaintext; with --config, with that raterd.yaml's kafka.tls and kafka.sasl, to its
+// kafka.brokers unless --kafka is given.
+func kafkaConnection(o benchOptions, getenv func(string) string) (consumer.Config, error) {
+	c := consumer.Config{Brokers: []string{o.kafka}, Topics: []string{"raterd-bench"}}
+	if o.config != "" {
+		cfg, err := app.LoadConfig(o.config, getenv)
+		if err != nil {
+			return c, fmt.Errorf("--config %s: %w", o.config, err)
+		}
+		c.TLS, c.SASL = cfg.Kafka.TLS, cfg.Kafka.SASL
+		if !o.kafkaSet {
+			c.Brokers = cfg.Kafka.Brokers
+		}
+	}
+	if err := c.Validate("kafka"); err != nil {
+		return c, fmt.Errorf("--config %s: %w", o.config, err)
+	}
+	return c, nil
+}
+
+// kafkaFlags names where the benchmark's Kafka connection comes from, for errors.
+func (b *bencher) kafkaFlags() string {
+	if b.o.config == "" {
+		return "--kafka " + b.o.kafka
+	}
+	return fmt.Sprintf("--config %s (kafka.brokers %v)", b.o.config, b.kafka.Brokers)
+}
+
 // config returns the raterd configuration of one run: the benchmark's evaluators on the
 // given topic, group and database, with Redis under keyPrefix or no cache at all; format
-// other than "" and raterd sets the topic's input format (kafka.topic_formats).
-func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool, format string) (*app.Config, error) {
+// other than "" and raterd sets the topic's input format (kafka.topic_formats); redactTypes
+// other than nil sets scoring.redact.types.
+func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool, format string, redactTypes []string) (*app.Config, error) {
 	redisSection := fmt.Sprintf("redis: {addrs: [%q], key_prefix: %q}", b.o.redis, keyPrefix)
 	if !withCache {
 		redisSection = "redis: {memory_bytes: -1}"
@@ -251,9 +302,13 @@ func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool, for
 	if format != "" && format != benchFormatRaterd {
 		formats = fmt.Sprintf("  topic_formats: {%q: %s}\n", topic, format)
 	}
+	scoring := ""
+	if redactTypes != nil {
+		scoring = "scoring: {redact: {types: [" + quotedList(redactTypes) + "]}}\n"
+	}
 	text := fmt.Sprintf(`
 kafka:
-  brokers: [%q]
+  brokers: [%s]
   topics: [%q]
   group_id: %q
   start_offset: earliest
@@ -263,9 +318,9 @@ clickhouse:
   database: %s
 judges:
 %sevaluators:
-%sadmin: {listen: "off"}
+%s%sadmin: {listen: "off"}
 telemetry: {log_level: warn}
-`, b.o.kafka, topic, group, formats, redisSection, b.o.clickhouse, db, judges, evaluators)
+`, quotedList(b.kafka.Brokers), topic, group, formats, redisSection, b.o.clickhouse, db, judges, evaluators, scoring)
 	cfg, err := app.ParseConfig([]byte(text), func(k string) string {
 		switch k {
 		case "RATERD_CLICKHOUSE_USER", "RATERD_CLICKHOUSE_PASSWORD":
@@ -276,7 +331,21 @@ telemetry: {log_level: warn}
 	if err != nil {
 		return nil, fmt.Errorf("bench config: %w", err)
 	}
+	// The benchmark's connection (--config): its TLS and SASL, checked as raterd checks them.
+	cfg.Kafka.TLS, cfg.Kafka.SASL = b.kafka.TLS, b.kafka.SASL
+	if err := cfg.Kafka.Validate("kafka"); err != nil {
+		return nil, fmt.Errorf("bench config: %w", err)
+	}
 	return cfg, nil
+}
+
+// quotedList is ss as the items of a YAML flow list, each quoted.
+func quotedList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
 }
 
 // startSimulator serves an in-process judgesim on loopback.
@@ -298,13 +367,15 @@ func (b *bencher) startSimulator() error {
 
 // createTopic creates a fresh topic and waits until every partition has a leader.
 func (b *bencher) createTopic(ctx context.Context, topic string) error {
-	client := &kafka.Client{Addr: kafka.TCP(b.o.kafka), Timeout: 30 * time.Second, Transport: &kafka.Transport{}}
+	tr := b.kafka.Transport()
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(b.kafka.Brokers...), Timeout: 30 * time.Second, Transport: tr}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: b.o.partitions, ReplicationFactor: 1}}})
 	if err != nil {
-		return fmt.Errorf("--kafka %s: create topic %s: %w", b.o.kafka, topic, err)
+		return fmt.Errorf("%s: create topic %s: %w", b.kafkaFlags(), topic, b.kafka.ConnectionError("kafka", err))
 	}
 	if err := resp.Errors[topic]; err != nil {
-		return fmt.Errorf("--kafka %s: create topic %s: %w", b.o.kafka, topic, err)
+		return fmt.Errorf("%s: create topic %s: %w", b.kafkaFlags(), topic, err)
 	}
 	b.topics = append(b.topics, topic, sinkkafka.DLQTopic(topic))
 	for deadline := time.Now().Add(30 * time.Second); ; {
@@ -319,7 +390,7 @@ func (b *bencher) createTopic(ctx context.Context, topic string) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("--kafka %s: topic %s has no leaders after 30s (%v)", b.o.kafka, topic, err)
+			return fmt.Errorf("%s: topic %s has no leaders after 30s (%v)", b.kafkaFlags(), topic, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -390,10 +461,12 @@ func (b *bencher) cleanup() {
 	}
 	if len(b.topics) > 0 {
 		ctx, cancel := step()
-		client := &kafka.Client{Addr: kafka.TCP(b.o.kafka), Timeout: time.Minute, Transport: &kafka.Transport{}}
+		tr := b.kafka.Transport()
+		client := &kafka.Client{Addr: kafka.TCP(b.kafka.Brokers...), Timeout: time.Minute, Transport: tr}
 		if _, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: b.topics}); err != nil {
-			b.logf("cleanup: delete topics %v: %v", b.topics, err)
+			b.logf("cleanup: delete topics %v: %v", b.topics, b.kafka.ConnectionError("kafka", err))
 		}
+		tr.CloseIdleConnections()
 		cancel()
 	}
 	if len(b.prefixes) > 0 {

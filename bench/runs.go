@@ -28,7 +28,8 @@ func (b *bencher) runBare(ctx context.Context, total int64) (benchRun, error) {
 	freeMemory()
 	rss := startPeakRSS()
 	res, err := baseline.RunBare(rctx, baseline.BareConfig{Kafka: baseline.KafkaConfig{
-		Brokers: []string{b.o.kafka}, Topic: b.topic, GroupID: b.topic + "-" + runBare, Records: total,
+		Brokers: b.kafka.Brokers, Topic: b.topic, GroupID: b.topic + "-" + runBare, Records: total,
+		TLS: b.kafka.TLS, SASL: b.kafka.SASL,
 	}})
 	peak, method := rss.stop()
 	if err != nil {
@@ -68,7 +69,8 @@ func (b *bencher) runNaive(ctx context.Context, cfg *app.Config, records int64) 
 	freeMemory()
 	rss := startPeakRSS()
 	res, err := baseline.RunNaive(rctx, baseline.NaiveConfig{
-		Kafka:      baseline.KafkaConfig{Brokers: []string{b.o.kafka}, Topic: b.topic, GroupID: b.topic + "-" + runNaive, Records: records},
+		Kafka: baseline.KafkaConfig{Brokers: b.kafka.Brokers, Topic: b.topic, GroupID: b.topic + "-" + runNaive, Records: records,
+			TLS: b.kafka.TLS, SASL: b.kafka.SASL},
 		Evaluators: cfg.Evaluators, Judge: judge,
 		ClickHouse: clickhouse.Config{Addrs: []string{b.o.clickhouse}, Database: db,
 			Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password},
@@ -163,6 +165,8 @@ type raterdSpec struct {
 	// spansPerMessage: the mean spans of an OTLP export, for the report (0: not OTLP).
 	spansPerMessage float64
 	profile         string
+	// redact is scoring.redact.types of the run; nil: off.
+	redact []string
 }
 
 // runRaterd runs raterd's pipeline, built as `raterd run` builds it, over the topic as a
@@ -172,7 +176,7 @@ func (b *bencher) runRaterd(ctx context.Context, s raterdSpec) (benchRun, error)
 	r := benchRun{Name: name, Description: s.desc, RowsExpected: wantRows, SpansPerMessage: s.spansPerMessage}
 	db := "raterd_bench_" + b.suffix + "_" + strings.ReplaceAll(name, "-", "_")
 	prefix := "raterd-bench-" + b.suffix + "-" + s.keySpace + ":"
-	cfg, err := b.config(topic, topic+"-"+name, db, prefix, s.cache, s.format)
+	cfg, err := b.config(topic, topic+"-"+name, db, prefix, s.cache, s.format, s.redact)
 	if err != nil {
 		return r, err
 	}

@@ -234,7 +234,7 @@ func (b *bencher) runSoak(ctx context.Context) (*benchSoak, benchRun, error) {
 	topic := b.topic + "-soak"
 	db := "raterd_bench_" + b.suffix + "_soak"
 	prefix := "raterd-bench-" + b.suffix + "-soak:"
-	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true, "")
+	cfg, err := b.config(topic, topic+"-raterd", db, prefix, true, "", nil)
 	if err != nil {
 		return nil, r, err
 	}
@@ -253,8 +253,10 @@ func (b *bencher) runSoak(ctx context.Context) (*benchSoak, benchRun, error) {
 	go func() { defer close(genDone); soakGenerate(genCtx, o, cfg.Evaluators, size, "s"+b.suffix, chunks) }()
 	defer func() { stopGen(); <-genDone }()
 
-	w := &kafka.Writer{Addr: kafka.TCP(o.kafka), Topic: topic, Balancer: &kafka.Hash{}, BatchSize: 10000,
-		BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: &kafka.Transport{}}
+	tr := b.kafka.Transport()
+	defer tr.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(b.kafka.Brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchSize: 10000,
+		BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: tr}
 	defer w.Close()
 
 	// The producer's position: the current chunk, the next message in it, and the rows

@@ -17,6 +17,7 @@ func benchRatios(runs []benchRun) []benchRatio {
 	for _, pair := range [][2]string{
 		{runRaterd, runBare}, {runRaterd, runNaive}, {runRaterd, runNoCache},
 		{runWarm, runBare}, {runWarm, runNaive}, {runWarm, runNoCache},
+		{runRedact, runRaterd},
 	} {
 		r, ok1 := byName[pair[0]]
 		base, ok2 := byName[pair[1]]
@@ -125,6 +126,10 @@ func benchNotes(rep *benchReport, o benchOptions) []string {
 	}
 	if rep.Soak != nil {
 		notes = append(notes, soakNote(rep.Soak))
+	}
+	if rep.Settings.Redact != nil {
+		notes = append(notes, fmt.Sprintf("--redact: %s ran right after %s on the same records with scoring.redact types %v, a fresh cache key space of its own; redaction masks what the model judge's evaluator (helpfulness) reads, cache key included, so the %s/%s ratio is the cost of redaction per record (the built-in checks read the raw text either way).",
+			runRedact, runRaterd, rep.Settings.Redact, runRedact, runRaterd))
 	}
 	if ot := rep.Traffic.OTLP; ot != nil {
 		notes = append(notes, fmt.Sprintf("--format %s: the %d valid records, converted (model, app as service.name, system prompt, messages, response; the record id as gen_ai.response.id), as %d exports of %.1f spans (%.1f traces of an HTTP root, %d database spans and the chat span) grouped by app into resources, on %s; %d invalid messages have no OTLP copy. %s ran after %s on its own Redis key space, with the same evaluators; its records/s and CPU/record are per record decoded (chat span), compared with %s's per valid record.",

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
@@ -192,8 +195,58 @@ type ConnectionKeyError struct {
 	Err error
 }
 
-// Error returns "KEY: REASON: ERR".
-func (e *ConnectionKeyError) Error() string { return e.Key + ": " + e.Reason + ": " + e.Err.Error() }
+// Error returns "KEY: REASON: ERR", with ERR bounded and escaped (see BrokerText): the
+// broker's part can be any bytes of any length (a SASLAuthenticate error message).
+func (e *ConnectionKeyError) Error() string {
+	return e.Key + ": " + e.Reason + ": " + BrokerText(e.Err.Error())
+}
+
+// MaxBrokerTextBytes bounds the text of a Kafka connection error that raterd logs or
+// returns (see BrokerText).
+const MaxBrokerTextBytes = 512
+
+// BrokerText returns s, text that may come from a broker (kafka-go puts a
+// SASLAuthenticate response's error message, any bytes of any length, into its error),
+// fit for a log line: every byte of invalid UTF-8 becomes \xNN, every non-printable rune
+// (control characters, newlines included) its Go escape (\n, \a, \x1b, \u2028, …), a
+// backslash \\, and the result is cut to at most MaxBrokerTextBytes bytes, "…" marking the cut. An
+// escape is never split.
+func BrokerText(s string) string {
+	const marker = "…"
+	var b strings.Builder
+	cut := -1 // the length before the first piece that takes b past the room left for the marker
+	for i := 0; i < len(s) && b.Len() <= MaxBrokerTextBytes; {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		var piece string
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			piece = fmt.Sprintf(`\x%02x`, s[i])
+		case r == '\\':
+			piece = `\\`
+		case !unicode.IsPrint(r):
+			q := strconv.QuoteRuneToASCII(r) // '\x07', '\u2028', …
+			piece = q[1 : len(q)-1]
+		default:
+			piece = s[i : i+size]
+		}
+		if cut < 0 && b.Len()+len(piece) > MaxBrokerTextBytes-len(marker) {
+			cut = b.Len()
+		}
+		b.WriteString(piece)
+		i += size
+	}
+	if b.Len() <= MaxBrokerTextBytes {
+		return b.String()
+	}
+	return b.String()[:cut] + marker
+}
+
+// boundedError is an error whose text BrokerText bounds and escapes; it unwraps to the
+// error it holds.
+type boundedError struct{ err error }
+
+func (e boundedError) Error() string { return BrokerText(e.err.Error()) }
+func (e boundedError) Unwrap() error { return e.err }
 
 // Unwrap returns Err.
 func (e *ConnectionKeyError) Unwrap() error { return e.Err }
@@ -201,7 +254,10 @@ func (e *ConnectionKeyError) Unwrap() error { return e.Err }
 // ConnectionError explains a failure to connect to Kafka by the config key to look at (a
 // *ConnectionKeyError): a refused password, a certificate not trusted either way, a TLS
 // client on a plaintext listener or a plaintext client on a TLS one. Other errors (a
-// broker down or unreachable) come back as they are. key is the section's key ("kafka").
+// broker down or unreachable) come back as they are, except that an error whose text is
+// over MaxBrokerTextBytes or holds a byte BrokerText escapes is wrapped so that its text
+// is BrokerText's (errors.Is and errors.As still see it). key is the section's key
+// ("kafka").
 func (c Config) ConnectionError(key string, err error) error {
 	var done *ConnectionKeyError
 	if err == nil || errors.As(err, &done) {
@@ -237,6 +293,9 @@ func (c Config) ConnectionError(key string, err error) error {
 		return keyErr("tls.cert_file", "the broker refused or closed the TLS connection: is the client certificate signed by an authority it trusts?")
 	case !tlsOn && isClosed(err):
 		return keyErr("tls", "the broker closed a plaintext connection: is it a TLS or SASL listener (set kafka.tls, kafka.sasl)?")
+	}
+	if msg := err.Error(); BrokerText(msg) != msg {
+		return boundedError{err}
 	}
 	return err
 }

@@ -1,11 +1,16 @@
 package consumer
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // validConn is a Config that passes Validate but for its tls and sasl sections.
@@ -98,4 +103,88 @@ func TestSecretRedacted(t *testing.T) {
 	if c.SASL.Password.Reveal() != "s3cret" {
 		t.Error("Reveal lost the password")
 	}
+}
+
+// fakeSASLError is the error kafka-go's transport returns for a SASLAuthenticate response
+// with an error code and message (makeError: "%w: %s").
+func fakeSASLError(message string) error {
+	return fmt.Errorf("%w: %s", kafka.SASLAuthenticationFailed, message)
+}
+
+// TestConnectionErrorBoundsBrokerText: a broker's SASL error message of any size and
+// bytes comes back from ConnectionError (a refused login, or an error passed through)
+// bounded to MaxBrokerTextBytes and with every non-printable byte escaped.
+func TestConnectionErrorBoundsBrokerText(t *testing.T) {
+	cfg := Config{SASL: SASLConfig{Mechanism: SASLScramSHA512, Username: "svc"}}
+	huge := strings.Repeat("A", 1<<20)
+	binary := string([]byte{0x00, 0x1b, '[', '3', '1', 'm', '\n', 0xff, 0xfe, '\r', 0x07}) + "\u2028end"
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"huge_sasl", fakeSASLError(huge)},
+		{"binary_sasl", fakeSASLError(binary)},
+		{"huge_binary_sasl", fakeSASLError(strings.Repeat(binary, 10000))},
+		{"huge_other", fmt.Errorf("%w: %s", kafka.TopicAuthorizationFailed, strings.Repeat(binary, 1000))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := cfg.ConnectionError("kafka", tc.err)
+			msg := err.Error()
+			if len(msg) > MaxBrokerTextBytes+200 { // the key and reason come on top
+				t.Errorf("error text is %d bytes, want about %d at most", len(msg), MaxBrokerTextBytes)
+			}
+			for i := 0; i < len(msg); {
+				r, size := utf8.DecodeRuneInString(msg[i:])
+				if r == utf8.RuneError && size == 1 || !unicode.IsPrint(r) {
+					t.Fatalf("error text holds %q at %d: %q", r, i, msg)
+				}
+				i += size
+			}
+			if !errors.Is(err, tc.err) {
+				t.Errorf("errors.Is lost the broker's error: %v", err)
+			}
+			t.Logf("%d bytes: %.120s…", len(msg), msg)
+		})
+	}
+	var keyErr *ConnectionKeyError
+	err := cfg.ConnectionError("kafka", fakeSASLError(binary))
+	if !errors.As(err, &keyErr) || keyErr.Key != "kafka.sasl.password" {
+		t.Fatalf("%v: want a ConnectionKeyError naming kafka.sasl.password", err)
+	}
+	if want := `\x00\x1b[31m\n\xff\xfe\r\a\u2028end`; !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("error %q does not end in %q", err, want)
+	}
+	// A short printable error passes through as it is.
+	plain := errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	if got := cfg.ConnectionError("kafka", plain); got != plain {
+		t.Errorf("ConnectionError(%v) = %#v, want it unchanged", plain, got)
+	}
+}
+
+// FuzzBrokerText: any input comes out valid, printable and at most MaxBrokerTextBytes
+// bytes; an input of printable text (no backslash) that fits is unchanged, and a longer
+// one is cut with "…" after a prefix of itself.
+func FuzzBrokerText(f *testing.F) {
+	f.Add("SASL authentication failed: wrong password")
+	f.Add(string([]byte{0, 0xff, '\n', '\\'}))
+	f.Add(strings.Repeat("é", 400))
+	f.Add(strings.Repeat("\x00", 200))
+	f.Fuzz(func(t *testing.T, s string) {
+		got := BrokerText(s)
+		if len(got) > MaxBrokerTextBytes || !utf8.ValidString(got) {
+			t.Fatalf("%d bytes, valid %v: %q", len(got), utf8.ValidString(got), got)
+		}
+		for _, r := range got {
+			if !unicode.IsPrint(r) {
+				t.Fatalf("holds %q: %q", r, got)
+			}
+		}
+		printable := utf8.ValidString(s) && !strings.ContainsRune(s, '\\') && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
+		switch {
+		case printable && len(s) <= MaxBrokerTextBytes && got != s:
+			t.Fatalf("printable %q became %q", s, got)
+		case printable && len(s) > MaxBrokerTextBytes && !(strings.HasSuffix(got, "…") && strings.HasPrefix(s, strings.TrimSuffix(got, "…"))):
+			t.Fatalf("long printable text cut wrongly: %q", got)
+		}
+	})
 }

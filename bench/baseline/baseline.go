@@ -52,6 +52,10 @@ type KafkaConfig struct {
 	// MaxRecordBytes is the decoder's cap on a message value; larger values count as
 	// decode errors. Default consumer.DefaultMaxRecordBytes (1 MiB).
 	MaxRecordBytes int
+	// TLS and SASL are the connection to the brokers, raterd's kafka.tls and kafka.sasl
+	// sections. Default: plaintext, no SASL.
+	TLS  consumer.TLSConfig
+	SASL consumer.SASLConfig
 
 	reader consumer.Config // raterd's consumer config for the same topic and group, defaults filled by Validate
 }
@@ -75,7 +79,8 @@ func (c *KafkaConfig) Validate(key string) error {
 	}
 	// raterd's consumer config for the same brokers, topic and group, everything else at
 	// its defaults (earliest start, default batch size, session and rebalance timeouts).
-	c.reader = consumer.Config{Brokers: c.Brokers, Topics: []string{c.Topic}, GroupID: c.GroupID, MaxRecordBytes: c.MaxRecordBytes}
+	c.reader = consumer.Config{Brokers: c.Brokers, Topics: []string{c.Topic}, GroupID: c.GroupID, MaxRecordBytes: c.MaxRecordBytes,
+		TLS: c.TLS, SASL: c.SASL}
 	return c.reader.Validate(key)
 }
 

@@ -249,7 +249,8 @@ func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 	}
 
 	fmt.Fprintf(stdout, "raterd demo %s: %d messages from %s → in-process Kafka %s\ninput: %s\n", cli.Version(), len(msgs), source, brokers[0], trafficDesc)
-	if err := Produce(ctx, brokers, demoTopic, msgs); err != nil {
+	// The producer connects as the pipeline does: the demo config's kafka section.
+	if err := ProduceOver(ctx, cfg.Kafka, demoTopic, msgs); err != nil {
 		return err
 	}
 
@@ -328,10 +329,17 @@ wait:
 	return nil
 }
 
-// Produce loads messages into the topic with a real Kafka producer, keyed by line number.
+// Produce loads messages into the topic with a real Kafka producer, keyed by line number,
+// over plaintext without SASL (ProduceOver connects as a kafka section says).
 func Produce(ctx context.Context, brokers []string, topic string, values [][]byte) error {
 	// Its own transport: the shared default caches topic metadata across clients.
 	return produceWith(ctx, brokers, topic, values, &kafka.Transport{})
+}
+
+// ProduceOver is Produce to kc's brokers through kc's connection (kc.Transport(): the
+// kafka.tls and kafka.sasl sections). Call kc.Validate first.
+func ProduceOver(ctx context.Context, kc consumer.Config, topic string, values [][]byte) error {
+	return produceWith(ctx, kc.Brokers, topic, values, kc.Transport())
 }
 
 // produceWith is Produce over transport (a kafka section's Transport: its TLS and SASL),

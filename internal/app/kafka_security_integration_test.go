@@ -46,14 +46,19 @@ admin: {listen: "off"}
 }
 
 // TestIntegrationKafkaSecurePipeline runs the whole pipeline (group, DLQ topics and
-// producer, scores) over SASL_SSL with SCRAM-SHA-512, and over mutual TLS, against the dev
-// broker's secured listeners.
+// producer, scores) over SASL_SSL with SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN, and over
+// mutual TLS, against the dev broker's secured listeners.
 func TestIntegrationKafkaSecurePipeline(t *testing.T) {
 	s := testkit.RequireServices(t)
 	k := testkit.RequireKafkaSecure(t)
 	for _, tc := range []struct{ name, broker, security string }{
 		{"sasl_ssl_scram_sha_512", k.SASLSSL, fmt.Sprintf(`  tls: {ca_file: %q}
   sasl: {mechanism: SCRAM-SHA-512, username: %q, password: %q}`, k.CA, k.User, k.Password)},
+		// The listener enables SCRAM-SHA-256 and PLAIN too (PLAIN only ever over TLS).
+		{"sasl_ssl_scram_sha_256", k.SASLSSL, fmt.Sprintf(`  tls: {ca_file: %q}
+  sasl: {mechanism: SCRAM-SHA-256, username: %q, password: %q}`, k.CA, k.User, k.Password)},
+		{"sasl_ssl_plain", k.SASLSSL, fmt.Sprintf(`  tls: {ca_file: %q}
+  sasl: {mechanism: PLAIN, username: %q, password: %q}`, k.CA, k.User, k.Password)},
 		{"mtls", k.MTLS, fmt.Sprintf(`  tls: {ca_file: %q, cert_file: %q, key_file: %q, min_version: "1.3"}`, k.CA, k.ClientCert, k.ClientKey)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,7 +129,7 @@ func TestIntegrationKafkaSecureFailures(t *testing.T) {
 
 // produceOver loads values into topic through cfg's connection (TLS, SASL).
 func produceOver(ctx context.Context, cfg consumer.Config, topic string, values [][]byte) error {
-	return produceWith(ctx, cfg.Brokers, topic, values, cfg.Transport())
+	return ProduceOver(ctx, cfg, topic, values)
 }
 
 // untrustedCerts writes a CA the broker does not trust, and a client certificate signed by

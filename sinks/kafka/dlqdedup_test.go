@@ -3,9 +3,12 @@ package kafka
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
+
+	kafkago "github.com/segmentio/kafka-go"
 
 	"raterd/record"
 )
@@ -210,5 +213,76 @@ func TestReplayDedupMemory(t *testing.T) {
 func TestReplayDedupEntrySize(t *testing.T) {
 	if k, v := unsafe.Sizeof(sourceKey{}), unsafe.Sizeof(letterRef{}); k != 16 || v != 16 {
 		t.Fatalf("sourceKey is %d bytes, letterRef %d; want 16 each", k, v)
+	}
+}
+
+// TestDeadLetterForgedHeaders: an input message that carries headers named like raterd's
+// dead-letter headers (and replay headers) gets a dead letter whose raterd-* headers are
+// raterd's own, once each; the forged ones are kept renamed (raterd-input-*), are not read
+// by the replay, and do not travel on with the replayed message. A letter of an older
+// raterd, with the forged headers before raterd's under their own names, reads the same.
+func TestDeadLetterForgedHeaders(t *testing.T) {
+	forged := []record.Header{
+		{Key: "traceparent", Value: []byte("00-abc-def-01")},
+		{Key: HeaderErrorClass, Value: []byte("forged_class")},
+		{Key: HeaderError, Value: []byte("forged error")},
+		{Key: HeaderSourceTopic, Value: []byte("elsewhere")},
+		{Key: HeaderSourcePartition, Value: []byte("9")},
+		{Key: HeaderSourceOffset, Value: []byte("999")},
+		{Key: HeaderAttempts, Value: []byte("1000")},
+		{Key: HeaderFirstSeen, Value: []byte("1970-01-01T00:00:00Z")},
+		{Key: HeaderOriginalSize, Value: []byte("12345678")},
+	}
+	d := record.DeadLetter{
+		Source: record.Source{Topic: "traffic", Partition: 3, Offset: 42}, Key: []byte("k"), Value: []byte(`{"model":`),
+		Headers: forged, Reason: "invalid_json", Error: "unexpected end of JSON input", Attempts: 1, FirstSeen: time.Unix(5, 0),
+	}
+	m := deadLetterMessage(d)
+	m.Partition, m.Offset = 3, 7
+	byKey := map[string][]string{}
+	for _, h := range m.Headers {
+		byKey[h.Key] = append(byKey[h.Key], string(h.Value))
+	}
+	for _, h := range forged[1:] {
+		if got := byKey[h.Key]; h.Key != HeaderOriginalSize && len(got) != 1 {
+			t.Errorf("%s: %q on the dead letter, want raterd's one", h.Key, got)
+		}
+		if got := byKey[HeaderInputPrefix+h.Key]; len(got) != 1 || got[0] != string(h.Value) {
+			t.Errorf("%s%s: %q, want the input's %q", HeaderInputPrefix, h.Key, got, h.Value)
+		}
+	}
+	if got := byKey[HeaderOriginalSize]; len(got) != 0 {
+		t.Errorf("%s: %q on a letter that keeps the whole value", HeaderOriginalSize, got)
+	}
+	if got := byKey["traceparent"]; len(got) != 1 {
+		t.Errorf("traceparent: %q, want the input's kept as it is", got)
+	}
+
+	// An older raterd appended its headers after the forged ones, unrenamed.
+	old := m
+	old.Headers = nil
+	for _, h := range forged {
+		old.Headers = append(old.Headers, kafkago.Header{Key: h.Key, Value: h.Value})
+	}
+	for _, h := range m.Headers {
+		if !strings.HasPrefix(h.Key, HeaderInputPrefix) && h.Key != "traceparent" {
+			old.Headers = append(old.Headers, h)
+		}
+	}
+	for name, msg := range map[string]kafkago.Message{"renamed": m, "older raterd": old} {
+		l := parseDeadLetter(msg, "traffic")
+		if l.ErrorClass != "invalid_json" || l.Error != d.Error || l.OriginTopic != "traffic" || l.SourcePartition != 3 ||
+			l.SourceOffset != 42 || l.OriginalSize != 0 {
+			t.Errorf("%s: the replay read %+v, want raterd's headers only", name, l)
+		}
+		r := replayMessage(msg, l)
+		for _, h := range r.Headers {
+			if strings.HasPrefix(h.Key, raterdHeaderPrefix) && h.Key != HeaderReplayedFrom && h.Key != HeaderReplays {
+				t.Errorf("%s: the replayed message carries %s=%q", name, h.Key, h.Value)
+			}
+		}
+		if len(r.Headers) != 3 || r.Headers[0].Key != "traceparent" {
+			t.Errorf("%s: replayed headers %v, want traceparent and the two replay headers", name, r.Headers)
+		}
 	}
 }

@@ -92,14 +92,24 @@ func (l ReplayLetter) Coordinates() string {
 	return l.Topic + "/" + strconv.Itoa(l.Partition) + "/" + strconv.FormatInt(l.Offset, 10)
 }
 
-// parseDeadLetter reads a dead letter's raterd headers. When a header repeats, the last
-// one counts: raterd appends its headers after the original ones.
+// parseDeadLetter reads a dead letter's raterd headers. The dead-letter headers
+// (isDeadLetterHeader) count only in raterd's block: from the last HeaderErrorClass on,
+// which raterd writes first of its headers, after the original ones (all of the headers
+// when there is none, a letter not written by raterd). An input message's forged
+// dead-letter headers come before that block (and a current raterd renames them, see
+// HeaderInputPrefix), so they are never read. HeaderReplays is read from anywhere: the
+// replay sets it on the source message, and a letter of a replayed message keeps it among
+// the original headers. When a header repeats, the last one counts.
 func parseDeadLetter(m kafkago.Message, sourceTopic string) ReplayLetter {
 	l := ReplayLetter{
 		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, SourceTopic: sourceTopic,
 		SourcePartition: -1, SourceOffset: -1, Key: m.Key, Size: len(m.Value),
 	}
-	for _, h := range m.Headers {
+	block := raterdBlock(m.Headers)
+	for i, h := range m.Headers {
+		if i < block && isDeadLetterHeader(h.Key) {
+			continue
+		}
 		v := string(h.Value)
 		switch h.Key {
 		case HeaderErrorClass:
@@ -129,6 +139,17 @@ func parseDeadLetter(m kafkago.Message, sourceTopic string) ReplayLetter {
 		}
 	}
 	return l
+}
+
+// raterdBlock is the index of the last HeaderErrorClass of hs, where the headers raterd
+// appended to a dead letter start; 0 when there is none.
+func raterdBlock(hs []kafkago.Header) int {
+	for i := len(hs) - 1; i >= 0; i-- {
+		if hs[i].Key == HeaderErrorClass {
+			return i
+		}
+	}
+	return 0
 }
 
 // replayMessage is the message a dead letter is replayed as: its original key, value and

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	kafkago "github.com/segmentio/kafka-go"
+
+	"raterd/record"
 )
 
 // Fuzz targets for what a DLQ replay reads from Kafka: a dead letter's headers
@@ -50,17 +52,35 @@ func fzLastHeader(hs []kafkago.Header, key string) (string, bool) {
 	return "", false
 }
 
+// fzLastRaterd is fzLastHeader for a dead-letter header as parseDeadLetter reads it: only
+// from the last raterd-error-class on (anywhere when there is none).
+func fzLastRaterd(hs []kafkago.Header, key string) (string, bool) {
+	from := 0
+	for i := len(hs) - 1; i >= 0; i-- {
+		if hs[i].Key == HeaderErrorClass {
+			from = i
+			break
+		}
+	}
+	return fzLastHeader(hs[from:], key)
+}
+
 // FuzzParseDeadLetter: arbitrary headers never crash the parser; the message's
-// coordinates, key and size are copied; the last of a repeated header counts; numbers
-// are never negative (unknown ones are -1 for the source coordinates, 0 otherwise); a
-// letter is truncated exactly when it has the original-size header. Replaying it and
-// dead-lettering the replay again keeps the original non-raterd headers, drops raterd's
-// old ones and counts one replay more.
+// coordinates, key and size are copied; the last of a repeated header counts, a
+// dead-letter header only from the last raterd-error-class on (forged ones before it do
+// not); numbers are never negative (unknown ones are -1 for the source coordinates, 0
+// otherwise); a letter is truncated exactly when raterd's block has the original-size
+// header. Replaying it and dead-lettering the replay again keeps the original non-raterd
+// headers, drops raterd's old ones and counts one replay more. The same headers on an
+// input message, dead-lettered by deadLetterMessage, never change what the letter says.
 func FuzzParseDeadLetter(f *testing.F) {
 	f.Add([]byte("0=invalid_json\n1=invalid character 'x'\n3=2\n4=17"), []byte("k"), []byte("{x"), 3, int64(42))
 	f.Add([]byte("traceparent=00-abc-01\n5=2097152\n6=3"), []byte(nil), []byte("{\"model\":"), 0, int64(0))
 	f.Add([]byte("3=-1\n4=nan\n5=0\n6=-2"), []byte(nil), []byte(nil), 1, int64(9))
 	f.Add([]byte("6=9223372036854775806"), []byte("key"), []byte("v"), 0, int64(1))
+	// Forged dead-letter headers before raterd's block.
+	f.Add([]byte("5=1\n0=forged\n3=9\n4=9\n0=invalid_json\n3=1\n4=2"), []byte("k"), []byte("{"), 0, int64(3))
+	f.Add([]byte("5=7\n2=other\n1=lie\n0=invalid_json\n2=traffic"), []byte(nil), []byte("{"), 1, int64(4))
 	f.Fuzz(func(t *testing.T, blob, key, value []byte, partition int, offset int64) {
 		hs := fzHeaders(blob)
 		m := kafkago.Message{Topic: "traffic.dlq", Partition: partition, Offset: offset, Key: key, Value: value, Headers: hs}
@@ -72,19 +92,19 @@ func FuzzParseDeadLetter(f *testing.F) {
 		if l.SourcePartition < -1 || l.SourceOffset < -1 || l.OriginalSize < 0 || l.Replays < 0 {
 			t.Fatalf("negative number: %+v", l)
 		}
-		if c, _ := fzLastHeader(hs, HeaderErrorClass); l.ErrorClass != c {
+		if c, _ := fzLastRaterd(hs, HeaderErrorClass); l.ErrorClass != c {
 			t.Fatalf("error class %q, last header says %q", l.ErrorClass, c)
 		}
-		if e, _ := fzLastHeader(hs, HeaderError); l.Error != e {
+		if e, _ := fzLastRaterd(hs, HeaderError); l.Error != e {
 			t.Fatalf("error %q, last header says %q", l.Error, e)
 		}
-		if o, _ := fzLastHeader(hs, HeaderSourceTopic); l.OriginTopic != o {
+		if o, _ := fzLastRaterd(hs, HeaderSourceTopic); l.OriginTopic != o {
 			t.Fatalf("origin topic %q, last header says %q", l.OriginTopic, o)
 		}
-		if _, ok := fzLastHeader(hs, HeaderOriginalSize); ok != (l.OriginalSize > 0) {
+		if _, ok := fzLastRaterd(hs, HeaderOriginalSize); ok != (l.OriginalSize > 0) {
 			t.Fatalf("original-size header present %v, OriginalSize %d", ok, l.OriginalSize)
 		}
-		if v, ok := fzLastHeader(hs, HeaderSourcePartition); ok {
+		if v, ok := fzLastRaterd(hs, HeaderSourcePartition); ok {
 			if n, err := strconv.Atoi(v); err == nil && n >= 0 && l.SourcePartition != n {
 				t.Fatalf("source partition %d, header says %q", l.SourcePartition, v)
 			}
@@ -128,6 +148,31 @@ func FuzzParseDeadLetter(f *testing.F) {
 		l2 := parseDeadLetter(again, "traffic")
 		if l2.ErrorClass != "invalid_json" || l2.SourcePartition != 5 || l2.SourceOffset != 99 || l2.OriginalSize != 0 {
 			t.Fatalf("dead letter of the replay: %+v", l2)
+		}
+		// The headers as an input message's: its dead letter says what raterd says.
+		in := make([]record.Header, len(hs))
+		for i, h := range hs {
+			in[i] = record.Header{Key: h.Key, Value: h.Value}
+		}
+		dl := deadLetterMessage(record.DeadLetter{Source: record.Source{Topic: "traffic", Partition: 2, Offset: 11},
+			Key: key, Value: value, Headers: in, Reason: "invalid_utf8", Error: "bad", Attempts: 1})
+		dl.Partition, dl.Offset = 0, 12
+		l3 := parseDeadLetter(dl, "traffic")
+		if l3.ErrorClass != "invalid_utf8" || l3.Error != "bad" || l3.OriginTopic != "traffic" || l3.SourcePartition != 2 ||
+			l3.SourceOffset != 11 || l3.OriginalSize != 0 {
+			t.Fatalf("dead letter of a message with headers %q: %+v", blob, l3)
+		}
+		counts := map[string]int{}
+		for _, h := range dl.Headers {
+			counts[h.Key]++
+		}
+		for _, k := range []string{HeaderErrorClass, HeaderError, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderAttempts, HeaderFirstSeen} {
+			if counts[k] != 1 {
+				t.Fatalf("dead letter has %d %s headers, want raterd's only", counts[k], k)
+			}
+		}
+		if counts[HeaderOriginalSize] != 0 {
+			t.Fatalf("dead letter of an untruncated message has %s", HeaderOriginalSize)
 		}
 		// The count saturates at the largest int rather than wrapping around.
 		if want := min(l.Replays, math.MaxInt-1) + 1; l2.Replays != want {

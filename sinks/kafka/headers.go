@@ -30,6 +30,25 @@ const (
 	HeaderOriginalSize = "raterd-original-size"
 )
 
+// HeaderInputPrefix starts the name an input message's own header gets on its dead letter
+// when it is named like one of the dead-letter headers above: an input header
+// "raterd-original-size" is kept as "raterd-input-raterd-original-size", so that every
+// dead-letter header on a dead letter is raterd's own, exactly once, and a producer of the
+// input cannot make a letter lie about its reason, source or truncation. Like every
+// raterd-* header it is dropped on replay.
+const HeaderInputPrefix = "raterd-input-"
+
+// isDeadLetterHeader reports whether key is one of the headers DeadLetters sets (the
+// constants above).
+func isDeadLetterHeader(key string) bool {
+	switch key {
+	case HeaderErrorClass, HeaderError, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset,
+		HeaderAttempts, HeaderFirstSeen, HeaderOriginalSize:
+		return true
+	}
+	return false
+}
+
 // Headers of a message replayed from a dead-letter topic. Every other raterd-* header of the
 // dead letter is dropped on replay; the original headers are kept.
 const (

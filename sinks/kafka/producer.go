@@ -120,11 +120,17 @@ func (k *DeadLetters) WriteDeadLetters(ctx context.Context, letters []record.Dea
 const DLQKeepBytes = 64 << 10
 
 // deadLetterMessage is d as a message of its source's dead-letter topic: the original key,
-// value and headers, then raterd's headers.
+// value and headers, then raterd's headers. An original header named like one of raterd's
+// dead-letter headers is kept under HeaderInputPrefix + its name, so that it cannot pass
+// for raterd's.
 func deadLetterMessage(d record.DeadLetter) kafkago.Message {
 	hs := make([]kafkago.Header, 0, len(d.Headers)+8)
 	for _, h := range d.Headers {
-		hs = append(hs, kafkago.Header{Key: h.Key, Value: h.Value})
+		key := h.Key
+		if isDeadLetterHeader(key) {
+			key = HeaderInputPrefix + key
+		}
+		hs = append(hs, kafkago.Header{Key: key, Value: h.Value})
 	}
 	hs = append(hs,
 		kafkago.Header{Key: HeaderErrorClass, Value: []byte(d.Reason)},
