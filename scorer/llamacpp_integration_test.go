@@ -1,0 +1,182 @@
+package scorer
+
+// The real-engine suite: llama.cpp's OpenAI-compatible server (built from the
+// llama-cpp-python sdist by scripts/services.sh), serving tiny random-weight models with
+// real tokenizers and the judge families' real chat templates (testdata/chat-templates.md).
+// The models answer nonsense; what is under test is raterd against the real server:
+// the chat template applied by the server, guided decoding in its GBNF dialect, logprobs
+// in its shapes, its errors, its parallel slots. Skipped without RATERD_TEST_LLAMA, failed
+// with RATERD_REQUIRE_SERVICES=1.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"raterd/internal/testkit"
+	"raterd/record"
+	"raterd/scorer/format"
+	"raterd/scorer/pool"
+)
+
+// llamaJudge is an openai judge on a llama.cpp server.
+func llamaJudge(t *testing.T, url string, mutate func(*OpenAIConfig)) (*OpenAIJudge, *JudgeConfig) {
+	t.Helper()
+	cfg := OpenAIConfig{Model: "tiny", MaxTokens: 64, Logprobs: true, TopLogprobs: 5,
+		GuidedDecoding: GuidedLlamaCpp, GuidedExplanationChars: 24}
+	cfg.Endpoints = []pool.Endpoint{{URL: url, MaxInFlight: 4}}
+	cfg.Timeout = 60 * time.Second
+	cfg.MaxAttempts = 2
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	jc := &JudgeConfig{Type: JudgeOpenAI, OpenAIConfig: cfg}
+	if err := jc.Validate("judges.llama"); err != nil {
+		t.Fatal(err)
+	}
+	j, err := NewOpenAIJudge(jc.OpenAIConfig, JudgeSettings{Key: "judges.llama"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close(context.Background()) })
+	return j, jc
+}
+
+// llamaEvaluators are evaluators of every shipped format and task type.
+func llamaEvaluators() []*Evaluator {
+	fields := []string{FieldSystem, FieldPrompt, FieldContext, FieldResponse}
+	var out []*Evaluator
+	for _, f := range []string{FormatFLAMe, FormatSelene, FormatPrometheus2} {
+		out = append(out,
+			&Evaluator{Name: f + "-pointwise", Judge: "llama", Format: f, Criteria: "Is it correct?", Scale: Scale{Min: 1, Max: 10}, Fields: fields},
+			&Evaluator{Name: f + "-pairwise", Judge: "llama", Format: f, Task: TaskPairwise, Criteria: "Which is better?"})
+		if f != FormatPrometheus2 {
+			out = append(out, &Evaluator{Name: f + "-classification", Judge: "llama", Format: f, Task: TaskClassification,
+				Criteria: "Is it grounded?", Labels: []string{"supported", "not_supported"}, Fields: fields})
+		}
+	}
+	return out
+}
+
+func llamaRecords(n int) []*record.Record {
+	var out []*record.Record
+	for i := range n {
+		out = append(out, &record.Record{ID: fmt.Sprintf("llama-%d", i), Model: "m", System: "You are SupportBot.",
+			Prompt:     fmt.Sprintf("Question %d: how do I reset my password?", i),
+			Context:    []string{"Settings > Security > Reset password."},
+			Response:   "Open Settings, choose Security and click Reset.",
+			Candidates: []record.Candidate{{Model: "base", Response: "Call support."}}})
+	}
+	return out
+}
+
+// llamaURLs are the two servers: Llama 3's tokenizer and template, and Mistral v0.2's.
+func llamaURLs(t *testing.T) (llama3, mistral string) {
+	t.Helper()
+	return testkit.Service(t, "RATERD_TEST_LLAMA", "llama.cpp server (Llama 3 tokenizer)"), testkit.Service(t, "RATERD_TEST_LLAMA_MISTRAL", "llama.cpp server (Mistral v0.2 template)")
+}
+
+// judgeAll runs every evaluator over the records on j and returns the verdicts.
+func judgeAll(t *testing.T, j *OpenAIJudge, jc *JudgeConfig, evals []*Evaluator, recs []*record.Record) []Verdict {
+	t.Helper()
+	var tasks []Task
+	for _, e := range evals {
+		if err := jc.PrepareEvaluator("evaluators[0]", e); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			tasks = append(tasks, Task{Evaluator: e, Record: r})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	vs, err := j.Judge(ctx, tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+// TestLlamaCppGuidedEveryFormat: with guided decoding in llama.cpp's GBNF, every format
+// and task type, through the server's own chat templates (prometheus2 folded for Mistral
+// v0.2's), yields a parsed verdict on the scale, and the logprobs of the server's real
+// tokens give each a probability.
+func TestLlamaCppGuidedEveryFormat(t *testing.T) {
+	llama3, mistral := llamaURLs(t)
+	recs := llamaRecords(3)
+	for _, server := range []struct{ name, url string }{{"llama3", llama3}, {"mistral", mistral}} {
+		j, jc := llamaJudge(t, server.url, nil)
+		evals := llamaEvaluators()
+		vs := judgeAll(t, j, jc, evals, recs)
+		for i, v := range vs {
+			e := evals[i/len(recs)]
+			if v.Err != nil || v.Status != record.StatusOK {
+				t.Errorf("%s, %s: status %q, err %v, explanation %q", server.name, e.Name, v.Status, v.Err, v.Explanation)
+				continue
+			}
+			if v.Confidence < 0 || v.Confidence > 1 {
+				t.Errorf("%s, %s: confidence %v", server.name, e.Name, v.Confidence)
+			}
+			switch e.Task {
+			case TaskPointwise:
+				if v.Value < e.Scale.Min || v.Value > e.Scale.Max {
+					t.Errorf("%s, %s: score %v off the scale", server.name, e.Name, v.Value)
+				}
+			case TaskClassification:
+				if v.Label != "supported" && v.Label != "not_supported" {
+					t.Errorf("%s, %s: label %q", server.name, e.Name, v.Label)
+				}
+			}
+		}
+	}
+}
+
+// TestLlamaCppSystemTurnRefused: the Mistral v0.2 server's template refuses a system
+// turn, as Prometheus 2's base does; the folded default gets through (the test above),
+// native does not, and raterd stores a judge error naming the server's reason rather
+// than retrying it.
+func TestLlamaCppSystemTurnRefused(t *testing.T) {
+	_, mistral := llamaURLs(t)
+	j, jc := llamaJudge(t, mistral, nil)
+	e := &Evaluator{Name: "native", Judge: "llama", Format: FormatPrometheus2, System: format.SystemNative, Criteria: "Is it correct?"}
+	vs := judgeAll(t, j, jc, []*Evaluator{e}, llamaRecords(1))
+	if vs[0].Err == nil || !strings.Contains(vs[0].Err.Error(), "alternate") {
+		t.Fatalf("native system turn on Mistral v0.2's template: %+v, want the template's refusal", vs[0])
+	}
+	t.Logf("refusal: %v (attempts %d)", vs[0].Err, vs[0].Attempts)
+}
+
+// TestLlamaCppParseFailures measures what guided decoding is for: the share of answers
+// that do not parse with and without it, on the random-weight model (which never writes
+// the format unguided). The figures go to docs/judges.md.
+func TestLlamaCppParseFailures(t *testing.T) {
+	llama3, _ := llamaURLs(t)
+	recs := llamaRecords(4)
+	for _, guided := range []bool{true, false} {
+		j, jc := llamaJudge(t, llama3, func(c *OpenAIConfig) {
+			if !guided {
+				c.GuidedDecoding = ""
+			}
+			f := false
+			c.FormatReminder = &f
+		})
+		evals := llamaEvaluators()[:3] // flame: pointwise, pairwise, classification
+		vs := judgeAll(t, j, jc, evals, recs)
+		failures := 0
+		for _, v := range vs {
+			if v.Status == record.StatusParseFailure {
+				failures++
+			}
+		}
+		t.Logf("guided %v: %d of %d verdicts are parse failures", guided, failures, len(vs))
+		if guided && failures != 0 {
+			t.Errorf("guided decoding: %d parse failures, want none", failures)
+		}
+		if !guided && failures == 0 {
+			t.Errorf("unguided: no parse failure from a random-weight model: is the server really unconstrained?")
+		}
+	}
+}
+
