@@ -9,8 +9,11 @@ package scorer
 // with RATERD_REQUIRE_SERVICES=1.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -133,19 +136,83 @@ func TestLlamaCppGuidedEveryFormat(t *testing.T) {
 	}
 }
 
-// TestLlamaCppSystemTurnRefused: the Mistral v0.2 server's template refuses a system
-// turn, as Prometheus 2's base does; the folded default gets through (the test above),
-// native does not, and raterd stores a judge error naming the server's reason rather
-// than retrying it.
-func TestLlamaCppSystemTurnRefused(t *testing.T) {
-	_, mistral := llamaURLs(t)
-	j, jc := llamaJudge(t, mistral, nil)
-	e := &Evaluator{Name: "native", Judge: "llama", Format: FormatPrometheus2, System: format.SystemNative, Criteria: "Is it correct?"}
-	vs := judgeAll(t, j, jc, []*Evaluator{e}, llamaRecords(1))
-	if vs[0].Err == nil || !strings.Contains(vs[0].Err.Error(), "alternate") {
-		t.Fatalf("native system turn on Mistral v0.2's template: %+v, want the template's refusal", vs[0])
+// applyTemplate renders messages with the server's own chat template (llama-server's
+// /apply-template, the text it would feed the model).
+func applyTemplate(t *testing.T, base string, msgs []format.Message) string {
+	t.Helper()
+	type msg struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
 	}
-	t.Logf("refusal: %v (attempts %d)", vs[0].Err, vs[0].Attempts)
+	var body struct {
+		Messages []msg `json:"messages"`
+	}
+	for _, m := range msgs {
+		body.Messages = append(body.Messages, msg{m.Role, m.Content})
+	}
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(strings.TrimSuffix(base, "/v1")+"/apply-template", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Prompt string `json:"prompt"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/apply-template: status %d, %v", resp.StatusCode, err)
+	}
+	return out.Prompt
+}
+
+// TestLlamaCppChatTemplates: what the servers feed their models. On the Mistral v0.2
+// server, prometheus2's folded default is one [INST] turn holding the system prompt, a
+// blank line and the user message, as prometheus-eval sends it. A native system turn is
+// not refused here: llama.cpp's template engine sees that the template has no system
+// role and folds the system message into the first user turn itself (with one line
+// break), where vLLM and transformers, which render with Jinja2, raise the template's
+// "Conversation roles must alternate" (TestChatTemplatesRenderFormats shows that). On
+// the Llama 3 server a native system turn gets the template's system header.
+func TestLlamaCppChatTemplates(t *testing.T) {
+	llama3, mistral := llamaURLs(t)
+	f, err := format.Lookup(FormatPrometheus2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := format.Spec{Task: format.TaskPointwise, Criteria: "Is it correct?", Min: 1, Max: 5,
+		Inputs: []format.Input{{Field: "prompt", Text: "How do I reset my password?"}, {Field: "response", Text: "Open Settings."}}}
+	p, err := f.Render(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.SystemMode() != format.SystemFold || p.System == "" {
+		t.Fatalf("prometheus2: system mode %s, system %q; want fold and a system prompt", f.SystemMode(), p.System)
+	}
+	if got, want := applyTemplate(t, mistral, p.Messages(format.SystemFold)), "[INST] "+p.System+"\n\n"+p.User+" [/INST]"; got != want {
+		t.Errorf("fold on Mistral v0.2's template:\n%q\nwant\n%q", got, want)
+	}
+	if got, want := applyTemplate(t, mistral, p.Messages(format.SystemNative)), "[INST] "+p.System+"\n"+p.User+" [/INST]"; got != want {
+		t.Errorf("native on Mistral v0.2's template, llama.cpp's own fold:\n%q\nwant\n%q", got, want)
+	}
+	got := applyTemplate(t, llama3, p.Messages(format.SystemNative))
+	if !strings.Contains(got, "<|start_header_id|>system<|end_header_id|>") || !strings.Contains(got, p.System+"<|eot_id|>") {
+		t.Errorf("native on Llama 3.1's template: no system turn:\n%q", got)
+	}
+}
+
+// TestLlamaCppContextOverflow: a prompt over the server's context gets the server's own
+// error (400, exceed_context_size_error), which raterd keeps as the verdict's error after
+// one attempt, not a retry loop.
+func TestLlamaCppContextOverflow(t *testing.T) {
+	llama3, _ := llamaURLs(t)
+	j, jc := llamaJudge(t, llama3, nil)
+	r := llamaRecords(1)[0]
+	r.Response = strings.Repeat("word ", 6000)
+	e := &Evaluator{Name: "long", Judge: "llama", Criteria: "Is it correct?"}
+	vs := judgeAll(t, j, jc, []*Evaluator{e}, []*record.Record{r})
+	if vs[0].Err == nil || !strings.Contains(vs[0].Err.Error(), "exceeds the available context size") || vs[0].Attempts != 1 {
+		t.Fatalf("over the context: err %v after %d attempts; want the server's context error after one", vs[0].Err, vs[0].Attempts)
+	}
 }
 
 // TestLlamaCppParseFailures measures what guided decoding is for: the share of answers
@@ -162,15 +229,21 @@ func TestLlamaCppParseFailures(t *testing.T) {
 			f := false
 			c.FormatReminder = &f
 		})
-		evals := llamaEvaluators()[:3] // flame: pointwise, pairwise, classification
+		evals := llamaEvaluators() // every format and task type
 		vs := judgeAll(t, j, jc, evals, recs)
 		failures := 0
-		for _, v := range vs {
+		byFormat := map[string][2]int{}
+		for i, v := range vs {
+			f := evals[i/len(recs)].Format
+			n := byFormat[f]
+			n[1]++
 			if v.Status == record.StatusParseFailure {
 				failures++
+				n[0]++
 			}
+			byFormat[f] = n
 		}
-		t.Logf("guided %v: %d of %d verdicts are parse failures", guided, failures, len(vs))
+		t.Logf("guided %v: %d of %d verdicts are parse failures (by format, failures/verdicts: %v)", guided, failures, len(vs), byFormat)
 		if guided && failures != 0 {
 			t.Errorf("guided decoding: %d parse failures, want none", failures)
 		}
@@ -179,4 +252,3 @@ func TestLlamaCppParseFailures(t *testing.T) {
 		}
 	}
 }
-
