@@ -197,9 +197,11 @@ type UnavailableError struct {
 	// Judgements is how many judgements failed; Records are their records.
 	Judgements int
 	Records    []*record.Record
-	// Suspects are the Records one of whose judgements failed on a judge that answered
-	// other live calls of the same batch in the same round: the judge is up, so the
-	// record itself may be what it cannot handle.
+	// Suspects are the Records one of whose judgements failed on a judge that is up, so
+	// that the record itself may be what it cannot handle: the judge answered other live
+	// calls of the same batch in the same round, or the server failed this record alone
+	// with an error of its own (a 500; see poisonSuspects). A pool that is down or
+	// overloaded (refused connections, 429, 503, breakers open) makes no suspects.
 	Suspects []*record.Record
 	Err      error
 }
@@ -307,17 +309,30 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 						served[tasks[i].task.Evaluator.Judge] = true
 					}
 				}
+				// Which failures make their record a suspect depends on what the failure
+				// says (see poisonSuspects): a pool that is down or overloaded never does.
+				var failed []suspectFailure
+				var failedIdx []int
+				for _, i := range misses {
+					if judged[i] || tasks[i].verdict.Err == nil {
+						continue
+					}
+					failed = append(failed, suspectFailure{judge: tasks[i].task.Evaluator.Judge,
+						record: tasks[i].task.Record, scope: scopeOf(tasks[i].verdict.Err)})
+					failedIdx = append(failedIdx, i)
+				}
+				isSuspect := poisonSuspects(failed, served)
 				seen, suspect := map[*record.Record]bool{}, map[*record.Record]bool{}
 				for _, i := range misses {
 					r := tasks[i].task.Record
-					if judged[i] {
+					if judged[i] || seen[r] {
 						continue
 					}
-					if !seen[r] {
-						seen[r] = true
-						ue.Records = append(ue.Records, r)
-					}
-					if served[tasks[i].task.Evaluator.Judge] && !suspect[r] {
+					seen[r] = true
+					ue.Records = append(ue.Records, r)
+				}
+				for n, i := range failedIdx {
+					if r := tasks[i].task.Record; isSuspect[n] && !suspect[r] {
 						suspect[r] = true
 						ue.Suspects = append(ue.Suspects, r)
 					}
