@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -403,7 +404,7 @@ func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score
 		Labels:         r.Metadata,
 		Evaluator:      t.Evaluator.Name,
 		RubricVersion:  t.Evaluator.RubricVersion(),
-		Judge:          s.judges[t.Evaluator.Judge].Identity(),
+		Judge:          cmp.Or(v.Judge, s.judges[t.Evaluator.Judge].Identity()),
 		TaskType:       t.Evaluator.Task,
 		Value:          v.Value,
 		Label:          v.Label,
@@ -629,12 +630,13 @@ type cachedVerdict struct {
 	Label       string  `json:"l,omitempty"`
 	Confidence  float64 `json:"c"`
 	Explanation string  `json:"e,omitempty"`
+	Judge       string  `json:"j,omitempty"` // Verdict.Judge, when set
 }
 
 // encodeVerdict returns nil for a verdict JSON cannot hold (a NaN or infinite score);
 // such a verdict is simply not cached.
 func encodeVerdict(v Verdict) []byte {
-	b, err := json.Marshal(cachedVerdict{Value: v.Value, Label: v.Label, Confidence: v.Confidence, Explanation: v.Explanation})
+	b, err := json.Marshal(cachedVerdict{Value: v.Value, Label: v.Label, Confidence: v.Confidence, Explanation: v.Explanation, Judge: v.Judge})
 	if err != nil {
 		return nil
 	}
@@ -646,5 +648,5 @@ func decodeVerdict(b []byte) (Verdict, bool) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return Verdict{}, false // a corrupt entry is a miss, not a failure
 	}
-	return Verdict{Value: c.Value, Label: c.Label, Confidence: c.Confidence, Explanation: c.Explanation, Status: record.StatusOK}, true
+	return Verdict{Value: c.Value, Label: c.Label, Confidence: c.Confidence, Explanation: c.Explanation, Judge: c.Judge, Status: record.StatusOK}, true
 }
