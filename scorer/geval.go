@@ -222,8 +222,9 @@ func numberPrefix(s string, sign bool) (n, rest string) {
 //   - a is all digits and is the token taken: the path goes on to the next token, with
 //     q·P(a) — so the probability of "1" followed by end-of-number and of "1" followed by
 //     "0" come from the next token's alternatives, never from a guess;
-//   - a is all digits and not taken (or is the last token of the answer): where it goes
-//     next is not known. When no valid score extends N, the number must end there:
+//   - a is all digits and is the token taken, the answer's last: the answer ended there,
+//     and the end it took is all that is reported: P(score N) += q·P(a);
+//   - a is all digits and not taken: where it goes next is not known. When no valid score extends N, the number must end there:
 //     P(score N) += q·P(a) if N is valid. When one does ("1" on 1–10 may be 1 or 10), the
 //     mass q·P(a) is unsplittable between N and its extensions.
 //
@@ -303,8 +304,13 @@ func scoreDistribution(lp []openaiTokenLogprob, texts []string, first int, pre s
 				if _, ok := valid[n]; ok {
 					dist[n] += q * a.p
 				}
-			case a.chosen && k+1 < len(lp) && next < 0:
+			case a.chosen && next < 0 && k+1 < len(lp):
 				next, nextPath = i, n
+			case a.chosen && next < 0:
+				// The answer ends here: the end it took is the only one reported.
+				if _, ok := valid[n]; ok {
+					dist[n] += q * a.p
+				}
 			default:
 				open(n, q*a.p)
 			}
