@@ -79,10 +79,11 @@ type Config struct {
 	// RetryBackoffMax caps the backoff between retries of a failed sink write. Default 10s.
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
 	// PoisonAttempts is how many attempts of a batch a record may be a poison suspect in —
-	// one of its judgements failed on a judge that answered other live calls of the same
-	// batch at the time (see PoisonSuspects) — before it is dead-lettered (reason
-	// judge_failed, replayable with raterd dlq replay) so that it no longer holds its
-	// partition back. Records failed by a judge that answered nothing (down, or its breaker
+	// one of its judgements failed on a server that is up: on a judge that answered other
+	// live calls of the same batch at the time, or with a server error on no other record
+	// (see PoisonSuspects) — before it is dead-lettered (reason judge_failed, replayable
+	// with raterd dlq replay) so that it no longer holds its partition back. Records
+	// failed by a pool that is down or overloaded (refused connections, 429, 503, breakers
 	// open) are never suspects: the batch waits for the pool. Default 8; -1 turns it off.
 	PoisonAttempts int `yaml:"poison_attempts"`
 	// SessionTimeout is how long the group coordinator waits without a heartbeat before

@@ -542,10 +542,10 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 }
 
 // PoisonSuspects is implemented by a Scorer error that names the records whose
-// judgements failed on a judge that was answering other calls at the time
-// (scorer.UnavailableError): the judge is up, so the record may be what it cannot
-// handle. Records failed by a judge that answered nothing (down, or its breaker open) are
-// never suspects.
+// judgements failed on a judge that is up — it was answering other calls at the time, or
+// the server failed this record alone with an error of its own (scorer.UnavailableError)
+// — so the record may be what it cannot handle. Records failed by a pool that is down or
+// overloaded are never suspects.
 type PoisonSuspects interface {
 	PoisonSuspects() []*record.Record
 }

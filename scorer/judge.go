@@ -38,6 +38,12 @@ type Verdict struct {
 	Attempts int
 	// Err is a per-task failure; a failed task yields a row with record.StatusJudgeError.
 	Err error
+	// Judge, when set, is the identity this verdict was made under, stored on its row
+	// instead of the judge's Identity: a judge that asks for logprobs ("+logprobs") but
+	// scored this task without them (missing, not lining up with the answer, or a
+	// multi-digit score they cannot weight) gives its plain identity, so that a row never
+	// claims a probability-weighted score it does not hold. Empty: the judge's Identity.
+	Judge string
 }
 
 // Judge scores tasks. Implementations must return exactly one Verdict per task, in order,

@@ -16,6 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"raterd/internal/secret"
 	"raterd/internal/text"
 	"raterd/record"
@@ -162,6 +165,8 @@ type OpenAIJudge struct {
 	client *http.Client
 	header http.Header // api key and configured headers of every request
 	logger *slog.Logger
+	// mUnused counts verdicts of a logprobs judge made without usable logprobs, by reason.
+	mUnused metric.Int64Counter
 }
 
 // NewOpenAIJudge returns a judge for cfg and starts its pool (Close stops it). cfg should
@@ -183,6 +188,11 @@ func NewOpenAIJudge(cfg OpenAIConfig, set JudgeSettings) (*OpenAIJudge, error) {
 		return nil, err
 	}
 	j := &OpenAIJudge{cfg: cfg, client: client, header: header, logger: tel.Logger}
+	j.mUnused, err = tel.MeterProvider.Meter("raterd/scorer").Int64Counter("raterd.judge.logprobs.unused",
+		metric.WithDescription("verdicts of a logprobs judge scored without usable logprobs (stored under the judge's plain identity), by judge and reason: missing, misaligned, invalid, ambiguous, no_alternative"))
+	if err != nil {
+		return nil, fmt.Errorf("%s: metrics: %w", j.Identity(), err)
+	}
 	p, err := pool.New(cfg.Config, pool.Options{
 		Key: set.Key, Name: j.Identity(), DefaultHealthPath: "models", Client: client, Telemetry: tel,
 		ProbeHeader: header,
@@ -202,6 +212,21 @@ func (j *OpenAIJudge) Identity() string {
 		return "openai:" + j.cfg.Model + "+logprobs"
 	}
 	return "openai:" + j.cfg.Model
+}
+
+// plainIdentity is the identity of a verdict scored without logprobs: "openai:" + model.
+func (j *OpenAIJudge) plainIdentity() string { return "openai:" + j.cfg.Model }
+
+// withoutLogprobs marks a verdict of a logprobs judge that its logprobs did not shape
+// (see lpStatus): the row gets the plain identity, never "+logprobs", and the reason is
+// counted. A verdict of a judge without logprobs, or one they shaped, is left alone.
+func (j *OpenAIJudge) withoutLogprobs(ctx context.Context, v Verdict, st lpStatus) Verdict {
+	if !j.cfg.Logprobs || st == lpUsed || v.Status != record.StatusOK {
+		return v
+	}
+	v.Judge = j.plainIdentity()
+	j.mUnused.Add(ctx, 1, metric.WithAttributes(attribute.String("judge", j.Identity()), attribute.String("reason", st.reason())))
+	return v
 }
 
 // Close drains the pool: new calls fail, requests in flight finish until ctx ends.
@@ -303,7 +328,8 @@ func (j *OpenAIJudge) judgeTask(ctx context.Context, t Task) Verdict {
 	}
 	if e.Task != TaskPairwise {
 		a := j.ask(ctx, f, formatSpec(e, t.Record, false), e)
-		return j.verdictOf(t, a)
+		v, st := j.verdictOf(t, a)
+		return j.withoutLogprobs(ctx, v, st)
 	}
 	// Pairwise: both orders at once, so position bias shows and cancels out.
 	var ab, ba answer
@@ -311,16 +337,21 @@ func (j *OpenAIJudge) judgeTask(ctx context.Context, t Task) Verdict {
 	wg.Go(func() { ab = j.ask(ctx, f, formatSpec(e, t.Record, false), e) })
 	wg.Go(func() { ba = j.ask(ctx, f, formatSpec(e, t.Record, true), e) })
 	wg.Wait()
-	return j.pairwiseVerdict(t, ab, ba)
+	st := ab.lp
+	if st == lpUsed {
+		st = ba.lp
+	}
+	return j.withoutLogprobs(ctx, j.pairwiseVerdict(t, ab, ba), st)
 }
 
 // answer is the outcome of asking one prompt: a parsed result, or a parse failure, or an
 // error.
 type answer struct {
 	parsed   format.Parsed
-	probs    map[string]float64 // probability of each choice at the result token; nil without logprobs
+	probs    map[string]float64 // probability of each choice (see readLogprobs); nil without logprobs
 	resultP  float64            // probability of the result as written, in [0,1]; valid when hasP
 	hasP     bool               // resultP was read from the logprobs
+	lp       lpStatus           // what became of the logprobs
 	text     string             // the last answer text
 	parseErr error
 	err      error
@@ -365,7 +396,10 @@ func (j *OpenAIJudge) ask(ctx context.Context, f *format.Format, spec format.Spe
 		parsed, perr := f.Parse(spec, text)
 		if perr == nil {
 			a.parsed, a.parseErr = parsed, nil
-			a.probs, a.resultP, a.hasP = resultProbabilities(lp, text, parsed, format.Choices(spec))
+			a.probs, a.resultP, a.hasP, a.lp = nil, 0, false, lpNotAsked
+			if j.cfg.Logprobs {
+				a.probs, a.resultP, a.hasP, a.lp = readLogprobs(lp, text, parsed, spec)
+			}
 			return a
 		}
 		a.parseErr = perr
@@ -378,15 +412,17 @@ func (j *OpenAIJudge) ask(ctx context.Context, f *format.Format, spec format.Spe
 	return a
 }
 
-// verdictOf turns a pointwise or classification answer into a verdict.
-func (j *OpenAIJudge) verdictOf(t Task, a answer) Verdict {
+// verdictOf turns a pointwise or classification answer into a verdict, and says whether
+// the logprobs shaped it: a pointwise score is weighted only by a distribution
+// readLogprobs could read in full (lpUsed); otherwise it is the integer written.
+func (j *OpenAIJudge) verdictOf(t Task, a answer) (Verdict, lpStatus) {
 	v := Verdict{Attempts: a.attempts}
 	if a.err != nil {
 		v.Err = j.taskError(t, a.err)
-		return v
+		return v, a.lp
 	}
 	if a.parseErr != nil {
-		return parseFailure(v, a)
+		return parseFailure(v, a), a.lp
 	}
 	e := t.Evaluator
 	v.Status = record.StatusOK
@@ -404,16 +440,21 @@ func (j *OpenAIJudge) verdictOf(t Task, a answer) Verdict {
 	default:
 		n, err := parseInt(a.parsed.Result)
 		if err != nil { // the format accepted it, so this is a bug; never invent a score
-			return parseFailure(v, answer{text: a.text, parseErr: err})
+			return parseFailure(v, answer{text: a.text, parseErr: err}), a.lp
 		}
 		v.Value = float64(n)
+		if a.lp != lpUsed {
+			break
+		}
 		if mean, ok := weightedMean(a.probs); ok {
 			// A mean of on-scale integers is on the scale, but its floating-point sum can
 			// overshoot an end by an ulp (5.000000000000001): keep it in range.
 			v.Value = min(max(mean, e.Scale.Min), e.Scale.Max)
+		} else {
+			return v, lpNoAlternative
 		}
 	}
-	return v
+	return v, a.lp
 }
 
 // pairwiseVerdict combines the two orders into the debiased preference for the record's
@@ -529,8 +570,11 @@ type openaiChatMessage struct {
 
 // openaiTokenLogprob is one answer token with its log-probability and the alternatives.
 type openaiTokenLogprob struct {
-	Token       string  `json:"token"`
-	Logprob     float64 `json:"logprob"`
+	Token   string  `json:"token"`
+	Logprob float64 `json:"logprob"`
+	// Bytes is the token's UTF-8 bytes (OpenAI's "bytes"), which spell the answer when
+	// the token strings do not (byte-fallback tokens); nil when not sent.
+	Bytes       []int `json:"bytes,omitempty"`
 	TopLogprobs []struct {
 		Token   string  `json:"token"`
 		Logprob float64 `json:"logprob"`
@@ -631,76 +675,6 @@ func postJSON(ctx context.Context, client *http.Client, url string, body []byte,
 		return nil, fmt.Errorf("%s: response body over %d bytes", url, openaiMaxResponseBytes)
 	}
 	return data, nil
-}
-
-// resultProbabilities reads the logprobs at the token where the parsed result is written:
-// the probability of each valid choice among the token's alternatives, and the
-// probability of the result as written (for a result spanning several tokens, the
-// product over them), with ok. Both are empty (ok false) when the logprobs are missing,
-// hold a NaN or do not line up with the answer text; the alternatives alone are dropped
-// when they add up to more than certainty.
-func resultProbabilities(lp []openaiTokenLogprob, text string, p format.Parsed, choices []string) (map[string]float64, float64, bool) {
-	if len(lp) == 0 || p.Result == "" {
-		return nil, 0, false
-	}
-	// Find the tokens covering [start, end) of the result in the answer text.
-	start, end := p.ResultStart, p.ResultStart+len(p.Result)
-	offset, first := 0, -1
-	resultP := 1.0
-	for i, tok := range lp {
-		tokStart, tokEnd := offset, offset+len(tok.Token)
-		offset = tokEnd
-		if tokEnd <= start || tokStart >= end {
-			continue
-		}
-		if first < 0 {
-			first = i
-		}
-		tp, ok := logprobP(tok.Logprob)
-		if !ok {
-			return nil, 0, false // not a probability: do not guess
-		}
-		resultP *= tp
-	}
-	if offset != len(text) || first < 0 {
-		return nil, 0, false // the tokens do not spell the answer: do not guess
-	}
-	// The alternatives at the result token are alternatives for the result only when that
-	// one token is the whole result (" 4", not " -" then "1", nor "1" then "0" for 10);
-	// otherwise the result's probability stands, and a score is not reweighted.
-	tok := lp[first]
-	if strings.TrimSpace(tok.Token) != p.Result {
-		return nil, resultP, true
-	}
-	valid := make(map[string]bool, len(choices))
-	for _, c := range choices {
-		valid[c] = true
-	}
-	probs := make(map[string]float64)
-	seen := false
-	mass := 0.0
-	for _, alt := range tok.TopLogprobs {
-		ap, ok := logprobP(alt.Logprob)
-		if !ok {
-			return nil, resultP, true
-		}
-		if c := strings.TrimSpace(alt.Token); valid[c] {
-			probs[c] += ap
-			mass += ap
-		}
-		seen = seen || alt.Token == tok.Token
-	}
-	if !seen {
-		tp, _ := logprobP(tok.Logprob) // checked above
-		probs[p.Result] += tp
-		mass += tp
-	}
-	if mass > 1+openaiMassTolerance {
-		// Alternatives of one token are disjoint: more than certainty in all (a
-		// token listed twice, clamped positive logprobs) is no distribution to weight by.
-		return nil, resultP, true
-	}
-	return probs, resultP, true
 }
 
 // openaiMassTolerance is how far above 1 the alternatives' probabilities may add up

@@ -206,6 +206,10 @@ func FuzzOpenAIResponse(f *testing.F) {
 	f.Add(uint8(0), []byte(`{"error":{"message":"model not found"}}`))
 	f.Add(uint8(0), []byte("\xff\xfe"))
 	f.Add(uint8(0), []byte(``))
+	// Issue 16: a 9 with half the mass on " 1" (which may begin 10) on -3..12, and
+	// byte-fallback tokens that only their bytes line up with the answer.
+	f.Add(uint8(8), []byte(`{"choices":[{"message":{"content":"Reasoning: ok\nScore: 9"},"logprobs":{"content":[{"token":"Reasoning: ok\nScore:","logprob":0},{"token":" 9","logprob":-0.69,"top_logprobs":[{"token":" 9","logprob":-0.69},{"token":" 1","logprob":-0.69}]}]}}]}`))
+	f.Add(uint8(0), []byte(`{"choices":[{"message":{"content":"Reasoning: tr\u00e8s\nScore: 4"},"logprobs":{"content":[{"token":"Reasoning: tr","logprob":0,"bytes":[82,101,97,115,111,110,105,110,103,58,32,116,114]},{"token":"\\xc3","logprob":0,"bytes":[195]},{"token":"\\xa8","logprob":0,"bytes":[168]},{"token":"s\nScore:","logprob":0,"bytes":[115,10,83,99,111,114,101,58]},{"token":" 4","logprob":-0.7,"bytes":[32,52],"top_logprobs":[{"token":" 4","logprob":-0.7},{"token":" 5","logprob":-0.7}]}]}}]}`))
 	tr := &fzBodyTransport{}
 	j := fzOpenAIJudge(f, tr)
 	evals := fzOpenAIEvaluators(f)
@@ -259,7 +263,7 @@ func FuzzOpenAIResponse(f *testing.F) {
 }
 
 func fzSameTokenLogprob(a, b openaiTokenLogprob) bool {
-	return a.Token == b.Token && a.Logprob == b.Logprob && slices.Equal(a.TopLogprobs, b.TopLogprobs)
+	return a.Token == b.Token && a.Logprob == b.Logprob && slices.Equal(a.Bytes, b.Bytes) && slices.Equal(a.TopLogprobs, b.TopLogprobs)
 }
 
 // fzValidUTF8 is s as encoding/json writes it: invalid bytes become U+FFFD.
@@ -279,6 +283,11 @@ func FuzzOpenAILogprobs(f *testing.F) {
 	f.Add(uint8(5), "Reasoning: A is right.\nPreference: A", []byte{35, 2}, []byte{0, 64, 128})
 	f.Add(uint8(6), "Feedback: B. [RESULT] B", []byte{22, 1}, []byte{255, 0})
 	f.Add(uint8(2), "**Reasoning:** x\n\n**Result:** 5", []byte{30, 2}, []byte{})
+	// Issue 16: multi-digit scores on -3..12 — a prefix ("1") that may begin 10, 11 or
+	// 12, the number ended by the next token, and split over two tokens.
+	f.Add(uint8(8), "Score: 1\n", []byte{6, 2, 1}, []byte{0, 3, 9, 27, 1})
+	f.Add(uint8(8), "Score: 12", []byte{6, 2, 1}, []byte{5, 3, 90, 2})
+	f.Add(uint8(8), "Score: 9", []byte{6, 2}, []byte{22, 22, 0, 1})
 	tr := &fzBodyTransport{}
 	j := fzOpenAIJudge(f, tr)
 	evals := fzOpenAIEvaluators(f)
@@ -344,6 +353,14 @@ func FuzzOpenAILogprobs(f *testing.F) {
 		}
 		if v.Status == record.StatusOK && e.Task == TaskPointwise && w.Value != math.Trunc(w.Value) {
 			t.Fatalf("a score without logprobs is not the integer written: %v", w.Value)
+		}
+		// A verdict the logprobs did not shape carries the plain identity, and then a
+		// score is the integer written, as without logprobs (issue 16).
+		if v.Judge != "" && v.Judge != "openai:judge-model" {
+			t.Fatalf("verdict identity %q", v.Judge)
+		}
+		if v.Status == record.StatusOK && e.Task == TaskPointwise && v.Judge != "" && v.Value != w.Value {
+			t.Fatalf("a score under the plain identity is %v, not the %v written", v.Value, w.Value)
 		}
 	})
 }

@@ -445,8 +445,9 @@ func TestOpenAIContextCancelEndsTheCall(t *testing.T) {
 	}
 }
 
-// A result split over several tokens (" 1" then "0" for 10) has no alternatives for the
-// whole value: the parsed score stands and its probability is the product.
+// A result split over several tokens (" 1" then "0" for 10) is weighted along its path:
+// P(10) = P(" 1")·P("0" | " 1"), P(9) = P(" 9") (nothing on 1–10 extends 9), and its
+// confidence is the product over its tokens.
 func TestOpenAILogprobsOfAMultiTokenResult(t *testing.T) {
 	text := "Reasoning: Excellent.\nScore: 10"
 	f := newFakeChat(t, func(chatReq) (int, string, []openaiTokenLogprob) {
@@ -457,8 +458,8 @@ func TestOpenAILogprobsOfAMultiTokenResult(t *testing.T) {
 	e := testEvaluator()
 	e.Scale = Scale{Min: 1, Max: 10}
 	v := judgeOne(t, j, preparedModelEvaluator(t, e), testRecord("r1"))
-	if v.Value != 10 || math.Abs(v.Confidence-0.4) > 1e-9 {
-		t.Fatalf("verdict = %+v, want 10 with confidence 0.5×0.8", v)
+	if want := (0.5*9 + 0.4*10) / 0.9; math.Abs(v.Value-want) > 1e-9 || math.Abs(v.Confidence-0.4) > 1e-9 || v.Judge != "" {
+		t.Fatalf("verdict = %+v, want %v with confidence 0.5×0.8 under the +logprobs identity", v, want)
 	}
 	if j.Identity() != "openai:judge-model+logprobs" {
 		t.Errorf("identity %q does not say the scores are probability-weighted", j.Identity())

@@ -223,7 +223,11 @@ func (j *RewardJudge) Judge(ctx context.Context, tasks []Task) ([]Verdict, error
 // judgeChunk judges up to MaxBatch tasks in one request. Failures stay per item: an
 // input that cannot be rendered fails alone, and a request the server refuses for good
 // (say, one item over the model's context length) is split in halves and retried, so
-// only the offending items end up as judge_error rows.
+// only the offending items end up as judge_error rows. A request that fails after its
+// retries with an error of the server's own (a 500) is bisected the same way, so only
+// the items that fail alone stay unavailable — and, the pool having answered the
+// others, become poison suspects (see poisonSuspects) instead of stalling the batch or
+// taking healthy items with them.
 func (j *RewardJudge) judgeChunk(ctx context.Context, tasks []Task, out []Verdict) {
 	var idx []int
 	var texts []string
@@ -250,7 +254,10 @@ func (j *RewardJudge) judgeChunk(ctx context.Context, tasks []Task, out []Verdic
 	})
 	latency := time.Since(start)
 	unavailable := err != nil && (errors.Is(err, pool.ErrUnavailable) || ctx.Err() != nil)
-	if err != nil && !unavailable && len(idx) > 1 {
+	// A request the server keeps failing with an error of its own (a 500, not an
+	// overload or an outage: see scopeOf) is split too, so that one input it cannot
+	// handle ends up alone; the pool being down or overloaded is not split.
+	if err != nil && (!unavailable || ctx.Err() == nil && scopeOf(err) == scopeItem) && len(idx) > 1 {
 		sub := make([]Task, len(idx))
 		subOut := make([]Verdict, len(idx))
 		for k, i := range idx {

@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -197,9 +198,11 @@ type UnavailableError struct {
 	// Judgements is how many judgements failed; Records are their records.
 	Judgements int
 	Records    []*record.Record
-	// Suspects are the Records one of whose judgements failed on a judge that answered
-	// other live calls of the same batch in the same round: the judge is up, so the
-	// record itself may be what it cannot handle.
+	// Suspects are the Records one of whose judgements failed on a judge that is up, so
+	// that the record itself may be what it cannot handle: the judge answered other live
+	// calls of the same batch in the same round, or the server failed this record alone
+	// with an error of its own (a 500; see poisonSuspects). A pool that is down or
+	// overloaded (refused connections, 429, 503, breakers open) makes no suspects.
 	Suspects []*record.Record
 	Err      error
 }
@@ -307,17 +310,30 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 						served[tasks[i].task.Evaluator.Judge] = true
 					}
 				}
+				// Which failures make their record a suspect depends on what the failure
+				// says (see poisonSuspects): a pool that is down or overloaded never does.
+				var failed []suspectFailure
+				var failedIdx []int
+				for _, i := range misses {
+					if judged[i] || tasks[i].verdict.Err == nil {
+						continue
+					}
+					failed = append(failed, suspectFailure{judge: tasks[i].task.Evaluator.Judge,
+						record: tasks[i].task.Record, scope: scopeOf(tasks[i].verdict.Err)})
+					failedIdx = append(failedIdx, i)
+				}
+				isSuspect := poisonSuspects(failed, served)
 				seen, suspect := map[*record.Record]bool{}, map[*record.Record]bool{}
 				for _, i := range misses {
 					r := tasks[i].task.Record
-					if judged[i] {
+					if judged[i] || seen[r] {
 						continue
 					}
-					if !seen[r] {
-						seen[r] = true
-						ue.Records = append(ue.Records, r)
-					}
-					if served[tasks[i].task.Evaluator.Judge] && !suspect[r] {
+					seen[r] = true
+					ue.Records = append(ue.Records, r)
+				}
+				for n, i := range failedIdx {
+					if r := tasks[i].task.Record; isSuspect[n] && !suspect[r] {
 						suspect[r] = true
 						ue.Suspects = append(ue.Suspects, r)
 					}
@@ -388,7 +404,7 @@ func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score
 		Labels:         r.Metadata,
 		Evaluator:      t.Evaluator.Name,
 		RubricVersion:  t.Evaluator.RubricVersion(),
-		Judge:          s.judges[t.Evaluator.Judge].Identity(),
+		Judge:          cmp.Or(v.Judge, s.judges[t.Evaluator.Judge].Identity()),
 		TaskType:       t.Evaluator.Task,
 		Value:          v.Value,
 		Label:          v.Label,
@@ -614,12 +630,13 @@ type cachedVerdict struct {
 	Label       string  `json:"l,omitempty"`
 	Confidence  float64 `json:"c"`
 	Explanation string  `json:"e,omitempty"`
+	Judge       string  `json:"j,omitempty"` // Verdict.Judge, when set
 }
 
 // encodeVerdict returns nil for a verdict JSON cannot hold (a NaN or infinite score);
 // such a verdict is simply not cached.
 func encodeVerdict(v Verdict) []byte {
-	b, err := json.Marshal(cachedVerdict{Value: v.Value, Label: v.Label, Confidence: v.Confidence, Explanation: v.Explanation})
+	b, err := json.Marshal(cachedVerdict{Value: v.Value, Label: v.Label, Confidence: v.Confidence, Explanation: v.Explanation, Judge: v.Judge})
 	if err != nil {
 		return nil
 	}
@@ -631,5 +648,5 @@ func decodeVerdict(b []byte) (Verdict, bool) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return Verdict{}, false // a corrupt entry is a miss, not a failure
 	}
-	return Verdict{Value: c.Value, Label: c.Label, Confidence: c.Confidence, Explanation: c.Explanation, Status: record.StatusOK}, true
+	return Verdict{Value: c.Value, Label: c.Label, Confidence: c.Confidence, Explanation: c.Explanation, Judge: c.Judge, Status: record.StatusOK}, true
 }
