@@ -113,11 +113,22 @@ func TestLlamaCppGuidedEveryFormat(t *testing.T) {
 		j, jc := llamaJudge(t, server.url, nil)
 		evals := llamaEvaluators()
 		vs := judgeAll(t, j, jc, evals, recs)
+		weighted := 0
 		for i, v := range vs {
 			e := evals[i/len(recs)]
 			if v.Err != nil || v.Status != record.StatusOK {
 				t.Errorf("%s, %s: status %q, err %v, explanation %q", server.name, e.Name, v.Status, v.Err, v.Explanation)
 				continue
+			}
+			// The server's real tokens spell the answer, so its logprobs are used: the
+			// verdict keeps the judge's +logprobs identity (Judge empty). A pointwise
+			// score on 1–10 may be left unweighted when a digit could begin "10", which
+			// gives the plain identity; labels and preferences never do.
+			if e.Task != TaskPointwise && v.Judge != "" {
+				t.Errorf("%s, %s: judge %q: the server's logprobs were not used", server.name, e.Name, v.Judge)
+			}
+			if v.Judge == "" {
+				weighted++
 			}
 			if v.Confidence < 0 || v.Confidence > 1 {
 				t.Errorf("%s, %s: confidence %v", server.name, e.Name, v.Confidence)
@@ -133,6 +144,7 @@ func TestLlamaCppGuidedEveryFormat(t *testing.T) {
 				}
 			}
 		}
+		t.Logf("%s: %d of %d verdicts weighted by the server's logprobs", server.name, weighted, len(vs))
 	}
 }
 
