@@ -416,7 +416,17 @@ otelcol_wait() {
 
 cmd_up() {
   local t0=$SECONDS
-  kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install; llama_install
+  # llama.cpp's build is the long pole (CPU-bound, about 15 minutes the first time): it runs
+  # beside the other installs, which mostly wait on downloads.
+  local llama_pid
+  llama_install >"$LOGS/llama-install.log" 2>&1 & llama_pid=$!
+  kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install
+  local waited=0
+  while kill -0 "$llama_pid" 2>/dev/null; do
+    sleep 2; waited=$((waited + 2))
+    [ $((waited % 60)) -eq 0 ] && log "llama.cpp: $(tail -n 1 "$LOGS/llama-install.log" 2>/dev/null)"
+  done
+  wait "$llama_pid" || { tail -n 30 "$LOGS/llama-install.log" >&2; die "llama.cpp: install failed (log: $LOGS/llama-install.log)"; }
   redis_start; ch_start; kafka_start; llama_start
   redis_wait; ch_wait; kafka_wait; llama_wait
   # After Kafka: its Kafka exporters connect at start.
