@@ -71,7 +71,7 @@ func TestRewardMessagesSendsOneConversationPerRequest(t *testing.T) {
 		}
 	}
 	want := map[string]bool{
-		`{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"2+2?"},{"role":"assistant","content":"4"}],"model":"rm"}`: true,
+		`{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"2+2?"},{"role":"assistant","content":"4"}],"model":"rm"}`:                                 true,
 		`{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"},{"role":"user","content":"bye?"},{"role":"assistant","content":"bye"}],"model":"rm"}`: true,
 	}
 	f.mu.Lock()
