@@ -74,6 +74,19 @@ const (
 	FormatFLAMe       = "flame"
 	FormatPrometheus2 = "prometheus2"
 	FormatSelene      = "selene"
+	// FormatLynx is Patronus AI's Lynx prompt: is the response (ANSWER) faithful to the
+	// retrieved context (DOCUMENT), given the prompt (QUESTION)? Classification with the
+	// labels PASS and FAIL only.
+	FormatLynx = "lynx"
+)
+
+// Lynx's fixed question: its labels (the first is the faithful one), the fields it
+// reads, and the criteria an evaluator gets when it sets none (Lynx's prompt does not
+// show them; they describe the evaluator).
+const (
+	lynxPass     = "PASS"
+	lynxFail     = "FAIL"
+	lynxCriteria = "Is the ANSWER faithful to the DOCUMENT: no new information beyond it, nothing that contradicts it?"
 )
 
 // Scale is the numeric range of a pointwise score.
@@ -220,6 +233,9 @@ func (e *Evaluator) Prepare(key string, kind JudgeKind) error {
 	}
 	if e.Task == "" {
 		e.Task = TaskPointwise
+		if e.Format == FormatLynx && kind == KindModel {
+			e.Task = TaskClassification // Lynx has no other task
+		}
 		if kind == KindHeuristic {
 			e.Task = TaskClassification
 		}
@@ -278,6 +294,37 @@ func (e *Evaluator) Prepare(key string, kind JudgeKind) error {
 		return err
 	}
 	e.rubricVersion = e.computeRubricVersion()
+	return nil
+}
+
+// prepareLynx applies the rules of the lynx format, which asks Lynx's one question in
+// the form it was trained on: classification into PASS and FAIL (the default labels),
+// over the prompt (or messages) as the QUESTION, the context as the DOCUMENT and the
+// response as the ANSWER (default fields: prompt, context, response).
+func (e *Evaluator) prepareLynx(key string) error {
+	if e.Task != TaskClassification {
+		return fmt.Errorf("%s.task: format lynx is classification only (PASS or FAIL), not %s", key, e.Task)
+	}
+	if len(e.Labels) == 0 {
+		e.Labels = []string{lynxPass, lynxFail}
+	}
+	if !slices.Equal(e.Labels, []string{lynxPass, lynxFail}) {
+		return fmt.Errorf("%s.labels: format lynx answers %s or %s, the labels Lynx was trained on; set labels: [%s, %s] or leave them unset", key, lynxPass, lynxFail, lynxPass, lynxFail)
+	}
+	if strings.TrimSpace(e.Criteria) == "" {
+		e.Criteria = lynxCriteria
+	}
+	if len(e.Fields) == 0 {
+		e.Fields = []string{FieldPrompt, FieldContext, FieldResponse}
+	}
+	for _, f := range e.Fields {
+		if !slices.Contains([]string{FieldPrompt, FieldMessages, FieldContext, FieldResponse}, f) {
+			return fmt.Errorf("%s.fields: format lynx reads the QUESTION (prompt or messages), the DOCUMENT (context) and the ANSWER (response), not %q", key, f)
+		}
+	}
+	if !slices.Contains(e.Fields, FieldContext) || !slices.Contains(e.Fields, FieldResponse) {
+		return fmt.Errorf("%s.fields: format lynx judges the response against the context; read both (e.g. [prompt, context, response])", key)
+	}
 	return nil
 }
 
@@ -342,14 +389,19 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 		if e.Check != "" {
 			return fmt.Errorf("%s.check: only heuristic judges run checks; judge %q is not one", key, e.Judge)
 		}
+		if e.Format == FormatLynx {
+			if err := e.prepareLynx(key); err != nil {
+				return err
+			}
+		}
 		if strings.TrimSpace(e.Criteria) == "" {
 			return fmt.Errorf("%s.criteria: required for a model judge", key)
 		}
 		if e.Format == "" {
 			e.Format = FormatFLAMe
 		}
-		if !slices.Contains([]string{FormatFLAMe, FormatPrometheus2, FormatSelene}, e.Format) {
-			return fmt.Errorf("%s.format: unknown format %q (one of %s, %s, %s)", key, e.Format, FormatFLAMe, FormatPrometheus2, FormatSelene)
+		if !slices.Contains([]string{FormatFLAMe, FormatLynx, FormatPrometheus2, FormatSelene}, e.Format) {
+			return fmt.Errorf("%s.format: unknown format %q (one of %s, %s, %s, %s)", key, e.Format, FormatFLAMe, FormatLynx, FormatPrometheus2, FormatSelene)
 		}
 		if e.Format == FormatPrometheus2 && e.Task == TaskClassification {
 			return fmt.Errorf("%s.format: prometheus2 has no classification format; use flame or selene", key)

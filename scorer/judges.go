@@ -100,7 +100,7 @@ var judgeTypes = map[string]judgeType{
 				return fmt.Errorf("%s (%s).task: judge %q (api %s) returns a number, not a label; use task pointwise or api %s/%s",
 					key, e.Name, e.Judge, c.Reward.API, RewardVLLMClassify, RewardTEIPredict)
 			}
-			return nil
+			return c.Reward.CheckEvaluator(key, e)
 		},
 		build: func(c *JudgeConfig, set JudgeSettings) (Judge, error) { return NewRewardJudge(c.RewardConfig(), set) },
 	},
@@ -133,7 +133,8 @@ type JudgeConfig struct {
 	// RATERD_JUDGE_<NAME>_API_KEY.
 	OpenAIConfig `yaml:",inline"`
 	// Reward holds the reward-specific settings (reward judges only): api, max_batch,
-	// label_index, label, input_template. Default: the defaults of RewardSettings.
+	// label_index, label, input_template, input, truncate, truncation_direction,
+	// truncate_prompt_tokens, max_client_batch_size. Default: the defaults of RewardSettings.
 	Reward *RewardSettings `yaml:"reward"`
 }
 

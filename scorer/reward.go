@@ -36,6 +36,26 @@ const (
 // RewardAPIs lists the supported reward APIs.
 func RewardAPIs() []string { return []string{RewardVLLMPooling, RewardVLLMClassify, RewardTEIPredict} }
 
+// Reward inputs: what one item is sent as (reward.input).
+const (
+	// RewardInputText sends one rendered text per item (input_template, or the default
+	// "User: …\n\nAssistant: …" layout), many items per request. The default.
+	RewardInputText = "text"
+	// RewardInputMessages (vllm-pooling) sends the conversation as chat messages —
+	// {"model", "messages": [system, user…, assistant]} — so that the server renders it
+	// with the model's own chat template (what reward models such as Skywork-Reward are
+	// trained on). vLLM's /pooling takes one conversation per request: each item is a
+	// request of its own, bounded by the pool's in-flight limit.
+	RewardInputMessages = "messages"
+	// RewardInputPair (tei-predict) sends each item as a [premise, hypothesis] text pair
+	// for an NLI cross-encoder: the premise is every field read but the response (the
+	// retrieved documents joined by blank lines), the hypothesis the response.
+	RewardInputPair = "pair"
+)
+
+// RewardInputs lists the supported reward inputs.
+func RewardInputs() []string { return []string{RewardInputText, RewardInputMessages, RewardInputPair} }
+
 // RewardSettings are the reward-specific keys of a reward judge (under "reward:").
 type RewardSettings struct {
 	// API is vllm-pooling (default), vllm-classify or tei-predict.
@@ -55,6 +75,24 @@ type RewardSettings struct {
 	// "User: <prompt>\n\nAssistant: <response>" with only the fields read, others as
 	// "<Field>: <text>" paragraphs.
 	InputTemplate string `yaml:"input_template"`
+	// Input is what an item is sent as: text (default), messages (vllm-pooling only) or
+	// pair (tei-predict only); see RewardInputText and the others.
+	Input string `yaml:"input"`
+	// Truncate asks the server to cut an input longer than the model's maximum length
+	// instead of refusing it: TEI's "truncate": true (with "truncation_direction"), vLLM's
+	// "truncate_prompt_tokens". Default false: such an item fails alone (judge_error).
+	Truncate bool `yaml:"truncate"`
+	// TruncationDirection (tei-predict, with truncate) is the end TEI cuts: right
+	// (default, TEI's default) or left.
+	TruncationDirection string `yaml:"truncation_direction"`
+	// TruncatePromptTokens (vllm-pooling, vllm-classify; with truncate) is sent as
+	// truncate_prompt_tokens: k keeps the last k tokens (vLLM truncates on the left);
+	// default -1, the model's maximum length.
+	TruncatePromptTokens int `yaml:"truncate_prompt_tokens"`
+	// MaxClientBatchSize (tei-predict) is the server's --max-client-batch-size: TEI
+	// refuses a request with more inputs, so max_batch may not exceed it. Default 32,
+	// TEI's default; set it to the server's value to batch more.
+	MaxClientBatchSize int `yaml:"max_client_batch_size"`
 }
 
 // RewardConfig configures a reward judge: a reward or classifier model that returns a
@@ -81,6 +119,8 @@ const (
 	rewardDefaultMaxBatch = 32
 	rewardMaxMaxBatch     = 1024
 	rewardDefaultTEILabel = "LABEL_1"
+	// rewardTEIClientBatch is TEI's default --max-client-batch-size.
+	rewardTEIClientBatch = 32
 )
 
 // Validate fills defaults and rejects bad values; key is the judge's config path (e.g.
@@ -92,11 +132,64 @@ func (s *RewardSettings) Validate(key string) error {
 	if !slices.Contains(RewardAPIs(), s.API) {
 		return fmt.Errorf("%s.reward.api: %q is not one of %s", key, s.API, strings.Join(RewardAPIs(), ", "))
 	}
+	if s.Input == "" {
+		s.Input = RewardInputText
+	}
+	switch {
+	case !slices.Contains(RewardInputs(), s.Input):
+		return fmt.Errorf("%s.reward.input: %q is not one of %s", key, s.Input, strings.Join(RewardInputs(), ", "))
+	case s.Input == RewardInputMessages && s.API != RewardVLLMPooling:
+		return fmt.Errorf("%s.reward.input: messages only with api %s (its chat form)", key, RewardVLLMPooling)
+	case s.Input == RewardInputPair && s.API != RewardTEIPredict:
+		return fmt.Errorf("%s.reward.input: pair only with api %s (vLLM's /classify takes single texts, and /score one number per pair, not class probabilities)", key, RewardTEIPredict)
+	case s.Input != RewardInputText && s.InputTemplate != "":
+		return fmt.Errorf("%s.reward.input_template: only with input text, not %s", key, s.Input)
+	}
+	if s.Input == RewardInputMessages {
+		// vLLM's /pooling takes one conversation per request (PoolingChatRequest).
+		if s.MaxBatch > 1 {
+			return fmt.Errorf("%s.reward.max_batch: input messages sends one conversation per request (vLLM's /pooling takes one messages list); leave it unset or 1, and bound concurrency with max_in_flight", key)
+		}
+		s.MaxBatch = 1
+	}
+	if s.MaxClientBatchSize != 0 && s.API != RewardTEIPredict {
+		return fmt.Errorf("%s.reward.max_client_batch_size: only for api %s", key, RewardTEIPredict)
+	}
+	if s.API == RewardTEIPredict && s.MaxClientBatchSize == 0 {
+		s.MaxClientBatchSize = rewardTEIClientBatch
+	}
+	if s.MaxClientBatchSize < 0 || s.MaxClientBatchSize > rewardMaxMaxBatch {
+		return fmt.Errorf("%s.reward.max_client_batch_size: %d is not in 1..%d", key, s.MaxClientBatchSize, rewardMaxMaxBatch)
+	}
 	if s.MaxBatch == 0 {
 		s.MaxBatch = rewardDefaultMaxBatch
+		if s.MaxClientBatchSize != 0 {
+			s.MaxBatch = min(s.MaxBatch, s.MaxClientBatchSize)
+		}
 	}
 	if s.MaxBatch < 1 || s.MaxBatch > rewardMaxMaxBatch {
 		return fmt.Errorf("%s.reward.max_batch: %d is not in 1..%d", key, s.MaxBatch, rewardMaxMaxBatch)
+	}
+	if s.MaxClientBatchSize != 0 && s.MaxBatch > s.MaxClientBatchSize {
+		return fmt.Errorf("%s.reward.max_batch: %d is over the server's client batch limit %d (TEI's --max-client-batch-size, default 32): TEI would refuse every full request; lower it, or set %s.reward.max_client_batch_size to the server's value", key, s.MaxBatch, s.MaxClientBatchSize, key)
+	}
+	switch {
+	case s.TruncationDirection != "" && (s.API != RewardTEIPredict || !s.Truncate):
+		return fmt.Errorf("%s.reward.truncation_direction: only for api %s with truncate: true (vLLM keeps the last tokens)", key, RewardTEIPredict)
+	case s.TruncationDirection != "" && s.TruncationDirection != "right" && s.TruncationDirection != "left":
+		return fmt.Errorf("%s.reward.truncation_direction: %q is not right or left", key, s.TruncationDirection)
+	case s.TruncatePromptTokens != 0 && (s.API == RewardTEIPredict || !s.Truncate):
+		return fmt.Errorf("%s.reward.truncate_prompt_tokens: only for the vLLM apis with truncate: true", key)
+	case s.TruncatePromptTokens < -1:
+		return fmt.Errorf("%s.reward.truncate_prompt_tokens: %d is not -1 (the model's maximum length) or a token count", key, s.TruncatePromptTokens)
+	}
+	if s.Truncate {
+		if s.API == RewardTEIPredict && s.TruncationDirection == "" {
+			s.TruncationDirection = "right"
+		}
+		if s.API != RewardTEIPredict && s.TruncatePromptTokens == 0 {
+			s.TruncatePromptTokens = -1
+		}
 	}
 	if s.LabelIndex != nil && (s.API != RewardVLLMClassify || *s.LabelIndex < 0) {
 		return fmt.Errorf("%s.reward.label_index: only for api %s, and not negative", key, RewardVLLMClassify)
@@ -107,6 +200,33 @@ func (s *RewardSettings) Validate(key string) error {
 	if s.InputTemplate != "" {
 		if _, err := template.New("input").Option("missingkey=zero").Parse(s.InputTemplate); err != nil {
 			return fmt.Errorf("%s.reward.input_template: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// CheckEvaluator rejects an evaluator whose fields the configured input cannot send;
+// key is the evaluator's config path (e.g. "evaluators[2]").
+func (s *RewardSettings) CheckEvaluator(key string, e *Evaluator) error {
+	switch s.Input {
+	case RewardInputMessages:
+		if !slices.Contains(e.Fields, FieldResponse) {
+			return fmt.Errorf("%s (%s).fields: judge %q sends chat messages (reward.input messages), which end with the response; include response", key, e.Name, e.Judge)
+		}
+		for _, f := range e.Fields {
+			if !slices.Contains([]string{FieldSystem, FieldPrompt, FieldMessages, FieldResponse}, f) {
+				return fmt.Errorf("%s (%s).fields: judge %q sends chat messages (reward.input messages): system, prompt (or messages) and response, not %q; use reward.input text", key, e.Name, e.Judge, f)
+			}
+		}
+		if slices.Contains(e.Fields, FieldPrompt) && slices.Contains(e.Fields, FieldMessages) {
+			return fmt.Errorf("%s (%s).fields: prompt and messages are the same turns in chat messages; read one", key, e.Name)
+		}
+	case RewardInputPair:
+		if !slices.Contains(e.Fields, FieldResponse) || len(e.Fields) < 2 {
+			return fmt.Errorf("%s (%s).fields: judge %q sends [premise, hypothesis] pairs (reward.input pair): the response is the hypothesis, the other fields the premise; read response and at least one other, e.g. [context, response]", key, e.Name, e.Judge)
+		}
+		if slices.Contains(e.Fields, FieldCandidates) {
+			return fmt.Errorf("%s (%s).fields: judge %q sends [premise, hypothesis] pairs; not candidates", key, e.Name, e.Judge)
 		}
 	}
 	return nil
@@ -167,6 +287,20 @@ func NewRewardJudge(cfg RewardConfig, set JudgeSettings) (*RewardJudge, error) {
 	case cfg.Settings.Label != "":
 		id += "#" + cfg.Settings.Label
 	}
+	// Text input (the default) without truncation names neither, so the judges configured
+	// before those keys existed keep their identity (and cache and rubric versions).
+	if cfg.Settings.Input != RewardInputText {
+		id += "+" + cfg.Settings.Input
+	}
+	if cfg.Settings.Truncate {
+		id += "+trunc"
+		switch {
+		case cfg.Settings.TruncationDirection == "left":
+			id += ":left"
+		case cfg.Settings.TruncatePromptTokens > 0:
+			id += fmt.Sprintf(":%d", cfg.Settings.TruncatePromptTokens)
+		}
+	}
 	if cfg.Settings.InputTemplate != "" {
 		sum := sha256.Sum256([]byte(cfg.Settings.InputTemplate))
 		id += "+tmpl:" + hex.EncodeToString(sum[:4])
@@ -182,8 +316,9 @@ func NewRewardJudge(cfg RewardConfig, set JudgeSettings) (*RewardJudge, error) {
 	return j, nil
 }
 
-// Identity is "reward:<model>@<api>", plus the class read and a hash of a custom input
-// template.
+// Identity is "reward:<model>@<api>", plus the class read, the input when not text
+// ("+messages", "+pair"), truncation ("+trunc", "+trunc:left", "+trunc:<tokens>") and a
+// hash of a custom input template.
 func (j *RewardJudge) Identity() string { return j.identity }
 
 // Close drains the pool.
@@ -230,17 +365,17 @@ func (j *RewardJudge) Judge(ctx context.Context, tasks []Task) ([]Verdict, error
 // taking healthy items with them.
 func (j *RewardJudge) judgeChunk(ctx context.Context, tasks []Task, out []Verdict) {
 	var idx []int
-	var texts []string
+	var inputs []rewardInput
 	tokens := 0
 	for i, t := range tasks {
-		text, err := j.render(t)
+		in, err := j.input(t)
 		if err != nil {
 			out[i] = Verdict{Status: record.StatusJudgeError, Err: fmt.Errorf("%s: evaluator %q: record %q: render input: %w", j.identity, t.Evaluator.Name, t.Record.ID, err)}
 			continue
 		}
 		idx = append(idx, i)
-		texts = append(texts, text)
-		tokens += len(text)/4 + 1
+		inputs = append(inputs, in)
+		tokens += in.size()/4 + 1
 	}
 	if len(idx) == 0 {
 		return
@@ -249,7 +384,7 @@ func (j *RewardJudge) judgeChunk(ctx context.Context, tasks []Task, out []Verdic
 	var items []rewardItem
 	res, err := j.pool.Do(ctx, tokens, func(actx context.Context, base string) error {
 		var err error
-		items, err = j.request(actx, strings.TrimRight(base, "/"), texts)
+		items, err = j.request(actx, strings.TrimRight(base, "/"), inputs)
 		return err
 	})
 	latency := time.Since(start)
@@ -321,6 +456,78 @@ func (j *RewardJudge) verdict(t Task, it rewardItem, v Verdict) Verdict {
 	return v
 }
 
+// rewardInput is one item as sent: a text (input text), a [premise, hypothesis] pair
+// (input pair) or a conversation (input messages).
+type rewardInput struct {
+	text     string
+	pair     [2]string
+	messages []record.Message
+}
+
+// size is the item's length in bytes, for the pool's token estimate.
+func (in rewardInput) size() int {
+	n := len(in.text) + len(in.pair[0]) + len(in.pair[1])
+	for _, m := range in.messages {
+		n += len(m.Content)
+	}
+	return n
+}
+
+// input builds one item from the fields its evaluator reads, as reward.input asks.
+func (j *RewardJudge) input(t Task) (rewardInput, error) {
+	switch j.cfg.Settings.Input {
+	case RewardInputMessages:
+		return rewardInput{messages: conversation(t)}, nil
+	case RewardInputPair:
+		return rewardInput{pair: nliPair(t)}, nil
+	}
+	text, err := j.render(t)
+	return rewardInput{text: text}, err
+}
+
+// conversation is the chat messages of input messages: the system prompt (when read and
+// set), the record's messages (or its prompt as one user turn), then the response as the
+// assistant's turn. Contents are redacted as the evaluator's inputs are.
+func conversation(t Task) []record.Message {
+	e, r := t.Evaluator, t.Record
+	var msgs []record.Message
+	if slices.Contains(e.Fields, FieldSystem) && r.System != "" {
+		msgs = append(msgs, record.Message{Role: "system", Content: e.redactor.Redact(r.System)})
+	}
+	if slices.Contains(e.Fields, FieldPrompt) || slices.Contains(e.Fields, FieldMessages) {
+		if len(r.Messages) > 0 {
+			for _, m := range r.Messages {
+				msgs = append(msgs, record.Message{Role: m.Role, Content: e.redactor.Redact(m.Content)})
+			}
+		} else if r.Prompt != "" || !slices.Contains(e.Fields, FieldMessages) {
+			msgs = append(msgs, record.Message{Role: "user", Content: e.redactor.Redact(r.Prompt)})
+		}
+	}
+	return append(msgs, record.Message{Role: "assistant", Content: e.redactor.Redact(r.Response)})
+}
+
+// nliPair is the [premise, hypothesis] of input pair: the premise is every field read
+// but the response, in the evaluator's order and joined by blank lines — the retrieved
+// documents as they are, without the [n] numbers judges read, one per paragraph — and
+// the hypothesis is the response.
+func nliPair(t Task) [2]string {
+	var premise []string
+	var hypothesis string
+	for _, in := range t.Evaluator.Inputs(t.Record) {
+		switch in.Field {
+		case FieldResponse:
+			hypothesis = in.Text
+		case FieldContext:
+			for _, d := range t.Record.Context {
+				premise = append(premise, t.Evaluator.redactor.Redact(d))
+			}
+		default:
+			premise = append(premise, in.Text)
+		}
+	}
+	return [2]string{strings.Join(premise, "\n\n"), hypothesis}
+}
+
 // render builds one item's text from the fields its evaluator reads.
 func (j *RewardJudge) render(t Task) (string, error) {
 	inputs := t.Evaluator.Inputs(t.Record)
@@ -349,23 +556,57 @@ func (j *RewardJudge) render(t Task) (string, error) {
 	return strings.Join(parts, "\n\n"), nil
 }
 
-// request makes one attempt for a batch of texts.
-func (j *RewardJudge) request(ctx context.Context, base string, texts []string) ([]rewardItem, error) {
-	var url string
-	var body any
-	switch j.cfg.Settings.API {
-	case RewardTEIPredict:
-		// TEI reads ["a","b"] as one text pair; a batch of single texts is [["a"],["b"]].
-		batch := make([][]string, len(texts))
-		for i, t := range texts {
-			batch[i] = []string{t}
+// requestBody is the path and JSON body of one request for a batch of inputs. Shapes
+// (docs/configuration.md, "Reward judges"): vLLM 0.10's /pooling (PoolingRequest's
+// "input", or PoolingChatRequest's "messages") and /classify, with
+// "truncate_prompt_tokens"; TEI 1.5's /predict, with "truncate" and
+// "truncation_direction".
+func (j *RewardJudge) requestBody(inputs []rewardInput) (string, map[string]any) {
+	s := j.cfg.Settings
+	if s.API == RewardTEIPredict {
+		// TEI reads ["a","b"] as one text pair; a batch is [["a"],["b"]] or
+		// [["premise","hypothesis"], …].
+		batch := make([][]string, len(inputs))
+		for i, in := range inputs {
+			if s.Input == RewardInputPair {
+				batch[i] = []string{in.pair[0], in.pair[1]}
+			} else {
+				batch[i] = []string{in.text}
+			}
 		}
-		url, body = base+"/predict", map[string]any{"inputs": batch}
-	case RewardVLLMClassify:
-		url, body = base+"/classify", map[string]any{"model": j.cfg.Model, "input": texts}
-	default:
-		url, body = base+"/pooling", map[string]any{"model": j.cfg.Model, "input": texts}
+		body := map[string]any{"inputs": batch}
+		if s.Truncate {
+			body["truncate"] = true
+			body["truncation_direction"] = map[string]string{"right": "Right", "left": "Left"}[s.TruncationDirection]
+		}
+		return "/predict", body
 	}
+	path := "/pooling"
+	if s.API == RewardVLLMClassify {
+		path = "/classify"
+	}
+	body := map[string]any{"model": j.cfg.Model}
+	if s.Input == RewardInputMessages {
+		// One conversation per request (max_batch is 1): vLLM renders it with the
+		// model's chat template, which adds the special tokens itself.
+		body["messages"] = inputs[0].messages
+	} else {
+		texts := make([]string, len(inputs))
+		for i, in := range inputs {
+			texts[i] = in.text
+		}
+		body["input"] = texts
+	}
+	if s.Truncate {
+		body["truncate_prompt_tokens"] = s.TruncatePromptTokens
+	}
+	return path, body
+}
+
+// request makes one attempt for a batch of inputs.
+func (j *RewardJudge) request(ctx context.Context, base string, inputs []rewardInput) ([]rewardItem, error) {
+	path, body := j.requestBody(inputs)
+	url := base + path
 	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
@@ -374,7 +615,7 @@ func (j *RewardJudge) request(ctx context.Context, base string, texts []string) 
 	if err != nil {
 		return nil, err
 	}
-	items, err := j.decode(data, len(texts))
+	items, err := j.decode(data, len(inputs))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %s", url, err, bodyExcerpt(data, openaiErrorBodyExcerpt))
 	}

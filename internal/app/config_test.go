@@ -187,7 +187,7 @@ func TestEvaluatorExamplesParse(t *testing.T) {
 			t.Errorf("no %s example", want)
 		}
 	}
-	for _, want := range []string{"flame", "prometheus2", "selene"} {
+	for _, want := range []string{"flame", "prometheus2", "selene", "lynx"} {
 		if !formats[want] {
 			t.Errorf("no %s example", want)
 		}

@@ -17,6 +17,7 @@ const (
 	formatFlame      = "flame"       // raterd's unified format
 	formatPrometheus = "prometheus2" // Prometheus 2
 	formatSelene     = "selene"      // Atla Selene Mini
+	formatLynx       = "lynx"        // Patronus AI's Lynx
 )
 
 type taskKind int
@@ -71,6 +72,10 @@ var (
 	oneOf            = regexp.MustCompile(`(?i)one of:?\s*(.+)`)
 	aOrB             = regexp.MustCompile(`(?i)^\W*(?:response\s+)?a\W*\s+or\s+(?:response\s+)?b\W*$`)
 	xOrY             = regexp.MustCompile(`(?i)^\s*"?([^"]+?)"?\s+or\s+"?([^"]+?)"?\s*$`)
+	// lynx: the verdict sentence names the two labels; the output format asks for
+	// Lynx's JSON object.
+	lynxVerdict = regexp.MustCompile(`"([^"\n]{1,64})" if the answer is faithful to the DOCUMENT and "([^"\n]{1,64})" if`)
+	lynxOutput  = `"SCORE": <your final score>}`
 )
 
 // pickUser chooses the user message that carries the judge prompt: the last one with
@@ -79,7 +84,7 @@ var (
 func pickUser(users []string) string {
 	for i := len(users) - 1; i >= 0; i-- {
 		u := users[i]
-		if firstBlockAt(u) >= 0 || strings.Contains(u, "\n###Response") || strings.Contains(u, "\n###The instruction to evaluate:") ||
+		if firstBlockAt(u) >= 0 || strings.Contains(u, "\n###Response") || strings.Contains(u, "\n--\nANSWER:\n") || strings.Contains(u, "\n###The instruction to evaluate:") ||
 			hasFence(u, "Response") || hasFence(u, "Response A") || hasFence(u, "Instruction") {
 			return u
 		}
@@ -97,6 +102,9 @@ func pickUser(users []string) string {
 // judged text in <<<NAME>>> blocks and its output format last. A prompt in none of them
 // is read as flame, pointwise 1–5 over the whole message.
 func parsePrompt(user string) prompt {
+	if strings.HasSuffix(strings.TrimSpace(user), lynxOutput) {
+		return parseLynx(user)
+	}
 	if strings.HasSuffix(strings.TrimSpace(user), "###Feedback:") {
 		return parsePrometheus(user)
 	}
@@ -179,6 +187,24 @@ func parsePrometheus(user string) prompt {
 		}
 	}
 	p.subject, p.text = "message", user
+	return p
+}
+
+// parseLynx reads a Lynx prompt: classification into the two labels of its verdict
+// sentence (PASS, FAIL), over the text of its ANSWER section.
+func parseLynx(user string) prompt {
+	p := prompt{format: formatLynx, task: taskClassification, labels: []string{"PASS", "FAIL"}, subject: "answer"}
+	if m := lynxVerdict.FindStringSubmatch(user); m != nil && m[1] != m[2] {
+		p.labels = []string{m[1], m[2]}
+	}
+	p.text = user
+	if i := strings.LastIndex(user, "\n--\nANSWER:\n"); i >= 0 {
+		rest := user[i+len("\n--\nANSWER:\n"):]
+		if j := strings.Index(rest, "\n\n--\n"); j >= 0 {
+			rest = rest[:j]
+		}
+		p.text = rest
+	}
 	return p
 }
 
@@ -426,8 +452,12 @@ func (s *Simulator) judge(p prompt, content [32]byte, bias float64) answer {
 		reasoning = fmt.Sprintf("%sthe %s %s.", reasoningPrefix, p.subject, strings.Join(notes, "; "))
 	}
 	result := ans.choices[ans.chosen]
-	var head string
+	var head, tail string
 	switch p.format {
+	case formatLynx:
+		// One reasoning bullet, a JSON string: no quote or backslash in it.
+		bullet := strings.NewReplacer(`"`, "'", `\`, "/", "\n", " ").Replace(reasoning)
+		head, tail = `{"REASONING": ["`+bullet+`"], "SCORE": "`, `"}`
 	case formatPrometheus:
 		head = reasoning + " [RESULT] "
 	case formatSelene:
@@ -435,7 +465,7 @@ func (s *Simulator) judge(p prompt, content [32]byte, bias float64) answer {
 	default:
 		head = "Reasoning: " + reasoning + "\n" + [...]string{"Score: ", "Label: ", "Preference: "}[p.task]
 	}
-	ans.text = head + result
+	ans.text = head + result + tail
 	ans.resStart, ans.resEnd = len(head), len(head)+len(result)
 	return ans
 }
@@ -446,7 +476,7 @@ func malformed(p prompt, a answer, content [32]byte) answer {
 	head := a.text[:a.resStart]
 	if content[3]&1 == 0 {
 		// Cut before the result marker.
-		for _, marker := range []string{"\nScore: ", "\nLabel: ", "\nPreference: ", " [RESULT] ", "\n\n**Result:** "} {
+		for _, marker := range []string{"\nScore: ", "\nLabel: ", "\nPreference: ", " [RESULT] ", "\n\n**Result:** ", `, "SCORE": "`} {
 			if i := strings.LastIndex(head, marker); i >= 0 {
 				head = head[:i]
 				break

@@ -217,9 +217,17 @@ func (s *Simulator) scoreItems(w http.ResponseWriter, r *http.Request, path stri
 type vllmRewardRequest struct {
 	Model string          `json:"model"`
 	Input json.RawMessage `json:"input"`
+	// Messages is /pooling's chat form (vLLM's PoolingChatRequest): one conversation.
+	Messages []struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	} `json:"messages"`
 }
 
-func (s *Simulator) decodeVLLM(w http.ResponseWriter, r *http.Request) ([]rewardItem, bool) {
+// decodeVLLM reads a vLLM /pooling or /classify request; chat allows /pooling's chat
+// form, whose conversation judgesim scores as its "role: content" lines (vLLM would
+// apply the model's chat template).
+func (s *Simulator) decodeVLLM(w http.ResponseWriter, r *http.Request, chat bool) ([]rewardItem, bool) {
 	body, ok := s.readBody(w, r, false)
 	if !ok {
 		return nil, false
@@ -229,6 +237,17 @@ func (s *Simulator) decodeVLLM(w http.ResponseWriter, r *http.Request) ([]reward
 		s.badRequest(w, false, http.StatusBadRequest, "request is not valid JSON: "+err.Error())
 		return nil, false
 	}
+	if req.Messages != nil {
+		if !chat || len(req.Input) > 0 || len(req.Messages) == 0 {
+			s.badRequest(w, false, http.StatusBadRequest, "messages: only /pooling takes them, not empty and not together with input")
+			return nil, false
+		}
+		lines := make([]string, len(req.Messages))
+		for i, m := range req.Messages {
+			lines[i] = m.Role + ": " + m.Content
+		}
+		return []rewardItem{{text: strings.Join(lines, "\n")}}, true
+	}
 	items, err := decodeVLLMInput(req.Input)
 	if err != nil {
 		s.badRequest(w, false, http.StatusBadRequest, err.Error())
@@ -237,9 +256,10 @@ func (s *Simulator) decodeVLLM(w http.ResponseWriter, r *http.Request) ([]reward
 	return items, true
 }
 
-// pooling serves vLLM's POST /pooling: one reward per input.
+// pooling serves vLLM's POST /pooling: one reward per input, or one for the
+// conversation of its chat form.
 func (s *Simulator) pooling(w http.ResponseWriter, r *http.Request) {
-	items, ok := s.decodeVLLM(w, r)
+	items, ok := s.decodeVLLM(w, r, true)
 	if !ok {
 		return
 	}
@@ -264,7 +284,7 @@ func (s *Simulator) pooling(w http.ResponseWriter, r *http.Request) {
 
 // classify serves vLLM's POST /classify: class probabilities per input.
 func (s *Simulator) classify(w http.ResponseWriter, r *http.Request) {
-	items, ok := s.decodeVLLM(w, r)
+	items, ok := s.decodeVLLM(w, r, false)
 	if !ok {
 		return
 	}

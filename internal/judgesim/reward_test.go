@@ -65,6 +65,22 @@ func TestPooling(t *testing.T) {
 			t.Errorf("input %v: %d %s", bad, code, body)
 		}
 	}
+
+	// The chat form (raterd's reward.input messages): one conversation, one reward.
+	chat := map[string]any{"model": "rm", "messages": []map[string]string{{"role": "user", "content": "hi"}, {"role": "assistant", "content": goodAnswer}}}
+	code, body := postJSON(t, sim, "/pooling", chat)
+	var cr resp
+	if code != http.StatusOK || json.Unmarshal(body, &cr) != nil || len(cr.Data) != 1 || len(cr.Data[0].Data) != 1 {
+		t.Fatalf("pooling messages: %d %s", code, body)
+	}
+	for _, bad := range []map[string]any{{"messages": []any{}}, {"messages": chat["messages"], "input": "x"}} {
+		if code, body := postJSON(t, sim, "/pooling", bad); code != http.StatusBadRequest {
+			t.Errorf("messages %v: %d %s", bad, code, body)
+		}
+	}
+	if code, body := postJSON(t, sim, "/classify", chat); code != http.StatusBadRequest {
+		t.Errorf("classify with messages: %d %s", code, body)
+	}
 }
 
 func TestClassify(t *testing.T) {

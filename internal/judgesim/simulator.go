@@ -66,7 +66,8 @@
 // Answers are deterministic: the same request content always gets the same answer. The
 // simulator detects the prompt format and the task from the user message — raterd's
 // unified FLAMe-style format ("flame", judged text in <<<NAME>>> blocks, output format
-// last), Prometheus 2 ("###Feedback:", "[RESULT]") and Atla Selene ("**Result:**") — reads
+// last), Prometheus 2 ("###Feedback:", "[RESULT]"), Atla Selene ("**Result:**") and
+// Patronus AI's Lynx (QUESTION/DOCUMENT/ANSWER, a JSON answer) — reads
 // the scale or labels, finds the judged text, and scores it with simple quality signals:
 // empty or very short text and refusals score low, long and lexically varied text
 // scores high, plus a stable hash of the content for spread. Classification picks the

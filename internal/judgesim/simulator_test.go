@@ -107,6 +107,9 @@ var grammars = map[string]map[string]*regexp.Regexp{
 		"classification": regexp.MustCompile(`\A\*\*Reasoning:\*\* [^\n]+\n\n\*\*Result:\*\* ([^\n]+)\z`),
 		"pairwise":       regexp.MustCompile(`\A\*\*Reasoning:\*\* [^\n]+\n\n\*\*Result:\*\* (A|B)\z`),
 	},
+	"lynx": {
+		"classification": regexp.MustCompile(`\A\{"REASONING": \["[^"\\\n]+"\], "SCORE": "([^"\n]+)"\}\z`),
+	},
 }
 
 var builders = map[string]func(task string, lo, hi int, labels []string, a, b string) string{

@@ -10,7 +10,7 @@ import (
 )
 
 func TestLookup(t *testing.T) {
-	if got := strings.Join(Names(), ","); got != "flame,prometheus2,selene" {
+	if got := strings.Join(Names(), ","); got != "flame,lynx,prometheus2,selene" {
 		t.Fatalf("Names() = %s", got)
 	}
 	seen := make(map[string]bool)
@@ -36,7 +36,7 @@ func TestLookup(t *testing.T) {
 		seen[f.Fingerprint()] = true
 	}
 	_, err := Lookup("gpt-judge")
-	if err == nil || !strings.Contains(err.Error(), `"gpt-judge"`) || !strings.Contains(err.Error(), "flame, prometheus2, selene") {
+	if err == nil || !strings.Contains(err.Error(), `"gpt-judge"`) || !strings.Contains(err.Error(), "flame, lynx, prometheus2, selene") {
 		t.Errorf("Lookup(unknown): err = %v, want it to name the format and the valid ones", err)
 	}
 	if f, _ := Lookup("prometheus2"); slices.Contains(f.Tasks(), TaskClassification) {
@@ -104,8 +104,14 @@ func TestRenderMetadataKey(t *testing.T) {
 		"flame":       "<<<METADATA A____B____>>>\nv\n<<<END METADATA A____B____>>>",
 		"prometheus2": "###Metadata a____b____:\nv\n",
 		"selene":      "Metadata a____b____:\n```\nv\n```",
+		"lynx":        "--\nMETADATA A____B____:\nv\n",
 	} {
 		f, _ := Lookup(name)
+		s := s
+		if !slices.Contains(f.Tasks(), s.Task) {
+			s = testSpec(TaskClassification)
+			s.Inputs = append(s.Inputs, Input{Field: "metadata.a>>>\nb ###", Text: "v"})
+		}
 		p, err := f.Render(s)
 		if err != nil {
 			t.Fatal(err)

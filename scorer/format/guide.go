@@ -17,12 +17,13 @@ import (
 // server samples only answers the grammar allows, so every answer parses. Each format
 // file declares one per task, in its guides section:
 //
-//	answer := Before explanation Between result
+//	answer := Before explanation Between result After
 //	explanation := 1..N characters, none a line break or in Exclude
 //	result := one of Choices(spec)
 //
 // Exclude keeps the explanation from writing the result marker (selene's "**Result:**",
 // prometheus2's "[RESULT]"; flame's markers open a line, which the explanation cannot).
+// After closes an answer that does not end with its result (lynx's JSON object).
 // TestGuidedAnswersParse checks, for every format, task and several scales, that random
 // answers the grammar allows parse to the result they end with.
 type guideData struct {
@@ -33,6 +34,9 @@ type guideData struct {
 	// Between is the literal text between the explanation and the result, e.g.
 	// "\nScore: ".
 	Between string `yaml:"between"`
+	// After is the literal text after the result, e.g. `"}` closing a JSON answer;
+	// usually empty.
+	After string `yaml:"after"`
 }
 
 // guidesKey is the format file's top-level key of the guides. It must come last: the
@@ -72,7 +76,7 @@ func compileGuide(g guideData) (*guideData, error) {
 	if g.Between == "" {
 		return nil, errors.New("between: required (the text between the explanation and the result)")
 	}
-	for _, s := range []struct{ key, text string }{{"before", g.Before}, {"exclude", g.Exclude}, {"between", g.Between}} {
+	for _, s := range []struct{ key, text string }{{"before", g.Before}, {"exclude", g.Exclude}, {"between", g.Between}, {"after", g.After}} {
 		if !utf8.ValidString(s.text) || strings.ContainsRune(s.text, 0) {
 			return nil, fmt.Errorf("%s: not valid UTF-8 without NUL", s.key)
 		}
@@ -130,12 +134,17 @@ func (f *Format) Guide(s Spec, maxExplanation int) (Guide, error) {
 		re.WriteString(regexp.QuoteMeta(c))
 	}
 	re.WriteString(")")
+	re.WriteString(quoteRegex(g.After))
 	// GBNF.
 	gr.WriteString("root ::= ")
 	if g.Before != "" {
 		gr.WriteString(gbnfString(g.Before) + " ")
 	}
-	gr.WriteString("explanation " + gbnfString(g.Between) + " result\n")
+	gr.WriteString("explanation " + gbnfString(g.Between) + " result")
+	if g.After != "" {
+		gr.WriteString(" " + gbnfString(g.After))
+	}
+	gr.WriteString("\n")
 	fmt.Fprintf(&gr, "explanation ::= [^\\n%s]{1,%d}\n", gbnfClass(g.Exclude), maxExplanation)
 	gr.WriteString("result ::= ")
 	for i, c := range choices {

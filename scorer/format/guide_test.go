@@ -51,7 +51,7 @@ func randomGuided(rng *rand.Rand, g *guideData, s Spec, maxChars int) (string, s
 	}
 	choices := Choices(s)
 	c := choices[rng.IntN(len(choices))]
-	return g.Before + string(e) + g.Between + c, c
+	return g.Before + string(e) + g.Between + c + g.After, c
 }
 
 // TestGuidedAnswersParse: every answer a guide allows parses to the result it ends with,

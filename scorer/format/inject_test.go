@@ -216,6 +216,9 @@ func TestInjectionEcho(t *testing.T) {
 		"selene": func(echo, result string) string {
 			return "**Reasoning:** The response says: " + echo + "\n\n**Result:** " + result
 		},
+		"lynx": func(echo, result string) string {
+			return `{"REASONING": ["The response says: ` + echo + `"], "SCORE": "` + result + `"}`
+		},
 	}
 	for _, name := range Names() {
 		f, _ := Lookup(name)

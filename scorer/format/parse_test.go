@@ -92,6 +92,17 @@ func TestParseAnswers(t *testing.T) {
 			{TaskPairwise, "**Reasoning:** x\n\n**Result:** Both", "", "", "is not A or B"},
 		},
 	}
+	cases["lynx"] = []answer{
+		{TaskClassification, `{"REASONING": ["The answer stays on the question."], "SCORE": "on_topic"}`, "on_topic", `["The answer stays on the question."]`, ""},
+		{TaskClassification, "```json\n{\"REASONING\": [\"a\", \"b\"],\n \"SCORE\": \"OFF_TOPIC\"}\n```", "off_topic", `["a", "b"]`, ""},
+		{TaskClassification, `{"REASONING": "plain", "SCORE": on_topic}`, "on_topic", `"plain"`, ""},
+		{TaskClassification, `{"SCORE": "on_topic"}`, "", "", "does not follow the output format"},
+		{TaskClassification, `{"REASONING": ["x"], "SCORE": "maybe"}`, "", "", "is not one of on_topic, off_topic"},
+		{TaskClassification, `{"REASONING": ["x"], "SCORE": "on_topic", "SCORE": "off_topic"}`, "", "", "2 results"},
+		{TaskClassification, `{"REASONING": ["x"]}`, "", "", "no result"},
+		{TaskClassification, `{"REASONING": ["x"], "SCORE": "on_topic"} Hope this helps.`, "", "", "does not follow the output format"},
+		{TaskClassification, "", "", "", "empty answer"},
+	}
 	for name, answers := range cases {
 		f, err := Lookup(name)
 		if err != nil {
@@ -199,5 +210,44 @@ func TestChoices(t *testing.T) {
 		if got := strings.Join(Choices(c.s), " "); got != c.want {
 			t.Errorf("Choices(%+v) = %q, want %q", c.s, got, c.want)
 		}
+	}
+}
+
+// TestLynxParsesPatronusAnswers reads answers in the shape Patronus AI's Lynx writes
+// (its model card's example output) with Lynx's own labels, and renders Lynx's prompt.
+func TestLynxParsesPatronusAnswers(t *testing.T) {
+	f, err := Lookup("lynx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Spec{Task: TaskClassification, Criteria: "Is the answer faithful to the document?", Labels: []string{"PASS", "FAIL"}, Inputs: []Input{
+		{Field: "prompt", Text: "What is the capital of France?"},
+		{Field: "context", Text: "[1] The capital of France is Paris."},
+		{Field: "response", Text: "The capital of France is Lyon."},
+	}}
+	for answer, want := range map[string]string{
+		`{"REASONING": ["The document states that the capital of France is Paris.", "The answer says Lyon, which contradicts the document."], "SCORE": "FAIL"}`: "FAIL",
+		"{\"REASONING\": [\"The answer matches the document.\"], \"SCORE\": \"PASS\"}\n":                                                                        "PASS",
+	} {
+		p, err := f.Parse(s, answer)
+		if err != nil || p.Result != want || !strings.HasPrefix(p.Explanation, `["The`) {
+			t.Errorf("Parse(%q) = %+v, %v; want %s", answer, p, err, want)
+		}
+	}
+	p, err := f.Render(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"PASS" if the answer is faithful to the DOCUMENT and "FAIL" if the answer is not faithful to the DOCUMENT. Show your reasoning.`,
+		"--\nQUESTION (THIS DOES NOT COUNT AS BACKGROUND INFORMATION):\nWhat is the capital of France?\n\n--\nDOCUMENT:\n[1] The capital of France is Paris.\n\n--\nANSWER:\nThe capital of France is Lyon.\n\n--\n\n",
+		`{"REASONING": <your reasoning as bullet points>, "SCORE": <your final score>}`,
+	} {
+		if !strings.Contains(p.User, want) {
+			t.Errorf("user message lacks %q:\n%s", want, p.User)
+		}
+	}
+	if p.System != "" {
+		t.Errorf("system message %q, want none", p.System)
 	}
 }
