@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,9 @@ func llamaEvaluators() []*Evaluator {
 				Criteria: "Is it grounded?", Labels: []string{"supported", "not_supported"}, Fields: fields})
 		}
 	}
+	// Lynx: classification only, PASS or FAIL, over the question, documents and answer.
+	out = append(out, &Evaluator{Name: "lynx-classification", Judge: "llama", Format: FormatLynx, Task: TaskClassification,
+		Criteria: "Is the answer faithful to the documents?", Labels: []string{"PASS", "FAIL"}, Fields: []string{FieldPrompt, FieldContext, FieldResponse}})
 	return out
 }
 
@@ -139,7 +143,7 @@ func TestLlamaCppGuidedEveryFormat(t *testing.T) {
 					t.Errorf("%s, %s: score %v off the scale", server.name, e.Name, v.Value)
 				}
 			case TaskClassification:
-				if v.Label != "supported" && v.Label != "not_supported" {
+				if !slices.Contains(e.Labels, v.Label) {
 					t.Errorf("%s, %s: label %q", server.name, e.Name, v.Label)
 				}
 			}

@@ -30,6 +30,7 @@ var formatFamilies = map[string][]string{
 	"flame":       {"llama-3.1", "granite-3.3", "qwen3"},
 	"selene":      {"llama-3.1"},
 	"prometheus2": {"mistral-v0.2"},
+	"lynx":        {"llama-3.1"}, // Lynx 8B is built on Llama 3
 }
 
 // templateRefusal is what the families that have no system role raise on one.
@@ -164,8 +165,10 @@ func TestChatTemplatesRenderFormats(t *testing.T) {
 						}
 					case err != nil:
 						t.Errorf("%s/%s %s on %s: %v", name, spec.Task, mode, fam, err)
-					case !strings.Contains(text, "CRITERIA-MARK") || p.System != "" && !strings.Contains(text, strings.TrimSpace(p.System)[:20]):
-						t.Errorf("%s/%s %s on %s: the rendered text lacks the criteria or the system message:\n%s", name, spec.Task, mode, fam, text)
+					case strings.Contains(p.User, "CRITERIA-MARK") && !strings.Contains(text, "CRITERIA-MARK") ||
+						!strings.Contains(text, "How do I reset my password?") ||
+						p.System != "" && !strings.Contains(text, strings.TrimSpace(p.System)[:20]):
+						t.Errorf("%s/%s %s on %s: the rendered text lacks the criteria, the judged prompt or the system message:\n%s", name, spec.Task, mode, fam, text)
 					}
 				}
 				// The format reminder appends the answer and a follow-up: still alternating.
