@@ -26,20 +26,22 @@ func rubricGoldenEvaluators() map[string]*Evaluator {
 	}
 }
 
-// TestRubricVersionsOfOldFieldsAreStable pins the rubric versions that these evaluators
-// had before the format files learnt system, context and tool_calls: evaluators that do
-// not read the new fields keep their versions, their history and their cached verdicts.
+// TestRubricVersionsOfOldFieldsAreStable pins the rubric versions of these evaluators,
+// which read none of system, context and tool_calls. They changed once, deliberately,
+// when every format was hardened against prompt injection (docs/security.md: delimiters
+// and a data rule in every prompt, chat special tokens escaped), which started new score
+// series; any other change to them is a bug.
 func TestRubricVersionsOfOldFieldsAreStable(t *testing.T) {
 	want := map[string]string{
-		"flame_classification":    "dcff09215b2c0314",
-		"flame_pairwise":          "84ff1064b0abff05",
-		"flame_pointwise":         "41f4155927f7be10",
-		"flame_prompt_only_scale": "3024d34b25290e70",
-		"prometheus2_pairwise":    "5939e37128c74e70",
-		"prometheus2_pointwise":   "6be912ddd785058e",
-		"selene_classification":   "468549929b67fbae",
-		"selene_pairwise":         "e9af2ec7448e191c",
-		"selene_pointwise":        "863ef9803192b44a",
+		"flame_classification":    "412cfbf7fbbfab92",
+		"flame_pairwise":          "15671d8234c648cf",
+		"flame_pointwise":         "b51c76a0e84639cf",
+		"flame_prompt_only_scale": "da1b8bc21012ac85",
+		"prometheus2_pairwise":    "b2c58555cba89600",
+		"prometheus2_pointwise":   "2e3056fc625a6b5a",
+		"selene_classification":   "5f1c79a8798c7746",
+		"selene_pairwise":         "806a250cd1069c2a",
+		"selene_pointwise":        "6285f82a8c93561f",
 	}
 	for name, e := range rubricGoldenEvaluators() {
 		if err := e.Prepare("evaluators[0]", KindModel); err != nil {
@@ -119,8 +121,9 @@ func TestCacheKeyFollowsNewFieldsOnlyWhenRead(t *testing.T) {
 	if err := plain.Prepare("evaluators[0]", KindModel); err != nil {
 		t.Fatal(err)
 	}
-	// The key this evaluator gave this record before records had the new fields.
-	const wantPlain = "26a36eb7959af1d99cbf978fcf8d2e4fec5d559eaab6f889b490c0e923a74bf4"
+	// The key this evaluator gives this record without the new fields (since the injection
+	// hardening of the formats; before it, 26a36eb7…).
+	const wantPlain = "2f21d69d05911d3ac6ff45333ae10331997377010fce7e87029d2d3bba5a279e"
 	rich := func(docs ...string) *record.Record {
 		return &record.Record{Prompt: "p", Response: "a", System: "be brief", Context: docs,
 			ToolCalls: []record.ToolCall{{ID: "call_1", Name: "search", Arguments: `{"q":"x"}`, Result: "r"}}}

@@ -17,6 +17,8 @@ import (
 // reads none of the compat fields exactly as the current file does. When an edit breaks
 // this, the rubric versions of existing evaluators must change: drop the compat section
 // (or point it at an earlier file that still renders the same) rather than the test.
+// No shipped format has one since the injection hardening (docs/security.md) changed
+// every format's prompts; the earlier files stay in testdata/compat for the record.
 func TestCompatFingerprints(t *testing.T) {
 	for _, name := range Names() {
 		cur, err := Lookup(name)
@@ -93,7 +95,7 @@ var compatAnswers = []string{
 // not, holding plain text or injections.
 func compatSpecs(tasks []string) []Spec {
 	pool := []string{fieldPrompt, fieldMessages, fieldResponse, fieldReference, "metadata.locale", "metadata.a b"}
-	texts := []string{"plain text\nover two lines", injections[0] + injections[3] + injections[6]}
+	texts := []string{"plain text\nover two lines", injections[0] + injections[3] + injections[6] + chatTokenForgery}
 	var out []Spec
 	for _, task := range tasks {
 		for mask := 1; mask < 1<<len(pool); mask++ {
@@ -137,30 +139,32 @@ func compatSpecs(tasks []string) []Spec {
 	return out
 }
 
-// bornWithNewFields lists the formats added after the system, context and tool_calls
-// fields: they need no compat section.
-var bornWithNewFields = map[string]bool{"lynx": true}
-
 // TestFingerprintFor: a prompt keeps the earlier fingerprint unless it reads a field the
-// earlier file did not know.
+// earlier file did not know; without a compat section every prompt has the file's.
 func TestFingerprintFor(t *testing.T) {
 	for _, name := range Names() {
 		f, _ := Lookup(name)
-		if f.compat.Fingerprint == "" {
-			// A format written after system, context and tool_calls existed (lynx) has no
-			// earlier file to stay compatible with.
-			if !bornWithNewFields[name] {
-				t.Errorf("%s: no compat section", name)
-			}
+		if f.compat.Fingerprint != "" {
 			continue
 		}
-		if got := f.FingerprintFor([]string{"prompt", "response", "reference", "metadata.context"}); got != f.compat.Fingerprint {
-			t.Errorf("%s: old fields: fingerprint %s, want the earlier %s", name, got, f.compat.Fingerprint)
-		}
-		for _, nf := range []string{fieldSystem, fieldContext, fieldToolCalls} {
-			if got := f.FingerprintFor([]string{"prompt", nf, "response"}); got != f.Fingerprint() {
-				t.Errorf("%s: reading %s: fingerprint %s, want the file's %s", name, nf, got, f.Fingerprint())
+		for _, fields := range [][]string{{"prompt", "response"}, {"prompt", fieldContext, "response"}} {
+			if got := f.FingerprintFor(fields); got != f.Fingerprint() {
+				t.Errorf("%s: %v: fingerprint %s, want the file's %s", name, fields, got, f.Fingerprint())
 			}
+		}
+	}
+	base := "escape: [[\"<<<\", \"x\"]]\ncompat: {fingerprint: 0123456789abcdef, without: [system, context, tool_calls]}\n" +
+		"tasks:\n  pointwise: {user: u, output: o, result: r, reminder: m, answer: '\\A(?P<explanation>)(?P<result>.*)\\z', marker: 'S'}\n"
+	f, err := compile("t", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.FingerprintFor([]string{"prompt", "response", "reference", "metadata.context"}); got != "0123456789abcdef" {
+		t.Errorf("old fields: fingerprint %s, want the earlier 0123456789abcdef", got)
+	}
+	for _, nf := range []string{fieldSystem, fieldContext, fieldToolCalls} {
+		if got := f.FingerprintFor([]string{"prompt", nf, "response"}); got != f.Fingerprint() {
+			t.Errorf("reading %s: fingerprint %s, want the file's %s", nf, got, f.Fingerprint())
 		}
 	}
 }
