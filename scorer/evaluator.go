@@ -133,6 +133,12 @@ type Evaluator struct {
 	// prometheus2, native for flame and selene). Model judges only; fold enters the
 	// rubric version.
 	System string `yaml:"system"`
+	// Risk is the risk a granite-guardian evaluator asks about (its guardian_config's
+	// risk_name, criteria_id on 3.3): harm (default), social_bias, jailbreak, violence,
+	// profanity, sexual_content, unethical_behavior, harm_engagement, evasiveness,
+	// groundedness, relevance, context_relevance, answer_relevance, function_call, or a
+	// name of your own with criteria as its definition. Other evaluators: an error.
+	Risk string `yaml:"risk"`
 	// Guided, for a model judge with guided_decoding, constrains the judge's answers to
 	// the format's output grammar (true, the default there) or not (false). The grammar
 	// and the judge's guided_explanation_chars enter the rubric version when it is on.
@@ -220,9 +226,12 @@ func (e *Evaluator) Prepare(key string, kind JudgeKind) error {
 	}
 	if e.Task == "" {
 		e.Task = TaskPointwise
-		if kind == KindHeuristic {
-			e.Task = TaskClassification
+		if _, guard := guardFor(e.Format); kind == KindHeuristic || guard && kind == KindModel {
+			e.Task = TaskClassification // a guard's task is classification
 		}
+	}
+	if e.Risk != "" && kind != KindModel {
+		return fmt.Errorf("%s.risk: only the granite-guardian formats take a risk", key)
 	}
 	if !slices.Contains([]string{TaskPointwise, TaskClassification, TaskPairwise}, e.Task) {
 		return fmt.Errorf("%s.task: %q is not one of pointwise, classification, pairwise", key, e.Task)
@@ -342,6 +351,12 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 		if e.Check != "" {
 			return fmt.Errorf("%s.check: only heuristic judges run checks; judge %q is not one", key, e.Judge)
 		}
+		if g, ok := guardFor(e.Format); ok {
+			return e.prepareGuard(key, g)
+		}
+		if e.Risk != "" {
+			return fmt.Errorf("%s.risk: only the granite-guardian formats take a risk", key)
+		}
 		if strings.TrimSpace(e.Criteria) == "" {
 			return fmt.Errorf("%s.criteria: required for a model judge", key)
 		}
@@ -349,7 +364,7 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 			e.Format = FormatFLAMe
 		}
 		if !slices.Contains([]string{FormatFLAMe, FormatPrometheus2, FormatSelene}, e.Format) {
-			return fmt.Errorf("%s.format: unknown format %q (one of %s, %s, %s)", key, e.Format, FormatFLAMe, FormatPrometheus2, FormatSelene)
+			return fmt.Errorf("%s.format: unknown format %q (one of %s, %s, %s, or a guard: %s)", key, e.Format, FormatFLAMe, FormatPrometheus2, FormatSelene, strings.Join(GuardFormats(), ", "))
 		}
 		if e.Format == FormatPrometheus2 && e.Task == TaskClassification {
 			return fmt.Errorf("%s.format: prometheus2 has no classification format; use flame or selene", key)
@@ -500,6 +515,10 @@ func (e *Evaluator) computeRubricVersion() string {
 		for _, l := range levels {
 			parts = append(parts, fmt.Sprintf("%d", l), e.Levels[l])
 		}
+	}
+	if e.Risk != "" {
+		// Only guard evaluators have one; versions of the others stay as they were.
+		parts = append(parts, "risk", e.Risk)
 	}
 	if e.System == format.SystemFold {
 		// A folded system message changes the judge's input; native keeps the versions
@@ -727,6 +746,9 @@ var ErrUnknownJudge = errors.New("unknown judge")
 func formatFingerprint(name string, fields []string) string {
 	if name == "" {
 		return ""
+	}
+	if g, ok := guardFor(name); ok {
+		return g.fingerprint()
 	}
 	f, err := format.Lookup(name)
 	if err != nil {
