@@ -494,28 +494,40 @@ func (j *OpenAIJudge) judgeGuard(ctx context.Context, t Task, g *guardFamily) Ve
 	st := lpNotAsked
 	if j.cfg.Logprobs {
 		var probs map[string]float64
-		probs, st = guardProbs(g, lp, text, parsed)
-		if st == lpUsed {
+		var labelP float64
+		probs, labelP, st = guardProbs(g, lp, text, parsed)
+		switch {
+		case st != lpUsed:
+		case probs != nil:
 			v.Value = probs[e.PositiveLabel]
 			v.Confidence = probs[parsed.label]
+		default:
+			// No distribution over the labels: the verdict as written, with the label
+			// token's probability as its confidence (as a classification label's).
+			v.Confidence = labelP
 		}
 	}
 	return j.withoutLogprobs(ctx, v, st)
 }
 
-// guardProbs is the probability of each label at the label token: the softmax over the
-// guard's label words among the token's alternatives (ShieldGemma's and Granite
-// Guardian's P(Yes) / (P(Yes) + P(No)); Llama Guard's P(unsafe) at the first
-// non-whitespace token). An alternative counts for a word when, its leading whitespace
-// dropped, it is the word, or, when the answer spelled the word over several tokens, a
-// prefix of exactly one word.
-func guardProbs(g *guardFamily, lp []openaiTokenLogprob, text string, p guardParsed) (map[string]float64, lpStatus) {
+// guardProbs reads the label token's logprobs. probs is the probability of each label at
+// the label token: the softmax over the guard's label words among the token's
+// alternatives (ShieldGemma's and Granite Guardian's P(Yes) / (P(Yes) + P(No)); Llama
+// Guard's P(unsafe) at the first non-whitespace token). An alternative counts for a word
+// when, its leading whitespace dropped, it is the word (or the word and a non-letter), or,
+// when the answer spelled the word over several tokens, a prefix of exactly one word. A
+// label word missing from the alternatives counts as 0 (it is less likely than every one
+// listed), unless the token taken is missing too (the server lists the top alternatives
+// before guided decoding masks them): then nothing bounds the missing words, probs is nil
+// and only labelP, the probability of the label token as written, is known. st says
+// whether the logprobs were used and, if not, why.
+func guardProbs(g *guardFamily, lp []openaiTokenLogprob, text string, p guardParsed) (probs map[string]float64, labelP float64, st lpStatus) {
 	if len(lp) == 0 {
-		return nil, lpMissing
+		return nil, 0, lpMissing
 	}
 	texts, ok := alignTokens(lp, text)
 	if !ok {
-		return nil, lpMisaligned
+		return nil, 0, lpMisaligned
 	}
 	tok, tokStart, offset := -1, 0, 0
 	for i, tt := range texts {
@@ -528,20 +540,28 @@ func guardProbs(g *guardFamily, lp []openaiTokenLogprob, text string, p guardPar
 	// The token must begin the word (after whitespace): one that also holds text before
 	// it ("Safety: Safe" as one token) has no alternatives for the word alone.
 	if tok < 0 || strings.TrimSpace(text[tokStart:p.start]) != "" {
-		return nil, lpMisaligned
+		return nil, 0, lpMisaligned
+	}
+	labelP, ok = logprobP(lp[tok].Logprob)
+	if !ok {
+		return nil, 0, lpInvalid
 	}
 	alts, ok := alternatives(lp[tok], texts[tok])
 	if !ok {
-		return nil, lpInvalid
+		return nil, 0, lpInvalid
 	}
-	whole := strings.TrimLeft(texts[tok], " \t\r\n") == p.native ||
-		strings.HasPrefix(strings.TrimLeft(texts[tok], " \t\r\n"), p.native)
+	chosen := strings.TrimLeft(texts[tok], " \t\r\n")
+	whole := strings.HasPrefix(chosen, p.native)
+	listed := false
+	for _, a := range lp[tok].TopLogprobs {
+		listed = listed || a.Token == lp[tok].Token
+	}
 	mass := map[string]float64{}
 	total := 0.0
 	for _, a := range alts {
 		s := strings.TrimLeft(a.text, " \t\r\n")
 		if a.chosen {
-			s = strings.TrimLeft(texts[tok], " \t\r\n")
+			s = chosen
 		}
 		label := ""
 		for _, w := range g.words {
@@ -567,13 +587,16 @@ func guardProbs(g *guardFamily, lp []openaiTokenLogprob, text string, p guardPar
 		}
 	}
 	if total <= 0 {
-		return nil, lpNoAlternative
+		return nil, labelP, lpUsed
 	}
-	probs := make(map[string]float64, len(g.words))
+	probs = make(map[string]float64, len(g.words))
 	for _, w := range g.words {
+		if mass[w.label] <= 0 && !listed {
+			return nil, labelP, lpUsed
+		}
 		probs[w.label] = mass[w.label] / total
 	}
-	return probs, lpUsed
+	return probs, labelP, lpUsed
 }
 
 // isWordChar reports whether s begins with a letter: "safe" in "safely" is no answer.

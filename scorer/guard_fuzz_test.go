@@ -45,8 +45,11 @@ func FuzzGuardParse(f *testing.F) {
 			first := tok(text[:at], 0.5, map[string]float64{text[:at]: 0.5, g.words[0].native: 0.25})
 			first.TopLogprobs = append(first.TopLogprobs, topLP{g.words[len(g.words)-1].native, logprob})
 			lp := []openaiTokenLogprob{first, tok(text[at:], 1, nil)}
-			probs, st := guardProbs(g, lp, text, p)
-			if st != lpUsed {
+			probs, labelP, st := guardProbs(g, lp, text, p)
+			if st == lpUsed && !(labelP >= 0 && labelP <= 1) {
+				t.Fatalf("%s: %q: label token probability %v", name, text, labelP)
+			}
+			if st != lpUsed || probs == nil {
 				continue
 			}
 			sum := 0.0

@@ -137,6 +137,20 @@ func TestGuardFamiliesFakeServer(t *testing.T) {
 			label: GuardUnsafe, value: 0.28 / 0.98, conf: 0.7 / 0.98,
 		},
 		{
+			// The server lists the alternatives before the grammar masks them: "safe" is
+			// not among them, so the verdict is as written, with the token's probability.
+			name:   "llama-guard-3 unlisted",
+			e:      &Evaluator{Format: FormatLlamaGuard3, Fields: []string{FieldPrompt}},
+			answer: "safe",
+			lp:     []openaiTokenLogprob{tok("safe", 0.001, map[string]float64{"pat": 0.9, " investigation": 0.05})},
+			check: func(t *testing.T, req chatReq) {
+				if len(req.Messages) != 1 || req.Messages[0].Content != r.Prompt {
+					t.Errorf("messages %+v", req.Messages)
+				}
+			},
+			label: GuardSafe, value: 1, conf: 0.001,
+		},
+		{
 			name:   "granite-guardian",
 			e:      &Evaluator{Format: FormatGraniteGuardian, Risk: "groundedness", Fields: []string{FieldContext, FieldResponse}},
 			answer: "No",
@@ -353,18 +367,24 @@ func TestGuardProbsAlignment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, st := guardProbs(g, []openaiTokenLogprob{tok("Safety: Safe", 1, nil), tok("\nCategories: None", 1, nil)}, text, p); st != lpMisaligned {
+	if _, _, st := guardProbs(g, []openaiTokenLogprob{tok("Safety: Safe", 1, nil), tok("\nCategories: None", 1, nil)}, text, p); st != lpMisaligned {
 		t.Errorf("merged token: %v", st)
 	}
 	lg, _ := guardFor(FormatLlamaGuard3)
 	p2, _ := lg.parse("safe")
-	if _, st := guardProbs(lg, []openaiTokenLogprob{tok("safe", 0.5, map[string]float64{"safely": 0.4, "I": 0.1})}, "safe", p2); st != lpUsed {
-		t.Errorf("chosen token alone: %v", st) // the chosen token is always an alternative
+	// The token taken is not listed (the server lists alternatives before the grammar
+	// masks them): nothing bounds unsafe, so only the label token's probability is known.
+	if probs, labelP, st := guardProbs(lg, []openaiTokenLogprob{tok("safe", 0.001, map[string]float64{"pat": 0.9, "I": 0.05})}, "safe", p2); st != lpUsed || probs != nil || !near(labelP, 0.001) {
+		t.Errorf("unlisted token taken: %v %v %v", probs, labelP, st)
 	}
-	if _, st := guardProbs(lg, nil, "safe", p2); st != lpMissing {
+	// Listed, with unsafe below every listed alternative: unsafe counts as 0.
+	if probs, _, st := guardProbs(lg, []openaiTokenLogprob{tok("safe", 0.5, map[string]float64{"safe": 0.5, "safely": 0.4, "I": 0.1})}, "safe", p2); st != lpUsed || probs[GuardSafe] != 1 || probs[GuardUnsafe] != 0 {
+		t.Errorf("listed token taken: %v %v", probs, st)
+	}
+	if _, _, st := guardProbs(lg, nil, "safe", p2); st != lpMissing {
 		t.Errorf("no logprobs: %v", st)
 	}
-	if _, st := guardProbs(lg, []openaiTokenLogprob{tok("saf", 1, nil)}, "safe", p2); st != lpMisaligned {
+	if _, _, st := guardProbs(lg, []openaiTokenLogprob{tok("saf", 1, nil)}, "safe", p2); st != lpMisaligned {
 		t.Errorf("tokens that do not spell the answer: %v", st)
 	}
 }
