@@ -443,8 +443,10 @@ func (e *Evaluator) prepareGuard(key string, g *guardFamily) error {
 				map[bool]string{true: " and context", false: ""}[g.context], f)
 		}
 	}
-	if g.name == FormatShieldGemma && !e.Reads(FieldPrompt) && !e.Reads(FieldMessages) {
-		return fmt.Errorf("%s.fields: format %s asks about the user prompt: include prompt or messages", key, g.name)
+	// Only Granite Guardian asks about a response without the user's turn (groundedness:
+	// the documents and the answer); the others' prompts start from the user's turn.
+	if !g.context && !e.Reads(FieldPrompt) && !e.Reads(FieldMessages) {
+		return fmt.Errorf("%s.fields: format %s starts from the user's turn: include prompt or messages", key, g.name)
 	}
 	return nil
 }

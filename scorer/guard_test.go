@@ -262,7 +262,8 @@ func TestGuardConfigErrors(t *testing.T) {
 	}{
 		{Evaluator{Format: FormatLlamaGuard3, Criteria: "x"}, ".criteria: format llama-guard-3 judges against its own categories"},
 		{Evaluator{Format: FormatShieldGemma}, ".criteria: required for format shieldgemma"},
-		{Evaluator{Format: FormatShieldGemma, Criteria: "p", Fields: []string{FieldResponse}}, ".fields: format shieldgemma asks about the user prompt"},
+		{Evaluator{Format: FormatShieldGemma, Criteria: "p", Fields: []string{FieldResponse}}, ".fields: format shieldgemma starts from the user's turn"},
+		{Evaluator{Format: FormatLlamaGuard3, Fields: []string{FieldResponse}}, ".fields: format llama-guard-3 starts from the user's turn"},
 		{Evaluator{Format: FormatGraniteGuardian, Risk: "nonsense"}, `.risk: "nonsense" is not one of harm`},
 		{Evaluator{Format: FormatGraniteGuardian, Risk: "bad risk", Criteria: "c"}, `.risk: "bad risk" must be`},
 		{Evaluator{Format: FormatLlamaGuard3, Risk: "harm"}, ".risk: only the granite-guardian formats take a risk"},
