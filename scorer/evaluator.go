@@ -174,6 +174,18 @@ type Evaluator struct {
 	// guideVersion is the guide and explanation bound in force (useGuide), for the
 	// rubric version; empty: answers are not guided.
 	guideVersion string
+	// guard is the guard family of a guard format, set by Prepare; nil for other formats.
+	guard *guardFamily
+}
+
+// guardFamily is the evaluator's guard family (Prepare's, else looked up), nil when its
+// format is not a guard's.
+func (e *Evaluator) guardFamily() *guardFamily {
+	if e.guard != nil && e.guard.name == e.Format {
+		return e.guard
+	}
+	g, _ := guardFor(e.Format)
+	return g
 }
 
 // InheritRedaction sets the redact setting the evaluator uses when its own Redact is
@@ -351,7 +363,9 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 		if e.Check != "" {
 			return fmt.Errorf("%s.check: only heuristic judges run checks; judge %q is not one", key, e.Judge)
 		}
+		e.guard = nil
 		if g, ok := guardFor(e.Format); ok {
+			e.guard = g
 			return e.prepareGuard(key, g)
 		}
 		if e.Risk != "" {

@@ -141,10 +141,15 @@ func guardFamilies() map[string]*guardFamily {
 	}
 }
 
-// guardFor returns the guard family of a format name.
+// guardFor returns the guard family of a format name. It is cheap for other names: the
+// judge asks it of every task's format.
 func guardFor(name string) (*guardFamily, bool) {
-	g, ok := guardFamilies()[name]
-	return g, ok
+	switch name {
+	case FormatLlamaGuard3, FormatLlamaGuard4, FormatShieldGemma, FormatGraniteGuardian, FormatGraniteGuardian33, FormatQwen3Guard:
+		g, ok := guardFamilies()[name]
+		return g, ok
+	}
+	return nil, false
 }
 
 // GuardFormats lists the guard format names, sorted.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -387,5 +388,57 @@ func TestGuardProbsAlignment(t *testing.T) {
 	}
 	if _, _, st := guardProbs(lg, []openaiTokenLogprob{tok("saf", 1, nil)}, "safe", p2); st != lpMisaligned {
 		t.Errorf("tokens that do not spell the answer: %v", st)
+	}
+}
+
+// TestGuardGuidedAnswersProperty: random answers of the shapes each guide allows (Llama
+// Guard's category lists, Qwen3Guard's category lists and refusal line) match the guide
+// and parse to the label they spell.
+func TestGuardGuidedAnswersProperty(t *testing.T) {
+	rng := rand.New(rand.NewPCG(16, 5))
+	pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
+	gen := map[string]func() (string, string){
+		FormatLlamaGuard3: func() (string, string) {
+			if rng.IntN(2) == 0 {
+				return "safe", GuardSafe
+			}
+			var cats []string
+			for range 1 + rng.IntN(5) {
+				cats = append(cats, fmt.Sprintf("S%d", 1+rng.IntN(14)))
+			}
+			return "unsafe\n" + strings.Join(cats, ","), GuardUnsafe
+		},
+		FormatQwen3Guard: func() (string, string) {
+			word := pick([]string{"Safe", "Unsafe", "Controversial"})
+			var cats []string
+			for range 1 + rng.IntN(3) {
+				cats = append(cats, pick(append([]string{"None"}, qwen3GuardCategories()...)))
+			}
+			a := "Safety: " + word + "\nCategories: " + strings.Join(cats, ", ")
+			if rng.IntN(2) == 0 {
+				a += "\nRefusal: " + pick([]string{"Yes", "No"})
+			}
+			return a, strings.ToLower(word)
+		},
+		FormatGraniteGuardian33: func() (string, string) {
+			if rng.IntN(2) == 0 {
+				return "<score> yes </score>", GuardUnsafe
+			}
+			return "<score> no </score>", GuardSafe
+		},
+	}
+	for name, next := range gen {
+		g, _ := guardFor(name)
+		re := regexp.MustCompile(`^(?:` + g.regex + `)$`)
+		for range 300 {
+			a, label := next()
+			if !re.MatchString(a) {
+				t.Fatalf("%s: guide refuses %q", name, a)
+			}
+			p, err := g.parse(a)
+			if err != nil || p.label != label {
+				t.Fatalf("%s: %q parsed to %+v, %v; want %s", name, a, p, err, label)
+			}
+		}
 	}
 }

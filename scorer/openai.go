@@ -322,7 +322,7 @@ func (j *OpenAIJudge) judgeTask(ctx context.Context, t Task) Verdict {
 		return Verdict{Err: fmt.Errorf("%s: task without evaluator or record", j.Identity())}
 	}
 	e := t.Evaluator
-	if g, ok := guardFor(e.Format); ok {
+	if g := e.guardFamily(); g != nil {
 		return j.judgeGuard(ctx, t, g)
 	}
 	f, err := format.Lookup(e.Format)
