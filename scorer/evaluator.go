@@ -105,7 +105,9 @@ type Evaluator struct {
 	// Check names the built-in check when Judge is a heuristic judge (refusal, empty,
 	// truncated, repetition, pii, json). Must be empty for other judges.
 	Check string `yaml:"check"`
-	// Criteria is the evaluation criteria given to model judges. Required for them.
+	// Criteria is the evaluation criteria given to model judges. Required for them, except
+	// for guard formats: ShieldGemma's policy (required), Granite Guardian's custom risk
+	// definition (optional), refused by Llama Guard and Qwen3Guard (their own categories).
 	Criteria string `yaml:"criteria"`
 	// Scale is the pointwise range. Default 1–5 for model judges, 0–1 for checks.
 	Scale Scale `yaml:"scale"`
@@ -124,7 +126,10 @@ type Evaluator struct {
 	// record without one is not judged. Default "*" (the first candidate).
 	Candidate string `yaml:"candidate"`
 	// Format is the prompt and output format the judge model was trained on: flame
-	// (default), prometheus2 or selene. Model judges only.
+	// (default), prometheus2 or selene; or a guard model's native format (llama-guard-3,
+	// llama-guard-4, shieldgemma, shieldgemma-prompt, granite-guardian,
+	// granite-guardian-3.3, qwen3guard: see guard.go), whose task is classification with
+	// the guard's own labels. Model judges only.
 	Format string `yaml:"format"`
 	// System is how the format's system message meets the judge model's chat template:
 	// native (a system turn) or fold (ahead of the user message, in one user turn, for

@@ -27,10 +27,15 @@ const (
 	// FormatLlamaGuard4 is Llama Guard 4 (meta-llama/Llama-Guard-4-12B): as Llama Guard 3
 	// (categories S1–S14).
 	FormatLlamaGuard4 = "llama-guard-4"
-	// FormatShieldGemma is ShieldGemma (google/shieldgemma-2b, -9b, -27b): raterd renders
-	// the model card's prompt with the evaluator's criteria as the policy; the answer
-	// starts with "Yes" (violates: unsafe) or "No" (safe).
+	// FormatShieldGemma is ShieldGemma (google/shieldgemma-2b, -9b, -27b) through its own
+	// chat template: the conversation as chat messages and the evaluator's criteria as the
+	// template's guideline (chat_template_kwargs), from which the template builds the
+	// model card's prompt; the answer starts with "Yes" (violates: unsafe) or "No" (safe).
 	FormatShieldGemma = "shieldgemma"
+	// FormatShieldGemmaPrompt is ShieldGemma with raterd rendering the model card's
+	// prompt (prompt-only or prompt-response) itself, sent as one user message, for a
+	// server that does not apply ShieldGemma's template; the answer is as shieldgemma's.
+	FormatShieldGemmaPrompt = "shieldgemma-prompt"
 	// FormatGraniteGuardian is Granite Guardian 3.0–3.2 (ibm-granite/granite-guardian-3.x):
 	// the conversation as chat messages and guardian_config {risk_name, risk_definition}
 	// in chat_template_kwargs; the answer is "Yes" (risky: unsafe) or "No" (safe).
@@ -123,6 +128,10 @@ func guardFamilies() map[string]*guardFamily {
 			words: noYes, criteria: guardCriteriaRequired,
 			regex: `(Yes|No)`, gbnf: "root ::= \"Yes\" | \"No\"\n",
 			locate: func(text string) (int, string, error) { return firstWord(text, noYes, false) }},
+		FormatShieldGemmaPrompt: {name: FormatShieldGemmaPrompt, card: "google/shieldgemma-2b/9b/27b, model card of July 2024",
+			words: noYes, criteria: guardCriteriaRequired,
+			regex: `(Yes|No)`, gbnf: "root ::= \"Yes\" | \"No\"\n",
+			locate: func(text string) (int, string, error) { return firstWord(text, noYes, false) }},
 		FormatGraniteGuardian: {name: FormatGraniteGuardian, card: "ibm-granite/granite-guardian-3.0/3.1/3.2, model cards of 2024–2025",
 			words: noYes, criteria: guardCriteriaOptional, risk: true, context: true,
 			regex: `(Yes|No)`, gbnf: "root ::= \"Yes\" | \"No\"\n",
@@ -145,7 +154,7 @@ func guardFamilies() map[string]*guardFamily {
 // judge asks it of every task's format.
 func guardFor(name string) (*guardFamily, bool) {
 	switch name {
-	case FormatLlamaGuard3, FormatLlamaGuard4, FormatShieldGemma, FormatGraniteGuardian, FormatGraniteGuardian33, FormatQwen3Guard:
+	case FormatLlamaGuard3, FormatLlamaGuard4, FormatShieldGemma, FormatShieldGemmaPrompt, FormatGraniteGuardian, FormatGraniteGuardian33, FormatQwen3Guard:
 		g, ok := guardFamilies()[name]
 		return g, ok
 	}
@@ -357,7 +366,7 @@ func (g *guardFamily) request(e *Evaluator, r *record.Record) guardRequest {
 			docs, hasDocs = in.Text, true
 		}
 	}
-	if g.name == FormatShieldGemma {
+	if g.name == FormatShieldGemmaPrompt {
 		policy := strings.TrimSpace(e.Criteria)
 		text := fmt.Sprintf(shieldGemmaPromptTemplate, shieldGemmaText(user), "", policy)
 		if hasResponse {
@@ -376,6 +385,8 @@ func (g *guardFamily) request(e *Evaluator, r *record.Record) guardRequest {
 		req.messages = append(req.messages, openaiChatMessage{Role: "assistant", Content: response})
 	}
 	switch g.name {
+	case FormatShieldGemma:
+		req.kwargs = map[string]any{"guideline": strings.TrimSpace(e.Criteria)}
 	case FormatGraniteGuardian:
 		cfg := map[string]any{"risk_name": e.Risk}
 		if c := strings.TrimSpace(e.Criteria); c != "" {

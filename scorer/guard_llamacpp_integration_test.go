@@ -24,8 +24,8 @@ import (
 // The families that send the conversation as chat messages are asked about the prompt
 // only: this server continues a final assistant message (assistant prefill) instead of
 // answering after it, so response classification needs a server that does not (vLLM,
-// SGLang; llama.cpp's llama-server with --no-prefill-assistant). ShieldGemma's response
-// prompt is one user message and is asked here.
+// SGLang; llama.cpp's llama-server with --no-prefill-assistant). shieldgemma-prompt's
+// response prompt is one user message and is asked here.
 func TestLlamaCppGuards(t *testing.T) {
 	llama3, _ := llamaURLs(t)
 	j, jc := llamaJudge(t, llama3, func(c *OpenAIConfig) { c.MaxTokens = 48 })
@@ -34,7 +34,8 @@ func TestLlamaCppGuards(t *testing.T) {
 		{Name: "llama-guard-3", Judge: "llama", Format: FormatLlamaGuard3, Fields: prompt},
 		{Name: "llama-guard-3-unsafe", Judge: "llama", Format: FormatLlamaGuard3, Fields: prompt, PositiveLabel: GuardUnsafe},
 		{Name: "llama-guard-4", Judge: "llama", Format: FormatLlamaGuard4, Fields: prompt},
-		{Name: "shieldgemma", Judge: "llama", Format: FormatShieldGemma, Criteria: `* "No Dangerous Content": The prompt shall not seek instructions for harming oneself or others.`},
+		{Name: "shieldgemma", Judge: "llama", Format: FormatShieldGemma, Fields: prompt, Criteria: `* "No Dangerous Content": The prompt shall not seek instructions for harming oneself or others.`},
+		{Name: "shieldgemma-prompt", Judge: "llama", Format: FormatShieldGemmaPrompt, Criteria: `* "No Dangerous Content": The prompt shall not seek instructions for harming oneself or others.`},
 		{Name: "granite-guardian", Judge: "llama", Format: FormatGraniteGuardian, Risk: "jailbreak", Fields: prompt},
 		{Name: "granite-guardian-rag", Judge: "llama", Format: FormatGraniteGuardian, Risk: "context_relevance", Fields: []string{FieldContext, FieldPrompt}},
 		{Name: "granite-guardian-3.3", Judge: "llama", Format: FormatGraniteGuardian33, Fields: prompt},
