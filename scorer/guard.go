@@ -135,7 +135,8 @@ func guardFamilies() map[string]*guardFamily {
 		FormatGraniteGuardian: {name: FormatGraniteGuardian, card: "ibm-granite/granite-guardian-3.0/3.1/3.2, model cards of 2024–2025",
 			words: noYes, criteria: guardCriteriaOptional, risk: true, context: true,
 			regex: `(Yes|No)`, gbnf: "root ::= \"Yes\" | \"No\"\n",
-			locate: func(text string) (int, string, error) { return firstWord(text, noYes, true) }},
+			// 3.2 may follow the word with "<confidence> High </confidence>".
+			locate: func(text string) (int, string, error) { return firstWord(text, noYes, false) }},
 		FormatGraniteGuardian33: {name: FormatGraniteGuardian33, card: "ibm-granite/granite-guardian-3.3-8b, model card of 2025",
 			words: []guardWord{{"no", GuardSafe}, {"yes", GuardUnsafe}}, criteria: guardCriteriaOptional, risk: true, context: true,
 			regex: `<score> (yes|no) </score>`, gbnf: "root ::= \"<score> \" (\"yes\" | \"no\") \" </score>\"\n",

@@ -343,6 +343,7 @@ func TestGuardGuidesParse(t *testing.T) {
 		FormatLlamaGuard3:       {"safe", "unsafe\nS1", "unsafe\nS1,S14,S9"},
 		FormatShieldGemma:       {"Yes", "No"},
 		FormatGraniteGuardian:   {"Yes", "No"},
+		FormatShieldGemmaPrompt: {"Yes", "No"},
 		FormatGraniteGuardian33: {"<score> yes </score>", "<score> no </score>"},
 		FormatQwen3Guard:        {"Safety: Safe\nCategories: None", "Safety: Unsafe\nCategories: Violent, Suicide & Self-Harm\nRefusal: Yes"},
 	}
@@ -368,6 +369,28 @@ func TestGuardGuidesParse(t *testing.T) {
 			if re.MatchString(a) {
 				t.Errorf("%s: guide allows %q", name, a)
 			}
+		}
+	}
+}
+
+// TestGuardUnguidedAnswers: answers a guard writes without guided decoding parse.
+func TestGuardUnguidedAnswers(t *testing.T) {
+	for _, c := range []struct{ format, answer, label string }{
+		{FormatLlamaGuard3, "\n\nunsafe\nS2", GuardUnsafe},
+		{FormatGraniteGuardian, "Yes\n<confidence> High </confidence>", GuardUnsafe},
+		{FormatShieldGemma, "No. The prompt asks how to reset a password.", GuardSafe},
+		{FormatGraniteGuardian33, "<think>The text is polite.</think>\n<score> no </score>", GuardSafe},
+		{FormatQwen3Guard, "Safety: Unsafe\nCategories: Violent\nRefusal: Yes", GuardUnsafe},
+	} {
+		g, _ := guardFor(c.format)
+		if p, err := g.parse(c.answer); err != nil || p.label != c.label {
+			t.Errorf("%s: %q: %+v, %v", c.format, c.answer, p, err)
+		}
+	}
+	lg, _ := guardFor(FormatLlamaGuard3)
+	for _, a := range []string{"unsafely", "safe and sound", "Safe"} {
+		if _, err := lg.parse(a); err == nil {
+			t.Errorf("llama-guard-3 parsed %q", a)
 		}
 	}
 }
