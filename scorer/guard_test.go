@@ -494,3 +494,25 @@ func TestShieldGemmaPromptTurns(t *testing.T) {
 		t.Errorf("prompt:\n%s", c)
 	}
 }
+
+// TestGuardGuidedRubricVersion: guided decoding changes a guard's rubric version (its
+// grammar bounds what the guard can answer); guided: false keeps the unguided one.
+func TestGuardGuidedRubricVersion(t *testing.T) {
+	version := func(dialect string, guided *bool) string {
+		jc := &JudgeConfig{Type: JudgeOpenAI, OpenAIConfig: OpenAIConfig{Model: "guard", GuidedDecoding: dialect}}
+		jc.Endpoints = []pool.Endpoint{{URL: "http://127.0.0.1:1/v1"}}
+		if err := jc.Validate("judges.guard"); err != nil {
+			t.Fatal(err)
+		}
+		e := &Evaluator{Name: "g", Judge: "guard", Format: FormatLlamaGuard3, Guided: guided}
+		if err := jc.PrepareEvaluator("evaluators[0]", e); err != nil {
+			t.Fatal(err)
+		}
+		return e.RubricVersion()
+	}
+	off := false
+	plain, guided, optOut := version("", nil), version(GuidedVLLM, nil), version(GuidedVLLM, &off)
+	if plain == guided || plain != optOut {
+		t.Errorf("unguided %s, guided %s, guided: false %s", plain, guided, optOut)
+	}
+}
