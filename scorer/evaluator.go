@@ -118,7 +118,9 @@ type Evaluator struct {
 	// Check names the built-in check when Judge is a heuristic judge (refusal, empty,
 	// truncated, repetition, pii, json). Must be empty for other judges.
 	Check string `yaml:"check"`
-	// Criteria is the evaluation criteria given to model judges. Required for them.
+	// Criteria is the evaluation criteria given to model judges. Required for them, except
+	// for guard formats: ShieldGemma's policy (required), Granite Guardian's custom risk
+	// definition (optional), refused by Llama Guard and Qwen3Guard (their own categories).
 	Criteria string `yaml:"criteria"`
 	// Scale is the pointwise range. Default 1–5 for model judges, 0–1 for checks.
 	Scale Scale `yaml:"scale"`
@@ -137,7 +139,10 @@ type Evaluator struct {
 	// record without one is not judged. Default "*" (the first candidate).
 	Candidate string `yaml:"candidate"`
 	// Format is the prompt and output format the judge model was trained on: flame
-	// (default), prometheus2 or selene. Model judges only.
+	// (default), prometheus2 or selene; or a guard model's native format (llama-guard-3,
+	// llama-guard-4, shieldgemma, shieldgemma-prompt, granite-guardian,
+	// granite-guardian-3.3, qwen3guard: see guard.go), whose task is classification with
+	// the guard's own labels. Model judges only.
 	Format string `yaml:"format"`
 	// System is how the format's system message meets the judge model's chat template:
 	// native (a system turn) or fold (ahead of the user message, in one user turn, for
@@ -146,6 +151,12 @@ type Evaluator struct {
 	// prometheus2, native for flame and selene). Model judges only; fold enters the
 	// rubric version.
 	System string `yaml:"system"`
+	// Risk is the risk a granite-guardian evaluator asks about (its guardian_config's
+	// risk_name, criteria_id on 3.3): harm (default), social_bias, jailbreak, violence,
+	// profanity, sexual_content, unethical_behavior, harm_engagement, evasiveness,
+	// groundedness, relevance, context_relevance, answer_relevance, function_call, or a
+	// name of your own with criteria as its definition. Other evaluators: an error.
+	Risk string `yaml:"risk"`
 	// Guided, for a model judge with guided_decoding, constrains the judge's answers to
 	// the format's output grammar (true, the default there) or not (false). The grammar
 	// and the judge's guided_explanation_chars enter the rubric version when it is on.
@@ -181,6 +192,18 @@ type Evaluator struct {
 	// guideVersion is the guide and explanation bound in force (useGuide), for the
 	// rubric version; empty: answers are not guided.
 	guideVersion string
+	// guard is the guard family of a guard format, set by Prepare; nil for other formats.
+	guard *guardFamily
+}
+
+// guardFamily is the evaluator's guard family (Prepare's, else looked up), nil when its
+// format is not a guard's.
+func (e *Evaluator) guardFamily() *guardFamily {
+	if e.guard != nil && e.guard.name == e.Format {
+		return e.guard
+	}
+	g, _ := guardFor(e.Format)
+	return g
 }
 
 // InheritRedaction sets the redact setting the evaluator uses when its own Redact is
@@ -236,9 +259,12 @@ func (e *Evaluator) Prepare(key string, kind JudgeKind) error {
 		if e.Format == FormatLynx && kind == KindModel {
 			e.Task = TaskClassification // Lynx has no other task
 		}
-		if kind == KindHeuristic {
-			e.Task = TaskClassification
+		if _, guard := guardFor(e.Format); kind == KindHeuristic || guard && kind == KindModel {
+			e.Task = TaskClassification // a guard's task is classification
 		}
+	}
+	if e.Risk != "" && kind != KindModel {
+		return fmt.Errorf("%s.risk: only the granite-guardian formats take a risk", key)
 	}
 	if !slices.Contains([]string{TaskPointwise, TaskClassification, TaskPairwise}, e.Task) {
 		return fmt.Errorf("%s.task: %q is not one of pointwise, classification, pairwise", key, e.Task)
@@ -389,6 +415,14 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 		if e.Check != "" {
 			return fmt.Errorf("%s.check: only heuristic judges run checks; judge %q is not one", key, e.Judge)
 		}
+		e.guard = nil
+		if g, ok := guardFor(e.Format); ok {
+			e.guard = g
+			return e.prepareGuard(key, g)
+		}
+		if e.Risk != "" {
+			return fmt.Errorf("%s.risk: only the granite-guardian formats take a risk", key)
+		}
 		if e.Format == FormatLynx {
 			if err := e.prepareLynx(key); err != nil {
 				return err
@@ -401,7 +435,7 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 			e.Format = FormatFLAMe
 		}
 		if !slices.Contains([]string{FormatFLAMe, FormatLynx, FormatPrometheus2, FormatSelene}, e.Format) {
-			return fmt.Errorf("%s.format: unknown format %q (one of %s, %s, %s, %s)", key, e.Format, FormatFLAMe, FormatLynx, FormatPrometheus2, FormatSelene)
+			return fmt.Errorf("%s.format: unknown format %q (one of %s, %s, %s, %s, or a guard: %s)", key, e.Format, FormatFLAMe, FormatLynx, FormatPrometheus2, FormatSelene, strings.Join(GuardFormats(), ", "))
 		}
 		if e.Format == FormatPrometheus2 && e.Task == TaskClassification {
 			return fmt.Errorf("%s.format: prometheus2 has no classification format; use flame or selene", key)
@@ -552,6 +586,10 @@ func (e *Evaluator) computeRubricVersion() string {
 		for _, l := range levels {
 			parts = append(parts, fmt.Sprintf("%d", l), e.Levels[l])
 		}
+	}
+	if e.Risk != "" {
+		// Only guard evaluators have one; versions of the others stay as they were.
+		parts = append(parts, "risk", e.Risk)
 	}
 	if e.System == format.SystemFold {
 		// A folded system message changes the judge's input; native keeps the versions
@@ -779,6 +817,9 @@ var ErrUnknownJudge = errors.New("unknown judge")
 func formatFingerprint(name string, fields []string) string {
 	if name == "" {
 		return ""
+	}
+	if g, ok := guardFor(name); ok {
+		return g.fingerprint()
 	}
 	f, err := format.Lookup(name)
 	if err != nil {

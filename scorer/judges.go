@@ -195,7 +195,9 @@ func (j *JudgeConfig) PrepareEvaluator(key string, e *Evaluator) error {
 				key, e.Name, e.Judge, e.Judge, strings.Join(guidedDialects(), ", "))
 		}
 	}
-	if j.Kind() == KindModel && j.GuidedDecoding != "" && e.GuidedOn() {
+	if g, ok := guardFor(e.Format); ok && j.Kind() == KindModel && j.GuidedDecoding != "" && e.GuidedOn() {
+		e.useGuide(g.fingerprint(), 0) // a guard's answer has no explanation to bound
+	} else if j.Kind() == KindModel && j.GuidedDecoding != "" && e.GuidedOn() {
 		f, err := format.Lookup(e.Format)
 		if err != nil {
 			return fmt.Errorf("%s (%s).format: %w", key, e.Name, err)

@@ -240,8 +240,12 @@ func TestLlamaCppInjectionTemplates(t *testing.T) {
 				t.Fatal(err)
 			}
 			spec := func(text string) format.Spec {
-				return format.Spec{Task: format.TaskPointwise, Criteria: "Is it correct?", Min: 1, Max: 5,
+				s := format.Spec{Task: format.TaskPointwise, Criteria: "Is it correct?", Min: 1, Max: 5,
 					Inputs: []format.Input{{Field: "system", Text: text}, {Field: "prompt", Text: text}, {Field: "response", Text: text}}}
+				if !slices.Contains(f.Tasks(), format.TaskPointwise) { // lynx: classification only
+					s.Task, s.Min, s.Max, s.Labels = format.TaskClassification, 0, 0, []string{"PASS", "FAIL"}
+				}
+				return s
 			}
 			plain, err := f.Render(spec("plain text"))
 			if err != nil {

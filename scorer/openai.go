@@ -322,6 +322,9 @@ func (j *OpenAIJudge) judgeTask(ctx context.Context, t Task) Verdict {
 		return Verdict{Err: fmt.Errorf("%s: task without evaluator or record", j.Identity())}
 	}
 	e := t.Evaluator
+	if g := e.guardFamily(); g != nil {
+		return j.judgeGuard(ctx, t, g)
+	}
 	f, err := format.Lookup(e.Format)
 	if err != nil {
 		return Verdict{Err: fmt.Errorf("%s: evaluator %q: %w", j.Identity(), e.Name, err)}
@@ -384,7 +387,7 @@ func (j *OpenAIJudge) ask(ctx context.Context, f *format.Format, spec format.Spe
 		text, lp, attempts, err := j.complete(ctx, msgs, guide)
 		a.attempts += attempts
 		if err != nil {
-			if a.parseErr != nil && !errors.Is(err, pool.ErrUnavailable) && ctx.Err() == nil {
+			if a.parseErr != nil && !isUnavailable(ctx, err) {
 				// The reminder was refused (say, over the context length): the answer
 				// we have did not parse, and that is what the row says.
 				return a
@@ -514,6 +517,12 @@ func parseFailure(v Verdict, a answer) Verdict {
 	return v
 }
 
+// isUnavailable reports whether a failed request says nothing of the answer: the pool
+// could not answer now, or ctx ended.
+func isUnavailable(ctx context.Context, err error) bool {
+	return errors.Is(err, pool.ErrUnavailable) || ctx.Err() != nil
+}
+
 // taskError wraps a failed request; a pool that could not answer now marks the batch
 // for a later retry (ErrJudgeUnavailable) instead of storing a failure row.
 func (j *OpenAIJudge) taskError(t Task, err error) error {
@@ -539,6 +548,9 @@ type openaiChatRequest struct {
 	GuidedRegex       string                   `json:"guided_regex,omitempty"`       // vllm-legacy
 	Regex             string                   `json:"regex,omitempty"`              // sglang
 	Grammar           string                   `json:"grammar,omitempty"`            // llama.cpp
+	// ChatTemplateKwargs are keyword arguments of the server's chat template (vLLM,
+	// SGLang and llama.cpp read them): a guard's guardian_config. Omitted when nil.
+	ChatTemplateKwargs map[string]any `json:"chat_template_kwargs,omitempty"`
 }
 
 // openaiStructuredOutputs is vLLM's structured_outputs request field.
@@ -597,7 +609,13 @@ type openaiChatResponse struct {
 // when it is not nil, and returns the answer text, its token logprobs (nil when not
 // asked for or not returned) and the attempts made.
 func (j *OpenAIJudge) complete(ctx context.Context, msgs []openaiChatMessage, guide *format.Guide) (string, []openaiTokenLogprob, int, error) {
-	req := openaiChatRequest{Model: j.cfg.Model, Messages: msgs, Temperature: 0, MaxTokens: j.cfg.MaxTokens, N: 1}
+	return j.completeWith(ctx, msgs, guide, nil)
+}
+
+// completeWith is complete with the chat template's keyword arguments (a guard's
+// guardian_config), sent as chat_template_kwargs when not nil.
+func (j *OpenAIJudge) completeWith(ctx context.Context, msgs []openaiChatMessage, guide *format.Guide, kwargs map[string]any) (string, []openaiTokenLogprob, int, error) {
+	req := openaiChatRequest{Model: j.cfg.Model, Messages: msgs, Temperature: 0, MaxTokens: j.cfg.MaxTokens, N: 1, ChatTemplateKwargs: kwargs}
 	req.guide(j.cfg.GuidedDecoding, guide)
 	if j.cfg.Logprobs {
 		req.Logprobs, req.TopLogprobs = true, j.cfg.TopLogprobs

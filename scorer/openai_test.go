@@ -38,6 +38,9 @@ type chatReq struct {
 	MaxTokens   int                 `json:"max_tokens"`
 	Logprobs    bool                `json:"logprobs"`
 	TopLogprobs int                 `json:"top_logprobs"`
+	// Grammar and ChatTemplateKwargs: llama.cpp's guide, a guard's template arguments.
+	Grammar            string         `json:"grammar"`
+	ChatTemplateKwargs map[string]any `json:"chat_template_kwargs"`
 }
 
 // user is the first user message (the rendered prompt).

@@ -187,7 +187,8 @@ func TestEvaluatorExamplesParse(t *testing.T) {
 			t.Errorf("no %s example", want)
 		}
 	}
-	for _, want := range []string{"flame", "prometheus2", "selene", "lynx"} {
+	// Every format, the guards' native ones included (llama-guard-4 is llama-guard-3's).
+	for _, want := range []string{"flame", "prometheus2", "selene", "lynx", "llama-guard-3", "shieldgemma", "granite-guardian", "granite-guardian-3.3", "qwen3guard"} {
 		if !formats[want] {
 			t.Errorf("no %s example", want)
 		}
