@@ -54,8 +54,9 @@ func newFakeRewardServer(t *testing.T) *httptest.Server {
 }
 
 // The whole path, pipeline → scorer → reward judge → a FAKE server: one poison record in
-// batches of 1, 4, 8 and 64 (the reward judge's max_batch is 8) is the only dead letter
-// (judge_failed, after poison_attempts attempts); every other record is scored.
+// batches of 1, 4, 8 and 64 (the reward judge's max_batch is 8) of a judge that is up is
+// the only dead letter (judge_failed, after poison_attempts attempts); every other record
+// is scored.
 func TestPipelineDeadLettersOnlyThePoisonRecordOfARewardBatch(t *testing.T) {
 	for _, n := range []int{1, 4, 8, 64} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
@@ -74,6 +75,12 @@ func TestPipelineDeadLettersOnlyThePoisonRecordOfARewardBatch(t *testing.T) {
 			}
 			s, err := scorer.New([]*scorer.Evaluator{ev}, map[string]scorer.Judge{"rm": j}, scorer.Options{})
 			if err != nil {
+				t.Fatal(err)
+			}
+			// The judge has answered a moment ago (it is up): a lone record's 500 is then
+			// the record's, not the judge's.
+			warm := &record.Record{ID: "warm-up", Model: "m", Prompt: "p", Response: "healthy"}
+			if _, _, err := s.ScoreBatch(context.Background(), []*record.Record{warm}); err != nil {
 				t.Fatal(err)
 			}
 

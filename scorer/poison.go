@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"syscall"
+	"time"
 
 	"raterd/record"
 	"raterd/scorer/pool"
@@ -94,12 +95,21 @@ type suspectFailure struct {
 	scope  failureScope
 }
 
+// recentAnswerWindow is how long after a judge's last answer a lone failure on it still
+// counts as the record's: a judge that answered within it is up, so an item error (a
+// 500) that only this record gets is the record's. A judge that has answered nothing for
+// longer (a server that answers 500 to everything since a deploy) blames nobody: its
+// partitions pause instead of draining into the dead-letter topic one lone record at a
+// time.
+const recentAnswerWindow = 5 * time.Minute
+
 // poisonSuspects decides which failed judgements of a round make their record a poison
 // suspect. served names the judges that returned a verdict to some other live call of
-// the round. A pool-wide failure never does; an item failure does when its judge was
-// served or when every failure of its judge in the round is this record's; a failure of
-// unknown scope only when its judge was served.
-func poisonSuspects(failures []suspectFailure, served map[string]bool) []bool {
+// the round, recent those that answered any call within recentAnswerWindow. A pool-wide
+// failure never does; an item failure does when its judge was served, or when every
+// failure of its judge in the round is this record's and the judge answered recently; a
+// failure of unknown scope only when its judge was served.
+func poisonSuspects(failures []suspectFailure, served, recent map[string]bool) []bool {
 	records := map[string]map[*record.Record]bool{} // judge → records it failed on
 	for _, f := range failures {
 		if records[f.judge] == nil {
@@ -111,7 +121,7 @@ func poisonSuspects(failures []suspectFailure, served map[string]bool) []bool {
 	for i, f := range failures {
 		switch f.scope {
 		case scopeItem:
-			out[i] = served[f.judge] || len(records[f.judge]) == 1
+			out[i] = served[f.judge] || len(records[f.judge]) == 1 && recent[f.judge]
 		case scopeUnknown:
 			out[i] = served[f.judge]
 		}

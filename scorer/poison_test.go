@@ -114,6 +114,16 @@ func poisonBatch(n, poison int) []*record.Record {
 	return out
 }
 
+// answeredOnce scores one healthy record through s, so that its judge has answered
+// recently: a lone record's item failure is then the record's (recentAnswerWindow).
+func answeredOnce(t *testing.T, s *Scorer) {
+	t.Helper()
+	healthy := &record.Record{ID: "warm-up", Model: "m", Prompt: "p", Response: "a healthy warm-up answer"}
+	if _, _, err := s.ScoreBatch(context.Background(), []*record.Record{healthy}); err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+}
+
 func rewardScorer(t *testing.T, cfg pool.Config, maxBatch int) *Scorer {
 	t.Helper()
 	j, err := NewRewardJudge(RewardConfig{Model: "rm", Settings: RewardSettings{MaxBatch: maxBatch}, Pool: cfg},
@@ -143,6 +153,7 @@ func TestRewardPoisonItemIsTheOnlyDeadLetter(t *testing.T) {
 			t.Parallel()
 			f := newFakeCrashingReward(t, "POISON")
 			s := rewardScorer(t, poisonPool(f.srv.URL), tc.maxBatch)
+			answeredOnce(t, s)
 			batch := poisonBatch(tc.n, tc.poison)
 			dead, rows, done := drainLikeTheConsumer(t, s, batch, 2*poisonAttempts)
 			if !done {
@@ -232,13 +243,14 @@ func openaiScorer(t *testing.T, url string, maxAttempts int) *Scorer {
 }
 
 // A poison record alone in its batch on the openai judge (no other live task shows the
-// judge is up) is dead-lettered after poison_attempts attempts, and so is one among
-// healthy records.
+// judge is up, but it answered a moment ago) is dead-lettered after poison_attempts
+// attempts, and so is one among healthy records.
 func TestOpenAIIsolatedPoisonRecordIsDeadLettered(t *testing.T) {
 	for _, n := range []int{1, 4} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			f := fakePoisonChat(t, "POISON")
 			s := openaiScorer(t, f.srv.URL, 2)
+			answeredOnce(t, s)
 			batch := poisonBatch(n, 0)
 			dead, rows, done := drainLikeTheConsumer(t, s, batch, 2*poisonAttempts)
 			if !done || len(dead) != 1 || dead[0] != batch[0] || len(rows) != n-1 {
@@ -297,5 +309,44 @@ func TestScopeOf(t *testing.T) {
 		if got := scopeOf(tc.err); got != tc.want {
 			t.Errorf("scopeOf(%v) = %s, want %s", tc.err, got, tc.want)
 		}
+	}
+}
+
+// A judge that has answered nothing (a server answering 500 to everything since it
+// started) blames no lone record: a trickling topic's batches of one pause instead of
+// draining into the dead-letter topic one record at a time. With a recent answer, the
+// same lone failure is the record's (TestOpenAIIsolatedPoisonRecordIsDeadLettered): the
+// control.
+func TestLoneFailureOnAJudgeThatNeverAnsweredBlamesNobody(t *testing.T) {
+	f := newFakeChat(t, func(chatReq) (int, string, []openaiTokenLogprob) { return http.StatusInternalServerError, "", nil })
+	s := openaiScorer(t, f.srv.URL, 1)
+	for i := range 3 {
+		dead, _, done := drainLikeTheConsumer(t, s, poisonBatch(1, -1)[0:1:1], 2*poisonAttempts)
+		if done || len(dead) != 0 {
+			t.Fatalf("batch %d of one on an all-500 judge: scored %v, dead letters %v: want a paused batch and none", i, done, ids(dead))
+		}
+	}
+	rf := newFakeCrashingReward(t, "answer") // every input crashes it
+	rs := rewardScorer(t, poisonPool(rf.srv.URL), 8)
+	if dead, _, done := drainLikeTheConsumer(t, rs, poisonBatch(1, -1), 2*poisonAttempts); done || len(dead) != 0 {
+		t.Fatalf("reward batch of one on an all-500 judge: scored %v, dead letters %v: want a paused batch and none", done, ids(dead))
+	}
+}
+
+// TestRecentAnswerWindow: a judge's answer counts as recent for recentAnswerWindow, then
+// no longer.
+func TestRecentAnswerWindow(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := &Scorer{opts: Options{Now: func() time.Time { return now }}}
+	if r := s.noteAnswered(map[string]bool{"a": true}); !r["a"] || r["b"] {
+		t.Fatalf("just answered: %v", r)
+	}
+	now = now.Add(recentAnswerWindow)
+	if r := s.noteAnswered(nil); !r["a"] {
+		t.Fatalf("at the window's end: %v", r)
+	}
+	now = now.Add(time.Second)
+	if r := s.noteAnswered(nil); r["a"] {
+		t.Fatalf("after the window: %v", r)
 	}
 }

@@ -76,6 +76,11 @@ type Scorer struct {
 	flightsMu sync.Mutex
 	flights   map[string]*flight // cache key → judgement in progress
 
+	// answeredMu guards answered: when each judge last returned a verdict, for
+	// poisonSuspects' recentAnswerWindow.
+	answeredMu sync.Mutex
+	answered   map[string]time.Time
+
 	mTasks      metric.Int64Counter
 	mCacheHits  metric.Int64Counter
 	mJudgeCalls metric.Int64Counter
@@ -138,6 +143,27 @@ func New(evaluators []*Evaluator, judges map[string]Judge, opts Options) (*Score
 		return nil, fmt.Errorf("scorer metrics: %w", err)
 	}
 	return s, nil
+}
+
+// noteAnswered records that the served judges answered now, and returns the judges that
+// answered within recentAnswerWindow (the served ones included).
+func (s *Scorer) noteAnswered(served map[string]bool) map[string]bool {
+	now := s.opts.Now()
+	s.answeredMu.Lock()
+	defer s.answeredMu.Unlock()
+	if s.answered == nil {
+		s.answered = map[string]time.Time{}
+	}
+	for j := range served {
+		s.answered[j] = now
+	}
+	recent := make(map[string]bool, len(s.answered))
+	for j, at := range s.answered {
+		if now.Sub(at) <= recentAnswerWindow {
+			recent[j] = true
+		}
+	}
+	return recent
 }
 
 // Evaluators returns the configured evaluators.
@@ -299,17 +325,19 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 		}
 		s.fillCache(ctx, tasks, misses, judged, &st)
 		s.land(tasks, lead, leadFlights, judged)
+		// A judge that answered other live calls in this round is up: the records it
+		// failed on are suspects. One that answered none is down or unreachable, unless
+		// it answered recently (a lone record's failure; see poisonSuspects).
+		served := map[string]bool{}
+		for _, i := range misses {
+			if judged[i] {
+				served[tasks[i].task.Evaluator.Judge] = true
+			}
+		}
+		recent := s.noteAnswered(served)
 		if err != nil {
 			if unavailable > 0 {
 				ue := &UnavailableError{Judgements: unavailable, Err: err}
-				// A judge that answered other live calls in this round is up: the records
-				// it failed on are suspects. One that answered none is down or unreachable.
-				served := map[string]bool{}
-				for _, i := range misses {
-					if judged[i] {
-						served[tasks[i].task.Evaluator.Judge] = true
-					}
-				}
 				// Which failures make their record a suspect depends on what the failure
 				// says (see poisonSuspects): a pool that is down or overloaded never does.
 				var failed []suspectFailure
@@ -322,7 +350,7 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 						record: tasks[i].task.Record, scope: scopeOf(tasks[i].verdict.Err)})
 					failedIdx = append(failedIdx, i)
 				}
-				isSuspect := poisonSuspects(failed, served)
+				isSuspect := poisonSuspects(failed, served, recent)
 				seen, suspect := map[*record.Record]bool{}, map[*record.Record]bool{}
 				for _, i := range misses {
 					r := tasks[i].task.Record
