@@ -62,11 +62,27 @@ PY
   touch "$LLAMA_DIR/src/.complete"
 }
 
-# llama_build builds llama-server, printing progress every minute.
-llama_build() {
-  [ -x "$LLAMA_SERVER" ] && return 0
+# llama_built: the server was built to the end (a build cut short leaves no marker).
+llama_built() { [ -f "$LLAMA_DIR/build/.complete" ] && [ -x "$LLAMA_SERVER" ]; }
+
+# llama_build_tools installs cmake and a C++ compiler when the server is not built yet;
+# cmd_up calls it in the foreground, so that apt runs once at a time.
+llama_build_tools() {
+  llama_built && return 0
   command -v cmake >/dev/null || apt_install cmake
   command -v g++ >/dev/null || apt_install g++
+}
+
+# llama_build builds llama-server, printing progress every minute. One build at a time
+# per cache directory: a second `up` (after a first one failed elsewhere and left its
+# build running) waits for the first build and uses it.
+llama_build() {
+  llama_built && return 0
+  exec 8>"$LLAMA_DIR/.build.lock"
+  flock -w 3600 8 || die "llama.cpp: another build holds $LLAMA_DIR/.build.lock"
+  llama_built && return 0
+  command -v cmake >/dev/null || die "llama.cpp: cmake is missing"
+  command -v g++ >/dev/null || die "llama.cpp: g++ is missing"
   local gen=() jobs
   command -v ninja >/dev/null && gen=(-G Ninja)
   jobs="$(nproc)"
@@ -84,6 +100,7 @@ llama_build() {
   done
   wait "$build" || { tail -n 30 "$LOGS/llama-build.log" >&2; die "llama.cpp: build failed (log: $LOGS/llama-build.log)"; }
   [ -x "$LLAMA_SERVER" ] || die "llama.cpp: the build made no $LLAMA_SERVER"
+  touch "$LLAMA_DIR/build/.complete"
   log "llama.cpp: built in $(((SECONDS - t0) / 60)) min"
 }
 

@@ -418,8 +418,11 @@ cmd_up() {
   local t0=$SECONDS
   # llama.cpp's build is the long pole (CPU-bound, about 15 minutes the first time): it runs
   # beside the other installs, which mostly wait on downloads.
+  # It must not hold the up/down lock (fd 9): if another install fails and this script
+  # exits, the build goes on alone, and the next `up` waits for it (llama_build's lock).
   local llama_pid
-  llama_install >"$LOGS/llama-install.log" 2>&1 & llama_pid=$!
+  mkdir -p "$LLAMA_DIR"; llama_build_tools
+  llama_install 9>&- >"$LOGS/llama-install.log" 2>&1 & llama_pid=$!
   kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install
   local waited=0
   while kill -0 "$llama_pid" 2>/dev/null; do
