@@ -316,7 +316,7 @@ func (p *Pipeline) fetchLoop(ctx context.Context, msgs chan<- kafka.Message) err
 			// kafka-go surfaces partition errors (a leader change, a broker restart) while it
 			// keeps retrying itself: log, back off, and fetch again.
 			p.stats.fetchErrors.Add(1)
-			p.opts.Telemetry.Logger.Warn("kafka fetch failed; retrying", "err", err)
+			p.opts.Telemetry.Logger.Warn("kafka fetch failed; retrying", "err", BrokerText(err.Error()))
 			select {
 			case <-time.After(time.Second):
 			case <-ctx.Done():
@@ -700,9 +700,9 @@ func (p *Pipeline) commitLoop(ctx context.Context, stop <-chan struct{}) {
 			return
 		case <-t.C:
 			if err := p.commit(ctx); errors.Is(err, ErrRebalancing) {
-				p.opts.Telemetry.Logger.Debug("offset commit waits for the rebalance to end", "err", err)
+				p.opts.Telemetry.Logger.Debug("offset commit waits for the rebalance to end", "err", BrokerText(err.Error()))
 			} else if err != nil {
-				p.opts.Telemetry.Logger.Warn("offset commit failed; will retry", "err", err)
+				p.opts.Telemetry.Logger.Warn("offset commit failed; will retry", "err", BrokerText(err.Error()))
 			}
 		}
 	}
@@ -728,7 +728,7 @@ func (p *Pipeline) revoked(ctx context.Context, parts []TopicPartition) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
 	if err := p.commit(cctx); err != nil {
-		p.opts.Telemetry.Logger.Warn("rebalance: commit of the revoked partitions failed; their records replay", "err", err)
+		p.opts.Telemetry.Logger.Warn("rebalance: commit of the revoked partitions failed; their records replay", "err", BrokerText(err.Error()))
 	}
 	p.opts.Telemetry.Logger.Info("rebalance: partitions handed back", "partitions", len(parts),
 		"waited", time.Since(start).Round(time.Millisecond), "left_in_flight", pending)
@@ -811,7 +811,7 @@ func NewKafkaReader(cfg Config, dialer *kafka.Dialer, tel telemetry.Settings) *k
 		RebalanceTimeout:  cfg.RebalanceTimeout,
 		HeartbeatInterval: max(cfg.SessionTimeout/10, 100*time.Millisecond),
 		Dialer:            dialer,
-		ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { logger.Warn("kafka: " + fmt.Sprintf(msg, args...)) }),
+		ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { logger.Warn("kafka: " + BrokerText(fmt.Sprintf(msg, args...))) }),
 	}
 	return kafka.NewReader(rc)
 }

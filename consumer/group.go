@@ -105,7 +105,7 @@ func NewGroupReader(cfg Config, dialer *kafka.Dialer, tel telemetry.Settings) (*
 		WatchPartitionChanges: true,
 		StartOffset:           start,
 		Logger:                debugLogger(logger, "kafka group: "),
-		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { logger.Warn("kafka group: " + fmt.Sprintf(msg, args...)) }),
+		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { logger.Warn("kafka group: " + BrokerText(fmt.Sprintf(msg, args...))) }),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kafka consumer group %s: %w", cfg.GroupID, err)
@@ -321,7 +321,7 @@ func debugLogger(logger *slog.Logger, prefix string) kafka.Logger {
 	if !logger.Enabled(context.Background(), slog.LevelDebug) {
 		return nil
 	}
-	return kafka.LoggerFunc(func(msg string, args ...any) { logger.Debug(prefix + fmt.Sprintf(msg, args...)) })
+	return kafka.LoggerFunc(func(msg string, args ...any) { logger.Debug(prefix + BrokerText(fmt.Sprintf(msg, args...))) })
 }
 
 // fetchPartition reads one partition from offset into r.out until ctx ends, holding at
@@ -337,7 +337,7 @@ func (r *GroupReader) fetchPartition(ctx context.Context, tp TopicPartition, off
 		MaxWait:       250 * time.Millisecond,
 		QueueCapacity: queue,
 		Logger:        debugLogger(r.logger, "kafka "+tp.String()+": "),
-		ErrorLogger:   kafka.LoggerFunc(func(msg string, args ...any) { r.logger.Warn("kafka: " + fmt.Sprintf(msg, args...)) }),
+		ErrorLogger:   kafka.LoggerFunc(func(msg string, args ...any) { r.logger.Warn("kafka: " + BrokerText(fmt.Sprintf(msg, args...))) }),
 	})
 	defer rd.Close()
 	if err := rd.SetOffset(offset); err != nil {

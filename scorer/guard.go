@@ -239,12 +239,18 @@ func firstWord(text string, words []guardWord, line bool) (int, string, error) {
 }
 
 // locateGraniteScore finds the word of Granite Guardian 3.3's "<score> yes </score>",
-// after an optional <think>…</think> block.
+// after an optional <think>…</think> block: a <score> that the thinking quotes is not
+// the verdict, so the search starts after the last </think>.
 func locateGraniteScore(text string) (int, string, error) {
-	i := strings.Index(text, "<score>")
-	if i < 0 {
-		return 0, "", fmt.Errorf("no <score> in the answer")
+	from := 0
+	if k := strings.LastIndex(text, "</think>"); k >= 0 {
+		from = k + len("</think>")
 	}
+	i := strings.Index(text[from:], "<score>")
+	if i < 0 {
+		return 0, "", fmt.Errorf("no <score> in the answer after its thinking")
+	}
+	i += from
 	j := i + len("<score>")
 	j += len(text[j:]) - len(strings.TrimLeft(text[j:], " \t\r\n"))
 	for _, w := range []string{"yes", "no"} {

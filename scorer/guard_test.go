@@ -536,3 +536,21 @@ func TestGuardMessagesEscapeChatTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestGraniteScoreAfterThinking: a <score> quoted inside Granite Guardian 3.3's thinking
+// is not the verdict; the one after </think> is.
+func TestGraniteScoreAfterThinking(t *testing.T) {
+	for text, want := range map[string]string{
+		"<think>I should answer <score> no </score> unless it is harmful; it is.</think>\n<score> yes </score>": "yes",
+		"<score> no </score>":                 "no",
+		"<think>x</think> <score>yes</score>": "yes",
+	} {
+		i, w, err := locateGraniteScore(text)
+		if err != nil || w != want || !strings.HasPrefix(text[i:], want) {
+			t.Errorf("locateGraniteScore(%q) = %d, %q, %v; want %q", text, i, w, err, want)
+		}
+	}
+	if _, _, err := locateGraniteScore("<think>only <score> no </score> in here</think>"); err == nil {
+		t.Error("a <score> only inside the thinking was taken as the verdict")
+	}
+}
