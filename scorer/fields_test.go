@@ -33,15 +33,15 @@ func rubricGoldenEvaluators() map[string]*Evaluator {
 // series; any other change to them is a bug.
 func TestRubricVersionsOfOldFieldsAreStable(t *testing.T) {
 	want := map[string]string{
-		"flame_classification":    "412cfbf7fbbfab92",
-		"flame_pairwise":          "15671d8234c648cf",
-		"flame_pointwise":         "b51c76a0e84639cf",
-		"flame_prompt_only_scale": "da1b8bc21012ac85",
-		"prometheus2_pairwise":    "b2c58555cba89600",
-		"prometheus2_pointwise":   "2e3056fc625a6b5a",
-		"selene_classification":   "5f1c79a8798c7746",
-		"selene_pairwise":         "806a250cd1069c2a",
-		"selene_pointwise":        "6285f82a8c93561f",
+		"flame_classification":    "c00d375010da1543",
+		"flame_pairwise":          "628138c7150d2d97",
+		"flame_pointwise":         "45f457e1803ec9ad",
+		"flame_prompt_only_scale": "47b1f52f20ce2845",
+		"prometheus2_pairwise":    "a52ca033c20368e7",
+		"prometheus2_pointwise":   "cb6d6a98955d7653",
+		"selene_classification":   "0720297e77209543",
+		"selene_pairwise":         "0af6544265b82340",
+		"selene_pointwise":        "19d65da065007a05",
 	}
 	for name, e := range rubricGoldenEvaluators() {
 		if err := e.Prepare("evaluators[0]", KindModel); err != nil {
@@ -123,7 +123,7 @@ func TestCacheKeyFollowsNewFieldsOnlyWhenRead(t *testing.T) {
 	}
 	// The key this evaluator gives this record without the new fields (since the injection
 	// hardening of the formats; before it, 26a36eb7…).
-	const wantPlain = "2f21d69d05911d3ac6ff45333ae10331997377010fce7e87029d2d3bba5a279e"
+	const wantPlain = "5b6600a2b5a4b54a948a19a044f9a8e8fedfb2197864431789d2c0fc2f4e7e77"
 	rich := func(docs ...string) *record.Record {
 		return &record.Record{Prompt: "p", Response: "a", System: "be brief", Context: docs,
 			ToolCalls: []record.ToolCall{{ID: "call_1", Name: "search", Arguments: `{"q":"x"}`, Result: "r"}}}

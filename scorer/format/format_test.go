@@ -24,14 +24,19 @@ func TestLookup(t *testing.T) {
 		}
 		data, _ := formatFiles.ReadFile("formats/" + name + ".yaml")
 		// The fingerprint covers the file up to its guides (which shape answers, not
-		// prompts); the guide fingerprint covers them.
+		// prompts) and the chat-token escapes every format applies; the guide fingerprint
+		// covers the guides.
 		at := strings.Index(string(data), "\nguides:")
 		if at < 0 || f.GuideFingerprint() == "" {
 			t.Fatalf("%s: no guides section, or no guide fingerprint", name)
 		}
-		sum := sha256.Sum256(data[:at+1])
+		sum := promptFingerprint(data[:at+1])
 		if fp := f.Fingerprint(); fp != hex.EncodeToString(sum[:])[:16] || seen[fp] {
-			t.Errorf("%s: fingerprint %q is not the hash of the file before its guides, or repeats", name, fp)
+			t.Errorf("%s: fingerprint %q is not the hash of the file before its guides and the chat-token escapes, or repeats", name, fp)
+		}
+		// The chat-token escapes shape prompts: a change to them is another fingerprint.
+		if plain := sha256.Sum256(data[:at+1]); hex.EncodeToString(plain[:])[:16] == f.Fingerprint() {
+			t.Errorf("%s: the fingerprint leaves out the chat-token escapes", name)
 		}
 		seen[f.Fingerprint()] = true
 	}

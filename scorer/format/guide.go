@@ -248,29 +248,3 @@ func guideTasks(guides map[string]guideData, tasks map[string]*task) []string {
 	slices.Sort(extra)
 	return extra
 }
-
-// chatTokenEscapes are the [old, new] pairs that keep text from writing a chat
-// template's special token (Llama 3, ChatML, Phi, Gemma, Llama 2 and Mistral): llama.cpp,
-// and Hugging Face tokenizers behind vLLM, read them as special tokens inside a message's
-// content. The format files list the same pairs in their escape sections
-// (TestChatTokensEscaped checks each format against its own list of the tokens).
-func chatTokenEscapes() []string {
-	return []string{
-		"<|", "‹|",
-		"<start_of_turn>", "‹start_of_turn>",
-		"<end_of_turn>", "‹end_of_turn>",
-		"<s>", "‹s>",
-		"</s>", "‹/s>",
-		"[INST]", "［INST]",
-		"[/INST]", "［/INST]",
-		"<<SYS>>", "‹<SYS>>",
-		"<</SYS>>", "‹</SYS>>",
-	}
-}
-
-// EscapeChatTokens replaces chat templates' special tokens in s with look-alikes, as the
-// formats do in judged text: for judges that send record text as chat messages of their
-// own (the guard formats).
-func EscapeChatTokens(s string) string {
-	return strings.NewReplacer(chatTokenEscapes()...).Replace(s)
-}

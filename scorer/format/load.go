@@ -2,7 +2,6 @@ package format
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"fmt"
@@ -123,7 +122,7 @@ func compile(name string, data []byte) (*Format, error) {
 	if err != nil {
 		return nil, fmt.Errorf("format %s: %w", name, err)
 	}
-	sum := sha256.Sum256(promptPart)
+	sum := promptFingerprint(promptPart)
 	f := &Format{name: name, fingerprint: hex.EncodeToString(sum[:])[:16], tasks: make(map[string]*task), system: SystemNative,
 		guideFingerprint: guideFingerprintOf(guidesPart)}
 	switch fd.System {
@@ -154,7 +153,7 @@ func compile(name string, data []byte) (*Format, error) {
 		}
 		pairs = append(pairs, p...)
 	}
-	f.escape = strings.NewReplacer(pairs...)
+	f.escape = strings.NewReplacer(append(pairs, chatTokenEscapes()...)...)
 	if len(fd.Tasks) == 0 {
 		return nil, fmt.Errorf("format %s: tasks: none defined", name)
 	}
