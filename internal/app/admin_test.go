@@ -1,22 +1,17 @@
 package app
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"raterd/internal/tlsfiles/tlstest"
 	"strings"
 	"testing"
 	"time"
@@ -172,75 +167,23 @@ func TestAdminPProf(t *testing.T) {
 	wantStatus(t, url+"/debug/pprof/cmdline", "Bearer s3cret-token", http.StatusOK)
 }
 
-// testCA is a throwaway certificate authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  string
-}
-
-// newTestCA makes a self-signed CA named name.
-func newTestCA(t *testing.T, name string) *testCA {
+// issue returns a certificate named name (for 127.0.0.1 and localhost too), signed by ca,
+// and its key, both PEM.
+func issue(t *testing.T, ca *tlstest.CA, name string) (certPEM, keyPEM string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
-}
-
-// issue returns a certificate for 127.0.0.1 signed by ca, and its key, both PEM; server
-// says which extended key usage.
-func (ca *testCA) issue(t *testing.T, name string, server bool) (certPEM, keyPEM string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	usage := x509.ExtKeyUsageClientAuth
-	if server {
-		usage = x509.ExtKeyUsageServerAuth
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+	c, k := ca.Issue(t, tlstest.Leaf{Name: name})
+	return string(c), string(k)
 }
 
 // mtlsFixture serves an admin server with TLS and client CA ca on a loopback port as run
 // does (adminServer.serve), and returns its base URL.
-func mtlsFixture(t *testing.T, dir string, serverCA, clientCA *testCA, authHealth bool) string {
+func mtlsFixture(t *testing.T, dir string, serverCA, clientCA *tlstest.CA, authHealth bool) string {
 	t.Helper()
-	certPEM, keyPEM := serverCA.issue(t, "raterd", true)
+	certPEM, keyPEM := issue(t, serverCA, "raterd")
 	cfg := AdminConfig{AuthHealth: authHealth, TLS: &AdminTLSConfig{
 		CertFile:     writeFile(t, dir, "server.crt", certPEM),
 		KeyFile:      writeFile(t, dir, "server.key", keyPEM),
-		ClientCAFile: writeFile(t, dir, "client-ca.crt", clientCA.pem),
+		ClientCAFile: writeFile(t, dir, "client-ca.crt", string(clientCA.PEM)),
 	}}
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
@@ -260,10 +203,10 @@ func mtlsFixture(t *testing.T, dir string, serverCA, clientCA *testCA, authHealt
 }
 
 // tlsClient trusts ca and presents cert (none when certPEM is "").
-func tlsClient(t *testing.T, ca *testCA, certPEM, keyPEM string) *http.Client {
+func tlsClient(t *testing.T, ca *tlstest.CA, certPEM, keyPEM string) *http.Client {
 	t.Helper()
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots.AddCert(ca.Cert)
 	cfg := &tls.Config{RootCAs: roots}
 	if certPEM != "" {
 		cert, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
@@ -277,10 +220,10 @@ func tlsClient(t *testing.T, ca *testCA, certPEM, keyPEM string) *http.Client {
 
 func TestAdminMTLS(t *testing.T) {
 	dir := t.TempDir()
-	serverCA, clientCA, otherCA := newTestCA(t, "server CA"), newTestCA(t, "client CA"), newTestCA(t, "other CA")
+	serverCA, clientCA, otherCA := tlstest.NewCA(t, "server CA"), tlstest.NewCA(t, "client CA"), tlstest.NewCA(t, "other CA")
 	url := mtlsFixture(t, dir, serverCA, clientCA, false)
-	goodCert, goodKey := clientCA.issue(t, "prometheus", false)
-	badCert, badKey := otherCA.issue(t, "intruder", false)
+	goodCert, goodKey := issue(t, clientCA, "prometheus")
+	badCert, badKey := issue(t, otherCA, "intruder")
 
 	anon := tlsClient(t, serverCA, "", "")
 	if resp, body, err := getWith(t, anon, url+"/metrics", ""); err != nil || resp.StatusCode != http.StatusForbidden {
@@ -311,9 +254,9 @@ func TestAdminMTLS(t *testing.T) {
 
 func TestAdminConfigErrorsNameTheKey(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "ca")
-	certPEM, keyPEM := ca.issue(t, "raterd", true)
-	_, otherKey := ca.issue(t, "other", true)
+	ca := tlstest.NewCA(t, "ca")
+	certPEM, keyPEM := issue(t, ca, "raterd")
+	_, otherKey := issue(t, ca, "other")
 	cert := writeFile(t, dir, "server.crt", certPEM)
 	key := writeFile(t, dir, "server.key", keyPEM)
 	wrongKey := writeFile(t, dir, "other.key", otherKey)
@@ -344,7 +287,7 @@ func TestAdminConfigErrorsNameTheKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Valid: TLS with a client CA and health behind it.
-	caFile := writeFile(t, dir, "ca.crt", ca.pem)
+	caFile := writeFile(t, dir, "ca.crt", string(ca.PEM))
 	text := validConfig + "admin: {listen: 0.0.0.0:9464, pprof: true, auth_health: true, tls: {cert_file: " + cert + ", key_file: " + key + ", client_ca_file: " + caFile + "}}\n"
 	cfg, err := ParseConfig([]byte(text), func(string) string { return "" })
 	if err != nil {
@@ -436,7 +379,7 @@ func TestRunAdminToken(t *testing.T) {
 
 func TestAdminPresentsRenewedCertificate(t *testing.T) {
 	dir := t.TempDir()
-	serverCA, clientCA := newTestCA(t, "server CA"), newTestCA(t, "client CA")
+	serverCA, clientCA := tlstest.NewCA(t, "server CA"), tlstest.NewCA(t, "client CA")
 	url := mtlsFixture(t, dir, serverCA, clientCA, false)
 	// A fresh client (no reused connection) per request, so each request is a handshake.
 	served := func() *x509.Certificate {
@@ -452,7 +395,7 @@ func TestAdminPresentsRenewedCertificate(t *testing.T) {
 	}
 	first := served()
 	// Renewal as cert-manager or a mounted secret does it: new files renamed into place.
-	certPEM, keyPEM := serverCA.issue(t, "raterd-renewed", true)
+	certPEM, keyPEM := issue(t, serverCA, "raterd-renewed")
 	later := time.Now().Add(2 * time.Second)
 	for name, content := range map[string]string{"server.key": keyPEM, "server.crt": certPEM} {
 		tmp := writeFile(t, dir, name+".new", content)
