@@ -343,11 +343,6 @@ correctly.
 `
 )
 
-// shieldGemmaText keeps record text from closing ShieldGemma's turns, or writing any
-// other chat template's special token: they become look-alikes ("<start_of_turn>" becomes
-// "‹start_of_turn>"), as in every format's judged text.
-func shieldGemmaText(s string) string { return format.EscapeChatTokens(s) }
-
 // guardRequest is what a guard family sends for one task: chat messages and the chat
 // template's keyword arguments (nil for none).
 type guardRequest struct {
@@ -373,9 +368,9 @@ func (g *guardFamily) request(e *Evaluator, r *record.Record) guardRequest {
 	}
 	if g.name == FormatShieldGemmaPrompt {
 		policy := strings.TrimSpace(e.Criteria)
-		text := fmt.Sprintf(shieldGemmaPromptTemplate, shieldGemmaText(user), "", policy)
+		text := fmt.Sprintf(shieldGemmaPromptTemplate, format.EscapeChatTokens(user), "", policy)
 		if hasResponse {
-			text = fmt.Sprintf(shieldGemmaResponseTemplate, shieldGemmaText(user), shieldGemmaText(response), policy)
+			text = fmt.Sprintf(shieldGemmaResponseTemplate, format.EscapeChatTokens(user), format.EscapeChatTokens(response), policy)
 		}
 		return guardRequest{messages: []openaiChatMessage{{Role: "user", Content: text}}}
 	}

@@ -338,15 +338,16 @@ func TestLoneFailureOnAJudgeThatNeverAnsweredBlamesNobody(t *testing.T) {
 func TestRecentAnswerWindow(t *testing.T) {
 	now := time.Unix(1000, 0)
 	s := &Scorer{opts: Options{Now: func() time.Time { return now }}}
-	if r := s.noteAnswered(map[string]bool{"a": true}); !r["a"] || r["b"] {
+	s.noteAnswered(map[string]bool{"a": true})
+	if r := s.recentlyAnswered(); !r["a"] || r["b"] {
 		t.Fatalf("just answered: %v", r)
 	}
 	now = now.Add(recentAnswerWindow)
-	if r := s.noteAnswered(nil); !r["a"] {
+	if r := s.recentlyAnswered(); !r["a"] {
 		t.Fatalf("at the window's end: %v", r)
 	}
 	now = now.Add(time.Second)
-	if r := s.noteAnswered(nil); r["a"] {
+	if r := s.recentlyAnswered(); r["a"] {
 		t.Fatalf("after the window: %v", r)
 	}
 }

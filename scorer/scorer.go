@@ -145,9 +145,11 @@ func New(evaluators []*Evaluator, judges map[string]Judge, opts Options) (*Score
 	return s, nil
 }
 
-// noteAnswered records that the served judges answered now, and returns the judges that
-// answered within recentAnswerWindow (the served ones included).
-func (s *Scorer) noteAnswered(served map[string]bool) map[string]bool {
+// noteAnswered records that the served judges answered now.
+func (s *Scorer) noteAnswered(served map[string]bool) {
+	if len(served) == 0 {
+		return
+	}
 	now := s.opts.Now()
 	s.answeredMu.Lock()
 	defer s.answeredMu.Unlock()
@@ -157,6 +159,13 @@ func (s *Scorer) noteAnswered(served map[string]bool) map[string]bool {
 	for j := range served {
 		s.answered[j] = now
 	}
+}
+
+// recentlyAnswered returns the judges that answered within recentAnswerWindow.
+func (s *Scorer) recentlyAnswered() map[string]bool {
+	now := s.opts.Now()
+	s.answeredMu.Lock()
+	defer s.answeredMu.Unlock()
 	recent := make(map[string]bool, len(s.answered))
 	for j, at := range s.answered {
 		if now.Sub(at) <= recentAnswerWindow {
@@ -334,7 +343,7 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 				served[tasks[i].task.Evaluator.Judge] = true
 			}
 		}
-		recent := s.noteAnswered(served)
+		s.noteAnswered(served)
 		if err != nil {
 			if unavailable > 0 {
 				ue := &UnavailableError{Judgements: unavailable, Err: err}
@@ -350,7 +359,7 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 						record: tasks[i].task.Record, scope: scopeOf(tasks[i].verdict.Err)})
 					failedIdx = append(failedIdx, i)
 				}
-				isSuspect := poisonSuspects(failed, served, recent)
+				isSuspect := poisonSuspects(failed, served, s.recentlyAnswered())
 				seen, suspect := map[*record.Record]bool{}, map[*record.Record]bool{}
 				for _, i := range misses {
 					r := tasks[i].task.Record
