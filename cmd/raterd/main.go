@@ -9,6 +9,7 @@ import (
 	"os"
 	"raterd/bench"
 	"raterd/internal/cli"
+	"raterd/internal/fidelity"
 	"raterd/internal/report"
 )
 
@@ -26,6 +27,7 @@ Commands:
   init      write a commented starter raterd.yaml for the local dev stack
   dlq       replay dead letters into their source topics after a fix (raterd dlq replay --help)
   bench     end-to-end benchmark on the local services, with baselines (raterd bench --help)
+  fidelity  a labelled set through a judge endpoint: agreement, position consistency, parse failures
   version   print the version
 
 Flags:
@@ -68,6 +70,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdDLQ(args[1:], stdout, stderr)
 	case "bench":
 		err = bench.Main(args[1:], stdout, stderr)
+	case "fidelity":
+		err = fidelity.Main(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "raterd: unknown command %q\n\n%s", args[0], usage)
 		return 2
