@@ -94,6 +94,15 @@ type Config struct {
 	// RebalanceTimeout is how long the coordinator waits for every member to rejoin in a
 	// rebalance. Default 30s.
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// TopicWatchInterval is how often a group member checks that the group owns every
+	// partition of the configured topics: a topic created after the group formed, or
+	// grown, has partitions no member owns (kafka-go's own watcher misses a topic that
+	// appears while the group joins), and the member that sees them rejoins the group so
+	// they are assigned. So new topics and partitions are consumed within about this
+	// interval plus a rebalance. When a rejoin does not help, the wait doubles each time,
+	// up to 5 minutes, with a log line each time. Default 10s; 0 after defaults means the
+	// default; at least 1s.
+	TopicWatchInterval time.Duration `yaml:"topic_watch_interval"`
 
 	// conn is the connection Validate built of TLS and SASL (nil: plaintext): every
 	// Kafka client of raterd connects through it (Dialer, Transport).
@@ -196,6 +205,9 @@ func (c *Config) Validate(key string) error {
 	if c.RebalanceTimeout == 0 {
 		c.RebalanceTimeout = 30 * time.Second
 	}
+	if c.TopicWatchInterval == 0 {
+		c.TopicWatchInterval = 10 * time.Second
+	}
 	switch {
 	case c.Workers < 1:
 		return fmt.Errorf("%s.workers: %d must be at least 1", key, c.Workers)
@@ -219,6 +231,8 @@ func (c *Config) Validate(key string) error {
 		return fmt.Errorf("%s.session_timeout: %s is below 1s", key, c.SessionTimeout)
 	case c.RebalanceTimeout < time.Second:
 		return fmt.Errorf("%s.rebalance_timeout: %s is below 1s", key, c.RebalanceTimeout)
+	case c.TopicWatchInterval < time.Second:
+		return fmt.Errorf("%s.topic_watch_interval: %s is below 1s", key, c.TopicWatchInterval)
 	}
 	return nil
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -44,6 +46,13 @@ type GroupReader struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+
+	// topics checks which partitions no member owns, for the topic watcher.
+	topics *TopicChecker
+	// unownedRejoins counts the rejoins in a row that the topic watcher asked for
+	// because partitions were unowned; it spaces the next ones out (watchWait). Only
+	// the watchers touch it, one generation at a time.
+	unownedRejoins atomic.Int32
 
 	mu  sync.Mutex
 	gen *kafka.Generation
@@ -102,7 +111,9 @@ func NewGroupReader(cfg Config, dialer *kafka.Dialer, tel telemetry.Settings) (*
 		SessionTimeout:        cfg.SessionTimeout,
 		RebalanceTimeout:      cfg.RebalanceTimeout,
 		HeartbeatInterval:     heartbeatInterval(cfg),
-		WatchPartitionChanges: true,
+		// raterd's own watcher (watchTopics) instead: kafka-go's misses topics created
+		// while the group joins.
+		WatchPartitionChanges: false,
 		StartOffset:           start,
 		Logger:                debugLogger(logger, "kafka group: "),
 		ErrorLogger:           kafka.LoggerFunc(func(msg string, args ...any) { logger.Warn("kafka group: " + BrokerText(fmt.Sprintf(msg, args...))) }),
@@ -110,7 +121,7 @@ func NewGroupReader(cfg Config, dialer *kafka.Dialer, tel telemetry.Settings) (*
 	if err != nil {
 		return nil, fmt.Errorf("kafka consumer group %s: %w", cfg.GroupID, err)
 	}
-	r := &GroupReader{group: group, cfg: cfg, dialer: dialer, logger: logger,
+	r := &GroupReader{group: group, cfg: cfg, dialer: dialer, logger: logger, topics: NewTopicChecker(cfg, dialer),
 		out: make(chan kafka.Message), closed: make(chan struct{})}
 	r.wg.Add(1)
 	go r.run()
@@ -287,6 +298,9 @@ func (r *GroupReader) startGeneration(gen *kafka.Generation) {
 	r.gen, r.owned = gen, owned
 	r.mu.Unlock()
 	r.logger.Info("kafka group: partitions assigned", "group", r.cfg.GroupID, "generation", gen.ID, "partitions", len(parts))
+	// Returning ends the generation (kafka-go ends it when any of its functions returns):
+	// the group rebalances and assigns what no member owned.
+	gen.Start(r.watchTopics)
 
 	// Tracked by r.wg too: a generation that ended before this call runs the watcher
 	// untracked by kafka-go, and Close must still wait for it.
@@ -313,6 +327,68 @@ func (r *GroupReader) startGeneration(gen *kafka.Generation) {
 		}
 		r.mu.Unlock()
 	})
+}
+
+// maxTopicWatchWait bounds the spacing of rejoins that did not get unowned partitions
+// assigned.
+const maxTopicWatchWait = 5 * time.Minute
+
+// watchWait is how long the topic watcher waits before its first check in a generation:
+// TopicWatchInterval, doubled for each rejoin in a row it asked for that left partitions
+// unowned, up to maxTopicWatchWait.
+func watchWait(interval time.Duration, rejoins int32) time.Duration {
+	wait := interval
+	for range min(rejoins, 16) {
+		wait *= 2
+	}
+	return min(wait, max(maxTopicWatchWait, interval))
+}
+
+// watchTopics checks, every TopicWatchInterval while the generation lasts, the
+// configured topics, and returns — ending the generation, so that the group rebalances
+// and assigns what it finds — when a topic has partitions no member of the group owns
+// (created or grown after the group's last rebalance, or before this generation's first
+// check), or when a topic's partition count changed since this generation's first check
+// (grown, deleted, created, deleted and created again). It replaces kafka-go's partition
+// watcher, which counts partitions from the moment it starts and so misses a topic created
+// while the group joins, and stops for good at its first metadata error. A check that
+// fails is skipped (debug log): readiness reports a cluster that cannot be asked.
+func (r *GroupReader) watchTopics(ctx context.Context) {
+	timer := time.NewTimer(watchWait(r.cfg.TopicWatchInterval, r.unownedRejoins.Load()))
+	defer timer.Stop()
+	var baseline map[string]int // partition counts at this generation's first check
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, min(r.cfg.TopicWatchInterval, 10*time.Second))
+		report, err := r.topics.Check(cctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			r.logger.Debug("kafka group: topic watch: metadata check failed; trying again", "group", r.cfg.GroupID, "err", err)
+		case len(report.Unowned) > 0:
+			n := r.unownedRejoins.Add(1)
+			r.logger.Info("kafka group: partitions no member owns (a topic created or grown since the last rebalance); rejoining the group so they are assigned",
+				"group", r.cfg.GroupID, "unowned", report.Unowned, "rejoins_in_a_row", n,
+				"next_check_after", watchWait(r.cfg.TopicWatchInterval, n))
+			return
+		case baseline == nil:
+			baseline = report.Partitions
+			r.unownedRejoins.Store(0)
+		case !maps.Equal(baseline, report.Partitions):
+			r.logger.Info("kafka group: a topic's partition count changed (created, grown or deleted); rejoining the group",
+				"group", r.cfg.GroupID, "was", baseline, "now", report.Partitions)
+			return
+		default:
+			r.unownedRejoins.Store(0)
+		}
+		timer.Reset(r.cfg.TopicWatchInterval)
+	}
 }
 
 // debugLogger passes kafka-go's chatter (joins, generations, fetch retries) to logger at

@@ -235,3 +235,62 @@ func TestGroupReaderOwnsItsCommits(t *testing.T) {
 	}
 	mu.Unlock()
 }
+
+// TestGroupReaderTakesNewPartitions: a topic grown from 1 to 3 partitions while a member
+// runs is taken within topic_watch_interval and a rebalance, without a restart, and its
+// new partitions' messages are fetched. The control runs the same with the watcher's
+// interval at an hour: the member keeps its one partition (kafka-go's own watcher is off),
+// so the growth really is something only the watcher picks up.
+func TestGroupReaderTakesNewPartitions(t *testing.T) {
+	broker := testkit.Service(t, "RATERD_TEST_KAFKA", "Kafka broker")
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		takes    bool
+	}{{"watcher", time.Second, true}, {"control-no-watch", time.Hour, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+			topic := "group-grow-" + suffix
+			testkit.CreateTopic(t, broker, topic, 1)
+			cfg := Config{Brokers: []string{broker}, Topics: []string{topic}, GroupID: topic, SessionTimeout: 6 * time.Second,
+				RebalanceTimeout: 10 * time.Second, TopicWatchInterval: tc.interval}
+			if err := cfg.Validate("kafka"); err != nil {
+				t.Fatal(err)
+			}
+			logs := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			r, err := NewGroupReader(cfg, nil, telemetry.Settings{Logger: logs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			go func() { // the member must fetch to take part in the group
+				for ctx.Err() == nil {
+					if _, err := r.FetchMessage(ctx); err != nil {
+						return
+					}
+				}
+			}()
+			waitFor(t, "the member to own the topic's one partition", 30*time.Second, func() bool { return len(r.Owned()) == 1 })
+
+			kc := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
+			res, err := kc.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: 3}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := res.Errors[topic]; err != nil {
+				t.Fatalf("grow %s: %v", topic, err)
+			}
+			if !tc.takes {
+				// Long enough for several watches and a rebalance had the watcher run.
+				time.Sleep(8 * time.Second)
+				if got := len(r.Owned()); got != 1 {
+					t.Fatalf("without the watcher the member owns %d partitions, want still 1 (does something else pick up new partitions now?)", got)
+				}
+				return
+			}
+			waitFor(t, "the member to own all 3 partitions", 30*time.Second, func() bool { return len(r.Owned()) == 3 })
+		})
+	}
+}

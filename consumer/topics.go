@@ -35,6 +35,9 @@ type TopicReport struct {
 	// pick up until a member restarts. Empty while the group rebalances, has no
 	// members, or is not known.
 	Unowned map[string]int
+	// Partitions counts the partitions of each existing configured topic (a missing
+	// topic has no entry).
+	Partitions map[string]int
 }
 
 // NewTopicChecker checks cfg.Topics on cfg.Brokers, connecting as dialer does (its TLS,
@@ -98,7 +101,12 @@ func (c *TopicChecker) check(ctx context.Context, owners bool) (TopicReport, err
 	if len(errs) > 0 {
 		return TopicReport{Missing: missing}, errors.Join(errs...)
 	}
-	report := TopicReport{Missing: missing}
+	report := TopicReport{Missing: missing, Partitions: map[string]int{}}
+	for _, name := range c.topics {
+		if !slices.Contains(missing, name) {
+			report.Partitions[name] = partitions[name]
+		}
+	}
 	if !owners || c.group == "" {
 		return report, nil
 	}

@@ -78,7 +78,7 @@ func run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 
 	// Checked (and a missing topic logged) before New joins the group: where the broker
 	// auto-creates topics, the group's own metadata request creates a missing one, and the
-	// member still owns none of its partitions until it restarts.
+	// member owns none of its partitions until the topic watcher has the group rejoin.
 	rd.lookup(ctx, topicCheckTimeout)
 
 	a, err := New(ctx, cfg, Options{Logger: logger, Telemetry: tel})
@@ -139,8 +139,8 @@ const (
 // readiness decides /readyz once the pipeline runs: ready while this member owns a
 // partition; while it owns none, ready unless a configured topic does not exist or has
 // partitions no member of the group owns (a topic created after the group formed, which
-// the group does not pick up until a member restarts; a broker that auto-creates topics
-// creates it on the group's own join). A member idle because the group has more members
+// the group takes within kafka.topic_watch_interval and a rebalance; a broker that
+// auto-creates topics creates it on the group's own join). A member idle because the group has more members
 // than partitions is ready; one idle for those reasons consumes nothing, and /readyz says
 // so. It also logs, once and again whenever the answer changes, which configured topics
 // are missing or unowned.
@@ -266,14 +266,14 @@ func (r *readiness) check(done chan struct{}, timeout time.Duration) {
 	defer close(done)
 
 	for _, t := range gone {
-		r.logger.Warn(fmt.Sprintf("kafka topic %q does not exist: raterd consumes nothing from it until the topic is created and raterd is restarted", t), "topic", t)
+		r.logger.Warn(fmt.Sprintf("kafka topic %q does not exist: raterd consumes nothing from it until it is created (then within kafka.topic_watch_interval and a rebalance)", t), "topic", t)
 	}
 	for _, t := range stranded {
-		r.logger.Warn(fmt.Sprintf("kafka topic %q has %d partitions no member of the consumer group owns (created after the group formed?): restart raterd to consume them",
+		r.logger.Warn(fmt.Sprintf("kafka topic %q has %d partitions no member of the consumer group owns (created after the group formed?): the group rejoins to take them within kafka.topic_watch_interval",
 			t, report.Unowned[t]), "topic", t, "partitions", report.Unowned[t])
 	}
 	for _, t := range back {
-		r.logger.Info(fmt.Sprintf("kafka topic %q exists now; restart raterd if it does not start consuming it", t), "topic", t)
+		r.logger.Info(fmt.Sprintf("kafka topic %q exists now; the group takes its partitions within kafka.topic_watch_interval", t), "topic", t)
 	}
 	if err != nil && prevErr == nil && r.base.Err() == nil { // not when run is ending
 		r.logger.Warn("could not check whether the kafka topics exist; /readyz goes by the last answer", "err", err)
@@ -311,5 +311,5 @@ func describeUnowned(unowned map[string]int) string {
 	for _, t := range slices.Sorted(maps.Keys(unowned)) {
 		parts = append(parts, fmt.Sprintf("topic %q has %d partitions no member of the group owns", t, unowned[t]))
 	}
-	return strings.Join(parts, "; ") + " (created after the group formed? restart raterd to consume them)"
+	return strings.Join(parts, "; ") + " (created after the group formed? the group rejoins to take them within kafka.topic_watch_interval)"
 }

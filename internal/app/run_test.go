@@ -176,7 +176,7 @@ func (f *readyzFixture) get(t *testing.T) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-const missingWarning = `kafka topic \"llm-traffic\" does not exist: raterd consumes nothing from it until the topic is created and raterd is restarted`
+const missingWarning = `kafka topic \"llm-traffic\" does not exist: raterd consumes nothing from it until it is created (then within kafka.topic_watch_interval and a rebalance)`
 
 // TestReadyzNotReadyWhileNoPartitionAndTopicMissing is the negative control of the old
 // /readyz, which answered 200 as soon as the pipeline was built: a member that owns no
@@ -219,7 +219,7 @@ func TestReadyzNotReadyWhileTopicPartitionsUnowned(t *testing.T) {
 	f.rd.ttl = 0
 	f.topics.setUnowned(map[string]int{"llm-traffic": 4})
 	code, body := f.get(t)
-	want := "not ready: no partition assigned; topic \"llm-traffic\" has 4 partitions no member of the group owns (created after the group formed? restart raterd to consume them)\n"
+	want := "not ready: no partition assigned; topic \"llm-traffic\" has 4 partitions no member of the group owns (created after the group formed? the group rejoins to take them within kafka.topic_watch_interval)\n"
 	if code != http.StatusServiceUnavailable || body != want {
 		t.Fatalf("/readyz = %d %q, want 503 %q", code, body, want)
 	}
@@ -365,7 +365,7 @@ func TestReadinessLogsOnceAndOnChange(t *testing.T) {
 	if n := len(f.logs.lines(missingWarning)); n != 2 {
 		t.Fatalf("%d warnings for llm-traffic, want 2 (missing, then missing again):\n%s", n, f.logs)
 	}
-	if n := len(f.logs.lines(`kafka topic \"llm-traffic\" exists now; restart raterd if it does not start consuming it`)); n != 1 {
+	if n := len(f.logs.lines(`kafka topic \"llm-traffic\" exists now; the group takes its partitions within kafka.topic_watch_interval`)); n != 1 {
 		t.Fatalf("%d lines about llm-traffic appearing, want 1:\n%s", n, f.logs)
 	}
 	if n := len(f.logs.lines(`kafka topic \"other\" does not exist`)); n != 1 {
@@ -431,7 +431,7 @@ func TestRunNotReadyWhileTopicMissing(t *testing.T) {
 	}
 	// Now the topic exists: ready if this member picked its partitions up, otherwise not
 	// ready, saying that no member owns them (not "ready" while it consumes nothing).
-	unowned := "not ready: no partition assigned; topic \"llm-traffic\" has 2 partitions no member of the group owns (created after the group formed? restart raterd to consume them)\n"
+	unowned := "not ready: no partition assigned; topic \"llm-traffic\" has 2 partitions no member of the group owns (created after the group formed? the group rejoins to take them within kafka.topic_watch_interval)\n"
 	pollReadyz(t, base, 30*time.Second, "200 ready or 503 naming the unowned partitions", func(code int, body string) bool {
 		return code == http.StatusOK && body == "ready\n" || code == http.StatusServiceUnavailable && body == unowned
 	})
@@ -488,6 +488,7 @@ kafka:
   group_id: %s
   batch: {max_records: 100, linger: 20ms}
   commit_interval: 100ms
+  topic_watch_interval: 1s
 judges:
   checks: {type: heuristic}
 evaluators:
