@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"raterd/consumer"
 	"raterd/internal/cli"
 )
@@ -40,6 +43,9 @@ func run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	// nil: the dialer NewPipeline builds the group reader with (cfg.Kafka.Dialer(): the
 	// kafka section's TLS and SASL), so the check reaches the cluster as the group does.
 	rd := newReadiness(ctx, consumer.NewTopicChecker(cfg.Kafka, nil), logger)
+	if err := rd.registerMetrics(tel.Meters.Meter("raterd/app")); err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
 	var admin *adminServer
 	if cfg.Admin.Listen != "off" {
 		admin, err = newAdminServer(cfg.Admin, tel.Registry, rd, logger)
@@ -172,6 +178,33 @@ type readiness struct {
 func newReadiness(ctx context.Context, topics topicChecker, logger *slog.Logger) *readiness {
 	return &readiness{topics: topics, logger: logger, base: ctx,
 		ttl: topicCheckTTL, timeout: topicCheckTimeout, wait: readyzWait}
+}
+
+// registerMetrics registers raterd.kafka.topics.missing and
+// raterd.kafka.partitions.unowned: the configured topics that do not exist, and the
+// partitions of existing ones no member of the group owns, as of the topic check
+// (cached topicCheckTTL; a collection starts one when the answer is older, waiting at most
+// readyzWait for it).
+func (r *readiness) registerMetrics(m metric.Meter) error {
+	missing, err := m.Int64ObservableGauge("raterd.kafka.topics.missing", metric.WithUnit("{topic}"),
+		metric.WithDescription("configured Kafka topics that do not exist: raterd consumes nothing from them"))
+	if err != nil {
+		return err
+	}
+	unowned, err := m.Int64ObservableGauge("raterd.kafka.partitions.unowned", metric.WithUnit("{partition}"),
+		metric.WithDescription("partitions of configured topics no member of the consumer group owns, by topic (taken within kafka.topic_watch_interval)"))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		report, _ := r.lookup(ctx, readyzWait)
+		o.ObserveInt64(missing, int64(len(report.Missing)))
+		for topic, n := range report.Unowned {
+			o.ObserveInt64(unowned, int64(n), metric.WithAttributes(attribute.String("topic", topic)))
+		}
+		return nil
+	}, missing, unowned)
+	return err
 }
 
 // setOwner sets the group member whose partitions decide readiness.

@@ -20,9 +20,12 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"raterd/consumer"
 )
@@ -558,3 +561,46 @@ func TestDescribeMissing(t *testing.T) {
 
 // tailString returns the last n bytes of s.
 func tailString(s string, n int) string { return s[max(0, len(s)-n):] }
+
+// TestReadinessMetrics: the missing-topic and unowned-partition gauges follow the topic
+// check, and a collection starts a check when none ran.
+func TestReadinessMetrics(t *testing.T) {
+	topics := &fakeTopicChecker{missing: []string{"llm-traffic"}, unowned: map[string]int{"other": 2}}
+	rd := newReadiness(t.Context(), topics, slog.New(slog.DiscardHandler))
+	reader := sdkmetric.NewManualReader()
+	if err := rd.registerMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("raterd/app")); err != nil {
+		t.Fatal(err)
+	}
+	collect := func() map[string]int64 {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
+					key := m.Name
+					if v, ok := dp.Attributes.Value("topic"); ok {
+						key += "/" + v.AsString()
+					}
+					got[key] = dp.Value
+				}
+			}
+		}
+		return got
+	}
+	want := map[string]int64{"raterd.kafka.topics.missing": 1, "raterd.kafka.partitions.unowned/other": 2}
+	if got := collect(); !maps.Equal(got, want) {
+		t.Fatalf("gauges = %v, want %v", got, want)
+	}
+	topics.mu.Lock()
+	topics.missing, topics.unowned = nil, nil
+	topics.mu.Unlock()
+	rd.mu.Lock()
+	rd.checked = time.Time{} // the cached answer expires
+	rd.mu.Unlock()
+	if got := collect(); !maps.Equal(got, map[string]int64{"raterd.kafka.topics.missing": 0}) {
+		t.Fatalf("gauges once the topic exists = %v, want missing 0 and no unowned partitions", got)
+	}
+}
