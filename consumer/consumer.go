@@ -65,6 +65,24 @@ type DeadLetterSink interface {
 	WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error
 }
 
+// DeadLetterResumer is an optional interface of a DeadLetterSink (sinks.MultiDeadLetterSink,
+// the Kafka DLQ producer): BeginDeadLetters returns a write of the letters that, called
+// again after an error, sends only what was not acknowledged. The pipeline begins one
+// write per batch and retries it, so a dead letter is not sent again to the DLQ topic
+// because the dead_letters table (or another letter of the batch) failed. A sink without
+// it gets the whole batch again on every retry.
+type DeadLetterResumer interface {
+	BeginDeadLetters(letters []record.DeadLetter) func(ctx context.Context) error
+}
+
+// beginDeadLetters is the batch's resumable dead-letter write on s.
+func beginDeadLetters(s DeadLetterSink, letters []record.DeadLetter) func(ctx context.Context) error {
+	if r, ok := s.(DeadLetterResumer); ok {
+		return r.BeginDeadLetters(letters)
+	}
+	return func(ctx context.Context) error { return s.WriteDeadLetters(ctx, letters) }
+}
+
 // Options carries the pipeline's collaborators other than its stages.
 type Options struct {
 	// Telemetry is where the pipeline's logs, metrics (meter raterd/consumer) and spans
@@ -530,9 +548,12 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 		defer span.End()
 		wroteScores, wroteDead := false, len(dead) == 0
 		// A retry resumes at the write that failed, so a ClickHouse outage does not cost
-		// a second round of judge calls or a second dead letter.
+		// a second round of judge calls or a second dead letter: the dead-letter write is
+		// begun once and resumed, so a sink (the DLQ topic) that acknowledged the letters
+		// does not get them again when another (the dead_letters table) failed.
+		writeDead := beginDeadLetters(p.dead, dead)
 		ok := p.retry(ctx, span, len(b.items), func() error {
-			return p.writeBatch(ctx, rows, dead, &wroteScores, &wroteDead)
+			return p.writeBatch(ctx, rows, len(dead), writeDead, &wroteScores, &wroteDead)
 		})
 		if !ok {
 			return
@@ -660,7 +681,7 @@ func (p *Pipeline) finishBatch(ctx context.Context, b *batch, rows []record.Scor
 }
 
 // writeBatch runs the writes not yet done for a batch.
-func (p *Pipeline) writeBatch(ctx context.Context, rows []record.Score, dead []record.DeadLetter, wroteScores, wroteDead *bool) error {
+func (p *Pipeline) writeBatch(ctx context.Context, rows []record.Score, dead int, writeDead func(context.Context) error, wroteScores, wroteDead *bool) error {
 	if !*wroteScores {
 		sctx, span := p.tracer.Start(ctx, "sink.write_scores", trace.WithAttributes(attribute.Int("rows", len(rows))))
 		err := p.scores.WriteScores(sctx, rows)
@@ -678,12 +699,12 @@ func (p *Pipeline) writeBatch(ctx context.Context, rows []record.Score, dead []r
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		dctx, span := p.tracer.Start(ctx, "sink.write_dead_letters", trace.WithAttributes(attribute.Int("messages", len(dead))))
-		err := p.dead.WriteDeadLetters(dctx, dead)
+		dctx, span := p.tracer.Start(ctx, "sink.write_dead_letters", trace.WithAttributes(attribute.Int("messages", dead)))
+		err := writeDead(dctx)
 		<-p.deadSlots
 		span.End()
 		if err != nil {
-			return fmt.Errorf("dead-letter %d messages: %w", len(dead), err)
+			return fmt.Errorf("dead-letter %d messages: %w", dead, err)
 		}
 		*wroteDead = true
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -55,64 +56,90 @@ func NewDeadLetters(brokers []string, transport kafkago.RoundTripper, maxValueBy
 	}}
 }
 
-// WriteDeadLetters implements DeadLetterSink. A dead letter the DLQ topic refuses as too
-// large (its max.message.bytes is below the letter: a topic created by hand, or
-// auto-created with the broker's default) is sent again with only the first
-// DLQKeepBytes of its value and HeaderOriginalSize, so that one oversized poison record
-// never blocks the partition behind it.
+// WriteDeadLetters implements DeadLetterSink: one attempt of BeginDeadLetters' write.
 func (k *DeadLetters) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
-	if len(letters) == 0 {
+	return k.BeginDeadLetters(letters)(ctx)
+}
+
+// BeginDeadLetters implements sinks.ResumableDeadLetterSink: the returned write sends the
+// letters, and each call after an error sends again only those the brokers did not
+// acknowledge, so a retried batch puts no second copy of a letter on the topic. (A
+// letter whose acknowledgement was lost — a timeout, a broker failing between the write
+// and its answer — is sent again: the producer is not idempotent; see
+// docs/reliability.md.)
+//
+// A dead letter the DLQ topic refuses as too large (its max.message.bytes is below the
+// letter: a topic created by hand, or auto-created with the broker's default) is sent
+// again with only the first DLQKeepBytes of its value and HeaderOriginalSize, so that
+// one oversized poison record never blocks the partition behind it.
+func (k *DeadLetters) BeginDeadLetters(letters []record.DeadLetter) func(ctx context.Context) error {
+	pending := slices.Clone(letters) // not acknowledged yet, each as it is sent next
+	return func(ctx context.Context) error {
+		if len(pending) == 0 {
+			return nil
+		}
+		n := len(pending)
+		start := time.Now()
+		var err error
+		pending, err = k.send(ctx, pending)
+		k.metrics.write(ctx, time.Since(start), err)
+		if err != nil {
+			return fmt.Errorf("kafka dead-letter write of %d messages (%d not acknowledged): %w", n, len(pending), err)
+		}
 		return nil
 	}
-	start := time.Now()
+}
+
+// send writes letters and returns those that were not acknowledged, cut where the topic
+// refused them as too large, with the errors.
+func (k *DeadLetters) send(ctx context.Context, letters []record.DeadLetter) ([]record.DeadLetter, error) {
 	msgs := make([]kafkago.Message, len(letters))
 	for i := range letters {
 		msgs[i] = deadLetterMessage(letters[i])
 	}
 	err := k.w.WriteMessages(ctx, msgs...)
-	var werrs kafkago.WriteErrors
 	if err == nil {
 		k.metrics.written(ctx, msgs...)
+		return nil, nil
 	}
-	if err != nil && errors.As(err, &werrs) && len(werrs) == len(msgs) {
-		// The producer batches messages, so one oversized letter fails its neighbours too:
-		// send each refused one alone, cut when it is the large one.
-		var again []record.DeadLetter
-		var others []error
-		for i, e := range werrs {
-			switch {
-			case e == nil:
-				k.metrics.written(ctx, msgs[i])
-			case errors.Is(e, kafkago.MessageSizeTooLarge):
-				d := letters[i]
-				if len(d.Value) > DLQKeepBytes {
-					d.OriginalSize = max(d.OriginalSize, len(d.Value))
-					d.Value = d.Value[:DLQKeepBytes]
-				}
-				again = append(again, d)
-			default:
-				others = append(others, e)
+	var werrs kafkago.WriteErrors
+	if !errors.As(err, &werrs) || len(werrs) != len(msgs) {
+		// Which of them landed is unknown: all are sent again.
+		return letters, err
+	}
+	// The producer batches messages, so one oversized letter fails its neighbours too:
+	// send each refused one alone, cut when it is the large one.
+	var rest, again []record.DeadLetter
+	var errs []error
+	for i, e := range werrs {
+		switch {
+		case e == nil:
+			k.metrics.written(ctx, msgs[i])
+		case errors.Is(e, kafkago.MessageSizeTooLarge):
+			d := letters[i]
+			if len(d.Value) > DLQKeepBytes {
+				d.OriginalSize = max(d.OriginalSize, len(d.Value))
+				d.Value = d.Value[:DLQKeepBytes]
 			}
-		}
-		err = errors.Join(others...)
-		for _, d := range again {
-			if err != nil {
-				break
-			}
-			m := deadLetterMessage(d)
-			if err = k.w.WriteMessages(ctx, m); err == nil {
-				k.metrics.written(ctx, m)
-				if d.OriginalSize > 0 {
-					k.metrics.truncated.Add(ctx, 1)
-				}
-			}
+			again = append(again, d)
+		default:
+			rest = append(rest, letters[i])
+			errs = append(errs, e)
 		}
 	}
-	k.metrics.write(ctx, time.Since(start), err)
-	if err != nil {
-		return fmt.Errorf("kafka dead-letter write of %d messages: %w", len(msgs), err)
+	for _, d := range again {
+		m := deadLetterMessage(d)
+		if err := k.w.WriteMessages(ctx, m); err != nil {
+			rest = append(rest, d)
+			errs = append(errs, err)
+			continue
+		}
+		k.metrics.written(ctx, m)
+		if d.OriginalSize > 0 {
+			k.metrics.truncated.Add(ctx, 1)
+		}
 	}
-	return nil
+	return rest, errors.Join(errs...)
 }
 
 // DLQKeepBytes is how much of its value a dead letter keeps when the dead-letter topic
