@@ -106,6 +106,8 @@ type Stats struct {
 	Scores      int64 // score rows written
 	Batches     int64 // batches completed
 	Retries     int64 // failed batch attempts that were retried
+	Permanent   int64 // of them, attempts that failed with a permanent sink error (PermanentSinkError)
+	Blocked     int64 // batches held now by a permanent sink error
 	Commits     int64 // successful offset commits (each covers one or more partitions)
 }
 
@@ -146,6 +148,7 @@ type Pipeline struct {
 
 	stats struct {
 		fetched, fetchErrors, valid, records, empty, skipped, dead, stale, done, scores, batches, retries, commits atomic.Int64
+		permanent, blocked                                                                                         atomic.Int64
 	}
 
 	mRecords  metric.Int64Counter
@@ -156,6 +159,7 @@ type Pipeline struct {
 	mBatchLen metric.Int64Histogram
 	mCommits  metric.Int64Counter
 	mRetries  metric.Int64Counter
+	mBlocked  metric.Int64UpDownCounter
 }
 
 // New returns a pipeline for cfg, which it validates (filling defaults).
@@ -198,6 +202,9 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 	add(err)
 	p.mRetries, err = m.Int64Counter("raterd.consumer.batch.retries", metric.WithDescription("batch attempts that failed and were retried"))
 	add(err)
+	p.mBlocked, err = m.Int64UpDownCounter("raterd.consumer.batch.blocked",
+		metric.WithDescription("batches held by a permanent sink error (a schema behind, a missing permission, a letter the topic never takes), by class: retried at retry_backoff_max until the cause is fixed"))
+	add(err)
 	_, err = m.Int64ObservableGauge("raterd.consumer.in_flight", metric.WithDescription("messages fetched and not yet done"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(int64(p.tracker.Pending()))
@@ -221,6 +228,7 @@ func (p *Pipeline) Stats() Stats {
 		Records: s.records.Load(), Empty: s.empty.Load(), Skipped: s.skipped.Load(),
 		DeadLetters: s.dead.Load(), Stale: s.stale.Load(), Done: s.done.Load(), Scores: s.scores.Load(),
 		Batches: s.batches.Load(), Retries: s.retries.Load(), Commits: s.commits.Load(),
+		Permanent: s.permanent.Load(), Blocked: s.blocked.Load(),
 	}
 }
 
@@ -635,13 +643,48 @@ func (p *Pipeline) flushScores() {
 	}
 }
 
+// PermanentSinkError is implemented by a sink error that retrying cannot cure
+// (sinks.PermanentError: a schema behind, a missing permission, a dead letter the topic
+// never takes): PermanentClass names the cause.
+type PermanentSinkError interface {
+	error
+	PermanentClass() string
+}
+
+// permanentClass is the class of the first PermanentSinkError in err's chain, or "".
+func permanentClass(err error) string {
+	var pe PermanentSinkError
+	if errors.As(err, &pe) {
+		return pe.PermanentClass()
+	}
+	return ""
+}
+
 // retry runs stage until it succeeds, with jittered exponential backoff, and reports
 // false when ctx ended first (shutdown: the batch is left to be replayed).
+//
+// A stage failing with a permanent sink error (PermanentSinkError) cannot be dropped
+// either — its records would be lost, or committed past — so the batch is held, visibly:
+// each attempt logs an error naming the class and the error, the batch counts in
+// raterd.consumer.batch.blocked (by class) and Stats.Blocked until it succeeds, and it is
+// retried at Config.RetryBackoffMax, so that fixing the cause (a migration, a grant, the
+// topic's max.message.bytes) resumes the pipeline without a restart. Everything behind
+// the batch waits at the in-flight bounds, as in an outage.
 func (p *Pipeline) retry(ctx context.Context, span trace.Span, messages int, stage func() error) bool {
 	backoff := 100 * time.Millisecond
+	blocked := "" // the class this batch is counted blocked under
+	defer func() {
+		if blocked != "" {
+			p.stats.blocked.Add(-1)
+			p.mBlocked.Add(context.Background(), -1, metric.WithAttributes(attribute.String("class", blocked)))
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		err := stage()
 		if err == nil {
+			if blocked != "" {
+				p.opts.Telemetry.Logger.Info("batch unblocked: the permanent sink error is gone", "class", blocked, "attempt", attempt, "messages", messages)
+			}
 			return true
 		}
 		if ctx.Err() != nil {
@@ -651,8 +694,20 @@ func (p *Pipeline) retry(ctx context.Context, span trace.Span, messages int, sta
 		}
 		p.stats.retries.Add(1)
 		p.mRetries.Add(ctx, 1)
-		p.opts.Telemetry.Logger.Warn("batch failed; retrying", "attempt", attempt, "messages", messages, "backoff", backoff, "err", err)
 		span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt), attribute.String("error", err.Error())))
+		if class := permanentClass(err); class != "" {
+			p.stats.permanent.Add(1)
+			if blocked == "" {
+				blocked = class
+				p.stats.blocked.Add(1)
+				p.mBlocked.Add(ctx, 1, metric.WithAttributes(attribute.String("class", class)))
+			}
+			backoff = p.cfg.RetryBackoffMax
+			p.opts.Telemetry.Logger.Error("batch blocked by a permanent sink error: nothing is dropped or committed past it; retrying at kafka.retry_backoff_max until the cause is fixed",
+				"class", class, "attempt", attempt, "messages", messages, "retry_in", backoff, "err", err)
+		} else {
+			p.opts.Telemetry.Logger.Warn("batch failed; retrying", "attempt", attempt, "messages", messages, "backoff", backoff, "err", err)
+		}
 		// Full jitter keeps many workers from retrying in lockstep.
 		sleep := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
 		select {
