@@ -160,6 +160,7 @@ type Pipeline struct {
 	mCommits  metric.Int64Counter
 	mRetries  metric.Int64Counter
 	mBlocked  metric.Int64UpDownCounter
+	mNoTime   metric.Int64Counter
 }
 
 // New returns a pipeline for cfg, which it validates (filling defaults).
@@ -201,6 +202,9 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 	p.mCommits, err = m.Int64Counter("raterd.consumer.commits", metric.WithDescription("offset commits, by result"))
 	add(err)
 	p.mRetries, err = m.Int64Counter("raterd.consumer.batch.retries", metric.WithDescription("batch attempts that failed and were retried"))
+	add(err)
+	p.mNoTime, err = m.Int64Counter("raterd.consumer.event_time_unknown",
+		metric.WithDescription("records with no usable event time of their own nor in their Kafka message, stored at 1970-01-01T00:00:00Z (consumer.UnknownEventTime)"))
 	add(err)
 	p.mBlocked, err = m.Int64UpDownCounter("raterd.consumer.batch.blocked",
 		metric.WithDescription("batches held by a permanent sink error (a schema behind, a missing permission, a letter the topic never takes), by class: retried at retry_backoff_max until the cause is fixed"))
@@ -479,6 +483,15 @@ func (p *Pipeline) countDecoded(res DecodeResult) {
 	p.mRecords.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
 	if len(res.Records) > 0 {
 		p.mDecoded.Add(ctx, int64(len(res.Records)), metric.WithAttributes(attribute.String("format", res.Format)))
+	}
+	unknown := 0
+	for _, r := range res.Records {
+		if r.Timestamp.Unix() == 0 {
+			unknown++
+		}
+	}
+	if unknown > 0 {
+		p.mNoTime.Add(ctx, int64(unknown), metric.WithAttributes(attribute.String("format", res.Format)))
 	}
 	for reason, n := range res.Skipped {
 		p.stats.skipped.Add(int64(n))
