@@ -109,6 +109,8 @@ type pendingLetter struct {
 	step int
 	// dropped is how many original headers stepHeadersClipped dropped.
 	dropped int
+	// valueCut: stepValueCut cut the value (it was over DLQKeepBytes).
+	valueCut bool
 }
 
 // The steps of cutting a dead letter down (pendingLetter.step).
@@ -132,7 +134,7 @@ const DLQKeepErrorBytes = 1 << 10
 func (l *pendingLetter) cut() bool {
 	switch {
 	case l.step < stepValueCut && len(l.d.Value) > DLQKeepBytes:
-		l.step = stepValueCut
+		l.step, l.valueCut = stepValueCut, true
 		l.d.OriginalSize = max(l.d.OriginalSize, len(l.d.Value))
 		l.d.Value = l.d.Value[:DLQKeepBytes]
 		return true
@@ -203,7 +205,9 @@ func (k *DeadLetters) send(ctx context.Context, letters []pendingLetter) ([]pend
 	}
 	err := k.w.WriteMessages(ctx, msgs...)
 	if err == nil {
-		k.metrics.written(ctx, msgs...)
+		for i := range fit {
+			k.acked(ctx, fit[i], msgs[i])
+		}
 		return rest, errors.Join(errs...)
 	}
 	var werrs kafkago.WriteErrors
@@ -217,7 +221,7 @@ func (k *DeadLetters) send(ctx context.Context, letters []pendingLetter) ([]pend
 	for i, e := range werrs {
 		switch {
 		case e == nil:
-			k.metrics.written(ctx, msgs[i])
+			k.acked(ctx, fit[i], msgs[i])
 		case errors.Is(e, kafkago.MessageSizeTooLarge):
 			again = append(again, fit[i])
 		default:
@@ -231,7 +235,7 @@ func (k *DeadLetters) send(ctx context.Context, letters []pendingLetter) ([]pend
 			m := l.message()
 			err := k.writeOne(ctx, m)
 			if err == nil {
-				k.metrics.written(ctx, m)
+				k.acked(ctx, l, m)
 				continue
 			}
 			if !errors.Is(err, kafkago.MessageSizeTooLarge) {
@@ -251,13 +255,7 @@ func (k *DeadLetters) send(ctx context.Context, letters []pendingLetter) ([]pend
 			m := l.message()
 			err := k.writeOne(ctx, m)
 			if err == nil {
-				k.metrics.written(ctx, m)
-				if l.d.OriginalSize > 0 {
-					k.metrics.truncated.Add(ctx, 1)
-				}
-				if l.step >= stepHeadersClipped {
-					k.metrics.headersClipped.Add(ctx, 1)
-				}
+				k.acked(ctx, l, m)
 				break
 			}
 			if !errors.Is(err, kafkago.MessageSizeTooLarge) {
@@ -268,6 +266,17 @@ func (k *DeadLetters) send(ctx context.Context, letters []pendingLetter) ([]pend
 		}
 	}
 	return rest, errors.Join(errs...)
+}
+
+// acked counts l, sent as m, acknowledged: its bytes, and whether it was cut down.
+func (k *DeadLetters) acked(ctx context.Context, l pendingLetter, m kafkago.Message) {
+	k.metrics.written(ctx, m)
+	if l.valueCut {
+		k.metrics.truncated.Add(ctx, 1)
+	}
+	if l.step >= stepHeadersClipped {
+		k.metrics.headersClipped.Add(ctx, 1)
+	}
 }
 
 // writeOne writes one message; its error is the message's own (not kafka-go's
