@@ -65,6 +65,24 @@ type DeadLetterSink interface {
 	WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error
 }
 
+// DeadLetterResumer is an optional interface of a DeadLetterSink (sinks.MultiDeadLetterSink,
+// the Kafka DLQ producer): BeginDeadLetters returns a write of the letters that, called
+// again after an error, sends only what was not acknowledged. The pipeline begins one
+// write per batch and retries it, so a dead letter is not sent again to the DLQ topic
+// because the dead_letters table (or another letter of the batch) failed. A sink without
+// it gets the whole batch again on every retry.
+type DeadLetterResumer interface {
+	BeginDeadLetters(letters []record.DeadLetter) func(ctx context.Context) error
+}
+
+// beginDeadLetters is the batch's resumable dead-letter write on s.
+func beginDeadLetters(s DeadLetterSink, letters []record.DeadLetter) func(ctx context.Context) error {
+	if r, ok := s.(DeadLetterResumer); ok {
+		return r.BeginDeadLetters(letters)
+	}
+	return func(ctx context.Context) error { return s.WriteDeadLetters(ctx, letters) }
+}
+
 // Options carries the pipeline's collaborators other than its stages.
 type Options struct {
 	// Telemetry is where the pipeline's logs, metrics (meter raterd/consumer) and spans
@@ -88,6 +106,8 @@ type Stats struct {
 	Scores      int64 // score rows written
 	Batches     int64 // batches completed
 	Retries     int64 // failed batch attempts that were retried
+	Permanent   int64 // of them, attempts that failed with a permanent sink error (PermanentSinkError)
+	Blocked     int64 // batches held now by a permanent sink error
 	Commits     int64 // successful offset commits (each covers one or more partitions)
 }
 
@@ -128,6 +148,7 @@ type Pipeline struct {
 
 	stats struct {
 		fetched, fetchErrors, valid, records, empty, skipped, dead, stale, done, scores, batches, retries, commits atomic.Int64
+		permanent, blocked                                                                                         atomic.Int64
 	}
 
 	mRecords  metric.Int64Counter
@@ -138,6 +159,8 @@ type Pipeline struct {
 	mBatchLen metric.Int64Histogram
 	mCommits  metric.Int64Counter
 	mRetries  metric.Int64Counter
+	mBlocked  metric.Int64UpDownCounter
+	mNoTime   metric.Int64Counter
 }
 
 // New returns a pipeline for cfg, which it validates (filling defaults).
@@ -180,6 +203,12 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 	add(err)
 	p.mRetries, err = m.Int64Counter("raterd.consumer.batch.retries", metric.WithDescription("batch attempts that failed and were retried"))
 	add(err)
+	p.mNoTime, err = m.Int64Counter("raterd.consumer.event_time_unknown",
+		metric.WithDescription("records with no usable event time of their own nor in their Kafka message, stored at 1970-01-01T00:00:00Z (consumer.UnknownEventTime)"))
+	add(err)
+	p.mBlocked, err = m.Int64UpDownCounter("raterd.consumer.batch.blocked",
+		metric.WithDescription("batches held by a permanent sink error (a schema behind, a missing permission, a letter the topic never takes), by class: retried at retry_backoff_max until the cause is fixed"))
+	add(err)
 	_, err = m.Int64ObservableGauge("raterd.consumer.in_flight", metric.WithDescription("messages fetched and not yet done"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(int64(p.tracker.Pending()))
@@ -203,6 +232,7 @@ func (p *Pipeline) Stats() Stats {
 		Records: s.records.Load(), Empty: s.empty.Load(), Skipped: s.skipped.Load(),
 		DeadLetters: s.dead.Load(), Stale: s.stale.Load(), Done: s.done.Load(), Scores: s.scores.Load(),
 		Batches: s.batches.Load(), Retries: s.retries.Load(), Commits: s.commits.Load(),
+		Permanent: s.permanent.Load(), Blocked: s.blocked.Load(),
 	}
 }
 
@@ -454,6 +484,15 @@ func (p *Pipeline) countDecoded(res DecodeResult) {
 	if len(res.Records) > 0 {
 		p.mDecoded.Add(ctx, int64(len(res.Records)), metric.WithAttributes(attribute.String("format", res.Format)))
 	}
+	unknown := 0
+	for _, r := range res.Records {
+		if r.Timestamp.Unix() == 0 {
+			unknown++
+		}
+	}
+	if unknown > 0 {
+		p.mNoTime.Add(ctx, int64(unknown), metric.WithAttributes(attribute.String("format", res.Format)))
+	}
 	for reason, n := range res.Skipped {
 		p.stats.skipped.Add(int64(n))
 		p.mSkipped.Add(ctx, int64(n), metric.WithAttributes(attribute.String("format", res.Format), attribute.String("reason", reason)))
@@ -530,9 +569,12 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 		defer span.End()
 		wroteScores, wroteDead := false, len(dead) == 0
 		// A retry resumes at the write that failed, so a ClickHouse outage does not cost
-		// a second round of judge calls or a second dead letter.
+		// a second round of judge calls or a second dead letter: the dead-letter write is
+		// begun once and resumed, so a sink (the DLQ topic) that acknowledged the letters
+		// does not get them again when another (the dead_letters table) failed.
+		writeDead := beginDeadLetters(p.dead, dead)
 		ok := p.retry(ctx, span, len(b.items), func() error {
-			return p.writeBatch(ctx, rows, dead, &wroteScores, &wroteDead)
+			return p.writeBatch(ctx, rows, len(dead), writeDead, &wroteScores, &wroteDead)
 		})
 		if !ok {
 			return
@@ -614,13 +656,48 @@ func (p *Pipeline) flushScores() {
 	}
 }
 
+// PermanentSinkError is implemented by a sink error that retrying cannot cure
+// (sinks.PermanentError: a schema behind, a missing permission, a dead letter the topic
+// never takes): PermanentClass names the cause.
+type PermanentSinkError interface {
+	error
+	PermanentClass() string
+}
+
+// permanentClass is the class of the first PermanentSinkError in err's chain, or "".
+func permanentClass(err error) string {
+	var pe PermanentSinkError
+	if errors.As(err, &pe) {
+		return pe.PermanentClass()
+	}
+	return ""
+}
+
 // retry runs stage until it succeeds, with jittered exponential backoff, and reports
 // false when ctx ended first (shutdown: the batch is left to be replayed).
+//
+// A stage failing with a permanent sink error (PermanentSinkError) cannot be dropped
+// either — its records would be lost, or committed past — so the batch is held, visibly:
+// each attempt logs an error naming the class and the error, the batch counts in
+// raterd.consumer.batch.blocked (by class) and Stats.Blocked until it succeeds, and it is
+// retried at Config.RetryBackoffMax, so that fixing the cause (a migration, a grant, the
+// topic's max.message.bytes) resumes the pipeline without a restart. Everything behind
+// the batch waits at the in-flight bounds, as in an outage.
 func (p *Pipeline) retry(ctx context.Context, span trace.Span, messages int, stage func() error) bool {
 	backoff := 100 * time.Millisecond
+	blocked := "" // the class this batch is counted blocked under
+	defer func() {
+		if blocked != "" {
+			p.stats.blocked.Add(-1)
+			p.mBlocked.Add(context.Background(), -1, metric.WithAttributes(attribute.String("class", blocked)))
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		err := stage()
 		if err == nil {
+			if blocked != "" {
+				p.opts.Telemetry.Logger.Info("batch unblocked: the permanent sink error is gone", "class", blocked, "attempt", attempt, "messages", messages)
+			}
 			return true
 		}
 		if ctx.Err() != nil {
@@ -630,8 +707,20 @@ func (p *Pipeline) retry(ctx context.Context, span trace.Span, messages int, sta
 		}
 		p.stats.retries.Add(1)
 		p.mRetries.Add(ctx, 1)
-		p.opts.Telemetry.Logger.Warn("batch failed; retrying", "attempt", attempt, "messages", messages, "backoff", backoff, "err", err)
 		span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt), attribute.String("error", err.Error())))
+		if class := permanentClass(err); class != "" {
+			p.stats.permanent.Add(1)
+			if blocked == "" {
+				blocked = class
+				p.stats.blocked.Add(1)
+				p.mBlocked.Add(ctx, 1, metric.WithAttributes(attribute.String("class", class)))
+			}
+			backoff = p.cfg.RetryBackoffMax
+			p.opts.Telemetry.Logger.Error("batch blocked by a permanent sink error: nothing is dropped or committed past it; retrying at kafka.retry_backoff_max until the cause is fixed",
+				"class", class, "attempt", attempt, "messages", messages, "retry_in", backoff, "err", err)
+		} else {
+			p.opts.Telemetry.Logger.Warn("batch failed; retrying", "attempt", attempt, "messages", messages, "backoff", backoff, "err", err)
+		}
 		// Full jitter keeps many workers from retrying in lockstep.
 		sleep := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
 		select {
@@ -660,7 +749,7 @@ func (p *Pipeline) finishBatch(ctx context.Context, b *batch, rows []record.Scor
 }
 
 // writeBatch runs the writes not yet done for a batch.
-func (p *Pipeline) writeBatch(ctx context.Context, rows []record.Score, dead []record.DeadLetter, wroteScores, wroteDead *bool) error {
+func (p *Pipeline) writeBatch(ctx context.Context, rows []record.Score, dead int, writeDead func(context.Context) error, wroteScores, wroteDead *bool) error {
 	if !*wroteScores {
 		sctx, span := p.tracer.Start(ctx, "sink.write_scores", trace.WithAttributes(attribute.Int("rows", len(rows))))
 		err := p.scores.WriteScores(sctx, rows)
@@ -678,12 +767,12 @@ func (p *Pipeline) writeBatch(ctx context.Context, rows []record.Score, dead []r
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		dctx, span := p.tracer.Start(ctx, "sink.write_dead_letters", trace.WithAttributes(attribute.Int("messages", len(dead))))
-		err := p.dead.WriteDeadLetters(dctx, dead)
+		dctx, span := p.tracer.Start(ctx, "sink.write_dead_letters", trace.WithAttributes(attribute.Int("messages", dead)))
+		err := writeDead(dctx)
 		<-p.deadSlots
 		span.End()
 		if err != nil {
-			return fmt.Errorf("dead-letter %d messages: %w", len(dead), err)
+			return fmt.Errorf("dead-letter %d messages: %w", dead, err)
 		}
 		*wroteDead = true
 	}

@@ -167,15 +167,24 @@ func Decode(value []byte, src record.Source, msgTime time.Time, maxBytes int) (*
 }
 
 // fallbackEventTime is the event time of a record whose input has none: the Kafka message
-// time, or the arrival time when that is missing (message formats without a timestamp
-// report zero) or outside the 1970–2106 range of stored event times.
+// time, or UnknownEventTime when that is missing (message formats without a timestamp
+// report zero) or outside the 1970–2106 range of stored event times. Never the time it
+// was read: the event time is part of a score row's identity (its hour is in the sorting
+// key), so a replay of the message must get the same one to collapse with the first copy.
 func fallbackEventTime(msgTime time.Time) time.Time {
 	t := msgTime.UTC()
 	if t.Unix() <= 0 || t.Unix() > maxEventUnix {
-		return time.Now().UTC()
+		return UnknownEventTime()
 	}
 	return t
 }
+
+// UnknownEventTime is the event time of a record that has none of its own and whose
+// Kafka message has no usable time either: 1970-01-01T00:00:00Z, the first second
+// ClickHouse's DateTime holds. A fixed marker, so that every read of the message (a
+// replay after a crash, a rescore) gives the row the same identity; such records are
+// counted in raterd.consumer.event_time_unknown. See docs/sql.md (Replays).
+func UnknownEventTime() time.Time { return time.Unix(0, 0).UTC() }
 
 // maxLatencyMS bounds latency_ms at about 49.7 days, what ClickHouse's UInt32
 // milliseconds hold.

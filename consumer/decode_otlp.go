@@ -485,7 +485,8 @@ func firstNonEmpty(ss ...string) string {
 }
 
 // eventTime is a record's event time from Unix nanoseconds: msgTime when 0 or past what
-// the store holds (2106), and now when msgTime is unset, as Decode does.
+// the store holds (2106), and UnknownEventTime when msgTime is unusable too, as Decode
+// does (fallbackEventTime).
 func eventTime(ns uint64, msgTime time.Time) time.Time {
 	if ns != 0 && ns/uint64(time.Second) <= maxEventUnix {
 		return time.Unix(0, int64(ns)).UTC()

@@ -160,18 +160,19 @@ func TestOTLPJSONRefusesObjectsThatAreNoExport(t *testing.T) {
 	}
 }
 
-// TestFallbackEventTime: a record without its own time takes the Kafka message time, or the
-// arrival time when that is missing or outside what ClickHouse's DateTime stores, in every
-// format.
+// TestFallbackEventTime: a record without its own time takes the Kafka message time, or
+// UnknownEventTime (1970-01-01T00:00:00Z) when that is missing or outside what
+// ClickHouse's DateTime stores, in every format. Issue 17 found the time it was read
+// there: a replay of the message then landed in another hour and did not collapse with
+// the first copy.
 func TestFallbackEventTime(t *testing.T) {
 	ok := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	if got := fallbackEventTime(ok); !got.Equal(ok) {
 		t.Errorf("in range: %v", got)
 	}
-	before := time.Now()
-	for _, bad := range []time.Time{{}, time.Unix(0, 0), time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		if got := fallbackEventTime(bad); got.Before(before) || got.Unix() > maxEventUnix {
-			t.Errorf("%v: %v, want the arrival time", bad, got)
+	for _, bad := range []time.Time{{}, time.Unix(0, 0), time.Unix(-5, 0), time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if got := fallbackEventTime(bad); !got.Equal(UnknownEventTime()) || got.Unix() != 0 {
+			t.Errorf("%v: %v, want the marker %v", bad, got, UnknownEventTime())
 		}
 	}
 	d := NewDecoder(Limits{})
@@ -181,8 +182,14 @@ func TestFallbackEventTime(t *testing.T) {
 		FormatOpenAI: `{"request":{"model":"m","messages":[{"role":"user","content":"q"}]},"response":{"choices":[{"message":{"role":"assistant","content":"a"}}]}}`,
 	} {
 		res, err := d.DecodeMessage(format, []byte(value), record.Source{}, late)
-		if err != nil || len(res.Records) != 1 || res.Records[0].Timestamp.Unix() > maxEventUnix {
+		if err != nil || len(res.Records) != 1 || !res.Records[0].Timestamp.Equal(UnknownEventTime()) {
 			t.Errorf("%s with a message time in 2200: %v %+v", format, err, res.Records)
+		}
+		// A replay of the message (read again later, by another process) gets the same
+		// event time, so its rows collapse with the first copy's.
+		again, err := d.DecodeMessage(format, []byte(value), record.Source{}, time.Time{})
+		if err != nil || len(again.Records) != 1 || !again.Records[0].Timestamp.Equal(res.Records[0].Timestamp) {
+			t.Errorf("%s: a replay without a message time got event time %v, the first read %v", format, again.Records[0].Timestamp, res.Records[0].Timestamp)
 		}
 	}
 }

@@ -58,18 +58,71 @@ func (m MultiScoreSink) Flush() {
 	}
 }
 
-// MultiDeadLetterSink writes to every sink in order and fails if any fails.
+// ResumableDeadLetterSink is a DeadLetterSink whose write of a batch of letters can be
+// resumed after an error without writing again what was acknowledged: BeginDeadLetters
+// returns the batch's write, and each call of it after an error sends only the letters
+// (or, for MultiDeadLetterSink, to the sinks) that have not acknowledged yet. The
+// consumer calls BeginDeadLetters once per batch and retries the returned write, so a
+// dead letter reaches each sink once per bad offset even when another sink fails (the
+// DLQ topic is not written again because the ClickHouse table refused the batch).
+type ResumableDeadLetterSink interface {
+	DeadLetterSink
+	BeginDeadLetters(letters []record.DeadLetter) func(ctx context.Context) error
+}
+
+// BeginDeadLetters returns the resumable write of letters to s: s's own when it is a
+// ResumableDeadLetterSink, otherwise one that writes the whole batch until it succeeds
+// once and is a no-op after.
+func BeginDeadLetters(s DeadLetterSink, letters []record.DeadLetter) func(ctx context.Context) error {
+	if r, ok := s.(ResumableDeadLetterSink); ok {
+		return r.BeginDeadLetters(letters)
+	}
+	done := false
+	return func(ctx context.Context) error {
+		if done {
+			return nil
+		}
+		if err := s.WriteDeadLetters(ctx, letters); err != nil {
+			return err
+		}
+		done = true
+		return nil
+	}
+}
+
+// MultiDeadLetterSink writes to every sink in order and fails if any fails. Through
+// BeginDeadLetters a retry writes only to the sinks that failed.
 type MultiDeadLetterSink []DeadLetterSink
 
-// WriteDeadLetters implements DeadLetterSink.
+// WriteDeadLetters implements DeadLetterSink: one attempt of BeginDeadLetters' write.
 func (m MultiDeadLetterSink) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
-	var errs []error
-	for _, s := range m {
-		if err := s.WriteDeadLetters(ctx, letters); err != nil {
-			errs = append(errs, err)
-		}
+	return m.BeginDeadLetters(letters)(ctx)
+}
+
+// BeginDeadLetters implements ResumableDeadLetterSink: each call of the write resumes
+// every member's own write (see the package function BeginDeadLetters) and skips the
+// members that acknowledged, so a sink that took the letters never gets them twice
+// because another failed. Not safe for concurrent calls of one write.
+func (m MultiDeadLetterSink) BeginDeadLetters(letters []record.DeadLetter) func(ctx context.Context) error {
+	writes := make([]func(context.Context) error, len(m))
+	for i, s := range m {
+		writes[i] = BeginDeadLetters(s, letters)
 	}
-	return errors.Join(errs...)
+	done := make([]bool, len(m))
+	return func(ctx context.Context) error {
+		var errs []error
+		for i, w := range writes {
+			if done[i] {
+				continue
+			}
+			if err := w(ctx); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			done[i] = true
+		}
+		return errors.Join(errs...)
+	}
 }
 
 // AfterAck writes score rows to Durable and hands them to Observer only once Durable has
@@ -100,6 +153,7 @@ func (a AfterAck) Flush() {
 }
 
 var (
-	_ Flusher = MultiScoreSink(nil)
-	_ Flusher = AfterAck{}
+	_ ResumableDeadLetterSink = MultiDeadLetterSink(nil)
+	_ Flusher                 = MultiScoreSink(nil)
+	_ Flusher                 = AfterAck{}
 )

@@ -244,3 +244,58 @@ func TestNDJSONAppendsAcrossRestarts(t *testing.T) {
 		t.Fatalf("file has %d lines after two runs, want 2 (a restart must not truncate)", lines)
 	}
 }
+
+// flakyDeadLetterSink records every call and fails the first fails of them.
+type flakyDeadLetterSink struct {
+	calls int
+	fails int
+}
+
+func (f *flakyDeadLetterSink) WriteDeadLetters(context.Context, []record.DeadLetter) error {
+	f.calls++
+	if f.calls <= f.fails {
+		return errors.New("clickhouse down")
+	}
+	return nil
+}
+
+// TestMultiDeadLetterSinkResumes: issue 17 found 1,107 DLQ messages for 515 letters in a
+// ClickHouse outage, because every retry of a batch wrote its letters to the DLQ topic
+// again while the dead_letters insert kept failing. A resumed write sends them only to
+// the sinks that have not acknowledged.
+func TestMultiDeadLetterSinkResumes(t *testing.T) {
+	topic := &fakeDeadLetterSink{}
+	table := &flakyDeadLetterSink{fails: 3}
+	m := MultiDeadLetterSink{topic, table}
+	letters := []record.DeadLetter{{Reason: "invalid_json", Source: record.Source{Topic: "t", Offset: 7}}}
+	write := m.BeginDeadLetters(letters)
+	var err error
+	for range 4 {
+		if err = write(context.Background()); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("write after 4 attempts: %v", err)
+	}
+	if len(topic.calls) != 1 || table.calls != 4 {
+		t.Fatalf("the topic got %d writes and the table %d; want 1 and 4 (the topic acknowledged the first)", len(topic.calls), table.calls)
+	}
+	if err := write(context.Background()); err != nil || len(topic.calls) != 1 || table.calls != 4 {
+		t.Fatalf("a write after success wrote again (%v): topic %d, table %d", err, len(topic.calls), table.calls)
+	}
+	// A member that is resumable itself is resumed, not called afresh.
+	inner := &flakyDeadLetterSink{fails: 1}
+	outer := MultiDeadLetterSink{MultiDeadLetterSink{topic, inner}}
+	topic.calls = nil
+	w := outer.BeginDeadLetters(letters)
+	if err := w(context.Background()); err == nil {
+		t.Fatal("first write succeeded; want the inner table's failure")
+	}
+	if err := w(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(topic.calls) != 1 || inner.calls != 2 {
+		t.Fatalf("nested: topic %d writes, table %d; want 1 and 2", len(topic.calls), inner.calls)
+	}
+}

@@ -183,3 +183,73 @@ func TestIntegrationClickHouseOutagePausesAndLosesNothing(t *testing.T) {
 		t.Fatalf("scores FINAL = %d after the outage, want %d (no loss, no duplicates)", rows, want)
 	}
 }
+
+// TestIntegrationDeadLettersOnceThroughClickHouseOutage: issue 17 counted 1,107 DLQ
+// messages for 515 bad records in a ClickHouse outage. A batch's dead letters go to the
+// DLQ topic and to raterd.dead_letters; the topic took them, the table did not, and every
+// retry of the batch sent them to the topic again. Now the retry resumes at the sink that
+// failed: with ClickHouse away through many retries, the topic still holds exactly one
+// letter per bad offset, and the table gets them once ClickHouse is back.
+func TestIntegrationDeadLettersOnceThroughClickHouseOutage(t *testing.T) {
+	s := testkit.RequireServices(t)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic, db, group := "it-dlqoutage-"+suffix, "raterd_itdlqoutage_"+suffix, "it-dlqoutage-"+suffix
+	testkit.CreateTopic(t, s.Kafka, topic, 2)
+	conn := chtest.Migrated(t, s.ClickHouse, db)
+	simURL, _ := startSimulator(t)
+	proxy := startCuttableProxy(t, s.ClickHouse)
+	viaProxy := s
+	viaProxy.ClickHouse = proxy.addr
+	cfg := integrationConfig(t, viaProxy, topic, group, db, simURL)
+	cfg.Kafka.RetryBackoffMax = 50 * time.Millisecond
+	cfg.ClickHouse.WriteTimeout = 2 * time.Second
+	cfg.ClickHouse.InsertAttempts = 1
+
+	p, _, _ := startPipeline(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+
+	// Only invalid messages: their batches have no score rows, so the dead-letter writes
+	// are what fails while ClickHouse is away.
+	proxy.cut()
+	const bad = 20
+	values := make([][]byte, bad)
+	for i := range values {
+		values[i] = []byte(`{"model":"m", "response": "unterminated ` + strconv.Itoa(i))
+	}
+	if err := Produce(context.Background(), []string{s.Kafka}, topic, values); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for p.Stats().Retries < 10 { // every batch of them retried several times
+		select {
+		case err := <-errc:
+			t.Fatalf("pipeline stopped early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d retries after 2 minutes with ClickHouse away", p.Stats().Retries)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if done := p.Stats().Done; done != 0 {
+		t.Fatalf("%d messages done while the dead_letters table was unreachable", done)
+	}
+	proxy.restore()
+	waitCommittedToEnd(t, s.Kafka, topic, group, 2, 2*time.Minute)
+	cancel()
+	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	t.Logf("%d retries", p.Stats().Retries)
+	checkDLQ(t, s.Kafka, topic, bad, nil)
+	var distinct uint64
+	if err := conn.QueryRow(context.Background(), "SELECT uniqExact(partition, offset) FROM "+db+".dead_letters").Scan(&distinct); err != nil {
+		t.Fatal(err)
+	}
+	if distinct != bad {
+		t.Fatalf("dead_letters holds %d distinct offsets, want %d", distinct, bad)
+	}
+}

@@ -137,7 +137,7 @@ func TestPrometheusRules(t *testing.T) {
 		}
 	}
 	known = append(known, "raterd_consumer_records_total", "raterd_consumer_dead_letters_total", "raterd_consumer_commits_total",
-		"raterd_consumer_in_flight", "raterd_consumer_batch_retries_total", "raterd_pool_breaker_state",
+		"raterd_consumer_in_flight", "raterd_consumer_batch_retries_total", "raterd_consumer_batch_blocked", "raterd_pool_breaker_state",
 		"raterd_pool_attempts_total", "raterd_pool_retries_total", "raterd_scorer_failures_total",
 		"raterd_scorer_judge_calls_total")
 	metricRE := regexp.MustCompile(`\braterd_[a-z_]+`)

@@ -8,6 +8,7 @@ package clickhouse
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -22,6 +23,7 @@ import (
 	"raterd/internal/tlsfiles"
 	"raterd/internal/validate"
 	"raterd/record"
+	"raterd/sinks"
 )
 
 // Config configures the ClickHouse connection.
@@ -302,12 +304,17 @@ func sendInsert(ctx context.Context, cfg Config, logger *slog.Logger, m *insertM
 		start := time.Now()
 		size, err := send(actx)
 		cancel()
-		final := err != nil && (ctx.Err() != nil || attempt >= attempts)
+		err = classify(err)
+		permanent := sinks.PermanentClass(err) != ""
+		final := err != nil && (ctx.Err() != nil || attempt >= attempts || permanent)
 		m.attempt(ctx, n, size, time.Since(start), err, final)
 		if err == nil {
 			return nil
 		}
 		if final {
+			if permanent {
+				logger.Error("clickhouse refused the insert for what it is (permanent); no further attempt of it", "class", sinks.PermanentClass(err), "token", token, "err", err)
+			}
 			if attempt > 1 {
 				return fmt.Errorf("%w (attempt %d of %d)", err, attempt, attempts)
 			}
@@ -348,13 +355,70 @@ func insertRowsSized(ctx context.Context, conn driver.Conn, query, what string, 
 			size += valueSize(v)
 		}
 		if err := batch.Append(values...); err != nil {
-			return 0, fmt.Errorf("clickhouse: append %s #%d: %w", what, i, err)
+			// Append converts raterd's values to the table's column types on this side: a
+			// failure is the same on every attempt.
+			return 0, sinks.Permanent(ClassData, fmt.Errorf("clickhouse: append %s #%d: %w", what, i, err))
 		}
 	}
 	if err := batch.Send(); err != nil {
 		return 0, fmt.Errorf("clickhouse: insert %d %s: %w", n, what, err)
 	}
 	return size, nil
+}
+
+// Classes of the permanent insert errors (sinks.PermanentError.Class).
+const (
+	// ClassSchema: the database, table or a column raterd writes is not there (the schema
+	// is behind this build, or was changed by hand): run `raterd migrate`.
+	ClassSchema = "clickhouse_schema"
+	// ClassData: a value does not fit its column (a column's type was changed by hand).
+	ClassData = "clickhouse_data"
+	// ClassAccess: the user may not insert (missing grant, read-only user, wrong password).
+	ClassAccess = "clickhouse_access"
+)
+
+// classify wraps err as a sinks.PermanentError when ClickHouse refused the insert with an
+// error the same insert meets again (permanentClass); other errors, and errors already
+// classified, are returned as they are.
+func classify(err error) error {
+	var ex *ch.Exception
+	if err == nil || sinks.PermanentClass(err) != "" || !errors.As(err, &ex) {
+		return err
+	}
+	if class := permanentClass(ex.Code); class != "" {
+		return sinks.Permanent(class, err)
+	}
+	return err
+}
+
+// permanentClass is the class of a ClickHouse error code that retrying the same insert
+// cannot cure, or "" for the others (network, timeouts, too many parts, memory limits,
+// replicas: they pass).
+func permanentClass(code int32) string {
+	switch code {
+	case 8, // THERE_IS_NO_COLUMN
+		10, // NOT_FOUND_COLUMN_IN_BLOCK
+		16, // NO_SUCH_COLUMN_IN_TABLE
+		47, // UNKNOWN_IDENTIFIER
+		60, // UNKNOWN_TABLE
+		62, // SYNTAX_ERROR
+		81: // UNKNOWN_DATABASE
+		return ClassSchema
+	case 6, // CANNOT_PARSE_TEXT
+		27, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+		53, // TYPE_MISMATCH
+		70: // CANNOT_CONVERT_TYPE
+		return ClassData
+	case 164, // READONLY
+		192, // UNKNOWN_USER
+		193, // WRONG_PASSWORD
+		194, // REQUIRED_PASSWORD
+		195, // IP_ADDRESS_NOT_ALLOWED
+		497, // ACCESS_DENIED
+		516: // AUTHENTICATION_FAILED
+		return ClassAccess
+	}
+	return ""
 }
 
 func boolToUint8(b bool) uint8 {

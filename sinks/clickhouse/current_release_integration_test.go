@@ -305,6 +305,24 @@ func TestCurrentReleaseSQL(t *testing.T) {
 	if got := ch.count(t, "SELECT count() FROM "+db+".scores FINAL"); got != n+uint64(half) {
 		t.Errorf("scores FINAL after a rescore: %d rows, want %d", got, n+uint64(half))
 	}
+
+	// record_sources (migration 7) on this release: two messages that carry one id are
+	// listed by SharedIDsQuery; the replays above (same offsets) are not.
+	shared, err := SharedIDsQuery().Render(db, map[string]string{"from": "1970-01-01", "to": "2105-12-31"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := ch.count(t, "SELECT count() FROM ("+shared+")")
+	twins := []record.Score{rows[0], rows[0]}
+	twins[0].RecordID, twins[1].RecordID = "shared-id-twin", "shared-id-twin"
+	twins[1].Source.Offset++
+	ch.insertScores(t, db, twins, scoreInsertToken(twins))
+	if got := ch.count(t, "SELECT count() FROM ("+shared+") WHERE record_id = 'shared-id-twin' AND n_offsets = 2"); got != 1 {
+		t.Errorf("SharedIDsQuery lists %d rows of two messages with one id, want 1", got)
+	}
+	if got := ch.count(t, "SELECT count() FROM ("+shared+")"); got != before+1 {
+		t.Errorf("SharedIDsQuery lists %d ids after adding one, had %d", got, before)
+	}
 }
 
 // TestCurrentReleaseRolesSQLParses: deploy/clickhouse/roles.sql (least privilege with SQL

@@ -456,6 +456,34 @@ GROUP BY hour, evaluator, model, app, judge, rubric_version`,
 				{Table: "scores", Name: "span_id", Type: "String", After: "trace_id"},
 				{Table: "scores", Name: "conversation_id", Type: "String", After: "span_id"},
 			}},
+		{Version: 7, Name: "record_sources: the source offsets of each record id, to count ids shared by different messages",
+			// scores collapses rows by (evaluator, model, hour, app, record_id, rubric_version,
+			// judge): two messages at different offsets that carry the same id — a producer's
+			// retry, a dead letter replayed to its topic, or two different requests a producer
+			// gave one id — leave one row per evaluator in scores FINAL, and merges keep no
+			// trace of the other offset. This view sees every inserted row before any merge
+			// and keeps, per record id, hour, model and app (the scope in which scores
+			// collapses), the number of distinct source offsets and the smallest and largest
+			// of them, so that the ids shared by different messages can be counted and found
+			// (docs/sql.md, "Records that share an id"). A replay of the same offset adds no
+			// offset. One row per record and hour after merges. Starts empty: it sees the rows
+			// inserted from the migration on. topic is cast to String: migration 3 makes it
+			// LowCardinality where the server has that, and the view's state types are the
+			// same on every server.
+			Statements: []string{
+				`CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.record_sources
+ENGINE = AggregatingMergeTree()
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, model, app, record_id)
+AS SELECT
+    toStartOfHour(event_time) AS hour,
+    model, app, record_id,
+    uniqExactState(CAST(topic AS String), partition, offset) AS sources,
+    minState(tuple(CAST(topic AS String), partition, offset)) AS first_source,
+    maxState(tuple(CAST(topic AS String), partition, offset)) AS last_source
+FROM {db}.scores
+GROUP BY hour, model, app, record_id`,
+			}},
 	}
 }
 

@@ -348,7 +348,7 @@ func TestClickHouseMigrateFresh(t *testing.T) {
 	if res.Features != featuresFor(res.ServerVersion) {
 		t.Errorf("Features = {%s}, want {%s}", res.Features, featuresFor(res.ServerVersion))
 	}
-	for _, table := range []string{"scores", "scores_hourly", "scores_daily", "dead_letters", "alerts", "schema_migrations", gatedStepsTable} {
+	for _, table := range []string{"scores", "scores_hourly", "scores_daily", "dead_letters", "alerts", "record_sources", "schema_migrations", gatedStepsTable} {
 		if ok, err := tableExists(ctx, conn, db, table); err != nil || !ok {
 			t.Errorf("table %s.%s missing after Migrate (%v)", db, table, err)
 		}
@@ -510,8 +510,8 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MigrateWith: %v", err)
 	}
-	if got := migrationVersions(res.Applied); !reflect.DeepEqual(got, []int{2, 3, 4, 5, 6}) {
-		t.Fatalf("upgrade applied %v, want [2 3 4 5 6]", got)
+	if got := migrationVersions(res.Applied); !reflect.DeepEqual(got, []int{2, 3, 4, 5, 6, 7}) {
+		t.Fatalf("upgrade applied %v, want [2 3 4 5 6 7]", got)
 	}
 	if res.Retention != RetentionNotRequested {
 		t.Errorf("Retention = %q with RetentionDays 0", res.Retention)

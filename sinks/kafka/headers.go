@@ -28,6 +28,11 @@ const (
 	// HeaderOriginalSize is set when the dead letter carries only a prefix of the value:
 	// the size of the original value, in decimal.
 	HeaderOriginalSize = "raterd-original-size"
+	// HeaderHeadersClipped is set when the dead letter was too large for its topic even
+	// with its value cut, so its original headers were clipped: how many of them were
+	// dropped, in decimal (the first that fit DLQKeepHeaderBytes are kept, in order), and
+	// raterd-error is cut to DLQKeepErrorBytes. The other raterd-* headers are all kept.
+	HeaderHeadersClipped = "raterd-headers-clipped"
 )
 
 // HeaderInputPrefix starts the name an input message's own header gets on its dead letter
@@ -43,7 +48,7 @@ const HeaderInputPrefix = "raterd-input-"
 func isDeadLetterHeader(key string) bool {
 	switch key {
 	case HeaderErrorClass, HeaderError, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset,
-		HeaderAttempts, HeaderFirstSeen, HeaderOriginalSize:
+		HeaderAttempts, HeaderFirstSeen, HeaderOriginalSize, HeaderHeadersClipped:
 		return true
 	}
 	return false

@@ -17,11 +17,14 @@ import (
 //   - raterd.kafka.dlq.bytes: their key, value and header bytes;
 //   - raterd.kafka.dlq.truncated: dead letters sent again with only a prefix of the value
 //     (the topic refused the whole message as too large);
+//   - raterd.kafka.dlq.headers_clipped: dead letters sent again with their original
+//     headers clipped (still too large for the topic with the value cut);
 //   - raterd.kafka.dlq.errors: WriteDeadLetters calls that failed;
 //   - raterd.kafka.dlq.write.duration: time of one WriteDeadLetters call, by result (ok,
 //     error).
 type producerMetrics struct {
 	messages, bytes, truncated, errors metric.Int64Counter
+	headersClipped                     metric.Int64Counter
 	duration                           metric.Float64Histogram
 
 	ok, failed metric.MeasurementOption
@@ -37,6 +40,8 @@ func newProducerMetrics(mp metric.MeterProvider) *producerMetrics {
 	m.bytes = in.Counter("raterd.kafka.dlq.bytes", "By", "key, value and header bytes of the acknowledged dead letters")
 	m.truncated = in.Counter("raterd.kafka.dlq.truncated", "{message}",
 		"dead letters sent again with only a prefix of the value, the whole being too large for the topic")
+	m.headersClipped = in.Counter("raterd.kafka.dlq.headers_clipped", "{message}",
+		"dead letters sent again with their original headers clipped, the letter being too large for the topic with its value cut")
 	m.errors = in.Counter("raterd.kafka.dlq.errors", "{write}", "dead-letter writes that failed")
 	m.duration = in.Histogram("raterd.kafka.dlq.write.duration", "s",
 		"time of one dead-letter write, by result (ok, error)", telemetry.IOSeconds()...)

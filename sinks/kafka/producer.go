@@ -14,7 +14,9 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"raterd/internal/telemetry"
+	"raterd/internal/text"
 	"raterd/record"
+	"raterd/sinks"
 )
 
 // dlqHeadroom is what a dead letter may add to the largest accepted value: headers,
@@ -55,64 +57,270 @@ func NewDeadLetters(brokers []string, transport kafkago.RoundTripper, maxValueBy
 	}}
 }
 
-// WriteDeadLetters implements DeadLetterSink. A dead letter the DLQ topic refuses as too
-// large (its max.message.bytes is below the letter: a topic created by hand, or
-// auto-created with the broker's default) is sent again with only the first
-// DLQKeepBytes of its value and HeaderOriginalSize, so that one oversized poison record
-// never blocks the partition behind it.
+// WriteDeadLetters implements DeadLetterSink: one attempt of BeginDeadLetters' write.
 func (k *DeadLetters) WriteDeadLetters(ctx context.Context, letters []record.DeadLetter) error {
-	if len(letters) == 0 {
+	return k.BeginDeadLetters(letters)(ctx)
+}
+
+// BeginDeadLetters implements sinks.ResumableDeadLetterSink: the returned write sends the
+// letters, and each call after an error sends again only those the brokers did not
+// acknowledge, so a retried batch puts no second copy of a letter on the topic. (A
+// letter whose acknowledgement was lost — a timeout, a broker failing between the write
+// and its answer — is sent again: the producer is not idempotent; see
+// docs/reliability.md.)
+//
+// A dead letter too large for the DLQ topic (its max.message.bytes is below the letter:
+// a topic created by hand, or auto-created with the broker's default), or for the
+// producer's own limit, is cut down step by step until it fits, so that one oversized
+// poison record never blocks the partition behind it: first its value is cut to
+// DLQKeepBytes (HeaderOriginalSize says the original size); then, when it is still too
+// large (its headers alone are), the original headers are clipped to
+// DLQKeepHeaderBytes and raterd-error to DLQKeepErrorBytes, keeping every other raterd-*
+// header (HeaderHeadersClipped says how many original headers were dropped). A letter
+// still too large after that, and a write the brokers refuse for good (authorization,
+// an invalid topic), is a sinks.PermanentError.
+func (k *DeadLetters) BeginDeadLetters(letters []record.DeadLetter) func(ctx context.Context) error {
+	pending := make([]pendingLetter, len(letters)) // not acknowledged yet
+	for i := range letters {
+		pending[i] = pendingLetter{d: letters[i]}
+	}
+	return func(ctx context.Context) error {
+		if len(pending) == 0 {
+			return nil
+		}
+		n := len(pending)
+		start := time.Now()
+		var err error
+		pending, err = k.send(ctx, pending)
+		k.metrics.write(ctx, time.Since(start), err)
+		if err != nil {
+			return fmt.Errorf("kafka dead-letter write of %d messages (%d not acknowledged): %w", n, len(pending), err)
+		}
 		return nil
 	}
-	start := time.Now()
-	msgs := make([]kafkago.Message, len(letters))
-	for i := range letters {
-		msgs[i] = deadLetterMessage(letters[i])
+}
+
+// pendingLetter is a dead letter not yet acknowledged, with how far it was cut down to
+// fit the topic.
+type pendingLetter struct {
+	d record.DeadLetter
+	// step: 0 whole; stepValueCut: value cut to DLQKeepBytes (when it was larger);
+	// stepHeadersClipped: original headers clipped too.
+	step int
+	// dropped is how many original headers stepHeadersClipped dropped.
+	dropped int
+	// valueCut: stepValueCut cut the value (it was over DLQKeepBytes).
+	valueCut bool
+}
+
+// The steps of cutting a dead letter down (pendingLetter.step).
+const (
+	stepValueCut = 1 + iota
+	stepHeadersClipped
+)
+
+// DLQKeepHeaderBytes is how many bytes of original headers (names and values) a dead
+// letter keeps when it is too large for the topic even with its value cut: the first
+// headers, in order, that fit; the others are dropped and counted in
+// HeaderHeadersClipped.
+const DLQKeepHeaderBytes = 8 << 10
+
+// DLQKeepErrorBytes is how much of raterd-error a dead letter keeps when its headers are
+// clipped.
+const DLQKeepErrorBytes = 1 << 10
+
+// cut moves l to its next step and reports whether there was one. The value step is
+// skipped when the value is within DLQKeepBytes.
+func (l *pendingLetter) cut() bool {
+	switch {
+	case l.step < stepValueCut && len(l.d.Value) > DLQKeepBytes:
+		l.step, l.valueCut = stepValueCut, true
+		l.d.OriginalSize = max(l.d.OriginalSize, len(l.d.Value))
+		l.d.Value = l.d.Value[:DLQKeepBytes]
+		return true
+	case l.step < stepHeadersClipped:
+		l.step = stepHeadersClipped
+		var kept []record.Header
+		budget := DLQKeepHeaderBytes
+		for _, h := range l.d.Headers {
+			if n := len(h.Key) + len(h.Value); n <= budget {
+				kept = append(kept, h)
+				budget -= n
+				continue
+			}
+			l.dropped++
+		}
+		l.d.Headers = kept
+		l.d.Error = text.ClipMarkedAfter(l.d.Error, DLQKeepErrorBytes, text.Ellipsis)
+		return true
+	}
+	return false
+}
+
+// message is l as a Kafka message.
+func (l *pendingLetter) message() kafkago.Message {
+	m := deadLetterMessage(l.d)
+	if l.step >= stepHeadersClipped {
+		m.Headers = append(m.Headers, kafkago.Header{Key: HeaderHeadersClipped, Value: []byte(strconv.Itoa(l.dropped))})
+	}
+	return m
+}
+
+// messageSize is an upper bound of what m counts against the producer's BatchBytes
+// (kafka-go's Message.totalSize: varint lengths of at most 5 bytes, fixed fields).
+func messageSize(m kafkago.Message) int64 {
+	n := int64(64 + len(m.Key) + len(m.Value))
+	for _, h := range m.Headers {
+		n += int64(10 + len(h.Key) + len(h.Value))
+	}
+	return n
+}
+
+// send writes letters and returns those that were not acknowledged, cut further where
+// the topic refused them as too large, with the errors.
+func (k *DeadLetters) send(ctx context.Context, letters []pendingLetter) ([]pendingLetter, error) {
+	var rest []pendingLetter
+	var errs []error
+	// A message over the producer's own limit fails the whole WriteMessages call before
+	// anything is sent: cut it first.
+	fit := letters[:0:0]
+	for _, l := range letters {
+		for messageSize(l.message()) > k.w.BatchBytes && l.cut() {
+		}
+		if size := messageSize(l.message()); size > k.w.BatchBytes {
+			rest = append(rest, l)
+			errs = append(errs, sinks.Permanent(ClassMessageTooLarge, fmt.Errorf(
+				"dead letter of %s/%d/%d: %d bytes with its value cut and headers clipped, over the producer's %d",
+				l.d.Source.Topic, l.d.Source.Partition, l.d.Source.Offset, size, k.w.BatchBytes)))
+			continue
+		}
+		fit = append(fit, l)
+	}
+	if len(fit) == 0 {
+		return rest, errors.Join(errs...)
+	}
+	msgs := make([]kafkago.Message, len(fit))
+	for i := range fit {
+		msgs[i] = fit[i].message()
 	}
 	err := k.w.WriteMessages(ctx, msgs...)
-	var werrs kafkago.WriteErrors
 	if err == nil {
-		k.metrics.written(ctx, msgs...)
+		for i := range fit {
+			k.acked(ctx, fit[i], msgs[i])
+		}
+		return rest, errors.Join(errs...)
 	}
-	if err != nil && errors.As(err, &werrs) && len(werrs) == len(msgs) {
-		// The producer batches messages, so one oversized letter fails its neighbours too:
-		// send each refused one alone, cut when it is the large one.
-		var again []record.DeadLetter
-		var others []error
-		for i, e := range werrs {
-			switch {
-			case e == nil:
-				k.metrics.written(ctx, msgs[i])
-			case errors.Is(e, kafkago.MessageSizeTooLarge):
-				d := letters[i]
-				if len(d.Value) > DLQKeepBytes {
-					d.OriginalSize = max(d.OriginalSize, len(d.Value))
-					d.Value = d.Value[:DLQKeepBytes]
-				}
-				again = append(again, d)
-			default:
-				others = append(others, e)
+	var werrs kafkago.WriteErrors
+	if !errors.As(err, &werrs) || len(werrs) != len(msgs) {
+		// Which of them landed is unknown: all are sent again.
+		return append(rest, fit...), errors.Join(append(errs, classify(err))...)
+	}
+	// The producer batches messages, so one oversized letter fails its neighbours too:
+	// send each refused one alone, cut further until it fits.
+	var again []pendingLetter
+	for i, e := range werrs {
+		switch {
+		case e == nil:
+			k.acked(ctx, fit[i], msgs[i])
+		case errors.Is(e, kafkago.MessageSizeTooLarge):
+			again = append(again, fit[i])
+		default:
+			rest = append(rest, fit[i])
+			errs = append(errs, classify(e))
+		}
+	}
+	for _, l := range again {
+		if len(msgs) > 1 {
+			// Refused with a large neighbour: it may fit alone as it is.
+			m := l.message()
+			err := k.writeOne(ctx, m)
+			if err == nil {
+				k.acked(ctx, l, m)
+				continue
+			}
+			if !errors.Is(err, kafkago.MessageSizeTooLarge) {
+				rest = append(rest, l)
+				errs = append(errs, classify(err))
+				continue
 			}
 		}
-		err = errors.Join(others...)
-		for _, d := range again {
-			if err != nil {
+		for {
+			if !l.cut() {
+				rest = append(rest, l)
+				errs = append(errs, sinks.Permanent(ClassMessageTooLarge, fmt.Errorf(
+					"dead letter of %s/%d/%d: too large for %s with its value cut and headers clipped: %w",
+					l.d.Source.Topic, l.d.Source.Partition, l.d.Source.Offset, DLQTopic(l.d.Source.Topic), kafkago.MessageSizeTooLarge)))
 				break
 			}
-			m := deadLetterMessage(d)
-			if err = k.w.WriteMessages(ctx, m); err == nil {
-				k.metrics.written(ctx, m)
-				if d.OriginalSize > 0 {
-					k.metrics.truncated.Add(ctx, 1)
-				}
+			m := l.message()
+			err := k.writeOne(ctx, m)
+			if err == nil {
+				k.acked(ctx, l, m)
+				break
+			}
+			if !errors.Is(err, kafkago.MessageSizeTooLarge) {
+				rest = append(rest, l)
+				errs = append(errs, classify(err))
+				break
 			}
 		}
 	}
-	k.metrics.write(ctx, time.Since(start), err)
-	if err != nil {
-		return fmt.Errorf("kafka dead-letter write of %d messages: %w", len(msgs), err)
+	return rest, errors.Join(errs...)
+}
+
+// acked counts l, sent as m, acknowledged: its bytes, and whether it was cut down.
+func (k *DeadLetters) acked(ctx context.Context, l pendingLetter, m kafkago.Message) {
+	k.metrics.written(ctx, m)
+	if l.valueCut {
+		k.metrics.truncated.Add(ctx, 1)
 	}
-	return nil
+	if l.step >= stepHeadersClipped {
+		k.metrics.headersClipped.Add(ctx, 1)
+	}
+}
+
+// writeOne writes one message; its error is the message's own (not kafka-go's
+// WriteErrors of one), so that errors.Is sees the broker's error code.
+func (k *DeadLetters) writeOne(ctx context.Context, m kafkago.Message) error {
+	err := k.w.WriteMessages(ctx, m)
+	var werrs kafkago.WriteErrors
+	if errors.As(err, &werrs) && len(werrs) == 1 && werrs[0] != nil {
+		return werrs[0]
+	}
+	return err
+}
+
+// Classes of the permanent dead-letter write errors (sinks.PermanentError.Class).
+const (
+	// ClassMessageTooLarge: a dead letter is too large for its topic even with its value
+	// cut and its headers clipped (its key alone is, or the topic's max.message.bytes is
+	// below a few KiB).
+	ClassMessageTooLarge = "kafka_message_too_large"
+	// ClassAuthorization: the brokers refuse raterd's principal (topic or cluster
+	// authorization, SASL authentication).
+	ClassAuthorization = "kafka_authorization"
+	// ClassInvalid: the brokers refuse the request itself (an invalid topic name, a
+	// policy violation, a corrupt record).
+	ClassInvalid = "kafka_invalid"
+)
+
+// classify wraps err as a sinks.PermanentError when the brokers refused the write with
+// an error the same write meets again; other errors are returned as they are.
+func classify(err error) error {
+	var ke kafkago.Error
+	if err == nil || sinks.PermanentClass(err) != "" || !errors.As(err, &ke) {
+		return err
+	}
+	switch ke {
+	case kafkago.TopicAuthorizationFailed, kafkago.ClusterAuthorizationFailed,
+		kafkago.SASLAuthenticationFailed, kafkago.UnsupportedSASLMechanism, kafkago.IllegalSASLState:
+		return sinks.Permanent(ClassAuthorization, err)
+	case kafkago.InvalidTopic, kafkago.PolicyViolation, kafkago.InvalidRecord, kafkago.InvalidRequiredAcks:
+		return sinks.Permanent(ClassInvalid, err)
+	case kafkago.RecordListTooLarge:
+		return sinks.Permanent(ClassMessageTooLarge, err)
+	}
+	return err
 }
 
 // DLQKeepBytes is how much of its value a dead letter keeps when the dead-letter topic

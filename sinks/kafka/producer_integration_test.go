@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/record"
+	"raterd/sinks"
 )
 
 // uniqueName returns prefix followed by a suffix unique to this run.
@@ -284,4 +286,109 @@ func TestKafkaDeadLettersTooLargeForTopic(t *testing.T) {
 	if string(byOffset["2"].Value) != "small" {
 		t.Errorf("small dead letter value %q", byOffset["2"].Value)
 	}
+}
+
+// TestKafkaDeadLettersHeadersTooLargeForTopic: issue 17 found that a dead letter whose
+// original headers alone exceed the DLQ topic's max.message.bytes was retried forever
+// (cutting the value does not help). Its original headers are now clipped — the first
+// that fit DLQKeepHeaderBytes kept in order, raterd-headers-clipped counting the dropped
+// — with every raterd-* contract header kept; the same for headers over the producer's
+// own limit. A letter that cannot fit at all (its key alone is over the topic's limit)
+// is a permanent error, not a silent loop.
+func TestKafkaDeadLettersHeadersTooLargeForTopic(t *testing.T) {
+	broker := testkit.Service(t, "RATERD_TEST_KAFKA", "Kafka broker")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	source := uniqueName("raterd-sinks-test-dlhdr-")
+	client := &kafkago.Client{Addr: kafkago.TCP(broker), Timeout: 10 * time.Second, Transport: &kafkago.Transport{}}
+	resp, err := client.CreateTopics(ctx, &kafkago.CreateTopicsRequest{Topics: []kafkago.TopicConfig{{
+		Topic: DLQTopic(source), NumPartitions: 1, ReplicationFactor: 1,
+		ConfigEntries: []kafkago.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "200000"}},
+	}}})
+	if err != nil || resp.Errors[DLQTopic(source)] != nil {
+		t.Fatalf("create %s: %v %v", DLQTopic(source), err, resp)
+	}
+	t.Cleanup(func() { testkit.DeleteTopics(broker, DLQTopic(source)) })
+
+	sink := NewDeadLetters([]string{broker}, nil, 1<<20, telemetry.Settings{})
+	t.Cleanup(func() { _ = sink.Close() })
+	write := func(letters []record.DeadLetter) error {
+		t.Helper()
+		w := sink.BeginDeadLetters(letters)
+		for {
+			err := w(ctx)
+			if err == nil || !errors.Is(err, kafkago.UnknownTopicOrPartition) && !errors.Is(err, kafkago.LeaderNotAvailable) || ctx.Err() != nil {
+				return err
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	letter := func(offset int64, headers ...record.Header) record.DeadLetter {
+		return record.DeadLetter{Source: record.Source{Topic: source, Partition: 0, Offset: offset}, Value: []byte(`{"bad`),
+			Headers: headers, Reason: "invalid_json", Error: strings.Repeat("e", 5000), FirstSeen: time.Now(), Attempts: 1}
+	}
+	small := record.Header{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}
+	overTopic := record.Header{Key: "blob", Value: bytes.Repeat([]byte("h"), 300_000)}      // over the topic's 200,000
+	overProducer := record.Header{Key: "blob", Value: bytes.Repeat([]byte("p"), 2_000_000)} // over the producer's limit too
+	if err := write([]record.DeadLetter{letter(1, small, overTopic, small), letter(2, small)}); err != nil {
+		t.Fatalf("letter whose headers exceed the topic's max.message.bytes: %v", err)
+	}
+	if err := write([]record.DeadLetter{letter(3, overProducer, small)}); err != nil {
+		t.Fatalf("letter whose headers exceed the producer's limit: %v", err)
+	}
+	msgs := readAll(t, broker, DLQTopic(source))
+	if len(msgs) != 3 {
+		t.Fatalf("read %d dead letters, want 3", len(msgs))
+	}
+	for _, m := range msgs {
+		off := header(m, HeaderSourceOffset)
+		for _, h := range []string{HeaderErrorClass, HeaderError, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderAttempts, HeaderFirstSeen} {
+			if header(m, h) == "" {
+				t.Errorf("letter of offset %s lacks %s", off, h)
+			}
+		}
+		var names []string
+		for _, h := range m.Headers {
+			if !strings.HasPrefix(h.Key, "raterd-") {
+				names = append(names, h.Key)
+			}
+		}
+		switch off {
+		case "1":
+			if got := header(m, HeaderHeadersClipped); got != "1" || strings.Join(names, ",") != "traceparent,traceparent" {
+				t.Errorf("offset 1: %s=%q, original headers %v; want 1 dropped, both traceparent kept", HeaderHeadersClipped, got, names)
+			}
+			if n := len(header(m, HeaderError)); n > DLQKeepErrorBytes+len("…") {
+				t.Errorf("offset 1: raterd-error of %d bytes, want at most %d", n, DLQKeepErrorBytes+len("…"))
+			}
+		case "2":
+			if _, clipped := headerPresent(m, HeaderHeadersClipped); clipped || len(header(m, HeaderError)) != 5000 {
+				t.Errorf("offset 2 (small, batched with the large one) was clipped")
+			}
+		case "3":
+			if got := header(m, HeaderHeadersClipped); got != "1" || strings.Join(names, ",") != "traceparent" {
+				t.Errorf("offset 3: %s=%q, original headers %v; want 1 dropped, traceparent kept", HeaderHeadersClipped, got, names)
+			}
+		default:
+			t.Errorf("unexpected letter of offset %q", off)
+		}
+	}
+
+	// A key over the topic's limit: nothing left to cut.
+	huge := letter(4)
+	huge.Key = bytes.Repeat([]byte("k"), 300_000)
+	err = write([]record.DeadLetter{huge})
+	if got := sinks.PermanentClass(err); got != ClassMessageTooLarge {
+		t.Fatalf("letter with a key over the topic's limit: %v (class %q), want a permanent %s", err, got, ClassMessageTooLarge)
+	}
+}
+
+// headerPresent returns the value of m's header key and whether it has one.
+func headerPresent(m kafkago.Message, key string) (string, bool) {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
 }

@@ -1,0 +1,44 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
+	"raterd/sinks"
+)
+
+// TestClassify: the server's codes for a missing grant or user, a schema behind and a
+// value that does not fit are permanent; passing trouble (memory, too many parts,
+// timeouts, a lost connection) is not.
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&ch.Exception{Code: 497, Message: "raterd: Not enough privileges"}, ClassAccess},
+		{&ch.Exception{Code: 164, Message: "readonly"}, ClassAccess},
+		{&ch.Exception{Code: 516, Message: "Authentication failed"}, ClassAccess},
+		{&ch.Exception{Code: 16, Message: "No such column x"}, ClassSchema},
+		{&ch.Exception{Code: 60, Message: "Table raterd.scores doesn't exist"}, ClassSchema},
+		{&ch.Exception{Code: 53, Message: "Type mismatch"}, ClassData},
+		{fmt.Errorf("insert: %w", &ch.Exception{Code: 81}), ClassSchema},
+		{&ch.Exception{Code: 252, Message: "Too many parts"}, ""},
+		{&ch.Exception{Code: 241, Message: "Memory limit exceeded"}, ""},
+		{&ch.Exception{Code: 159, Message: "Timeout exceeded"}, ""},
+		{context.DeadlineExceeded, ""},
+		{errors.New("read: connection reset by peer"), ""},
+		{sinks.Permanent(ClassData, errors.New("append")), ClassData},
+	}
+	for _, tt := range tests {
+		if got := sinks.PermanentClass(classify(tt.err)); got != tt.want {
+			t.Errorf("classify(%v): class %q, want %q", tt.err, got, tt.want)
+		}
+	}
+	if classify(nil) != nil {
+		t.Error("classify(nil) != nil")
+	}
+}
