@@ -5,7 +5,7 @@ package faults
 // on a timing; docs/reliability.md ("Restart") holds the figures and this command:
 //
 //	eval "$(scripts/services.sh env)"
-//	RATERD_MEASURE_RESTART=1 go test -count=1 -v -run TestMeasureRestart ./faults/
+//	RATERD_MEASURE_RESTART=1 RATERD_RESTART_SESSION_TIMEOUTS=30s,default,6s go test -count=1 -v -run TestMeasureRestart ./faults/
 //
 // It runs against the shared services (Kafka and ClickHouse of scripts/services.sh), on a
 // topic, group and database of its own.
@@ -27,6 +27,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"raterd/consumer"
 	"raterd/internal/testkit"
 	"raterd/internal/testkit/chtest"
 )
@@ -69,7 +70,11 @@ func TestMeasureRestart(t *testing.T) {
 			name := fmt.Sprintf("session_timeout=%s/%s", st, sigName(sig))
 			t.Run(name, func(t *testing.T) {
 				assigned, first, all := measureRestart(t, bin, broker, chAddr, st, sig, runs)
-				table = append(table, fmt.Sprintf("| %s | %s | %s | %s | %s |", st, sigName(sig), figures(assigned), figures(first), figures(all)))
+				label := st
+				if st == "default" {
+					label = fmt.Sprintf("%s (default)", defaultSessionTimeout(t))
+				}
+				table = append(table, fmt.Sprintf("| %s | %s | %s | %s | %s |", label, sigName(sig), figures(assigned), figures(first), figures(all)))
 			})
 		}
 	}
@@ -135,6 +140,15 @@ func measureRestart(t *testing.T, bin, broker, chAddr, sessionTimeout string, si
 		t.Errorf("raterd exited with %v on SIGTERM; log:\n%s", err, p.tail(30))
 	}
 	return assigned, first, all
+}
+
+// defaultSessionTimeout is kafka.session_timeout when the config leaves it out.
+func defaultSessionTimeout(t *testing.T) time.Duration {
+	cfg := consumer.Config{Brokers: []string{"127.0.0.1:9092"}, Topics: []string{"t"}}
+	if err := cfg.Validate("kafka"); err != nil {
+		t.Fatal(err)
+	}
+	return cfg.SessionTimeout
 }
 
 func fileSize(path string) int64 {
