@@ -88,8 +88,12 @@ type Config struct {
 	PoisonAttempts int `yaml:"poison_attempts"`
 	// SessionTimeout is how long the group coordinator waits without a heartbeat before
 	// it gives a member's partitions to the others: how soon the group recovers from a
-	// crashed process. Within the broker's group.min/max.session.timeout.ms (6s..30m by
-	// default). Default 30s.
+	// crashed process, and how long a process restarted after kill -9 waits for its
+	// partitions (kafka-go has no static membership: the dead member holds them until its
+	// session expires). Heartbeats go every tenth of it, from a goroutine of their own,
+	// so slow judging does not delay them. Within the broker's
+	// group.min/max.session.timeout.ms (6s..30m by default). Default 10s (kafka-go's own
+	// default is 30s; raise it where the network to the brokers drops for seconds).
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// RebalanceTimeout is how long the coordinator waits for every member to rejoin in a
 	// rebalance. Default 30s.
@@ -200,7 +204,7 @@ func (c *Config) Validate(key string) error {
 		c.RetryBackoffMax = 10 * time.Second
 	}
 	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 30 * time.Second
+		c.SessionTimeout = 10 * time.Second
 	}
 	if c.RebalanceTimeout == 0 {
 		c.RebalanceTimeout = 30 * time.Second

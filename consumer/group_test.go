@@ -34,3 +34,24 @@ func TestHandBackTimeoutEndsBeforeTheSession(t *testing.T) {
 		}
 	}
 }
+
+// The default session timeout is what a restart after a crash (kill -9, OOM) waits for:
+// the dead member keeps its partitions until its session expires, since kafka-go's group
+// has no static membership to rejoin as. 10s, within the broker's floor (6s) and with
+// heartbeats every second, keeps that wait at a third of kafka-go's 30s default and
+// leaves the hand-back 8s (docs/reliability.md, Restart).
+func TestDefaultSessionTimeoutBoundsCrashRestart(t *testing.T) {
+	cfg := Config{Brokers: []string{"127.0.0.1:9092"}, Topics: []string{"t"}}
+	if err := cfg.Validate("kafka"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SessionTimeout != 10*time.Second {
+		t.Errorf("default session_timeout %s, want 10s", cfg.SessionTimeout)
+	}
+	if hb := heartbeatInterval(cfg); hb != time.Second {
+		t.Errorf("heartbeat every %s, want 1s", hb)
+	}
+	if hb := handBackTimeout(cfg); hb != 8*time.Second {
+		t.Errorf("hand-back %s, want 8s", hb)
+	}
+}

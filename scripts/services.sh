@@ -17,7 +17,7 @@
 # server is 18.16); the openai client and real GenAI instrumentations from PyPI into another
 # (scripts/genai-instrumented.sh setup); llama.cpp's server, built from the llama-cpp-python
 # sdist on PyPI with tiny models it writes (scripts/services-llama.sh: about 15 minutes the
-# first time, cached after).
+# first time, cached after); promtool, unpacked from Debian's prometheus package.
 # ClickHouse listens on 9000 and, with TLS, on 9440; the certificate is signed by a CA made
 # at each start (its path is in `env`). Kafka listens on 9092 (PLAINTEXT), 9094 (SASL_SSL:
 # SCRAM-SHA-512/256 and PLAIN, user raterd) and 9095 (SSL with client certificates), with
@@ -414,6 +414,32 @@ otelcol_wait() {
   log "otelcol: up (collector $OTELCOL_BUILDER_VERSION) on 127.0.0.1:$OTELCOL_GRPC_PORT"
 }
 
+# ----------------------------------------------------------------------------- promtool
+# promtool runs `promtool check rules` and the rule unit tests on deploy/prometheus
+# (sinks/alert/prometheus_rules_test.go, which finds it through RATERD_TEST_PROMTOOL).
+# It is unpacked from Debian's prometheus package into the cache: downloaded, not installed,
+# so no Prometheus server is set up or started (about 20 MB, a second or two; cached after).
+PROMTOOL_BIN="$DIR/promtool/promtool"
+promtool_install() {
+  [ -x "$PROMTOOL_BIN" ] && return 0
+  command -v apt-get >/dev/null || die "promtool: no apt-get here; put promtool at $PROMTOOL_BIN by hand"
+  # grep without -q reads all of apt-cache's output: under pipefail, -q could fail it with SIGPIPE.
+  if [ -z "$APT_UPDATED" ] && ! apt-cache policy prometheus 2>/dev/null | grep 'Candidate: [^(]' >/dev/null; then
+    log "apt: updating package lists"
+    as_root apt-get -o DPkg::Lock::Timeout=900 update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  log "promtool: unpacking it from Debian's prometheus package into $DIR/promtool"
+  local tmp="$DIR/promtool.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp" "$DIR/promtool"
+  { (cd "$tmp" && apt-get download prometheus) &&
+    dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool &&
+    "$tmp/usr/bin/promtool" --version; } >"$LOGS/promtool-install.log" 2>&1 ||
+    { tail -n 20 "$LOGS/promtool-install.log" >&2; rm -rf "$tmp"; die "promtool: install failed"; }
+  mv -f "$tmp/usr/bin/promtool" "$PROMTOOL_BIN"
+  rm -rf "$tmp"
+}
+
 cmd_up() {
   local t0=$SECONDS
   # llama.cpp's build is the long pole (CPU-bound, about 15 minutes the first time): it runs
@@ -423,7 +449,7 @@ cmd_up() {
   local llama_pid
   mkdir -p "$LLAMA_DIR"; llama_build_tools
   llama_install 9>&- >"$LOGS/llama-install.log" 2>&1 & llama_pid=$!
-  kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install
+  kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install; promtool_install
   local waited=0
   while kill -0 "$llama_pid" 2>/dev/null; do
     sleep 2; waited=$((waited + 2))
@@ -489,6 +515,8 @@ cmd_env() {
   # The OpenTelemetry Collector: its OTLP gRPC endpoint and the file it writes what it got to.
   echo "export RATERD_TEST_OTELCOL=127.0.0.1:$OTELCOL_GRPC_PORT"
   echo "export RATERD_TEST_OTELCOL_FILE=$OTELCOL_FILE"
+  # promtool, for the Prometheus rule checks (promtool_install).
+  echo "export RATERD_TEST_PROMTOOL=$PROMTOOL_BIN"
   # llama.cpp's server (scripts/services-llama.sh): OpenAI-compatible base URLs, the chat
   # templates, and the Python that renders them with jinja2.
   llama_env

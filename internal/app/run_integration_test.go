@@ -112,6 +112,12 @@ func TestIntegrationRunServesAdminAndDrains(t *testing.T) {
 		t.Fatal("run did not stop within the shutdown timeout")
 	}
 	checkCommittedToEnd(t, s.Kafka, topic, cfg.Kafka.GroupID, 2)
+	// It left the group on the way out (kafka-go's LeaveGroup on Close): a restart gets
+	// its partitions at once instead of after the session timeout (docs/reliability.md,
+	// Restart).
+	if n := groupMembers(t, s.Kafka, cfg.Kafka.GroupID); n != 0 {
+		t.Errorf("after shutdown the group still has %d members: raterd did not leave it", n)
+	}
 }
 
 func get(t *testing.T, url string) (int, string) {

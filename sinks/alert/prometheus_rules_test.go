@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"raterd/internal/telemetry"
+	"raterd/internal/testkit"
 	"raterd/sinks/alert"
 	"raterd/sinks/alert/notify"
 )
@@ -87,8 +88,8 @@ func (refusingNotifier) Notify(context.Context, notify.Notification) error {
 
 // TestPrometheusRules checks deploy/prometheus/raterd-alerts.yaml: every rule is complete
 // (severity, summary, description), and every raterd metric it reads is one raterd
-// exports. With promtool on PATH it also runs `promtool check rules` and the rule unit
-// tests in raterd-alerts.test.yaml.
+// exports. Its subtest promtool runs `promtool check rules` and the rule unit tests in
+// raterd-alerts.test.yaml (promtoolPath says which promtool, and when it is skipped).
 func TestPrometheusRules(t *testing.T) {
 	data, err := os.ReadFile(rulesFile)
 	if err != nil {
@@ -172,17 +173,33 @@ func TestPrometheusRules(t *testing.T) {
 		}
 	}
 
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Log("promtool not on PATH: skipping promtool check rules / test rules")
-		return
-	}
-	dir := filepath.Dir(rulesFile)
-	for _, args := range [][]string{{"check", "rules", "raterd-alerts.yaml"}, {"test", "rules", "raterd-alerts.test.yaml"}} {
-		cmd := exec.Command(promtool, args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+	t.Run("promtool", func(t *testing.T) {
+		promtool := promtoolPath(t)
+		dir := filepath.Dir(rulesFile)
+		for _, args := range [][]string{{"check", "rules", "raterd-alerts.yaml"}, {"test", "rules", "raterd-alerts.test.yaml"}} {
+			cmd := exec.Command(promtool, args...)
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
 		}
+	})
+}
+
+// promtoolPath returns the promtool to run: RATERD_TEST_PROMTOOL (scripts/services.sh
+// installs it and prints it in `env`), else promtool on PATH. Without either the test is
+// skipped, or failed with RATERD_REQUIRE_SERVICES set, so CI cannot pass without running
+// the rule checks.
+func promtoolPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("RATERD_TEST_PROMTOOL"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("RATERD_TEST_PROMTOOL: %v; run scripts/services.sh up", err)
+		}
+		return p
 	}
+	if p, err := exec.LookPath("promtool"); err == nil {
+		return p
+	}
+	return testkit.Service(t, "RATERD_TEST_PROMTOOL", "promtool, for the Prometheus rule checks")
 }
