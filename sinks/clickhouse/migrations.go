@@ -284,7 +284,7 @@ func Migrations() []Migration {
     cached UInt8,
     judge_latency_ms UInt32,
     attempts UInt16
-) ENGINE = ReplacingMergeTree(scored_at)
+) ENGINE = ` + scoresEngine + `
 PARTITION BY toYYYYMM(event_time)
 ORDER BY (evaluator, model, toStartOfHour(event_time), app, record_id, rubric_version, judge)`,
 			// Hourly trends. A materialized view sees inserted blocks, before replays collapse,
