@@ -188,13 +188,18 @@ type scenarioRun struct {
 	kc     *kafka.Client
 	group  string
 	topic  string
+	db     string
 	mu     sync.Mutex // guards procs, admin and last: the sampler reads them while faults add processes
 	procs  []*proc
 	admin  map[*proc]string   // each process's admin (metrics) address
 	last   map[*proc]counters // each process's last successful scrape
 	killed map[*proc]bool
 	kills  []string // what each kill -9 hit, for the evidence
+	misses []string // faults that missed: a kill of a process not running or not working
 	notes  []string // other evidence the fault gathered
+	// ahead is, for a kill during a ClickHouse outage, how many messages the group had
+	// committed with neither score rows nor a dead letter in ClickHouse (-1: not measured).
+	ahead int64
 }
 
 func (r *scenarioRun) processes() []*proc {
@@ -282,15 +287,13 @@ func (r *scenarioRun) kill(p *proc) {
 			return
 		}
 	}
-	r.notes = append(r.notes, fmt.Sprintf("kill of %s missed (running %v, exit %v, %.0f fetched)", p.name, wasRunning, err, fetched))
+	r.misses = append(r.misses, fmt.Sprintf("kill of %s missed (running %v, exit %v, %.0f fetched)", p.name, wasRunning, err, fetched))
 }
 
 // killsMet is the evidence of scenarios whose fault is a kill -9.
 func killsMet(r *scenarioRun, _ evidence) (string, bool) {
-	if len(r.kills) == 0 {
-		return strings.Join(r.notes, "; "), false
-	}
-	return strings.Join(append(r.kills, r.notes...), "; "), len(r.notes) == 0
+	all := append(append(append([]string(nil), r.kills...), r.misses...), r.notes...)
+	return strings.Join(all, "; "), len(r.kills) > 0 && len(r.misses) == 0
 }
 
 // restart stops a service (SIGTERM), keeps it down for down, and starts it again.
@@ -310,18 +313,29 @@ func isSignalExit(err error) bool {
 	return ok && !ee.Exited()
 }
 
-// committedSum is the number of messages the group has committed, -1 while Kafka does
-// not answer.
-func (r *scenarioRun) committedSum() int64 {
+// commitsAhead counts the messages below the group's committed offsets that have
+// neither a score row nor a dead letter in ClickHouse: work a crash has lost for good.
+// Called with no raterd running, so neither side moves.
+func commitsAhead(t *testing.T, r *scenarioRun) int64 {
+	t.Helper()
 	c := committed(context.Background(), r.kc, r.group, r.topic)
 	if c == nil {
-		return -1
+		t.Fatal("committed offsets unreadable after the kill")
 	}
-	var n int64
-	for _, off := range c {
-		n += max(off, 0)
+	conn, err := clickhouse.Open(context.Background(), r.st.ch.config(r.db))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return n
+	defer conn.Close()
+	var total int64
+	for p, off := range c {
+		if off <= 0 {
+			continue
+		}
+		have := countUint(t, conn, fmt.Sprintf("SELECT uniqExact(o) FROM (SELECT toInt64(offset) AS o FROM %[1]s.scores WHERE partition = %[2]d AND offset < %[3]d UNION ALL SELECT toInt64(offset) AS o FROM %[1]s.dead_letters WHERE partition = %[2]d AND offset < %[3]d)", r.db, p, off))
+		total += off - int64(have)
+	}
+	return total
 }
 
 func scenarios() []scenario {
@@ -332,27 +346,26 @@ func scenarios() []scenario {
 	// clickHouseOutageKill stops ClickHouse, waits until raterd has met the outage
 	// (failed inserts) and three seconds more — fetching reaches its in-flight bounds, so
 	// a build that commits before writing has committed records whose rows are nowhere —
-	// then kills raterd with SIGKILL, starts ClickHouse and restarts raterd.
+	// then kills raterd with SIGKILL and starts ClickHouse. Before raterd restarts it
+	// measures how far the group's commits ran ahead of what ClickHouse holds.
 	clickHouseOutageKill := func(t *testing.T, r *scenarioRun) {
 		p := r.procs[len(r.procs)-1]
+		r.scrape(p)
+		errs := r.lastOf(p).insertErrors
 		if err := r.st.ch.p.stop(syscall.SIGTERM, 60*time.Second); err != nil && !isSignalExit(err) {
 			t.Logf("clickhouse exited with %v when stopped", err)
 		}
-		from := r.committedSum()
-		r.scrape(p)
-		errs := r.lastOf(p).insertErrors
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && r.lastOf(p).insertErrors == errs; {
 			time.Sleep(100 * time.Millisecond)
 			r.scrape(p)
 		}
 		time.Sleep(3 * time.Second)
-		if to := r.committedSum(); from >= 0 && to >= 0 {
-			r.notes = append(r.notes, fmt.Sprintf("%d messages committed while ClickHouse was down", to-from))
-		}
 		r.kill(p)
 		if err := r.st.ch.start(); err != nil {
 			t.Fatalf("restart clickhouse: %v", err)
 		}
+		r.ahead = commitsAhead(t, r)
+		r.notes = append(r.notes, fmt.Sprintf("%d messages committed with no row or dead letter in ClickHouse at the kill", r.ahead))
 		r.startRaterd(t)
 	}
 	clickHouseMet := func(r *scenarioRun, e evidence) (string, bool) {
@@ -362,6 +375,12 @@ func scenarios() []scenario {
 		ch, chOK := clickHouseMet(r, e)
 		kills, killOK := killsMet(r, e)
 		return ch + "; " + kills, chOK && killOK
+	}
+	// The commit-first control's fault is met only if the kill struck while its commits
+	// were ahead of its writes: otherwise it could not lose rows.
+	commitsAheadMet := func(r *scenarioRun, e evidence) (string, bool) {
+		s, ok := clickHouseKillMet(r, e)
+		return s, ok && r.ahead > 0
 	}
 	noFault := func(*scenarioRun, evidence) (string, bool) { return "no fault", true }
 	return []scenario{
@@ -394,7 +413,7 @@ func scenarios() []scenario {
 		{name: "twoprocs", fault: "two raterd in the group, one kill -9 at 50%", at: 0.50, processes: 2, inject: func(t *testing.T, r *scenarioRun) {
 			r.scrapeAll()
 			if r.lastOf(r.procs[1]).fetched == 0 {
-				r.notes = append(r.notes, "raterd-1 had fetched nothing before raterd-0 was killed")
+				r.misses = append(r.misses, "raterd-1 had fetched nothing before raterd-0 was killed")
 			}
 			r.kill(r.procs[0])
 		}, met: killsMet},
@@ -405,7 +424,7 @@ func scenarios() []scenario {
 			return fmt.Sprintf("raterd-1 fetched %.0f messages after joining", n), n > 0
 		}},
 		{name: "negative", fault: "NEGATIVE CONTROL, commits before writing: ClickHouse stopped at 30%, kill -9 of raterd during the outage, restart",
-			at: 0.30, binary: "raterd-commit-first", control: propRowsLost, inject: clickHouseOutageKill, met: clickHouseKillMet},
+			at: 0.30, binary: "raterd-commit-first", control: propRowsLost, inject: clickHouseOutageKill, met: commitsAheadMet},
 		{name: "negative_dlq", fault: "NEGATIVE CONTROL, drops dead letters: no fault",
 			binary: "raterd-drop-dlq", control: propDeadLetters, inject: func(*testing.T, *scenarioRun) {}, met: noFault},
 		{name: "negative_collapse", fault: "NEGATIVE CONTROL, scores without ReplacingMergeTree: kill -9 at 50%, restart",
@@ -586,7 +605,7 @@ func runScenario(t *testing.T, st *stack, bins *binaries, sc scenario, n int, si
 	topic, group, db := "faults-"+sc.name+"-"+suffix, "faults-"+sc.name+"-"+suffix, "faults_"+sc.name+"_"+suffix
 	kc := &kafka.Client{Addr: kafka.TCP(st.kafka.addr), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
 	r := &scenarioRun{sc: sc, st: st, bin: bin, dir: t.TempDir(), kc: kc, group: group, topic: topic,
-		admin: map[*proc]string{}, last: map[*proc]counters{}, killed: map[*proc]bool{}}
+		db: db, admin: map[*proc]string{}, last: map[*proc]counters{}, killed: map[*proc]bool{}, ahead: -1}
 	r.base = raterdConfig(st, topic, group, db, simURL)
 
 	// The build under test creates its own schema, as an operator's raterd migrate would

@@ -95,7 +95,7 @@ func (s metricsSample) sum(name string, labels ...string) float64 {
 // processes of a scenario, of each one's last scrape.
 type counters struct {
 	fetched          float64 // raterd_consumer_records_total: messages fetched
-	judgeCalls       float64 // raterd_scorer_judge_calls_total
+	judgeCalls       float64 // raterd_scorer_judge_calls_total{judge="sim"}: calls to the model judge
 	redisRoundTrips  float64 // raterd_cache_round_trips_total: calls that reached Redis
 	redisErrors      float64 // raterd_cache_bypass_total, reason error or timeout
 	insertErrors     float64 // raterd_clickhouse_insert_errors_total: failed insert attempts
@@ -108,7 +108,7 @@ type counters struct {
 func countersOf(s metricsSample) counters {
 	return counters{
 		fetched:         s.sum("raterd_consumer_records_total"),
-		judgeCalls:      s.sum("raterd_scorer_judge_calls_total"),
+		judgeCalls:      s.sum("raterd_scorer_judge_calls_total", `judge="sim"`),
 		redisRoundTrips: s.sum("raterd_cache_round_trips_total"),
 		redisErrors:     s.sum("raterd_cache_bypass_total", `reason="error"`) + s.sum("raterd_cache_bypass_total", `reason="timeout"`),
 		insertErrors:    s.sum("raterd_clickhouse_insert_errors_total"),

@@ -2,6 +2,6 @@
 
 package clickhouse
 
-// scoresEngine is the scores table's engine in every real build: a replay collapses,
-// keeping the latest scored_at. See collapse_control_on.go.
-const scoresEngine = "ReplacingMergeTree(scored_at)"
+// scoresSortingKey is the scores table's sorting key in every real build: it ends with
+// exactly the row's identity, so a replay collapses. See collapse_control_on.go.
+const scoresSortingKey = "(evaluator, model, toStartOfHour(event_time), app, record_id, rubric_version, judge)"
