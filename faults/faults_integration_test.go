@@ -82,10 +82,10 @@ const judgeEvaluator = "helpfulness"
 // evaluators is how many rows each valid record gets.
 var evaluators = len(checkEvaluators) + 1
 
-// traffic returns n record values and how many of them are invalid. Three in four
-// prompts and answers repeat (600 distinct pairs), as live traffic does, so the cache
-// has hits; one in four records asks a question of its own, so the judge's cache misses
-// and asks Redis all through the drain, not only in its first seconds.
+// traffic returns n record values and how many of them are invalid. Most prompts and
+// answers repeat (600 distinct pairs), as live traffic does, so the cache has hits; one
+// record in 20 asks a question of its own, so the judge's cache misses and asks Redis
+// (and the judge pool) all through the drain, not only in its first seconds.
 func traffic(prefix string, n int) (values [][]byte, invalid int) {
 	bad := []string{
 		`{"model":"m","response":"unterminated`,
@@ -116,7 +116,7 @@ func traffic(prefix string, n int) (values [][]byte, invalid int) {
 			continue
 		}
 		q := i % 300
-		if i%4 == 1 {
+		if i%20 == 1 {
 			q = 300 + i // asked once
 		}
 		prompt := fmt.Sprintf("Customer question %d: %s", q, strings.Repeat("how do I reset my password and keep my data? ", 4+q%7))
