@@ -411,9 +411,18 @@ func scenarios() []scenario {
 				return fmt.Sprintf("%.0f judge attempts failed", failed), failed > 0
 			}},
 		{name: "twoprocs", fault: "two raterd in the group, one kill -9 at 50%", at: 0.50, processes: 2, inject: func(t *testing.T, r *scenarioRun) {
-			r.scrapeAll()
-			if r.lastOf(r.procs[1]).fetched == 0 {
-				r.misses = append(r.misses, "raterd-1 had fetched nothing before raterd-0 was killed")
+			// Both members must be working, or this is a kill of a lone member: wait a
+			// little for the second to fetch (at the start both join at once).
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				r.scrapeAll()
+				if r.lastOf(r.procs[0]).fetched > 0 && r.lastOf(r.procs[1]).fetched > 0 {
+					break
+				}
+			}
+			for _, p := range r.procs {
+				if r.lastOf(p).fetched == 0 {
+					r.misses = append(r.misses, p.name+" had fetched nothing before raterd-0 was killed")
+				}
 			}
 			r.kill(r.procs[0])
 		}, met: killsMet},
@@ -798,7 +807,7 @@ func runScenario(t *testing.T, st *stack, bins *binaries, sc scenario, n int, si
 	}
 	if !o.pass() || sc.control != "" || os.Getenv("RATERD_FAULTS_LOGS") != "" {
 		for _, p := range r.processes() {
-			t.Logf("%s log tail:\n%s", p.name, p.tail(25))
+			t.Logf("%s (admin %s, last counters %+v) log tail:\n%s", p.name, r.admin[p], r.lastOf(p), p.tail(25))
 		}
 	}
 	if dir := os.Getenv("RATERD_FAULTS_LOGS"); dir != "" && dir != "1" {
