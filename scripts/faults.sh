@@ -5,7 +5,7 @@
 # runs the negative controls (builds with one promise broken, which must fail on it),
 # and rewrites the table in docs/reliability.md.
 #
-#   scripts/faults.sh                        # all scenarios, 50,000 records each (~15 min)
+#   scripts/faults.sh                        # all scenarios, 50,000 records each (~8 min)
 #   scripts/faults.sh -run 'kill50|negative' # some scenarios (the doc table lists only those)
 #   RATERD_FAULTS_RECORDS=5000 scripts/faults.sh   # smaller drains while developing
 #   RATERD_FAULTS_LOGS=/tmp/logs scripts/faults.sh # keep every raterd's log there
