@@ -79,8 +79,8 @@ var checkEvaluators = [][2]string{{"refusal", "refusal"}, {"pii", "pii"}, {"json
 
 const judgeEvaluator = "helpfulness"
 
-// evaluators is how many rows each valid record gets.
-var evaluators = len(checkEvaluators) + 1
+// evaluators is how many rows each valid record gets: the checks and the judge.
+const evaluators = 6
 
 // traffic returns n record values and how many of them are invalid. Most prompts and
 // answers repeat (600 distinct pairs), as live traffic does, so the cache has hits; one
@@ -147,11 +147,17 @@ type problem struct {
 	text string
 }
 
-// controlBuilds are the negative controls' build tags: each breaks one promise.
-var controlBuilds = map[string]string{
-	"raterd-commit-first": "raterd_negative_control",  // consumer/negative_control_on.go
-	"raterd-drop-dlq":     "raterd_drop_dead_letters", // consumer/dead_letter_control_on.go
-	"raterd-no-collapse":  "raterd_no_collapse",       // sinks/clickhouse/collapse_control_on.go
+// controlTag is a negative control's build tag: each breaks one promise.
+func controlTag(binary string) (string, bool) {
+	switch binary {
+	case "raterd-commit-first":
+		return "raterd_negative_control", true // consumer/negative_control_on.go
+	case "raterd-drop-dlq":
+		return "raterd_drop_dead_letters", true // consumer/dead_letter_control_on.go
+	case "raterd-no-collapse":
+		return "raterd_no_collapse", true // sinks/clickhouse/collapse_control_on.go
+	}
+	return "", false
 }
 
 // scenario is one fault and when it strikes.
@@ -160,7 +166,7 @@ type scenario struct {
 	fault       string  // the docs table's description
 	at          float64 // fraction of the expected rows written when the fault strikes
 	processes   int     // raterd processes in the group (default 1)
-	binary      string  // "raterd" or a negative control's build (controlBuilds)
+	binary      string  // "raterd" or a negative control's build (controlTag)
 	control     property
 	faultyJudge bool // the judge pool fails 30% of calls and hangs 2% throughout
 	// inject runs the fault; it returns when the fault is over (a service is back, a
@@ -482,6 +488,9 @@ func (o outcome) detail() string {
 
 func TestFaultInjection(t *testing.T) {
 	n := drainRecords(t)
+	if len(checkEvaluators)+1 != evaluators {
+		t.Fatalf("evaluators is %d; the config has %d checks and one judge", evaluators, len(checkEvaluators))
+	}
 	testkit.Service(t, "RATERD_TEST_KAFKA_LIBS", "Kafka jars")
 	bins := &binaries{dir: t.TempDir(), built: map[string]string{}}
 	if _, err := bins.get("raterd"); err != nil {
@@ -539,7 +548,7 @@ func (b *binaries) get(name string) (string, error) {
 	path := filepath.Join(b.dir, name)
 	args := []string{"build", "-o", path}
 	if name != "raterd" {
-		tag, ok := controlBuilds[name]
+		tag, ok := controlTag(name)
 		if !ok {
 			return "", fmt.Errorf("no build %q", name)
 		}
