@@ -3,25 +3,32 @@
 package faults
 
 // Each scenario produces a fresh topic of drainRecords records (about 1% invalid), runs
-// the real raterd binary on it against the private stack (stack_test.go), injects one
-// fault mid-drain, waits until the group's committed offsets reach the end, stops raterd
-// with SIGTERM and checks:
-//   - every valid record has exactly one row per evaluator in scores FINAL;
+// the real raterd binary on it against the private stack (stack_test.go) with five
+// built-in checks and one model judge (a judgesim pool behind the Redis cache), injects
+// one fault mid-drain, waits until the group's committed offsets reach the end, stops
+// raterd with SIGTERM and checks:
+//   - the fault was met: raterd's own metrics (scraped from each process's admin port)
+//     or log show it (Redis calls failing during a Redis outage, inserts refused during a
+//     ClickHouse outage, …), a killed process died of SIGKILL with work in flight;
+//   - Redis and the judge were used at all;
+//   - every valid record has exactly one row per evaluator in scores FINAL: none
+//     missing (rows lost), none extra (duplicates);
 //   - every invalid record is dead-lettered exactly once (distinct source offsets, in the
 //     dead_letters table and on the dead-letter topic);
 //   - no raterd process exited with an error except the ones killed on purpose;
 //   - the committed offsets reached the end of every partition.
-// A negative control runs a raterd built to commit offsets before writing
-// (consumer/negative_control_on.go) through a kill -9; the suite must catch it.
+// One negative control per promise runs a raterd built with that promise broken (a
+// build tag) and must fail on the property that promise guards; if it passes, or fails
+// only on something else, the suite fails: it would no longer catch that bug.
 //
 // Run it alone with scripts/faults.sh, which also rewrites the table in
 // docs/reliability.md (-reliability-doc).
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +44,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"raterd/internal/judgesim"
-	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
 	"raterd/sinks/clickhouse"
 	sinkkafka "raterd/sinks/kafka"
@@ -66,11 +72,20 @@ func drainRecords(t *testing.T) int {
 }
 
 // checkEvaluators (evaluator name, heuristic check) apply to every valid record: no
-// match rules, no sampling.
+// match rules, no sampling. The built-in checks skip the cache (they are cheaper to run
+// again), so every scenario also runs judgeEvaluator on the judgesim pool, whose
+// verdicts the cache keeps in Redis.
 var checkEvaluators = [][2]string{{"refusal", "refusal"}, {"pii", "pii"}, {"json_validity", "json"}, {"truncated", "truncated"}, {"repetition", "repetition"}}
 
-// traffic returns n record values and how many of them are invalid. Prompts and answers
-// repeat (600 distinct pairs), as live traffic does, so the cache has work too.
+const judgeEvaluator = "helpfulness"
+
+// evaluators is how many rows each valid record gets: the checks and the judge.
+const evaluators = 6
+
+// traffic returns n record values and how many of them are invalid. Most prompts and
+// answers repeat (600 distinct pairs), as live traffic does, so the cache has hits; one
+// record in 20 asks a question of its own, so the judge's cache misses and asks Redis
+// (and the judge pool) all through the drain, not only in its first seconds.
 func traffic(prefix string, n int) (values [][]byte, invalid int) {
 	bad := []string{
 		`{"model":"m","response":"unterminated`,
@@ -100,7 +115,11 @@ func traffic(prefix string, n int) (values [][]byte, invalid int) {
 			invalid++
 			continue
 		}
-		prompt := fmt.Sprintf("Customer question %d: %s", i%300, strings.Repeat("how do I reset my password and keep my data? ", 4+i%300%7))
+		q := i % 300
+		if i%20 == 1 {
+			q = 300 + i // asked once
+		}
+		prompt := fmt.Sprintf("Customer question %d: %s", q, strings.Repeat("how do I reset my password and keep my data? ", 4+q%7))
 		v := fmt.Sprintf(`{"id":"%s-%d","timestamp":%q,"model":"support-llm-v%d","app":"app-%d","prompt":%q,"response":%q}`,
 			prefix, i, ts, 6+i%2, i%3, prompt, answers[i%len(answers)])
 		values = append(values, []byte(v))
@@ -108,29 +127,85 @@ func traffic(prefix string, n int) (values [][]byte, invalid int) {
 	return values, invalid
 }
 
+// property is what a check guards; a negative control must fail on its own.
+type property string
+
+const (
+	propRowsLost    property = "rows lost"
+	propDuplicates  property = "duplicates"
+	propDeadLetters property = "dead letters"
+	propCommitted   property = "committed to end"
+	propCrash       property = "crashes"
+	propDrain       property = "drain"
+	propExercised   property = "fault not met"
+	propUnused      property = "cache or judge unused"
+)
+
+// problem is one failed check.
+type problem struct {
+	prop property
+	text string
+}
+
+// controlTag is a negative control's build tag: each breaks one promise.
+func controlTag(binary string) (string, bool) {
+	switch binary {
+	case "raterd-commit-first":
+		return "raterd_negative_control", true // consumer/negative_control_on.go
+	case "raterd-drop-dlq":
+		return "raterd_drop_dead_letters", true // consumer/dead_letter_control_on.go
+	case "raterd-no-collapse":
+		return "raterd_no_collapse", true // sinks/clickhouse/collapse_control_on.go
+	}
+	return "", false
+}
+
 // scenario is one fault and when it strikes.
 type scenario struct {
-	name      string
-	fault     string  // the docs table's description
-	at        float64 // fraction of the expected rows written when the fault strikes
-	processes int     // raterd processes in the group (default 1)
-	binary    string  // "raterd" or "raterd-broken" (the negative control)
-	judge     bool    // adds an evaluator on the faulty judge pool
+	name        string
+	fault       string  // the docs table's description
+	at          float64 // fraction of the expected rows written when the fault strikes
+	processes   int     // raterd processes in the group (default 1)
+	binary      string  // "raterd" or a negative control's build (controlTag)
+	control     property
+	faultyJudge bool // the judge pool fails 30% of calls and hangs 2% throughout
 	// inject runs the fault; it returns when the fault is over (a service is back, a
 	// killed process restarted or left to the group).
 	inject func(t *testing.T, r *scenarioRun)
+	// met says whether raterd really met the fault, with the evidence for the table.
+	met func(r *scenarioRun, e evidence) (string, bool)
+}
+
+// evidence is what the run saw of a fault: counter deltas from the fault's start to its
+// end (during) and to the end of the drain (after), the totals, and the raterd logs
+// written since the fault began.
+type evidence struct {
+	during, after, total counters
+	log                  string
 }
 
 // scenarioRun is the state of one scenario while it runs.
 type scenarioRun struct {
-	sc      scenario
-	st      *stack
-	bin     string
-	dir     string
-	cfgPath string
-	mu      sync.Mutex // guards procs: the RSS sampler reads it while faults add processes
-	procs   []*proc
-	killed  map[*proc]bool
+	sc     scenario
+	st     *stack
+	bin    string
+	dir    string
+	base   string // the config without its admin section
+	kc     *kafka.Client
+	group  string
+	topic  string
+	db     string
+	mu     sync.Mutex // guards procs, admin and last: the sampler reads them while faults add processes
+	procs  []*proc
+	admin  map[*proc]string   // each process's admin (metrics) address
+	last   map[*proc]counters // each process's last successful scrape
+	killed map[*proc]bool
+	kills  []string // what each kill -9 hit, for the evidence
+	misses []string // faults that missed: a kill of a process not running or not working
+	notes  []string // other evidence the fault gathered
+	// ahead is, for a kill during a ClickHouse outage, how many messages the group had
+	// committed with neither score rows nor a dead letter in ClickHouse (-1: not measured).
+	ahead int64
 }
 
 func (r *scenarioRun) processes() []*proc {
@@ -141,21 +216,90 @@ func (r *scenarioRun) processes() []*proc {
 
 func (r *scenarioRun) startRaterd(t *testing.T) *proc {
 	t.Helper()
+	r.mu.Lock()
 	n := len(r.procs)
+	r.mu.Unlock()
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg := filepath.Join(r.dir, fmt.Sprintf("raterd-%d.yaml", n))
+	if err := os.WriteFile(cfg, []byte(r.base+fmt.Sprintf("admin: {listen: %q}\n", admin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p := &proc{name: fmt.Sprintf("raterd-%d", n), dir: r.dir, log: filepath.Join(r.dir, fmt.Sprintf("raterd-%d.log", n)),
-		args: []string{r.bin, "run", "--config", r.cfgPath}}
+		args: []string{r.bin, "run", "--config", cfg}}
 	if err := p.start(); err != nil {
 		t.Fatal(err)
 	}
 	r.mu.Lock()
 	r.procs = append(r.procs, p)
+	r.admin[p] = admin
 	r.mu.Unlock()
 	return p
 }
 
+// scrape reads p's metrics if it is running; a failed scrape keeps the last one.
+func (r *scenarioRun) scrape(p *proc) {
+	if !p.running() {
+		return
+	}
+	r.mu.Lock()
+	addr := r.admin[p]
+	r.mu.Unlock()
+	s, err := scrapeMetrics(context.Background(), addr)
+	if err != nil {
+		return
+	}
+	c := countersOf(s)
+	c.scrapesSucceeded = 1
+	r.mu.Lock()
+	r.last[p] = c
+	r.mu.Unlock()
+}
+
+func (r *scenarioRun) scrapeAll() {
+	for _, p := range r.processes() {
+		r.scrape(p)
+	}
+}
+
+// totals sums every process's last scrape.
+func (r *scenarioRun) totals() counters {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var c counters
+	for _, pc := range r.last {
+		c = c.add(pc)
+	}
+	return c
+}
+
+func (r *scenarioRun) lastOf(p *proc) counters {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last[p]
+}
+
+// kill sends SIGKILL to p (scraping it first) and records whether it really died of it
+// while working.
 func (r *scenarioRun) kill(p *proc) {
+	r.scrape(p)
+	wasRunning := p.running()
 	r.killed[p] = true
-	_ = p.stop(syscall.SIGKILL, 10*time.Second)
+	err := p.stop(syscall.SIGKILL, 10*time.Second)
+	fetched := r.lastOf(p).fetched
+	var ee *exec.ExitError
+	if wasRunning && errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL && fetched > 0 {
+			r.kills = append(r.kills, fmt.Sprintf("%s died of SIGKILL after fetching %.0f messages", p.name, fetched))
+			return
+		}
+	}
+	r.misses = append(r.misses, fmt.Sprintf("kill of %s missed (running %v, exit %v, %.0f fetched)", p.name, wasRunning, err, fetched))
+}
+
+// killsMet is the evidence of scenarios whose fault is a kill -9.
+func killsMet(r *scenarioRun, _ evidence) (string, bool) {
+	all := append(append(append([]string(nil), r.kills...), r.misses...), r.notes...)
+	return strings.Join(all, "; "), len(r.kills) > 0 && len(r.misses) == 0
 }
 
 // restart stops a service (SIGTERM), keeps it down for down, and starts it again.
@@ -175,63 +319,190 @@ func isSignalExit(err error) bool {
 	return ok && !ee.Exited()
 }
 
+// commitsAhead counts the messages below the group's committed offsets that have
+// neither a score row nor a dead letter in ClickHouse: work a crash has lost for good.
+// Called with no raterd running, so neither side moves.
+func commitsAhead(t *testing.T, r *scenarioRun) int64 {
+	t.Helper()
+	c := committed(context.Background(), r.kc, r.group, r.topic)
+	if c == nil {
+		t.Fatal("committed offsets unreadable after the kill")
+	}
+	conn, err := clickhouse.Open(context.Background(), r.st.ch.config(r.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var total int64
+	for p, off := range c {
+		if off <= 0 {
+			continue
+		}
+		have := countUint(t, conn, fmt.Sprintf("SELECT uniqExact(o) FROM (SELECT toInt64(offset) AS o FROM %[1]s.scores WHERE partition = %[2]d AND offset < %[3]d UNION ALL SELECT toInt64(offset) AS o FROM %[1]s.dead_letters WHERE partition = %[2]d AND offset < %[3]d)", r.db, p, off))
+		total += off - int64(have)
+	}
+	return total
+}
+
 func scenarios() []scenario {
 	killAndRestart := func(t *testing.T, r *scenarioRun) {
 		r.kill(r.procs[len(r.procs)-1])
 		r.startRaterd(t)
 	}
+	// clickHouseOutageKill stops ClickHouse, waits until raterd has met the outage
+	// (failed inserts) and three seconds more — fetching reaches its in-flight bounds, so
+	// a build that commits before writing has committed records whose rows are nowhere —
+	// then kills raterd with SIGKILL and starts ClickHouse. Before raterd restarts it
+	// measures how far the group's commits ran ahead of what ClickHouse holds.
+	clickHouseOutageKill := func(t *testing.T, r *scenarioRun) {
+		p := r.procs[len(r.procs)-1]
+		r.scrape(p)
+		errs := r.lastOf(p).insertErrors
+		if err := r.st.ch.p.stop(syscall.SIGTERM, 60*time.Second); err != nil && !isSignalExit(err) {
+			t.Logf("clickhouse exited with %v when stopped", err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && r.lastOf(p).insertErrors == errs; {
+			time.Sleep(100 * time.Millisecond)
+			r.scrape(p)
+		}
+		time.Sleep(3 * time.Second)
+		r.kill(p)
+		if err := r.st.ch.start(); err != nil {
+			t.Fatalf("restart clickhouse: %v", err)
+		}
+		r.ahead = commitsAhead(t, r)
+		r.notes = append(r.notes, fmt.Sprintf("%d messages committed with no row or dead letter in ClickHouse at the kill", r.ahead))
+		r.startRaterd(t)
+	}
+	clickHouseMet := func(r *scenarioRun, e evidence) (string, bool) {
+		return fmt.Sprintf("%.0f inserts refused", e.during.insertErrors), e.during.insertErrors > 0
+	}
+	clickHouseKillMet := func(r *scenarioRun, e evidence) (string, bool) {
+		ch, chOK := clickHouseMet(r, e)
+		kills, killOK := killsMet(r, e)
+		return ch + "; " + kills, chOK && killOK
+	}
+	// The commit-first control's fault is met only if the kill struck while its commits
+	// were ahead of its writes: otherwise it could not lose rows.
+	commitsAheadMet := func(r *scenarioRun, e evidence) (string, bool) {
+		s, ok := clickHouseKillMet(r, e)
+		return s, ok && r.ahead > 0
+	}
+	noFault := func(*scenarioRun, evidence) (string, bool) { return "no fault", true }
 	return []scenario{
-		{name: "none", fault: "none (control)", inject: func(*testing.T, *scenarioRun) {}},
-		{name: "kill10", fault: "kill -9 of raterd at 10%, restart", at: 0.10, inject: killAndRestart},
-		{name: "kill50", fault: "kill -9 of raterd at 50%, restart", at: 0.50, inject: killAndRestart},
-		{name: "kill90", fault: "kill -9 of raterd at 90%, restart", at: 0.90, inject: killAndRestart},
+		{name: "none", fault: "none (control)", inject: func(*testing.T, *scenarioRun) {}, met: noFault},
+		{name: "kill10", fault: "kill -9 of raterd at 10%, restart", at: 0.10, inject: killAndRestart, met: killsMet},
+		{name: "kill50", fault: "kill -9 of raterd at 50%, restart", at: 0.50, inject: killAndRestart, met: killsMet},
+		{name: "kill90", fault: "kill -9 of raterd at 90%, restart", at: 0.90, inject: killAndRestart, met: killsMet},
 		{name: "kafka", fault: "Kafka broker restart at 50% (down 5 s)", at: 0.50, inject: func(t *testing.T, r *scenarioRun) {
 			restart(t, "kafka", r.st.kafka.p, 5*time.Second, r.st.kafka.start)
+		}, met: func(r *scenarioRun, e evidence) (string, bool) {
+			warnings := kafkaClientWarnings(e.log)
+			return fmt.Sprintf("%.0f commits failed, %d Kafka client errors logged", e.after.commitErrors, warnings),
+				e.after.commitErrors > 0 || warnings > 0
 		}},
 		{name: "redis", fault: "Redis stopped at 30% for 5 s (restarts empty)", at: 0.30, inject: func(t *testing.T, r *scenarioRun) {
 			restart(t, "redis", r.st.redis.p, 5*time.Second, r.st.redis.start)
+		}, met: func(r *scenarioRun, e evidence) (string, bool) {
+			return fmt.Sprintf("%.0f Redis calls failed", e.during.redisErrors), e.during.redisErrors > 0
 		}},
 		{name: "clickhouse", fault: "ClickHouse stopped at 30% for 30 s", at: 0.30, inject: func(t *testing.T, r *scenarioRun) {
 			restart(t, "clickhouse", r.st.ch.p, 30*time.Second, r.st.ch.start)
-		}},
-		{name: "judge", fault: "judge pool: 30% errors, 2% hung requests, throughout", judge: true, inject: func(*testing.T, *scenarioRun) {}},
+		}, met: clickHouseMet},
+		{name: "chkill", fault: "ClickHouse stopped at 30%, kill -9 of raterd during the outage, restart", at: 0.30,
+			inject: clickHouseOutageKill, met: clickHouseKillMet},
+		{name: "judge", fault: "judge pool: 30% errors, 2% hung requests, throughout", faultyJudge: true, inject: func(*testing.T, *scenarioRun) {},
+			met: func(r *scenarioRun, e evidence) (string, bool) {
+				failed := e.total.judgeRetryable + e.total.judgeCanceled
+				return fmt.Sprintf("%.0f judge attempts failed", failed), failed > 0
+			}},
 		{name: "twoprocs", fault: "two raterd in the group, one kill -9 at 50%", at: 0.50, processes: 2, inject: func(t *testing.T, r *scenarioRun) {
+			// Both members must be working, or this is a kill of a lone member: wait a
+			// little for the second to fetch (at the start both join at once).
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				r.scrapeAll()
+				if r.lastOf(r.procs[0]).fetched > 0 && r.lastOf(r.procs[1]).fetched > 0 {
+					break
+				}
+			}
+			for _, p := range r.procs {
+				if r.lastOf(p).fetched == 0 {
+					r.misses = append(r.misses, p.name+" had fetched nothing before raterd-0 was killed")
+				}
+			}
 			r.kill(r.procs[0])
-		}},
+		}, met: killsMet},
 		{name: "join", fault: "a second raterd joins the group at 30% (rebalance)", at: 0.30, inject: func(t *testing.T, r *scenarioRun) {
 			r.startRaterd(t)
+		}, met: func(r *scenarioRun, e evidence) (string, bool) {
+			n := r.lastOf(r.procs[1]).fetched
+			return fmt.Sprintf("raterd-1 fetched %.0f messages after joining", n), n > 0
 		}},
-		{name: "negative", fault: "NEGATIVE CONTROL: commits before writing, kill -9 at 50%, restart", at: 0.50, binary: "raterd-broken", inject: killAndRestart},
+		{name: "negative", fault: "NEGATIVE CONTROL, commits before writing: ClickHouse stopped at 30%, kill -9 of raterd during the outage, restart",
+			at: 0.30, binary: "raterd-commit-first", control: propRowsLost, inject: clickHouseOutageKill, met: commitsAheadMet},
+		{name: "negative_dlq", fault: "NEGATIVE CONTROL, drops dead letters: no fault",
+			binary: "raterd-drop-dlq", control: propDeadLetters, inject: func(*testing.T, *scenarioRun) {}, met: noFault},
+		{name: "negative_collapse", fault: "NEGATIVE CONTROL, scores without ReplacingMergeTree: kill -9 at 50%, restart",
+			at: 0.50, binary: "raterd-no-collapse", control: propDuplicates, inject: killAndRestart, met: killsMet},
 	}
 }
 
 // outcome is one row of the fault table.
 type outcome struct {
 	fault                         string
-	expected, found, duplicates   uint64
-	recordsOK                     bool // every valid record has exactly one row per evaluator
+	control                       property
+	expected, found, pairs        uint64
+	missing, extra, duplicates    uint64
+	records, uneven               uint64 // distinct records in scores FINAL; records with another number of rows
 	invalid                       int
 	deadTable, deadTopic, dlqMsgs uint64
+	met                           string
+	usage                         string        // Redis round trips / judge calls, all processes
 	recovery                      time.Duration // 0 for faults that last the whole drain
 	drain                         time.Duration // first raterd start to the committed end
 	peakRSS                       int64         // largest resident set of any raterd process, bytes
 	committedToEnd                bool
 	crashed                       []string
-	pass                          bool
-	detail                        string
+	problems                      []problem
+}
+
+func (o outcome) pass() bool { return len(o.problems) == 0 }
+
+// failedOn reports whether a check guarding prop failed.
+func (o outcome) failedOn(prop property) bool {
+	for _, p := range o.problems {
+		if p.prop == prop {
+			return true
+		}
+	}
+	return false
+}
+
+func (o outcome) detail() string {
+	var s []string
+	for _, p := range o.problems {
+		s = append(s, string(p.prop)+": "+p.text)
+	}
+	return strings.Join(s, "; ")
 }
 
 func TestFaultInjection(t *testing.T) {
 	n := drainRecords(t)
+	if len(checkEvaluators)+1 != evaluators {
+		t.Fatalf("evaluators is %d; the config has %d checks and one judge", evaluators, len(checkEvaluators))
+	}
 	testkit.Service(t, "RATERD_TEST_KAFKA_LIBS", "Kafka jars")
-	bins := buildRaterd(t)
+	bins := &binaries{dir: t.TempDir(), built: map[string]string{}}
+	if _, err := bins.get("raterd"); err != nil {
+		t.Fatal(err)
+	}
 	st := startStack(t)
 	sim, simURL := startFaultySimulator(t)
 
 	var results []outcome
 	for _, sc := range scenarios() {
 		ok := t.Run(sc.name, func(t *testing.T) {
-			if sc.judge {
+			if sc.faultyJudge {
 				if err := sim.SetFaults(judgesim.Faults{ErrorRate: 0.3, HangRate: 0.02}); err != nil {
 					t.Fatal(err)
 				}
@@ -239,17 +510,18 @@ func TestFaultInjection(t *testing.T) {
 			}
 			o := runScenario(t, st, bins, sc, n, simURL)
 			results = append(results, o)
-			if sc.binary == "raterd-broken" {
-				if o.pass {
-					t.Errorf("negative control passed: the suite did not catch commits before writes (%s)", o.detail)
+			if sc.control != "" {
+				if !o.failedOn(sc.control) {
+					t.Errorf("negative control %s did not fail on %s, the property it breaks: the suite no longer catches that bug (outcome: %s)",
+						sc.name, sc.control, o.detail())
 				}
 				return
 			}
-			if !o.pass {
-				t.Errorf("%s: %s", sc.fault, o.detail)
+			if !o.pass() {
+				t.Errorf("%s: %s", sc.fault, o.detail())
 			}
 		})
-		if !ok && sc.binary != "raterd-broken" {
+		if !ok {
 			t.Logf("scenario %s failed; continuing with the others", sc.name)
 		}
 	}
@@ -262,22 +534,33 @@ func TestFaultInjection(t *testing.T) {
 	}
 }
 
-// buildRaterd builds the real binary and the negative control's.
-func buildRaterd(t *testing.T) map[string]string {
-	t.Helper()
-	dir := t.TempDir()
-	bins := map[string]string{"raterd": filepath.Join(dir, "raterd"), "raterd-broken": filepath.Join(dir, "raterd-broken")}
-	for name, args := range map[string][]string{
-		"raterd":        {"build", "-o", bins["raterd"], "./cmd/raterd"},
-		"raterd-broken": {"build", "-tags", "raterd_negative_control", "-o", bins["raterd-broken"], "./cmd/raterd"},
-	} {
-		cmd := exec.Command("go", args...)
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, out)
-		}
+// binaries builds the real raterd and the negative controls' builds, each when a
+// scenario first needs it.
+type binaries struct {
+	dir   string
+	built map[string]string
+}
+
+func (b *binaries) get(name string) (string, error) {
+	if path, ok := b.built[name]; ok {
+		return path, nil
 	}
-	return bins
+	path := filepath.Join(b.dir, name)
+	args := []string{"build", "-o", path}
+	if name != "raterd" {
+		tag, ok := controlTag(name)
+		if !ok {
+			return "", fmt.Errorf("no build %q", name)
+		}
+		args = append(args, "-tags", tag)
+	}
+	cmd := exec.Command("go", append(args, "./cmd/raterd")...)
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s: %w\n%s", name, err, out)
+	}
+	b.built[name] = path
+	return path, nil
 }
 
 // startFaultySimulator serves an in-process judgesim whose faults the judge scenario sets.
@@ -287,14 +570,14 @@ func startFaultySimulator(t *testing.T) (*judgesim.Simulator, string) {
 	return sim, url
 }
 
-func raterdConfig(st *stack, topic, group, db, simURL string, judge bool) string {
+// raterdConfig is a scenario's config without its admin section, which each process
+// gets of its own (startRaterd).
+func raterdConfig(st *stack, topic, group, db, simURL string) string {
 	evals := ""
 	for _, e := range checkEvaluators {
 		evals += fmt.Sprintf("  - {name: %s, judge: checks, check: %s}\n", e[0], e[1])
 	}
-	if judge {
-		evals += "  - {name: helpfulness, judge: sim, criteria: \"Is the answer helpful and correct?\"}\n"
-	}
+	evals += "  - {name: " + judgeEvaluator + ", judge: sim, criteria: \"Is the answer helpful and correct?\"}\n"
 	return fmt.Sprintf(`kafka:
   brokers: [%s]
   topics: [%s]
@@ -322,50 +605,53 @@ judges:
     timeout: 2s
     max_attempts: 4
 evaluators:
-%sadmin: {listen: "off"}
-`, st.kafka.addr, topic, group, st.redis.addr, group, st.ch.addr, db, simURL, evals)
+%s`, st.kafka.addr, topic, group, st.redis.addr, group, st.ch.addr, db, simURL, evals)
 }
 
-func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n int, simURL string) outcome {
+func runScenario(t *testing.T, st *stack, bins *binaries, sc scenario, n int, simURL string) outcome {
 	t.Helper()
 	ctx := context.Background()
 	if sc.binary == "" {
 		sc.binary = "raterd"
 	}
+	bin, err := bins.get(sc.binary)
+	if err != nil {
+		t.Fatal(err)
+	}
 	sc.processes = max(sc.processes, 1)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, group, db := "faults-"+sc.name+"-"+suffix, "faults-"+sc.name+"-"+suffix, "faults_"+sc.name+"_"+suffix
-	r := &scenarioRun{sc: sc, st: st, bin: bins[sc.binary], dir: t.TempDir(), killed: map[*proc]bool{}}
+	kc := &kafka.Client{Addr: kafka.TCP(st.kafka.addr), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
+	r := &scenarioRun{sc: sc, st: st, bin: bin, dir: t.TempDir(), kc: kc, group: group, topic: topic,
+		db: db, admin: map[*proc]string{}, last: map[*proc]counters{}, killed: map[*proc]bool{}, ahead: -1}
+	r.base = raterdConfig(st, topic, group, db, simURL)
 
+	// The build under test creates its own schema, as an operator's raterd migrate would
+	// (a negative control's build creates its broken one).
+	migrateCfg := filepath.Join(r.dir, "migrate.yaml")
+	if err := os.WriteFile(migrateCfg, []byte(r.base+"admin: {listen: \"off\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "migrate", "--config", migrateCfg).CombinedOutput(); err != nil {
+		t.Fatalf("%s migrate: %v\n%s", sc.binary, err, out)
+	}
 	conn, err := clickhouse.Open(ctx, st.ch.config(db))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := clickhouse.MigrateWith(ctx, conn, db, clickhouse.MigrateOptions{Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}}); err != nil {
-		t.Fatal(err)
-	}
-	kc := &kafka.Client{Addr: kafka.TCP(st.kafka.addr), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
 	createTopic(t, kc, topic)
 	values, invalid := traffic(sc.name, n)
 	produce(t, st.kafka.addr, topic, values)
 	ends := endOffsets(t, kc, topic)
-	evaluators := len(checkEvaluators)
-	if sc.judge {
-		evaluators++
-	}
-	o := outcome{fault: sc.fault, expected: uint64((n - invalid) * evaluators), invalid: invalid}
+	o := outcome{fault: sc.fault, control: sc.control, expected: uint64((n - invalid) * evaluators), invalid: invalid}
 
-	r.cfgPath = filepath.Join(r.dir, "raterd.yaml")
-	if err := os.WriteFile(r.cfgPath, []byte(raterdConfig(st, topic, group, db, simURL, sc.judge)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	started := time.Now()
 	for range sc.processes {
 		r.startRaterd(t)
 	}
 	defer func() { // never leave a raterd behind, whatever failed
-		for _, p := range r.procs {
+		for _, p := range r.processes() {
 			_ = p.stop(syscall.SIGKILL, 5*time.Second)
 		}
 	}()
@@ -400,24 +686,36 @@ func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n
 	sampled := make(chan struct{})
 	go func() { // sample during the fault too (a ClickHouse outage is where memory could grow)
 		defer close(sampled)
-		for {
+		for i := 0; ; i++ {
 			select {
 			case <-stopSampling:
 				return
 			case <-time.After(100 * time.Millisecond):
 				sampleRSS()
+				if i%2 == 0 {
+					r.scrapeAll() // a process killed later keeps its last counters
+				}
 			}
 		}
 	}()
+	r.scrapeAll()
+	before := r.totals()
+	logStart := map[*proc]int64{}
+	for _, p := range r.processes() {
+		_, logStart[p] = logSince(p.log, 0)
+	}
 	sc.inject(t, r)
 	faultEnd := time.Now()
+	r.scrapeAll()
+	during := r.totals().minus(before)
 
 	// Drain: until the committed offsets reach the end and, for rows still being written,
-	// scores FINAL has them all — or nothing moves any more (the negative control).
+	// scores FINAL has them all — or nothing moves any more (a negative control).
 	recoverFrom := committed(ctx, kc, group, topic)
 	var lastRaw uint64
 	lastChange := time.Now()
 	deadline = time.Now().Add(drainTimeout)
+	var drainProblem string
 	for {
 		c := committed(ctx, kc, group, topic)
 		if o.recovery == 0 && c != nil && recoverFrom != nil && movedEverywhere(recoverFrom, c, ends) {
@@ -441,7 +739,7 @@ func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n
 			break // stalled with offsets at the end: rows are missing for good
 		}
 		if time.Now().After(deadline) {
-			o.detail = fmt.Sprintf("drain not done after %s (committed %v of %v)", drainTimeout, c, ends)
+			drainProblem = fmt.Sprintf("not done after %s (committed %v of %v)", drainTimeout, c, ends)
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -450,12 +748,20 @@ func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n
 	<-sampled
 	if sc.at == 0 {
 		o.recovery = 0 // no moment to recover from: the fault (if any) lasts throughout
-	} else if o.recovery == 0 && o.detail == "" {
+	} else if o.recovery == 0 && drainProblem == "" {
 		o.recovery = time.Since(faultEnd)
 	}
 
+	// What the processes counted and logged, before they stop.
+	r.scrapeAll()
+	ev := evidence{during: during, after: r.totals().minus(before), total: r.totals()}
+	for _, p := range r.processes() {
+		text, _ := logSince(p.log, logStart[p])
+		ev.log += text
+	}
+
 	// Stop the survivors as an operator would; any error exit is a crash.
-	for _, p := range r.procs {
+	for _, p := range r.processes() {
 		if r.killed[p] {
 			continue
 		}
@@ -468,35 +774,53 @@ func runScenario(t *testing.T, st *stack, bins map[string]string, sc scenario, n
 		}
 	}
 	o.committedToEnd = reachedEnd(committed(ctx, kc, group, topic), ends)
-	checkRows(t, conn, db, n-invalid, evaluators, &o)
+	checkRows(t, conn, db, &o)
 	o.deadTopic, o.dlqMsgs = deadLetterTopic(t, st.kafka.addr, sinkkafka.DLQTopic(topic))
 	o.deadTable = countUint(t, conn, "SELECT uniqExact(topic, partition, offset) FROM "+db+".dead_letters")
 
-	var problems []string
-	if !o.recordsOK {
-		problems = append(problems, fmt.Sprintf("scores FINAL has %d rows, want %d, one per valid record × evaluator", o.found, o.expected))
+	add := func(prop property, format string, args ...any) {
+		o.problems = append(o.problems, problem{prop: prop, text: fmt.Sprintf(format, args...)})
+	}
+	var met bool
+	o.met, met = sc.met(r, ev)
+	if !met {
+		add(propExercised, "%s", o.met)
+	}
+	o.usage = fmt.Sprintf("%.0f / %.0f", ev.total.redisRoundTrips, ev.total.judgeCalls)
+	if ev.total.scrapesSucceeded == 0 {
+		add(propUnused, "no metrics scraped from any raterd")
+	} else if ev.total.redisRoundTrips == 0 || ev.total.judgeCalls == 0 {
+		add(propUnused, "%.0f Redis round trips, %.0f judge calls", ev.total.redisRoundTrips, ev.total.judgeCalls)
+	}
+	if o.missing > 0 {
+		add(propRowsLost, "%d of %d (record, evaluator) pairs missing from scores FINAL", o.missing, o.expected)
+	}
+	if o.extra > 0 {
+		add(propDuplicates, "scores FINAL has %d rows beyond one per (record, evaluator)", o.extra)
+	}
+	if o.missing == 0 && o.extra == 0 && (o.found != o.expected || o.pairs != o.expected || o.records != uint64(n-invalid) || o.uneven != 0) {
+		add(propRowsLost, "scores FINAL has %d rows, %d (record, evaluator) pairs, %d records (%d with other than %d rows), want %d rows of %d records",
+			o.found, o.pairs, o.records, o.uneven, evaluators, o.expected, n-invalid)
 	}
 	if o.deadTable != uint64(invalid) || o.deadTopic != uint64(invalid) {
-		problems = append(problems, fmt.Sprintf("dead letters: %d in the table, %d on the topic, want %d distinct", o.deadTable, o.deadTopic, invalid))
+		add(propDeadLetters, "%d in the table, %d on the topic, want %d distinct", o.deadTable, o.deadTopic, invalid)
 	}
 	if !o.committedToEnd {
-		problems = append(problems, "committed offsets did not reach the end")
+		add(propCommitted, "committed offsets did not reach the end")
 	}
 	if len(o.crashed) > 0 {
-		problems = append(problems, "crashed: "+strings.Join(o.crashed, "; "))
+		add(propCrash, "%s", strings.Join(o.crashed, "; "))
 	}
-	if o.detail != "" {
-		problems = append(problems, o.detail)
+	if drainProblem != "" {
+		add(propDrain, "%s", drainProblem)
 	}
-	o.pass = len(problems) == 0
-	o.detail = strings.Join(problems, "; ")
-	if !o.pass || sc.binary == "raterd-broken" || os.Getenv("RATERD_FAULTS_LOGS") != "" {
-		for _, p := range r.procs {
-			t.Logf("%s log tail:\n%s", p.name, p.tail(25))
+	if !o.pass() || sc.control != "" || os.Getenv("RATERD_FAULTS_LOGS") != "" {
+		for _, p := range r.processes() {
+			t.Logf("%s (admin %s, last counters %+v) log tail:\n%s", p.name, r.admin[p], r.lastOf(p), p.tail(25))
 		}
 	}
 	if dir := os.Getenv("RATERD_FAULTS_LOGS"); dir != "" && dir != "1" {
-		for _, p := range r.procs {
+		for _, p := range r.processes() {
 			b, _ := os.ReadFile(p.log)
 			_ = os.WriteFile(filepath.Join(dir, sc.name+"-"+p.name+".log"), b, 0o644)
 		}
@@ -636,18 +960,25 @@ func finalRows(t *testing.T, conn driver.Conn, db string) uint64 {
 	return n
 }
 
-// checkRows fills found, duplicates and recordsOK: scores FINAL holds exactly the
-// expected rows, each valid record with one row per evaluator.
-func checkRows(t *testing.T, conn driver.Conn, db string, valid, evaluators int, o *outcome) {
+// checkRows fills found, pairs, missing, extra and duplicates: scores FINAL must hold
+// exactly one row per valid record × evaluator.
+func checkRows(t *testing.T, conn driver.Conn, db string, o *outcome) {
 	t.Helper()
 	o.found = countUint(t, conn, "SELECT count() FROM "+db+".scores FINAL")
+	o.pairs = countUint(t, conn, "SELECT uniqExact(record_id, evaluator) FROM "+db+".scores FINAL")
+	if o.pairs < o.expected {
+		o.missing = o.expected - o.pairs
+	}
+	if o.found > o.pairs {
+		o.extra = o.found - o.pairs
+	}
 	// scores_hourly counts every inserted row, before merges collapse replays (and 18.16
 	// takes no deduplication token), so it measures the rows written more than once.
-	o.duplicates = countUint(t, conn, "SELECT countMerge(rows) FROM "+db+".scores_hourly") - o.found
-	records := countUint(t, conn, "SELECT uniqExact(record_id) FROM "+db+".scores FINAL")
-	pairs := countUint(t, conn, "SELECT uniqExact(record_id, evaluator) FROM "+db+".scores FINAL")
-	uneven := countUint(t, conn, fmt.Sprintf("SELECT count() FROM (SELECT record_id FROM %s.scores FINAL GROUP BY record_id HAVING count() != %d)", db, evaluators))
-	o.recordsOK = o.found == o.expected && pairs == o.expected && records == uint64(valid) && uneven == 0
+	if raw := countUint(t, conn, "SELECT countMerge(rows) FROM "+db+".scores_hourly"); raw > o.pairs {
+		o.duplicates = raw - o.pairs
+	}
+	o.records = countUint(t, conn, "SELECT uniqExact(record_id) FROM "+db+".scores FINAL")
+	o.uneven = countUint(t, conn, fmt.Sprintf("SELECT count() FROM (SELECT record_id FROM %s.scores FINAL GROUP BY record_id HAVING count() != %d)", db, evaluators))
 }
 
 // deadLetterTopic reads the whole dead-letter topic and returns the distinct source
@@ -690,13 +1021,18 @@ func deadLetterTopic(t *testing.T, broker, topic string) (distinct, messages uin
 
 func faultTable(results []outcome, n int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d records per scenario (%d partitions, one invalid in %d); rows = valid records × evaluators.\n\n", n, partitions, invalidEvery)
-	b.WriteString("| fault | rows expected | rows found (FINAL) | rows written twice (replays) | dead letters: table / topic (distinct) / expected | DLQ messages | recovery | drain | peak RSS | committed to end | crashes | outcome |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
+	fmt.Fprintf(&b, "%d records per scenario (%d partitions, one invalid in %d); rows = valid records × evaluators (five built-in checks and one judgesim model judge, cached in Redis).\n\n", n, partitions, invalidEvery)
+	b.WriteString("| fault | fault met (raterd's metrics and log) | Redis round trips / judge calls | rows expected | rows found (FINAL) | pairs missing | extra rows (FINAL) | rows written twice (replays) | dead letters: table / topic (distinct) / expected | DLQ messages | recovery | drain | peak RSS | committed to end | crashes | outcome |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
 	for _, o := range results {
 		verdict := "pass"
-		if !o.pass {
-			verdict = "FAIL: " + o.detail
+		switch {
+		case o.control != "" && o.failedOn(o.control):
+			verdict = fmt.Sprintf("FAIL on %s, as this control must: %s", o.control, o.detail())
+		case o.control != "":
+			verdict = fmt.Sprintf("NOT CAUGHT (must fail on %s): %s", o.control, o.detail())
+		case !o.pass():
+			verdict = "FAIL: " + o.detail()
 		}
 		crashes := "none"
 		if len(o.crashed) > 0 {
@@ -706,10 +1042,10 @@ func faultTable(results []outcome, n int) string {
 		if o.recovery > 0 {
 			recovery = fmt.Sprintf("%.1f s", o.recovery.Seconds())
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d / %d / %d | %d | %s | %.1f s | %d MiB | %v | %s | %s |\n", o.fault, o.expected, o.found, o.duplicates,
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %d | %d | %d / %d / %d | %d | %s | %.1f s | %d MiB | %v | %s | %s |\n", o.fault, o.met, o.usage, o.expected, o.found, o.missing, o.extra, o.duplicates,
 			o.deadTable, o.deadTopic, o.invalid, o.dlqMsgs, recovery, o.drain.Seconds(), o.peakRSS>>20, yesNo(o.committedToEnd), crashes, verdict)
 	}
-	b.WriteString("\nRecovery: from the end of the fault (service back, process killed or restarted) until every partition not yet drained had committed past where it stood then. Drain: from the first raterd start until the committed offsets reached the end. Peak RSS: the largest resident set of any raterd process, sampled every 100 ms.\n")
+	b.WriteString("\nFault met: the evidence that raterd really met the fault, from its own metrics (scraped from each process's admin port) and log; a scenario whose fault was not met fails. Redis round trips / judge calls: over all the scenario's raterd processes (a killed one's up to its last scrape); a scenario that used neither fails. Pairs missing: (record, evaluator) pairs with no row in `scores FINAL` (rows lost). Extra rows: rows in `scores FINAL` beyond one per pair (duplicates). Recovery: from the end of the fault (service back, process killed or restarted) until every partition not yet drained had committed past where it stood then. Drain: from the first raterd start until the committed offsets reached the end. Peak RSS: the largest resident set of any raterd process, sampled every 100 ms. A NEGATIVE CONTROL is a raterd built with one promise broken on purpose; the suite fails unless it fails on the property that promise guards.\n")
 	return b.String()
 }
 

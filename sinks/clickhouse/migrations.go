@@ -286,7 +286,7 @@ func Migrations() []Migration {
     attempts UInt16
 ) ENGINE = ReplacingMergeTree(scored_at)
 PARTITION BY toYYYYMM(event_time)
-ORDER BY (evaluator, model, toStartOfHour(event_time), app, record_id, rubric_version, judge)`,
+ORDER BY ` + scoresSortingKey,
 			// Hourly trends. A materialized view sees inserted blocks, before replays collapse,
 			// so its counts include replayed rows; query scores FINAL for exact figures.
 			`CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.scores_hourly
