@@ -79,9 +79,6 @@ type clusterRun struct {
 	c       *kafkaCluster
 	stopped map[*proc]bool // raterd processes stopped with SIGTERM on purpose
 	facts   []string       // evidence that the fault was met
-	// gone are raterd's committed offsets when a fault began, to prove that it
-	// committed again afterwards.
-	gone map[int]int64
 }
 
 // fact records evidence; a fact that does not hold is also a miss.
@@ -141,7 +138,9 @@ func (c *kafkaCluster) inSync(timeout time.Duration) error {
 	ok := waitFor(timeout, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		meta, err := c.client().Metadata(ctx, &kafka.MetadataRequest{})
+		cl := c.client()
+		defer cl.Transport.(*kafka.Transport).CloseIdleConnections()
+		meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{})
 		if err != nil {
 			last = err.Error()
 			return false
