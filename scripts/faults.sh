@@ -3,7 +3,11 @@
 # mid-drain on a private stack, checks from raterd's metrics that each fault was met and
 # that no record is lost or scored twice in `scores FINAL` nor misses its dead letter,
 # runs the negative controls (builds with one promise broken, which must fail on it),
-# and rewrites the table in docs/reliability.md.
+# and rewrites the table in docs/reliability.md; then the cluster scenarios
+# (TestClusterFaults: a three-node KRaft cluster, a partition leader killed, a rolling
+# restart, a controller failover, three raterd restarted in turn, producing throughout,
+# 20,000 records or more each, about 5 min; RATERD_FAULTS_CLUSTER_RECORDS changes it),
+# which rewrite the cluster table there.
 #
 #   scripts/faults.sh                        # all scenarios, 50,000 records each (~8 min)
 #   scripts/faults.sh -run 'kill50|negative' # some scenarios (the doc table lists only those)
@@ -23,4 +27,4 @@ run='.'
 if [ "${1:-}" = -run ]; then run=$2; shift 2; fi
 eval "$(scripts/services.sh env)"
 export RATERD_REQUIRE_SERVICES=1
-exec go test -count=1 -timeout 60m -v -run "TestFaultInjection/($run)" ./faults/ -args -reliability-doc "$PWD/docs/reliability.md" "$@"
+exec go test -count=1 -timeout 60m -v -run "TestFaultInjection|TestClusterFaults/($run)" ./faults/ -args -reliability-doc "$PWD/docs/reliability.md" "$@"
