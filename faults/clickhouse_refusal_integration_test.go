@@ -24,6 +24,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -49,12 +50,12 @@ const (
 	// consumption stays paused.
 	refusalHold = 6 * time.Second
 	// refusalMetTimeout bounds the wait for raterd to meet a refusal.
-	refusalMetTimeout = 90 * time.Second
+	refusalMetTimeout = 45 * time.Second
 	// The private ClickHouse's MergeTree limits for these scenarios (server-wide, from
 	// its config.xml): low enough that a scores table whose merges are stopped reaches
 	// them in seconds, far above what running merges leave.
-	partsToDelayInsert = 50
-	partsToThrowInsert = 60
+	partsToDelayInsert = 15
+	partsToThrowInsert = 20
 	// refusalTmpfsSize is the tmpfs under ClickHouse's data directory.
 	refusalTmpfsSize = "512m"
 )
@@ -83,6 +84,9 @@ type refusal struct {
 	code *regexp.Regexp
 	// needsTmpfs: the scenario fills ClickHouse's disk, which must be a tmpfs.
 	needsTmpfs bool
+	// scale multiplies the scenario's records: a refusal that takes longer to build up
+	// (parts accumulating) needs a longer drain to strike in.
+	scale      int
 	start, fix func(ctx context.Context, x *refusalEnv, r *scenarioRun) error
 }
 
@@ -128,7 +132,7 @@ func TestClickHouseRefusal(t *testing.T) {
 				x.skipped = append(x.skipped, fmt.Sprintf("%s: not run, %s", rf.fault, x.noTmpfs))
 				t.Skipf("%s needs ClickHouse's data on a tmpfs: %s", rf.name, x.noTmpfs)
 			}
-			o := runScenario(t, st, bins, refusalScenario(x, rf), n, simURL)
+			o := runScenario(t, st, bins, refusalScenario(x, rf), n*max(rf.scale, 1), simURL)
 			results = append(results, o)
 			if !o.pass() {
 				t.Errorf("%s: %s", rf.fault, o.detail())
@@ -262,32 +266,32 @@ func refusals() []refusal {
 		return nil
 	}
 	return []refusal{
-		{name: "readonly", fault: "raterd's ClickHouse user made read-only at 30% (users.xml: readonly profile, database withdrawn), restored after the hold",
-			at: 0.30, class: clickhouse.ClassAccess, code: regexp.MustCompile(`code: (164|291),`),
+		{name: "readonly", fault: "raterd's ClickHouse user made read-only at 10% (users.xml: readonly profile, database withdrawn), restored after the hold",
+			at: 0.10, class: clickhouse.ClassAccess, code: regexp.MustCompile(`code: (164|291),`),
 			start: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
 				return setUsers(ctx, x, r, readOnlyUsers(x.users), true)
 			},
 			fix: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
 				return setUsers(ctx, x, r, x.users, false)
 			}},
-		{name: "parts", fault: fmt.Sprintf("too many parts: merges of scores stopped at 30%% (parts_to_throw_insert %d), started after the hold", partsToThrowInsert),
-			at: 0.30, code: regexp.MustCompile(`code: 252,`),
+		{name: "parts", fault: fmt.Sprintf("too many parts: merges of scores stopped at 10%% (parts_to_throw_insert %d), started after the hold; twice the records", partsToThrowInsert),
+			at: 0.10, scale: 2, code: regexp.MustCompile(`code: 252,`),
 			start: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
 				return chExec(ctx, x, r, "SYSTEM STOP MERGES "+r.db+".scores")
 			},
 			fix: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
 				return chExec(ctx, x, r, "SYSTEM START MERGES "+r.db+".scores")
 			}},
-		{name: "column", fault: "column scores.conversation_id dropped at 30%, added back (String, after span_id) after the hold",
-			at: 0.30, class: clickhouse.ClassSchema, code: regexp.MustCompile(`code: 16,`),
+		{name: "column", fault: "column scores.conversation_id dropped at 10%, added back (String, after span_id) after the hold",
+			at: 0.10, class: clickhouse.ClassSchema, code: regexp.MustCompile(`code: 16,`),
 			start: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
 				return chExec(ctx, x, r, "ALTER TABLE "+r.db+".scores DROP COLUMN conversation_id")
 			},
 			fix: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
 				return chExec(ctx, x, r, "ALTER TABLE "+r.db+".scores ADD COLUMN conversation_id String AFTER span_id")
 			}},
-		{name: "disk", fault: "disk full: ClickHouse's tmpfs filled at 30%, the filler removed after the hold",
-			at: 0.30, needsTmpfs: true, code: regexp.MustCompile(`(?i)no space left|not enough space|code: 243,`),
+		{name: "disk", fault: "disk full: ClickHouse's tmpfs filled at 10%, the filler removed after the hold",
+			at: 0.10, needsTmpfs: true, code: regexp.MustCompile(`(?i)no space left on device|not enough space|code: 243,`),
 			start: func(_ context.Context, x *refusalEnv, _ *scenarioRun) error {
 				return fillDisk(filepath.Join(x.chDir, "data"))
 			},
@@ -354,24 +358,29 @@ func setUsers(ctx context.Context, x *refusalEnv, r *scenarioRun, users []byte, 
 
 const fillerName = "zz-refusal-filler"
 
-// fillDisk takes all but a few KiB of dir's filesystem with a file.
+// fillDisk fills dir's filesystem with a file: it allocates 1 MiB at a time, then 4 KiB,
+// until the filesystem has no room left.
 func fillDisk(dir string) error {
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(dir, &fs); err != nil {
-		return fmt.Errorf("statfs %s: %w", dir, err)
-	}
-	free := int64(fs.Bavail) * fs.Bsize
-	size := free - 16<<10
-	if size <= 0 {
-		return fmt.Errorf("%s has only %d bytes free", dir, free)
-	}
 	f, err := os.Create(filepath.Join(dir, fillerName))
 	if err != nil {
 		return fmt.Errorf("create filler: %w", err)
 	}
 	defer f.Close()
-	if err := syscall.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
-		return fmt.Errorf("fallocate %d bytes: %w", size, err)
+	var size int64
+	for _, chunk := range []int64{1 << 20, 4 << 10} {
+		for {
+			err := syscall.Fallocate(int(f.Fd()), 0, size, chunk)
+			if errors.Is(err, syscall.ENOSPC) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("fallocate %d bytes at %d: %w", chunk, size, err)
+			}
+			size += chunk
+		}
+	}
+	if size == 0 {
+		return fmt.Errorf("%s was full before the filler", dir)
 	}
 	return nil
 }
@@ -456,8 +465,14 @@ func injectRefusal(t *testing.T, x *refusalEnv, rf refusal, r *scenarioRun, ev *
 		codeSeen = rf.code.MatchString(log)
 	}
 	met := func() bool { return errs > 0 && codeSeen && (rf.class == "" || peakBlocked > 0) }
-	for watch(); !met() && time.Since(started) < refusalMetTimeout; watch() {
+	ends := endOffsets(t, r.kc, r.topic)
+	drained := false // the drain ended before the refusal was met: it struck too late
+	for watch(); !met() && !drained && time.Since(started) < refusalMetTimeout; watch() {
 		time.Sleep(100 * time.Millisecond)
+		drained = reachedEnd(committed(ctx, r.kc, r.group, r.topic), ends)
+	}
+	if drained {
+		ev.add(false, "the drain ended before raterd met the refusal (use more records)")
 	}
 	metAfter = time.Since(started)
 	what := "transient, retried with backoff"
