@@ -30,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -496,6 +497,8 @@ func injectRefusal(t *testing.T, x *refusalEnv, rf refusal, r *scenarioRun, ev *
 	paused := c0 != nil && c1 != nil && fmt.Sprint(c0) == fmt.Sprint(c1) && raw0 == raw1 && raw0 >= 0 && aheadErr == nil && ahead == 0
 	ev.add(paused, "paused over %s: commits %v -> %v, raw score rows %d -> %d, %d messages committed with neither row nor dead letter (%v)",
 		refusalHold, sum(c0), sum(c1), raw0, raw1, ahead, aheadErr)
+	log, _ := logSince(p.log, logOff)
+	ev.add(true, "ClickHouse codes in raterd's log: %s", codeCounts(log))
 	if blockedWrongClass {
 		ev.add(false, "batches blocked under another class than %q", rf.class)
 	}
@@ -505,6 +508,31 @@ func injectRefusal(t *testing.T, x *refusalEnv, rf refusal, r *scenarioRun, ev *
 	}
 	fixed = true
 	ev.add(true, "refused for %.1f s in all", time.Since(started).Seconds())
+}
+
+// codeCounts lists the ClickHouse error codes in a raterd log, each with how many lines
+// carry it.
+func codeCounts(log string) string {
+	clickHouseCode := regexp.MustCompile(`code: (\d+), message:`)
+	n := map[string]int{}
+	var codes []string
+	for _, line := range strings.Split(log, "\n") {
+		if m := clickHouseCode.FindStringSubmatch(line); m != nil {
+			if n[m[1]] == 0 {
+				codes = append(codes, m[1])
+			}
+			n[m[1]]++
+		}
+	}
+	if len(codes) == 0 {
+		return "none"
+	}
+	sort.Strings(codes)
+	var out []string
+	for _, c := range codes {
+		out = append(out, fmt.Sprintf("%s (%d lines)", c, n[c]))
+	}
+	return strings.Join(out, ", ")
 }
 
 func sum(c map[int]int64) int64 {
