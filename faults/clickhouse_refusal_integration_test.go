@@ -19,7 +19,7 @@ package faults
 // it cannot be mounted that scenario is skipped with its reason logged and printed under
 // the table, never counted as a pass.
 //
-// Run with scripts/faults.sh (-run 'readonly|parts|column|disk' for these alone), which
+// Run with scripts/faults.sh (-run 'readonly|dbaccess|parts|column|disk' for these alone), which
 // rewrites this suite's own table in docs/reliability.md.
 
 import (
@@ -270,7 +270,17 @@ func refusals() []refusal {
 		{name: "readonly", fault: "raterd's ClickHouse user made read-only at 10% (users.xml: readonly profile, database withdrawn), restored after the hold",
 			at: 0.10, class: clickhouse.ClassAccess, code: regexp.MustCompile(`code: (164|291),`),
 			start: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
-				return setUsers(ctx, x, r, readOnlyUsers(x.users), true)
+				return setUsers(ctx, x, r, restrictedUsers(x.users, true), true)
+			},
+			fix: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
+				return setUsers(ctx, x, r, x.users, false)
+			}},
+		// The database alone withdrawn: every insert meets 291 (before the suite found it,
+		// raterd retried 291 as an outage: this row failed as a fault not met).
+		{name: "dbaccess", fault: "raterd's database withdrawn from its ClickHouse user at 10% (users.xml allow_databases), restored after the hold",
+			at: 0.10, class: clickhouse.ClassAccess, code: regexp.MustCompile(`code: 291,`),
+			start: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
+				return setUsers(ctx, x, r, restrictedUsers(x.users, false), true)
 			},
 			fix: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
 				return setUsers(ctx, x, r, x.users, false)
@@ -302,26 +312,31 @@ func refusals() []refusal {
 	}
 }
 
-// readOnlyUsers is users.xml with the default user (raterd's in the suite) on a profile
-// with readonly=1 and allowed only the default database. 18.16 applies a profile's
-// settings when a session starts, so readonly=1 alone reaches raterd only on the
-// connections it opens afterwards; allow_databases is checked on every query, so the
+// restrictedUsers is users.xml with the default user (raterd's in the suite) allowed only
+// the default database and, when readonly, on a profile with readonly=1. 18.16 applies a
+// profile's settings when a session starts, so readonly=1 alone reaches raterd only on
+// the connections it opens afterwards; allow_databases is checked on every query, so the
 // connections raterd holds are refused too (code 291).
-func readOnlyUsers(users []byte) []byte {
-	s := strings.Replace(string(users), "    </profiles>",
-		"        <raterd_readonly>\n            <readonly>1</readonly>\n        </raterd_readonly>\n    </profiles>", 1)
-	i := strings.Index(s, "<users>")
-	j := strings.Index(s, "</default>")
-	if i >= 0 {
-		if k := strings.Index(s[i:], "</default>"); k >= 0 {
-			j = i + k
-		}
+func restrictedUsers(users []byte, readonly bool) []byte {
+	s := string(users)
+	if readonly {
+		s = strings.Replace(s, "    </profiles>",
+			"        <raterd_readonly>\n            <readonly>1</readonly>\n        </raterd_readonly>\n    </profiles>", 1)
 	}
-	if i < 0 || j < 0 {
+	i := strings.Index(s, "<users>")
+	if i < 0 {
 		return nil
 	}
-	user := strings.Replace(s[i:j], "<profile>default</profile>", "<profile>raterd_readonly</profile>", 1) +
-		"    <allow_databases>\n                <database>default</database>\n            </allow_databases>\n        "
+	k := strings.Index(s[i:], "</default>")
+	if k < 0 {
+		return nil
+	}
+	j := i + k
+	user := s[i:j]
+	if readonly {
+		user = strings.Replace(user, "<profile>default</profile>", "<profile>raterd_readonly</profile>", 1)
+	}
+	user += "    <allow_databases>\n                <database>default</database>\n            </allow_databases>\n        "
 	return []byte(s[:i] + user + s[j:])
 }
 
@@ -330,7 +345,7 @@ func readOnlyUsers(users []byte) []byte {
 // the scenario's database (refused true) or served again (false).
 func setUsers(ctx context.Context, x *refusalEnv, r *scenarioRun, users []byte, refused bool) error {
 	if users == nil {
-		return fmt.Errorf("users.xml has no <users><default> to change; update readOnlyUsers")
+		return fmt.Errorf("users.xml has no <users><default> to change; update restrictedUsers")
 	}
 	path := filepath.Join(x.chDir, "etc", "users.xml")
 	tmp := path + ".new"
