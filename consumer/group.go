@@ -104,13 +104,13 @@ func NewGroupReader(cfg Config, dialer *kafka.Dialer, tel telemetry.Settings) (*
 		start = kafka.LastOffset
 	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                    cfg.GroupID,
-		Brokers:               cfg.Brokers,
-		Dialer:                dialer,
-		Topics:                cfg.Topics,
-		SessionTimeout:        cfg.SessionTimeout,
-		RebalanceTimeout:      cfg.RebalanceTimeout,
-		HeartbeatInterval:     heartbeatInterval(cfg),
+		ID:                cfg.GroupID,
+		Brokers:           cfg.Brokers,
+		Dialer:            dialer,
+		Topics:            cfg.Topics,
+		SessionTimeout:    cfg.SessionTimeout,
+		RebalanceTimeout:  cfg.RebalanceTimeout,
+		HeartbeatInterval: heartbeatInterval(cfg),
 		// raterd's own watcher (watchTopics) instead: kafka-go's misses topics created
 		// while the group joins.
 		WatchPartitionChanges: false,

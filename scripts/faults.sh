@@ -27,4 +27,7 @@ run='.'
 if [ "${1:-}" = -run ]; then run=$2; shift 2; fi
 eval "$(scripts/services.sh env)"
 export RATERD_REQUIRE_SERVICES=1
-exec go test -count=1 -timeout 60m -v -run "TestFaultInjection|TestClusterFaults/($run)" ./faults/ -args -reliability-doc "$PWD/docs/reliability.md" "$@"
+# TestClickHouseRefusal (faults/clickhouse_refusal_integration_test.go): ClickHouse up but
+# refusing inserts (read-only user, too many parts, a dropped column, a full disk); its
+# own table in docs/reliability.md. RATERD_REFUSAL_RECORDS sets its drains (20,000).
+exec go test -count=1 -timeout 60m -v -run "^(TestFaultInjection|TestClusterFaults|TestClickHouseRefusal)\$/($run)" ./faults/ -args -reliability-doc "$PWD/docs/reliability.md" "$@"

@@ -414,6 +414,7 @@ func permanentClass(code int32) string {
 		193, // WRONG_PASSWORD
 		194, // REQUIRED_PASSWORD
 		195, // IP_ADDRESS_NOT_ALLOWED
+		291, // DATABASE_ACCESS_DENIED (allow_databases, checked on every query)
 		497, // ACCESS_DENIED
 		516: // AUTHENTICATION_FAILED
 		return ClassAccess

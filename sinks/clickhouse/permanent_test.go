@@ -21,6 +21,10 @@ func TestClassify(t *testing.T) {
 	}{
 		{&ch.Exception{Code: 497, Message: "raterd: Not enough privileges"}, ClassAccess},
 		{&ch.Exception{Code: 164, Message: "readonly"}, ClassAccess},
+		// 18.16's answer, on a connection opened before, once users.xml withdrew the
+		// database from the user's allow_databases (seen by the fault suite's access
+		// scenario, faults/clickhouse_refusal_integration_test.go).
+		{&ch.Exception{Code: 291, Message: "Access denied to database raterd for user default"}, ClassAccess},
 		{&ch.Exception{Code: 516, Message: "Authentication failed"}, ClassAccess},
 		{&ch.Exception{Code: 16, Message: "No such column x"}, ClassSchema},
 		{&ch.Exception{Code: 60, Message: "Table raterd.scores doesn't exist"}, ClassSchema},
