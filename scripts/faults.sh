@@ -9,7 +9,8 @@
 # 20,000 records or more each, about 5 min; RATERD_FAULTS_CLUSTER_RECORDS changes it),
 # which rewrite the cluster table there.
 #
-#   scripts/faults.sh                        # all scenarios, 50,000 records each (~8 min)
+#   scripts/faults.sh                        # all scenarios, 20,000 records each (~10 min)
+#   RATERD_FAULTS_RECORDS=50000 scripts/faults.sh  # longer drains
 #   scripts/faults.sh -run 'kill50|negative' # some scenarios (the doc table lists only those)
 #   RATERD_FAULTS_RECORDS=5000 scripts/faults.sh   # smaller drains while developing
 #   RATERD_FAULTS_LOGS=/tmp/logs scripts/faults.sh # keep every raterd's log there
