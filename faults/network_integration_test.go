@@ -47,12 +47,13 @@ func netRecords(t *testing.T) int {
 // netProxies are one scenario's proxies, and what the fault saw of traffic.
 type netProxies struct {
 	ch, redis, judge *faultproxy.Proxy
-	// Filled by window: the faulted proxy's counters over the fault, the rows ClickHouse
-	// gained meanwhile (the suite's own connection, not proxied), and the resets that
-	// struck.
+	// Filled by window: the faulted proxy's counters over the fault, and the rows
+	// ClickHouse gained meanwhile and just before (the suite's own connection, not
+	// proxied).
 	during     faultproxy.Stats
 	openAtEnd  int64
 	rowsDuring int64
+	rateBefore float64 // score rows per second just before the fault
 	lasted     time.Duration
 }
 
@@ -106,12 +107,17 @@ func scoreRows(t *testing.T, r *scenarioRun) int64 {
 	return int64(c)
 }
 
-// window runs a fault on p for d: on, wait, off; it records p's counters over the fault
-// and the rows written meanwhile.
+// window runs a fault on p for d: on, wait, off. It records p's counters over the fault
+// and the rows written meanwhile, and the pace of rows over the half second before it, so
+// that a slowed path shows as a slower pace.
 func window(t *testing.T, r *scenarioRun, p *faultproxy.Proxy, d time.Duration, on, off func()) {
 	t.Helper()
-	before, rows := p.Stats(), scoreRows(t, r)
-	start := time.Now()
+	const pace = 500 * time.Millisecond
+	rows0 := scoreRows(t, r)
+	time.Sleep(pace)
+	rows := scoreRows(t, r)
+	r.net.rateBefore = float64(rows-rows0) / pace.Seconds()
+	before, start := p.Stats(), time.Now()
 	on()
 	time.Sleep(d)
 	after := p.Stats()
@@ -123,10 +129,16 @@ func window(t *testing.T, r *scenarioRun, p *faultproxy.Proxy, d time.Duration, 
 		Up: after.Up - before.Up, Down: after.Down - before.Down}
 }
 
+// rateDuring is the pace of score rows over the fault, per second.
+func (n *netProxies) rateDuring() float64 {
+	return float64(n.rowsDuring) / max(n.lasted.Seconds(), 0.001)
+}
+
 // traffic describes what the faulted proxy forwarded during the fault.
 func (n *netProxies) traffic() string {
-	return fmt.Sprintf("during the %.0f s fault: proxy forwarded %.1f KiB up / %.1f KiB down, %d connections accepted, %d open at its end, %d resets; %d score rows written",
-		n.lasted.Seconds(), float64(n.during.Up)/1024, float64(n.during.Down)/1024, n.during.Accepted, n.openAtEnd, n.during.Resets, n.rowsDuring)
+	return fmt.Sprintf("during the %.1f s fault: proxy forwarded %.1f KiB up / %.1f KiB down, %d connections accepted, %d open at its end, %d resets; %d score rows written (%.0f/s, %.0f/s just before)",
+		n.lasted.Seconds(), float64(n.during.Up)/1024, float64(n.during.Down)/1024, n.during.Accepted, n.openAtEnd, n.during.Resets,
+		n.rowsDuring, n.rateDuring(), n.rateBefore)
 }
 
 func networkScenarios() []scenario {
@@ -172,8 +184,10 @@ func networkScenarios() []scenario {
 	}
 
 	// The evidence: the proxy's counters and raterd's own.
+	// A slow path met traffic if the proxy carried inserts and the rows came slower.
 	chSlowMet := func(r *scenarioRun, e evidence) (string, bool) {
-		return fmt.Sprintf("%s; %.0f inserts failed", r.net.traffic(), e.during.insertErrors), r.net.during.Up > 0
+		return fmt.Sprintf("%s; %.0f inserts failed", r.net.traffic(), e.during.insertErrors),
+			r.net.during.Up > 0 && r.net.rateDuring() < r.net.rateBefore
 	}
 	chHalfOpenMet := func(r *scenarioRun, e evidence) (string, bool) {
 		return fmt.Sprintf("%s; %.0f inserts failed (write_timeout)", r.net.traffic(), e.during.insertErrors),
