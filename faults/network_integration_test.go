@@ -11,6 +11,7 @@ package faults
 //
 //   scripts/faults.sh -run 'ch_|redis_|judge_'   # these scenarios only
 //   RATERD_NETFAULTS_RECORDS=5000 …              # fewer records while developing
+//                                                # (Redis half-open drains five times as many)
 
 import (
 	"context"
@@ -30,6 +31,20 @@ import (
 // netPeakRSS bounds the resident set of a raterd under a network fault: its in-flight
 // bounds must hold while a service is slow or silent.
 const netPeakRSS = 512 << 20
+
+// redisStall bounds the time without a new score row while Redis is half-open: a
+// lookup waits at most the cache's timeout (250 ms) before the batch goes on without it.
+const redisStall = 3 * time.Second
+
+// records is how many records a network scenario drains: Redis half-open gets five times
+// as many, so that scoring goes on for seconds into the fault (10,000 records drain in
+// under a second once raterd is warm).
+func records(name string, n int) int {
+	if name == "redis_halfopen" {
+		return 5 * n
+	}
+	return n
+}
 
 // heldSlack is how many bytes a half-open proxy may still forward: chunks already past
 // its gate when the hold began.
@@ -57,7 +72,10 @@ type netProxies struct {
 	during     faultproxy.Stats
 	openAtEnd  int64
 	rowsDuring int64
-	rateBefore float64 // score rows per second just before the fault
+	rateBefore float64       // score rows per second just before the fault
+	stall      time.Duration // the longest time without a new score row during the fault
+	timeline   []int64       // rows written since the fault began, every 250 ms
+	drainedAt  time.Duration // when the group had committed everything, if during the fault
 	lasted     time.Duration
 }
 
@@ -123,9 +141,27 @@ func window(t *testing.T, r *scenarioRun, p *faultproxy.Proxy, d time.Duration, 
 	r.net.rateBefore = float64(rows-rows0) / pace.Seconds()
 	before, start := p.Stats(), time.Now()
 	on()
-	time.Sleep(d)
+	// Sample the rows every 250 ms: the longest time without a new row, until the group
+	// has committed everything, is the stall.
+	ends := endOffsets(t, r.kc, r.topic)
+	last, lastChange := rows, time.Now()
+	for end := start.Add(d); time.Now().Before(end); {
+		time.Sleep(min(250*time.Millisecond, time.Until(end)))
+		if now := scoreRows(t, r); now != last {
+			last, lastChange = now, time.Now()
+		}
+		r.net.timeline = append(r.net.timeline, last-rows)
+		if r.net.drainedAt > 0 {
+			continue
+		}
+		r.net.stall = max(r.net.stall, time.Since(lastChange))
+		if reachedEnd(committed(context.Background(), r.kc, r.group, r.topic), ends) {
+			r.net.drainedAt = time.Since(start)
+		}
+	}
 	after := p.Stats()
 	r.net.rowsDuring = scoreRows(t, r) - rows
+	t.Logf("score rows written since the fault began, every 250 ms: %v", r.net.timeline)
 	off()
 	r.net.lasted = time.Since(start)
 	r.net.openAtEnd = after.Open
@@ -140,12 +176,16 @@ func (n *netProxies) rateDuring() float64 {
 
 // traffic describes what the faulted proxy forwarded during the fault.
 func (n *netProxies) traffic() string {
-	return fmt.Sprintf("during the %.1f s fault: proxy forwarded %.1f KiB up / %.1f KiB down, %d connections accepted, %d open at its end, %d resets; %d score rows written (%.0f/s, %.0f/s just before)",
+	drained := ""
+	if n.drainedAt > 0 {
+		drained = fmt.Sprintf("; the topic was drained %.1f s into the fault", n.drainedAt.Seconds())
+	}
+	return fmt.Sprintf("during the %.1f s fault: proxy forwarded %.1f KiB up / %.1f KiB down, %d connections accepted, %d open at its end, %d resets; %d score rows written (%.0f/s, %.0f/s just before; longest %.1f s without a new row)",
 		n.lasted.Seconds(), float64(n.during.Up)/1024, float64(n.during.Down)/1024, n.during.Accepted, n.openAtEnd, n.during.Resets,
-		n.rowsDuring, n.rateDuring(), n.rateBefore)
+		n.rowsDuring, n.rateDuring(), n.rateBefore, n.stall.Seconds()) + drained
 }
 
-func networkScenarios() []scenario {
+func networkScenarios(n int) []scenario {
 	const at = 0.30
 	chLatency := func(t *testing.T, r *scenarioRun) {
 		p := r.net.ch
@@ -207,7 +247,8 @@ func networkScenarios() []scenario {
 	}
 	redisMet := func(r *scenarioRun, e evidence) (string, bool) {
 		return fmt.Sprintf("%s; %.0f Redis calls failed or timed out (cache bypassed)", r.net.traffic(), e.during.redisErrors),
-			e.during.redisErrors > 0 && r.net.rowsDuring > 0 && heldOK(r)
+			e.during.redisErrors > 0 && r.net.rowsDuring > 0 && heldOK(r) && r.net.stall < redisStall &&
+				(r.net.drainedAt == 0 || r.net.drainedAt > 2*time.Second)
 	}
 	judgeLatencyMet := func(r *scenarioRun, e evidence) (string, bool) {
 		return fmt.Sprintf("%s; %.0f judge calls, %.0f pool attempts failed", r.net.traffic(), e.during.judgeCalls, e.during.judgeRetryable+e.during.judgeCanceled),
@@ -223,7 +264,7 @@ func networkScenarios() []scenario {
 		{name: "ch_halfopen", fault: "ClickHouse: half-open (nothing forwarded, no reset), at 30% for 30 s", at: at, proxied: true, inject: chHalfOpen, met: chHalfOpenMet},
 		{name: "ch_bandwidth", fault: "ClickHouse: 64 KiB/s per connection and direction, at 30% for 20 s", at: at, proxied: true, inject: chBandwidth, met: chSlowMet},
 		{name: "ch_reset", fault: "ClickHouse: connection reset mid-insert, three times from 30%", at: at, proxied: true, inject: chReset, met: chResetMet},
-		{name: "redis_halfopen", fault: "Redis: half-open, at 30% for 15 s", at: at, proxied: true, inject: redisHalfOpen, met: redisMet},
+		{name: "redis_halfopen", fault: fmt.Sprintf("Redis: half-open, at 30%% for 15 s (%d records)", records("redis_halfopen", n)), at: at, proxied: true, inject: redisHalfOpen, met: redisMet},
 		{name: "judge_latency", fault: "judge pool: +400 ms per chunk each way, at 30% for 20 s", at: at, proxied: true, inject: judgeLatency, met: judgeLatencyMet},
 		{name: "judge_halfopen", fault: "judge pool: half-open, at 30% for 20 s", at: at, proxied: true, inject: judgeHalfOpen, met: judgeHalfOpenMet},
 	}
@@ -241,9 +282,9 @@ func TestNetworkFaults(t *testing.T) {
 
 	start := time.Now()
 	var results []outcome
-	for _, sc := range networkScenarios() {
+	for _, sc := range networkScenarios(n) {
 		t.Run(sc.name, func(t *testing.T) {
-			o := runScenario(t, st, bins, sc, n, simURL)
+			o := runScenario(t, st, bins, sc, records(sc.name, n), simURL)
 			if o.peakRSS > netPeakRSS {
 				o.problems = append(o.problems, problem{prop: "memory", text: fmt.Sprintf("peak RSS %d MiB over %d MiB", o.peakRSS>>20, netPeakRSS>>20)})
 			}
