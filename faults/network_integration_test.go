@@ -169,9 +169,14 @@ func window(t *testing.T, r *scenarioRun, p *faultproxy.Proxy, d time.Duration, 
 		Up: after.Up - before.Up, Down: after.Down - before.Down}
 }
 
-// rateDuring is the pace of score rows over the fault, per second.
+// rateDuring is the pace of score rows over the fault, per second, up to the drain's end
+// if that came first.
 func (n *netProxies) rateDuring() float64 {
-	return float64(n.rowsDuring) / max(n.lasted.Seconds(), 0.001)
+	d := n.lasted
+	if n.drainedAt > 0 {
+		d = n.drainedAt
+	}
+	return float64(n.rowsDuring) / max(d.Seconds(), 0.001)
 }
 
 // traffic describes what the faulted proxy forwarded during the fault.
@@ -195,9 +200,11 @@ func networkScenarios(n int) []scenario {
 		p := r.net.ch
 		window(t, r, p, 30*time.Second, func() { p.Hold(true) }, func() { p.Hold(false) })
 	}
+	// raterd's inserts are compressed blocks of a few KiB: 64 KiB/s barely slows them,
+	// 16 KiB/s does.
 	chBandwidth := func(t *testing.T, r *scenarioRun) {
 		p := r.net.ch
-		window(t, r, p, 20*time.Second, func() { p.SetBandwidth(64 << 10) }, func() { p.SetBandwidth(0) })
+		window(t, r, p, 20*time.Second, func() { p.SetBandwidth(16 << 10) }, func() { p.SetBandwidth(0) })
 	}
 	// chReset resets, three times, the connection carrying the 1 KiB-th next byte to
 	// ClickHouse: inserts (compressed blocks, a few KiB every insert_interval) are nearly
@@ -262,7 +269,7 @@ func networkScenarios(n int) []scenario {
 	return []scenario{
 		{name: "ch_latency", fault: "ClickHouse: +500 ms per chunk each way, at 30% for 20 s", at: at, proxied: true, inject: chLatency, met: chSlowMet},
 		{name: "ch_halfopen", fault: "ClickHouse: half-open (nothing forwarded, no reset), at 30% for 30 s", at: at, proxied: true, inject: chHalfOpen, met: chHalfOpenMet},
-		{name: "ch_bandwidth", fault: "ClickHouse: 64 KiB/s per connection and direction, at 30% for 20 s", at: at, proxied: true, inject: chBandwidth, met: chSlowMet},
+		{name: "ch_bandwidth", fault: "ClickHouse: 16 KiB/s per connection and direction, at 30% for 20 s", at: at, proxied: true, inject: chBandwidth, met: chSlowMet},
 		{name: "ch_reset", fault: "ClickHouse: connection reset mid-insert, three times from 30%", at: at, proxied: true, inject: chReset, met: chResetMet},
 		{name: "redis_halfopen", fault: fmt.Sprintf("Redis: half-open, at 30%% for 15 s (%d records)", records("redis_halfopen", n)), at: at, proxied: true, inject: redisHalfOpen, met: redisMet},
 		{name: "judge_latency", fault: "judge pool: +400 ms per chunk each way, at 30% for 20 s", at: at, proxied: true, inject: judgeLatency, met: judgeLatencyMet},
