@@ -11,7 +11,7 @@ package faults
 //
 //   scripts/faults.sh -run 'ch_|redis_|judge_'   # these scenarios only
 //   RATERD_NETFAULTS_RECORDS=5000 …              # fewer records while developing
-//                                                # (Redis half-open drains five times as many)
+//                                                # (some scenarios drain five times as many)
 
 import (
 	"context"
@@ -36,11 +36,12 @@ const netPeakRSS = 512 << 20
 // lookup waits at most the cache's timeout (250 ms) before the batch goes on without it.
 const redisStall = 3 * time.Second
 
-// records is how many records a network scenario drains: Redis half-open gets five times
-// as many, so that scoring goes on for seconds into the fault (10,000 records drain in
-// under a second once raterd is warm).
+// records is how many records a network scenario drains: the faults that do not stop
+// scoring get five times as many, so that it goes on for seconds into the fault (the rest
+// of 10,000 records can drain in under a second once raterd is warm).
 func records(name string, n int) int {
-	if name == "redis_halfopen" {
+	switch name {
+	case "redis_halfopen", "judge_latency", "ch_bandwidth":
 		return 5 * n
 	}
 	return n
@@ -235,10 +236,11 @@ func networkScenarios(n int) []scenario {
 	}
 
 	// The evidence: the proxy's counters and raterd's own.
-	// A slow path met traffic if the proxy carried inserts and the rows came slower.
+	// A slow path met traffic if the proxy carried inserts through it (the pace of rows
+	// is reported, not checked: a half second's pace before the fault is too noisy a
+	// yardstick on a shared machine).
 	chSlowMet := func(r *scenarioRun, e evidence) (string, bool) {
-		return fmt.Sprintf("%s; %.0f inserts failed", r.net.traffic(), e.during.insertErrors),
-			r.net.during.Up > 0 && r.net.rateDuring() < r.net.rateBefore
+		return fmt.Sprintf("%s; %.0f inserts failed", r.net.traffic(), e.during.insertErrors), r.net.during.Up > 0
 	}
 	// A half-open path forwards nothing but the chunks already on their way at the onset;
 	// rows may still appear in ClickHouse (an insert whose data had arrived commits there,
@@ -269,10 +271,10 @@ func networkScenarios(n int) []scenario {
 	return []scenario{
 		{name: "ch_latency", fault: "ClickHouse: +500 ms per chunk each way, at 30% for 20 s", at: at, proxied: true, inject: chLatency, met: chSlowMet},
 		{name: "ch_halfopen", fault: "ClickHouse: half-open (nothing forwarded, no reset), at 30% for 30 s", at: at, proxied: true, inject: chHalfOpen, met: chHalfOpenMet},
-		{name: "ch_bandwidth", fault: "ClickHouse: 16 KiB/s per connection and direction, at 30% for 20 s", at: at, proxied: true, inject: chBandwidth, met: chSlowMet},
+		{name: "ch_bandwidth", fault: fmt.Sprintf("ClickHouse: 16 KiB/s per connection and direction, at 30%% for 20 s (%d records)", records("ch_bandwidth", n)), at: at, proxied: true, inject: chBandwidth, met: chSlowMet},
 		{name: "ch_reset", fault: "ClickHouse: connection reset mid-insert, three times from 30%", at: at, proxied: true, inject: chReset, met: chResetMet},
 		{name: "redis_halfopen", fault: fmt.Sprintf("Redis: half-open, at 30%% for 15 s (%d records)", records("redis_halfopen", n)), at: at, proxied: true, inject: redisHalfOpen, met: redisMet},
-		{name: "judge_latency", fault: "judge pool: +400 ms per chunk each way, at 30% for 20 s", at: at, proxied: true, inject: judgeLatency, met: judgeLatencyMet},
+		{name: "judge_latency", fault: fmt.Sprintf("judge pool: +400 ms per chunk each way, at 30%% for 20 s (%d records)", records("judge_latency", n)), at: at, proxied: true, inject: judgeLatency, met: judgeLatencyMet},
 		{name: "judge_halfopen", fault: "judge pool: half-open, at 30% for 20 s", at: at, proxied: true, inject: judgeHalfOpen, met: judgeHalfOpenMet},
 	}
 }
