@@ -9,9 +9,10 @@ package faults
 // counters during the fault and raterd's metrics (inserts failed, cache bypasses, pool
 // attempts failed). Their table has markers of its own in docs/reliability.md.
 //
-//   scripts/faults.sh -run 'ch_|redis_|judge_'   # these scenarios only
-//   RATERD_NETFAULTS_RECORDS=5000 …              # fewer records while developing
-//                                                # (some scenarios drain five times as many)
+//   scripts/faults.sh -net                                # these scenarios only
+//   scripts/faults.sh -net -run 'ch_'                     # some of them
+//   RATERD_NETFAULTS_RECORDS=5000 scripts/faults.sh -net  # fewer records while developing
+//                                                         # (some drain five times as many)
 
 import (
 	"context"
