@@ -175,6 +175,9 @@ type scenario struct {
 	inject func(t *testing.T, r *scenarioRun)
 	// met says whether raterd really met the fault, with the evidence for the table.
 	met func(r *scenarioRun, e evidence) (string, bool)
+	// proxied (network faults, network_integration_test.go): raterd reaches ClickHouse,
+	// Redis and the judge pool through fault proxies, which inject sets through r.net.
+	proxied bool
 }
 
 // evidence is what the run saw of a fault: counter deltas from the fault's start to its
@@ -207,6 +210,8 @@ type scenarioRun struct {
 	// ahead is, for a kill during a ClickHouse outage, how many messages the group had
 	// committed with neither score rows nor a dead letter in ClickHouse (-1: not measured).
 	ahead int64
+	// net holds a proxied scenario's fault proxies (network_integration_test.go).
+	net *netProxies
 }
 
 func (r *scenarioRun) processes() []*proc {
@@ -627,6 +632,9 @@ func runScenario(t *testing.T, st *stack, bins *binaries, sc scenario, n int, si
 	r := &scenarioRun{sc: sc, st: st, bin: bin, dir: t.TempDir(), kc: kc, group: group, topic: topic,
 		db: db, admin: map[*proc]string{}, last: map[*proc]counters{}, killed: map[*proc]bool{}, ahead: -1}
 	r.base = raterdConfig(st, topic, group, db, simURL)
+	if sc.proxied { // network faults: the config's service addresses become proxies'
+		r.net = proxyServices(t, r, simURL)
+	}
 
 	// The build under test creates its own schema, as an operator's raterd migrate would
 	// (a negative control's build creates its broken one).

@@ -14,6 +14,10 @@
 #   scripts/faults.sh -run 'kill50|negative' # some scenarios (the doc table lists only those)
 #   RATERD_FAULTS_RECORDS=5000 scripts/faults.sh   # smaller drains while developing
 #   RATERD_FAULTS_LOGS=/tmp/logs scripts/faults.sh # keep every raterd's log there
+#   scripts/faults.sh -net                   # only the network faults (proxied ClickHouse,
+#                                            # Redis, judge pool; their own table, ~5 min)
+#   scripts/faults.sh -net -run 'ch_'        # some of them
+#   RATERD_NETFAULTS_RECORDS=5000 scripts/faults.sh -net   # (10,000 records by default)
 #
 # With fewer than about 10,000 records one raterd fetches the whole topic at once (the
 # in-flight bound is 4,096 messages), so `join` finds no work left for the new member
@@ -25,10 +29,18 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 run='.'
-if [ "${1:-}" = -run ]; then run=$2; shift 2; fi
+tests='(TestFaultInjection|TestClusterFaults|TestClickHouseRefusal|TestNetworkFaults)' # everything: every table
+if [ "${1:-}" = -net ]; then tests=TestNetworkFaults; shift; fi
+if [ "${1:-}" = -run ]; then
+  run=$2
+  shift 2
+  # A subset rewrites its table with that subset only; leave the other table alone.
+  # (The cluster and refusal tests leave their tables alone when none of theirs ran.)
+  [ "$tests" = TestNetworkFaults ] || tests='(TestFaultInjection|TestClusterFaults|TestClickHouseRefusal)'
+fi
 eval "$(scripts/services.sh env)"
 export RATERD_REQUIRE_SERVICES=1
 # TestClickHouseRefusal (faults/clickhouse_refusal_integration_test.go): ClickHouse up but
 # refusing inserts (read-only user, too many parts, a dropped column, a full disk); its
 # own table in docs/reliability.md. RATERD_REFUSAL_RECORDS sets its drains (20,000).
-exec go test -count=1 -timeout 60m -v -run "^(TestFaultInjection|TestClusterFaults|TestClickHouseRefusal)\$/($run)" ./faults/ -args -reliability-doc "$PWD/docs/reliability.md" "$@"
+exec go test -count=1 -timeout 60m -v -run "^$tests\$/($run)" ./faults/ -args -reliability-doc "$PWD/docs/reliability.md" "$@"
