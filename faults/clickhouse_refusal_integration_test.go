@@ -236,24 +236,6 @@ func mountTmpfs(dir, size string) string {
 	return ""
 }
 
-// rewriteBetween replaces what lies between the markers begin and end in path.
-func rewriteBetween(path, begin, end, table string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("rewrite %s: %w", path, err)
-	}
-	s := string(b)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		return fmt.Errorf("%s: markers %q … %q not found", path, begin, end)
-	}
-	stamp := fmt.Sprintf("Run of %s on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine())
-	if err := os.WriteFile(path, []byte(s[:i+len(begin)]+"\n"+stamp+table+s[j:]), 0o644); err != nil {
-		return fmt.Errorf("rewrite %s: %w", path, err)
-	}
-	return nil
-}
-
 func refusals() []refusal {
 	chExec := func(ctx context.Context, x *refusalEnv, r *scenarioRun, q string) error {
 		conn, err := clickhouse.Open(ctx, x.admin(r.db))

@@ -717,7 +717,7 @@ func TestClusterFaults(t *testing.T) {
 	table := clusterTable(results, n, time.Since(start))
 	t.Log("\n" + table)
 	if *reliabilityDoc != "" && len(results) > 0 { // none: -run chose no cluster scenario
-		if err := rewriteDocBetween(*reliabilityDoc, clusterTableBegin, clusterTableEnd, table); err != nil {
+		if err := rewriteBetween(*reliabilityDoc, clusterTableBegin, clusterTableEnd, table); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -744,23 +744,4 @@ func clusterTable(results []clusterOutcome, n int, took time.Duration) string {
 	}
 	b.WriteString("\nFault met: the evidence gathered while the fault ran; a scenario fails unless every item holds. Produce retries: batches the brokers did not acknowledge, written again (kafka-go's producer is not idempotent, so a retry may write a record twice: records written twice); rows expected are read back from the topic (one row per evaluator for each distinct valid record, rows collapse by record id). Rows written twice: rows inserted more than once (scores_hourly) beyond those of the records on the topic twice. DLQ messages: on the dead-letter topic, with the duplicates beyond one per bad offset in brackets. Drain: from the first raterd start until the committed offsets reached the end. `raterd lag` is run after the processes stop.\n")
 	return b.String()
-}
-
-// rewriteDocBetween replaces what lies between begin and end in path with a stamp and
-// table.
-func rewriteDocBetween(path, begin, end, table string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("rewrite %s: %w", path, err)
-	}
-	s := string(b)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		return fmt.Errorf("%s: markers %q … %q not found", path, begin, end)
-	}
-	stamp := fmt.Sprintf("Run of %s on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine())
-	if err := os.WriteFile(path, []byte(s[:i+len(begin)]+"\n"+stamp+table+s[j:]), 0o644); err != nil {
-		return fmt.Errorf("rewrite %s: %w", path, err)
-	}
-	return nil
 }

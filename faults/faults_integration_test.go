@@ -1073,17 +1073,26 @@ const (
 
 // rewriteDoc replaces the generated table in path.
 func rewriteDoc(path, table string) error {
+	return rewriteBetween(path, tableBegin, tableEnd, table)
+}
+
+// rewriteBetween replaces what lies between the markers begin and end in the markdown
+// file at path with a run stamp and table: every generated table of docs/reliability.md.
+func rewriteBetween(path, begin, end, table string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("rewrite %s: %w", path, err)
 	}
 	s := string(b)
-	i, j := strings.Index(s, tableBegin), strings.Index(s, tableEnd)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {
-		return fmt.Errorf("%s: markers %q … %q not found", path, tableBegin, tableEnd)
+		return fmt.Errorf("%s: markers %q … %q not found", path, begin, end)
 	}
 	stamp := fmt.Sprintf("Run of %s on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine())
-	return os.WriteFile(path, []byte(s[:i+len(tableBegin)]+"\n"+stamp+table+s[j:]), 0o644)
+	if err := os.WriteFile(path, []byte(s[:i+len(begin)]+"\n"+stamp+table+s[j:]), 0o644); err != nil {
+		return fmt.Errorf("rewrite %s: %w", path, err)
+	}
+	return nil
 }
 
 func machine() string {

@@ -318,7 +318,7 @@ func TestSoak(t *testing.T) {
 	table := b.String()
 	t.Log("\n" + table)
 	if *reliabilityDoc != "" {
-		if err := rewriteSection(*reliabilityDoc, soakBegin, soakEnd, table); err != nil {
+		if err := rewriteBetween(*reliabilityDoc, soakBegin, soakEnd, table); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -329,20 +329,4 @@ func TestSoak(t *testing.T) {
 func fmtMinutes(d time.Duration) string {
 	d = d.Round(time.Second)
 	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-}
-
-// rewriteSection replaces what lies between begin and end in the markdown file at path
-// with a run stamp and text.
-func rewriteSection(path, begin, end, text string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	s := string(b)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		return fmt.Errorf("%s: markers %q … %q not found", path, begin, end)
-	}
-	stamp := fmt.Sprintf("Run of %s on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine())
-	return os.WriteFile(path, []byte(s[:i+len(begin)]+"\n"+stamp+text+s[j:]), 0o644)
 }
