@@ -31,7 +31,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,16 +62,7 @@ const (
 
 // refusalRecords is how many records each refusal scenario drains: 20,000 unless
 // RATERD_REFUSAL_RECORDS says otherwise.
-func refusalRecords(t *testing.T) int {
-	if s := os.Getenv("RATERD_REFUSAL_RECORDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1000 {
-			t.Fatalf("RATERD_REFUSAL_RECORDS=%q: want a number of at least 1000", s)
-		}
-		return n
-	}
-	return 20_000
-}
+func refusalRecords(t *testing.T) int { return recordCount(t, "RATERD_REFUSAL_RECORDS", 20_000, 1000) }
 
 // refusal is one way for ClickHouse to refuse raterd's inserts.
 type refusal struct {

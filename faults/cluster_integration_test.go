@@ -52,14 +52,7 @@ const (
 // clusterRecords is how many records each cluster scenario produces at least: 20,000
 // unless RATERD_FAULTS_CLUSTER_RECORDS asks for another number.
 func clusterRecords(t *testing.T) int {
-	if s := os.Getenv("RATERD_FAULTS_CLUSTER_RECORDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 2000 {
-			t.Fatalf("RATERD_FAULTS_CLUSTER_RECORDS=%q: want a number of at least 2000", s)
-		}
-		return n
-	}
-	return 20_000
+	return recordCount(t, "RATERD_FAULTS_CLUSTER_RECORDS", 20_000, 2000)
 }
 
 // clusterScenario is one cluster fault.
@@ -592,18 +585,7 @@ func runClusterScenario(t *testing.T, env *clusterEnv, sc clusterScenario, n int
 		text, _ := logSince(p.log, logStart[p])
 		ev.log += text
 	}
-	for _, p := range cr.processes() {
-		if cr.stopped[p] {
-			continue
-		}
-		if !p.running() {
-			o.crashed = append(o.crashed, fmt.Sprintf("%s exited early (%v)", p.name, p.err))
-			continue
-		}
-		if err := p.stop(syscall.SIGTERM, 40*time.Second); err != nil {
-			o.crashed = append(o.crashed, fmt.Sprintf("%s: %v", p.name, err))
-		}
-	}
+	o.crashed = cr.stopSurvivors(cr.stopped)
 	o.committedToEnd = reachedEnd(committed(ctx, kc, group, topic), ends)
 	lagOut, lagErr := exec.Command(bin, "lag", "--config", migrateCfg).CombinedOutput()
 	o.lag = strings.TrimSpace(string(lagOut))

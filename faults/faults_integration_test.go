@@ -61,15 +61,40 @@ const (
 // drainRecords is how many records each scenario drains: 20,000 (enough for every fault
 // to meet work in flight, and for .ci/run's time budget) unless RATERD_FAULTS_RECORDS
 // asks for another number (fewer while developing, more for a longer drain).
-func drainRecords(t *testing.T) int {
-	if s := os.Getenv("RATERD_FAULTS_RECORDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1000 {
-			t.Fatalf("RATERD_FAULTS_RECORDS=%q: want a number of at least 1000", s)
-		}
-		return n
+func drainRecords(t *testing.T) int { return recordCount(t, "RATERD_FAULTS_RECORDS", 20_000, 1000) }
+
+// recordCount is the number of records the environment variable env asks for (at least
+// minimum), or def when it is unset.
+func recordCount(t *testing.T, env string, def, minimum int) int {
+	s := os.Getenv(env)
+	if s == "" {
+		return def
 	}
-	return 20_000
+	n, err := strconv.Atoi(s)
+	if err != nil || n < minimum {
+		t.Fatalf("%s=%q: want a number of at least %d", env, s, minimum)
+	}
+	return n
+}
+
+// stopSurvivors stops, with SIGTERM as an operator would, every raterd of r not in spared
+// (killed or stopped on purpose), and returns the crashes: a process that exited early or
+// with an error.
+func (r *scenarioRun) stopSurvivors(spared map[*proc]bool) []string {
+	var crashed []string
+	for _, p := range r.processes() {
+		if spared[p] {
+			continue
+		}
+		if !p.running() {
+			crashed = append(crashed, fmt.Sprintf("%s exited early (%v)", p.name, p.err))
+			continue
+		}
+		if err := p.stop(syscall.SIGTERM, 40*time.Second); err != nil {
+			crashed = append(crashed, fmt.Sprintf("%s: %v", p.name, err))
+		}
+	}
+	return crashed
 }
 
 // checkEvaluators (evaluator name, heuristic check) apply to every valid record: no
@@ -771,18 +796,7 @@ func runScenario(t *testing.T, st *stack, bins *binaries, sc scenario, n int, si
 	}
 
 	// Stop the survivors as an operator would; any error exit is a crash.
-	for _, p := range r.processes() {
-		if r.killed[p] {
-			continue
-		}
-		if !p.running() {
-			o.crashed = append(o.crashed, fmt.Sprintf("%s exited early (%v)", p.name, p.err))
-			continue
-		}
-		if err := p.stop(syscall.SIGTERM, 40*time.Second); err != nil {
-			o.crashed = append(o.crashed, fmt.Sprintf("%s: %v", p.name, err))
-		}
-	}
+	o.crashed = r.stopSurvivors(r.killed)
 	o.committedToEnd = reachedEnd(committed(ctx, kc, group, topic), ends)
 	checkRows(t, conn, db, &o)
 	o.deadTopic, o.dlqMsgs = deadLetterTopic(t, st.kafka.addr, sinkkafka.DLQTopic(topic))

@@ -18,8 +18,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,16 +52,7 @@ const heldSlack = 4 << 10
 
 // netRecords is how many records each network scenario drains: 10,000 (their faults
 // last seconds, not records), or RATERD_NETFAULTS_RECORDS.
-func netRecords(t *testing.T) int {
-	if s := os.Getenv("RATERD_NETFAULTS_RECORDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1000 {
-			t.Fatalf("RATERD_NETFAULTS_RECORDS=%q: want a number of at least 1000", s)
-		}
-		return n
-	}
-	return 10_000
-}
+func netRecords(t *testing.T) int { return recordCount(t, "RATERD_NETFAULTS_RECORDS", 10_000, 1000) }
 
 // netProxies are one scenario's proxies, and what the fault saw of traffic.
 type netProxies struct {

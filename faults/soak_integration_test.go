@@ -262,18 +262,7 @@ func TestSoak(t *testing.T) {
 	drain := time.Since(drainStart)
 	close(stopSampling)
 	sampling.Wait()
-	for _, p := range r.processes() {
-		if r.killed[p] {
-			continue
-		}
-		if !p.running() {
-			o.crashed = append(o.crashed, fmt.Sprintf("%s exited early (%v)", p.name, p.err))
-			continue
-		}
-		if err := p.stop(syscall.SIGTERM, 40*time.Second); err != nil {
-			o.crashed = append(o.crashed, fmt.Sprintf("%s: %v", p.name, err))
-		}
-	}
+	o.crashed = r.stopSurvivors(r.killed)
 	o.committedToEnd = reachedEnd(committed(ctx, kc, group, topic), ends)
 	checkRows(t, conn, db, &o)
 	o.deadTopic, o.dlqMsgs = deadLetterTopic(t, st.kafka.addr, sinkkafka.DLQTopic(topic))
