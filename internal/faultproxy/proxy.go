@@ -244,11 +244,17 @@ func (p *Proxy) forward(l *link, dst net.Conn, chunk []byte, up bool) bool {
 			return false
 		}
 	}
-	n, err := dst.Write(chunk)
+	// Counted before the write, so that a reply the peer sends once it has the bytes
+	// never shows in the counters ahead of them; a short write takes back what was not
+	// sent.
+	counter := &p.downBytes
 	if up {
-		p.upBytes.Add(int64(n))
-	} else {
-		p.downBytes.Add(int64(n))
+		counter = &p.upBytes
+	}
+	counter.Add(int64(len(chunk)))
+	n, err := dst.Write(chunk)
+	if n < len(chunk) {
+		counter.Add(int64(n - len(chunk)))
 	}
 	return err == nil
 }
