@@ -1,10 +1,10 @@
 package consumer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"raterd/internal/testkit"
 	"strings"
 	"sync"
 	"testing"
@@ -13,24 +13,6 @@ import (
 	"raterd/record"
 	"raterd/sinks"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // permanentSink fails its first fails score writes with a permanent error of class, and
 // records Stats().Blocked at each failing write.
@@ -70,7 +52,7 @@ func TestPipelinePermanentSinkErrorBlocksVisibly(t *testing.T) {
 	cfg.Batch.MaxRecords = 4
 	cfg.Batch.Linger = 0
 	sink := &permanentSink{class: "clickhouse_schema", fails: 3}
-	var logs syncBuffer
+	var logs testkit.LogBuffer
 	p, err := New(cfg, reader, fakeScorer{}, sink, sink,
 		Options{Telemetry: telemetry.Settings{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
 	if err != nil {

@@ -1,35 +1,16 @@
 package clickhouse
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
+	"raterd/internal/testkit"
 	"strings"
-	"sync"
 	"testing"
 
 	"raterd/internal/telemetry"
 	"raterd/record"
 	"raterd/sinks"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestClickHousePermanentInsertErrors: issue 17 found a permanent ClickHouse error
 // retried like a passing one. An insert the server refuses for what it is (a database or
@@ -59,7 +40,7 @@ func TestClickHousePermanentInsertErrors(t *testing.T) {
 				}
 			}
 			cfg.InsertAttempts = 3
-			var logs lockedBuffer
+			var logs testkit.LogBuffer
 			tel := telemetry.Settings{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 			var err error
 			if tt.letters {
