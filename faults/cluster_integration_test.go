@@ -550,32 +550,8 @@ func runClusterScenario(t *testing.T, env *clusterEnv, sc clusterScenario, n int
 	o.outcome = outcome{fault: sc.fault, expected: uint64(valid * evaluators), invalid: invalid}
 	ends := endOffsetsRetry(t, kc, topic)
 
-	var lastRaw uint64
-	lastChange := time.Now()
-	deadline := time.Now().Add(drainTimeout)
 	var drainProblem string
-	for {
-		c := committed(ctx, kc, group, topic)
-		raw, ok := rawRows()
-		if ok && raw != lastRaw {
-			lastRaw, lastChange = raw, time.Now()
-		}
-		atEnd := c != nil && reachedEnd(c, ends)
-		if atEnd && o.drain == 0 {
-			o.drain = time.Since(started)
-		}
-		if atEnd && ok && finalRows(t, conn, db) == o.expected {
-			break
-		}
-		if atEnd && time.Since(lastChange) > 10*time.Second {
-			break
-		}
-		if time.Now().After(deadline) {
-			drainProblem = fmt.Sprintf("not done after %s (committed %v of %v)", drainTimeout, c, ends)
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	o.drain, drainProblem = waitDrained(t, kc, conn, group, topic, db, ends, o.expected, started, nil)
 	close(stopSampling)
 	<-sampled
 

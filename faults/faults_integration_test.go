@@ -747,38 +747,15 @@ func runScenario(t *testing.T, st *stack, bins *binaries, sc scenario, n int, si
 	// Drain: until the committed offsets reach the end and, for rows still being written,
 	// scores FINAL has them all — or nothing moves any more (a negative control).
 	recoverFrom := committed(ctx, kc, group, topic)
-	var lastRaw uint64
-	lastChange := time.Now()
-	deadline = time.Now().Add(drainTimeout)
 	var drainProblem string
-	for {
-		c := committed(ctx, kc, group, topic)
+	o.drain, drainProblem = waitDrained(t, kc, conn, group, topic, db, ends, o.expected, started, func(c map[int]int64) {
 		if o.recovery == 0 && c != nil && recoverFrom != nil && movedEverywhere(recoverFrom, c, ends) {
 			o.recovery = time.Since(faultEnd)
 		}
 		if c != nil && recoverFrom == nil {
 			recoverFrom = c // Kafka was down at the fault's end
 		}
-		raw, ok := rawRows()
-		if ok && raw != lastRaw {
-			lastRaw, lastChange = raw, time.Now()
-		}
-		atEnd := c != nil && reachedEnd(c, ends)
-		if atEnd && o.drain == 0 {
-			o.drain = time.Since(started)
-		}
-		if atEnd && ok && finalRows(t, conn, db) == o.expected {
-			break
-		}
-		if atEnd && time.Since(lastChange) > 10*time.Second {
-			break // stalled with offsets at the end: rows are missing for good
-		}
-		if time.Now().After(deadline) {
-			drainProblem = fmt.Sprintf("not done after %s (committed %v of %v)", drainTimeout, c, ends)
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	})
 	close(stopSampling)
 	<-sampled
 	if sc.at == 0 {
@@ -851,6 +828,51 @@ func runScenario(t *testing.T, st *stack, bins *binaries, sc scenario, n int, si
 	}
 	_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
 	return o
+}
+
+// waitDrained polls every 200 ms until the group's committed offsets reach ends and
+// scores FINAL has expected rows, or the offsets are at the end and no row has arrived
+// for 10 s (rows missing for good: a negative control), or drainTimeout passes (the
+// problem it returns). tick, when set, sees each poll's committed offsets (nil when
+// unreadable). drain is the time from started until the offsets first reached the end.
+func waitDrained(t *testing.T, kc *kafka.Client, conn driver.Conn, group, topic, db string, ends map[int]int64, expected uint64,
+	started time.Time, tick func(c map[int]int64)) (drain time.Duration, problem string) {
+	t.Helper()
+	ctx := context.Background()
+	rawRows := func() (uint64, bool) {
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var c uint64
+		err := conn.QueryRow(qctx, "SELECT count() FROM "+db+".scores").Scan(&c)
+		return c, err == nil
+	}
+	var lastRaw uint64
+	lastChange := time.Now()
+	deadline := time.Now().Add(drainTimeout)
+	for {
+		c := committed(ctx, kc, group, topic)
+		if tick != nil {
+			tick(c)
+		}
+		raw, ok := rawRows()
+		if ok && raw != lastRaw {
+			lastRaw, lastChange = raw, time.Now()
+		}
+		atEnd := c != nil && reachedEnd(c, ends)
+		if atEnd && drain == 0 {
+			drain = time.Since(started)
+		}
+		if atEnd && ok && finalRows(t, conn, db) == expected {
+			return drain, ""
+		}
+		if atEnd && time.Since(lastChange) > 10*time.Second {
+			return drain, "" // stalled with offsets at the end: rows are missing for good
+		}
+		if time.Now().After(deadline) {
+			return drain, fmt.Sprintf("not done after %s (committed %v of %v)", drainTimeout, c, ends)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // rss returns the resident set size of a process in bytes (0 if unknown).

@@ -248,16 +248,9 @@ func TestSoak(t *testing.T) {
 	n, invalid := int(produced.Load()), int(invalidTotal.Load())
 	o := outcome{fault: "soak", expected: uint64((n - invalid) * evaluators), invalid: invalid}
 	drainStart := time.Now()
-	for {
-		c := committed(ctx, kc, group, topic)
-		if c != nil && reachedEnd(c, ends) && finalRows(t, conn, db) == o.expected {
-			break
-		}
-		if time.Since(drainStart) > drainTimeout {
-			t.Errorf("soak: not drained %s after the producer stopped (committed %v of %v)", drainTimeout, c, ends)
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
+	_, problem := waitDrained(t, kc, conn, group, topic, db, ends, o.expected, drainStart, nil)
+	if problem != "" {
+		t.Errorf("soak: not drained after the producer stopped: %s", problem)
 	}
 	drain := time.Since(drainStart)
 	close(stopSampling)
