@@ -45,6 +45,17 @@ type Scorer interface {
 	Score(ctx context.Context, records []*record.Record) ([]record.Score, error)
 }
 
+// StreamingScorer is an optional interface of a Scorer that scores in two steps:
+// BeginScore does the batch's own work in the calling worker (cache lookup, in-process
+// checks) and starts its remote judge calls; the function it returns waits for them and
+// gives what Score would. The pipeline then hands the wait to a goroutine and the worker
+// takes the next batch at once, so the judge pool is fed continuously instead of each
+// worker waiting for its batch's slowest judge call (a batch barrier). The returned
+// function is called exactly once.
+type StreamingScorer interface {
+	BeginScore(ctx context.Context, records []*record.Record) func() ([]record.Score, error)
+}
+
 // ScoreSink stores score rows; nil means durably accepted.
 type ScoreSink interface {
 	WriteScores(ctx context.Context, rows []record.Score) error
@@ -141,10 +152,11 @@ type Pipeline struct {
 
 	inflightRecords *semaphore.Weighted
 	inflightBytes   *semaphore.Weighted
-	// writeSlots bounds the batches waiting on their sinks; writes runs them.
+	// writeSlots bounds the batches waiting on their sinks.
 	writeSlots chan struct{}
-	writes     sync.WaitGroup
-	deadSlots  chan struct{} // bounds concurrent dead-letter writes to Workers
+	// scoring runs the batches a worker has begun, until they are written (or abandoned).
+	scoring   sync.WaitGroup
+	deadSlots chan struct{} // bounds concurrent dead-letter writes to Workers
 
 	stats struct {
 		fetched, fetchErrors, valid, records, empty, skipped, dead, stale, done, scores, batches, retries, commits atomic.Int64
@@ -300,8 +312,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.batchLoop(workCtx, msgs, batches) // returns when msgs is closed (fetching stopped)
 	close(batches)
 	workers.Wait()
-	p.flushScores() // fetching stopped: the last group will get no more rows
-	p.writes.Wait()
+	p.drainScoring()
 	close(stopCommit)
 	<-commitDone
 	// Final commit of everything done; commit bounds itself, even past the drain deadline.
@@ -499,11 +510,17 @@ func (p *Pipeline) countDecoded(res DecodeResult) {
 	}
 }
 
-// processBatch scores a batch in the calling worker, then hands its writes to a goroutine
-// of their own (at most WriteSlots at once) and returns: the worker scores the next batch
-// while this one waits for its sinks, so a sink that groups writes (one ClickHouse insert
-// for many batches) does not idle the workers. The batch's offsets are marked done only
-// when every write is acknowledged.
+// processBatch begins scoring a batch in the calling worker, then hands the rest to a
+// goroutine of its own and returns (a plain Scorer scores wholly in the worker). With a
+// StreamingScorer the worker does only the
+// batch's own work (cache lookup, in-process checks, starting the remote judge calls):
+// the judge pool streams tasks from many batches and no worker waits for its batch's
+// slowest call. The goroutine waits for the verdicts (retrying the batch as a whole on
+// failure), takes a write slot (at most WriteSlots batches wait on their sinks, so a
+// sink that groups writes — one ClickHouse insert for many batches — gets company), and
+// writes. The batch's offsets are marked done only when every write is acknowledged.
+// How many batches are past their worker is bounded by the in-flight record and byte
+// bounds, which stop fetching.
 func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 	start := p.opts.Now()
 	var links []trace.Link
@@ -528,11 +545,39 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 		}
 	}
 
+	var first func() ([]record.Score, error)
+	if ss, ok := p.scorer.(StreamingScorer); ok && len(records) > 0 {
+		first = ss.BeginScore(ctx, records)
+	} else if len(records) > 0 {
+		// A plain Scorer scores in the worker, as many batches at once as there are
+		// workers.
+		rows, err := p.scorer.Score(ctx, records)
+		first = func() ([]record.Score, error) { return rows, err }
+	}
+	p.scoring.Add(1)
+	go func() {
+		defer p.scoring.Done()
+		p.finishScoring(ctx, span, b, records, dead, first, start)
+	}()
+}
+
+// finishScoring is processBatch's goroutine: it gets the batch's rows — from first, the
+// scoring the worker began, if any; else, and on every retry, by scoring the records
+// still in the batch — and writes them.
+func (p *Pipeline) finishScoring(ctx context.Context, span trace.Span, b *batch, records []*record.Record, dead []record.DeadLetter,
+	first func() ([]record.Score, error), start time.Time) {
 	var rows []record.Score
 	if len(records) > 0 {
 		failures := map[*record.Record]int{} // attempts in which the record's judgements failed
 		ok := p.retry(ctx, span, len(b.items), func() error {
-			r, err := p.scorer.Score(ctx, records)
+			var r []record.Score
+			var err error
+			if first != nil {
+				r, err = first()
+				first = nil
+			} else {
+				r, err = p.scorer.Score(ctx, records)
+			}
 			if err != nil {
 				err = fmt.Errorf("score %d records: %w", len(records), err)
 				var poisoned []record.DeadLetter
@@ -565,25 +610,21 @@ func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 			return
 		}
 	}
-	p.writes.Add(1)
-	go func() {
-		defer p.writes.Done()
-		defer func() { <-p.writeSlots }()
-		defer span.End()
-		wroteScores, wroteDead := false, len(dead) == 0
-		// A retry resumes at the write that failed, so a ClickHouse outage does not cost
-		// a second round of judge calls or a second dead letter: the dead-letter write is
-		// begun once and resumed, so a sink (the DLQ topic) that acknowledged the letters
-		// does not get them again when another (the dead_letters table) failed.
-		writeDead := beginDeadLetters(p.dead, dead)
-		ok := p.retry(ctx, span, len(b.items), func() error {
-			return p.writeBatch(ctx, rows, len(dead), writeDead, &wroteScores, &wroteDead)
-		})
-		if !ok {
-			return
-		}
-		p.finishBatch(ctx, b, rows, dead, start)
-	}()
+	defer func() { <-p.writeSlots }()
+	defer span.End()
+	wroteScores, wroteDead := false, len(dead) == 0
+	// A retry resumes at the write that failed, so a ClickHouse outage does not cost
+	// a second round of judge calls or a second dead letter: the dead-letter write is
+	// begun once and resumed, so a sink (the DLQ topic) that acknowledged the letters
+	// does not get them again when another (the dead_letters table) failed.
+	writeDead := beginDeadLetters(p.dead, dead)
+	ok := p.retry(ctx, span, len(b.items), func() error {
+		return p.writeBatch(ctx, rows, len(dead), writeDead, &wroteScores, &wroteDead)
+	})
+	if !ok {
+		return
+	}
+	p.finishBatch(ctx, b, rows, dead, start)
 }
 
 // PoisonSuspects is implemented by a Scorer error that names the records whose
@@ -648,6 +689,31 @@ func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*re
 	p.opts.Telemetry.Logger.Warn("dead-lettering records whose judgements keep failing on a judge that answers other calls",
 		"records", len(dead), "attempts", p.cfg.PoisonAttempts, "err", err)
 	return keep, dead
+}
+
+// drainFlushInterval is how often, once fetching has ended, the pipeline asks a grouping
+// sink to write what it holds while the last batches finish scoring.
+const drainFlushInterval = 20 * time.Millisecond
+
+// drainScoring waits for every begun batch to be written or abandoned. Fetching has
+// ended, so no more rows will join the sink's open group: it is flushed now and again
+// while batches still finish, so that none waits out the sink's interval.
+func (p *Pipeline) drainScoring() {
+	done := make(chan struct{})
+	go func() {
+		p.scoring.Wait()
+		close(done)
+	}()
+	t := time.NewTicker(drainFlushInterval)
+	defer t.Stop()
+	for {
+		p.flushScores()
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // flushScores asks a score sink that groups writes across batches to write what it holds:

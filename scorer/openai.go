@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -150,10 +152,30 @@ const (
 	openaiMaxResponseBytes = 4 << 20 // a chat completion is a few KiB; more is a broken server
 	openaiErrorBodyExcerpt = 200     // bytes of an error body quoted in Verdict.Err
 	openaiAnswerExcerpt    = 512     // bytes of an unparseable answer kept in Explanation
-	// openaiMaxTasksInFlight bounds the goroutines one Judge call starts; the pool's
-	// in-flight limits decide how many requests are actually sent.
-	openaiMaxTasksInFlight = 1024
+	// openaiMinSenders and openaiMaxSenders clamp how many tasks one judge has started
+	// at once, over every Judge call (see senderBound); the pool's in-flight limits
+	// decide how many requests are actually sent.
+	openaiMinSenders = 64
+	openaiMaxSenders = 16384
+	// openaiDNSSenders is the bound for a pool that discovers its endpoints by DNS, whose
+	// number is not known at start.
+	openaiDNSSenders = 4096
 )
+
+// senderBound is how many tasks a judge keeps started at once across all its Judge
+// calls: enough to hold every endpoint at its in-flight ceiling (so the pool, not this
+// bound, decides what is sent), and no more, because each started task is a goroutine
+// waiting in the pool.
+func senderBound(cfg pool.Config) int64 {
+	n := 0
+	for _, e := range cfg.Endpoints {
+		n += max(e.MaxInFlight, pool.DefaultMaxInFlight)
+	}
+	if cfg.DNS != nil {
+		n = max(n, openaiDNSSenders)
+	}
+	return int64(min(max(n, openaiMinSenders), openaiMaxSenders))
+}
 
 // OpenAIJudge asks a judge model served behind OpenAI-compatible chat-completions endpoints
 // for pointwise, classification and pairwise verdicts, in the prompt format each
@@ -165,6 +187,10 @@ type OpenAIJudge struct {
 	client *http.Client
 	header http.Header // api key and configured headers of every request
 	logger *slog.Logger
+	// senders bounds the tasks started at once over every Judge call and starts them in
+	// the order the calls came, so batches stream through the pool instead of each
+	// waiting for its own slowest task.
+	senders *senders
 	// mUnused counts verdicts of a logprobs judge made without usable logprobs, by reason.
 	mUnused metric.Int64Counter
 }
@@ -187,7 +213,8 @@ func NewOpenAIJudge(cfg OpenAIConfig, set JudgeSettings) (*OpenAIJudge, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &OpenAIJudge{cfg: cfg, client: client, header: header, logger: tel.Logger}
+	j := &OpenAIJudge{cfg: cfg, client: client, header: header, logger: tel.Logger,
+		senders: newSenders(senderBound(cfg.Config))}
 	j.mUnused, err = tel.MeterProvider.Meter("raterd/scorer").Int64Counter("raterd.judge.logprobs.unused",
 		metric.WithDescription("verdicts of a logprobs judge scored without usable logprobs (stored under the judge's plain identity), by judge and reason: missing, misaligned, invalid, ambiguous, no_alternative"))
 	if err != nil {
@@ -240,35 +267,47 @@ func (j *OpenAIJudge) PoolStats() []pool.EndpointStats { return j.pool.Stats() }
 // before every task was judged; the verdicts of the unfinished tasks then carry the
 // context error.
 func (j *OpenAIJudge) Judge(ctx context.Context, tasks []Task) ([]Verdict, error) {
-	return judgeConcurrently(ctx, j.Identity(), tasks, j.judgeOne)
+	return judgeConcurrently(ctx, j.Identity(), j.senders, tasks, j.judgeOne)
 }
 
-// judgeConcurrently runs one at a time per task on a bounded set of goroutines and
-// applies the Judge contract when ctx ends early.
-func judgeConcurrently(ctx context.Context, identity string, tasks []Task, one func(context.Context, Task) Verdict) ([]Verdict, error) {
+// senders bounds the tasks one judge has started at once over all its Judge calls, and
+// starts them in the order the calls came: a call feeds all its tasks before the next
+// call feeds any, so an older batch is never overtaken by a newer one waiting for the
+// same room, and calls overlap: the next batch's tasks start the moment this batch's
+// tasks free room, never after this batch's slowest task.
+type senders struct {
+	turn chan struct{}       // held by the call feeding its tasks; waiting senders queue FIFO
+	room *semaphore.Weighted // one unit per started task
+}
+
+func newSenders(n int64) *senders {
+	return &senders{turn: make(chan struct{}, 1), room: semaphore.NewWeighted(n)}
+}
+
+// judgeConcurrently starts one goroutine per task as snd admits it, and applies the
+// Judge contract when ctx ends early.
+func judgeConcurrently(ctx context.Context, identity string, snd *senders, tasks []Task, one func(context.Context, Task) Verdict) ([]Verdict, error) {
 	verdicts := make([]Verdict, len(tasks))
 	if len(tasks) == 0 {
 		return verdicts, nil
 	}
-	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(len(tasks), openaiMaxTasksInFlight) {
-		wg.Go(func() {
-			for i := range next {
-				verdicts[i] = one(ctx, tasks[i])
-			}
-		})
-	}
 	fed := 0
-feed:
-	for ; fed < len(tasks); fed++ {
-		select {
-		case next <- fed:
-		case <-ctx.Done():
-			break feed
+	select {
+	case snd.turn <- struct{}{}:
+		for ; fed < len(tasks); fed++ {
+			if snd.room.Acquire(ctx, 1) != nil {
+				break
+			}
+			i := fed // fed is shared by the loop; each goroutine needs its own index
+			wg.Go(func() {
+				defer snd.room.Release(1)
+				verdicts[i] = one(ctx, tasks[i])
+			})
 		}
+		<-snd.turn
+	case <-ctx.Done():
 	}
-	close(next)
 	wg.Wait()
 	if ctx.Err() == nil {
 		return verdicts, nil

@@ -191,8 +191,13 @@ type pending struct {
 // Score judges every applicable record × evaluator pair of the batch and returns the score
 // rows; see ScoreBatch.
 func (s *Scorer) Score(ctx context.Context, records []*record.Record) ([]record.Score, error) {
-	rows, st, err := s.ScoreBatch(ctx, records)
+	return s.Begin(ctx, records).Wait()
+}
+
+// addTotals adds one batch's stats to the running totals.
+func (s *Scorer) addTotals(st BatchStats) {
 	s.totalsMu.Lock()
+	defer s.totalsMu.Unlock()
 	s.totals.Tasks += st.Tasks
 	s.totals.Uncached += st.Uncached
 	s.totals.CacheHits += st.CacheHits
@@ -208,8 +213,6 @@ func (s *Scorer) Score(ctx context.Context, records []*record.Record) ([]record.
 		}
 		s.totals.JudgeCallsBy[name] += n
 	}
-	s.totalsMu.Unlock()
-	return rows, err
 }
 
 // Totals returns the stats summed over every Score call so far; CacheBypass is true when
@@ -258,12 +261,59 @@ func (e *UnavailableError) PoisonSuspects() []*record.Record { return e.Suspects
 // per batch, and not at all while another batch is judging it. A non-nil error fails the
 // batch as a whole (the context ended, a judge call failed, or a judge was unavailable —
 // ErrJudgeUnavailable) and means "retry later"; permanent per-task failures are rows with
-// a failure status.
+// a failure status. It is Begin followed by Wait, except that the totals are not counted.
 func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]record.Score, BatchStats, error) {
-	ctx, span := s.tracer.Start(ctx, "scorer.Score", trace.WithAttributes(attribute.Int("records", len(records))))
-	defer span.End()
-	var st BatchStats
+	sc := s.begin(ctx, records)
+	return sc.wait()
+}
 
+// Scoring is a batch whose judgements are under way: Begin started it, Wait ends it.
+type Scoring struct {
+	s      *Scorer
+	ctx    context.Context
+	span   trace.Span
+	tasks  []pending
+	st     BatchStats
+	judged []bool // a verdict came back for this task
+	direct []int  // tasks of uncached judges, judged in the first round
+	round  int
+	// The round under way: the keys it leads and follows with their flights, the tasks
+	// it sent to judges, and how to wait for the judges it started.
+	lead, follow               []int
+	leadFlights, followFlights []*flight
+	misses                     []int
+	judging                    func() error
+	waited                     bool
+}
+
+// Begin does the batch's own work in the caller — the cache keys, deduplication, the
+// claims on keys, one cache lookup, and the judges that run in-process (the built-in
+// checks) — and starts the calls to remote judges (model and reward servers) without
+// waiting for them. The caller can then go on with the next batch while the pool works:
+// a batch never holds its worker until its slowest judge call returns. Wait returns the
+// rows. Every Begin must be followed by one Wait.
+func (s *Scorer) Begin(ctx context.Context, records []*record.Record) *Scoring {
+	return s.begin(ctx, records)
+}
+
+// BeginScore is Begin for a caller that knows only functions (consumer.StreamingScorer):
+// it returns the Scoring's Wait.
+func (s *Scorer) BeginScore(ctx context.Context, records []*record.Record) func() ([]record.Score, error) {
+	return s.Begin(ctx, records).Wait
+}
+
+// Wait waits for the judgements Begin started, runs whatever rounds remain (keys another
+// batch was judging and did not get a verdict for), and returns the score rows; see
+// ScoreBatch. It adds the batch's stats to Totals.
+func (sc *Scoring) Wait() ([]record.Score, error) {
+	rows, st, err := sc.wait()
+	sc.s.addTotals(st)
+	return rows, err
+}
+
+func (s *Scorer) begin(ctx context.Context, records []*record.Record) *Scoring {
+	ctx, span := s.tracer.Start(ctx, "scorer.Score", trace.WithAttributes(attribute.Int("records", len(records))))
+	sc := &Scoring{s: s, ctx: ctx, span: span}
 	tasks := make([]pending, 0, len(records)*len(s.evaluators))
 	for _, r := range records {
 		for _, e := range s.evaluators {
@@ -276,126 +326,96 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 			}
 		}
 	}
-	st.Tasks = len(tasks)
+	sc.tasks = tasks
+	sc.st.Tasks = len(tasks)
 	s.mTasks.Add(ctx, int64(len(tasks)))
 	if len(tasks) == 0 {
-		return nil, st, nil
+		return sc
 	}
 
 	// Deduplicate keys within the batch: the first task with a key leads, the rest follow.
 	// Tasks of uncached judges have no key: each is judged directly, in the first round.
 	leaders := make(map[string]int, len(tasks))
-	var uniqueIdx, direct []int
+	var uniqueIdx []int
 	for i := range tasks {
 		tasks[i].leader = i
 		if tasks[i].key == "" {
-			direct = append(direct, i)
+			sc.direct = append(sc.direct, i)
 			continue
 		}
 		if j, ok := leaders[tasks[i].key]; ok {
 			tasks[i].leader = j
-			st.Deduplicated++
+			sc.st.Deduplicated++
 			continue
 		}
 		leaders[tasks[i].key] = i
 		uniqueIdx = append(uniqueIdx, i)
 	}
-	st.Uncached = len(direct)
+	sc.st.Uncached = len(sc.direct)
+	sc.judged = make([]bool, len(tasks))
+	sc.startRound(uniqueIdx)
+	return sc
+}
 
-	// Every unique key is claimed before anything else: a key another batch is judging
-	// right now is awaited, not judged again; the claimed ones are looked up in the cache
-	// and judged on a miss, and stay claimed until their verdict is cached, so no key is
-	// judged twice while cached or in flight. A key whose leader got no verdict (its judge
-	// call failed) is claimed once more, then judged here unclaimed.
-	judged := make([]bool, len(tasks)) // a verdict came back for this task
-	todo := uniqueIdx
-	for round := 0; len(todo) > 0 || round == 0 && len(direct) > 0; round++ {
-		lead, leadFlights, follow, followFlights := s.claim(tasks, todo, round < 2)
-
-		misses := lead
-		if s.opts.Cache != nil && len(lead) > 0 {
-			misses = s.lookup(ctx, tasks, lead, &st)
-		}
-		if round == 0 {
-			misses = append(misses, direct...)
-		}
-		err := s.judgeTasks(ctx, tasks, misses, &st, judged)
-		// A verdict that only says the judge was unavailable is no verdict: it is neither
-		// shared with followers nor stored, and it fails the batch so that it is retried.
-		unavailable := 0
-		for _, i := range misses {
-			if judged[i] && errors.Is(tasks[i].verdict.Err, ErrJudgeUnavailable) {
-				judged[i] = false
-				unavailable++
-				if err == nil {
-					err = tasks[i].verdict.Err
-				}
-			}
-		}
-		s.fillCache(ctx, tasks, misses, judged, &st)
-		s.land(tasks, lead, leadFlights, judged)
-		// A judge that answered other live calls in this round is up: the records it
-		// failed on are suspects. One that answered none is down or unreachable, unless
-		// it answered recently (a lone record's failure; see poisonSuspects).
-		served := map[string]bool{}
-		for _, i := range misses {
-			if judged[i] {
-				served[tasks[i].task.Evaluator.Judge] = true
-			}
-		}
-		s.noteAnswered(served)
-		if err != nil {
-			if unavailable > 0 {
-				ue := &UnavailableError{Judgements: unavailable, Err: err}
-				// Which failures make their record a suspect depends on what the failure
-				// says (see poisonSuspects): a pool that is down or overloaded never does.
-				var failed []suspectFailure
-				var failedIdx []int
-				for _, i := range misses {
-					if judged[i] || tasks[i].verdict.Err == nil {
-						continue
-					}
-					failed = append(failed, suspectFailure{judge: tasks[i].task.Evaluator.Judge,
-						record: tasks[i].task.Record, scope: scopeOf(tasks[i].verdict.Err)})
-					failedIdx = append(failedIdx, i)
-				}
-				isSuspect := poisonSuspects(failed, served, s.recentlyAnswered())
-				seen, suspect := map[*record.Record]bool{}, map[*record.Record]bool{}
-				for _, i := range misses {
-					r := tasks[i].task.Record
-					if judged[i] || seen[r] {
-						continue
-					}
-					seen[r] = true
-					ue.Records = append(ue.Records, r)
-				}
-				for n, i := range failedIdx {
-					if r := tasks[i].task.Record; isSuspect[n] && !suspect[r] {
-						suspect[r] = true
-						ue.Suspects = append(ue.Suspects, r)
-					}
-				}
-				err = ue
-			}
-			return nil, st, err
-		}
-
-		todo = nil
-		for n, i := range follow {
-			f := followFlights[n]
-			select {
-			case <-f.done:
-			case <-ctx.Done():
-				return nil, st, ctx.Err()
-			}
-			if f.ok {
-				tasks[i].verdict, tasks[i].cached = f.verdict, true
-				st.InFlightJoins++
-			} else {
-				todo = append(todo, i)
-			}
+// startRound begins a round over the keys at todo (and, in the first round, the direct
+// tasks). Every key is claimed before anything else: a key another batch is judging right
+// now is awaited, not judged again; the claimed ones are looked up in the cache and judged
+// on a miss, and stay claimed until their verdict is cached, so no key is judged twice
+// while cached or in flight. A key whose leader got no verdict (its judge call failed) is
+// claimed once more, then judged here unclaimed. In-process judges run now; remote ones
+// are started and awaited in finishRound.
+func (sc *Scoring) startRound(todo []int) {
+	s, ctx, tasks := sc.s, sc.ctx, sc.tasks
+	sc.lead, sc.leadFlights, sc.follow, sc.followFlights = s.claim(tasks, todo, sc.round < 2)
+	misses := sc.lead
+	if s.opts.Cache != nil && len(sc.lead) > 0 {
+		misses = s.lookup(ctx, tasks, sc.lead, &sc.st)
+	}
+	if sc.round == 0 {
+		misses = append(misses, sc.direct...)
+	}
+	sc.misses = misses
+	var local, remote []int
+	for _, i := range misses {
+		if s.uncached[tasks[i].task.Evaluator.Judge] {
+			local = append(local, i)
+		} else {
+			remote = append(remote, i)
 		}
 	}
+	// Remote calls first, so that the servers work while the checks run here.
+	remoteDone := s.startJudges(ctx, tasks, remote, &sc.st, sc.judged, true)
+	localErr := s.startJudges(ctx, tasks, local, &sc.st, sc.judged, false)()
+	sc.judging = func() error {
+		if err := remoteDone(); localErr == nil {
+			localErr = err
+		}
+		return localErr
+	}
+}
+
+func (sc *Scoring) wait() ([]record.Score, BatchStats, error) {
+	s, ctx, tasks := sc.s, sc.ctx, sc.tasks
+	if sc.waited {
+		return nil, sc.st, errors.New("scorer: Scoring.Wait called twice")
+	}
+	sc.waited = true
+	defer sc.span.End()
+	if len(tasks) == 0 {
+		return nil, sc.st, nil
+	}
+	for {
+		todo, err := sc.finishRound()
+		if err != nil {
+			return nil, sc.st, err
+		}
+		if len(todo) == 0 {
+			break
+		}
+		sc.round++
+		sc.startRound(todo)
+	}
+	st := &sc.st
 	s.mJoins.Add(ctx, int64(st.InFlightJoins))
 
 	now := s.opts.Now().UTC()
@@ -413,8 +433,97 @@ func (s *Scorer) ScoreBatch(ctx context.Context, records []*record.Record) ([]re
 				attribute.String("judge", p.task.Evaluator.Judge), attribute.String("evaluator", p.task.Evaluator.Name)))
 		}
 	}
-	span.SetAttributes(attribute.Int("tasks", st.Tasks), attribute.Int("cache_hits", st.CacheHits), attribute.Int("judge_calls", st.JudgeCalls))
-	return rows, st, nil
+	sc.span.SetAttributes(attribute.Int("tasks", st.Tasks), attribute.Int("cache_hits", st.CacheHits), attribute.Int("judge_calls", st.JudgeCalls))
+	return rows, *st, nil
+}
+
+// finishRound waits for the round's judges, shares and stores their verdicts, waits for
+// the keys other batches were judging, and returns the keys left to claim again.
+func (sc *Scoring) finishRound() ([]int, error) {
+	s, ctx, tasks, judged, st, misses := sc.s, sc.ctx, sc.tasks, sc.judged, &sc.st, sc.misses
+	err := sc.judging()
+	// A verdict that only says the judge was unavailable is no verdict: it is neither
+	// shared with followers nor stored, and it fails the batch so that it is retried.
+	unavailable := 0
+	for _, i := range misses {
+		if judged[i] && errors.Is(tasks[i].verdict.Err, ErrJudgeUnavailable) {
+			judged[i] = false
+			unavailable++
+			if err == nil {
+				err = tasks[i].verdict.Err
+			}
+		}
+	}
+	s.fillCache(ctx, tasks, misses, judged, st)
+	s.land(tasks, sc.lead, sc.leadFlights, judged)
+	// A judge that answered other live calls in this round is up: the records it
+	// failed on are suspects. One that answered none is down or unreachable, unless
+	// it answered recently (a lone record's failure; see poisonSuspects).
+	served := map[string]bool{}
+	for _, i := range misses {
+		if judged[i] {
+			served[tasks[i].task.Evaluator.Judge] = true
+		}
+	}
+	s.noteAnswered(served)
+	if err != nil {
+		if unavailable > 0 {
+			err = sc.unavailableError(unavailable, served, err)
+		}
+		return nil, err
+	}
+
+	var todo []int
+	for n, i := range sc.follow {
+		f := sc.followFlights[n]
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if f.ok {
+			tasks[i].verdict, tasks[i].cached = f.verdict, true
+			st.InFlightJoins++
+		} else {
+			todo = append(todo, i)
+		}
+	}
+	return todo, nil
+}
+
+// unavailableError names the records whose judgements could not be made, and which of
+// them are suspects (see poisonSuspects): a pool that is down or overloaded never makes
+// any.
+func (sc *Scoring) unavailableError(unavailable int, served map[string]bool, err error) error {
+	s, tasks, judged := sc.s, sc.tasks, sc.judged
+	ue := &UnavailableError{Judgements: unavailable, Err: err}
+	var failed []suspectFailure
+	var failedIdx []int
+	for _, i := range sc.misses {
+		if judged[i] || tasks[i].verdict.Err == nil {
+			continue
+		}
+		failed = append(failed, suspectFailure{judge: tasks[i].task.Evaluator.Judge,
+			record: tasks[i].task.Record, scope: scopeOf(tasks[i].verdict.Err)})
+		failedIdx = append(failedIdx, i)
+	}
+	isSuspect := poisonSuspects(failed, served, s.recentlyAnswered())
+	seen, suspect := map[*record.Record]bool{}, map[*record.Record]bool{}
+	for _, i := range sc.misses {
+		r := tasks[i].task.Record
+		if judged[i] || seen[r] {
+			continue
+		}
+		seen[r] = true
+		ue.Records = append(ue.Records, r)
+	}
+	for n, i := range failedIdx {
+		if r := tasks[i].task.Record; isSuspect[n] && !suspect[r] {
+			suspect[r] = true
+			ue.Suspects = append(ue.Suspects, r)
+		}
+	}
+	return ue
 }
 
 func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score {
@@ -466,16 +575,19 @@ type flight struct {
 	ok      bool // verdict is a successful judgement
 }
 
-// judgeTasks sends the tasks at idx to their judges, one concurrent call per judge, and
-// stores the verdicts; judged marks the tasks that got one. An error means a whole judge
-// call failed; the other judges' verdicts are kept.
-func (s *Scorer) judgeTasks(ctx context.Context, tasks []pending, idx []int, st *BatchStats, judged []bool) error {
+// startJudges sends the tasks at idx to their judges, one call per judge, and returns a
+// function that waits for the calls and reports their first error; the calls store the
+// verdicts, and judged marks the tasks that got one. An error means a whole judge call
+// failed; the other judges' verdicts are kept. With async the calls run concurrently in
+// goroutines of their own and startJudges returns at once; without, they run one after
+// the other before it returns (in-process judges: their CPU work stays in the caller).
+func (s *Scorer) startJudges(ctx context.Context, tasks []pending, idx []int, st *BatchStats, judged []bool, async bool) func() error {
 	byJudge := make(map[string][]int)
 	for _, i := range idx {
 		byJudge[tasks[i].task.Evaluator.Judge] = append(byJudge[tasks[i].task.Evaluator.Judge], i)
 	}
 	if len(byJudge) == 0 {
-		return nil
+		return func() error { return nil }
 	}
 	if st.JudgeCallsBy == nil {
 		st.JudgeCallsBy = make(map[string]int, len(byJudge))
@@ -487,7 +599,7 @@ func (s *Scorer) judgeTasks(ctx context.Context, tasks []pending, idx []int, st 
 		st.JudgeCallsBy[name] += len(idx)
 		s.mJudgeCalls.Add(ctx, int64(len(idx)), metric.WithAttributes(attribute.String("judge", name)))
 		wg.Add(1)
-		go func() {
+		call := func() {
 			defer wg.Done()
 			batch := make([]Task, len(idx))
 			for n, i := range idx {
@@ -513,11 +625,18 @@ func (s *Scorer) judgeTasks(ctx context.Context, tasks []pending, idx []int, st 
 				}
 				tasks[i].verdict, judged[i] = verdicts[n], true
 			}
-		}()
+		}
+		if async {
+			go call()
+		} else {
+			call()
+		}
 	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return func() error {
+		wg.Wait()
+		close(errs)
+		return <-errs
+	}
 }
 
 // claim registers a flight for each key at idx that no other batch is judging (when
