@@ -57,8 +57,11 @@ type Config struct {
 	StartOffset string `yaml:"start_offset"`
 	// Batch says when a micro-batch is flushed (count, bytes, linger).
 	Batch BatchPolicy `yaml:"batch"`
-	// Workers is how many batches are scored at once; each hands its writes to a write
-	// slot (see WriteSlots) and scores on. Default 4.
+	// Workers is how many batches do their own scoring work at once: the cache lookup,
+	// the built-in checks and starting the remote judge calls (scorer.Scorer.Begin). A
+	// worker then takes the next batch; the batch waits for its judge calls and its
+	// writes (see WriteSlots) on its own, so remote judgements of many batches overlap,
+	// bounded by the in-flight limits, and the judge pool is fed continuously. Default 4.
 	Workers int `yaml:"workers"`
 	// MaxInFlightRecords bounds the messages fetched but not yet done; at the bound fetching
 	// pauses. A message that yields several records (an OTLP export) counts once: its
