@@ -59,52 +59,55 @@ func TestFormatSize(t *testing.T) {
 	}
 }
 
-// Cgroup trees as containers and hosts lay them out.
-var (
-	// v2Container: Docker or Kubernetes with a cgroup namespace: the container's own
-	// cgroup is the root of the mount.
-	v2Container = fstest.MapFS{
-		"proc/self/cgroup":                 {Data: []byte("0::/\n")},
-		"sys/fs/cgroup/cgroup.controllers": {Data: []byte("cpu memory pids\n")},
-		"sys/fs/cgroup/memory.max":         {Data: []byte("536870912\n")},
+// cgroupTrees are cgroup trees as containers and hosts lay them out, by name.
+func cgroupTrees() map[string]fstest.MapFS {
+	return map[string]fstest.MapFS{
+		// v2Container: Docker or Kubernetes with a cgroup namespace: the container's own
+		// cgroup is the root of the mount.
+		"v2Container": {
+			"proc/self/cgroup":                 {Data: []byte("0::/\n")},
+			"sys/fs/cgroup/cgroup.controllers": {Data: []byte("cpu memory pids\n")},
+			"sys/fs/cgroup/memory.max":         {Data: []byte("536870912\n")},
+		},
+		// v2Host: a systemd service with MemoryMax= under a slice with a lower one.
+		"v2Host": {
+			"proc/self/cgroup": {Data: []byte("0::/system.slice/raterd.service\n")},
+			"sys/fs/cgroup/system.slice/raterd.service/memory.max": {Data: []byte("2147483648\n")},
+			"sys/fs/cgroup/system.slice/memory.max":                {Data: []byte("1073741824\n")},
+		},
+		// v2Unlimited: a cgroup without a limit.
+		"v2Unlimited": {
+			"proc/self/cgroup": {Data: []byte("0::/user.slice/session-1.scope\n")},
+			"sys/fs/cgroup/user.slice/session-1.scope/memory.max": {Data: []byte("max\n")},
+			"sys/fs/cgroup/user.slice/memory.max":                 {Data: []byte("max\n")},
+		},
+		// v1Container: cgroup v1 without a cgroup namespace: /proc/self/cgroup names the
+		// host's path, the mount holds the container's own cgroup at its root.
+		"v1Container": {
+			"proc/self/cgroup":                           {Data: []byte("12:pids:/docker/abc\n11:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/system.slice/containerd.service\n")},
+			"sys/fs/cgroup/memory/memory.limit_in_bytes": {Data: []byte("268435456\n")},
+		},
+		// v1Unlimited: v1's "no limit".
+		"v1Unlimited": {
+			"proc/self/cgroup":                           {Data: []byte("11:memory:/\n")},
+			"sys/fs/cgroup/memory/memory.limit_in_bytes": {Data: []byte("9223372036854771712\n")},
+		},
 	}
-	// v2Host: a systemd service with MemoryMax= under a slice with a lower one.
-	v2Host = fstest.MapFS{
-		"proc/self/cgroup": {Data: []byte("0::/system.slice/raterd.service\n")},
-		"sys/fs/cgroup/system.slice/raterd.service/memory.max": {Data: []byte("2147483648\n")},
-		"sys/fs/cgroup/system.slice/memory.max":                {Data: []byte("1073741824\n")},
-	}
-	// v2Unlimited: a cgroup without a limit.
-	v2Unlimited = fstest.MapFS{
-		"proc/self/cgroup": {Data: []byte("0::/user.slice/session-1.scope\n")},
-		"sys/fs/cgroup/user.slice/session-1.scope/memory.max": {Data: []byte("max\n")},
-		"sys/fs/cgroup/user.slice/memory.max":                 {Data: []byte("max\n")},
-	}
-	// v1Container: cgroup v1 without a cgroup namespace: /proc/self/cgroup names the
-	// host's path, the mount holds the container's own cgroup at its root.
-	v1Container = fstest.MapFS{
-		"proc/self/cgroup":                           {Data: []byte("12:pids:/docker/abc\n11:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/system.slice/containerd.service\n")},
-		"sys/fs/cgroup/memory/memory.limit_in_bytes": {Data: []byte("268435456\n")},
-	}
-	// v1Unlimited: v1's "no limit".
-	v1Unlimited = fstest.MapFS{
-		"proc/self/cgroup":                           {Data: []byte("11:memory:/\n")},
-		"sys/fs/cgroup/memory/memory.limit_in_bytes": {Data: []byte("9223372036854771712\n")},
-	}
-)
+}
 
 func TestCgroupLimit(t *testing.T) {
+	trees := cgroupTrees()
 	for _, tc := range []struct {
 		name  string
 		root  fstest.MapFS
 		limit int64
 		file  string
 	}{
-		{"v2 container", v2Container, 512 << 20, "sys/fs/cgroup/memory.max"},
-		{"v2 host, the parent's limit is lower", v2Host, 1 << 30, "sys/fs/cgroup/system.slice/memory.max"},
-		{"v2 max", v2Unlimited, 0, ""},
-		{"v1 container", v1Container, 256 << 20, "sys/fs/cgroup/memory/memory.limit_in_bytes"},
-		{"v1 unlimited", v1Unlimited, 0, ""},
+		{"v2 container", trees["v2Container"], 512 << 20, "sys/fs/cgroup/memory.max"},
+		{"v2 host, the parent's limit is lower", trees["v2Host"], 1 << 30, "sys/fs/cgroup/system.slice/memory.max"},
+		{"v2 max", trees["v2Unlimited"], 0, ""},
+		{"v1 container", trees["v1Container"], 256 << 20, "sys/fs/cgroup/memory/memory.limit_in_bytes"},
+		{"v1 unlimited", trees["v1Unlimited"], 0, ""},
 		{"no cgroup files", fstest.MapFS{}, 0, ""},
 		{"garbage", fstest.MapFS{"proc/self/cgroup": {Data: []byte("nonsense\n0::/x\n")}, "sys/fs/cgroup/x/memory.max": {Data: []byte("lots\n")}}, 0, ""},
 	} {
@@ -118,6 +121,7 @@ func TestCgroupLimit(t *testing.T) {
 }
 
 func TestResolvePrecedence(t *testing.T) {
+	trees := cgroupTrees()
 	for _, tc := range []struct {
 		name      string
 		env, conf string
@@ -125,13 +129,13 @@ func TestResolvePrecedence(t *testing.T) {
 		source    Source
 		limit     int64
 	}{
-		{"GOMEMLIMIT wins over the config and the cgroup", "300MiB", "400MiB", v2Container, SourceEnv, 0},
-		{"the config wins over the cgroup", "", "400MiB", v2Container, SourceConfig, 400 << 20},
+		{"GOMEMLIMIT wins over the config and the cgroup", "300MiB", "400MiB", trees["v2Container"], SourceEnv, 0},
+		{"the config wins over the cgroup", "", "400MiB", trees["v2Container"], SourceConfig, 400 << 20},
 		{"the config in bytes", "", "419430400", fstest.MapFS{}, SourceConfig, 400 << 20},
-		{"off wins over the cgroup", "", "off", v2Container, SourceNone, 0},
-		{"90% of the cgroup's", "", "", v2Container, SourceCgroup, 512 << 20 / 100 * CgroupPercent},
-		{"90% of a v1 cgroup's", "", "", v1Container, SourceCgroup, 256 << 20 / 100 * CgroupPercent},
-		{"none at all", "", "", v2Unlimited, SourceNone, 0},
+		{"off wins over the cgroup", "", "off", trees["v2Container"], SourceNone, 0},
+		{"90% of the cgroup's", "", "", trees["v2Container"], SourceCgroup, 512 << 20 / 100 * CgroupPercent},
+		{"90% of a v1 cgroup's", "", "", trees["v1Container"], SourceCgroup, 256 << 20 / 100 * CgroupPercent},
+		{"none at all", "", "", trees["v2Unlimited"], SourceNone, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := Resolve(tc.env, tc.conf, tc.root)
@@ -148,6 +152,7 @@ func TestResolvePrecedence(t *testing.T) {
 }
 
 func TestApplySetsAndLogs(t *testing.T) {
+	trees := cgroupTrees()
 	for _, tc := range []struct {
 		name      string
 		env, conf string
@@ -155,12 +160,12 @@ func TestApplySetsAndLogs(t *testing.T) {
 		set       int64 // what the setter is given; -2: not called
 		log       []string
 	}{
-		{"env", "300MiB", "400MiB", v2Container, -1, []string{"GOMEMLIMIT", "source=GOMEMLIMIT", "limit=300MiB", "GOMEMLIMIT=300MiB", "cgroup_limit=512MiB"}},
-		{"config", "", "400MiB", v2Container, 400 << 20, []string{"source=memory_limit", "limit=400MiB", "cgroup_file=/sys/fs/cgroup/memory.max"}},
-		{"config above the cgroup", "", "1GiB", v2Container, 1 << 30, []string{"source=memory_limit", "level=WARN", "OOM killer"}},
-		{"cgroup", "", "", v2Container, 512 << 20 / 100 * CgroupPercent, []string{"source=cgroup", "limit=460.8MiB", "cgroup_limit=512MiB", "90%"}},
+		{"env", "300MiB", "400MiB", trees["v2Container"], -1, []string{"GOMEMLIMIT", "source=GOMEMLIMIT", "limit=300MiB", "GOMEMLIMIT=300MiB", "cgroup_limit=512MiB"}},
+		{"config", "", "400MiB", trees["v2Container"], 400 << 20, []string{"source=memory_limit", "limit=400MiB", "cgroup_file=/sys/fs/cgroup/memory.max"}},
+		{"config above the cgroup", "", "1GiB", trees["v2Container"], 1 << 30, []string{"source=memory_limit", "level=WARN", "OOM killer"}},
+		{"cgroup", "", "", trees["v2Container"], 512 << 20 / 100 * CgroupPercent, []string{"source=cgroup", "limit=460.8MiB", "cgroup_limit=512MiB", "90%"}},
 		{"none", "", "", fstest.MapFS{}, -2, []string{"source=none", "limit=none"}},
-		{"off", "", "off", v2Container, -2, []string{"source=none", "limit=none", "cgroup_limit=512MiB"}},
+		{"off", "", "off", trees["v2Container"], -2, []string{"source=none", "limit=none", "cgroup_limit=512MiB"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
