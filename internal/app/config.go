@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"raterd/consumer"
+	"raterd/internal/memlimit"
 	"raterd/internal/secret"
 	"raterd/scorer"
 	"raterd/scorer/cache"
@@ -29,6 +30,12 @@ type Config struct {
 	ClickHouse *clickhouse.Config `yaml:"clickhouse"`
 	// ScoresFile, when set, also writes every score row as a JSON line to this file.
 	ScoresFile string `yaml:"scores_file"`
+	// MemoryLimit is the Go runtime's soft memory limit for `raterd run` (what GOMEMLIMIT
+	// sets; runtime/debug.SetMemoryLimit): bytes, or a number with B, KiB, MiB, GiB or
+	// TiB ("512MiB"); "off" for none. The GOMEMLIMIT environment variable, when set, wins.
+	// Default: 90% of the memory limit of the cgroup raterd runs in (a container's
+	// limit), none outside one (internal/memlimit).
+	MemoryLimit string `yaml:"memory_limit"`
 	// Judges are the named judge pools evaluators refer to. Required: at least one.
 	Judges map[string]*scorer.JudgeConfig `yaml:"judges"`
 	// Evaluators are the quality questions asked of every matching record.
@@ -275,6 +282,9 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	if err := validateMemoryLimit(c.MemoryLimit); err != nil {
+		return err
+	}
 	if c.Scoring.MaxExplanationBytes == 0 {
 		c.Scoring.MaxExplanationBytes = scorer.DefaultMaxExplanationBytes
 	}
@@ -308,6 +318,21 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return fmt.Errorf("telemetry.log_format: %q is not text or json", c.Telemetry.LogFormat)
+	}
+	return nil
+}
+
+// validateMemoryLimit rejects a memory_limit that is not "off" or a positive size.
+func validateMemoryLimit(v string) error {
+	if v == "" || v == memlimit.Off {
+		return nil
+	}
+	n, err := memlimit.ParseSize(v)
+	if err != nil {
+		return fmt.Errorf("memory_limit: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf(`memory_limit: 0 is not a limit; "off" turns it off`)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -18,11 +19,18 @@ import (
 
 	"raterd/consumer"
 	"raterd/internal/cli"
+	"raterd/internal/memlimit"
 )
 
-// Run serves until ctx ends, then drains and returns.
+// Run serves until ctx ends, then drains and returns. First it sets the Go runtime's soft
+// memory limit (memory_limit, GOMEMLIMIT or the cgroup's; internal/memlimit) and logs
+// which source set what limit.
 func Run(ctx context.Context, cfg *Config) error {
-	return run(ctx, cfg, NewLogger(cfg.Telemetry))
+	logger := NewLogger(cfg.Telemetry)
+	if _, err := memlimit.Apply(logger, os.Getenv("GOMEMLIMIT"), cfg.MemoryLimit, os.DirFS("/"), nil); err != nil {
+		return fmt.Errorf("memory_limit: %w", err)
+	}
+	return run(ctx, cfg, logger)
 }
 
 // run is Run with the logger given (tests read what it logs).
