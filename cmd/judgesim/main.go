@@ -18,6 +18,15 @@
 //	curl -X POST http://HOST:8000/admin/faults -d '{"error_rate":0.1,"position_bias":0.3}'
 //
 // `judgesim -h` prints the ranges; package raterd/internal/judgesim documents the rest.
+//
+// -profile vllm-h100-8b switches on the vLLM engine model (KV-cache blocks with
+// preemption, chunked prefill, prefix caching), calibrated against a published vLLM
+// figure; -endpoints N serves N simulators on N ports, -speeds gives their speeds, and
+// a JSON ready line on stdout lists their URLs (docs/judgesim.md):
+//
+//	judgesim -profile vllm-h100-8b -endpoints 3 -listen 127.0.0.1:0 -speeds 1,0.8,0.6
+//
+// The command itself is judgesim.Command, which `raterd judgesim` runs too.
 package main
 
 import (

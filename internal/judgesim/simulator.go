@@ -49,6 +49,18 @@
 // 32 / (32×10ms + 40×16ms) ≈ 33 requests per second. A batch of 32 reward items of 500
 // tokens costs one step: 8ms + 8ms + 320ms.
 //
+// # vLLM engine model
+//
+// Config's engine fields (KVCacheTokens, MaxBatchedTokens, PrefixCaching, Speed and the
+// Answer* lengths) are off at their zero values, which keep the model above exactly.
+// Switched on — ProfileConfig("vllm-h100-8b") sets them all — a step first gives one
+// token to every decoding sequence (preempting the newest block holder when no KV
+// block is free), then fills MaxBatchedTokens with prefill chunks, shares cached
+// prompt blocks, and takes (StepBase + StepPerSeq × sequences emitting +
+// PrefillPerToken × prefill tokens computed) / Speed. The same logic runs in virtual
+// time in SimulateVirtual. docs/judgesim.md describes it, the profiles and their
+// calibration against a published vLLM figure (CalibrationSource).
+//
 // The step time is slept (a timer per step, never a busy loop; an idle scheduler blocks on
 // a channel), steps are scheduled on deadlines so timer overshoot does not erode
 // throughput, and the durations reported — the X-Judgesim-Service-Time header, BusyTime,
