@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -246,6 +247,29 @@ func TestPrefixCachingOverHTTP(t *testing.T) {
 	}
 	st := sim.Stats()
 	if st.PrefillSavedTokens == 0 || st.PrefillTokens+st.PrefillSavedTokens < st.PromptTokens {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestPreemptionOverHTTP: two requests (about 9 blocks each) that do not fit a KV cache
+// of 16 blocks together: the
+// newer one is preempted, prefills again, and both are answered in full.
+func TestPreemptionOverHTTP(t *testing.T) {
+	sim, steps := manual(t, Config{MaxSeqs: 2, StepBase: time.Millisecond, KVCacheTokens: 16 * BlockTokens})
+	codes := make(chan int, 2)
+	for i := range 2 {
+		go func() { code, _ := post(t, sim, chatBody(fmt.Sprintf("%d %s", i, goodAnswer), nil)); codes <- code }()
+	}
+	waitFor(t, "both requests holding slots", func() bool { return sim.Stats().Running == 2 })
+	steps.until(t, "both answered", func() bool { return len(codes) == 2 })
+	for range 2 {
+		if code := <-codes; code != http.StatusOK {
+			t.Fatalf("status %d", code)
+		}
+	}
+	st := sim.Stats()
+	if st.Preemptions < 1 || st.PrefillTokens <= st.PromptTokens || st.DecodeTokens != st.CompletionTokens ||
+		st.PeakKVBlocksUsed > 16 || st.KVBlocksUsed != 0 || st.Finished != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 }

@@ -41,12 +41,12 @@ const calibrationSigma = 0.5
 // Published figures of CalibrationSource and the tolerance the calibration test holds
 // the simulation to.
 const (
-	CalibrationRequests         = 1000
-	CalibrationInputTokens      = 229711
-	CalibrationOutputTokens     = 203068
-	CalibrationRequestsPerSec   = 32.42
-	CalibrationOutputTokensPerS = 6582.87
-	CalibrationTolerance        = 0.15
+	CalibrationRequests         = 1000    // successful requests
+	CalibrationInputTokens      = 229711  // total input tokens
+	CalibrationOutputTokens     = 203068  // total generated tokens
+	CalibrationRequestsPerSec   = 32.42   // request throughput (req/s)
+	CalibrationOutputTokensPerS = 6582.87 // output token throughput (tok/s)
+	CalibrationTolerance        = 0.15    // the simulation's allowed relative deviation
 )
 
 // ProfileNames returns the profile names ProfileConfig knows.
