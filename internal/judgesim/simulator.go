@@ -432,14 +432,19 @@ func clamp01(v float64) float64 {
 // ServiceTime is the service time of a request with the given prompt and completion
 // tokens in a batch of running sequences (itself included) that nothing joins while it
 // runs: promptTokens × PrefillPerToken + completionTokens × (StepBase + StepPerSeq ×
-// running). completionTokens is at least 1 and running is in 1..MaxSeqs. The
-// X-Judgesim-Service-Time header of such a request is exactly this.
+// running), divided by Speed. completionTokens is at least 1 and running is in
+// 1..MaxSeqs. With the engine fields off, the X-Judgesim-Service-Time header of such a
+// request is exactly this.
 func (c Config) ServiceTime(promptTokens, completionTokens, running int) time.Duration {
 	c = c.WithDefaults()
 	completionTokens = max(completionTokens, 1)
 	running = min(max(running, 1), c.MaxSeqs)
-	return time.Duration(max(promptTokens, 0))*c.PrefillPerToken +
+	d := time.Duration(max(promptTokens, 0))*c.PrefillPerToken +
 		time.Duration(completionTokens)*(c.StepBase+time.Duration(running)*c.StepPerSeq)
+	if c.Speed != 1 {
+		d = time.Duration(float64(d) / c.Speed)
+	}
+	return d
 }
 
 // Capacity is the requests per second a saturated simulator completes when every
@@ -447,7 +452,9 @@ func (c Config) ServiceTime(promptTokens, completionTokens, running int) time.Du
 // MaxSeqs / (MaxSeqs × promptTokens × PrefillPerToken + completionTokens × (StepBase +
 // StepPerSeq × MaxSeqs)). The prefill term counts every admitted request's prefill,
 // which stalls the full batch; ServiceTime(p, c, MaxSeqs) alone leaves it out. For
-// reward items use completionTokens 1; the result is then items per second.
+// reward items use completionTokens 1; the result is then items per second. It is
+// multiplied by Speed, and is the plain model's: KV, token budget and prefix caching
+// are not in it (SimulateVirtual runs them).
 func (c Config) Capacity(promptTokens, completionTokens int) float64 {
 	c = c.WithDefaults()
 	m := time.Duration(c.MaxSeqs)
@@ -456,7 +463,7 @@ func (c Config) Capacity(promptTokens, completionTokens int) float64 {
 	if per <= 0 {
 		return math.Inf(1)
 	}
-	return float64(c.MaxSeqs) / per.Seconds()
+	return c.Speed * float64(c.MaxSeqs) / per.Seconds()
 }
 
 // Utilization is the share of sequence slots that were busy over wall:

@@ -232,3 +232,21 @@ func TestAnswerTokens(t *testing.T) {
 		t.Fatal("lengths on at zero values")
 	}
 }
+
+// TestSpeedServiceTime: a lone request on a slower endpoint takes ServiceTime, which
+// divides by Speed.
+func TestSpeedServiceTime(t *testing.T) {
+	cfg := Config{StepBase: time.Millisecond, StepPerSeq: 100 * time.Microsecond, PrefillPerToken: 10 * time.Microsecond, Speed: 0.5}
+	res, err := SimulateVirtual(cfg, []VirtualRequest{{PromptTokens: 500, OutputTokens: 40}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := cfg
+	plain.Speed = 1
+	if want := cfg.ServiceTime(500, 40, 1); res.Duration != want || want != 2*plain.ServiceTime(500, 40, 1) {
+		t.Fatalf("%s, want %s", res.Duration, want)
+	}
+	if c, p := cfg.Capacity(500, 40), plain.Capacity(500, 40); math.Abs(c-p/2) > 1e-9 {
+		t.Fatalf("capacity %g, plain %g", c, p)
+	}
+}
