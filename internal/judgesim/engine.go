@@ -165,8 +165,8 @@ func (e *engine) stepTime(emitting, prefill int) time.Duration {
 	return d
 }
 
-// ensure gets q the blocks for tokens, preempting the newest block holders (q included,
-// last) when none are free. It reports whether q keeps its slot.
+// ensure gets q the blocks for tokens, preempting the newest block holders when none
+// are free (q itself when it is the newest). It reports whether q keeps its slot.
 func (e *engine) ensure(q *seq, tokens int, p *stepPlan) bool {
 	if e.kv == nil {
 		return true
@@ -174,16 +174,18 @@ func (e *engine) ensure(q *seq, tokens int, p *stepPlan) bool {
 	for !e.kv.grow(q, tokens) {
 		v := e.newestHolder(q)
 		if v == nil {
-			v = q
+			// q alone holds blocks and needs more than the cache: it runs over it
+			// rather than preempting itself for ever.
+			e.kv.overcommit(q, tokens)
+			return true
 		}
 		if inBatch(p, v) {
-			// A victim already scheduled in this step: q waits instead.
+			// Every other holder is older than q and already scheduled: q is the
+			// newest, so q is preempted.
+			e.preempt(q)
 			return false
 		}
 		e.preempt(v)
-		if v == q {
-			return false
-		}
 	}
 	return true
 }

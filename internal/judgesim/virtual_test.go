@@ -250,3 +250,16 @@ func TestSpeedServiceTime(t *testing.T) {
 		t.Fatalf("capacity %g, plain %g", c, p)
 	}
 }
+
+// TestVirtualOversizedSequence: a sequence larger than the whole KV cache runs over it,
+// alone, without preempting itself.
+func TestVirtualOversizedSequence(t *testing.T) {
+	cfg := Config{StepBase: time.Millisecond, KVCacheTokens: 4 * BlockTokens}
+	res, err := SimulateVirtual(cfg, []VirtualRequest{{PromptTokens: 100, OutputTokens: 200}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Preemptions != 0 || res.OutputTokens != 200 || res.PrefillTokens != 100 || res.Steps > 202 {
+		t.Fatalf("%+v", res)
+	}
+}
