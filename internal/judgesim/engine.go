@@ -62,7 +62,7 @@ func (e *engine) refill() {
 	}
 }
 
-// need is the tokens q must compute before it emits its next token: its prompt and
+// needTokens is the tokens q must compute before it emits its next token: its prompt and
 // what it generated (after a preemption) less what is in its KV cache; 1 when decoding.
 func (q *seq) needTokens() int {
 	if q.prefilled {
