@@ -313,3 +313,43 @@ func TestJudgesimFaultsNeverStallABatch(t *testing.T) {
 		t.Errorf("faults were not exercised: %+v %+v", st1, st2)
 	}
 }
+
+// TestJudgesimReasoningLengths: with the reasoning profile's long-tailed answer lengths,
+// the padded answers still parse in every format, and their lengths follow the profile.
+func TestJudgesimReasoningLengths(t *testing.T) {
+	cfg, err := judgesim.ProfileConfig(judgesim.ProfileVLLMH1008BReasoning)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StepBase, cfg.StepPerSeq, cfg.PrefillPerToken = 100*time.Microsecond, time.Microsecond, -1
+	sim, url := startSim(t, cfg)
+	j := simJudge(t, func(c *scorer.OpenAIConfig) { c.Logprobs = true }, url)
+	for _, f := range []string{scorer.FormatFLAMe, scorer.FormatPrometheus2, scorer.FormatSelene} {
+		for _, task := range []string{scorer.TaskPointwise, scorer.TaskClassification, scorer.TaskPairwise} {
+			if f == scorer.FormatPrometheus2 && task == scorer.TaskClassification {
+				continue
+			}
+			e := scorer.Evaluator{Format: f, Task: task}
+			if task == scorer.TaskClassification {
+				e.Labels = []string{"helpful", "unhelpful"}
+			}
+			ev := evaluator(t, e)
+			vs, err := j.Judge(context.Background(), []scorer.Task{
+				{Evaluator: ev, Record: simRecord("good", goodAnswer)},
+				{Evaluator: ev, Record: simRecord("refusal", "I'm sorry, but I can't help with that.")},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vs {
+				if v.Status != record.StatusOK || v.Err != nil {
+					t.Fatalf("%s/%s: verdict %+v", f, task, v)
+				}
+			}
+		}
+	}
+	st := sim.Stats()
+	if st.Completed == 0 || st.CompletionTokens < 100*st.Completed || st.CompletionTokens > 400*st.Completed {
+		t.Fatalf("completion tokens %d for %d answers, want 100..400 each", st.CompletionTokens, st.Completed)
+	}
+}

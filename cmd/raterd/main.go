@@ -4,12 +4,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"raterd/bench"
 	"raterd/internal/cli"
 	"raterd/internal/fidelity"
+	"raterd/internal/judgesim"
 	"raterd/internal/report"
 )
 
@@ -28,6 +30,7 @@ Commands:
   dlq       replay dead letters into their source topics after a fix (raterd dlq replay --help)
   bench     end-to-end benchmark on the local services, with baselines (raterd bench --help)
   fidelity  a labelled set through a judge endpoint: agreement, position consistency, parse failures
+  judgesim  the GPU judge-server simulator, N endpoints (raterd judgesim -profile vllm-h100-8b -endpoints 3 -listen 127.0.0.1:0)
   version   print the version
 
 Flags:
@@ -72,6 +75,9 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = bench.Main(args[1:], stdout, stderr)
 	case "fidelity":
 		err = fidelity.Main(args[1:], stdout, stderr)
+	case "judgesim":
+		// judgesim's own exit status: 0 (or -h), 1 for an error it printed.
+		return judgesim.Command(context.Background(), args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "raterd: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -37,3 +37,19 @@ func TestMainHelpAndVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestJudgesimSubcommand: raterd judgesim is judgesim's command (so raterd bench can
+// start the simulator by running its own binary), listed in the help.
+func TestJudgesimSubcommand(t *testing.T) {
+	if !strings.Contains(usage, "\n  judgesim ") {
+		t.Error("raterd --help does not list judgesim")
+	}
+	var out, errb strings.Builder
+	if code := runMain([]string{"judgesim", "-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "-endpoints") {
+		t.Fatalf("judgesim -h: code %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := runMain([]string{"judgesim", "-profile", "nope"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "unknown") {
+		t.Fatalf("judgesim -profile nope: code %d, stderr %q", code, errb.String())
+	}
+}

@@ -57,35 +57,43 @@ func (m chatMessage) text() (string, error) {
 }
 
 // decodeChat reads and checks a chat request: the user messages, the prompt bytes, the
+// prompt text (the messages as "role\ntext\n" lines, made only for PrefixCaching), the
 // content hash (seed, roles and texts) or a message for a 400.
-func (s *Simulator) decodeChat(body []byte) (req chatRequest, users []string, promptBytes int, content [32]byte, err error) {
+func (s *Simulator) decodeChat(body []byte) (req chatRequest, users []string, promptBytes int, promptText string, content [32]byte, err error) {
 	if err = json.Unmarshal(body, &req); err != nil {
-		return req, nil, 0, content, fmt.Errorf("request is not valid JSON: %w", err)
+		return req, nil, 0, "", content, fmt.Errorf("request is not valid JSON: %w", err)
 	}
 	switch {
 	case req.Stream:
-		return req, nil, 0, content, errors.New("stream=true is not supported by judgesim")
+		return req, nil, 0, "", content, errors.New("stream=true is not supported by judgesim")
 	case len(req.Messages) == 0:
-		return req, nil, 0, content, errors.New("messages: at least one message is required")
+		return req, nil, 0, "", content, errors.New("messages: at least one message is required")
 	case req.N != nil && *req.N != 1:
-		return req, nil, 0, content, fmt.Errorf("n: %d is not supported by judgesim (only 1)", *req.N)
+		return req, nil, 0, "", content, fmt.Errorf("n: %d is not supported by judgesim (only 1)", *req.N)
 	case req.TopLogprobs != nil && (*req.TopLogprobs < 0 || *req.TopLogprobs > maxTopLogprobs):
-		return req, nil, 0, content, fmt.Errorf("top_logprobs: %d is not in 0..%d", *req.TopLogprobs, maxTopLogprobs)
+		return req, nil, 0, "", content, fmt.Errorf("top_logprobs: %d is not in 0..%d", *req.TopLogprobs, maxTopLogprobs)
 	case req.TopLogprobs != nil && *req.TopLogprobs > 0 && !req.Logprobs:
-		return req, nil, 0, content, errors.New("top_logprobs: logprobs must be true when top_logprobs is used")
+		return req, nil, 0, "", content, errors.New("top_logprobs: logprobs must be true when top_logprobs is used")
 	}
 	h := sha256.New()
 	var seed [8]byte
 	binary.BigEndian.PutUint64(seed[:], s.cfg.Seed)
 	h.Write(seed[:])
+	var pt strings.Builder
 	for i, m := range req.Messages {
 		text, terr := m.text()
 		if terr != nil {
-			return req, nil, 0, content, fmt.Errorf("messages[%d]: %w", i, terr)
+			return req, nil, 0, "", content, fmt.Errorf("messages[%d]: %w", i, terr)
 		}
 		writeField(h, m.Role)
 		writeField(h, text)
 		promptBytes += len(text)
+		if s.cfg.PrefixCaching {
+			pt.WriteString(m.Role)
+			pt.WriteByte('\n')
+			pt.WriteString(text)
+			pt.WriteByte('\n')
+		}
 		if m.Role == "user" {
 			users = append(users, text)
 		}
@@ -95,7 +103,7 @@ func (s *Simulator) decodeChat(body []byte) (req chatRequest, users []string, pr
 		users = []string{last}
 	}
 	h.Sum(content[:0])
-	return req, users, promptBytes, content, nil
+	return req, users, promptBytes, pt.String(), content, nil
 }
 
 func (s *Simulator) chatCompletions(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +111,7 @@ func (s *Simulator) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req, users, promptBytes, content, err := s.decodeChat(body)
+	req, users, promptBytes, promptText, content, err := s.decodeChat(body)
 	if err != nil {
 		s.badRequest(w, false, http.StatusBadRequest, err.Error())
 		return
@@ -123,16 +131,20 @@ func (s *Simulator) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	user := pickUser(users)
 	ph := s.promptHash(user)
 	p := parsePrompt(user)
-	ans := s.judge(p, ph, s.faults.Load().PositionBias)
+	limit := req.MaxTokens
+	if req.MaxCompletionTokens != nil {
+		limit = req.MaxCompletionTokens
+	}
+	maxTokens := 0
+	if limit != nil && *limit > 0 {
+		maxTokens = *limit
+	}
+	ans := s.judgeLen(p, ph, s.faults.Load().PositionBias, 4*s.answerTokens(ph, maxTokens))
 	if fate.malformed {
 		s.malformed.Add(1)
 		ans = malformed(p, ans, ph)
 	}
 	finish := "stop"
-	limit := req.MaxTokens
-	if req.MaxCompletionTokens != nil {
-		limit = req.MaxCompletionTokens
-	}
 	if limit != nil && *limit > 0 && tokens(len(ans.text)) > *limit {
 		ans.text = text.Clip(ans.text, *limit*4)
 		finish = "length"
@@ -143,7 +155,11 @@ func (s *Simulator) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.slowed.Add(1)
 		need = slowSteps(completionTokens, fate.slowFactor)
 	}
-	if !s.serve(w, r, newGroup([]int{promptTokens}, []int{need}), false) {
+	g := newGroup([]int{promptTokens}, []int{need})
+	if s.cfg.PrefixCaching {
+		g.seqs[0].chain = promptChain(promptText)
+	}
+	if !s.serve(w, r, g, false) {
 		return
 	}
 

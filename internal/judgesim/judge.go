@@ -409,6 +409,12 @@ const reasoningPrefix = "Simulated judgement by judgesim (a GPU scoring-pool sim
 
 // judge writes the deterministic answer to a prompt.
 func (s *Simulator) judge(p prompt, content [32]byte, bias float64) answer {
+	return s.judgeLen(p, content, bias, 0)
+}
+
+// judgeLen writes the deterministic answer to a prompt, its explanation padded so that
+// the answer has at least size bytes (0: no padding). The result stays last.
+func (s *Simulator) judgeLen(p prompt, content [32]byte, bias float64, size int) answer {
 	var reasoning string
 	var ans answer
 	switch p.task {
@@ -451,6 +457,15 @@ func (s *Simulator) judge(p prompt, content [32]byte, bias float64) answer {
 		ans.chosen = score - p.lo
 		reasoning = fmt.Sprintf("%sthe %s %s.", reasoningPrefix, p.subject, strings.Join(notes, "; "))
 	}
+	a := compose(p, ans, reasoning)
+	if size > len(a.text) {
+		a = compose(p, ans, padReasoning(reasoning, size-len(a.text)))
+	}
+	return a
+}
+
+// compose lays out the reasoning and the chosen result in p's output format.
+func compose(p prompt, ans answer, reasoning string) answer {
 	result := ans.choices[ans.chosen]
 	var head, tail string
 	switch p.format {
@@ -468,6 +483,57 @@ func (s *Simulator) judge(p prompt, content [32]byte, bias float64) answer {
 	ans.text = head + result + tail
 	ans.resStart, ans.resEnd = len(head), len(head)+len(result)
 	return ans
+}
+
+// padFiller is the text that lengthens an explanation: plain words, none of them an
+// output-grammar marker, no quote or backslash (Lynx puts it in a JSON string).
+const padFiller = " weighing clarity, accuracy, completeness, relevance and tone of each part of the text;"
+
+// padReasoning lengthens reasoning (which ends with a full stop) by n bytes, before its
+// full stop.
+func padReasoning(reasoning string, n int) string {
+	if n <= 0 {
+		return reasoning
+	}
+	body, stop := reasoning, ""
+	if strings.HasSuffix(body, ".") {
+		body, stop = body[:len(body)-1], "."
+	}
+	var b strings.Builder
+	b.Grow(len(reasoning) + n)
+	b.WriteString(body)
+	for left := n; left > 0; left -= len(padFiller) {
+		b.WriteString(padFiller[:min(left, len(padFiller))])
+	}
+	b.WriteString(stop)
+	return b.String()
+}
+
+// answerTokens draws a chat answer's length in tokens from the configured log-normal
+// distribution, deterministically from the prompt hash: median × e^(sigma × z),
+// clipped to [AnswerMinTokens, AnswerMaxTokens] and to limit (max_tokens; 0: none).
+// It returns 0 when answer lengths are off.
+func (s *Simulator) answerTokens(content [32]byte, limit int) int {
+	return answerTokens(s.cfg, subHash(content, "answer-length", 0), limit)
+}
+
+func answerTokens(c Config, h [32]byte, limit int) int {
+	if c.AnswerMedianTokens <= 0 {
+		return 0
+	}
+	// Box-Muller from two uniforms of the hash.
+	u1 := max(unit(h[0:8]), 1e-12)
+	u2 := unit(h[8:16])
+	z := math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2)
+	n := int(math.Round(float64(c.AnswerMedianTokens) * math.Exp(c.AnswerSigma*z)))
+	n = max(n, c.AnswerMinTokens, 1)
+	if c.AnswerMaxTokens > 0 {
+		n = min(n, c.AnswerMaxTokens)
+	}
+	if limit > 0 {
+		n = min(n, limit)
+	}
+	return n
 }
 
 // malformed turns an answer into one outside the output grammar: the reasoning without

@@ -203,7 +203,13 @@ func (s *Simulator) scoreItems(w http.ResponseWriter, r *http.Request, path stri
 	if f.slow {
 		s.slowed.Add(1)
 	}
-	if !s.serve(w, r, newGroup(prompts, needs), tei) {
+	g := newGroup(prompts, needs)
+	if s.cfg.PrefixCaching {
+		for i, it := range items {
+			g.seqs[i].chain = promptChain(it.text + it.second)
+		}
+	}
+	if !s.serve(w, r, g, tei) {
 		return f, 0, false
 	}
 	s.completed.Add(1)

@@ -23,14 +23,21 @@ type group struct {
 	done    chan struct{}
 }
 
-// seq is one sequence: it joins the batch, emits one token per step, and leaves after
-// need steps.
+// seq is one sequence: it gets a slot, prefills its prompt (in one step, or in chunks
+// under MaxBatchedTokens), emits one token per step, and leaves after need tokens.
 type seq struct {
 	g        *group
-	prompt   int // prompt tokens, prefilled in its first step
-	need     int // steps to finish: completion tokens, times the slow factor
+	prompt   int      // prompt tokens
+	chain    []uint64 // hash chain of the prompt's full blocks (PrefixCaching), or nil
+	need     int      // steps to finish: completion tokens, times the slow factor
 	emitted  int
 	canceled bool // its client left while it ran; it leaves the batch at the step's end
+
+	computed  int      // tokens in its KV cache
+	prefilled bool     // its prompt (and, after a preemption, its output) is computed
+	inStep    bool     // in the step now running
+	priv      int      // KV blocks of its own
+	shared    []uint64 // cached prompt blocks it references (PrefixCaching)
 }
 
 // newGroup makes a request's group, one sequence per (prompt tokens, steps) pair.
@@ -81,9 +88,7 @@ const maxLag = 100 * time.Millisecond
 // scheduler is the state of the scheduler goroutine.
 type scheduler struct {
 	s        *Simulator
-	running  []*seq // in the batch
-	admitted []*seq // hold a slot, join the batch at the next step
-	waiting  []*seq // FIFO, no slot; non-empty only when every slot is held
+	e        *engine
 	deadline time.Time
 	step     int64
 	stopping bool
@@ -92,12 +97,12 @@ type scheduler struct {
 // run is the scheduler goroutine: it runs steps while there are sequences and blocks on
 // its channels when there are none.
 func (s *Simulator) run() {
-	sc := &scheduler{s: s}
+	sc := &scheduler{s: s, e: newEngine(s.cfg)}
 	defer close(s.done)
 	defer sc.stopAll()
 	stopping := s.stopping
 	for {
-		if len(sc.running) == 0 && len(sc.admitted) == 0 {
+		if len(sc.e.running) == 0 {
 			if sc.stopping {
 				return
 			}
@@ -129,18 +134,14 @@ func (sc *scheduler) runStep() bool {
 		start = now
 	}
 	sc.step++
-	prefill := 0
-	for _, q := range sc.admitted {
-		prefill += q.prompt
+	p := sc.e.plan()
+	for _, q := range p.batch {
 		if g := q.g; !g.started {
 			g.started = true
 			g.queue = max(start.Sub(g.arrived), 0)
 		}
 	}
-	sc.running = append(sc.running, sc.admitted...)
-	clear(sc.admitted)
-	sc.admitted = sc.admitted[:0]
-	d := s.cfg.StepBase + time.Duration(len(sc.running))*s.cfg.StepPerSeq + time.Duration(prefill)*s.cfg.PrefillPerToken
+	d := p.d
 	sc.deadline = start.Add(d)
 	if !sc.wait(d) {
 		return false
@@ -148,30 +149,40 @@ func (sc *scheduler) runStep() bool {
 
 	s.steps.Add(1)
 	s.busyNanos.Add(int64(d))
-	s.busySeqNanos.Add(int64(d) * int64(len(sc.running)))
-	kept := sc.running[:0]
-	for _, q := range sc.running {
-		if q.canceled {
-			continue
-		}
-		g := q.g
-		if g.lastStep != sc.step {
+	s.busySeqNanos.Add(int64(d) * int64(len(p.batch)))
+	for _, q := range p.batch {
+		if g := q.g; !q.canceled && g.lastStep != sc.step {
 			g.lastStep = sc.step
 			g.service += d
 		}
-		q.emitted++
-		if q.emitted < q.need {
-			kept = append(kept, q)
+	}
+	for _, q := range sc.e.commit(p) {
+		if q.canceled {
 			continue
 		}
-		if g.pending--; g.pending == 0 {
-			finish(g, nil)
+		if g := q.g; !g.finished {
+			if g.pending--; g.pending == 0 {
+				s.finished.Add(1)
+				finish(g, nil)
+			}
 		}
 	}
-	clear(sc.running[len(kept):])
-	sc.running = kept
+	sc.counters()
 	sc.refill()
 	return true
+}
+
+// counters publishes the engine's token counters.
+func (sc *scheduler) counters() {
+	s, e := sc.s, sc.e
+	s.prefillComputed.Store(e.prefillComputed)
+	s.prefillSaved.Store(e.prefillSaved)
+	s.preemptions.Store(e.preemptions)
+	s.decodeTokens.Store(e.decodeTokens)
+	if e.kv != nil {
+		s.kvPeak.Store(int64(e.kv.peak))
+		s.kvUsed.Store(int64(e.kv.used))
+	}
 }
 
 // wait sleeps the step's duration, meanwhile taking submissions and cancellations. It
@@ -229,58 +240,36 @@ func (sc *scheduler) accept(g *group) {
 		finish(g, nil)
 		return
 	}
-	free := s.cfg.MaxSeqs - len(sc.running) - len(sc.admitted)
-	if over := len(g.seqs) - free; over > 0 && len(sc.waiting)+over > s.cfg.QueueLimit {
+	free := sc.e.free()
+	if over := len(g.seqs) - free; over > 0 && len(sc.e.waiting)+over > s.cfg.QueueLimit {
 		finish(g, errRejected)
 		return
 	}
 	s.sequences.Add(int64(len(g.seqs)))
-	for i, q := range g.seqs {
-		if i < free {
-			sc.admitted = append(sc.admitted, q)
-		} else {
-			sc.waiting = append(sc.waiting, q)
-		}
-	}
-	sc.gauges()
+	sc.e.waiting = append(sc.e.waiting, g.seqs...)
+	sc.refill()
 }
 
-// drop removes the sequences of a group whose client left: queued and admitted ones at
-// once, running ones at the end of the step (the batch is already on the GPU).
+// drop removes the sequences of a group whose client left: those not in the running
+// step at once, those in it at the end of the step (the batch is already on the GPU).
 func (sc *scheduler) drop(g *group) {
 	if g.finished {
 		return
 	}
 	finish(g, errCanceled)
-	keep := func(q *seq) bool { return q.g != g }
-	sc.admitted = filter(sc.admitted, keep)
-	sc.waiting = filter(sc.waiting, keep)
-	for _, q := range sc.running {
-		if q.g == g {
-			q.canceled = true
-		}
-	}
+	sc.e.remove(func(q *seq) bool { return q.g != g })
 	sc.refill()
 }
 
 // refill gives free slots to the longest waiting sequences.
 func (sc *scheduler) refill() {
-	free := sc.s.cfg.MaxSeqs - len(sc.running) - len(sc.admitted)
-	n := min(free, len(sc.waiting))
-	if n > 0 {
-		sc.admitted = append(sc.admitted, sc.waiting[:n]...)
-		clear(sc.waiting[:n])
-		sc.waiting = sc.waiting[n:]
-		if len(sc.waiting) == 0 {
-			sc.waiting = nil // let the backing array go
-		}
-	}
+	sc.e.refill()
 	sc.gauges()
 }
 
 func (sc *scheduler) gauges() {
 	s := sc.s
-	r, q := int64(len(sc.running)+len(sc.admitted)), int64(len(sc.waiting))
+	r, q := int64(len(sc.e.running)), int64(len(sc.e.waiting))
 	s.running.Store(r)
 	s.queued.Store(q)
 	if r > s.maxRunning.Load() {
@@ -293,12 +282,10 @@ func (sc *scheduler) gauges() {
 
 // stopAll answers every group still held with errStopping.
 func (sc *scheduler) stopAll() {
-	for _, l := range [][]*seq{sc.running, sc.admitted, sc.waiting} {
-		for _, q := range l {
-			finish(q.g, errStopping)
-		}
+	for _, q := range sc.e.stopAll() {
+		finish(q.g, errStopping)
 	}
-	sc.running, sc.admitted, sc.waiting = nil, nil, nil
+	sc.counters()
 	sc.gauges()
 }
 

@@ -49,6 +49,18 @@
 // 32 / (32×10ms + 40×16ms) ≈ 33 requests per second. A batch of 32 reward items of 500
 // tokens costs one step: 8ms + 8ms + 320ms.
 //
+// # vLLM engine model
+//
+// Config's engine fields (KVCacheTokens, MaxBatchedTokens, PrefixCaching, Speed and the
+// Answer* lengths) are off at their zero values, which keep the model above exactly.
+// Switched on — ProfileConfig("vllm-h100-8b") sets them all — a step first gives one
+// token to every decoding sequence (preempting the newest block holder when no KV
+// block is free), then fills MaxBatchedTokens with prefill chunks, shares cached
+// prompt blocks, and takes (StepBase + StepPerSeq × sequences emitting +
+// PrefillPerToken × prefill tokens computed) / Speed. The same logic runs in virtual
+// time in SimulateVirtual. docs/judgesim.md describes it, the profiles and their
+// calibration against a published vLLM figure (CalibrationSource).
+//
 // The step time is slept (a timer per step, never a busy loop; an idle scheduler blocks on
 // a channel), steps are scheduled on deadlines so timer overshoot does not erode
 // throughput, and the durations reported — the X-Judgesim-Service-Time header, BusyTime,
@@ -183,6 +195,42 @@ type Config struct {
 	// Seed salts the content hashes: another seed gives other score spreads and other
 	// fates. Default 0.
 	Seed uint64
+
+	// The vLLM engine model (docs/judgesim.md). Every field is off at its zero value,
+	// which keeps the plain step model above; ProfileConfig("vllm-h100-8b") sets them.
+
+	// KVCacheTokens is the KV-cache budget in tokens, in blocks of BlockTokens (16): a
+	// sequence holds ceil((prompt + generated)/16) blocks, and when a decoding sequence
+	// needs a block and none is free, the newest sequence holding blocks is preempted
+	// (vLLM V1's recompute policy: back to the front of the queue, and its prompt and
+	// output are prefilled again). 0: unlimited, no preemption.
+	KVCacheTokens int
+	// MaxBatchedTokens is the tokens one step computes at most (vLLM's
+	// max_num_batched_tokens) with chunked prefill: a step gives one token to every
+	// decoding sequence, then fills the rest with prefill chunks. 0: unlimited, every
+	// prompt is prefilled whole in one step.
+	MaxBatchedTokens int
+	// PrefixCaching reuses computed prompt blocks (vLLM's automatic prefix caching):
+	// a 16-token (64-byte) prompt block whose hash chain is cached is not computed
+	// again. Cached blocks live in the KV budget, evicted least recently used first;
+	// it needs KVCacheTokens. Default off.
+	PrefixCaching bool
+	// Speed scales the endpoint's step times: a step takes its modelled time divided
+	// by Speed (0.5: twice as slow). 0 means 1.
+	Speed float64
+
+	// AnswerMedianTokens switches on long-tailed answer lengths: a chat answer's
+	// tokens are drawn, per prompt and deterministically, from a log-normal
+	// distribution with this median and AnswerSigma, clipped to [AnswerMinTokens,
+	// AnswerMaxTokens] and to the request's max_tokens, and the explanation is padded
+	// to that length (the result stays last, in the requested grammar). 0: answers are
+	// as long as their text.
+	AnswerMedianTokens int
+	// AnswerSigma is the log-normal sigma of answer lengths (default 0.5 when
+	// AnswerMedianTokens is set).
+	AnswerSigma float64
+	// AnswerMinTokens and AnswerMaxTokens clip the drawn answer length (0: no bound).
+	AnswerMinTokens, AnswerMaxTokens int
 }
 
 // Defaults of Config.
@@ -194,6 +242,7 @@ const (
 	DefaultQueueLimit      = 1024
 	DefaultSlowFactor      = 10
 	DefaultModel           = "judgesim"
+	DefaultAnswerSigma     = 0.5
 )
 
 // DefaultClassifyLabels returns the default classes of /classify and /predict.
@@ -291,6 +340,24 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.Model, "\r\n") {
 		return fmt.Errorf("model: %q has a line break", c.Model)
 	}
+	switch {
+	case c.KVCacheTokens < 0:
+		return fmt.Errorf("kv-cache-tokens: %d is negative", c.KVCacheTokens)
+	case c.MaxBatchedTokens < 0:
+		return fmt.Errorf("max-batched-tokens: %d is negative", c.MaxBatchedTokens)
+	case c.PrefixCaching && c.KVCacheTokens == 0:
+		return errors.New("prefix-caching: needs kv-cache-tokens (the cache lives in the KV budget)")
+	case !(c.Speed >= 0 && c.Speed <= 1e6):
+		return fmt.Errorf("speed: %g is not in (0,1000000] (0: the default 1)", c.Speed)
+	case c.AnswerMedianTokens < 0:
+		return fmt.Errorf("answer-median-tokens: %d is negative", c.AnswerMedianTokens)
+	case !(c.AnswerSigma >= 0 && c.AnswerSigma <= 10):
+		return fmt.Errorf("answer-sigma: %g is not in [0,10]", c.AnswerSigma)
+	case c.AnswerMinTokens < 0 || c.AnswerMaxTokens < 0:
+		return fmt.Errorf("answer-min-tokens, answer-max-tokens: %d, %d: negative", c.AnswerMinTokens, c.AnswerMaxTokens)
+	case c.AnswerMaxTokens > 0 && c.AnswerMinTokens > c.AnswerMaxTokens:
+		return fmt.Errorf("answer-min-tokens: %d is above answer-max-tokens %d", c.AnswerMinTokens, c.AnswerMaxTokens)
+	}
 	return nil
 }
 
@@ -326,6 +393,22 @@ func (c Config) WithDefaults() Config {
 	if c.Model == "" {
 		c.Model = DefaultModel
 	}
+	c.KVCacheTokens = max(c.KVCacheTokens, 0)
+	c.MaxBatchedTokens = max(c.MaxBatchedTokens, 0)
+	if c.KVCacheTokens == 0 {
+		c.PrefixCaching = false
+	}
+	if !(c.Speed > 0) {
+		c.Speed = 1
+	}
+	c.Speed = min(c.Speed, 1e6)
+	c.AnswerMedianTokens = max(c.AnswerMedianTokens, 0)
+	if c.AnswerMedianTokens > 0 && !(c.AnswerSigma > 0) {
+		c.AnswerSigma = DefaultAnswerSigma
+	}
+	c.AnswerSigma = min(max(c.AnswerSigma, 0), 10)
+	c.AnswerMinTokens = max(c.AnswerMinTokens, 0)
+	c.AnswerMaxTokens = max(c.AnswerMaxTokens, 0)
 	return c
 }
 
@@ -349,14 +432,19 @@ func clamp01(v float64) float64 {
 // ServiceTime is the service time of a request with the given prompt and completion
 // tokens in a batch of running sequences (itself included) that nothing joins while it
 // runs: promptTokens × PrefillPerToken + completionTokens × (StepBase + StepPerSeq ×
-// running). completionTokens is at least 1 and running is in 1..MaxSeqs. The
-// X-Judgesim-Service-Time header of such a request is exactly this.
+// running), divided by Speed. completionTokens is at least 1 and running is in
+// 1..MaxSeqs. With the engine fields off, the X-Judgesim-Service-Time header of such a
+// request is exactly this.
 func (c Config) ServiceTime(promptTokens, completionTokens, running int) time.Duration {
 	c = c.WithDefaults()
 	completionTokens = max(completionTokens, 1)
 	running = min(max(running, 1), c.MaxSeqs)
-	return time.Duration(max(promptTokens, 0))*c.PrefillPerToken +
+	d := time.Duration(max(promptTokens, 0))*c.PrefillPerToken +
 		time.Duration(completionTokens)*(c.StepBase+time.Duration(running)*c.StepPerSeq)
+	if c.Speed != 1 {
+		d = time.Duration(float64(d) / c.Speed)
+	}
+	return d
 }
 
 // Capacity is the requests per second a saturated simulator completes when every
@@ -364,7 +452,9 @@ func (c Config) ServiceTime(promptTokens, completionTokens, running int) time.Du
 // MaxSeqs / (MaxSeqs × promptTokens × PrefillPerToken + completionTokens × (StepBase +
 // StepPerSeq × MaxSeqs)). The prefill term counts every admitted request's prefill,
 // which stalls the full batch; ServiceTime(p, c, MaxSeqs) alone leaves it out. For
-// reward items use completionTokens 1; the result is then items per second.
+// reward items use completionTokens 1; the result is then items per second. It is
+// multiplied by Speed, and is the plain model's: KV, token budget and prefix caching
+// are not in it (SimulateVirtual runs them).
 func (c Config) Capacity(promptTokens, completionTokens int) float64 {
 	c = c.WithDefaults()
 	m := time.Duration(c.MaxSeqs)
@@ -373,7 +463,7 @@ func (c Config) Capacity(promptTokens, completionTokens int) float64 {
 	if per <= 0 {
 		return math.Inf(1)
 	}
-	return float64(c.MaxSeqs) / per.Seconds()
+	return c.Speed * float64(c.MaxSeqs) / per.Seconds()
 }
 
 // Utilization is the share of sequence slots that were busy over wall:
@@ -409,6 +499,16 @@ type Stats struct {
 	BusySeqTime      time.Duration `json:"busy_seq_ns"`       // sum over sequences of step time spent in the batch
 	PromptTokens     int64         `json:"prompt_tokens"`     // estimated, completed requests
 	CompletionTokens int64         `json:"completion_tokens"` // estimated, completed requests
+
+	Finished           int64   `json:"finished"`             // requests whose sequences all finished in the scheduler
+	PrefillTokens      int64   `json:"prefill_tokens"`       // prompt tokens computed (re-prefills after preemption included)
+	PrefillSavedTokens int64   `json:"prefill_saved_tokens"` // prompt tokens not computed: prefix-cache hits
+	DecodeTokens       int64   `json:"decode_tokens"`        // tokens emitted (one per sequence per step)
+	Preemptions        int64   `json:"preemptions"`          // sequences preempted for KV blocks
+	KVBlocks           int64   `json:"kv_blocks"`            // the KV-cache blocks (KVCacheTokens/16); 0: unlimited
+	KVBlocksUsed       int64   `json:"kv_blocks_used"`       // blocks held by sequences now
+	PeakKVBlocksUsed   int64   `json:"peak_kv_blocks_used"`  // most blocks held at once
+	Speed              float64 `json:"speed"`                // the step-time speed factor
 }
 
 // Simulator is the http.Handler of the GPU scoring-pool simulator (see the package doc
@@ -437,6 +537,8 @@ type Simulator struct {
 	promptTokens, completionTokens                               atomic.Int64
 	// Written by the scheduler only.
 	running, queued, maxRunning, maxQueued, steps, busyNanos, busySeqNanos atomic.Int64
+	finished, prefillComputed, prefillSaved, preemptions, decodeTokens     atomic.Int64
+	kvPeak, kvUsed                                                         atomic.Int64
 
 	seenMu sync.Mutex
 	seen   map[[8]byte]uint32 // occurrences per content, for the fault picks; bounded
@@ -585,6 +687,16 @@ func (s *Simulator) Stats() Stats {
 		BusySeqTime:      time.Duration(s.busySeqNanos.Load()),
 		PromptTokens:     s.promptTokens.Load(),
 		CompletionTokens: s.completionTokens.Load(),
+
+		Finished:           s.finished.Load(),
+		PrefillTokens:      s.prefillComputed.Load(),
+		PrefillSavedTokens: s.prefillSaved.Load(),
+		DecodeTokens:       s.decodeTokens.Load(),
+		Preemptions:        s.preemptions.Load(),
+		KVBlocks:           int64(s.cfg.KVCacheTokens / BlockTokens),
+		KVBlocksUsed:       s.kvUsed.Load(),
+		PeakKVBlocksUsed:   s.kvPeak.Load(),
+		Speed:              s.cfg.Speed,
 	}
 }
 
