@@ -73,6 +73,21 @@ type benchOptions struct {
 	json, quiet, keep bool
 	timeout           time.Duration
 	sim               judgesim.Config
+	// simBin is --judgesim-bin: the raterd binary that serves `judgesim` in a process of
+	// its own; simEndpoints, simProfile and simSpeeds shape the pool it serves.
+	simBin       string
+	simEndpoints int
+	simProfile   string
+	simSpeeds    string
+	// simExplicit are the judgesim flags of the latency-model flags given on the command
+	// line: passed on top of --judgesim-profile.
+	simExplicit []string
+	// pools is --pools (the judge-pool benchmark's endpoint counts, "" off);
+	// poolRecords its records per endpoint; poolFixedConcurrency the fixed-batches
+	// client's concurrency.
+	pools                string
+	poolRecords          int
+	poolFixedConcurrency int
 	// redact is --redact: "off", "all" or a comma-separated list of redaction types.
 	redact string
 }
@@ -116,10 +131,30 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.BoolVar(&o.keep, "keep", false, "keep the topics, ClickHouse databases and Redis keys the benchmark created")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "the longest one run may take (for --soak: the drain after the producer stops)")
+	fs.StringVar(&o.simBin, "judgesim-bin", defaultSimBinary(), "the raterd binary whose `judgesim` command serves the simulated judge pool, in a process of its own (default: this binary)")
+	fs.IntVar(&o.simEndpoints, "judgesim-endpoints", 1, "judgesim: endpoints (simulated GPU servers) of the pool, each on its own port of the one judgesim process")
+	fs.StringVar(&o.simProfile, "judgesim-profile", "", "judgesim: a named model profile (judgesim -profile), e.g. vllm-h100-8b; its values win over --judgesim-seqs, --judgesim-step, --judgesim-step-per-seq and --judgesim-prefill unless those are given")
+	fs.StringVar(&o.simSpeeds, "judgesim-speeds", "", "judgesim: comma-separated speed factors of the endpoints, cycled (judgesim -speeds), e.g. 1,0.8,0.6 for servers of unequal speed; empty: all equal")
+	fs.StringVar(&o.pools, "pools", "", "run the end-to-end judge-pool benchmark instead of the runs above: comma-separated endpoint counts (e.g. 1,4,16); for each, a judgesim process with that many endpoints, a backlog of --pool-records records per endpoint fed by raterd, by a fixed-concurrency client with a batch barrier and by naive-c64, then raterd at half its goodput (--latency-duration); use with --judgesim-profile vllm-h100-8b")
+	fs.IntVar(&o.poolRecords, "pool-records", 400, "with --pools: backlog records per endpoint")
+	fs.IntVar(&o.poolFixedConcurrency, "pool-fixed-concurrency", 64, "with --pools: the fixed-batches client's requests in flight")
 	fs.IntVar(&o.sim.MaxSeqs, "judgesim-seqs", 64, "judgesim: sequences that run at once (vLLM max_num_seqs)")
 	fs.DurationVar(&o.sim.StepBase, "judgesim-step", 200*time.Microsecond, "judgesim: fixed time of a decode step")
 	fs.DurationVar(&o.sim.StepPerSeq, "judgesim-step-per-seq", 2*time.Microsecond, "judgesim: decode step time added per running sequence")
 	fs.DurationVar(&o.sim.PrefillPerToken, "judgesim-prefill", 200*time.Nanosecond, "judgesim: prefill time per prompt token")
+}
+
+// explicitSimFlags returns the judgesim flags for the --judgesim-* latency-model flags
+// given on the command line.
+func explicitSimFlags(fs *flag.FlagSet, c judgesim.Config) []string {
+	var out []string
+	all := simArgs(c)
+	for i, name := range []string{"judgesim-seqs", "judgesim-step", "judgesim-step-per-seq", "judgesim-prefill"} {
+		if flagSet(fs, name) {
+			out = append(out, all[2*i], all[2*i+1])
+		}
+	}
+	return out
 }
 
 // flagSet reports whether the flag name was given on the command line.
@@ -165,6 +200,12 @@ func (o *benchOptions) validate() error {
 		return cli.FlagErrorf("--spans-per-message %d: want %d..%d (%d spans per trace)", o.spansPerMessage, otlpSpansPerTrace, otlpMaxSpansPerMessage, otlpSpansPerTrace)
 	case o.redact != "off" && o.judge != benchJudgeSim:
 		return cli.FlagErrorf("--redact %s: redaction applies to model judges only (the built-in checks read the raw text): add --judge %s", o.redact, benchJudgeSim)
+	case o.pools != "" && o.poolRecords < 10:
+		return cli.FlagErrorf("--pool-records %d: must be at least 10", o.poolRecords)
+	case o.poolFixedConcurrency < 1:
+		return cli.FlagErrorf("--pool-fixed-concurrency %d: must be at least 1", o.poolFixedConcurrency)
+	case o.simEndpoints < 1 || o.simEndpoints > 256:
+		return cli.FlagErrorf("--judgesim-endpoints %d: want 1..256", o.simEndpoints)
 	case o.timeout <= 0:
 		return cli.FlagErrorf("--timeout %s: must be positive", o.timeout)
 	case o.sim.MaxSeqs < 1:
@@ -178,6 +219,12 @@ func (o *benchOptions) validate() error {
 	}
 	if _, err := o.redactTypes(); err != nil {
 		return err
+	}
+	if o.pools != "" {
+		if _, err := parsePools(o.pools); err != nil {
+			return cli.FlagErrorf("%v", err)
+		}
+		o.judge = benchJudgeSim
 	}
 	o.naiveRecords = min(o.naiveRecords, o.records)
 	return nil
@@ -221,6 +268,7 @@ func Main(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o.kafkaSet = flagSet(fs, "kafka")
+	o.simExplicit = explicitSimFlags(fs, o.sim)
 	if err := o.validate(); err != nil {
 		fmt.Fprintf(stderr, "raterd bench: %v\nRun 'raterd bench --help' for the flags.\n", err)
 		return err
@@ -257,6 +305,7 @@ type benchReport struct {
 	Ratios   []benchRatio  `json:"ratios"`
 	Latency  *benchLatency `json:"latency,omitempty"`
 	Soak     *benchSoak    `json:"soak,omitempty"`
+	Pools    []poolReport  `json:"pools,omitempty"`
 	Targets  []benchTarget `json:"targets"`
 	Notes    []string      `json:"notes"`
 	Problems []string      `json:"problems,omitempty"`
@@ -411,10 +460,15 @@ type bencher struct {
 	suffix   string
 	topic    string
 	ch       driver.Conn // admin connection: migrations, counts, drops
-	sim      *judgesim.Simulator
+	sim      simSource
 	// kafka is the connection every Kafka client of the benchmark uses (kafkaConnection).
-	kafka  consumer.Config
-	simURL string
+	kafka consumer.Config
+	// simURLs are the judge pool's endpoints (with /v1); poolConcurrency is extra YAML
+	// for the judge's concurrency section ("" for the defaults); maxInFlight overrides
+	// the endpoints' max_in_flight (0: 128).
+	simURLs         []string
+	poolConcurrency string
+	maxInFlight     int
 
 	dbs       []string
 	topics    []string

@@ -829,7 +829,7 @@ func TestBenchRedactConfig(t *testing.T) {
 	if err != nil || !slices.Equal(types, []string{"email", "card"}) {
 		t.Fatalf("redactTypes: %v, %v", types, err)
 	}
-	b := &bencher{o: o, kafka: consumer.Config{Brokers: []string{o.kafka}}, simURL: "http://127.0.0.1:1/v1"}
+	b := &bencher{o: o, kafka: consumer.Config{Brokers: []string{o.kafka}}, simURLs: []string{"http://127.0.0.1:1/v1"}}
 	for _, tc := range []struct {
 		types []string
 		want  bool

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -19,7 +17,6 @@ import (
 	"raterd/consumer"
 	"raterd/internal/app"
 	"raterd/internal/cli"
-	"raterd/internal/judgesim"
 	"raterd/internal/telemetry"
 	"raterd/sinks/clickhouse"
 	sinkkafka "raterd/sinks/kafka"
@@ -48,7 +45,7 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 	if err == nil && len(b.problems) > 0 {
 		err = fmt.Errorf("%d problem(s): %s", len(b.problems), strings.Join(b.problems, "; "))
 	}
-	if len(rep.Runs) == 0 {
+	if len(rep.Runs) == 0 && len(rep.Pools) == 0 {
 		return nil, err
 	}
 	return rep, err
@@ -73,8 +70,13 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	if err := b.kafka.CheckConnection(ctx, "kafka", 30*time.Second); err != nil {
 		return fmt.Errorf("%s: %w", b.kafkaFlags(), err)
 	}
+	if o.pools != "" {
+		rep.Settings = benchSettings{Records: o.poolRecords, Traffic: "unique", Seed: o.seed, Partitions: o.partitions, Judge: benchJudgeSim,
+			Simulator: b.simDescription()}
+		return b.runPools(ctx, rep)
+	}
 	if o.judge == benchJudgeSim {
-		if err := b.startSimulator(); err != nil {
+		if err := b.startSimulator(ctx); err != nil {
 			return err
 		}
 	}
@@ -106,8 +108,7 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 		return err
 	}
 	if b.sim != nil {
-		c := b.sim.Config()
-		rep.Settings.Simulator = fmt.Sprintf("%d seqs, step %s + %s/seq, prefill %s/token", c.MaxSeqs, c.StepBase, c.StepPerSeq, c.PrefillPerToken)
+		rep.Settings.Simulator = b.simDescription()
 	}
 
 	b.logf("generating %d records (%s traffic)…", o.records, rep.Settings.Traffic)
@@ -295,7 +296,12 @@ func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool, for
 		evaluators += fmt.Sprintf("  - {name: %s, judge: checks, check: %s}\n", check, check)
 	}
 	if b.o.judge == benchJudgeSim {
-		judges += fmt.Sprintf("  sim:\n    type: openai\n    model: judgesim-bench\n    endpoints: [{url: %q, max_in_flight: 128}]\n    timeout: 10s\n", b.simURL)
+		var eps []string
+		for _, u := range b.simURLs {
+			eps = append(eps, fmt.Sprintf("{url: %q, max_in_flight: %d}", u, b.poolMaxInFlight()))
+		}
+		judges += fmt.Sprintf("  sim:\n    type: openai\n    model: judgesim-bench\n    endpoints: [%s]\n    timeout: %s\n%s",
+			strings.Join(eps, ", "), b.poolTimeout(), b.poolConcurrency)
 		evaluators += "  - {name: helpfulness, judge: sim, criteria: \"Does the response address the request accurately, completely and concisely?\"}\n"
 	}
 	formats := ""
@@ -348,21 +354,75 @@ func quotedList(ss []string) string {
 	return strings.Join(q, ", ")
 }
 
-// startSimulator serves an in-process judgesim on loopback.
-func (b *bencher) startSimulator() error {
+// startSimulator starts judgesim in a process of its own (see simProcess) with the
+// benchmark's model, and points the judge config at its endpoints.
+func (b *bencher) startSimulator(ctx context.Context) error {
 	if err := b.o.sim.Validate(); err != nil {
 		return fmt.Errorf("--judgesim-*: %w", err)
 	}
-	b.sim = judgesim.New(b.o.sim)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := startSimProcess(ctx, b.o.simBin, b.o.sim, b.simFlags(b.o.simEndpoints)...)
 	if err != nil {
-		return fmt.Errorf("judgesim listener: %w", err)
+		return err
 	}
-	srv := &http.Server{Handler: b.sim, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	b.simURL = "http://" + ln.Addr().String() + "/v1"
-	b.closers = append(b.closers, func() { _ = srv.Close(); _ = b.sim.Close() })
+	b.sim, b.simURLs = p, p.URLs()
+	b.closers = append(b.closers, p.stop)
 	return nil
+}
+
+// simDescription names the simulator model of the report.
+func (b *bencher) simDescription() string {
+	o := b.o
+	desc := fmt.Sprintf("judgesim process, %d endpoint(s)", o.simEndpoints)
+	if o.pools != "" {
+		desc = "judgesim process per pool size (--pools " + o.pools + ")"
+	}
+	if o.simProfile != "" {
+		desc += ", profile " + o.simProfile
+		if len(o.simExplicit) > 0 {
+			desc += " with " + strings.Join(o.simExplicit, " ")
+		}
+	} else {
+		c := o.sim
+		desc += fmt.Sprintf(", %d seqs, step %s + %s/seq, prefill %s/token", c.MaxSeqs, c.StepBase, c.StepPerSeq, c.PrefillPerToken)
+	}
+	if o.simSpeeds != "" {
+		desc += ", speeds " + o.simSpeeds
+	}
+	return desc
+}
+
+// poolMaxInFlight is the judge endpoints' max_in_flight in the benchmark's config.
+func (b *bencher) poolMaxInFlight() int {
+	if b.maxInFlight > 0 {
+		return b.maxInFlight
+	}
+	return 128
+}
+
+// poolTimeout is the judge's per-attempt timeout: a profile with reasoning-length answers
+// takes seconds per request, more while the server queues.
+func (b *bencher) poolTimeout() time.Duration {
+	if b.o.simProfile != "" {
+		return time.Minute
+	}
+	return 10 * time.Second
+}
+
+// simFlags are the judgesim flags of the benchmark's pool of n endpoints. The latency
+// model's flags are passed only where given (or without a profile), so that a profile's
+// values stand.
+func (b *bencher) simFlags(n int) []string {
+	args := []string{"-endpoints", strconv.Itoa(n)}
+	if b.o.simProfile != "" {
+		args = append(args, "-profile", b.o.simProfile)
+		args = append(args, b.o.simExplicit...)
+	} else {
+		args = append(args, simArgs(b.o.sim)...)
+	}
+	if b.o.simSpeeds != "" {
+		args = append(args, "-speeds", b.o.simSpeeds)
+	}
+	return args
 }
 
 // createTopic creates a fresh topic and waits until every partition has a leader.

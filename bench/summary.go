@@ -108,6 +108,7 @@ func benchTargets(rep *benchReport) []benchTarget {
 	if rep.Soak != nil {
 		out = append(out, soakTarget(rep.Soak))
 	}
+	out = append(out, poolTargets(rep.Pools)...)
 	return out
 }
 
@@ -143,6 +144,10 @@ func benchNotes(rep *benchReport, o benchOptions) []string {
 
 // printBenchReport writes the report as tables.
 func printBenchReport(w io.Writer, rep *benchReport) {
+	if len(rep.Pools) > 0 {
+		printPoolReport(w, rep)
+		return
+	}
 	s, t := rep.Settings, rep.Traffic
 	fmt.Fprintf(w, "raterd bench %s — %d records (%s traffic", rep.Version, s.Records, s.Traffic)
 	if s.Traffic == "zipf" {

@@ -36,6 +36,9 @@ type stepPlan struct {
 	emitting      int    // sequences that emit a token at the end of the step
 	prefillTokens int    // prompt (or re-prefill) tokens computed
 	d             time.Duration
+	// full says the step had no room left: every slot taken, sequences waiting for one,
+	// the token budget used up, or sequences with a slot left out (no KV blocks).
+	full bool
 }
 
 func newEngine(cfg Config) *engine {
@@ -77,7 +80,8 @@ func (q *seq) needTokens() int {
 // preempts the newest sequence holding blocks (vLLM's recompute policy).
 func (e *engine) plan() stepPlan {
 	var p stepPlan
-	budget := -1 // unlimited
+	kvShort := false // a prefill got fewer tokens than it could for lack of KV blocks
+	budget := -1     // unlimited
 	if e.cfg.MaxBatchedTokens > 0 {
 		budget = e.cfg.MaxBatchedTokens
 	}
@@ -119,7 +123,11 @@ func (e *engine) plan() stepPlan {
 			// As much of the chunk as free blocks allow; prefills preempt nobody.
 			room := (q.blocks()+e.kv.available())*BlockTokens - q.computed
 			if q.needTokens() > 0 && room <= 0 {
+				kvShort = true
 				continue
+			}
+			if room < n {
+				kvShort = true
 			}
 			n = min(n, room)
 			e.kv.grow(q, q.computed+n)
@@ -152,6 +160,7 @@ func (e *engine) plan() stepPlan {
 		q.inStep = true
 	}
 	p.d = e.stepTime(p.emitting, p.prefillTokens)
+	p.full = len(e.waiting) > 0 || e.free() <= 0 || budget == 0 || kvShort || len(p.batch) < len(e.running)
 	return p
 }
 

@@ -150,6 +150,9 @@ func (sc *scheduler) runStep() bool {
 	s.steps.Add(1)
 	s.busyNanos.Add(int64(d))
 	s.busySeqNanos.Add(int64(d) * int64(len(p.batch)))
+	if p.full {
+		s.saturatedNanos.Add(int64(d))
+	}
 	for _, q := range p.batch {
 		if g := q.g; !q.canceled && g.lastStep != sc.step {
 			g.lastStep = sc.step

@@ -479,24 +479,30 @@ func Utilization(st Stats, wall time.Duration) float64 {
 // endpoints (chat completions, pooling, classify, predict); running and queued count
 // sequences (a reward request has one per item).
 type Stats struct {
-	MaxSeqs          int64         `json:"max_seqs"`          // the configured slots
-	Requests         int64         `json:"requests"`          // scoring requests received
-	Completed        int64         `json:"completed"`         // answered 200 (malformed answers included)
-	Rejected         int64         `json:"rejected"`          // answered 429: the queue was full
-	Failed           int64         `json:"failed"`            // answered 500 through ErrorRate
-	BadRequests      int64         `json:"bad_requests"`      // answered 4xx other than 429
-	Canceled         int64         `json:"canceled"`          // the client left before the answer (hung requests included)
-	Hung             int64         `json:"hung"`              // requests that hung (HangRate or Hang)
-	Slowed           int64         `json:"slowed"`            // requests slowed through SlowRate
-	Malformed        int64         `json:"malformed"`         // answers made malformed through MalformedRate
-	Sequences        int64         `json:"sequences"`         // sequences accepted by the scheduler (run, queued or canceled)
-	Running          int64         `json:"running"`           // sequences holding a slot now
-	Queued           int64         `json:"queued"`            // sequences waiting for a slot now
-	MaxRunning       int64         `json:"max_running"`       // most running at once; never above MaxSeqs
-	MaxQueued        int64         `json:"max_queued"`        // most waiting at once; never above QueueLimit
-	Steps            int64         `json:"steps"`             // decode steps run
-	BusyTime         time.Duration `json:"busy_ns"`           // sum of step durations: the time the simulated GPU was busy
-	BusySeqTime      time.Duration `json:"busy_seq_ns"`       // sum over sequences of step time spent in the batch
+	MaxSeqs     int64         `json:"max_seqs"`     // the configured slots
+	Requests    int64         `json:"requests"`     // scoring requests received
+	Completed   int64         `json:"completed"`    // answered 200 (malformed answers included)
+	Rejected    int64         `json:"rejected"`     // answered 429: the queue was full
+	Failed      int64         `json:"failed"`       // answered 500 through ErrorRate
+	BadRequests int64         `json:"bad_requests"` // answered 4xx other than 429
+	Canceled    int64         `json:"canceled"`     // the client left before the answer (hung requests included)
+	Hung        int64         `json:"hung"`         // requests that hung (HangRate or Hang)
+	Slowed      int64         `json:"slowed"`       // requests slowed through SlowRate
+	Malformed   int64         `json:"malformed"`    // answers made malformed through MalformedRate
+	Sequences   int64         `json:"sequences"`    // sequences accepted by the scheduler (run, queued or canceled)
+	Running     int64         `json:"running"`      // sequences holding a slot now
+	Queued      int64         `json:"queued"`       // sequences waiting for a slot now
+	MaxRunning  int64         `json:"max_running"`  // most running at once; never above MaxSeqs
+	MaxQueued   int64         `json:"max_queued"`   // most waiting at once; never above QueueLimit
+	Steps       int64         `json:"steps"`        // decode steps run
+	BusyTime    time.Duration `json:"busy_ns"`      // sum of step durations: the time the simulated GPU was busy
+	BusySeqTime time.Duration `json:"busy_seq_ns"`  // sum over sequences of step time spent in the batch
+	// SaturatedTime sums the steps that had no room left: every slot taken, requests
+	// waiting for one, the token budget used up, or sequences waiting for KV blocks. Over
+	// a wall-clock window it is the share of the time the simulated GPU could not have
+	// taken more work (Saturation): the utilization figure for an engine whose KV cache,
+	// not its sequence slots, is the limit.
+	SaturatedTime    time.Duration `json:"saturated_ns"`
 	PromptTokens     int64         `json:"prompt_tokens"`     // estimated, completed requests
 	CompletionTokens int64         `json:"completion_tokens"` // estimated, completed requests
 
@@ -537,6 +543,7 @@ type Simulator struct {
 	promptTokens, completionTokens                               atomic.Int64
 	// Written by the scheduler only.
 	running, queued, maxRunning, maxQueued, steps, busyNanos, busySeqNanos atomic.Int64
+	saturatedNanos                                                         atomic.Int64
 	finished, prefillComputed, prefillSaved, preemptions, decodeTokens     atomic.Int64
 	kvPeak, kvUsed                                                         atomic.Int64
 
@@ -685,6 +692,7 @@ func (s *Simulator) Stats() Stats {
 		Steps:            s.steps.Load(),
 		BusyTime:         time.Duration(s.busyNanos.Load()),
 		BusySeqTime:      time.Duration(s.busySeqNanos.Load()),
+		SaturatedTime:    time.Duration(s.saturatedNanos.Load()),
 		PromptTokens:     s.promptTokens.Load(),
 		CompletionTokens: s.completionTokens.Load(),
 
