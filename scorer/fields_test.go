@@ -30,13 +30,16 @@ func rubricGoldenEvaluators() map[string]*Evaluator {
 // which read none of system, context and tool_calls. They changed once, deliberately,
 // when every format was hardened against prompt injection (docs/security.md: delimiters
 // and a data rule in every prompt, chat special tokens escaped), which started new score
-// series; any other change to them is a bug.
+// series, and flame's once more when its output format moved ahead of the input fields
+// for the servers' prefix caches (docs/prompt-prefix.md; before it, flame_classification
+// c00d375010da1543, flame_pairwise 628138c7150d2d97, flame_pointwise 45f457e1803ec9ad,
+// flame_prompt_only_scale 47b1f52f20ce2845); any other change to them is a bug.
 func TestRubricVersionsOfOldFieldsAreStable(t *testing.T) {
 	want := map[string]string{
-		"flame_classification":    "c00d375010da1543",
-		"flame_pairwise":          "628138c7150d2d97",
-		"flame_pointwise":         "45f457e1803ec9ad",
-		"flame_prompt_only_scale": "47b1f52f20ce2845",
+		"flame_classification":    "2c7d100d3094294c",
+		"flame_pairwise":          "a2bf49f579338cd7",
+		"flame_pointwise":         "278db5d66b714721",
+		"flame_prompt_only_scale": "ffb109ca9dee0569",
 		"prometheus2_pairwise":    "a52ca033c20368e7",
 		"prometheus2_pointwise":   "cb6d6a98955d7653",
 		"selene_classification":   "0720297e77209543",
@@ -121,9 +124,10 @@ func TestCacheKeyFollowsNewFieldsOnlyWhenRead(t *testing.T) {
 	if err := plain.Prepare("evaluators[0]", KindModel); err != nil {
 		t.Fatal(err)
 	}
-	// The key this evaluator gives this record without the new fields (since the injection
-	// hardening of the formats; before it, 26a36eb7…).
-	const wantPlain = "5b6600a2b5a4b54a948a19a044f9a8e8fedfb2197864431789d2c0fc2f4e7e77"
+	// The key this evaluator gives this record without the new fields (since flame's
+	// output format moved ahead of the input fields; before it, 5b6600a2…, and before
+	// the injection hardening of the formats, 26a36eb7…).
+	const wantPlain = "e3460f05955c535f64eb68951927c94ce1b295b2e38d5fe5d5df938a010b19ea"
 	rich := func(docs ...string) *record.Record {
 		return &record.Record{Prompt: "p", Response: "a", System: "be brief", Context: docs,
 			ToolCalls: []record.ToolCall{{ID: "call_1", Name: "search", Arguments: `{"q":"x"}`, Result: "r"}}}

@@ -179,8 +179,13 @@ func TestInjectionRenderNamedStructure(t *testing.T) {
 	if n := strings.Count(u, "<<<"); n != 8 {
 		t.Errorf("flame: %d <<< markers, want 8 (four blocks)", n)
 	}
-	if !strings.HasSuffix(u, "\nScore: <integer from 1 to 5>") {
-		t.Errorf("flame: the user message does not end with the result line")
+	// The output format comes ahead of the input fields, which only the closing line
+	// follows (stable text first, for the servers' prefix caches: docs/prompt-prefix.md).
+	if !strings.HasSuffix(u, "\n<<<END METADATA NOTE>>>\n\nNow answer in the OUTPUT FORMAT given above.") {
+		t.Errorf("flame: the user message does not end with the last input block and the closing line")
+	}
+	if n, at := lines(u, "Score: <integer from 1 to 5>"), strings.Index(u, "\nScore: <integer from 1 to 5>\n\nINPUT FIELDS:\n<<<"); n != 1 || at < 0 {
+		t.Errorf("flame: %d result lines, want 1, right ahead of the input fields", n)
 	}
 	u = render("prometheus2", TaskPointwise)
 	if n := lines(u, "###Feedback: "); n != 1 || strings.Count(u, "###Feedback:") != 1 {
