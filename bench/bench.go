@@ -88,6 +88,7 @@ type benchOptions struct {
 	pools                string
 	poolRecords          int
 	poolFixedConcurrency int
+	poolMaxInFlight      int
 	// redact is --redact: "off", "all" or a comma-separated list of redaction types.
 	redact string
 }
@@ -138,6 +139,7 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.StringVar(&o.pools, "pools", "", "run the end-to-end judge-pool benchmark instead of the runs above: comma-separated endpoint counts (e.g. 1,4,16); for each, a judgesim process with that many endpoints, a backlog of --pool-records records per endpoint fed by raterd, by a fixed-concurrency client with a batch barrier and by naive-c64, then raterd at half its goodput (--latency-duration); use with --judgesim-profile vllm-h100-8b")
 	fs.IntVar(&o.poolRecords, "pool-records", 400, "with --pools: backlog records per endpoint")
 	fs.IntVar(&o.poolFixedConcurrency, "pool-fixed-concurrency", 64, "with --pools: the fixed-batches client's requests in flight")
+	fs.IntVar(&o.poolMaxInFlight, "pool-max-in-flight", 512, "with --pools: raterd's max_in_flight per endpoint (the adaptive limit's ceiling); kafka.max_in_flight_records is set to max(4096, 2 × this × endpoints)")
 	fs.IntVar(&o.sim.MaxSeqs, "judgesim-seqs", 64, "judgesim: sequences that run at once (vLLM max_num_seqs)")
 	fs.DurationVar(&o.sim.StepBase, "judgesim-step", 200*time.Microsecond, "judgesim: fixed time of a decode step")
 	fs.DurationVar(&o.sim.StepPerSeq, "judgesim-step-per-seq", 2*time.Microsecond, "judgesim: decode step time added per running sequence")
@@ -469,6 +471,10 @@ type bencher struct {
 	simURLs         []string
 	poolConcurrency string
 	maxInFlight     int
+	// maxInFlightRecords overrides kafka.max_in_flight_records (0: the default).
+	maxInFlightRecords int
+	// latencyWarmup is the start of the latency run whose records are not sampled.
+	latencyWarmup time.Duration
 
 	dbs       []string
 	topics    []string

@@ -90,9 +90,12 @@ func (b *bencher) runLatency(ctx context.Context, rate float64) (*benchLatency, 
 	}
 
 	// Samples: about latencySamples valid records spread evenly over the paced ones.
-	stride := max(1, (n-1)/latencySamples)
+	// Records produced during the warm-up (b.latencyWarmup) are not sampled: a fresh
+	// judge pool's limits start low and ramp up, which a long-running raterd has behind it.
+	first := min(n-1, 1+int(rate*b.latencyWarmup.Seconds()))
+	stride := max(1, (n-first)/latencySamples)
 	tr := newLatencyTracker()
-	for i := 1; i < n; i += stride {
+	for i := first; i < n; i += stride {
 		if perRecord[i] > 0 {
 			tr.want[ids[i]] = perRecord[i]
 		}

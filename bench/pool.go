@@ -146,12 +146,26 @@ func (b *bencher) runPool(ctx context.Context, n int) (*poolReport, error) {
 			c()
 		}
 	}()
-	proc, err := startSimProcess(ctx, b.o.simBin, b.o.sim, b.simFlags(n)...)
+	// Each client gets a simulator process of its own, started afresh: the servers'
+	// prefix caches would otherwise hold the prompts the client before sent.
+	freshSim := func() (*simProcess, error) {
+		proc, err := startSimProcess(ctx, b.o.simBin, b.o.sim, b.simFlags(n)...)
+		if err != nil {
+			return nil, err
+		}
+		sub.closers = append(sub.closers, proc.stop)
+		sub.sim, sub.simURLs = proc, proc.URLs()
+		return proc, nil
+	}
+	proc, err := freshSim()
 	if err != nil {
 		return nil, err
 	}
-	sub.closers = append(sub.closers, proc.stop)
-	sub.sim, sub.simURLs = proc, proc.URLs()
+	// A continuous-batching server is full only with more requests in flight than its
+	// max_num_seqs (256 in the vLLM profiles): the endpoints' ceiling and the records in
+	// flight must allow that on every endpoint (see the sizing guide).
+	sub.maxInFlight = b.o.poolMaxInFlight
+	sub.maxInFlightRecords = max(4096, 2*b.o.poolMaxInFlight*n)
 
 	records := b.o.poolRecords * n
 	pr := &poolReport{Endpoints: n, Records: records, Speeds: b.o.simSpeeds}
@@ -162,6 +176,9 @@ func (b *bencher) runPool(ctx context.Context, n int) (*poolReport, error) {
 	o := b.o
 	o.invalid = 0 // every record is judged: goodput counts records
 	values, _ := benchTraffic(o, o.seed+int64(n), records, "p"+sub.suffix)
+	for i, v := range values {
+		values[i] = leadingUnique(v, i)
+	}
 	perRecord := expectedRows(cfg.Evaluators, values)
 	var wantRows int64
 	for _, k := range perRecord {
@@ -180,18 +197,26 @@ func (b *bencher) runPool(ctx context.Context, n int) (*poolReport, error) {
 		return pr, err
 	}
 	pr.Clients = append(pr.Clients, r)
+	proc.stop()
 
 	ev := cfg.Evaluators[slices.IndexFunc(cfg.Evaluators, func(e *scorer.Evaluator) bool { return e.Judge == "sim" })]
 	for _, client := range []string{poolClientFixed, poolClientNaive} {
+		if proc, err = freshSim(); err != nil {
+			return pr, err
+		}
 		c, err := sub.poolDirect(ctx, proc, client, ev, values, cfg.Kafka.Batch.MaxRecords)
 		if err != nil {
 			return pr, err
 		}
 		pr.Clients = append(pr.Clients, c)
+		proc.stop()
 	}
 	values = nil
 
 	if b.o.latency > 0 && r.GoodputPerSec > 0 {
+		if proc, err = freshSim(); err != nil {
+			return pr, err
+		}
 		hl, err := sub.poolHalfLoad(ctx, proc, r.GoodputPerSec/2)
 		if err != nil {
 			return pr, err
@@ -279,7 +304,14 @@ func (b *bencher) poolRaterd(ctx context.Context, proc *simProcess, total, wantR
 	run := startRun(ctx, p)
 	defer run.stop()
 	failures := func() int64 { return int64(st.Scorer.Totals().Failures) }
-	from, to, err := b.backlogWindow(ctx, proc, name, total, run, func() int64 { return p.Stats().Done }, failures)
+	// The window follows the pool's answers, not records done: a record is done when its
+	// batch's insert lands, in steps of whole batches.
+	answers := newAnswerCounter(proc)
+	defer answers.stop()
+	from, to, err := b.backlogWindow(ctx, proc, name, total, run, answers.count, failures)
+	if err == nil {
+		err = b.waitDoneQuiet(ctx, p, total, run)
+	}
 	if err != nil {
 		return poolClientRun{}, err
 	}
@@ -296,6 +328,81 @@ func (b *bencher) poolRaterd(ctx context.Context, proc *simProcess, total, wantR
 	r := from.figures(name, to)
 	b.logPool(len(proc.urls), r)
 	return r, nil
+}
+
+// answerCounter polls the pool's completed requests every 100ms.
+type answerCounter struct {
+	n    atomic.Int64
+	base int64
+	quit chan struct{}
+	done chan struct{}
+}
+
+func newAnswerCounter(proc *simProcess) *answerCounter {
+	a := &answerCounter{quit: make(chan struct{}), done: make(chan struct{})}
+	a.base = proc.Stats().Completed
+	go func() {
+		defer close(a.done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-a.quit:
+				return
+			case <-t.C:
+				a.n.Store(proc.Stats().Completed - a.base)
+			}
+		}
+	}()
+	return a
+}
+
+func (a *answerCounter) count() int64 { return a.n.Load() }
+func (a *answerCounter) stop()        { close(a.quit); <-a.done }
+
+// waitDoneQuiet waits until the pipeline has done total messages.
+func (b *bencher) waitDoneQuiet(ctx context.Context, p *consumer.Pipeline, total int64, run *pipelineRun) error {
+	deadline := time.Now().Add(b.o.timeout)
+	for p.Stats().Done < total {
+		select {
+		case <-run.done:
+			return fmt.Errorf("%w after %d of %d messages: %v", errPipelineStopped, p.Stats().Done, total, run.err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d messages done after %s (--timeout)", p.Stats().Done, total, b.o.timeout)
+		}
+	}
+	return nil
+}
+
+// leadingUnique makes record i's prompt differ from every other's at its start, as
+// users' questions do (the generated prompts repeat a few hundred templates): the judge
+// server's prefix cache then shares only what the judge's prompt format puts first.
+func leadingUnique(v []byte, i int) []byte {
+	var rec record.Record
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return v
+	}
+	tag := "Ticket " + strconv.FormatInt(int64(i), 36) + ". "
+	switch {
+	case rec.Prompt != "" || len(rec.Messages) == 0:
+		rec.Prompt = tag + rec.Prompt
+	default:
+		for j := range rec.Messages {
+			if rec.Messages[j].Role == "user" {
+				rec.Messages[j].Content = tag + rec.Messages[j].Content
+				break
+			}
+		}
+	}
+	out, err := json.Marshal(rec)
+	if err != nil {
+		return v
+	}
+	return out
 }
 
 // backlogWindow waits until done() reaches total, printing progress each second, and
@@ -456,6 +563,12 @@ func renderRequests(ev *scorer.Evaluator, values [][]byte) ([][]byte, error) {
 // poolHalfLoad runs raterd at rate records/s on a fresh topic (the latency run) and
 // relates its latency to the simulator's service time.
 func (b *bencher) poolHalfLoad(ctx context.Context, proc *simProcess, rate float64) (*poolHalfLoadRun, error) {
+	// The pool's limits start low in a fresh pipeline: a warm-up of max(20s, a third of
+	// --latency-duration) comes first and is not sampled.
+	b.latencyWarmup = max(20*time.Second, b.o.latency/3)
+	o := b.o
+	b.o.latency += b.latencyWarmup
+	defer func() { b.o = o; b.latencyWarmup = 0 }()
 	before, _ := proc.EndpointStats(ctx)
 	lat, r, err := b.runLatency(ctx, rate)
 	if err != nil {
@@ -518,15 +631,12 @@ const (
 	poolAddedP99Target    = 2.0
 )
 
-// poolBusy is the figure the utilization target reads: the saturation when the simulator
-// reports it (a KV-limited engine can be full below its sequence slots), else the
-// sequence-slot utilization.
-func (r poolClientRun) poolBusy() float64 {
-	if r.Saturation > 0 {
-		return r.Saturation
-	}
-	return r.Utilization
-}
+// poolBusy is the figure the utilization target reads: the share of the servers'
+// sequence slots (max_num_seqs) in use, which is the share of their decode throughput at
+// work in the vLLM profiles, whose KV cache holds more than max_num_seqs sequences of
+// this traffic. Saturation (steps with no room left) is reported beside it: it also
+// counts the steps in which requests waited in the server's queue.
+func (r poolClientRun) poolBusy() float64 { return r.Utilization }
 
 // poolTargets marks the judge-pool targets per pool size.
 func poolTargets(pools []poolReport) []benchTarget {

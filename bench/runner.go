@@ -308,6 +308,9 @@ func (b *bencher) config(topic, group, db, keyPrefix string, withCache bool, for
 	if format != "" && format != benchFormatRaterd {
 		formats = fmt.Sprintf("  topic_formats: {%q: %s}\n", topic, format)
 	}
+	if b.maxInFlightRecords > 0 {
+		formats += fmt.Sprintf("  max_in_flight_records: %d\n", b.maxInFlightRecords)
+	}
 	scoring := ""
 	if redactTypes != nil {
 		scoring = "scoring: {redact: {types: [" + quotedList(redactTypes) + "]}}\n"

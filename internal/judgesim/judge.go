@@ -99,7 +99,7 @@ func pickUser(users []string) string {
 // The formats (scorer/format/formats/*.yaml) escape their markers in judged text, so
 // detection goes by where the markers sit: a Prometheus prompt ends with "###Feedback:";
 // a Selene prompt states "**Result:** <…>" before its data; a flame prompt puts the
-// judged text in <<<NAME>>> blocks and its output format last. A prompt in none of them
+// judged text in <<<NAME>>> blocks, its output format ahead of them. A prompt in none of them
 // is read as flame, pointwise 1–5 over the whole message.
 func parsePrompt(user string) prompt {
 	if strings.HasSuffix(strings.TrimSpace(user), lynxOutput) {

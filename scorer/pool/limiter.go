@@ -12,15 +12,23 @@ const (
 	minWindow       = 8    // fewest samples the short-term average and a window span
 	probeEvery      = 32   // windows between baseline probes
 	probeStreak     = 4    // consecutive latency decreases that call for a probe early
-	probeHelped     = 0.8  // a probe whose latency fell below this share of short's shows queueing
+	probeSamples    = 32   // fewest completions a probe measures the drained limit over
+	boostGrowth     = 0.1  // limit growth per success while boosted: a tenth per window
+	// A probe waits probeSettle latencies after the drain, then counts completions for
+	// probeMeasure latencies: the drained limit costs throughput for that long.
+	probeSettle  = 0.5
+	probeMeasure = 1.0
+	probeHelped  = 0.8 // a probe whose latency fell below this share of short's shows queueing
 	// probeKeptThroughput: a probe that kept this share of the throughput at the drained
 	// limit shows that the rest of the limit only queued; the limit then drops to the
 	// drained limit times probeHeadroom.
 	probeKeptThroughput = 0.95
 	probeHeadroom       = 1.1
-	// slowStartExit is the limit factor when slow start first sees queueing: the limit
-	// grew by up to half in the window the latency average lags behind.
-	slowStartExit = 0.7
+	// startupGain is the rise of the completion rate per window that keeps slow start
+	// going; startupStalls windows without it end slow start.
+	startupGain       = 1.15
+	startupStalls     = 2
+	startupProbeAfter = 2 // windows after slow start until the first probe
 )
 
 // limiter is one endpoint's adaptive in-flight limit; the algorithm is documented on
@@ -32,6 +40,7 @@ type limiter struct {
 
 	limit        float64
 	slowStart    bool    // grow by +1 per success (doubling per window) until the first decrease
+	boost        bool    // grow by a tenth per window until the first decrease (after a probe)
 	short        float64 // smoothed latency, seconds; 0 until the first sample
 	baseline     float64 // lowest short since the last probe, seconds
 	samples      int     // successes in the current window
@@ -39,12 +48,27 @@ type limiter struct {
 	streak       int     // latency decreases in a row
 	lastDecrease time.Time
 
+	windowStart time.Time // when the current window began
+	lastRate    float64   // completions per second over the last full window; 0: none yet
+	windowLimit float64   // the limit when the current window began
+
+	// Slow start ends on throughput, not latency: startRate is the best window rate seen
+	// and startLimit the limit its window began at; stalls counts the windows since that
+	// did not beat it by startupGain.
+	startRate, startLimit float64
+	stalls                int
+
 	draining   bool      // a probe is draining the endpoint
 	drained    bool      // the endpoint has drained to drainCap; samples count from drainStart
 	drainStart time.Time // requests started after it count for the probe
-	drainN     int
-	drainSum   float64
-	before     float64 // short when the probe began
+	// measureFrom is when the probe starts counting completions: one latency (before)
+	// after the drain, so that what it counts is the steady state at the drained limit,
+	// not the short requests that finish first.
+	measureFrom time.Time
+	drainN      int
+	drainSum    float64
+	before      float64 // short when the probe began
+	beforeRate  float64 // lastRate when the probe began
 }
 
 func newLimiter(c Concurrency, maxInFlight int) limiter {
@@ -67,6 +91,7 @@ func (l *limiter) reset(n int) {
 	} else {
 		l.limit = math.Min(math.Max(float64(n), l.min), l.max)
 		l.slowStart = true
+		l.windowLimit = l.limit
 	}
 }
 
@@ -116,21 +141,7 @@ func (l *limiter) onSuccess(latency time.Duration, inFlight int, now time.Time) 
 	}
 	x := math.Max(latency.Seconds(), 1e-9)
 	if l.draining {
-		if !l.drained {
-			// Measure only requests sent once the endpoint holds no more than the drained
-			// limit; earlier ones still wait behind the old queue.
-			if inFlight-1 <= l.drainCap() {
-				l.drained, l.drainStart = true, now
-			}
-			return
-		}
-		if !now.Add(-latency).Before(l.drainStart) {
-			l.drainN++
-			l.drainSum += x
-			if l.drainN >= max(minWindow, l.drainCap()) {
-				l.probed(l.drainSum / float64(l.drainN))
-			}
-		}
+		l.onProbeSample(x, inFlight, now)
 		return
 	}
 	n := l.window()
@@ -140,57 +151,136 @@ func (l *limiter) onSuccess(latency time.Duration, inFlight int, now time.Time) 
 		l.short += 2 / (n + 1) * (x - l.short)
 	}
 	l.samples++
-	if float64(l.samples) >= n {
+	if l.windowStart.IsZero() {
+		l.windowStart = now
+	}
+	// A window is as many samples as the limit it began with (in slow start the limit
+	// grows by one a sample, and a window sized by the current limit would never end).
+	if float64(l.samples) >= math.Max(math.Min(l.windowLimit, l.limit), minWindow) {
+		if el := now.Sub(l.windowStart).Seconds(); el > 0 {
+			l.lastRate = float64(l.samples) / el
+		}
 		l.samples = 0
+		l.windowStart = now
 		l.windows++
+		if l.slowStart {
+			l.startupWindow()
+		}
+		l.windowLimit = l.limit
 	}
 	l.baseline = math.Min(l.baseline, l.short)
 	switch {
-	case l.short > l.tolerance*l.baseline:
+	case !l.slowStart && l.short > l.tolerance*l.baseline:
 		if l.canDecrease(latency, now) {
 			factor := latencyBackoff
-			if l.slowStart {
-				factor, l.slowStart = slowStartExit, false
-			}
+			l.boost = false
 			l.decrease(factor, now)
 			l.streak++
 		}
 	case 2*float64(inFlight) >= l.limit:
 		l.streak = 0
 		step := 1 / l.limit
-		if l.slowStart {
+		switch {
+		case l.slowStart:
 			step = 1
+		case l.boost:
+			step = boostGrowth
 		}
 		l.limit = math.Min(l.limit+step, l.max)
 	default:
 		l.streak = 0
 	}
-	if l.windows >= probeEvery || l.streak >= probeStreak {
-		l.draining, l.drained, l.drainStart, l.drainN, l.drainSum, l.before = true, false, now, 0, 0, l.short
+	// An endpoint that uses less than half its limit (app-limited) is not probed: its
+	// throughput is the load's, whatever the limit.
+	if (l.windows >= probeEvery || l.streak >= probeStreak) && l.lastRate > 0 && 2*float64(inFlight) >= l.limit {
+		l.draining, l.drained, l.drainStart, l.drainN, l.drainSum = true, false, now, 0, 0
+		l.before, l.beforeRate = l.short, l.lastRate
 	}
 }
 
-// probed ends a probe that measured mean latency m at the drained limit c. By Little's
-// law the endpoint answers limit/latency requests per second, so comparing c/m with
-// limit/before tells whether the extra concurrency bought throughput or only queueing.
-func (l *limiter) probed(m float64) {
+// onProbeSample counts a completion while a probe drains the endpoint. Requests sent
+// before the endpoint held no more than the drained limit still waited behind the old
+// queue and are not counted; nor is the first latency after that (the requests that
+// finish first are the short ones, whose latencies alone would flatter the drained
+// limit). Then completions are counted over at least two latencies and max(32, 2c) of
+// them (fewer make a noisy rate):
+// their rate is the drained limit's throughput, and their mean latency its latency.
+func (l *limiter) onProbeSample(x float64, inFlight int, now time.Time) {
+	if !l.drained {
+		if inFlight-1 <= l.drainCap() {
+			l.drained, l.drainStart = true, now
+			l.measureFrom = now.Add(time.Duration(probeSettle * l.before * float64(time.Second)))
+		}
+		return
+	}
+	if now.Before(l.measureFrom) {
+		return
+	}
+	l.drainN++
+	l.drainSum += x
+	el := now.Sub(l.measureFrom).Seconds()
+	if l.drainN >= max(probeSamples, l.drainCap()) && el >= probeMeasure*l.before {
+		l.probed(l.drainSum/float64(l.drainN), float64(l.drainN)/el)
+	}
+}
+
+// startupWindow ends a window of slow start. On a continuous-batching server latency
+// grows with the batch well before the server is full, so slow start watches the
+// throughput instead (as BBR's startup watches the delivery rate): while a doubling of the
+// limit still raises the window's completion rate by startupGain, it goes on; after
+// startupStalls windows that do not, the server was full during the best window, whose
+// limit doubled while it ran: the limit settles just above twice the limit that window
+// began at, and the latency of now becomes the baseline (the limit's excess queued, and
+// the baseline falls with the queue as it drains).
+func (l *limiter) startupWindow() {
+	if l.lastRate >= l.startRate*startupGain {
+		l.startRate, l.startLimit, l.stalls = l.lastRate, l.windowLimit, 0
+		return
+	}
+	if l.stalls++; l.stalls < startupStalls {
+		return
+	}
+	l.slowStart = false
+	l.limit = math.Min(math.Max(2*l.startLimit*probeHeadroom, l.min), l.limit)
+	l.baseline = l.short
+	l.lastDecrease = time.Time{}
+	l.windows = probeEvery - startupProbeAfter // the exit limit is an estimate: probe it soon
+}
+
+// probed ends a probe that measured mean latency m and throughput rate at the drained
+// limit c, against the throughput of the last window before it (beforeRate): did the
+// extra concurrency buy throughput, or only queueing?
+func (l *limiter) probed(m, rate float64) {
 	c := float64(l.drainCap())
 	l.draining = false
 	l.samples, l.windows, l.streak = 0, 0, 0
+	l.windowStart = time.Time{}
 	l.short = m
-	kept := (c / m) / (l.limit / l.before) // throughput at c relative to before
+	kept := rate / l.beforeRate // throughput at c relative to before
 	switch {
 	case kept >= probeKeptThroughput:
 		// As many answers per second with fewer in flight: the rest only queued in the
-		// server. Settle just above the drained limit.
+		// server. Settle just above the drained limit, and probe again at once: the
+		// drained limit may still queue (its latency, measured in its steady state, then
+		// holds queueing too), so the probes halve the limit until throughput drops.
 		l.limit = math.Min(math.Max(c*probeHeadroom, l.min), l.limit)
 		l.baseline = math.Min(l.baseline, m)
+		if c > l.min {
+			l.windows = probeEvery
+		}
 	case m >= probeHelped*l.before:
 		// Less concurrency did not lower latency: it is not our queue. The server got
 		// slower (or faster): its latency now is the baseline.
 		l.baseline = m
 	default:
-		// Latency fell, and throughput with it: the extra concurrency was worth it.
-		l.baseline = math.Min(l.baseline, m)
+		// Latency fell, and throughput with it: the extra concurrency was worth it. On a
+		// continuous-batching server latency grows with the batch long before the server
+		// is full (a decode step costs more per sequence it carries), so the latency at
+		// the drained limit becomes the baseline, and the limit grows again, by a tenth
+		// per window (boost), until latency reaches tolerance × that; the next
+		// probe judges that growth in turn. Only throughput moves the baseline up here,
+		// so self-inflicted queueing, which buys none, cannot ratchet it.
+		l.baseline = m
+		l.boost = true
 	}
 }
