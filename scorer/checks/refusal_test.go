@@ -3,6 +3,7 @@ package checks
 import (
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,7 +70,8 @@ func refusalCorpus(t *testing.T, rf *refusalMatcher) []string {
 }
 
 // TestRefusalRuleCues checks the cue of each refusal rule: every match a rule finds in the
-// corpus contains one of its cues, so gating the rule by its cues never loses a match.
+// corpus contains one of its cues, and one of its also literals when it has them, so
+// gating the rule by them never loses a match.
 func TestRefusalRuleCues(t *testing.T) {
 	cues := refusalCues()
 	if len(cues) > 64 {
@@ -92,6 +94,9 @@ func TestRefusalRuleCues(t *testing.T) {
 				}
 				if !ok {
 					t.Errorf("rule %d matched %q in %q without any of its cues %q", i, m, text, r.cues)
+				}
+				if len(r.also) > 0 && !slices.ContainsFunc(r.also, func(a string) bool { return strings.Contains(m, a) }) {
+					t.Errorf("rule %d matched %q in %q without any of its also literals %q", i, m, text, r.also)
 				}
 			}
 		}
@@ -124,7 +129,8 @@ func TestRefusalMatchIsThePattern(t *testing.T) {
 }
 
 // FuzzRefusalMatch checks on arbitrary text that the cue-gated rules answer what the whole
-// refusal alternation answers.
+// refusal alternation answers, that the one-pass cue scan finds the cues a substring
+// search per cue finds, and that normalize is ToLower and the apostrophe replacer.
 func FuzzRefusalMatch(f *testing.F) {
 	for _, s := range refusalSentences {
 		f.Add(s)
@@ -133,8 +139,20 @@ func FuzzRefusalMatch(f *testing.F) {
 	whole := regexp.MustCompile(refusalPattern())
 	f.Fuzz(func(t *testing.T, s string) {
 		lower := rf.apostrophes.Replace(strings.ToLower(s))
+		if got := rf.normalize(s); got != lower {
+			t.Fatalf("normalize(%q) = %q, want %q", s, got, lower)
+		}
 		if got, want := rf.refusalMatch(lower), whole.MatchString(lower); got != want {
 			t.Fatalf("refusalMatch(%q) = %v, the whole pattern says %v", lower, got, want)
+		}
+		var want uint64
+		for i, c := range rf.refusalCues {
+			if strings.Contains(lower, c) {
+				want |= 1 << i
+			}
+		}
+		if got := rf.refusalCueMask(lower); got != want {
+			t.Fatalf("refusalCueMask(%q) = %b, substring search says %b", lower, got, want)
 		}
 	})
 }
