@@ -253,13 +253,12 @@ func (c *Scores) WriteScores(ctx context.Context, rows []record.Score) error {
 		token = scoreInsertToken(rows)
 	}
 	return sendInsert(ctx, c.cfg, c.logger, c.metrics, token, len(rows), func(ctx context.Context) (int64, error) {
-		return insertRowsSized(ctx, c.conn, c.insertQ, "score rows", len(rows), func(i int) []any {
-			return scoreValues(&rows[i])
-		})
+		return insertScores(ctx, c.conn, c.insertQ, rows)
 	})
 }
 
-// scoreValues is a row's values in scoreColumns' order.
+// scoreValues is a row's values in scoreColumns' order: what insertScores stores, column
+// by column.
 func scoreValues(r *record.Score) []any {
 	keys, values := sortedLabels(r.Labels)
 	latency := min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0)))
