@@ -8,12 +8,15 @@ import (
 	"raterd/record"
 )
 
-// benchTrafficInputs returns the check inputs of n records of the traffic `raterd bench`
-// generates (trafficgen's exact-repeat traffic, every prompt distinct), prompt included.
+// benchTrafficInputs returns the check inputs of the first n records of the traffic
+// `raterd bench` generates by default (trafficgen's exact-repeat traffic, seed 1, 10,000
+// distinct prompts drawn with Zipf exponent 1.1), prompt included. The benchmark then
+// makes every record unique with a short reference that changes no check's verdict;
+// that is left out here.
 func benchTrafficInputs(tb testing.TB, n int) []Input {
 	tb.Helper()
 	var ins []Input
-	for _, line := range trafficgen.Generate(trafficgen.Options{Seed: 7, Count: n, ExactRepeats: true, DistinctPrompts: n}) {
+	for _, line := range trafficgen.Generate(trafficgen.Options{Seed: 1, Count: n, ExactRepeats: true, DistinctPrompts: 10000, ZipfS: 1.1}) {
 		var rec record.Record
 		if json.Unmarshal(line, &rec) == nil && rec.Model != "" {
 			ins = append(ins, Input{Response: rec.Response, Prompt: rec.PromptText(), HasPrompt: true})
@@ -30,7 +33,7 @@ func benchTrafficInputs(tb testing.TB, n int) []Input {
 // end-to-end benchmark's heuristic judge pays, without the scorer around it.
 func BenchmarkTraffic(b *testing.B) {
 	set := New()
-	ins := benchTrafficInputs(b, 2000)
+	ins := benchTrafficInputs(b, 5000)
 	for _, name := range append(Names(), "all") {
 		b.Run(name, func(b *testing.B) {
 			var cs []*Check
