@@ -171,16 +171,32 @@ func (d *jsonDetector) jsonAskIn(w string) bool {
 		if g := d.jsonAskGates[i]; g != nil && !containsAny(w, g) {
 			continue
 		}
-		for _, m := range re.FindAllStringSubmatchIndex(w, -1) {
-			ctxWord := m[2] >= 0 && m[3] > m[2]
-			last := len(m) - 2
-			tailWord := m[last] >= 0 && m[last+1] > m[last]
-			if !ctxWord && !tailWord {
+		// The first match alone first: it is the first of all the matches, and in most
+		// windows that ask for JSON it counts, which saves searching the rest.
+		first := re.FindAllStringSubmatchIndex(w, 1)
+		if len(first) == 0 {
+			continue
+		}
+		if askCounts(first[0]) {
+			return true
+		}
+		for _, m := range re.FindAllStringSubmatchIndex(w, -1)[1:] {
+			if askCounts(m) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// askCounts reports whether a match of a JSON-request pattern (its submatch indices)
+// counts: neither its context word (the first submatch) nor its tail word (the last)
+// is set.
+func askCounts(m []int) bool {
+	ctxWord := m[2] >= 0 && m[3] > m[2]
+	last := len(m) - 2
+	tailWord := m[last] >= 0 && m[last+1] > m[last]
+	return !ctxWord && !tailWord
 }
 
 // indexFoldJSON returns the index of the first case-insensitive "json" in s, or -1.

@@ -19,20 +19,24 @@ import (
 // every value of every row into an interface and converted it back, about a tenth of
 // raterd's CPU on the heuristic checks. The values, and so the rows stored, are those of
 // scoreValues (TestScoreColumnsAreScoreValues).
-func insertScores(ctx context.Context, conn driver.Conn, query string, rows []record.Score) (int64, error) {
+//
+// The rows come in chunks (the micro-batches a GroupCommit gathered), inserted in order
+// as one block, so that no one has to copy them into one slice first.
+func insertScores(ctx context.Context, conn driver.Conn, query string, chunks [][]record.Score) (int64, error) {
+	n := chunkRows(chunks)
 	batch, err := conn.PrepareBatch(ctx, query)
 	if err != nil {
-		return 0, fmt.Errorf("clickhouse: prepare insert of %d score rows: %w", len(rows), err)
+		return 0, fmt.Errorf("clickhouse: prepare insert of %d score rows: %w", n, err)
 	}
 	defer func() { _ = batch.Abort() }()
-	size, err := appendScoreColumns(batch, rows)
+	size, err := appendScoreColumns(batch, chunks)
 	if err != nil {
 		// Append converts raterd's values to the table's column types on this side: a
 		// failure is the same on every attempt.
 		return 0, sinks.Permanent(ClassData, err)
 	}
 	if err := batch.Send(); err != nil {
-		return 0, fmt.Errorf("clickhouse: insert %d score rows: %w", len(rows), err)
+		return 0, fmt.Errorf("clickhouse: insert %d score rows: %w", n, err)
 	}
 	return size, nil
 }
@@ -40,11 +44,21 @@ func insertScores(ctx context.Context, conn driver.Conn, query string, rows []re
 // scoreColumnNames are the columns of scoreColumns, in its order.
 var scoreColumnNames = strings.Split(scoreColumns, ", ")
 
-// appendScoreColumns appends rows to batch column by column, in scoreColumns' order, with
-// the values scoreValues gives each row, and returns their approximate size: the sum of
-// valueSize over those values.
-func appendScoreColumns(batch driver.Batch, rows []record.Score) (int64, error) {
-	w := scoreColumnWriter{batch: batch, rows: rows, strs: make([]string, len(rows))}
+// chunkRows returns the number of rows in chunks.
+func chunkRows(chunks [][]record.Score) int {
+	n := 0
+	for _, c := range chunks {
+		n += len(c)
+	}
+	return n
+}
+
+// appendScoreColumns appends the rows of chunks, in order, to batch column by column, in
+// scoreColumns' order, with the values scoreValues gives each row, and returns their
+// approximate size: the sum of valueSize over those values.
+func appendScoreColumns(batch driver.Batch, chunks [][]record.Score) (int64, error) {
+	n := chunkRows(chunks)
+	w := scoreColumnWriter{batch: batch, chunks: chunks, n: n, strs: make([]string, n)}
 	w.times(func(r *record.Score) time.Time { return r.EventTime })
 	w.times(func(r *record.Score) time.Time { return r.ScoredAt })
 	w.strings(func(r *record.Score) string { return r.RecordID })
@@ -81,12 +95,24 @@ func appendScoreColumns(batch driver.Batch, rows []record.Score) (int64, error) 
 // appends the next column, or does nothing once an append failed (err). The string
 // columns share one scratch slice, which the driver copies from on every append.
 type scoreColumnWriter struct {
-	batch driver.Batch
-	rows  []record.Score
-	strs  []string
-	col   int
-	size  int64
-	err   error
+	batch  driver.Batch
+	chunks [][]record.Score
+	n      int // rows in chunks
+	strs   []string
+	col    int
+	size   int64
+	err    error
+}
+
+// each calls f with every row, in order, and its index.
+func (w *scoreColumnWriter) each(f func(i int, r *record.Score)) {
+	i := 0
+	for _, c := range w.chunks {
+		for j := range c {
+			f(i, &c[j])
+			i++
+		}
+	}
 }
 
 // add appends v, a slice of one value per row, as the next column, and counts width
@@ -99,7 +125,7 @@ func (w *scoreColumnWriter) add(v any, width int) {
 		w.err = fmt.Errorf("clickhouse: append score rows, column %s: %w", w.columnName(w.col), err)
 		return
 	}
-	w.size += int64(width * len(w.rows))
+	w.size += int64(width * w.n)
 	w.col++
 }
 
@@ -114,11 +140,11 @@ func (w *scoreColumnWriter) strings(f func(*record.Score) string) {
 	if w.err != nil {
 		return
 	}
-	for i := range w.rows {
-		s := f(&w.rows[i])
+	w.each(func(i int, r *record.Score) {
+		s := f(r)
 		w.strs[i] = s
 		w.size += int64(len(s))
-	}
+	})
 	w.add(w.strs, 0)
 }
 
@@ -127,10 +153,8 @@ func appendColumn[T any](w *scoreColumnWriter, width int, f func(*record.Score) 
 	if w.err != nil {
 		return
 	}
-	vs := make([]T, len(w.rows))
-	for i := range w.rows {
-		vs[i] = f(&w.rows[i])
-	}
+	vs := make([]T, w.n)
+	w.each(func(i int, r *record.Score) { vs[i] = f(r) })
 	w.add(vs, width)
 }
 
@@ -153,11 +177,13 @@ func (w *scoreColumnWriter) labels() {
 	var prev map[string]string
 	var keys, values any
 	var size int64
-	for i := range w.rows {
-		m := w.rows[i].Labels
-		if i == 0 || !sameLabels(m, prev) {
-			k, v := sortedLabels(m)
-			keys, values, prev = k, v, m
+	w.each(func(i int, r *record.Score) {
+		if w.err != nil {
+			return
+		}
+		if i == 0 || !sameLabels(r.Labels, prev) {
+			k, v := sortedLabels(r.Labels)
+			keys, values, prev = k, v, r.Labels
 			size = valueSize(k) + valueSize(v)
 		}
 		if err := keysCol.AppendRow(keys); err != nil {
@@ -169,8 +195,10 @@ func (w *scoreColumnWriter) labels() {
 			return
 		}
 		w.size += size
+	})
+	if w.err == nil {
+		w.col += 2
 	}
-	w.col += 2
 }
 
 // sameLabels reports whether a and b hold the same labels: at once when they are the

@@ -90,7 +90,7 @@ func BenchmarkScoreAppend(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-				} else if _, err := appendScoreColumns(batch, rows); err != nil {
+				} else if _, err := appendScoreColumns(batch, [][]record.Score{rows}); err != nil {
 					b.Fatal(err)
 				}
 				buf.Reset()

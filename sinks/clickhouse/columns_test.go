@@ -10,12 +10,14 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"raterd/record"
 	"raterd/sinks"
 )
 
 // TestScoreColumnsAreScoreValues: the column-by-column insert of score rows appends, for
-// every row and column, the value the row-wise form (scoreValues) gives, so the rows
-// stored are the same; and it reports the same approximate size.
+// every row and column, the value the row-wise form (scoreValues) gives, in order across
+// the chunks it is given, so the rows stored are the same; and it reports the same
+// approximate size.
 func TestScoreColumnsAreScoreValues(t *testing.T) {
 	rows := testScores(30)
 	shared := map[string]string{"region": "eu", "tier": "pro"}
@@ -31,7 +33,10 @@ func TestScoreColumnsAreScoreValues(t *testing.T) {
 	rows[7].JudgeLatency = -time.Second
 
 	b := &fakeBatch{conn: &fakeConn{}}
-	size, err := appendScoreColumns(b, rows)
+	// Chunks as a GroupCommit hands them over, one of them empty; labels shared across
+	// the border of two chunks.
+	chunks := [][]record.Score{rows[:2], rows[2:2], rows[2:11], rows[11:]}
+	size, err := appendScoreColumns(b, chunks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +99,7 @@ func (failingColumn) AppendRow(any) error { return errAppend }
 func TestInsertScoresAppendErrorIsPermanent(t *testing.T) {
 	for _, fail := range []int{0, 11, 12, 24} {
 		conn := &fakeConn{}
-		_, err := insertScores(context.Background(), &appendFailConn{fakeConn: conn, fail: fail}, "INSERT", testScores(3))
+		_, err := insertScores(context.Background(), &appendFailConn{fakeConn: conn, fail: fail}, "INSERT", [][]record.Score{testScores(3)})
 		if sinks.PermanentClass(err) != ClassData {
 			t.Fatalf("column %d fails: insertScores = %v, want a permanent %s error", fail, err, ClassData)
 		}

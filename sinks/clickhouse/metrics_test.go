@@ -23,6 +23,7 @@ type fakeConn struct {
 	driver.Conn
 	sendErr error
 	rows    int
+	batches []*fakeBatch // every batch prepared, in order
 }
 
 func (c *fakeConn) ServerVersion() (*driver.ServerVersion, error) {
@@ -30,7 +31,9 @@ func (c *fakeConn) ServerVersion() (*driver.ServerVersion, error) {
 }
 
 func (c *fakeConn) PrepareBatch(context.Context, string, ...driver.PrepareBatchOption) (driver.Batch, error) {
-	return &fakeBatch{conn: c}, nil
+	b := &fakeBatch{conn: c}
+	c.batches = append(c.batches, b)
+	return b, nil
 }
 
 // fakeBatch counts the rows appended row by row (Append) or column by column (Column,
