@@ -129,6 +129,7 @@ func (w *scoreColumnWriter) add(v any, width int) {
 	w.col++
 }
 
+// columnName names column i of scoreColumns, for errors.
 func (w *scoreColumnWriter) columnName(i int) string {
 	if i < len(scoreColumnNames) {
 		return scoreColumnNames[i]
@@ -136,6 +137,8 @@ func (w *scoreColumnWriter) columnName(i int) string {
 	return fmt.Sprint("#", i)
 }
 
+// strings appends a String (or LowCardinality(String)) column of f of every row, through
+// the shared scratch slice, and counts the strings' bytes towards size.
 func (w *scoreColumnWriter) strings(f func(*record.Score) string) {
 	if w.err != nil {
 		return
@@ -158,6 +161,8 @@ func appendColumn[T any](w *scoreColumnWriter, width int, f func(*record.Score) 
 	w.add(vs, width)
 }
 
+// times, uint8s, … append a column of f of every row as DateTime, UInt8, … values, each
+// counted at its column's width (see valueSize).
 func (w *scoreColumnWriter) times(f func(*record.Score) time.Time)  { appendColumn(w, 4, f) } // DateTime
 func (w *scoreColumnWriter) uint8s(f func(*record.Score) uint8)     { appendColumn(w, 1, f) }
 func (w *scoreColumnWriter) uint16s(f func(*record.Score) uint16)   { appendColumn(w, 2, f) }
