@@ -20,13 +20,23 @@ type jsonDetector struct {
 	// a match whose first submatch (a disqualifying context word) is non-empty does not
 	// count, which stands in for look-behind RE2 lacks.
 	jsonAsk []*regexp.Regexp
+	// jsonAskGates[i] are literals of which every match of jsonAsk[i] contains one (see
+	// jsonAskGateLiterals); nil for a pattern that runs on every window.
+	jsonAskGates [][]string
 	// jsonNeg matches an explicit request not to answer in JSON.
 	jsonNeg *regexp.Regexp
+	// jsonNegGates are literals of which every match of jsonNeg contains one (see
+	// jsonNegGateLiterals); nil runs jsonNeg on every window.
+	jsonNegGates []string
 }
 
 // newJSONDetector compiles the JSON-request patterns.
 func newJSONDetector() *jsonDetector {
-	d := &jsonDetector{jsonNeg: regexp.MustCompile(jsonNegPattern)}
+	d := &jsonDetector{
+		jsonNeg:      regexp.MustCompile(jsonNegPattern),
+		jsonNegGates: jsonNegGateLiterals(),
+		jsonAskGates: jsonAskGateLiterals(),
+	}
 	for _, p := range jsonAskPatterns() {
 		d.jsonAsk = append(d.jsonAsk, regexp.MustCompile(p))
 	}
@@ -77,6 +87,36 @@ func jsonAskPatterns() []string {
 	}
 }
 
+// jsonAskGateLiterals returns, for each of jsonAskPatterns, literals of which every match
+// of the pattern contains one in the lower-cased window, or nil where the pattern's
+// literals are too common to be worth a scan ("in", "as", the verbs of the first). A
+// window that contains none of a pattern's literals cannot match it, so the pattern is
+// not run there: a regexp pass over a window costs microseconds, a substring scan tens
+// of nanoseconds. TestJSONGates checks them against every match on a corpus.
+func jsonAskGateLiterals() [][]string {
+	return [][]string{
+		nil,
+		nil,
+		{" be "}, // must / should / … be (in) json
+		{"json format", "json-format", "json only", "json-only", "json mode", "json-mode"},
+		{":", "="}, // format: json
+		{"convert", "transform", "turn", "translate", "reformat", "rewrite"},
+	}
+}
+
+// jsonNegGateLiterals returns literals of which every match of jsonNegPattern contains
+// one: the negations that open its first alternative, and the phrases of the others. A
+// window that contains none cannot match (TestJSONGates checks them against every match
+// on a corpus); a bare "not", as in "notes", no longer runs the pattern.
+func jsonNegGateLiterals() []string {
+	return []string{
+		"do not", "don't", "dont", "never", "no need to", "avoid",
+		"not in ", "not as ", "not using ",
+		"instead of json", "rather than json", "without json", "no json",
+		", not json",
+	}
+}
+
 // jsonNegPattern matches an explicit request not to use JSON, which overrides a request.
 const jsonNegPattern = `(?:do not|don't|dont|never|please don't|no need to|avoid) (?:respond|reply|answer|return|output|use|format|write|give|provide|send|produce)\w* (?:\w+ ){0,2}?(?:in |as |with |using )?(?:a |an )?json\b` +
 	`|\bnot (?:in|as|using) (?:a )?json\b|\b(?:instead of|rather than|without|no) json\b|, not json\b`
@@ -104,7 +144,7 @@ func (d *jsonDetector) jsonRequested(prompt string) bool {
 			hi++
 		}
 		w := strings.ToLower(prompt[lo:hi])
-		if mayNegate(w) && d.jsonNeg.MatchString(w) {
+		if (d.jsonNegGates == nil || containsAny(w, d.jsonNegGates)) && d.jsonNeg.MatchString(w) {
 			return false
 		}
 		if !asked {
@@ -114,27 +154,49 @@ func (d *jsonDetector) jsonRequested(prompt string) bool {
 	return asked
 }
 
-// mayNegate is a cheap gate for jsonNegPattern: every alternative contains one of these.
-func mayNegate(w string) bool {
-	return strings.Contains(w, "not") || strings.Contains(w, "n't") || strings.Contains(w, "dont") ||
-		strings.Contains(w, "never") || strings.Contains(w, "no ") || strings.Contains(w, "avoid") ||
-		strings.Contains(w, "instead") || strings.Contains(w, "rather") || strings.Contains(w, "without")
+// containsAny reports whether s contains one of lits.
+func containsAny(s string, lits []string) bool {
+	for _, l := range lits {
+		if strings.Contains(s, l) {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonAskIn reports whether some request pattern matches w without a disqualifying
-// context word.
+// context word. A pattern runs only on a window that holds one of its gate literals.
 func (d *jsonDetector) jsonAskIn(w string) bool {
-	for _, re := range d.jsonAsk {
-		for _, m := range re.FindAllStringSubmatchIndex(w, -1) {
-			ctxWord := m[2] >= 0 && m[3] > m[2]
-			last := len(m) - 2
-			tailWord := m[last] >= 0 && m[last+1] > m[last]
-			if !ctxWord && !tailWord {
+	for i, re := range d.jsonAsk {
+		if g := d.jsonAskGates[i]; g != nil && !containsAny(w, g) {
+			continue
+		}
+		// The first match alone first: it is the first of all the matches, and in most
+		// windows that ask for JSON it counts, which saves searching the rest.
+		first := re.FindAllStringSubmatchIndex(w, 1)
+		if len(first) == 0 {
+			continue
+		}
+		if askCounts(first[0]) {
+			return true
+		}
+		for _, m := range re.FindAllStringSubmatchIndex(w, -1)[1:] {
+			if askCounts(m) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// askCounts reports whether a match of a JSON-request pattern (its submatch indices)
+// counts: neither its context word (the first submatch) nor its tail word (the last)
+// is set.
+func askCounts(m []int) bool {
+	ctxWord := m[2] >= 0 && m[3] > m[2]
+	last := len(m) - 2
+	tailWord := m[last] >= 0 && m[last+1] > m[last]
+	return !ctxWord && !tailWord
 }
 
 // indexFoldJSON returns the index of the first case-insensitive "json" in s, or -1.

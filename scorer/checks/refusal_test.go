@@ -3,6 +3,7 @@ package checks
 import (
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -40,6 +41,41 @@ var refusalSentences = []string{
 	"We won't charge you twice.", "Ich kann das gerne erklären.", "Я не знаю точно, но попробуйте так.",
 }
 
+// clarifySentences ask for more information, some after a refusal; and near-misses.
+var clarifySentences = []string{
+	"I can't answer that without more context. Could you share the error?", "Without seeing the code, I cannot tell.",
+	"I'd need more details to help.", "I would need the logs.", "Until I have more information, I won't guess.",
+	"I cannot help without access to your account.", "We can do it without more data.", "Hi need more details",
+	"i need your specifics", "withoutmore context", "I’d need more context.",
+}
+
+// TestClarifies: the clarification check, gated and anchored at its start words, answers
+// what its pattern answers on the refusal corpus and the clarification sentences.
+func TestClarifies(t *testing.T) {
+	rf := New().refusal
+	texts := refusalCorpus(t, rf)
+	for _, s := range clarifySentences {
+		texts = append(texts, normalize(s), normalize("I'm sorry, but "+s))
+	}
+	n := 0
+	for _, lower := range texts {
+		got, want := rf.clarifies(lower), rf.clarify.MatchString(lower)
+		if got != want {
+			t.Errorf("clarifies(%q) = %v, the pattern says %v", lower, got, want)
+		}
+		if want {
+			n++
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d clarifications in the corpus", n)
+	}
+}
+
+// apostrophes is the normalisation the refusal rules expect, as the check did it before
+// normalize: the reference normalize must agree with.
+var apostrophes = strings.NewReplacer("’", "'", "‘", "'", "ʼ", "'", "`", "'")
+
 // refusalCorpus returns lower-cased, apostrophe-normalised openings as the check reads
 // them: refusalSentences, the same with a greeting or apology in front, and the responses
 // of generated traffic.
@@ -63,13 +99,15 @@ func refusalCorpus(t *testing.T, rf *refusalMatcher) []string {
 	}
 	out := make([]string, len(texts))
 	for i, s := range texts {
-		out[i] = rf.apostrophes.Replace(strings.ToLower(leadingSentences(s, 2, refusalHeadBytes)))
+		out[i] = apostrophes.Replace(strings.ToLower(leadingSentences(s, 2, refusalHeadBytes)))
 	}
 	return out
 }
 
 // TestRefusalRuleCues checks the cue of each refusal rule: every match a rule finds in the
-// corpus contains one of its cues, so gating the rule by its cues never loses a match.
+// corpus contains one of its cues, and one of its also literals when it has them, so
+// gating the rule by them never loses a match; and begins with one of its starts when it
+// has them, so running it anchored there never loses one either.
 func TestRefusalRuleCues(t *testing.T) {
 	cues := refusalCues()
 	if len(cues) > 64 {
@@ -92,6 +130,12 @@ func TestRefusalRuleCues(t *testing.T) {
 				}
 				if !ok {
 					t.Errorf("rule %d matched %q in %q without any of its cues %q", i, m, text, r.cues)
+				}
+				if len(r.also) > 0 && !slices.ContainsFunc(r.also, func(a string) bool { return strings.Contains(m, a) }) {
+					t.Errorf("rule %d matched %q in %q without any of its also literals %q", i, m, text, r.also)
+				}
+				if len(r.starts) > 0 && !slices.ContainsFunc(r.starts, func(w string) bool { return strings.HasPrefix(m, w) }) {
+					t.Errorf("rule %d matched %q in %q, which begins with none of its starts %q", i, m, text, r.starts)
 				}
 			}
 		}
@@ -124,17 +168,34 @@ func TestRefusalMatchIsThePattern(t *testing.T) {
 }
 
 // FuzzRefusalMatch checks on arbitrary text that the cue-gated rules answer what the whole
-// refusal alternation answers.
+// refusal alternation answers, that the one-pass cue scan finds the cues a substring
+// search per cue finds, that normalize is ToLower and the apostrophe replacer, and that
+// the gated clarification check answers what its pattern does.
 func FuzzRefusalMatch(f *testing.F) {
-	for _, s := range refusalSentences {
+	for _, s := range append(refusalSentences, clarifySentences...) {
 		f.Add(s)
 	}
 	rf := New().refusal
 	whole := regexp.MustCompile(refusalPattern())
 	f.Fuzz(func(t *testing.T, s string) {
-		lower := rf.apostrophes.Replace(strings.ToLower(s))
+		lower := apostrophes.Replace(strings.ToLower(s))
+		if got := normalize(s); got != lower {
+			t.Fatalf("normalize(%q) = %q, want %q", s, got, lower)
+		}
 		if got, want := rf.refusalMatch(lower), whole.MatchString(lower); got != want {
 			t.Fatalf("refusalMatch(%q) = %v, the whole pattern says %v", lower, got, want)
+		}
+		var want uint64
+		for i, c := range rf.refusalCues {
+			if strings.Contains(lower, c) {
+				want |= 1 << i
+			}
+		}
+		if got := rf.refusalCueMask(lower); got != want {
+			t.Fatalf("refusalCueMask(%q) = %b, substring search says %b", lower, got, want)
+		}
+		if got, want := rf.clarifies(lower), rf.clarify.MatchString(lower); got != want {
+			t.Fatalf("clarifies(%q) = %v, the pattern says %v", lower, got, want)
 		}
 	})
 }
@@ -147,7 +208,7 @@ func BenchmarkRefusalOpenings(b *testing.B) {
 	for _, line := range trafficgen.Generate(trafficgen.Options{Seed: 1, Count: 2000, ExactRepeats: true, DistinctPrompts: 2000}) {
 		var rec record.Record
 		if json.Unmarshal(line, &rec) == nil {
-			openings = append(openings, rf.apostrophes.Replace(strings.ToLower(leadingSentences(rec.Response, 2, refusalHeadBytes))))
+			openings = append(openings, normalize(leadingSentences(rec.Response, 2, refusalHeadBytes)))
 		}
 	}
 	whole := regexp.MustCompile(refusalPattern())

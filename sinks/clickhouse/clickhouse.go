@@ -245,21 +245,27 @@ func NewScores(conn driver.Conn, cfg Config, tel telemetry.Settings) *Scores {
 // cfg.InsertAttempts times with one deduplication token; nil once ClickHouse has
 // acknowledged the block.
 func (c *Scores) WriteScores(ctx context.Context, rows []record.Score) error {
-	if len(rows) == 0 {
+	return c.writeScoreChunks(ctx, [][]record.Score{rows})
+}
+
+// writeScoreChunks is WriteScores of the rows of chunks, in order, as one insert: what a
+// GroupCommit hands over, without copying its callers' rows into one slice.
+func (c *Scores) writeScoreChunks(ctx context.Context, chunks [][]record.Score) error {
+	n := chunkRows(chunks)
+	if n == 0 {
 		return nil
 	}
 	token := ""
 	if c.dedup {
-		token = scoreInsertToken(rows)
+		token = scoreChunksToken(chunks)
 	}
-	return sendInsert(ctx, c.cfg, c.logger, c.metrics, token, len(rows), func(ctx context.Context) (int64, error) {
-		return insertRowsSized(ctx, c.conn, c.insertQ, "score rows", len(rows), func(i int) []any {
-			return scoreValues(&rows[i])
-		})
+	return sendInsert(ctx, c.cfg, c.logger, c.metrics, token, n, func(ctx context.Context) (int64, error) {
+		return insertScores(ctx, c.conn, c.insertQ, chunks)
 	})
 }
 
-// scoreValues is a row's values in scoreColumns' order.
+// scoreValues is a row's values in scoreColumns' order: what insertScores stores, column
+// by column.
 func scoreValues(r *record.Score) []any {
 	keys, values := sortedLabels(r.Labels)
 	latency := min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0)))

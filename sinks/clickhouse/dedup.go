@@ -22,12 +22,19 @@ import (
 
 // scoreInsertToken returns the deduplication token of an insert of rows.
 func scoreInsertToken(rows []record.Score) string {
-	idx := make([]int, len(rows))
-	for i := range idx {
-		idx[i] = i
+	return scoreChunksToken([][]record.Score{rows})
+}
+
+// scoreChunksToken returns the deduplication token of an insert of the rows of chunks,
+// the same as scoreInsertToken of them in one slice.
+func scoreChunksToken(chunks [][]record.Score) string {
+	var rows []*record.Score
+	for _, c := range chunks {
+		for i := range c {
+			rows = append(rows, &c[i])
+		}
 	}
-	slices.SortFunc(idx, func(a, b int) int {
-		x, y := &rows[a], &rows[b]
+	slices.SortFunc(rows, func(x, y *record.Score) int {
 		return cmp.Or(
 			cmp.Compare(x.Source.Topic, y.Source.Topic),
 			cmp.Compare(x.Source.Partition, y.Source.Partition),
@@ -39,8 +46,7 @@ func scoreInsertToken(rows []record.Score) string {
 		)
 	})
 	h := sha256.New()
-	for _, i := range idx {
-		r := &rows[i]
+	for _, r := range rows {
 		writeSource(h, r.Source)
 		for _, s := range []string{r.RecordID, r.Evaluator, r.RubricVersion, r.Judge} {
 			writeField(h, s)

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,9 +45,12 @@ type GroupCommit struct {
 	flushes, rows, failed atomic.Int64
 }
 
-// commitGroup is the rows of one future write and its outcome.
+// commitGroup is the rows of one future write and its outcome. The rows are kept as the
+// callers' micro-batches (each copied once, at its exact size) rather than appended to
+// one growing slice, whose doublings copied every row two or three times.
 type commitGroup struct {
-	rows    []record.Score
+	chunks  [][]record.Score
+	rows    int // rows in chunks
 	waiters int
 	flushed bool          // detached from GroupCommit.cur; no more rows join
 	timer   *time.Timer   // fires the flush at Interval
@@ -83,9 +87,10 @@ func (g *GroupCommit) WriteScores(ctx context.Context, rows []record.Score) erro
 		g.cur = grp
 		grp.timer = time.AfterFunc(g.opts.Interval, func() { g.flushIfCurrent(grp) })
 	}
-	grp.rows = append(grp.rows, rows...)
+	grp.chunks = append(grp.chunks, slices.Clone(rows))
+	grp.rows += len(rows)
 	grp.waiters++
-	if len(grp.rows) >= g.opts.MaxRows {
+	if grp.rows >= g.opts.MaxRows {
 		g.detachLocked(grp)
 		go g.flush(grp)
 	}
@@ -138,9 +143,13 @@ func (g *GroupCommit) detachLocked(grp *commitGroup) {
 // flush writes a detached group and wakes its callers. The write is not tied to any one
 // caller's context: the next sink bounds it (Config.WriteTimeout).
 func (g *GroupCommit) flush(grp *commitGroup) {
-	grp.err = g.next.WriteScores(context.Background(), grp.rows)
+	if s, ok := g.next.(*Scores); ok {
+		grp.err = s.writeScoreChunks(context.Background(), grp.chunks)
+	} else {
+		grp.err = g.next.WriteScores(context.Background(), slices.Concat(grp.chunks...))
+	}
 	g.flushes.Add(1)
-	g.rows.Add(int64(len(grp.rows)))
+	g.rows.Add(int64(grp.rows))
 	if grp.err != nil {
 		g.failed.Add(1)
 	}

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -143,5 +144,47 @@ func TestGroupCommitCallerContextEnds(t *testing.T) {
 	g.Flush()
 	for len(next.sizes()) == 0 {
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestGroupCommitHandsChunksToScores: in front of Scores, a group's micro-batches go
+// into one insert as they are, every row once, in the order they joined.
+func TestGroupCommitHandsChunksToScores(t *testing.T) {
+	conn := &fakeConn{}
+	scores := NewScores(conn, Config{Database: "raterd", WriteTimeout: time.Second, InsertAttempts: 1}, quiet)
+	g := NewGroupCommit(scores, GroupCommitOptions{MaxRows: 9, Interval: time.Hour})
+	first, second := testScores(4), testScores(5)
+	for i := range second {
+		second[i].RecordID += "-second"
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.WriteScores(context.Background(), first) }()
+	for {
+		g.mu.Lock()
+		joined := g.cur != nil && g.cur.waiters == 1
+		g.mu.Unlock()
+		if joined {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := g.WriteScores(context.Background(), second); err != nil { // fills the group: 9 rows
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if conn.rows != 9 {
+		t.Fatalf("%d rows inserted, want 9", conn.rows)
+	}
+	if st := g.Stats(); st.Flushes != 1 || st.Rows != 9 {
+		t.Errorf("stats %+v, want one flush of 9 rows", st)
+	}
+	var want []any
+	for _, r := range append(first, second...) {
+		want = append(want, r.RecordID)
+	}
+	if len(conn.batches) != 1 || !reflect.DeepEqual(conn.batches[0].cols[2], want) {
+		t.Errorf("record ids inserted in %d batches: %v, want one batch of %v", len(conn.batches), conn.batches[0].cols[2], want)
 	}
 }

@@ -3,6 +3,8 @@ package clickhouse
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ type fakeConn struct {
 	driver.Conn
 	sendErr error
 	rows    int
+	batches []*fakeBatch // every batch prepared, in order
 }
 
 func (c *fakeConn) ServerVersion() (*driver.ServerVersion, error) {
@@ -28,17 +31,60 @@ func (c *fakeConn) ServerVersion() (*driver.ServerVersion, error) {
 }
 
 func (c *fakeConn) PrepareBatch(context.Context, string, ...driver.PrepareBatchOption) (driver.Batch, error) {
-	return &fakeBatch{conn: c}, nil
+	b := &fakeBatch{conn: c}
+	c.batches = append(c.batches, b)
+	return b, nil
 }
 
+// fakeBatch counts the rows appended row by row (Append) or column by column (Column,
+// rows counted on the first column), and keeps every value appended column by column.
 type fakeBatch struct {
 	driver.Batch
 	conn *fakeConn
 	n    int
+	cols map[int][]any
 }
 
 func (b *fakeBatch) Append(...any) error { b.n++; return nil }
-func (b *fakeBatch) Abort() error        { return nil }
+func (b *fakeBatch) Column(idx int) driver.BatchColumn {
+	if b.cols == nil {
+		b.cols = map[int][]any{}
+	}
+	return &fakeColumn{b: b, idx: idx}
+}
+
+// fakeColumn appends to its fakeBatch's values of column idx.
+type fakeColumn struct {
+	b   *fakeBatch
+	idx int
+}
+
+func (c *fakeColumn) Append(v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice {
+		return fmt.Errorf("column %d: Append(%T), want a slice", c.idx, v)
+	}
+	for i := range rv.Len() {
+		if err := c.AppendRow(rv.Index(i).Interface()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *fakeColumn) AppendRow(v any) error {
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice {
+		// A copy, as the driver copies: the writer may reuse the slice for the next row.
+		v = reflect.AppendSlice(reflect.MakeSlice(rv.Type(), 0, rv.Len()), rv).Interface()
+	}
+	c.b.cols[c.idx] = append(c.b.cols[c.idx], v)
+	if c.idx == 0 {
+		c.b.n++
+	}
+	return nil
+}
+
+func (b *fakeBatch) Abort() error { return nil }
 func (b *fakeBatch) Send() error {
 	if b.conn.sendErr != nil {
 		return b.conn.sendErr
