@@ -89,6 +89,8 @@ type benchOptions struct {
 	poolRecords          int
 	poolFixedConcurrency int
 	poolMaxInFlight      int
+	poolBaselines        bool
+	poolBaselineRecords  int
 	// redact is --redact: "off", "all" or a comma-separated list of redaction types.
 	redact string
 }
@@ -116,7 +118,7 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.Float64Var(&o.invalid, "invalid", 0.01, "share of deliberately invalid messages (dead-lettered by raterd), in [0, 1)")
 	fs.Int64Var(&o.seed, "seed", 1, "traffic generator seed")
 	fs.IntVar(&o.partitions, "partitions", 4, "partitions of the benchmark topic")
-	fs.StringVar(&o.judge, "judge", benchJudgeHeuristic, "heuristic (the six built-in checks) or judgesim (the checks plus a helpfulness rubric on an in-process judgesim pool)")
+	fs.StringVar(&o.judge, "judge", benchJudgeHeuristic, "heuristic (the six built-in checks) or judgesim (the checks plus a helpfulness rubric on a judgesim pool in a process of its own, see --judgesim-*)")
 	fs.StringVar(&o.redact, "redact", "off", "off, all, or a comma-separated list of "+strings.Join(redact.Types(), ", ")+": also run raterd ("+runRedact+", right after the raterd run, a fresh cache key space) with scoring.redact set to these types, and report its throughput and CPU per record against the raterd run's; redaction applies to model judges only, so it needs --judge judgesim")
 	fs.BoolVar(&o.baselines, "baselines", true, "also run the bare kafka-go consumer, the naive evaluator and raterd with the cache off on the same records")
 	fs.BoolVar(&o.warm, "warm", true, "also run raterd again on the same records with the cache filled by the first run (all-cached traffic)")
@@ -139,6 +141,8 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.StringVar(&o.pools, "pools", "", "run the end-to-end judge-pool benchmark instead of the runs above: comma-separated endpoint counts (e.g. 1,4,16); for each, a judgesim process with that many endpoints, a backlog of --pool-records records per endpoint fed by raterd, by a fixed-concurrency client with a batch barrier and by naive-c64, then raterd at half its goodput (--latency-duration); use with --judgesim-profile vllm-h100-8b")
 	fs.IntVar(&o.poolRecords, "pool-records", 400, "with --pools: backlog records per endpoint")
 	fs.IntVar(&o.poolFixedConcurrency, "pool-fixed-concurrency", 64, "with --pools: the fixed-batches client's requests in flight")
+	fs.BoolVar(&o.poolBaselines, "pool-baselines", true, "with --pools: also feed each pool with the fixed-batches and naive-c64 clients")
+	fs.IntVar(&o.poolBaselineRecords, "pool-baseline-records", 1500, "with --pools: the fixed-batches and naive-c64 clients send the first this many records of the backlog (they are slow; their figures are rates)")
 	fs.IntVar(&o.poolMaxInFlight, "pool-max-in-flight", 512, "with --pools: raterd's max_in_flight per endpoint (the adaptive limit's ceiling); kafka.max_in_flight_records is set to max(4096, 2 × this × endpoints)")
 	fs.IntVar(&o.sim.MaxSeqs, "judgesim-seqs", 64, "judgesim: sequences that run at once (vLLM max_num_seqs)")
 	fs.DurationVar(&o.sim.StepBase, "judgesim-step", 200*time.Microsecond, "judgesim: fixed time of a decode step")
@@ -204,6 +208,8 @@ func (o *benchOptions) validate() error {
 		return cli.FlagErrorf("--redact %s: redaction applies to model judges only (the built-in checks read the raw text): add --judge %s", o.redact, benchJudgeSim)
 	case o.pools != "" && o.poolRecords < 10:
 		return cli.FlagErrorf("--pool-records %d: must be at least 10", o.poolRecords)
+	case o.pools != "" && o.poolBaselineRecords < 10:
+		return cli.FlagErrorf("--pool-baseline-records %d: must be at least 10", o.poolBaselineRecords)
 	case o.poolFixedConcurrency < 1:
 		return cli.FlagErrorf("--pool-fixed-concurrency %d: must be at least 1", o.poolFixedConcurrency)
 	case o.simEndpoints < 1 || o.simEndpoints > 256:

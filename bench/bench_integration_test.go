@@ -173,7 +173,7 @@ func TestBenchSmokeHeuristic(t *testing.T) {
 	checkBenchCleanedUp(t, s, rep.Settings.Topic)
 }
 
-// TestBenchSmokeJudgesim runs a short benchmark on the in-process judgesim pool: pool
+// TestBenchSmokeJudgesim runs a short benchmark on a judgesim pool (a process of its own, this test binary re-executed): pool
 // requests and utilization are reported, and the naive evaluator gets the same judges.
 func TestBenchSmokeJudgesim(t *testing.T) {
 	s := testkit.RequireServices(t)

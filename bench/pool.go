@@ -46,6 +46,9 @@ const (
 	// not "while a backlog exists".
 	poolWindowFrom = 0.10
 	poolWindowTo   = 0.90
+	// poolWindowLate starts the late window (to poolWindowTo): the pool after the limits'
+	// start-up.
+	poolWindowLate = 0.50
 )
 
 // poolReport is one pool size's results.
@@ -63,6 +66,9 @@ type poolClientRun struct {
 	Client string `json:"client"`
 	// Utilization is the pool's busy sequence-seconds over its slots × the window.
 	Utilization float64 `json:"utilization"`
+	// LateUtilization is Utilization between poolWindowLate and poolWindowTo: the pool
+	// once the adaptive limits have started up.
+	LateUtilization float64 `json:"late_utilization"`
 	// Saturation is the share of the window the simulated GPUs spent in steps with no
 	// room left (every slot or the KV cache taken, or requests waiting), averaged over
 	// the endpoints; NaN-free: 0 when the simulator does not report it.
@@ -201,10 +207,13 @@ func (b *bencher) runPool(ctx context.Context, n int) (*poolReport, error) {
 
 	ev := cfg.Evaluators[slices.IndexFunc(cfg.Evaluators, func(e *scorer.Evaluator) bool { return e.Judge == "sim" })]
 	for _, client := range []string{poolClientFixed, poolClientNaive} {
+		if !b.o.poolBaselines {
+			break
+		}
 		if proc, err = freshSim(); err != nil {
 			return pr, err
 		}
-		c, err := sub.poolDirect(ctx, proc, client, ev, values, cfg.Kafka.Batch.MaxRecords)
+		c, err := sub.poolDirect(ctx, proc, client, ev, values[:min(len(values), b.o.poolBaselineRecords)], cfg.Kafka.Batch.MaxRecords)
 		if err != nil {
 			return pr, err
 		}
@@ -308,7 +317,7 @@ func (b *bencher) poolRaterd(ctx context.Context, proc *simProcess, total, wantR
 	// batch's insert lands, in steps of whole batches.
 	answers := newAnswerCounter(proc)
 	defer answers.stop()
-	from, to, err := b.backlogWindow(ctx, proc, name, total, run, answers.count, failures)
+	from, late, to, err := b.backlogWindow(ctx, proc, name, total, run, answers.count, failures)
 	if err == nil {
 		err = b.waitDoneQuiet(ctx, p, total, run)
 	}
@@ -326,6 +335,7 @@ func (b *bencher) poolRaterd(ctx context.Context, proc *simProcess, total, wantR
 		b.problem("pool %s: %d rows in %s.scores FINAL, want %d", name, found, db, wantRows)
 	}
 	r := from.figures(name, to)
+	r.LateUtilization = late.figures(name, to).Utilization
 	b.logPool(len(proc.urls), r)
 	return r, nil
 }
@@ -407,9 +417,9 @@ func leadingUnique(v []byte, i int) []byte {
 
 // backlogWindow waits until done() reaches total, printing progress each second, and
 // returns the snapshots at poolWindowFrom and poolWindowTo of it.
-func (b *bencher) backlogWindow(ctx context.Context, proc *simProcess, name string, total int64, run *pipelineRun, done, fails func() int64) (poolWindow, poolWindow, error) {
-	var from, to poolWindow
+func (b *bencher) backlogWindow(ctx context.Context, proc *simProcess, name string, total int64, run *pipelineRun, done, fails func() int64) (from, late, to poolWindow, err error) {
 	lo, hi := int64(poolWindowFrom*float64(total)), int64(poolWindowTo*float64(total))
+	mid := int64(poolWindowLate * float64(total))
 	poll := time.NewTicker(5 * time.Millisecond)
 	defer poll.Stop()
 	tick := time.NewTicker(time.Second)
@@ -425,19 +435,22 @@ func (b *bencher) backlogWindow(ctx context.Context, proc *simProcess, name stri
 		if from.at.IsZero() && d >= lo {
 			from = snapshot(ctx, proc, d, fails())
 		}
+		if late.at.IsZero() && d >= mid {
+			late = snapshot(ctx, proc, d, fails())
+		}
 		if to.at.IsZero() && d >= hi {
 			to = snapshot(ctx, proc, d, fails())
 		}
 		if d >= total {
-			return from, to, nil
+			return from, late, to, nil
 		}
 		select {
 		case <-runDone:
-			return from, to, fmt.Errorf("%s: %w after %d of %d: %v", name, errPipelineStopped, d, total, run.err)
+			return from, late, to, fmt.Errorf("%s: %w after %d of %d: %v", name, errPipelineStopped, d, total, run.err)
 		case <-ctx.Done():
-			return from, to, ctx.Err()
+			return from, late, to, ctx.Err()
 		case <-deadline.C:
-			return from, to, fmt.Errorf("%s: %d of %d done after %s (--timeout)", name, d, total, b.o.timeout)
+			return from, late, to, fmt.Errorf("%s: %d of %d done after %s (--timeout)", name, d, total, b.o.timeout)
 		case <-tick.C:
 			b.logf("pool %d × %s: %d/%d done", len(proc.urls), name, d, total)
 		case <-poll.C:
@@ -513,7 +526,7 @@ func (b *bencher) poolDirect(ctx context.Context, proc *simProcess, client strin
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 	run := &pipelineRun{done: finished, cancel: cancel}
-	from, to, err := b.backlogWindow(ctx, proc, client, int64(len(bodies)), nil,
+	from, late, to, err := b.backlogWindow(ctx, proc, client, int64(len(bodies)), nil,
 		func() int64 { return answered.Load() + failed.Load() }, failed.Load)
 	cancel()
 	<-run.done
@@ -521,6 +534,7 @@ func (b *bencher) poolDirect(ctx context.Context, proc *simProcess, client strin
 		return poolClientRun{}, err
 	}
 	r := from.figures(client, to)
+	r.LateUtilization = late.figures(client, to).Utilization
 	b.logPool(len(urls), r)
 	return r, nil
 }
@@ -593,17 +607,17 @@ func (b *bencher) poolHalfLoad(ctx context.Context, proc *simProcess, rate float
 }
 
 func (b *bencher) logPool(n int, r poolClientRun) {
-	b.logf("pool %d × %s: utilization %.1f%%, goodput %.1f/s, %.0f µs CPU per judged record, %d failures (window %.1fs)",
-		n, r.Client, 100*r.Utilization, r.GoodputPerSec, r.CPUMicrosPerJudged, r.Failures, r.WindowSeconds)
+	b.logf("pool %d × %s: utilization %.1f%% (late %.1f%%), goodput %.1f/s, %.0f µs CPU per judged record, %d failures (window %.1fs)",
+		n, r.Client, 100*r.Utilization, 100*r.LateUtilization, r.GoodputPerSec, r.CPUMicrosPerJudged, r.Failures, r.WindowSeconds)
 }
 
 // printPools prints the judge-pool tables.
 func printPools(w io.Writer, pools []poolReport) {
-	fmt.Fprintln(w, "| endpoints | client | utilization | saturation | goodput/s | req/s | µs CPU per judged | prefill saved | preemptions | failures |")
-	fmt.Fprintln(w, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| endpoints | client | utilization | late half | saturation | goodput/s | req/s | µs CPU per judged | prefill saved | preemptions | failures |")
+	fmt.Fprintln(w, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, p := range pools {
 		for _, c := range p.Clients {
-			fmt.Fprintf(w, "| %d | %s | %.1f%% | %.1f%% | %.1f | %.1f | %.0f | %.1f%% | %d | %d |\n", p.Endpoints, c.Client, 100*c.Utilization, 100*c.Saturation,
+			fmt.Fprintf(w, "| %d | %s | %.1f%% | %.1f%% | %.1f%% | %.1f | %.1f | %.0f | %.1f%% | %d | %d |\n", p.Endpoints, c.Client, 100*c.Utilization, 100*c.LateUtilization, 100*c.Saturation,
 				c.GoodputPerSec, c.RequestsPerSec, c.CPUMicrosPerJudged, 100*c.PrefillSavedShare, c.Preemptions, c.Failures)
 		}
 	}
@@ -653,7 +667,7 @@ func poolTargets(pools []poolReport) []benchTarget {
 				continue
 			}
 			out = append(out, benchTarget{Target: fmt.Sprintf("pool of %d: ≥ 95%% utilization while a backlog exists (raterd end to end)", p.Endpoints),
-				Measured: fmt.Sprintf("%.1f%% (saturation %.1f%%, slots %.1f%%), %.1f records/s", 100*c.poolBusy(), 100*c.Saturation, 100*c.Utilization, c.GoodputPerSec),
+				Measured: fmt.Sprintf("%.1f%% of the sequence slots from 10%% to 90%% of the backlog (%.1f%% from 50%%; saturation %.1f%%), %.1f records/s", 100*c.poolBusy(), 100*c.LateUtilization, 100*c.Saturation, c.GoodputPerSec),
 				Verdict:  verdict(c.poolBusy() >= poolUtilizationTarget)})
 		}
 		if h := p.HalfLoad; h != nil {

@@ -120,7 +120,7 @@ func benchNotes(rep *benchReport, o benchOptions) []string {
 		"CPU is the whole process's (getrusage RUSAGE_SELF) over the window: Kafka, Redis and ClickHouse clients included; the Kafka, Redis and ClickHouse servers are other processes and not counted.",
 	}
 	if o.judge == benchJudgeSim {
-		notes = append(notes, "judgesim runs in this process: its CPU is counted in the runs' CPU per record.")
+
 	}
 	if o.baselines && o.naiveRecords < o.records {
 		notes = append(notes, fmt.Sprintf("The naive evaluator consumed %d of the %d records (--naive-records); its throughput and CPU are per record, start-up excluded, so the ratios compare rates.", o.naiveRecords, o.records))

@@ -107,8 +107,8 @@ type DNS struct {
 // The adaptive limit works in the manner of Netflix's concurrency-limits (AIMD and the
 // Gradient limits, with a baseline probe like BBR's ProbeRTT), per endpoint.
 //
-// A "window" is max(limit, 8) successful requests — under a saturated
-// closed loop, about one round trip of everything in flight.
+// A "window" is max(limit, 8) successful requests, the limit taken when the window began —
+// under a saturated closed loop, about one round trip of everything in flight.
 //
 //   - short is an exponentially weighted moving average of successful requests'
 //     latencies with α = 2/(n+1), n = max(limit, 8): roughly the average of the last
@@ -119,36 +119,50 @@ type DNS struct {
 //     limit is multiplied by 0.9, at most once per latency window (the time short
 //     spans; before the first success, the failed request's own latency), so that a
 //     burst of failures caused by one excess backs off once.
-//   - On a success with short > latency_tolerance × baseline, requests are queueing in
-//     the server: the limit is multiplied by 0.95, at most once per latency window.
+//   - Slow start (from the start, and when a breaker closes): the limit grows by 1 per
+//     success, doubling per window, and latency does not shrink it: a continuous-batching
+//     server (vLLM, SGLang) answers more slowly as its batch fills, long before it is
+//     full. Instead, as BBR's startup watches the delivery rate, slow start watches each
+//     window's completion rate: after 2 windows that did not beat the best rate by 15%,
+//     the server was full during the best window, whose limit doubled while it ran; the
+//     limit becomes 2.2 × the limit that window began at, the latency of the moment the
+//     baseline (it falls as the overshoot's queue drains), and a probe follows within 2
+//     windows. An overload signal also ends slow start.
+//   - After slow start, on a success with short > latency_tolerance × baseline, requests
+//     are queueing (or the batch grew): the limit is multiplied by 0.95, at most once per
+//     latency window.
 //   - Otherwise, on a success while the endpoint used at least half its limit (it is not
-//     app-limited: a limit the load never reaches is no evidence), the limit grows: by
-//     1 per success in slow start (doubling per window, from the start or a breaker
-//     closing until the first decrease, which then multiplies the limit by 0.7 for the
-//     window the average lags), afterwards by 1/limit (about +1 per window, the
-//     additive increase).
+//     app-limited: a limit the load never reaches is no evidence), the limit grows by
+//     1/limit (about +1 per window, the additive increase), or by 0.1 (a tenth per
+//     window) after a probe found that more concurrency bought throughput, until the
+//     next decrease.
 //   - The limit stays within [min, max_in_flight]; requests are admitted while in-flight
 //     < ⌊limit⌋.
-//   - Probe: every 32 windows, and early after 4 latency decreases in a row, the
-//     endpoint is drained to c = limit/latency_tolerance (at least min); once it holds
-//     no more than c, the mean latency m of max(8, c) requests sent after that is
-//     measured. By Little's law the endpoint answers in-flight/latency requests per
-//     second, so (c/m)/(limit/short) is the share of throughput the drained limit kept.
-//     If it kept at least 95%, the rest of the limit only queued in the server: the
-//     limit drops to 1.1 × c. Else, if m is not below 0.8 × short (less concurrency did
-//     not lower latency), the server itself got slower (longer prompts, other clients)
-//     or faster, and m becomes the baseline. Otherwise the limit is restored. A
-//     baseline that merely drifted upward would not do: self-inflicted queueing that
-//     never drains would ratchet it up and the limit with it, without bound.
+//   - Probe: every 32 windows, and early after 4 latency decreases in a row, provided the
+//     endpoint used at least half its limit, the endpoint is drained to c =
+//     limit/latency_tolerance (at least min); once it holds no more than c, and half a
+//     latency later (the requests that finish first are the short ones, whose latencies
+//     alone would flatter c), its completions are counted for at least one latency and
+//     max(32, c) completions: their rate is c's throughput and their mean latency m is
+//     c's latency. Against the completion rate of the last window before the probe:
+//     if c kept at least 95% of the throughput, the rest of the limit only queued in the
+//     server: the limit drops to 1.1 × c and another probe follows at once (c may still
+//     queue). Else, if m is not below 0.8 × short (less concurrency did not lower
+//     latency), the server itself got slower or faster, and m becomes the baseline.
+//     Otherwise the extra concurrency bought throughput: m becomes the baseline and the
+//     limit grows by a tenth per window, as above. A baseline that merely drifted upward
+//     would not do: self-inflicted queueing that never drains would ratchet it up and the
+//     limit with it, without bound; here only measured throughput moves it up.
 //
 // Why it fits GPU inference servers: vLLM or SGLang keep up to max_num_seqs sequences in
-// a running batch. Below that, more concurrency raises throughput at an almost flat
-// per-request latency (each decode step grows a little with the batch); beyond it
-// requests wait in the server's queue and latency grows in proportion to the queue,
-// without more throughput. The limit therefore climbs while latency grows slowly and
-// settles a little above the server's batch size: the GPU stays saturated while little
-// work queues on the server, and the pool's own wait (where the least-loaded endpoint
-// can still be chosen) holds the rest. docs/benchmarks.md measures it against judgesim.
+// a running batch. Below that, more concurrency raises throughput while each decode step
+// grows with the batch (in judgesim's vllm-h100-8b profile a step is 4× longer at 256
+// sequences than at 1); beyond it requests wait in the server's queue and latency grows
+// in proportion to the queue, without more throughput. The limit therefore follows the
+// throughput up to the server's batch size and settles a little above it: the GPU stays
+// saturated while little work queues on the server, and the pool's own wait (where the
+// least-loaded endpoint can still be chosen) holds the rest. max_in_flight must leave
+// room above max_num_seqs. docs/benchmarks.md measures it against judgesim.
 //
 // In fixed mode the limit is max_in_flight and nothing adapts.
 type Concurrency struct {
