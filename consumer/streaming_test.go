@@ -72,17 +72,7 @@ func TestPipelineStreamsBatchesPastAWaitingJudge(t *testing.T) {
 		t.Fatalf("%d messages done before the judge answered", got)
 	}
 	close(sc.gate)
-	for p.Stats().Done < 8 {
-		select {
-		case <-deadline:
-			t.Fatalf("only %d of 8 messages done", p.Stats().Done)
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	finishRun(t, p, 8, cancel, errc)
 	if len(sink.rows) != 8 {
 		t.Fatalf("%d rows written, want 8", len(sink.rows))
 	}
@@ -139,11 +129,17 @@ func TestPipelineWorkerWaitsOnAPlainScorer(t *testing.T) {
 		t.Fatalf("%d batches begun by one worker on a plain scorer; want 1", got)
 	}
 	close(sc.gate)
-	runDeadline := time.After(20 * time.Second)
-	for p.Stats().Done < 8 {
+	finishRun(t, p, 8, cancel, errc)
+}
+
+// finishRun waits until n messages are done, then stops the run and checks its error.
+func finishRun(t *testing.T, p *Pipeline, n int64, cancel context.CancelFunc, errc <-chan error) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for p.Stats().Done < n {
 		select {
-		case <-runDeadline:
-			t.Fatalf("only %d of 8 messages done", p.Stats().Done)
+		case <-deadline:
+			t.Fatalf("only %d of %d messages done", p.Stats().Done, n)
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
