@@ -1,12 +1,11 @@
 package bench
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,29 +43,15 @@ type simProcess struct {
 func startSimProcess(ctx context.Context, exe string, cfg judgesim.Config, args ...string) (*simProcess, error) {
 	full := append([]string{"judgesim", "-listen", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(exe, full...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the benchmark
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("judgesim process: %w", err)
-	}
+	dieWithParent(cmd)
+	ready := make(chan judgesim.Ready, 1)
 	p := &simProcess{cfg: cfg, cmd: cmd, stderr: &tailBuffer{max: 4 << 10}, exited: make(chan struct{}),
 		client: &http.Client{Timeout: 5 * time.Second}}
+	cmd.Stdout = &readyWriter{ready: ready}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s %s: %w (--judgesim-bin)", exe, strings.Join(full, " "), err)
 	}
-	ready := make(chan judgesim.Ready, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var r judgesim.Ready
-			if json.Unmarshal(sc.Bytes(), &r) == nil && len(r.Endpoints) > 0 {
-				ready <- r
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
 	go func() {
 		p.err = cmd.Wait()
 		close(p.exited)
@@ -164,6 +149,37 @@ func simArgs(cfg judgesim.Config) []string {
 		"-step-base", cfg.StepBase.String(),
 		"-step-per-seq", cfg.StepPerSeq.String(),
 		"-prefill-per-token", cfg.PrefillPerToken.String(),
+	}
+}
+
+// readyWriter is the child's stdout: it hands the first ready line (judgesim.Ready) to
+// ready and discards the rest. exec copies the pipe into it, and Wait waits for the copy.
+type readyWriter struct {
+	ready chan<- judgesim.Ready
+	line  []byte
+	sent  bool
+}
+
+func (w *readyWriter) Write(b []byte) (int, error) {
+	if w.sent {
+		return len(b), nil
+	}
+	w.line = append(w.line, b...)
+	for {
+		i := bytes.IndexByte(w.line, '\n')
+		if i < 0 {
+			if len(w.line) > 64<<10 {
+				w.line = w.line[:0] // not a ready line; keep memory bounded
+			}
+			return len(b), nil
+		}
+		var r judgesim.Ready
+		if json.Unmarshal(w.line[:i], &r) == nil && len(r.Endpoints) > 0 {
+			w.ready <- r
+			w.sent, w.line = true, nil
+			return len(b), nil
+		}
+		w.line = w.line[i+1:]
 	}
 }
 

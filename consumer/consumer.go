@@ -520,7 +520,9 @@ func (p *Pipeline) countDecoded(res DecodeResult) {
 // sink that groups writes — one ClickHouse insert for many batches — gets company), and
 // writes. The batch's offsets are marked done only when every write is acknowledged.
 // How many batches are past their worker is bounded by the in-flight record and byte
-// bounds, which stop fetching.
+// bounds, which stop fetching; so is how many retry at once while a judge pool is down
+// (each with its own jittered backoff, and the pool's breakers in front of the servers),
+// not Workers as before streaming.
 func (p *Pipeline) processBatch(ctx context.Context, b *batch) {
 	start := p.opts.Now()
 	var links []trace.Link
@@ -692,8 +694,10 @@ func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*re
 }
 
 // drainFlushInterval is how often, once fetching has ended, the pipeline asks a grouping
-// sink to write what it holds while the last batches finish scoring.
-const drainFlushInterval = 20 * time.Millisecond
+// sink to write what it holds while the last batches finish scoring: often enough that
+// the drain does not wait out the sink's interval, seldom enough not to make a small
+// insert per finished batch.
+const drainFlushInterval = 200 * time.Millisecond
 
 // drainScoring waits for every begun batch to be written or abandoned. Fetching has
 // ended, so no more rows will join the sink's open group: it is flushed now and again

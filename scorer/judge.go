@@ -62,7 +62,9 @@ type Judge interface {
 // to cache: the built-in CPU checks take microseconds, while a cache key hashes the
 // record's fields and a lookup and fill are Redis round trips. The scorer sends their tasks
 // straight to the judge — no cache key, no lookup or fill, no waiting on another batch —
-// and their rows are never marked cached.
+// and their rows are never marked cached. Such a judge is also taken to run in-process:
+// Scorer.Begin calls it in the caller (the consumer's worker), where remote judges are
+// only started; a judge that waits on a server must not implement it.
 type UncachedJudge interface {
 	// Uncached reports that the judge's verdicts are not worth caching.
 	Uncached() bool

@@ -291,7 +291,9 @@ type Scoring struct {
 // checks) — and starts the calls to remote judges (model and reward servers) without
 // waiting for them. The caller can then go on with the next batch while the pool works:
 // a batch never holds its worker until its slowest judge call returns. Wait returns the
-// rows. Every Begin must be followed by one Wait.
+// rows. Every Begin must be followed by exactly one Wait, even when the context ended:
+// until then the keys the batch claimed stay claimed, and every other batch with one of
+// them waits for it.
 func (s *Scorer) Begin(ctx context.Context, records []*record.Record) *Scoring {
 	return s.begin(ctx, records)
 }
@@ -362,8 +364,8 @@ func (s *Scorer) begin(ctx context.Context, records []*record.Record) *Scoring {
 // now is awaited, not judged again; the claimed ones are looked up in the cache and judged
 // on a miss, and stay claimed until their verdict is cached, so no key is judged twice
 // while cached or in flight. A key whose leader got no verdict (its judge call failed) is
-// claimed once more, then judged here unclaimed. In-process judges run now; remote ones
-// are started and awaited in finishRound.
+// claimed once more, then judged here unclaimed. Uncached judges (UncachedJudge: the
+// in-process checks) run now; the others are started and awaited in finishRound.
 func (sc *Scoring) startRound(todo []int) {
 	s, ctx, tasks := sc.s, sc.ctx, sc.tasks
 	sc.lead, sc.leadFlights, sc.follow, sc.followFlights = s.claim(tasks, todo, sc.round < 2)

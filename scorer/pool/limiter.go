@@ -14,6 +14,10 @@ const (
 	probeStreak     = 4    // consecutive latency decreases that call for a probe early
 	probeSamples    = 32   // fewest completions a probe measures the drained limit over
 	boostGrowth     = 0.1  // limit growth per success while boosted: a tenth per window
+	// probeAgainBelow: after a probe that kept the throughput, another follows at once
+	// only if the limit fell below this share of what it was (with a latency_tolerance
+	// near 1 the drained limit is nearly the limit, and probing again would never end).
+	probeAgainBelow = 0.95
 	// A probe waits probeSettle latencies after the drain, then counts completions for
 	// probeMeasure latencies: the drained limit costs throughput for that long.
 	probeSettle  = 0.5
@@ -39,11 +43,12 @@ type limiter struct {
 	tolerance float64
 
 	limit        float64
-	slowStart    bool    // grow by +1 per success (doubling per window) until the first decrease
+	slowStart    bool    // grow by +1 per success (doubling per window) until the rate stalls or an overload
 	boost        bool    // grow by a tenth per window until the first decrease (after a probe)
 	short        float64 // smoothed latency, seconds; 0 until the first sample
 	baseline     float64 // lowest short since the last probe, seconds
 	samples      int     // successes in the current window
+	busySamples  int     // of them, those finishing while the endpoint used at least half its limit
 	windows      int     // windows since the last probe
 	streak       int     // latency decreases in a row
 	lastDecrease time.Time
@@ -59,11 +64,11 @@ type limiter struct {
 	stalls                int
 
 	draining   bool      // a probe is draining the endpoint
-	drained    bool      // the endpoint has drained to drainCap; samples count from drainStart
+	drained    bool      // the endpoint has drained to drainCap; samples count from measureFrom
 	drainStart time.Time // requests started after it count for the probe
-	// measureFrom is when the probe starts counting completions: one latency (before)
-	// after the drain, so that what it counts is the steady state at the drained limit,
-	// not the short requests that finish first.
+	// measureFrom is when the probe starts counting completions: probeSettle latencies
+	// (before) after the drain, so that what it counts is the steady state at the drained
+	// limit, not the short requests that finish first.
 	measureFrom time.Time
 	drainN      int
 	drainSum    float64
@@ -122,6 +127,7 @@ func (l *limiter) canDecrease(latency time.Duration, now time.Time) bool {
 func (l *limiter) decrease(factor float64, now time.Time) {
 	l.limit = math.Max(l.limit*factor, l.min)
 	l.lastDecrease = now
+	l.boost = false
 }
 
 // onOverload records an overload signal from a request that took latency.
@@ -129,7 +135,15 @@ func (l *limiter) onOverload(latency time.Duration, now time.Time) {
 	if l.fixed || !l.canDecrease(latency, now) {
 		return
 	}
-	l.slowStart = false
+	if l.slowStart {
+		// As when slow start ends on throughput: the latency of now is the baseline, and
+		// a probe follows soon.
+		l.slowStart = false
+		if l.short > 0 {
+			l.baseline = l.short
+		}
+		l.windows = max(l.windows, probeEvery-startupProbeAfter)
+	}
 	l.decrease(overloadBackoff, now)
 }
 
@@ -151,19 +165,26 @@ func (l *limiter) onSuccess(latency time.Duration, inFlight int, now time.Time) 
 		l.short += 2 / (n + 1) * (x - l.short)
 	}
 	l.samples++
+	if 2*float64(inFlight) >= l.limit {
+		l.busySamples++
+	}
 	if l.windowStart.IsZero() {
 		l.windowStart = now
 	}
 	// A window is as many samples as the limit it began with (in slow start the limit
 	// grows by one a sample, and a window sized by the current limit would never end).
 	if float64(l.samples) >= math.Max(math.Min(l.windowLimit, l.limit), minWindow) {
-		if el := now.Sub(l.windowStart).Seconds(); el > 0 {
+		el := now.Sub(l.windowStart).Seconds()
+		if el > 0 {
 			l.lastRate = float64(l.samples) / el
 		}
-		l.samples = 0
+		// A window in which the endpoint mostly used less than half its limit says
+		// nothing about the server: the load, not the limit, set its rate.
+		appLimited := 2*l.busySamples < l.samples
+		l.samples, l.busySamples = 0, 0
 		l.windowStart = now
 		l.windows++
-		if l.slowStart {
+		if l.slowStart && el > 0 && !appLimited {
 			l.startupWindow()
 		}
 		l.windowLimit = l.limit
@@ -200,11 +221,11 @@ func (l *limiter) onSuccess(latency time.Duration, inFlight int, now time.Time) 
 
 // onProbeSample counts a completion while a probe drains the endpoint. Requests sent
 // before the endpoint held no more than the drained limit still waited behind the old
-// queue and are not counted; nor is the first latency after that (the requests that
-// finish first are the short ones, whose latencies alone would flatter the drained
-// limit). Then completions are counted over at least two latencies and max(32, 2c) of
-// them (fewer make a noisy rate):
-// their rate is the drained limit's throughput, and their mean latency its latency.
+// queue and are not counted; nor are those of the next probeSettle latencies (the
+// requests that finish first are the short ones, whose latencies alone would flatter the
+// drained limit). Then completions are counted for at least probeMeasure latencies and
+// max(probeSamples, c) of them: their rate is the drained limit's throughput, and their
+// mean latency its latency.
 func (l *limiter) onProbeSample(x float64, inFlight int, now time.Time) {
 	if !l.drained {
 		if inFlight-1 <= l.drainCap() {
@@ -252,8 +273,8 @@ func (l *limiter) startupWindow() {
 // extra concurrency buy throughput, or only queueing?
 func (l *limiter) probed(m, rate float64) {
 	c := float64(l.drainCap())
-	l.draining = false
-	l.samples, l.windows, l.streak = 0, 0, 0
+	l.draining, l.boost = false, false
+	l.samples, l.busySamples, l.windows, l.streak = 0, 0, 0, 0
 	l.windowStart = time.Time{}
 	l.short = m
 	kept := rate / l.beforeRate // throughput at c relative to before
@@ -263,10 +284,11 @@ func (l *limiter) probed(m, rate float64) {
 		// server. Settle just above the drained limit, and probe again at once: the
 		// drained limit may still queue (its latency, measured in its steady state, then
 		// holds queueing too), so the probes halve the limit until throughput drops.
+		old := l.limit
 		l.limit = math.Min(math.Max(c*probeHeadroom, l.min), l.limit)
 		l.baseline = math.Min(l.baseline, m)
-		if c > l.min {
-			l.windows = probeEvery
+		if l.limit < probeAgainBelow*old {
+			l.windows = probeEvery // the limit fell: probe the new one at once
 		}
 	case m >= probeHelped*l.before:
 		// Less concurrency did not lower latency: it is not our queue. The server got

@@ -82,3 +82,60 @@ func TestLimiterFillsAContinuousBatchingServer(t *testing.T) {
 		}
 	}
 }
+
+// An endpoint that starts under light load (its limit unused) is still in slow start when
+// a backlog arrives: windows it did not fill say nothing about the server's rate.
+func TestLimiterSlowStartOutlivesLightLoad(t *testing.T) {
+	l := newLimiter(Concurrency{Mode: ModeAdaptive, Min: 1, LatencyTolerance: 2}, 1024)
+	now := time.Unix(0, 0)
+	for range 200 {
+		now = now.Add(10 * time.Millisecond)
+		l.onSuccess(20*time.Millisecond, 1, now) // 1 of 8 in use
+	}
+	if !l.slowStart {
+		t.Fatal("slow start ended while the endpoint was app-limited")
+	}
+	_, util := simServer{128, 20 * time.Millisecond, 0.2}.run(&l, 4000, 1)
+	if util < 0.85 {
+		t.Errorf("server %.0f%% busy after a light start, want ≥ 85%%", 100*util)
+	}
+}
+
+// Boosted growth ends at any decrease, an overload's too.
+func TestLimiterOverloadEndsBoost(t *testing.T) {
+	l := newLimiter(Concurrency{Mode: ModeAdaptive, Min: 1, LatencyTolerance: 2}, 1024)
+	l.slowStart, l.boost = false, true
+	l.onOverload(time.Second, time.Unix(100, 0))
+	if l.boost {
+		t.Fatal("still boosted after an overload backoff")
+	}
+}
+
+// With a latency tolerance near 1 the drained limit is nearly the limit: a probe that
+// kept the throughput must not start the next one at once, forever.
+func TestLimiterNoEndlessProbesAtLowTolerance(t *testing.T) {
+	for _, tol := range []float64{1.05, 1.1} {
+		probes, draining, total := 0, 0, 0
+		was := false
+		// A saturated queueing server of capacity 16: latency grows with what is in flight.
+		l2 := newLimiter(Concurrency{Mode: ModeAdaptive, Min: 1, LatencyTolerance: tol}, 256)
+		now := time.Unix(0, 0)
+		for i := range 6000 {
+			now = now.Add(time.Millisecond)
+			inFlight := l2.current()
+			lat := time.Duration(float64(20*time.Millisecond) * float64(max(inFlight, 16)) / 16)
+			l2.onSuccess(lat, inFlight, now)
+			if l2.draining && !was {
+				probes++
+			}
+			if l2.draining {
+				draining++
+			}
+			was = l2.draining
+			total = i + 1
+		}
+		if share := float64(draining) / float64(total); share > 0.5 {
+			t.Errorf("tolerance %.2f: %d probes, %.0f%% of completions while draining", tol, probes, 100*share)
+		}
+	}
+}
