@@ -240,7 +240,7 @@ func refusals() []refusal {
 	}
 	return []refusal{
 		{name: "readonly", fault: "raterd's ClickHouse user made read-only at 10% (users.xml: readonly profile, database withdrawn), restored after the hold",
-			at: 0.10, class: clickhouse.ClassAccess, code: regexp.MustCompile(`code: (164|291),`),
+			at: 0.10, scale: 3, class: clickhouse.ClassAccess, code: regexp.MustCompile(`code: (164|291),`),
 			start: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
 				return setUsers(ctx, x, r, restrictedUsers(x.users, true), true)
 			},
@@ -250,7 +250,7 @@ func refusals() []refusal {
 		// The database alone withdrawn: every insert meets 291 (before the suite found it,
 		// raterd retried 291 as an outage: this row failed as a fault not met).
 		{name: "dbaccess", fault: "raterd's database withdrawn from its ClickHouse user at 10% (users.xml allow_databases), restored after the hold",
-			at: 0.10, class: clickhouse.ClassAccess, code: regexp.MustCompile(`code: 291,`),
+			at: 0.10, scale: 3, class: clickhouse.ClassAccess, code: regexp.MustCompile(`code: 291,`),
 			start: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
 				return setUsers(ctx, x, r, restrictedUsers(x.users, false), true)
 			},
