@@ -390,3 +390,38 @@ func TestBenchRedact(t *testing.T) {
 	}
 	checkBenchCleanedUp(t, s, rep.Settings.Topic)
 }
+
+// TestBenchPoolsSmoke runs the judge-pool benchmark on one small pool of the vLLM profile
+// (a judgesim process per client, this test binary re-executed): every client judged its
+// records without failures, the servers' prefix caches saved raterd prefill, the half-load run
+// sampled records, and every target line is there. Counts only, never speed.
+func TestBenchPoolsSmoke(t *testing.T) {
+	s := testkit.RequireServices(t)
+	rep := runBenchJSON(t, s, "--pools", "2", "--judgesim-profile", "vllm-h100-8b-reasoning", "--pool-records", "40",
+		"--pool-baseline-records", "30", "--latency-duration", "2s")
+	if len(rep.Pools) != 1 || rep.Pools[0].Endpoints != 2 || rep.Pools[0].Records != 80 {
+		t.Fatalf("pools %+v", rep.Pools)
+	}
+	p := rep.Pools[0]
+	var clients []string
+	for _, c := range p.Clients {
+		clients = append(clients, c.Client)
+		if c.Failures != 0 || c.GoodputPerSec <= 0 || c.Utilization <= 0 {
+			t.Errorf("%s: %+v", c.Client, c)
+		}
+		// The baselines' 30 requests all prefill in the servers' first steps, before any
+		// prefix is cached; raterd's 80 come in batches.
+		if c.Client == poolClientRaterd && c.PrefillSavedShare <= 0 {
+			t.Errorf("%s: no prefill saved: %+v", c.Client, c)
+		}
+	}
+	if strings.Join(clients, ",") != poolClientRaterd+","+poolClientFixed+","+poolClientNaive {
+		t.Errorf("clients %v", clients)
+	}
+	if h := p.HalfLoad; h == nil || h.Samples == 0 || h.ServiceSeconds <= 0 {
+		t.Errorf("half load %+v", h)
+	}
+	if len(rep.Targets) != 2 || len(rep.Problems) != 0 {
+		t.Errorf("targets %+v, problems %v", rep.Targets, rep.Problems)
+	}
+}

@@ -71,7 +71,7 @@ type poolClientRun struct {
 	LateUtilization float64 `json:"late_utilization"`
 	// Saturation is the share of the window the simulated GPUs spent in steps with no
 	// room left (every slot or the KV cache taken, or requests waiting), averaged over
-	// the endpoints; NaN-free: 0 when the simulator does not report it.
+	// the endpoints; 0 when the simulator does not report it.
 	Saturation float64 `json:"saturation,omitempty"`
 	// GoodputPerSec is judged records (raterd: records with every row written; the
 	// clients: requests answered 200) per second in the window.
@@ -523,13 +523,10 @@ func (b *bencher) poolDirect(ctx context.Context, proc *simProcess, client strin
 			}
 		})
 	}
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
-	run := &pipelineRun{done: finished, cancel: cancel}
 	from, late, to, err := b.backlogWindow(ctx, proc, client, int64(len(bodies)), nil,
 		func() int64 { return answered.Load() + failed.Load() }, failed.Load)
 	cancel()
-	<-run.done
+	wg.Wait()
 	if err != nil {
 		return poolClientRun{}, err
 	}
@@ -645,14 +642,11 @@ const (
 	poolAddedP99Target    = 2.0
 )
 
-// poolBusy is the figure the utilization target reads: the share of the servers'
-// sequence slots (max_num_seqs) in use, which is the share of their decode throughput at
-// work in the vLLM profiles, whose KV cache holds more than max_num_seqs sequences of
-// this traffic. Saturation (steps with no room left) is reported beside it: it also
-// counts the steps in which requests waited in the server's queue.
-func (r poolClientRun) poolBusy() float64 { return r.Utilization }
-
-// poolTargets marks the judge-pool targets per pool size.
+// poolTargets marks the judge-pool targets per pool size. The utilization target reads
+// the share of the servers' sequence slots (max_num_seqs) in use, which is the share of
+// their decode throughput at work in the vLLM profiles, whose KV cache holds more than
+// max_num_seqs sequences of this traffic; saturation (steps with no room left) is shown
+// beside it: it also counts the steps in which requests waited in the server's queue.
 func poolTargets(pools []poolReport) []benchTarget {
 	var out []benchTarget
 	verdict := func(ok bool) string {
@@ -667,8 +661,8 @@ func poolTargets(pools []poolReport) []benchTarget {
 				continue
 			}
 			out = append(out, benchTarget{Target: fmt.Sprintf("pool of %d: ≥ 95%% utilization while a backlog exists (raterd end to end)", p.Endpoints),
-				Measured: fmt.Sprintf("%.1f%% of the sequence slots from 10%% to 90%% of the backlog (%.1f%% from 50%%; saturation %.1f%%), %.1f records/s", 100*c.poolBusy(), 100*c.LateUtilization, 100*c.Saturation, c.GoodputPerSec),
-				Verdict:  verdict(c.poolBusy() >= poolUtilizationTarget)})
+				Measured: fmt.Sprintf("%.1f%% of the sequence slots from 10%% to 90%% of the backlog (%.1f%% from 50%%; saturation %.1f%%), %.1f records/s", 100*c.Utilization, 100*c.LateUtilization, 100*c.Saturation, c.GoodputPerSec),
+				Verdict:  verdict(c.Utilization >= poolUtilizationTarget)})
 		}
 		if h := p.HalfLoad; h != nil {
 			out = append(out, benchTarget{Target: fmt.Sprintf("pool of %d: at half load, p99 added queueing ≤ 2× the service time", p.Endpoints),

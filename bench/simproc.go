@@ -84,7 +84,7 @@ func (p *simProcess) URLs() []string {
 func (p *simProcess) Config() judgesim.Config { return p.cfg }
 
 // Stats sums the endpoints' counters; an endpoint that does not answer counts as zero
-// and is reported on stderr of the benchmark through the returned zero values' absence.
+// (EndpointStats returns the error).
 func (p *simProcess) Stats() judgesim.Stats {
 	all, _ := p.EndpointStats(context.Background())
 	return sumStats(all)

@@ -24,12 +24,20 @@ func (s *gatedStreamingScorer) BeginScore(ctx context.Context, recs []*record.Re
 	s.begun++
 	s.mu.Unlock()
 	return func() ([]record.Score, error) {
-		select {
-		case <-s.gate:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := s.await(ctx); err != nil {
+			return nil, err
 		}
 		return s.Score(ctx, recs)
+	}
+}
+
+// await waits for the gate to open.
+func (s *gatedStreamingScorer) await(ctx context.Context) error {
+	select {
+	case <-s.gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -92,10 +100,8 @@ func (s *blockingScorer) Score(ctx context.Context, recs []*record.Record) ([]re
 	s.mu.Lock()
 	s.begun++
 	s.mu.Unlock()
-	select {
-	case <-s.gate:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := s.await(ctx); err != nil {
+		return nil, err
 	}
 	return s.fakeScorer.Score(ctx, recs)
 }
