@@ -79,6 +79,19 @@ type Record struct {
 	// SpanID is the span of the model call, as lowercase hex, when the input has one.
 	SpanID string `json:"span_id,omitempty"`
 
+	// TracePart marks a span decoded only to complete its trace's agent run (a tool
+	// execution, an agent invocation): record-scope evaluators never judge it; trace
+	// evaluators read it in the transcript.
+	TracePart bool `json:"-"`
+	// TraceRoot marks a trace's root span (one without a parent): spans end before their
+	// parent, so its arrival means the agent run is complete.
+	TraceRoot bool `json:"-"`
+
+	// Segment is set on a transcript record: the turns of one conversation (or the spans
+	// of one agent run) that the consumer assembled and closed, judged as a whole by the
+	// evaluators of its scope. Nil on an ordinary record (scope "record").
+	Segment *Segment `json:"-"`
+
 	// Format is the input format the record was decoded from (raterd, otlp_proto, …);
 	// filled by the consumer.
 	Format string `json:"-"`
@@ -87,6 +100,71 @@ type Record struct {
 	// SizeBytes is the size of the encoded message value (for a message that yields several
 	// records, this record's share of it).
 	SizeBytes int `json:"-"`
+}
+
+// Scopes: what one score row judges. An ordinary record is scope "record"; the consumer
+// assembles the records of one conversation (or one trace) into a transcript record of
+// scope "conversation" (or "trace"), which only evaluators of that scope judge.
+const (
+	ScopeRecord       = "record"
+	ScopeConversation = "conversation"
+	ScopeTrace        = "trace"
+)
+
+// Close reasons of a segment: why the consumer stopped waiting for more turns.
+const (
+	// CloseTimeout: no turn arrived for the inactivity timeout.
+	CloseTimeout = "timeout"
+	// CloseEndMarker: a turn carried the end marker.
+	CloseEndMarker = "end_marker"
+	// CloseGap: a turn's event time lay more than the inactivity timeout after the last
+	// turn's, so it opened the next segment (a backlog replays to the same segments).
+	CloseGap = "gap"
+	// CloseMaxTurns and CloseMaxBytes: the segment reached its bound and was judged early.
+	CloseMaxTurns = "max_turns"
+	CloseMaxBytes = "max_bytes"
+	// CloseMaxDuration: the segment had been open for the longest time allowed.
+	CloseMaxDuration = "max_duration"
+	// CloseEvicted: too many segments were open; the least recently active was judged.
+	CloseEvicted = "evicted"
+)
+
+// Turn is one request/response pair of a conversation, or one model call of an agent run,
+// as a transcript holds it.
+type Turn struct {
+	// User is what the model was asked in this turn: the prompt, or the last user message
+	// of the chat (earlier messages repeat earlier turns).
+	User string `json:"user,omitempty"`
+	// Assistant is the model's answer.
+	Assistant string `json:"assistant"`
+	// ToolCalls are the tool calls of this turn, with their results where known.
+	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+	// RecordID is the id of the record the turn came from.
+	RecordID string `json:"record_id,omitempty"`
+	// Timestamp is the turn's event time.
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// Segment describes a transcript record: which records it assembles and why it closed.
+type Segment struct {
+	// Scope is ScopeConversation or ScopeTrace.
+	Scope string
+	// Key is the conversation id or the trace id.
+	Key string
+	// Version counts the segments of one key judged by this consumer, from 1: a turn that
+	// arrives after its conversation was judged opens version 2, and so on.
+	Version int
+	// FirstOffset and LastOffset are the Kafka offsets (on Record.Source's partition) of
+	// the first and last record in the segment.
+	FirstOffset, LastOffset int64
+	// Turns are the segment's turns in arrival order.
+	Turns []Turn
+	// CloseReason is why the segment closed (CloseTimeout, CloseEndMarker, …).
+	CloseReason string
+	// OtherPartitions counts the records of this key that arrived on another partition
+	// than the segment's (the producer does not key by conversation); they are judged in
+	// a segment of their own partition.
+	OtherPartitions int
 }
 
 // PromptText returns the prompt as one string: Prompt when set, else the chat messages
@@ -148,6 +226,15 @@ type Score struct {
 	Cached         bool
 	JudgeLatency   time.Duration
 	Attempts       int
+	// Scope is what the row judges: ScopeRecord, ScopeConversation or ScopeTrace. Empty
+	// means ScopeRecord.
+	Scope string
+	// Version, LastOffset, Turns and CloseReason describe a transcript row's segment
+	// (Source.Offset is its first offset); zero on a record row.
+	Version     int
+	LastOffset  int64
+	Turns       int
+	CloseReason string
 }
 
 // DeadLetter is a Kafka message raterd could not process and will not retry: bad input,
