@@ -6,6 +6,7 @@ package consumer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
+	"raterd/consumer/conversation"
 	"raterd/internal/telemetry"
 	"raterd/record"
 )
@@ -38,6 +40,12 @@ type MessageReader interface {
 // before the group moves on.
 type RevokeNotifier interface {
 	OnRevoke(fn func(ctx context.Context, partitions []TopicPartition))
+}
+
+// AssignNotifier is implemented by readers that know when the group assigns partitions
+// and at which committed offsets (GroupReader), before any of their messages is fetched.
+type AssignNotifier interface {
+	OnAssign(fn func(assigned map[TopicPartition]int64))
 }
 
 // Scorer turns a batch of valid records into score rows. An error nacks the batch.
@@ -101,6 +109,11 @@ type Options struct {
 	Telemetry telemetry.Settings
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// Assemblers group records into conversations and agent runs (traces) for the
+	// evaluators of those scopes (see package conversation); none when no evaluator has
+	// such a scope. Each holds back the offsets of its open segments' records until the
+	// segment's rows are written.
+	Assemblers []*conversation.Assembler
 }
 
 // Stats are the pipeline's running totals.
@@ -122,12 +135,51 @@ type Stats struct {
 	Commits     int64 // successful offset commits (each covers one or more partitions)
 }
 
-// item is one fetched message on its way through the pipeline.
+// item is one fetched message on its way through the pipeline, or one closed
+// conversation (or agent run) to judge.
 type item struct {
 	msg  kafka.Message
 	recs []*record.Record // what the message yields: none when dead or every part skipped
 	dead *record.DeadLetter
 	size int
+	// ack is what the fetched message waits for before its offset may be committed.
+	ack *messageAck
+	// transcript is set on a closed segment's item (msg is then empty): its record is
+	// recs[0], and its holds are released when its rows are written.
+	transcript *conversation.Closed
+}
+
+// messageAck counts what a fetched message waits for before its offset may be marked
+// done: its batch, and each open conversation (or trace) segment holding one of its
+// records. It is the conversation.Hold of those segments.
+type messageAck struct {
+	tracker   *OffsetTracker
+	tp        TopicPartition
+	offset    int64
+	n         atomic.Int32
+	abandoned atomic.Bool
+}
+
+// newMessageAck returns the ack of a tracked message, held once by its batch.
+func newMessageAck(tracker *OffsetTracker, tp TopicPartition, offset int64) *messageAck {
+	a := &messageAck{tracker: tracker, tp: tp, offset: offset}
+	a.n.Store(1)
+	return a
+}
+
+// Release gives up one claim; the last marks the offset done, unless a revoke abandoned
+// it (conversation.Hold).
+func (a *messageAck) Release() {
+	if a.n.Add(-1) == 0 && !a.abandoned.Load() {
+		a.tracker.Done(a.tp, a.offset)
+	}
+}
+
+// abandon marks the message as never to be done here: a segment holding it was dropped
+// with its revoked partition, whose next owner reads it again.
+func (a *messageAck) abandon() {
+	a.abandoned.Store(true)
+	a.tracker.Abandon(a.tp, a.offset)
 }
 
 type batch struct {
@@ -232,6 +284,13 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 	}
 	if rn, ok := reader.(RevokeNotifier); ok {
 		rn.OnRevoke(p.revoked)
+	}
+	if an, ok := reader.(AssignNotifier); ok {
+		an.OnAssign(func(assigned map[TopicPartition]int64) {
+			for tp, start := range assigned {
+				p.tracker.Assigned(tp, start)
+			}
+		})
 	}
 	return p, nil
 }
@@ -408,6 +467,26 @@ func (p *Pipeline) batchLoop(workCtx context.Context, msgs <-chan kafka.Message,
 			// are never committed and it replays on the next start.
 		}
 	}
+	addTranscripts := func(closed []conversation.Closed) {
+		for i := range closed {
+			c := &closed[i]
+			if b.AddN(item{recs: []*record.Record{c.Record}, transcript: c, size: c.Record.SizeBytes}, 1, c.Record.SizeBytes) {
+				flush()
+			}
+		}
+	}
+	// Open segments are checked against their timeouts now and then; at shutdown they
+	// stay open, unjudged: their records are not committed, and the next run rebuilds them.
+	var expiry <-chan time.Time
+	if len(p.opts.Assemblers) > 0 {
+		every := time.Hour
+		for _, a := range p.opts.Assemblers {
+			every = min(every, a.Config().CheckInterval)
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		expiry = t.C
+	}
 	for {
 		var timeout <-chan time.Time
 		if d := b.UntilNext(); d >= 0 {
@@ -421,21 +500,29 @@ func (p *Pipeline) batchLoop(workCtx context.Context, msgs <-chan kafka.Message,
 				flush()
 				return
 			}
-			it, ok := p.admit(m)
+			it, closed, ok := p.admit(m)
 			if !ok {
 				continue
 			}
 			if b.AddN(it, len(it.recs), it.size) {
 				flush()
 			}
+			addTranscripts(closed)
 		case <-timeout:
 			flush()
+		case <-expiry:
+			timer.Stop()
+			for _, a := range p.opts.Assemblers {
+				addTranscripts(a.Expire())
+			}
 		}
 	}
 }
 
-// admit decodes a message and tracks its offset; ok is false for a stale redelivery.
-func (p *Pipeline) admit(m kafka.Message) (item, bool) {
+// admit decodes a message, tracks its offset and adds its records to their open
+// conversations (and traces), returning the segments that closed; ok is false for a
+// stale redelivery.
+func (p *Pipeline) admit(m kafka.Message) (it item, closed []conversation.Closed, ok bool) {
 	size := min(len(m.Value), p.cfg.MaxInFlightBytes)
 	tp := TopicPartition{Topic: m.Topic, Partition: m.Partition}
 	if err := p.tracker.Track(tp, m.Offset); err != nil {
@@ -444,14 +531,14 @@ func (p *Pipeline) admit(m kafka.Message) (item, bool) {
 		p.stats.stale.Add(1)
 		p.mRecords.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", "stale")))
 		p.release(1, size)
-		return item{}, false
+		return item{}, nil, false
 	}
 	if commitBeforeWrite {
 		p.tracker.Done(tp, m.Offset) // the negative control's bug; never in real builds
 	}
 	src := record.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
 	res, err := p.decoder.DecodeMessage(p.cfg.FormatOf(m.Topic), m.Value, src, m.Time)
-	it := item{msg: m, recs: res.Records, size: size}
+	it = item{msg: m, recs: res.Records, size: size, ack: newMessageAck(p.tracker, tp, m.Offset)}
 	if err != nil {
 		it.recs = nil
 		reason := ReasonInvalidJSON
@@ -475,8 +562,16 @@ func (p *Pipeline) admit(m kafka.Message) (item, bool) {
 		p.mRecords.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", "invalid")))
 	} else {
 		p.countDecoded(res)
+		for _, r := range it.recs {
+			for _, a := range p.opts.Assemblers {
+				if a.KeyOf(r) != "" {
+					it.ack.n.Add(1)
+					closed = append(closed, a.Add(r, m.Key, it.ack)...)
+				}
+			}
+		}
 	}
-	return it, true
+	return it, closed, true
 }
 
 // countDecoded counts a decoded message: its records by format, its skipped parts by
@@ -665,6 +760,12 @@ func (p *Pipeline) poisoned(b *batch, records []*record.Record, failures map[*re
 			continue
 		}
 		m := it.msg
+		if it.transcript != nil {
+			// A conversation has no message of its own: its letter is the transcript in
+			// raterd's record format, keyed by the conversation (or trace) id.
+			m.Key = []byte(it.transcript.Record.Segment.Key)
+			m.Value, _ = json.Marshal(it.transcript.Record)
+		}
 		headers := make([]record.Header, len(m.Headers))
 		for i, h := range m.Headers {
 			headers[i] = record.Header{Key: h.Key, Value: h.Value}
@@ -804,17 +905,28 @@ func (p *Pipeline) retry(ctx context.Context, span trace.Span, messages int, sta
 	}
 }
 
-// finishBatch marks a fully written batch done: its offsets may be committed.
+// finishBatch marks a fully written batch done: its offsets may be committed, but for
+// those still held by an open conversation; a closed conversation's item releases the
+// offsets it held.
 func (p *Pipeline) finishBatch(ctx context.Context, b *batch, rows []record.Score, dead []record.DeadLetter, start time.Time) {
+	messages, bytes := 0, 0
 	for _, it := range b.items {
-		p.tracker.Done(TopicPartition{Topic: it.msg.Topic, Partition: it.msg.Partition}, it.msg.Offset)
+		if it.transcript != nil {
+			for _, h := range it.transcript.Holds {
+				h.Release()
+			}
+			continue
+		}
+		messages++
+		bytes += it.size
+		it.ack.Release()
 	}
-	p.release(len(b.items), b.size)
+	p.release(messages, bytes)
 	for _, d := range dead {
 		p.mDead.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", d.Reason), attribute.String("topic", d.Source.Topic)))
 	}
 	p.stats.dead.Add(int64(len(dead)))
-	p.stats.done.Add(int64(len(b.items)))
+	p.stats.done.Add(int64(messages))
 	p.stats.scores.Add(int64(len(rows)))
 	p.stats.batches.Add(1)
 	p.mBatchLen.Record(ctx, int64(len(b.items)))
@@ -877,14 +989,40 @@ func (p *Pipeline) commitLoop(ctx context.Context, stop <-chan struct{}) {
 // a redelivery of records this member already fetched is skipped as stale (they are done
 // or still being processed here), and the watermark never passes a record still in
 // flight.
+//
+// Open conversations (and traces) of the partitions are dropped unjudged, and the offsets
+// they held are abandoned: nothing at or after the first was committed, so the
+// partitions' next owner reads their records again and rebuilds them whole — this member
+// too, should a partition come back (OffsetTracker.Assigned).
 func (p *Pipeline) revoked(ctx context.Context, parts []TopicPartition) {
 	start := time.Now()
+	revoked := make(map[TopicPartition]bool, len(parts))
+	for _, tp := range parts {
+		revoked[tp] = true
+	}
+	dropped := 0
+	dropOpen := func() {
+		// Again on every round: the batch loop may still admit messages of these
+		// partitions that were fetched before the revoke.
+		for _, a := range p.opts.Assemblers {
+			for _, h := range a.Drop(func(topic string, partition int) bool {
+				return revoked[TopicPartition{Topic: topic, Partition: partition}]
+			}) {
+				if ack, ok := h.(*messageAck); ok {
+					ack.abandon()
+					dropped++
+				}
+			}
+		}
+	}
+	dropOpen()
 	for p.tracker.PendingIn(parts) > 0 && ctx.Err() == nil {
 		p.flushScores()
 		select {
 		case <-ctx.Done():
 		case <-time.After(20 * time.Millisecond):
 		}
+		dropOpen()
 	}
 	pending := p.tracker.PendingIn(parts)
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
@@ -893,7 +1031,7 @@ func (p *Pipeline) revoked(ctx context.Context, parts []TopicPartition) {
 		p.opts.Telemetry.Logger.Warn("rebalance: commit of the revoked partitions failed; their records replay", "err", BrokerText(err.Error()))
 	}
 	p.opts.Telemetry.Logger.Info("rebalance: partitions handed back", "partitions", len(parts),
-		"waited", time.Since(start).Round(time.Millisecond), "left_in_flight", pending)
+		"waited", time.Since(start).Round(time.Millisecond), "left_in_flight", pending, "conversation_records_handed_over", dropped)
 }
 
 // commit commits every partition whose done watermark moved, in one request.

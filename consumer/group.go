@@ -61,6 +61,7 @@ type GroupReader struct {
 	// offset back past what another member did meanwhile.
 	owned    map[TopicPartition]int64
 	onRevoke func(ctx context.Context, partitions []TopicPartition)
+	onAssign func(assigned map[TopicPartition]int64)
 }
 
 // ErrRebalancing is returned by GroupReader.CommitMessages while the group has no active
@@ -138,6 +139,15 @@ func (r *GroupReader) OnRevoke(fn func(ctx context.Context, partitions []TopicPa
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.onRevoke = fn
+}
+
+// OnAssign sets the function called with each generation's partitions and the
+// committed offsets they are assigned at (< 0: none), before any of them is fetched. Set
+// it before the first FetchMessage.
+func (r *GroupReader) OnAssign(fn func(assigned map[TopicPartition]int64)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onAssign = fn
 }
 
 // Owned returns the partitions this member owns in the current generation, sorted; none
@@ -280,6 +290,18 @@ func (r *GroupReader) startGeneration(gen *kafka.Generation) {
 		n += len(assigned)
 	}
 	queue := partitionQueue(r.cfg, n)
+	assignedAt := map[TopicPartition]int64{}
+	for topic, assigned := range gen.Assignments {
+		for _, a := range assigned {
+			assignedAt[TopicPartition{Topic: topic, Partition: a.ID}] = max(a.Offset, -1)
+		}
+	}
+	r.mu.Lock()
+	onAssign := r.onAssign
+	r.mu.Unlock()
+	if onAssign != nil {
+		onAssign(assignedAt)
+	}
 	var fetchers sync.WaitGroup
 	for topic, assigned := range gen.Assignments {
 		for _, a := range assigned {

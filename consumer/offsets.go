@@ -19,6 +19,10 @@ func (tp TopicPartition) String() string { return fmt.Sprintf("%s/%d", tp.Topic,
 type partitionOffsets struct {
 	pending []int64        // fetched offsets not yet below the watermark, ascending
 	done    map[int64]bool // pending offsets that completed out of order
+	// abandoned are pending offsets that will never be done here: an open conversation
+	// held them and was dropped when the partition was revoked. The watermark stops at
+	// the first; the partition's next owner reads them again.
+	abandoned map[int64]bool
 	// next is the offset to commit: every record below it is fully done. -1 until the
 	// first record of the partition completes.
 	next      int64
@@ -41,7 +45,8 @@ func NewOffsetTracker() *OffsetTracker {
 
 // Track registers a fetched offset. Offsets of one partition must be tracked in ascending
 // order; an offset at or below one already tracked is rejected (kafka-go may redeliver
-// after a rebalance), and the caller should skip that message.
+// after a rebalance), and the caller should skip that message — except an abandoned
+// offset (Abandon), which is accepted again.
 func (t *OffsetTracker) Track(tp TopicPartition, offset int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -49,6 +54,12 @@ func (t *OffsetTracker) Track(tp TopicPartition, offset int64) error {
 	if p == nil {
 		p = &partitionOffsets{done: make(map[int64]bool), next: -1, committed: -1}
 		t.partitions[tp] = p
+	}
+	if p.abandoned[offset] {
+		// Read again after a revoke dropped the conversation that held it: it is still
+		// pending at its place, in flight once more.
+		delete(p.abandoned, offset)
+		return nil
 	}
 	if n := len(p.pending); n > 0 && offset <= p.pending[n-1] || offset < p.next {
 		return fmt.Errorf("offset %d of %s is not after the offsets already tracked", offset, tp)
@@ -109,6 +120,60 @@ func (t *OffsetTracker) Uncommit(failed map[TopicPartition]int64) {
 	}
 }
 
+// Abandon marks tracked offsets that will never be done here (see partitionOffsets.
+// abandoned): the watermark never passes them, and they no longer count as pending.
+func (t *OffsetTracker) Abandon(tp TopicPartition, offsets ...int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.partitions[tp]
+	if p == nil {
+		return
+	}
+	if p.abandoned == nil {
+		p.abandoned = make(map[int64]bool)
+	}
+	for _, off := range offsets {
+		if off >= p.next && !p.done[off] {
+			p.abandoned[off] = true
+		}
+	}
+}
+
+// Assigned tells the tracker that this member was assigned tp at start (the group's
+// committed offset; < 0 when none). A partition whose state holds abandoned offsets
+// keeps it when start is at or below the first of them — the group resumes where this
+// member stopped, and Track revives each abandoned offset as it is read again — and
+// forgets it otherwise: another member processed them meanwhile, and the partition
+// starts afresh.
+func (t *OffsetTracker) Assigned(tp TopicPartition, start int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.partitions[tp]
+	if p == nil || len(p.abandoned) == 0 {
+		return
+	}
+	first := int64(-1)
+	for off := range p.abandoned {
+		if first < 0 || off < first {
+			first = off
+		}
+	}
+	if start < 0 || start > first {
+		delete(t.partitions, tp)
+	}
+}
+
+// unfinished is the number of pending offsets that are neither done nor abandoned.
+func (p *partitionOffsets) unfinished() int {
+	n := 0
+	for _, off := range p.pending {
+		if !p.done[off] && !p.abandoned[off] {
+			n++
+		}
+	}
+	return n
+}
+
 // Pending is the number of tracked offsets not yet below a watermark, over all partitions.
 func (t *OffsetTracker) Pending() int {
 	t.mu.Lock()
@@ -121,14 +186,14 @@ func (t *OffsetTracker) Pending() int {
 }
 
 // PendingIn is the number of tracked offsets not yet below a watermark in the given
-// partitions.
+// partitions that are neither done (behind an offset still held) nor abandoned.
 func (t *OffsetTracker) PendingIn(parts []TopicPartition) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
 	for _, tp := range parts {
 		if p := t.partitions[tp]; p != nil {
-			n += len(p.pending)
+			n += p.unfinished()
 		}
 	}
 	return n
