@@ -133,6 +133,8 @@ type Stats struct {
 	Permanent   int64 // of them, attempts that failed with a permanent sink error (PermanentSinkError)
 	Blocked     int64 // batches held now by a permanent sink error
 	Commits     int64 // successful offset commits (each covers one or more partitions)
+	// Transcripts counts closed conversations (and agent runs) whose rows are written.
+	Transcripts int64
 }
 
 // item is one fetched message on its way through the pipeline, or one closed
@@ -212,7 +214,7 @@ type Pipeline struct {
 
 	stats struct {
 		fetched, fetchErrors, valid, records, empty, skipped, dead, stale, done, scores, batches, retries, commits atomic.Int64
-		permanent, blocked                                                                                         atomic.Int64
+		permanent, blocked, transcripts                                                                            atomic.Int64
 	}
 
 	mRecords  metric.Int64Counter
@@ -279,6 +281,7 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 			return nil
 		}))
 	add(err)
+	add(p.conversationMetrics(m))
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("consumer metrics: %w", err)
 	}
@@ -303,7 +306,7 @@ func (p *Pipeline) Stats() Stats {
 		Records: s.records.Load(), Empty: s.empty.Load(), Skipped: s.skipped.Load(),
 		DeadLetters: s.dead.Load(), Stale: s.stale.Load(), Done: s.done.Load(), Scores: s.scores.Load(),
 		Batches: s.batches.Load(), Retries: s.retries.Load(), Commits: s.commits.Load(),
-		Permanent: s.permanent.Load(), Blocked: s.blocked.Load(),
+		Permanent: s.permanent.Load(), Blocked: s.blocked.Load(), Transcripts: s.transcripts.Load(),
 	}
 }
 
@@ -915,6 +918,7 @@ func (p *Pipeline) finishBatch(ctx context.Context, b *batch, rows []record.Scor
 			for _, h := range it.transcript.Holds {
 				h.Release()
 			}
+			p.stats.transcripts.Add(1)
 			continue
 		}
 		messages++
@@ -1114,4 +1118,41 @@ func NewKafkaReader(cfg Config, dialer *kafka.Dialer, tel telemetry.Settings) *k
 		ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { logger.Warn("kafka: " + BrokerText(fmt.Sprintf(msg, args...))) }),
 	}
 	return kafka.NewReader(rc)
+}
+
+// conversationMetrics registers the assemblers' gauges and counters (meter
+// raterd/consumer), each with a scope attribute: conversation or trace.
+func (p *Pipeline) conversationMetrics(m metric.Meter) error {
+	if len(p.opts.Assemblers) == 0 {
+		return nil
+	}
+	open, err1 := m.Int64ObservableGauge("raterd.conversations.open", metric.WithDescription("open conversations (scope conversation) or agent runs (scope trace) waiting to close; their records' offsets are held back"))
+	openBytes, err2 := m.Int64ObservableGauge("raterd.conversations.open_bytes", metric.WithUnit("By"), metric.WithDescription("text kept by the open segments"))
+	closed, err3 := m.Int64ObservableCounter("raterd.conversations.closed", metric.WithDescription("segments closed and sent to their evaluators, by close reason (timeout, end_marker, gap, max_turns, max_bytes, max_duration, evicted)"))
+	added, err4 := m.Int64ObservableCounter("raterd.conversations.records", metric.WithDescription("records added to segments"))
+	split, err5 := m.Int64ObservableCounter("raterd.conversations.split", metric.WithDescription("records whose conversation (or trace) is open on another partition: the producer does not key messages by it, so it is judged in pieces"))
+	unkeyed, err6 := m.Int64ObservableCounter("raterd.conversations.unkeyed", metric.WithDescription("records whose Kafka message key is not their conversation (or trace) id"))
+	clipped, err7 := m.Int64ObservableCounter("raterd.conversations.clipped", metric.WithDescription("records whose text was clipped to the segment's max_bytes"))
+	dropped, err8 := m.Int64ObservableCounter("raterd.conversations.dropped", metric.WithDescription("open segments dropped unjudged when their partition was revoked; the next owner rebuilds them from the records it reads again"))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8); err != nil {
+		return err
+	}
+	_, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, a := range p.opts.Assemblers {
+			s := a.Stats()
+			scope := attribute.String("scope", a.Scope())
+			o.ObserveInt64(open, int64(s.Open), metric.WithAttributes(scope))
+			o.ObserveInt64(openBytes, int64(s.OpenBytes), metric.WithAttributes(scope))
+			for reason, n := range s.Closed {
+				o.ObserveInt64(closed, n, metric.WithAttributes(scope, attribute.String("reason", reason)))
+			}
+			o.ObserveInt64(added, s.Added, metric.WithAttributes(scope))
+			o.ObserveInt64(split, s.Split, metric.WithAttributes(scope))
+			o.ObserveInt64(unkeyed, s.Unkeyed, metric.WithAttributes(scope))
+			o.ObserveInt64(clipped, s.Clipped, metric.WithAttributes(scope))
+			o.ObserveInt64(dropped, s.Dropped, metric.WithAttributes(scope))
+		}
+		return nil
+	}, open, openBytes, closed, added, split, unkeyed, clipped, dropped)
+	return err
 }
