@@ -134,7 +134,7 @@ func (a *Assembler) KeyOf(r *record.Record) string {
 
 // Add adds r (whose KeyOf is not empty) to its open segment, or opens one, and returns
 // the segments that closed on the way: the previous segment of its key when r's event
-// time lies past the inactivity timeout (gap) or the segment is full (max_turns,
+// time lies more than Config.Gap after its last record (gap) or the segment is full (max_turns,
 // max_bytes); the least recently active segment when too many are open (evicted); r's own
 // segment when r ends it (end marker, trace root). msgKey is the Kafka message key, for
 // the keyed-partitioning check. hold is released by the caller when the segment's rows are
@@ -162,7 +162,7 @@ func (a *Assembler) Add(r *record.Record, msgKey []byte, hold Hold) []Closed {
 		reason := ""
 		switch {
 		case !r.Timestamp.IsZero() && r.Timestamp.Unix() != 0 && !s.lastEvent.IsZero() &&
-			r.Timestamp.Sub(s.lastEvent) > a.cfg.InactivityTimeout:
+			r.Timestamp.Sub(s.lastEvent) > a.cfg.Gap:
 			reason = record.CloseGap
 		case len(s.seg.Turns) >= a.cfg.MaxTurns:
 			reason = record.CloseMaxTurns

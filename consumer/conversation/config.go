@@ -17,10 +17,12 @@ import (
 // defaults differ (see Defaults).
 type Config struct {
 	// InactivityTimeout closes a segment when no record of it arrived for this long
-	// (wall-clock time at the consumer), and starts a new segment when a record's event
-	// time lies more than this after the segment's last record (so a backlog replays to
-	// the same segments). Default 5m for conversations, 30s for traces.
+	// (wall-clock time at the consumer). Default 5m for conversations, 30s for traces.
 	InactivityTimeout time.Duration `yaml:"inactivity_timeout"`
+	// Gap starts a new segment when a record's event time lies more than this after its
+	// segment's last record, so that a backlog read in seconds is cut where the live
+	// stream was. Default: InactivityTimeout.
+	Gap time.Duration `yaml:"gap"`
 	// MaxDuration closes a segment that has been open this long, however active: the
 	// offsets it holds back are committed at most this much (plus the timeout) behind.
 	// Default 1h for conversations, 10m for traces.
@@ -91,6 +93,12 @@ func (c *Config) Validate(key, scope string) error {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
+	}
+	if c.Gap < 0 {
+		return fmt.Errorf("%s.gap: %v is negative", key, c.Gap)
+	}
+	if c.Gap == 0 {
+		c.Gap = c.InactivityTimeout
 	}
 	ints := []struct {
 		name string
