@@ -298,6 +298,9 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 	return p, nil
 }
 
+// Assemblers returns the pipeline's conversation and trace assemblers (Options.Assemblers).
+func (p *Pipeline) Assemblers() []*conversation.Assembler { return p.opts.Assemblers }
+
 // Stats returns the running totals.
 func (p *Pipeline) Stats() Stats {
 	s := &p.stats

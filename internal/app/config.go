@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"raterd/consumer"
+	"raterd/consumer/conversation"
 	"raterd/internal/memlimit"
 	"raterd/internal/secret"
+	"raterd/record"
 	"raterd/scorer"
 	"raterd/scorer/cache"
 	"raterd/sinks/clickhouse"
@@ -42,6 +46,14 @@ type Config struct {
 	Evaluators []*scorer.Evaluator `yaml:"evaluators"`
 	// Scoring bounds what a score row carries.
 	Scoring ScoringConfig `yaml:"scoring"`
+	// Conversations groups records by conversation id for the evaluators of scope
+	// conversation, and says when a conversation closes and how many stay open
+	// (docs/conversations.md). Used only when such an evaluator exists.
+	Conversations conversation.Config `yaml:"conversations"`
+	// Traces groups the spans of one trace (an agent run) for the evaluators of scope
+	// trace, as Conversations does for conversations. Used only when such an evaluator
+	// exists.
+	Traces conversation.Config `yaml:"traces"`
 	// Admin serves /metrics, /healthz and /readyz.
 	Admin AdminConfig `yaml:"admin"`
 	// Telemetry configures OTLP export and logs.
@@ -261,6 +273,12 @@ func (c *Config) Validate() error {
 		}
 		seen[e.Name] = true
 	}
+	if err := c.Conversations.Validate("conversations", record.ScopeConversation); err != nil {
+		return err
+	}
+	if err := c.Traces.Validate("traces", record.ScopeTrace); err != nil {
+		return err
+	}
 	if c.Alerting != nil {
 		if err := c.Alerting.validate("alerting", c); err != nil {
 			return err
@@ -335,4 +353,25 @@ func validateMemoryLimit(v string) error {
 		return fmt.Errorf(`memory_limit: 0 is not a limit; "off" turns it off`)
 	}
 	return nil
+}
+
+// Assemblers returns an assembler per scope that some evaluator judges (conversation,
+// trace), configured by the conversations and traces sections; none when every evaluator
+// judges single records.
+func (c *Config) Assemblers(now func() time.Time) ([]*conversation.Assembler, error) {
+	var out []*conversation.Assembler
+	for _, sc := range []struct {
+		scope string
+		cfg   conversation.Config
+	}{{record.ScopeConversation, c.Conversations}, {record.ScopeTrace, c.Traces}} {
+		if !slices.ContainsFunc(c.Evaluators, func(e *scorer.Evaluator) bool { return e.EffectiveScope() == sc.scope && !e.Off() }) {
+			continue
+		}
+		a, err := conversation.New(sc.scope, sc.cfg, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }

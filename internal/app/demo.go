@@ -75,6 +75,20 @@ evaluators:
     task: pairwise
     format: prometheus2
     criteria: Which response answers the user's request more helpfully and accurately?
+  - {name: conv_unresolved, judge: checks, check: unresolved, scope: conversation}
+  - {name: conv_frustration, judge: checks, check: frustration, scope: conversation}
+  - {name: conv_repetition, judge: checks, check: turn_repetition, scope: conversation}
+  - name: conv_resolution
+    judge: judgesim
+    scope: conversation
+    task: classification
+    labels: [resolved, unresolved]
+    fields: [transcript]
+    criteria: By the end of the conversation, did the assistant resolve the user's problem?
+# The demo reads its whole backlog in seconds: a conversation closes one second after its
+# last turn was read (or at its end marker); event-time gaps of the generated traffic
+# never split one.
+conversations: {inactivity_timeout: 1s, gap: 1h, check_interval: 100ms}
 admin: {listen: "off"}
 `
 
@@ -248,10 +262,22 @@ func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 		return fmt.Errorf("demo --out: %w", err)
 	}
 
-	fmt.Fprintf(stdout, "raterd demo %s: %d messages from %s → in-process Kafka %s\ninput: %s\n", cli.Version(), len(msgs), source, brokers[0], trafficDesc)
+	// Multi-turn support conversations, keyed by conversation id, for the conversation
+	// evaluators; they travel as raterd records, so only where the topic reads those.
+	var convKeys, convValues [][]byte
+	if topicFormat == consumer.FormatRaterd || topicFormat == consumer.FormatAuto {
+		convKeys, convValues = trafficgen.ConversationLines(trafficgen.DefaultConversationOptions())
+		trafficDesc += fmt.Sprintf("; plus %d turns of %d support conversations (raterd records keyed by conversation id)", len(convValues), trafficgen.DefaultConversationOptions().Count)
+	}
+	fmt.Fprintf(stdout, "raterd demo %s: %d messages from %s → in-process Kafka %s\ninput: %s\n", cli.Version(), len(msgs)+len(convValues), source, brokers[0], trafficDesc)
 	// The producer connects as the pipeline does: the demo config's kafka section.
 	if err := ProduceOver(ctx, cfg.Kafka, demoTopic, msgs); err != nil {
 		return err
+	}
+	if len(convValues) > 0 {
+		if err := produceWith(ctx, cfg.Kafka.Brokers, demoTopic, convKeys, convValues, cfg.Kafka.Transport()); err != nil {
+			return err
+		}
 	}
 
 	if o.ClickHouse != "" {
@@ -286,7 +312,7 @@ func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 	runErr := make(chan error, 1)
 	go func() { runErr <- p.Run(runCtx) }()
 
-	total := int64(len(msgs))
+	total := int64(len(msgs) + len(convValues))
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	poll := time.NewTicker(10 * time.Millisecond) // completion check; progress prints 4 times a second
@@ -311,7 +337,7 @@ wait:
 					100*float64(s.Done)/float64(total), s.Done, total, s.Scores, float64(s.Done)/time.Since(start).Seconds())
 			}
 		}
-		if p.Stats().Done >= total {
+		if p.Stats().Done >= total && conversationsSettled(p) {
 			break
 		}
 	}
@@ -326,25 +352,59 @@ wait:
 		return err
 	}
 	printDemoSummary(stdout, p.Stats(), st.Scorer.Totals(), summary, sim.Stats(), elapsed)
+	printConversationSummary(stdout, p)
 	return nil
+}
+
+// conversationsSettled reports whether no conversation is open and every closed one's
+// rows are written.
+func conversationsSettled(p *consumer.Pipeline) bool {
+	closed := int64(0)
+	for _, a := range p.Assemblers() {
+		s := a.Stats()
+		if s.Open > 0 {
+			return false
+		}
+		for _, n := range s.Closed {
+			closed += n
+		}
+	}
+	return p.Stats().Transcripts >= closed
+}
+
+// printConversationSummary prints how the demo's conversations closed.
+func printConversationSummary(w io.Writer, p *consumer.Pipeline) {
+	for _, a := range p.Assemblers() {
+		s := a.Stats()
+		total := int64(0)
+		reasons := make([]string, 0, len(s.Closed))
+		for r, n := range s.Closed {
+			total += n
+			reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+		}
+		sort.Strings(reasons)
+		fmt.Fprintf(w, "\n%ss judged as a whole: %d from %d records (closed by %s; %d split across partitions); their rows are the %s-scope evaluators above\n",
+			a.Scope(), total, s.Added, strings.Join(reasons, ", "), s.Split, a.Scope())
+	}
 }
 
 // Produce loads messages into the topic with a real Kafka producer, keyed by line number,
 // over plaintext without SASL (ProduceOver connects as a kafka section says).
 func Produce(ctx context.Context, brokers []string, topic string, values [][]byte) error {
 	// Its own transport: the shared default caches topic metadata across clients.
-	return produceWith(ctx, brokers, topic, values, &kafka.Transport{})
+	return produceWith(ctx, brokers, topic, nil, values, &kafka.Transport{})
 }
 
 // ProduceOver is Produce to kc's brokers through kc's connection (kc.Transport(): the
 // kafka.tls and kafka.sasl sections). Call kc.Validate first.
 func ProduceOver(ctx context.Context, kc consumer.Config, topic string, values [][]byte) error {
-	return produceWith(ctx, kc.Brokers, topic, values, kc.Transport())
+	return produceWith(ctx, kc.Brokers, topic, nil, values, kc.Transport())
 }
 
 // produceWith is Produce over transport (a kafka section's Transport: its TLS and SASL),
-// whose idle connections it closes.
-func produceWith(ctx context.Context, brokers []string, topic string, values [][]byte, transport *kafka.Transport) error {
+// whose idle connections it closes. keys, when set, are the messages' keys (a
+// conversation id keeps its turns on one partition); nil keys by line number.
+func produceWith(ctx context.Context, brokers []string, topic string, keys, values [][]byte, transport *kafka.Transport) error {
 	defer transport.CloseIdleConnections()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchSize: 500,
 		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll, Transport: transport}
@@ -352,6 +412,9 @@ func produceWith(ctx context.Context, brokers []string, topic string, values [][
 	msgs := make([]kafka.Message, len(values))
 	for i, v := range values {
 		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "%d", i), Value: v}
+		if keys != nil {
+			msgs[i].Key = keys[i]
+		}
 	}
 	for len(msgs) > 0 {
 		n := min(len(msgs), 1000)

@@ -218,7 +218,12 @@ func NewPipeline(cfg *Config, st *Stack, tel *Telemetry, logger *slog.Logger) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := consumer.New(cfg.Kafka, reader, st.Scorer, st.Scores, st.DeadLetter, consumer.Options{Telemetry: set})
+	assemblers, err := cfg.Assemblers(nil)
+	if err != nil {
+		_ = reader.Close()
+		return nil, nil, err
+	}
+	p, err := consumer.New(cfg.Kafka, reader, st.Scorer, st.Scores, st.DeadLetter, consumer.Options{Telemetry: set, Assemblers: assemblers})
 	if err != nil {
 		_ = reader.Close()
 		return nil, nil, err
