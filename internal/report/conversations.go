@@ -42,7 +42,7 @@ func (f *reportFlags) registerConversations(fs *flag.FlagSet) {
 	fs.StringVar(&f.model, "model", "", "only the model of this `name` (default: every model)")
 	fs.StringVar(&f.from, "from", "", "start `time` of the range of first turns, inclusive (required); see Times")
 	fs.StringVar(&f.to, "to", "now", "end `time` of the range, exclusive; see Times")
-	fs.Uint64Var(&f.limit, "limit", 5, "how many of the worst conversations to list per model")
+	fs.Uint64Var(&f.limit, "limit", 5, "list the `N` lowest-scored conversations per model")
 	fs.StringVar(&f.only, "only", "", "print one `section`: resolution, worst or close_reasons (default: all; --format csv needs one)")
 }
 

@@ -38,7 +38,13 @@ and every answer is exact while rows are being replayed.
            "significant at 5%" when the interval excludes 0, that is when |t| > t crit.
            --format csv|json prints one row: t_crit (the critical value), t_stat (the
            t statistic) and a verdict column.
-  conversations
+` + conversationsHelp + `  <query>  any cookbook query by name (see Queries), its parameters as --param name=value.
+  list     the cookbook queries, their titles and parameters.
+`
+
+// conversationsHelp describes `raterd report conversations`, in the overview and in its
+// own help.
+const conversationsHelp = `  conversations
            conversation judging (scope conversation): the resolution rate per model per
            day of the pass/fail evaluator --resolution (cookbook resolution_rate), the
            --limit lowest-scored conversations per model by --evaluator with their turns,
@@ -48,8 +54,6 @@ and every answer is exact while rows are being replayed.
            evaluators have names of their own, so trend and compare on a record evaluator
            never mix conversation rows in. --format json prints one object with an array
            per section; --format csv needs --only.
-  <query>  any cookbook query by name (see Queries), its parameters as --param name=value.
-  list     the cookbook queries, their titles and parameters.
 `
 
 const reportHelpTail = `Times (--from, --to, --window-a, --window-b and DateTime parameters):
@@ -86,6 +90,9 @@ func reportHelp(sub string) string {
 	switch sub {
 	case "trend", "compare", "conversations", "list":
 		b.WriteString(strings.SplitN(reportHelpIntro, "\n\n", 2)[0] + "\n")
+		if sub == "conversations" {
+			b.WriteString("\n" + conversationsHelp)
+		}
 	case "":
 		b.WriteString(reportHelpIntro)
 	default:
