@@ -64,10 +64,11 @@ func planConversations(f *reportFlags, now time.Time) (conversationsPlan, time.T
 	if f.resolution == "" {
 		f.resolution = f.evaluator
 	}
-	for name, v := range map[string]string{"--resolution": f.resolution, "--model": f.model} {
-		if err := checkText(name, v); err != nil {
-			return p, zero, zero, err
-		}
+	if err := checkText("--resolution", f.resolution); err != nil {
+		return p, zero, zero, err
+	}
+	if err := checkText("--model", f.model); err != nil {
+		return p, zero, zero, err
 	}
 	from, to, err := timeRange("--from", f.from, "--to", f.to, now)
 	if err != nil {
@@ -87,13 +88,9 @@ func planConversations(f *reportFlags, now time.Time) (conversationsPlan, time.T
 	if f.format == formatCSV && len(p.sections) > 1 {
 		return p, zero, zero, cli.FlagErrorf("--format csv prints one table: pass --only resolution, worst or close_reasons")
 	}
-	span := map[string]string{"from": rfc3339(from), "to": rfc3339(to)}
 	withSpan := func(extra map[string]string) map[string]string {
-		out := map[string]string{"from": span["from"], "to": span["to"]}
-		for k, v := range extra {
-			out[k] = v
-		}
-		return out
+		extra["from"], extra["to"] = rfc3339(from), rfc3339(to)
+		return extra
 	}
 	var filters []string
 	model := map[string]string{}
