@@ -36,30 +36,37 @@ func NewNDJSONFile(path string) (*NDJSON, error) {
 
 // scoreJSON is the NDJSON shape of a row; field names match the ClickHouse columns.
 type scoreJSON struct {
-	EventTime      time.Time         `json:"event_time"`
-	ScoredAt       time.Time         `json:"scored_at"`
-	RecordID       string            `json:"record_id"`
-	TraceID        string            `json:"trace_id,omitempty"`
-	SpanID         string            `json:"span_id,omitempty"`
-	ConversationID string            `json:"conversation_id,omitempty"`
-	Topic          string            `json:"topic"`
-	Partition      int               `json:"partition"`
-	Offset         int64             `json:"offset"`
-	Model          string            `json:"model"`
-	App            string            `json:"app,omitempty"`
-	Labels         map[string]string `json:"labels,omitempty"`
-	Evaluator      string            `json:"evaluator"`
-	RubricVersion  string            `json:"rubric_version"`
-	Judge          string            `json:"judge"`
-	TaskType       string            `json:"task_type"`
-	Score          float64           `json:"score"`
-	Label          string            `json:"label,omitempty"`
-	Confidence     float64           `json:"confidence"`
-	Explanation    string            `json:"explanation,omitempty"`
-	Status         string            `json:"status"`
-	Cached         bool              `json:"cached"`
-	JudgeLatencyMS float64           `json:"judge_latency_ms"`
-	Attempts       int               `json:"attempts"`
+	EventTime      time.Time `json:"event_time"`
+	ScoredAt       time.Time `json:"scored_at"`
+	RecordID       string    `json:"record_id"`
+	TraceID        string    `json:"trace_id,omitempty"`
+	SpanID         string    `json:"span_id,omitempty"`
+	ConversationID string    `json:"conversation_id,omitempty"`
+	// Scope and the segment fields below are left out on a record row (scope empty,
+	// meaning "record", and no segment); a transcript row carries them.
+	Scope               string            `json:"scope,omitempty"`
+	ConversationVersion int               `json:"conversation_version,omitempty"`
+	Topic               string            `json:"topic"`
+	Partition           int               `json:"partition"`
+	Offset              int64             `json:"offset"`
+	LastOffset          int64             `json:"last_offset,omitempty"`
+	Model               string            `json:"model"`
+	App                 string            `json:"app,omitempty"`
+	Labels              map[string]string `json:"labels,omitempty"`
+	Evaluator           string            `json:"evaluator"`
+	RubricVersion       string            `json:"rubric_version"`
+	Judge               string            `json:"judge"`
+	TaskType            string            `json:"task_type"`
+	Score               float64           `json:"score"`
+	Label               string            `json:"label,omitempty"`
+	Confidence          float64           `json:"confidence"`
+	Explanation         string            `json:"explanation,omitempty"`
+	Status              string            `json:"status"`
+	Cached              bool              `json:"cached"`
+	JudgeLatencyMS      float64           `json:"judge_latency_ms"`
+	Attempts            int               `json:"attempts"`
+	TurnCount           int               `json:"turn_count,omitempty"`
+	CloseReason         string            `json:"close_reason,omitempty"`
 }
 
 // WriteScores implements ScoreSink.
@@ -80,6 +87,8 @@ func (n *NDJSON) WriteScores(_ context.Context, rows []record.Score) error {
 			RubricVersion: r.RubricVersion, Judge: r.Judge, TaskType: r.TaskType, Score: r.Value,
 			Label: r.Label, Confidence: r.Confidence, Explanation: r.Explanation, Status: r.Status,
 			Cached: r.Cached, JudgeLatencyMS: float64(r.JudgeLatency.Microseconds()) / 1000, Attempts: r.Attempts,
+			Scope: r.Scope, ConversationVersion: r.Version, LastOffset: r.LastOffset, TurnCount: r.Turns,
+			CloseReason: r.CloseReason,
 		}); err != nil {
 			return fmt.Errorf("ndjson sink: %w", err)
 		}
@@ -130,7 +139,8 @@ func DecodeNDJSONScore(line []byte) (record.Score, error) {
 		RubricVersion: j.RubricVersion, Judge: j.Judge, TaskType: j.TaskType, Value: j.Score,
 		Label: j.Label, Confidence: j.Confidence, Explanation: j.Explanation, Status: j.Status,
 		Cached: j.Cached, JudgeLatency: time.Duration(j.JudgeLatencyMS * float64(time.Millisecond)),
-		Attempts: j.Attempts,
+		Attempts: j.Attempts, Scope: j.Scope, Version: j.ConversationVersion, LastOffset: j.LastOffset,
+		Turns: j.TurnCount, CloseReason: j.CloseReason,
 	}, nil
 }
 

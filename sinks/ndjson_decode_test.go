@@ -25,6 +25,10 @@ func TestDecodeNDJSONScoreRoundTrip(t *testing.T) {
 			Explanation: "fine", Status: "ok", Cached: true, JudgeLatency: 1500 * time.Microsecond, Attempts: 2},
 		{EventTime: at, ScoredAt: at, RecordID: "r2", Model: "m", Evaluator: "refusal", Judge: "heuristic/v1",
 			TaskType: "classification", Status: "parse_failure", Attempts: 1},
+		{EventTime: at, ScoredAt: at.Add(time.Minute), RecordID: "conv-9@1200", ConversationID: "conv-9",
+			Source: record.Source{Topic: "llm", Partition: 1, Offset: 1200}, Model: "m", Evaluator: "conversation_resolution",
+			Judge: "openai:judge", TaskType: "classification", Value: 1, Label: "resolved", Status: "ok", Attempts: 1,
+			Scope: record.ScopeConversation, Version: 2, LastOffset: 1260, Turns: 6, CloseReason: record.CloseEndMarker},
 	}
 	path := filepath.Join(t.TempDir(), "scores.ndjson")
 	sink, err := NewNDJSONFile(path)
@@ -77,6 +81,8 @@ func TestDecodeNDJSONScoreRejects(t *testing.T) {
 // decoded row written again by the sink decodes to the same row.
 func FuzzDecodeNDJSONScore(f *testing.F) {
 	f.Add([]byte(`{"event_time":"2026-11-28T12:00:00Z","scored_at":"2026-11-28T12:00:01Z","record_id":"r","topic":"t","partition":1,"offset":2,"model":"m","evaluator":"e","rubric_version":"v","judge":"j","task_type":"pointwise","score":3,"confidence":1,"status":"ok","cached":false,"judge_latency_ms":1.5,"attempts":1}`))
+	f.Add([]byte(`{"event_time":"2026-11-28T12:00:00Z","scored_at":"2026-11-28T12:01:00Z","record_id":"conv-9@1200","conversation_id":"conv-9","scope":"conversation","conversation_version":2,"topic":"t","partition":1,"offset":1200,"last_offset":1260,"model":"m","evaluator":"conversation_resolution","rubric_version":"v","judge":"j","task_type":"classification","score":1,"label":"resolved","confidence":1,"status":"ok","cached":false,"judge_latency_ms":900,"attempts":1,"turn_count":6,"close_reason":"end_marker"}`))
+	f.Add([]byte(`{"scope":"trace","conversation_version":-1,"last_offset":-7,"turn_count":-2,"close_reason":"evicted"}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"labels":{"k":"v"},"judge_latency_ms":-1e300}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
@@ -102,7 +108,9 @@ func FuzzDecodeNDJSONScore(f *testing.F) {
 			t.Fatalf("the sink's own line does not decode: %v\n%s", err, data)
 		}
 		if again.RecordID != row.RecordID || again.Source != row.Source || again.Value != row.Value && row.Value == row.Value ||
-			again.Status != row.Status || again.Attempts != row.Attempts || !maps.Equal(again.Labels, row.Labels) { // an empty map and none are the same labels
+			again.Status != row.Status || again.Attempts != row.Attempts || !maps.Equal(again.Labels, row.Labels) ||
+			again.Scope != row.Scope || again.Version != row.Version || again.LastOffset != row.LastOffset ||
+			again.Turns != row.Turns || again.CloseReason != row.CloseReason { // an empty map and none are the same labels
 			t.Fatalf("round trip changed the row:\n got %+v\nwant %+v", again, row)
 		}
 	})

@@ -15,6 +15,8 @@ const reportHelpIntro = `Usage:
   raterd report trend   --evaluator E --from T [--to T] [--model M] [--app A] [flags]
   raterd report compare --evaluator E --model-a A --model-b B --from T [--to T] [flags]
   raterd report compare --evaluator E --model M --window-a FROM,TO --window-b FROM,TO [flags]
+  raterd report conversations --evaluator E [--resolution R] --from T [--to T] [--model M]
+                [--limit N] [--only resolution|worst|close_reasons] [flags]
   raterd report <query> --param name=value ... [flags]
   raterd report list [--format table|csv|json]
 
@@ -36,8 +38,22 @@ and every answer is exact while rows are being replayed.
            "significant at 5%" when the interval excludes 0, that is when |t| > t crit.
            --format csv|json prints one row: t_crit (the critical value), t_stat (the
            t statistic) and a verdict column.
-  <query>  any cookbook query by name (see Queries), its parameters as --param name=value.
+` + conversationsHelp + `  <query>  any cookbook query by name (see Queries), its parameters as --param name=value.
   list     the cookbook queries, their titles and parameters.
+`
+
+// conversationsHelp describes `raterd report conversations`, in the overview and in its
+// own help.
+const conversationsHelp = `  conversations
+           conversation judging (scope conversation): the resolution rate per model per
+           day of the pass/fail evaluator --resolution (cookbook resolution_rate), the
+           --limit lowest-scored conversations per model by --evaluator with their turns,
+           close reason and Kafka offsets (worst_conversations), and how often segments
+           closed for each reason (conversation_close_reasons: max_turns, max_bytes,
+           max_duration and evicted mean the bounds cut conversations short). Conversation
+           evaluators have names of their own, so trend and compare on a record evaluator
+           never mix conversation rows in. --format json prints one object with an array
+           per section; --format csv needs --only.
 `
 
 const reportHelpTail = `Times (--from, --to, --window-a, --window-b and DateTime parameters):
@@ -72,8 +88,11 @@ func reportHelp(sub string) string {
 		writeFlagDefaults(&b, fs)
 	}
 	switch sub {
-	case "trend", "compare", "list":
+	case "trend", "compare", "conversations", "list":
 		b.WriteString(strings.SplitN(reportHelpIntro, "\n\n", 2)[0] + "\n")
+		if sub == "conversations" {
+			b.WriteString("\n" + conversationsHelp)
+		}
 	case "":
 		b.WriteString(reportHelpIntro)
 	default:
@@ -87,7 +106,10 @@ func reportHelp(sub string) string {
 	if sub == "" || sub == "compare" {
 		section("Flags of compare (two models: --model-a, --model-b, --from, --to; one model: --model, --window-a, --window-b)", f.registerCompare)
 	}
-	if sub != "" && sub != "trend" && sub != "compare" && sub != "list" || sub == "" {
+	if sub == "" || sub == "conversations" {
+		section("Flags of conversations", f.registerConversations)
+	}
+	if sub != "" && !reportSubcommands[sub] || sub == "" {
 		section("Flags of <query>", f.registerQuery)
 	}
 	if sub == "list" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
 	"strconv"
@@ -71,6 +72,47 @@ func reportFixture() []record.Score {
 	}
 }
 
+// conversationFixture is the conversation rows of the report integration test, on
+// 2026-01-04: three segments, each judged by conversation_resolution (1 = resolved) and
+// conversation_quality, and one trace row that the conversation report leaves out.
+//
+//	k1@500 v1  m-a 08:00  3 turns end_marker  resolved   quality 0.9
+//	k2@501 v1  m-a 08:30 10 turns max_turns   unresolved quality 0.2
+//	k3@502 v1  m-b 09:00  4 turns evicted     resolved   quality 0.6
+func conversationFixture() []record.Score {
+	seg := func(conv string, first, last int64, model, eventTime string, turns int, reason string) record.Score {
+		t, err := time.Parse(time.RFC3339, eventTime)
+		if err != nil {
+			panic(err)
+		}
+		return record.Score{
+			EventTime: t, ScoredAt: t.Add(time.Hour), RecordID: fmt.Sprintf("%s@%d", conv, first), ConversationID: conv,
+			Source: record.Source{Topic: "llm", Offset: first}, Model: model, App: "chat", RubricVersion: "r1",
+			Judge: "judge-x", Status: record.StatusOK, Attempts: 1,
+			Scope: record.ScopeConversation, Version: 1, LastOffset: last, Turns: turns, CloseReason: reason,
+		}
+	}
+	judged := func(s record.Score, evaluator string, score float64, label string) record.Score {
+		s.Evaluator, s.Value, s.Label, s.Explanation = evaluator, score, label, evaluator+" of "+s.ConversationID
+		s.TaskType = "classification"
+		if evaluator == "conversation_quality" {
+			s.TaskType = "pointwise"
+		}
+		return s
+	}
+	k1 := seg("k1", 500, 510, "m-a", "2026-01-04T08:00:00Z", 3, record.CloseEndMarker)
+	k2 := seg("k2", 501, 520, "m-a", "2026-01-04T08:30:00Z", 10, record.CloseMaxTurns)
+	k3 := seg("k3", 502, 530, "m-b", "2026-01-04T09:00:00Z", 4, record.CloseEvicted)
+	trace := seg("t1", 600, 603, "m-a", "2026-01-04T10:00:00Z", 2, record.CloseTimeout)
+	trace.Scope, trace.ConversationID, trace.TraceID = record.ScopeTrace, "", "t1"
+	return []record.Score{
+		judged(k1, "conversation_resolution", 1, "resolved"), judged(k1, "conversation_quality", 0.9, ""),
+		judged(k2, "conversation_resolution", 0, "unresolved"), judged(k2, "conversation_quality", 0.2, ""),
+		judged(k3, "conversation_resolution", 1, "resolved"), judged(k3, "conversation_quality", 0.6, ""),
+		judged(trace, "agent_task_success", 0, "failed"),
+	}
+}
+
 func TestIntegrationReport(t *testing.T) {
 	s := testkit.RequireServices(t)
 	db := "raterd_itreport_" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -83,6 +125,19 @@ func TestIntegrationReport(t *testing.T) {
 	sink := clickhouse.NewScores(conn, cfg, telemetry.Settings{Logger: slog.New(slog.DiscardHandler)})
 	rows := reportFixture()
 	if err := sink.WriteScores(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	convs := conversationFixture()
+	if err := sink.WriteScores(ctx, convs); err != nil {
+		t.Fatal(err)
+	}
+	// A replay of conversation rows, closed later with more turns: the latest copy counts.
+	convReplay := []record.Score{convs[0], convs[1]}
+	for i := range convReplay {
+		convReplay[i].ScoredAt = convReplay[i].ScoredAt.Add(time.Hour)
+		convReplay[i].Turns, convReplay[i].LastOffset = 4, 511
+	}
+	if err := sink.WriteScores(ctx, convReplay); err != nil {
 		t.Fatal(err)
 	}
 	// A replay of two rows, in a part of its own: FINAL must count each once.
@@ -253,6 +308,54 @@ search       1       0.650       0
 			"--param", "from=2026-01-05", "--param", "to=2026-01-06", "--format", "csv")
 		if !strings.HasPrefix(got, "model_a,model_b,n_a,n_b,mean_a,mean_b,diff,") || !strings.Contains(got, "\nm-a,m-b,5,3,0.61") {
 			t.Errorf("compare_models --format csv:\n%s", got)
+		}
+	})
+
+	t.Run("conversations", func(t *testing.T) {
+		got := report(t, "conversations", "--evaluator", "conversation_quality", "--resolution", "conversation_resolution",
+			"--from", "2026-01-04", "--to", "2026-01-05", "--limit", "1")
+		want := `conversations of every model, first turns 2026-01-04 00:00:00 to 2026-01-05 00:00:00 UTC
+
+resolution rate of conversation_resolution per day (score 1 = resolved; failed rows left out of the rate)
+day                  model  conversations  resolved  resolution_rate  failed
+2026-01-04 00:00:00  m-a                2         1            0.500       0
+2026-01-04 00:00:00  m-b                1         1            1.000       0
+
+worst conversations by conversation_quality (lowest 1 per model)
+model  conversation_id  version  turn_count  score  label  explanation                 close_reason  first_offset  last_offset
+m-a    k2                     1          10  0.200         conversation_quality of k2  max_turns              501          520
+m-b    k3                     1           4  0.600         conversation_quality of k3  evicted                502          530
+
+why segments closed (max_turns, max_bytes, max_duration, evicted: cut short by the bounds)
+model  close_reason  segments  mean_turns  max_turns
+m-a    end_marker           1       4.000          4
+m-a    max_turns            1      10.000         10
+m-b    evicted              1       4.000          4
+`
+		if got != want {
+			t.Errorf("conversations:\n%s\nwant:\n%s", got, want)
+		}
+		// One model, one section, as json: k1's replayed copy (4 turns, offset 511) is the one shown.
+		got = report(t, "conversations", "--evaluator", "conversation_quality", "--model", "m-a", "--from", "2026-01-04",
+			"--to", "2026-01-05", "--limit", "5", "--only", "worst", "--format", "json")
+		var objs []map[string]any
+		if err := json.Unmarshal([]byte(got), &objs); err != nil {
+			t.Fatalf("conversations --only worst --format json %q: %v", got, err)
+		}
+		if len(objs) != 2 || objs[0]["conversation_id"] != "k2" || objs[1]["conversation_id"] != "k1" ||
+			objs[1]["turn_count"] != 4.0 || objs[1]["last_offset"] != 511.0 || objs[1]["close_reason"] != "end_marker" {
+			t.Errorf("conversations --model m-a --only worst --format json: %s", got)
+		}
+		// The model filter applies to every section; csv prints the one asked for.
+		got = report(t, "conversations", "--evaluator", "conversation_quality", "--model", "m-b", "--from", "2026-01-04",
+			"--to", "2026-01-05", "--only", "close_reasons", "--format", "csv")
+		if want := "model,close_reason,segments,mean_turns,max_turns\nm-b,evicted,1,4,4\n"; got != want {
+			t.Errorf("conversations --model m-b --only close_reasons --format csv:\n%s\nwant:\n%s", got, want)
+		}
+		// A record evaluator's trend never sees conversation rows: they have evaluators of their own.
+		got = report(t, "trend", "--evaluator", "helpfulness", "--from", "2026-01-04", "--to", "2026-01-05", "--format", "csv")
+		if !strings.HasPrefix(got, "hour,model,") || strings.Contains(got, "m-a") || strings.Contains(got, "m-b") {
+			t.Errorf("helpfulness trend on the day of the conversations:\n%s", got)
 		}
 	})
 

@@ -97,7 +97,7 @@ func TestReportFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"compare", "--evaluator", "h", "--model", "a", "--window-a", "-2d", "--window-b", "-1d,"}, `--window-a: "-2d" is not FROM,TO`},
 		{[]string{"compare", "--evaluator", "h", "--model", "a", "--window-a", "-1d,-2d", "--window-b", "-1d,"}, "--window-a FROM 2026-01-04T14:30:15Z is not before --window-a TO 2026-01-03T14:30:15Z"},
 		{[]string{"compare", "--evaluator", "h", "--model", "a", "--window-a", "-2d,-1d", "--window-b", "x,"}, `--window-b FROM: "x" is not a timestamp`},
-		{[]string{"nosuchquery"}, `unknown report "nosuchquery": want trend, compare, list or a cookbook query (score_trend, compare_models,`},
+		{[]string{"nosuchquery"}, `unknown report "nosuchquery": want trend, compare, conversations, list or a cookbook query (score_trend, compare_models,`},
 		{[]string{"--evaluator", "h"}, "--evaluator: the first argument is a subcommand"},
 		{[]string{"worst_apps", "--param", "evaluator=h", "--param", "from=-7d"}, "--param: worst_apps needs min_rows=UInt64, limit=UInt64"},
 		{[]string{"worst_apps", "--param", "evaluator=h", "--param", "from=-7d", "--param", "min_rows=1", "--param", "limit=ten"}, `--param: cookbook worst_apps: parameter limit: "ten" is not an unsigned integer`},
@@ -106,6 +106,14 @@ func TestReportFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"worst_apps", "--param", "evaluator"}, `invalid value "evaluator" for flag --param: "evaluator" is not name=value`},
 		{[]string{"worst_apps", "--param", "limit=1", "--param", "limit=2"}, "parameter limit is given twice"},
 		{[]string{"list", "--format", "yaml"}, `"yaml" is not table, csv or json`},
+		{[]string{"conversations", "--from", "-1d"}, "--evaluator is required"},
+		{[]string{"conversations", "--evaluator", "conversation_quality"}, "--from is required"},
+		{[]string{"conversations", "--evaluator", "q", "--from", "-1d", "--limit", "0"}, "--limit: 0 lists no conversation"},
+		{[]string{"conversations", "--evaluator", "q", "--from", "-1d", "--limit", "-1"}, `invalid value "-1" for flag --limit`},
+		{[]string{"conversations", "--evaluator", "q", "--from", "-1d", "--only", "best"}, `--only: "best" is not resolution, worst or close_reasons`},
+		{[]string{"conversations", "--evaluator", "q", "--from", "-1d", "--format", "csv"}, "--format csv prints one table: pass --only"},
+		{[]string{"conversations", "--evaluator", "q", "--resolution", "\xff", "--from", "-1d"}, "--resolution: \"\\xff\" is not valid UTF-8"},
+		{[]string{"conversations", "--evaluator", "q", "--from", "-1d", "--only", "worst"}, "no ClickHouse address"},
 	}
 	for _, c := range cases {
 		cmd, out, errb := testReportCmd()
@@ -388,6 +396,7 @@ func TestReportHelp(t *testing.T) {
 	}
 	help := out.String()
 	for _, want := range []string{"raterd report trend", "raterd report compare", "raterd report list", "raterd report <query>",
+		"raterd report conversations", "--resolution", "--limit", "--only", "close_reasons",
 		"--evaluator", "--model", "--app", "--from", "--to", "--model-a", "--model-b", "--window-a", "--window-b", "--param",
 		"--clickhouse", "--config", "--database", "--format", "--timeout", "-24h", "-7d", "RFC 3339", "2026-11-24 ",
 		"RATERD_CLICKHOUSE_ADDR", "significant at 5%", "▁▂▃▄▅▆▇█", "nan"} {
@@ -401,7 +410,8 @@ func TestReportHelp(t *testing.T) {
 		}
 	}
 
-	for _, args := range [][]string{{"report", "trend", "--help"}, {"report", "compare", "-h"}, {"report", "worst_apps", "--help"}, {"report", "list", "--help"}} {
+	for _, args := range [][]string{{"report", "trend", "--help"}, {"report", "compare", "-h"}, {"report", "conversations", "--help"},
+		{"report", "worst_conversations", "--help"}, {"report", "worst_apps", "--help"}, {"report", "list", "--help"}} {
 		out.Reset()
 		if code := runMain(args, &out, &errb); code != 0 || !strings.Contains(out.String(), "Usage:") {
 			t.Errorf("%q: exit %d, out %q", args, code, out.String())
@@ -554,5 +564,114 @@ func checkTColumns(t *testing.T, what string, row map[string]string, tStat, tCri
 	}
 	if row["verdict"] != "not significant" {
 		t.Errorf("%s: verdict %q", what, row["verdict"])
+	}
+}
+
+// TestReportConversationsPlan: report conversations runs resolution_rate on --resolution
+// (default --evaluator), worst_conversations on --evaluator with --limit, and
+// conversation_close_reasons on scope conversation; --model becomes the queries' model
+// filter, and --only picks one section.
+func TestReportConversationsPlan(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		f          reportFlags
+		sections   string
+		resolution string
+		modelSQL   bool
+	}{
+		{"defaults", reportFlags{evaluator: "conversation_resolution", from: "-1d", limit: 5}, "resolution,worst,close_reasons", "conversation_resolution", false},
+		{"resolution and model", reportFlags{evaluator: "conversation_quality", resolution: "conversation_resolution", model: "m", from: "-1d", limit: 3},
+			"resolution,worst,close_reasons", "conversation_resolution", true},
+		{"only worst", reportFlags{evaluator: "q", from: "-1d", limit: 1, only: "worst"}, "worst", "q", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := c.f
+			plan, from, to, err := planConversations(&f, reportNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(plan.sections, ","); got != c.sections {
+				t.Errorf("sections %s, want %s", got, c.sections)
+			}
+			if !to.Equal(reportNow.Truncate(time.Second)) || !from.Equal(to.Add(-24*time.Hour)) {
+				t.Errorf("range %s … %s", from, to)
+			}
+			if got := plan.params[sectionResolution]["evaluator"]; got != c.resolution {
+				t.Errorf("resolution evaluator %q, want %q", got, c.resolution)
+			}
+			if got := plan.params[sectionWorst]["limit"]; got != fmt.Sprint(f.limit) {
+				t.Errorf("limit %q, want %d", got, f.limit)
+			}
+			if got := plan.params[sectionCloseReasons]["scope"]; got != "conversation" {
+				t.Errorf("close reasons scope %q", got)
+			}
+			for _, s := range []string{sectionResolution, sectionWorst, sectionCloseReasons} {
+				sql, err := plan.queries[s].Render("raterd", plan.params[s])
+				if err != nil {
+					t.Fatalf("%s: %v", s, err)
+				}
+				if s != sectionCloseReasons && strings.Contains(sql, "AND model = 'm'") != c.modelSQL {
+					t.Errorf("%s: model filter in the SQL = %v, want %v:\n%s", s, !c.modelSQL, c.modelSQL, sql)
+				}
+			}
+		})
+	}
+}
+
+// TestReportRenderConversations: the table has a heading per section and cuts long
+// explanations; json is one object with an array per section, or the one array of --only.
+func TestReportRenderConversations(t *testing.T) {
+	day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	results := map[string]*resultTable{
+		sectionResolution: {Columns: []string{"day", "model", "conversations", "resolved", "resolution_rate", "failed"},
+			Rows: [][]any{{day, "m", uint64(3), uint64(2), 2.0 / 3, uint64(1)}}},
+		sectionWorst: {Columns: []string{"model", "conversation_id", "version", "turn_count", "score", "label", "explanation", "close_reason", "first_offset", "last_offset"},
+			Rows: [][]any{{"m", "c2", uint64(1), uint64(12), 3.0, "", strings.Repeat("long ", 20), "max_turns", uint64(2001), uint64(2040)}}},
+		sectionCloseReasons: {Columns: []string{"model", "close_reason", "segments", "mean_turns", "max_turns"},
+			Rows: [][]any{{"m", "evicted", uint64(1), 3.0, uint64(3)}}},
+	}
+	all := []string{sectionResolution, sectionWorst, sectionCloseReasons}
+	f := reportFlags{evaluator: "conversation_quality", resolution: "conversation_resolution", limit: 2, format: formatTable}
+	var out strings.Builder
+	if err := renderConversations(&out, f, day, day.Add(48*time.Hour), all, results); err != nil {
+		t.Fatal(err)
+	}
+	want := `conversations of every model, first turns 2026-12-01 00:00:00 to 2026-12-03 00:00:00 UTC
+
+resolution rate of conversation_resolution per day (score 1 = resolved; failed rows left out of the rate)
+day                  model  conversations  resolved  resolution_rate  failed
+2026-12-01 00:00:00  m                  3         2            0.667       1
+
+worst conversations by conversation_quality (lowest 2 per model)
+model  conversation_id  version  turn_count  score  label  explanation                                                   close_reason  first_offset  last_offset
+m      c2                     1          12  3.000         long long long long long long long long long long long long…  max_turns             2001         2040
+
+why segments closed (max_turns, max_bytes, max_duration, evicted: cut short by the bounds)
+model  close_reason  segments  mean_turns  max_turns
+m      evicted              1       3.000          3
+`
+	if out.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", out.String(), want)
+	}
+
+	f.format = formatJSON
+	out.Reset()
+	if err := renderConversations(&out, f, day, day, all, results); err != nil {
+		t.Fatal(err)
+	}
+	var obj map[string][]map[string]any
+	if err := json.Unmarshal([]byte(out.String()), &obj); err != nil {
+		t.Fatalf("json %q: %v", out.String(), err)
+	}
+	if len(obj) != 3 || len(obj["resolution_rate"]) != 1 || obj["worst_conversations"][0]["explanation"] != strings.Repeat("long ", 20) ||
+		obj["close_reasons"][0]["close_reason"] != "evicted" {
+		t.Errorf("json: %v", obj)
+	}
+	out.Reset()
+	if err := renderConversations(&out, f, day, day, []string{sectionWorst}, results); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "[\n  {\"model\": \"m\", \"conversation_id\": \"c2\"") {
+		t.Errorf("json --only worst: %s", out.String())
 	}
 }

@@ -213,10 +213,11 @@ func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
 
 // scoreColumns is the explicit insert column list: named, so that columns added by later
 // migrations (with defaults) never break older writers.
-const scoreColumns = "event_time, scored_at, record_id, trace_id, span_id, conversation_id, topic, partition, offset, " +
+const scoreColumns = "event_time, scored_at, record_id, trace_id, span_id, conversation_id, scope, conversation_version, " +
+	"topic, partition, offset, last_offset, " +
 	"model, app, label_keys, label_values, evaluator, rubric_version, judge, " +
 	"task_type, score, label, confidence, explanation, status, cached, " +
-	"judge_latency_ms, attempts"
+	"judge_latency_ms, attempts, turn_count, close_reason"
 
 // Scores writes score rows to <database>.scores, one batched insert per call.
 type Scores struct {
@@ -270,12 +271,28 @@ func scoreValues(r *record.Score) []any {
 	keys, values := sortedLabels(r.Labels)
 	latency := min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0)))
 	return []any{
-		r.EventTime, r.ScoredAt, r.RecordID, r.TraceID, r.SpanID, r.ConversationID, r.Source.Topic,
-		uint32(max(r.Source.Partition, 0)), uint64(max(r.Source.Offset, 0)),
+		r.EventTime, r.ScoredAt, r.RecordID, r.TraceID, r.SpanID, r.ConversationID,
+		scopeOf(r), clampUint32(r.Version), r.Source.Topic,
+		uint32(max(r.Source.Partition, 0)), uint64(max(r.Source.Offset, 0)), uint64(max(r.LastOffset, 0)),
 		r.Model, r.App, keys, values, r.Evaluator, r.RubricVersion, r.Judge,
 		r.TaskType, r.Value, r.Label, float32(r.Confidence), r.Explanation, r.Status,
 		boolToUint8(r.Cached), uint32(latency), uint16(min(r.Attempts, 65535)),
+		clampUint32(r.Turns), r.CloseReason,
 	}
+}
+
+// scopeOf is the scope column of r: its Scope, or record.ScopeRecord when that is empty.
+func scopeOf(r *record.Score) string {
+	if r.Scope == "" {
+		return record.ScopeRecord
+	}
+	return r.Scope
+}
+
+// clampUint32 is n as a UInt32 column value: negative values are 0, values past the
+// column's range its largest.
+func clampUint32(n int) uint32 {
+	return uint32(min(max(int64(n), 0), int64(^uint32(0))))
 }
 
 // dedupSupported reports whether the server takes insert_deduplication_token. The

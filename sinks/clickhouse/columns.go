@@ -65,9 +65,12 @@ func appendScoreColumns(batch driver.Batch, chunks [][]record.Score) (int64, err
 	w.strings(func(r *record.Score) string { return r.TraceID })
 	w.strings(func(r *record.Score) string { return r.SpanID })
 	w.strings(func(r *record.Score) string { return r.ConversationID })
+	w.strings(scopeOf)
+	w.uint32s(func(r *record.Score) uint32 { return clampUint32(r.Version) })
 	w.strings(func(r *record.Score) string { return r.Source.Topic })
 	w.uint32s(func(r *record.Score) uint32 { return uint32(max(r.Source.Partition, 0)) })
 	w.uint64s(func(r *record.Score) uint64 { return uint64(max(r.Source.Offset, 0)) })
+	w.uint64s(func(r *record.Score) uint64 { return uint64(max(r.LastOffset, 0)) })
 	w.strings(func(r *record.Score) string { return r.Model })
 	w.strings(func(r *record.Score) string { return r.App })
 	w.labels()
@@ -85,6 +88,8 @@ func appendScoreColumns(batch driver.Batch, chunks [][]record.Score) (int64, err
 		return uint32(min(max(r.JudgeLatency.Milliseconds(), 0), int64(^uint32(0))))
 	})
 	w.uint16s(func(r *record.Score) uint16 { return uint16(min(r.Attempts, 65535)) })
+	w.uint32s(func(r *record.Score) uint32 { return clampUint32(r.Turns) })
+	w.strings(func(r *record.Score) string { return r.CloseReason })
 	if w.err == nil && w.col != len(scoreColumnNames) {
 		w.err = fmt.Errorf("clickhouse: appended %d score columns, the insert names %d", w.col, len(scoreColumnNames))
 	}

@@ -31,6 +31,9 @@ func TestScoreColumnsAreScoreValues(t *testing.T) {
 	rows[5].Source.Partition, rows[5].Source.Offset = -1, -7
 	rows[6].JudgeLatency, rows[6].Attempts, rows[6].Cached = 1<<62, 1<<20, true
 	rows[7].JudgeLatency = -time.Second
+	rows[8].Scope, rows[8].Version, rows[8].LastOffset, rows[8].Turns, rows[8].CloseReason =
+		record.ScopeConversation, 3, 1200, 7, record.CloseGap
+	rows[9].Scope, rows[9].Version, rows[9].LastOffset, rows[9].Turns = record.ScopeTrace, -1, -5, 1<<40
 
 	b := &fakeBatch{conn: &fakeConn{}}
 	// Chunks as a GroupCommit hands them over, one of them empty; labels shared across
@@ -97,7 +100,7 @@ func (failingColumn) AppendRow(any) error { return errAppend }
 // TestInsertScoresAppendErrorIsPermanent: a value that the driver cannot convert to its
 // column's type is a permanent data error that names the column, and nothing is sent.
 func TestInsertScoresAppendErrorIsPermanent(t *testing.T) {
-	for _, fail := range []int{0, 11, 12, 24} {
+	for _, fail := range []int{0, 14, 15, 29} {
 		conn := &fakeConn{}
 		_, err := insertScores(context.Background(), &appendFailConn{fakeConn: conn, fail: fail}, "INSERT", [][]record.Score{testScores(3)})
 		if sinks.PermanentClass(err) != ClassData {

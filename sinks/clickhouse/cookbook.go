@@ -612,6 +612,127 @@ WHERE evaluator = {evaluator:String}
 			Params:  []string{"evaluator", "from", "to"},
 			Filters: []string{"model", "app"},
 		},
+		{
+			Name:  "worst_conversations",
+			Title: "Worst conversations per model for a conversation evaluator",
+			Explanation: "For one conversation evaluator and the time range [`from`, `to`) of event time (a conversation " +
+				"row's event time is its first turn's): per model, the `limit` conversation segments with the lowest " +
+				"score among `ok` rows, lowest first, with the segment's `conversation_id`, `version` (1 for the first " +
+				"segment judged of a conversation, 2 for turns that came after it was judged, …), `turn_count`, the " +
+				"judge's `score`, `label` and `explanation`, `close_reason` (timeout, end_marker, gap, max_turns, " +
+				"max_bytes, max_duration, evicted) and the Kafka offsets of its first and last turn (`first_offset`, " +
+				"`last_offset`, on the row's partition), which lead back to the turns. An evaluator judged by several " +
+				"judges or rubric versions lists each of their rows.\n\n" +
+				"Filters: `model` is optional; given, it keeps that model's conversations only.\n\n" +
+				"Replays: reads `scores FINAL` and then collapses each segment's row (record_id, the segment id, " +
+				"with judge and rubric version) with `argMax(…, scored_at)`, so the status test is a HAVING on the " +
+				"latest copy. WHERE tests sorting-key columns and `scope`, which every copy of a row shares (an " +
+				"evaluator judges one scope). A replayed segment that the consumer closed at another turn keeps its " +
+				"segment id (its first offset), so the latest copy's turn count and close reason are shown.",
+			SQL: `SELECT
+    model,
+    conv AS conversation_id,
+    seg_version AS version,
+    turns AS turn_count,
+    seg_score AS score,
+    seg_label AS label,
+    seg_explanation AS explanation,
+    reason AS close_reason,
+    seg_first_offset AS first_offset,
+    seg_last_offset AS last_offset
+FROM
+(
+    SELECT
+        model,
+        argMax(conversation_id, scored_at) AS conv,
+        argMax(conversation_version, scored_at) AS seg_version,
+        argMax(turn_count, scored_at) AS turns,
+        argMax(score, scored_at) AS seg_score,
+        argMax(label, scored_at) AS seg_label,
+        argMax(explanation, scored_at) AS seg_explanation,
+        argMax(close_reason, scored_at) AS reason,
+        argMax(offset, scored_at) AS seg_first_offset,
+        argMax(last_offset, scored_at) AS seg_last_offset,
+        argMax(status, scored_at) AS seg_status
+    FROM {db}.scores FINAL
+    WHERE evaluator = {evaluator:String}
+        AND scope = 'conversation'
+        AND event_time >= {from:DateTime}
+        AND event_time < {to:DateTime}
+        AND model = {model:String}
+    GROUP BY model, record_id, judge, rubric_version
+    HAVING seg_status = 'ok'
+)
+ORDER BY model, score, conversation_id, version
+LIMIT {limit:UInt64} BY model`,
+			Params:  []string{"evaluator", "from", "to", "limit"},
+			Filters: []string{"model"},
+		},
+		{
+			Name:  "resolution_rate",
+			Title: "Conversation resolution rate per model per day",
+			Explanation: "For a conversation evaluator that passes or fails a conversation (score 1 = resolved, 0 = not; " +
+				"a classification evaluator such as a resolution check) and the time range [`from`, `to`): per day " +
+				"(UTC, by the conversation's first turn) and model, `conversations` (segments judged `ok`), `resolved` " +
+				"(those with score 1), `resolution_rate` = resolved / conversations, and `failed` (parse failures and " +
+				"judge errors, left out of the rate). A conversation that came back after it was judged has a " +
+				"segment per version, each counted.\n\n" +
+				"Filters: `model` is optional; given, it keeps that model's conversations only.\n\n" +
+				"Replays: reads `scores FINAL`; WHERE tests sorting-key columns and `scope`, which every copy of a " +
+				"row shares, and the status and score tests sit inside `countIf`, so they see the surviving copy.",
+			SQL: `SELECT
+    toStartOfDay(event_time, 'UTC') AS day,
+    model,
+    countIf(status = 'ok') AS conversations,
+    countIf(status = 'ok' AND score = 1) AS resolved,
+    resolved / conversations AS resolution_rate,
+    countIf(status != 'ok') AS failed
+FROM {db}.scores FINAL
+WHERE evaluator = {evaluator:String}
+    AND scope = 'conversation'
+    AND event_time >= {from:DateTime}
+    AND event_time < {to:DateTime}
+    AND model = {model:String}
+GROUP BY day, model
+ORDER BY day, model`,
+			Params:  []string{"evaluator", "from", "to"},
+			Filters: []string{"model"},
+		},
+		{
+			Name:  "conversation_close_reasons",
+			Title: "Why conversation (or agent-run) segments closed, per model",
+			Explanation: "For one scope (`conversation` or `trace`) and the time range [`from`, `to`): per model and " +
+				"close reason, `segments` (distinct segments judged by any evaluator of that scope), and their mean " +
+				"and largest `turn_count`. `timeout`, `end_marker` and `gap` are natural ends; `max_turns`, " +
+				"`max_bytes` and `max_duration` mean the bounds cut conversations short and judged them early, and " +
+				"`evicted` that too many were open at once: a large share of those calls for looser bounds " +
+				"on the consumer's conversation assembly.\n\n" +
+				"Replays: reads `scores FINAL`, then collapses the rows of each segment (its evaluators' rows and " +
+				"their copies) to one with `argMax(…, scored_at)` grouped by (model, record_id), so a segment " +
+				"counts once whatever the number of its evaluators. WHERE tests event time and `scope`, which every " +
+				"copy of a row shares.",
+			SQL: `SELECT
+    model,
+    reason AS close_reason,
+    count() AS segments,
+    avg(turns) AS mean_turns,
+    max(turns) AS max_turns
+FROM
+(
+    SELECT
+        model,
+        argMax(close_reason, scored_at) AS reason,
+        argMax(turn_count, scored_at) AS turns
+    FROM {db}.scores FINAL
+    WHERE scope = {scope:String}
+        AND event_time >= {from:DateTime}
+        AND event_time < {to:DateTime}
+    GROUP BY model, record_id
+)
+GROUP BY model, close_reason
+ORDER BY model, segments DESC, close_reason`,
+			Params: []string{"scope", "from", "to"},
+		},
 	}
 }
 

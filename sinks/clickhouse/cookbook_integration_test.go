@@ -48,8 +48,8 @@ func loadCookbookFixture(t *testing.T) []record.Score {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 72 {
-		t.Fatalf("fixture has %d rows, want 72 (the expected answers below are computed for those)", len(rows))
+	if len(rows) != 89 {
+		t.Fatalf("fixture has %d rows, want 89 (the expected answers below are computed for those)", len(rows))
 	}
 	return rows
 }
@@ -216,8 +216,80 @@ func cookbookCases() []cookbookCase {
 			columns: []string{"n_ok", "mean_score", "var_score"},
 			rows:    [][]any{{0, nan, nan}},
 		},
+		{
+			// Conversation rows, Tue and Wed of the next week: the two lowest-quality segments per
+			// model. c2's second segment (6) and c1 (8) lose to c2 v1 (3) and c3 (5).
+			query:   "worst_conversations",
+			params:  map[string]string{"evaluator": "conversation_quality", "from": "2026-12-01", "to": "2026-12-03", "limit": "2"},
+			columns: worstConversationColumns,
+			rows: [][]any{
+				{"support-llm-v6", "c2", 1, 12, 3, "", "quality of c2 v1", "max_turns", 2001, 2040},
+				{"support-llm-v6", "c3", 1, 3, 5, "", "quality of c3 v1", "evicted", 2002, 2020},
+				{"support-llm-v7", "c6", 1, 20, 2, "", "quality of c6 v1", "max_turns", 2005, 2090},
+				{"support-llm-v7", "c7", 1, 2, 4, "", "quality of c7 v1", "timeout", 2006, 2007},
+			},
+		},
+		{
+			// The model filter and a range that ends before c6 and c7.
+			query: "worst_conversations",
+			params: map[string]string{"evaluator": "conversation_quality", "from": "2026-12-01", "to": "2026-12-02",
+				"limit": "1", "model": "support-llm-v7"},
+			columns: worstConversationColumns,
+			rows:    [][]any{{"support-llm-v7", "c5", 1, 6, 7, "", "quality of c5 v1", "timeout", 2004, 2035}},
+		},
+		{
+			// Resolution: c3's parse failure is no conversation to rank.
+			query: "worst_conversations",
+			params: map[string]string{"evaluator": "conversation_resolution", "from": "2026-12-01", "to": "2026-12-03",
+				"limit": "1", "model": "support-llm-v6"},
+			columns: worstConversationColumns,
+			rows:    [][]any{{"support-llm-v6", "c2", 1, 12, 0, "unresolved", "resolution of c2 v1", "max_turns", 2001, 2040}},
+		},
+		{
+			// v6 on the 1st: c1, c2 v2 resolved, c2 v1 not, c3 a parse failure; v7: c4, c5
+			// resolved; on the 2nd c6 not, c7 resolved.
+			query:   "resolution_rate",
+			params:  map[string]string{"evaluator": "conversation_resolution", "from": "2026-12-01", "to": "2026-12-03"},
+			columns: []string{"day", "model", "conversations", "resolved", "resolution_rate", "failed"},
+			rows: [][]any{
+				{"2026-12-01 00:00:00", "support-llm-v6", 3, 2, 2.0 / 3, 1},
+				{"2026-12-01 00:00:00", "support-llm-v7", 2, 2, 1, 0},
+				{"2026-12-02 00:00:00", "support-llm-v7", 2, 1, 0.5, 0},
+			},
+		},
+		{
+			query:   "resolution_rate",
+			params:  map[string]string{"evaluator": "conversation_resolution", "from": "2026-12-01", "to": "2026-12-03", "model": "support-llm-v6"},
+			columns: []string{"day", "model", "conversations", "resolved", "resolution_rate", "failed"},
+			rows:    [][]any{{"2026-12-01 00:00:00", "support-llm-v6", 3, 2, 2.0 / 3, 1}},
+		},
+		{
+			// Each segment once, though two evaluators judged it; the trace row is another scope.
+			query:   "conversation_close_reasons",
+			params:  map[string]string{"scope": "conversation", "from": "2026-12-01", "to": "2026-12-03"},
+			columns: []string{"model", "close_reason", "segments", "mean_turns", "max_turns"},
+			rows: [][]any{
+				{"support-llm-v6", "end_marker", 1, 4, 4},
+				{"support-llm-v6", "evicted", 1, 3, 3},
+				{"support-llm-v6", "max_turns", 1, 12, 12},
+				{"support-llm-v6", "timeout", 1, 2, 2},
+				{"support-llm-v7", "timeout", 2, 4, 6},
+				{"support-llm-v7", "end_marker", 1, 5, 5},
+				{"support-llm-v7", "max_turns", 1, 20, 20},
+			},
+		},
+		{
+			query:   "conversation_close_reasons",
+			params:  map[string]string{"scope": "trace", "from": "2026-12-01", "to": "2026-12-03"},
+			columns: []string{"model", "close_reason", "segments", "mean_turns", "max_turns"},
+			rows:    [][]any{{"support-llm-v7", "timeout", 1, 3, 3}},
+		},
 	}
 }
+
+// worstConversationColumns are the columns of worst_conversations.
+var worstConversationColumns = []string{"model", "conversation_id", "version", "turn_count", "score", "label",
+	"explanation", "close_reason", "first_offset", "last_offset"}
 
 // queryTable runs q and returns its column names and rows, numbers as float64, times as
 // "2006-01-02 15:04:05" in UTC.
@@ -631,6 +703,8 @@ func TestCookbookRender(t *testing.T) {
 var identityColumns = map[string]bool{
 	"evaluator": true, "model": true, "event_time": true, "app": true,
 	"record_id": true, "rubric_version": true, "judge": true,
+	// Not in the key, but a function of the evaluator: an evaluator judges one scope.
+	"scope": true,
 }
 
 var (

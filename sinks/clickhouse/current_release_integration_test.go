@@ -169,6 +169,9 @@ func (c *chdbSession) insertScores(t *testing.T, db string, rows []record.Score,
 			"judge": r.Judge, "task_type": r.TaskType, "score": r.Value, "label": r.Label, "confidence": r.Confidence,
 			"explanation": r.Explanation, "status": r.Status, "cached": boolToUint8(r.Cached),
 			"judge_latency_ms": r.JudgeLatency.Milliseconds(), "attempts": r.Attempts,
+			"span_id": r.SpanID, "conversation_id": r.ConversationID, "scope": scopeOf(&r),
+			"conversation_version": r.Version, "last_offset": r.LastOffset, "turn_count": r.Turns,
+			"close_reason": r.CloseReason,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -238,7 +241,8 @@ func TestCurrentReleaseSQL(t *testing.T) {
 	}
 	window := "non_replicated_deduplication_window = 1000"
 	scores, dead := create("scores"), create("dead_letters")
-	for _, want := range []string{"INDEX record_id_bf record_id TYPE bloom_filter(0.01)", "INDEX trace_id_bf", "`trace_id` String, `span_id` String, `conversation_id` String",
+	for _, want := range []string{"INDEX record_id_bf record_id TYPE bloom_filter(0.01)", "INDEX trace_id_bf", "`trace_id` String, `span_id` String, `conversation_id` String, `scope` String DEFAULT 'record', `conversation_version` UInt32",
+		"`offset` UInt64, `last_offset` UInt64", "`turn_count` UInt32, `close_reason` String",
 		"`explanation` String CODEC(ZSTD(3))", "`status` LowCardinality(String)", "`topic` LowCardinality(String)", window} {
 		if !strings.Contains(scores, want) {
 			t.Errorf("scores lacks %q:\n%s", want, scores)

@@ -701,6 +701,8 @@ func TestGrafanaSQLRules(t *testing.T) {
 type grafanaScenario struct {
 	name string
 	pick map[string][]string
+	// from and to, when set, replace the dashboard's time range (the fixture's week).
+	from, to time.Time
 }
 
 // grafanaResult is what one statement returned.
@@ -716,6 +718,9 @@ type grafanaResult struct {
 func grafanaRun(ctx context.Context, t *testing.T, conn driver.Conn, d grafanaDashboard, base grafanaExpander, sc grafanaScenario) (map[string]grafanaResult, error) {
 	t.Helper()
 	e := base
+	if !sc.from.IsZero() {
+		e.from, e.to = sc.from, sc.to
+	}
 	e.vars = map[string][]string{}
 	out := map[string]grafanaResult{}
 	for _, v := range d.Templating.List {
@@ -844,17 +849,36 @@ func grafanaExpectations() []grafanaExpect {
 		// billing on v7: 5 and 5 at 12:00, 4 at 13:00, a parse failure and a judge error.
 		{"narrowed", "panel Worst apps/A", []string{"app", "scored", "mean_score", "failed"},
 			[][]any{{"billing", 3, 14.0 / 3, 2}}},
+		// The cookbook's resolution_rate: v6 2 of 3 on the 1st (c3's parse failure left
+		// out), v7 2 of 2, then 1 of 2 on the 2nd.
+		{"conversations", "variable conversation_evaluator", []string{"evaluator"},
+			[][]any{{"conversation_quality"}, {"conversation_resolution"}}},
+		{"conversations", "panel Conversation resolution rate per model per day/A", []string{"time", "model", "resolution_rate"},
+			[][]any{{"2026-12-01 00:00:00", v6, 2.0 / 3}, {"2026-12-01 00:00:00", v7, 1}, {"2026-12-02 00:00:00", v7, 0.5}}},
+		// In the week there are no conversation rows: the variable is empty (None).
+		{"relevance", "variable conversation_evaluator", []string{"evaluator"}, nil},
 	}
 }
 
 func grafanaScenarios() []grafanaScenario {
 	return []grafanaScenario{
-		{"helpfulness", map[string][]string{"evaluator": {"helpfulness"}, "min_rows": {"3"}}},
-		{"relevance", map[string][]string{"evaluator": {"relevance"}}},
-		{"safety", map[string][]string{"evaluator": {"safety"}}},
+		{"helpfulness", map[string][]string{"evaluator": {"helpfulness"}, "min_rows": {"3"}}, time.Time{}, time.Time{}},
+		{"relevance", map[string][]string{"evaluator": {"relevance"}}, time.Time{}, time.Time{}},
+		{"safety", map[string][]string{"evaluator": {"safety"}}, time.Time{}, time.Time{}},
 		{"narrowed", map[string][]string{"evaluator": {"helpfulness"}, "model": {"support-llm-v7"},
-			"app": {"billing", `it's a "quoted" app`}, "min_rows": {"1"}}},
+			"app": {"billing", `it's a "quoted" app`}, "min_rows": {"1"}}, time.Time{}, time.Time{}},
+		// The conversation rows, on the two days after the week.
+		{"conversations", map[string][]string{"evaluator": {"conversation_resolution"}, "conversation_evaluator": {"conversation_resolution"}},
+			time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 2, 23, 59, 59, 0, time.UTC)},
 	}
+}
+
+// grafanaConversationStatements are the statements over conversation rows, which lie
+// outside the fixture's week: they return rows in the conversations scenario instead of
+// the relevance one.
+var grafanaConversationStatements = map[string]bool{
+	"variable conversation_evaluator":                        true,
+	"panel Conversation resolution rate per model per day/A": true,
 }
 
 // compareGrafanaResults reports every difference between two runs of the dashboard.
@@ -912,10 +936,15 @@ func TestGrafanaDashboardQueries(t *testing.T) {
 
 	first := runAll("first insert")
 	// Every statement returns rows in some scenario; every panel in the relevance scenario,
-	// the one evaluator with two judges.
+	// the one evaluator with two judges, but those over conversation rows, in the
+	// conversations scenario.
 	for key := range first["relevance"] {
-		if len(first["relevance"][key].rows) == 0 {
-			t.Errorf("relevance: %s returned no rows:\n%s", key, first["relevance"][key].sql)
+		sc := "relevance"
+		if grafanaConversationStatements[key] {
+			sc = "conversations"
+		}
+		if len(first[sc][key].rows) == 0 {
+			t.Errorf("%s: %s returned no rows:\n%s", sc, key, first[sc][key].sql)
 		}
 	}
 	for _, sc := range grafanaScenarios() {

@@ -484,6 +484,30 @@ AS SELECT
 FROM {db}.scores
 GROUP BY hour, model, app, record_id`,
 			}},
+		{Version: 8, Name: "scores: scope and segment columns, for conversation and agent-run (trace) rows",
+			// A score row judges a record (scope 'record', the default, so rows written before
+			// this migration and by older writers read as record rows), a conversation or an
+			// agent run (trace). A transcript row carries its segment: conversation_version
+			// counts the segments of one conversation from 1, offset is the segment's first
+			// Kafka offset and last_offset its last, turn_count its turns, close_reason why
+			// the consumer closed it (timeout, end_marker, gap, max_turns, max_bytes,
+			// max_duration, evicted); all zero or empty on a record row.
+			//
+			// The sorting key stays as it is: a transcript row's record_id is its segment id
+			// (the conversation or trace id and the segment's first offset), so two segments
+			// of one conversation — and a segment and the records it assembles — never share
+			// an identity, and a replayed segment collapses with its first copy as a replayed
+			// record does. Scope is a function of the evaluator (an evaluator judges one
+			// scope), so every copy of a row shares it too, and trend queries per evaluator
+			// never mix scopes. The aggregate views (scores_hourly, scores_daily) are keyed by
+			// evaluator as well, so they keep the scopes apart without a scope column.
+			AddColumns: []AddColumn{
+				{Table: "scores", Name: "scope", Type: "String DEFAULT 'record'", After: "conversation_id"},
+				{Table: "scores", Name: "conversation_version", Type: "UInt32", After: "scope"},
+				{Table: "scores", Name: "last_offset", Type: "UInt64", After: "offset"},
+				{Table: "scores", Name: "turn_count", Type: "UInt32", After: "attempts"},
+				{Table: "scores", Name: "close_reason", Type: "String", After: "turn_count"},
+			}},
 	}
 }
 

@@ -234,18 +234,35 @@ func stepNames(steps []StepRef) []string {
 	return names
 }
 
+// laterColumns are the score columns migrations after 1 added.
+var laterColumns = map[string]bool{
+	"span_id": true, "conversation_id": true, // migration 6
+	"scope": true, "conversation_version": true, "last_offset": true, "turn_count": true, "close_reason": true, // migration 8
+}
+
 // writeAsV1 inserts rows as a writer of migration 1's time did: without the columns
-// later migrations added (span_id, conversation_id).
+// later migrations added (laterColumns).
 func writeAsV1(t *testing.T, conn driver.Conn, db string, rows []record.Score) {
 	t.Helper()
-	cols := strings.ReplaceAll(scoreColumns, "span_id, conversation_id, ", "")
-	b, err := conn.PrepareBatch(context.Background(), fmt.Sprintf("INSERT INTO %s.scores (%s)", db, cols))
+	var cols []string
+	var keep []int
+	for i, c := range scoreColumnNames {
+		if !laterColumns[c] {
+			cols = append(cols, c)
+			keep = append(keep, i)
+		}
+	}
+	b, err := conn.PrepareBatch(context.Background(), fmt.Sprintf("INSERT INTO %s.scores (%s)", db, strings.Join(cols, ", ")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range rows {
-		v := scoreValues(&rows[i])
-		if err := b.Append(append(v[:4:4], v[6:]...)...); err != nil { // without span_id, conversation_id
+		all := scoreValues(&rows[i])
+		v := make([]any, len(keep))
+		for j, k := range keep {
+			v[j] = all[k]
+		}
+		if err := b.Append(v...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -510,8 +527,8 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MigrateWith: %v", err)
 	}
-	if got := migrationVersions(res.Applied); !reflect.DeepEqual(got, []int{2, 3, 4, 5, 6, 7}) {
-		t.Fatalf("upgrade applied %v, want [2 3 4 5 6 7]", got)
+	if got := migrationVersions(res.Applied); !reflect.DeepEqual(got, []int{2, 3, 4, 5, 6, 7, 8}) {
+		t.Fatalf("upgrade applied %v, want [2 3 4 5 6 7 8]", got)
 	}
 	if res.Retention != RetentionNotRequested {
 		t.Errorf("Retention = %q with RetentionDays 0", res.Retention)
@@ -555,6 +572,8 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	}
 	after := dailyTestScores()
 	after[0].SpanID, after[0].ConversationID = "00f067aa0ba902b7", "conv-1"
+	after[1].Scope, after[1].Version, after[1].LastOffset, after[1].Turns, after[1].CloseReason =
+		record.ScopeConversation, 2, 1042, 5, record.CloseMaxTurns
 	if err := NewScores(conn, cfg, quiet).WriteScores(ctx, after); err != nil {
 		t.Fatalf("WriteScores after the upgrade: %v", err)
 	}
@@ -570,6 +589,14 @@ func TestClickHouseMigrateUpgradeFromV1(t *testing.T) {
 	}
 	if n := countRows(t, conn, "SELECT count() FROM "+db+".scores WHERE span_id = '' AND conversation_id = ''"); n != uint64(len(old)+len(after)-1) {
 		t.Errorf("rows without span and conversation id = %d, want %d", n, len(old)+len(after)-1)
+	}
+	// Migration 8's columns: the old rows read as record rows (the default scope) with no
+	// segment; the writer fills them on a conversation row.
+	if n := countRows(t, conn, "SELECT count() FROM "+db+".scores WHERE scope = 'record' AND conversation_version = 0 AND last_offset = 0 AND turn_count = 0 AND close_reason = ''"); n != uint64(len(old)+len(after)-1) {
+		t.Errorf("record rows without a segment = %d, want %d", n, len(old)+len(after)-1)
+	}
+	if n := countRows(t, conn, "SELECT count() FROM "+db+".scores WHERE scope = 'conversation' AND conversation_version = 2 AND last_offset = 1042 AND turn_count = 5 AND close_reason = 'max_turns'"); n != 1 {
+		t.Errorf("conversation rows with their segment = %d, want 1", n)
 	}
 
 	// And again: nothing to do.
