@@ -107,6 +107,24 @@ func byModel(t *testing.T, res DecodeResult, model string) *record.Record {
 	return nil
 }
 
+// onlyPart returns the one trace part of res.
+func onlyPart(t *testing.T, res DecodeResult) *record.Record {
+	t.Helper()
+	var part *record.Record
+	for _, r := range res.Records {
+		if r.TracePart {
+			if part != nil {
+				t.Fatalf("two trace parts: %+v, %+v", part, r)
+			}
+			part = r
+		}
+	}
+	if part == nil {
+		t.Fatalf("no trace part in %d records", len(res.Records))
+	}
+	return part
+}
+
 func wantSkips(t *testing.T, res DecodeResult, want map[string]int) {
 	t.Helper()
 	if !maps.Equal(res.Skipped, want) {
@@ -116,12 +134,21 @@ func wantSkips(t *testing.T, res DecodeResult, want map[string]int) {
 
 func TestDecodeOTLPSeedGenAICurrent(t *testing.T) {
 	res := seedBoth(t, "genai_current", false)
-	wantSkips(t, res, map[string]int{"not_genai_span": 1, "retrieval_context": 1, "not_genai_operation": 2})
-	if len(res.Records) != 2 {
+	wantSkips(t, res, map[string]int{"not_genai_span": 1, "retrieval_context": 1, "not_genai_operation": 1})
+	if len(res.Records) != 3 {
 		t.Fatalf("%d records", len(res.Records))
 	}
+	// The execute_tool span (content capture off: its name only) is a trace part under the
+	// unknown-model fallback, though the decoder's limits skip model calls without a model.
+	part := onlyPart(t, res)
+	if part.Model != DefaultOTLPUnknownModel || part.TraceRoot || part.Response != "" || part.Context != nil ||
+		!slices.Equal(part.ToolCalls, []record.ToolCall{{Name: "get_weather"}}) || part.Latency != 40*time.Millisecond ||
+		part.Metadata["raterd.trace_part"] != "tool" || part.Metadata["raterd.model_unknown"] != "true" ||
+		part.Metadata["gen_ai.operation.name"] != "execute_tool" || part.Metadata["raterd.convention"] != "gen_ai" {
+		t.Errorf("tool part: %+v", part)
+	}
 	r := byModel(t, res, "gpt-4o-mini-2024-07-18")
-	if !strings.HasPrefix(r.App, "raterd-seed-genai_current-") || r.Format != FormatOTLPProto ||
+	if !strings.HasPrefix(r.App, "raterd-seed-genai_current-") || r.Format != FormatOTLPProto || r.TracePart || r.TraceRoot ||
 		r.System != "You are a support assistant. Answer from the context." ||
 		!slices.Equal(r.Messages, []record.Message{{Role: "user", Content: "What is the refund window?"}}) ||
 		r.Response != "You can ask for a refund within 30 days of purchase." || r.FinishReason != "stop" ||
@@ -219,9 +246,16 @@ func TestDecodeOTLPSeedOpenLLMetry(t *testing.T) {
 
 func TestDecodeOTLPSeedOpenInference(t *testing.T) {
 	res := seedBoth(t, "openinference", false)
-	wantSkips(t, res, map[string]int{"not_genai_operation": 1, "retrieval_context": 1})
-	if len(res.Records) != 2 {
+	wantSkips(t, res, map[string]int{"retrieval_context": 1})
+	if len(res.Records) != 3 {
 		t.Fatalf("%d records", len(res.Records))
+	}
+	// The CHAIN root is a trace part: the request the run answers, and its answer.
+	root := onlyPart(t, res)
+	if !root.TraceRoot || root.Prompt != "How long is the warranty?" || root.Response != "Two years." ||
+		root.ConversationID != "sess-77" || root.Model != DefaultOTLPUnknownModel || len(root.Context) != 2 ||
+		root.Metadata["raterd.trace_part"] != "agent" || root.Metadata["raterd.convention"] != "openinference" {
+		t.Errorf("CHAIN root part: %+v", root)
 	}
 	r := byModel(t, res, "gpt-4o-mini")
 	if r.System != "Use the context." || !slices.Equal(r.Messages, []record.Message{{Role: "user", Content: "How long is the warranty?"}}) ||
