@@ -92,6 +92,15 @@ func checkOTLPRecord(t *testing.T, r *record.Record, maxMsgs int) {
 	if r.TraceID != "" && r.SpanID != "" && r.ID != r.TraceID+"-"+r.SpanID {
 		t.Fatalf("id %q is not trace-span", r.ID)
 	}
+	part := r.Metadata["raterd.trace_part"]
+	if r.TracePart != (part != "") {
+		t.Fatalf("TracePart %v, raterd.trace_part %q", r.TracePart, part)
+	}
+	if part == "tool" {
+		if len(r.ToolCalls) != 1 || r.Response != "" || len(r.ToolCalls[0].Arguments) > otlpMaxToolText || len(r.ToolCalls[0].Result) > otlpMaxToolText {
+			t.Fatalf("tool part: %+v", r)
+		}
+	}
 }
 
 func utf8Valid(s string) bool { return validUTF8(s) == s }
