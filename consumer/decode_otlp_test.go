@@ -280,6 +280,88 @@ func TestDecodeOTLPSeedOpenInference(t *testing.T) {
 	}
 }
 
+// bySpanKind returns the records of res by what they are: the agent part, the tool part and
+// the model calls in message order; it checks they share one trace.
+func bySpanKind(t *testing.T, res DecodeResult) (agent, tool *record.Record, calls []*record.Record) {
+	t.Helper()
+	for _, r := range res.Records {
+		switch r.Metadata["raterd.trace_part"] {
+		case "agent":
+			agent = r
+		case "tool":
+			tool = r
+		default:
+			calls = append(calls, r)
+		}
+		if r.TraceID != res.Records[0].TraceID {
+			t.Errorf("records of two traces: %s, %s", r.TraceID, res.Records[0].TraceID)
+		}
+	}
+	if agent == nil || tool == nil {
+		t.Fatalf("agent part %v, tool part %v", agent, tool)
+	}
+	return agent, tool, calls
+}
+
+// TestDecodeOTLPSeedGenAIAgent: an agent run in the current conventions, sent by the OTel
+// Go SDK through the Collector: the invoke_agent root and the execute_tool span are trace
+// parts, the chats records.
+func TestDecodeOTLPSeedGenAIAgent(t *testing.T) {
+	res := seedBoth(t, "genai_agent", false)
+	wantSkips(t, res, nil)
+	if len(res.Records) != 4 {
+		t.Fatalf("%d records", len(res.Records))
+	}
+	agent, tool, calls := bySpanKind(t, res)
+	if !agent.TraceRoot || !agent.TracePart || agent.Model != "gpt-4o" || agent.Response != "" || agent.ConversationID != "conv-trip-1" ||
+		agent.Metadata["gen_ai.agent.name"] != "travel-agent" || agent.Metadata["gen_ai.operation.name"] != "invoke_agent" {
+		t.Errorf("agent part: %+v", agent)
+	}
+	if tool.TraceRoot || tool.Response != "" || tool.Model != DefaultOTLPUnknownModel || tool.Latency != 120*time.Millisecond ||
+		!slices.Equal(tool.ToolCalls, []record.ToolCall{{ID: "call_w1", Name: "get_forecast", Arguments: `{"city":"Paris","days":1}`,
+			Result: `{"city":"Paris","tomorrow":"rain, 80% chance, 14°C"}`}}) ||
+		tool.Metadata["gen_ai.tool.type"] != "function" || tool.Metadata["gen_ai.tool.description"] != "Weather forecast for a city." {
+		t.Errorf("tool part: %+v", tool)
+	}
+	if len(calls) != 2 {
+		t.Fatalf("%d model calls", len(calls))
+	}
+	for _, c := range calls {
+		if c.TracePart || c.TraceRoot || c.Model != "gpt-4o-2024-08-06" {
+			t.Errorf("model call: %+v", c)
+		}
+	}
+	if !slices.Equal(calls[0].ToolCalls, []record.ToolCall{{ID: "call_w1", Name: "get_forecast", Arguments: `{"city":"Paris","days":1}`}}) ||
+		calls[1].Response != "Yes: rain is likely in Paris tomorrow (80%), take an umbrella." ||
+		calls[1].Messages[len(calls[1].Messages)-1] != (record.Message{Role: "tool", Content: `{"city":"Paris","tomorrow":"rain, 80% chance, 14°C"}`}) {
+		t.Errorf("model calls: %+v\n%+v", calls[0], calls[1])
+	}
+}
+
+// TestDecodeOTLPSeedOpenInferenceAgent: the same run in OpenInference: the AGENT root and
+// the TOOL span are trace parts, the CHAIN inside the run is skipped.
+func TestDecodeOTLPSeedOpenInferenceAgent(t *testing.T) {
+	res := seedBoth(t, "openinference_agent", false)
+	wantSkips(t, res, map[string]int{"not_genai_operation": 1})
+	if len(res.Records) != 4 {
+		t.Fatalf("%d records", len(res.Records))
+	}
+	agent, tool, calls := bySpanKind(t, res)
+	answer := "Yes: rain is likely in Paris tomorrow (80%), take an umbrella."
+	if !agent.TraceRoot || agent.Prompt != "Do I need an umbrella in Paris tomorrow?" || agent.Response != answer ||
+		agent.ConversationID != "sess-trip-1" || agent.Metadata["gen_ai.agent.name"] != "travel-agent" || agent.Metadata["raterd.convention"] != "openinference" {
+		t.Errorf("agent part: %+v", agent)
+	}
+	if tool.TraceRoot || tool.Response != "" || tool.Prompt != "" ||
+		!slices.Equal(tool.ToolCalls, []record.ToolCall{{ID: "call_w1", Name: "get_forecast", Arguments: `{"city": "Paris", "days": 1}`, Result: "rain, 80% chance, 14°C"}}) ||
+		tool.Metadata["gen_ai.tool.description"] != "Weather forecast for a city." {
+		t.Errorf("tool part: %+v", tool)
+	}
+	if len(calls) != 2 || calls[0].ToolCalls[0].ID != "call_w1" || calls[1].Response != answer || calls[0].TraceRoot || calls[1].TracePart {
+		t.Errorf("model calls: %+v", calls)
+	}
+}
+
 func TestDecodeOTLPSeedBadShapes(t *testing.T) {
 	res := seedBoth(t, "bad_shapes", false)
 	wantSkips(t, res, map[string]int{"too_many_messages": 1, "invalid_messages": 1, "no_model": 1, "no_output": 1})
