@@ -17,6 +17,12 @@ import (
 // through the Collector, see TestGenerateOTLPSeeds) check that no input panics, that every
 // rejection is a DecodeError with a stable reason and a UTF-8 message, and that every record
 // has a model, an id, valid UTF-8, an event time in range and at most the message limit.
+//
+// The traces targets start from SDK-sized exports (kilobytes): minimizing each new
+// interesting input of that size can hold a worker for the whole -fuzztime on a loaded host
+// (execs stuck near the corpus size, "0/sec"). Run them with -fuzzminimizetime 1x there:
+//
+//	go test ./consumer -run '^$' -fuzz '^FuzzDecodeOTLPTracesProto$' -fuzztime 20s -fuzzminimizetime 1x
 
 // fuzzOTLPLimits are small so the fuzzer reaches the limits.
 func fuzzOTLPLimits() Limits { return Limits{MaxRecordsPerMessage: 20, MaxMessagesPerRecord: 6} }
