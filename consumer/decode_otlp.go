@@ -17,9 +17,10 @@ import (
 )
 
 // OTLP traces (otlp_proto, otlp_json) as an OpenTelemetry Collector's Kafka exporter writes
-// them: one TracesData per message, decoded with the Collector's pdata library. Only GenAI
-// model calls become records; every other span is skipped and counted. docs/inputs.md has
-// the rules and field maps.
+// them: one TracesData per message, decoded with the Collector's pdata library. GenAI model
+// calls become records; tool executions and agent invocations become trace parts (records
+// that only complete their trace's agent run); every other span is skipped and counted.
+// docs/inputs.md has the rules and field maps.
 
 // ReasonInvalidOTLP: the message value is not an OTLP TracesData or LogsData that the
 // Collector's pdata library reads (binary junk, a truncated export, a logs export on a
@@ -30,8 +31,9 @@ const ReasonInvalidOTLP = "invalid_otlp"
 const (
 	// otlpSkipNotGenAISpan: a span of no GenAI convention (HTTP, database, …).
 	otlpSkipNotGenAISpan = "not_genai_span"
-	// otlpSkipNotGenAIOperation: a GenAI span that is no model call (embeddings, tool
-	// execution, agent invocation, an OpenInference CHAIN, TOOL or EMBEDDING span, …).
+	// otlpSkipNotGenAIOperation: a GenAI span that is neither a model call nor part of an
+	// agent run (embeddings, an unknown operation, an OpenInference EMBEDDING span, a CHAIN
+	// span that is not its trace's root, …).
 	otlpSkipNotGenAIOperation = "not_genai_operation"
 	// otlpSkipRetrievalContext: a retrieval span, read as context for the model calls of
 	// its trace in the same message, not a record itself.
@@ -39,7 +41,7 @@ const (
 	// otlpSkipNoOutput: a model call without output content (content capture off, or the
 	// content travels on a log event).
 	otlpSkipNoOutput = "no_output"
-	// otlpSkipNoModel: a model call without a model name.
+	// otlpSkipNoModel: a model call without a model name (never a trace part).
 	otlpSkipNoModel = "no_model"
 	// otlpSkipTooManyMessages: more chat messages than Limits.MaxMessagesPerRecord.
 	otlpSkipTooManyMessages = "too_many_messages"
@@ -50,12 +52,22 @@ const (
 	otlpSkipEmptyExport = "empty_export"
 )
 
-// GenAI operations that are model calls (gen_ai.operation.name).
+// GenAI operations raterd reads (gen_ai.operation.name): model calls, retrieval, tool
+// execution and agent invocation.
 const (
 	opChat            = "chat"
 	opTextCompletion  = "text_completion"
 	opGenerateContent = "generate_content"
 	opRetrieval       = "retrieval"
+	opExecuteTool     = "execute_tool"
+	opInvokeAgent     = "invoke_agent"
+	opCreateAgent     = "create_agent"
+)
+
+// Values of Metadata["raterd.trace_part"]: what a trace part record stands for.
+const (
+	tracePartTool  = "tool"
+	tracePartAgent = "agent"
 )
 
 // otlpSpanKind is what a span is to raterd.
@@ -66,13 +78,21 @@ const (
 	spanModelCall
 	spanRetrieval
 	spanOtherGenAI
+	// spanTool is a tool execution (execute_tool, OpenInference TOOL): a trace part.
+	spanTool
+	// spanAgent is an agent invocation (invoke_agent, create_agent, OpenInference AGENT):
+	// a trace part.
+	spanAgent
+	// spanChain is an OpenInference CHAIN: a trace part when it is its trace's root (the
+	// request an agent run answers), else skipped like other GenAI spans.
+	spanChain
 )
 
-// classifySpan tells a model call from a retrieval, another GenAI span or a span of no GenAI
-// convention, in one pass over the attributes without allocating: gen_ai.operation.name
-// first, then OpenLLMetry's llm.request.type, then openinference.span.kind; a span with
-// gen_ai.request.model, gen_ai.provider.name or gen_ai.system and none of the three (the
-// conventions before v1.27) is a model call.
+// classifySpan tells a model call from a retrieval, a tool execution, an agent invocation,
+// another GenAI span or a span of no GenAI convention, in one pass over the attributes
+// without allocating: gen_ai.operation.name first, then OpenLLMetry's llm.request.type,
+// then openinference.span.kind; a span with gen_ai.request.model, gen_ai.provider.name or
+// gen_ai.system and none of the three (the conventions before v1.27) is a model call.
 func classifySpan(attrs pcommon.Map) otlpSpanKind {
 	var op, reqType, oiKind string
 	legacy := false
@@ -95,6 +115,10 @@ func classifySpan(attrs pcommon.Map) otlpSpanKind {
 			return spanModelCall
 		case opRetrieval:
 			return spanRetrieval
+		case opExecuteTool:
+			return spanTool
+		case opInvokeAgent, opCreateAgent:
+			return spanAgent
 		}
 		return spanOtherGenAI
 	case reqType != "":
@@ -108,6 +132,12 @@ func classifySpan(attrs pcommon.Map) otlpSpanKind {
 			return spanModelCall
 		case oiKindRetriever:
 			return spanRetrieval
+		case oiKindTool:
+			return spanTool
+		case oiKindAgent:
+			return spanAgent
+		case oiKindChain:
+			return spanChain
 		}
 		return spanOtherGenAI
 	case legacy:
@@ -174,17 +204,20 @@ func cleanErr(err error) error {
 	return err
 }
 
-// spanRef points at one model-call span of a message.
+// spanRef points at one span of a message that becomes a record: a model call or a trace
+// part.
 type spanRef struct {
 	res   pcommon.Resource
 	scope pcommon.InstrumentationScope
 	span  ptrace.Span
+	kind  otlpSpanKind // spanModelCall, spanTool or spanAgent
 }
 
-// decodeTraces turns the model-call spans of td into records. Pass one classifies every
-// span and gathers the retrieved documents of each trace; pass two builds the records, so
-// that a retrieval span after its model call in the batch still counts. At most
-// lim.MaxRecordsPerMessage+1 records are built: one more is a dead letter anyway.
+// decodeTraces turns the model-call spans of td into records, and its tool and agent spans
+// into trace parts. Pass one classifies every span and gathers the retrieved documents of
+// each trace; pass two builds the records, so that a retrieval span after its model call in
+// the batch still counts. At most lim.MaxRecordsPerMessage+1 records are built: one more is
+// a dead letter anyway.
 func decodeTraces(td ptrace.Traces, msgTime time.Time, lim Limits) (DecodeResult, error) {
 	var res DecodeResult
 	var calls []spanRef
@@ -200,9 +233,16 @@ func decodeTraces(td ptrace.Traces, msgTime time.Time, lim Limits) (DecodeResult
 			total += spans.Len()
 			for k := 0; k < spans.Len(); k++ {
 				span := spans.At(k)
-				switch classifySpan(span.Attributes()) {
-				case spanModelCall:
-					calls = append(calls, spanRef{res: rs.Resource(), scope: ss.Scope(), span: span})
+				kind := classifySpan(span.Attributes())
+				if kind == spanChain {
+					kind = spanOtherGenAI
+					if span.ParentSpanID().IsEmpty() {
+						kind = spanAgent
+					}
+				}
+				switch kind {
+				case spanModelCall, spanTool, spanAgent:
+					calls = append(calls, spanRef{res: rs.Resource(), scope: ss.Scope(), span: span, kind: kind})
 				case spanRetrieval:
 					res.Skip(otlpSkipRetrievalContext)
 					if docs == nil {
@@ -228,8 +268,20 @@ func decodeTraces(td ptrace.Traces, msgTime time.Time, lim Limits) (DecodeResult
 			traceID: c.span.TraceID(), spanID: c.span.SpanID(),
 			start: uint64(c.span.StartTimestamp()), end: uint64(c.span.EndTimestamp()),
 			res: c.res, scope: c.scope, docs: docs[c.span.TraceID()],
+			root: c.span.ParentSpanID().IsEmpty(),
 		}
-		r, skip := buildRecord(&f, it, msgTime, lim)
+		var r *record.Record
+		var skip string
+		switch c.kind {
+		case spanTool:
+			it.docs = nil
+			r = buildToolRecord(&f, it, msgTime, lim)
+		case spanAgent:
+			it.part = tracePartAgent
+			r, skip = buildRecord(&f, it, msgTime, lim)
+		default:
+			r, skip = buildRecord(&f, it, msgTime, lim)
+		}
 		if skip != "" {
 			res.Skip(skip)
 			continue
@@ -276,90 +328,119 @@ type otlpItem struct {
 	scope      pcommon.InstrumentationScope
 	docs       []string // shared between the records of a trace: read only
 	convention string   // set by the caller for events; else the family the content came from
+	// part is set for a trace part (tracePartAgent, tracePartTool): a span decoded only to
+	// complete its trace's agent run, which needs no output and no model.
+	part string
+	// root: the span has no parent (record.Record.TraceRoot). Always false for events.
+	root bool
 }
 
-// buildRecord makes the record of one model call, or says why it is skipped.
-func buildRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) (*record.Record, string) {
-	maxMsgs := lim.MaxMessagesPerRecord
-	var in, out []chatMsg
-	var prompt, convention string
+// genaiContent is the content of a model call (or an agent invocation): the input and
+// output messages, or a prompt, and the convention family the output came from.
+type genaiContent struct {
+	in, out            []chatMsg
+	prompt, convention string
+}
+
+// readContent reads the input and output of f, or says why they cannot be read
+// (too_many_messages, invalid_messages).
+func readContent(f *genaiFacts, maxMsgs int) (genaiContent, string) {
+	var c genaiContent
 
 	// Input: current conventions, else OpenLLMetry, else OpenInference.
 	switch {
 	case f.fromEvents:
-		in = f.msgIn
+		c.in = f.msgIn
 	case f.hasInput:
 		msgs, ok, tooMany := parseGenAIMessages(f.inputMsgs, maxMsgs)
 		if tooMany {
-			return nil, otlpSkipTooManyMessages
+			return c, otlpSkipTooManyMessages
 		}
 		if !ok {
-			return nil, otlpSkipInvalidMessages
+			return c, otlpSkipInvalidMessages
 		}
-		in = msgs
+		c.in = msgs
 	case len(f.olPrompt) > 0:
 		groups, ok := groupFlat(f.olPrompt, maxMsgs)
 		if !ok {
-			return nil, otlpSkipTooManyMessages
+			return c, otlpSkipTooManyMessages
 		}
-		in = openLLMetryMessages(groups)
+		c.in = openLLMetryMessages(groups)
 	case len(f.oi.input) > 0:
 		groups, ok := groupFlat(f.oi.input, maxMsgs)
 		if !ok {
-			return nil, otlpSkipTooManyMessages
+			return c, otlpSkipTooManyMessages
 		}
-		in = openInferenceMessages(groups)
+		c.in = openInferenceMessages(groups)
 	default:
-		prompt = f.oi.inputValue
+		c.prompt = f.oi.inputValue
 	}
 
 	// Output, in the same order; the first message is the response.
 	switch {
 	case f.fromEvents:
-		out = f.msgOut
+		c.out = f.msgOut
 	case f.hasOutput:
 		msgs, ok, tooMany := parseGenAIMessages(f.outputMsgs, maxMsgs)
 		if tooMany {
-			return nil, otlpSkipTooManyMessages
+			return c, otlpSkipTooManyMessages
 		}
 		if !ok {
-			return nil, otlpSkipInvalidMessages
+			return c, otlpSkipInvalidMessages
 		}
-		out, convention = msgs, conventionGenAI
+		c.out, c.convention = msgs, conventionGenAI
 	case len(f.olCompletion) > 0:
 		groups, ok := groupFlat(f.olCompletion, maxMsgs)
 		if !ok {
-			return nil, otlpSkipTooManyMessages
+			return c, otlpSkipTooManyMessages
 		}
-		out, convention = openLLMetryMessages(groups), conventionOpenLLMetry
+		c.out, c.convention = openLLMetryMessages(groups), conventionOpenLLMetry
 	case len(f.oi.output) > 0:
 		groups, ok := groupFlat(f.oi.output, maxMsgs)
 		if !ok {
-			return nil, otlpSkipTooManyMessages
+			return c, otlpSkipTooManyMessages
 		}
-		out, convention = openInferenceMessages(groups), conventionOpenInference
+		c.out, c.convention = openInferenceMessages(groups), conventionOpenInference
 	case f.oi.outputValue != "":
-		out, convention = []chatMsg{{role: "assistant", text: f.oi.outputValue}}, conventionOpenInference
+		c.out, c.convention = []chatMsg{{role: "assistant", text: f.oi.outputValue}}, conventionOpenInference
 	}
-	if len(out) == 0 || out[0].text == "" && len(out[0].calls) == 0 {
-		return nil, otlpSkipNoOutput
-	}
-	if it.convention != "" {
-		convention = it.convention
-	}
+	return c, ""
+}
 
-	model := firstNonEmpty(f.respModel, f.reqModel, f.oi.respModel, f.oi.model, f.oi.reqModel)
-	modelUnknown := model == ""
-	if modelUnknown {
-		if lim.OTLPUnknownModel == "" {
-			return nil, otlpSkipNoModel
-		}
-		// The per-message events of opentelemetry-instrumentation-openai-v2's default mode
-		// carry no model (it is on their span, in another message): scored under the
-		// fallback name, and labelled so, rather than not at all.
-		model = lim.OTLPUnknownModel
-	}
+// hasOutput tells whether the first output message has text or a tool call.
+func (c *genaiContent) hasOutput() bool {
+	return len(c.out) > 0 && (c.out[0].text != "" || len(c.out[0].calls) > 0)
+}
 
+// spanFamily is the convention family of a trace part without content: gen_ai when the
+// span names a GenAI operation, else openinference.
+func spanFamily(f *genaiFacts) string {
+	if f.opName != "" {
+		return conventionGenAI
+	}
+	return conventionOpenInference
+}
+
+// recordModel is the record's model, or the skip reason no_model. A model call without
+// one gets lim.OTLPUnknownModel (skipped when that is ""); a trace part is never skipped
+// for it and gets DefaultOTLPUnknownModel when the fallback is "" (skip).
+func recordModel(f *genaiFacts, part bool, lim Limits) (model string, unknown bool, skip string) {
+	model = firstNonEmpty(f.respModel, f.reqModel, f.oi.respModel, f.oi.model, f.oi.reqModel)
+	if model != "" {
+		return model, false, ""
+	}
+	if lim.OTLPUnknownModel == "" && !part {
+		return "", true, otlpSkipNoModel
+	}
+	// The per-message events of opentelemetry-instrumentation-openai-v2's default mode
+	// carry no model (it is on their span, in another message): scored under the fallback
+	// name, and labelled so, rather than not at all. Tool spans name no model at all.
+	return firstNonEmpty(lim.OTLPUnknownModel, DefaultOTLPUnknownModel), true, ""
+}
+
+// newOTLPRecord makes the fields every OTLP record has: ids, times, model, app,
+// conversation, trace part and root.
+func newOTLPRecord(f *genaiFacts, it otlpItem, msgTime time.Time, model string) *record.Record {
 	r := &record.Record{
 		Model:          model,
 		TraceID:        it.traceID.String(),
@@ -368,6 +449,8 @@ func buildRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) (*re
 		Latency:        spanLatency(it.start, it.end),
 		ConversationID: firstNonEmpty(f.convID, f.sessionID),
 		Context:        it.docs,
+		TracePart:      it.part != "",
+		TraceRoot:      it.root,
 	}
 	if r.TraceID != "" && r.SpanID != "" {
 		r.ID = r.TraceID + "-" + r.SpanID
@@ -375,6 +458,67 @@ func buildRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) (*re
 	if v, ok := it.res.Attributes().Get("service.name"); ok {
 		r.App = attrStr(v)
 	}
+	return r
+}
+
+// otlpMeta makes the Metadata every OTLP record has (docs/inputs.md, "Metadata").
+func otlpMeta(f *genaiFacts, it otlpItem, convention, model string, modelUnknown bool) map[string]string {
+	meta := map[string]string{"raterd.convention": convention}
+	if modelUnknown {
+		meta["raterd.model_unknown"] = "true"
+	}
+	putMeta(meta, "raterd.trace_part", it.part)
+	putMeta(meta, "gen_ai.provider.name", firstNonEmpty(f.provider, f.system, f.oi.provider, f.oi.system))
+	putMeta(meta, "gen_ai.operation.name", firstNonEmpty(f.opName, f.llmRequestType))
+	if req := firstNonEmpty(f.reqModel, f.oi.reqModel); req != model {
+		putMeta(meta, "gen_ai.request.model", req)
+	}
+	putMeta(meta, "gen_ai.response.id", f.respID)
+	putMeta(meta, "gen_ai.agent.name", firstNonEmpty(f.agentName, f.oi.agent))
+	putMeta(meta, "server.address", f.serverAddr)
+	putMeta(meta, "user.id", f.userID)
+	putMeta(meta, "otel.scope.name", it.scope.Name())
+	for _, k := range []string{"service.version", "deployment.environment.name", "deployment.environment"} {
+		if v, ok := it.res.Attributes().Get(k); ok {
+			putMeta(meta, k, attrStr(v))
+		}
+	}
+	return meta
+}
+
+// buildRecord makes the record of one model call (or agent invocation: it.part), or says
+// why it is skipped. An agent invocation is a trace part: its content (the run's input and
+// final answer) is carried when it has some, and it is never skipped, so that its trace's
+// root is seen: content it cannot read is left out and named in
+// Metadata["raterd.content_skipped"].
+func buildRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) (*record.Record, string) {
+	c, skip := readContent(f, lim.MaxMessagesPerRecord)
+	var contentSkipped string
+	if skip != "" {
+		if it.part == "" {
+			return nil, skip
+		}
+		c, contentSkipped = genaiContent{}, skip
+	}
+	if !c.hasOutput() {
+		if it.part == "" {
+			return nil, otlpSkipNoOutput
+		}
+		c.out = nil
+	}
+	convention := c.convention
+	if it.convention != "" {
+		convention = it.convention
+	}
+	if convention == "" {
+		convention = spanFamily(f)
+	}
+
+	model, modelUnknown, skip := recordModel(f, it.part != "", lim)
+	if skip != "" {
+		return nil, skip
+	}
+	r := newOTLPRecord(f, it, msgTime, model)
 
 	// System: the instructions, then the system messages of the history, which leave the
 	// messages.
@@ -382,8 +526,8 @@ func buildRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) (*re
 	if f.hasSysInstr {
 		system = parseSystemInstructions(f.sysInstr)
 	}
-	msgs := make([]record.Message, 0, len(in))
-	for _, m := range in {
+	msgs := make([]record.Message, 0, len(c.in))
+	for _, m := range c.in {
 		if m.role == "system" || m.role == "developer" {
 			system = joinText(system, m.text)
 			continue
@@ -395,6 +539,7 @@ func buildRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) (*re
 		msgs = append(msgs, record.Message{Role: m.role, Content: content})
 	}
 	r.System = system
+	prompt := c.prompt
 	if f.opName == opTextCompletion || f.llmRequestType == "completion" {
 		// A completion has a prompt, not a conversation.
 		for _, m := range msgs {
@@ -407,10 +552,12 @@ func buildRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) (*re
 		r.Messages = msgs
 	}
 
-	first := out[0]
-	r.Response = first.text
-	r.ToolCalls = first.calls
-	r.FinishReason = first.finish
+	if len(c.out) > 0 {
+		first := c.out[0]
+		r.Response = first.text
+		r.ToolCalls = first.calls
+		r.FinishReason = first.finish
+	}
 	if r.FinishReason == "" && f.hasFinishReasons {
 		r.FinishReason = firstFinishReason(f.finishReasons)
 	}
@@ -430,31 +577,49 @@ func buildRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) (*re
 		r.Usage = &record.Usage{InputTokens: inTok, OutputTokens: outTok}
 	}
 
-	meta := map[string]string{"raterd.convention": convention}
-	if modelUnknown {
-		meta["raterd.model_unknown"] = "true"
-	}
-	putMeta(meta, "gen_ai.provider.name", firstNonEmpty(f.provider, f.system, f.oi.provider, f.oi.system))
-	putMeta(meta, "gen_ai.operation.name", firstNonEmpty(f.opName, f.llmRequestType))
-	if req := firstNonEmpty(f.reqModel, f.oi.reqModel); req != model {
-		putMeta(meta, "gen_ai.request.model", req)
-	}
-	putMeta(meta, "gen_ai.response.id", f.respID)
-	putMeta(meta, "gen_ai.agent.name", f.agentName)
-	putMeta(meta, "server.address", f.serverAddr)
-	putMeta(meta, "user.id", f.userID)
-	putMeta(meta, "otel.scope.name", it.scope.Name())
-	for _, k := range []string{"service.version", "deployment.environment.name", "deployment.environment"} {
-		if v, ok := it.res.Attributes().Get(k); ok {
-			putMeta(meta, k, attrStr(v))
-		}
-	}
-	if n := max(len(out), f.choices); n > 1 {
+	meta := otlpMeta(f, it, convention, model, modelUnknown)
+	putMeta(meta, "raterd.content_skipped", contentSkipped)
+	if n := max(len(c.out), f.choices); n > 1 {
 		meta["gen_ai.output.choices"] = strconv.Itoa(n)
 	}
 	r.Metadata = meta
 	sanitizeRecord(r)
 	return r, ""
+}
+
+// buildToolRecord makes the trace part of one tool execution span: one tool call with its
+// id, name, arguments and result (GenAI gen_ai.tool.*, else OpenInference tool.*,
+// tool_call.*, input.value and output.value), each of the two texts clipped to
+// otlpMaxToolText bytes (Metadata["raterd.tool_call.clipped"]). It has no response and is
+// never skipped.
+func buildToolRecord(f *genaiFacts, it otlpItem, msgTime time.Time, lim Limits) *record.Record {
+	it.part = tracePartTool
+	model, modelUnknown, _ := recordModel(f, true, lim)
+	r := newOTLPRecord(f, it, msgTime, model)
+	var args, result string
+	if f.hasToolArgs {
+		args = attrStr(f.toolArgs)
+	}
+	if f.hasToolResult {
+		result = attrStr(f.toolResult)
+	}
+	args, clippedArgs := clipText(firstNonEmpty(args, f.oi.callArgs, f.oi.inputValue), otlpMaxToolText)
+	result, clippedResult := clipText(firstNonEmpty(result, f.oi.outputValue), otlpMaxToolText)
+	r.ToolCalls = []record.ToolCall{{
+		ID:        firstNonEmpty(f.toolCallID, f.oi.callID, f.oi.toolID),
+		Name:      firstNonEmpty(f.toolName, f.oi.toolName, f.oi.callName),
+		Arguments: args,
+		Result:    result,
+	}}
+	meta := otlpMeta(f, it, spanFamily(f), model, modelUnknown)
+	putMeta(meta, "gen_ai.tool.type", f.toolType)
+	putMeta(meta, "gen_ai.tool.description", firstNonEmpty(f.toolDesc, f.oi.toolDesc))
+	if clippedArgs || clippedResult {
+		meta["raterd.tool_call.clipped"] = "true"
+	}
+	r.Metadata = meta
+	sanitizeRecord(r)
+	return r
 }
 
 // renderContent is a message's content for record.Message: its text, then one line per

@@ -17,6 +17,12 @@ import (
 // through the Collector, see TestGenerateOTLPSeeds) check that no input panics, that every
 // rejection is a DecodeError with a stable reason and a UTF-8 message, and that every record
 // has a model, an id, valid UTF-8, an event time in range and at most the message limit.
+//
+// The traces targets start from SDK-sized exports (kilobytes): minimizing each new
+// interesting input of that size can hold a worker for the whole -fuzztime on a loaded host
+// (execs stuck near the corpus size, "0/sec"). Run them with -fuzzminimizetime 1x there:
+//
+//	go test ./consumer -run '^$' -fuzz '^FuzzDecodeOTLPTracesProto$' -fuzztime 20s -fuzzminimizetime 1x
 
 // fuzzOTLPLimits are small so the fuzzer reaches the limits.
 func fuzzOTLPLimits() Limits { return Limits{MaxRecordsPerMessage: 20, MaxMessagesPerRecord: 6} }
@@ -63,6 +69,48 @@ func addGenAITraces(f *testing.F, json bool) {
 	}
 }
 
+// addAgentTraces adds an agent run: an invoke_agent root, a chat that calls a tool, the
+// execute_tool span with its result, an OpenInference TOOL and a non-root CHAIN.
+func addAgentTraces(f *testing.F, json bool) {
+	td := agentTraces([]agentSpan{
+		{-1, func(a pcommon.Map) {
+			a.PutStr("gen_ai.operation.name", "invoke_agent")
+			a.PutStr("gen_ai.agent.name", "a")
+			a.PutStr("gen_ai.output.messages", `[{"role":"assistant","parts":[{"type":"text","content":"done"}]}]`)
+		}},
+		{0, func(a pcommon.Map) {
+			a.PutStr("gen_ai.operation.name", "chat")
+			a.PutStr("gen_ai.request.model", "m")
+			a.PutStr("gen_ai.output.messages", `[{"role":"assistant","parts":[{"type":"tool_call","id":"c","name":"t","arguments":{"x":1}}]}]`)
+		}},
+		{0, func(a pcommon.Map) {
+			a.PutStr("gen_ai.operation.name", "execute_tool")
+			a.PutStr("gen_ai.tool.name", "t")
+			a.PutStr("gen_ai.tool.call.id", "c")
+			a.PutEmptyMap("gen_ai.tool.call.arguments").PutInt("x", 1)
+			a.PutStr("gen_ai.tool.call.result", "r")
+		}},
+		{0, func(a pcommon.Map) {
+			a.PutStr("openinference.span.kind", "TOOL")
+			a.PutStr("tool.name", "t")
+			a.PutStr("input.value", "{}")
+			a.PutStr("output.value", "r")
+		}},
+		{0, func(a pcommon.Map) { a.PutStr("openinference.span.kind", "CHAIN") }},
+	})
+	var b []byte
+	var err error
+	if json {
+		b, err = genaitrace.MarshalJSON(td)
+	} else {
+		b, err = genaitrace.MarshalProto(td)
+	}
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+}
+
 func addGenAILogs(f *testing.F, json bool) {
 	ld := plog.NewLogs()
 	lrs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
@@ -98,12 +146,14 @@ func addGenAILogs(f *testing.F, json bool) {
 
 func FuzzDecodeOTLPTracesProto(f *testing.F) {
 	addGenAITraces(f, false)
+	addAgentTraces(f, false)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, value []byte) { fuzzOTLP(t, FormatOTLPProto, value) })
 }
 
 func FuzzDecodeOTLPTracesJSON(f *testing.F) {
 	addGenAITraces(f, true)
+	addAgentTraces(f, true)
 	f.Add([]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}]}]}]}]}`))
 	f.Fuzz(func(t *testing.T, value []byte) { fuzzOTLP(t, FormatOTLPJSON, value) })
 }
@@ -120,11 +170,16 @@ func FuzzDecodeOTLPLogsJSON(f *testing.F) {
 }
 
 // FuzzDecodeOTLPSpanAttributes fuzzes what raw bytes rarely reach: the attribute values of
-// a well-formed model-call span (messages JSON, indexed keys, token counts, ids, times).
+// a well-formed model-call span (messages JSON, indexed keys, token counts, ids, times), or
+// of a tool or agent span (the operation is fuzzed too).
 func FuzzDecodeOTLPSpanAttributes(f *testing.F) {
 	f.Add("chat", `[{"role":"user","parts":[{"type":"text","content":"q"}]}]`, `[{"role":"assistant","parts":[{"type":"tool_call","name":"f","arguments":{"a":1}}],"finish_reason":"stop"}]`,
 		"gen_ai.prompt.0.content", "x", "llm.output_messages.0.message.contents.1.message_content.text", "y", int64(5), uint64(1), uint64(2))
 	f.Add("", `[]`, `[{"content":"a"}]`, "retrieval.documents.3.document.content", "doc", "gen_ai.completion.0.tool_calls.0.name", "t", int64(-1), uint64(0), uint64(1<<63))
+	f.Add("execute_tool", `[]`, `[]`, "gen_ai.tool.call.arguments", `{"a":1}`, "gen_ai.tool.call.result", "r\xff", int64(0), uint64(1), uint64(2))
+	f.Add("invoke_agent", `[{"role":"user"`, `[]`, "gen_ai.agent.name", "a", "gen_ai.tool.call.id", "c", int64(1), uint64(2), uint64(1))
+	f.Add("", `[]`, `[]`, "openinference.span.kind", "TOOL", "output.value", "x", int64(0), uint64(0), uint64(0))
+	f.Add("", `[]`, `[]`, "openinference.span.kind", "CHAIN", "input.value", "q", int64(0), uint64(0), uint64(0))
 	f.Fuzz(func(t *testing.T, op, in, out, k1, v1, k2, v2 string, tokens int64, start, end uint64) {
 		td := genaiSpan(func(a pcommon.Map) {
 			if op != "" {

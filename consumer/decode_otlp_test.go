@@ -92,6 +92,15 @@ func checkOTLPRecord(t *testing.T, r *record.Record, maxMsgs int) {
 	if r.TraceID != "" && r.SpanID != "" && r.ID != r.TraceID+"-"+r.SpanID {
 		t.Fatalf("id %q is not trace-span", r.ID)
 	}
+	part := r.Metadata["raterd.trace_part"]
+	if r.TracePart != (part != "") {
+		t.Fatalf("TracePart %v, raterd.trace_part %q", r.TracePart, part)
+	}
+	if part == "tool" {
+		if len(r.ToolCalls) != 1 || r.Response != "" || len(r.ToolCalls[0].Arguments) > otlpMaxToolText || len(r.ToolCalls[0].Result) > otlpMaxToolText {
+			t.Fatalf("tool part: %+v", r)
+		}
+	}
 }
 
 func utf8Valid(s string) bool { return validUTF8(s) == s }
@@ -107,6 +116,24 @@ func byModel(t *testing.T, res DecodeResult, model string) *record.Record {
 	return nil
 }
 
+// onlyPart returns the one trace part of res.
+func onlyPart(t *testing.T, res DecodeResult) *record.Record {
+	t.Helper()
+	var part *record.Record
+	for _, r := range res.Records {
+		if r.TracePart {
+			if part != nil {
+				t.Fatalf("two trace parts: %+v, %+v", part, r)
+			}
+			part = r
+		}
+	}
+	if part == nil {
+		t.Fatalf("no trace part in %d records", len(res.Records))
+	}
+	return part
+}
+
 func wantSkips(t *testing.T, res DecodeResult, want map[string]int) {
 	t.Helper()
 	if !maps.Equal(res.Skipped, want) {
@@ -116,12 +143,21 @@ func wantSkips(t *testing.T, res DecodeResult, want map[string]int) {
 
 func TestDecodeOTLPSeedGenAICurrent(t *testing.T) {
 	res := seedBoth(t, "genai_current", false)
-	wantSkips(t, res, map[string]int{"not_genai_span": 1, "retrieval_context": 1, "not_genai_operation": 2})
-	if len(res.Records) != 2 {
+	wantSkips(t, res, map[string]int{"not_genai_span": 1, "retrieval_context": 1, "not_genai_operation": 1})
+	if len(res.Records) != 3 {
 		t.Fatalf("%d records", len(res.Records))
 	}
+	// The execute_tool span (content capture off: its name only) is a trace part under the
+	// unknown-model fallback, though the decoder's limits skip model calls without a model.
+	part := onlyPart(t, res)
+	if part.Model != DefaultOTLPUnknownModel || part.TraceRoot || part.Response != "" || part.Context != nil ||
+		!slices.Equal(part.ToolCalls, []record.ToolCall{{Name: "get_weather"}}) || part.Latency != 40*time.Millisecond ||
+		part.Metadata["raterd.trace_part"] != "tool" || part.Metadata["raterd.model_unknown"] != "true" ||
+		part.Metadata["gen_ai.operation.name"] != "execute_tool" || part.Metadata["raterd.convention"] != "gen_ai" {
+		t.Errorf("tool part: %+v", part)
+	}
 	r := byModel(t, res, "gpt-4o-mini-2024-07-18")
-	if !strings.HasPrefix(r.App, "raterd-seed-genai_current-") || r.Format != FormatOTLPProto ||
+	if !strings.HasPrefix(r.App, "raterd-seed-genai_current-") || r.Format != FormatOTLPProto || r.TracePart || r.TraceRoot ||
 		r.System != "You are a support assistant. Answer from the context." ||
 		!slices.Equal(r.Messages, []record.Message{{Role: "user", Content: "What is the refund window?"}}) ||
 		r.Response != "You can ask for a refund within 30 days of purchase." || r.FinishReason != "stop" ||
@@ -219,9 +255,16 @@ func TestDecodeOTLPSeedOpenLLMetry(t *testing.T) {
 
 func TestDecodeOTLPSeedOpenInference(t *testing.T) {
 	res := seedBoth(t, "openinference", false)
-	wantSkips(t, res, map[string]int{"not_genai_operation": 1, "retrieval_context": 1})
-	if len(res.Records) != 2 {
+	wantSkips(t, res, map[string]int{"retrieval_context": 1})
+	if len(res.Records) != 3 {
 		t.Fatalf("%d records", len(res.Records))
+	}
+	// The CHAIN root is a trace part: the request the run answers, and its answer.
+	root := onlyPart(t, res)
+	if !root.TraceRoot || root.Prompt != "How long is the warranty?" || root.Response != "Two years." ||
+		root.ConversationID != "sess-77" || root.Model != DefaultOTLPUnknownModel || len(root.Context) != 2 ||
+		root.Metadata["raterd.trace_part"] != "agent" || root.Metadata["raterd.convention"] != "openinference" {
+		t.Errorf("CHAIN root part: %+v", root)
 	}
 	r := byModel(t, res, "gpt-4o-mini")
 	if r.System != "Use the context." || !slices.Equal(r.Messages, []record.Message{{Role: "user", Content: "How long is the warranty?"}}) ||
@@ -234,6 +277,88 @@ func TestDecodeOTLPSeedOpenInference(t *testing.T) {
 	if !slices.Equal(tool.ToolCalls, []record.ToolCall{{ID: "call_t1", Name: "open_ticket", Arguments: `{"priority":"high"}`}}) ||
 		!slices.Equal(tool.Messages, []record.Message{{Role: "user", Content: "Open a ticket"}}) {
 		t.Errorf("tool-call record: %+v", tool)
+	}
+}
+
+// bySpanKind returns the records of res by what they are: the agent part, the tool part and
+// the model calls in message order; it checks they share one trace.
+func bySpanKind(t *testing.T, res DecodeResult) (agent, tool *record.Record, calls []*record.Record) {
+	t.Helper()
+	for _, r := range res.Records {
+		switch r.Metadata["raterd.trace_part"] {
+		case "agent":
+			agent = r
+		case "tool":
+			tool = r
+		default:
+			calls = append(calls, r)
+		}
+		if r.TraceID != res.Records[0].TraceID {
+			t.Errorf("records of two traces: %s, %s", r.TraceID, res.Records[0].TraceID)
+		}
+	}
+	if agent == nil || tool == nil {
+		t.Fatalf("agent part %v, tool part %v", agent, tool)
+	}
+	return agent, tool, calls
+}
+
+// TestDecodeOTLPSeedGenAIAgent: an agent run in the current conventions, sent by the OTel
+// Go SDK through the Collector: the invoke_agent root and the execute_tool span are trace
+// parts, the chats records.
+func TestDecodeOTLPSeedGenAIAgent(t *testing.T) {
+	res := seedBoth(t, "genai_agent", false)
+	wantSkips(t, res, nil)
+	if len(res.Records) != 4 {
+		t.Fatalf("%d records", len(res.Records))
+	}
+	agent, tool, calls := bySpanKind(t, res)
+	if !agent.TraceRoot || !agent.TracePart || agent.Model != "gpt-4o" || agent.Response != "" || agent.ConversationID != "conv-trip-1" ||
+		agent.Metadata["gen_ai.agent.name"] != "travel-agent" || agent.Metadata["gen_ai.operation.name"] != "invoke_agent" {
+		t.Errorf("agent part: %+v", agent)
+	}
+	if tool.TraceRoot || tool.Response != "" || tool.Model != DefaultOTLPUnknownModel || tool.Latency != 120*time.Millisecond ||
+		!slices.Equal(tool.ToolCalls, []record.ToolCall{{ID: "call_w1", Name: "get_forecast", Arguments: `{"city":"Paris","days":1}`,
+			Result: `{"city":"Paris","tomorrow":"rain, 80% chance, 14°C"}`}}) ||
+		tool.Metadata["gen_ai.tool.type"] != "function" || tool.Metadata["gen_ai.tool.description"] != "Weather forecast for a city." {
+		t.Errorf("tool part: %+v", tool)
+	}
+	if len(calls) != 2 {
+		t.Fatalf("%d model calls", len(calls))
+	}
+	for _, c := range calls {
+		if c.TracePart || c.TraceRoot || c.Model != "gpt-4o-2024-08-06" {
+			t.Errorf("model call: %+v", c)
+		}
+	}
+	if !slices.Equal(calls[0].ToolCalls, []record.ToolCall{{ID: "call_w1", Name: "get_forecast", Arguments: `{"city":"Paris","days":1}`}}) ||
+		calls[1].Response != "Yes: rain is likely in Paris tomorrow (80%), take an umbrella." ||
+		calls[1].Messages[len(calls[1].Messages)-1] != (record.Message{Role: "tool", Content: `{"city":"Paris","tomorrow":"rain, 80% chance, 14°C"}`}) {
+		t.Errorf("model calls: %+v\n%+v", calls[0], calls[1])
+	}
+}
+
+// TestDecodeOTLPSeedOpenInferenceAgent: the same run in OpenInference: the AGENT root and
+// the TOOL span are trace parts, the CHAIN inside the run is skipped.
+func TestDecodeOTLPSeedOpenInferenceAgent(t *testing.T) {
+	res := seedBoth(t, "openinference_agent", false)
+	wantSkips(t, res, map[string]int{"not_genai_operation": 1})
+	if len(res.Records) != 4 {
+		t.Fatalf("%d records", len(res.Records))
+	}
+	agent, tool, calls := bySpanKind(t, res)
+	answer := "Yes: rain is likely in Paris tomorrow (80%), take an umbrella."
+	if !agent.TraceRoot || agent.Prompt != "Do I need an umbrella in Paris tomorrow?" || agent.Response != answer ||
+		agent.ConversationID != "sess-trip-1" || agent.Metadata["gen_ai.agent.name"] != "travel-agent" || agent.Metadata["raterd.convention"] != "openinference" {
+		t.Errorf("agent part: %+v", agent)
+	}
+	if tool.TraceRoot || tool.Response != "" || tool.Prompt != "" ||
+		!slices.Equal(tool.ToolCalls, []record.ToolCall{{ID: "call_w1", Name: "get_forecast", Arguments: `{"city": "Paris", "days": 1}`, Result: "rain, 80% chance, 14°C"}}) ||
+		tool.Metadata["gen_ai.tool.description"] != "Weather forecast for a city." {
+		t.Errorf("tool part: %+v", tool)
+	}
+	if len(calls) != 2 || calls[0].ToolCalls[0].ID != "call_w1" || calls[1].Response != answer || calls[0].TraceRoot || calls[1].TracePart {
+		t.Errorf("model calls: %+v", calls)
 	}
 }
 
@@ -474,6 +599,94 @@ func TestDecodeOTLPSpanShapes(t *testing.T) {
 			a.PutStr("gen_ai.operation.name", "embeddings")
 			a.PutStr("gen_ai.request.model", "m")
 		}},
+		{name: "execute_tool with structured arguments and result", set: func(a pcommon.Map) {
+			a.PutStr("gen_ai.operation.name", "execute_tool")
+			a.PutStr("gen_ai.tool.name", "lookup")
+			a.PutStr("gen_ai.tool.call.id", "c1")
+			a.PutStr("gen_ai.tool.type", "function")
+			a.PutEmptyMap("gen_ai.tool.call.arguments").PutStr("q", "x")
+			a.PutEmptyMap("gen_ai.tool.call.result").PutInt("n", 3)
+			a.PutStr("gen_ai.conversation.id", "conv-1")
+		}, check: func(t *testing.T, r *record.Record) {
+			if !r.TracePart || !r.TraceRoot || r.Model != DefaultOTLPUnknownModel || r.ConversationID != "conv-1" || r.Response != "" ||
+				!slices.Equal(r.ToolCalls, []record.ToolCall{{ID: "c1", Name: "lookup", Arguments: `{"q":"x"}`, Result: `{"n":3}`}}) ||
+				r.Metadata["gen_ai.tool.type"] != "function" || r.Metadata["raterd.trace_part"] != "tool" {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{name: "execute_tool result clipped", set: func(a pcommon.Map) {
+			a.PutStr("gen_ai.operation.name", "execute_tool")
+			a.PutStr("gen_ai.tool.call.result", strings.Repeat("é", otlpMaxToolText)) // 2 bytes a rune
+		}, check: func(t *testing.T, r *record.Record) {
+			if res := r.ToolCalls[0].Result; len(res) != otlpMaxToolText || !utf8Valid(res) || r.Metadata["raterd.tool_call.clipped"] != "true" {
+				t.Errorf("result of %d bytes, metadata %v", len(res), r.Metadata)
+			}
+		}},
+		{name: "openinference TOOL", set: func(a pcommon.Map) {
+			a.PutStr("openinference.span.kind", "TOOL")
+			a.PutStr("tool.name", "search")
+			a.PutStr("tool.description", "Searches the web.")
+			a.PutStr("tool.parameters", `{"query":"str"}`) // the definition: not the arguments
+			a.PutStr("tool.id", "call_7")
+			a.PutStr("input.value", `{"query":"otel"}`)
+			a.PutStr("output.value", "3 hits")
+		}, check: func(t *testing.T, r *record.Record) {
+			if !r.TracePart || r.Prompt != "" || r.Response != "" ||
+				!slices.Equal(r.ToolCalls, []record.ToolCall{{ID: "call_7", Name: "search", Arguments: `{"query":"otel"}`, Result: "3 hits"}}) ||
+				r.Metadata["gen_ai.tool.description"] != "Searches the web." || r.Metadata["raterd.convention"] != "openinference" {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{name: "openinference TOOL with tool_call attributes", set: func(a pcommon.Map) {
+			a.PutStr("openinference.span.kind", "tool")
+			a.PutStr("tool_call.id", "call_8")
+			a.PutStr("tool_call.function.name", "add")
+			a.PutStr("tool_call.function.arguments", `{"a":1,"b":2}`)
+			a.PutStr("input.value", "ignored: the call's arguments come first")
+		}, check: func(t *testing.T, r *record.Record) {
+			if !slices.Equal(r.ToolCalls, []record.ToolCall{{ID: "call_8", Name: "add", Arguments: `{"a":1,"b":2}`}}) {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{name: "create_agent without content", set: func(a pcommon.Map) {
+			a.PutStr("gen_ai.operation.name", "create_agent")
+			a.PutStr("gen_ai.agent.name", "helper")
+			a.PutStr("gen_ai.provider.name", "openai")
+		}, check: func(t *testing.T, r *record.Record) {
+			if !r.TracePart || !r.TraceRoot || r.Response != "" || r.Messages != nil || r.Model != DefaultOTLPUnknownModel ||
+				r.Metadata["gen_ai.agent.name"] != "helper" || r.Metadata["raterd.trace_part"] != "agent" || r.Metadata["raterd.convention"] != "gen_ai" {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{name: "invoke_agent with unreadable content", set: func(a pcommon.Map) {
+			a.PutStr("gen_ai.operation.name", "invoke_agent")
+			a.PutStr("gen_ai.request.model", "m")
+			a.PutStr("gen_ai.input.messages", `[{"role":"user","parts":[{"type":"text","content":"cut sh`)
+			a.PutStr("gen_ai.output.messages", out)
+		}, check: func(t *testing.T, r *record.Record) {
+			if !r.TracePart || r.Response != "" || r.Model != "m" || r.Metadata["raterd.content_skipped"] != "invalid_messages" {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{name: "openinference AGENT", set: func(a pcommon.Map) {
+			a.PutStr("openinference.span.kind", "AGENT")
+			a.PutStr("agent.name", "planner")
+			a.PutStr("input.value", "plan a trip")
+			a.PutStr("output.value", "done")
+		}, check: func(t *testing.T, r *record.Record) {
+			if !r.TracePart || r.Prompt != "plan a trip" || r.Response != "done" || r.Metadata["gen_ai.agent.name"] != "planner" {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{name: "model call root", set: func(a pcommon.Map) {
+			a.PutStr("gen_ai.operation.name", "chat")
+			a.PutStr("gen_ai.request.model", "m")
+			a.PutStr("gen_ai.output.messages", out)
+		}, check: func(t *testing.T, r *record.Record) {
+			if r.TracePart || !r.TraceRoot || r.Metadata["raterd.trace_part"] != "" {
+				t.Errorf("%+v", r)
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -492,6 +705,216 @@ func TestDecodeOTLPSpanShapes(t *testing.T) {
 			checkOTLPRecord(t, res.Records[0], 4)
 			if tt.check != nil {
 				tt.check(t, res.Records[0])
+			}
+		})
+	}
+}
+
+// agentSpan is one span of a test agent trace: its parent (an index into the trace, -1 for
+// the root) and its attributes.
+type agentSpan struct {
+	parent int
+	set    func(a pcommon.Map)
+}
+
+// agentTraces returns an export with one trace of spans, span i with span id {i+1}, each
+// starting a second after the previous.
+func agentTraces(spans []agentSpan) ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "agents")
+	ss := rs.ScopeSpans().AppendEmpty().Spans()
+	t0 := time.Unix(otlpTestUnix, 0).UTC().Add(-time.Hour)
+	for i, sp := range spans {
+		s := ss.AppendEmpty()
+		s.SetTraceID(pcommon.TraceID{0xa9, 1})
+		s.SetSpanID(pcommon.SpanID{byte(i + 1)})
+		if sp.parent >= 0 {
+			s.SetParentSpanID(pcommon.SpanID{byte(sp.parent + 1)})
+		}
+		s.SetStartTimestamp(pcommon.Timestamp(t0.Add(time.Duration(i) * time.Second).UnixNano()))
+		s.SetEndTimestamp(pcommon.Timestamp(t0.Add(time.Duration(i)*time.Second + 500*time.Millisecond).UnixNano()))
+		sp.set(s.Attributes())
+	}
+	return td
+}
+
+// agentWant is what the record of one span of an agent trace must be.
+type agentWant struct {
+	span           int    // index of the span
+	part           string // Metadata["raterd.trace_part"]: "", "tool" or "agent"
+	root           bool
+	model, prompt  string
+	user, response string // user: the last input message ("" none)
+	agent          string // Metadata["gen_ai.agent.name"]
+	calls          []record.ToolCall
+}
+
+// TestDecodeOTLPAgentTrace: the spans of one agent run, in the GenAI conventions and in
+// OpenInference, decode to the model calls (records) and the agent invocation and tool
+// execution (trace parts) that a trace evaluator needs: the root marked, the tool call with
+// its result.
+func TestDecodeOTLPAgentTrace(t *testing.T) {
+	userMsg := `[{"role":"user","parts":[{"type":"text","content":"Weather in Paris?"}]}]`
+	callMsg := `[{"role":"assistant","parts":[{"type":"tool_call","id":"call_1","name":"get_weather","arguments":{"city":"Paris"}}],"finish_reason":"tool_calls"}]`
+	withResult := `[{"role":"user","parts":[{"type":"text","content":"Weather in Paris?"}]},` +
+		`{"role":"assistant","parts":[{"type":"tool_call","id":"call_1","name":"get_weather","arguments":{"city":"Paris"}}]},` +
+		`{"role":"tool","parts":[{"type":"tool_call_response","id":"call_1","response":"rain, 14°C"}]}]`
+	answer := "It is raining in Paris, 14°C."
+	answerMsg := `[{"role":"assistant","parts":[{"type":"text","content":"` + answer + `"}],"finish_reason":"stop"}]`
+	call := record.ToolCall{ID: "call_1", Name: "get_weather", Arguments: `{"city":"Paris"}`}
+	executed := record.ToolCall{ID: "call_1", Name: "get_weather", Arguments: `{"city":"Paris"}`, Result: `{"forecast":"rain, 14°C"}`}
+	genaiChat := func(in, out string) func(a pcommon.Map) {
+		return func(a pcommon.Map) {
+			a.PutStr("gen_ai.operation.name", "chat")
+			a.PutStr("gen_ai.provider.name", "openai")
+			a.PutStr("gen_ai.request.model", "gpt-4o")
+			a.PutStr("gen_ai.input.messages", in)
+			a.PutStr("gen_ai.output.messages", out)
+		}
+	}
+	genaiTool := func(a pcommon.Map) {
+		a.PutStr("gen_ai.operation.name", "execute_tool")
+		a.PutStr("gen_ai.tool.name", "get_weather")
+		a.PutStr("gen_ai.tool.call.id", "call_1")
+		a.PutStr("gen_ai.tool.type", "function")
+		a.PutStr("gen_ai.tool.call.arguments", `{"city":"Paris"}`)
+		a.PutEmptyMap("gen_ai.tool.call.result").PutStr("forecast", "rain, 14°C")
+	}
+	oiLLM := func(user, tool, out string, calls bool) func(a pcommon.Map) {
+		return func(a pcommon.Map) {
+			a.PutStr("openinference.span.kind", "LLM")
+			a.PutStr("llm.model_name", "gpt-4o")
+			a.PutStr("llm.input_messages.0.message.role", "user")
+			a.PutStr("llm.input_messages.0.message.content", user)
+			if tool != "" {
+				a.PutStr("llm.input_messages.1.message.role", "tool")
+				a.PutStr("llm.input_messages.1.message.content", tool)
+			}
+			a.PutStr("llm.output_messages.0.message.role", "assistant")
+			if out != "" {
+				a.PutStr("llm.output_messages.0.message.content", out)
+			}
+			if calls {
+				a.PutStr("llm.output_messages.0.message.tool_calls.0.tool_call.id", "call_1")
+				a.PutStr("llm.output_messages.0.message.tool_calls.0.tool_call.function.name", "get_weather")
+				a.PutStr("llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments", `{"city":"Paris"}`)
+			}
+		}
+	}
+	tests := []struct {
+		name  string
+		spans []agentSpan
+		skips map[string]int
+		want  []agentWant
+	}{
+		{name: "genai invoke_agent without content", spans: []agentSpan{
+			{-1, func(a pcommon.Map) {
+				a.PutStr("gen_ai.operation.name", "invoke_agent")
+				a.PutStr("gen_ai.agent.name", "travel-agent")
+				a.PutStr("gen_ai.provider.name", "openai")
+				a.PutStr("gen_ai.request.model", "gpt-4o")
+			}},
+			{0, genaiChat(userMsg, callMsg)},
+			{0, genaiTool},
+			{0, genaiChat(withResult, answerMsg)},
+			{0, func(a pcommon.Map) { a.PutStr("http.request.method", "GET") }},
+		}, skips: map[string]int{"not_genai_span": 1}, want: []agentWant{
+			{span: 0, part: "agent", root: true, model: "gpt-4o", agent: "travel-agent"},
+			{span: 1, model: "gpt-4o", user: "Weather in Paris?", calls: []record.ToolCall{call}},
+			{span: 2, part: "tool", model: DefaultOTLPUnknownModel, calls: []record.ToolCall{executed}},
+			{span: 3, model: "gpt-4o", user: "rain, 14°C", response: answer},
+		}},
+		{name: "genai invoke_agent with content", spans: []agentSpan{
+			{-1, func(a pcommon.Map) {
+				a.PutStr("gen_ai.operation.name", "invoke_agent")
+				a.PutStr("gen_ai.agent.name", "travel-agent")
+				a.PutStr("gen_ai.input.messages", userMsg)
+				a.PutStr("gen_ai.output.messages", answerMsg)
+			}},
+			{0, genaiChat(userMsg, callMsg)},
+			{0, genaiTool},
+			{0, genaiChat(withResult, answerMsg)},
+		}, skips: nil, want: []agentWant{
+			{span: 0, part: "agent", root: true, model: DefaultOTLPUnknownModel, user: "Weather in Paris?", response: answer, agent: "travel-agent"},
+			{span: 1, model: "gpt-4o", user: "Weather in Paris?", calls: []record.ToolCall{call}},
+			{span: 2, part: "tool", model: DefaultOTLPUnknownModel, calls: []record.ToolCall{executed}},
+			{span: 3, model: "gpt-4o", user: "rain, 14°C", response: answer},
+		}},
+		{name: "openinference", spans: []agentSpan{
+			{-1, func(a pcommon.Map) {
+				a.PutStr("openinference.span.kind", "AGENT")
+				a.PutStr("agent.name", "travel-agent")
+				a.PutStr("input.value", "Weather in Paris?")
+				a.PutStr("output.value", answer)
+			}},
+			{0, oiLLM("Weather in Paris?", "", "", true)},
+			{0, func(a pcommon.Map) {
+				a.PutStr("openinference.span.kind", "TOOL")
+				a.PutStr("tool.name", "get_weather")
+				a.PutStr("tool_call.id", "call_1")
+				a.PutStr("input.value", `{"city":"Paris"}`)
+				a.PutStr("output.value", `{"forecast":"rain, 14°C"}`)
+			}},
+			{0, oiLLM("Weather in Paris?", "rain, 14°C", answer, false)},
+			{0, func(a pcommon.Map) { a.PutStr("openinference.span.kind", "CHAIN") }}, // not the root: skipped
+		}, skips: map[string]int{"not_genai_operation": 1}, want: []agentWant{
+			{span: 0, part: "agent", root: true, model: DefaultOTLPUnknownModel, prompt: "Weather in Paris?", response: answer, agent: "travel-agent"},
+			{span: 1, model: "gpt-4o", user: "Weather in Paris?", calls: []record.ToolCall{call}},
+			{span: 2, part: "tool", model: DefaultOTLPUnknownModel, calls: []record.ToolCall{executed}},
+			{span: 3, model: "gpt-4o", user: "rain, 14°C", response: answer},
+		}},
+		{name: "openinference CHAIN root", spans: []agentSpan{
+			{-1, func(a pcommon.Map) {
+				a.PutStr("openinference.span.kind", "CHAIN")
+				a.PutStr("input.value", "Weather in Paris?")
+			}},
+			{0, oiLLM("Weather in Paris?", "", answer, false)},
+		}, want: []agentWant{
+			{span: 0, part: "agent", root: true, model: DefaultOTLPUnknownModel, prompt: "Weather in Paris?"},
+			{span: 1, model: "gpt-4o", user: "Weather in Paris?", response: answer},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			td := agentTraces(tt.spans)
+			pb, err := genaitrace.MarshalProto(td)
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := genaitrace.MarshalJSON(td)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The skip setting of kafka.otlp_unknown_model skips model calls without a
+			// model, never trace parts.
+			lim := Limits{MaxMessagesPerRecord: 10, OTLPUnknownModel: ""}
+			for format, value := range map[string][]byte{FormatOTLPProto: pb, FormatOTLPJSON: js} {
+				res, err := NewDecoder(lim).DecodeMessage(format, value, record.Source{}, time.Unix(otlpTestUnix, 0).UTC())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(tt.skips) > 0 || len(res.Skipped) > 0 {
+					wantSkips(t, res, tt.skips)
+				}
+				if len(res.Records) != len(tt.want) {
+					t.Fatalf("%s: %d records, want %d", format, len(res.Records), len(tt.want))
+				}
+				for i, w := range tt.want {
+					r := res.Records[i]
+					checkOTLPRecord(t, r, 10)
+					var user string
+					if len(r.Messages) > 0 {
+						user = r.Messages[len(r.Messages)-1].Content
+					}
+					if r.SpanID != (pcommon.SpanID{byte(w.span + 1)}).String() || r.TracePart != (w.part != "") ||
+						r.Metadata["raterd.trace_part"] != w.part || r.TraceRoot != w.root || r.Model != w.model ||
+						r.Prompt != w.prompt || user != w.user || r.Response != w.response || !slices.Equal(r.ToolCalls, w.calls) ||
+						r.App != "agents" || r.Metadata["gen_ai.agent.name"] != w.agent || r.TraceID != "a9010000000000000000000000000000" ||
+						!r.Timestamp.Equal(time.Unix(otlpTestUnix, 0).UTC().Add(time.Duration(w.span)*time.Second-time.Hour)) {
+						t.Errorf("%s: record %d: %+v\nwant %+v", format, i, r, w)
+					}
+				}
 			}
 		})
 	}

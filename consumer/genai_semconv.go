@@ -35,6 +35,12 @@ const (
 	attrGenAICompletionTokens = "gen_ai.usage.completion_tokens" // v1.36 and older
 	attrGenAIFinishReasons    = "gen_ai.response.finish_reasons"
 	attrGenAIAgentName        = "gen_ai.agent.name"
+	attrGenAIToolName         = "gen_ai.tool.name"
+	attrGenAIToolCallID       = "gen_ai.tool.call.id"
+	attrGenAIToolCallArgs     = "gen_ai.tool.call.arguments" // opt-in (content)
+	attrGenAIToolCallResult   = "gen_ai.tool.call.result"    // opt-in (content)
+	attrGenAIToolType         = "gen_ai.tool.type"
+	attrGenAIToolDescription  = "gen_ai.tool.description"
 	attrGenAIRetrievalDocs    = "gen_ai.retrieval.documents"
 	attrOpenLLMetryRequest    = "llm.request.type"
 	attrServerAddress         = "server.address"
@@ -63,6 +69,9 @@ const (
 	otlpMaxContextDocs = 64
 	// otlpMaxToolCalls caps the tool calls of one record.
 	otlpMaxToolCalls = 64
+	// otlpMaxToolText clips the arguments and the result of a tool execution span
+	// (bytes each): a tool may return a whole web page.
+	otlpMaxToolText = 64 << 10
 )
 
 // flatAttr is one attribute of an indexed family (gen_ai.prompt.N.*, llm.input_messages.N.*,
@@ -89,6 +98,12 @@ type genaiFacts struct {
 	hasInTokens, hasOutTokens                     bool
 
 	sessionID string
+
+	// Tool execution (execute_tool spans): the call's arguments and result may be any
+	// AnyValue (a JSON string, or a structured map).
+	toolName, toolCallID, toolType, toolDesc string
+	toolArgs, toolResult                     pcommon.Value
+	hasToolArgs, hasToolResult               bool
 
 	// OpenLLMetry.
 	llmRequestType         string
@@ -140,6 +155,22 @@ func (f *genaiFacts) scan(m pcommon.Map) {
 			setStr(&f.respID, v)
 		case attrGenAIAgentName:
 			setStr(&f.agentName, v)
+		case attrGenAIToolName:
+			setStr(&f.toolName, v)
+		case attrGenAIToolCallID:
+			setStr(&f.toolCallID, v)
+		case attrGenAIToolType:
+			setStr(&f.toolType, v)
+		case attrGenAIToolDescription:
+			setStr(&f.toolDesc, v)
+		case attrGenAIToolCallArgs:
+			if !f.hasToolArgs {
+				f.toolArgs, f.hasToolArgs = v, true
+			}
+		case attrGenAIToolCallResult:
+			if !f.hasToolResult {
+				f.toolResult, f.hasToolResult = v, true
+			}
 		case attrServerAddress:
 			setStr(&f.serverAddr, v)
 		case attrSessionID:
@@ -627,13 +658,20 @@ func validUTF8(s string) string {
 // clipMeta makes a Metadata value: valid UTF-8, at most otlpMaxMetaValue bytes, cut at a
 // rune boundary.
 func clipMeta(s string) string {
+	s, _ = clipText(s, otlpMaxMetaValue)
+	return s
+}
+
+// clipText makes s valid UTF-8 of at most n bytes, cut at a rune boundary; clipped says
+// whether anything was cut.
+func clipText(s string, n int) (_ string, clipped bool) {
 	s = validUTF8(s)
-	if len(s) <= otlpMaxMetaValue {
-		return s
+	if len(s) <= n {
+		return s, false
 	}
-	cut := otlpMaxMetaValue
+	cut := n
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut]
+	return s[:cut], true
 }

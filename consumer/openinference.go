@@ -23,6 +23,13 @@ const (
 	attrOIFinishReason      = "llm.finish_reason"
 	attrOIInputValue        = "input.value"
 	attrOIOutputValue       = "output.value"
+	attrOIToolName          = "tool.name"
+	attrOIToolDescription   = "tool.description"
+	attrOIToolID            = "tool.id"
+	attrOIToolCallID        = "tool_call.id"
+	attrOIToolCallName      = "tool_call.function.name"
+	attrOIToolCallArgs      = "tool_call.function.arguments"
+	attrOIAgentName         = "agent.name"
 	prefixOIInputMessages   = "llm.input_messages."
 	prefixOIOutputMessages  = "llm.output_messages."
 	prefixOIRetrievalDocs   = "retrieval.documents."
@@ -32,12 +39,16 @@ const (
 const (
 	oiKindLLM       = "LLM"
 	oiKindRetriever = "RETRIEVER"
+	oiKindTool      = "TOOL"
+	oiKindAgent     = "AGENT"
+	oiKindChain     = "CHAIN"
 )
 
 // openInferenceFacts is the OpenInference part of genaiFacts.
 type openInferenceFacts struct {
 	spanKind, model, reqModel, respModel, provider, system, finish string
 	inputValue, outputValue                                        string
+	toolName, toolDesc, toolID, callID, callName, callArgs, agent  string
 	promptTokens, completionTokens                                 int64
 	hasPromptTokens, hasCompletionTokens                           bool
 	input, output, docs                                            []flatAttr
@@ -68,6 +79,22 @@ func (f *openInferenceFacts) scan(k string, v pcommon.Value) {
 		if f.outputValue == "" {
 			f.outputValue = attrStr(v)
 		}
+	case attrOIToolName:
+		setStr(&f.toolName, v)
+	case attrOIToolDescription:
+		setStr(&f.toolDesc, v)
+	case attrOIToolID:
+		setStr(&f.toolID, v)
+	case attrOIToolCallID:
+		setStr(&f.callID, v)
+	case attrOIToolCallName:
+		setStr(&f.callName, v)
+	case attrOIToolCallArgs:
+		if f.callArgs == "" {
+			f.callArgs = attrStr(v)
+		}
+	case attrOIAgentName:
+		setStr(&f.agent, v)
 	case attrOIPromptTokens:
 		if n, ok := attrInt(v); ok && !f.hasPromptTokens {
 			f.promptTokens, f.hasPromptTokens = n, true

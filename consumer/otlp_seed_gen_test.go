@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,7 +34,8 @@ import (
 // otlp-spans-proto, otlp-spans-json, otlp-logs-proto and otlp-logs-json
 // (deploy/otelcol/collector.yaml); the test reads those topics back (RATERD_TEST_KAFKA) and
 // keeps this run's messages, told apart by a service.name unique to the run. Opt in with
-// RATERD_GEN_SEEDS=1:
+// RATERD_GEN_SEEDS=1; RATERD_GEN_SEEDS_FAMILIES (a comma-separated list, e.g.
+// genai_agent,openinference_agent) regenerates only those families:
 //
 //	eval "$(cd /work/main && scripts/services.sh env)"
 //	RATERD_GEN_SEEDS=1 go test ./consumer -run TestGenerateOTLPSeeds -v
@@ -47,16 +50,22 @@ func TestGenerateOTLPSeeds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	families := []struct {
-		name string
-		emit func(ctx context.Context, tr trace.Tracer, lg otellog.Logger)
-	}{
+	families := []seedFamilyEmitter{
 		{"genai_current", seedGenAICurrent},
 		{"genai_event", seedGenAIEvent},
 		{"genai_v136", seedGenAIV136},
 		{"openllmetry", seedOpenLLMetry},
 		{"openinference", seedOpenInference},
 		{"bad_shapes", seedBadShapes},
+		{"genai_agent", seedGenAIAgent},
+		{"openinference_agent", seedOpenInferenceAgent},
+	}
+	if only := os.Getenv("RATERD_GEN_SEEDS_FAMILIES"); only != "" {
+		names := strings.Split(only, ",")
+		families = slices.DeleteFunc(families, func(f seedFamilyEmitter) bool { return !slices.Contains(names, f.name) })
+		if len(families) != len(names) {
+			t.Fatalf("RATERD_GEN_SEEDS_FAMILIES=%s names an unknown family", only)
+		}
 	}
 	for _, fam := range families {
 		emitFamily(ctx, t, col, "raterd-seed-"+fam.name+"-"+run, fam.emit)
@@ -70,11 +79,16 @@ func TestGenerateOTLPSeeds(t *testing.T) {
 	for _, fam := range families {
 		want[fam.name+".traces.pb"], want[fam.name+".traces.json"] = true, true
 	}
-	for _, fam := range []string{"genai_event", "genai_v136"} {
-		want[fam+".logs.pb"], want[fam+".logs.json"] = true, true
+	for _, fam := range families {
+		if fam.name == "genai_event" || fam.name == "genai_v136" {
+			want[fam.name+".logs.pb"], want[fam.name+".logs.json"] = true, true
+		}
 	}
 	got := map[string][]byte{}
 	for topic, suffix := range topics {
+		if !slices.ContainsFunc(slices.Collect(maps.Keys(want)), func(k string) bool { return strings.HasSuffix(k, suffix) }) {
+			continue // no family of this run writes to the topic
+		}
 		readSeedTopic(ctx, t, brokers, topic, func(value []byte) bool {
 			fam := seedFamily(value, suffix, run)
 			if fam == "" {
@@ -111,6 +125,12 @@ func TestGenerateOTLPSeeds(t *testing.T) {
 		writeSeed(t, filepath.Join("testdata", "fuzz", fuzzDir[suffix], "sdk_"+fam), []byte("go test fuzz v1\n[]byte("+strconv.Quote(string(value))+")\n"))
 		t.Logf("%s: %d bytes", name, len(value))
 	}
+}
+
+// seedFamilyEmitter is one family of seeds: its name (the files' prefix) and what it sends.
+type seedFamilyEmitter struct {
+	name string
+	emit func(ctx context.Context, tr trace.Tracer, lg otellog.Logger)
 }
 
 // emitFamily sends one family's spans and events through a fresh tracer and logger
@@ -447,4 +467,65 @@ func seedBadShapes(ctx context.Context, tr trace.Tracer, _ otellog.Logger) {
 	seedSpan(ctx, tr, "chat gpt-4o-mini", trace.SpanKindClient, time.Second,
 		attribute.String("gen_ai.operation.name", "chat"), attribute.String("gen_ai.request.model", "gpt-4o-mini"),
 		attribute.String("gen_ai.input.messages", `[{"role":"user","parts":[{"type":"text","content":"hi"}]}]`))
+}
+
+// seedGenAIAgent: one agent run in the current conventions, as agent frameworks record it
+// (OpenAI Agents SDK, Semantic Kernel, pydantic-ai): an invoke_agent root without content,
+// a chat that calls a tool, the execute_tool span with its (opt-in) arguments and result, and
+// the chat that answers from the result.
+func seedGenAIAgent(ctx context.Context, tr trace.Tracer, _ otellog.Logger) {
+	ctx, root := tr.Start(ctx, "invoke_agent travel-agent", trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "invoke_agent"), attribute.String("gen_ai.provider.name", "openai"),
+		attribute.String("gen_ai.agent.name", "travel-agent"), attribute.String("gen_ai.agent.id", "agent-7"),
+		attribute.String("gen_ai.request.model", "gpt-4o"), attribute.String("gen_ai.conversation.id", "conv-trip-1")))
+	chat := func(in, out string) {
+		seedSpan(ctx, tr, "chat gpt-4o", trace.SpanKindClient, 900*time.Millisecond,
+			attribute.String("gen_ai.operation.name", "chat"), attribute.String("gen_ai.provider.name", "openai"),
+			attribute.String("gen_ai.request.model", "gpt-4o"), attribute.String("gen_ai.response.model", "gpt-4o-2024-08-06"),
+			attribute.String("gen_ai.conversation.id", "conv-trip-1"),
+			attribute.String("gen_ai.input.messages", in), attribute.String("gen_ai.output.messages", out))
+	}
+	user := `{"role":"user","parts":[{"type":"text","content":"Do I need an umbrella in Paris tomorrow?"}]}`
+	call := `{"role":"assistant","parts":[{"type":"tool_call","id":"call_w1","name":"get_forecast","arguments":{"city":"Paris","days":1}}],"finish_reason":"tool_calls"}`
+	chat("["+user+"]", "["+call+"]")
+	seedSpan(ctx, tr, "execute_tool get_forecast", trace.SpanKindInternal, 120*time.Millisecond,
+		attribute.String("gen_ai.operation.name", "execute_tool"), attribute.String("gen_ai.tool.name", "get_forecast"),
+		attribute.String("gen_ai.tool.call.id", "call_w1"), attribute.String("gen_ai.tool.type", "function"),
+		attribute.String("gen_ai.tool.description", "Weather forecast for a city."),
+		attribute.String("gen_ai.tool.call.arguments", `{"city":"Paris","days":1}`),
+		attribute.String("gen_ai.tool.call.result", `{"city":"Paris","tomorrow":"rain, 80% chance, 14°C"}`))
+	chat("["+user+","+call+`,{"role":"tool","parts":[{"type":"tool_call_response","id":"call_w1","response":{"city":"Paris","tomorrow":"rain, 80% chance, 14°C"}}]}]`,
+		`[{"role":"assistant","parts":[{"type":"text","content":"Yes: rain is likely in Paris tomorrow (80%), take an umbrella."}],"finish_reason":"stop"}]`)
+	root.End()
+}
+
+// seedOpenInferenceAgent: the same run as OpenInference records it (LangGraph, smolagents):
+// an AGENT root with the request and the final answer, an LLM call that calls a tool, the
+// TOOL span (input.value the arguments, output.value the result), the answering LLM call and
+// a CHAIN inside the run.
+func seedOpenInferenceAgent(ctx context.Context, tr trace.Tracer, _ otellog.Logger) {
+	question, answer := "Do I need an umbrella in Paris tomorrow?", "Yes: rain is likely in Paris tomorrow (80%), take an umbrella."
+	ctx, root := tr.Start(ctx, "agent", trace.WithAttributes(attribute.String("openinference.span.kind", "AGENT"),
+		attribute.String("agent.name", "travel-agent"), attribute.String("session.id", "sess-trip-1"),
+		attribute.String("input.value", question), attribute.String("output.value", answer)))
+	seedSpan(ctx, tr, "ChatOpenAI", trace.SpanKindInternal, 800*time.Millisecond,
+		attribute.String("openinference.span.kind", "LLM"), attribute.String("llm.model_name", "gpt-4o"), attribute.String("llm.provider", "openai"),
+		attribute.String("llm.input_messages.0.message.role", "user"), attribute.String("llm.input_messages.0.message.content", question),
+		attribute.String("llm.output_messages.0.message.role", "assistant"),
+		attribute.String("llm.output_messages.0.message.tool_calls.0.tool_call.id", "call_w1"),
+		attribute.String("llm.output_messages.0.message.tool_calls.0.tool_call.function.name", "get_forecast"),
+		attribute.String("llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments", `{"city": "Paris", "days": 1}`))
+	seedSpan(ctx, tr, "get_forecast", trace.SpanKindInternal, 110*time.Millisecond,
+		attribute.String("openinference.span.kind", "TOOL"), attribute.String("tool.name", "get_forecast"),
+		attribute.String("tool.description", "Weather forecast for a city."), attribute.String("tool.parameters", `{"city": "str", "days": "int"}`),
+		attribute.String("tool_call.id", "call_w1"),
+		attribute.String("input.value", `{"city": "Paris", "days": 1}`), attribute.String("output.value", "rain, 80% chance, 14°C"))
+	seedSpan(ctx, tr, "ChatOpenAI", trace.SpanKindInternal, 700*time.Millisecond,
+		attribute.String("openinference.span.kind", "LLM"), attribute.String("llm.model_name", "gpt-4o"), attribute.String("llm.provider", "openai"),
+		attribute.String("llm.input_messages.0.message.role", "user"), attribute.String("llm.input_messages.0.message.content", question),
+		attribute.String("llm.input_messages.1.message.role", "tool"), attribute.String("llm.input_messages.1.message.content", "rain, 80% chance, 14°C"),
+		attribute.String("llm.output_messages.0.message.role", "assistant"), attribute.String("llm.output_messages.0.message.content", answer))
+	seedSpan(ctx, tr, "should_continue", trace.SpanKindInternal, time.Millisecond,
+		attribute.String("openinference.span.kind", "CHAIN"), attribute.String("input.value", "{}"), attribute.String("output.value", "end"))
+	root.End()
 }
