@@ -244,9 +244,12 @@ func AgentKindCounts(n int) map[string]int {
 	n = max(n, 0)
 	out := make(map[string]int, len(agentKindShares))
 	cum, prev := 0.0, 0
-	for _, s := range agentKindShares {
+	for i, s := range agentKindShares {
 		cum += s.share
 		c := int(math.Round(cum * float64(n)))
+		if i == len(agentKindShares)-1 {
+			c = n // the shares sum to 1; no float error may lose one
+		}
 		out[s.kind] = c - prev
 		prev = c
 	}

@@ -276,3 +276,14 @@ func TestStructuredDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkAgentRunsProto(b *testing.B) {
+	runs := SampleAgentRuns(100, 1)
+	o := Options{Service: "agents", Seed: 1}
+	for b.Loop() {
+		if _, err := MarshalProto(AgentRuns(o, runs)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(runs))*float64(b.N)/b.Elapsed().Seconds(), "runs/s")
+}

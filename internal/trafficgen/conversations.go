@@ -58,9 +58,12 @@ func OutcomeCounts(count int) map[string]int {
 	count = max(count, 0)
 	out := make(map[string]int, len(outcomeShares))
 	cum, prev := 0.0, 0
-	for _, s := range outcomeShares {
+	for i, s := range outcomeShares {
 		cum += s.w
 		n := int(math.Round(cum * float64(count)))
+		if i == len(outcomeShares)-1 {
+			n = count // the shares sum to 1; no float error may lose one
+		}
 		out[s.v] = n - prev
 		prev = n
 	}

@@ -329,3 +329,12 @@ func TestConversationsZeroCount(t *testing.T) {
 		t.Fatalf("%d keys, %d values for count 0", len(keys), len(values))
 	}
 }
+
+func BenchmarkConversations(b *testing.B) {
+	o := DefaultConversationOptions()
+	lines := 0
+	for b.Loop() {
+		lines = len(Conversations(o))
+	}
+	b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
