@@ -404,6 +404,14 @@ func firstParagraph(s string) string {
 	return p
 }
 
+// laterParagraphs returns s after its first paragraph, or all of s if it has one.
+func laterParagraphs(s string) string {
+	if _, rest, ok := strings.Cut(s, "\n\n"); ok {
+		return rest
+	}
+	return s
+}
+
 // exchange is one user message and the assistant's answer.
 type exchange struct{ user, assistant string }
 
@@ -437,9 +445,10 @@ func script(r *rand.Rand, c convCase, outcome string, n int) []exchange {
 			ex = append(ex, exchange{pick(r, stillBroken), pick(r, noMoreIdeas)})
 		}
 	case OutcomeFrustrated:
+		// n-2 distinct moves (at most numUserMoves, as maxTurns allows), in random order.
 		moves := make([]userMove, 0, n)
-		for len(moves) < n-2 {
-			moves = append(moves, userMove(r.IntN(int(numUserMoves))))
+		for _, m := range r.Perm(int(numUserMoves))[:n-2] {
+			moves = append(moves, userMove(m))
 		}
 		for j, m := range moves {
 			var u, a string
@@ -447,9 +456,9 @@ func script(r *rand.Rand, c convCase, outcome string, n int) []exchange {
 			case moveRepeat:
 				u, a = c.question, "As I mentioned: "+firstParagraph(c.answer)
 			case moveAlreadyTold:
-				u, a = fill(pick(r, alreadyTold)), fill("Thanks, I've noted {id}. ")+firstParagraph(c.answer)
+				u, a = fill(pick(r, alreadyTold)), fill("Thanks, I've noted {id}. ")+laterParagraphs(c.answer)
 			case moveUseless:
-				u, a = pick(r, uselessLines), pick(r, empathy)+firstParagraph(c.answer)
+				u, a = pick(r, uselessLines), pick(r, empathy)+"Could you tell me exactly what you've tried so far, so that I can suggest something else?"
 			default:
 				u, a = pick(r, capsLines), pick(r, empathy)+"Let's try again: "+firstParagraph(c.answer)
 			}

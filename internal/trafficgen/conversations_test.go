@@ -204,6 +204,12 @@ func TestConversationOutcomeContent(t *testing.T) {
 			if !contains(humanRequests, user) {
 				t.Fatalf("%s frustrated: ends with %q", id, user)
 			}
+			said := map[string]int{}
+			for _, u := range users {
+				if said[u]++; said[u] > 2 {
+					t.Fatalf("%s frustrated: the user says %q three times", id, u)
+				}
+			}
 			for _, u := range users[1:] {
 				if u == users[0] || strings.Contains(strings.ToLower(u), "already told you") || u == strings.ToUpper(u) {
 					caps++
