@@ -10,6 +10,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -322,12 +324,33 @@ func putAny(a pcommon.Map, key string, v []map[string]any, structured bool) {
 		a.PutStr(key, string(b))
 		return
 	}
-	list := make([]any, len(v))
-	for i, m := range v {
-		list[i] = m
+	list := a.PutEmptySlice(key)
+	list.EnsureCapacity(len(v))
+	for _, m := range v {
+		setRaw(list.AppendEmpty(), m)
 	}
-	if err := a.PutEmptySlice(key).FromRaw(list); err != nil {
-		panic(err) // maps of strings, numbers and lists are valid raw values
+}
+
+// setRaw sets dst to x as pcommon.Value.FromRaw does, but with map keys in sorted order,
+// so that equal values marshal to equal bytes (Go's map order is random).
+func setRaw(dst pcommon.Value, x any) {
+	switch x := x.(type) {
+	case map[string]any:
+		m := dst.SetEmptyMap()
+		m.EnsureCapacity(len(x))
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			setRaw(m.PutEmpty(k), x[k])
+		}
+	case []any:
+		s := dst.SetEmptySlice()
+		s.EnsureCapacity(len(x))
+		for _, e := range x {
+			setRaw(s.AppendEmpty(), e)
+		}
+	default:
+		if err := dst.FromRaw(x); err != nil {
+			panic(err) // strings, numbers, booleans and nil are valid raw values
+		}
 	}
 }
 
