@@ -253,7 +253,7 @@ func BenchmarkScoreRow(b *testing.B) {
 func BenchmarkScoreBatch(b *testing.B) {
 	recs := trafficRecords(256, 4)
 	var checks []*Evaluator
-	for _, c := range HeuristicChecks() {
+	for _, c := range recordChecks() {
 		checks = append(checks, benchEvaluator(b, KindHeuristic, &Evaluator{Name: c, Judge: "checks", Check: c}))
 	}
 	for _, bc := range []struct {
@@ -294,14 +294,14 @@ func BenchmarkHeuristicTraffic(b *testing.B) {
 	}
 	j := NewHeuristicJudge()
 	evals := map[string]*Evaluator{}
-	for _, c := range HeuristicChecks() {
+	for _, c := range recordChecks() {
 		evals[c] = benchEvaluator(b, KindHeuristic, &Evaluator{Name: c, Judge: "checks", Check: c})
 	}
-	for _, name := range append(HeuristicChecks(), "all") {
+	for _, name := range append(recordChecks(), "all") {
 		b.Run(name, func(b *testing.B) {
 			checks := []string{name}
 			if name == "all" {
-				checks = HeuristicChecks()
+				checks = recordChecks()
 			}
 			// One task list per record, built up front so that the loop measures the checks.
 			tasks := make([][]Task, len(recs))
@@ -344,7 +344,7 @@ func TestTrafficRecordsExerciseTheChecks(t *testing.T) {
 		}
 	}
 	j := NewHeuristicJudge()
-	for _, c := range HeuristicChecks() {
+	for _, c := range recordChecks() {
 		e := &Evaluator{Name: c, Judge: "checks", Check: c}
 		if err := e.Prepare("evaluators[0]", KindHeuristic); err != nil {
 			t.Fatal(err)
