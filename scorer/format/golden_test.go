@@ -132,6 +132,9 @@ func TestRenderGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		for cname, spec := range goldenCases() {
+			if name == "lynx" && strings.HasSuffix(cname, "_transcript") {
+				continue // lynx reads no transcript (an evaluator config error)
+			}
 			t.Run(name+"_"+cname, func(t *testing.T) {
 				p, err := f.Render(spec)
 				if !slices.Contains(f.Tasks(), spec.Task) { // prometheus2's classification, lynx's pointwise and pairwise
