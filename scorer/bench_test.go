@@ -248,7 +248,7 @@ func BenchmarkScoreRow(b *testing.B) {
 // BenchmarkScoreBatch scores a batch of 256 distinct records through the scorer without a
 // cache: evaluator matching, cache keys, in-batch deduplication, in-flight claims, the
 // judge calls and the rows. judge=fake isolates the scorer's own work (one rubric read by
-// a judge that answers at once); judge=heuristic runs all six built-in checks, the CPU
+// a judge that answers at once); judge=heuristic runs the six record-scope built-in checks, the CPU
 // work of a checks-only deployment. records/s is in the custom metric.
 func BenchmarkScoreBatch(b *testing.B) {
 	recs := trafficRecords(256, 4)
@@ -285,7 +285,7 @@ func BenchmarkScoreBatch(b *testing.B) {
 
 // BenchmarkHeuristicTraffic runs each built-in check over a traffic mix (see
 // trafficRecords), one task per call as the check would see one record; all runs the
-// six checks of one record in one call. bytes/s counts response bytes checked.
+// six record-scope checks of one record in one call. bytes/s counts response bytes checked.
 func BenchmarkHeuristicTraffic(b *testing.B) {
 	recs := trafficRecords(trafficCorpusSize, 5)
 	respBytes := 0

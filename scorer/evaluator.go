@@ -130,8 +130,10 @@ type Evaluator struct {
 	// Task is the task type: pointwise (default for model and reward judges),
 	// classification (default for heuristic checks) or pairwise.
 	Task string `yaml:"task"`
-	// Check names the built-in check when Judge is a heuristic judge (refusal, empty,
-	// truncated, repetition, pii, json). Must be empty for other judges.
+	// Check names the built-in check when Judge is a heuristic judge: refusal, empty,
+	// truncated, repetition, pii, json (scope record); turn_repetition, unresolved,
+	// frustration (scope conversation); tool_calls, grounded_answer (scope trace). The
+	// check's scope must be the evaluator's. Must be empty for other judges.
 	Check string `yaml:"check"`
 	// Criteria is the evaluation criteria given to model judges. Required for them, except
 	// for guard formats: ShieldGemma's policy (required), Granite Guardian's custom risk
