@@ -169,3 +169,34 @@ func TestGroundedAnswer(t *testing.T) {
 		{name: "too short", response: "Yes.", turns: tools, label: "too_short", pass: true},
 	})
 }
+
+// FuzzTranscriptChecks feeds arbitrary two-turn transcripts with a tool call to every
+// transcript check: each returns a complete verdict with Value and Confidence in [0,1],
+// deterministically, and never panics.
+func FuzzTranscriptChecks(f *testing.F) {
+	f.Add("Where is A-17?", "It shipped.", "I ALREADY TOLD YOU!!!", "I'm sorry, I don't know.", "lookup", `{"id": 1`, "Error: boom")
+	f.Add("", "", "", "", "", "", "")
+	f.Add("same words here again", "same answer words repeated here", "same words here again", "same answer words repeated here", "f", "[]", "42")
+	set := New()
+	var cs []*Check
+	for _, name := range Names() {
+		if c, _ := set.Lookup(name); c.Scope != ScopeRecord {
+			cs = append(cs, c)
+		}
+	}
+	f.Fuzz(func(t *testing.T, u1, a1, u2, a2, name, args, result string) {
+		in := Input{Response: a2, Turns: []Turn{
+			{User: u1, Assistant: a1, ToolCalls: []ToolCall{{Name: name, Arguments: args, Result: result}}},
+			{User: u2, Assistant: a2},
+		}}
+		for _, c := range cs {
+			r := c.Run(in)
+			if !(r.Value >= 0 && r.Value <= 1) || !(r.Confidence >= 0 && r.Confidence <= 1) || r.Label == "" || r.Explanation == "" {
+				t.Fatalf("%s: incomplete or out-of-range result %+v", c.Name, r)
+			}
+			if again := c.Run(in); again != r {
+				t.Fatalf("%s: not deterministic: %+v, then %+v", c.Name, r, again)
+			}
+		}
+	})
+}
