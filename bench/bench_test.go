@@ -23,6 +23,7 @@ import (
 	"raterd/internal/cli"
 	"raterd/record"
 	"raterd/scorer"
+	"raterd/scorer/checks"
 )
 
 func TestBenchFlagErrorsNameTheFlag(t *testing.T) {
@@ -140,6 +141,9 @@ func checkEvaluators(t *testing.T) []*scorer.Evaluator {
 	t.Helper()
 	var evals []*scorer.Evaluator
 	for _, c := range scorer.HeuristicChecks() {
+		if checks.Scope(c) != checks.ScopeRecord {
+			continue // the transcript checks judge assembled conversations and traces
+		}
 		e := &scorer.Evaluator{Name: c, Judge: "checks", Check: c}
 		if err := e.Prepare("evaluators["+c+"]", scorer.KindHeuristic); err != nil {
 			t.Fatal(err)

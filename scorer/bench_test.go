@@ -248,12 +248,12 @@ func BenchmarkScoreRow(b *testing.B) {
 // BenchmarkScoreBatch scores a batch of 256 distinct records through the scorer without a
 // cache: evaluator matching, cache keys, in-batch deduplication, in-flight claims, the
 // judge calls and the rows. judge=fake isolates the scorer's own work (one rubric read by
-// a judge that answers at once); judge=heuristic runs all six built-in checks, the CPU
+// a judge that answers at once); judge=heuristic runs the six record-scope built-in checks, the CPU
 // work of a checks-only deployment. records/s is in the custom metric.
 func BenchmarkScoreBatch(b *testing.B) {
 	recs := trafficRecords(256, 4)
 	var checks []*Evaluator
-	for _, c := range HeuristicChecks() {
+	for _, c := range recordChecks() {
 		checks = append(checks, benchEvaluator(b, KindHeuristic, &Evaluator{Name: c, Judge: "checks", Check: c}))
 	}
 	for _, bc := range []struct {
@@ -285,7 +285,7 @@ func BenchmarkScoreBatch(b *testing.B) {
 
 // BenchmarkHeuristicTraffic runs each built-in check over a traffic mix (see
 // trafficRecords), one task per call as the check would see one record; all runs the
-// six checks of one record in one call. bytes/s counts response bytes checked.
+// six record-scope checks of one record in one call. bytes/s counts response bytes checked.
 func BenchmarkHeuristicTraffic(b *testing.B) {
 	recs := trafficRecords(trafficCorpusSize, 5)
 	respBytes := 0
@@ -294,14 +294,14 @@ func BenchmarkHeuristicTraffic(b *testing.B) {
 	}
 	j := NewHeuristicJudge()
 	evals := map[string]*Evaluator{}
-	for _, c := range HeuristicChecks() {
+	for _, c := range recordChecks() {
 		evals[c] = benchEvaluator(b, KindHeuristic, &Evaluator{Name: c, Judge: "checks", Check: c})
 	}
-	for _, name := range append(HeuristicChecks(), "all") {
+	for _, name := range append(recordChecks(), "all") {
 		b.Run(name, func(b *testing.B) {
 			checks := []string{name}
 			if name == "all" {
-				checks = HeuristicChecks()
+				checks = recordChecks()
 			}
 			// One task list per record, built up front so that the loop measures the checks.
 			tasks := make([][]Task, len(recs))
@@ -344,7 +344,7 @@ func TestTrafficRecordsExerciseTheChecks(t *testing.T) {
 		}
 	}
 	j := NewHeuristicJudge()
-	for _, c := range HeuristicChecks() {
+	for _, c := range recordChecks() {
 		e := &Evaluator{Name: c, Judge: "checks", Check: c}
 		if err := e.Prepare("evaluators[0]", KindHeuristic); err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"raterd/record"
+	"raterd/scorer/checks"
 	"raterd/scorer/format"
 	"raterd/scorer/redact"
 )
@@ -60,13 +61,22 @@ const (
 	// FieldToolCalls is the model's tool calls, one per line as "name(arguments) ->
 	// result" (see RenderToolCalls); empty when the record has none.
 	FieldToolCalls = "tool_calls"
+	// FieldTranscript is a transcript record's turns, numbered, as "[turn n] user: …",
+	// "[turn n] assistant: …" and "[turn n] tool_call name(arguments) -> result" lines
+	// (see RenderTranscript). Only evaluators of scope conversation or trace read it.
+	FieldTranscript = "transcript"
 	// FieldMetadataPrefix followed by a key reads one metadata value, e.g. "metadata.locale".
 	FieldMetadataPrefix = "metadata."
 )
 
 // knownFields lists the record fields an evaluator may read, besides metadata keys.
 func knownFields() []string {
-	return []string{FieldPrompt, FieldMessages, FieldResponse, FieldReference, FieldCandidates, FieldSystem, FieldContext, FieldToolCalls}
+	return []string{FieldPrompt, FieldMessages, FieldResponse, FieldReference, FieldCandidates, FieldSystem, FieldContext, FieldToolCalls, FieldTranscript}
+}
+
+// scopes lists the valid values of Evaluator.Scope.
+func scopes() []string {
+	return []string{record.ScopeRecord, record.ScopeConversation, record.ScopeTrace}
 }
 
 // Format names of the built-in prompt formats (templates under scorer/formats).
@@ -110,13 +120,20 @@ type Match struct {
 type Evaluator struct {
 	// Name identifies the evaluator in score rows and metrics. Required, unique.
 	Name string `yaml:"name"`
+	// Scope is what the evaluator judges: record (the default; one request/response),
+	// conversation (a transcript record assembling one conversation's turns) or trace (a
+	// transcript record assembling one agent run's spans). An evaluator only applies to
+	// records of its scope. A scope other than record enters the rubric version.
+	Scope string `yaml:"scope"`
 	// Judge names the judge pool (a key of the judges section) that answers. Required.
 	Judge string `yaml:"judge"`
 	// Task is the task type: pointwise (default for model and reward judges),
 	// classification (default for heuristic checks) or pairwise.
 	Task string `yaml:"task"`
-	// Check names the built-in check when Judge is a heuristic judge (refusal, empty,
-	// truncated, repetition, pii, json). Must be empty for other judges.
+	// Check names the built-in check when Judge is a heuristic judge: refusal, empty,
+	// truncated, repetition, pii, json (scope record); turn_repetition, unresolved,
+	// frustration (scope conversation); tool_calls, grounded_answer (scope trace). The
+	// check's scope must be the evaluator's. Must be empty for other judges.
 	Check string `yaml:"check"`
 	// Criteria is the evaluation criteria given to model judges. Required for them, except
 	// for guard formats: ShieldGemma's policy (required), Granite Guardian's custom risk
@@ -163,9 +180,11 @@ type Evaluator struct {
 	// An error with other judges.
 	Guided *bool `yaml:"guided"`
 	// Fields are the record fields the judge reads: prompt, messages, response,
-	// reference, candidates, system, context, tool_calls and metadata.<key>. Default
-	// [prompt, response]; pairwise [prompt, response, candidates]. At least one of
-	// prompt, messages and response: the others only inform the judge about them.
+	// reference, candidates, system, context, tool_calls, transcript and metadata.<key>.
+	// Default [prompt, response]; pairwise [prompt, response, candidates]; model judges
+	// of scope conversation or trace [transcript]. At least one of prompt, messages,
+	// response and transcript: the others only inform the judge about them. transcript
+	// is for scopes conversation and trace only.
 	Fields []string `yaml:"fields"`
 	// Match limits the evaluator to some models and apps. Default: all traffic.
 	Match Match `yaml:"match"`
@@ -253,6 +272,9 @@ func (e *Evaluator) Prepare(key string, kind JudgeKind) error {
 	key = fmt.Sprintf("%s (%s)", key, e.Name)
 	if e.Judge == "" {
 		return fmt.Errorf("%s.judge: required", key)
+	}
+	if e.Scope != "" && !slices.Contains(scopes(), e.Scope) {
+		return fmt.Errorf("%s.scope: %q is not one of %s", key, e.Scope, strings.Join(scopes(), ", "))
 	}
 	if e.Task == "" {
 		e.Task = TaskPointwise
@@ -367,6 +389,9 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 		if !slices.Contains(HeuristicChecks(), e.Check) {
 			return fmt.Errorf("%s.check: unknown check %q (one of %s)", key, e.Check, strings.Join(HeuristicChecks(), ", "))
 		}
+		if cs := checks.Scope(e.Check); cs != e.EffectiveScope() {
+			return fmt.Errorf("%s.scope: check %q judges %s records, the evaluator's scope is %s; set scope: %s", key, e.Check, cs, e.EffectiveScope(), cs)
+		}
 		if e.Format != "" {
 			return fmt.Errorf("%s.format: only model judges use a prompt format", key)
 		}
@@ -378,6 +403,22 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 		}
 		if len(e.Fields) == 0 {
 			e.Fields = heuristicFields(e.Check)
+		}
+		if e.EffectiveScope() != record.ScopeRecord {
+			// A transcript check reads exactly its declared fields: all of them reach it,
+			// and nothing else could.
+			want := heuristicFields(e.Check)
+			for _, f := range want {
+				if !slices.Contains(e.Fields, f) {
+					return fmt.Errorf("%s.fields: check %q reads %s; leave fields unset or list exactly those", key, e.Check, strings.Join(want, ", "))
+				}
+			}
+			for i, f := range e.Fields {
+				if !slices.Contains(want, f) {
+					return fmt.Errorf("%s.fields[%d]: check %q reads %s, not %q", key, i, e.Check, strings.Join(want, ", "), f)
+				}
+			}
+			return nil
 		}
 		// Every check judges the response; without it in fields it would read an input
 		// that is not in the cache key. (json without prompt always expects JSON.)
@@ -458,6 +499,8 @@ func (e *Evaluator) prepareForJudge(key string, kind JudgeKind) error {
 			e.Fields = []string{FieldPrompt, FieldResponse}
 			if e.Task == TaskPairwise {
 				e.Fields = append(e.Fields, FieldCandidates)
+			} else if e.EffectiveScope() != record.ScopeRecord {
+				e.Fields = []string{FieldTranscript}
 			}
 		}
 		return nil
@@ -521,6 +564,9 @@ func (e *Evaluator) prepareFields(key string) error {
 			return fmt.Errorf("%s.fields[%d]: %q repeats", key, i, f)
 		}
 	}
+	if i := slices.Index(e.Fields, FieldTranscript); i >= 0 && e.EffectiveScope() == record.ScopeRecord {
+		return fmt.Errorf("%s.fields[%d]: transcript is the turns of a conversation or agent run; only evaluators of scope %s or %s read it", key, i, record.ScopeConversation, record.ScopeTrace)
+	}
 	if e.Reads(FieldPrompt) && e.Reads(FieldMessages) {
 		return fmt.Errorf("%s.fields: prompt already renders the messages when there is no prompt; list one of prompt, messages", key)
 	}
@@ -535,7 +581,10 @@ func (e *Evaluator) prepareFields(key string) error {
 	}
 	// system, context, tool_calls, reference and metadata describe what is judged; they
 	// are not judged by themselves.
-	if !e.Reads(FieldResponse) && !e.Reads(FieldPrompt) && !e.Reads(FieldMessages) {
+	if !e.Reads(FieldResponse) && !e.Reads(FieldPrompt) && !e.Reads(FieldMessages) && !e.Reads(FieldTranscript) {
+		if e.EffectiveScope() != record.ScopeRecord {
+			return fmt.Errorf("%s.fields: must include transcript, prompt, messages or response", key)
+		}
 		return fmt.Errorf("%s.fields: must include prompt, messages or response", key)
 	}
 	return nil
@@ -566,7 +615,7 @@ func (e *Evaluator) useGuide(fingerprint string, chars int) {
 
 // RubricVersion is a stable hash of everything that changes the judge's input for this
 // evaluator (task, check, criteria, scale, levels, labels, candidate choice, format,
-// fields, redaction). Sampling, matching and TTL are left out: they choose which records are judged,
+// fields, redaction, a scope other than record). Sampling, matching and TTL are left out: they choose which records are judged,
 // not how.
 func (e *Evaluator) RubricVersion() string { return e.rubricVersion }
 
@@ -586,6 +635,11 @@ func (e *Evaluator) computeRubricVersion() string {
 		for _, l := range levels {
 			parts = append(parts, fmt.Sprintf("%d", l), e.Levels[l])
 		}
+	}
+	if sc := e.EffectiveScope(); sc != record.ScopeRecord {
+		// A transcript is judged differently from one record; record-scope versions stay
+		// as they were before scopes existed.
+		parts = append(parts, "scope", sc)
 	}
 	if e.Risk != "" {
 		// Only guard evaluators have one; versions of the others stay as they were.
@@ -610,9 +664,32 @@ func (e *Evaluator) computeRubricVersion() string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// Applies reports whether the evaluator judges this record: the match filters hold, the
-// record falls in the deterministic sample, and a pairwise evaluator finds its candidate.
+// EffectiveScope is the evaluator's scope: Scope, or record when it is unset.
+func (e *Evaluator) EffectiveScope() string {
+	if e.Scope == "" {
+		return record.ScopeRecord
+	}
+	return e.Scope
+}
+
+// RecordScope is the scope of a record: record for an ordinary record (no Segment), the
+// segment's scope for a transcript record.
+func RecordScope(r *record.Record) string {
+	if r.Segment == nil || r.Segment.Scope == "" {
+		return record.ScopeRecord
+	}
+	return r.Segment.Scope
+}
+
+// Applies reports whether the evaluator judges this record: the record is of the
+// evaluator's scope (a record-scope evaluator never judges a TracePart record, a span
+// decoded only to complete its trace), the match filters hold, the record falls in the
+// deterministic sample, and a pairwise evaluator finds its candidate.
 func (e *Evaluator) Applies(r *record.Record) bool {
+	sc := e.EffectiveScope()
+	if RecordScope(r) != sc || sc == record.ScopeRecord && r.TracePart {
+		return false
+	}
 	if !globsMatch(e.Match.Models, r.Model) || !globsMatch(e.Match.Apps, r.App) {
 		return false
 	}
@@ -650,10 +727,11 @@ func (e *Evaluator) PairCandidate(r *record.Record) (record.Candidate, bool) {
 // Input is one record field as a judge reads it.
 type Input struct {
 	// Field is the evaluator field name: prompt, messages, response, reference,
-	// candidates, system, context, tool_calls or metadata.<key>.
+	// candidates, system, context, tool_calls, transcript or metadata.<key>.
 	Field string
 	// Text is the field's content (for candidates: the chosen candidate's response; for
-	// context and tool_calls: RenderContext and RenderToolCalls of the record's lists).
+	// context and tool_calls: RenderContext and RenderToolCalls of the record's lists;
+	// for transcript: RenderTranscript of the record's turns).
 	Text string
 }
 
@@ -682,6 +760,8 @@ func (e *Evaluator) Inputs(r *record.Record) []Input {
 			text = RenderContext(r.Context)
 		case FieldToolCalls:
 			text = RenderToolCalls(r.ToolCalls)
+		case FieldTranscript:
+			text = RenderTranscript(TranscriptTurns(r))
 		default:
 			text = r.Metadata[strings.TrimPrefix(f, FieldMetadataPrefix)]
 		}

@@ -272,7 +272,7 @@ func TestPrepareFieldsNewNames(t *testing.T) {
 		{[]string{FieldSystem, FieldContext, FieldToolCalls}, KindModel, "must include prompt, messages or response"},
 		{[]string{FieldToolCalls, FieldReference}, KindReward, "must include prompt, messages or response"},
 		{[]string{FieldPrompt, FieldContext, FieldContext}, KindModel, `evaluators[0] (e).fields[2]: "context" repeats`},
-		{[]string{FieldPrompt, "contexts"}, KindModel, `evaluators[0] (e).fields[1]: unknown field "contexts" (one of prompt, messages, response, reference, candidates, system, context, tool_calls, or metadata.<key>)`},
+		{[]string{FieldPrompt, "contexts"}, KindModel, `evaluators[0] (e).fields[1]: unknown field "contexts" (one of prompt, messages, response, reference, candidates, system, context, tool_calls, transcript, or metadata.<key>)`},
 		{[]string{FieldResponse, FieldContext}, KindHeuristic, `evaluators[0] (e).fields: check "refusal" reads prompt and response, not "context"`},
 	} {
 		e := &Evaluator{Name: "e", Judge: "j", Criteria: "c", Fields: c.fields}

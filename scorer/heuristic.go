@@ -19,8 +19,10 @@ func HeuristicChecks() []string { return checks.Names() }
 // heuristicFields returns the record fields a check reads (see checks.Fields). Only these
 // reach the cache key, so a check must never look at anything else: json needs the
 // prompt to know whether JSON was asked for; every other check looks at the response
-// alone, so that a repeated response hits the cache whatever prompt produced it. The
-// checks package names fields as this package does (FieldPrompt, FieldResponse).
+// alone, so that a repeated response hits the cache whatever prompt produced it; the
+// transcript checks read the transcript (and grounded_answer the response). The checks
+// package names fields as this package does (FieldPrompt, FieldResponse,
+// FieldTranscript).
 func heuristicFields(check string) []string {
 	if f := checks.Fields(check); f != nil {
 		return f
@@ -91,12 +93,25 @@ func (j *HeuristicJudge) judgeOne(t Task) Verdict {
 	if len(fields) == 0 {
 		fields = heuristicFields(name)
 	}
-	if !slices.Contains(fields, FieldResponse) {
+	if check.Scope != checks.ScopeRecord {
+		// A transcript check reads exactly its declared fields.
+		for _, f := range check.Fields {
+			if !slices.Contains(fields, f) {
+				return Verdict{Err: fmt.Errorf("heuristic: check %q reads %s, but evaluator %q does not declare field %q", name, strings.Join(check.Fields, ", "), t.Evaluator.Name, f)}
+			}
+		}
+	} else if !slices.Contains(fields, FieldResponse) {
 		return Verdict{Err: fmt.Errorf("heuristic: check %q reads the response, but evaluator %q does not declare field %q", name, t.Evaluator.Name, FieldResponse)}
 	}
-	in := checks.Input{Response: t.Record.Response}
+	var in checks.Input
+	if check.Reads(checks.FieldResponse) {
+		in.Response = t.Record.Response
+	}
 	if check.Reads(checks.FieldPrompt) && slices.Contains(fields, FieldPrompt) {
 		in.Prompt, in.HasPrompt = t.Record.PromptText(), true
+	}
+	if check.Reads(checks.FieldTranscript) {
+		in.Turns = checkTurns(TranscriptTurns(t.Record))
 	}
 	r := check.Run(in)
 	return Verdict{Value: r.Value, Label: r.Label, Confidence: r.Confidence, Explanation: r.Explanation}

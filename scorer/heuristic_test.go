@@ -94,7 +94,7 @@ func TestHeuristicJudgeAgreesWithChecks(t *testing.T) {
 		recs = append(recs, &record.Record{ID: "chat", Model: "m", Response: resp,
 			Messages: []record.Message{{Role: "system", Content: "Always respond in JSON."}, {Role: "user", Content: "hi"}}})
 	}
-	for _, c := range HeuristicChecks() {
+	for _, c := range recordChecks() {
 		for _, fields := range [][]string{nil, {FieldResponse}, {FieldPrompt, FieldResponse}, {FieldResponse, FieldReference}} {
 			ev := &Evaluator{Name: "h-" + c, Judge: "heuristic", Check: c, Fields: slices.Clone(fields)}
 			if err := ev.Prepare("evaluators[0]", KindHeuristic); err != nil {
@@ -123,8 +123,8 @@ func FuzzHeuristicJudge(f *testing.F) {
 	f.Add("", "\u200b <|endoftext|>")
 	j := NewHeuristicJudge()
 	set := checks.New()
-	evs := make([]*Evaluator, 0, len(HeuristicChecks()))
-	for _, c := range HeuristicChecks() {
+	evs := make([]*Evaluator, 0, len(recordChecks()))
+	for _, c := range recordChecks() {
 		ev := &Evaluator{Name: "fuzz-" + c, Judge: "heuristic", Check: c}
 		if err := ev.Prepare("evaluators[0]", KindHeuristic); err != nil {
 			f.Fatal(err)
@@ -191,10 +191,10 @@ func TestHeuristicJudgeOrderAndErrors(t *testing.T) {
 	if got := j.Identity(); got != "heuristic/v1" {
 		t.Errorf("Identity = %q", got)
 	}
-	if !slices.IsSorted(HeuristicChecks()) || len(HeuristicChecks()) != 6 {
+	if !slices.IsSorted(HeuristicChecks()) || len(HeuristicChecks()) != 11 || len(recordChecks()) != 6 {
 		t.Errorf("HeuristicChecks = %v", HeuristicChecks())
 	}
-	for _, c := range HeuristicChecks() {
+	for _, c := range recordChecks() {
 		want := []string{FieldResponse}
 		if c == checkJSON {
 			want = []string{FieldPrompt, FieldResponse}
@@ -261,7 +261,7 @@ func TestHeuristicConcurrent(t *testing.T) {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for i := 0; i < 50; i++ {
-				for _, c := range HeuristicChecks() {
+				for _, c := range recordChecks() {
 					task := heuristicTask(t, c, "Respond in JSON.", strings.Repeat(fmt.Sprintf("word%d ", i%7), 40+g))
 					if vs, err := j.Judge(context.Background(), []Task{task}); err != nil || vs[0].Err != nil {
 						t.Errorf("%s: %v %v", c, err, vs[0].Err)
@@ -273,4 +273,16 @@ func TestHeuristicConcurrent(t *testing.T) {
 	for g := 0; g < 8; g++ {
 		<-done
 	}
+}
+
+// recordChecks are the built-in checks of scope record: those that read one record's
+// prompt and response.
+func recordChecks() []string {
+	var out []string
+	for _, c := range HeuristicChecks() {
+		if checks.Scope(c) == checks.ScopeRecord {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -561,6 +561,10 @@ func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score
 		Status:         status,
 		Cached:         cached,
 	}
+	if seg := r.Segment; seg != nil {
+		// A transcript row says what it judged: its scope and segment.
+		row.Scope, row.Version, row.LastOffset, row.Turns, row.CloseReason = RecordScope(r), seg.Version, seg.LastOffset, len(seg.Turns), seg.CloseReason
+	}
 	if !cached {
 		row.JudgeLatency = v.Latency
 		row.Attempts = v.Attempts

@@ -175,9 +175,11 @@ func TestEvaluatorExamplesParse(t *testing.T) {
 	}
 	tasks := map[string]bool{}
 	formats := map[string]bool{}
+	scopes := map[string]bool{}
 	for _, e := range cfg.Evaluators {
 		tasks[e.Task] = true
 		formats[e.Format] = true
+		scopes[e.EffectiveScope()] = true
 		if e.RubricVersion() == "" {
 			t.Errorf("evaluator %s has no rubric version", e.Name)
 		}
@@ -191,6 +193,11 @@ func TestEvaluatorExamplesParse(t *testing.T) {
 	for _, want := range []string{"flame", "prometheus2", "selene", "lynx", "llama-guard-3", "shieldgemma", "granite-guardian", "granite-guardian-3.3", "qwen3guard"} {
 		if !formats[want] {
 			t.Errorf("no %s example", want)
+		}
+	}
+	for _, want := range []string{"record", "conversation", "trace"} {
+		if !scopes[want] {
+			t.Errorf("no %s-scope example", want)
 		}
 	}
 	if cfg.Judges["reward-model"].Reward.API != "vllm-pooling" || cfg.Judges["selene"].DNS == nil {

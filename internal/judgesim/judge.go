@@ -85,7 +85,8 @@ func pickUser(users []string) string {
 	for i := len(users) - 1; i >= 0; i-- {
 		u := users[i]
 		if firstBlockAt(u) >= 0 || strings.Contains(u, "\n###Response") || strings.Contains(u, "\n--\nANSWER:\n") || strings.Contains(u, "\n###The instruction to evaluate:") ||
-			hasFence(u, "Response") || hasFence(u, "Response A") || hasFence(u, "Instruction") {
+			strings.Contains(u, "\n###Conversation transcript:") ||
+			hasFence(u, "Response") || hasFence(u, "Response A") || hasFence(u, "Instruction") || hasFence(u, "Conversation transcript") {
 			return u
 		}
 	}
@@ -139,7 +140,7 @@ func parseFlame(user string) prompt {
 		p.b, _ = block(user, "RESPONSE B")
 		return p
 	}
-	for _, name := range []string{"RESPONSE", "PROMPT", "MESSAGES"} {
+	for _, name := range []string{"RESPONSE", "PROMPT", "MESSAGES", "TRANSCRIPT"} {
 		if text, ok := block(user, name); ok {
 			p.subject, p.text = name, text
 			return p
@@ -180,6 +181,7 @@ func parsePrometheus(user string) prompt {
 	for _, s := range []struct{ header, subject string }{
 		{"###Response to evaluate:", "response"},
 		{"###The instruction to evaluate:", "instruction"},
+		{"###Conversation transcript:", "conversation"},
 	} {
 		if text, ok := section(user, s.header); ok {
 			p.subject, p.text = s.subject, text
@@ -228,7 +230,7 @@ func parseSelene(user string) prompt {
 			p.task, p.labels = taskClassification, labels
 		}
 	}
-	for _, label := range []string{"Response", "Instruction"} {
+	for _, label := range []string{"Response", "Instruction", "Conversation transcript"} {
 		if text, ok := seleneFence(user, label); ok {
 			p.subject, p.text = strings.ToLower(label), text
 			return p

@@ -280,11 +280,12 @@ func TestHeuristicJSONWithoutPrompt(t *testing.T) {
 	}
 }
 
-// TestRegistry: Names is sorted and complete, every check is found and reads the
-// response, and only json reads the prompt.
+// TestRegistry: Names is sorted and complete, every check is found; the record checks
+// read the response, only json reads the prompt; the transcript checks read the
+// transcript (grounded_answer the response too) and have the scope of their records.
 func TestRegistry(t *testing.T) {
 	names := Names()
-	if !slices.IsSorted(names) || len(names) != 6 {
+	if !slices.IsSorted(names) || len(names) != 11 {
 		t.Errorf("Names = %v", names)
 	}
 	names[0] = "changed"
@@ -297,22 +298,33 @@ func TestRegistry(t *testing.T) {
 		if !ok || c.Name != name {
 			t.Fatalf("Lookup(%q) = %v, %v", name, c, ok)
 		}
-		want := []string{FieldResponse}
-		if name == NameJSON {
+		want, scope := []string{FieldResponse}, ScopeRecord
+		switch name {
+		case NameJSON:
 			want = []string{FieldPrompt, FieldResponse}
+		case NameTurnRepetition, NameUnresolved, NameFrustration:
+			want, scope = []string{FieldTranscript}, ScopeConversation
+		case NameToolCalls:
+			want, scope = []string{FieldTranscript}, ScopeTrace
+		case NameGroundedAnswer:
+			want, scope = []string{FieldResponse, FieldTranscript}, ScopeTrace
 		}
 		if got := Fields(name); !slices.Equal(got, want) || !slices.Equal(c.Fields, want) {
 			t.Errorf("Fields(%q) = %v, row %v, want %v", name, got, c.Fields, want)
 		}
-		if !c.Reads(FieldResponse) || c.Reads(FieldPrompt) != (name == NameJSON) {
+		if got := Scope(name); got != scope || c.Scope != scope {
+			t.Errorf("Scope(%q) = %q, row %q, want %q", name, got, c.Scope, scope)
+		}
+		if c.Reads(FieldResponse) != slices.Contains(want, FieldResponse) || c.Reads(FieldPrompt) != (name == NameJSON) ||
+			c.Reads(FieldTranscript) != (scope != ScopeRecord) {
 			t.Errorf("%s: Reads disagrees with its fields %v", name, c.Fields)
 		}
 	}
 	if _, ok := set.Lookup("sentiment"); ok {
 		t.Error("Lookup found an unknown check")
 	}
-	if Fields("sentiment") != nil {
-		t.Error("Fields of an unknown check is not nil")
+	if Fields("sentiment") != nil || Scope("sentiment") != "" {
+		t.Error("Fields or Scope of an unknown check is set")
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package checks holds the built-in CPU checks of raterd's heuristic judge: cheap,
 // model-free verdicts on one response (empty, refusal, truncated, repetition, pii,
-// json). Each check is a pure function of its input in a file of its own; the registry
+// json), on the turns of one conversation (turn_repetition, unresolved, frustration) and
+// on one agent run (tool_calls, grounded_answer). Each check is a pure function of its input in a file of its own; the registry
 // below is the one place that lists them, with the record fields each reads. The scorer's
 // HeuristicJudge adapts a Set to its Judge interface.
 //
@@ -21,7 +22,34 @@ const (
 	FieldPrompt = "prompt"
 	// FieldResponse is the response under evaluation.
 	FieldResponse = "response"
+	// FieldTranscript is the turns of a transcript record (Input.Turns).
+	FieldTranscript = "transcript"
 )
+
+// Scopes a check judges: the names of the scorer's evaluator scopes (record.Scope*).
+const (
+	// ScopeRecord: one request/response.
+	ScopeRecord = "record"
+	// ScopeConversation: the turns of one conversation.
+	ScopeConversation = "conversation"
+	// ScopeTrace: the model calls and tool calls of one agent run.
+	ScopeTrace = "trace"
+)
+
+// ToolCall is one tool call of a turn, with its result when known.
+type ToolCall struct {
+	Name      string
+	Arguments string
+	Result    string
+}
+
+// Turn is one turn of a transcript: what the user asked, the tool calls made while
+// answering, and the assistant's answer.
+type Turn struct {
+	User      string
+	Assistant string
+	ToolCalls []ToolCall
+}
 
 // Input is what a check reads of one record.
 type Input struct {
@@ -33,6 +61,9 @@ type Input struct {
 	// it, so it is in the cache key). A check that uses the prompt and does not get it
 	// falls back as its documentation says (json then always expects JSON).
 	HasPrompt bool
+	// Turns are a transcript record's turns, in order; set only for the checks that read
+	// FieldTranscript.
+	Turns []Turn
 }
 
 // Result is the verdict of one check on one response.
@@ -52,9 +83,13 @@ type Result struct {
 type Check struct {
 	// Name is what an evaluator's check setting names.
 	Name string
-	// Fields are the record fields the check reads (FieldPrompt, FieldResponse). Only
-	// these may reach a cache key, so a check must never look at anything else.
+	// Fields are the record fields the check reads (FieldPrompt, FieldResponse,
+	// FieldTranscript). Only these may reach a cache key, so a check must never look at
+	// anything else.
 	Fields []string
+	// Scope is the scope of the records the check judges (ScopeRecord,
+	// ScopeConversation, ScopeTrace); only evaluators of that scope may run it.
+	Scope string
 	// run runs the check with the compiled state of s.
 	run func(s *Set, in Input) Result
 	// set is the Set whose compiled state run uses (see Set.Lookup).
@@ -64,15 +99,24 @@ type Check struct {
 // registry is the ordered table of the built-in checks, sorted by name. json needs the
 // prompt to know whether JSON was asked for; every other check looks at the response
 // alone, so that a repeated response hits the cache whatever prompt produced it.
+//
+// The transcript checks read the turns (and grounded_answer the final answer too); each
+// judges records of one scope only.
 func registry() []Check {
 	response := []string{FieldResponse}
+	transcript := []string{FieldTranscript}
 	return []Check{
-		{Name: NameEmpty, Fields: response, run: func(_ *Set, in Input) Result { return checkEmptyResponse(in.Response) }},
-		{Name: NameJSON, Fields: []string{FieldPrompt, FieldResponse}, run: func(s *Set, in Input) Result { return s.json.checkJSON(in) }},
-		{Name: NamePII, Fields: response, run: func(s *Set, in Input) Result { return checkPIIResponse(s.pii, in.Response) }},
-		{Name: NameRefusal, Fields: response, run: func(s *Set, in Input) Result { return s.refusal.checkRefusal(in.Response) }},
-		{Name: NameRepetition, Fields: response, run: func(s *Set, in Input) Result { return s.repetition.checkRepetition(in.Response) }},
-		{Name: NameTruncated, Fields: response, run: func(_ *Set, in Input) Result { return checkTruncation(in.Response) }},
+		{Name: NameEmpty, Fields: response, Scope: ScopeRecord, run: func(_ *Set, in Input) Result { return checkEmptyResponse(in.Response) }},
+		{Name: NameFrustration, Fields: transcript, Scope: ScopeConversation, run: func(_ *Set, in Input) Result { return checkFrustration(in.Turns) }},
+		{Name: NameGroundedAnswer, Fields: []string{FieldResponse, FieldTranscript}, Scope: ScopeTrace, run: func(_ *Set, in Input) Result { return checkGroundedAnswer(in.Response, in.Turns) }},
+		{Name: NameJSON, Fields: []string{FieldPrompt, FieldResponse}, Scope: ScopeRecord, run: func(s *Set, in Input) Result { return s.json.checkJSON(in) }},
+		{Name: NamePII, Fields: response, Scope: ScopeRecord, run: func(s *Set, in Input) Result { return checkPIIResponse(s.pii, in.Response) }},
+		{Name: NameRefusal, Fields: response, Scope: ScopeRecord, run: func(s *Set, in Input) Result { return s.refusal.checkRefusal(in.Response) }},
+		{Name: NameRepetition, Fields: response, Scope: ScopeRecord, run: func(s *Set, in Input) Result { return s.repetition.checkRepetition(in.Response) }},
+		{Name: NameToolCalls, Fields: transcript, Scope: ScopeTrace, run: func(_ *Set, in Input) Result { return checkToolCalls(in.Turns) }},
+		{Name: NameTruncated, Fields: response, Scope: ScopeRecord, run: func(_ *Set, in Input) Result { return checkTruncation(in.Response) }},
+		{Name: NameTurnRepetition, Fields: transcript, Scope: ScopeConversation, run: func(_ *Set, in Input) Result { return checkTurnRepetition(in.Turns) }},
+		{Name: NameUnresolved, Fields: transcript, Scope: ScopeConversation, run: func(_ *Set, in Input) Result { return checkUnresolved(in.Turns) }},
 	}
 }
 
@@ -97,6 +141,17 @@ func Fields(name string) []string {
 		}
 	}
 	return nil
+}
+
+// Scope returns the scope of the records the check called name judges (ScopeRecord,
+// ScopeConversation or ScopeTrace), or "" when there is no such check.
+func Scope(name string) string {
+	for _, c := range registry() {
+		if c.Name == name {
+			return c.Scope
+		}
+	}
+	return ""
 }
 
 // Set is the built-in checks with their compiled state: refusal matchers, JSON-request

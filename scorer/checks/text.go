@@ -2,7 +2,6 @@ package checks
 
 import (
 	"unicode"
-	"unicode/utf8"
 )
 
 // Helpers that more than one check uses: word counts and byte classes.
@@ -56,6 +55,3 @@ func countWordsCJK(s string, limit int) int {
 
 func isDigit(c byte) bool     { return c >= '0' && c <= '9' }
 func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-func isAlnum(c byte) bool {
-	return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'z') || c >= utf8.RuneSelf
-}

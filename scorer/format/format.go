@@ -30,7 +30,7 @@ const (
 // Input is one record field the judge reads.
 type Input struct {
 	// Field is prompt, messages, response, reference, candidates, system, context,
-	// tool_calls or metadata.<key>.
+	// tool_calls, transcript or metadata.<key>.
 	Field string
 	Text  string
 }

@@ -62,7 +62,7 @@ func TestRenderSpecErrors(t *testing.T) {
 		{"unknown field", func(s *Spec) { s.Inputs[0].Field = "documents" }, `unknown field "documents"`},
 		{"empty metadata key", func(s *Spec) { s.Inputs[0].Field = "metadata." }, "unknown field"},
 		{"repeated field", func(s *Spec) { s.Inputs[1].Field = "prompt" }, "repeats"},
-		{"nothing judged", func(s *Spec) { s.Inputs = []Input{{Field: "reference", Text: "x"}} }, "need prompt, messages or response"},
+		{"nothing judged", func(s *Spec) { s.Inputs = []Input{{Field: "reference", Text: "x"}} }, "need prompt, messages, response or transcript"},
 		{"candidates outside pairwise", func(s *Spec) { s.Inputs[0].Field = "candidates" }, "only pairwise"},
 		{"pairwise without candidate", func(s *Spec) { s.Task = TaskPairwise }, "needs response and candidates"},
 		{"level off scale", func(s *Spec) { s.Levels = map[int]string{6: "x"} }, "levels.6"},

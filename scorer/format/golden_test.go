@@ -71,6 +71,22 @@ func goldenCases() map[string]Spec {
 				{Field: "response", Text: "Shipping takes 2 days, and delivery 3 to 5 more."},
 			},
 		},
+		// A conversation's transcript, as scorer.RenderTranscript writes three turns.
+		"pointwise_transcript": {
+			Task:     TaskPointwise,
+			Criteria: "Does the assistant resolve the user's problem over the conversation?",
+			Min:      1, Max: 5,
+			Inputs: []Input{
+				{Field: "system", Text: "You are the support assistant of Acme."},
+				{Field: "transcript", Text: goldenTranscript},
+			},
+		},
+		"classification_transcript": {
+			Task:     TaskClassification,
+			Criteria: "Is the user's problem resolved by the end of the conversation?",
+			Labels:   []string{"resolved", "unresolved"},
+			Inputs:   []Input{{Field: "transcript", Text: goldenTranscript}},
+		},
 		"pairwise_context": {
 			Task:     TaskPairwise,
 			Criteria: "Which response is better grounded in the context?",
@@ -83,6 +99,16 @@ func goldenCases() map[string]Spec {
 		},
 	}
 }
+
+// goldenTranscript is a three-turn conversation with a tool call, as
+// scorer.RenderTranscript renders it.
+const goldenTranscript = "[turn 1] user: Where is my order A-17?\n" +
+	"[turn 1] tool_call lookup_order({\"id\": \"A-17\"}) -> {\"status\": \"shipped\", \"carrier\": \"DHL\"}\n" +
+	"[turn 1] assistant: Your order A-17 has shipped with DHL.\n" +
+	"[turn 2] user: It still has not arrived.\n" +
+	"[turn 2] assistant: DHL delivers within 3 days of shipping;\n  please wait one more day.\n" +
+	"[turn 3] user: ok thanks\n" +
+	"[turn 3] assistant: You're welcome!"
 
 func pairwiseSpec(swap bool) Spec {
 	return Spec{
@@ -106,6 +132,9 @@ func TestRenderGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		for cname, spec := range goldenCases() {
+			if name == "lynx" && strings.HasSuffix(cname, "_transcript") {
+				continue // lynx reads no transcript (an evaluator config error)
+			}
 			t.Run(name+"_"+cname, func(t *testing.T) {
 				p, err := f.Render(spec)
 				if !slices.Contains(f.Tasks(), spec.Task) { // prometheus2's classification, lynx's pointwise and pairwise

@@ -24,12 +24,13 @@ const (
 	fieldSystem     = "system"     // the system prompt the judged model was given
 	fieldContext    = "context"    // the retrieved documents, numbered
 	fieldToolCalls  = "tool_calls" // the model's tool calls, one per line
+	fieldTranscript = "transcript" // a conversation's or agent run's turns, numbered
 	metadataPrefix  = "metadata."
 )
 
 // knownFields lists the input fields besides metadata.<key>, in the order error messages
 // name them.
-var knownFields = []string{fieldPrompt, fieldMessages, fieldResponse, fieldReference, fieldCandidates, fieldSystem, fieldContext, fieldToolCalls}
+var knownFields = []string{fieldPrompt, fieldMessages, fieldResponse, fieldReference, fieldCandidates, fieldSystem, fieldContext, fieldToolCalls, fieldTranscript}
 
 // view is the data every template sees; text in it is already escaped.
 type view struct {
@@ -48,7 +49,7 @@ type level struct {
 }
 
 // inputView is one input as templates see it. Field is prompt, messages, response,
-// reference, system, context, tool_calls or metadata, and for pairwise response_a or response_b in place of response
+// reference, system, context, tool_calls, transcript or metadata, and for pairwise response_a or response_b in place of response
 // and candidates; Key is the metadata key.
 type inputView struct {
 	Field, Key, Text string
@@ -107,8 +108,8 @@ func (f *Format) inputs(s Spec) ([]inputView, error) {
 		if seen[fieldCandidates] {
 			return nil, errors.New("inputs: only pairwise tasks read candidates")
 		}
-		if !seen[fieldPrompt] && !seen[fieldMessages] && !seen[fieldResponse] {
-			return nil, errors.New("inputs: need prompt, messages or response")
+		if !seen[fieldPrompt] && !seen[fieldMessages] && !seen[fieldResponse] && !seen[fieldTranscript] {
+			return nil, errors.New("inputs: need prompt, messages, response or transcript")
 		}
 		return out, nil
 	}
