@@ -569,11 +569,6 @@ func (s *Scorer) row(t Task, v Verdict, cached bool, now time.Time) record.Score
 		row.JudgeLatency = v.Latency
 		row.Attempts = v.Attempts
 	}
-	row.Scope = record.ScopeRecord
-	if seg := r.Segment; seg != nil {
-		// A transcript's row: its source offset is the segment's first.
-		row.Scope, row.Version, row.LastOffset, row.Turns, row.CloseReason = seg.Scope, seg.Version, seg.LastOffset, len(seg.Turns), seg.CloseReason
-	}
 	return row
 }
 
