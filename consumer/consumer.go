@@ -476,6 +476,14 @@ func (p *Pipeline) batchLoop(workCtx context.Context, msgs <-chan kafka.Message,
 	addTranscripts := func(closed []conversation.Closed) {
 		for i := range closed {
 			c := &closed[i]
+			if c.Record == nil {
+				// Nothing to judge (a trace that was no agent run): its records are done
+				// once their own batches are.
+				for _, h := range c.Holds {
+					h.Release()
+				}
+				continue
+			}
 			if b.AddN(item{recs: []*record.Record{c.Record}, transcript: c, size: c.Record.SizeBytes}, 1, c.Record.SizeBytes) {
 				flush()
 			}

@@ -257,8 +257,8 @@ func refusals() []refusal {
 			fix: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
 				return setUsers(ctx, x, r, x.users, false)
 			}},
-		{name: "parts", fault: fmt.Sprintf("too many parts: merges of scores stopped at 10%% (parts_to_throw_insert %d), started after the hold; twice the records", partsToThrowInsert),
-			at: 0.10, scale: 2, code: regexp.MustCompile(`code: 252,`),
+		{name: "parts", fault: fmt.Sprintf("too many parts: merges of scores stopped at 10%% (parts_to_throw_insert %d), started after the hold; four times the records", partsToThrowInsert),
+			at: 0.10, scale: 4, code: regexp.MustCompile(`code: 252,`),
 			start: func(ctx context.Context, x *refusalEnv, r *scenarioRun) error {
 				return chExec(ctx, x, r, "SYSTEM STOP MERGES "+r.db+".scores")
 			},

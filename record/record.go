@@ -141,6 +141,9 @@ type Turn struct {
 	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
 	// RecordID is the id of the record the turn came from.
 	RecordID string `json:"record_id,omitempty"`
+	// TraceID is the trace of the turn's request, when the input has one: an agent's
+	// model and tool calls within one turn share it.
+	TraceID string `json:"trace_id,omitempty"`
 	// Timestamp is the turn's event time.
 	Timestamp time.Time `json:"timestamp"`
 }

@@ -7,20 +7,27 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"raterd/consumer"
+	"raterd/internal/app"
 	"raterd/record"
 	"raterd/scorer"
 	"raterd/sinks"
 )
 
 // demoChecks are the built-in checks of the demo's embedded config (internal/app/demo.go),
-// each run on every record.
-var demoChecks = []string{"empty", "json_validity", "pii", "refusal", "repetition", "truncated"}
+// each run on every record (but the trace parts of agent runs); demoConversationChecks on
+// every conversation, demoRunChecks on every agent run.
+var (
+	demoChecks             = []string{"empty", "json_validity", "pii", "refusal", "repetition", "truncated"}
+	demoConversationChecks = []string{"conv_unresolved", "conv_frustration", "conv_repetition"}
+	demoRunChecks          = []string{"run_tool_calls", "run_grounded"}
+)
 
 // TestDemoCommand runs `raterd demo`, the README's main job, as a user does (from the
 // repository root, default traffic file, through runMain and its flags) and checks its
@@ -54,9 +61,9 @@ func TestDemoCommand(t *testing.T) {
 		return ns
 	}
 	msgs := num(`(?m)^messages\s+(\d+)\s+\((\d+) decoded into (\d+) records, (\d+) dead-lettered\)`)
-	if got := [4]int(msgs); got != [4]int{want.messages, want.records, want.records, want.messages - want.records} {
-		t.Errorf("messages line: %v (messages, valid, records, dead letters); the traffic has %d messages, %d valid records",
-			got, want.messages, want.records)
+	if got := [4]int(msgs); got != [4]int{want.messages, want.valid, want.records, want.messages - want.valid} {
+		t.Errorf("messages line: %v (messages, valid, records, dead letters); the traffic has %d messages, %d valid, %d records",
+			got, want.messages, want.valid, want.records)
 	}
 	rowsLine := num(`(?m)^score rows\s+(\d+)\s+\((\d+) batches\)`)
 	// The README shows this summary: its deterministic counts are this run's.
@@ -84,15 +91,29 @@ func TestDemoCommand(t *testing.T) {
 			t.Errorf("%s × %s: %d of %d rows ok; the demo's judges do not fail", k[0], k[1], a.ok, a.rows)
 		}
 	}
-	modelJudgements := want.helpfulness + want.preference
-	wantRows := len(demoChecks)*want.records + modelJudgements
+	// The model judges: helpfulness and preference on records, conv_resolution on every
+	// conversation.
+	modelJudgements := want.helpfulness + want.preference + want.conversations
+	checks := len(demoChecks)*want.judged + len(demoConversationChecks)*want.conversations + len(demoRunChecks)*want.runs
+	wantRows := checks + modelJudgements
 	if rowsLine[0] != wantRows || total != wantRows {
-		t.Errorf("score rows: the summary says %d, the NDJSON file holds %d; want %d (%d checks × %d records + %d helpfulness + %d preference)",
-			rowsLine[0], total, wantRows, len(demoChecks), want.records, want.helpfulness, want.preference)
+		t.Errorf("score rows: the summary says %d, the NDJSON file holds %d; want %d (%d checks × %d records + %d × %d conversations + %d × %d agent runs + %d helpfulness + %d preference + %d conv_resolution)",
+			rowsLine[0], total, wantRows, len(demoChecks), want.judged, len(demoConversationChecks), want.conversations, len(demoRunChecks), want.runs,
+			want.helpfulness, want.preference, want.conversations)
 	}
 	for _, check := range demoChecks {
-		if byEval[check] != want.records {
-			t.Errorf("%s: %d rows for %d records", check, byEval[check], want.records)
+		if byEval[check] != want.judged {
+			t.Errorf("%s: %d rows for %d records", check, byEval[check], want.judged)
+		}
+	}
+	for _, check := range append(slices.Clone(demoConversationChecks), "conv_resolution") {
+		if byEval[check] != want.conversations {
+			t.Errorf("%s: %d rows for %d conversations", check, byEval[check], want.conversations)
+		}
+	}
+	for _, check := range demoRunChecks {
+		if byEval[check] != want.runs {
+			t.Errorf("%s: %d rows for %d agent runs", check, byEval[check], want.runs)
 		}
 	}
 	if byEval["helpfulness"] != want.helpfulness || byEval["preference"] != want.preference {
@@ -105,7 +126,6 @@ func TestDemoCommand(t *testing.T) {
 
 	// Every model judgement is answered once: by the judge, the cache, another record of
 	// the batch, or a judgement in flight. The checks are judged every time, never cached.
-	checks := len(demoChecks) * want.records
 	if cache[0] != modelJudgements || cache[4] != checks {
 		t.Errorf("cache line: %d model judgements and %d checks; want %d and %d", cache[0], cache[4], modelJudgements, checks)
 	}
@@ -156,12 +176,17 @@ func TestDemoCommand(t *testing.T) {
 	}
 }
 
-// trafficCounts is what a traffic file holds for the demo's evaluators.
-type trafficCounts struct{ messages, records, helpfulness, preference int }
+// trafficCounts is what the demo's traffic holds for its evaluators: messages, the valid
+// ones, the records they decode into, the records record evaluators judge (all but the
+// trace parts of agent runs), those in the helpfulness rubric's 0.5 sample, those with a
+// candidate, the conversations and the agent runs.
+type trafficCounts struct {
+	messages, valid, records, judged, helpfulness, preference, conversations, runs int
+}
 
-// demoTrafficCounts counts the non-empty lines of a traffic file, the valid records among
-// them (consumer.Decode), those in the helpfulness rubric's 0.5 sample, and those with a
-// candidate for the pairwise preference.
+// demoTrafficCounts counts what the demo reads: the non-empty lines of a traffic file and
+// the demo's conversations (raterd records, consumer.Decode) and agent runs (OTLP spans,
+// the consumer's decoder).
 func demoTrafficCounts(t *testing.T, path string) trafficCounts {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -169,7 +194,29 @@ func demoTrafficCounts(t *testing.T, path string) trafficCounts {
 		t.Fatal(err)
 	}
 	var c trafficCounts
-	for line := range bytes.Lines(data) {
+	conversations := map[string]bool{}
+	add := func(r *record.Record) {
+		c.records++
+		if r.ConversationID != "" {
+			conversations[r.ConversationID] = true
+		}
+		if r.TracePart {
+			return
+		}
+		c.judged++
+		if scorer.InSample(r.ID, 0.5) {
+			c.helpfulness++
+		}
+		if len(r.Candidates) > 0 {
+			c.preference++
+		}
+	}
+	convLines, agentRuns, err := app.DemoExtraTraffic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := slices.Collect(bytes.Lines(data))
+	for _, line := range append(lines, convLines...) {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
@@ -178,16 +225,25 @@ func demoTrafficCounts(t *testing.T, path string) trafficCounts {
 		if err != nil {
 			continue
 		}
-		c.records++
-		if scorer.InSample(r.ID, 0.5) {
-			c.helpfulness++
+		c.valid++
+		add(r)
+	}
+	dec := consumer.NewDecoder(consumer.Limits{OTLPUnknownModel: consumer.DefaultOTLPUnknownModel})
+	for _, m := range agentRuns {
+		c.messages++
+		res, err := dec.DecodeMessage(consumer.FormatOTLPProto, m, record.Source{Topic: "agent-runs"}, time.Unix(1, 0))
+		if err != nil {
+			t.Fatalf("an agent run does not decode: %v", err)
 		}
-		if len(r.Candidates) > 0 {
-			c.preference++
+		c.valid++
+		c.runs++
+		for _, r := range res.Records {
+			add(r)
 		}
 	}
-	if c.messages == 0 || c.records == 0 || c.records == c.messages || c.preference == 0 {
-		t.Fatalf("%s: %+v; the demo traffic has valid records, bad ones and pairs", path, c)
+	c.conversations = len(conversations)
+	if c.messages == 0 || c.records == 0 || c.valid == c.messages || c.preference == 0 || c.conversations == 0 || c.runs == 0 {
+		t.Fatalf("%s: %+v; the demo traffic has valid records, bad ones, pairs, conversations and agent runs", path, c)
 	}
 	return c
 }

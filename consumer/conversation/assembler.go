@@ -21,11 +21,17 @@ type Hold interface {
 }
 
 // Closed is a segment the assembler closed: its transcript record, for the evaluators of
-// its scope, and the holds to release once the record's rows are written.
+// its scope, and the holds to release once the record's rows are written. Record is nil
+// for a trace that was no agent run (no tool or agent span: see NotAgentRun): nothing is
+// judged, and its holds are released at once.
 type Closed struct {
 	Record *record.Record
 	Holds  []Hold
 }
+
+// NotAgentRun is the Stats.Closed key of traces closed without a tool or agent span:
+// model calls alone, which are no agent run and are not judged as one.
+const NotAgentRun = "not_agent_run"
 
 // Stats are an assembler's running totals.
 type Stats struct {
@@ -71,6 +77,7 @@ type segment struct {
 	// What the transcript record takes from its records.
 	model, app, system, convID, traceID string
 	rootAnswer                          string // the root span's answer (traces)
+	agentRun                            bool   // a tool or agent span arrived (traces)
 	metadata                            map[string]string
 	context                             []string
 }
@@ -195,7 +202,13 @@ func (a *Assembler) Add(r *record.Record, msgKey []byte, hold Hold) []Closed {
 	} else {
 		a.byLast.MoveToBack(s.elem)
 	}
-	s.seg.Turns = append(s.seg.Turns, turn)
+	if n := len(s.seg.Turns); a.scope == record.ScopeConversation && n > 0 && turn.TraceID != "" && s.seg.Turns[n-1].TraceID == turn.TraceID {
+		// The spans of one request (an agent's model calls, its tools, the agent span
+		// itself, which ends last) are one turn of the conversation.
+		mergeTurn(&s.seg.Turns[n-1], turn)
+	} else {
+		s.seg.Turns = append(s.seg.Turns, turn)
+	}
 	s.seg.LastOffset = max(s.seg.LastOffset, r.Source.Offset)
 	s.holds = append(s.holds, hold)
 	s.bytes += size
@@ -279,6 +292,12 @@ func (a *Assembler) removeLocked(s *segment) {
 // transcript record.
 func (a *Assembler) closeLocked(s *segment, reason string) Closed {
 	a.removeLocked(s)
+	if a.scope == record.ScopeTrace && !s.agentRun {
+		// A trace of model calls alone (a chat request's spans) is no agent run: the
+		// record evaluators judge its calls.
+		a.stats.Closed[NotAgentRun]++
+		return Closed{Holds: s.holds}
+	}
 	a.stats.Closed[reason]++
 	a.rememberVersionLocked(s.id.key, s.seg.Version)
 	s.seg.CloseReason = reason
@@ -327,6 +346,9 @@ func (s *segment) take(r *record.Record) {
 	if r.TraceRoot && r.Response != "" {
 		s.rootAnswer = r.Response
 	}
+	if r.TracePart {
+		s.agentRun = true
+	}
 	if s.metadata == nil && len(r.Metadata) > 0 {
 		s.metadata = r.Metadata
 	}
@@ -344,6 +366,7 @@ func (s *segment) transcript() *record.Record {
 		// Spans are exported when they end, children before their parents: the run's
 		// order is their start times.
 		slices.SortStableFunc(seg.Turns, func(x, y record.Turn) int { return x.Timestamp.Compare(y.Timestamp) })
+		seg.Turns = joinToolResults(seg.Turns)
 	}
 	r := &record.Record{
 		ID:             fmt.Sprintf("%s@%s/%d/%d", seg.Key, s.id.topic, s.id.partition, seg.FirstOffset),
@@ -383,7 +406,7 @@ func (s *segment) transcript() *record.Record {
 // turnOf is r as a transcript turn, its text size, and whether it was clipped to fit
 // maxBytes.
 func turnOf(r *record.Record, maxBytes int) (record.Turn, int, bool) {
-	t := record.Turn{User: userText(r), Assistant: r.Response, RecordID: r.ID, Timestamp: r.Timestamp}
+	t := record.Turn{User: userText(r), Assistant: r.Response, RecordID: r.ID, TraceID: r.TraceID, Timestamp: r.Timestamp}
 	if len(r.ToolCalls) > 0 {
 		t.ToolCalls = slices.Clone(r.ToolCalls)
 	}
@@ -423,3 +446,84 @@ func userText(r *record.Record) string {
 
 // isTrue reads an end-marker value.
 func isTrue(v string) bool { return v == "true" || v == "1" || strings.EqualFold(v, "true") }
+
+// joinToolResults gives each tool call a model made the result its tool span returned
+// (matched by call id, else by tool name and arguments), and drops the tool span's turn
+// once its calls are matched: the transcript then shows each call once, with its result.
+// A tool span no model call matches stays a turn of its own.
+func joinToolResults(turns []record.Turn) []record.Turn {
+	type callRef struct{ turn, call int }
+	var open []callRef // model calls without a result, in order
+	for i, t := range turns {
+		if t.Assistant == "" && t.User == "" {
+			continue // a tool span's turn
+		}
+		for j, c := range t.ToolCalls {
+			if c.Result == "" {
+				open = append(open, callRef{i, j})
+			}
+		}
+	}
+	if len(open) == 0 {
+		return turns
+	}
+	matches := func(model, tool record.ToolCall) bool {
+		if model.ID != "" && tool.ID != "" {
+			return model.ID == tool.ID
+		}
+		return model.Name == tool.Name && (model.Arguments == "" || tool.Arguments == "" || model.Arguments == tool.Arguments)
+	}
+	out := turns[:0:0]
+	for _, t := range turns {
+		if t.Assistant != "" || t.User != "" || len(t.ToolCalls) == 0 {
+			out = append(out, t)
+			continue
+		}
+		var left []record.ToolCall
+		for _, tc := range t.ToolCalls {
+			k := slices.IndexFunc(open, func(r callRef) bool { return matches(turns[r.turn].ToolCalls[r.call], tc) })
+			if k < 0 {
+				left = append(left, tc)
+				continue
+			}
+			ref := open[k]
+			open = slices.Delete(open, k, k+1)
+			mc := &turns[ref.turn].ToolCalls[ref.call]
+			mc.Result = tc.Result
+			if mc.ID == "" {
+				mc.ID = tc.ID
+			}
+		}
+		if len(left) > 0 {
+			t.ToolCalls = left
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// mergeTurn folds next, a later span of the same request, into turn: the question once,
+// the answer of the span that ended last, every tool call once with its result.
+func mergeTurn(turn *record.Turn, next record.Turn) {
+	if turn.User == "" {
+		turn.User = next.User
+	}
+	if next.Assistant != "" {
+		turn.Assistant = next.Assistant
+		turn.RecordID = next.RecordID
+	}
+	for _, c := range next.ToolCalls {
+		i := slices.IndexFunc(turn.ToolCalls, func(have record.ToolCall) bool {
+			if have.ID != "" && c.ID != "" {
+				return have.ID == c.ID
+			}
+			return have.Name == c.Name && have.Arguments == c.Arguments
+		})
+		switch {
+		case i < 0:
+			turn.ToolCalls = append(turn.ToolCalls, c)
+		case turn.ToolCalls[i].Result == "":
+			turn.ToolCalls[i].Result = c.Result
+		}
+	}
+}

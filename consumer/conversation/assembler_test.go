@@ -233,11 +233,67 @@ func TestTraceOrdersSpansByStartAndEndsAtTheRoot(t *testing.T) {
 	for _, turn := range tr.Segment.Turns {
 		order = append(order, turn.Timestamp.Sub(t0).Milliseconds()/1000)
 	}
-	if len(order) != 4 || order[0] != 0 || order[1] != 1 || order[2] != 2 || order[3] != 3 {
-		t.Fatalf("turn order by start time = %v", order)
+	// The tool span's result joins the model's call; its own turn goes.
+	if len(order) != 3 || order[0] != 0 || order[1] != 1 || order[2] != 3 {
+		t.Fatalf("turn order by start time = %v, want the root, the two chats", order)
 	}
-	if tr.Response != "It is 18C in Paris." || len(tr.ToolCalls) != 2 {
+	if tr.Response != "It is 18C in Paris." || len(tr.ToolCalls) != 1 || tr.ToolCalls[0].Result != "18C" {
 		t.Fatalf("response %q, tool calls %+v", tr.Response, tr.ToolCalls)
+	}
+}
+
+func TestATraceOfModelCallsAloneIsNoAgentRun(t *testing.T) {
+	a, _ := newTestAssembler(t, record.ScopeTrace, Config{})
+	h := &countingHold{}
+	closed := a.Add(&record.Record{TraceID: "t1", TraceRoot: true, Model: "m", Prompt: "q", Response: "a"}, nil, h)
+	if len(closed) != 1 || closed[0].Record != nil || len(closed[0].Holds) != 1 {
+		t.Fatalf("closed = %+v, want no transcript and the hold back", closed)
+	}
+	if s := a.Stats(); s.Closed[NotAgentRun] != 1 || s.Closed[record.CloseEndMarker] != 0 {
+		t.Fatalf("stats = %+v", s)
+	}
+}
+
+func TestTheSpansOfOneRequestAreOneConversationTurn(t *testing.T) {
+	a, clock := newTestAssembler(t, record.ScopeConversation, Config{})
+	span := func(trace string, at time.Duration, r *record.Record) *record.Record {
+		r.ConversationID, r.TraceID, r.Timestamp = "c1", trace, t0.Add(at)
+		return r
+	}
+	// Exported as they end: the model's tool request, the tool, the answer, the agent span.
+	for _, r := range []*record.Record{
+		span("tr1", 0, &record.Record{Prompt: "weather in Paris?", ToolCalls: []record.ToolCall{{ID: "call-1", Name: "weather"}}}),
+		span("tr1", time.Second, &record.Record{TracePart: true, ToolCalls: []record.ToolCall{{ID: "call-1", Name: "weather", Result: "18C"}}}),
+		span("tr1", 2*time.Second, &record.Record{Prompt: "weather in Paris?", Response: "It is 18C."}),
+		span("tr1", 0, &record.Record{TracePart: true, TraceRoot: true, Prompt: "weather in Paris?", Response: "It is 18C."}),
+		span("tr2", time.Minute, &record.Record{Prompt: "and tomorrow?", Response: "20C"}),
+	} {
+		a.Add(r, nil, &countingHold{})
+	}
+	clock.t = clock.t.Add(time.Hour)
+	closed := a.Expire()
+	if len(closed) != 1 {
+		t.Fatalf("closed %d", len(closed))
+	}
+	turns := closed[0].Record.Segment.Turns
+	if len(turns) != 2 || turns[0].User != "weather in Paris?" || turns[0].Assistant != "It is 18C." ||
+		len(turns[0].ToolCalls) != 1 || turns[0].ToolCalls[0].Result != "18C" || turns[1].User != "and tomorrow?" {
+		t.Fatalf("turns = %+v, want one turn per request", turns)
+	}
+	if len(closed[0].Holds) != 5 {
+		t.Fatalf("holds = %d, want one per record", len(closed[0].Holds))
+	}
+}
+
+func TestUnmatchedToolSpansStayTurnsOfTheirOwn(t *testing.T) {
+	turns := []record.Turn{
+		{User: "q", ToolCalls: []record.ToolCall{{ID: "call-1", Name: "a"}}},
+		{ToolCalls: []record.ToolCall{{ID: "call-1", Name: "a", Result: "ra"}, {ID: "call-9", Name: "b", Result: "rb"}}},
+		{ToolCalls: []record.ToolCall{{Name: "c", Result: "rc"}}},
+	}
+	got := joinToolResults(turns)
+	if len(got) != 3 || got[0].ToolCalls[0].Result != "ra" || len(got[1].ToolCalls) != 1 || got[1].ToolCalls[0].ID != "call-9" || got[2].ToolCalls[0].Name != "c" {
+		t.Fatalf("joined turns = %+v", got)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"raterd/consumer"
+	"raterd/consumer/conversation"
 	"raterd/internal/cli"
 	"raterd/internal/genaitrace"
 	"raterd/internal/judgesim"
@@ -35,6 +36,14 @@ import (
 
 const demoTopic = "llm-traffic"
 
+// demoAgentTopic carries the demo's agent runs: OTLP GenAI spans (invoke_agent, chat,
+// execute_tool), one trace per message keyed by trace id, as an OTel Collector's Kafka
+// exporter writes them with partition_traces_by_id.
+const demoAgentTopic = "agent-runs"
+
+// demoAgentRuns is how many agent runs the demo produces.
+const demoAgentRuns = 200
+
 // demoConfig is the embedded default configuration of `raterd demo`: every heuristic
 // check, plus a pointwise helpfulness rubric (FLAMe format) and a pairwise preference of
 // each response over its candidate (Prometheus 2 format, both orders) judged by the
@@ -42,7 +51,8 @@ const demoTopic = "llm-traffic"
 // vLLM).
 const demoConfig = `
 kafka:
-  topics: [llm-traffic]
+  topics: [llm-traffic, agent-runs]
+  topic_formats: {agent-runs: otlp_proto}
   group_id: raterd-demo
   batch: {max_records: 256, linger: 50ms}
   workers: 4
@@ -85,10 +95,13 @@ evaluators:
     labels: [resolved, unresolved]
     fields: [transcript]
     criteria: By the end of the conversation, did the assistant resolve the user's problem?
+  - {name: run_tool_calls, judge: checks, check: tool_calls, scope: trace}
+  - {name: run_grounded, judge: checks, check: grounded_answer, scope: trace}
 # The demo reads its whole backlog in seconds: a conversation closes one second after its
 # last turn was read (or at its end marker); event-time gaps of the generated traffic
 # never split one.
 conversations: {inactivity_timeout: 1s, gap: 1h, check_interval: 100ms}
+traces: {inactivity_timeout: 1s, gap: 1h, check_interval: 100ms}
 admin: {listen: "off"}
 `
 
@@ -222,7 +235,7 @@ func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 
 	// An in-process Kafka-protocol broker: the pipeline below talks to it over TCP exactly
 	// as it talks to Apache Kafka.
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, demoTopic), kfake.AllowAutoTopicCreation())
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, demoTopic, demoAgentTopic), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		return fmt.Errorf("in-process kafka: %w", err)
 	}
@@ -266,10 +279,15 @@ func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 	// evaluators; they travel as raterd records, so only where the topic reads those.
 	var convKeys, convValues [][]byte
 	if topicFormat == consumer.FormatRaterd || topicFormat == consumer.FormatAuto {
-		convKeys, convValues = trafficgen.ConversationLines(trafficgen.DefaultConversationOptions())
+		convKeys, convValues = demoConversationTraffic()
 		trafficDesc += fmt.Sprintf("; plus %d turns of %d support conversations (raterd records keyed by conversation id)", len(convValues), trafficgen.DefaultConversationOptions().Count)
 	}
-	fmt.Fprintf(stdout, "raterd demo %s: %d messages from %s → in-process Kafka %s\ninput: %s\n", cli.Version(), len(msgs)+len(convValues), source, brokers[0], trafficDesc)
+	agentKeys, agentValues, err := demoAgentTraffic()
+	if err != nil {
+		return err
+	}
+	trafficDesc += fmt.Sprintf("; and on topic %s, %d agent runs as OTLP GenAI spans (invoke_agent, chat, execute_tool), a trace per message", demoAgentTopic, demoAgentRuns)
+	fmt.Fprintf(stdout, "raterd demo %s: %d messages from %s → in-process Kafka %s\ninput: %s\n", cli.Version(), len(msgs)+len(convValues)+len(agentValues), source, brokers[0], trafficDesc)
 	// The producer connects as the pipeline does: the demo config's kafka section.
 	if err := ProduceOver(ctx, cfg.Kafka, demoTopic, msgs); err != nil {
 		return err
@@ -278,6 +296,9 @@ func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 		if err := produceWith(ctx, cfg.Kafka.Brokers, demoTopic, convKeys, convValues, cfg.Kafka.Transport()); err != nil {
 			return err
 		}
+	}
+	if err := produceWith(ctx, cfg.Kafka.Brokers, demoAgentTopic, agentKeys, agentValues, cfg.Kafka.Transport()); err != nil {
+		return err
 	}
 
 	if o.ClickHouse != "" {
@@ -312,7 +333,7 @@ func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 	runErr := make(chan error, 1)
 	go func() { runErr <- p.Run(runCtx) }()
 
-	total := int64(len(msgs) + len(convValues))
+	total := int64(len(msgs) + len(convValues) + len(agentValues))
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	poll := time.NewTicker(10 * time.Millisecond) // completion check; progress prints 4 times a second
@@ -351,9 +372,42 @@ wait:
 	if err := <-runErr; err != nil {
 		return err
 	}
-	printDemoSummary(stdout, p.Stats(), st.Scorer.Totals(), summary, sim.Stats(), elapsed)
-	printConversationSummary(stdout, p)
+	printDemoSummary(stdout, p.Stats(), st.Scorer.Totals(), summary, sim.Stats(), elapsed, p.Assemblers())
 	return nil
+}
+
+// demoConversationTraffic is the demo's support conversations
+// (trafficgen.DefaultConversationOptions), keyed by conversation id.
+func demoConversationTraffic() (keys, values [][]byte) {
+	return trafficgen.ConversationLines(trafficgen.DefaultConversationOptions())
+}
+
+// DemoExtraTraffic returns what `raterd demo` produces besides its traffic file: the
+// support conversations on its traffic topic (raterd records, in the raterd and mixed
+// formats only) and the agent runs on topic agent-runs (OTLP protobuf). Tests count
+// the demo's expected rows from them.
+func DemoExtraTraffic() (conversations, agentRuns [][]byte, err error) {
+	_, conversations = demoConversationTraffic()
+	_, agentRuns, err = demoAgentTraffic()
+	return conversations, agentRuns, err
+}
+
+// demoAgentTraffic is the demo's agent runs (genaitrace.SampleAgentRuns: grounded
+// answers, ungrounded ones, ignored tool errors, bad arguments), one OTLP export per run
+// keyed by its trace id.
+func demoAgentTraffic() (keys, values [][]byte, err error) {
+	runs := genaitrace.SampleAgentRuns(demoAgentRuns, 1)
+	for i := range runs {
+		td := genaitrace.AgentRuns(genaitrace.Options{Service: "support-agent", Seed: 1, First: i}, runs[i:i+1])
+		b, err := genaitrace.MarshalProto(td)
+		if err != nil {
+			return nil, nil, fmt.Errorf("demo agent runs: %w", err)
+		}
+		traceID, _ := genaitrace.AgentIDs(1, i)
+		keys = append(keys, []byte(traceID.String()))
+		values = append(values, b)
+	}
+	return keys, values, nil
 }
 
 // conversationsSettled reports whether no conversation is open and every closed one's
@@ -365,26 +419,37 @@ func conversationsSettled(p *consumer.Pipeline) bool {
 		if s.Open > 0 {
 			return false
 		}
-		for _, n := range s.Closed {
-			closed += n
+		for reason, n := range s.Closed {
+			if reason != conversation.NotAgentRun {
+				closed += n
+			}
 		}
 	}
 	return p.Stats().Transcripts >= closed
 }
 
-// printConversationSummary prints how the demo's conversations closed.
-func printConversationSummary(w io.Writer, p *consumer.Pipeline) {
-	for _, a := range p.Assemblers() {
+// printConversationLines prints a summary line per assembler: the conversations (agent
+// runs) judged as a whole and how they closed.
+func printConversationLines(w io.Writer, assemblers []*conversation.Assembler) {
+	for _, a := range assemblers {
 		s := a.Stats()
 		total := int64(0)
 		reasons := make([]string, 0, len(s.Closed))
 		for r, n := range s.Closed {
+			if r == conversation.NotAgentRun {
+				continue
+			}
 			total += n
 			reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
 		}
 		sort.Strings(reasons)
-		fmt.Fprintf(w, "\n%ss judged as a whole: %d from %d records (closed by %s; %d split across partitions); their rows are the %s-scope evaluators above\n",
-			a.Scope(), total, s.Added, strings.Join(reasons, ", "), s.Split, a.Scope())
+		if a.Scope() == record.ScopeTrace {
+			fmt.Fprintf(w, "agent runs\t%d\t(traces with tool or agent spans, judged whole by the trace-scope evaluators; closed by %s; %d traces of model calls alone left to the record evaluators)\n",
+				total, strings.Join(reasons, ", "), s.Closed[conversation.NotAgentRun])
+			continue
+		}
+		fmt.Fprintf(w, "conversations\t%d\t(%d records judged whole by the conversation-scope evaluators; closed by %s; %d records split across partitions)\n",
+			total, s.Added, strings.Join(reasons, ", "), s.Split)
 	}
 }
 
@@ -462,7 +527,7 @@ func (s *scoreSummary) WriteScores(_ context.Context, rows []record.Score) error
 	return nil
 }
 
-func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum *scoreSummary, sim judgesim.Stats, elapsed time.Duration) {
+func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum *scoreSummary, sim judgesim.Stats, elapsed time.Duration, assemblers []*conversation.Assembler) {
 	fmt.Fprintf(w, "\nraterd demo summary\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "messages\t%d\t(%d decoded into %d records, %d dead-lettered)\n", ps.Done, ps.Valid, ps.Records, ps.DeadLetters)
@@ -470,6 +535,7 @@ func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum 
 		fmt.Fprintf(tw, "skipped\t%d\t(parts of messages skipped on purpose: spans that are not model calls, such as HTTP and database spans, and model calls without an answer)\n", ps.Skipped)
 	}
 	fmt.Fprintf(tw, "score rows\t%d\t(%d batches)\n", ps.Scores, ps.Batches)
+	printConversationLines(tw, assemblers)
 	// The built-in checks are never cached (cheaper to run again): the rate is over the
 	// model judgements, the ones the cache can answer.
 	hitRate, cacheable := 0.0, ss.Tasks-ss.Uncached

@@ -15,13 +15,21 @@ import (
 
 // TestDemoFormats runs `raterd demo` in each traffic format on the repository's demo
 // traffic: every valid record with an answer is scored, whatever carried it, and the OTLP
-// rows point back to their spans.
+// rows point back to their spans. Besides its traffic file, every run also reads the
+// agent runs (OTLP spans on their own topic; each run's tool and agent spans are trace
+// parts, which record evaluators skip), and the raterd and mixed runs the support
+// conversations (raterd records).
 func TestDemoFormats(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo four times")
 	}
 	records := regexp.MustCompile(`decoded into (\d+) records, (\d+) dead-lettered`)
 	counts := map[string][2]int{}
+	convTurns, _, err := DemoExtraTraffic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const agentParts = 2 * demoAgentRuns // each run's execute_tool and invoke_agent spans
 	for _, format := range DemoFormats() {
 		t.Run(format, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "scores.ndjson")
@@ -55,6 +63,9 @@ func TestDemoFormats(t *testing.T) {
 				if row.Evaluator == "refusal" {
 					refusal++
 				}
+				if row.Source.Topic != demoTopic {
+					continue // the agent runs: spans in every format
+				}
 				if row.SpanID != "" {
 					withSpan++
 					if row.RecordID != row.TraceID+"-"+row.SpanID {
@@ -62,8 +73,8 @@ func TestDemoFormats(t *testing.T) {
 					}
 				}
 			}
-			if refusal != n {
-				t.Errorf("%d refusal rows for %d records: every record gets the check", refusal, n)
+			if refusal != n-agentParts {
+				t.Errorf("%d refusal rows for %d records, %d of them trace parts: every other record gets the check", refusal, n, agentParts)
 			}
 			switch format {
 			case "raterd":
@@ -85,8 +96,12 @@ func TestDemoFormats(t *testing.T) {
 	// empty check is for them), as spans they carry no output and are skipped; bad lines
 	// are dead-lettered in every format.
 	json := counts["raterd"]
+	json[0] -= len(convTurns)
 	for _, format := range []string{"otlp_proto", "otlp_json", "mixed"} {
 		c := counts[format]
+		if format == "mixed" {
+			c[0] -= len(convTurns)
+		}
 		if c[1] != json[1] || c[0] > json[0] || c[0] < json[0]-json[0]/20 {
 			t.Errorf("%s: %d records, %d dead letters; the JSON run had %d and %d", format, c[0], c[1], json[0], json[1])
 		}
