@@ -5,7 +5,8 @@ package faults
 // keyed topic; the first raterd is killed with SIGKILL while every conversation is open,
 // a second joins the group while the restarted first holds them open again (a rebalance
 // mid-conversation), and at the end every conversation has exactly one transcript row
-// with all its turns, every turn exactly one record row, after FINAL.
+// with all its turns, every turn exactly one record row, after FINAL; a late turn of a
+// judged conversation adds a version 2 row of its own.
 
 import (
 	"context"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -184,12 +186,19 @@ admin: {listen: "off"}
 	produceKeyed(t, broker, topic, second)
 	waitCommitted(t, a, kc, group, topic, nil)
 
+	// A late turn of conversation 0, judged (end marker) after the conversation was: it
+	// opens version 2, a row of its own.
+	late := conversationTurn(suffix, 0, convTurns-1)
+	late.Value = []byte(strings.Replace(string(late.Value), fmt.Sprintf(`"id":"%s-conv-000-t%d"`, suffix, convTurns-1), fmt.Sprintf(`"id":"%s-conv-000-late"`, suffix), 1))
+	produceKeyed(t, broker, topic, []kafka.Message{late})
+	waitCommitted(t, a, kc, group, topic, nil)
+
 	for _, p := range []*proc{a, b} {
 		if err := p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
 			t.Errorf("%s exited with %v on SIGTERM; log:\n%s", p.name, err, p.tail(30))
 		}
 	}
-	if got, want := recordRows(), int64(convCount*convTurns); got != want {
+	if got, want := recordRows(), int64(convCount*convTurns+1); got != want {
 		t.Errorf("record rows after FINAL = %d, want %d (one per turn)", got, want)
 	}
 	rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT conversation_id, conversation_version, turn_count, close_reason, scope, offset, last_offset
@@ -200,6 +209,8 @@ FROM %s.scores FINAL WHERE evaluator = 'conv_unresolved' ORDER BY conversation_i
 	defer rows.Close()
 	seen := map[string]bool{}
 	reasons := map[string]int{}
+	lateConv := fmt.Sprintf("%s-conv-000", suffix)
+	lateSeen := false
 	for rows.Next() {
 		var conv, reason, scope string
 		var version, turns uint32
@@ -207,8 +218,15 @@ FROM %s.scores FINAL WHERE evaluator = 'conv_unresolved' ORDER BY conversation_i
 		if err := rows.Scan(&conv, &version, &turns, &reason, &scope, &first, &last); err != nil {
 			t.Fatal(err)
 		}
+		if conv == lateConv && version == 2 {
+			lateSeen = true
+			if turns != 1 || reason != "end_marker" || first != last {
+				t.Errorf("the late turn's version 2: %d turns, close reason %q, offsets %d–%d; want 1 turn, end_marker", turns, reason, first, last)
+			}
+			continue
+		}
 		if seen[conv] {
-			t.Errorf("conversation %s has more than one transcript row", conv)
+			t.Errorf("conversation %s has more than one transcript row of version 1", conv)
 		}
 		seen[conv] = true
 		reasons[reason]++
@@ -219,6 +237,9 @@ FROM %s.scores FINAL WHERE evaluator = 'conv_unresolved' ORDER BY conversation_i
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
+	}
+	if !lateSeen {
+		t.Errorf("no version 2 row for %s's late turn", lateConv)
 	}
 	if len(seen) != convCount {
 		t.Errorf("%d conversations have a transcript row, want %d", len(seen), convCount)
