@@ -98,34 +98,44 @@ func BenchmarkConversationPipeline(b *testing.B) {
 	b.Run("records-only", func(b *testing.B) {
 		var elapsed time.Duration
 		for range b.N {
-			reader := &fakeReader{msgs: msgs, commits: map[TopicPartition]int64{}}
-			sink := &recordingSink{}
-			cfg := testConfig()
-			cfg.Batch = BatchPolicy{MaxRecords: 256, Linger: 5 * time.Millisecond}
-			cfg.MaxInFlightRecords = 4096
-			if err := cfg.Validate("kafka"); err != nil {
-				b.Fatal(err)
-			}
-			p, err := New(cfg, reader, segmentScorer{}, sink, sink, Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			start := time.Now()
-			go func() { done <- p.Run(ctx) }()
-			for p.Stats().Done < int64(len(msgs)) {
-				time.Sleep(time.Millisecond)
-			}
-			elapsed += time.Since(start)
-			cancel()
-			if err := <-done; err != nil {
-				b.Fatal(err)
-			}
+			elapsed += runBenchPipeline(b, &fakeReader{msgs: msgs, commits: map[TopicPartition]int64{}}, &recordingSink{}, Options{},
+				func(p *Pipeline) bool { return p.Stats().Done >= int64(len(msgs)) })
 		}
 		b.ReportMetric(float64(len(msgs)*b.N)/elapsed.Seconds(), "records/s")
 	})
 	b.Run("conversations", func(b *testing.B) { benchConversations(b, msgs, conversations, timeout) })
+}
+
+// runBenchPipeline runs a pipeline of the benchmark's configuration over reader until
+// finished says so, and returns how long that took.
+func runBenchPipeline(b *testing.B, reader MessageReader, sink interface {
+	ScoreSink
+	DeadLetterSink
+}, opts Options, finished func(*Pipeline) bool) time.Duration {
+	b.Helper()
+	cfg := testConfig()
+	cfg.Batch = BatchPolicy{MaxRecords: 256, Linger: 5 * time.Millisecond}
+	cfg.MaxInFlightRecords = 4096
+	if err := cfg.Validate("kafka"); err != nil {
+		b.Fatal(err)
+	}
+	p, err := New(cfg, reader, segmentScorer{}, sink, sink, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- p.Run(ctx) }()
+	for !finished(p) {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return elapsed
 }
 
 func benchConversations(b *testing.B, msgs []kafka.Message, conversations int, timeout time.Duration) {
@@ -138,28 +148,8 @@ func benchConversations(b *testing.B, msgs []kafka.Message, conversations int, t
 		}
 		reader := &timingReader{fakeReader: fakeReader{msgs: msgs, commits: map[TopicPartition]int64{}}, last: map[string]time.Time{}}
 		sink := &timingSink{written: map[string]time.Time{}, reason: map[string]string{}}
-		cfg := testConfig()
-		cfg.Batch = BatchPolicy{MaxRecords: 256, Linger: 5 * time.Millisecond}
-		cfg.MaxInFlightRecords = 4096
-		if err := cfg.Validate("kafka"); err != nil {
-			b.Fatal(err)
-		}
-		p, err := New(cfg, reader, segmentScorer{}, sink, sink, Options{Assemblers: []*conversation.Assembler{asm}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		start := time.Now()
-		go func() { done <- p.Run(ctx) }()
-		for p.Stats().Transcripts < int64(conversations) {
-			time.Sleep(time.Millisecond)
-		}
-		elapsed += time.Since(start)
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
+		elapsed += runBenchPipeline(b, reader, sink, Options{Assemblers: []*conversation.Assembler{asm}},
+			func(p *Pipeline) bool { return p.Stats().Transcripts >= int64(conversations) })
 		for conv, at := range sink.written {
 			lag := at.Sub(reader.last[conv])
 			if sink.reason[conv] == record.CloseTimeout {

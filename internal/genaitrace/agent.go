@@ -111,23 +111,9 @@ func toolCallID(seed uint64, i int) string {
 // and end before their parent. o.NonGenAI is not used; o.Structured records the messages
 // as structured values.
 func AgentRuns(o Options, runs []AgentRun) ptrace.Traces {
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", o.Service)
-	rs.Resource().Attributes().PutStr("telemetry.sdk.language", "go")
-	ss := rs.ScopeSpans().AppendEmpty()
-	ss.Scope().SetName(Scope)
-	start := o.Start
-	if start.IsZero() {
-		start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	}
-	latency := o.Latency
-	if latency <= 0 {
-		latency = 800 * time.Millisecond
-	}
+	td, spans, start, latency := newExport(o)
 	const gap, toolTime = 5 * time.Millisecond, 150 * time.Millisecond
 	seed := o.Seed ^ agentSeedSalt
-	spans := ss.Spans()
 	for k, run := range runs {
 		i := o.First + k
 		tid := traceID(seed, i)

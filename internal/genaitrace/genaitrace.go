@@ -128,24 +128,31 @@ func spanID(seed uint64, i, role int) pcommon.SpanID {
 	return id
 }
 
-// Traces builds one trace per chat, all under one resource (service.name o.Service) and
-// scope, in chat order; chat k is chat o.First+k to IDs and RecordID.
-func Traces(o Options, chats []Chat) ptrace.Traces {
-	td := ptrace.NewTraces()
+// newExport starts an export of o's traces: one resource (service.name o.Service) and
+// scope, whose span slice it returns, with o's start time and model-call latency or their
+// defaults (2026-01-01T00:00:00Z, 800 ms).
+func newExport(o Options) (td ptrace.Traces, spans ptrace.SpanSlice, start time.Time, latency time.Duration) {
+	td = ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", o.Service)
 	rs.Resource().Attributes().PutStr("telemetry.sdk.language", "go")
 	ss := rs.ScopeSpans().AppendEmpty()
 	ss.Scope().SetName(Scope)
-	start := o.Start
+	start = o.Start
 	if start.IsZero() {
 		start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
-	latency := o.Latency
+	latency = o.Latency
 	if latency <= 0 {
 		latency = 800 * time.Millisecond
 	}
-	spans := ss.Spans()
+	return td, ss.Spans(), start, latency
+}
+
+// Traces builds one trace per chat, all under one resource (service.name o.Service) and
+// scope, in chat order; chat k is chat o.First+k to IDs and RecordID.
+func Traces(o Options, chats []Chat) ptrace.Traces {
+	td, spans, start, latency := newExport(o)
 	for k, c := range chats {
 		i := o.First + k
 		t0 := start.Add(time.Duration(i) * time.Second)
