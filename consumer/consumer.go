@@ -204,6 +204,12 @@ type Pipeline struct {
 	ran      atomic.Bool // Run may be called once: its bookkeeping does not reset
 	commitMu sync.Mutex  // serialises commits (see commit)
 
+	// revokedMu guards revoked: the partitions the group took away and has not assigned
+	// back. A message of one that arrives after the revoke (fetched before it) is skipped:
+	// the partition's next owner reads it, and an open conversation must not start here.
+	revokedMu    sync.Mutex
+	revokedParts map[TopicPartition]bool
+
 	inflightRecords *semaphore.Weighted
 	inflightBytes   *semaphore.Weighted
 	// writeSlots bounds the batches waiting on their sinks.
@@ -290,9 +296,12 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 	}
 	if an, ok := reader.(AssignNotifier); ok {
 		an.OnAssign(func(assigned map[TopicPartition]int64) {
+			p.revokedMu.Lock()
 			for tp, start := range assigned {
+				delete(p.revokedParts, tp)
 				p.tracker.Assigned(tp, start)
 			}
+			p.revokedMu.Unlock()
 		})
 	}
 	return p, nil
@@ -539,6 +548,16 @@ func (p *Pipeline) batchLoop(workCtx context.Context, msgs <-chan kafka.Message,
 func (p *Pipeline) admit(m kafka.Message) (it item, closed []conversation.Closed, ok bool) {
 	size := min(len(m.Value), p.cfg.MaxInFlightBytes)
 	tp := TopicPartition{Topic: m.Topic, Partition: m.Partition}
+	p.revokedMu.Lock()
+	gone := p.revokedParts[tp]
+	p.revokedMu.Unlock()
+	if gone {
+		// Fetched before its partition was revoked: the next owner reads it.
+		p.stats.stale.Add(1)
+		p.mRecords.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", "stale")))
+		p.release(1, size)
+		return item{}, nil, false
+	}
 	if err := p.tracker.Track(tp, m.Offset); err != nil {
 		// kafka-go can redeliver records after a rebalance; they are already in flight
 		// or done, so skipping them loses nothing.
@@ -1012,9 +1031,15 @@ func (p *Pipeline) commitLoop(ctx context.Context, stop <-chan struct{}) {
 func (p *Pipeline) revoked(ctx context.Context, parts []TopicPartition) {
 	start := time.Now()
 	revoked := make(map[TopicPartition]bool, len(parts))
+	p.revokedMu.Lock()
+	if p.revokedParts == nil {
+		p.revokedParts = make(map[TopicPartition]bool)
+	}
 	for _, tp := range parts {
 		revoked[tp] = true
+		p.revokedParts[tp] = true
 	}
+	p.revokedMu.Unlock()
 	dropped := 0
 	dropOpen := func() {
 		// Again on every round: the batch loop may still admit messages of these
