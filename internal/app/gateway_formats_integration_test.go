@@ -67,6 +67,9 @@ func TestIntegrationGatewayLogsThroughKafka(t *testing.T) {
 			empty++
 		}
 		for _, r := range res.Records {
+			if r.TracePart {
+				continue // a tool or agent span: only trace evaluators read it
+			}
 			want[r.ID] = r
 		}
 		msgs = append(msgs, kafka.Message{Key: []byte(strconv.Itoa(i)), Value: v})
