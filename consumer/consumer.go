@@ -204,7 +204,7 @@ type Pipeline struct {
 	ran      atomic.Bool // Run may be called once: its bookkeeping does not reset
 	commitMu sync.Mutex  // serialises commits (see commit)
 
-	// revokedMu guards revoked: the partitions the group took away and has not assigned
+	// revokedMu guards revokedParts: the partitions the group took away and has not assigned
 	// back. A message of one that arrives after the revoke (fetched before it) is skipped:
 	// the partition's next owner reads it, and an open conversation must not start here.
 	revokedMu    sync.Mutex
