@@ -1164,7 +1164,7 @@ func (p *Pipeline) conversationMetrics(m metric.Meter) error {
 	}
 	open, err1 := m.Int64ObservableGauge("raterd.conversations.open", metric.WithDescription("open conversations (scope conversation) or agent runs (scope trace) waiting to close; their records' offsets are held back"))
 	openBytes, err2 := m.Int64ObservableGauge("raterd.conversations.open_bytes", metric.WithUnit("By"), metric.WithDescription("text kept by the open segments"))
-	closed, err3 := m.Int64ObservableCounter("raterd.conversations.closed", metric.WithDescription("segments closed and sent to their evaluators, by close reason (timeout, end_marker, gap, max_turns, max_bytes, max_duration, evicted)"))
+	closed, err3 := m.Int64ObservableCounter("raterd.conversations.closed", metric.WithDescription("segments closed and sent to their evaluators, by close reason (timeout, end_marker, gap, max_turns, max_bytes, max_duration, evicted; not_agent_run: a trace of model calls alone, not judged)"))
 	added, err4 := m.Int64ObservableCounter("raterd.conversations.records", metric.WithDescription("records added to segments"))
 	split, err5 := m.Int64ObservableCounter("raterd.conversations.split", metric.WithDescription("records whose conversation (or trace) is open on another partition: the producer does not key messages by it, so it is judged in pieces"))
 	unkeyed, err6 := m.Int64ObservableCounter("raterd.conversations.unkeyed", metric.WithDescription("records whose Kafka message key is not their conversation (or trace) id"))
