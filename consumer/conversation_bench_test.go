@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -169,4 +170,33 @@ func benchConversations(b *testing.B, msgs []kafka.Message, conversations int, t
 	b.ReportMetric(ms(endLag, 0.99), "end-marker-lag-p99-ms")
 	b.ReportMetric(ms(timeoutLag, 0.5), "beyond-timeout-p50-ms")
 	b.ReportMetric(ms(timeoutLag, 0.99), "beyond-timeout-p99-ms")
+}
+
+// BenchmarkOffsetsHeldBehindAConversation measures what the offset tracker keeps while
+// an open conversation holds a partition's oldest offset: every later message, done,
+// waits behind it. It reports the heap per message held behind.
+func BenchmarkOffsetsHeldBehindAConversation(b *testing.B) {
+	const n = 1_000_000
+	tp := TopicPartition{"t", 0}
+	for range b.N {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tr := NewOffsetTracker()
+		for off := range int64(n) {
+			if err := tr.Track(tp, off); err != nil {
+				b.Fatal(err)
+			}
+			if off > 0 { // offset 0 is the open conversation's first turn
+				tr.Done(tp, off)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if got := tr.Committable()[tp]; got != 0 {
+			b.Fatalf("committable %d past the held offset", got)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/message-held-behind")
+		runtime.KeepAlive(tr)
+	}
 }
