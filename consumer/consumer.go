@@ -158,13 +158,14 @@ type messageAck struct {
 	tracker   *OffsetTracker
 	tp        TopicPartition
 	offset    int64
+	epoch     uint64 // of the partition's tracker state when the message was tracked
 	n         atomic.Int32
 	abandoned atomic.Bool
 }
 
-// newMessageAck returns the ack of a tracked message, held once by its batch.
-func newMessageAck(tracker *OffsetTracker, tp TopicPartition, offset int64) *messageAck {
-	a := &messageAck{tracker: tracker, tp: tp, offset: offset}
+// newMessageAck returns the ack of a message tracked in epoch, held once by its batch.
+func newMessageAck(tracker *OffsetTracker, tp TopicPartition, offset int64, epoch uint64) *messageAck {
+	a := &messageAck{tracker: tracker, tp: tp, offset: offset, epoch: epoch}
 	a.n.Store(1)
 	return a
 }
@@ -173,7 +174,7 @@ func newMessageAck(tracker *OffsetTracker, tp TopicPartition, offset int64) *mes
 // it (conversation.Hold).
 func (a *messageAck) Release() {
 	if a.n.Add(-1) == 0 && !a.abandoned.Load() {
-		a.tracker.Done(a.tp, a.offset)
+		a.tracker.DoneIn(a.tp, a.offset, a.epoch)
 	}
 }
 
@@ -181,7 +182,7 @@ func (a *messageAck) Release() {
 // with its revoked partition, whose next owner reads it again.
 func (a *messageAck) abandon() {
 	a.abandoned.Store(true)
-	a.tracker.Abandon(a.tp, a.offset)
+	a.tracker.AbandonIn(a.tp, a.epoch, a.offset)
 }
 
 type batch struct {
@@ -207,7 +208,9 @@ type Pipeline struct {
 	// revokedMu guards revokedParts: the partitions the group took away and has not assigned
 	// back. A message of one that arrives after the revoke (fetched before it) is skipped:
 	// the partition's next owner reads it, and an open conversation must not start here.
-	revokedMu    sync.Mutex
+	// admit holds it for reading throughout, so a revoke marks its partitions between two
+	// messages, never while one is being added to its conversations.
+	revokedMu    sync.RWMutex
 	revokedParts map[TopicPartition]bool
 
 	inflightRecords *semaphore.Weighted
@@ -297,10 +300,10 @@ func New(cfg Config, reader MessageReader, scorer Scorer, scores ScoreSink, dead
 	if an, ok := reader.(AssignNotifier); ok {
 		an.OnAssign(func(assigned map[TopicPartition]int64) {
 			p.revokedMu.Lock()
-			for tp, start := range assigned {
+			for tp := range assigned {
 				delete(p.revokedParts, tp)
-				p.tracker.Assigned(tp, start)
 			}
+			p.tracker.Assigned(assigned)
 			p.revokedMu.Unlock()
 		})
 	}
@@ -548,17 +551,17 @@ func (p *Pipeline) batchLoop(workCtx context.Context, msgs <-chan kafka.Message,
 func (p *Pipeline) admit(m kafka.Message) (it item, closed []conversation.Closed, ok bool) {
 	size := min(len(m.Value), p.cfg.MaxInFlightBytes)
 	tp := TopicPartition{Topic: m.Topic, Partition: m.Partition}
-	p.revokedMu.Lock()
-	gone := p.revokedParts[tp]
-	p.revokedMu.Unlock()
-	if gone {
+	p.revokedMu.RLock()
+	defer p.revokedMu.RUnlock()
+	if p.revokedParts[tp] {
 		// Fetched before its partition was revoked: the next owner reads it.
 		p.stats.stale.Add(1)
 		p.mRecords.Add(context.Background(), 1, metric.WithAttributes(attribute.String("outcome", "stale")))
 		p.release(1, size)
 		return item{}, nil, false
 	}
-	if err := p.tracker.Track(tp, m.Offset); err != nil {
+	epoch, err := p.tracker.TrackEpoch(tp, m.Offset)
+	if err != nil {
 		// kafka-go can redeliver records after a rebalance; they are already in flight
 		// or done, so skipping them loses nothing.
 		p.stats.stale.Add(1)
@@ -571,7 +574,7 @@ func (p *Pipeline) admit(m kafka.Message) (it item, closed []conversation.Closed
 	}
 	src := record.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
 	res, err := p.decoder.DecodeMessage(p.cfg.FormatOf(m.Topic), m.Value, src, m.Time)
-	it = item{msg: m, recs: res.Records, size: size, ack: newMessageAck(p.tracker, tp, m.Offset)}
+	it = item{msg: m, recs: res.Records, size: size, ack: newMessageAck(p.tracker, tp, m.Offset, epoch)}
 	if err != nil {
 		it.recs = nil
 		reason := ReasonInvalidJSON
@@ -597,10 +600,16 @@ func (p *Pipeline) admit(m kafka.Message) (it item, closed []conversation.Closed
 		p.countDecoded(res)
 		for _, r := range it.recs {
 			for _, a := range p.opts.Assemblers {
-				if a.KeyOf(r) != "" {
-					it.ack.n.Add(1)
-					closed = append(closed, a.Add(r, m.Key, it.ack)...)
+				if a.KeyOf(r) == "" {
+					continue
 				}
+				// Holds are released only once admit has returned (a closed segment's
+				// item is written later), so counting after Add is safe.
+				c, held := a.Add(r, m.Key, it.ack)
+				if held {
+					it.ack.n.Add(1)
+				}
+				closed = append(closed, c...)
 			}
 		}
 	}
@@ -1170,7 +1179,8 @@ func (p *Pipeline) conversationMetrics(m metric.Meter) error {
 	unkeyed, err6 := m.Int64ObservableCounter("raterd.conversations.unkeyed", metric.WithDescription("records whose Kafka message key is not their conversation (or trace) id"))
 	clipped, err7 := m.Int64ObservableCounter("raterd.conversations.clipped", metric.WithDescription("records whose text was clipped to the segment's max_bytes"))
 	dropped, err8 := m.Int64ObservableCounter("raterd.conversations.dropped", metric.WithDescription("open segments dropped unjudged when their partition was revoked; the next owner rebuilds them from the records it reads again"))
-	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8); err != nil {
+	replayed, err9 := m.Int64ObservableCounter("raterd.conversations.replayed", metric.WithDescription("records read again (a partition came back after a revoke) that a segment already judged here held: not judged twice"))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9); err != nil {
 		return err
 	}
 	_, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
@@ -1187,8 +1197,9 @@ func (p *Pipeline) conversationMetrics(m metric.Meter) error {
 			o.ObserveInt64(unkeyed, s.Unkeyed, metric.WithAttributes(scope))
 			o.ObserveInt64(clipped, s.Clipped, metric.WithAttributes(scope))
 			o.ObserveInt64(dropped, s.Dropped, metric.WithAttributes(scope))
+			o.ObserveInt64(replayed, s.Replayed, metric.WithAttributes(scope))
 		}
 		return nil
-	}, open, openBytes, closed, added, split, unkeyed, clipped, dropped)
+	}, open, openBytes, closed, added, split, unkeyed, clipped, dropped, replayed)
 	return err
 }

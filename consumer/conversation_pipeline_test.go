@@ -108,10 +108,11 @@ func TestRevokedConversationOffsetsAreReadAgainByTheNextOwner(t *testing.T) {
 	tp := TopicPartition{"t", 0}
 	acks := make([]*messageAck, 4)
 	for off := range 4 {
-		if err := tr.Track(tp, int64(off)); err != nil {
+		epoch, err := tr.TrackEpoch(tp, int64(off))
+		if err != nil {
 			t.Fatal(err)
 		}
-		acks[off] = newMessageAck(tr, tp, int64(off))
+		acks[off] = newMessageAck(tr, tp, int64(off), epoch)
 	}
 	// Offsets 0 and 2 are held by an open conversation; every batch is written.
 	acks[0].n.Add(1)
@@ -131,7 +132,7 @@ func TestRevokedConversationOffsetsAreReadAgainByTheNextOwner(t *testing.T) {
 
 	// The partition comes back at the committed offset 0: the abandoned offsets are
 	// accepted again, the done ones are skipped as before.
-	tr.Assigned(tp, 0)
+	tr.Assigned(map[TopicPartition]int64{tp: 0})
 	for off, wantErr := range []bool{false, true, false, true} {
 		if err := tr.Track(tp, int64(off)); (err != nil) != wantErr {
 			t.Fatalf("Track(%d) after the partition came back: err = %v, want error %v", off, err, wantErr)
@@ -143,18 +144,40 @@ func TestRevokedConversationOffsetsAreReadAgainByTheNextOwner(t *testing.T) {
 		t.Fatalf("committable after the rebuilt conversation = %d, want 4", got)
 	}
 
-	// Had another member moved the group past the abandoned offsets, the state goes.
+	// Had another member moved the group past the abandoned offsets, the state goes; a
+	// batch of the old state finishing late marks nothing in the new one.
 	tr2 := NewOffsetTracker()
-	if err := tr2.Track(tp, 7); err != nil {
+	old := make([]*messageAck, 3)
+	for off := range 3 {
+		epoch, err := tr2.TrackEpoch(tp, int64(7+off))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old[off] = newMessageAck(tr2, tp, int64(7+off), epoch)
+	}
+	old[0].n.Add(1) // held by a conversation, dropped at the revoke
+	old[0].abandon()
+	tr2.Assigned(map[TopicPartition]int64{tp: 8})
+	epoch, err := tr2.TrackEpoch(tp, 8)
+	if err != nil {
+		t.Fatalf("Track(8) on a partition whose abandoned offsets another member processed: %v", err)
+	}
+	if _, err := tr2.TrackEpoch(tp, 9); err != nil {
 		t.Fatal(err)
 	}
-	tr2.Abandon(tp, 7)
-	tr2.Assigned(tp, 9)
-	if err := tr2.Track(tp, 9); err != nil {
-		t.Fatalf("Track(9) on a partition whose abandoned offsets another member processed: %v", err)
+	old[2].Release() // the old state's batch of offset 9 finishes late
+	tr2.DoneIn(tp, 8, epoch)
+	if got := tr2.Committable()[tp]; got != 9 {
+		t.Fatalf("committable = %d, want 9: offset 9 of the new state is not done", got)
 	}
-	tr2.Done(tp, 9)
-	if got := tr2.Committable()[tp]; got != 10 {
-		t.Fatalf("committable = %d, want 10", got)
+
+	// A partition with abandoned offsets that this member is not assigned again is
+	// forgotten (its state would otherwise stay for good).
+	tr3 := NewOffsetTracker()
+	epoch, _ = tr3.TrackEpoch(tp, 3)
+	tr3.AbandonIn(tp, epoch, 3)
+	tr3.Assigned(map[TopicPartition]int64{{"t", 1}: 0})
+	if err := tr3.Track(tp, 0); err != nil {
+		t.Fatalf("the forgotten partition does not start afresh: %v", err)
 	}
 }

@@ -334,8 +334,15 @@ func (r *GroupReader) startGeneration(gen *kafka.Generation) {
 		fetchers.Wait()
 		r.mu.Lock()
 		hook := r.onRevoke
+		// A watcher run late, after the next generation began, must not hand back what
+		// that generation may have assigned here again: the pipeline would skip those
+		// partitions' messages and drop their open conversations.
+		stale := r.gen != gen
 		r.mu.Unlock()
-		if hook != nil && len(parts) > 0 && !r.closing() {
+		if stale {
+			r.logger.Info("kafka group: a generation's revoke ran after the next one began; skipped", "group", r.cfg.GroupID, "generation", gen.ID)
+		}
+		if hook != nil && len(parts) > 0 && !r.closing() && !stale {
 			// The group waits for this function before rejoining.
 			rctx, cancel := context.WithTimeout(context.Background(), handBackTimeout(r.cfg))
 			hook(rctx, parts)

@@ -27,6 +27,10 @@ type partitionOffsets struct {
 	// first record of the partition completes.
 	next      int64
 	committed int64 // the last next value handed out by Committable, -1 if none
+	// epoch tells this state from an earlier one of the same partition (Assigned forgets
+	// a partition's state): a Done of an earlier epoch — a batch of a generation that
+	// ended, finishing late — must not mark an offset read again since.
+	epoch uint64
 }
 
 // OffsetTracker knows, per partition, the highest offset below which every record is fully
@@ -36,6 +40,7 @@ type partitionOffsets struct {
 type OffsetTracker struct {
 	mu         sync.Mutex
 	partitions map[TopicPartition]*partitionOffsets
+	epochs     uint64 // the last epoch handed out
 }
 
 // NewOffsetTracker returns an empty tracker.
@@ -48,24 +53,32 @@ func NewOffsetTracker() *OffsetTracker {
 // after a rebalance), and the caller should skip that message — except an abandoned
 // offset (Abandon), which is accepted again.
 func (t *OffsetTracker) Track(tp TopicPartition, offset int64) error {
+	_, err := t.TrackEpoch(tp, offset)
+	return err
+}
+
+// TrackEpoch is Track that also returns the epoch of the partition's state, for DoneIn
+// and AbandonIn.
+func (t *OffsetTracker) TrackEpoch(tp TopicPartition, offset int64) (uint64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.partitions[tp]
 	if p == nil {
-		p = &partitionOffsets{done: make(map[int64]bool), next: -1, committed: -1}
+		t.epochs++
+		p = &partitionOffsets{done: make(map[int64]bool), next: -1, committed: -1, epoch: t.epochs}
 		t.partitions[tp] = p
 	}
 	if p.abandoned[offset] {
 		// Read again after a revoke dropped the conversation that held it: it is still
 		// pending at its place, in flight once more.
 		delete(p.abandoned, offset)
-		return nil
+		return p.epoch, nil
 	}
 	if n := len(p.pending); n > 0 && offset <= p.pending[n-1] || offset < p.next {
-		return fmt.Errorf("offset %d of %s is not after the offsets already tracked", offset, tp)
+		return 0, fmt.Errorf("offset %d of %s is not after the offsets already tracked", offset, tp)
 	}
 	p.pending = append(p.pending, offset)
-	return nil
+	return p.epoch, nil
 }
 
 // Done marks a tracked offset fully processed and advances the partition's watermark past
@@ -73,9 +86,25 @@ func (t *OffsetTracker) Track(tp TopicPartition, offset int64) error {
 func (t *OffsetTracker) Done(tp TopicPartition, offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p := t.partitions[tp]
-	if p == nil {
-		return
+	if p := t.partitions[tp]; p != nil {
+		p.markDone(offset)
+	}
+}
+
+// DoneIn is Done for an offset tracked in the given epoch (TrackEpoch): nothing when the
+// partition's state has been forgotten since.
+func (t *OffsetTracker) DoneIn(tp TopicPartition, offset int64, epoch uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.partitions[tp]; p != nil && p.epoch == epoch {
+		p.markDone(offset)
+	}
+}
+
+// markDone is Done on one partition's state.
+func (p *partitionOffsets) markDone(offset int64) {
+	if offset < p.next {
+		return // below the watermark already
 	}
 	p.done[offset] = true
 	i := 0
@@ -120,13 +149,14 @@ func (t *OffsetTracker) Uncommit(failed map[TopicPartition]int64) {
 	}
 }
 
-// Abandon marks tracked offsets that will never be done here (see partitionOffsets.
-// abandoned): the watermark never passes them, and they no longer count as pending.
-func (t *OffsetTracker) Abandon(tp TopicPartition, offsets ...int64) {
+// AbandonIn marks offsets tracked in epoch that will never be done here (see
+// partitionOffsets.abandoned): the watermark never passes them, and they no longer count
+// as pending.
+func (t *OffsetTracker) AbandonIn(tp TopicPartition, epoch uint64, offsets ...int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.partitions[tp]
-	if p == nil {
+	if p == nil || p.epoch != epoch {
 		return
 	}
 	if p.abandoned == nil {
@@ -139,27 +169,30 @@ func (t *OffsetTracker) Abandon(tp TopicPartition, offsets ...int64) {
 	}
 }
 
-// Assigned tells the tracker that this member was assigned tp at start (the group's
-// committed offset; < 0 when none). A partition whose state holds abandoned offsets
-// keeps it when start is at or below the first of them — the group resumes where this
-// member stopped, and Track revives each abandoned offset as it is read again — and
-// forgets it otherwise: another member processed them meanwhile, and the partition
-// starts afresh.
-func (t *OffsetTracker) Assigned(tp TopicPartition, start int64) {
+// Assigned tells the tracker a generation's assignment: each partition this member owns
+// and the group's committed offset it starts at (< 0: none). The state of a partition
+// holding abandoned offsets is kept when the partition is assigned here again at or below
+// the first of them — the group resumes where this member stopped, and TrackEpoch revives
+// each abandoned offset as it is read again — and forgotten otherwise: another member
+// has the partition, or processed past those offsets. A forgotten partition starts afresh
+// (a new epoch) if it comes back.
+func (t *OffsetTracker) Assigned(assigned map[TopicPartition]int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p := t.partitions[tp]
-	if p == nil || len(p.abandoned) == 0 {
-		return
-	}
-	first := int64(-1)
-	for off := range p.abandoned {
-		if first < 0 || off < first {
-			first = off
+	for tp, p := range t.partitions {
+		if len(p.abandoned) == 0 {
+			continue
 		}
-	}
-	if start < 0 || start > first {
-		delete(t.partitions, tp)
+		first := int64(-1)
+		for off := range p.abandoned {
+			if first < 0 || off < first {
+				first = off
+			}
+		}
+		start, ok := assigned[tp]
+		if !ok || start < 0 || start > first {
+			delete(t.partitions, tp)
+		}
 	}
 }
 

@@ -53,6 +53,9 @@ type Stats struct {
 	// Dropped counts open segments dropped unjudged (their partitions were revoked), to be
 	// rebuilt by the partitions' next owner from the replayed records.
 	Dropped int64
+	// Replayed counts records read again (a partition came back after a revoke) that a
+	// segment already judged here held: they are not judged twice.
+	Replayed int64
 }
 
 // segKey names an open segment: a key on one partition. A conversation that arrives on
@@ -95,9 +98,10 @@ type Assembler struct {
 	byLast *list.List // open segments, least recently active first
 	// openPerKey counts the open segments of a key (on different partitions).
 	openPerKey map[string]int
-	// versions remembers the last version judged per key (bounded: the oldest keys are
-	// forgotten first), so that a late record opens the next version.
-	versions     map[string]int
+	// versions remembers the last segment judged per key (bounded: the oldest keys are
+	// forgotten first), so that a late record opens the next version and a record read
+	// again is not judged twice.
+	versions     map[string]judged
 	versionOrder *list.List
 	versionElem  map[string]*list.Element
 	stats        Stats
@@ -119,7 +123,7 @@ func New(scope string, cfg Config, now func() time.Time) (*Assembler, error) {
 	return &Assembler{
 		scope: scope, cfg: cfg, now: now,
 		open: make(map[segKey]*segment), byLast: list.New(), openPerKey: make(map[string]int),
-		versions: make(map[string]int), versionOrder: list.New(), versionElem: make(map[string]*list.Element),
+		versions: make(map[string]judged), versionOrder: list.New(), versionElem: make(map[string]*list.Element),
 		stats: Stats{Closed: make(map[string]int64)},
 	}, nil
 }
@@ -139,33 +143,53 @@ func (a *Assembler) KeyOf(r *record.Record) string {
 	return r.ConversationID
 }
 
-// Add adds r (whose KeyOf is not empty) to its open segment, or opens one, and returns
-// the segments that closed on the way: the previous segment of its key when r's event
+// Add adds r to its open segment, or opens one, and returns the segments that closed on
+// the way, and whether the segment holds hold (false: r has no key, or a segment already
+// judged here holds it — it was read again — and the caller keeps its claim). Closed are: the previous segment of its key when r's event
 // time lies more than Config.Gap after its last record (gap) or the segment is full (max_turns,
 // max_bytes); the least recently active segment when too many are open (evicted); r's own
 // segment when r ends it (end marker, trace root). msgKey is the Kafka message key, for
 // the keyed-partitioning check. hold is released by the caller when the segment's rows are
 // written.
-func (a *Assembler) Add(r *record.Record, msgKey []byte, hold Hold) []Closed {
+func (a *Assembler) Add(r *record.Record, msgKey []byte, hold Hold) (closed []Closed, held bool) {
 	key := a.KeyOf(r)
 	if key == "" {
-		return nil
+		return nil, false
 	}
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if j, ok := a.versions[key]; ok && j.topic == r.Source.Topic && j.partition == r.Source.Partition && r.Source.Offset <= j.lastOffset {
+		// Read again (the partition came back after a revoke): a segment already judged
+		// here holds this record.
+		a.stats.Replayed++
+		return nil, false
+	}
 	a.stats.Added++
 	if string(msgKey) != key {
 		a.stats.Unkeyed++
 	}
 	id := segKey{key: key, topic: r.Source.Topic, partition: r.Source.Partition}
-	var closed []Closed
 	turn, size, clipped := turnOf(r, a.cfg.MaxBytes)
 	if clipped {
 		a.stats.Clipped++
 	}
 	s := a.open[id]
-	if s != nil {
+	// The spans of one request (an agent's model calls, its tools, the agent span itself,
+	// which ends last) are one turn of a conversation: a span of the last turn's trace
+	// merges into it, and grows the segment only by what the merge adds.
+	merge := false
+	if s != nil && a.scope == record.ScopeConversation && turn.TraceID != "" {
+		if n := len(s.seg.Turns); n > 0 && s.seg.Turns[n-1].TraceID == turn.TraceID {
+			merge = true
+			last := s.seg.Turns[n-1]
+			merged := last
+			merged.ToolCalls = slices.Clone(last.ToolCalls)
+			mergeTurn(&merged, turn)
+			size = turnSize(merged) - turnSize(last)
+		}
+	}
+	if s != nil && !merge {
 		reason := ""
 		switch {
 		case !r.Timestamp.IsZero() && r.Timestamp.Unix() != 0 && !s.lastEvent.IsZero() &&
@@ -193,7 +217,7 @@ func (a *Assembler) Add(r *record.Record, msgKey []byte, hold Hold) []Closed {
 		}
 		s = &segment{
 			id: id, opened: now,
-			seg: record.Segment{Scope: a.scope, Key: key, Version: a.versions[key] + 1, FirstOffset: r.Source.Offset, OtherPartitions: others},
+			seg: record.Segment{Scope: a.scope, Key: key, Version: a.versions[key].version + 1, FirstOffset: r.Source.Offset, OtherPartitions: others},
 		}
 		s.elem = a.byLast.PushBack(s)
 		a.open[id] = s
@@ -202,10 +226,8 @@ func (a *Assembler) Add(r *record.Record, msgKey []byte, hold Hold) []Closed {
 	} else {
 		a.byLast.MoveToBack(s.elem)
 	}
-	if n := len(s.seg.Turns); a.scope == record.ScopeConversation && n > 0 && turn.TraceID != "" && s.seg.Turns[n-1].TraceID == turn.TraceID {
-		// The spans of one request (an agent's model calls, its tools, the agent span
-		// itself, which ends last) are one turn of the conversation.
-		mergeTurn(&s.seg.Turns[n-1], turn)
+	if merge {
+		mergeTurn(&s.seg.Turns[len(s.seg.Turns)-1], turn)
 	} else {
 		s.seg.Turns = append(s.seg.Turns, turn)
 	}
@@ -224,7 +246,7 @@ func (a *Assembler) Add(r *record.Record, msgKey []byte, hold Hold) []Closed {
 	case a.scope == record.ScopeTrace && r.TraceRoot:
 		closed = append(closed, a.closeLocked(s, record.CloseEndMarker))
 	}
-	return closed
+	return closed, true
 }
 
 // Expire closes the segments idle for the inactivity timeout (timeout) or open for the
@@ -299,15 +321,24 @@ func (a *Assembler) closeLocked(s *segment, reason string) Closed {
 		return Closed{Holds: s.holds}
 	}
 	a.stats.Closed[reason]++
-	a.rememberVersionLocked(s.id.key, s.seg.Version)
+	a.rememberVersionLocked(s)
 	s.seg.CloseReason = reason
 	return Closed{Record: s.transcript(), Holds: s.holds}
 }
 
-// rememberVersionLocked records the last version judged of key, forgetting the least
+// judged is the last segment judged of a key.
+type judged struct {
+	version    int
+	topic      string
+	partition  int
+	lastOffset int64
+}
+
+// rememberVersionLocked records the last segment judged of a key, forgetting the least
 // recently judged keys beyond the bound.
-func (a *Assembler) rememberVersionLocked(key string, version int) {
-	a.versions[key] = version
+func (a *Assembler) rememberVersionLocked(s *segment) {
+	key := s.id.key
+	a.versions[key] = judged{version: s.seg.Version, topic: s.id.topic, partition: s.id.partition, lastOffset: s.seg.LastOffset}
 	if e := a.versionElem[key]; e != nil {
 		a.versionOrder.MoveToBack(e)
 	} else {
@@ -526,4 +557,13 @@ func mergeTurn(turn *record.Turn, next record.Turn) {
 			turn.ToolCalls[i].Result = c.Result
 		}
 	}
+}
+
+// turnSize is the text a turn keeps.
+func turnSize(t record.Turn) int {
+	n := len(t.User) + len(t.Assistant)
+	for _, c := range t.ToolCalls {
+		n += len(c.Name) + len(c.Arguments) + len(c.Result)
+	}
+	return n
 }

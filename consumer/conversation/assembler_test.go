@@ -47,7 +47,8 @@ func TestInterleavedConversationsCloseOnTimeoutWithTheirOwnTurns(t *testing.T) {
 	add := func(r *record.Record) []Closed {
 		h := &countingHold{}
 		holds = append(holds, h)
-		return a.Add(r, []byte(r.ConversationID), h)
+		c, _ := a.Add(r, []byte(r.ConversationID), h)
+		return c
 	}
 	for i, r := range []*record.Record{
 		turn("c1", 10, 0, "hi", "hello"),
@@ -150,7 +151,7 @@ func TestCloseRules(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, _ := newTestAssembler(t, record.ScopeConversation, tc.cfg)
 			a.Add(turn("c1", 1, 0, "q", "a"), nil, &countingHold{})
-			closed := a.Add(tc.second, nil, &countingHold{})
+			closed, _ := a.Add(tc.second, nil, &countingHold{})
 			if len(closed) != tc.closes {
 				t.Fatalf("closed %d segments, want %d", len(closed), tc.closes)
 			}
@@ -217,11 +218,11 @@ func TestTraceOrdersSpansByStartAndEndsAtTheRoot(t *testing.T) {
 	chat2 := span(3, 3*time.Second, &record.Record{Model: "m", Prompt: "weather in Paris?", Response: "It is 18C in Paris."})
 	root := span(4, 0, &record.Record{TracePart: true, TraceRoot: true, Response: "It is 18C in Paris."})
 	for _, r := range []*record.Record{tool, chat1, chat2} {
-		if c := a.Add(r, nil, &countingHold{}); len(c) != 0 {
+		if c, _ := a.Add(r, nil, &countingHold{}); len(c) != 0 {
 			t.Fatal("closed before the root span")
 		}
 	}
-	closed := a.Add(root, nil, &countingHold{})
+	closed, _ := a.Add(root, nil, &countingHold{})
 	if len(closed) != 1 {
 		t.Fatalf("the root span closed %d traces", len(closed))
 	}
@@ -245,7 +246,7 @@ func TestTraceOrdersSpansByStartAndEndsAtTheRoot(t *testing.T) {
 func TestATraceOfModelCallsAloneIsNoAgentRun(t *testing.T) {
 	a, _ := newTestAssembler(t, record.ScopeTrace, Config{})
 	h := &countingHold{}
-	closed := a.Add(&record.Record{TraceID: "t1", TraceRoot: true, Model: "m", Prompt: "q", Response: "a"}, nil, h)
+	closed, _ := a.Add(&record.Record{TraceID: "t1", TraceRoot: true, Model: "m", Prompt: "q", Response: "a"}, nil, h)
 	if len(closed) != 1 || closed[0].Record != nil || len(closed[0].Holds) != 1 {
 		t.Fatalf("closed = %+v, want no transcript and the hold back", closed)
 	}
@@ -282,6 +283,45 @@ func TestTheSpansOfOneRequestAreOneConversationTurn(t *testing.T) {
 	}
 	if len(closed[0].Holds) != 5 {
 		t.Fatalf("holds = %d, want one per record", len(closed[0].Holds))
+	}
+}
+
+func TestARecordReadAgainIsNotJudgedTwice(t *testing.T) {
+	a, _ := newTestAssembler(t, record.ScopeConversation, Config{})
+	a.Add(turn("c1", 1, 0, "q", "a"), nil, &countingHold{})
+	end := turn("c1", 2, time.Second, "bye", "bye")
+	end.Metadata = map[string]string{DefaultEndMarker: "true"}
+	if closed, _ := a.Add(end, nil, &countingHold{}); len(closed) != 1 {
+		t.Fatal("the end marker closed nothing")
+	}
+	// The partition comes back after a revoke and offset 2 is read again.
+	closed, held := a.Add(turn("c1", 2, time.Second, "bye", "bye"), nil, &countingHold{})
+	if held || len(closed) != 0 || a.Stats().Open != 0 || a.Stats().Replayed != 1 {
+		t.Fatalf("a record of a judged segment read again: held %v, closed %d, stats %+v", held, len(closed), a.Stats())
+	}
+	// A later record of the conversation is a late turn: version 2.
+	if _, held := a.Add(turn("c1", 5, 2*time.Second, "more", "ok"), nil, &countingHold{}); !held {
+		t.Fatal("a late turn was not added")
+	}
+}
+
+func TestSpansOfOneRequestNeverSplitAtMaxTurns(t *testing.T) {
+	a, _ := newTestAssembler(t, record.ScopeConversation, Config{MaxTurns: 2})
+	add := func(trace string, off int64, resp string) []Closed {
+		c, _ := a.Add(&record.Record{ConversationID: "c1", TraceID: trace, Prompt: "q " + trace, Response: resp, Timestamp: t0.Add(time.Duration(off) * time.Second),
+			Source: record.Source{Topic: "t", Offset: off}}, nil, &countingHold{})
+		return c
+	}
+	add("t1", 1, "a1")
+	add("t2", 2, "")
+	if c := add("t2", 3, "a2"); len(c) != 0 {
+		t.Fatalf("the second span of request t2 closed the segment at max_turns: %+v", c[0].Record.Segment)
+	}
+	if c := add("t3", 4, "a3"); len(c) != 1 || len(c[0].Record.Segment.Turns) != 2 || c[0].Record.Segment.CloseReason != record.CloseMaxTurns {
+		t.Fatalf("the third request should close the full segment, got %d closed", len(c))
+	}
+	if got := a.Stats().OpenBytes; got != len("q t3")+len("a3") {
+		t.Fatalf("open bytes = %d after the close", got)
 	}
 }
 
