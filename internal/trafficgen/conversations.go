@@ -376,20 +376,7 @@ func newConvCase(r *rand.Rand) convCase {
 	}
 	pl := pick(r, plans)
 	seats := 1 + r.IntN(12)
-	var s slots
-	s.set("plan", pl.name)
-	s.set("amount", money(pl.monthlyCents*seats))
-	s.set("date", date)
-	s.set("monthly", money(pl.monthlyCents))
-	s.set("annual", money(pl.monthlyCents*10))
-	s.set("saving", money(pl.monthlyCents*2))
-	s.set("invoice", invoiceID(r))
-	s.set("country", pick(r, countries))
-	c := pick(r, billingCases)
-	q := s.fill(pick(r, c.questions))
-	if r.IntN(4) == 0 {
-		q = pick(r, greetings) + q
-	}
+	s, c, q := billingQuestion(r, pl, seats, date)
 	fs := make([]followUp, len(billingFollowUps))
 	for i, f := range billingFollowUps {
 		fs[i] = followUp{s.fill(f.q), s.fill(f.a)}

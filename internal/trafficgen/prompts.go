@@ -322,10 +322,10 @@ func buildSupport(r *rand.Rand) *promptSpec {
 	return p
 }
 
-func buildBilling(r *rand.Rand) *promptSpec {
-	pl := pick(r, plans)
-	seats := 1 + r.IntN(12)
-	_, date := novemberDay(r)
+// billingQuestion fills the slots of a billing case for plan pl with seats seats on date,
+// and draws the case and its question (with a greeting one time in four): what a billing
+// prompt and a billing conversation open with.
+func billingQuestion(r *rand.Rand, pl plan, seats int, date string) (slots, billingCase, string) {
 	var s slots
 	s.set("plan", pl.name)
 	s.set("amount", money(pl.monthlyCents*seats))
@@ -340,6 +340,14 @@ func buildBilling(r *rand.Rand) *promptSpec {
 	if r.IntN(4) == 0 {
 		q = pick(r, greetings) + q
 	}
+	return s, c, q
+}
+
+func buildBilling(r *rand.Rand) *promptSpec {
+	pl := pick(r, plans)
+	seats := 1 + r.IntN(12)
+	_, date := novemberDay(r)
+	s, c, q := billingQuestion(r, pl, seats, date)
 	p := &promptSpec{kind: kindBilling, app: "billing", template: "billing." + c.key + ".v2", prompt: q,
 		core: s.fill(c.answer), longFamily: "support"}
 	p.framing(r, supportOpeners, supportClosers)
