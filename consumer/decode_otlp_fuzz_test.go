@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"raterd/internal/genaitrace"
@@ -54,19 +55,21 @@ func fuzzOTLP(t *testing.T, format string, value []byte) {
 
 func addGenAITraces(f *testing.F, json bool) {
 	for _, structured := range []bool{false, true} {
-		td := genaitrace.Traces(genaitrace.Options{Service: "s", Seed: 1, NonGenAI: 1, Structured: structured}, genaitrace.Sample(2, 1))
-		var b []byte
-		var err error
-		if json {
-			b, err = genaitrace.MarshalJSON(td)
-		} else {
-			b, err = genaitrace.MarshalProto(td)
-		}
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
+		addTraces(f, json, genaitrace.Traces(genaitrace.Options{Service: "s", Seed: 1, NonGenAI: 1, Structured: structured}, genaitrace.Sample(2, 1)))
 	}
+}
+
+// addTraces adds td to the corpus, in OTLP/JSON or protobuf.
+func addTraces(f *testing.F, json bool, td ptrace.Traces) {
+	marshal := genaitrace.MarshalProto
+	if json {
+		marshal = genaitrace.MarshalJSON
+	}
+	b, err := marshal(td)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 }
 
 // addAgentTraces adds an agent run: an invoke_agent root, a chat that calls a tool, the
@@ -98,17 +101,7 @@ func addAgentTraces(f *testing.F, json bool) {
 		}},
 		{0, func(a pcommon.Map) { a.PutStr("openinference.span.kind", "CHAIN") }},
 	})
-	var b []byte
-	var err error
-	if json {
-		b, err = genaitrace.MarshalJSON(td)
-	} else {
-		b, err = genaitrace.MarshalProto(td)
-	}
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(b)
+	addTraces(f, json, td)
 }
 
 func addGenAILogs(f *testing.F, json bool) {
