@@ -160,14 +160,11 @@ type Segment struct {
 	// FirstOffset and LastOffset are the Kafka offsets (on Record.Source's partition) of
 	// the first and last record in the segment.
 	FirstOffset, LastOffset int64
-	// Turns are the segment's turns in arrival order.
+	// Turns are the segment's turns: in arrival order for a conversation, in start order
+	// for a trace.
 	Turns []Turn
 	// CloseReason is why the segment closed (CloseTimeout, CloseEndMarker, …).
 	CloseReason string
-	// OtherPartitions counts the records of this key that arrived on another partition
-	// than the segment's (the producer does not key by conversation); they are judged in
-	// a segment of their own partition.
-	OtherPartitions int
 }
 
 // PromptText returns the prompt as one string: Prompt when set, else the chat messages

@@ -211,13 +211,12 @@ func (a *Assembler) Add(r *record.Record, msgKey []byte, hold Hold) (closed []Cl
 				closed = append(closed, a.closeLocked(front.Value.(*segment), record.CloseEvicted))
 			}
 		}
-		others := a.openPerKey[key] // open on other partitions: this one has none
-		if others > 0 {
+		if a.openPerKey[key] > 0 { // open on another partition: this one has none
 			a.stats.Split++
 		}
 		s = &segment{
 			id: id, opened: now,
-			seg: record.Segment{Scope: a.scope, Key: key, Version: a.versions[key].version + 1, FirstOffset: r.Source.Offset, OtherPartitions: others},
+			seg: record.Segment{Scope: a.scope, Key: key, Version: a.versions[key].version + 1, FirstOffset: r.Source.Offset},
 		}
 		s.elem = a.byLast.PushBack(s)
 		a.open[id] = s
