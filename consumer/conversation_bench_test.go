@@ -40,6 +40,7 @@ type timingSink struct {
 	mu      sync.Mutex
 	written map[string]time.Time // conversation id → write time of its transcript row
 	reason  map[string]string
+	turns   []int // the turn count of every transcript row
 }
 
 func (s *timingSink) WriteScores(ctx context.Context, rows []record.Score) error {
@@ -49,6 +50,7 @@ func (s *timingSink) WriteScores(ctx context.Context, rows []record.Score) error
 		if r.Scope == record.ScopeConversation {
 			s.written[r.ConversationID] = now
 			s.reason[r.ConversationID] = r.CloseReason
+			s.turns = append(s.turns, r.Turns)
 		}
 	}
 	s.mu.Unlock()
@@ -81,17 +83,23 @@ func (segmentScorer) Score(_ context.Context, recs []*record.Record) ([]record.S
 func BenchmarkConversationPipeline(b *testing.B) {
 	const conversations, turns = 10000, 4
 	const timeout = 200 * time.Millisecond
+	// Conversations interleave in groups of 256 (turn k of each before turn k+1), so a
+	// conversation's turns follow each other within about a thousand messages: well inside
+	// the timeout, which then closes only finished conversations.
+	const group = 256
 	var msgs []kafka.Message
-	for k := range turns {
-		for c := range conversations {
-			conv := fmt.Sprintf("c%05d", c)
-			meta := ""
-			if k == turns-1 && c%2 == 0 {
-				meta = `,"metadata":{"conversation.end":"true"}`
+	for g := 0; g < conversations; g += group {
+		for k := range turns {
+			for c := g; c < min(g+group, conversations); c++ {
+				conv := fmt.Sprintf("c%05d", c)
+				meta := ""
+				if k == turns-1 && c%2 == 0 {
+					meta = `,"metadata":{"conversation.end":"true"}`
+				}
+				v := fmt.Sprintf(`{"id":"%s-%d","model":"m","conversation_id":%q,"prompt":"question %d","response":%q%s}`,
+					conv, k, conv, k, strings.Repeat("an answer of a few words. ", 8), meta)
+				msgs = append(msgs, kafka.Message{Topic: "t", Partition: c % 4, Offset: int64(len(msgs)), Key: []byte(conv), Value: []byte(v)})
 			}
-			v := fmt.Sprintf(`{"id":"%s-%d","model":"m","conversation_id":%q,"prompt":"question %d","response":%q%s}`,
-				conv, k, conv, k, strings.Repeat("an answer of a few words. ", 8), meta)
-			msgs = append(msgs, kafka.Message{Topic: "t", Partition: c % 4, Offset: int64(len(msgs)), Key: []byte(conv), Value: []byte(v)})
 		}
 	}
 	// The baseline: the same records through the same pipeline, no conversation
@@ -104,7 +112,7 @@ func BenchmarkConversationPipeline(b *testing.B) {
 		}
 		b.ReportMetric(float64(len(msgs)*b.N)/elapsed.Seconds(), "records/s")
 	})
-	b.Run("conversations", func(b *testing.B) { benchConversations(b, msgs, conversations, timeout) })
+	b.Run("conversations", func(b *testing.B) { benchConversations(b, msgs, conversations, turns, timeout) })
 }
 
 // runBenchPipeline runs a pipeline of the benchmark's configuration over reader until
@@ -139,7 +147,7 @@ func runBenchPipeline(b *testing.B, reader MessageReader, sink interface {
 	return elapsed
 }
 
-func benchConversations(b *testing.B, msgs []kafka.Message, conversations int, timeout time.Duration) {
+func benchConversations(b *testing.B, msgs []kafka.Message, conversations, turns int, timeout time.Duration) {
 	var endLag, timeoutLag []time.Duration
 	var elapsed time.Duration
 	for range b.N {
@@ -151,6 +159,10 @@ func benchConversations(b *testing.B, msgs []kafka.Message, conversations int, t
 		sink := &timingSink{written: map[string]time.Time{}, reason: map[string]string{}}
 		elapsed += runBenchPipeline(b, reader, sink, Options{Assemblers: []*conversation.Assembler{asm}},
 			func(p *Pipeline) bool { return p.Stats().Transcripts >= int64(conversations) })
+		// Every conversation judged once, whole: the lags below are of finished ones.
+		if n := len(sink.turns); n != conversations || slices.ContainsFunc(sink.turns, func(t int) bool { return t != turns }) {
+			b.Fatalf("%d transcript rows for %d conversations, turn counts not all %d", n, conversations, turns)
+		}
 		for conv, at := range sink.written {
 			lag := at.Sub(reader.last[conv])
 			if sink.reason[conv] == record.CloseTimeout {

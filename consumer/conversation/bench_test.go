@@ -56,11 +56,16 @@ func BenchmarkAssembler(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		// Round-robin over the open conversations: turn k of each before turn k+1.
+		// Round-robin over the open conversations: turn k of each before turn k+1. Each
+		// round has offsets of its own: a record read again is not added (Replayed).
 		j := i % len(recs)
-		r := recs[(j%open)*turns+j/open]
-		c, _ := a.Add(r, nil, nopHold{})
+		r := *recs[(j%open)*turns+j/open]
+		r.Source.Offset = int64(i)
+		c, _ := a.Add(&r, nil, nopHold{})
 		closed += len(c)
+	}
+	if s := a.Stats(); s.Replayed > 0 || closed < b.N/len(recs)*open {
+		b.Fatalf("closed %d conversations in %d records (stats %+v)", closed, b.N, s)
 	}
 	b.ReportMetric(float64(closed)/b.Elapsed().Seconds(), "conversations/s")
 }
