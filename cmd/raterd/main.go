@@ -24,7 +24,7 @@ Commands:
   run       consume Kafka traffic, score it, write scores (raterd run --config raterd.yaml)
   demo      run the whole pipeline on embedded defaults, no services needed
   migrate   create or upgrade the ClickHouse schema (raterd migrate --config raterd.yaml)
-  report    score trends, model comparisons, conversation reports and SQL cookbook queries (raterd report --help)
+  report    score trends, model comparisons, conversation reports, an HTML page, SQL cookbook queries (raterd report --help)
   lag       how many records the consumer group has not finished (raterd lag --wait 2m)
   init      write a commented starter raterd.yaml for the local dev stack
   dlq       replay dead letters into their source topics after a fix (raterd dlq replay --help)

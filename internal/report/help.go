@@ -17,6 +17,8 @@ const reportHelpIntro = `Usage:
   raterd report compare --evaluator E --model M --window-a FROM,TO --window-b FROM,TO [flags]
   raterd report conversations --evaluator E [--resolution R] --from T [--to T] [--model M]
                 [--limit N] [--only resolution|worst|close_reasons] [flags]
+  raterd report html --scores FILE.ndjson [-o FILE] [--evaluator E ...] [--model M ...]
+                [--app A ...] [--from T] [--to T]
   raterd report <query> --param name=value ... [flags]
   raterd report list [--format table|csv|json]
 
@@ -38,7 +40,7 @@ and every answer is exact while rows are being replayed.
            "significant at 5%" when the interval excludes 0, that is when |t| > t crit.
            --format csv|json prints one row: t_crit (the critical value), t_stat (the
            t statistic) and a verdict column.
-` + conversationsHelp + `  <query>  any cookbook query by name (see Queries), its parameters as --param name=value.
+` + conversationsHelp + htmlHelp + `  <query>  any cookbook query by name (see Queries), its parameters as --param name=value.
   list     the cookbook queries, their titles and parameters.
 `
 
@@ -54,6 +56,20 @@ const conversationsHelp = `  conversations
            evaluators have names of their own, so trend and compare on a record evaluator
            never mix conversation rows in. --format json prints one object with an array
            per section; --format csv needs --only.
+`
+
+// htmlHelp describes `raterd report html`, in the overview and in its own help.
+const htmlHelp = `  html     one self-contained HTML page (inline CSS and SVG charts, no scripts, nothing
+           fetched over the network; opens from disk): per evaluator the mean score per
+           model over time with the scored and failed rows beneath, the per-model totals
+           and the lowest-scored rows with label and explanation; then the parse failures
+           and judge errors per judge. Buckets are hours, widened (2, 3, 4, 6, 8, 12 or
+           24n hours) so that a chart has at most 168 points; a chart draws at most 8
+           models, the rest are named. It reads the NDJSON score output (--scores, e.g.
+           raterd demo's raterd-demo-scores.ndjson) and takes no connection flags:
+           reading ClickHouse, and the compare, alert and pairwise sections, are not
+           implemented yet. --evaluator, --model and --app repeat; --from and --to
+           default to the rows' own range.
 `
 
 const reportHelpTail = `Times (--from, --to, --window-a, --window-b and DateTime parameters):
@@ -88,10 +104,13 @@ func reportHelp(sub string) string {
 		writeFlagDefaults(&b, fs)
 	}
 	switch sub {
-	case "trend", "compare", "conversations", "list":
+	case "trend", "compare", "conversations", "html", "list":
 		b.WriteString(strings.SplitN(reportHelpIntro, "\n\n", 2)[0] + "\n")
 		if sub == "conversations" {
 			b.WriteString("\n" + conversationsHelp)
+		}
+		if sub == "html" {
+			b.WriteString("\n" + htmlHelp)
 		}
 	case "":
 		b.WriteString(reportHelpIntro)
@@ -109,13 +128,20 @@ func reportHelp(sub string) string {
 	if sub == "" || sub == "conversations" {
 		section("Flags of conversations", f.registerConversations)
 	}
+	if sub == "" || sub == "html" {
+		var hf htmlFlags
+		section("Flags of html (no connection flags: it reads --scores)", hf.register)
+	}
 	if sub != "" && !reportSubcommands[sub] || sub == "" {
 		section("Flags of <query>", f.registerQuery)
 	}
-	if sub == "list" {
+	switch sub {
+	case "list":
 		section("Flags of list", f.registerFormat)
-	} else {
-		section("Connection and output flags (every subcommand but list; list takes --format)", f.registerCommon)
+	case "html":
+		b.WriteString("\n" + reportHelpTail[:strings.Index(reportHelpTail, "\n\n")+1])
+	default:
+		section("Connection and output flags (every subcommand but list and html; list takes --format)", f.registerCommon)
 		b.WriteString("\n" + reportHelpTail)
 	}
 	if sub == "" || sub == "list" {
@@ -140,7 +166,11 @@ func cookbookParamsUsage(q clickhouse.CookbookQuery) string {
 func writeFlagDefaults(b *strings.Builder, fs *flag.FlagSet) {
 	fs.VisitAll(func(fl *flag.Flag) {
 		name, usage := flag.UnquoteUsage(fl)
-		fmt.Fprintf(b, "  --%s %s\n", fl.Name, name)
+		dashes := "--"
+		if len(fl.Name) == 1 {
+			dashes = "-" // -o, as the usage lines spell it
+		}
+		fmt.Fprintf(b, "  %s%s %s\n", dashes, fl.Name, name)
 		if fl.DefValue != "" && fl.DefValue != "[]" {
 			usage += fmt.Sprintf(" (default %s)", fl.DefValue)
 		}

@@ -56,7 +56,7 @@ func (c reportCmd) run(ctx context.Context, args []string) error {
 }
 
 // reportSubcommands are the names `raterd report` takes besides cookbook query names.
-var reportSubcommands = map[string]bool{"trend": true, "compare": true, "conversations": true, "list": true}
+var reportSubcommands = map[string]bool{"trend": true, "compare": true, "conversations": true, "html": true, "list": true}
 
 func (c reportCmd) dispatch(ctx context.Context, args []string) error {
 	if len(args) == 0 {
@@ -75,13 +75,15 @@ func (c reportCmd) dispatch(ctx context.Context, args []string) error {
 		return c.compare(ctx, args[1:])
 	case "conversations":
 		return c.conversations(ctx, args[1:])
+	case "html":
+		return c.html(args[1:])
 	}
 	if strings.HasPrefix(args[0], "-") {
-		return cli.FlagErrorf("%s: the first argument is a subcommand (trend, compare, conversations, list) or a cookbook query name, not a flag", args[0])
+		return cli.FlagErrorf("%s: the first argument is a subcommand (trend, compare, conversations, html, list) or a cookbook query name, not a flag", args[0])
 	}
 	q, ok := clickhouse.CookbookQueryNamed(args[0])
 	if !ok {
-		return cli.FlagErrorf("unknown report %q: want trend, compare, conversations, list or a cookbook query (%s)", args[0], strings.Join(cookbookNames(), ", "))
+		return cli.FlagErrorf("unknown report %q: want trend, compare, conversations, html, list or a cookbook query (%s)", args[0], strings.Join(cookbookNames(), ", "))
 	}
 	return c.query(ctx, q, args[1:])
 }

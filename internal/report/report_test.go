@@ -97,7 +97,7 @@ func TestReportFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"compare", "--evaluator", "h", "--model", "a", "--window-a", "-2d", "--window-b", "-1d,"}, `--window-a: "-2d" is not FROM,TO`},
 		{[]string{"compare", "--evaluator", "h", "--model", "a", "--window-a", "-1d,-2d", "--window-b", "-1d,"}, "--window-a FROM 2026-01-04T14:30:15Z is not before --window-a TO 2026-01-03T14:30:15Z"},
 		{[]string{"compare", "--evaluator", "h", "--model", "a", "--window-a", "-2d,-1d", "--window-b", "x,"}, `--window-b FROM: "x" is not a timestamp`},
-		{[]string{"nosuchquery"}, `unknown report "nosuchquery": want trend, compare, conversations, list or a cookbook query (score_trend, compare_models,`},
+		{[]string{"nosuchquery"}, `unknown report "nosuchquery": want trend, compare, conversations, html, list or a cookbook query (score_trend, compare_models,`},
 		{[]string{"--evaluator", "h"}, "--evaluator: the first argument is a subcommand"},
 		{[]string{"worst_apps", "--param", "evaluator=h", "--param", "from=-7d"}, "--param: worst_apps needs min_rows=UInt64, limit=UInt64"},
 		{[]string{"worst_apps", "--param", "evaluator=h", "--param", "from=-7d", "--param", "min_rows=1", "--param", "limit=ten"}, `--param: cookbook worst_apps: parameter limit: "ten" is not an unsigned integer`},
