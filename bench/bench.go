@@ -89,6 +89,7 @@ type benchOptions struct {
 	poolRecords          int
 	poolFixedConcurrency int
 	poolMaxInFlight      int
+	poolInitial          int
 	poolBaselines        bool
 	poolBaselineRecords  int
 	// redact is --redact: "off", "all" or a comma-separated list of redaction types.
@@ -143,6 +144,7 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.IntVar(&o.poolFixedConcurrency, "pool-fixed-concurrency", 64, "with --pools: the fixed-batches client's requests in flight")
 	fs.BoolVar(&o.poolBaselines, "pool-baselines", true, "with --pools: also feed each pool with the fixed-batches and naive-c64 clients")
 	fs.IntVar(&o.poolBaselineRecords, "pool-baseline-records", 1500, "with --pools: the fixed-batches and naive-c64 clients send the first this many records of the backlog (they are slow; their figures are rates)")
+	fs.IntVar(&o.poolInitial, "pool-initial", 0, "with --pools: raterd's concurrency.initial per endpoint (the adaptive limit it starts with); 0: the default, min(max_in_flight, 8). An operator who knows the servers' max_num_seqs sets it there")
 	fs.IntVar(&o.poolMaxInFlight, "pool-max-in-flight", 512, "with --pools: raterd's max_in_flight per endpoint (the adaptive limit's ceiling); kafka.max_in_flight_records is set to max(4096, 2 × this × endpoints)")
 	fs.IntVar(&o.sim.MaxSeqs, "judgesim-seqs", 64, "judgesim: sequences that run at once (vLLM max_num_seqs)")
 	fs.DurationVar(&o.sim.StepBase, "judgesim-step", 200*time.Microsecond, "judgesim: fixed time of a decode step")
@@ -210,6 +212,8 @@ func (o *benchOptions) validate() error {
 		return cli.FlagErrorf("--pool-records %d: must be at least 10", o.poolRecords)
 	case o.pools != "" && o.poolBaselineRecords < 10:
 		return cli.FlagErrorf("--pool-baseline-records %d: must be at least 10", o.poolBaselineRecords)
+	case o.poolInitial < 0 || o.poolInitial > o.poolMaxInFlight:
+		return cli.FlagErrorf("--pool-initial %d: want 0..%d (--pool-max-in-flight)", o.poolInitial, o.poolMaxInFlight)
 	case o.poolFixedConcurrency < 1:
 		return cli.FlagErrorf("--pool-fixed-concurrency %d: must be at least 1", o.poolFixedConcurrency)
 	case o.simEndpoints < 1 || o.simEndpoints > 256:
@@ -349,6 +353,8 @@ type benchSettings struct {
 	SpansPerMessage int    `json:"spans_per_message,omitempty"`
 	// Redact is --redact when not off: the types the raterd-redact run masks.
 	Redact []string `json:"redact,omitempty"`
+	// PoolInitial is --pool-initial when given: the endpoints' starting limit.
+	PoolInitial int `json:"pool_initial,omitempty"`
 }
 
 // trafficInfo describes the generated records.

@@ -172,6 +172,9 @@ func (b *bencher) runPool(ctx context.Context, n int) (*poolReport, error) {
 	// flight must allow that on every endpoint (see the sizing guide).
 	sub.maxInFlight = b.o.poolMaxInFlight
 	sub.maxInFlightRecords = max(4096, 2*b.o.poolMaxInFlight*n)
+	if b.o.poolInitial > 0 {
+		sub.poolConcurrency = fmt.Sprintf("    concurrency: {initial: %d}\n", b.o.poolInitial)
+	}
 
 	records := b.o.poolRecords * n
 	pr := &poolReport{Endpoints: n, Records: records, Speeds: b.o.simSpeeds}
@@ -678,7 +681,12 @@ func printPoolReport(w io.Writer, rep *benchReport) {
 	m := rep.Machine
 	fmt.Fprintf(w, "raterd bench %s — judge pools (%d records per endpoint, unique traffic)\n", rep.Version, rep.Settings.Records)
 	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d), %s, %s; load average %.2f before, %.2f after\n", m.CPUs, m.GOMAXPROCS, m.Go, m.OS, m.LoadBefore[0], m.LoadAfter[0])
-	fmt.Fprintf(w, "judgesim: %s\n\n", rep.Settings.Simulator)
+	fmt.Fprintf(w, "judgesim: %s\n", rep.Settings.Simulator)
+	start := "the default (min(max_in_flight, 8)), then slow start"
+	if rep.Settings.PoolInitial > 0 {
+		start = fmt.Sprintf("%d (--pool-initial)", rep.Settings.PoolInitial)
+	}
+	fmt.Fprintf(w, "raterd's starting limit per endpoint: %s\n\n", start)
 	printPools(w, rep.Pools)
 	fmt.Fprintln(w)
 	for _, t := range rep.Targets {

@@ -72,7 +72,7 @@ func (b *bencher) run(ctx context.Context, rep *benchReport) error {
 	}
 	if o.pools != "" {
 		rep.Settings = benchSettings{Records: o.poolRecords, Traffic: "unique", Seed: o.seed, Partitions: o.partitions, Judge: benchJudgeSim,
-			Simulator: b.simDescription()}
+			Simulator: b.simDescription(), PoolInitial: o.poolInitial}
 		return b.runPools(ctx, rep)
 	}
 	if o.judge == benchJudgeSim {
