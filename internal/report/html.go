@@ -1,18 +1,11 @@
 package report
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 
 	"raterd/internal/cli"
 	"raterd/internal/report/htmlreport"
-	"raterd/sinks"
 )
 
 // ---------------------------------------------------------------------------------------
@@ -75,75 +68,16 @@ func (c reportCmd) html(args []string) error {
 	if !opts.From.IsZero() && !opts.To.IsZero() && !opts.From.Before(opts.To) {
 		return cli.FlagErrorf("--from %s is not before --to %s", rfc3339(opts.From), rfc3339(opts.To))
 	}
-	in, err := os.Open(f.scores)
+	d, err := htmlreport.FromNDJSONFile(f.scores, opts)
 	if err != nil {
 		return fmt.Errorf("--scores: %w", err)
 	}
-	defer in.Close()
-	agg := htmlreport.NewAggregator(opts)
-	if err := readNDJSONScores(in, agg); err != nil {
-		return fmt.Errorf("%s: %w", f.scores, err)
-	}
-	d := agg.Data()
 	if f.out == "-" {
 		return htmlreport.Render(c.stdout, d)
 	}
-	if err := writeFileAtomic(f.out, func(w io.Writer) error { return htmlreport.Render(w, d) }); err != nil {
-		return err
+	if err := htmlreport.WriteFile(f.out, d); err != nil {
+		return fmt.Errorf("-o: %w", err)
 	}
 	fmt.Fprintf(c.stderr, "raterd report html: wrote %s (%d score rows in the range)\n", f.out, d.Rows)
-	return nil
-}
-
-// readNDJSONScores folds every line of r into agg; blank lines are skipped, and a line
-// that is not a score row is an error naming its line number. Lines have no length limit
-// (explanations can be long).
-func readNDJSONScores(r io.Reader, agg *htmlreport.Aggregator) error {
-	br := bufio.NewReaderSize(r, 256<<10)
-	for n := 1; ; n++ {
-		line, err := br.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
-			row, derr := sinks.DecodeNDJSONScore(line)
-			if derr != nil {
-				return fmt.Errorf("line %d: %w", n, derr)
-			}
-			agg.Add(&row)
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// writeFileAtomic writes path through a temporary file in its directory, renamed over
-// path once complete: a failed report never leaves a truncated page behind.
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("-o: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	w := bufio.NewWriter(tmp)
-	if err := write(w); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("-o: %w", err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("-o: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("-o: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("-o: %w", err)
-	}
 	return nil
 }
