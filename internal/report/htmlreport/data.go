@@ -148,8 +148,8 @@ func labelCategory(label string) int {
 // model's rows in one time bucket (times UTC, Start aligned to the bucket width the source
 // queried with).
 type Cell struct {
-	Evaluator, Model, TaskType string // TaskType: pointwise, pairwise or classification
-	Start                      time.Time
+	Evaluator, Model, TaskType         string // TaskType: pointwise, pairwise or classification
+	Start                              time.Time
 	Scored, ParseFailures, JudgeErrors int64
 	Sum, SumSquares                    float64 // of the scored (status ok) rows' values
 }
@@ -257,9 +257,9 @@ type Point struct {
 
 // Row is one score row as the worst-rows table shows it.
 type Row struct {
-	EventTime                                                 time.Time
+	EventTime                                                  time.Time
 	Evaluator, Model, App, RecordID, Judge, Label, Explanation string
-	Score                                                     float64
+	Score                                                      float64
 }
 
 // Comparison is model B against model A under one evaluator over the whole range.

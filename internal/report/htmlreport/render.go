@@ -54,17 +54,17 @@ func Render(w io.Writer, d Data) error {
 		n := strconv.Itoa(i + 1)
 		var err error
 		if d.Bucket > 0 {
-			if ev.Trend, err = inline("trend-"+n)(trendChart(e, d)); err != nil {
+			if ev.Trend, err = inline("trend-" + n)(trendChart(e, d)); err != nil {
 				return err
 			}
-			if ev.Volume, err = inline("volume-"+n)(volumeChart(e, d)); err != nil {
+			if ev.Volume, err = inline("volume-" + n)(volumeChart(e, d)); err != nil {
 				return err
 			}
 		}
-		if ev.Compare, err = inline("compare-"+n)(compareChart(e)); err != nil {
+		if ev.Compare, err = inline("compare-" + n)(compareChart(e)); err != nil {
 			return err
 		}
-		if ev.PairwiseChart, err = inline("pairwise-"+n)(pairwiseChart(e)); err != nil {
+		if ev.PairwiseChart, err = inline("pairwise-" + n)(pairwiseChart(e)); err != nil {
 			return err
 		}
 		for j := range e.Pairwise {
