@@ -308,7 +308,7 @@ func trendChart(e Evaluator, d Data) (*chart, error) {
 			return nil, err
 		}
 		if n > 0 {
-			ch.addLegend(s.Model, thumbs...)
+			ch.addLegend(shown(s.Model), thumbs...)
 			ch.points += n
 		}
 	}
@@ -374,7 +374,7 @@ func compareChart(e Evaluator) (*chart, error) {
 			continue
 		}
 		y := float64(len(names))
-		names = append(names, clip(28, c.ModelB)+" − "+clip(28, c.ModelA))
+		names = append(names, clip(28, shown(c.ModelB))+" − "+clip(28, shown(c.ModelA)))
 		pts = append(pts, plotter.XY{X: c.Diff, Y: y})
 		if finite(c.Low) && finite(c.High) {
 			bars.XYs = append(bars.XYs, plotter.XY{X: c.Diff, Y: y})
@@ -432,6 +432,14 @@ func compareChart(e Evaluator) (*chart, error) {
 	p.X.Min, p.X.Max = lo-pad, hi+pad
 	ch.points = len(pts)
 	return ch, nil
+}
+
+// shown names an empty name for the page: "(none)".
+func shown(name string) string {
+	if name == "" {
+		return "(none)"
+	}
+	return name
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
@@ -526,7 +534,7 @@ func pairwiseChart(e Evaluator) (*chart, error) {
 	ch := newChart(p, title, 3*vg.Centimeter+rowHeight*vg.Length(len(ps)))
 	var names []string
 	for _, s := range slices.Backward(ps) {
-		names = append(names, clip(36, s.Model))
+		names = append(names, clip(36, shown(s.Model)))
 	}
 	var below *plotter.BarChart
 	for li, label := range pairwiseLabels {
@@ -601,7 +609,7 @@ func judgesChart(js []JudgeFailures, d Data) (*chart, error) {
 			return nil, err
 		}
 		if n > 0 {
-			ch.addLegend(j.Judge, thumbs...)
+			ch.addLegend(shown(j.Judge), thumbs...)
 			ch.points += n
 		}
 	}

@@ -67,7 +67,7 @@ func (o Options) withDefaults() Options {
 		o.Worst = 10
 	}
 	if o.MaxPoints <= 0 {
-		o.MaxPoints = 120
+		o.MaxPoints = DefaultMaxPoints
 	}
 	if o.MaxModels <= 0 {
 		o.MaxModels = len(palette)
@@ -80,6 +80,9 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// DefaultMaxPoints is Options.MaxPoints' default.
+const DefaultMaxPoints = 120
 
 // maxScore bounds the magnitude of a score the report takes: no rubric scale comes near it,
 // and beyond it sums overflow and chart axes lose the precision to tell min from max.
@@ -96,8 +99,12 @@ var ladder = [...]time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 
 
 // BucketFor returns the smallest width of the ladder 1m, 5m, 15m, 1h, 3h, 6h, 12h, 24h, 7d
 // whose buckets, aligned to multiples of the width since the Unix epoch, cover [from, to)
-// in at most maxPoints buckets; 7d when none does. An empty range gets 1m.
+// in at most maxPoints buckets; 7d when none does. An empty range gets 1m; maxPoints ≤ 0
+// means DefaultMaxPoints.
 func BucketFor(from, to time.Time, maxPoints int) time.Duration {
+	if maxPoints <= 0 {
+		maxPoints = DefaultMaxPoints
+	}
 	for _, w := range ladder {
 		if buckets(from.Unix(), to.Unix(), int64(w/time.Second)) <= int64(maxPoints) {
 			return w
@@ -450,7 +457,17 @@ func (a *Aggregator) Add(r *record.Score) {
 	}
 }
 
-// AddCell folds in a pre-aggregated cell; cells outside the options' filters, or whose
+// SourceBucket is the bucket width a pre-aggregated source should query with for the
+// options' range (both sides set): the width the page will chart, BucketFor(From, To,
+// MaxPoints) and at least MinBucket. Cells of that width chart without gaps.
+func (a *Aggregator) SourceBucket() time.Duration {
+	o := a.opts
+	return max(BucketFor(o.From, o.To, o.MaxPoints), ladderAtLeast(o.MinBucket))
+}
+
+// AddCell folds in a pre-aggregated cell, at the cell width (1 minute unless merged) its
+// Start falls in: the source should query with SourceBucket's width, or set
+// Options.MinBucket to the width it used, so that the page charts whole source buckets; cells outside the options' filters, or whose
 // sums are not finite numbers within range, are ignored (the latter counted as skipped).
 // The source is trusted to have applied the time range.
 func (a *Aggregator) AddCell(c Cell) {

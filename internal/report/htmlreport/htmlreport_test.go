@@ -344,6 +344,20 @@ func TestBucketFor(t *testing.T) {
 	if got := BucketFor(t0.Add(30*time.Minute), t0.Add(90*time.Minute), 1); got != 3*time.Hour {
 		t.Errorf("unaligned hour: %v, want 3h", got)
 	}
+	midnight := t0.Truncate(24 * time.Hour)
+	if got := NewAggregator(Options{From: midnight, To: midnight.Add(30 * 24 * time.Hour)}).SourceBucket(); got != 6*time.Hour {
+		t.Errorf("SourceBucket for 30 days: %v, want 6h (120 buckets)", got)
+	}
+	// From 10:00 the 6-hour buckets are 121.
+	if got := NewAggregator(Options{From: t0, To: t0.Add(30 * 24 * time.Hour)}).SourceBucket(); got != 12*time.Hour {
+		t.Errorf("SourceBucket for 30 days from 10:00: %v, want 12h", got)
+	}
+	if got := NewAggregator(Options{From: t0, To: t0.Add(time.Hour), MinBucket: 2 * time.Hour}).SourceBucket(); got != 3*time.Hour {
+		t.Errorf("SourceBucket with MinBucket 2h: %v, want 3h", got)
+	}
+	if got := BucketFor(t0, t0.Add(2*time.Hour), 0); got != time.Minute {
+		t.Errorf("BucketFor with maxPoints 0: %v, want the default's 1m", got)
+	}
 	for i := 1; i < len(ladder); i++ {
 		if ladder[i]%ladder[i-1] != 0 {
 			t.Errorf("ladder width %v is not a multiple of %v", ladder[i], ladder[i-1])
@@ -775,7 +789,7 @@ func TestCells(t *testing.T) {
 			t.Errorf("series %d: %+v, want %+v", i, g, w)
 		}
 	}
-	if len(ge.Worst) != len(we.Worst) || ge.Comparisons[0].Low != we.Comparisons[0].Low {
+	if len(ge.Worst) != len(we.Worst) || math.Abs(ge.Comparisons[0].Low-we.Comparisons[0].Low) > 1e-9 {
 		t.Errorf("worst or comparison differ")
 	}
 	if len(d.Judges) != 2 || d.Judges[0].JudgeErrors != 1 || d.Judges[1].ParseFailures != 1 {

@@ -22,6 +22,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"signed": signed,
 	"pct":    func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) + "%" },
 	"clip":   clip,
+	"name":   shown,
 	"bucket": bucketText,
 	"label":  func(i int) string { return pairwiseLabels[i] },
 }).Parse(pageSource))
