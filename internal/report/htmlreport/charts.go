@@ -136,6 +136,9 @@ type chart struct {
 	// empty); labels are its entries' labels.
 	legend plot.Legend
 	labels []string
+	// minLegend is the least width of the legend's column: charts stacked on one time
+	// axis get the same, so that their plot areas line up.
+	minLegend vg.Length
 }
 
 func newChart(p *plot.Plot, title string, h vg.Length) *chart {
@@ -165,16 +168,37 @@ func (ch *chart) draw(c vg.CanvasSizer) {
 		p.Draw(dc)
 		return
 	}
-	// The legend's column: its widest label, the thumbnail and some padding.
+	lw := max(ch.legendWidth(), ch.minLegend)
+	p.Draw(draw.Crop(dc, 0, -lw, 0, 0))
+	title := p.Title.TextStyle.Height(p.Title.Text) + p.Title.Padding
+	ch.legend.Draw(draw.Crop(dc, ch.w-lw+2*vg.Millimeter, 0, 0, -title-2*vg.Millimeter))
+}
+
+// legendWidth is the width of the legend's column: its widest label, the thumbnail and
+// some padding, at most 2/5 of the chart; 0 without a legend.
+func (ch *chart) legendWidth() vg.Length {
+	if ch == nil || len(ch.labels) == 0 {
+		return 0
+	}
 	var lw vg.Length
 	for _, l := range ch.labels {
 		lw = max(lw, ch.legend.TextStyle.Width(l))
 	}
 	lw += ch.legend.ThumbnailWidth + 3*vg.Millimeter
-	lw = min(lw, ch.w*2/5)
-	p.Draw(draw.Crop(dc, 0, -lw, 0, 0))
-	title := p.Title.TextStyle.Height(p.Title.Text) + p.Title.Padding
-	ch.legend.Draw(draw.Crop(dc, ch.w-lw+2*vg.Millimeter, 0, 0, -title-2*vg.Millimeter))
+	return min(lw, ch.w*2/5)
+}
+
+// alignLegends gives the charts (nil ones skipped) legend columns of one width.
+func alignLegends(cs ...*chart) {
+	var w vg.Length
+	for _, c := range cs {
+		w = max(w, c.legendWidth())
+	}
+	for _, c := range cs {
+		if c != nil {
+			c.minLegend = w
+		}
+	}
 }
 
 // figure is one chart as the page shows it.

@@ -55,10 +55,19 @@ func Render(w io.Writer, d Data) error {
 		n := strconv.Itoa(i + 1)
 		var err error
 		if d.Bucket > 0 {
-			if ev.Trend, err = inline("trend-" + n)(trendChart(e, d)); err != nil {
+			trend, err := trendChart(e, d)
+			if err != nil {
+				return fmt.Errorf("chart trend-%s: %w", n, err)
+			}
+			vol, err := volumeChart(e, d)
+			if err != nil {
+				return fmt.Errorf("chart volume-%s: %w", n, err)
+			}
+			alignLegends(trend, vol)
+			if ev.Trend, err = trend.figure("trend-" + n); err != nil {
 				return err
 			}
-			if ev.Volume, err = inline("volume-" + n)(volumeChart(e, d)); err != nil {
+			if ev.Volume, err = vol.figure("volume-" + n); err != nil {
 				return err
 			}
 		}
