@@ -343,9 +343,9 @@ func trendChart(e Evaluator, d Data) (*chart, error) {
 func yScale(e Evaluator) string {
 	switch e.TaskType {
 	case TaskPairwise:
-		return "mean preference for the response (0–1)"
+		return "mean preference (0–1)"
 	case TaskClassification:
-		return "mean score (share of positive labels, 0–1)"
+		return "mean score (0–1)"
 	}
 	return "mean score (rubric scale)"
 }
