@@ -52,7 +52,7 @@ func TestReportHTML(t *testing.T) {
 	}
 	page := string(b)
 	if !strings.Contains(page, "Evaluator helpfulness") || strings.Contains(page, "Evaluator pii") ||
-		strings.Count(page, "<svg") != 2 || strings.Contains(page, "<script>") {
+		strings.Count(page, "<svg") != 3 || strings.Contains(page, "<script>") {
 		t.Errorf("page: %d <svg>, helpfulness %v, pii %v", strings.Count(page, "<svg"),
 			strings.Contains(page, "Evaluator helpfulness"), strings.Contains(page, "Evaluator pii"))
 	}
