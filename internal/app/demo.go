@@ -445,11 +445,14 @@ func DemoExtraTraffic() (conversations, agentRuns [][]byte, err error) {
 
 // demoAgentTraffic is the demo's agent runs (genaitrace.SampleAgentRuns: grounded
 // answers, ungrounded ones, ignored tool errors, bad arguments), one OTLP export per run
-// keyed by its trace id.
+// keyed by its trace id, starting when the demo's generated traffic does.
 func demoAgentTraffic() (keys, values [][]byte, err error) {
 	runs := genaitrace.SampleAgentRuns(demoAgentRuns, 1)
+	// The runs happen when the generated traffic does, so that the demo's report charts
+	// one afternoon, not a year between the two.
+	start := trafficgen.DefaultOptions().Start
 	for i := range runs {
-		td := genaitrace.AgentRuns(genaitrace.Options{Service: "support-agent", Seed: 1, First: i}, runs[i:i+1])
+		td := genaitrace.AgentRuns(genaitrace.Options{Service: "support-agent", Seed: 1, First: i, Start: start}, runs[i:i+1])
 		b, err := genaitrace.MarshalProto(td)
 		if err != nil {
 			return nil, nil, fmt.Errorf("demo agent runs: %w", err)
