@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,6 +94,25 @@ func timeAxis(p *plot.Plot, d Data) {
 var tickSteps = [...]int64{60, 5 * 60, 10 * 60, 15 * 60, 30 * 60, 3600, 2 * 3600, 3 * 3600, 6 * 3600,
 	12 * 3600, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400, 91 * 86400, 182 * 86400, 364 * 86400}
 
+// countTicks labels whole numbers only (row counts have no fractions): gonum's default
+// ticks, with a fractional major tick turned minor and the labels printed as integers.
+type countTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (countTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i, t := range ticks {
+		switch {
+		case t.Label == "":
+		case t.Value != math.Trunc(t.Value):
+			ticks[i].Label = ""
+		default:
+			ticks[i].Label = strconv.FormatFloat(t.Value, 'f', 0, 64)
+		}
+	}
+	return ticks
+}
+
 // timeTicks puts at most 6 ticks at multiples of a round step since the epoch: minutes,
 // hours, midnights UTC, or weeks (Thursdays, as the epoch was).
 type timeTicks struct{}
@@ -152,6 +172,7 @@ func (ch *chart) addLegend(label string, thumbs ...plot.Thumbnailer) {
 		ch.legend.TextStyle.Font.Variant = "Sans"
 		ch.legend.TextStyle.Font.Size = vg.Points(10)
 		ch.legend.Top, ch.legend.Left = true, true
+		ch.legend.Padding = vg.Points(3) // entries of 10 pt text touch without it
 	}
 	label = clip(legendRunes, label)
 	ch.labels = append(ch.labels, label)
@@ -375,6 +396,7 @@ func volumeChart(e Evaluator, d Data) (*chart, error) {
 	scoredBars.LineStyle.Width = 0
 	p.Add(failedBars, scoredBars)
 	p.Y.Min = 0
+	p.Y.Tick.Marker = countTicks{}
 	ch.addLegend("scored", scoredBars)
 	ch.addLegend("failed (on top)", failedBars)
 	ch.points = len(total)
@@ -638,6 +660,7 @@ func judgesChart(js []JudgeFailures, d Data) (*chart, error) {
 		}
 	}
 	p.Y.Min = 0
+	p.Y.Tick.Marker = countTicks{}
 	return ch, nil
 }
 
