@@ -930,7 +930,8 @@ ORDER BY evaluator, model, label`,
 				"`observed` against `expected`, the interval `interval_low` … `interval_high` around the observed " +
 				"value, `sample_size`, `since`, `updated_at` and `message`; earliest first.\n\n" +
 				"Filters: `evaluator`, `model` and `app` are optional lists, as in report_cells. An alert of a rule " +
-				"over every model or app has an empty `model` or `app`, which such a filter leaves out.\n\n" +
+				"over every evaluator, model or app (an empty `evaluator`, `model` or `app`, such as a judge's " +
+				"parse-failure alert) concerns every value, so every filter keeps it.\n\n" +
 				"Replays: every state change of an alert inserts its whole row again with a later `updated_at` " +
 				"(ReplacingMergeTree(updated_at)). The inner query collapses the copies to one per alert with " +
 				"`argMax(…, updated_at)` grouped by the sorting key, which every copy shares, and the range test is " +
@@ -973,9 +974,9 @@ FROM
         argMax(message, updated_at) AS last_message
     FROM {db}.alerts
     WHERE 1
-        AND evaluator IN {evaluator:Array(String)}
-        AND model IN {model:Array(String)}
-        AND app IN {app:Array(String)}
+        AND (evaluator = '' OR evaluator IN {evaluator:Array(String)})
+        AND (model = '' OR model IN {model:Array(String)})
+        AND (app = '' OR app IN {app:Array(String)})
     GROUP BY rule, evaluator, model, app, judge, alert_id
     HAVING last_since < {to:DateTime}
         AND (last_state != 'resolved' OR last_updated_at >= {from:DateTime})

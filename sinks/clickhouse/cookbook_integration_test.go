@@ -384,6 +384,17 @@ func cookbookCases() []cookbookCase {
 			rows: [][]any{
 				{"a3", "canary", "helpfulness", "support-llm-v6", "", "", "resolved", "warning", -1, 0, -1.5, -0.5, 40, "2026-11-20 10:00:00", "2026-11-20 11:00:00", "canary it's <b>worse</b>"},
 				{"a1", "score_drop", "helpfulness", "support-llm-v7", "", "", "resolved", "warning", 5.4, 5.5, 5.1, 5.7, 15, "2026-11-24 13:00:00", "2026-11-24 15:00:00", "helpfulness on support-llm-v7 recovered"},
+				{"a2", "parse_failure_rate", "", "", "", judgeSelene, "firing", "critical", 0.2, 0.02, 0.1, 0.3, 10, "2026-11-25 12:00:00", "2026-11-25 12:30:00", "selene parses badly"},
+			},
+		},
+		{
+			// a2 has no model: a model filter keeps it; a1 is v7's.
+			query:   "alerts_in_range",
+			params:  map[string]string{"from": "2026-11-20", "to": "2026-11-30", "model": `["support-llm-v6"]`},
+			columns: alertColumns,
+			rows: [][]any{
+				{"a3", "canary", "helpfulness", "support-llm-v6", "", "", "resolved", "warning", -1, 0, -1.5, -0.5, 40, "2026-11-20 10:00:00", "2026-11-20 11:00:00", "canary it's <b>worse</b>"},
+				{"a2", "parse_failure_rate", "", "", "", judgeSelene, "firing", "critical", 0.2, 0.02, 0.1, 0.3, 10, "2026-11-25 12:00:00", "2026-11-25 12:30:00", "selene parses badly"},
 			},
 		},
 	}
