@@ -455,8 +455,13 @@ type benchLatency struct {
 	P90Seconds   float64 `json:"p90_s"`
 	P99Seconds   float64 `json:"p99_s"`
 	MaxSeconds   float64 `json:"max_s"`
-	PollSeconds  float64 `json:"poll_interval_s"`
-	Method       string  `json:"method"`
+	// AddedP50Seconds and AddedP99Seconds are percentiles of each sample's latency less
+	// its longest judge call (the successful attempt, as stored in judge_latency_ms): what
+	// raterd's queues, the micro-batch, Kafka and ClickHouse added to the judge's own time.
+	AddedP50Seconds float64 `json:"added_p50_s"`
+	AddedP99Seconds float64 `json:"added_p99_s"`
+	PollSeconds     float64 `json:"poll_interval_s"`
+	Method          string  `json:"method"`
 }
 
 // benchTarget is one target of issue 8 with what this run measured.

@@ -313,14 +313,20 @@ func TestLatencyTracker(t *testing.T) {
 	if got := tr.pending(); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Fatalf("pending %v; want the produced samples only", got)
 	}
-	tr.seen(map[string]int{"a": 6, "b": 5, "c": 7, "x": 6}, t0.Add(2*time.Second)) // b not complete
-	tr.seen(map[string]int{"a": 6, "b": 6}, t0.Add(3*time.Second))                 // a already seen
+	ms := time.Millisecond
+	tr.seen(map[string]visibleRows{"a": {6, 1500 * ms}, "b": {5, 0}, "c": {7, 500 * ms}, "x": {6, 0}}, t0.Add(2*time.Second)) // b not complete
+	tr.seen(map[string]visibleRows{"a": {6, 0}, "b": {6, 2500 * ms}}, t0.Add(3*time.Second))                                  // a already seen
 	if got := tr.pending(); len(got) != 0 {
 		t.Fatalf("pending %v after all were seen", got)
 	}
 	res := tr.result()
 	if res.Samples != 3 || res.Seen != 3 || res.P50Seconds != 2 || res.MaxSeconds != 3 {
 		t.Errorf("result %+v; want a 2s (a), 3s (b), 1s (c): p50 2s, max 3s", res)
+	}
+	// Less each one's judge call: a 0.5 s, b 0.5 s, c 0.5 s (its 0.5 s call); a's second
+	// sighting (judged 0) must not replace its first.
+	if res.AddedP50Seconds != 0.5 || res.AddedP99Seconds != 0.5 {
+		t.Errorf("added p50 %.2f, p99 %.2f; want 0.5 s each", res.AddedP50Seconds, res.AddedP99Seconds)
 	}
 }
 

@@ -199,10 +199,15 @@ type latencyTracker struct {
 	want    map[string]int // sampled record id → score rows it gets
 	sentAt  map[string]time.Time
 	visible map[string]time.Time
+	// judged holds, per record seen, the longest judge call among its rows (the successful
+	// attempt's duration, score column judge_latency_ms): the part of its latency the judge
+	// itself took, so that the rest is what raterd, Kafka and ClickHouse added.
+	judged map[string]time.Duration
 }
 
 func newLatencyTracker() *latencyTracker {
-	return &latencyTracker{want: map[string]int{}, sentAt: map[string]time.Time{}, visible: map[string]time.Time{}}
+	return &latencyTracker{want: map[string]int{}, sentAt: map[string]time.Time{}, visible: map[string]time.Time{},
+		judged: map[string]time.Duration{}}
 }
 
 // produced notes the send time of the sampled records among ids.
@@ -230,14 +235,22 @@ func (t *latencyTracker) pending() []string {
 	return ids
 }
 
+// visibleRows is what one poll learned of a sampled record: its score rows so far and the
+// longest judge call among them.
+type visibleRows struct {
+	rows   int
+	judged time.Duration
+}
+
 // seen notes the records whose rows reached their expected count at time at.
-func (t *latencyTracker) seen(counts map[string]int, at time.Time) {
+func (t *latencyTracker) seen(counts map[string]visibleRows, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for id, n := range counts {
-		if want, ok := t.want[id]; ok && n >= want {
+	for id, v := range counts {
+		if want, ok := t.want[id]; ok && v.rows >= want {
 			if _, dup := t.visible[id]; !dup {
 				t.visible[id] = at
+				t.judged[id] = v.judged
 			}
 		}
 	}
@@ -253,15 +266,19 @@ func (t *latencyTracker) seenCount() int {
 func (t *latencyTracker) result() *benchLatency {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var d []time.Duration
+	var d, added []time.Duration
 	for id, at := range t.visible {
-		d = append(d, at.Sub(t.sentAt[id]))
+		l := at.Sub(t.sentAt[id])
+		d = append(d, l)
+		added = append(added, max(0, l-t.judged[id]))
 	}
 	slices.Sort(d)
+	slices.Sort(added)
 	return &benchLatency{
 		Samples: len(t.want), Seen: len(d),
 		P50Seconds: percentile(d, 0.50).Seconds(), P90Seconds: percentile(d, 0.90).Seconds(),
 		P99Seconds: percentile(d, 0.99).Seconds(), MaxSeconds: percentile(d, 1).Seconds(),
+		AddedP50Seconds: percentile(added, 0.50).Seconds(), AddedP99Seconds: percentile(added, 0.99).Seconds(),
 	}
 }
 
@@ -289,7 +306,7 @@ func (b *bencher) pollVisible(ctx context.Context, db string, tr *latencyTracker
 		if len(ids) == 0 {
 			continue
 		}
-		q := "SELECT record_id, toUInt64(count()) FROM " + db + ".scores WHERE record_id IN (" + sqlStrings(ids) + ") GROUP BY record_id"
+		q := "SELECT record_id, toUInt64(count()), toUInt64(max(judge_latency_ms)) FROM " + db + ".scores WHERE record_id IN (" + sqlStrings(ids) + ") GROUP BY record_id"
 		rows, err := b.ch.Query(ctx, q)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -297,15 +314,15 @@ func (b *bencher) pollVisible(ctx context.Context, db string, tr *latencyTracker
 			}
 			return fmt.Errorf("%s: poll ClickHouse: %w", runLatency, err)
 		}
-		counts := map[string]int{}
+		counts := map[string]visibleRows{}
 		for rows.Next() {
 			var id string
-			var c uint64
-			if err := rows.Scan(&id, &c); err != nil {
+			var c, judgedMs uint64
+			if err := rows.Scan(&id, &c, &judgedMs); err != nil {
 				rows.Close()
 				return fmt.Errorf("%s: poll ClickHouse: %w", runLatency, err)
 			}
-			counts[id] = int(c)
+			counts[id] = visibleRows{rows: int(c), judged: time.Duration(judgedMs) * time.Millisecond}
 		}
 		err = rows.Err()
 		rows.Close()

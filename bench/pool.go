@@ -96,8 +96,15 @@ type poolHalfLoadRun struct {
 	P99Seconds float64 `json:"p99_s"`
 	// ServiceSeconds is the simulator's mean time in the batch per request (its service
 	// time, no queueing); AddedP99 is P99Seconds minus it, over it.
-	ServiceSeconds   float64 `json:"service_s"`
-	AddedP99Service  float64 `json:"added_p99_over_service"`
+	ServiceSeconds  float64 `json:"service_s"`
+	AddedP99Service float64 `json:"added_p99_over_service"`
+	// QueueP99Seconds is the p99 of each record's latency less its own judge call
+	// (benchLatency.AddedP99Seconds): the queueing raterd, Kafka and ClickHouse added;
+	// QueueP99Service is it over ServiceSeconds, the figure the target reads. AddedP99Service
+	// above is the stricter reading that also counts the judge call's own spread (a long
+	// answer's call takes longer than the mean service time).
+	QueueP99Seconds  float64 `json:"queue_p99_s"`
+	QueueP99Service  float64 `json:"queue_p99_over_service"`
 	Samples          int     `json:"samples"`
 	Utilization      float64 `json:"utilization"`
 	CPUMicrosPerRec  float64 `json:"cpu_us_per_record"`
@@ -591,18 +598,19 @@ func (b *bencher) poolHalfLoad(ctx context.Context, proc *simProcess, rate float
 	after, _ := proc.EndpointStats(ctx)
 	a, z := sumStats(before), sumStats(after)
 	hl := &poolHalfLoadRun{Rate: lat.AchievedRate, P50Seconds: lat.P50Seconds, P99Seconds: lat.P99Seconds, Samples: lat.Seen,
-		CPUMicrosPerRec: r.CPUMicrosPerRecord, RecordsProcessed: r.Records}
+		CPUMicrosPerRec: r.CPUMicrosPerRecord, RecordsProcessed: r.Records, QueueP99Seconds: lat.AddedP99Seconds}
 	if done := z.Completed - a.Completed; done > 0 {
 		hl.ServiceSeconds = (z.BusySeqTime - a.BusySeqTime).Seconds() / float64(done)
 	}
 	if hl.ServiceSeconds > 0 {
 		hl.AddedP99Service = (hl.P99Seconds - hl.ServiceSeconds) / hl.ServiceSeconds
+		hl.QueueP99Service = hl.QueueP99Seconds / hl.ServiceSeconds
 	}
 	if r.PoolUtilization != nil {
 		hl.Utilization = *r.PoolUtilization
 	}
-	b.logf("pool %d: half load %.0f records/s: p50 %.2fs, p99 %.2fs, service %.2fs: added p99 = %.2f× service",
-		len(proc.urls), hl.Rate, hl.P50Seconds, hl.P99Seconds, hl.ServiceSeconds, hl.AddedP99Service)
+	b.logf("pool %d: half load %.0f records/s: p50 %.2fs, p99 %.2fs, service %.2fs: p99 − service = %.2f× service; p99 added to each record's judge call %.2fs = %.2f× service",
+		len(proc.urls), hl.Rate, hl.P50Seconds, hl.P99Seconds, hl.ServiceSeconds, hl.AddedP99Service, hl.QueueP99Seconds, hl.QueueP99Service)
 	return hl, nil
 }
 
@@ -622,11 +630,12 @@ func printPools(w io.Writer, pools []poolReport) {
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| endpoints | half load (records/s) | p50 | p99 | service (mean) | p99 added ÷ service | utilization |")
-	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| endpoints | half load (records/s) | p50 | p99 | service (mean) | (p99 − service) ÷ service | p99 added to a record's judge call | ÷ service | utilization |")
+	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, p := range pools {
 		if h := p.HalfLoad; h != nil {
-			fmt.Fprintf(w, "| %d | %.1f | %.2f s | %.2f s | %.2f s | %.2f× | %.1f%% |\n", p.Endpoints, h.Rate, h.P50Seconds, h.P99Seconds, h.ServiceSeconds, h.AddedP99Service, 100*h.Utilization)
+			fmt.Fprintf(w, "| %d | %.1f | %.2f s | %.2f s | %.2f s | %.2f× | %.2f s | %.2f× | %.1f%% |\n", p.Endpoints, h.Rate, h.P50Seconds, h.P99Seconds, h.ServiceSeconds,
+				h.AddedP99Service, h.QueueP99Seconds, h.QueueP99Service, 100*h.Utilization)
 		}
 	}
 }
@@ -669,8 +678,9 @@ func poolTargets(pools []poolReport) []benchTarget {
 		}
 		if h := p.HalfLoad; h != nil {
 			out = append(out, benchTarget{Target: fmt.Sprintf("pool of %d: at half load, p99 added queueing ≤ 2× the service time", p.Endpoints),
-				Measured: fmt.Sprintf("p99 %.2f s, service %.2f s: %.2f×", h.P99Seconds, h.ServiceSeconds, h.AddedP99Service),
-				Verdict:  verdict(h.ServiceSeconds > 0 && h.AddedP99Service <= poolAddedP99Target)})
+				Measured: fmt.Sprintf("p99 of each record's latency less its judge call %.2f s, service %.2f s: %.2f× (stricter, p99 − mean service: %.2f×)",
+					h.QueueP99Seconds, h.ServiceSeconds, h.QueueP99Service, h.AddedP99Service),
+				Verdict: verdict(h.ServiceSeconds > 0 && h.QueueP99Service <= poolAddedP99Target)})
 		}
 	}
 	return out

@@ -338,7 +338,7 @@ func (e *reportEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request: from, to: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	opts = htmlreport.Configure(opts, htmlreport.Settings{Now: now, Redact: e.redact})
+	opts.Now, opts.Redact = now, e.redact
 	select {
 	case e.busy <- struct{}{}:
 		defer func() { <-e.busy }()

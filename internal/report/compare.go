@@ -6,12 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/internal/cli"
+	wstats "raterd/internal/report/welch"
 	"raterd/sinks/clickhouse"
 )
 
@@ -19,64 +19,17 @@ import (
 // report compare
 
 // welchResult is the comparison of two samples, as compare_models computes it, plus
-// the t statistic.
-type welchResult struct {
-	NA, NB             uint64
-	MeanA, MeanB, Diff float64
-	StdErr, DF         float64
-	// T is Welch's t statistic, Diff / StdErr: how many standard errors B − A is from 0.
-	T float64
-	// TCrit is the critical value, the 0.975 quantile of Student's t with DF degrees of
-	// freedom: the 95% interval is Diff ± TCrit × StdErr, and it excludes 0 exactly when
-	// |T| > TCrit.
-	TCrit     float64
-	Low, High float64
-}
+// the t statistic (package welch, shared with the HTML report).
+type welchResult = wstats.Result
 
 // welch finishes a comparison from the counts, means and sample variances of A and B with
-// compare_models' formulas: diff = mean_b − mean_a, the Welch standard error and degrees
-// of freedom, and t_crit from the same Cornish–Fisher expansion and small-df table; and
-// the t statistic diff / std_err. With fewer than 2 rows on a side the interval is nan.
+// compare_models' formulas (wstats.Compare).
 func welch(sa, sb sampleStats) welchResult {
-	nA, nB, varA, varB := sa.N, sb.N, sa.Variance, sb.Variance
-	if nA < 2 {
-		varA = math.NaN()
-	}
-	if nB < 2 {
-		varB = math.NaN()
-	}
-	a, b := varA/float64(nA), varB/float64(nB)
-	r := welchResult{NA: nA, NB: nB, MeanA: sa.Mean, MeanB: sb.Mean, Diff: sb.Mean - sa.Mean}
-	r.StdErr = math.Sqrt(a + b)
-	r.T = r.Diff / r.StdErr
-	r.DF = (a + b) * (a + b) / (a*a/(float64(nA)-1) + b*b/(float64(nB)-1))
-	switch df := r.DF; {
-	case df < 1:
-		r.TCrit = math.NaN()
-	case df < 2:
-		r.TCrit = 12.7062
-	case df < 3:
-		r.TCrit = 4.3027
-	default:
-		r.TCrit = 1.959964 + 2.372271/df + 2.822499/(df*df) + 2.555850/(df*df*df) + 1.589534/(df*df*df*df)
-	}
-	r.Low = r.Diff - r.TCrit*r.StdErr
-	r.High = r.Diff + r.TCrit*r.StdErr
-	return r
+	return wstats.Compare(wstats.Stats(sa), wstats.Stats(sb))
 }
 
-// verdict says what the 95% interval of B − A means.
-func verdict(low, high float64) (short, long string) {
-	switch {
-	case math.IsNaN(low) || math.IsNaN(high) || math.IsInf(low, 0) || math.IsInf(high, 0):
-		return "undefined", "no verdict: the interval is undefined (each side needs at least 2 scored rows, and the scores some spread)"
-	case low > 0:
-		return "significant", "significant at 5% (the 95% CI excludes 0): B scores higher than A"
-	case high < 0:
-		return "significant", "significant at 5% (the 95% CI excludes 0): B scores lower than A"
-	}
-	return "not significant", "not significant at 5% (the 95% CI includes 0)"
-}
+// verdict says what the 95% interval of B − A means (wstats.Verdict).
+func verdict(low, high float64) (short, long string) { return wstats.Verdict(low, high) }
 
 func (c reportCmd) compare(ctx context.Context, args []string) error {
 	var f reportFlags

@@ -98,7 +98,7 @@ func (c reportCmd) html(ctx context.Context, args []string) error {
 	if !opts.From.IsZero() && !opts.To.IsZero() && !opts.From.Before(opts.To) {
 		return cli.FlagErrorf("--from %s is not before --to %s", rfc3339(opts.From), rfc3339(opts.To))
 	}
-	settings := htmlreport.Settings{ModelA: f.modelA, ModelB: f.modelB, Now: now}
+	opts.ModelA, opts.ModelB, opts.Now = f.modelA, f.modelB, now
 	if f.ch.config != "" {
 		full, err := app.LoadConfig(f.ch.config, c.getenv)
 		if err != nil {
@@ -109,10 +109,9 @@ func (c reportCmd) html(ctx context.Context, args []string) error {
 			return fmt.Errorf("--config: %w", err)
 		}
 		if r != nil {
-			settings.Redact = r.Redact
+			opts.Redact = r.Redact
 		}
 	}
-	opts = htmlreport.Configure(opts, settings)
 
 	var d htmlreport.Data
 	source := ""

@@ -141,8 +141,7 @@ func TestIntegrationReportHTML(t *testing.T) {
 	}
 
 	// The same rows through the NDJSON path, and through FromClickHouse directly.
-	opts := htmlreport.Configure(htmlreport.Options{From: time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)},
-		htmlreport.Settings{Now: now})
+	opts := htmlreport.Options{From: time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC), Now: now}
 	fromFile, err := htmlreport.FromNDJSONFile(writeScores(t, rows), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -151,14 +150,32 @@ func TestIntegrationReportHTML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fromCH.Evaluators) == 0 {
-		t.Skip("contract stub: the Aggregator ignores pre-aggregated cells until rcore's work is merged; the queries ran")
-	}
 	if got, want := htmlSummary(fromCH), htmlSummary(fromFile); got != want {
 		t.Errorf("ClickHouse and NDJSON disagree:\nClickHouse:\n%s\nNDJSON:\n%s", got, want)
 	}
 	if fromCH.Rows != 15 {
 		t.Errorf("rows in the range %d, want 15 (the replay counted once, 13:00 left out)", fromCH.Rows)
+	}
+	if len(fromCH.Alerts) != 1 || fromCH.Alerts[0].State != "firing" || fromCH.Alerts[0].Rule != "score_drop_rule" {
+		t.Errorf("alerts %+v, want al-1 once, in its latest state firing", fromCH.Alerts)
+	}
+	pairwise := 0
+	for _, e := range fromCH.Evaluators {
+		if e.Name != "preference" {
+			continue
+		}
+		for _, p := range e.Pairwise {
+			pairwise++
+			if p.Model == "m-a" && (p.Total != 5 || p.Counts[3] != 2 || p.Counts[0] != 2) {
+				t.Errorf("m-a's verdicts %+v, want 2 first and 2 inconsistent of 5", p)
+			}
+			if p.Model == "m-b" && (p.Total != 1 || p.Counts[2] != 1) {
+				t.Errorf("m-b's verdicts %+v, want 1 tie", p)
+			}
+		}
+	}
+	if pairwise != 2 {
+		t.Errorf("preference has %d pairwise models, want 2", pairwise)
 	}
 	// m-a's preference: 2 of 5 verdicts inconsistent.
 	if !strings.Contains(page, "40.0%") && !strings.Contains(page, "40%") {

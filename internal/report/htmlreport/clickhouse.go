@@ -71,28 +71,12 @@ func (c ConnQuerier) QueryCookbook(ctx context.Context, q clickhouse.CookbookQue
 	return t, rows.Err()
 }
 
-// Settings are the choices of a report beyond the rows it covers: the comparison (ModelB
-// against ModelA; empty: each model against the evaluator's busiest), the clock (zero:
-// time.Now) and the redaction applied to the labels and explanations shown (nil: none).
-type Settings struct {
-	ModelA, ModelB string
-	Now            time.Time
-	Redact         func(string) string
-}
-
-// Configure returns opts with s applied.
-func Configure(opts Options, s Settings) Options { return s.apply(opts) }
-
 // DefaultRange is the range FromClickHouse reads when Options.From is zero: the last 24
 // hours up to Options.To (or now).
 const DefaultRange = 24 * time.Hour
 
-// defaultMaxPoints and defaultWorst stand in for unset Options.MaxPoints and Options.Worst
-// when the queries are sized.
-const (
-	defaultMaxPoints = 120
-	defaultWorst     = 10
-)
+// defaultWorst stands in for an unset Options.Worst when report_worst is sized.
+const defaultWorst = 10
 
 // ClickHouseRange returns the range FromClickHouse reads for opts at now: [From, To) as
 // given, To defaulting to now and From to DefaultRange before To. It fails when the range
@@ -117,37 +101,30 @@ func ClickHouseRange(opts Options, now time.Time) (from, to time.Time, err error
 }
 
 // FromClickHouse builds the report from ClickHouse through q: the range is ClickHouseRange
-// of opts (the last 24 hours when From is zero), the bucket width BucketFor(from, to,
-// MaxPoints), and the cookbook queries report_cells, report_judge_cells, report_worst,
+// of opts (the last 24 hours when From is zero, up to Now), the bucket width BucketFor(from,
+// to, MaxPoints) but at least MinBucket (and set as MinBucket, so the page charts whole
+// buckets of the source), and the cookbook queries report_cells, report_judge_cells, report_worst,
 // report_pairwise and alerts_in_range, filtered by opts' evaluators, models and apps, feed
 // one Aggregator. Its size is bounded by the queries: at most MaxPoints cells per
 // evaluator and model or per judge, Worst rows per evaluator, one count per pairwise
 // label, one row per alert.
 func FromClickHouse(ctx context.Context, q Querier, opts Options) (Data, error) {
-	from, to, err := ClickHouseRange(opts, nowOf(opts, time.Now()))
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	from, to, err := ClickHouseRange(opts, now)
 	if err != nil {
 		return Data{}, err
 	}
 	opts.From, opts.To = from, to
-	maxPoints := opts.MaxPoints
-	if maxPoints <= 0 {
-		maxPoints = defaultMaxPoints
-	}
-	bucket := BucketFor(from, to, maxPoints)
-	opts = withCellWidth(opts, bucket)
+	bucket := max(BucketFor(from, to, opts.MaxPoints), ladderAtLeast(opts.MinBucket))
+	opts.MinBucket = bucket // the page charts whole buckets of the source
 	a := NewAggregator(opts)
 	if err := fill(ctx, q, opts, bucket, a); err != nil {
 		return Data{}, err
 	}
 	return a.Data(), nil
-}
-
-// nowOf returns the clock the options carry, now when none (Settings.Now).
-func nowOf(opts Options, now time.Time) time.Time {
-	if t := optionsNow(opts); !t.IsZero() {
-		return t
-	}
-	return now
 }
 
 // sink is what fill feeds: *Aggregator, or a recorder in tests.
@@ -157,13 +134,6 @@ type sink interface {
 	AddWorst(Row)
 	AddPairwise(LabelCount)
 	AddAlert(Alert)
-}
-
-// worst is one row of report_worst, before it becomes a Row.
-type worst struct {
-	eventTime                                                  time.Time
-	evaluator, model, app, recordID, judge, label, explanation string
-	score                                                      float64
 }
 
 // fill runs the five queries over [opts.From, opts.To) with buckets of width bucket and
@@ -225,9 +195,9 @@ func fill(ctx context.Context, q Querier, opts Options, bucket time.Duration, s 
 		return err
 	}
 	err = run("report_worst", map[string]string{"limit": strconv.Itoa(worstN)}, func(r *reader) error {
-		s.AddWorst(worstRow(worst{eventTime: r.time("event_time"), evaluator: r.str("evaluator"), model: r.str("model"),
-			app: r.str("app"), recordID: r.str("record_id"), judge: r.str("judge"), label: r.str("label"),
-			explanation: r.str("explanation"), score: r.float("score")}))
+		s.AddWorst(Row{EventTime: r.time("event_time"), Evaluator: r.str("evaluator"), Model: r.str("model"),
+			App: r.str("app"), RecordID: r.str("record_id"), Judge: r.str("judge"), Label: r.str("label"),
+			Explanation: r.str("explanation"), Score: r.float("score")})
 		return r.err
 	})
 	if err != nil {

@@ -39,17 +39,14 @@ func (f *fakeQuerier) QueryCookbook(_ context.Context, q clickhouse.CookbookQuer
 type recorder struct {
 	cells  []Cell
 	judges []JudgeCell
-	worst  []worst
+	worst  []Row
 	labels []LabelCount
 	alerts []Alert
 }
 
 func (r *recorder) AddCell(c Cell)           { r.cells = append(r.cells, c) }
 func (r *recorder) AddJudgeCell(c JudgeCell) { r.judges = append(r.judges, c) }
-func (r *recorder) AddWorst(w Row) {
-	r.worst = append(r.worst, worst{eventTime: w.EventTime, model: w.Model, recordID: w.RecordID, judge: w.Judge,
-		label: w.Label, explanation: w.Explanation, score: w.Score})
-}
+func (r *recorder) AddWorst(w Row)           { r.worst = append(r.worst, w) }
 func (r *recorder) AddPairwise(c LabelCount) { r.labels = append(r.labels, c) }
 func (r *recorder) AddAlert(a Alert)         { r.alerts = append(r.alerts, a) }
 
@@ -112,10 +109,11 @@ func TestFillReadsEveryQuery(t *testing.T) {
 	if want := []JudgeCell{{Judge: "selene", Start: t13, OK: 8, ParseFailures: 1}}; !reflect.DeepEqual(rec.judges, want) {
 		t.Errorf("judge cells %+v, want %+v", rec.judges, want)
 	}
-	if len(rec.worst) != 2 || rec.worst[0].recordID != "h13-v7-00" || rec.worst[0].label != "<b>bad</b>" ||
-		rec.worst[0].explanation != "it's <script>x</script>" || rec.worst[0].score != 2 || !rec.worst[0].eventTime.Equal(t13) ||
-		rec.worst[1].recordID != "h12-v6-00" || !math.IsNaN(rec.worst[1].score) {
-		t.Errorf("worst rows %+v", rec.worst)
+	wantWorst := Row{EventTime: t13, Evaluator: "helpfulness", Model: "v7", App: "legacy", RecordID: "h13-v7-00", Judge: "selene",
+		Label: "<b>bad</b>", Explanation: "it's <script>x</script>", Score: 2}
+	if len(rec.worst) != 2 || !reflect.DeepEqual(rec.worst[0], wantWorst) || rec.worst[1].RecordID != "h12-v6-00" ||
+		rec.worst[1].App != "billing" || !math.IsNaN(rec.worst[1].Score) {
+		t.Errorf("worst rows %+v, want %+v and h12-v6-00 with a NaN score", rec.worst, wantWorst)
 	}
 	if want := []LabelCount{{"preference", "v6", "inconsistent", 2}, {"preference", "v6", "second", 1}}; !reflect.DeepEqual(rec.labels, want) {
 		t.Errorf("labels %+v, want %+v", rec.labels, want)

@@ -1,16 +1,19 @@
 // Package htmlreport builds `raterd report html`: one self-contained HTML page (inline CSS,
 // inline SVG charts drawn with gonum/plot, no scripts, nothing fetched over the network)
-// from score rows.
+// from score rows, or from the pre-aggregated cells a ClickHouse source delivers.
 //
-// The page is built in two steps. An Aggregator folds score rows into a Data: hourly cells
-// per evaluator and model (scored rows, failed rows, sum of scores), the lowest-scored rows
-// per evaluator and the failures per judge. Its memory is bounded by the number of
-// (evaluator, model, hour) cells, not by the number of rows, so a large NDJSON file streams
-// through it. Render then draws the Data, widening the time buckets so that no chart has
-// more than Options.MaxPoints points.
+// The page is built in two steps. An Aggregator folds rows and cells into a Data: cells per
+// evaluator, model and time bucket (scored rows, parse failures, judge errors, sum and sum
+// of squares of the scores), cells per judge and bucket, the pairwise evaluators' label
+// counts, the lowest-scored rows per evaluator and the alerts. Render then draws the Data.
 //
-// Only the NDJSON score output is a source today (FromScores, Aggregator.Add). A ClickHouse
-// source would fill the same hourly cells from the cookbook's score_trend rows.
+// Memory is bounded by the number of cells, not of rows, so a large NDJSON file streams
+// through it. Cells start 1 minute wide; when there are more than Options.MaxCells of them
+// (default 100,000: a few tens of MB) the aggregator merges them all into the next width of
+// the ladder 1m, 5m, 15m, 1h, 3h, 6h, 12h, 24h, 7d and keeps adding at that width. At
+// Data time the cells are merged again into the display width, BucketFor(from, to,
+// MaxPoints) and never finer than the cells, so that no chart has more than
+// Options.MaxPoints points in time.
 package htmlreport
 
 import (
@@ -19,7 +22,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"raterd/internal/report/welch"
 	"raterd/record"
 )
 
@@ -33,12 +39,27 @@ type Options struct {
 	From, To time.Time
 	// Worst is how many lowest-scored rows to keep per evaluator (default 10).
 	Worst int
-	// MaxPoints bounds the time buckets per chart (default 168, a week of hours): longer
-	// ranges get buckets of several hours.
+	// MaxPoints bounds the time buckets per chart (default 120): longer ranges get wider
+	// buckets.
 	MaxPoints int
 	// MaxModels bounds the models drawn per evaluator chart (default 8, the palette's
-	// size); the models with the most scored rows are drawn, the others are listed.
+	// size); the models with the most scored rows are drawn, the others are listed. It
+	// also bounds the comparisons per evaluator to MaxModels − 1.
 	MaxModels int
+	// ModelA and ModelB choose the comparison: B against A. When either is empty (or not
+	// among an evaluator's models) each model is compared against the evaluator's busiest
+	// model (most scored rows).
+	ModelA, ModelB string
+	// Now is the time the page says it was written (for tests); zero: time.Now().
+	Now time.Time
+	// Redact, when set, is applied to every label and explanation shown (worst rows).
+	Redact func(string) string
+	// MinBucket is the finest display bucket: a pre-aggregated source (AddCell) sets the
+	// width it queried with. Rounded up to a width of the ladder; zero: 1 minute.
+	MinBucket time.Duration
+	// MaxCells bounds the cells held before they are merged into wider ones (default
+	// 100,000).
+	MaxCells int
 }
 
 func (o Options) withDefaults() Options {
@@ -46,39 +67,158 @@ func (o Options) withDefaults() Options {
 		o.Worst = 10
 	}
 	if o.MaxPoints <= 0 {
-		o.MaxPoints = 168
+		o.MaxPoints = DefaultMaxPoints
 	}
 	if o.MaxModels <= 0 {
 		o.MaxModels = len(palette)
 	}
+	if o.MaxCells <= 0 {
+		o.MaxCells = 100_000
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
 	return o
 }
+
+// DefaultMaxPoints is Options.MaxPoints' default.
+const DefaultMaxPoints = 120
 
 // maxScore bounds the magnitude of a score the report takes: no rubric scale comes near it,
 // and beyond it sums overflow and chart axes lose the precision to tell min from max.
 const maxScore = 1e12
 
+// maxAlerts bounds the alerts a report holds; later ones are counted, not kept.
+const maxAlerts = 1000
+
+// ladder are the cell and bucket widths, finest first. Each divides the next, and buckets
+// align to multiples of their width since the Unix epoch (UTC), so cells merge exactly into
+// any wider bucket of the ladder.
+var ladder = [...]time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour,
+	3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
+
+// BucketFor returns the smallest width of the ladder 1m, 5m, 15m, 1h, 3h, 6h, 12h, 24h, 7d
+// whose buckets, aligned to multiples of the width since the Unix epoch, cover [from, to)
+// in at most maxPoints buckets; 7d when none does. An empty range gets 1m; maxPoints ≤ 0
+// means DefaultMaxPoints.
+func BucketFor(from, to time.Time, maxPoints int) time.Duration {
+	if maxPoints <= 0 {
+		maxPoints = DefaultMaxPoints
+	}
+	for _, w := range ladder {
+		if buckets(from.Unix(), to.Unix(), int64(w/time.Second)) <= int64(maxPoints) {
+			return w
+		}
+	}
+	return ladder[len(ladder)-1]
+}
+
+// buckets counts the aligned buckets of width w seconds that [from, to) touches.
+func buckets(from, to, w int64) int64 {
+	if to <= from {
+		return 0
+	}
+	return floorDiv(to-1, w) - floorDiv(from, w) + 1
+}
+
+// ladderAtLeast returns the narrowest ladder width ≥ d (the widest when none is).
+func ladderAtLeast(d time.Duration) time.Duration {
+	for _, w := range ladder {
+		if w >= d {
+			return w
+		}
+	}
+	return ladder[len(ladder)-1]
+}
+
+// Task types, as record.Score.TaskType and Cell.TaskType name them.
+const (
+	TaskPointwise      = "pointwise"
+	TaskPairwise       = "pairwise"
+	TaskClassification = "classification"
+)
+
+// Pairwise label categories, in the order the page stacks them.
+var pairwiseLabels = [...]string{"first", "second", "tie", "inconsistent", "other"}
+
+// labelCategory maps a pairwise verdict's label to its index in pairwiseLabels.
+func labelCategory(label string) int {
+	for i, l := range pairwiseLabels[:len(pairwiseLabels)-1] {
+		if strings.EqualFold(strings.TrimSpace(label), l) {
+			return i
+		}
+	}
+	return len(pairwiseLabels) - 1
+}
+
+// Cell is pre-aggregated input, as a ClickHouse source delivers it: one evaluator's and
+// model's rows in one time bucket (times UTC, Start aligned to the bucket width the source
+// queried with).
+type Cell struct {
+	Evaluator, Model, TaskType         string // TaskType: pointwise, pairwise or classification
+	Start                              time.Time
+	Scored, ParseFailures, JudgeErrors int64
+	Sum, SumSquares                    float64 // of the scored (status ok) rows' values
+}
+
+// JudgeCell is pre-aggregated input: one judge's rows in one time bucket, by outcome.
+type JudgeCell struct {
+	Judge                          string
+	Start                          time.Time
+	OK, ParseFailures, JudgeErrors int64
+}
+
+// LabelCount is pre-aggregated input: how many scored rows of a pairwise evaluator and
+// model got a label (first, second, tie, inconsistent, …).
+type LabelCount struct {
+	Evaluator, Model, Label string
+	Rows                    int64
+}
+
+// Alert is one quality-regression alert, as the ClickHouse alerts table holds it.
+type Alert struct {
+	ID, Rule, Evaluator, Model, App, Judge, State, Severity, Message string
+	Observed, Expected, Low, High                                    float64
+	SampleSize                                                       int64
+	Since, UpdatedAt                                                 time.Time
+}
+
 // Data is what the page shows.
 type Data struct {
 	// From and To are the range shown: the options' range, or where a side is open, the
-	// rows' range widened to whole buckets. Zero when no row is in the range and the
-	// options leave it open.
+	// rows' range widened to whole buckets. Zero when there is no data and the options
+	// leave the range open.
 	From, To time.Time
-	// Filters describes the options' filters for the page header ("evaluator = x", …).
+	// Generated is when the report was written (Options.Now).
+	Generated time.Time
+	// Filters describes the options' filters for the page header ("evaluator ∈ {x}", …).
 	Filters []string
-	// Bucket is the width of one time bucket: one hour, or wider for long ranges.
+	// ModelA and ModelB are the options' comparison choice, empty when not set.
+	ModelA, ModelB string
+	// Bucket is the width of one time bucket of the charts; zero when there is no range.
 	Bucket time.Duration
+	// CellWidth is the width of the aggregator's cells when Data was called: the finest
+	// bucket the data allows.
+	CellWidth time.Duration
 	// Rows counts the rows in the range (every status); Skipped counts scored rows in the
 	// range left out because their score was not a number within ±1e12 (maxScore).
 	Rows, Skipped int
-	Evaluators    []Evaluator
-	// Judges holds the failures per judge, judges sorted by name.
+	// Evaluators holds one entry per evaluator, by name.
+	Evaluators []Evaluator
+	// Alerts holds the alerts in the range, by start time; AlertsDropped counts those left
+	// out beyond the first 1000.
+	Alerts        []Alert
+	AlertsDropped int
+	// Judges holds the rows per judge, judges sorted by name.
 	Judges []JudgeFailures
 }
 
-// Evaluator is one evaluator's section of the page.
+// Evaluator is one evaluator's part of the page.
 type Evaluator struct {
 	Name string
+	// TaskType is the evaluator's task type as the rows name it (pointwise, pairwise,
+	// classification; anything else is drawn as pointwise).
+	TaskType string
 	// Series holds one series per model, most scored rows first; at most Options.MaxModels.
 	Series []Series
 	// Volume holds the scored and failed rows per bucket over all models (Mean unset).
@@ -87,6 +227,20 @@ type Evaluator struct {
 	OtherModels []string
 	// Worst holds the lowest-scored rows, lowest first.
 	Worst []Row
+	// Comparisons holds the model comparisons; NoComparison says why there are none.
+	Comparisons  []Comparison
+	NoComparison string
+	// Pairwise holds the label shares per model of a pairwise evaluator.
+	Pairwise []PairwiseShare
+}
+
+// KnownTaskType reports whether the evaluator's task type is one this version knows.
+func (e Evaluator) KnownTaskType() bool {
+	switch e.TaskType {
+	case TaskPointwise, TaskPairwise, TaskClassification, "":
+		return true
+	}
+	return false
 }
 
 // Series is one model's trend under one evaluator.
@@ -94,52 +248,121 @@ type Series struct {
 	Model string
 	// Points are the buckets with any row, in time order.
 	Points []Point
-	// Scored, Failed and Mean summarise the whole range.
-	Scored, Failed int
-	Mean           float64
+	// Scored, ParseFailures, JudgeErrors, Sum and SumSquares summarise the whole range;
+	// Failed is ParseFailures + JudgeErrors and Mean is Sum / Scored (NaN when none).
+	Scored, Failed, ParseFailures, JudgeErrors int64
+	Sum, SumSquares, Mean                      float64
 }
 
 // Point is one time bucket of a series.
 type Point struct {
 	Start          time.Time
-	Scored, Failed int
+	Scored, Failed int64
 	// Mean is the mean score of the scored rows; NaN when none.
 	Mean float64
 }
 
 // Row is one score row as the worst-rows table shows it.
 type Row struct {
-	EventTime                                  time.Time
-	Model, RecordID, Judge, Label, Explanation string
-	Score                                      float64
+	EventTime                                                  time.Time
+	Evaluator, Model, App, RecordID, Judge, Label, Explanation string
+	Score                                                      float64
 }
 
-// JudgeFailures counts one judge's rows by outcome.
+// Comparison is model B against model A under one evaluator over the whole range.
+type Comparison struct {
+	ModelA, ModelB string
+	welch.Result
+	// Verdict and VerdictText are welch.Verdict's short word and sentence.
+	Verdict, VerdictText string
+}
+
+// PairwiseShare is one model's verdict labels under a pairwise evaluator.
+type PairwiseShare struct {
+	Model string
+	// Counts holds the rows per label: first, second, tie, inconsistent, other.
+	Counts [5]int64
+	Total  int64
+	// Preference is the mean score (the preference for the response), NaN when unknown.
+	Preference float64
+}
+
+// Share returns the share of label i (0 first … 4 other) in percent.
+func (p PairwiseShare) Share(i int) float64 {
+	if p.Total == 0 || i < 0 || i >= len(p.Counts) {
+		return 0
+	}
+	return 100 * float64(p.Counts[i]) / float64(p.Total)
+}
+
+// JudgeFailures counts one judge's rows by outcome, over the range and per bucket.
 type JudgeFailures struct {
 	Judge                              string
-	Scored, ParseFailures, JudgeErrors int
+	Scored, ParseFailures, JudgeErrors int64
+	// Points are the buckets with any row, in time order.
+	Points []JudgePoint
 }
 
-// cellKey addresses one hourly cell.
+// FailureShare is the share of the judge's rows that failed, in percent.
+func (j JudgeFailures) FailureShare() float64 {
+	n := j.Scored + j.ParseFailures + j.JudgeErrors
+	if n == 0 {
+		return 0
+	}
+	return 100 * float64(j.ParseFailures+j.JudgeErrors) / float64(n)
+}
+
+// JudgePoint is one time bucket of a judge's rows.
+type JudgePoint struct {
+	Start                          time.Time
+	OK, ParseFailures, JudgeErrors int64
+}
+
 type cellKey struct {
 	evaluator, model string
-	hour             int64 // Unix hour
+	start            int64 // Unix seconds, a multiple of the cell width
 }
 
 type cell struct {
-	scored, failed int
-	sum            float64
+	scored, parse, errs int64
+	sum, sumsq          float64
 }
 
-// Aggregator folds score rows into a Data. The zero value is not usable: use NewAggregator.
+func (c *cell) add(o cell) {
+	c.scored += o.scored
+	c.parse += o.parse
+	c.errs += o.errs
+	c.sum += o.sum
+	c.sumsq += o.sumsq
+}
+
+type judgeKey struct {
+	judge string
+	start int64
+}
+
+type judgeCell struct{ ok, parse, errs int64 }
+
+type labelKey struct {
+	evaluator, model string
+	label            int
+}
+
+// Aggregator folds rows and cells into a Data. The zero value is not usable: use
+// NewAggregator.
 type Aggregator struct {
 	opts                     Options
 	evaluators, models, apps map[string]bool
+	width                    int64 // cell width, seconds
 	cells                    map[cellKey]*cell
+	judgeCells               map[judgeKey]*judgeCell
+	taskTypes                map[string]string
+	labels                   map[labelKey]int64
 	worst                    map[string][]Row
-	judges                   map[string]*JudgeFailures
+	alerts                   []Alert
+	alertsDropped            int
 	rows, skipped            int
-	minHour, maxHour         int64
+	minT, maxT               int64 // Unix seconds of the data seen, [minT, maxT)
 }
 
 // NewAggregator returns an empty aggregator for opts.
@@ -149,11 +372,14 @@ func NewAggregator(opts Options) *Aggregator {
 		evaluators: set(opts.Evaluators),
 		models:     set(opts.Models),
 		apps:       set(opts.Apps),
+		width:      int64(ladder[0] / time.Second),
 		cells:      map[cellKey]*cell{},
+		judgeCells: map[judgeKey]*judgeCell{},
+		taskTypes:  map[string]string{},
+		labels:     map[labelKey]int64{},
 		worst:      map[string][]Row{},
-		judges:     map[string]*JudgeFailures{},
-		minHour:    math.MaxInt64,
-		maxHour:    math.MinInt64,
+		minT:       math.MaxInt64,
+		maxT:       math.MinInt64,
 	}
 }
 
@@ -177,15 +403,25 @@ func FromScores(rows []record.Score, opts Options) Data {
 	return a.Data()
 }
 
-// Add folds one row in; rows outside the options' filters and range are ignored.
+// keep reports whether the filters keep a row of evaluator, model and app.
+func (a *Aggregator) keep(evaluator, model, app string) bool {
+	return (a.evaluators == nil || a.evaluators[evaluator]) &&
+		(a.models == nil || a.models[model]) &&
+		(a.apps == nil || a.apps[app])
+}
+
+// inRange reports whether t is in the options' range.
+func (a *Aggregator) inRange(t time.Time) bool {
+	return (a.opts.From.IsZero() || !t.Before(a.opts.From)) && (a.opts.To.IsZero() || t.Before(a.opts.To))
+}
+
+func (a *Aggregator) seen(from, to int64) {
+	a.minT, a.maxT = min(a.minT, from), max(a.maxT, to)
+}
+
+// Add folds one score row in; rows outside the options' filters and range are ignored.
 func (a *Aggregator) Add(r *record.Score) {
-	if a.evaluators != nil && !a.evaluators[r.Evaluator] ||
-		a.models != nil && !a.models[r.Model] ||
-		a.apps != nil && !a.apps[r.App] {
-		return
-	}
-	t := r.EventTime
-	if !a.opts.From.IsZero() && t.Before(a.opts.From) || !a.opts.To.IsZero() && !t.Before(a.opts.To) {
+	if !a.keep(r.Evaluator, r.Model, r.App) || !a.inRange(r.EventTime) {
 		return
 	}
 	a.rows++
@@ -194,40 +430,190 @@ func (a *Aggregator) Add(r *record.Score) {
 		a.skipped++
 		return
 	}
-	hour := floorDiv(t.Unix(), 3600)
-	a.minHour, a.maxHour = min(a.minHour, hour), max(a.maxHour, hour)
-	k := cellKey{r.Evaluator, r.Model, hour}
-	c := a.cells[k]
-	if c == nil {
-		c = &cell{}
-		a.cells[k] = c
-	}
-	j := a.judges[r.Judge]
-	if j == nil {
-		j = &JudgeFailures{Judge: r.Judge}
-		a.judges[r.Judge] = j
-	}
+	ev, model := clean(r.Evaluator), clean(r.Model)
+	a.taskType(ev, r.TaskType)
+	sec := r.EventTime.Unix()
+	a.seen(sec, sec+1)
+	var c cell
+	var j judgeCell
 	switch r.Status {
 	case record.StatusOK:
-		c.scored++
-		c.sum += r.Value
-		j.Scored++
-		a.addWorst(r)
+		c = cell{scored: 1, sum: r.Value, sumsq: r.Value * r.Value}
+		j.ok = 1
 	case record.StatusParseFailure:
-		c.failed++
-		j.ParseFailures++
+		c.parse, j.parse = 1, 1
 	default: // judge_error, and any status this version does not know
-		c.failed++
-		j.JudgeErrors++
+		c.errs, j.errs = 1, 1
+	}
+	a.addCell(ev, model, sec, c)
+	a.addJudge(clean(r.Judge), sec, j)
+	if ok {
+		a.addWorst(Row{EventTime: r.EventTime, Evaluator: ev, Model: model, App: clean(r.App),
+			RecordID: clean(r.RecordID), Judge: clean(r.Judge), Label: clean(r.Label),
+			Explanation: cleanText(r.Explanation), Score: r.Value})
+		if strings.EqualFold(a.taskTypes[ev], TaskPairwise) {
+			a.labels[labelKey{ev, model, labelCategory(r.Label)}]++
+		}
+	}
+}
+
+// SourceBucket is the bucket width a pre-aggregated source should query with for the
+// options' range (both sides set): the width the page will chart, BucketFor(From, To,
+// MaxPoints) and at least MinBucket. Cells of that width chart without gaps.
+func (a *Aggregator) SourceBucket() time.Duration {
+	o := a.opts
+	return max(BucketFor(o.From, o.To, o.MaxPoints), ladderAtLeast(o.MinBucket))
+}
+
+// AddCell folds in a pre-aggregated cell, at the cell width (1 minute unless merged) its
+// Start falls in: the source should query with SourceBucket's width, or set
+// Options.MinBucket to the width it used, so that the page charts whole source buckets; cells outside the options' filters, or whose
+// sums are not finite numbers within range, are ignored (the latter counted as skipped).
+// The source is trusted to have applied the time range.
+func (a *Aggregator) AddCell(c Cell) {
+	if !a.keep(c.Evaluator, c.Model, "") || c.Scored < 0 || c.ParseFailures < 0 || c.JudgeErrors < 0 {
+		return
+	}
+	a.rows += int(c.Scored + c.ParseFailures + c.JudgeErrors)
+	if !(math.Abs(c.Sum) <= maxScore*float64(max(c.Scored, 1))) || !(c.SumSquares >= 0) || math.IsInf(c.SumSquares, 0) {
+		a.skipped += int(c.Scored)
+		c.Scored, c.Sum, c.SumSquares = 0, 0, 0
+	}
+	ev := clean(c.Evaluator)
+	a.taskType(ev, c.TaskType)
+	sec := c.Start.Unix()
+	a.seen(sec, sec+1)
+	a.addCell(ev, clean(c.Model), sec, cell{scored: c.Scored, parse: c.ParseFailures, errs: c.JudgeErrors,
+		sum: c.Sum, sumsq: c.SumSquares})
+}
+
+// AddJudgeCell folds in a pre-aggregated judge cell.
+func (a *Aggregator) AddJudgeCell(c JudgeCell) {
+	if c.OK < 0 || c.ParseFailures < 0 || c.JudgeErrors < 0 {
+		return
+	}
+	sec := c.Start.Unix()
+	a.seen(sec, sec+1)
+	a.addJudge(clean(c.Judge), sec, judgeCell{ok: c.OK, parse: c.ParseFailures, errs: c.JudgeErrors})
+}
+
+// AddWorst offers a row for its evaluator's worst-rows table, which keeps the
+// Options.Worst lowest-scored; rows outside the filters or with a score that is not a
+// finite number are ignored.
+func (a *Aggregator) AddWorst(r Row) {
+	if !a.keep(r.Evaluator, r.Model, r.App) || !(math.Abs(r.Score) <= maxScore) {
+		return
+	}
+	for _, s := range []*string{&r.Evaluator, &r.Model, &r.App, &r.RecordID, &r.Judge, &r.Label} {
+		*s = clean(*s)
+	}
+	r.Explanation = cleanText(r.Explanation)
+	a.addWorst(r)
+}
+
+// AddPairwise folds in a pairwise evaluator's label count; the evaluator is taken as
+// pairwise.
+func (a *Aggregator) AddPairwise(c LabelCount) {
+	if !a.keep(c.Evaluator, c.Model, "") || c.Rows <= 0 {
+		return
+	}
+	ev := clean(c.Evaluator)
+	a.taskType(ev, TaskPairwise)
+	a.labels[labelKey{ev, clean(c.Model), labelCategory(c.Label)}] += c.Rows
+}
+
+// AddAlert adds an alert; alerts of another evaluator, model or app than the filters keep
+// (an empty field matches any filter), or outside the range, are ignored.
+func (a *Aggregator) AddAlert(al Alert) {
+	if al.Evaluator != "" && a.evaluators != nil && !a.evaluators[al.Evaluator] ||
+		al.Model != "" && a.models != nil && !a.models[al.Model] ||
+		al.App != "" && a.apps != nil && !a.apps[al.App] {
+		return
+	}
+	end := al.UpdatedAt
+	if end.Before(al.Since) {
+		end = al.Since
+	}
+	if !a.opts.To.IsZero() && !al.Since.Before(a.opts.To) || !a.opts.From.IsZero() && end.Before(a.opts.From) {
+		return
+	}
+	if len(a.alerts) == maxAlerts {
+		a.alertsDropped++
+		return
+	}
+	for _, s := range []*string{&al.ID, &al.Rule, &al.Evaluator, &al.Model, &al.App, &al.Judge, &al.State, &al.Severity} {
+		*s = clean(*s)
+	}
+	al.Message = cleanText(al.Message)
+	a.seen(al.Since.Unix(), end.Unix()+1)
+	a.alerts = append(a.alerts, al)
+}
+
+// taskType records an evaluator's task type: the first non-empty one seen.
+func (a *Aggregator) taskType(ev, tt string) {
+	if a.taskTypes[ev] == "" && tt != "" {
+		a.taskTypes[ev] = clean(tt)
+	} else if _, ok := a.taskTypes[ev]; !ok {
+		a.taskTypes[ev] = ""
+	}
+}
+
+func (a *Aggregator) addCell(ev, model string, sec int64, c cell) {
+	k := cellKey{ev, model, floorDiv(sec, a.width) * a.width}
+	if p := a.cells[k]; p != nil {
+		p.add(c)
+		return
+	}
+	a.cells[k] = &c
+	a.bound()
+}
+
+func (a *Aggregator) addJudge(judge string, sec int64, c judgeCell) {
+	k := judgeKey{judge, floorDiv(sec, a.width) * a.width}
+	if p := a.judgeCells[k]; p != nil {
+		p.ok += c.ok
+		p.parse += c.parse
+		p.errs += c.errs
+		return
+	}
+	a.judgeCells[k] = &c
+	a.bound()
+}
+
+// bound merges the cells into the next width of the ladder while there are more than
+// Options.MaxCells of them (and a wider width is left).
+func (a *Aggregator) bound() {
+	for len(a.cells)+len(a.judgeCells) > a.opts.MaxCells && a.width < int64(ladder[len(ladder)-1]/time.Second) {
+		a.width = int64(ladderAtLeast(time.Duration(a.width+1)*time.Second) / time.Second)
+		cells := make(map[cellKey]*cell, len(a.cells)/2)
+		for k, c := range a.cells {
+			k.start = floorDiv(k.start, a.width) * a.width
+			if p := cells[k]; p != nil {
+				p.add(*c)
+			} else {
+				cells[k] = c
+			}
+		}
+		a.cells = cells
+		judges := make(map[judgeKey]*judgeCell, len(a.judgeCells)/2)
+		for k, c := range a.judgeCells {
+			k.start = floorDiv(k.start, a.width) * a.width
+			if p := judges[k]; p != nil {
+				p.ok += c.ok
+				p.parse += c.parse
+				p.errs += c.errs
+			} else {
+				judges[k] = c
+			}
+		}
+		a.judgeCells = judges
 	}
 }
 
 // addWorst keeps the opts.Worst lowest-scored rows of r's evaluator: a sorted slice,
 // bounded, so memory stays small whatever the input.
-func (a *Aggregator) addWorst(r *record.Score) {
-	w := a.worst[r.Evaluator]
-	row := Row{EventTime: r.EventTime, Model: r.Model, RecordID: r.RecordID, Judge: r.Judge,
-		Label: r.Label, Explanation: r.Explanation, Score: r.Value}
+func (a *Aggregator) addWorst(row Row) {
+	w := a.worst[row.Evaluator]
 	i, _ := slices.BinarySearchFunc(w, row, compareRows)
 	if i >= a.opts.Worst {
 		return
@@ -235,7 +621,7 @@ func (a *Aggregator) addWorst(r *record.Score) {
 	if len(w) == a.opts.Worst {
 		w = w[:len(w)-1]
 	}
-	a.worst[r.Evaluator] = slices.Insert(w, i, row)
+	a.worst[row.Evaluator] = slices.Insert(w, i, row)
 }
 
 // compareRows orders rows lowest score first; ties by event time, then record id, so the
@@ -253,51 +639,83 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// bucketHours are the bucket widths, in hours, that a range may get: the same steps as
-// `raterd report trend`'s sparkline, then whole days.
-var bucketHours = []int64{1, 2, 3, 4, 6, 8, 12, 24}
+// clean makes a name safe to show: invalid UTF-8 and control characters become U+FFFD,
+// and it is clipped to 200 runes. Escaping is the page's job; this keeps text that no
+// escaping makes legible (and that XML forbids inside SVG) out.
+func clean(s string) string {
+	return clip(200, sanitize(s, false))
+}
+
+// cleanText is clean for free text (explanations, messages): newlines and tabs stay, and
+// the clip is at 4000 runes.
+func cleanText(s string) string {
+	return clip(4000, sanitize(s, true))
+}
+
+func sanitize(s string, text bool) string {
+	fine := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			fine = false
+			break
+		}
+	}
+	if fine {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case text && (r == '\n' || r == '\t'):
+			b.WriteRune(r)
+		case r == utf8.RuneError || unicode.IsControl(r) || r == '\uFEFF' || r >= 0xFFFE && r <= 0xFFFF:
+			b.WriteRune('\uFFFD')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
 
 // Data returns the aggregate. It can be called more than once.
 func (a *Aggregator) Data() Data {
 	o := a.opts
-	d := Data{Rows: a.rows, Skipped: a.skipped, Filters: filters(o), From: o.From.UTC(), To: o.To.UTC()}
-	for _, j := range a.judges {
-		d.Judges = append(d.Judges, *j)
-	}
-	slices.SortFunc(d.Judges, func(x, y JudgeFailures) int { return cmp.Compare(x.Judge, y.Judge) })
+	d := Data{Rows: a.rows, Skipped: a.skipped, Filters: filters(o), From: o.From.UTC(), To: o.To.UTC(),
+		Generated: o.Now.UTC(), ModelA: clean(o.ModelA), ModelB: clean(o.ModelB),
+		CellWidth: time.Duration(a.width) * time.Second, AlertsDropped: a.alertsDropped}
+	d.Alerts = slices.Clone(a.alerts)
+	slices.SortStableFunc(d.Alerts, func(x, y Alert) int {
+		return cmp.Or(x.Since.Compare(y.Since), cmp.Compare(x.ID, y.ID))
+	})
 
-	// The range in hours, [first, last+1), from the options where given, else the rows.
-	first, end := a.minHour, a.maxHour+1
+	// The range [first, end) in seconds, from the options where given, else the data.
+	first, end := a.minT, a.maxT
 	if !o.From.IsZero() {
-		first = floorDiv(o.From.Unix(), 3600)
+		first = o.From.Unix()
 	}
 	if !o.To.IsZero() {
-		end = floorDiv(o.To.Unix()-1, 3600) + 1
+		end = o.To.Unix()
 	}
-	if first >= end { // no rows and an open side
+	if first >= end { // no data and an open side
+		d.From, d.To = time.Time{}, time.Time{}
+		d.Judges = a.judges(1)
+		d.Evaluators = a.evaluatorsWithoutRange()
 		return d
 	}
-	step := bucketHours[len(bucketHours)-1]
-	for _, h := range bucketHours {
-		if (end-first+h-1)/h <= int64(o.MaxPoints) {
-			step = h
-			break
-		}
+	bw := max(BucketFor(time.Unix(first, 0), time.Unix(end, 0), o.MaxPoints), time.Duration(a.width)*time.Second,
+		ladderAtLeast(o.MinBucket))
+	step := int64(bw / time.Second)
+	for buckets(first, end, step) > int64(o.MaxPoints) { // only beyond 7-day buckets
+		step += int64(ladder[len(ladder)-1] / time.Second)
 	}
-	for (end-first+step-1)/step > int64(o.MaxPoints) {
-		step += 24
-	}
-	// Buckets align to multiples of step hours since the epoch (UTC), so two reports of
-	// overlapping ranges share their bucket edges.
-	first = floorDiv(first, step) * step
-	end = floorDiv(end+step-1, step) * step
-	d.Bucket = time.Duration(step) * time.Hour
+	d.Bucket = time.Duration(step) * time.Second
 	if o.From.IsZero() {
-		d.From = time.Unix(first*3600, 0).UTC()
+		d.From = time.Unix(floorDiv(first, step)*step, 0).UTC()
 	}
 	if o.To.IsZero() {
-		d.To = time.Unix(end*3600, 0).UTC()
+		d.To = time.Unix((floorDiv(end-1, step)+1)*step, 0).UTC()
 	}
+	d.Judges = a.judges(step)
 
 	type seriesKey struct{ evaluator, model string }
 	type acc struct {
@@ -312,45 +730,187 @@ func (a *Aggregator) Data() Data {
 			s = &acc{buckets: map[int64]*cell{}}
 			series[sk] = s
 		}
-		b := floorDiv(k.hour, step)
+		b := floorDiv(k.start, step) * step
 		bc := s.buckets[b]
 		if bc == nil {
 			bc = &cell{}
 			s.buckets[b] = bc
 		}
-		bc.scored += c.scored
-		bc.failed += c.failed
-		bc.sum += c.sum
-		s.total.scored += c.scored
-		s.total.failed += c.failed
-		s.total.sum += c.sum
+		bc.add(*c)
+		s.total.add(*c)
 	}
 	byEvaluator := map[string][]Series{}
+	for ev := range a.taskTypes {
+		byEvaluator[ev] = nil
+	}
 	for sk, s := range series {
-		sr := Series{Model: sk.model, Scored: s.total.scored, Failed: s.total.failed, Mean: mean(s.total)}
+		sr := seriesOf(sk.model, s.total)
 		for b, c := range s.buckets {
-			sr.Points = append(sr.Points, Point{Start: time.Unix(b*step*3600, 0).UTC(),
-				Scored: c.scored, Failed: c.failed, Mean: mean(*c)})
+			sr.Points = append(sr.Points, Point{Start: time.Unix(b, 0).UTC(),
+				Scored: c.scored, Failed: c.parse + c.errs, Mean: mean(*c)})
 		}
 		slices.SortFunc(sr.Points, func(x, y Point) int { return x.Start.Compare(y.Start) })
 		byEvaluator[sk.evaluator] = append(byEvaluator[sk.evaluator], sr)
 	}
 	for name, ss := range byEvaluator {
-		slices.SortFunc(ss, func(x, y Series) int {
-			return cmp.Or(cmp.Compare(y.Scored, x.Scored), cmp.Compare(y.Failed, x.Failed), cmp.Compare(x.Model, y.Model))
-		})
-		e := Evaluator{Name: name, Worst: slices.Clone(a.worst[name]), Volume: volume(ss)}
-		if len(ss) > o.MaxModels {
-			for _, s := range ss[o.MaxModels:] {
-				e.OtherModels = append(e.OtherModels, s.Model)
-			}
-			ss = ss[:o.MaxModels]
-		}
-		e.Series = ss
-		d.Evaluators = append(d.Evaluators, e)
+		d.Evaluators = append(d.Evaluators, a.evaluator(name, ss))
 	}
 	slices.SortFunc(d.Evaluators, func(x, y Evaluator) int { return cmp.Compare(x.Name, y.Name) })
 	return d
+}
+
+// evaluatorsWithoutRange lists the evaluators known only from label counts or worst rows
+// when there is no time range (no cells); normally empty.
+func (a *Aggregator) evaluatorsWithoutRange() []Evaluator {
+	var out []Evaluator
+	for name := range a.taskTypes {
+		out = append(out, a.evaluator(name, nil))
+	}
+	slices.SortFunc(out, func(x, y Evaluator) int { return cmp.Compare(x.Name, y.Name) })
+	return out
+}
+
+func seriesOf(model string, c cell) Series {
+	return Series{Model: model, Scored: c.scored, ParseFailures: c.parse, JudgeErrors: c.errs,
+		Failed: c.parse + c.errs, Sum: c.sum, SumSquares: c.sumsq, Mean: mean(c)}
+}
+
+// evaluator finishes one evaluator's part from its series (in any order).
+func (a *Aggregator) evaluator(name string, ss []Series) Evaluator {
+	o := a.opts
+	slices.SortFunc(ss, func(x, y Series) int {
+		return cmp.Or(cmp.Compare(y.Scored, x.Scored), cmp.Compare(y.Failed, x.Failed), cmp.Compare(x.Model, y.Model))
+	})
+	e := Evaluator{Name: name, TaskType: a.taskTypes[name], Volume: volume(ss)}
+	for _, r := range a.worst[name] {
+		if o.Redact != nil {
+			r.Label, r.Explanation = o.Redact(r.Label), o.Redact(r.Explanation)
+		}
+		e.Worst = append(e.Worst, r)
+	}
+	e.Comparisons, e.NoComparison = comparisons(ss, o)
+	e.Pairwise = a.pairwise(name, ss)
+	if strings.EqualFold(e.TaskType, TaskPairwise) || len(e.Pairwise) > 0 {
+		e.TaskType = TaskPairwise
+	}
+	if len(ss) > o.MaxModels {
+		for _, s := range ss[o.MaxModels:] {
+			e.OtherModels = append(e.OtherModels, s.Model)
+		}
+		ss = ss[:o.MaxModels]
+	}
+	e.Series = ss
+	return e
+}
+
+// comparisons picks and computes an evaluator's comparisons (ss sorted busiest first):
+// Options.ModelB against ModelA when both are set and present, else each other model
+// against the busiest, at most MaxModels − 1. When there is none, the reason says why.
+func comparisons(ss []Series, o Options) ([]Comparison, string) {
+	find := func(m string) int {
+		return slices.IndexFunc(ss, func(s Series) bool { return s.Model == m })
+	}
+	var pairs [][2]int
+	reason := ""
+	ia, ib := find(clean(o.ModelA)), find(clean(o.ModelB))
+	switch {
+	case len(ss) == 0:
+		return nil, "no model of this evaluator has rows in the range"
+	case o.ModelA != "" && o.ModelB != "" && ia >= 0 && ib >= 0 && ia != ib:
+		pairs = [][2]int{{ia, ib}}
+	case len(ss) == 1:
+		return nil, "only one model (" + ss[0].Model + ") has rows in the range: there is nothing to compare it with"
+	default:
+		if o.ModelA != "" && o.ModelB != "" {
+			reason = "the chosen models are not both among this evaluator's models, so each model is compared with the busiest"
+		}
+		for i := 1; i < len(ss) && i < o.MaxModels; i++ {
+			pairs = append(pairs, [2]int{0, i})
+		}
+	}
+	var out []Comparison
+	for _, p := range pairs {
+		sa, sb := ss[p[0]], ss[p[1]]
+		r := welch.Compare(welch.FromSums(uint64(sa.Scored), sa.Sum, sa.SumSquares),
+			welch.FromSums(uint64(sb.Scored), sb.Sum, sb.SumSquares))
+		short, long := welch.Verdict(r.Low, r.High)
+		out = append(out, Comparison{ModelA: sa.Model, ModelB: sb.Model, Result: r, Verdict: short, VerdictText: long})
+	}
+	return out, reason
+}
+
+// pairwise returns the label shares per model of evaluator ev, in the order of ss (most
+// scored first), then models known only from label counts, by name.
+func (a *Aggregator) pairwise(ev string, ss []Series) []PairwiseShare {
+	byModel := map[string]*PairwiseShare{}
+	for k, n := range a.labels {
+		if k.evaluator != ev {
+			continue
+		}
+		p := byModel[k.model]
+		if p == nil {
+			p = &PairwiseShare{Model: k.model, Preference: math.NaN()}
+			byModel[k.model] = p
+		}
+		p.Counts[k.label] += n
+		p.Total += n
+	}
+	var out []PairwiseShare
+	for _, s := range ss {
+		if p := byModel[s.Model]; p != nil {
+			p.Preference = s.Mean
+			out = append(out, *p)
+			delete(byModel, s.Model)
+		}
+	}
+	rest := make([]PairwiseShare, 0, len(byModel))
+	for _, p := range byModel {
+		rest = append(rest, *p)
+	}
+	slices.SortFunc(rest, func(x, y PairwiseShare) int { return cmp.Compare(x.Model, y.Model) })
+	out = append(out, rest...)
+	if len(out) > a.opts.MaxModels {
+		out = out[:a.opts.MaxModels]
+	}
+	return out
+}
+
+// judges returns the rows per judge with their points in buckets of step seconds.
+func (a *Aggregator) judges(step int64) []JudgeFailures {
+	type acc struct {
+		j       JudgeFailures
+		buckets map[int64]*judgeCell
+	}
+	m := map[string]*acc{}
+	for k, c := range a.judgeCells {
+		j := m[k.judge]
+		if j == nil {
+			j = &acc{j: JudgeFailures{Judge: k.judge}, buckets: map[int64]*judgeCell{}}
+			m[k.judge] = j
+		}
+		j.j.Scored += c.ok
+		j.j.ParseFailures += c.parse
+		j.j.JudgeErrors += c.errs
+		b := floorDiv(k.start, step) * step
+		bc := j.buckets[b]
+		if bc == nil {
+			bc = &judgeCell{}
+			j.buckets[b] = bc
+		}
+		bc.ok += c.ok
+		bc.parse += c.parse
+		bc.errs += c.errs
+	}
+	out := make([]JudgeFailures, 0, len(m))
+	for _, j := range m {
+		for b, c := range j.buckets {
+			j.j.Points = append(j.j.Points, JudgePoint{Start: time.Unix(b, 0).UTC(), OK: c.ok, ParseFailures: c.parse, JudgeErrors: c.errs})
+		}
+		slices.SortFunc(j.j.Points, func(x, y JudgePoint) int { return x.Start.Compare(y.Start) })
+		out = append(out, j.j)
+	}
+	slices.SortFunc(out, func(x, y JudgeFailures) int { return cmp.Compare(x.Judge, y.Judge) })
+	return out
 }
 
 // volume sums the series' buckets (all of them, drawn or not).
@@ -386,7 +946,11 @@ func filters(o Options) []string {
 	var fs []string
 	add := func(name string, vs []string) {
 		if len(vs) > 0 {
-			fs = append(fs, name+" ∈ {"+strings.Join(vs, ", ")+"}")
+			cs := make([]string, len(vs))
+			for i, v := range vs {
+				cs[i] = clean(v)
+			}
+			fs = append(fs, name+" ∈ {"+strings.Join(cs, ", ")+"}")
 		}
 	}
 	add("evaluator", o.Evaluators)

@@ -40,7 +40,7 @@ func AddNDJSON(r io.Reader, a *Aggregator) error {
 func FromNDJSONFile(path string, opts Options) (Data, error) {
 	in, err := os.Open(path)
 	if err != nil {
-		return Data{}, err
+		return Data{}, fmt.Errorf("reading scores: %w", err)
 	}
 	defer in.Close()
 	a := NewAggregator(opts)
@@ -55,7 +55,7 @@ func FromNDJSONFile(path string, opts Options) (Data, error) {
 func WriteFile(path string, d Data) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return err
+		return fmt.Errorf("writing the report: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op after the rename
 	w := bufio.NewWriter(tmp)
@@ -65,14 +65,17 @@ func WriteFile(path string, d Data) error {
 	}
 	if err := w.Flush(); err != nil {
 		tmp.Close()
-		return err
+		return fmt.Errorf("writing the report: %w", err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		tmp.Close()
-		return err
+		return fmt.Errorf("writing the report: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return err
+		return fmt.Errorf("writing the report: %w", err)
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	return nil
 }
