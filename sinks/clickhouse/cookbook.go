@@ -844,7 +844,7 @@ ORDER BY judge, bucket`,
 			Name:  "report_worst",
 			Title: "Report: the lowest-scored rows per evaluator",
 			Explanation: "The worst-records table of `raterd report html`. For the time range [`from`, `to`), per evaluator, " +
-				"the `limit` rows with status `ok` and the lowest score, lowest first (ties by event time, record id, " +
+				"the `limit` rows with status `ok` and the lowest score (a finite one: nan and infinities are left out), lowest first (ties by event time, record id, " +
 				"then model), with `event_time`, `model`, `app`, `record_id` (to look the record up), `judge`, and the " +
 				"judge's `label` and `explanation` as stored (redacted when the scorer's redaction was on; the report " +
 				"can redact again as it shows them). A record scored by several judges or rubric versions can appear " +
@@ -883,7 +883,7 @@ FROM
         AND model IN {model:Array(String)}
         AND app IN {app:Array(String)}
     GROUP BY event_time, evaluator, model, app, record_id, judge, rubric_version
-    HAVING last_status = 'ok'
+    HAVING last_status = 'ok' AND isFinite(last_score)
 )
 ORDER BY evaluator, score, event_time, record_id, model
 LIMIT {limit:UInt64} BY evaluator`,
