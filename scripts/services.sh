@@ -440,6 +440,23 @@ promtool_install() {
   rm -rf "$tmp"
 }
 
+# --------------------------------------------------------------------------- chromium
+# Debian's chromium runs the HTML report in a real browser, headless and offline
+# (internal/report/htmlreport/chromium_integration_test.go, scripts/report-screenshot.sh,
+# which find it through RATERD_TEST_CHROMIUM). apt_install returns at once where it is
+# installed.
+chromium_install() { apt_install chromium; }
+
+# chromium_path prints the browser's path: Debian's /usr/bin/chromium, or where PATH finds
+# a chromium (chromium-browser on some derivatives).
+chromium_path() {
+  local c
+  for c in chromium chromium-browser; do
+    command -v "$c" 2>/dev/null && return 0
+  done
+  echo /usr/bin/chromium
+}
+
 cmd_up() {
   local t0=$SECONDS
   # llama.cpp's build is the long pole (CPU-bound, about 15 minutes the first time): it runs
@@ -450,6 +467,7 @@ cmd_up() {
   mkdir -p "$LLAMA_DIR"; llama_build_tools
   llama_install 9>&- >"$LOGS/llama-install.log" 2>&1 & llama_pid=$!
   kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install; promtool_install
+  chromium_install
   local waited=0
   while kill -0 "$llama_pid" 2>/dev/null; do
     sleep 2; waited=$((waited + 2))
@@ -517,6 +535,8 @@ cmd_env() {
   echo "export RATERD_TEST_OTELCOL_FILE=$OTELCOL_FILE"
   # promtool, for the Prometheus rule checks (promtool_install).
   echo "export RATERD_TEST_PROMTOOL=$PROMTOOL_BIN"
+  # Headless Chromium, for the HTML report's browser test (chromium_install).
+  echo "export RATERD_TEST_CHROMIUM=$(chromium_path)"
   # llama.cpp's server (scripts/services-llama.sh): OpenAI-compatible base URLs, the chat
   # templates, and the Python that renders them with jinja2.
   llama_env

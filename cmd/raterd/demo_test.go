@@ -35,9 +35,10 @@ var (
 // summary is one a reader can trust.
 func TestDemoCommand(t *testing.T) {
 	t.Chdir("../..") // the README runs it from the repository root: the default --traffic is relative to it
-	out := filepath.Join(t.TempDir(), "scores.ndjson")
+	dir := t.TempDir()
+	out, report := filepath.Join(dir, "scores.ndjson"), filepath.Join(dir, "report.html")
 	var stdout, stderr bytes.Buffer
-	if code := runMain([]string{"demo", "--quiet", "--out", out}, &stdout, &stderr); code != 0 {
+	if code := runMain([]string{"demo", "--quiet", "--out", out, "--report", report}, &stdout, &stderr); code != 0 {
 		t.Fatalf("raterd demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 	summary := stdout.String()
@@ -66,6 +67,13 @@ func TestDemoCommand(t *testing.T) {
 			got, want.messages, want.valid, want.records)
 	}
 	rowsLine := num(`(?m)^score rows\s+(\d+)\s+\((\d+) batches\)`)
+	// The HTML report of the run: named in the summary, written, holding every row.
+	if got := regexp.MustCompile(`(?m)^report\s+(\S+)\s+\(open it in a browser: .* of (\d+) score rows, from (\S+);`).FindStringSubmatch(summary); got == nil || got[1] != report || got[3] != out || got[2] != strconv.Itoa(rowsLine[0]) {
+		t.Errorf("report line %q: want %s, with the %d score rows of %s", got, report, rowsLine[0], out)
+	}
+	if fi, err := os.Stat(report); err != nil || fi.Size() == 0 {
+		t.Errorf("the report %s was not written: %v", report, err)
+	}
 	// The README shows this summary: its deterministic counts are this run's.
 	readme, err := os.ReadFile("README.md")
 	if err != nil {

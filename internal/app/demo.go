@@ -27,6 +27,7 @@ import (
 	"raterd/internal/cli"
 	"raterd/internal/genaitrace"
 	"raterd/internal/judgesim"
+	"raterd/internal/report/htmlreport"
 	"raterd/internal/telemetry"
 	"raterd/internal/trafficgen"
 	"raterd/record"
@@ -116,6 +117,10 @@ type DemoOptions struct {
 	Redis string
 	// Out is the NDJSON file for the score rows.
 	Out string
+	// Report, when set, is the HTML quality report the demo writes at the end (see
+	// `raterd report html`): built from Out, or when Out is empty from the rows as they
+	// were written. Empty: no report.
+	Report string
 	// Quiet turns the progress lines off.
 	Quiet bool
 	// Format is how the traffic travels on the topic: raterd (default: its JSON lines as
@@ -223,6 +228,9 @@ func loadTraffic(path string) ([][]byte, string, error) {
 // Demo runs the whole pipeline on embedded defaults: an in-process Kafka-protocol broker,
 // the judgesim simulator and the embedded config, then prints a summary on stdout.
 func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
+	if o.Report == "-" {
+		return errors.New(`demo --report -: the summary is on stdout; give a file name, or "" for no report`)
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	lines, source, err := loadTraffic(o.Traffic)
 	if err != nil {
@@ -314,6 +322,10 @@ func Demo(ctx context.Context, o DemoOptions, stdout, stderr io.Writer) error {
 	}
 
 	summary := newScoreSummary()
+	if o.Report != "" && o.Out == "" {
+		// No NDJSON file to read back: the report folds the rows in as they are written.
+		summary.report = htmlreport.NewAggregator(htmlreport.Options{})
+	}
 	a, err := New(ctx, cfg, Options{Logger: logger, AlsoScores: summary})
 	if err != nil {
 		return err
@@ -372,8 +384,47 @@ wait:
 	if err := <-runErr; err != nil {
 		return err
 	}
-	printDemoSummary(stdout, p.Stats(), st.Scorer.Totals(), summary, sim.Stats(), elapsed, p.Assemblers())
+	// The pipeline has stopped: every row is in the NDJSON file (the sink syncs each
+	// batch) and in the summary.
+	var report demoReport
+	if o.Report != "" {
+		report = writeDemoReport(o, summary)
+	}
+	printDemoSummary(stdout, p.Stats(), st.Scorer.Totals(), summary, sim.Stats(), elapsed, p.Assemblers(), report)
+	if report.err != nil {
+		return fmt.Errorf("demo --report %s: %w", o.Report, report.err)
+	}
 	return nil
+}
+
+// demoReport is what became of the demo's HTML report: its path and source, or why it
+// was not written.
+type demoReport struct {
+	path, source string
+	rows         int
+	err          error
+}
+
+// writeDemoReport writes the HTML report of the demo's rows to o.Report: from the NDJSON
+// file o.Out, or from the rows summary folded in when there is no file.
+func writeDemoReport(o DemoOptions, summary *scoreSummary) demoReport {
+	r := demoReport{path: o.Report}
+	var d htmlreport.Data
+	if o.Out != "" {
+		r.source = o.Out
+		d, r.err = htmlreport.FromNDJSONFile(o.Out, htmlreport.Options{})
+		if r.err != nil {
+			return r
+		}
+	} else {
+		r.source = "the rows written"
+		summary.mu.Lock()
+		d = summary.report.Data()
+		summary.mu.Unlock()
+	}
+	r.rows = d.Rows
+	r.err = htmlreport.WriteFile(o.Report, d)
+	return r
 }
 
 // demoConversationTraffic is the demo's support conversations
@@ -394,11 +445,14 @@ func DemoExtraTraffic() (conversations, agentRuns [][]byte, err error) {
 
 // demoAgentTraffic is the demo's agent runs (genaitrace.SampleAgentRuns: grounded
 // answers, ungrounded ones, ignored tool errors, bad arguments), one OTLP export per run
-// keyed by its trace id.
+// keyed by its trace id, starting when the demo's generated traffic does.
 func demoAgentTraffic() (keys, values [][]byte, err error) {
 	runs := genaitrace.SampleAgentRuns(demoAgentRuns, 1)
+	// The runs happen when the generated traffic does, so that the demo's report charts
+	// one afternoon, not a year between the two.
+	start := trafficgen.DefaultOptions().Start
 	for i := range runs {
-		td := genaitrace.AgentRuns(genaitrace.Options{Service: "support-agent", Seed: 1, First: i}, runs[i:i+1])
+		td := genaitrace.AgentRuns(genaitrace.Options{Service: "support-agent", Seed: 1, First: i, Start: start}, runs[i:i+1])
 		b, err := genaitrace.MarshalProto(td)
 		if err != nil {
 			return nil, nil, fmt.Errorf("demo agent runs: %w", err)
@@ -495,6 +549,9 @@ func produceWith(ctx context.Context, brokers []string, topic string, keys, valu
 type scoreSummary struct {
 	mu   sync.Mutex
 	aggs map[[2]string]*scoreAgg
+	// report, when set, folds every row in for the demo's HTML report (when the demo
+	// writes no NDJSON file to build it from).
+	report *htmlreport.Aggregator
 }
 
 type scoreAgg struct {
@@ -523,11 +580,14 @@ func (s *scoreSummary) WriteScores(_ context.Context, rows []record.Score) error
 			a.ok++
 			a.sum += r.Value
 		}
+		if s.report != nil {
+			s.report.Add(&r)
+		}
 	}
 	return nil
 }
 
-func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum *scoreSummary, sim judgesim.Stats, elapsed time.Duration, assemblers []*conversation.Assembler) {
+func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum *scoreSummary, sim judgesim.Stats, elapsed time.Duration, assemblers []*conversation.Assembler, report demoReport) {
 	fmt.Fprintf(w, "\nraterd demo summary\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "messages\t%d\t(%d decoded into %d records, %d dead-lettered)\n", ps.Done, ps.Valid, ps.Records, ps.DeadLetters)
@@ -555,6 +615,14 @@ func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum 
 	}
 	fmt.Fprintf(tw, "judge calls\t%d\t(%s; the judgesim simulator answered %d requests)\n", ss.JudgeCalls, strings.Join(parts, ", "), sim.Completed)
 	fmt.Fprintf(tw, "throughput\t%.0f records/s\t(%.2fs)\n", float64(ps.Records+ps.DeadLetters)/elapsed.Seconds(), elapsed.Seconds())
+	switch {
+	case report.path == "":
+	case report.err != nil:
+		fmt.Fprintf(tw, "report\t%s\t(not written: %v)\n", report.path, report.err)
+	default:
+		fmt.Fprintf(tw, "report\t%s\t(open it in a browser: score trends, failures per judge and the lowest-scored rows of %d score rows, from %s; one self-contained HTML file, no ClickHouse needed)\n",
+			report.path, report.rows, report.source)
+	}
 	tw.Flush()
 
 	fmt.Fprintf(w, "\nscores per evaluator and model (mean over ok rows)\n")

@@ -4,12 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"raterd/consumer"
+	"raterd/internal/judgesim"
+	"raterd/internal/report/htmlreport"
+	"raterd/record"
+	"raterd/scorer"
 	"raterd/sinks"
 )
 
@@ -32,9 +40,16 @@ func TestDemoFormats(t *testing.T) {
 	const agentParts = 2 * demoAgentRuns // each run's execute_tool and invoke_agent spans
 	for _, format := range DemoFormats() {
 		t.Run(format, func(t *testing.T) {
-			out := filepath.Join(t.TempDir(), "scores.ndjson")
+			dir := t.TempDir()
+			out := filepath.Join(dir, "scores.ndjson")
+			// One format writes the HTML report too (the others check that none is
+			// written without --report).
+			var report string
+			if format == "mixed" {
+				report = filepath.Join(dir, "report.html")
+			}
 			var stdout, stderr bytes.Buffer
-			err := Demo(context.Background(), DemoOptions{Traffic: "../../testdata/traffic.jsonl", Out: out, Quiet: true, Format: format}, &stdout, &stderr)
+			err := Demo(context.Background(), DemoOptions{Traffic: "../../testdata/traffic.jsonl", Out: out, Report: report, Quiet: true, Format: format}, &stdout, &stderr)
 			if err != nil {
 				t.Fatalf("demo --format %s: %v\n%s", format, err, stderr.String())
 			}
@@ -45,6 +60,7 @@ func TestDemoFormats(t *testing.T) {
 			n, _ := strconv.Atoi(m[1])
 			dead, _ := strconv.Atoi(m[2])
 			counts[format] = [2]int{n, dead}
+			checkDemoReport(t, stdout.String(), report, out)
 
 			f, err := os.Open(out)
 			if err != nil {
@@ -105,5 +121,99 @@ func TestDemoFormats(t *testing.T) {
 		if c[1] != json[1] || c[0] > json[0] || c[0] < json[0]-json[0]/20 {
 			t.Errorf("%s: %d records, %d dead letters; the JSON run had %d and %d", format, c[0], c[1], json[0], json[1])
 		}
+	}
+}
+
+// checkDemoReport checks the demo's HTML report: named in the summary with the rows it
+// holds, written, self-contained and built from every row of the scores file. Without a
+// report path, the summary names none and no file is written.
+func checkDemoReport(t *testing.T, summary, report, scores string) {
+	t.Helper()
+	line := regexp.MustCompile(`(?m)^report\s+(\S+)\s+\(open it in a browser: .* of (\d+) score rows, from (\S+);`).FindStringSubmatch(summary)
+	if report == "" {
+		if line != nil || strings.Contains(summary, "\nreport ") {
+			t.Errorf("the summary names a report that was not asked for:\n%s", summary)
+		}
+		return
+	}
+	if line == nil || line[1] != report || line[3] != scores {
+		t.Fatalf("the summary does not name the report %s built from %s:\n%s", report, scores, summary)
+	}
+	page, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rows the report counts are the file's.
+	f, err := os.ReadFile(scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := bytes.Count(f, []byte("\n")); line[2] != strconv.Itoa(rows) {
+		t.Errorf("the summary says the report holds %s rows; the scores file has %d", line[2], rows)
+	}
+	html := string(page)
+	if !strings.HasPrefix(html, "<!DOCTYPE html>") || !strings.Contains(html, "</html>") {
+		t.Errorf("%s is not a whole HTML page (%d bytes)", report, len(page))
+	}
+	for _, bad := range []string{"<script", "http://", "https://", "@import", "url("} {
+		if strings.Contains(strings.ToLower(html), bad) {
+			t.Errorf("%s holds %q: the report must be self-contained", report, bad)
+		}
+	}
+	for _, e := range []string{"helpfulness", "preference", "refusal", "conv_resolution", "run_grounded"} {
+		if !strings.Contains(html, e) {
+			t.Errorf("%s does not show evaluator %s", report, e)
+		}
+	}
+	if strings.Count(html, "<svg") < 2 {
+		t.Errorf("%s draws %d charts", report, strings.Count(html, "<svg"))
+	}
+}
+
+// TestDemoReportFromMemory: without an NDJSON file, the report folds in the rows as the
+// demo's summary sink receives them, and is written like the file-built one.
+func TestDemoReportFromMemory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.html")
+	s := newScoreSummary()
+	s.report = htmlreport.NewAggregator(htmlreport.Options{})
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	var rows []record.Score
+	for i := range 10 {
+		rows = append(rows, record.Score{EventTime: at.Add(time.Duration(i) * 10 * time.Minute), Evaluator: "helpfulness",
+			Model: "m1", Judge: "judgesim", Value: float64(1 + i%5), Status: record.StatusOK, RecordID: fmt.Sprint("r", i)})
+	}
+	rows[3].Status = record.StatusParseFailure
+	if err := s.WriteScores(context.Background(), rows); err != nil {
+		t.Fatal(err)
+	}
+	r := writeDemoReport(DemoOptions{Report: path}, s)
+	if r.err != nil || r.rows != len(rows) || r.source != "the rows written" {
+		t.Fatalf("report: %+v, want %d rows from the rows written", r, len(rows))
+	}
+	page, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), "helpfulness") || !strings.Contains(string(page), "<svg") {
+		t.Errorf("the report does not chart the rows:\n%.2000s", page)
+	}
+	// A report that cannot be written is an error the summary shows.
+	r = writeDemoReport(DemoOptions{Report: filepath.Join(t.TempDir(), "missing", "report.html")}, s)
+	if r.err == nil {
+		t.Fatal("a report in a missing directory was written")
+	}
+	var out bytes.Buffer
+	printDemoSummary(&out, consumer.Stats{}, scorer.BatchStats{}, s, judgesim.Stats{}, time.Second, nil, r)
+	if !strings.Contains(out.String(), "(not written: ") {
+		t.Errorf("the summary does not say the report failed:\n%s", out.String())
+	}
+}
+
+// TestDemoReportDash: --report - is refused before anything runs (stdout is the summary's).
+func TestDemoReportDash(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := Demo(context.Background(), DemoOptions{Traffic: "../../testdata/traffic.jsonl", Out: filepath.Join(t.TempDir(), "s.ndjson"), Report: "-", Quiet: true}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--report -") {
+		t.Fatalf("err = %v, want a refusal of --report -", err)
 	}
 }

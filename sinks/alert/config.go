@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -22,6 +23,12 @@ type AlertingConfig struct {
 	KeyPrefix string `yaml:"key_prefix"`
 	// Channels are the notification channels, by name; rules refer to them.
 	Channels map[string]*ChannelConfig `yaml:"channels"`
+	// ReportURL is the external base URL of raterd's HTML report (the admin server's
+	// GET /report, as a responder's browser reaches it, e.g.
+	// https://raterd.example.com/report). When set, every notification links to the
+	// report of its series and window (notify.Notification.ReportURL; notify.ReportLink
+	// says which window). Default: no link.
+	ReportURL string `yaml:"report_url"`
 }
 
 // Alert state stores (AlertingConfig.State).
@@ -84,6 +91,13 @@ func (a *AlertingConfig) Validate(key string, env Env) error {
 	if a.KeyPrefix == "" {
 		a.KeyPrefix = env.RedisKeyPrefix + "alert:"
 	}
+	if a.ReportURL != "" {
+		base, err := notify.ParseReportURL(key+".report_url", a.ReportURL)
+		if err != nil {
+			return err
+		}
+		env.Channels.Report = &notify.ReportLink{Base: base, Spans: reportSpans(a.Rules)}
+	}
 	for _, name := range slices.Sorted(maps.Keys(a.Channels)) {
 		ch, ckey := a.Channels[name], key+".channels."+name
 		if ch == nil {
@@ -110,6 +124,24 @@ func (a *AlertingConfig) Validate(key string, env Env) error {
 		}
 	}
 	return nil
+}
+
+// reportSpans are, per rule, how far before an episode's start its report link starts:
+// a threshold rule's window (default 1h); the other detectors take
+// notify.ReportDefaultSpan.
+func reportSpans(rules []*RuleConfig) map[string]time.Duration {
+	spans := map[string]time.Duration{}
+	for _, r := range rules {
+		if r == nil || r.Detector != DetectorThreshold {
+			continue
+		}
+		w := time.Hour // detect.ThresholdConfig's default window
+		if r.Threshold != nil && r.Threshold.Window > 0 {
+			w = r.Threshold.Window
+		}
+		spans[r.Name] = w
+	}
+	return spans
 }
 
 // validate decodes and validates the type's settings through the channel registry, then

@@ -21,7 +21,7 @@ import (
 // Labels identify the alert (Alertmanager deduplicates by them): alertname, rule, model,
 // app, evaluator, judge and severity (those that are set), plus Labels. Annotations carry
 // the rest: summary, description, drilldown_sql, observed, interval, expected,
-// sample_size, since, alert_id, examples and no_data.
+// sample_size, since, alert_id, examples, no_data and report_url (alerting.report_url).
 //
 // A firing notification is sent with startsAt = since and endsAt = now + ResolveTimeout:
 // Alertmanager resolves the alert by itself unless it is sent again before then, so an
@@ -55,6 +55,8 @@ type AlertmanagerConfig struct {
 	// Timeout bounds one request to one instance, connecting included. Default 10s; at
 	// most 5m.
 	Timeout time.Duration `yaml:"timeout"`
+
+	reportSettings `yaml:"-"` // alerting.report_url, set by Decode
 }
 
 // amOwnLabels are the labels the channel sets.
@@ -218,6 +220,9 @@ func (a *Alertmanager) alert(n Notification, now time.Time) amAlert {
 	}
 	if n.DrilldownSQL != "" {
 		ann["drilldown_sql"] = n.DrilldownSQL
+	}
+	if n.ReportURL != "" {
+		ann["report_url"] = n.ReportURL
 	}
 	if !n.Since.IsZero() {
 		ann["since"] = n.Since.UTC().Format(time.RFC3339)

@@ -28,6 +28,8 @@ type ClickHouseChannelConfig struct {
 	Database string `yaml:"database"`
 	// Timeout bounds one insert. Default 10s; at most 5m.
 	Timeout time.Duration `yaml:"timeout"`
+
+	reportSettings `yaml:"-"` // alerting.report_url, set by Decode
 }
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.

@@ -36,6 +36,8 @@ type KafkaChannelConfig struct {
 	// Timeout bounds one write, the replicas' acknowledgement included. Default 10s; at
 	// most 5m.
 	Timeout time.Duration `yaml:"timeout"`
+
+	reportSettings `yaml:"-"` // alerting.report_url, set by Decode
 }
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.

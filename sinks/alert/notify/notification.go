@@ -65,6 +65,10 @@ type Notification struct {
 	Examples     []Example `json:"examples,omitempty"`
 	Message      string    `json:"message"`
 	DrilldownSQL string    `json:"drilldown_sql"`
+	// ReportURL links to raterd's HTML report of the series around the alert (its
+	// evaluator, model and app, from before the episode began to just after At); set
+	// when alerting.report_url is configured (ReportLink), empty otherwise.
+	ReportURL string `json:"report_url,omitempty"`
 }
 
 // Notifier delivers notifications to one channel (a webhook, Slack, Alertmanager, a

@@ -51,6 +51,9 @@ type Env struct {
 	// channel's.
 	ClickHouse         bool
 	ClickHouseDatabase string
+	// Report, when set (alerting.report_url), links every notification of the channel
+	// to the HTML report of its series and window (Notification.ReportURL).
+	Report *ReportLink
 }
 
 // Deps are what channels are built with.
@@ -135,6 +138,9 @@ func Decode(key, typ string, keys map[string]yaml.Node, env Env) (Settings, erro
 	if err := s.Validate(key); err != nil {
 		return nil, err
 	}
+	if r, ok := s.(reportLinked); ok && env.Report != nil {
+		r.setReportLink(env.Report)
+	}
 	return s, nil
 }
 
@@ -147,7 +153,11 @@ func New(typ, name string, s Settings, deps Deps) (Notifier, error) {
 	if s == nil {
 		return nil, errors.New("channel settings not decoded")
 	}
-	return t.New(name, s, deps)
+	n, err := t.New(name, s, deps)
+	if err != nil {
+		return nil, err
+	}
+	return withReportLink(n, ReportLinkOf(s)), nil
 }
 
 // decodeInline decodes a channel's inline keys into its type's settings, refusing keys

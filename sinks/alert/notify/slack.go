@@ -15,7 +15,8 @@ import (
 // SlackConfig is a Slack incoming-webhook channel. Each notification is one message:
 // a header with the state and rule, the alert's message, the series, observed value with
 // its interval against the expected value, sample size and since when, a few example
-// records with their scores, and the drilldown SQL in a code block; plus a plain-text
+// records with their scores, the drilldown SQL in a code block and, with
+// alerting.report_url, an "Open the report" link to the series' HTML report; plus a plain-text
 // fallback for notifications and clients without Block Kit.
 //
 // Slack answers 200 "ok"; its 4xx errors (invalid_payload, no_service, channel_not_found,
@@ -36,6 +37,8 @@ type SlackConfig struct {
 	MaxExamples int `yaml:"max_examples"`
 	// Timeout bounds one request, connecting included. Default 10s; at most 5m.
 	Timeout time.Duration `yaml:"timeout"`
+
+	reportSettings `yaml:"-"` // alerting.report_url, set by Decode
 }
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
@@ -183,10 +186,25 @@ func slackMessage(n Notification, maxExamples int) slackPayload {
 		sql := slackTruncate(slackEscape(strings.ReplaceAll(n.DrilldownSQL, "```", "` ` `")), slackSectionMax-40)
 		blocks = append(blocks, slackBlock{Type: "section", Text: mrkdwn("*Drill down*\n```\n" + sql + "\n```")})
 	}
+	if link := slackLink(n.ReportURL, "Open the report"); link != "" {
+		blocks = append(blocks, slackBlock{Type: "section", Text: mrkdwn(link + " of " + slackEscape(n.Series.Evaluator) + " around this alert")})
+	}
 	blocks = append(blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn",
 		Text: slackTruncate("alert "+slackCode(n.AlertID)+" · "+slackDate(n.At)+" · raterd", slackSectionMax)}}})
 	text := state + " " + strings.TrimPrefix(notifySummary(n), "["+strings.ToUpper(n.State)+"] ")
 	return slackPayload{Text: slackEscape(text), Blocks: blocks}
+}
+
+// slackLink is a mrkdwn link <url|text> to u, an http(s) URL; "" when u is empty or
+// could break out of the link (a "|" or ">" would end it early, a space or control
+// character is not a URL): the link is left out rather than mangled.
+func slackLink(u, text string) string {
+	if u == "" || !(strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://")) ||
+		strings.ContainsFunc(u, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '|' || r == '<' || r == '>' }) ||
+		utf8.RuneCountInString(u) > slackSectionMax-200 {
+		return ""
+	}
+	return "<" + strings.ReplaceAll(u, "&", "&amp;") + "|" + slackEscape(text) + ">"
 }
 
 // slackEscape escapes the three characters Slack's mrkdwn gives meaning to.

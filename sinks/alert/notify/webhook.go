@@ -29,7 +29,8 @@ const (
 // WebhookConfig is a generic JSON webhook channel.
 //
 // Each notification is POSTed as the JSON of a Notification (Content-Type
-// application/json; a non-finite number is sent as null), with X-Raterd-Event-Id
+// application/json; a non-finite number is sent as null; report_url, the link to the
+// series' HTML report, only with alerting.report_url), with X-Raterd-Event-Id
 // (<alert_id>:<state>:<at in Unix nanoseconds>, equal on every retry of one notification).
 //
 // With a secret, every request is signed like Stripe's and GitHub's webhooks:
@@ -67,6 +68,8 @@ type WebhookConfig struct {
 	Headers map[string]string `yaml:"headers"`
 	// Timeout bounds one request, connecting included. Default 10s; at most 5m.
 	Timeout time.Duration `yaml:"timeout"`
+
+	reportSettings `yaml:"-"` // alerting.report_url, set by Decode
 }
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
