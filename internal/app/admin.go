@@ -1,10 +1,12 @@
 package app
 
-// Access control of the admin server: a bearer token from a file, TLS and mTLS, and the
-// profiling endpoints. The endpoints themselves are in telemetry.go (newAdminServer).
+// Access control of the admin server: a bearer token from a file, TLS and mTLS, the
+// profiling endpoints and the HTML quality report (GET /report). The other endpoints are
+// in telemetry.go (newAdminServer).
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
@@ -15,11 +17,15 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
+	"raterd/internal/report/htmlreport"
 	"raterd/internal/tlsfiles"
+	"raterd/sinks/clickhouse"
 )
 
 // validate checks the admin keys other than listen: that the token file holds a token,
@@ -66,9 +72,9 @@ func (c *AdminConfig) exposure() string {
 	if c.Listen == "off" || isLoopback(c.Listen) || c.TokenFile != "" || (c.TLS != nil && c.TLS.ClientCAFile != "") {
 		return ""
 	}
-	open := "/metrics, /healthz and /readyz"
+	open := "/metrics, /report, /healthz and /readyz"
 	if c.PProf {
-		open = "/metrics, /healthz, /readyz and the profiles under /debug/pprof/"
+		open = "/metrics, /report, /healthz, /readyz and the profiles under /debug/pprof/"
 	}
 	return fmt.Sprintf("admin.listen %q is not loopback and neither admin.token_file nor admin.tls.client_ca_file is set: "+
 		"%s answer anyone who reaches the port; restrict it (NetworkPolicy, firewall) or set one of them", c.Listen, open)
@@ -227,4 +233,155 @@ func handlePProf(mux *http.ServeMux, auth *adminAuth) {
 	mux.Handle("/debug/pprof/profile", auth.wrap(http.HandlerFunc(pprof.Profile)))
 	mux.Handle("/debug/pprof/symbol", auth.wrap(http.HandlerFunc(pprof.Symbol)))
 	mux.Handle("/debug/pprof/trace", auth.wrap(http.HandlerFunc(pprof.Trace)))
+}
+
+// reportTimeout bounds one GET /report: connecting, the queries and rendering.
+const reportTimeout = time.Minute
+
+// reportRetryAfter is the Retry-After, in seconds, of a /report request refused because
+// another is being rendered.
+const reportRetryAfter = 10
+
+// reportEndpoint serves GET /report: the HTML quality report (htmlreport) of the scores in
+// the configured ClickHouse, for the links of alert notifications. Query parameters:
+// evaluator, model and app (each repeatable; default every value), from and to (RFC 3339;
+// default the last 24 hours up to now). At most one report is rendered at a time: a second
+// request meanwhile gets 429 with Retry-After.
+type reportEndpoint struct {
+	// open connects to ClickHouse; the returned func closes the connection. Nil: no
+	// ClickHouse sink is configured, and /report answers 404.
+	open    func(ctx context.Context) (htmlreport.Querier, func(), error)
+	redact  func(string) string
+	timeout time.Duration
+	now     func() time.Time
+	logger  *slog.Logger
+	busy    chan struct{} // holds a token while a report renders
+}
+
+// newReportEndpoint serves the report of cfg's ClickHouse (none when cfg.ClickHouse is
+// nil), its labels and explanations redacted by scoring.redact. A nil logger logs to
+// slog.Default.
+func newReportEndpoint(cfg *Config, logger *slog.Logger) (*reportEndpoint, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	e := &reportEndpoint{timeout: reportTimeout, now: time.Now, logger: logger, busy: make(chan struct{}, 1)}
+	r, err := cfg.Scoring.Redact.Redactor("scoring.redact")
+	if err != nil {
+		return nil, err
+	}
+	if r != nil {
+		e.redact = r.Redact
+	}
+	if cfg.ClickHouse != nil {
+		ch := *cfg.ClickHouse
+		e.open = func(ctx context.Context) (htmlreport.Querier, func(), error) {
+			conn, err := clickhouse.Open(ctx, ch)
+			if err != nil {
+				return nil, nil, err
+			}
+			return htmlreport.ConnQuerier{Conn: conn, Database: ch.Database}, func() { _ = conn.Close() }, nil
+		}
+	}
+	return e, nil
+}
+
+// reportParams are the query parameters /report takes.
+var reportParams = map[string]bool{"evaluator": true, "model": true, "app": true, "from": true, "to": true}
+
+// reportOptions reads the request's query parameters into report options; an error names
+// the parameter.
+func reportOptions(r *http.Request) (htmlreport.Options, error) {
+	var opts htmlreport.Options
+	q := r.URL.Query()
+	for name := range q {
+		if !reportParams[name] {
+			return opts, fmt.Errorf("unknown parameter %q (takes evaluator, model, app, from, to)", name)
+		}
+	}
+	for name, dst := range map[string]*[]string{"evaluator": &opts.Evaluators, "model": &opts.Models, "app": &opts.Apps} {
+		for _, v := range q[name] {
+			if v == "" || !utf8.ValidString(v) {
+				return opts, fmt.Errorf("%s: %q is not a name (empty or not UTF-8)", name, v)
+			}
+			*dst = append(*dst, v)
+		}
+	}
+	for name, dst := range map[string]*time.Time{"from": &opts.From, "to": &opts.To} {
+		vs := q[name]
+		if len(vs) > 1 {
+			return opts, fmt.Errorf("%s: given %d times", name, len(vs))
+		}
+		if len(vs) == 1 {
+			t, err := time.Parse(time.RFC3339, vs[0])
+			if err != nil {
+				return opts, fmt.Errorf("%s: %q is not an RFC 3339 time (2026-11-24T12:00:00Z)", name, vs[0])
+			}
+			*dst = t
+		}
+	}
+	return opts, nil
+}
+
+func (e *reportEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e == nil || e.open == nil {
+		http.Error(w, "no ClickHouse sink is configured (clickhouse.addrs): /report reads the scores from ClickHouse", http.StatusNotFound)
+		return
+	}
+	opts, err := reportOptions(r)
+	if err != nil {
+		http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	now := e.now()
+	if opts.From, opts.To, err = htmlreport.ClickHouseRange(opts, now); err != nil {
+		http.Error(w, "bad request: from, to: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	opts.Now, opts.Redact = now, e.redact
+	select {
+	case e.busy <- struct{}{}:
+		defer func() { <-e.busy }()
+	default:
+		w.Header().Set("Retry-After", strconv.Itoa(reportRetryAfter))
+		http.Error(w, "another report is being rendered; retry later", http.StatusTooManyRequests)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), e.timeout)
+	defer cancel()
+	page, err := e.render(ctx, opts)
+	if err != nil {
+		status := http.StatusBadGateway
+		if errors.Is(err, context.DeadlineExceeded) {
+			status = http.StatusGatewayTimeout
+		}
+		e.logger.Warn("admin /report failed", "err", err)
+		http.Error(w, "report failed: "+err.Error(), status)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	// The page has no scripts and loads nothing: say so to the browser as well.
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	_, _ = w.Write(page)
+}
+
+// render builds the page within ctx.
+func (e *reportEndpoint) render(ctx context.Context, opts htmlreport.Options) ([]byte, error) {
+	q, closeConn, err := e.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn()
+	d, err := htmlreport.FromClickHouse(ctx, q, opts)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := htmlreport.Render(&b, d); err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	return b.Bytes(), nil
 }

@@ -60,6 +60,9 @@ func run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		if admin.report, err = newReportEndpoint(cfg, logger); err != nil {
+			return err
+		}
 		if warning := cfg.Admin.exposure(); warning != "" {
 			logger.Warn(warning)
 		}

@@ -130,6 +130,8 @@ type adminServer struct {
 	ready atomic.Bool
 	// consuming, when not nil, is asked while ready is set.
 	consuming readinessCheck
+	// report serves GET /report; set before serving, nil: 404 (see reportEndpoint).
+	report *reportEndpoint
 }
 
 // readinessCheck says why the running pipeline is not ready, "" when it is (readiness).
@@ -179,6 +181,9 @@ func newAdminServer(cfg AdminConfig, reg *prometheus.Registry, consuming readine
 			}
 		}
 		_, _ = w.Write([]byte("ready\n"))
+	})))
+	mux.Handle("GET /report", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.report.ServeHTTP(w, r)
 	})))
 	if cfg.PProf {
 		handlePProf(mux, auth)

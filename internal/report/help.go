@@ -17,8 +17,8 @@ const reportHelpIntro = `Usage:
   raterd report compare --evaluator E --model M --window-a FROM,TO --window-b FROM,TO [flags]
   raterd report conversations --evaluator E [--resolution R] --from T [--to T] [--model M]
                 [--limit N] [--only resolution|worst|close_reasons] [flags]
-  raterd report html --scores FILE.ndjson [-o FILE] [--evaluator E ...] [--model M ...]
-                [--app A ...] [--from T] [--to T]
+  raterd report html [-o FILE] [--evaluator E ...] [--model M ...] [--app A ...]
+                [--from T] [--to T] [--model-a A --model-b B] [--scores FILE.ndjson] [flags]
   raterd report <query> --param name=value ... [flags]
   raterd report list [--format table|csv|json]
 
@@ -61,15 +61,19 @@ const conversationsHelp = `  conversations
 // htmlHelp describes `raterd report html`, in the overview and in its own help.
 const htmlHelp = `  html     one self-contained HTML page (inline CSS and SVG charts, no scripts, nothing
            fetched over the network; opens from disk): per evaluator the mean score per
-           model over time with the scored and failed rows beneath, the per-model totals
-           and the lowest-scored rows with label and explanation; then the parse failures
-           and judge errors per judge. Buckets are hours, widened (2, 3, 4, 6, 8, 12 or
-           24n hours) so that a chart has at most 168 points; a chart draws at most 8
-           models, the rest are named. It reads the NDJSON score output (--scores, e.g.
-           raterd demo's raterd-demo-scores.ndjson) and takes no connection flags:
-           reading ClickHouse, and the compare, alert and pairwise sections, are not
-           implemented yet. --evaluator, --model and --app repeat; --from and --to
-           default to the rows' own range.
+           model over time with the scored and failed rows beneath, the comparisons of
+           the models (B − A with a 95% interval, as compare computes it; --model-a and
+           --model-b pick two, else each model against the busiest), the pairwise
+           verdicts with the share of inconsistent (position-biased) ones, and the
+           lowest-scored rows with record id, label and explanation (redacted with
+           --config's scoring.redact); the alerts of the range on a timeline; and the
+           parse failures and judge errors per judge. A chart has at most 120 points in
+           time (buckets of 1m, 5m, 15m, 1h, 3h, 6h, 12h, 24h or 7d) and 8 models.
+           It reads ClickHouse (connection flags as trend; cookbook report_cells,
+           report_judge_cells, report_worst, report_pairwise and alerts_in_range) over
+           --from … --to, by default the last 24 hours; or, with --scores, the NDJSON
+           score output (e.g. raterd demo's raterd-demo-scores.ndjson), whose range
+           defaults to the rows' own. --evaluator, --model and --app repeat.
 `
 
 const reportHelpTail = `Times (--from, --to, --window-a, --window-b and DateTime parameters):
@@ -130,7 +134,7 @@ func reportHelp(sub string) string {
 	}
 	if sub == "" || sub == "html" {
 		var hf htmlFlags
-		section("Flags of html (no connection flags: it reads --scores)", hf.register)
+		section("Flags of html (with the connection flags and --timeout; no --format)", hf.register)
 	}
 	if sub != "" && !reportSubcommands[sub] || sub == "" {
 		section("Flags of <query>", f.registerQuery)
@@ -139,9 +143,10 @@ func reportHelp(sub string) string {
 	case "list":
 		section("Flags of list", f.registerFormat)
 	case "html":
-		b.WriteString("\n" + reportHelpTail[:strings.Index(reportHelpTail, "\n\n")+1])
+		tail := strings.SplitN(reportHelpTail, "\n\n", 3) // Times and Connection, not Output
+		b.WriteString("\n" + tail[0] + "\n\n" + tail[1] + "\n")
 	default:
-		section("Connection and output flags (every subcommand but list and html; list takes --format)", f.registerCommon)
+		section("Connection and output flags (every subcommand but list and html; list takes --format, html the connection flags)", f.registerCommon)
 		b.WriteString("\n" + reportHelpTail)
 	}
 	if sub == "" || sub == "list" {

@@ -76,7 +76,7 @@ func (c reportCmd) dispatch(ctx context.Context, args []string) error {
 	case "conversations":
 		return c.conversations(ctx, args[1:])
 	case "html":
-		return c.html(args[1:])
+		return c.html(ctx, args[1:])
 	}
 	if strings.HasPrefix(args[0], "-") {
 		return cli.FlagErrorf("%s: the first argument is a subcommand (trend, compare, conversations, html, list) or a cookbook query name, not a flag", args[0])

@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -20,7 +21,9 @@ import (
 //
 //   - {db}: the database, a plain identifier;
 //   - {name:Type}: a parameter, where Type is String (a quoted string literal), DateTime
-//     (a validated timestamp, compared in UTC) or UInt64 (a validated unsigned integer).
+//     (a validated timestamp, compared in UTC), UInt64 (a validated unsigned integer) or
+//     Array(String) (a non-empty list of strings, written as a parenthesised list of
+//     quoted literals, for "column IN {name:Array(String)}").
 //
 // The placeholders look like ClickHouse query parameters, but ClickHouse 18.16 has no
 // server-side parameters, so Render fills them in on the client with literals it builds
@@ -58,10 +61,22 @@ const (
 	ParamString   = "String"
 	ParamDateTime = "DateTime"
 	ParamUInt64   = "UInt64"
+	// ParamStringList is a list of strings, given to Render as a JSON array of strings
+	// (see ListValue) and written as ('a', 'b'): use it as "column IN {name:Array(String)}".
+	ParamStringList = "Array(String)"
 )
 
+// ListValue encodes values as the value of an Array(String) parameter: a JSON array.
+func ListValue(values []string) string {
+	b, err := json.Marshal(values)
+	if err != nil { // a []string always marshals; invalid UTF-8 becomes U+FFFD
+		return "[]"
+	}
+	return string(b)
+}
+
 // placeholder matches {db} and {name:Type}.
-var placeholder = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z0-9]+))?\}`)
+var placeholder = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z0-9]+(?:\([A-Za-z0-9]+\))?))?\}`)
 
 // Render returns the SQL with {db} replaced by db, every line of a filter that params
 // does not give left out (see Filters), and every parameter replaced by a SQL literal
@@ -72,7 +87,10 @@ var placeholder = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z0-9]
 //   - DateTime: RFC 3339 ("2026-11-24T12:00:00Z", any offset, converted to UTC),
 //     "2026-11-24 12:00:00" or "2026-11-24T12:00:00" (UTC), or "2026-11-24" (midnight
 //     UTC), in whole seconds from 1970-01-01 to 2105-12-31, as toDateTime('…', 'UTC');
-//   - UInt64: decimal digits only.
+//   - UInt64: decimal digits only;
+//   - Array(String): a JSON array of one or more valid UTF-8 strings (ListValue), as
+//     ('a', 'b'), each element quoted like a String. An empty list is an error: leave the
+//     filter out to cover every value.
 //
 // It fails when db is not a plain identifier, when a required parameter is missing, when
 // params names one the query does not take, or when a value does not fit its type. The
@@ -210,7 +228,7 @@ func (q CookbookQuery) paramTypes() (map[string]string, error) {
 			return nil, fmt.Errorf("cookbook %s: {db} is the database, not a parameter", q.Name)
 		}
 		switch typ {
-		case ParamString, ParamDateTime, ParamUInt64:
+		case ParamString, ParamDateTime, ParamUInt64, ParamStringList:
 		default:
 			return nil, fmt.Errorf("cookbook %s: parameter %s has unknown type %s", q.Name, name, typ)
 		}
@@ -264,6 +282,30 @@ func paramLiteral(typ, v string) (string, error) {
 			return "", fmt.Errorf("%q is not an unsigned integer", v)
 		}
 		return strconv.FormatUint(n, 10), nil
+	case ParamStringList:
+		if !utf8.ValidString(v) {
+			return "", fmt.Errorf("%q is not valid UTF-8", v)
+		}
+		var list []string
+		if err := json.Unmarshal([]byte(v), &list); err != nil {
+			return "", fmt.Errorf("%q is not a JSON array of strings", v)
+		}
+		if len(list) == 0 {
+			return "", fmt.Errorf("%q is an empty list (leave the filter out to cover every value)", v)
+		}
+		var b strings.Builder
+		b.WriteByte('(')
+		for i, e := range list {
+			if !utf8.ValidString(e) {
+				return "", fmt.Errorf("element %d of %q is not valid UTF-8", i, v)
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(chsql.QuoteString(e))
+		}
+		b.WriteByte(')')
+		return b.String(), nil
 	case ParamDateTime:
 		t, err := ParseCookbookTime(v)
 		if err != nil {
@@ -732,6 +774,216 @@ FROM
 GROUP BY model, close_reason
 ORDER BY model, segments DESC, close_reason`,
 			Params: []string{"scope", "from", "to"},
+		},
+		{
+			Name:  "report_cells",
+			Title: "Report: scored rows, failures and score sums per evaluator, model and time bucket",
+			Explanation: "The trend cells of `raterd report html`. For the time range [`from`, `to`) of event time, per " +
+				"evaluator, model, task type and time bucket of `bucket_seconds` seconds (`bucket`, its start in UTC; " +
+				"buckets are aligned to multiples of `bucket_seconds` since 1970-01-01 00:00 UTC, so 3600 gives hours " +
+				"and 86400 days; it must be at least 1): `scored` (rows with status `ok`), `parse_failures`, " +
+				"`judge_errors` (status `judge_error` and any other status that is neither `ok` nor `parse_failure`), " +
+				"and `sum_score` and `sum_squares`, the sum of the `ok` rows' scores and of their squares. Means and " +
+				"variances follow from the sums (mean = sum_score / scored), and cells add up: several buckets or " +
+				"models roll up into one by adding every column.\n\n" +
+				"Filters: `evaluator`, `model` and `app` are optional lists (Array(String), given as a JSON array: " +
+				"`[\"helpfulness\",\"safety\"]`); given, they keep only the rows whose column is one of the values; " +
+				"left out, their lines of WHERE are dropped and the query covers every value.\n\n" +
+				"Replays: reads `scores FINAL`; WHERE tests only sorting-key columns (the filters included), and the " +
+				"status tests sit inside the `-If` aggregates, so each row counts once, as its surviving copy.",
+			SQL: `SELECT
+    evaluator,
+    model,
+    task_type,
+    toDateTime(intDiv(toUInt32(event_time), {bucket_seconds:UInt64}) * {bucket_seconds:UInt64}, 'UTC') AS bucket,
+    countIf(status = 'ok') AS scored,
+    countIf(status = 'parse_failure') AS parse_failures,
+    countIf(status != 'ok' AND status != 'parse_failure') AS judge_errors,
+    sumIf(score, status = 'ok') AS sum_score,
+    sumIf(score * score, status = 'ok') AS sum_squares
+FROM {db}.scores FINAL
+WHERE event_time >= {from:DateTime}
+    AND event_time < {to:DateTime}
+    AND evaluator IN {evaluator:Array(String)}
+    AND model IN {model:Array(String)}
+    AND app IN {app:Array(String)}
+GROUP BY evaluator, model, task_type, bucket
+ORDER BY evaluator, model, task_type, bucket`,
+			Params:  []string{"bucket_seconds", "from", "to"},
+			Filters: []string{"evaluator", "model", "app"},
+		},
+		{
+			Name:  "report_judge_cells",
+			Title: "Report: outcomes per judge and time bucket",
+			Explanation: "The judge-health chart of `raterd report html`. For the time range [`from`, `to`), per judge and " +
+				"time bucket of `bucket_seconds` seconds (aligned as in report_cells): `ok` rows, `parse_failures` and " +
+				"`judge_errors` (status `judge_error` and any other status that is neither `ok` nor " +
+				"`parse_failure`). Every row counts, cached ones too (a cached row is always `ok`); parse_failures " +
+				"gives the rates over judge calls only.\n\n" +
+				"Filters: `evaluator`, `model` and `app` are optional lists, as in report_cells.\n\n" +
+				"Replays: reads `scores FINAL`; WHERE tests only sorting-key columns, and the status tests sit " +
+				"inside `countIf`.",
+			SQL: `SELECT
+    judge,
+    toDateTime(intDiv(toUInt32(event_time), {bucket_seconds:UInt64}) * {bucket_seconds:UInt64}, 'UTC') AS bucket,
+    countIf(status = 'ok') AS ok,
+    countIf(status = 'parse_failure') AS parse_failures,
+    countIf(status != 'ok' AND status != 'parse_failure') AS judge_errors
+FROM {db}.scores FINAL
+WHERE event_time >= {from:DateTime}
+    AND event_time < {to:DateTime}
+    AND evaluator IN {evaluator:Array(String)}
+    AND model IN {model:Array(String)}
+    AND app IN {app:Array(String)}
+GROUP BY judge, bucket
+ORDER BY judge, bucket`,
+			Params:  []string{"bucket_seconds", "from", "to"},
+			Filters: []string{"evaluator", "model", "app"},
+		},
+		{
+			Name:  "report_worst",
+			Title: "Report: the lowest-scored rows per evaluator",
+			Explanation: "The worst-records table of `raterd report html`. For the time range [`from`, `to`), per evaluator, " +
+				"the `limit` rows with status `ok` and the lowest score (a finite one: nan and infinities are left out), lowest first (ties by event time, record id, " +
+				"then model), with `event_time`, `model`, `app`, `record_id` (to look the record up), `judge`, and the " +
+				"judge's `label` and `explanation` as stored (redacted when the scorer's redaction was on; the report " +
+				"can redact again as it shows them). A record scored by several judges or rubric versions can appear " +
+				"once for each.\n\n" +
+				"Filters: `evaluator`, `model` and `app` are optional lists, as in report_cells.\n\n" +
+				"Replays: the inner query collapses rows to one per row identity (its sorting-key columns) with " +
+				"`argMax(…, scored_at)`, so the status test is a HAVING on the latest copy; WHERE tests only " +
+				"sorting-key columns. `LIMIT … BY evaluator` bounds the answer to `limit` rows per evaluator.",
+			SQL: `SELECT
+    event_time,
+    evaluator,
+    model,
+    app,
+    record_id,
+    judge,
+    last_label AS label,
+    last_explanation AS explanation,
+    last_score AS score
+FROM
+(
+    SELECT
+        event_time,
+        evaluator,
+        model,
+        app,
+        record_id,
+        judge,
+        argMax(label, scored_at) AS last_label,
+        argMax(explanation, scored_at) AS last_explanation,
+        argMax(score, scored_at) AS last_score,
+        argMax(status, scored_at) AS last_status
+    FROM {db}.scores
+    WHERE event_time >= {from:DateTime}
+        AND event_time < {to:DateTime}
+        AND evaluator IN {evaluator:Array(String)}
+        AND model IN {model:Array(String)}
+        AND app IN {app:Array(String)}
+    GROUP BY event_time, evaluator, model, app, record_id, judge, rubric_version
+    HAVING last_status = 'ok' AND isFinite(last_score)
+)
+ORDER BY evaluator, score, event_time, record_id, model
+LIMIT {limit:UInt64} BY evaluator`,
+			Params:  []string{"from", "to", "limit"},
+			Filters: []string{"evaluator", "model", "app"},
+		},
+		{
+			Name:  "report_pairwise",
+			Title: "Report: pairwise verdicts per evaluator, model and label",
+			Explanation: "The pairwise section of `raterd report html`. For the time range [`from`, `to`) and the " +
+				"evaluators of task type `pairwise`: per evaluator, model and label, `verdicts`, the rows with status " +
+				"`ok`. The labels are `first`, `second`, `tie` and `inconsistent` (the judge preferred the answer in " +
+				"the same position in both orders: a position bias, not a preference), or the rubric's own labels. " +
+				"The share of `inconsistent` is its verdicts over the sum of an evaluator and model's verdicts.\n\n" +
+				"Filters: `evaluator`, `model` and `app` are optional lists, as in report_cells.\n\n" +
+				"Replays: reads `scores FINAL`, which collapses the copies of a row before GROUP BY, so the label and " +
+				"status are the surviving copy's; WHERE tests sorting-key columns and `task_type`, which every copy " +
+				"of a row shares (an evaluator has one task type); the status test sits inside `countIf`.",
+			SQL: `SELECT
+    evaluator,
+    model,
+    label,
+    countIf(status = 'ok') AS verdicts
+FROM {db}.scores FINAL
+WHERE task_type = 'pairwise'
+    AND event_time >= {from:DateTime}
+    AND event_time < {to:DateTime}
+    AND evaluator IN {evaluator:Array(String)}
+    AND model IN {model:Array(String)}
+    AND app IN {app:Array(String)}
+GROUP BY evaluator, model, label
+HAVING verdicts > 0
+ORDER BY evaluator, model, label`,
+			Params:  []string{"from", "to"},
+			Filters: []string{"evaluator", "model", "app"},
+		},
+		{
+			Name:  "alerts_in_range",
+			Title: "Alerts active at some time in a range",
+			Explanation: "The alert timeline of `raterd report html`. Every alert of `{db}.alerts` whose active span " +
+				"overlaps [`from`, `to`): it began (`since`) before `to`, and it is not resolved or was resolved " +
+				"(its last `updated_at`) at or after `from`. One row per alert, in its latest state: `alert_id`, " +
+				"`rule`, `evaluator`, `model`, `app`, `judge`, `state` (pending, firing, resolved), `severity`, " +
+				"`observed` against `expected`, the interval `interval_low` … `interval_high` around the observed " +
+				"value, `sample_size`, `since`, `updated_at` and `message`; earliest first.\n\n" +
+				"Filters: `evaluator`, `model` and `app` are optional lists, as in report_cells. An alert of a rule " +
+				"over every evaluator, model or app (an empty `evaluator`, `model` or `app`, such as a judge's " +
+				"parse-failure alert) concerns every value, so every filter keeps it.\n\n" +
+				"Replays: every state change of an alert inserts its whole row again with a later `updated_at` " +
+				"(ReplacingMergeTree(updated_at)). The inner query collapses the copies to one per alert with " +
+				"`argMax(…, updated_at)` grouped by the sorting key, which every copy shares, and the range test is " +
+				"a HAVING on the latest state; WHERE tests only sorting-key columns.",
+			SQL: `SELECT
+    alert_id,
+    rule,
+    evaluator,
+    model,
+    app,
+    judge,
+    toString(last_state) AS state,
+    last_severity AS severity,
+    last_observed AS observed,
+    last_expected AS expected,
+    last_low AS interval_low,
+    last_high AS interval_high,
+    last_sample_size AS sample_size,
+    last_since AS since,
+    last_updated_at AS updated_at,
+    last_message AS message
+FROM
+(
+    SELECT
+        alert_id,
+        rule,
+        evaluator,
+        model,
+        app,
+        judge,
+        argMax(state, updated_at) AS last_state,
+        argMax(severity, updated_at) AS last_severity,
+        argMax(observed, updated_at) AS last_observed,
+        argMax(expected, updated_at) AS last_expected,
+        argMax(interval_low, updated_at) AS last_low,
+        argMax(interval_high, updated_at) AS last_high,
+        argMax(sample_size, updated_at) AS last_sample_size,
+        argMax(since, updated_at) AS last_since,
+        max(updated_at) AS last_updated_at,
+        argMax(message, updated_at) AS last_message
+    FROM {db}.alerts
+    WHERE 1
+        AND (evaluator = '' OR evaluator IN {evaluator:Array(String)})
+        AND (model = '' OR model IN {model:Array(String)})
+        AND (app = '' OR app IN {app:Array(String)})
+    GROUP BY rule, evaluator, model, app, judge, alert_id
+    HAVING last_since < {to:DateTime}
+        AND (last_state != 'resolved' OR last_updated_at >= {from:DateTime})
+)
+ORDER BY since, alert_id`,
+			Params:  []string{"to", "from"},
+			Filters: []string{"evaluator", "model", "app"},
 		},
 	}
 }

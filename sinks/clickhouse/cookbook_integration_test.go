@@ -48,8 +48,8 @@ func loadCookbookFixture(t *testing.T) []record.Score {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 89 {
-		t.Fatalf("fixture has %d rows, want 89 (the expected answers below are computed for those)", len(rows))
+	if len(rows) != 98 {
+		t.Fatalf("fixture has %d rows, want 98 (the expected answers below are computed for those)", len(rows))
 	}
 	return rows
 }
@@ -284,6 +284,148 @@ func cookbookCases() []cookbookCase {
 			columns: []string{"model", "close_reason", "segments", "mean_turns", "max_turns"},
 			rows:    [][]any{{"support-llm-v7", "timeout", 1, 3, 3}},
 		},
+		{
+			// helpfulness, v7, hourly: 12:00 scores 5…9 twice (sum 70, squares 2·255); 13:00
+			// scores 2…6 (sum 20, squares 90), two parse failures and a judge error.
+			query: "report_cells",
+			params: map[string]string{"bucket_seconds": "3600", "from": "2026-11-24", "to": "2026-11-25",
+				"evaluator": `["helpfulness"]`, "model": `["support-llm-v7"]`},
+			columns: reportCellColumns,
+			rows: [][]any{
+				{"helpfulness", "support-llm-v7", "pointwise", "2026-11-24 12:00:00", 10, 0, 0, 70, 510},
+				{"helpfulness", "support-llm-v7", "pointwise", "2026-11-24 13:00:00", 5, 2, 1, 20, 90},
+			},
+		},
+		{
+			// Thursday of the next week, one day's bucket, no filter: the pairwise rows only.
+			query:   "report_cells",
+			params:  map[string]string{"bucket_seconds": "86400", "from": "2026-12-03", "to": "2026-12-04"},
+			columns: reportCellColumns,
+			rows: [][]any{
+				{"preference", "support-llm-v6", "pairwise", "2026-12-03 00:00:00", 3, 0, 0, 1, 0.5},
+				{"preference", "support-llm-v7", "pairwise", "2026-12-03 00:00:00", 5, 1, 0, 3, 2.5},
+			},
+		},
+		{
+			// Two apps of Tuesday: billing 7 ok, a parse failure and a judge error; legacy 2 ok.
+			query: "report_judge_cells",
+			params: map[string]string{"bucket_seconds": "86400", "from": "2026-11-24", "to": "2026-11-25",
+				"app": `["legacy","billing"]`},
+			columns: []string{"judge", "bucket", "ok", "parse_failures", "judge_errors"},
+			rows:    [][]any{{judgeSelene, "2026-11-24 00:00:00", 9, 1, 0 + 1}},
+		},
+		{
+			query:   "report_judge_cells",
+			params:  map[string]string{"bucket_seconds": "3600", "from": "2026-12-03", "to": "2026-12-04"},
+			columns: []string{"judge", "bucket", "ok", "parse_failures", "judge_errors"},
+			rows:    [][]any{{judgeSelene, "2026-12-03 10:00:00", 8, 1, 0}},
+		},
+		{
+			// Lowest first; the three 3s tie and go by event time.
+			query: "report_worst",
+			params: map[string]string{"from": "2026-11-24", "to": "2026-11-25", "limit": "3",
+				"evaluator": `["helpfulness","preference"]`},
+			columns: reportWorstColumns,
+			rows: [][]any{
+				{"2026-11-24 13:00:00", "helpfulness", "support-llm-v7", "legacy", "h13-v7-00", judgeSelene, "", "", 2},
+				{"2026-11-24 12:00:00", "helpfulness", "support-llm-v6", "billing", "h12-v6-00", judgeSelene, "", "", 3},
+				{"2026-11-24 12:25:00", "helpfulness", "support-llm-v6", "billing", "h12-v6-05", judgeSelene, "", "", 3},
+			},
+		},
+		{
+			// One per evaluator: the two 0s tie, v6's is earlier; p-9's parse failure is no verdict.
+			query:   "report_worst",
+			params:  map[string]string{"from": "2026-12-03", "to": "2026-12-04", "limit": "1"},
+			columns: reportWorstColumns,
+			rows: [][]any{
+				{"2026-12-03 10:00:00", "preference", "support-llm-v6", "helpdesk", "p-1", judgeSelene, "second", "preference of p-1", 0},
+			},
+		},
+		{
+			query:   "report_pairwise",
+			params:  map[string]string{"from": "2026-12-03", "to": "2026-12-04"},
+			columns: []string{"evaluator", "model", "label", "verdicts"},
+			rows: [][]any{
+				{"preference", "support-llm-v6", "inconsistent", 2},
+				{"preference", "support-llm-v6", "second", 1},
+				{"preference", "support-llm-v7", "first", 2},
+				{"preference", "support-llm-v7", "inconsistent", 1},
+				{"preference", "support-llm-v7", "second", 1},
+				{"preference", "support-llm-v7", "tie", 1},
+			},
+		},
+		{
+			query:   "report_pairwise",
+			params:  map[string]string{"from": "2026-12-03", "to": "2026-12-04", "model": `["support-llm-v6"]`, "app": `["search"]`},
+			columns: []string{"evaluator", "model", "label", "verdicts"},
+			rows:    nil,
+		},
+		{
+			// a1 resolved at 15:00, after from; a2 still firing; a3 resolved last week.
+			query:   "alerts_in_range",
+			params:  map[string]string{"from": "2026-11-24T14:00:00Z", "to": "2026-11-26"},
+			columns: alertColumns,
+			rows: [][]any{
+				{"a1", "score_drop", "helpfulness", "support-llm-v7", "", "", "resolved", "warning", 5.4, 5.5, 5.1, 5.7, 15, "2026-11-24 13:00:00", "2026-11-24 15:00:00", "helpfulness on support-llm-v7 recovered"},
+				{"a2", "parse_failure_rate", "", "", "", judgeSelene, "firing", "critical", 0.2, 0.02, 0.1, 0.3, 10, "2026-11-25 12:00:00", "2026-11-25 12:30:00", "selene parses badly"},
+			},
+		},
+		{
+			// Before a1 began only a3 was open; after a1 resolved and before a2 nothing.
+			query:   "alerts_in_range",
+			params:  map[string]string{"from": "2026-11-24T16:00:00Z", "to": "2026-11-25T12:00:00Z"},
+			columns: alertColumns,
+			rows:    nil,
+		},
+		{
+			query:   "alerts_in_range",
+			params:  map[string]string{"from": "2026-11-20", "to": "2026-11-30", "evaluator": `["helpfulness"]`, "model": `["support-llm-v6","support-llm-v7"]`},
+			columns: alertColumns,
+			rows: [][]any{
+				{"a3", "canary", "helpfulness", "support-llm-v6", "", "", "resolved", "warning", -1, 0, -1.5, -0.5, 40, "2026-11-20 10:00:00", "2026-11-20 11:00:00", "canary it's <b>worse</b>"},
+				{"a1", "score_drop", "helpfulness", "support-llm-v7", "", "", "resolved", "warning", 5.4, 5.5, 5.1, 5.7, 15, "2026-11-24 13:00:00", "2026-11-24 15:00:00", "helpfulness on support-llm-v7 recovered"},
+				{"a2", "parse_failure_rate", "", "", "", judgeSelene, "firing", "critical", 0.2, 0.02, 0.1, 0.3, 10, "2026-11-25 12:00:00", "2026-11-25 12:30:00", "selene parses badly"},
+			},
+		},
+		{
+			// a2 has no model: a model filter keeps it; a1 is v7's.
+			query:   "alerts_in_range",
+			params:  map[string]string{"from": "2026-11-20", "to": "2026-11-30", "model": `["support-llm-v6"]`},
+			columns: alertColumns,
+			rows: [][]any{
+				{"a3", "canary", "helpfulness", "support-llm-v6", "", "", "resolved", "warning", -1, 0, -1.5, -0.5, 40, "2026-11-20 10:00:00", "2026-11-20 11:00:00", "canary it's <b>worse</b>"},
+				{"a2", "parse_failure_rate", "", "", "", judgeSelene, "firing", "critical", 0.2, 0.02, 0.1, 0.3, 10, "2026-11-25 12:00:00", "2026-11-25 12:30:00", "selene parses badly"},
+			},
+		},
+	}
+}
+
+// Columns of the report queries.
+var (
+	reportCellColumns = []string{"evaluator", "model", "task_type", "bucket", "scored", "parse_failures", "judge_errors",
+		"sum_score", "sum_squares"}
+	reportWorstColumns = []string{"event_time", "evaluator", "model", "app", "record_id", "judge", "label", "explanation", "score"}
+	alertColumns       = []string{"alert_id", "rule", "evaluator", "model", "app", "judge", "state", "severity", "observed",
+		"expected", "interval_low", "interval_high", "sample_size", "since", "updated_at", "message"}
+)
+
+// cookbookAlertInserts are the alert fixture's state changes, each an insert of the whole
+// row as the alert sink writes it (testdata/cookbook/README.md): a1 pending, firing, then
+// resolved; a2 firing; a3 resolved the week before. Times are UTC.
+func cookbookAlertInserts(db string) []string {
+	row := func(id, rule, evaluator, model, judge, state, severity string, observed, expected, low, high float64, n int, since, updated, message string) string {
+		return fmt.Sprintf("INSERT INTO %s.alerts (alert_id, rule, evaluator, model, app, judge, state, severity, observed, expected, "+
+			"interval_low, interval_high, sample_size, since, updated_at, example_record_ids, message, drilldown_sql) "+
+			"SELECT '%s', '%s', '%s', '%s', '', '%s', '%s', '%s', %g, %g, %g, %g, %d, toDateTime('%s', 'UTC'), toDateTime('%s', 'UTC'), "+
+			"['h13-v7-00'], '%s', ''", db, id, rule, evaluator, model, judge, state, severity, observed, expected, low, high, n, since, updated,
+			strings.ReplaceAll(message, "'", `\'`))
+	}
+	return []string{
+		row("a3", "canary", "helpfulness", "support-llm-v6", "", "resolved", "warning", -1, 0, -1.5, -0.5, 40, "2026-11-20 10:00:00", "2026-11-20 11:00:00", "canary it's <b>worse</b>"),
+		row("a1", "score_drop", "helpfulness", "support-llm-v7", "", "pending", "warning", 4, 5.5, 3.5, 4.5, 8, "2026-11-24 13:00:00", "2026-11-24 13:00:00", "helpfulness on support-llm-v7 dropped"),
+		row("a1", "score_drop", "helpfulness", "support-llm-v7", "", "firing", "warning", 4, 5.5, 3.6, 4.4, 10, "2026-11-24 13:00:00", "2026-11-24 13:30:00", "helpfulness on support-llm-v7 dropped"),
+		row("a2", "parse_failure_rate", "", "", judgeSelene, "firing", "critical", 0.2, 0.02, 0.1, 0.3, 10, "2026-11-25 12:00:00", "2026-11-25 12:30:00", "selene parses badly"),
+		row("a1", "score_drop", "helpfulness", "support-llm-v7", "", "resolved", "warning", 5.4, 5.5, 5.1, 5.7, 15, "2026-11-24 13:00:00", "2026-11-24 15:00:00", "helpfulness on support-llm-v7 recovered"),
 	}
 }
 
@@ -474,6 +616,11 @@ func newReplayFixture(t *testing.T, ctx context.Context) *replayFixture {
 	t.Cleanup(func() { _ = conn.Exec(context.Background(), "SYSTEM START MERGES "+f.db+".scores") })
 	if err := f.sink.WriteScores(ctx, f.rows); err != nil {
 		t.Fatalf("WriteScores: %v", err)
+	}
+	for _, stmt := range cookbookAlertInserts(f.db) {
+		if err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatalf("insert the alert fixture: %v\n%s", err, stmt)
+		}
 	}
 	return f
 }
@@ -703,8 +850,9 @@ func TestCookbookRender(t *testing.T) {
 var identityColumns = map[string]bool{
 	"evaluator": true, "model": true, "event_time": true, "app": true,
 	"record_id": true, "rubric_version": true, "judge": true,
-	// Not in the key, but a function of the evaluator: an evaluator judges one scope.
-	"scope": true,
+	// Not in the key, but functions of the evaluator: an evaluator judges one scope and
+	// has one task type.
+	"scope": true, "task_type": true,
 }
 
 var (
@@ -737,7 +885,13 @@ func TestCookbookDefinitions(t *testing.T) {
 		}
 		final := strings.Contains(q.SQL, "{db}.scores FINAL")
 		argMax := strings.Contains(q.SQL, "argMax(") && strings.Contains(q.SQL, "scored_at)")
-		if !final && !argMax {
+		if strings.Contains(q.SQL, "{db}.alerts") {
+			// alerts is a ReplacingMergeTree(updated_at): one row per alert after collapsing
+			// its state changes with argMax(…, updated_at).
+			if strings.Contains(q.SQL, "{db}.scores") || !strings.Contains(q.SQL, "argMax(") || !strings.Contains(q.SQL, "updated_at)") {
+				t.Errorf("%s: reads alerts without collapsing its copies through argMax(…, updated_at)", q.Name)
+			}
+		} else if !final && !argMax {
 			t.Errorf("%s: reads scores neither FINAL nor through argMax(…, scored_at)", q.Name)
 		}
 		if !strings.Contains(q.Explanation, "Replays:") {

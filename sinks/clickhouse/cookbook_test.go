@@ -61,3 +61,40 @@ func TestCookbookFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestCookbookListParam: an Array(String) parameter is a JSON array written as a
+// parenthesised list of quoted literals; anything else is refused.
+func TestCookbookListParam(t *testing.T) {
+	q := CookbookQuery{Name: "l", SQL: "SELECT 1\nFROM {db}.scores\nWHERE 1\n    AND model IN {model:Array(String)}",
+		Filters: []string{"model"}}
+	for v, want := range map[string]string{
+		`["v7"]`:                      "('v7')",
+		ListValue([]string{"a", "b"}): "('a', 'b')",
+		ListValue([]string{"it's", `\`, "x\ny", "{db}"}): `('it\'s', '\\', 'x\x0Ay', '{db}')`,
+		` [ "a" , "b" ] `: "('a', 'b')",
+	} {
+		sql, err := q.Render("raterd", map[string]string{"model": v})
+		if err != nil {
+			t.Fatalf("Render(model=%s): %v", v, err)
+		}
+		if !strings.HasSuffix(sql, "AND model IN "+want) {
+			t.Errorf("Render(model=%s) =\n%s\nwant it to end with %s", v, sql, want)
+		}
+	}
+	for v, errHas := range map[string]string{
+		`[]`:           "empty list",
+		`"v7"`:         "not a JSON array of strings",
+		`v7`:           "not a JSON array of strings",
+		`[1, 2]`:       "not a JSON array of strings",
+		`["a"] OR 1=1`: "not a JSON array of strings",
+		"[\"\xff\"]":   "not valid UTF-8",
+		`null`:         "empty list",
+	} {
+		if _, err := q.Render("raterd", map[string]string{"model": v}); err == nil || !strings.Contains(err.Error(), errHas) {
+			t.Errorf("Render(model=%s) error = %v, want one containing %q", v, err, errHas)
+		}
+	}
+	if q.ParamType("model") != ParamStringList {
+		t.Errorf("ParamType(model) = %q, want %q", q.ParamType("model"), ParamStringList)
+	}
+}

@@ -276,6 +276,9 @@ func TestCurrentReleaseSQL(t *testing.T) {
 	token := scoreInsertToken(rows)
 	ch.insertScores(t, db, rows, token)
 	ch.insertScores(t, db, rows, token)
+	for _, stmt := range cookbookAlertInserts(db) {
+		ch.exec(t, stmt)
+	}
 	if got := ch.count(t, "SELECT count() FROM "+db+".scores"); got != n {
 		t.Errorf("scores after a retried insert: %d rows before merges, want %d (the retry absorbed)", got, n)
 	}
