@@ -290,15 +290,11 @@ func newReportEndpoint(cfg *Config, logger *slog.Logger) (*reportEndpoint, error
 var reportParams = map[string]bool{"evaluator": true, "model": true, "app": true, "from": true, "to": true}
 
 // reportOptions reads the request's query parameters into report options; an error names
-// the parameter.
+// the parameter. Other parameters are ignored: alerting.report_url may carry a gateway's
+// own (a tenant, a token), which alert links keep.
 func reportOptions(r *http.Request) (htmlreport.Options, error) {
 	var opts htmlreport.Options
 	q := r.URL.Query()
-	for name := range q {
-		if !reportParams[name] {
-			return opts, fmt.Errorf("unknown parameter %q (takes evaluator, model, app, from, to)", name)
-		}
-	}
 	for name, dst := range map[string]*[]string{"evaluator": &opts.Evaluators, "model": &opts.Models, "app": &opts.Apps} {
 		for _, v := range q[name] {
 			if v == "" || !utf8.ValidString(v) {

@@ -119,6 +119,8 @@ func TestAdminReport(t *testing.T) {
 
 	// No range: the last 24 hours up to now.
 	wantStatus(t, base+"/report", reportAuth, http.StatusOK)
+	// A gateway's own parameter (alerting.report_url may carry one) is ignored.
+	wantStatus(t, base+"/report?tenant=a", reportAuth, http.StatusOK)
 	if p := q.got("report_cells"); p["from"] != "2026-01-04T14:00:00Z" || p["to"] != "2026-01-05T14:00:00Z" {
 		t.Errorf("default range %s … %s, want the 24 hours before now", p["from"], p["to"])
 	}
@@ -129,7 +131,6 @@ func TestAdminReport(t *testing.T) {
 		"from=2026-01-05T10:00:00Z&from=2026-01-05T11:00:00Z": "from",
 		"evaluator=": "evaluator",
 		"model=%FF":  "model",
-		"limit=5":    `"limit"`,
 		"from=2026-01-05T12:00:00Z&to=2026-01-05T11:00:00Z": "from, to",
 	} {
 		resp, body, err := getWith(t, http.DefaultClient, base+"/report?"+query, reportAuth)
@@ -226,7 +227,7 @@ func FuzzReportOptions(f *testing.F) {
 		r := &http.Request{URL: &url.URL{RawQuery: raw}}
 		opts, err := reportOptions(r)
 		if err != nil {
-			named := strings.HasPrefix(err.Error(), "unknown parameter ")
+			named := false
 			for p := range reportParams {
 				named = named || strings.HasPrefix(err.Error(), p+": ")
 			}

@@ -514,7 +514,8 @@ func alertState(s string) int {
 // maxAlertRows bounds the rows of the alert timeline; the table lists every alert.
 const maxAlertRows = 40
 
-// alertsChart draws each alert as a bar from its start to its last update, one row per
+// alertsChart draws each alert as a bar from its start to its resolution (a pending or
+// firing one to the range's end), one row per
 // alert (the latest maxAlertRows), its state shown by colour, marker and legend.
 func alertsChart(alerts []Alert, d Data) (*chart, error) {
 	if len(alerts) == 0 || d.Bucket == 0 {
@@ -523,7 +524,7 @@ func alertsChart(alerts []Alert, d Data) (*chart, error) {
 	if len(alerts) > maxAlertRows {
 		alerts = alerts[len(alerts)-maxAlertRows:]
 	}
-	title := "Alerts in the range, from start to last update"
+	title := "Alerts in the range, from start to resolution (or the range end)"
 	p := newPlot(title, "event time (UTC)", "")
 	timeAxis(p, d)
 	ch := newChart(p, title, 3*vg.Centimeter+rowHeight*vg.Length(len(alerts)))
@@ -535,6 +536,9 @@ func alertsChart(alerts []Alert, d Data) (*chart, error) {
 		end := a.UpdatedAt
 		if end.Before(a.Since) {
 			end = a.Since
+		}
+		if a.Ongoing() {
+			end = d.To
 		}
 		x0, x1 := min(max(unix(a.Since), lo), hi), min(max(unix(end), lo), hi)
 		y := float64(i)

@@ -183,6 +183,10 @@ type Alert struct {
 	Since, UpdatedAt                                                 time.Time
 }
 
+// Ongoing reports whether the alert was still pending or firing at its last update: it
+// lasts until it resolves, whatever the time of that update.
+func (al Alert) Ongoing() bool { return al.State != "resolved" }
+
 // Data is what the page shows.
 type Data struct {
 	// From and To are the range shown: the options' range, or where a side is open, the
@@ -533,6 +537,9 @@ func (a *Aggregator) AddAlert(al Alert) {
 	end := al.UpdatedAt
 	if end.Before(al.Since) {
 		end = al.Since
+	}
+	if al.Ongoing() && !a.opts.To.IsZero() && end.Before(a.opts.To) {
+		end = a.opts.To // still pending or firing: it lasts to the end of the range
 	}
 	if !a.opts.To.IsZero() && !al.Since.Before(a.opts.To) || !a.opts.From.IsZero() && end.Before(a.opts.From) {
 		return

@@ -624,15 +624,19 @@ func TestAlerts(t *testing.T) {
 	a.AddAlert(Alert{ID: "a3", Rule: "judge_errors", Judge: "j", State: "pending", Since: t0.Add(time.Hour), UpdatedAt: t0.Add(time.Hour)})
 	a.AddAlert(Alert{ID: "other", Rule: "x", Evaluator: "safety", State: "firing", Since: t0, UpdatedAt: t0})
 	a.AddAlert(Alert{ID: "late", Rule: "x", State: "firing", Since: t0.Add(5 * time.Hour), UpdatedAt: t0.Add(6 * time.Hour)})
+	// Firing since before the range, last changed before it too: still firing in it.
+	a.AddAlert(Alert{ID: "long", Rule: "mean_drop", State: "firing", Since: t0.Add(-3 * time.Hour), UpdatedAt: t0.Add(-2 * time.Hour)})
+	// Resolved before the range began: not in it.
+	a.AddAlert(Alert{ID: "over", Rule: "mean_drop", State: "resolved", Since: t0.Add(-3 * time.Hour), UpdatedAt: t0.Add(-2 * time.Hour)})
 	d := a.Data()
-	if len(d.Alerts) != 3 || d.Alerts[0].ID != "a2" || d.Alerts[2].ID != "a3" {
+	if len(d.Alerts) != 4 || d.Alerts[0].ID != "long" || d.Alerts[1].ID != "a2" || d.Alerts[3].ID != "a3" {
 		t.Fatalf("alerts: %+v", d.Alerts)
 	}
 	page := render(t, d)
 	doc := parse(t, page)
 	checkSelfContained(t, doc, page)
 	f := figures(t, doc)["alerts-timeline"]
-	if f == nil || attr(f, "data-points") != "3" {
+	if f == nil || attr(f, "data-points") != "4" {
 		t.Errorf("alerts chart: %v", f)
 	}
 	txt := text(doc)
