@@ -68,6 +68,7 @@ type benchOptions struct {
 	soak              time.Duration
 	soakRate          float64
 	cpuprofile        string
+	memprofile        string
 	format            string
 	spansPerMessage   int
 	json, quiet, keep bool
@@ -131,6 +132,7 @@ func registerBenchFlags(fs *flag.FlagSet, o *benchOptions, getenv func(string) s
 	fs.StringVar(&o.format, "format", benchFormatRaterd, "raterd: the raterd JSON record only (one per message); otlp_proto or otlp_json: also the same valid records as OTLP trace exports (as a Collector's Kafka exporter writes them: --spans-per-message spans per export, each trace an HTTP root, "+strconv.Itoa(otlpNonGenAISpans)+" database spans and the chat span, grouped by app into resources) on a second topic, consumed by a second raterd run (raterd-<format>, topic_formats, a fresh cache key space) compared per valid record with the raterd run")
 	fs.IntVar(&o.spansPerMessage, "spans-per-message", 64, "with --format otlp_*: spans per OTLP export (a typical Collector batch), "+strconv.Itoa(otlpSpansPerTrace)+" per trace (one record), so 64 is 16 records per message; "+strconv.Itoa(otlpSpansPerTrace)+".."+strconv.Itoa(otlpMaxSpansPerMessage))
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a pprof CPU profile of the raterd run (the first one, cache on) to this file")
+	fs.StringVar(&o.memprofile, "memprofile", "", "with --soak: write a pprof heap profile to this file when the soak's producer stops (after a garbage collection: what the running pipeline holds live)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout instead of tables")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.BoolVar(&o.keep, "keep", false, "keep the topics, ClickHouse databases and Redis keys the benchmark created")
@@ -214,6 +216,8 @@ func (o *benchOptions) validate() error {
 		return cli.FlagErrorf("--pool-baseline-records %d: must be at least 10", o.poolBaselineRecords)
 	case o.poolInitial < 0 || o.poolInitial > o.poolMaxInFlight:
 		return cli.FlagErrorf("--pool-initial %d: want 0..%d (--pool-max-in-flight)", o.poolInitial, o.poolMaxInFlight)
+	case o.memprofile != "" && o.soak <= 0:
+		return cli.FlagErrorf("--memprofile %s: the heap profile is taken at the end of the soak: add --soak", o.memprofile)
 	case o.poolFixedConcurrency < 1:
 		return cli.FlagErrorf("--pool-fixed-concurrency %d: must be at least 1", o.poolFixedConcurrency)
 	case o.simEndpoints < 1 || o.simEndpoints > 256:

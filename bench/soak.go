@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -355,6 +358,11 @@ func (b *bencher) runSoak(ctx context.Context) (*benchSoak, benchRun, error) {
 	}
 	sample()
 	stopGen()
+	if o.memprofile != "" {
+		if err := writeHeapProfile(o.memprofile); err != nil {
+			b.problem("%s: --memprofile: %v", runSoak, err)
+		}
+	}
 	soak.Produced = produced
 	soak.AchievedRate = float64(produced-1) / produceTime.Seconds()
 	soak.DoneAtEnd = p.Stats().Done
@@ -476,4 +484,18 @@ func soakNote(s *benchSoak) string {
 		fmt.Sprintf("The soak generates its records in this process while raterd runs, in chunks of %d (at most three in memory): the generator's CPU and memory count in the soak's figures.", s.ChunkRecords),
 		fmt.Sprintf("Its samples are VmRSS, the heap's objects and the live heap every %.0f s; flat means the median RSS of the last third of the samples is at most %.0f%% above the middle third's.", s.SampleSeconds, 100*soakFlatGrowth),
 	}, " ")
+}
+
+// writeHeapProfile writes a heap profile of what is live now (after a collection) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
