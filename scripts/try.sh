@@ -86,6 +86,8 @@ raterd report trend --config raterd.yaml --evaluator helpfulness --from -24h
 raterd report compare --config raterd.yaml --evaluator helpfulness --model-a support-llm-v7 --model-b support-llm-v8-canary --from -24h
 raterd report compare --config raterd.yaml --evaluator helpfulness --model support-llm-v7 --window-a -3h,-1h --window-b -1h,now
 raterd report worst_apps --config raterd.yaml --param evaluator=helpfulness --param from=-24h --param min_rows=20 --param limit=10 --format csv
+raterd report html --config raterd.yaml --from -24h --model-a support-llm-v7 --model-b support-llm-v8-canary -o raterd-report.html
+grep -c '<figure class="chart"' raterd-report.html
 
 step "the dead letters (the invalid records trafficgen mixes in), listed without replaying"
 raterd dlq replay --config raterd.yaml --dry-run

@@ -54,7 +54,7 @@ type Config struct {
 	// trace, as Conversations does for conversations. Used only when such an evaluator
 	// exists.
 	Traces conversation.Config `yaml:"traces"`
-	// Admin serves /metrics, /healthz and /readyz.
+	// Admin serves /metrics, /healthz, /readyz and /report.
 	Admin AdminConfig `yaml:"admin"`
 	// Telemetry configures OTLP export and logs.
 	Telemetry TelemetryConfig `yaml:"telemetry"`
@@ -81,7 +81,8 @@ type ScoringConfig struct {
 
 // AdminConfig configures the admin HTTP server (docs/configuration.md, "admin").
 type AdminConfig struct {
-	// Listen is the address of /metrics (Prometheus), /healthz and /readyz.
+	// Listen is the address of /metrics (Prometheus), /healthz, /readyz and /report (the
+	// HTML report).
 	// Default "127.0.0.1:9464"; "off" disables the server. An address that is not
 	// loopback with neither TokenFile nor TLS.ClientCAFile set is served, with a warning
 	// at start.

@@ -620,7 +620,7 @@ func printDemoSummary(w io.Writer, ps consumer.Stats, ss scorer.BatchStats, sum 
 	case report.err != nil:
 		fmt.Fprintf(tw, "report\t%s\t(not written: %v)\n", report.path, report.err)
 	default:
-		fmt.Fprintf(tw, "report\t%s\t(open it in a browser: score trends, failures per judge and the lowest-scored rows of %d score rows, from %s; one self-contained HTML file, no ClickHouse needed)\n",
+		fmt.Fprintf(tw, "report\t%s\t(open it in a browser: trends, model comparisons, position bias, failures per judge and the lowest-scored records, from %d score rows in %s; one self-contained HTML file, no ClickHouse needed)\n",
 			report.path, report.rows, report.source)
 	}
 	tw.Flush()

@@ -129,7 +129,7 @@ func TestDemoFormats(t *testing.T) {
 // report path, the summary names none and no file is written.
 func checkDemoReport(t *testing.T, summary, report, scores string) {
 	t.Helper()
-	line := regexp.MustCompile(`(?m)^report\s+(\S+)\s+\(open it in a browser: .* of (\d+) score rows, from (\S+);`).FindStringSubmatch(summary)
+	line := regexp.MustCompile(`(?m)^report\s+(\S+)\s+\(open it in a browser: .* from (\d+) score rows in (\S+);`).FindStringSubmatch(summary)
 	if report == "" {
 		if line != nil || strings.Contains(summary, "\nreport ") {
 			t.Errorf("the summary names a report that was not asked for:\n%s", summary)
