@@ -192,6 +192,11 @@ func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
 		Compression:      &ch.Compression{Method: ch.CompressionLZ4},
 		ConnOpenStrategy: ch.ConnOpenInOrder,
 		ClientInfo:       ch.ClientInfo{Products: []struct{ Name, Version string }{{Name: "raterd", Version: "dev"}}},
+		// An idle connection would otherwise keep the encode and compression buffers of
+		// the largest insert it sent (tens of MiB for a group commit of thousands of
+		// rows, per pooled connection); inserts come about once a second, so growing
+		// them again costs little.
+		FreeBufOnConnRelease: true,
 	}
 	tc, err := cfg.tlsConfig("clickhouse")
 	if err != nil {
