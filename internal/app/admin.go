@@ -286,19 +286,32 @@ func newReportEndpoint(cfg *Config, logger *slog.Logger) (*reportEndpoint, error
 	return e, nil
 }
 
-// reportParams are the query parameters /report takes.
-var reportParams = map[string]bool{"evaluator": true, "model": true, "app": true, "from": true, "to": true}
+const (
+	// reportMaxValues is the most values /report takes per evaluator, model or app: each
+	// becomes an element of the queries' IN lists, which must stay under ClickHouse's
+	// max_query_size (262144 bytes by default).
+	reportMaxValues = 100
+	// reportMaxValueLen is the longest evaluator, model or app /report takes, in bytes.
+	reportMaxValueLen = 200
+)
 
 // reportOptions reads the request's query parameters into report options; an error names
-// the parameter. Other parameters are ignored: alerting.report_url may carry a gateway's
-// own (a tenant, a token), which alert links keep.
+// the parameter. Other parameters are ignored: the query of alerting.report_url's base URL
+// is kept in alert links, for a gateway's own non-secret parameters (a tenant); secrets
+// have no place there, as every reader of an alert sees its link.
 func reportOptions(r *http.Request) (htmlreport.Options, error) {
 	var opts htmlreport.Options
 	q := r.URL.Query()
 	for name, dst := range map[string]*[]string{"evaluator": &opts.Evaluators, "model": &opts.Models, "app": &opts.Apps} {
+		if n := len(q[name]); n > reportMaxValues {
+			return opts, fmt.Errorf("%s: given %d times, at most %d", name, n, reportMaxValues)
+		}
 		for _, v := range q[name] {
 			if v == "" || !utf8.ValidString(v) {
 				return opts, fmt.Errorf("%s: %q is not a name (empty or not UTF-8)", name, v)
+			}
+			if len(v) > reportMaxValueLen {
+				return opts, fmt.Errorf("%s: %.40q… is %d bytes long, at most %d", name, v, len(v), reportMaxValueLen)
 			}
 			*dst = append(*dst, v)
 		}
@@ -313,10 +326,34 @@ func reportOptions(r *http.Request) (htmlreport.Options, error) {
 			if err != nil {
 				return opts, fmt.Errorf("%s: %q is not an RFC 3339 time (2026-11-24T12:00:00Z)", name, vs[0])
 			}
+			if err := reportTimeInRange(t); err != nil {
+				return opts, fmt.Errorf("%s: %w", name, err)
+			}
 			*dst = t
 		}
 	}
+	if !opts.From.IsZero() && !opts.To.IsZero() && !opts.From.Before(opts.To) {
+		return opts, fmt.Errorf("from: %s is not before to %s", opts.From.Format(time.RFC3339), opts.To.Format(time.RFC3339))
+	}
 	return opts, nil
+}
+
+// reportTimeInRange checks that t, widened to whole seconds as htmlreport.ClickHouseRange
+// does, is within the range of the cookbook's DateTime parameters
+// (clickhouse.ParseCookbookTime): time.Parse takes years 0000 to 9999, ClickHouse's
+// DateTime 1970 to 2105.
+func reportTimeInRange(t time.Time) error {
+	t = t.UTC()
+	whole := []time.Time{t.Truncate(time.Second)}
+	if whole[0].Before(t) { // as a to, it is rounded up
+		whole = append(whole, whole[0].Add(time.Second))
+	}
+	for _, w := range whole {
+		if _, err := clickhouse.ParseCookbookTime(w.Format(time.RFC3339)); err != nil {
+			return fmt.Errorf("out of range: %w", err)
+		}
+	}
+	return nil
 }
 
 func (e *reportEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -334,18 +371,27 @@ func (e *reportEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request: from, to: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	// A from left out defaults to a day before to, which may fall before 1970.
+	if err := reportTimeInRange(opts.From); err != nil {
+		http.Error(w, "bad request: from (by default 24 hours before to): "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	opts.Now, opts.Redact = now, e.redact
 	select {
 	case e.busy <- struct{}{}:
-		defer func() { <-e.busy }()
 	default:
 		w.Header().Set("Retry-After", strconv.Itoa(reportRetryAfter))
 		http.Error(w, "another report is being rendered; retry later", http.StatusTooManyRequests)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), e.timeout)
-	defer cancel()
-	page, err := e.render(ctx, opts)
+	page, err := e.renderOnce(r.Context(), opts)
+	// The slot is free again before anything is written: a client that never reads its
+	// response holds only its own connection, until the write deadline, not /report.
+	// The admin server has no WriteTimeout (a /debug/pprof/profile streams for as long
+	// as asked), so each response here sets its own.
+	if derr := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(e.timeout)); derr != nil && !errors.Is(derr, http.ErrNotSupported) {
+		e.logger.Warn("admin /report: setting the write deadline", "err", derr)
+	}
 	if err != nil {
 		status := http.StatusBadGateway
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -362,6 +408,15 @@ func (e *reportEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The page has no scripts and loads nothing: say so to the browser as well.
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
 	_, _ = w.Write(page)
+}
+
+// renderOnce renders the page within e.timeout and frees the render slot (e.busy), which
+// the caller holds, when rendering returns.
+func (e *reportEndpoint) renderOnce(ctx context.Context, opts htmlreport.Options) ([]byte, error) {
+	defer func() { <-e.busy }()
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	return e.render(ctx, opts)
 }
 
 // render builds the page within ctx.

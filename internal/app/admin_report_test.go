@@ -131,7 +131,15 @@ func TestAdminReport(t *testing.T) {
 		"from=2026-01-05T10:00:00Z&from=2026-01-05T11:00:00Z": "from",
 		"evaluator=": "evaluator",
 		"model=%FF":  "model",
-		"from=2026-01-05T12:00:00Z&to=2026-01-05T11:00:00Z": "from, to",
+		"from=2026-01-05T12:00:00Z&to=2026-01-05T11:00:00Z": "from",
+		"from=2026-01-05T12:00:00Z&to=2026-01-05T12:00:00Z": "from",
+		// RFC 3339 takes years 0000 to 9999, the queries' DateTime 1970 to 2105.
+		"from=1960-01-01T00:00:00Z":             "from",
+		"to=2106-01-01T00:00:00Z":               "to",
+		"to=2105-12-31T23:59:59.5Z":             "to", // rounded up to 2106
+		"to=1970-01-01T05:00:00Z":               "from (by default 24 hours before to)",
+		"evaluator=" + strings.Repeat("e", 201): "evaluator",
+		"app=a" + strings.Repeat("&app=a", 100): "app",
 	} {
 		resp, body, err := getWith(t, http.DefaultClient, base+"/report?"+query, reportAuth)
 		if err != nil {
@@ -199,6 +207,76 @@ func TestAdminReportOneAtATime(t *testing.T) {
 	wantStatus(t, base+"/report", reportAuth, http.StatusOK)
 }
 
+// stalledWriter is a ResponseWriter whose client never reads: Write blocks until release
+// is closed. It records the write deadline set through http.ResponseController.
+type stalledWriter struct {
+	header   http.Header
+	code     int
+	writing  chan struct{} // closed at the first Write
+	release  chan struct{}
+	once     sync.Once
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func (s *stalledWriter) Header() http.Header { return s.header }
+func (s *stalledWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+}
+
+func (s *stalledWriter) Write(p []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	s.once.Do(func() { close(s.writing) })
+	<-s.release
+	return len(p), nil
+}
+
+func (s *stalledWriter) SetWriteDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deadline = t
+	return nil
+}
+
+// TestAdminReportStalledClient: a client that never reads its report holds the render
+// slot no longer than rendering took, so the next report renders meanwhile; and its
+// response has a write deadline.
+func TestAdminReportStalledClient(t *testing.T) {
+	e := &reportEndpoint{
+		open: func(context.Context) (htmlreport.Querier, func(), error) {
+			return &fakeReportQuerier{}, func() {}, nil
+		},
+		timeout: time.Minute, now: func() time.Time { return reportTestNow },
+		logger: slog.New(slog.DiscardHandler), busy: make(chan struct{}, 1),
+	}
+	stalled := &stalledWriter{header: http.Header{}, writing: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		e.ServeHTTP(stalled, httptest.NewRequest(http.MethodGet, "/report", nil))
+	}()
+	defer func() { close(stalled.release); <-done }()
+	select {
+	case <-stalled.writing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first report was never written")
+	}
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/report", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("GET /report while another client stalls reading = %d, want 200", rec.Code)
+	}
+	stalled.mu.Lock()
+	deadline := stalled.deadline
+	stalled.mu.Unlock()
+	if deadline.Before(start) || deadline.After(time.Now().Add(e.timeout)) {
+		t.Errorf("write deadline %v, want about now + %v", deadline, e.timeout)
+	}
+}
+
 func TestAdminReportFailures(t *testing.T) {
 	// A report that outlives its timeout: 504, and the slot is free again.
 	q := &fakeReportQuerier{gate: make(chan struct{})}
@@ -216,11 +294,15 @@ func TestAdminReportFailures(t *testing.T) {
 	}
 }
 
+// reportParams are the query parameters /report takes (it ignores others).
+var reportParams = map[string]bool{"evaluator": true, "model": true, "app": true, "from": true, "to": true}
+
 // FuzzReportOptions: any query string either parses into options that hold only valid
 // names and a range, or fails naming a parameter; it never panics.
 func FuzzReportOptions(f *testing.F) {
 	for _, s := range []string{"", "evaluator=a&evaluator=b", "from=2026-01-05T08:00:00Z&to=2026-01-05T09:00:00Z",
-		"from=x", "model=%FF", "app=&app=b", "x=1", "from=2026-01-05T08:00:00%2B14:00"} {
+		"from=x", "model=%FF", "app=&app=b", "x=1", "from=2026-01-05T08:00:00%2B14:00",
+		"from=1969-12-31T23:59:59Z", "to=2105-12-31T23:59:59.1Z", "from=2026-01-05T09:00:00Z&to=2026-01-05T08:00:00Z"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -243,8 +325,28 @@ func FuzzReportOptions(f *testing.F) {
 				}
 			}
 		}
-		if opts.From.Location() == nil || opts.To.Location() == nil {
-			t.Fatal("a time without a location")
+		for _, vs := range [][]string{opts.Evaluators, opts.Models, opts.Apps} {
+			if len(vs) > reportMaxValues {
+				t.Fatalf("%d values accepted from %q", len(vs), raw)
+			}
+			for _, v := range vs {
+				if len(v) > reportMaxValueLen {
+					t.Fatalf("a %d-byte name accepted from %q", len(v), raw)
+				}
+			}
+		}
+		for _, tm := range []time.Time{opts.From, opts.To} {
+			if !tm.IsZero() && (tm.Before(time.Unix(0, 0)) || tm.After(time.Date(2105, 12, 31, 23, 59, 59, 0, time.UTC))) {
+				t.Fatalf("time %v out of the DateTime range accepted from %q", tm, raw)
+			}
+		}
+		if !opts.From.IsZero() && !opts.To.IsZero() && !opts.From.Before(opts.To) {
+			t.Fatalf("from %v not before to %v accepted from %q", opts.From, opts.To, raw)
+		}
+		// A time not given stays zero (the endpoint's default applies).
+		q := r.URL.Query()
+		if len(q["from"]) == 0 && !opts.From.IsZero() || len(q["to"]) == 0 && !opts.To.IsZero() {
+			t.Fatalf("a time not given is set: from %v, to %v, from %q", opts.From, opts.To, raw)
 		}
 	})
 }
