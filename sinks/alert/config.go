@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"raterd/sinks/alert/detect"
 	"raterd/sinks/alert/notify"
 )
 
@@ -127,7 +128,7 @@ func (a *AlertingConfig) Validate(key string, env Env) error {
 }
 
 // reportSpans are, per rule, how far before an episode's start its report link starts:
-// a threshold rule's window (default 1h); the other detectors take
+// a threshold rule's window (default detect.DefaultThresholdWindow); the other detectors take
 // notify.ReportDefaultSpan.
 func reportSpans(rules []*RuleConfig) map[string]time.Duration {
 	spans := map[string]time.Duration{}
@@ -135,7 +136,7 @@ func reportSpans(rules []*RuleConfig) map[string]time.Duration {
 		if r == nil || r.Detector != DetectorThreshold {
 			continue
 		}
-		w := time.Hour // detect.ThresholdConfig's default window
+		w := detect.DefaultThresholdWindow
 		if r.Threshold != nil && r.Threshold.Window > 0 {
 			w = r.Threshold.Window
 		}

@@ -43,9 +43,12 @@ type ThresholdConfig struct {
 	Confidence float64 `yaml:"confidence"`
 }
 
+// DefaultThresholdWindow is ThresholdConfig's default Window.
+const DefaultThresholdWindow = time.Hour
+
 func (c ThresholdConfig) withDefaults() ThresholdConfig {
 	if c.Window == 0 {
-		c.Window = time.Hour
+		c.Window = DefaultThresholdWindow
 	}
 	if c.Buckets == 0 {
 		c.Buckets = 60

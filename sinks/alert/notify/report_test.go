@@ -166,6 +166,37 @@ func TestReportLinkChannels(t *testing.T) {
 	}
 }
 
+// TestReportLinkSlackJudge: a judge-level alert has no evaluator, so Slack's link reads
+// "Open the report around this alert", without an empty " of ".
+func TestReportLinkSlackJudge(t *testing.T) {
+	link := mustReportLink(t, "https://raterd.example.com/report", nil)
+	for _, evaluator := range []string{"helpfulness", ""} {
+		n := notifySample(notify.StateFiring)
+		n.Series.Evaluator = evaluator
+		rcv := newNotifyReceiver(t, statusAlways(200), "ok")
+		s := decodeChannel(t, "slack", `url: "`+rcv.URL+`/slack"`, notify.Env{Report: link})
+		ch, err := notify.New("slack", "c", s, notify.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.Notify(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+		reqs := rcv.requests()
+		if len(reqs) != 1 {
+			t.Fatalf("%d requests, want 1", len(reqs))
+		}
+		_, text := checkSlackBody(t, reqs[0].Body)
+		want := "|Open the report> of helpfulness around this alert"
+		if evaluator == "" {
+			want = "|Open the report> around this alert"
+		}
+		if !strings.Contains(text, want) || strings.Contains(text, " of  ") {
+			t.Errorf("evaluator %q: slack text\n%s\nwant %q", evaluator, text, want)
+		}
+	}
+}
+
 // FuzzReportLink: an accepted base URL gives, for any series, a link that parses back
 // to the base with the series' values intact, and stays a link Slack can show.
 func FuzzReportLink(f *testing.F) {

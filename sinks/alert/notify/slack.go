@@ -187,7 +187,11 @@ func slackMessage(n Notification, maxExamples int) slackPayload {
 		blocks = append(blocks, slackBlock{Type: "section", Text: mrkdwn("*Drill down*\n```\n" + sql + "\n```")})
 	}
 	if link := slackLink(n.ReportURL, "Open the report"); link != "" {
-		blocks = append(blocks, slackBlock{Type: "section", Text: mrkdwn(link + " of " + slackEscape(n.Series.Evaluator) + " around this alert")})
+		of := "" // a judge-level alert has no evaluator
+		if n.Series.Evaluator != "" {
+			of = " of " + slackEscape(n.Series.Evaluator)
+		}
+		blocks = append(blocks, slackBlock{Type: "section", Text: mrkdwn(link + of + " around this alert")})
 	}
 	blocks = append(blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn",
 		Text: slackTruncate("alert "+slackCode(n.AlertID)+" · "+slackDate(n.At)+" · raterd", slackSectionMax)}}})
