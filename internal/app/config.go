@@ -88,7 +88,7 @@ type AdminConfig struct {
 	// at start.
 	Listen string `yaml:"listen"`
 	// TokenFile, when set, is a file holding a bearer token (surrounding whitespace
-	// trimmed) that /metrics and /debug/pprof/ require ("Authorization: Bearer
+	// trimmed) that /metrics, /report and /debug/pprof/ require ("Authorization: Bearer
 	// <token>"), and /healthz and /readyz too with AuthHealth. The file is read at start
 	// and again whenever its modification time or size changes, so a rotated Kubernetes
 	// secret takes effect without a restart. Default: none.
