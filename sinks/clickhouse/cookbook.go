@@ -781,9 +781,11 @@ ORDER BY model, segments DESC, close_reason`,
 			Explanation: "The trend cells of `raterd report html`. For the time range [`from`, `to`) of event time, per " +
 				"evaluator, model, task type and time bucket of `bucket_seconds` seconds (`bucket`, its start in UTC; " +
 				"buckets are aligned to multiples of `bucket_seconds` since 1970-01-01 00:00 UTC, so 3600 gives hours " +
-				"and 86400 days; it must be at least 1): `scored` (rows with status `ok`), `parse_failures`, " +
-				"`judge_errors` (status `judge_error` and any other status that is neither `ok` nor `parse_failure`), " +
-				"and `sum_score` and `sum_squares`, the sum of the `ok` rows' scores and of their squares. Means and " +
+				"and 86400 days; it must be at least 1): `scored` (rows with status `ok` and a finite score within " +
+				"±1e12), `parse_failures`, `judge_errors` (status `judge_error` and any other status that is neither " +
+				"`ok` nor `parse_failure`), `sum_score` and `sum_squares`, the sum of the scored rows' scores and of " +
+				"their squares, and `skipped`, the `ok` rows left out of those because their score is nan, infinite " +
+				"or beyond ±1e12 (one such score would make the sums nan or overflow them). Means and " +
 				"variances follow from the sums (mean = sum_score / scored), and cells add up: several buckets or " +
 				"models roll up into one by adding every column.\n\n" +
 				"Filters: `evaluator`, `model` and `app` are optional lists (Array(String), given as a JSON array: " +
@@ -796,11 +798,12 @@ ORDER BY model, segments DESC, close_reason`,
     model,
     task_type,
     toDateTime(intDiv(toUInt32(event_time), {bucket_seconds:UInt64}) * {bucket_seconds:UInt64}, 'UTC') AS bucket,
-    countIf(status = 'ok') AS scored,
+    countIf(status = 'ok' AND isFinite(score) AND abs(score) <= 1e12) AS scored,
     countIf(status = 'parse_failure') AS parse_failures,
     countIf(status != 'ok' AND status != 'parse_failure') AS judge_errors,
-    sumIf(score, status = 'ok') AS sum_score,
-    sumIf(score * score, status = 'ok') AS sum_squares
+    sumIf(score, status = 'ok' AND isFinite(score) AND abs(score) <= 1e12) AS sum_score,
+    sumIf(score * score, status = 'ok' AND isFinite(score) AND abs(score) <= 1e12) AS sum_squares,
+    countIf(status = 'ok' AND NOT (isFinite(score) AND abs(score) <= 1e12)) AS skipped
 FROM {db}.scores FINAL
 WHERE event_time >= {from:DateTime}
     AND event_time < {to:DateTime}
@@ -850,9 +853,13 @@ ORDER BY judge, bucket`,
 				"can redact again as it shows them). A record scored by several judges or rubric versions can appear " +
 				"once for each.\n\n" +
 				"Filters: `evaluator`, `model` and `app` are optional lists, as in report_cells.\n\n" +
-				"Replays: the inner query collapses rows to one per row identity (its sorting-key columns) with " +
+				"Replays: the queries collapse rows to one per row identity (its sorting-key columns) with " +
 				"`argMax(…, scored_at)`, so the status test is a HAVING on the latest copy; WHERE tests only " +
-				"sorting-key columns. `LIMIT … BY evaluator` bounds the answer to `limit` rows per evaluator.",
+				"sorting-key columns. `LIMIT … BY evaluator` bounds the answer to `limit` rows per evaluator.\n\n" +
+				"Memory: it runs in two phases. The innermost query picks the `limit` worst row identities per " +
+				"evaluator from the latest score and status alone; only those rows' labels and explanations are then " +
+				"read (the `IN` on the identity tuple), so no aggregation state holds the explanations of the whole " +
+				"range.",
 			SQL: `SELECT
     event_time,
     evaluator,
@@ -874,16 +881,41 @@ FROM
         judge,
         argMax(label, scored_at) AS last_label,
         argMax(explanation, scored_at) AS last_explanation,
-        argMax(score, scored_at) AS last_score,
-        argMax(status, scored_at) AS last_status
+        argMax(score, scored_at) AS last_score
     FROM {db}.scores
     WHERE event_time >= {from:DateTime}
         AND event_time < {to:DateTime}
         AND evaluator IN {evaluator:Array(String)}
         AND model IN {model:Array(String)}
         AND app IN {app:Array(String)}
+        AND (event_time, evaluator, model, app, record_id, judge, rubric_version) IN
+        (
+            SELECT event_time, evaluator, model, app, record_id, judge, rubric_version
+            FROM
+            (
+                SELECT
+                    event_time,
+                    evaluator,
+                    model,
+                    app,
+                    record_id,
+                    judge,
+                    rubric_version,
+                    argMax(score, scored_at) AS worst_score,
+                    argMax(status, scored_at) AS worst_status
+                FROM {db}.scores
+                WHERE event_time >= {from:DateTime}
+                    AND event_time < {to:DateTime}
+                    AND evaluator IN {evaluator:Array(String)}
+                    AND model IN {model:Array(String)}
+                    AND app IN {app:Array(String)}
+                GROUP BY event_time, evaluator, model, app, record_id, judge, rubric_version
+                HAVING worst_status = 'ok' AND isFinite(worst_score)
+                ORDER BY evaluator, worst_score, event_time, record_id, model
+                LIMIT {limit:UInt64} BY evaluator
+            )
+        )
     GROUP BY event_time, evaluator, model, app, record_id, judge, rubric_version
-    HAVING last_status = 'ok' AND isFinite(last_score)
 )
 ORDER BY evaluator, score, event_time, record_id, model
 LIMIT {limit:UInt64} BY evaluator`,
@@ -928,7 +960,9 @@ ORDER BY evaluator, model, label`,
 				"(its last `updated_at`) at or after `from`. One row per alert, in its latest state: `alert_id`, " +
 				"`rule`, `evaluator`, `model`, `app`, `judge`, `state` (pending, firing, resolved), `severity`, " +
 				"`observed` against `expected`, the interval `interval_low` … `interval_high` around the observed " +
-				"value, `sample_size`, `since`, `updated_at` and `message`; earliest first.\n\n" +
+				"value, `sample_size`, `since`, `updated_at` and `message`; the newest first (latest `since`), at " +
+				"most `limit` of them (the report asks for one more than it shows, to know that some were left " +
+				"out).\n\n" +
 				"Filters: `evaluator`, `model` and `app` are optional lists, as in report_cells. An alert of a rule " +
 				"over every evaluator, model or app (an empty `evaluator`, `model` or `app`, such as a judge's " +
 				"parse-failure alert) concerns every value, so every filter keeps it.\n\n" +
@@ -981,8 +1015,9 @@ FROM
     HAVING last_since < {to:DateTime}
         AND (last_state != 'resolved' OR last_updated_at >= {from:DateTime})
 )
-ORDER BY since, alert_id`,
-			Params:  []string{"to", "from"},
+ORDER BY since DESC, alert_id
+LIMIT {limit:UInt64}`,
+			Params:  []string{"to", "from", "limit"},
 			Filters: []string{"evaluator", "model", "app"},
 		},
 	}

@@ -292,8 +292,8 @@ func cookbookCases() []cookbookCase {
 				"evaluator": `["helpfulness"]`, "model": `["support-llm-v7"]`},
 			columns: reportCellColumns,
 			rows: [][]any{
-				{"helpfulness", "support-llm-v7", "pointwise", "2026-11-24 12:00:00", 10, 0, 0, 70, 510},
-				{"helpfulness", "support-llm-v7", "pointwise", "2026-11-24 13:00:00", 5, 2, 1, 20, 90},
+				{"helpfulness", "support-llm-v7", "pointwise", "2026-11-24 12:00:00", 10, 0, 0, 70, 510, 0},
+				{"helpfulness", "support-llm-v7", "pointwise", "2026-11-24 13:00:00", 5, 2, 1, 20, 90, 0},
 			},
 		},
 		{
@@ -302,8 +302,8 @@ func cookbookCases() []cookbookCase {
 			params:  map[string]string{"bucket_seconds": "86400", "from": "2026-12-03", "to": "2026-12-04"},
 			columns: reportCellColumns,
 			rows: [][]any{
-				{"preference", "support-llm-v6", "pairwise", "2026-12-03 00:00:00", 3, 0, 0, 1, 0.5},
-				{"preference", "support-llm-v7", "pairwise", "2026-12-03 00:00:00", 5, 1, 0, 3, 2.5},
+				{"preference", "support-llm-v6", "pairwise", "2026-12-03 00:00:00", 3, 0, 0, 1, 0.5, 0},
+				{"preference", "support-llm-v7", "pairwise", "2026-12-03 00:00:00", 5, 1, 0, 3, 2.5, 0},
 			},
 		},
 		{
@@ -363,38 +363,48 @@ func cookbookCases() []cookbookCase {
 		{
 			// a1 resolved at 15:00, after from; a2 still firing; a3 resolved last week.
 			query:   "alerts_in_range",
-			params:  map[string]string{"from": "2026-11-24T14:00:00Z", "to": "2026-11-26"},
+			params:  map[string]string{"from": "2026-11-24T14:00:00Z", "to": "2026-11-26", "limit": "1001"},
 			columns: alertColumns,
 			rows: [][]any{
-				{"a1", "score_drop", "helpfulness", "support-llm-v7", "", "", "resolved", "warning", 5.4, 5.5, 5.1, 5.7, 15, "2026-11-24 13:00:00", "2026-11-24 15:00:00", "helpfulness on support-llm-v7 recovered"},
 				{"a2", "parse_failure_rate", "", "", "", judgeSelene, "firing", "critical", 0.2, 0.02, 0.1, 0.3, 10, "2026-11-25 12:00:00", "2026-11-25 12:30:00", "selene parses badly"},
+				{"a1", "score_drop", "helpfulness", "support-llm-v7", "", "", "resolved", "warning", 5.4, 5.5, 5.1, 5.7, 15, "2026-11-24 13:00:00", "2026-11-24 15:00:00", "helpfulness on support-llm-v7 recovered"},
 			},
 		},
 		{
 			// Before a1 began only a3 was open; after a1 resolved and before a2 nothing.
 			query:   "alerts_in_range",
-			params:  map[string]string{"from": "2026-11-24T16:00:00Z", "to": "2026-11-25T12:00:00Z"},
+			params:  map[string]string{"from": "2026-11-24T16:00:00Z", "to": "2026-11-25T12:00:00Z", "limit": "1001"},
 			columns: alertColumns,
 			rows:    nil,
 		},
 		{
 			query:   "alerts_in_range",
-			params:  map[string]string{"from": "2026-11-20", "to": "2026-11-30", "evaluator": `["helpfulness"]`, "model": `["support-llm-v6","support-llm-v7"]`},
+			params:  map[string]string{"from": "2026-11-20", "to": "2026-11-30", "limit": "1001", "evaluator": `["helpfulness"]`, "model": `["support-llm-v6","support-llm-v7"]`},
 			columns: alertColumns,
 			rows: [][]any{
-				{"a3", "canary", "helpfulness", "support-llm-v6", "", "", "resolved", "warning", -1, 0, -1.5, -0.5, 40, "2026-11-20 10:00:00", "2026-11-20 11:00:00", "canary it's <b>worse</b>"},
-				{"a1", "score_drop", "helpfulness", "support-llm-v7", "", "", "resolved", "warning", 5.4, 5.5, 5.1, 5.7, 15, "2026-11-24 13:00:00", "2026-11-24 15:00:00", "helpfulness on support-llm-v7 recovered"},
 				{"a2", "parse_failure_rate", "", "", "", judgeSelene, "firing", "critical", 0.2, 0.02, 0.1, 0.3, 10, "2026-11-25 12:00:00", "2026-11-25 12:30:00", "selene parses badly"},
+				{"a1", "score_drop", "helpfulness", "support-llm-v7", "", "", "resolved", "warning", 5.4, 5.5, 5.1, 5.7, 15, "2026-11-24 13:00:00", "2026-11-24 15:00:00", "helpfulness on support-llm-v7 recovered"},
+				{"a3", "canary", "helpfulness", "support-llm-v6", "", "", "resolved", "warning", -1, 0, -1.5, -0.5, 40, "2026-11-20 10:00:00", "2026-11-20 11:00:00", "canary it's <b>worse</b>"},
 			},
 		},
 		{
 			// a2 has no model: a model filter keeps it; a1 is v7's.
 			query:   "alerts_in_range",
-			params:  map[string]string{"from": "2026-11-20", "to": "2026-11-30", "model": `["support-llm-v6"]`},
+			params:  map[string]string{"from": "2026-11-20", "to": "2026-11-30", "limit": "1001", "model": `["support-llm-v6"]`},
 			columns: alertColumns,
 			rows: [][]any{
-				{"a3", "canary", "helpfulness", "support-llm-v6", "", "", "resolved", "warning", -1, 0, -1.5, -0.5, 40, "2026-11-20 10:00:00", "2026-11-20 11:00:00", "canary it's <b>worse</b>"},
 				{"a2", "parse_failure_rate", "", "", "", judgeSelene, "firing", "critical", 0.2, 0.02, 0.1, 0.3, 10, "2026-11-25 12:00:00", "2026-11-25 12:30:00", "selene parses badly"},
+				{"a3", "canary", "helpfulness", "support-llm-v6", "", "", "resolved", "warning", -1, 0, -1.5, -0.5, 40, "2026-11-20 10:00:00", "2026-11-20 11:00:00", "canary it's <b>worse</b>"},
+			},
+		},
+		{
+			// The newest first: a limit keeps the latest alerts (the ones a notification links to).
+			query:   "alerts_in_range",
+			params:  map[string]string{"from": "2026-11-20", "to": "2026-11-30", "limit": "2"},
+			columns: alertColumns,
+			rows: [][]any{
+				{"a2", "parse_failure_rate", "", "", "", judgeSelene, "firing", "critical", 0.2, 0.02, 0.1, 0.3, 10, "2026-11-25 12:00:00", "2026-11-25 12:30:00", "selene parses badly"},
+				{"a1", "score_drop", "helpfulness", "support-llm-v7", "", "", "resolved", "warning", 5.4, 5.5, 5.1, 5.7, 15, "2026-11-24 13:00:00", "2026-11-24 15:00:00", "helpfulness on support-llm-v7 recovered"},
 			},
 		},
 	}
@@ -403,7 +413,7 @@ func cookbookCases() []cookbookCase {
 // Columns of the report queries.
 var (
 	reportCellColumns = []string{"evaluator", "model", "task_type", "bucket", "scored", "parse_failures", "judge_errors",
-		"sum_score", "sum_squares"}
+		"sum_score", "sum_squares", "skipped"}
 	reportWorstColumns = []string{"event_time", "evaluator", "model", "app", "record_id", "judge", "label", "explanation", "score"}
 	alertColumns       = []string{"alert_id", "rule", "evaluator", "model", "app", "judge", "state", "severity", "observed",
 		"expected", "interval_low", "interval_high", "sample_size", "since", "updated_at", "message"}
@@ -590,6 +600,64 @@ func TestCookbookQueries(t *testing.T) {
 
 	f.merge(t, ctx)
 	checkCookbook(t, conn, db, "after OPTIMIZE FINAL")
+}
+
+// nonFiniteRows are ok rows of an evaluator of their own on 2030-01-01 whose scores the
+// report cannot sum: two plain scores (2 and 4) and scores beyond ±1e12 (and, withNaN, a
+// nan and an infinity, which JSON cannot carry). base gives the other fields.
+func nonFiniteRows(base record.Score, withNaN bool) []record.Score {
+	values := []float64{2, 4, 1e300, -2e12}
+	if withNaN {
+		values = append(values, math.NaN(), math.Inf(1))
+	}
+	var rows []record.Score
+	for i, v := range values {
+		r := base
+		r.Evaluator, r.Model, r.Value, r.Status = "overflow-check", "support-llm-v7", v, record.StatusOK
+		r.TaskType, r.Label, r.Explanation = "pointwise", "", ""
+		r.RecordID = fmt.Sprintf("overflow-%d", i)
+		r.EventTime = time.Date(2030, 1, 1, 10, i, 0, 0, time.UTC)
+		r.ScoredAt = r.EventTime.Add(time.Minute)
+		r.Source.Offset = int64(900000 + i)
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// checkNonFiniteCells runs report_cells over nonFiniteRows' day: the sums hold the finite
+// scores only, and the others are counted as skipped instead of turning the sums into nan.
+func checkNonFiniteCells(t *testing.T, query func(sql string) ([]string, [][]any, error), db string, skipped int) {
+	t.Helper()
+	q, _ := CookbookQueryNamed("report_cells")
+	sql, err := q.Render(db, map[string]string{"bucket_seconds": "86400", "from": "2030-01-01", "to": "2030-01-02",
+		"evaluator": `["overflow-check"]`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, rows, err := query(sql)
+	if err != nil {
+		t.Fatalf("report_cells: %v", err)
+	}
+	want := []any{"overflow-check", "support-llm-v7", "pointwise", "2030-01-01 00:00:00", 2, 0, 0, 6, 20, skipped}
+	if !reflect.DeepEqual(cols, reportCellColumns) || len(rows) != 1 {
+		t.Fatalf("report_cells over non-finite scores: %v %v, want one row %v", cols, rows, want)
+	}
+	for k := range cols {
+		if !cellsEqual(rows[0][k], want[k]) {
+			t.Errorf("report_cells over non-finite scores: %s = %v, want %v", cols[k], rows[0][k], want[k])
+		}
+	}
+}
+
+// TestCookbookReportCellsNonFinite: a nan, infinite or huge score leaves report_cells'
+// sums finite and is counted in skipped.
+func TestCookbookReportCellsNonFinite(t *testing.T) {
+	ctx := context.Background()
+	f := newReplayFixture(t, ctx)
+	if err := f.sink.WriteScores(ctx, nonFiniteRows(f.rows[0], true)); err != nil {
+		t.Fatalf("WriteScores: %v", err)
+	}
+	checkNonFiniteCells(t, func(q string) ([]string, [][]any, error) { return queryTable(ctx, f.conn, q) }, f.db, 4)
 }
 
 // replayFixture is a fresh migrated database holding the cookbook fixture, with merges
@@ -858,8 +926,26 @@ var identityColumns = map[string]bool{
 var (
 	whereClause = regexp.MustCompile(`(?s)\bWHERE\b(.*?)(?:\bGROUP BY\b|\n\)|$)`)
 	sqlWord     = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`)
+	whereWord   = regexp.MustCompile(`\bWHERE\b`)
+	subquery    = regexp.MustCompile(`\(\s*SELECT\b`)
 	sqlString   = regexp.MustCompile(`'(?:[^'\\]|\\.)*'`)
 )
+
+// whereConditions returns the condition of every WHERE in sql, subqueries' included: each
+// up to its GROUP BY, closing parenthesis or the end, and up to a subquery it tests against
+// (an IN (SELECT …), whose own WHERE is another condition).
+func whereConditions(sql string) []string {
+	var out []string
+	for _, loc := range whereWord.FindAllStringIndex(sql, -1) {
+		m := whereClause.FindStringSubmatch(sql[loc[0]:])
+		cond := m[1]
+		if i := subquery.FindStringIndex(cond); i != nil {
+			cond = cond[:i[0]]
+		}
+		out = append(out, cond)
+	}
+	return out
+}
 
 // TestCookbookDefinitions checks the queries as data: unique names, complete text, valid
 // placeholders, a stated replay strategy, and WHERE clauses that test only columns every
@@ -900,8 +986,8 @@ func TestCookbookDefinitions(t *testing.T) {
 		if strings.Contains(q.SQL, "PREWHERE") {
 			t.Errorf("%s: PREWHERE runs before FINAL collapses copies", q.Name)
 		}
-		for _, m := range whereClause.FindAllStringSubmatch(q.SQL, -1) {
-			cond := placeholder.ReplaceAllString(sqlString.ReplaceAllString(m[1], "''"), "''")
+		for _, where := range whereConditions(q.SQL) {
+			cond := placeholder.ReplaceAllString(sqlString.ReplaceAllString(where, "''"), "''")
 			for _, w := range sqlWord.FindAllString(cond, -1) {
 				if u := strings.ToUpper(w); u == "AND" || u == "OR" || u == "IN" || u == "NOT" {
 					continue

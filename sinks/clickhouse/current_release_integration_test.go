@@ -330,6 +330,10 @@ func TestCurrentReleaseSQL(t *testing.T) {
 	if got := ch.count(t, "SELECT count() FROM ("+shared+")"); got != before+1 {
 		t.Errorf("SharedIDsQuery lists %d ids after adding one, had %d", got, before)
 	}
+	// Scores the report cannot sum (JSON carries no nan): counted as skipped.
+	overflow := nonFiniteRows(rows[0], false)
+	ch.insertScores(t, db, overflow, scoreInsertToken(overflow))
+	checkNonFiniteCells(t, ch.table, db, 2)
 }
 
 // TestCurrentReleaseRolesSQLParses: deploy/clickhouse/roles.sql (least privilege with SQL
