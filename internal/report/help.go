@@ -68,7 +68,8 @@ const htmlHelp = `  html     one self-contained HTML page (inline CSS and SVG ch
            lowest-scored rows with record id, label and explanation (redacted with
            --config's scoring.redact); the alerts of the range on a timeline; and the
            parse failures and judge errors per judge. A chart has at most 120 points in
-           time (buckets of 1m, 5m, 15m, 1h, 3h, 6h, 12h, 24h or 7d) and 8 models.
+           time (buckets of 1m, 5m, 15m, 1h, 3h, 6h, 12h, 24h, 7d, then multiples of
+           7d) and 8 models.
            It reads ClickHouse (connection flags as trend; cookbook report_cells,
            report_judge_cells, report_worst, report_pairwise and alerts_in_range) over
            --from … --to, by default the last 24 hours; or, with --scores, the NDJSON

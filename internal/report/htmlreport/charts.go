@@ -145,6 +145,28 @@ func (timeTicks) Ticks(lo, hi float64) []plot.Tick {
 
 func unix(t time.Time) float64 { return float64(t.Unix()) }
 
+// midpoint is where a bucket's point sits on a time axis running [from, to]: the middle of
+// the part of the bucket inside the range. A partial first or last bucket (the range need
+// not align to buckets) would otherwise put its point outside the range: gonum then widens
+// this chart's axis alone, out of line with the charts stacked on the same time axis, or
+// leaves the point undrawn where the axis is fixed.
+func midpoint(start time.Time, bucket time.Duration, from, to time.Time) float64 {
+	lo, hi := start, start.Add(bucket)
+	if lo.Before(from) {
+		lo = from
+	}
+	if hi.After(to) {
+		hi = to
+	}
+	if !lo.Before(hi) { // a bucket outside the range: pin it to the nearer end
+		if start.Before(from) {
+			return unix(from)
+		}
+		return unix(to)
+	}
+	return (unix(lo) + unix(hi)) / 2
+}
+
 // chart is a plot ready to draw: its size, its title (the SVG's <title>) and the number of
 // data points it plots.
 type chart struct {
@@ -280,7 +302,7 @@ const (
 
 // runs splits a series' points into runs of consecutive buckets with a finite mean: one
 // line per run, so an empty bucket leaves a gap instead of a line across it.
-func runs(pts []Point, bucket time.Duration) []plotter.XYs {
+func runs(pts []Point, bucket time.Duration, from, to time.Time) []plotter.XYs {
 	var out []plotter.XYs
 	var cur plotter.XYs
 	var last time.Time
@@ -292,7 +314,7 @@ func runs(pts []Point, bucket time.Duration) []plotter.XYs {
 			out = append(out, cur)
 			cur = nil
 		}
-		cur = append(cur, plotter.XY{X: unix(p.Start.Add(bucket / 2)), Y: p.Mean})
+		cur = append(cur, plotter.XY{X: midpoint(p.Start, bucket, from, to), Y: p.Mean})
 		last = p.Start
 	}
 	if len(cur) > 0 {
@@ -348,7 +370,7 @@ func trendChart(e Evaluator, d Data) (*chart, error) {
 	timeAxis(p, d)
 	ch := newChart(p, title, trendHeight)
 	for i, s := range e.Series {
-		thumbs, n, err := lineSeries(p, runs(s.Points, d.Bucket), i)
+		thumbs, n, err := lineSeries(p, runs(s.Points, d.Bucket, d.From, d.To), i)
 		if err != nil {
 			return nil, err
 		}
@@ -648,7 +670,7 @@ func judgesChart(js []JudgeFailures, d Data) (*chart, error) {
 			if len(run) > 0 && !q.Start.Equal(last.Add(d.Bucket)) {
 				rs, run = append(rs, run), nil
 			}
-			run = append(run, plotter.XY{X: unix(q.Start.Add(d.Bucket / 2)), Y: float64(q.ParseFailures + q.JudgeErrors)})
+			run = append(run, plotter.XY{X: midpoint(q.Start, d.Bucket, d.From, d.To), Y: float64(q.ParseFailures + q.JudgeErrors)})
 			last = q.Start
 		}
 		if len(run) > 0 {

@@ -157,7 +157,14 @@ func newBrowser(t *testing.T, path string) *browser {
 	opts = append(opts, chromedp.CombinedOutput(&stderr))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	// Chromium's start, two viewports and two full-page screenshots of a million-row page
+	// share one deadline: the test's own, less a margin to report, or 5 minutes without one
+	// (a loaded 2-core CI machine needs more than the old 2).
+	limit := 5 * time.Minute
+	if d, ok := t.Deadline(); ok {
+		limit = max(time.Until(d)-10*time.Second, 10*time.Second)
+	}
+	ctx, cancelTimeout := context.WithTimeout(ctx, limit)
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelTab()

@@ -102,8 +102,8 @@ func ClickHouseRange(opts Options, now time.Time) (from, to time.Time, err error
 
 // FromClickHouse builds the report from ClickHouse through q: the range is ClickHouseRange
 // of opts (the last 24 hours when From is zero, up to Now), the bucket width BucketFor(from,
-// to, MaxPoints) but at least MinBucket (and set as MinBucket, so the page charts whole
-// buckets of the source), and the cookbook queries report_cells, report_judge_cells, report_worst,
+// to, MaxPoints) but at least MinBucket, as SourceBucket picks it (and set as MinBucket, so
+// the page charts whole buckets of the source), and the cookbook queries report_cells, report_judge_cells, report_worst,
 // report_pairwise and alerts_in_range, filtered by opts' evaluators, models and apps, feed
 // one Aggregator. Its size is bounded by the queries: at most MaxPoints cells per
 // evaluator and model or per judge, Worst rows per evaluator, one count per pairwise
@@ -118,13 +118,16 @@ func FromClickHouse(ctx context.Context, q Querier, opts Options) (Data, error) 
 		return Data{}, err
 	}
 	opts.From, opts.To = from, to
-	bucket := max(BucketFor(from, to, opts.MaxPoints), ladderAtLeast(opts.MinBucket))
+	bucket := sourceBucket(from, to, opts.MaxPoints, opts.MinBucket)
 	opts.MinBucket = bucket // the page charts whole buckets of the source
 	a := NewAggregator(opts)
 	if err := fill(ctx, q, opts, bucket, a); err != nil {
 		return Data{}, err
 	}
-	return a.Data(), nil
+	d := a.Data()
+	// alerts_in_range delivers the newest maxAlerts+1: one left out says there were more.
+	d.AlertsDroppedAtLeast = d.AlertsDropped > 0
+	return d, nil
 }
 
 // sink is what fill feeds: *Aggregator, or a recorder in tests.
@@ -180,7 +183,8 @@ func fill(ctx context.Context, q Querier, opts Options, bucket time.Duration, s 
 	err := run("report_cells", map[string]string{"bucket_seconds": secs}, func(r *reader) error {
 		s.AddCell(Cell{Evaluator: r.str("evaluator"), Model: r.str("model"), TaskType: r.str("task_type"),
 			Start: r.time("bucket"), Scored: r.int("scored"), ParseFailures: r.int("parse_failures"),
-			JudgeErrors: r.int("judge_errors"), Sum: r.float("sum_score"), SumSquares: r.float("sum_squares")})
+			JudgeErrors: r.int("judge_errors"), Sum: r.float("sum_score"), SumSquares: r.float("sum_squares"),
+			Skipped: r.int("skipped")})
 		return r.err
 	})
 	if err != nil {
@@ -210,7 +214,7 @@ func fill(ctx context.Context, q Querier, opts Options, bucket time.Duration, s 
 	if err != nil {
 		return err
 	}
-	return run("alerts_in_range", nil, func(r *reader) error {
+	return run("alerts_in_range", map[string]string{"limit": strconv.Itoa(maxAlerts + 1)}, func(r *reader) error {
 		s.AddAlert(Alert{ID: r.str("alert_id"), Rule: r.str("rule"), Evaluator: r.str("evaluator"), Model: r.str("model"),
 			App: r.str("app"), Judge: r.str("judge"), State: r.str("state"), Severity: r.str("severity"),
 			Message: r.str("message"), Observed: r.float("observed"), Expected: r.float("expected"),

@@ -62,10 +62,10 @@ func fakeTables() map[string]Table {
 	nullScore := (*float64)(nil)
 	return map[string]Table{
 		"report_cells": {
-			Columns: []string{"evaluator", "model", "task_type", "bucket", "scored", "parse_failures", "judge_errors", "sum_score", "sum_squares"},
+			Columns: []string{"evaluator", "model", "task_type", "bucket", "scored", "parse_failures", "judge_errors", "sum_score", "sum_squares", "skipped"},
 			Rows: [][]any{
-				{"helpfulness", "v7", "pointwise", t12.In(berlin), uint64(10), uint64(0), uint64(0), 70.0, 510.0},
-				{"helpfulness", "v7", "pointwise", t13, uint64(5), uint64(2), uint64(1), 20.0, 90.0},
+				{"helpfulness", "v7", "pointwise", t12.In(berlin), uint64(10), uint64(0), uint64(0), 70.0, 510.0, uint64(0)},
+				{"helpfulness", "v7", "pointwise", t13, uint64(5), uint64(2), uint64(1), 20.0, 90.0, uint64(3)},
 			},
 		},
 		"report_judge_cells": {
@@ -101,7 +101,7 @@ func TestFillReadsEveryQuery(t *testing.T) {
 	}
 	wantCells := []Cell{
 		{Evaluator: "helpfulness", Model: "v7", TaskType: "pointwise", Start: t12, Scored: 10, Sum: 70, SumSquares: 510},
-		{Evaluator: "helpfulness", Model: "v7", TaskType: "pointwise", Start: t13, Scored: 5, ParseFailures: 2, JudgeErrors: 1, Sum: 20, SumSquares: 90},
+		{Evaluator: "helpfulness", Model: "v7", TaskType: "pointwise", Start: t13, Scored: 5, ParseFailures: 2, JudgeErrors: 1, Sum: 20, SumSquares: 90, Skipped: 3},
 	}
 	if !reflect.DeepEqual(rec.cells, wantCells) {
 		t.Errorf("cells\n%+v\nwant\n%+v", rec.cells, wantCells)
@@ -204,7 +204,9 @@ func TestFromClickHouseBucket(t *testing.T) {
 		{24 * time.Hour, 24, "3600"},
 		{2 * time.Hour, 120, "60"},
 		{30 * 24 * time.Hour, 120, "21600"},
-		{5 * 365 * 24 * time.Hour, 10, "604800"},
+		// Past 7d the widths go on in whole weeks: 28 weeks make 10 buckets, 27 would make 11.
+		{5 * 365 * 24 * time.Hour, 10, "16934400"},
+		{10 * 365 * 24 * time.Hour, 120, "3024000"}, // 5 weeks: 105 buckets; 4 weeks would make 131
 	} {
 		q := &fakeQuerier{tables: fakeTables()}
 		if _, err := FromClickHouse(context.Background(), q, Options{From: t12, To: t12.Add(c.span), MaxPoints: c.maxPoints}); err != nil {

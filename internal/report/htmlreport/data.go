@@ -12,8 +12,8 @@
 // (default 100,000: a few tens of MB) the aggregator merges them all into the next width of
 // the ladder 1m, 5m, 15m, 1h, 3h, 6h, 12h, 24h, 7d and keeps adding at that width. At
 // Data time the cells are merged again into the display width, BucketFor(from, to,
-// MaxPoints) and never finer than the cells, so that no chart has more than
-// Options.MaxPoints points in time.
+// MaxPoints) (past 7d a multiple of 7d) and never finer than the cells, so that no chart
+// has more than Options.MaxPoints points in time.
 package htmlreport
 
 import (
@@ -88,7 +88,8 @@ const DefaultMaxPoints = 120
 // and beyond it sums overflow and chart axes lose the precision to tell min from max.
 const maxScore = 1e12
 
-// maxAlerts bounds the alerts a report holds; later ones are counted, not kept.
+// maxAlerts bounds the alerts a report holds: the newest by Since are kept, older ones are
+// counted, not kept.
 const maxAlerts = 1000
 
 // ladder are the cell and bucket widths, finest first. Each divides the next, and buckets
@@ -97,20 +98,38 @@ const maxAlerts = 1000
 var ladder = [...]time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour,
 	3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour}
 
-// BucketFor returns the smallest width of the ladder 1m, 5m, 15m, 1h, 3h, 6h, 12h, 24h, 7d
-// whose buckets, aligned to multiples of the width since the Unix epoch, cover [from, to)
-// in at most maxPoints buckets; 7d when none does. An empty range gets 1m; maxPoints ≤ 0
-// means DefaultMaxPoints.
+// BucketFor returns the smallest width of the ladder 1m, 5m, 15m, 1h, 3h, 6h, 12h, 24h, 7d,
+// continued past 7d by its multiples 14d, 21d, 28d, …, whose buckets, aligned to multiples
+// of the width since the Unix epoch, cover [from, to) in at most maxPoints buckets. An
+// empty range gets 1m; maxPoints ≤ 0 means DefaultMaxPoints.
 func BucketFor(from, to time.Time, maxPoints int) time.Duration {
 	if maxPoints <= 0 {
 		maxPoints = DefaultMaxPoints
 	}
+	return time.Duration(bucketAtLeast(from.Unix(), to.Unix(), 0, int64(maxPoints))) * time.Second
+}
+
+// bucketAtLeast returns the smallest width in seconds, at least minW, of the ladder
+// continued by multiples of 7d, whose aligned buckets cover [from, to) (Unix seconds) in at
+// most maxPoints buckets. Every width it returns is a multiple of each narrower ladder width, so
+// cells of any width of the ladder merge exactly into its buckets.
+func bucketAtLeast(from, to, minW, maxPoints int64) int64 {
 	for _, w := range ladder {
-		if buckets(from.Unix(), to.Unix(), int64(w/time.Second)) <= int64(maxPoints) {
-			return w
+		ws := int64(w / time.Second)
+		if ws >= minW && buckets(from, to, ws) <= maxPoints {
+			return ws
 		}
 	}
-	return ladder[len(ladder)-1]
+	week := int64(ladder[len(ladder)-1] / time.Second)
+	k := max(1, (minW+week-1)/week)
+	if to > from {
+		// The fewest weeks per bucket that could do, then step up to one that does.
+		k = max(k, (to-from)/week/maxPoints)
+	}
+	for buckets(from, to, k*week) > maxPoints {
+		k++
+	}
+	return k * week
 }
 
 // buckets counts the aligned buckets of width w seconds that [from, to) touches.
@@ -159,6 +178,9 @@ type Cell struct {
 	Start                              time.Time
 	Scored, ParseFailures, JudgeErrors int64
 	Sum, SumSquares                    float64 // of the scored (status ok) rows' values
+	// Skipped counts the ok rows left out of Scored and the sums because their score was
+	// not a finite number within ±1e12; Data.Skipped adds them up.
+	Skipped int64
 }
 
 // JudgeCell is pre-aggregated input: one judge's rows in one time bucket, by outcome.
@@ -209,10 +231,13 @@ type Data struct {
 	Rows, Skipped int
 	// Evaluators holds one entry per evaluator, by name.
 	Evaluators []Evaluator
-	// Alerts holds the alerts in the range, by start time; AlertsDropped counts those left
-	// out beyond the first 1000.
-	Alerts        []Alert
-	AlertsDropped int
+	// Alerts holds the newest 1000 alerts in the range (by Since, whatever the order they
+	// were added in), sorted oldest first; AlertsDropped counts the older ones left out. When
+	// AlertsDroppedAtLeast is set the source delivered only some of them (FromClickHouse
+	// asks for the newest 1001), so AlertsDropped is a lower bound.
+	Alerts               []Alert
+	AlertsDropped        int
+	AlertsDroppedAtLeast bool
 	// Judges holds the rows per judge, judges sorted by name.
 	Judges []JudgeFailures
 }
@@ -453,8 +478,8 @@ func (a *Aggregator) Add(r *record.Score) {
 	a.addJudge(clean(r.Judge), sec, j)
 	if ok {
 		a.addWorst(Row{EventTime: r.EventTime, Evaluator: ev, Model: model, App: clean(r.App),
-			RecordID: clean(r.RecordID), Judge: clean(r.Judge), Label: clean(r.Label),
-			Explanation: cleanText(r.Explanation), Score: r.Value})
+			RecordID: clean(r.RecordID), Judge: clean(r.Judge), Label: rawClip(maxName, r.Label),
+			Explanation: rawClip(maxText, r.Explanation), Score: r.Value})
 		if strings.EqualFold(a.taskTypes[ev], TaskPairwise) {
 			a.labels[labelKey{ev, model, labelCategory(r.Label)}]++
 		}
@@ -466,7 +491,28 @@ func (a *Aggregator) Add(r *record.Score) {
 // MaxPoints) and at least MinBucket. Cells of that width chart without gaps.
 func (a *Aggregator) SourceBucket() time.Duration {
 	o := a.opts
-	return max(BucketFor(o.From, o.To, o.MaxPoints), ladderAtLeast(o.MinBucket))
+	return sourceBucket(o.From, o.To, o.MaxPoints, o.MinBucket)
+}
+
+// sourceBucket is SourceBucket's width for [from, to): the smallest width of the ladder
+// continued by multiples of 7d that is at least minBucket and gives at most maxPoints
+// buckets (BucketFor's rule). FromClickHouse queries with it and Data charts with it.
+func sourceBucket(from, to time.Time, maxPoints int, minBucket time.Duration) time.Duration {
+	if maxPoints <= 0 {
+		maxPoints = DefaultMaxPoints
+	}
+	minW := int64(ladderAtLeastOrWeeks(minBucket) / time.Second)
+	return time.Duration(bucketAtLeast(from.Unix(), to.Unix(), minW, int64(maxPoints))) * time.Second
+}
+
+// ladderAtLeastOrWeeks returns the narrowest width of the ladder continued by multiples of
+// 7d that is ≥ d.
+func ladderAtLeastOrWeeks(d time.Duration) time.Duration {
+	week := ladder[len(ladder)-1]
+	if d <= week {
+		return ladderAtLeast(d)
+	}
+	return (d + week - 1) / week * week
 }
 
 // AddCell folds in a pre-aggregated cell, at the cell width (1 minute unless merged) its
@@ -475,10 +521,11 @@ func (a *Aggregator) SourceBucket() time.Duration {
 // sums are not finite numbers within range, are ignored (the latter counted as skipped).
 // The source is trusted to have applied the time range.
 func (a *Aggregator) AddCell(c Cell) {
-	if !a.keep(c.Evaluator, c.Model, "") || c.Scored < 0 || c.ParseFailures < 0 || c.JudgeErrors < 0 {
+	if !a.keep(c.Evaluator, c.Model, "") || c.Scored < 0 || c.ParseFailures < 0 || c.JudgeErrors < 0 || c.Skipped < 0 {
 		return
 	}
-	a.rows += int(c.Scored + c.ParseFailures + c.JudgeErrors)
+	a.rows += int(c.Scored + c.ParseFailures + c.JudgeErrors + c.Skipped)
+	a.skipped += int(c.Skipped)
 	if !(math.Abs(c.Sum) <= maxScore*float64(max(c.Scored, 1))) || !(c.SumSquares >= 0) || math.IsInf(c.SumSquares, 0) {
 		a.skipped += int(c.Scored)
 		c.Scored, c.Sum, c.SumSquares = 0, 0, 0
@@ -508,10 +555,10 @@ func (a *Aggregator) AddWorst(r Row) {
 	if !a.keep(r.Evaluator, r.Model, r.App) || !(math.Abs(r.Score) <= maxScore) {
 		return
 	}
-	for _, s := range []*string{&r.Evaluator, &r.Model, &r.App, &r.RecordID, &r.Judge, &r.Label} {
+	for _, s := range []*string{&r.Evaluator, &r.Model, &r.App, &r.RecordID, &r.Judge} {
 		*s = clean(*s)
 	}
-	r.Explanation = cleanText(r.Explanation)
+	r.Label, r.Explanation = rawClip(maxName, r.Label), rawClip(maxText, r.Explanation)
 	a.addWorst(r)
 }
 
@@ -544,16 +591,32 @@ func (a *Aggregator) AddAlert(al Alert) {
 	if !a.opts.To.IsZero() && !al.Since.Before(a.opts.To) || !a.opts.From.IsZero() && end.Before(a.opts.From) {
 		return
 	}
-	if len(a.alerts) == maxAlerts {
-		a.alertsDropped++
-		return
-	}
 	for _, s := range []*string{&al.ID, &al.Rule, &al.Evaluator, &al.Model, &al.App, &al.Judge, &al.State, &al.Severity} {
 		*s = clean(*s)
 	}
 	al.Message = cleanText(al.Message)
+	if len(a.alerts) >= maxAlerts {
+		// Keep the newest: replace the oldest kept alert when this one is newer.
+		a.alertsDropped++
+		oldest := 0
+		for i := range a.alerts {
+			if compareAlerts(a.alerts[i], a.alerts[oldest]) < 0 {
+				oldest = i
+			}
+		}
+		if compareAlerts(al, a.alerts[oldest]) <= 0 {
+			return
+		}
+		a.alerts[oldest] = al
+	} else {
+		a.alerts = append(a.alerts, al)
+	}
 	a.seen(al.Since.Unix(), end.Unix()+1)
-	a.alerts = append(a.alerts, al)
+}
+
+// compareAlerts orders alerts by start time, then id: the order the page lists them in.
+func compareAlerts(x, y Alert) int {
+	return cmp.Or(x.Since.Compare(y.Since), cmp.Compare(x.ID, y.ID))
 }
 
 // taskType records an evaluator's task type: the first non-empty one seen.
@@ -646,17 +709,37 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
+// Display lengths in runes: of a name or label, and of free text.
+const (
+	maxName = 200
+	maxText = 4000
+)
+
 // clean makes a name safe to show: invalid UTF-8 and control characters become U+FFFD,
 // and it is clipped to 200 runes. Escaping is the page's job; this keeps text that no
 // escaping makes legible (and that XML forbids inside SVG) out.
 func clean(s string) string {
-	return clip(200, sanitize(s, false))
+	return clip(maxName, sanitize(s, false))
 }
 
 // cleanText is clean for free text (explanations, messages): newlines and tabs stay, and
 // the clip is at 4000 runes.
 func cleanText(s string) string {
-	return clip(4000, sanitize(s, true))
+	return clip(maxText, sanitize(s, true))
+}
+
+// rawClip bounds text held before redaction to 2·n runes (twice the display clip n):
+// redaction then sees every token around the display clip whole, and the worst rows held
+// stay bounded.
+func rawClip(n int, s string) string {
+	runes := 0
+	for i := range s {
+		if runes == 2*n {
+			return s[:i]
+		}
+		runes++
+	}
+	return s
 }
 
 func sanitize(s string, text bool) string {
@@ -691,9 +774,7 @@ func (a *Aggregator) Data() Data {
 		Generated: o.Now.UTC(), ModelA: clean(o.ModelA), ModelB: clean(o.ModelB),
 		CellWidth: time.Duration(a.width) * time.Second, AlertsDropped: a.alertsDropped}
 	d.Alerts = slices.Clone(a.alerts)
-	slices.SortStableFunc(d.Alerts, func(x, y Alert) int {
-		return cmp.Or(x.Since.Compare(y.Since), cmp.Compare(x.ID, y.ID))
-	})
+	slices.SortStableFunc(d.Alerts, compareAlerts)
 
 	// The range [first, end) in seconds, from the options where given, else the data.
 	first, end := a.minT, a.maxT
@@ -709,12 +790,8 @@ func (a *Aggregator) Data() Data {
 		d.Evaluators = a.evaluatorsWithoutRange()
 		return d
 	}
-	bw := max(BucketFor(time.Unix(first, 0), time.Unix(end, 0), o.MaxPoints), time.Duration(a.width)*time.Second,
-		ladderAtLeast(o.MinBucket))
-	step := int64(bw / time.Second)
-	for buckets(first, end, step) > int64(o.MaxPoints) { // only beyond 7-day buckets
-		step += int64(ladder[len(ladder)-1] / time.Second)
-	}
+	step := int64(sourceBucket(time.Unix(first, 0), time.Unix(end, 0), o.MaxPoints,
+		max(time.Duration(a.width)*time.Second, o.MinBucket)) / time.Second)
 	d.Bucket = time.Duration(step) * time.Second
 	if o.From.IsZero() {
 		d.From = time.Unix(floorDiv(first, step)*step, 0).UTC()
@@ -790,9 +867,12 @@ func (a *Aggregator) evaluator(name string, ss []Series) Evaluator {
 	})
 	e := Evaluator{Name: name, TaskType: a.taskTypes[name], Volume: volume(ss)}
 	for _, r := range a.worst[name] {
+		// Label and Explanation are held raw (clipped at twice the display length): redact
+		// first, so that the clip cannot cut a token the redaction would match, then clean.
 		if o.Redact != nil {
 			r.Label, r.Explanation = o.Redact(r.Label), o.Redact(r.Explanation)
 		}
+		r.Label, r.Explanation = clean(r.Label), cleanText(r.Explanation)
 		e.Worst = append(e.Worst, r)
 	}
 	e.Comparisons, e.NoComparison = comparisons(ss, o)

@@ -12,13 +12,45 @@ import (
 	"raterd/sinks"
 )
 
+// MaxNDJSONLine bounds one line of an NDJSON score file (64 MiB): far above any score row
+// (an explanation is a judge's answer), low enough that a file without newlines cannot
+// take all memory.
+const MaxNDJSONLine = 64 << 20
+
+// ErrLineTooLong is returned (wrapped, with the line number) for a line over
+// MaxNDJSONLine.
+var ErrLineTooLong = errors.New("line too long")
+
 // AddNDJSON folds every line of r, the ndjson sink's score output, into a; blank lines are
-// skipped, and a line that is not a score row is an error naming its line number. Lines
-// have no length limit (explanations can be long).
+// skipped, and a line that is not a score row, or is longer than MaxNDJSONLine bytes, is an
+// error naming its line number.
 func AddNDJSON(r io.Reader, a *Aggregator) error {
+	return addNDJSON(r, a, MaxNDJSONLine)
+}
+
+// addNDJSON is AddNDJSON with a line limit of maxLine bytes (its newline not counted).
+func addNDJSON(r io.Reader, a *Aggregator, maxLine int) error {
 	br := bufio.NewReaderSize(r, 256<<10)
+	var buf []byte
 	for n := 1; ; n++ {
-		line, err := br.ReadBytes('\n')
+		buf = buf[:0]
+		var err error
+		for {
+			var frag []byte
+			frag, err = br.ReadSlice('\n')
+			body := len(buf) + len(frag)
+			if len(frag) > 0 && frag[len(frag)-1] == '\n' {
+				body--
+			}
+			if body > maxLine {
+				return fmt.Errorf("line %d: %w (over %d bytes)", n, ErrLineTooLong, maxLine)
+			}
+			buf = append(buf, frag...)
+			if !errors.Is(err, bufio.ErrBufferFull) {
+				break
+			}
+		}
+		line := buf
 		if len(bytes.TrimSpace(line)) > 0 {
 			row, derr := sinks.DecodeNDJSONScore(line)
 			if derr != nil {

@@ -332,7 +332,8 @@ func TestBucketFor(t *testing.T) {
 		{7 * 24 * time.Hour, 168, time.Hour},
 		{30 * 24 * time.Hour, 120, 12 * time.Hour},
 		{90 * 24 * time.Hour, 120, 24 * time.Hour},
-		{10 * 365 * 24 * time.Hour, 120, 7 * 24 * time.Hour}, // none fits: the widest
+		{10 * 365 * 24 * time.Hour, 120, 5 * 7 * 24 * time.Hour}, // past 7d, whole weeks: 105 buckets
+		{3 * 365 * 24 * time.Hour, 120, 2 * 7 * 24 * time.Hour},  // 79 two-week buckets; 157 weeks
 		{0, 10, time.Minute},
 	} {
 		from := t0 // aligned to every width but the week

@@ -42,7 +42,8 @@ type view struct {
 type evaluatorView struct {
 	Evaluator
 	Trend, Volume, Compare, PairwiseChart *figure
-	// MostInconsistent is the pairwise model with the largest inconsistent share.
+	// MostInconsistent is the pairwise model with the largest inconsistent share; nil
+	// when no model has an inconsistent verdict.
 	MostInconsistent *PairwiseShare
 }
 
@@ -79,7 +80,7 @@ func Render(w io.Writer, d Data) error {
 		}
 		for j := range e.Pairwise {
 			p := &e.Pairwise[j]
-			if ev.MostInconsistent == nil || p.Share(3) > ev.MostInconsistent.Share(3) {
+			if p.Share(3) > 0 && (ev.MostInconsistent == nil || p.Share(3) > ev.MostInconsistent.Share(3)) {
 				ev.MostInconsistent = p
 			}
 		}
