@@ -68,7 +68,7 @@ func TestDemoCommand(t *testing.T) {
 	}
 	rowsLine := num(`(?m)^score rows\s+(\d+)\s+\((\d+) batches\)`)
 	// The HTML report of the run: named in the summary, written, holding every row.
-	if got := regexp.MustCompile(`(?m)^report\s+(\S+)\s+\(open it in a browser: .* of (\d+) score rows, from (\S+);`).FindStringSubmatch(summary); got == nil || got[1] != report || got[3] != out || got[2] != strconv.Itoa(rowsLine[0]) {
+	if got := regexp.MustCompile(`(?m)^report\s+(\S+)\s+\(open it in a browser: .* from (\d+) score rows in (\S+);`).FindStringSubmatch(summary); got == nil || got[1] != report || got[3] != out || got[2] != strconv.Itoa(rowsLine[0]) {
 		t.Errorf("report line %q: want %s, with the %d score rows of %s", got, report, rowsLine[0], out)
 	}
 	if fi, err := os.Stat(report); err != nil || fi.Size() == 0 {
