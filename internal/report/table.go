@@ -17,6 +17,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"raterd/internal/report/htmlreport"
 	"raterd/sinks/clickhouse"
 )
 
@@ -68,41 +69,27 @@ func runCookbook(ctx context.Context, conn driver.Conn, db string, q clickhouse.
 	return t, nil
 }
 
-// scanTable runs sql and reads every row generically: the column names and Go types come
-// from the driver's column types.
+// scanTable runs sql and reads every row generically (htmlreport.ScanQuery), each value
+// normalized into a cell.
 func scanTable(ctx context.Context, conn driver.Conn, sql string) (*resultTable, error) {
-	rows, err := conn.Query(ctx, sql)
+	raw, err := htmlreport.ScanQuery(ctx, conn, sql)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	types := rows.ColumnTypes()
-	t := &resultTable{Columns: make([]string, len(types))}
-	for i, ct := range types {
-		t.Columns[i] = ct.Name()
-	}
-	for rows.Next() {
-		dest := make([]any, len(types))
-		for i, ct := range types {
-			dest[i] = reflect.New(ct.ScanType()).Interface()
+	t := &resultTable{Columns: raw.Columns, Rows: raw.Rows}
+	for _, row := range t.Rows {
+		for i, v := range row {
+			row[i] = normalizeValue(reflect.ValueOf(v))
 		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
-		}
-		row := make([]any, len(dest))
-		for i, d := range dest {
-			row[i] = normalizeValue(reflect.ValueOf(d).Elem())
-		}
-		t.Rows = append(t.Rows, row)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	return t, nil
 }
 
 // normalizeValue turns a scanned value into a cell (see resultTable).
 func normalizeValue(v reflect.Value) any {
+	if !v.IsValid() { // a nil interface
+		return nil
+	}
 	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
 		if v.IsNil() {
 			return nil

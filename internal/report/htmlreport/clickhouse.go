@@ -44,7 +44,14 @@ func (c ConnQuerier) QueryCookbook(ctx context.Context, q clickhouse.CookbookQue
 	if err != nil {
 		return Table{}, err
 	}
-	rows, err := c.Conn.Query(ctx, sql)
+	return ScanQuery(ctx, c.Conn, sql)
+}
+
+// ScanQuery runs sql on conn and reads every row generically: the column names, and each
+// value as the Go type the driver scans its column into. `raterd report`'s tables read
+// their answers through it too.
+func ScanQuery(ctx context.Context, conn driver.Conn, sql string) (Table, error) {
+	rows, err := conn.Query(ctx, sql)
 	if err != nil {
 		return Table{}, err
 	}
