@@ -457,6 +457,38 @@ chromium_path() {
   echo /usr/bin/chromium
 }
 
+# --------------------------------------------------------------------------- KEDA
+# deploy/kubernetes/keda-scaledobject.yaml is checked offline against KEDA's own sources
+# (deploy/kubernetes/manifests_test.go, through RATERD_TEST_KEDA): the ScaledObject CRD's
+# schema, and the trigger metadata its kafka scaler reads (the `keda:"name=…"` tags of
+# pkg/scalers/kafka_scaler.go). Both come from KEDA's Go module on the module proxy, pinned by
+# its checksum. The module requires a newer Go than ours, so `go mod download` fetches and
+# verifies its zip and then refuses to unpack it; the two files are read from the verified zip.
+KEDA_VERSION=v2.21.1
+KEDA_MODULE_SUM=h1:AoPpnkEeuSYUb1dAqQO5Pud9BpCPiOqurnKtnKobl6Q=
+KEDA_DIR="$DIR/keda-$KEDA_VERSION"
+keda_install() {
+  [ -s "$KEDA_DIR/kafka_scaler.go" ] && [ -s "$KEDA_DIR/keda.sh_scaledobjects.yaml" ] && return 0
+  log "keda: fetching github.com/kedacore/keda/v2@$KEDA_VERSION from the Go module proxy (its CRD and kafka scaler)"
+  local tmp json zip sum f
+  tmp=$(mktemp -d)
+  json=$(cd "$tmp" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" 2>&1 || true)
+  rm -rf "$tmp"
+  zip=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Zip": "\(.*\)",*$/\1/p')
+  sum=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Sum": "\(.*\)",*$/\1/p')
+  [ -n "$zip" ] && [ -s "$zip" ] || { printf '%s\n' "$json" >&2; die "keda: module download failed"; }
+  # The Go command checked the zip against sum.golang.org before writing its .ziphash.
+  [ "$sum" = "$KEDA_MODULE_SUM" ] && [ "$(cat "${zip%.zip}.ziphash" 2>/dev/null)" = "$KEDA_MODULE_SUM" ] ||
+    die "keda: module checksum $sum, want $KEDA_MODULE_SUM"
+  mkdir -p "$KEDA_DIR"
+  for f in config/crd/bases/keda.sh_scaledobjects.yaml pkg/scalers/kafka_scaler.go; do
+    python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+      "$zip" "github.com/kedacore/keda/v2@$KEDA_VERSION/$f" >"$KEDA_DIR/${f##*/}.tmp" ||
+      die "keda: no $f in $zip"
+    mv -f "$KEDA_DIR/${f##*/}.tmp" "$KEDA_DIR/${f##*/}"
+  done
+}
+
 cmd_up() {
   local t0=$SECONDS
   # llama.cpp's build is the long pole (CPU-bound, about 15 minutes the first time): it runs
@@ -467,7 +499,7 @@ cmd_up() {
   mkdir -p "$LLAMA_DIR"; llama_build_tools
   llama_install 9>&- >"$LOGS/llama-install.log" 2>&1 & llama_pid=$!
   kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install; promtool_install
-  chromium_install
+  chromium_install; keda_install
   local waited=0
   while kill -0 "$llama_pid" 2>/dev/null; do
     sleep 2; waited=$((waited + 2))
@@ -537,6 +569,9 @@ cmd_env() {
   echo "export RATERD_TEST_PROMTOOL=$PROMTOOL_BIN"
   # Headless Chromium, for the HTML report's browser test (chromium_install).
   echo "export RATERD_TEST_CHROMIUM=$(chromium_path)"
+  # KEDA's ScaledObject CRD and kafka scaler source, for the offline check of
+  # deploy/kubernetes/keda-scaledobject.yaml (keda_install).
+  echo "export RATERD_TEST_KEDA=$KEDA_DIR"
   # llama.cpp's server (scripts/services-llama.sh): OpenAI-compatible base URLs, the chat
   # templates, and the Python that renders them with jinja2.
   llama_env
