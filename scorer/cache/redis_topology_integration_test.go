@@ -668,6 +668,9 @@ func TestRedisSentinelFailover(t *testing.T) {
 	ps := startPrivateSentinel(t)
 	ctx := context.Background()
 	logs := &recordingHandler{}
+	// The default timeout, 250ms. go-redis retries a refused dial 5 times, 100ms apart
+	// (about 0.8s a call): with timeout: 1s, a failover of 1.5s failed one call only, so
+	// the breaker never opened and that batch waited 0.8s for nothing.
 	cfg := RedisConfig{Addrs: ps.sentinelAddrs(), MasterName: ps.name, KeyPrefix: "raterd-failover:",
 		Breaker: RedisBreakerConfig{Failures: 3, Cooldown: 200 * time.Millisecond, MaxCooldown: time.Second}}
 	tiered, _ := newTopologyCache(t, cfg, slog.New(logs))
