@@ -21,10 +21,10 @@ REDIS_SENTINEL_PORTS=(26379 26380 26381)
 REDIS_SENTINEL_NAME=raterd-cache
 REDIS_TOPO_TIMEOUT=60
 # redis-server rewrites its process title to "redis-server 127.0.0.1:PORT [mode]".
-for _p in "${REDIS_CLUSTER_PORTS[@]}"; do PATTERN[redis-$_p]="redis-server.*:$_p"; done
-PATTERN[redis-$REDIS_SENTINEL_MASTER_PORT]="redis-server.*:$REDIS_SENTINEL_MASTER_PORT"
-PATTERN[redis-$REDIS_SENTINEL_REPLICA_PORT]="redis-server.*:$REDIS_SENTINEL_REPLICA_PORT"
-for _p in "${REDIS_SENTINEL_PORTS[@]}"; do PATTERN[sentinel-$_p]="redis-server.*:$_p"; done
+for _p in "${REDIS_CLUSTER_PORTS[@]}"; do PATTERN["redis-$_p"]="redis-server.*:$_p"; done
+PATTERN["redis-$REDIS_SENTINEL_MASTER_PORT"]="redis-server.*:$REDIS_SENTINEL_MASTER_PORT"
+PATTERN["redis-$REDIS_SENTINEL_REPLICA_PORT"]="redis-server.*:$REDIS_SENTINEL_REPLICA_PORT"
+for _p in "${REDIS_SENTINEL_PORTS[@]}"; do PATTERN["sentinel-$_p"]="redis-server.*:$_p"; done
 unset _p
 
 # rcli PORT ARGS...: redis-cli against 127.0.0.1:PORT, raw output.
@@ -38,8 +38,8 @@ redis_daemon() {
   rm -f "$RUN/$name.pid"
   redis-server "$@" --daemonize yes --pidfile "$RUN/$name.pid" --logfile "$LOGS/$name.log" >/dev/null 9>&- ||
     die "$name: redis-server did not start (see $LOGS/$name.log)"
-  local i
-  for i in $(seq 50); do [ -s "$RUN/$name.pid" ] && return 0; sleep 0.1; done
+  local _
+  for _ in $(seq 50); do [ -s "$RUN/$name.pid" ] && return 0; sleep 0.1; done
   die "$name: no pidfile after 5s (see $LOGS/$name.log)"
 }
 
