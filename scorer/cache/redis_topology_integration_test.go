@@ -343,6 +343,20 @@ func TestRedisClusterResharding(t *testing.T) {
 		}
 	}
 	reshard(from, to)
+	// The fault happened: the target owns 1000 more slots (as the source sees it).
+	mid, err := clusterNodes(ctx, from.addr)
+	if err != nil {
+		close(stop)
+		<-done
+		t.Fatal(err)
+	}
+	for _, n := range mid {
+		if n.id == to.id && n.slots != to.slots+1000 {
+			close(stop)
+			<-done
+			t.Fatalf("after the reshard %s owns %d slots, want %d", n.addr, n.slots, to.slots+1000)
+		}
+	}
 	reshard(to, from) // back, so that the shared Cluster keeps its slot counts
 	close(stop)
 	<-done
