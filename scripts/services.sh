@@ -163,6 +163,9 @@ declare -A PATTERN=([kafka]='kafka.Kafka' [redis]='redis-server' [clickhouse]='c
 # llama.cpp's server, the real inference engine of the judge tests.
 # shellcheck source=scripts/services-llama.sh
 source "$ROOT/scripts/services-llama.sh"
+# Redis Cluster (7001-7006) and a Sentinel set (6380/6381, Sentinels 26379-26381).
+# shellcheck source=scripts/services-redis.sh
+source "$ROOT/scripts/services-redis.sh"
 
 kafka_java() { java -cp "$KAFKA_LIBS/*" "$@"; }
 kafka_ready() {
@@ -508,13 +511,14 @@ cmd_up() {
   wait "$llama_pid" || { tail -n 30 "$LOGS/llama-install.log" >&2; die "llama.cpp: install failed (log: $LOGS/llama-install.log)"; }
   redis_start; ch_start; kafka_start; llama_start
   redis_wait; ch_wait; kafka_wait; llama_wait
+  redis_topologies_up
   # After Kafka: its Kafka exporters connect at start.
   otelcol_start; otelcol_wait
   log "services: up in $((SECONDS - t0))s (state in $DIR)"
 }
 
 cmd_down() {
-  stop_one otelcol; stop_one kafka; stop_one clickhouse; stop_one redis; stop_one llama3; stop_one llama-mistral
+  stop_one otelcol; stop_one kafka; stop_one clickhouse; stop_one redis; redis_topologies_down; stop_one llama3; stop_one llama-mistral
 }
 
 cmd_status() {
@@ -532,6 +536,7 @@ cmd_status() {
     echo "otelcol:    up   127.0.0.1:$OTELCOL_GRPC_PORT (OTLP gRPC; collector $OTELCOL_BUILDER_VERSION, pid $(cat "$RUN/otelcol.pid"))"
   else echo "otelcol:    down"; rc=1; fi
   llama_status || rc=1
+  redis_topologies_status || rc=1
   return $rc
 }
 
@@ -575,6 +580,8 @@ cmd_env() {
   # llama.cpp's server (scripts/services-llama.sh): OpenAI-compatible base URLs, the chat
   # templates, and the Python that renders them with jinja2.
   llama_env
+  # Redis Cluster and Sentinel (scripts/services-redis.sh).
+  redis_topologies_env
 }
 
 # kafka-tool CLASS ARGS...: run a Kafka CLI tool with the cached jars, e.g.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -162,7 +163,9 @@ func parseConfigStrict(data []byte, getenv func(string) string) (*Config, error)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfg.applyEnv(getenv)
+	if err := cfg.applyEnv(getenv); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -182,10 +185,11 @@ func SplitList(s string) []string {
 }
 
 // applyEnv overrides addresses and secrets from the environment, so that secrets never
-// need to be in the file and one file serves several deployments.
-func (c *Config) applyEnv(getenv func(string) string) {
+// need to be in the file and one file serves several deployments. It fails on a value it
+// cannot parse, naming the variable.
+func (c *Config) applyEnv(getenv func(string) string) error {
 	if getenv == nil {
-		return
+		return nil
 	}
 	if v := getenv("RATERD_KAFKA_BROKERS"); v != "" {
 		c.Kafka.Brokers = SplitList(v)
@@ -195,6 +199,13 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	}
 	if v := getenv("RATERD_REDIS_ADDR"); v != "" {
 		c.Redis.Addrs = SplitList(v)
+	}
+	if v := getenv("RATERD_REDIS_CLUSTER"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("RATERD_REDIS_CLUSTER (redis.cluster) is not true or false: %w", err)
+		}
+		c.Redis.Cluster = b
 	}
 	if v := getenv("RATERD_REDIS_USERNAME"); v != "" {
 		c.Redis.Username = v
@@ -227,6 +238,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	if v := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
 		c.Telemetry.OTLPEndpoint = v
 	}
+	return nil
 }
 
 // Validate fills defaults and rejects bad or conflicting values, naming the key.

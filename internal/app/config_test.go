@@ -54,6 +54,33 @@ func TestParseConfigDefaultsAndEnv(t *testing.T) {
 	}
 }
 
+// TestRedisClusterEnv: RATERD_REDIS_CLUSTER sets redis.cluster either way, and a value
+// that is not a boolean is an error naming the variable.
+func TestRedisClusterEnv(t *testing.T) {
+	for _, tc := range []struct{ file, env string }{{"false", "true"}, {"true", "false"}, {"true", ""}} {
+		data := validConfig + "redis: {addrs: [\"a:1\"], cluster: " + tc.file + "}\n"
+		cfg, err := ParseConfig([]byte(data), func(k string) string {
+			if k == "RATERD_REDIS_CLUSTER" {
+				return tc.env
+			}
+			return ""
+		})
+		want := tc.env == "true" || tc.env == "" && tc.file == "true"
+		if err != nil || cfg.Redis.Cluster != want {
+			t.Fatalf("file %s, env %q: cluster %v, %v; want %v", tc.file, tc.env, cfg != nil && cfg.Redis.Cluster, err, want)
+		}
+	}
+	_, err := ParseConfig([]byte(validConfig), func(k string) string {
+		if k == "RATERD_REDIS_CLUSTER" {
+			return "yes please"
+		}
+		return ""
+	})
+	if err == nil || !strings.Contains(err.Error(), "RATERD_REDIS_CLUSTER (redis.cluster)") {
+		t.Fatalf("bad RATERD_REDIS_CLUSTER: %v", err)
+	}
+}
+
 func TestParseConfigRejectsNamingTheKey(t *testing.T) {
 	tests := []struct {
 		name, edit, want string
@@ -72,6 +99,8 @@ func TestParseConfigRejectsNamingTheKey(t *testing.T) {
 		{"topic too long for its dead-letter topic", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: ["+strings.Repeat("t", 247)+"]", 1), "kafka.topics[0]"},
 		{"bad log level", validConfig + "telemetry: {log_level: loud}\n", "telemetry.log_level"},
 		{"redis cluster db", validConfig + "redis: {addrs: [\"a:1\", \"b:1\"], db: 2}\n", "redis.db"},
+		{"redis cluster with master_name", validConfig + "redis: {addrs: [\"a:1\"], cluster: true, master_name: m}\n", "redis.cluster: true conflicts with redis.master_name"},
+		{"redis one-seed cluster db", validConfig + "redis: {addrs: [\"a:1\"], cluster: true, db: 1}\n", "redis.db"},
 		{"in-flight bytes below batch bytes", strings.Replace(validConfig, "topics: [llm-traffic]", "topics: [t]\n  batch: {max_bytes: 100000000}", 1), "kafka.max_in_flight_bytes"},
 		{"reward without labels asked to classify", strings.Replace(validConfig, "  pool-a:\n", "  rm: {type: reward, model: m, endpoints: [{url: \"http://127.0.0.1:8000\"}]}\n  pool-a:\n", 1) +
 			"  - {name: c, judge: rm, task: classification, positive_label: good}\n", "evaluators[2] (c).task"},

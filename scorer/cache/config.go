@@ -20,10 +20,17 @@ import (
 // in-process tier when Addrs is set, else an in-process cache. Validate fills the
 // defaults each field states.
 type RedisConfig struct {
-	// Addrs are host:port addresses; one for a single server, several for a Cluster, or
-	// the Sentinels when MasterName is set. Default: none, which disables Redis. Env
-	// override: RATERD_REDIS_ADDR (comma-separated).
+	// Addrs are host:port addresses; one for a single server, several for a Cluster (or
+	// one seed with Cluster), or the Sentinels when MasterName is set. Default: none,
+	// which disables Redis. Env override: RATERD_REDIS_ADDR (comma-separated).
 	Addrs []string `yaml:"addrs"`
+	// Cluster says Addrs are Redis Cluster nodes even when there is only one (a seed, or a
+	// managed service's configuration endpoint): the client learns the other nodes from
+	// it and follows MOVED and ASK redirects. Without it one address is a single server,
+	// which answers MOVED errors for every key of another node's slots. Several addrs
+	// without MasterName are a Cluster either way. Not with MasterName; db must be 0.
+	// Default false. Env override: RATERD_REDIS_CLUSTER (true or false).
+	Cluster bool `yaml:"cluster"`
 	// MasterName, when set, is the Sentinel master name: Addrs are then Sentinel
 	// addresses and raterd follows failovers. Default: none (no Sentinel).
 	MasterName string `yaml:"master_name"`
@@ -184,6 +191,15 @@ func (r *RedisConfig) Validate(key string) error {
 	if r.MasterName != "" && len(r.Addrs) == 0 {
 		return fmt.Errorf("%s.master_name: needs the Sentinel addresses in addrs", key)
 	}
+	if r.Cluster && r.MasterName != "" {
+		return fmt.Errorf("%s.cluster: true conflicts with %s.master_name %q: a Redis Cluster has no Sentinel master; set one of them", key, key, r.MasterName)
+	}
+	if r.Cluster && len(r.Addrs) == 0 {
+		return fmt.Errorf("%s.cluster: true needs at least one Cluster node in %s.addrs", key, key)
+	}
+	if r.Cluster && r.DB != 0 {
+		return fmt.Errorf("%s.db: %d, but a Redis Cluster (%s.cluster: true) has only database 0", key, r.DB, key)
+	}
 	if r.DB < 0 || r.DB > 15 && len(r.Addrs) > 0 {
 		return fmt.Errorf("%s.db: %d is out of range", key, r.DB)
 	}
@@ -194,17 +210,19 @@ func (r *RedisConfig) Validate(key string) error {
 }
 
 // RedisOptions are the go-redis universal-client options that reach cfg's servers: the
-// addresses (one server, a Cluster, or Sentinels with MasterName), the ACL user for the
+// addresses (one server, a Cluster — IsClusterMode with Cluster, so that one seed address
+// is enough — or Sentinels with MasterName), the ACL user for the
 // data nodes and the Sentinels alike, the database and TLS (the config Validate built;
 // its client certificate is reloaded when its files change). Timeouts and retries are left
 // at go-redis's defaults for the caller to fit to its use; New sets the cache's. Every
 // Redis client built from a RedisConfig starts here.
 func RedisOptions(cfg RedisConfig) *redis.UniversalOptions {
 	opts := &redis.UniversalOptions{
-		Addrs:      cfg.Addrs,
-		MasterName: cfg.MasterName,
-		Username:   cfg.Username,
-		Password:   cfg.Password.Reveal(),
+		Addrs:         cfg.Addrs,
+		IsClusterMode: cfg.Cluster,
+		MasterName:    cfg.MasterName,
+		Username:      cfg.Username,
+		Password:      cfg.Password.Reveal(),
 		// Sentinels usually share the data nodes' ACL; go-redis asks for them apart.
 		SentinelUsername: cfg.Username,
 		SentinelPassword: cfg.Password.Reveal(),

@@ -2,9 +2,12 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"raterd/internal/telemetry"
 )
@@ -42,6 +45,9 @@ func TestRedisConfigValidateNamesTheKey(t *testing.T) {
 		{"sentinel without addrs", RedisConfig{MasterName: "m"}, "cache.master_name"},
 		{"db", RedisConfig{Addrs: []string{"a:1"}, DB: 16}, "cache.db"},
 		{"cluster db", RedisConfig{Addrs: []string{"a:1", "b:1"}, DB: 1}, "cache.db: a Redis Cluster"},
+		{"cluster with master_name", RedisConfig{Addrs: []string{"a:1"}, Cluster: true, MasterName: "m"}, "cache.cluster: true conflicts with cache.master_name"},
+		{"cluster without addrs", RedisConfig{Cluster: true}, "cache.cluster: true needs at least one Cluster node in cache.addrs"},
+		{"one-seed cluster db", RedisConfig{Addrs: []string{"a:1"}, Cluster: true, DB: 3}, "cache.db: 3, but a Redis Cluster (cache.cluster: true)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,6 +70,26 @@ func TestRedisOptions(t *testing.T) {
 	}
 	if RedisOptions(RedisConfig{Addrs: []string{"a:1"}}).TLSConfig != nil {
 		t.Error("TLS set without tls")
+	}
+	// cluster: true makes one seed address a ClusterClient; without it, a plain client.
+	seed := RedisConfig{Addrs: []string{"a:1"}, Cluster: true}
+	if o := RedisOptions(seed); !o.IsClusterMode {
+		t.Errorf("cluster: true did not set IsClusterMode: %+v", o)
+	}
+	for _, tc := range []struct {
+		cfg  RedisConfig
+		want string
+	}{
+		{seed, "*redis.ClusterClient"},
+		{RedisConfig{Addrs: []string{"a:1"}}, "*redis.Client"},
+		{RedisConfig{Addrs: []string{"a:1", "b:1"}}, "*redis.ClusterClient"},
+		{RedisConfig{Addrs: []string{"a:1"}, MasterName: "m"}, "*redis.Client"},
+	} {
+		c := redis.NewUniversalClient(RedisOptions(tc.cfg))
+		if got := fmt.Sprintf("%T", c); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.cfg.Addrs, got, tc.want)
+		}
+		_ = c.Close()
 	}
 }
 
