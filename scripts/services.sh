@@ -163,6 +163,9 @@ declare -A PATTERN=([kafka]='kafka.Kafka' [redis]='redis-server' [clickhouse]='c
 # llama.cpp's server, the real inference engine of the judge tests.
 # shellcheck source=scripts/services-llama.sh
 source "$ROOT/scripts/services-llama.sh"
+# The ClickHouse cluster (ZooKeeper, 2 shards x 2 replicas): `up cluster`, `down cluster`.
+# shellcheck source=scripts/services-chcluster.sh
+source "$ROOT/scripts/services-chcluster.sh"
 
 kafka_java() { java -cp "$KAFKA_LIBS/*" "$@"; }
 kafka_ready() {
@@ -500,6 +503,8 @@ cmd_status() {
     echo "otelcol:    up   127.0.0.1:$OTELCOL_GRPC_PORT (OTLP gRPC; collector $OTELCOL_BUILDER_VERSION, pid $(cat "$RUN/otelcol.pid"))"
   else echo "otelcol:    down"; rc=1; fi
   llama_status || rc=1
+  # The cluster is started on its own (`up cluster`): shown, but not counted as down.
+  chcluster_status || true
   return $rc
 }
 
@@ -540,6 +545,8 @@ cmd_env() {
   # llama.cpp's server (scripts/services-llama.sh): OpenAI-compatible base URLs, the chat
   # templates, and the Python that renders them with jinja2.
   llama_env
+  # The ClickHouse cluster of `up cluster` (scripts/services-chcluster.sh).
+  chcluster_env
 }
 
 # kafka-tool CLASS ARGS...: run a Kafka CLI tool with the cached jars, e.g.
@@ -551,10 +558,18 @@ cmd_kafka_tool() {
     -Dkafka.logs.dir="$LOGS/kafka-tools" -cp "$KAFKA_LIBS/*" "$@"
 }
 
-usage() { echo "usage: $0 up|down|status|env  (or: $0 kafka-tool CLASS ARGS...)" >&2; exit 2; }
+usage() { echo "usage: $0 up|down|status|env  (or: $0 up|down cluster; $0 kafka-tool CLASS ARGS...)" >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 if [ "$1" = kafka-tool ]; then shift; [ $# -ge 1 ] || usage; cmd_kafka_tool "$@"; fi
+# `up cluster` / `down cluster`: the ClickHouse cluster alone (scripts/services-chcluster.sh).
+if [ $# -eq 2 ] && [ "$2" = cluster ]; then
+  case "$1" in up|down) ;; *) usage ;; esac
+  mkdir -p "$RUN" "$LOGS"
+  exec 9>"$DIR/.lock"
+  flock -w 300 9 || die "another services.sh up/down holds $DIR/.lock"
+  "cmd_$1_cluster"; exit 0
+fi
 [ $# -eq 1 ] || usage
 case "$1" in
   up|down)
