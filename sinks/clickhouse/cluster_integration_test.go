@@ -413,3 +413,88 @@ func describe(t *testing.T, conn driver.Conn, table string) [][2]string {
 	}
 	return out
 }
+
+// clusterMigrated migrates a scratch database on the cluster and returns it with the result.
+func (c testCluster) clusterMigrated(t *testing.T, prefix string) (string, MigrateResult) {
+	t.Helper()
+	db := c.scratchDB(t, prefix)
+	res, err := MigrateWith(context.Background(), c.Conns[0], db, c.migrateOptions())
+	if err != nil {
+		t.Fatalf("migrate on cluster %s: %v\nhosts: %+v", c.Name, err, res.Hosts)
+	}
+	return db, res
+}
+
+func (c testCluster) migrateOptions() MigrateOptions {
+	return MigrateOptions{Telemetry: quiet, Cluster: ClusterNames{Cluster: c.Name, AllHosts: c.Hosts}, DDLTimeout: time.Minute}
+}
+
+// TestClusterMigrate: migrate on the cluster applies every migration on every host and
+// reports each host's answers; run again it is a no-op with the same per-host table.
+func TestClusterMigrate(t *testing.T) {
+	c := requireCluster(t)
+	ctx := context.Background()
+	db, res := c.clusterMigrated(t, "raterd_cm")
+	if len(res.Applied) != LatestMigration() {
+		t.Fatalf("applied %d migrations, want %d", len(res.Applied), LatestMigration())
+	}
+	if res.Cluster != c.Name || len(res.Hosts) != 4 {
+		t.Fatalf("cluster %q, %d hosts: %+v", res.Cluster, len(res.Hosts), res.Hosts)
+	}
+	want := clusterTables()
+	stmts := len(res.Hosts[0].Statements)
+	replicas := map[string]bool{}
+	for i, h := range res.Hosts {
+		if h.Addr != c.Addrs[i] || h.Shard != i/2+1 || h.Replica != i%2+1 {
+			t.Errorf("host %d: %s shard %d replica %d, want %s shard %d replica %d", i, h.Addr, h.Shard, h.Replica, c.Addrs[i], i/2+1, i%2+1)
+		}
+		replicas[h.MacroReplica] = true
+		if h.Failed() || len(h.Statements) != stmts || stmts == 0 {
+			t.Errorf("%s: %d statements (want %d), failed %v: %+v", h.Addr, len(h.Statements), stmts, h.Failed(), h.Statements)
+		}
+		if !reflect.DeepEqual(h.Tables, want) || len(h.Missing) != 0 || len(h.ReadOnly) != 0 {
+			t.Errorf("%s: tables %v (want %v), missing %v, read-only %v", h.Addr, h.Tables, want, h.Missing, h.ReadOnly)
+		}
+	}
+	if len(replicas) != 4 {
+		t.Errorf("replica macros %v, want 4 distinct", replicas)
+	}
+	for i, conn := range c.Conns {
+		if err := CheckSchema(ctx, conn, db); err != nil {
+			t.Errorf("%s: %v", c.Addrs[i], err)
+		}
+		if n := countRows(t, conn, fmt.Sprintf("SELECT count() FROM %s.schema_migrations FINAL", db)); n != uint64(LatestMigration()) {
+			t.Errorf("%s: schema_migrations has %d rows, want %d", c.Addrs[i], n, LatestMigration())
+		}
+		var engine string
+		if err := conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = 'scores'", db).Scan(&engine); err != nil || engine != "Distributed" {
+			t.Errorf("%s: %s.scores engine %q (%v), want Distributed", c.Addrs[i], db, engine, err)
+		}
+	}
+
+	again, err := MigrateWith(ctx, c.Conns[1], db, c.migrateOptions())
+	if err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+	if len(again.Applied) != 0 || len(again.Upgraded) != 0 {
+		t.Errorf("second migrate applied %d migrations and %d steps, want none", len(again.Applied), len(again.Upgraded))
+	}
+	for i, h := range again.Hosts {
+		// The second run only re-runs the idempotent preamble (database, migrations table).
+		if h.Failed() || len(h.Statements) != 2 {
+			t.Errorf("second run, %s: %+v", h.Addr, h.Statements)
+		}
+		if !reflect.DeepEqual(h.Tables, res.Hosts[i].Tables) || h.Addr != res.Hosts[i].Addr {
+			t.Errorf("second run, %s: tables %v, first run %v", h.Addr, h.Tables, res.Hosts[i].Tables)
+		}
+	}
+
+	// Negative control: a single-server schema is refused, not converted.
+	single := c.scratchDB(t, "raterd_cm_single")
+	if _, err := MigrateWith(ctx, c.Conns[0], single, MigrateOptions{Telemetry: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MigrateWith(ctx, c.Conns[0], single, c.migrateOptions()); !errors.Is(err, errNotClusterSchema) {
+		t.Errorf("cluster migrate over a single-server schema: %v, want errNotClusterSchema", err)
+	}
+}
