@@ -39,7 +39,8 @@ func Migrate(ctx context.Context, cfg clickhouse.Config) (clickhouse.MigrateResu
 	}
 	defer conn.Close()
 	res, err := clickhouse.MigrateWith(ctx, conn, cfg.Database, clickhouse.MigrateOptions{
-		RetentionDays: cfg.RetentionDays, Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}})
+		RetentionDays: cfg.RetentionDays, Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)},
+		Cluster: cfg.ClusterNames(), DDLTimeout: cfg.DDLTimeout})
 	var exc *chgo.Exception
 	if errors.As(err, &exc) && notPermitted(exc.Code) {
 		user := cfg.Username

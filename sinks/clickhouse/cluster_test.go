@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files of the tests that have one")
@@ -72,6 +73,49 @@ func TestClusterStatementUnknownShape(t *testing.T) {
 			if strings.Contains(s, "FROM {db}.scores\n") || strings.Contains(s, "POPULATE") {
 				t.Errorf("migration %d: %q reads the Distributed scores or populates", m.Version, s)
 			}
+		}
+	}
+}
+
+// TestClusterConfig: the cluster keys' defaults and validation, each error naming its key;
+// the insert settings are the synchronous Distributed insert and the quorum on a cluster
+// only.
+func TestClusterConfig(t *testing.T) {
+	ok := Config{Addrs: []string{"127.0.0.1:9101"}, Cluster: "raterd"}
+	if err := ok.Validate("clickhouse"); err != nil {
+		t.Fatal(err)
+	}
+	if ok.ClusterAllHosts != "raterd_hosts" || ok.DDLTimeout != DefaultDDLTimeout || ok.InsertQuorum != 0 {
+		t.Errorf("defaults: all hosts %q, ddl_timeout %s, insert_quorum %d", ok.ClusterAllHosts, ok.DDLTimeout, ok.InsertQuorum)
+	}
+	if got := ok.InsertSettings(); got["insert_distributed_sync"] != 1 || got["insert_quorum"] != 0 || len(got) != 2 {
+		t.Errorf("cluster insert settings %v", got)
+	}
+	if got := (Config{}).InsertSettings(); got != nil {
+		t.Errorf("one server's insert settings %v, want none", got)
+	}
+	if got := ok.ClusterNames(); got != (ClusterNames{"raterd", "raterd_hosts"}) {
+		t.Errorf("ClusterNames %+v", got)
+	}
+	for _, tc := range []struct {
+		mod  func(c *Config)
+		want string
+	}{
+		{func(c *Config) { c.Cluster = "raterd; DROP" }, "clickhouse.cluster:"},
+		{func(c *Config) { c.ClusterAllHosts = "a-b" }, "clickhouse.cluster_all_hosts:"},
+		{func(c *Config) { c.ClusterAllHosts = "raterd" }, "clickhouse.cluster_all_hosts:"},
+		{func(c *Config) { c.InsertQuorum = 11 }, "clickhouse.insert_quorum:"},
+		{func(c *Config) { c.InsertQuorum = -1 }, "clickhouse.insert_quorum:"},
+		{func(c *Config) { c.DDLTimeout = time.Second }, "clickhouse.ddl_timeout:"},
+		{func(c *Config) { c.DDLTimeout = time.Hour }, "clickhouse.ddl_timeout:"},
+		{func(c *Config) { c.Cluster = ""; c.InsertQuorum = 2 }, "clickhouse.insert_quorum: set, but clickhouse.cluster is empty"},
+		{func(c *Config) { c.Cluster = ""; c.ClusterAllHosts = "h" }, "clickhouse.cluster_all_hosts: set"},
+		{func(c *Config) { c.Cluster = ""; c.DDLTimeout = time.Minute }, "clickhouse.ddl_timeout: set"},
+	} {
+		c := Config{Addrs: []string{"127.0.0.1:9101"}, Cluster: "raterd"}
+		tc.mod(&c)
+		if err := c.Validate("clickhouse"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one starting %q", c, err, tc.want)
 		}
 	}
 }
