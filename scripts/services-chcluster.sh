@@ -13,7 +13,8 @@
 # Each server runs deploy/clickhouse/config.xml (rendered as ch_start does, without the TLS
 # listener) plus deploy/clickhouse/cluster.xml.tmpl in its config.d: the clusters raterd
 # (replicated shards) and raterd_hosts (every host its own shard), macros, ZooKeeper and
-# distributed DDL. Data directories (ZooKeeper's included) are wiped on `up cluster`.
+# distributed DDL; and deploy/clickhouse/cluster-users.xml in its users.d (readers' IN
+# subqueries over the Distributed tables run GLOBAL). Data directories (ZooKeeper's included) are wiped on `up cluster`.
 
 CHCLUSTER_NAME=raterd
 CHCLUSTER_NODES=(s1r1 s1r2 s2r1 s2r2)
@@ -96,6 +97,8 @@ chcluster_render() {
     die "ch-$n: deploy/clickhouse/config.xml changed shape; update chcluster_render"
   fi
   cp "$ROOT/deploy/clickhouse/users.xml" "$home/etc/users.xml"
+  mkdir -p "$home/etc/users.d"
+  cp "$ROOT/deploy/clickhouse/cluster-users.xml" "$home/etc/users.d/cluster.xml"
   sed -e "s|@INTERSERVER@|$(chcluster_interserver "$n")|" -e "s|@SHARD@|$shard|" -e "s|@REPLICA@|$n|" \
     -e "s|@ZK_PORT@|$ZK_PORT|" -e "s|@TCP1@|9101|g" -e "s|@TCP2@|9102|g" -e "s|@TCP3@|9103|g" -e "s|@TCP4@|9104|g" \
     "$ROOT/deploy/clickhouse/cluster.xml.tmpl" >"$home/etc/config.d/cluster.xml"
