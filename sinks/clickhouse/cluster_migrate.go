@@ -414,11 +414,24 @@ func migrateCluster(ctx context.Context, conn driver.Conn, db string, opts Migra
 				}
 				// 44 (ILLEGAL_COLUMN): the host has the column (a crash between two runs);
 				// the look-up afterwards decides.
-				if err := r.run(ctx, stmts[i], 44); err != nil {
+				if i == 0 && opts.Dial != nil {
+					err = addColumnPerShard(ctx, opts.Dial, r.hosts, render(strings.Replace(stmts[0], " ON CLUSTER "+names.Cluster, "", 1), db))
+				} else {
+					err = r.run(ctx, stmts[i], 44)
+				}
+				if err != nil {
 					return finish(fmt.Errorf("migration %d (%s): add column %s.%s: %w", m.Version, m.Name, table, col.Name, err))
 				}
-				if ok, err := hasColumnEverywhere(ctx, conn, r.hosts, db, table, col.Name); err != nil || !ok {
-					return finish(fmt.Errorf("migration %d (%s): column %s.%s is still missing on a host after ADD COLUMN (%v)", m.Version, m.Name, table, col.Name, err))
+				// Replicas apply a replicated ALTER from the replication log: wait for them.
+				for deadline := time.Now().Add(timeout); ; {
+					ok, err := hasColumnEverywhere(ctx, conn, r.hosts, db, table, col.Name)
+					if err == nil && ok {
+						break
+					}
+					if time.Now().After(deadline) || ctx.Err() != nil {
+						return finish(fmt.Errorf("migration %d (%s): column %s.%s is still missing on a host %s after ADD COLUMN (%v)", m.Version, m.Name, table, col.Name, timeout, err))
+					}
+					time.Sleep(100 * time.Millisecond)
 				}
 			}
 		}
@@ -475,4 +488,44 @@ func applyClusterRetention(ctx context.Context, conn driver.Conn, r *ddlRunner, 
 		status = RetentionApplied
 	}
 	return status, nil
+}
+
+// addColumnPerShard runs the ALTER … ADD COLUMN of a replicated table on one replica of
+// each shard, over a connection of its own (the first replica that answers); replication
+// brings it to the other replicas (an 18.16 replicated ALTER waits for the active ones).
+// ON CLUSTER would do the same, but 18.16's distributed DDL can run a replicated ALTER on
+// both replicas of a shard when one takes the shard's lock right after the other
+// released it; the second then finds the column there (44) and, failing to mark the task
+// executed (the node exists), stops its DDL worker until the server restarts — every later
+// ON CLUSTER statement then waits for that host. Seen in this package's cluster tests.
+func addColumnPerShard(ctx context.Context, dial func(context.Context, string) (driver.Conn, error), hosts []HostReport, stmt string) error {
+	shards := map[int][]string{}
+	var order []int
+	for _, h := range hosts {
+		if _, ok := shards[h.Shard]; !ok {
+			order = append(order, h.Shard)
+		}
+		shards[h.Shard] = append(shards[h.Shard], h.Addr)
+	}
+	for _, shard := range order {
+		var errs []error
+		done := false
+		for _, addr := range shards[shard] {
+			conn, err := dial(ctx, addr)
+			if err == nil {
+				err = conn.Exec(ctx, stmt)
+				_ = conn.Close()
+			}
+			var ex *ch.Exception
+			if err == nil || errors.As(err, &ex) && ex.Code == 44 {
+				done = true
+				break
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+		}
+		if !done {
+			return fmt.Errorf("shard %d: no replica took %q: %w", shard, stmt, errors.Join(errs...))
+		}
+	}
+	return nil
 }

@@ -575,6 +575,13 @@ type MigrateOptions struct {
 	// (distributed_ddl_task_timeout); a host that has not answered by then is reported
 	// pending. Zero means DefaultDDLTimeout. Cluster only.
 	DDLTimeout time.Duration
+	// Dial opens a connection to one host of the cluster (host:port as system.clusters
+	// names it), with the credentials and TLS of the connection migrate got. Cluster only:
+	// the ADD COLUMN of a replicated table runs on one replica of each shard through it
+	// rather than ON CLUSTER, which ClickHouse 18.16's distributed DDL can run on both
+	// replicas of a shard, killing the second one's DDL worker (see migrateCluster).
+	// Nil: ON CLUSTER.
+	Dial func(ctx context.Context, addr string) (driver.Conn, error)
 }
 
 // DefaultDDLTimeout is MigrateOptions.DDLTimeout's default.

@@ -32,8 +32,10 @@ type ClickHouseChannelConfig struct {
 
 	reportSettings `yaml:"-"` // alerting.report_url, set by Decode
 
-	// insertSettings are Env.ClickHouseInsertSettings, set by the registry's Defaults.
-	insertSettings map[string]any
+	// InsertSettings are sent with every insert: Env.ClickHouseInsertSettings
+	// (chsql.InsertSettings of the clickhouse section; on a cluster the synchronous
+	// Distributed insert and the quorum), set by the registry's Defaults. Not a YAML key.
+	InsertSettings map[string]any `yaml:"-"`
 }
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
@@ -71,7 +73,7 @@ func NewClickHouseChannel(name string, conn driver.Conn, cfg ClickHouseChannelCo
 	if conn == nil {
 		return nil, fmt.Errorf("%s: no ClickHouse connection (configure clickhouse)", name)
 	}
-	return &ClickHouseChannel{name: name, conn: conn, timeout: cfg.Timeout, settings: cfg.insertSettings,
+	return &ClickHouseChannel{name: name, conn: conn, timeout: cfg.Timeout, settings: cfg.InsertSettings,
 		insertQ: fmt.Sprintf("INSERT INTO %s.alerts (%s)", cfg.Database, alertColumns)}, nil
 }
 
@@ -144,7 +146,7 @@ var clickhouseType = ChannelType{
 		if c.Database == "" {
 			c.Database = env.ClickHouseDatabase
 		}
-		c.insertSettings = env.ClickHouseInsertSettings
+		c.InsertSettings = env.ClickHouseInsertSettings
 	},
 	New: func(name string, s Settings, deps Deps) (Notifier, error) {
 		return NewClickHouseChannel(name, deps.ClickHouse, *s.(*ClickHouseChannelConfig))
