@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Development/CI service stack for raterd: Apache Kafka (KRaft, single node), Redis,
-# ClickHouse, an OpenTelemetry Collector and llama.cpp's server, all on loopback. Shared by .ci/run, developers and users.
+# ClickHouse (one server, and a cluster of four with ZooKeeper: scripts/services-chcluster.sh),
+# an OpenTelemetry Collector and llama.cpp's server, all on loopback. Shared by .ci/run, developers and users.
 #
 #   scripts/services.sh up       install what is missing, start everything, wait until ready
 #   scripts/services.sh down     stop everything this script started
@@ -163,7 +164,8 @@ declare -A PATTERN=([kafka]='kafka.Kafka' [redis]='redis-server' [clickhouse]='c
 # llama.cpp's server, the real inference engine of the judge tests.
 # shellcheck source=scripts/services-llama.sh
 source "$ROOT/scripts/services-llama.sh"
-# The ClickHouse cluster (ZooKeeper, 2 shards x 2 replicas): `up cluster`, `down cluster`.
+# The ClickHouse cluster (ZooKeeper, 2 shards x 2 replicas): started by `up` with the
+# rest, or alone by `up cluster` (`down cluster` stops it alone).
 # shellcheck source=scripts/services-chcluster.sh
 source "$ROOT/scripts/services-chcluster.sh"
 
@@ -470,7 +472,7 @@ cmd_up() {
   mkdir -p "$LLAMA_DIR"; llama_build_tools
   llama_install 9>&- >"$LOGS/llama-install.log" 2>&1 & llama_pid=$!
   kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install; promtool_install
-  chromium_install
+  chromium_install; chcluster_install
   local waited=0
   while kill -0 "$llama_pid" 2>/dev/null; do
     sleep 2; waited=$((waited + 2))
@@ -479,6 +481,8 @@ cmd_up() {
   wait "$llama_pid" || { tail -n 30 "$LOGS/llama-install.log" >&2; die "llama.cpp: install failed (log: $LOGS/llama-install.log)"; }
   redis_start; ch_start; kafka_start; llama_start
   redis_wait; ch_wait; kafka_wait; llama_wait
+  # The ClickHouse cluster (ZooKeeper and four servers; about 2 s and 400 MB).
+  chcluster_start; chcluster_wait
   # After Kafka: its Kafka exporters connect at start.
   otelcol_start; otelcol_wait
   log "services: up in $((SECONDS - t0))s (state in $DIR)"
@@ -486,6 +490,7 @@ cmd_up() {
 
 cmd_down() {
   stop_one otelcol; stop_one kafka; stop_one clickhouse; stop_one redis; stop_one llama3; stop_one llama-mistral
+  cmd_down_cluster
 }
 
 cmd_status() {
@@ -503,8 +508,7 @@ cmd_status() {
     echo "otelcol:    up   127.0.0.1:$OTELCOL_GRPC_PORT (OTLP gRPC; collector $OTELCOL_BUILDER_VERSION, pid $(cat "$RUN/otelcol.pid"))"
   else echo "otelcol:    down"; rc=1; fi
   llama_status || rc=1
-  # The cluster is started on its own (`up cluster`): shown, but not counted as down.
-  chcluster_status || true
+  chcluster_status || rc=1
   return $rc
 }
 
@@ -562,7 +566,8 @@ usage() { echo "usage: $0 up|down|status|env  (or: $0 up|down cluster; $0 kafka-
 
 [ $# -ge 1 ] || usage
 if [ "$1" = kafka-tool ]; then shift; [ $# -ge 1 ] || usage; cmd_kafka_tool "$@"; fi
-# `up cluster` / `down cluster`: the ClickHouse cluster alone (scripts/services-chcluster.sh).
+# `up cluster` / `down cluster`: the ClickHouse cluster alone (scripts/services-chcluster.sh;
+# `up` and `down` start and stop it with the rest).
 if [ $# -eq 2 ] && [ "$2" = cluster ]; then
   case "$1" in up|down) ;; *) usage ;; esac
   mkdir -p "$RUN" "$LOGS"
