@@ -116,7 +116,8 @@ func clusterHosts(ctx context.Context, conn driver.Conn, c ClusterNames) ([]Host
 	for i, h := range hosts {
 		q := fmt.Sprintf("SELECT anyIf(substitution, macro = 'shard'), anyIf(substitution, macro = 'replica') FROM remote('%s', system.macros)", h.Addr)
 		if err := conn.QueryRow(ctx, q).Scan(&hosts[i].MacroShard, &hosts[i].MacroReplica); err != nil {
-			return hosts, fmt.Errorf("read the macros of %s: %w", h.Addr, err)
+			// A host that does not answer now is reported by the statements (pending).
+			continue
 		}
 		r := hosts[i].MacroReplica
 		if r == "" || hosts[i].MacroShard == "" {
@@ -244,49 +245,58 @@ func waitRecorded(ctx context.Context, conn driver.Conn, hosts []HostReport, db 
 	return nil
 }
 
-// inspectHosts fills each host's tables, missing tables, read-only replicas and delay.
+// inspectHosts fills each host's tables, missing tables, read-only replicas and delay;
+// it returns the errors of the hosts it could not read, having read the others.
 func inspectHosts(ctx context.Context, conn driver.Conn, hosts []HostReport, db string) error {
-	want := clusterTables()
+	var errs []error
 	for i := range hosts {
-		h := &hosts[i]
-		h.Tables, h.Missing, h.ReadOnly, h.MaxDelay = nil, nil, nil, 0
-		rows, err := conn.Query(ctx, fmt.Sprintf("SELECT name FROM remote('%s', system.tables) WHERE database = '%s' ORDER BY name", h.Addr, db))
-		if err != nil {
+		if err := inspectHost(ctx, conn, &hosts[i], db); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// inspectHost is inspectHosts of one host.
+func inspectHost(ctx context.Context, conn driver.Conn, h *HostReport, db string) error {
+	want := clusterTables()
+	h.Tables, h.Missing, h.ReadOnly, h.MaxDelay = nil, nil, nil, 0
+	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT name FROM remote('%s', system.tables) WHERE database = '%s' ORDER BY name", h.Addr, db))
+	if err != nil {
+		return fmt.Errorf("list the tables of %s: %w", h.Addr, err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
 			return fmt.Errorf("list the tables of %s: %w", h.Addr, err)
 		}
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				rows.Close()
-				return fmt.Errorf("list the tables of %s: %w", h.Addr, err)
-			}
-			h.Tables = append(h.Tables, n)
+		h.Tables = append(h.Tables, n)
+	}
+	rows.Close()
+	for _, t := range want {
+		if !slices.Contains(h.Tables, t) {
+			h.Missing = append(h.Missing, t)
 		}
-		rows.Close()
-		for _, t := range want {
-			if !slices.Contains(h.Tables, t) {
-				h.Missing = append(h.Missing, t)
-			}
-		}
-		rows, err = conn.Query(ctx, fmt.Sprintf("SELECT table, is_readonly, absolute_delay FROM remote('%s', system.replicas) WHERE database = '%s' ORDER BY table", h.Addr, db))
-		if err != nil {
+	}
+	rows, err = conn.Query(ctx, fmt.Sprintf("SELECT table, is_readonly, absolute_delay FROM remote('%s', system.replicas) WHERE database = '%s' ORDER BY table", h.Addr, db))
+	if err != nil {
+		return fmt.Errorf("read the replicas of %s: %w", h.Addr, err)
+	}
+	for rows.Next() {
+		var table string
+		var ro uint8
+		var delay uint64
+		if err := rows.Scan(&table, &ro, &delay); err != nil {
+			rows.Close()
 			return fmt.Errorf("read the replicas of %s: %w", h.Addr, err)
 		}
-		for rows.Next() {
-			var table string
-			var ro uint8
-			var delay uint64
-			if err := rows.Scan(&table, &ro, &delay); err != nil {
-				rows.Close()
-				return fmt.Errorf("read the replicas of %s: %w", h.Addr, err)
-			}
-			if ro != 0 {
-				h.ReadOnly = append(h.ReadOnly, table)
-			}
-			h.MaxDelay = max(h.MaxDelay, time.Duration(delay)*time.Second)
+		if ro != 0 {
+			h.ReadOnly = append(h.ReadOnly, table)
 		}
-		rows.Close()
+		h.MaxDelay = max(h.MaxDelay, time.Duration(delay)*time.Second)
 	}
+	rows.Close()
 	return nil
 }
 
