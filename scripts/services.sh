@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Development/CI service stack for raterd: Apache Kafka (KRaft, single node), Redis,
-# ClickHouse, an OpenTelemetry Collector and llama.cpp's server, all on loopback. Shared by .ci/run, developers and users.
+# ClickHouse (one server, and a cluster of four with ZooKeeper: scripts/services-chcluster.sh),
+# an OpenTelemetry Collector and llama.cpp's server, all on loopback. Shared by .ci/run, developers and users.
 #
 #   scripts/services.sh up       install what is missing, start everything, wait until ready
 #   scripts/services.sh down     stop everything this script started
@@ -166,6 +167,10 @@ source "$ROOT/scripts/services-llama.sh"
 # Redis Cluster (7001-7006) and a Sentinel set (6380/6381, Sentinels 26379-26381).
 # shellcheck source=scripts/services-redis.sh
 source "$ROOT/scripts/services-redis.sh"
+# The ClickHouse cluster (ZooKeeper, 2 shards x 2 replicas): started by `up` with the
+# rest, or alone by `up cluster` (`down cluster` stops it alone).
+# shellcheck source=scripts/services-chcluster.sh
+source "$ROOT/scripts/services-chcluster.sh"
 
 kafka_java() { java -cp "$KAFKA_LIBS/*" "$@"; }
 kafka_ready() {
@@ -502,7 +507,7 @@ cmd_up() {
   mkdir -p "$LLAMA_DIR"; llama_build_tools
   llama_install 9>&- >"$LOGS/llama-install.log" 2>&1 & llama_pid=$!
   kafka_install; redis_install; ch_install; chdb_install; otelcol_install; genai_install; promtool_install
-  chromium_install; keda_install
+  chromium_install; keda_install; chcluster_install
   local waited=0
   while kill -0 "$llama_pid" 2>/dev/null; do
     sleep 2; waited=$((waited + 2))
@@ -512,6 +517,8 @@ cmd_up() {
   redis_start; ch_start; kafka_start; llama_start
   redis_wait; ch_wait; kafka_wait; llama_wait
   redis_topologies_up
+  # The ClickHouse cluster (ZooKeeper and four servers; about 2 s and 400 MB).
+  chcluster_start; chcluster_wait
   # After Kafka: its Kafka exporters connect at start.
   otelcol_start; otelcol_wait
   log "services: up in $((SECONDS - t0))s (state in $DIR)"
@@ -519,6 +526,7 @@ cmd_up() {
 
 cmd_down() {
   stop_one otelcol; stop_one kafka; stop_one clickhouse; stop_one redis; redis_topologies_down; stop_one llama3; stop_one llama-mistral
+  cmd_down_cluster
 }
 
 cmd_status() {
@@ -537,6 +545,7 @@ cmd_status() {
   else echo "otelcol:    down"; rc=1; fi
   llama_status || rc=1
   redis_topologies_status || rc=1
+  chcluster_status || rc=1
   return $rc
 }
 
@@ -582,6 +591,8 @@ cmd_env() {
   llama_env
   # Redis Cluster and Sentinel (scripts/services-redis.sh).
   redis_topologies_env
+  # The ClickHouse cluster of `up cluster` (scripts/services-chcluster.sh).
+  chcluster_env
 }
 
 # kafka-tool CLASS ARGS...: run a Kafka CLI tool with the cached jars, e.g.
@@ -593,10 +604,19 @@ cmd_kafka_tool() {
     -Dkafka.logs.dir="$LOGS/kafka-tools" -cp "$KAFKA_LIBS/*" "$@"
 }
 
-usage() { echo "usage: $0 up|down|status|env  (or: $0 kafka-tool CLASS ARGS...)" >&2; exit 2; }
+usage() { echo "usage: $0 up|down|status|env  (or: $0 up|down cluster; $0 kafka-tool CLASS ARGS...)" >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 if [ "$1" = kafka-tool ]; then shift; [ $# -ge 1 ] || usage; cmd_kafka_tool "$@"; fi
+# `up cluster` / `down cluster`: the ClickHouse cluster alone (scripts/services-chcluster.sh;
+# `up` and `down` start and stop it with the rest).
+if [ $# -eq 2 ] && [ "$2" = cluster ]; then
+  case "$1" in up|down) ;; *) usage ;; esac
+  mkdir -p "$RUN" "$LOGS"
+  exec 9>"$DIR/.lock"
+  flock -w 300 9 || die "another services.sh up/down holds $DIR/.lock"
+  "cmd_$1_cluster"; exit 0
+fi
 [ $# -eq 1 ] || usage
 case "$1" in
   up|down)

@@ -28,6 +28,7 @@ func (a *AlertingConfig) validate(key string, c *Config) error {
 		Channels: notify.Env{KafkaBrokers: c.Kafka.Brokers}}
 	if c.ClickHouse != nil {
 		env.Channels.ClickHouse, env.Channels.ClickHouseDatabase = true, c.ClickHouse.Database
+		env.Channels.ClickHouseInsertSettings = c.ClickHouse.InsertSettings()
 	}
 	return a.AlertingConfig.Validate(key, env)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	chgo "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/internal/telemetry"
 	"raterd/sinks/clickhouse"
@@ -39,7 +40,13 @@ func Migrate(ctx context.Context, cfg clickhouse.Config) (clickhouse.MigrateResu
 	}
 	defer conn.Close()
 	res, err := clickhouse.MigrateWith(ctx, conn, cfg.Database, clickhouse.MigrateOptions{
-		RetentionDays: cfg.RetentionDays, Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)}})
+		RetentionDays: cfg.RetentionDays, Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)},
+		Cluster: cfg.ClusterNames(), DDLTimeout: cfg.DDLTimeout,
+		Dial: func(ctx context.Context, addr string) (driver.Conn, error) {
+			host := cfg
+			host.Addrs = []string{addr}
+			return clickhouse.Open(ctx, host)
+		}})
 	var exc *chgo.Exception
 	if errors.As(err, &exc) && notPermitted(exc.Code) {
 		user := cfg.Username

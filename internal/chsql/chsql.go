@@ -45,3 +45,16 @@ func quote(s string, q byte) string {
 	b.WriteByte(q)
 	return b.String()
 }
+
+// InsertSettings are the query settings every insert into raterd's tables carries (the
+// score and dead-letter writers' and the alerts channel's): on a cluster (clickhouse.cluster
+// set) a synchronous Distributed insert, which returns only once every shard's rows are on
+// one of its replicas, so that offsets are committed only for stored rows, and the insert
+// quorum (clickhouse.insert_quorum); none on one server. A map of setting name to value
+// (clickhouse-go's Settings).
+func InsertSettings(cluster bool, quorum int) map[string]any {
+	if !cluster {
+		return nil
+	}
+	return map[string]any{"insert_distributed_sync": 1, "insert_quorum": quorum}
+}

@@ -82,6 +82,22 @@ type Config struct {
 	// TTL (ClickHouse 19.6+; older servers keep everything and migrate says so).
 	// Default 0: keep forever.
 	RetentionDays int `yaml:"retention_days"`
+	// Cluster names the cluster of the servers' remote_servers whose shards are
+	// replicated (internal_replication true). Set, migrate creates Replicated* tables ON
+	// CLUSTER with a Distributed table under each name readers use, and the writers insert
+	// through the Distributed tables (docs/design-topology.md). Default empty: one server.
+	Cluster string `yaml:"cluster"`
+	// ClusterAllHosts names a second cluster listing every host of Cluster as its own
+	// one-replica shard, for the ALTER and DROP of the Distributed tables. Default
+	// "<cluster>_hosts". Cluster only.
+	ClusterAllHosts string `yaml:"cluster_all_hosts"`
+	// InsertQuorum is sent as insert_quorum with every insert on a cluster: 0 acknowledges
+	// once one replica of each shard has the rows, 2 waits for two (and stops inserts
+	// while a replica is down). Default 0. Cluster only.
+	InsertQuorum int `yaml:"insert_quorum"`
+	// DDLTimeout bounds migrate's wait for every host's answer to one ON CLUSTER
+	// statement; a host that has not answered is reported pending. Default 3m. Cluster only.
+	DDLTimeout time.Duration `yaml:"ddl_timeout"`
 }
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
@@ -144,7 +160,76 @@ func (c *Config) Validate(key string) error {
 	if c.RetentionDays < 0 || c.RetentionDays > 36500 {
 		return fmt.Errorf("%s.retention_days: %d is not in 0..36500 (0 keeps everything)", key, c.RetentionDays)
 	}
+	return c.validateCluster(key)
+}
+
+// validateCluster checks the cluster keys and fills their defaults.
+func (c *Config) validateCluster(key string) error {
+	if c.Cluster == "" {
+		for name, set := range map[string]bool{
+			"cluster_all_hosts": c.ClusterAllHosts != "", "insert_quorum": c.InsertQuorum != 0, "ddl_timeout": c.DDLTimeout != 0,
+		} {
+			if set {
+				return fmt.Errorf("%s.%s: set, but %s.cluster is empty (one server)", key, name, key)
+			}
+		}
+		return nil
+	}
+	if !validate.SQLIdentifier(c.Cluster) {
+		return fmt.Errorf("%s.cluster: %q is not a plain identifier", key, c.Cluster)
+	}
+	if c.ClusterAllHosts == "" {
+		c.ClusterAllHosts = c.Cluster + "_hosts"
+	}
+	if !validate.SQLIdentifier(c.ClusterAllHosts) {
+		return fmt.Errorf("%s.cluster_all_hosts: %q is not a plain identifier", key, c.ClusterAllHosts)
+	}
+	if c.ClusterAllHosts == c.Cluster {
+		return fmt.Errorf("%s.cluster_all_hosts: %q is the cluster itself; it must list every host as its own shard", key, c.ClusterAllHosts)
+	}
+	if c.InsertQuorum < 0 || c.InsertQuorum > 10 {
+		return fmt.Errorf("%s.insert_quorum: %d is not in 0..10", key, c.InsertQuorum)
+	}
+	if c.DDLTimeout == 0 {
+		c.DDLTimeout = DefaultDDLTimeout
+	}
+	if c.DDLTimeout < 10*time.Second || c.DDLTimeout > 30*time.Minute {
+		return fmt.Errorf("%s.ddl_timeout: %s is not in [10s, 30m]", key, c.DDLTimeout)
+	}
 	return nil
+}
+
+// ClusterNames are the clusters of a validated Config; zero on one server.
+func (c Config) ClusterNames() ClusterNames {
+	if c.Cluster == "" {
+		return ClusterNames{}
+	}
+	return ClusterNames{Cluster: c.Cluster, AllHosts: c.ClusterAllHosts}
+}
+
+// InsertSettings are the settings every insert into raterd's tables carries: on a
+// cluster, a synchronous Distributed insert (it returns only once every shard's rows are
+// on a replica, so offsets are committed only for stored rows) and the insert quorum;
+// nothing on one server. The score writer and the alert notifier both use it.
+func (c Config) InsertSettings() ch.Settings {
+	return chsql.InsertSettings(c.Cluster != "", c.InsertQuorum)
+}
+
+// InsertContext is ctx carrying InsertSettings and extra (extra wins); ctx itself when
+// there are none.
+func (c Config) InsertContext(ctx context.Context, extra ch.Settings) context.Context {
+	settings := c.InsertSettings()
+	if len(settings) == 0 && len(extra) == 0 {
+		return ctx
+	}
+	merged := ch.Settings{}
+	for k, v := range settings {
+		merged[k] = v
+	}
+	for k, v := range extra {
+		merged[k] = v
+	}
+	return ch.Context(ctx, ch.WithSettings(merged))
 }
 
 // validateTLS checks the tls_* keys: they need tls: true, the certificate and key come
@@ -323,12 +408,14 @@ func sendInsert(ctx context.Context, cfg Config, logger *slog.Logger, m *insertM
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, cfg.WriteTimeout)
+		var dedup ch.Settings
 		if token != "" {
-			actx = ch.Context(actx, ch.WithSettings(ch.Settings{
+			dedup = ch.Settings{
 				"insert_deduplication_token":                         token,
 				"deduplicate_blocks_in_dependent_materialized_views": 1,
-			}))
+			}
 		}
+		actx = cfg.InsertContext(actx, dedup)
 		start := time.Now()
 		size, err := send(actx)
 		cancel()

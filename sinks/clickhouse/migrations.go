@@ -8,11 +8,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/internal/chsql"
 	"raterd/internal/telemetry"
+	"raterd/internal/validate"
 )
 
 // Migration is one versioned, idempotent schema change. Statements use {db} for the
@@ -565,7 +567,25 @@ type MigrateOptions struct {
 	// Telemetry's logger receives a record per migration, gated step and retention
 	// change. Unset fields mean telemetry.Settings.WithDefaults.
 	Telemetry telemetry.Settings
+	// Cluster, when its Cluster is set, migrates a cluster: every statement ON CLUSTER,
+	// Replicated* local tables and Distributed tables under the names readers use
+	// (docs/design-topology.md §1, §3). Empty: one server, today's schema.
+	Cluster ClusterNames
+	// DDLTimeout bounds the wait for every host's answer to one ON CLUSTER statement
+	// (distributed_ddl_task_timeout); a host that has not answered by then is reported
+	// pending. Zero means DefaultDDLTimeout. Cluster only.
+	DDLTimeout time.Duration
+	// Dial opens a connection to one host of the cluster (host:port as system.clusters
+	// names it), with the credentials and TLS of the connection migrate got. Cluster only:
+	// the ADD COLUMN of a replicated table runs on one replica of each shard through it
+	// rather than ON CLUSTER, which ClickHouse 18.16's distributed DDL can run on both
+	// replicas of a shard, killing the second one's DDL worker (see migrateCluster).
+	// Nil: ON CLUSTER.
+	Dial func(ctx context.Context, addr string) (driver.Conn, error)
 }
+
+// DefaultDDLTimeout is MigrateOptions.DDLTimeout's default.
+const DefaultDDLTimeout = 3 * time.Minute
 
 // maxRetentionDays keeps event_time + RetentionDays inside DateTime's range.
 const maxRetentionDays = 36500
@@ -577,6 +597,9 @@ func (o MigrateOptions) Validate() error {
 	}
 	if o.RetentionDays > maxRetentionDays {
 		return fmt.Errorf("retention_days: %d is over %d (use 0 to keep rows forever)", o.RetentionDays, maxRetentionDays)
+	}
+	if o.Cluster.Cluster != "" && (!validate.SQLIdentifier(o.Cluster.Cluster) || !validate.SQLIdentifier(o.Cluster.AllHosts)) {
+		return fmt.Errorf("cluster: %q and cluster_all_hosts %q must be plain identifiers", o.Cluster.Cluster, o.Cluster.AllHosts)
 	}
 	return nil
 }
@@ -612,6 +635,11 @@ type MigrateResult struct {
 	Pending []StepRef
 	// Retention is what happened to the retention TTL.
 	Retention Retention
+	// Cluster is the cluster migrated, empty on one server.
+	Cluster string
+	// Hosts are the cluster's hosts in shard and replica order, with what this run did
+	// on each and what migrate found there afterwards; empty on one server.
+	Hosts []HostReport
 }
 
 // Migrate applies every missing migration with MigrateOptions{Telemetry: tel} (no
@@ -644,6 +672,9 @@ func migrate(ctx context.Context, conn driver.Conn, db string, opts MigrateOptio
 	}
 	res.Features = features(res.ServerVersion)
 	logger.Info("clickhouse server", "version", res.ServerVersion, "gated_features", res.Features.String())
+	if opts.Cluster.Cluster != "" {
+		return migrateCluster(ctx, conn, db, opts, migrations, res)
+	}
 	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
 		return res, fmt.Errorf("create database %s: %w", db, err)
 	}

@@ -33,6 +33,12 @@ func TestClassify(t *testing.T) {
 		{&ch.Exception{Code: 252, Message: "Too many parts"}, ""},
 		{&ch.Exception{Code: 241, Message: "Memory limit exceeded"}, ""},
 		{&ch.Exception{Code: 159, Message: "Timeout exceeded"}, ""},
+		// On a cluster (docs/design-topology.md §2.1): a replica that lost ZooKeeper turns its
+		// tables read-only, the ZooKeeper client fails, or the answer of a replicated insert
+		// is lost. All pass once ZooKeeper or the replica is back, so the insert is retried.
+		{&ch.Exception{Code: 242, Message: "Table is in readonly mode"}, ""},
+		{&ch.Exception{Code: 999, Message: "Coordination::Exception: Connection loss"}, ""},
+		{&ch.Exception{Code: 319, Message: "Unknown status of insert"}, ""},
 		{context.DeadlineExceeded, ""},
 		{errors.New("read: connection reset by peer"), ""},
 		{sinks.Permanent(ClassData, errors.New("append")), ClassData},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"raterd/internal/chsql"
@@ -30,6 +31,11 @@ type ClickHouseChannelConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 
 	reportSettings `yaml:"-"` // alerting.report_url, set by Decode
+
+	// InsertSettings are sent with every insert: Env.ClickHouseInsertSettings
+	// (chsql.InsertSettings of the clickhouse section; on a cluster the synchronous
+	// Distributed insert and the quorum), set by the registry's Defaults. Not a YAML key.
+	InsertSettings map[string]any `yaml:"-"`
 }
 
 // Validate fills defaults and rejects bad values; key prefixes the key names in errors.
@@ -51,10 +57,11 @@ const alertColumns = "alert_id, rule, evaluator, model, app, judge, state, sever
 // ClickHouseChannel is the alerts-table channel; see ClickHouseChannelConfig. It does
 // not own its connection.
 type ClickHouseChannel struct {
-	name    string
-	conn    driver.Conn
-	timeout time.Duration
-	insertQ string
+	name     string
+	conn     driver.Conn
+	timeout  time.Duration
+	insertQ  string
+	settings map[string]any
 }
 
 // NewClickHouseChannel returns the alerts-table channel called name, writing on conn. It
@@ -66,7 +73,7 @@ func NewClickHouseChannel(name string, conn driver.Conn, cfg ClickHouseChannelCo
 	if conn == nil {
 		return nil, fmt.Errorf("%s: no ClickHouse connection (configure clickhouse)", name)
 	}
-	return &ClickHouseChannel{name: name, conn: conn, timeout: cfg.Timeout,
+	return &ClickHouseChannel{name: name, conn: conn, timeout: cfg.Timeout, settings: cfg.InsertSettings,
 		insertQ: fmt.Sprintf("INSERT INTO %s.alerts (%s)", cfg.Database, alertColumns)}, nil
 }
 
@@ -92,6 +99,9 @@ func (c *ClickHouseChannel) Notify(ctx context.Context, n Notification) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	if len(c.settings) > 0 {
+		ctx = ch.Context(ctx, ch.WithSettings(c.settings))
+	}
 	batch, err := c.conn.PrepareBatch(ctx, c.insertQ)
 	if err != nil {
 		return fmt.Errorf("clickhouse %q: prepare insert of alert %s: %w", c.name, n.AlertID, err)
@@ -132,9 +142,11 @@ var clickhouseType = ChannelType{
 		return nil
 	},
 	Defaults: func(s Settings, env Env) {
-		if c := s.(*ClickHouseChannelConfig); c.Database == "" {
+		c := s.(*ClickHouseChannelConfig)
+		if c.Database == "" {
 			c.Database = env.ClickHouseDatabase
 		}
+		c.InsertSettings = env.ClickHouseInsertSettings
 	},
 	New: func(name string, s Settings, deps Deps) (Notifier, error) {
 		return NewClickHouseChannel(name, deps.ClickHouse, *s.(*ClickHouseChannelConfig))

@@ -51,6 +51,10 @@ type Env struct {
 	// channel's.
 	ClickHouse         bool
 	ClickHouseDatabase string
+	// ClickHouseInsertSettings are the settings of every insert into raterd's tables
+	// (chsql.InsertSettings of the clickhouse section): on a cluster, the synchronous
+	// Distributed insert and the quorum.
+	ClickHouseInsertSettings map[string]any
 	// Report, when set (alerting.report_url), links every notification of the channel
 	// to the HTML report of its series and window (Notification.ReportURL).
 	Report *ReportLink
