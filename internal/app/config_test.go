@@ -264,7 +264,8 @@ func TestDeployConfigsParse(t *testing.T) {
 	}
 }
 
-// TestComposeConfigParses keeps the raterd config inlined in docker-compose.yml valid.
+// TestComposeConfigParses keeps every raterd config inlined in docker-compose.yml valid:
+// the default stack's and the cluster profile's.
 func TestComposeConfigParses(t *testing.T) {
 	data, err := os.ReadFile("../../docker-compose.yml")
 	if err != nil {
@@ -278,12 +279,14 @@ func TestComposeConfigParses(t *testing.T) {
 	if err := yaml.Unmarshal(data, &compose); err != nil {
 		t.Fatal(err)
 	}
-	content := compose.Configs["raterd-config"].Content
-	if content == "" {
-		t.Fatal("docker-compose.yml has no configs.raterd-config.content")
-	}
-	if _, err := ParseConfig([]byte(content), func(string) string { return "" }); err != nil {
-		t.Fatalf("docker-compose.yml raterd config: %v", err)
+	for _, name := range []string{"raterd-config", "raterd-cluster-config"} {
+		content := compose.Configs[name].Content
+		if content == "" {
+			t.Fatalf("docker-compose.yml has no configs.%s.content", name)
+		}
+		if _, err := ParseConfig([]byte(content), func(string) string { return "" }); err != nil {
+			t.Errorf("docker-compose.yml configs.%s: %v", name, err)
+		}
 	}
 }
 

@@ -211,7 +211,9 @@ func TestExampleConfigsHaveNoUnknownKeys(t *testing.T) {
 	if err := yaml.Unmarshal(data, &compose); err != nil {
 		t.Fatal(err)
 	}
-	texts["docker-compose.yml"] = compose.Configs["raterd-config"].Content
+	for name, c := range compose.Configs {
+		texts["docker-compose.yml configs."+name] = c.Content
+	}
 	docs, err := filepath.Glob("../../docs/*.md")
 	if err != nil {
 		t.Fatal(err)
