@@ -21,8 +21,8 @@ package faults
 //   - assignment time: from the event to the last "partitions assigned" line of the
 //     generation it caused (log timestamps; the test sends the signal or starts the
 //     process on the same clock);
-//   - fetch gap: the longest interval, from the event until the next event (or the end of
-//     the drain), during which the group's fetched count (the sum of every process's
+//   - fetch gap: the longest interval, from the event until the next event (the last
+//     one: until the steady traffic ends, topologyTail after it settled), during which the group's fetched count (the sum of every process's
 //     raterd_consumer_records_total, sampled every ~100 ms) did not grow while the group
 //     had lag (end offsets above committed offsets);
 //   - redelivered rows: rows inserted more than once (scores_hourly's inserted rows minus
@@ -35,6 +35,7 @@ package faults
 // .ci/run's budget leaves.
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -42,6 +43,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,6 +70,9 @@ const (
 	// topologyBegin and topologyEnd mark the table in docs/deployment.md.
 	topologyBegin = "<!-- BEGIN topology-processes -->"
 	topologyEnd   = "<!-- END topology-processes -->"
+	// topologyTail is how long the steady traffic goes on after a scenario's last event
+	// has settled.
+	topologyTail = 5 * time.Second
 )
 
 // procScenario is one change of the group's membership.
@@ -75,9 +80,13 @@ type procScenario struct {
 	name  string
 	fault string  // the table's description
 	at    float64 // fraction of the prefill's rows written when the first event strikes
-	// inject runs the events (pr.stopMembers, pr.startMembers, pr.killMember) and returns
-	// when the group is settled after the last.
+	// inject runs the events (pr.stopMembers, pr.startMembers, pr.killBusiest) and
+	// returns when the group is settled after the last.
 	inject func(t *testing.T, pr *procsRun)
+	// binary and control: a negative control runs a raterd built with a promise broken
+	// (controlTag) and must fail on the property control.
+	binary  string
+	control property
 }
 
 // rebalanceEvent is one stop, kill or start and what it cost.
@@ -306,13 +315,38 @@ func exitText(err error) string {
 	return err.Error()
 }
 
-// killMember kills p with SIGKILL (one event) and waits for the group to settle.
-func (pr *procsRun) killMember(p *proc) {
+// inFlight is p's raterd_consumer_in_flight: messages fetched and not yet done (-1
+// when its metrics do not answer).
+func (pr *procsRun) inFlight(p *proc) float64 {
+	pr.mu.Lock()
+	addr := pr.admin[p]
+	pr.mu.Unlock()
+	s, err := scrapeMetrics(context.Background(), addr)
+	if err != nil {
+		return -1
+	}
+	return s.sum("raterd_consumer_in_flight")
+}
+
+// killBusiest kills with SIGKILL (one event) the live process with the most messages
+// in flight, which must be some (they are what the group fetches again: the redelivery
+// path), and waits for the group to settle.
+func (pr *procsRun) killBusiest() {
+	var p *proc
+	most := -1.0
+	waitFor(30*time.Second, func() bool {
+		for _, q := range pr.live() {
+			if n := pr.inFlight(q); n > most {
+				p, most = q, n
+			}
+		}
+		return most > 0
+	})
 	before := pr.maxGeneration()
 	kills := len(pr.kills)
 	ev := pr.event("kill -9 "+p.name, time.Now())
 	pr.kill(p)
-	pr.eventFact(ev, len(pr.kills) > kills, "%s", strings.Join(slices.Concat(pr.kills[kills:], pr.misses), "; "))
+	pr.eventFact(ev, len(pr.kills) > kills && most > 0, "%s with %.0f in flight", strings.Join(slices.Concat(pr.kills[kills:], pr.misses), "; "), most)
 	pr.settle(ev, before)
 }
 
@@ -428,10 +462,11 @@ func procScenarios() []procScenario {
 				pr.fact(ok, "one process reached 60%% of the prefill's rows")
 				pr.startMembers(t, 2)
 			}},
-		{name: "kill", fault: "kill -9 of one of 3 at 50%", at: 0.5,
-			inject: func(t *testing.T, pr *procsRun) {
-				pr.killMember(pr.live()[0])
-			}},
+		{name: "kill", fault: "kill -9 of one of 3 at 50% (the one with the most messages in flight)", at: 0.5,
+			inject: func(t *testing.T, pr *procsRun) { pr.killBusiest() }},
+		{name: "negative_collapse", fault: "NEGATIVE CONTROL, scores without ReplacingMergeTree: kill -9 of one of 3 at 50%", at: 0.5,
+			binary: "raterd-no-collapse", control: propDuplicates,
+			inject: func(t *testing.T, pr *procsRun) { pr.killBusiest() }},
 	}
 }
 
@@ -453,6 +488,12 @@ type procsOutcome struct {
 	lastSum      int
 	ownership    string // the coordinator's view of the last generation
 	ownershipBad bool
+	// refetched is the messages the group fetched more than once: every process's
+	// fetched count (a killed one's up to its last scrape) minus the messages on the topic.
+	refetched int64
+	// rawOverFinal is count() of scores minus count() of scores FINAL after the drain:
+	// the replays not yet collapsed by a merge (a lower bound of o.duplicates).
+	rawOverFinal int64
 }
 
 // lastGeneration is the highest generation in the logs of the running processes (by
@@ -522,9 +563,13 @@ func ownershipProblem(owners map[string][]int, parts int) string {
 	return strings.Join(bad, "; ")
 }
 
-func runProcScenario(t *testing.T, st *stack, bin, simURL string, sc procScenario, n int) procsOutcome {
+func runProcScenario(t *testing.T, st *stack, bins *binaries, simURL string, sc procScenario, n int) procsOutcome {
 	t.Helper()
 	ctx := context.Background()
+	bin, err := bins.get(cmp.Or(sc.binary, "raterd"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, group, db := "procs-"+sc.name+"-"+suffix, "procs-"+sc.name+"-"+suffix, "procs_"+sc.name+"_"+suffix
 	kc := &kafka.Client{Addr: kafka.TCP(st.kafka.addr), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
@@ -544,6 +589,8 @@ func runProcScenario(t *testing.T, st *stack, bin, simURL string, sc procScenari
 	}
 	defer conn.Close()
 	pr.conn = conn
+	o := procsOutcome{}
+	o.control = sc.control
 	createTopicN(t, kc, topic, topologyPartitions)
 
 	values, _ := traffic(sc.name, n+600*producePace*10)
@@ -622,13 +669,17 @@ func runProcScenario(t *testing.T, st *stack, bin, simURL string, sc procScenari
 	fromFault := prod.next
 	faultStart := time.Now()
 	sc.inject(t, pr)
-	faultTime := time.Since(faultStart)
+	// Steady traffic a little longer, so that the last event's window (its fetch gap)
+	// is not cut short nor ends in the burst of the rest of the records.
+	time.Sleep(topologyTail)
+	windowEnd := time.Now()
+	faultTime := windowEnd.Sub(faultStart)
 	close(stopProducing)
 	<-produced
 	if produceErr != nil {
 		t.Fatal(produceErr)
 	}
-	o := procsOutcome{clusterOutcome: clusterOutcome{duringFault: prod.next - fromFault, faultTime: faultTime}}
+	o.duringFault, o.faultTime = prod.next-fromFault, faultTime
 	for prod.next < n {
 		if err := prod.write(min(5000, n-prod.next)); err != nil {
 			t.Fatal(err)
@@ -639,21 +690,21 @@ func runProcScenario(t *testing.T, st *stack, bin, simURL string, sc procScenari
 	ends := endOffsetsN(t, kc, topic, topologyPartitions)
 	valid, invalid, dups := sourceTallyOn(t, []string{st.kafka.addr}, topic, ends, func(v []byte) bool { return invalidValues[string(v)] })
 	o.sourceDups = dups
-	o.outcome = outcome{fault: sc.fault, expected: uint64(valid * evaluators), invalid: invalid}
+	o.fault, o.expected, o.invalid = sc.fault, uint64(valid*evaluators), invalid
 	var drainProblem string
 	o.drain, drainProblem = waitDrained(t, kc, conn, group, topic, db, ends, o.expected, started, nil)
 	close(stopSampling)
 	<-sampled
 
-	// Per event: the fetch gap and the rows redelivered until the next event (the last
-	// one: until now, the drain done).
-	end := time.Now()
+	// Per event: the fetch gap until the next event (the last one: until the end of
+	// the steady traffic) and the rows redelivered until the next event (the last one:
+	// until now, the drain done).
 	endDups := pr.dups()
 	pr.smu.Lock()
 	samples := append([]fetchSample(nil), pr.samples...)
 	pr.smu.Unlock()
 	for i, ev := range pr.events {
-		to, toDups := end, endDups
+		to, toDups := windowEnd, endDups
 		if i+1 < len(pr.events) {
 			to, toDups = pr.events[i+1].at, pr.events[i+1].dupsAt
 		}
@@ -681,6 +732,14 @@ func runProcScenario(t *testing.T, st *stack, bin, simURL string, sc procScenari
 		o.ownershipBad = true
 	}
 	usage := pr.totals()
+	var onTopic int64
+	for _, end := range ends {
+		onTopic += end
+	}
+	o.refetched = int64(usage.fetched) - onTopic
+	if sc.name == "kill" || sc.control != "" {
+		pr.fact(o.refetched > 0, "the group fetched %d messages again after the kill", o.refetched)
+	}
 	spared := map[*proc]bool{}
 	for p := range pr.stopped {
 		spared[p] = true
@@ -697,6 +756,7 @@ func runProcScenario(t *testing.T, st *stack, bin, simURL string, sc procScenari
 	}
 	checkRows(t, conn, db, &o.outcome)
 	o.duplicates -= min(o.duplicates, uint64(dups*evaluators))
+	o.rawOverFinal = int64(countUint(t, conn, "SELECT count() FROM "+db+".scores")) - int64(o.found)
 	o.deadTopic, o.dlqMsgs = deadLetterTopicN(t, st.kafka.addr, sinkkafka.DLQTopic(topic), topologyPartitions)
 	o.deadTable = countUint(t, conn, "SELECT uniqExact(topic, partition, offset) FROM "+db+".dead_letters")
 
@@ -760,11 +820,10 @@ func TestThreeProcesses(t *testing.T) {
 		t.Skip("opt-in: scripts/topology.sh (RATERD_TOPOLOGY_RECORDS) runs it, several minutes")
 	}
 	n := recordCount(t, "RATERD_TOPOLOGY_RECORDS", 20_000, 2000)
-	start := time.Now()
+	start, loadBefore := time.Now(), loadAverage()
 	testkit.Service(t, "RATERD_TEST_KAFKA_LIBS", "Kafka jars")
 	bins := &binaries{dir: t.TempDir(), built: map[string]string{}}
-	bin, err := bins.get("raterd")
-	if err != nil {
+	if _, err := bins.get("raterd"); err != nil {
 		t.Fatal(err)
 	}
 	st := startStack(t)
@@ -773,18 +832,25 @@ func TestThreeProcesses(t *testing.T) {
 	var results []procsOutcome
 	for _, sc := range procScenarios() {
 		t.Run(sc.name, func(t *testing.T) {
-			o := runProcScenario(t, st, bin, simURL, sc, n)
+			o := runProcScenario(t, st, bins, simURL, sc, n)
 			results = append(results, o)
 			for _, ev := range o.events {
 				t.Logf("%s: %s at %s: generation %d, %d members, assignment %.2f s, fetch gap %.2f s, %d rows redelivered",
 					sc.name, ev.what, ev.at.Format("15:04:05.000"), ev.generation, ev.members, ev.assignment.Seconds(), ev.gap.Seconds(), ev.redeliver)
+			}
+			if sc.control != "" {
+				if !o.failedOn(sc.control) {
+					t.Errorf("negative control %s did not fail on %s, the property it breaks: the test no longer catches that bug (outcome: %s)",
+						sc.name, sc.control, o.detail())
+				}
+				return
 			}
 			if !o.pass() {
 				t.Errorf("%s: %s", sc.fault, o.detail())
 			}
 		})
 	}
-	table := procsTable(results, n, time.Since(start))
+	table := procsTable(results, n, time.Since(start), loadBefore, loadAverage())
 	t.Log("\n" + table)
 	if *deploymentDoc != "" && len(results) > 0 {
 		if err := rewriteBetween(*deploymentDoc, topologyBegin, topologyEnd, table); err != nil {
@@ -811,15 +877,30 @@ func durations(evs []*rebalanceEvent, of func(*rebalanceEvent) time.Duration) st
 	return spread(ds, func(a, b time.Duration) int { return int(a - b) }, func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) })
 }
 
-func procsTable(results []procsOutcome, n int, took time.Duration) string {
+// loadAverage is the machine's 1-minute load average, as /proc/loadavg gives it ("?"
+// where there is none).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
+func procsTable(results []procsOutcome, n int, took time.Duration, loadBefore, loadAfter string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Command: `RATERD_TOPOLOGY_RECORDS=%d scripts/topology.sh`. One Kafka broker, a topic of %d partitions (one invalid record in %d), %d raterd processes in one group (five checks and a judgesim model judge behind Redis), Redis and ClickHouse single servers, all on this one machine. Each scenario produces %d records before raterd starts, %d every 100 ms until its last event is over, then up to %d; the scenarios took %.0f s in all, stack start included. The machine was shared (2 cores, a CI run and other test suites running at the same time), so the times are upper bounds of what the rebalances cost, not a benchmark.\n\n",
-		n, topologyPartitions, invalidEvery, topologyMembers, n/2, producePace, n, took.Seconds())
-	b.WriteString("| scenario | events | assignment time min / median / max | fetch gap min / median / max | rows redelivered min / median / max | records produced (during the events) | rows expected / found (FINAL) | missing / extra | dead letters table / topic / expected | last generation: members, partitions (logs); the coordinator | committed to end / `raterd lag` | crashes | outcome |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
+	fmt.Fprintf(&b, "Command: `RATERD_TOPOLOGY_RECORDS=%d scripts/topology.sh`. One Kafka broker, a topic of %d partitions (one invalid record in %d), %d raterd processes in one group (five checks and a judgesim model judge behind Redis), Redis and ClickHouse single servers, all on this one machine. Each scenario produces %d records before raterd starts, %d every 100 ms until %.0f s after its last event settled, then up to %d; the scenarios took %.0f s in all, stack start included. Load average (1 min) %s at the start, %s at the end on %d CPUs: on a machine shared with other work (a CI run, other test suites) the times are upper bounds of what the rebalances cost, not a benchmark.\n\n",
+		n, topologyPartitions, invalidEvery, topologyMembers, n/2, producePace, topologyTail.Seconds(), n, took.Seconds(), loadBefore, loadAfter, runtime.NumCPU())
+	b.WriteString("| scenario | events | assignment time min / median / max | fetch gap min / median / max | rows redelivered min / median / max | messages fetched twice | rows written twice in all / not yet merged | records produced (during the events) | rows expected / found (FINAL) | missing / extra | dead letters table / topic / expected | last generation: members, partitions (logs); the coordinator | committed to end / `raterd lag` | crashes | outcome |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
 	for _, o := range results {
 		verdict := "pass"
-		if !o.pass() {
+		switch {
+		case o.control != "" && o.failedOn(o.control):
+			verdict = fmt.Sprintf("FAIL on %s, as this control must: %s", o.control, o.detail())
+		case o.control != "":
+			verdict = fmt.Sprintf("NOT CAUGHT (must fail on %s): %s", o.control, o.detail())
+		case !o.pass():
 			verdict = "FAIL: " + o.detail()
 		}
 		crashes := "none"
@@ -828,10 +909,10 @@ func procsTable(results []procsOutcome, n int, took time.Duration) string {
 		}
 		redo := spread(o.events, func(a, c *rebalanceEvent) int { return int(a.redeliver) - int(c.redeliver) },
 			func(ev *rebalanceEvent) string { return strconv.FormatUint(ev.redeliver, 10) })
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d (%d) | %d / %d | %d / %d | %d / %d / %d | generation %d: %d, %d; %s | %s / %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d | %d / %d | %d (%d) | %d / %d | %d / %d | %d / %d / %d | generation %d: %d, %d; %s | %s / %s | %s | %s |\n",
 			o.fault, len(o.events), durations(o.events, func(ev *rebalanceEvent) time.Duration { return ev.assignment }),
 			durations(o.events, func(ev *rebalanceEvent) time.Duration { return ev.gap }), redo,
-			o.produced, o.duringFault, o.expected, o.found, o.missing, o.extra, o.deadTable, o.deadTopic, o.invalid,
+			o.refetched, o.duplicates, o.rawOverFinal, o.produced, o.duringFault, o.expected, o.found, o.missing, o.extra, o.deadTable, o.deadTopic, o.invalid,
 			o.lastGen, o.lastMembers, o.lastSum, o.ownership, yesNo(o.committedToEnd), o.lag, crashes, verdict)
 	}
 	b.WriteString("\nEvery event, with the evidence that it happened:\n\n| scenario | event | evidence | assignment time | fetch gap | rows redelivered |\n| --- | --- | --- | ---: | ---: | ---: |\n")
@@ -841,6 +922,6 @@ func procsTable(results []procsOutcome, n int, took time.Duration) string {
 				ev.assignment.Seconds(), ev.gap.Seconds(), ev.redeliver)
 		}
 	}
-	b.WriteString("\nAssignment time: from the event (SIGTERM sent, kill -9 sent, processes started) to the last `kafka group: partitions assigned` log line of the generation it caused, in which the running processes' assignments sum to every partition. Fetch gap: the longest interval from the event to the next (or to the end of the drain) in which the group's fetched count (`raterd_consumer_records_total` summed over the processes, sampled about every 100 ms; the stall lasted at least this long and less than one sampling interval more) did not grow while the committed offsets were below the end offsets; after a kill -9 only the dead member's partitions stall (until the session timeout, 6 s here, lets the group rebalance) while the others keep fetching theirs, so there the assignment time, not the fetch gap, shows the stall. Rows redelivered: rows inserted more than once (`scores_hourly`'s inserted rows minus the distinct (record, evaluator) pairs) gained from the event to the next one (or to the end). Rows expected: one per evaluator for every distinct valid record id on the topic. Last generation: the running members' assignment lines of the highest generation before the survivors are stopped, which must sum to the partitions; and the group coordinator's assignment (DescribeGroups), in which every partition must be owned by exactly one member.\n")
+	b.WriteString("\nAssignment time: from the event (SIGTERM sent, kill -9 sent, processes started) to the last `kafka group: partitions assigned` log line of the generation it caused, in which the running processes' assignments sum to every partition. Fetch gap: the longest interval from the event to the next (the last: to the end of the steady traffic) in which the group's fetched count (`raterd_consumer_records_total` summed over the processes, sampled about every 100 ms; the stall lasted at least this long and less than one sampling interval more) did not grow while the committed offsets were below the end offsets; after a kill -9 only the dead member's partitions stall (until the session timeout, 6 s here, lets the group rebalance) while the others keep fetching theirs, so the fetch gap can stay below the assignment time there. Rows redelivered: rows inserted more than once (`scores_hourly`'s inserted rows minus the distinct (record, evaluator) pairs) gained from the event to the next one (or to the end). Messages fetched twice: the processes' fetched counts (a killed one's up to its scrape just before the kill, so a lower bound) minus the messages on the topic. Rows written twice in all: the same over the whole scenario (beyond records on the topic twice); not yet merged: `count()` of `scores` minus `count()` of `scores FINAL` after the drain, which background merges lower as they collapse replays, so it is only a lower bound and the counts use `scores_hourly`. Rows expected: one per evaluator for every distinct valid record id on the topic. Last generation: the running members' assignment lines of the highest generation before the survivors are stopped, which must sum to the partitions; and the group coordinator's assignment (DescribeGroups), in which every partition must be owned by exactly one member.\n")
 	return b.String()
 }
