@@ -55,6 +55,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
+	"raterd/internal/judgesim"
 	"raterd/internal/testkit"
 	"raterd/sinks/clickhouse"
 	sinkkafka "raterd/sinks/kafka"
@@ -87,6 +88,10 @@ type procScenario struct {
 	// (controlTag) and must fail on the property control.
 	binary  string
 	control property
+	// hangs: 5% of the judge's calls hang until the judge's timeout, so that records
+	// finish out of order and rows written above the committed offsets are many (what a
+	// kill redelivers).
+	hangs bool
 }
 
 // rebalanceEvent is one stop, kill or start and what it cost.
@@ -342,12 +347,38 @@ func (pr *procsRun) killBusiest() {
 		}
 		return most > 0
 	})
+	// Rows written above the committed offset on more partitions than any other member
+	// owns: the victim has some, which its partitions' next owner writes again.
+	need := topologyPartitions - topologyPartitions/len(pr.live()) + 1
+	ahead := 0
+	waitFor(30*time.Second, func() bool { ahead = pr.aheadPartitions(); return ahead >= need })
 	before := pr.maxGeneration()
 	kills := len(pr.kills)
 	ev := pr.event("kill -9 "+p.name, time.Now())
 	pr.kill(p)
-	pr.eventFact(ev, len(pr.kills) > kills && most > 0, "%s with %.0f in flight", strings.Join(slices.Concat(pr.kills[kills:], pr.misses), "; "), most)
+	pr.eventFact(ev, len(pr.kills) > kills && most > 0, "%s with %.0f in flight, rows written above the committed offset on %d partitions",
+		strings.Join(slices.Concat(pr.kills[kills:], pr.misses), "; "), most, ahead)
 	pr.settle(ev, before)
+}
+
+// aheadPartitions is how many partitions have score rows at or above the group's
+// committed offset (written, not yet committed).
+func (pr *procsRun) aheadPartitions() int {
+	c := committedN(context.Background(), pr.kc, pr.group, pr.topic, topologyPartitions)
+	if c == nil {
+		return 0
+	}
+	var conds []string
+	for p, off := range c {
+		conds = append(conds, fmt.Sprintf("(partition = %d AND offset >= %d)", p, max(off, 0)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var n uint64
+	if err := pr.conn.QueryRow(ctx, "SELECT uniqExact(partition) FROM "+pr.db+".scores WHERE "+strings.Join(conds, " OR ")).Scan(&n); err != nil {
+		return 0
+	}
+	return int(n)
 }
 
 // allFetching waits until every live process has fetched.
@@ -464,8 +495,8 @@ func procScenarios() []procScenario {
 			}},
 		{name: "kill", fault: "kill -9 of one of 3 at 50% (the one with the most messages in flight)", at: 0.5,
 			inject: func(t *testing.T, pr *procsRun) { pr.killBusiest() }},
-		{name: "negative_collapse", fault: "NEGATIVE CONTROL, scores without ReplacingMergeTree: kill -9 of one of 3 at 50%", at: 0.5,
-			binary: "raterd-no-collapse", control: propDuplicates,
+		{name: "negative_collapse", fault: "NEGATIVE CONTROL, scores without ReplacingMergeTree: kill -9 of one of 3 at 50%, 5% of judge calls hang", at: 0.5,
+			binary: "raterd-no-collapse", control: propDuplicates, hangs: true,
 			inject: func(t *testing.T, pr *procsRun) { pr.killBusiest() }},
 	}
 }
@@ -488,6 +519,10 @@ type procsOutcome struct {
 	lastSum      int
 	ownership    string // the coordinator's view of the last generation
 	ownershipBad bool
+	// laterGens is how many generations the group went through after the last event had
+	// settled (rebalances nobody asked for: a member missing its session or rebalance
+	// timeout); kafkaWarnings counts the processes' Kafka client warnings and errors.
+	laterGens, kafkaWarnings int
 	// refetched is the messages the group fetched more than once: every process's
 	// fetched count (a killed one's up to its last scrape) minus the messages on the topic.
 	refetched int64
@@ -563,12 +598,18 @@ func ownershipProblem(owners map[string][]int, parts int) string {
 	return strings.Join(bad, "; ")
 }
 
-func runProcScenario(t *testing.T, st *stack, bins *binaries, simURL string, sc procScenario, n int) procsOutcome {
+func runProcScenario(t *testing.T, st *stack, bins *binaries, sim *judgesim.Simulator, simURL string, sc procScenario, n int) procsOutcome {
 	t.Helper()
 	ctx := context.Background()
 	bin, err := bins.get(cmp.Or(sc.binary, "raterd"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if sc.hangs {
+		if err := sim.SetFaults(judgesim.Faults{HangRate: 0.05}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = sim.SetFaults(judgesim.Faults{}) }()
 	}
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic, group, db := "procs-"+sc.name+"-"+suffix, "procs-"+sc.name+"-"+suffix, "procs_"+sc.name+"_"+suffix
@@ -723,6 +764,16 @@ func runProcScenario(t *testing.T, st *stack, bins *binaries, simURL string, sc 
 		}
 	}
 	o.lastGen, o.lastMembers, o.lastSum = lastGeneration(running)
+	if len(pr.events) > 0 {
+		o.laterGens = o.lastGen - pr.events[len(pr.events)-1].generation
+	}
+	for _, p := range pr.processes() {
+		b, _ := os.ReadFile(p.log)
+		o.kafkaWarnings += kafkaClientWarnings(string(b))
+		if dir := os.Getenv("RATERD_FAULTS_LOGS"); dir != "" && dir != "1" {
+			_ = os.WriteFile(filepath.Join(dir, "procs-"+sc.name+"-"+p.name+".log"), b, 0o644)
+		}
+	}
 	owners, state, err := groupOwners(kc, group, topic)
 	if err != nil {
 		o.ownership = err.Error()
@@ -827,12 +878,12 @@ func TestThreeProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := startStack(t)
-	simURL, _ := testkit.StartJudgesim(t, testkit.FastJudgesim)
+	simURL, sim := testkit.StartJudgesim(t, testkit.FastJudgesim)
 
 	var results []procsOutcome
 	for _, sc := range procScenarios() {
 		t.Run(sc.name, func(t *testing.T) {
-			o := runProcScenario(t, st, bins, simURL, sc, n)
+			o := runProcScenario(t, st, bins, sim, simURL, sc, n)
 			results = append(results, o)
 			for _, ev := range o.events {
 				t.Logf("%s: %s at %s: generation %d, %d members, assignment %.2f s, fetch gap %.2f s, %d rows redelivered",
@@ -891,8 +942,8 @@ func procsTable(results []procsOutcome, n int, took time.Duration, loadBefore, l
 	var b strings.Builder
 	fmt.Fprintf(&b, "Command: `RATERD_TOPOLOGY_RECORDS=%d scripts/topology.sh`. One Kafka broker, a topic of %d partitions (one invalid record in %d), %d raterd processes in one group (five checks and a judgesim model judge behind Redis), Redis and ClickHouse single servers, all on this one machine. Each scenario produces %d records before raterd starts, %d every 100 ms until %.0f s after its last event settled, then up to %d; the scenarios took %.0f s in all, stack start included. Load average (1 min) %s at the start, %s at the end on %d CPUs: on a machine shared with other work (a CI run, other test suites) the times are upper bounds of what the rebalances cost, not a benchmark.\n\n",
 		n, topologyPartitions, invalidEvery, topologyMembers, n/2, producePace, topologyTail.Seconds(), n, took.Seconds(), loadBefore, loadAfter, runtime.NumCPU())
-	b.WriteString("| scenario | events | assignment time min / median / max | fetch gap min / median / max | rows redelivered min / median / max | messages fetched twice | rows written twice in all / not yet merged | records produced (during the events) | rows expected / found (FINAL) | missing / extra | dead letters table / topic / expected | last generation: members, partitions (logs); the coordinator | committed to end / `raterd lag` | crashes | outcome |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
+	b.WriteString("| scenario | events | assignment time min / median / max | fetch gap min / median / max | rows redelivered min / median / max | messages fetched twice | rows written twice in all / not yet merged | records produced (during the events) | rows expected / found (FINAL) | missing / extra | dead letters table / topic / expected | last generation: members, partitions (logs); the coordinator | generations after the last event settled / Kafka client warnings | committed to end / `raterd lag` | crashes | outcome |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
 	for _, o := range results {
 		verdict := "pass"
 		switch {
@@ -909,11 +960,11 @@ func procsTable(results []procsOutcome, n int, took time.Duration, loadBefore, l
 		}
 		redo := spread(o.events, func(a, c *rebalanceEvent) int { return int(a.redeliver) - int(c.redeliver) },
 			func(ev *rebalanceEvent) string { return strconv.FormatUint(ev.redeliver, 10) })
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d | %d / %d | %d (%d) | %d / %d | %d / %d | %d / %d / %d | generation %d: %d, %d; %s | %s / %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d | %d / %d | %d (%d) | %d / %d | %d / %d | %d / %d / %d | generation %d: %d, %d; %s | %d / %d | %s / %s | %s | %s |\n",
 			o.fault, len(o.events), durations(o.events, func(ev *rebalanceEvent) time.Duration { return ev.assignment }),
 			durations(o.events, func(ev *rebalanceEvent) time.Duration { return ev.gap }), redo,
 			o.refetched, o.duplicates, o.rawOverFinal, o.produced, o.duringFault, o.expected, o.found, o.missing, o.extra, o.deadTable, o.deadTopic, o.invalid,
-			o.lastGen, o.lastMembers, o.lastSum, o.ownership, yesNo(o.committedToEnd), o.lag, crashes, verdict)
+			o.lastGen, o.lastMembers, o.lastSum, o.ownership, o.laterGens, o.kafkaWarnings, yesNo(o.committedToEnd), o.lag, crashes, verdict)
 	}
 	b.WriteString("\nEvery event, with the evidence that it happened:\n\n| scenario | event | evidence | assignment time | fetch gap | rows redelivered |\n| --- | --- | --- | ---: | ---: | ---: |\n")
 	for _, o := range results {
@@ -922,6 +973,6 @@ func procsTable(results []procsOutcome, n int, took time.Duration, loadBefore, l
 				ev.assignment.Seconds(), ev.gap.Seconds(), ev.redeliver)
 		}
 	}
-	b.WriteString("\nAssignment time: from the event (SIGTERM sent, kill -9 sent, processes started) to the last `kafka group: partitions assigned` log line of the generation it caused, in which the running processes' assignments sum to every partition. Fetch gap: the longest interval from the event to the next (the last: to the end of the steady traffic) in which the group's fetched count (`raterd_consumer_records_total` summed over the processes, sampled about every 100 ms; the stall lasted at least this long and less than one sampling interval more) did not grow while the committed offsets were below the end offsets; after a kill -9 only the dead member's partitions stall (until the session timeout, 6 s here, lets the group rebalance) while the others keep fetching theirs, so the fetch gap can stay below the assignment time there. Rows redelivered: rows inserted more than once (`scores_hourly`'s inserted rows minus the distinct (record, evaluator) pairs) gained from the event to the next one (or to the end). Messages fetched twice: the processes' fetched counts (a killed one's up to its scrape just before the kill, so a lower bound) minus the messages on the topic. Rows written twice in all: the same over the whole scenario (beyond records on the topic twice); not yet merged: `count()` of `scores` minus `count()` of `scores FINAL` after the drain, which background merges lower as they collapse replays, so it is only a lower bound and the counts use `scores_hourly`. Rows expected: one per evaluator for every distinct valid record id on the topic. Last generation: the running members' assignment lines of the highest generation before the survivors are stopped, which must sum to the partitions; and the group coordinator's assignment (DescribeGroups), in which every partition must be owned by exactly one member.\n")
+	b.WriteString("\nAssignment time: from the event (SIGTERM sent, kill -9 sent, processes started) to the last `kafka group: partitions assigned` log line of the generation it caused, in which the running processes' assignments sum to every partition. Fetch gap: the longest interval from the event to the next (the last: to the end of the steady traffic) in which the group's fetched count (`raterd_consumer_records_total` summed over the processes, sampled about every 100 ms; the stall lasted at least this long and less than one sampling interval more) did not grow while the committed offsets were below the end offsets; after a kill -9 only the dead member's partitions stall (until the session timeout, 6 s here, lets the group rebalance) while the others keep fetching theirs, so the fetch gap can stay below the assignment time there. Rows redelivered: rows inserted more than once (`scores_hourly`'s inserted rows minus the distinct (record, evaluator) pairs) gained from the event to the next one (the last: to the end of the drain, so they include what any later rebalance replayed). Generations after the last event settled: rebalances no event of the scenario asked for (a member that missed its session or rebalance timeout on the loaded machine is dropped from the group, and the work it had not committed is done again by the partitions' next owner); Kafka client warnings: WARN/ERROR lines of the processes' Kafka clients and commits. Messages fetched twice: the processes' fetched counts (a killed one's up to its scrape just before the kill, so a lower bound) minus the messages on the topic. Rows written twice in all: the same over the whole scenario (beyond records on the topic twice); not yet merged: `count()` of `scores` minus `count()` of `scores FINAL` after the drain, which background merges lower as they collapse replays, so it is only a lower bound and the counts use `scores_hourly`. Rows expected: one per evaluator for every distinct valid record id on the topic. Last generation: the running members' assignment lines of the highest generation before the survivors are stopped, which must sum to the partitions; and the group coordinator's assignment (DescribeGroups), in which every partition must be owned by exactly one member.\n")
 	return b.String()
 }
