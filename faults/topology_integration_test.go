@@ -533,6 +533,9 @@ type procsOutcome struct {
 
 // lastGeneration is the highest generation in the logs of the running processes (by
 // name), how many of them were assigned in it and the partitions their lines add up to.
+// A process may log one generation twice: a member that rejoins a stable group (after
+// its connection to the coordinator failed) gets the same generation and assignment
+// back; its last line counts.
 func lastGeneration(logs map[string][]assignment) (gen, members, sum int) {
 	for _, as := range logs {
 		for _, a := range as {
@@ -540,11 +543,15 @@ func lastGeneration(logs map[string][]assignment) (gen, members, sum int) {
 		}
 	}
 	for _, as := range logs {
+		last := -1
 		for _, a := range as {
 			if a.generation == gen {
-				members++
-				sum += a.partitions
+				last = a.partitions
 			}
+		}
+		if last >= 0 {
+			members++
+			sum += last
 		}
 	}
 	return gen, members, sum

@@ -32,7 +32,8 @@ func TestAssignments(t *testing.T) {
 func TestLastGeneration(t *testing.T) {
 	ok := map[string][]assignment{
 		"raterd-0": {{generation: 1, partitions: 4}, {generation: 3, partitions: 6}},
-		"raterd-3": {{generation: 3, partitions: 6}},
+		// Rejoined a stable group: the same generation again, counted once.
+		"raterd-3": {{generation: 3, partitions: 6}, {generation: 3, partitions: 6}},
 	}
 	if g, m, s := lastGeneration(ok); g != 3 || m != 2 || s != topologyPartitions {
 		t.Errorf("lastGeneration = %d, %d members, %d partitions; want 3, 2, %d", g, m, s, topologyPartitions)

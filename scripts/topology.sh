@@ -8,10 +8,14 @@
 # time, fetch gap, rows redelivered). It rewrites its table in docs/deployment.md
 # (between the topology-processes markers).
 #
-#   scripts/topology.sh                                   # 20,000 records per scenario
+#   scripts/topology.sh                                   # 20,000 records per scenario (2-5 min on
+#                                                         # a loaded 2-core machine)
 #   RATERD_TOPOLOGY_RECORDS=5000 scripts/topology.sh      # smaller drains while developing
 #   scripts/topology.sh -run 'kill'                       # some scenarios (the table lists only those)
-#   RATERD_FAULTS_LOGS=1 scripts/topology.sh              # log every raterd's tail
+#   RATERD_FAULTS_LOGS=/tmp/logs scripts/topology.sh      # keep every raterd's log there
+#
+# TestThreeProcesses skips unless RATERD_TOPOLOGY_RECORDS is set (this script sets it),
+# so `go test ./...` in .ci/run leaves it out.
 #
 # Needs what `scripts/services.sh up` installs (the Kafka jars, redis-server,
 # clickhouse-server); the shared services themselves are not used.
