@@ -344,10 +344,16 @@ func (p *producer) write(k int) error {
 // invalid messages (each its own offset), and the valid records written more than once.
 func sourceTally(t *testing.T, c *kafkaCluster, topic string, invalidValue func([]byte) bool) (valid, invalid, dups int) {
 	t.Helper()
-	ends := endOffsetsRetry(t, c.client(), topic)
+	return sourceTallyOn(t, c.brokers(), topic, endOffsetsRetry(t, c.client(), topic), invalidValue)
+}
+
+// sourceTallyOn is sourceTally on brokers, for a topic whose end offsets are ends (one
+// entry per partition).
+func sourceTallyOn(t *testing.T, brokers []string, topic string, ends map[int]int64, invalidValue func([]byte) bool) (valid, invalid, dups int) {
+	t.Helper()
 	seen := map[string]bool{}
-	for p := range partitions {
-		rd := kafka.NewReader(kafka.ReaderConfig{Brokers: c.brokers(), Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
+	for p := range len(ends) {
+		rd := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
 		for off := int64(0); off < ends[p]; {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			m, err := rd.ReadMessage(ctx)

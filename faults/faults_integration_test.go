@@ -834,7 +834,8 @@ func runScenario(t *testing.T, st *stack, bins *binaries, sc scenario, n int, si
 // scores FINAL has expected rows, or the offsets are at the end and no row has arrived
 // for 10 s (rows missing for good: a negative control), or drainTimeout passes (the
 // problem it returns). tick, when set, sees each poll's committed offsets (nil when
-// unreadable). drain is the time from started until the offsets first reached the end.
+// unreadable); ends has one entry per partition. drain is the time from started until
+// the offsets first reached the end.
 func waitDrained(t *testing.T, kc *kafka.Client, conn driver.Conn, group, topic, db string, ends map[int]int64, expected uint64,
 	started time.Time, tick func(c map[int]int64)) (drain time.Duration, problem string) {
 	t.Helper()
@@ -850,7 +851,7 @@ func waitDrained(t *testing.T, kc *kafka.Client, conn driver.Conn, group, topic,
 	lastChange := time.Now()
 	deadline := time.Now().Add(drainTimeout)
 	for {
-		c := committed(ctx, kc, group, topic)
+		c := committedN(ctx, kc, group, topic, len(ends))
 		if tick != nil {
 			tick(c)
 		}
@@ -892,9 +893,15 @@ func rss(pid int) int64 {
 
 func createTopic(t *testing.T, kc *kafka.Client, topic string) {
 	t.Helper()
+	createTopicN(t, kc, topic, partitions)
+}
+
+// createTopicN creates topic and its dead-letter topic with parts partitions each.
+func createTopicN(t *testing.T, kc *kafka.Client, topic string, parts int) {
+	t.Helper()
 	resp, err := kc.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
-		{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1},
-		{Topic: sinkkafka.DLQTopic(topic), NumPartitions: partitions, ReplicationFactor: 1},
+		{Topic: topic, NumPartitions: parts, ReplicationFactor: 1},
+		{Topic: sinkkafka.DLQTopic(topic), NumPartitions: parts, ReplicationFactor: 1},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -925,8 +932,14 @@ func produce(t *testing.T, broker, topic string, values [][]byte) {
 
 func endOffsets(t *testing.T, kc *kafka.Client, topic string) map[int]int64 {
 	t.Helper()
+	return endOffsetsN(t, kc, topic, partitions)
+}
+
+// endOffsetsN returns the end offsets of a topic of parts partitions.
+func endOffsetsN(t *testing.T, kc *kafka.Client, topic string, parts int) map[int]int64 {
+	t.Helper()
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for p := range partitions {
+	for p := range parts {
 		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
 	}
 	resp, err := kc.ListOffsets(context.Background(), req)
@@ -945,9 +958,14 @@ func endOffsets(t *testing.T, kc *kafka.Client, topic string) map[int]int64 {
 
 // committed returns the group's committed offsets, or nil while Kafka does not answer.
 func committed(ctx context.Context, kc *kafka.Client, group, topic string) map[int]int64 {
+	return committedN(ctx, kc, group, topic, partitions)
+}
+
+// committedN is committed for a topic of parts partitions.
+func committedN(ctx context.Context, kc *kafka.Client, group, topic string, parts int) map[int]int64 {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	ps := make([]int, partitions)
+	ps := make([]int, parts)
 	for p := range ps {
 		ps[p] = p
 	}
@@ -1031,8 +1049,14 @@ func checkRows(t *testing.T, conn driver.Conn, db string, o *outcome) {
 // offsets and the number of messages.
 func deadLetterTopic(t *testing.T, broker, topic string) (distinct, messages uint64) {
 	t.Helper()
+	return deadLetterTopicN(t, broker, topic, partitions)
+}
+
+// deadLetterTopicN is deadLetterTopic for a dead-letter topic of parts partitions.
+func deadLetterTopicN(t *testing.T, broker, topic string, parts int) (distinct, messages uint64) {
+	t.Helper()
 	seen := map[string]bool{}
-	for p := range partitions {
+	for p := range parts {
 		rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
 		conn, err := kafka.DialLeader(context.Background(), "tcp", broker, topic, p)
 		if err != nil {
