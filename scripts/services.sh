@@ -18,7 +18,11 @@
 # server is 18.16); the openai client and real GenAI instrumentations from PyPI into another
 # (scripts/genai-instrumented.sh setup); llama.cpp's server, built from the llama-cpp-python
 # sdist on PyPI with tiny models it writes (scripts/services-llama.sh: about 15 minutes the
-# first time, cached after); promtool, unpacked from Debian's prometheus package.
+# first time, cached after); promtool, unpacked from Debian's prometheus package; for the
+# topology tests a Redis Cluster and a Sentinel set from the same redis-server
+# (scripts/services-redis.sh), ZooKeeper from Debian and four ClickHouse servers as 2 shards
+# x 2 replicas (scripts/services-chcluster.sh; `up cluster`/`down cluster` for it alone), and
+# KEDA's CRD and kafka scaler source read from its checksum-pinned Go module (keda_install).
 # ClickHouse listens on 9000 and, with TLS, on 9440; the certificate is signed by a CA made
 # at each start (its path is in `env`). Kafka listens on 9092 (PLAINTEXT), 9094 (SASL_SSL:
 # SCRAM-SHA-512/256 and PLAIN, user raterd) and 9095 (SSL with client certificates), with
