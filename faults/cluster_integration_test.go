@@ -304,6 +304,33 @@ type clusterOutcome struct {
 	lag                   string // raterd lag's verdict at the end
 }
 
+// checkDrain adds a problem for every way a finished drain's rows, dead letters and
+// offsets fall short: scores FINAL exactly one row per (valid record, evaluator), one dead
+// letter per invalid record in the table and on the topic, offsets committed to the end and
+// `raterd lag` (its output lagOut, its error lagErr) at zero. Shared by the cluster and
+// topology scenarios.
+func (o *clusterOutcome) checkDrain(add func(property, string, ...any), valid, invalid int, lagOut []byte, lagErr error) {
+	if o.missing > 0 {
+		add(propRowsLost, "%d of %d (record, evaluator) pairs missing from scores FINAL", o.missing, o.expected)
+	}
+	if o.extra > 0 {
+		add(propDuplicates, "scores FINAL has %d rows beyond one per (record, evaluator)", o.extra)
+	}
+	if o.missing == 0 && o.extra == 0 && (o.found != o.expected || o.records != uint64(valid) || o.uneven != 0) {
+		add(propRowsLost, "scores FINAL has %d rows, %d records (%d with other than %d rows), want %d rows of %d records",
+			o.found, o.records, o.uneven, evaluators, o.expected, valid)
+	}
+	if o.deadTable != uint64(invalid) || o.deadTopic != uint64(invalid) {
+		add(propDeadLetters, "%d in the table, %d on the topic, want %d distinct", o.deadTable, o.deadTopic, invalid)
+	}
+	if !o.committedToEnd {
+		add(propCommitted, "committed offsets did not reach the end")
+	}
+	if lagErr != nil || !strings.HasSuffix(o.lag, ": 0 records behind") {
+		add(propCommitted, "raterd lag: %v: %s", lagErr, lagOut)
+	}
+}
+
 // producer writes values to the cluster in order, retrying a batch until the brokers
 // acknowledge it.
 type producer struct {
@@ -592,25 +619,7 @@ func runClusterScenario(t *testing.T, env *clusterEnv, sc clusterScenario, n int
 	if ev.total.redisRoundTrips == 0 || ev.total.judgeCalls == 0 {
 		add(propUnused, "%.0f Redis round trips, %.0f judge calls", ev.total.redisRoundTrips, ev.total.judgeCalls)
 	}
-	if o.missing > 0 {
-		add(propRowsLost, "%d of %d (record, evaluator) pairs missing from scores FINAL", o.missing, o.expected)
-	}
-	if o.extra > 0 {
-		add(propDuplicates, "scores FINAL has %d rows beyond one per (record, evaluator)", o.extra)
-	}
-	if o.missing == 0 && o.extra == 0 && (o.found != o.expected || o.records != uint64(valid) || o.uneven != 0) {
-		add(propRowsLost, "scores FINAL has %d rows, %d records (%d with other than %d rows), want %d rows of %d records",
-			o.found, o.records, o.uneven, evaluators, o.expected, valid)
-	}
-	if o.deadTable != uint64(invalid) || o.deadTopic != uint64(invalid) {
-		add(propDeadLetters, "%d in the table, %d on the topic, want %d distinct", o.deadTable, o.deadTopic, invalid)
-	}
-	if !o.committedToEnd {
-		add(propCommitted, "committed offsets did not reach the end")
-	}
-	if lagErr != nil || !strings.HasSuffix(o.lag, ": 0 records behind") {
-		add(propCommitted, "raterd lag: %v: %s", lagErr, lagOut)
-	}
+	o.checkDrain(add, valid, invalid, lagOut, lagErr)
 	if len(o.crashed) > 0 {
 		add(propCrash, "%s", strings.Join(o.crashed, "; "))
 	}

@@ -1089,25 +1089,35 @@ func deadLetterTopicN(t *testing.T, broker, topic string, parts int) (distinct, 
 	return uint64(len(seen)), messages
 }
 
+// verdict is a scenario's cell in the outcome column: pass, FAIL with why, or for a
+// negative control whether it failed on the property it must.
+func (o *outcome) verdict() string {
+	switch {
+	case o.control != "" && o.failedOn(o.control):
+		return fmt.Sprintf("FAIL on %s, as this control must: %s", o.control, o.detail())
+	case o.control != "":
+		return fmt.Sprintf("NOT CAUGHT (must fail on %s): %s", o.control, o.detail())
+	case !o.pass():
+		return "FAIL: " + o.detail()
+	}
+	return "pass"
+}
+
+// crashes lists the processes that crashed, or "none".
+func (o *outcome) crashes() string {
+	if len(o.crashed) == 0 {
+		return "none"
+	}
+	return strings.Join(o.crashed, "; ")
+}
+
 func faultTable(results []outcome, n int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d records per scenario (%d partitions, one invalid in %d); rows = valid records × evaluators (five built-in checks and one judgesim model judge, cached in Redis).\n\n", n, partitions, invalidEvery)
 	b.WriteString("| fault | fault met (raterd's metrics and log) | Redis round trips / judge calls | rows expected | rows found (FINAL) | pairs missing | extra rows (FINAL) | rows written twice (replays) | dead letters: table / topic (distinct) / expected | DLQ messages | recovery | drain | peak RSS | committed to end | crashes | outcome |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
 	for _, o := range results {
-		verdict := "pass"
-		switch {
-		case o.control != "" && o.failedOn(o.control):
-			verdict = fmt.Sprintf("FAIL on %s, as this control must: %s", o.control, o.detail())
-		case o.control != "":
-			verdict = fmt.Sprintf("NOT CAUGHT (must fail on %s): %s", o.control, o.detail())
-		case !o.pass():
-			verdict = "FAIL: " + o.detail()
-		}
-		crashes := "none"
-		if len(o.crashed) > 0 {
-			crashes = strings.Join(o.crashed, "; ")
-		}
+		verdict, crashes := o.verdict(), o.crashes()
 		recovery := "n/a"
 		if o.recovery > 0 {
 			recovery = fmt.Sprintf("%.1f s", o.recovery.Seconds())

@@ -829,25 +829,7 @@ func runProcScenario(t *testing.T, st *stack, bins *binaries, sim *judgesim.Simu
 	if usage.redisRoundTrips == 0 || usage.judgeCalls == 0 {
 		add(propUnused, "%.0f Redis round trips, %.0f judge calls", usage.redisRoundTrips, usage.judgeCalls)
 	}
-	if o.missing > 0 {
-		add(propRowsLost, "%d of %d (record, evaluator) pairs missing from scores FINAL", o.missing, o.expected)
-	}
-	if o.extra > 0 {
-		add(propDuplicates, "scores FINAL has %d rows beyond one per (record, evaluator)", o.extra)
-	}
-	if o.missing == 0 && o.extra == 0 && (o.found != o.expected || o.records != uint64(valid) || o.uneven != 0) {
-		add(propRowsLost, "scores FINAL has %d rows, %d records (%d with other than %d rows), want %d rows of %d records",
-			o.found, o.records, o.uneven, evaluators, o.expected, valid)
-	}
-	if o.deadTable != uint64(invalid) || o.deadTopic != uint64(invalid) {
-		add(propDeadLetters, "%d in the table, %d on the topic, want %d distinct", o.deadTable, o.deadTopic, invalid)
-	}
-	if !o.committedToEnd {
-		add(propCommitted, "committed offsets did not reach the end")
-	}
-	if lagErr != nil || !strings.HasSuffix(o.lag, ": 0 records behind") {
-		add(propCommitted, "raterd lag: %v: %s", lagErr, lagOut)
-	}
+	o.checkDrain(add, valid, invalid, lagOut, lagErr)
 	if o.lastSum != topologyPartitions {
 		add(propOwnership, "last generation %d: %d running members were assigned %d partitions, want %d", o.lastGen, o.lastMembers, o.lastSum, topologyPartitions)
 	}
@@ -952,19 +934,7 @@ func procsTable(results []procsOutcome, n int, took time.Duration, loadBefore, l
 	b.WriteString("| scenario | events | assignment time min / median / max | fetch gap min / median / max | rows redelivered min / median / max | messages fetched twice | rows written twice in all / not yet merged | records produced (during the events) | rows expected / found (FINAL) | missing / extra | dead letters table / topic / expected | last generation: members, partitions (logs); the coordinator | generations after the last event settled / Kafka client warnings | committed to end / `raterd lag` | crashes | outcome |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
 	for _, o := range results {
-		verdict := "pass"
-		switch {
-		case o.control != "" && o.failedOn(o.control):
-			verdict = fmt.Sprintf("FAIL on %s, as this control must: %s", o.control, o.detail())
-		case o.control != "":
-			verdict = fmt.Sprintf("NOT CAUGHT (must fail on %s): %s", o.control, o.detail())
-		case !o.pass():
-			verdict = "FAIL: " + o.detail()
-		}
-		crashes := "none"
-		if len(o.crashed) > 0 {
-			crashes = strings.Join(o.crashed, "; ")
-		}
+		verdict, crashes := o.verdict(), o.crashes()
 		redo := spread(o.events, func(a, c *rebalanceEvent) int { return int(a.redeliver) - int(c.redeliver) },
 			func(ev *rebalanceEvent) string { return strconv.FormatUint(ev.redeliver, 10) })
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d | %d / %d | %d (%d) | %d / %d | %d / %d | %d / %d / %d | generation %d: %d, %d; %s | %d / %d | %s / %s | %s | %s |\n",
