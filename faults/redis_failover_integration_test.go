@@ -64,6 +64,8 @@ const (
 	redisDrainEnd   = "<!-- END topology-redis -->"
 	// redisDrainAt is the fraction of the expected rows written when the master is killed.
 	redisDrainAt = 0.5
+	// redisDrainTail is how long the steady traffic goes on after the breaker closed.
+	redisDrainTail = 5 * time.Second
 	// breakerOpenedLog and breakerClosedLog are the cache breaker's log messages
 	// (scorer/cache/breaker.go).
 	breakerOpenedLog = "redis cache unavailable; scoring without it"
@@ -146,7 +148,7 @@ type redisDrainOutcome struct {
 	bypassOpen, bypassFail, scorerBypass float64
 	judgeOutage, fetchedOutage           float64
 	tripsBefore, tripsAfter              float64 // round trips before the kill; after the breaker closed
-	retries, failures                    float64
+	batchRetries, failures               float64
 	batchFailedLogs                      int
 	facts                                []string
 }
@@ -298,15 +300,55 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 	}
 	defer conn.Close()
 	createTopic(t, kc, topic)
-	values, invalid := traffic(sc.name, n)
-	produce(t, st.kafka.addr, topic, values)
-	ends := endOffsets(t, kc, topic)
-	valid := n - invalid
-	o.expected, o.invalid = uint64(valid*evaluators), invalid
+	// Half the records before raterd starts; then producePace every 100 ms from its start
+	// until the breaker has closed (and redisDrainTail longer), so that records, some of
+	// them new to the cache, arrive all through the outage; then the rest up to n.
+	values, _ := traffic(sc.name, n+600*producePace*10)
+	invalidValues := map[string]bool{}
+	for i, v := range values {
+		if i%invalidEvery == invalidEvery-1 {
+			invalidValues[string(v)] = true
+		}
+	}
+	prod := &producer{values: values, w: &kafka.Writer{Addr: kafka.TCP(st.kafka.addr), Topic: topic, Balancer: &kafka.RoundRobin{},
+		RequiredAcks: kafka.RequireAll, MaxAttempts: 10, BatchSize: 1000, BatchBytes: 16 << 20, BatchTimeout: 5 * time.Millisecond,
+		WriteTimeout: 5 * time.Second, Transport: &kafka.Transport{}}}
+	defer prod.w.Close()
+	prefill := n / 2
+	for prod.next < prefill {
+		if err := prod.write(min(5000, prefill-prod.next)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prefillRows := float64((prefill - prefill/invalidEvery) * evaluators)
 
 	started := time.Now()
 	p := r.startRaterd(t)
 	defer func() { _ = p.stop(syscall.SIGKILL, 5*time.Second) }()
+	stopProducing, produced := make(chan struct{}), make(chan struct{})
+	var produceErr error
+	go func() {
+		defer close(produced)
+		for {
+			select {
+			case <-stopProducing:
+				return
+			case <-time.After(100 * time.Millisecond):
+				if produceErr = prod.write(producePace); produceErr != nil {
+					return
+				}
+			}
+		}
+	}()
+	stopProducer := func() {
+		select {
+		case <-stopProducing:
+		default:
+			close(stopProducing)
+			<-produced
+		}
+	}
+	defer stopProducer()
 
 	// Sample raterd's metrics every ~100 ms until the drain is over.
 	var (
@@ -352,7 +394,7 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 		_ = conn.QueryRow(qctx, "SELECT count() FROM "+db+".scores").Scan(&c)
 		return c
 	}
-	if !waitFor(drainTimeout, func() bool { return float64(rawRows()) >= redisDrainAt*float64(o.expected) }) {
+	if !waitFor(drainTimeout, func() bool { return float64(rawRows()) >= redisDrainAt*prefillRows }) {
 		t.Fatalf("never reached %.0f%% of the rows; raterd log:\n%s", 100*redisDrainAt, p.tail(30))
 	}
 
@@ -390,7 +432,18 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 			t.Fatal(err)
 		}
 		if sc.killReplica {
-			victim, o.victim = rc.procs[replica.addr], fmt.Sprintf("replica %s of the master %s (%d keys)", replica.addr, vm.addr, keys)
+			if replica.addr == seed { // keep raterd's seed alive, as in the other scenarios
+				nodes, err := redisClusterNodes(ctx, seed)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, nd := range nodes {
+					if !nd.master() && nd.addr != seed {
+						replica = nd
+					}
+				}
+			}
+			victim, o.victim = rc.procs[replica.addr], fmt.Sprintf("replica %s (the busiest master %s holds %d keys)", replica.addr, vm.addr, keys)
 			promoted = func() (string, error) {
 				return "", fmt.Errorf("a replica killed: the masters stay (%s still master)", vm.addr)
 			}
@@ -424,10 +477,13 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 	kerr := victim.stop(syscall.SIGKILL, 10*time.Second)
 	var ee *exec.ExitError
 	died := errors.As(kerr, &ee) && ee.Sys().(syscall.WaitStatus).Signaled() && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
-	o.victim += fmt.Sprintf(", %v", kerr)
-	fact(died, "%s died of SIGKILL", o.victim)
+	fact(died, "kill -9 of the %s: %v", o.victim, kerr)
 	var perr error
-	ok := waitFor(time.Minute, func() bool {
+	promotionLimit := time.Minute
+	if sc.killReplica {
+		promotionLimit = 0 // nothing to promote: one look
+	}
+	ok := waitFor(promotionLimit, func() bool {
 		o.promotion, perr = promoted()
 		return perr == nil
 	})
@@ -447,6 +503,23 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 		return strings.Contains(log, breakerClosedLog) || (time.Since(killAt) > 15*time.Second && !strings.Contains(log, breakerOpenedLog))
 	})
 
+	time.Sleep(redisDrainTail)
+	stopProducer()
+	if produceErr != nil {
+		t.Fatal(produceErr)
+	}
+	o.duringFault = prod.next - prefill
+	for prod.next < n {
+		if err := prod.write(min(5000, n-prod.next)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o.produced, o.retries = prod.next, prod.retries
+	ends := endOffsets(t, kc, topic)
+	valid, invalid, dups := sourceTallyOn(t, []string{st.kafka.addr}, topic, ends, func(v []byte) bool { return invalidValues[string(v)] })
+	o.sourceDups = dups
+	o.expected, o.invalid = uint64(valid*evaluators), invalid
+
 	var drainProblem string
 	o.drain, drainProblem = waitDrained(t, kc, conn, group, topic, db, ends, o.expected, started, nil)
 	sampleNow()
@@ -463,7 +536,7 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 	openAt, closeAt, o.opened, o.closed, o.bypassed = breakerEvents(log)
 	o.bypassOpen, o.bypassFail = end.bypassOpen-before.bypassOpen, end.bypassFail-before.bypassFail
 	o.scorerBypass = end.scorerBypass - before.scorerBypass
-	o.retries, o.failures = end.retries, end.failures
+	o.batchRetries, o.failures = end.retries, end.failures
 	o.tripsBefore = before.roundTrips
 	if !openAt.IsZero() {
 		to := end
@@ -490,9 +563,9 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 		o.lag = o.lag[i+1:]
 	}
 	checkRows(t, conn, db, &o.outcome)
+	o.duplicates -= min(o.duplicates, uint64(dups*evaluators))
 	o.deadTopic, o.dlqMsgs = deadLetterTopic(t, st.kafka.addr, sinkkafka.DLQTopic(topic))
 	o.deadTable = countUint(t, conn, "SELECT uniqExact(topic, partition, offset) FROM "+db+".dead_letters")
-	o.produced = n
 
 	add := func(prop property, format string, args ...any) {
 		o.problems = append(o.problems, problem{prop: prop, text: fmt.Sprintf(format, args...)})
@@ -511,8 +584,8 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 	if end.roundTrips == 0 || end.judgeCalls == 0 {
 		add(propUnused, "%.0f Redis round trips, %.0f judge calls", end.roundTrips, end.judgeCalls)
 	}
-	if o.retries > 0 || o.failures > 0 || o.batchFailedLogs > 0 {
-		add(propBatchFailed, "%.0f batch retries, %.0f score failures, %d \"batch failed\" log lines", o.retries, o.failures, o.batchFailedLogs)
+	if o.batchRetries > 0 || o.failures > 0 || o.batchFailedLogs > 0 {
+		add(propBatchFailed, "%.0f batch retries, %.0f score failures, %d \"batch failed\" log lines", o.batchRetries, o.failures, o.batchFailedLogs)
 	}
 	if o.judgeOutage > o.fetchedOutage {
 		add(propUnused, "%.0f judge calls while the breaker was open, more than the %.0f records fetched meanwhile", o.judgeOutage, o.fetchedOutage)
@@ -537,18 +610,18 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 
 func redisDrainTable(results []redisDrainOutcome, n int, took time.Duration, loadBefore, loadAfter string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Command: `RATERD_TOPOLOGY_RECORDS=%d scripts/topology.sh -run redis` (TestRedisFailoverDrain, faults/redis_failover_integration_test.go). One raterd (five checks and a judgesim model judge, the cache's defaults: timeout 250 ms, breaker after 3 failures, cooldown 1 s doubling up to 30 s, a 32 MiB in-process tier) drains %d records produced beforehand (%d partitions, one invalid record in %d, 600 repeated prompt/answer pairs and one record in 20 new) on a private Kafka broker and ClickHouse server; its cache is a private Redis Cluster (3 masters + 3 replicas, cluster-node-timeout 1000 ms, raterd given one replica as its seed) or a Sentinel set (master, replica, 3 Sentinels, quorum 2, down-after 1000 ms), all on this one machine. When half the rows are written, kill -9 of a master. The scenarios took %.0f s in all, stack start included. Load average (1 min) %s at the start, %s at the end on %d CPUs: the times are upper bounds on a shared machine, not a benchmark.\n\n",
-		n, n, partitions, invalidEvery, took.Seconds(), loadBefore, loadAfter, runtime.NumCPU())
-	b.WriteString("| scenario | fault met (kill, promotion, raterd's breaker log and metrics) | promotion seen after the kill | cache bypassed (breaker open) | cache calls bypassed: breaker open / failed | judge calls / records fetched while the breaker was open | Redis round trips / judge calls (whole drain) | batch retries / score failures | rows expected / found (FINAL) | missing / extra | dead letters table / topic / expected | committed to end / `raterd lag` | drain | crashes | outcome |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- |\n")
+	fmt.Fprintf(&b, "Command: `RATERD_TOPOLOGY_RECORDS=%d scripts/topology.sh -run redis` (TestRedisFailoverDrain, faults/redis_failover_integration_test.go). One raterd (five checks and a judgesim model judge, the cache's defaults: timeout 250 ms, breaker after 3 failures, cooldown 1 s doubling up to 30 s, a 32 MiB in-process tier) drains %d records (%d partitions, one invalid record in %d, 600 repeated prompt/answer pairs and one record in 20 new) on a private Kafka broker and ClickHouse server: half of them produced before raterd starts, %d every 100 ms from its start until %.0f s after the breaker closed, then the rest; its cache is a private Redis Cluster (3 masters + 3 replicas, cluster-node-timeout 1000 ms, raterd given one replica as its seed) or a Sentinel set (master, replica, 3 Sentinels, quorum 2, down-after 1000 ms), all on this one machine. When the rows of half the records produced before the start are written, kill -9 of a master. The scenarios took %.0f s in all, stack start included. Load average (1 min) %s at the start, %s at the end on %d CPUs: the times are upper bounds on a shared machine, not a benchmark.\n\n",
+		n, n, partitions, invalidEvery, producePace, redisDrainTail.Seconds(), took.Seconds(), loadBefore, loadAfter, runtime.NumCPU())
+	b.WriteString("| scenario | fault met (kill, promotion, raterd's breaker log and metrics) | promotion seen after the kill | cache bypassed (breaker open) | cache calls bypassed: breaker open / failed | judge calls / records fetched while the breaker was open | Redis round trips / judge calls (whole drain) | batch retries / score failures | records produced (of them from raterd's start to the end of the steady traffic) | rows expected / found (FINAL) | missing / extra | dead letters table / topic / expected | committed to end / `raterd lag` | drain | crashes | outcome |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- |\n")
 	for _, o := range results {
 		promoted := "none"
 		if o.promotedIn > 0 {
 			promoted = fmt.Sprintf("%.2f s", o.promotedIn.Seconds())
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2f s | %.0f / %.0f | %.0f / %.0f | %s | %.0f / %.0f | %d / %d | %d / %d | %d / %d / %d | %s / %s | %.1f s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f s | %.0f / %.0f | %.0f / %.0f | %s | %.0f / %.0f | %d (%d) | %d / %d | %d / %d | %d / %d / %d | %s / %s | %.1f s | %s | %s |\n",
 			o.fault, o.met, promoted, o.bypassed.Seconds(), o.bypassOpen, o.bypassFail, o.judgeOutage, o.fetchedOutage, o.usage,
-			o.retries, o.failures, o.expected, o.found, o.missing, o.extra, o.deadTable, o.deadTopic, o.invalid,
+			o.batchRetries, o.failures, o.produced, o.duringFault, o.expected, o.found, o.missing, o.extra, o.deadTable, o.deadTopic, o.invalid,
 			yesNo(o.committedToEnd), o.lag, o.drain.Seconds(), o.crashes(), o.verdict())
 	}
 	b.WriteString("\nPromotion seen: from the kill until CLUSTER NODES (asked of the seed every 200 ms) shows the victim's replica master of its slots and the victim failed, or the Sentinels name the replica as master and it answers ROLE master. Cache bypassed: the sum of the breaker's `unavailable_for` on its `redis cache available again` log lines, from its opening (after 3 failed round trips) until a half-open round trip reached the new master. Cache calls bypassed: `raterd_cache_bypass_total` gained after the kill, with reason `breaker_open` / `error` or `timeout`. Judge calls while the breaker was open: `raterd_scorer_judge_calls_total` gained between the breaker's opening and closing log lines (metrics sampled every 100 ms), beside the records fetched meanwhile: the in-process tier still answers hot keys, so the judge sees only the records it has not seen. Batch retries / score failures: `raterd_consumer_batch_retries_total` and `raterd_scorer_failures_total`, which must stay 0 (a cache failure never fails a batch; no `batch failed` log line either). The drain checks are the other topology tables': one row per evaluator for every valid record in `scores FINAL`, one dead letter per invalid record in the table and on the topic, offsets committed to the end and `raterd lag` at 0. The NEGATIVE CONTROL kills a replica instead of a master: nothing fails over and the breaker never opens, so the test must fail it on \"fault not met\". No control with the breaker disabled: a killed server on loopback refuses connections at once, so without the breaker each batch would still be scored without the cache after one refused call; neither a stall nor a failed batch would follow to show.\n")
