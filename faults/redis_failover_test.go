@@ -25,6 +25,12 @@ time=2026-12-07T16:00:10.250Z level=INFO msg="redis cache available again" unava
 	if opened != 2 || closed != 2 || down != 4750*time.Millisecond {
 		t.Errorf("opened %d, closed %d, down %v; want 2, 2, 4.75s", opened, closed, down)
 	}
+	if got, want := breakerTimeline(log, time.Date(2026, 12, 7, 16, 0, 0, 0, time.UTC)), "opened +1.00 s, closed +4.50 s (unavailable for 3.50 s), opened +9.00 s, closed +10.25 s (unavailable for 1.25 s)"; got != want {
+		t.Errorf("timeline %q, want %q", got, want)
+	}
+	if got := breakerTimeline("", time.Time{}); got != "no breaker line" {
+		t.Errorf("empty log's timeline %q", got)
+	}
 	if o, c, n, m, d := breakerEvents("time=2026-12-07T16:00:00Z level=INFO msg=\"scores written\"\n"); !o.IsZero() || !c.IsZero() || n != 0 || m != 0 || d != 0 {
 		t.Errorf("a log without breaker lines gave %v %v %d %d %v", o, c, n, m, d)
 	}
