@@ -70,7 +70,7 @@ func (r *Redis) GetManyTTL(ctx context.Context, keys []string) ([]Item, error) {
 			}
 		case errors.Is(err, redis.Nil), isWrongType(err):
 		default:
-			r.reloadSlots(ctx)
+			r.RefreshTopology(ctx)
 			return nil, fmt.Errorf("redis pipelined GET of %d keys: %w", len(keys), err)
 		}
 	}
@@ -97,7 +97,7 @@ func (r *Redis) SetMany(ctx context.Context, entries []Entry) error {
 	}
 	cmds, err := pipe.Exec(ctx)
 	if err != nil {
-		r.reloadSlots(ctx)
+		r.RefreshTopology(ctx)
 		errs := []error{err}
 		for _, c := range cmds {
 			if c.Err() != nil && c.Err() != err {
@@ -109,14 +109,16 @@ func (r *Redis) SetMany(ctx context.Context, entries []Entry) error {
 	return nil
 }
 
-// reloadSlots, after a failed round trip on a Redis Cluster, asks the client to reload
-// its map of slots to nodes. go-redis reloads it by itself on a MOVED reply, but a master
-// that died answers nothing: without this the client keeps sending that master's slots to
-// it until its periodic reload (ClusterStateReloadInterval, a minute), long after the
-// replica was promoted (TestRedisClusterFailover measured 60s of outage without it, about
-// the promotion time with it). The reload runs in the background, at most one per 200ms
-// inside go-redis, so calling it on every failure costs nothing while the Cluster is down.
-func (r *Redis) reloadSlots(ctx context.Context) {
+// RefreshTopology asks a Redis Cluster client to reload its map of slots to nodes (a no-op
+// on one server or Sentinel, whose client follows failovers itself). Redis calls it after
+// a failed round trip, and Tiered on every call its open breaker skips (TopologyRefresher).
+// go-redis reloads the map by itself on a MOVED reply, but a master that died answers
+// nothing: without this the client keeps sending that master's slots to it until its
+// periodic reload (a minute) — TestRedisClusterFailover measured 60s of outage without
+// it — and, with the breaker open, nothing fails to prompt a reload, so the first trial
+// after the promotion would still go to the dead master. The reload runs in the
+// background, at most one per 200ms inside go-redis, so calling it per batch is cheap.
+func (r *Redis) RefreshTopology(ctx context.Context) {
 	if cc, ok := r.client.(*redis.ClusterClient); ok {
 		cc.ReloadState(ctx)
 	}

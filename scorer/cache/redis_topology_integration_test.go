@@ -139,7 +139,7 @@ func TestRedisClusterRoundTrips(t *testing.T) {
 	}
 	check("lookup")
 
-	// A failed round trip makes the client reload its slot map (Redis.reloadSlots):
+	// A failed round trip makes the client reload its slot map (Redis.RefreshTopology):
 	// go-redis would otherwise wait for a MOVED or its periodic reload, a minute on, to
 	// learn of a promoted replica. A cancelled context fails the lookup here.
 	loads := hook.loads()

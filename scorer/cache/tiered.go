@@ -26,6 +26,13 @@ type Remote interface {
 	SetMany(ctx context.Context, entries []Entry) error
 }
 
+// TopologyRefresher is a Remote that can refresh its view of the servers behind it without
+// a caller's round trip (a Redis Cluster's slot map). Tiered calls it on every call its open
+// breaker skips, so that the trial call after a failover reaches the promoted server.
+type TopologyRefresher interface {
+	RefreshTopology(ctx context.Context)
+}
+
 // Defaults of TieredOptions.
 const (
 	// DefaultTimeout is TieredOptions.Timeout's default.
@@ -291,6 +298,9 @@ func (t *Tiered) callRemote(ctx context.Context, op string, n int, f func(contex
 	if !ok {
 		_, cool := t.br.current()
 		t.bypass(ctx, op, "breaker_open")
+		if r, ok := t.remote.(TopologyRefresher); ok {
+			r.RefreshTopology(ctx)
+		}
 		return fmt.Errorf("redis %s of %d keys skipped, breaker open (cooldown %s): %w", op, n, cool, ErrBypassed)
 	}
 	t.roundTrips.Add(1)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -642,5 +643,49 @@ func TestTieredCallerDeadlineAtTheTimeoutStillOpensTheBreaker(t *testing.T) {
 	}
 	if st := h.tiered.Stats().BreakerState; st != BreakerOpen.String() {
 		t.Fatalf("breaker %s after 3 calls that hung until the caller's deadline; want open", st)
+	}
+}
+
+// refreshingRemote is a fakeRemote that also counts RefreshTopology calls, as a Redis
+// Cluster client reloads its slot map.
+type refreshingRemote struct {
+	*fakeRemote
+	refreshes atomic.Int64
+}
+
+func (r *refreshingRemote) RefreshTopology(context.Context) { r.refreshes.Add(1) }
+
+// TestTieredRefreshesTheTopologyWhileTheBreakerIsOpen: every call the open breaker skips asks
+// a TopologyRefresher remote to refresh (so that the trial after a Cluster failover reaches
+// the promoted master); calls that reach the remote do not, and a remote without the method
+// is unaffected (the harness's plain fakeRemote runs every other breaker test).
+func TestTieredRefreshesTheTopologyWhileTheBreakerIsOpen(t *testing.T) {
+	clock := newFakeClock()
+	remote := &refreshingRemote{fakeRemote: newFakeRemote(clock.Now)}
+	remote.setBehaviour(func(context.Context) error { return errRefused })
+	tiered := NewTiered(nil, remote, TieredOptions{Timeout: 5 * time.Second, Now: clock.Now})
+	t.Cleanup(func() { _ = tiered.Close() })
+	ctx := context.Background()
+	for range 3 { // the failures that open the breaker reach the remote: no refresh from Tiered
+		_, _ = tiered.GetMany(ctx, []string{"k"})
+	}
+	if n := remote.refreshes.Load(); n != 0 || tiered.Stats().BreakerState != "open" {
+		t.Fatalf("%d refreshes, breaker %s after 3 failed calls; want 0, open", n, tiered.Stats().BreakerState)
+	}
+	for range 4 {
+		_, _ = tiered.GetMany(ctx, []string{"k"})
+	}
+	_ = tiered.SetMany(ctx, []Entry{{Key: "k", Value: []byte("v"), TTL: time.Hour}})
+	if n := remote.refreshes.Load(); n != 5 {
+		t.Fatalf("%d refreshes over 5 skipped calls, want 5", n)
+	}
+	// After the cooldown the trial reaches the (now healthy) remote and closes the breaker.
+	remote.setBehaviour(nil)
+	clock.Advance(2 * time.Second)
+	if _, err := tiered.GetMany(ctx, []string{"k"}); err != nil || tiered.Stats().BreakerState != "closed" {
+		t.Fatalf("trial after the cooldown: %v, breaker %s", err, tiered.Stats().BreakerState)
+	}
+	if n := remote.refreshes.Load(); n != 5 {
+		t.Fatalf("%d refreshes after the breaker closed, want still 5", n)
 	}
 }
