@@ -3,7 +3,9 @@ package faults
 // ClickHouse-cluster scenarios (issue 21 item 2; docs/design-topology.md §6.1 items 6–7):
 // raterd drains a topic into a private 2 shards x 2 replicas ClickHouse 18.16 cluster
 // (chcluster_stack_test.go) through its Distributed tables (clickhouse.cluster, inserts
-// with insert_distributed_sync), while a replica of shard 1 or ZooKeeper fails under it.
+// with insert_distributed_sync), while a replica of shard 1 or ZooKeeper fails under it
+// (a replica stopped with SIGTERM and started again; ZooKeeper stopped with SIGTERM, and
+// killed with SIGKILL, for 10 s).
 // Every scenario produces its records before raterd starts (TestFaultInjection's traffic),
 // runs one raterd whose ClickHouse addresses are the two replicas of shard 2 (the writer
 // connects to s2r1; shard 1's rows cross the Distributed hop, to a replica of shard 1
@@ -191,39 +193,41 @@ func (cr *chRun) replicaCounts(t *testing.T) (string, string) {
 }
 
 func chScenarios() []chScenario {
-	// zookeeperOutage stops ZooKeeper (SIGTERM, its data kept) for zkOutage: the
+	// zookeeperOutage stops ZooKeeper with sig (its data kept) for zkOutage: the
 	// replicated tables go read-only, every insert through the Distributed table fails.
-	zookeeperOutage := func(t *testing.T, cr *chRun) {
-		cr.scrapeAll()
-		errs0 := cr.totals().insertErrors
-		stopped := time.Now()
-		if err := cr.c.zk.p.stop(syscall.SIGTERM, 30*time.Second); err != nil && !isSignalExit(err) {
-			t.Logf("zookeeper exited with %v when stopped", err)
+	zookeeperOutage := func(sig syscall.Signal) func(t *testing.T, cr *chRun) {
+		return func(t *testing.T, cr *chRun) {
+			cr.scrapeAll()
+			errs0 := cr.totals().insertErrors
+			stopped := time.Now()
+			if err := cr.c.zk.p.stop(sig, 30*time.Second); err != nil && !isSignalExit(err) {
+				t.Logf("zookeeper exited with %v when stopped", err)
+			}
+			met := waitFor(zkOutage, func() bool { cr.scrapeAll(); return cr.totals().insertErrors > errs0 })
+			firstErr := time.Since(stopped)
+			atErr := committed(context.Background(), cr.kc, cr.group, cr.topic)
+			rowsAtErr := countUint(t, cr.conn, "SELECT count() FROM "+cr.everyReplica("scores_local"))
+			time.Sleep(time.Until(stopped.Add(zkOutage)))
+			atEnd := committed(context.Background(), cr.kc, cr.group, cr.topic)
+			rowsAtEnd := countUint(t, cr.conn, "SELECT count() FROM "+cr.everyReplica("scores_local"))
+			if atEnd == nil {
+				t.Fatal("committed offsets unreadable during the ZooKeeper outage")
+			}
+			cr.ahead = cr.aheadOfStored(t, atEnd)
+			cr.scrapeAll()
+			cr.insertErrors = cr.totals().insertErrors - errs0
+			var moved int64
+			for p := range atEnd {
+				moved += atEnd[p] - atErr[p]
+			}
+			if err := cr.c.zk.start(); err != nil {
+				t.Fatalf("restart zookeeper: %v", err)
+			}
+			cr.fact(met, "raterd's failed inserts grew by %.0f while ZooKeeper was down (first after %.1f s)", cr.insertErrors, firstErr.Seconds())
+			cr.fact(true, "from the first failed insert to the restart: %d rows stored on the replicas (%d → %d), the commits moved %d offsets",
+				int64(rowsAtEnd)-int64(rowsAtErr), rowsAtErr, rowsAtEnd, moved)
+			cr.fact(true, "%d offsets committed with no stored row or dead letter at the end of the outage", cr.ahead)
 		}
-		met := waitFor(zkOutage, func() bool { cr.scrapeAll(); return cr.totals().insertErrors > errs0 })
-		firstErr := time.Since(stopped)
-		atErr := committed(context.Background(), cr.kc, cr.group, cr.topic)
-		rowsAtErr := countUint(t, cr.conn, "SELECT count() FROM "+cr.everyReplica("scores_local"))
-		time.Sleep(time.Until(stopped.Add(zkOutage)))
-		atEnd := committed(context.Background(), cr.kc, cr.group, cr.topic)
-		rowsAtEnd := countUint(t, cr.conn, "SELECT count() FROM "+cr.everyReplica("scores_local"))
-		if atEnd == nil {
-			t.Fatal("committed offsets unreadable during the ZooKeeper outage")
-		}
-		cr.ahead = cr.aheadOfStored(t, atEnd)
-		cr.scrapeAll()
-		cr.insertErrors = cr.totals().insertErrors - errs0
-		var moved int64
-		for p := range atEnd {
-			moved += atEnd[p] - atErr[p]
-		}
-		if err := cr.c.zk.start(); err != nil {
-			t.Fatalf("restart zookeeper: %v", err)
-		}
-		cr.fact(met, "raterd's failed inserts grew by %.0f while ZooKeeper was down (first after %.1f s)", cr.insertErrors, firstErr.Seconds())
-		cr.fact(true, "from the first failed insert to the restart: %d rows stored on the replicas (%d → %d), the commits moved %d offsets",
-			int64(rowsAtEnd)-int64(rowsAtErr), rowsAtErr, rowsAtEnd, moved)
-		cr.fact(true, "%d offsets committed with no stored row or dead letter at the end of the outage", cr.ahead)
 	}
 	return []chScenario{
 		{name: "replica", fault: "SIGTERM of replica s1r1 of shard 1 at 30% of the rows, started again at 60% (and once a tenth of the rows were written with it down)", at: 0.3,
@@ -285,9 +289,10 @@ func chScenarios() []chScenario {
 					readonly, queueSize, delay, err)
 				cr.replicaState += fmt.Sprintf(", %d after SYNC REPLICA", final)
 			}},
-		{name: "zookeeper", fault: "ZooKeeper stopped (SIGTERM) at 40% of the rows for 10 s, started again", at: 0.4, inject: zookeeperOutage},
+		{name: "zookeeper", fault: "ZooKeeper stopped (SIGTERM) at 40% of the rows for 10 s, started again", at: 0.4, inject: zookeeperOutage(syscall.SIGTERM)},
+		{name: "zookeeper_kill", fault: "ZooKeeper killed (SIGKILL) at 40% of the rows, started again 10 s later", at: 0.4, inject: zookeeperOutage(syscall.SIGKILL)},
 		{name: "zookeeper_negative", fault: "NEGATIVE CONTROL, commits before writing: ZooKeeper stopped at 40% for 10 s", at: 0.4,
-			binary: "raterd-commit-first", control: propAhead, inject: zookeeperOutage},
+			binary: "raterd-commit-first", control: propAhead, inject: zookeeperOutage(syscall.SIGTERM)},
 	}
 }
 
@@ -296,6 +301,7 @@ type chOutcome struct {
 	outcome
 	name         string
 	duringFault  int    // records produced while the fault lasted
+	raw, hourly  uint64 // rows of scores without FINAL, and rows scores_hourly counted
 	replicas     string // count() of scores_local per replica after SYNC REPLICA
 	replicaState string
 	insertErrors float64
@@ -446,6 +452,8 @@ func runChScenario(t *testing.T, env *chEnv, sc chScenario, n int) (o chOutcome,
 	var differ string
 	o.replicas, differ = cr.replicaCounts(t)
 	checkRows(t, cr.conn, db, &o.outcome)
+	o.raw = countUint(t, cr.conn, "SELECT count() FROM "+db+".scores")
+	o.hourly = countUint(t, cr.conn, "SELECT countMerge(rows) FROM "+db+".scores_hourly")
 	o.deadTopic, o.dlqMsgs = deadLetterTopic(t, env.st.kafka.addr, sinkkafka.DLQTopic(topic))
 	o.deadTable = countUint(t, cr.conn, "SELECT uniqExact(topic, partition, offset) FROM "+db+".dead_letters")
 	o.insertErrors, o.ahead, o.replicaState = cr.insertErrors, cr.ahead, cr.replicaState
@@ -526,6 +534,8 @@ func doubledShard(t *testing.T, cr *chRun, base chOutcome, valid int) chOutcome 
 		control: propDuplicates, expected: base.expected, invalid: base.invalid, drain: base.drain, committedToEnd: base.committedToEnd,
 		deadTable: base.deadTable, deadTopic: base.deadTopic, dlqMsgs: base.dlqMsgs}, ahead: -1}
 	checkRows(t, cr.conn, cr.db, &o.outcome)
+	o.raw = countUint(t, cr.conn, "SELECT count() FROM "+cr.db+".scores")
+	o.hourly = countUint(t, cr.conn, "SELECT countMerge(rows) FROM "+cr.db+".scores_hourly")
 	o.replicas, _ = cr.replicaCounts(t)
 	o.met = fmt.Sprintf("%d rows copied from s1r2 into s2r1", cr.localCount(t, cr.c.node("s1r2"), "scores_local"))
 	o.usage = base.usage
@@ -608,7 +618,7 @@ func chclusterTable(results []chOutcome, n int, took time.Duration, load string)
 	var b strings.Builder
 	fmt.Fprintf(&b, "`scripts/faults.sh -chcluster` (RATERD_FAULTS_CHCLUSTER_RECORDS=%d): a private ZooKeeper and four ClickHouse 18.16 servers, 2 shards × 2 replicas (deploy/clickhouse/cluster.xml.tmpl), one Kafka broker, Redis; %d records per scenario (%d partitions, one invalid in %d; half produced before raterd starts, %d every 100 ms while the fault lasts, the rest after it), rows = valid records × %d evaluators; raterd writes through s2r1 (`clickhouse.cluster: raterd`, Distributed inserts with insert_distributed_sync). All scenarios took %.0f s, the private stack's start included; load average at the start %s (the machine is shared with other test runs).\n\n",
 		n, n, partitions, invalidEvery, producePace, evaluators, took.Seconds(), load)
-	b.WriteString("| fault | fault met | records (produced during the fault) | rows expected | rows found (FINAL) | pairs missing / extra rows | dead letters: table / topic / expected | `scores_local` count() s1r1 / s1r2 · s2r1 / s2r2 | rows written twice (replays) | insert errors during the fault | committed ahead of stored rows | catch-up | drain | outcome |\n")
+	b.WriteString("| fault | fault met | records (produced during the fault) | rows expected | rows found (FINAL) | pairs missing / extra rows | dead letters: table / topic / expected | `scores_local` count() s1r1 / s1r2 · s2r1 / s2r2 | rows without FINAL / counted by `scores_hourly` | insert errors during the fault | committed ahead of stored rows | catch-up | drain | outcome |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, o := range results {
 		verdict := "pass"
@@ -619,6 +629,11 @@ func chclusterTable(results []chOutcome, n int, took time.Duration, load string)
 			verdict = fmt.Sprintf("NOT CAUGHT (must fail on %s): %s", o.control, o.detail())
 		case !o.pass():
 			verdict = "FAIL: " + o.detail()
+		}
+		if o.hourly < o.found {
+			// Not a check of this suite (scores_hourly is documented as approximate on
+			// 18.16), but a loss worth seeing: rows in scores_local the view never counted.
+			verdict += fmt.Sprintf(" (scores_hourly counts %d rows fewer than scores FINAL holds)", o.found-o.hourly)
 		}
 		ahead, recovery, errs := "n/a", "n/a", "n/a"
 		if o.ahead >= 0 {
@@ -634,10 +649,10 @@ func chclusterTable(results []chOutcome, n int, took time.Duration, load string)
 		if o.replicaState != "" {
 			met += "; " + o.replicaState
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d (%d) | %d | %d | %d / %d | %d / %d / %d | %s | %d | %s | %s | %s | %.1f s | %s |\n",
-			o.fault, met, n, o.duringFault, o.expected, o.found, o.missing, o.extra, o.deadTable, o.deadTopic, o.invalid, o.replicas, o.duplicates, errs, ahead, recovery, o.drain.Seconds(), verdict)
+		fmt.Fprintf(&b, "| %s | %s | %d (%d) | %d | %d | %d / %d | %d / %d / %d | %s | %d / %d | %s | %s | %s | %.1f s | %s |\n",
+			o.fault, met, n, o.duringFault, o.expected, o.found, o.missing, o.extra, o.deadTable, o.deadTopic, o.invalid, o.replicas, o.raw, o.hourly, errs, ahead, recovery, o.drain.Seconds(), verdict)
 	}
-	b.WriteString("\nFault met: the evidence gathered while the fault ran; a scenario fails unless every item holds. Rows found: `scores FINAL` through the Distributed table after `SYSTEM SYNC REPLICA` on every replicated table of every node. `scores_local` count(): each replica's rows; the replicas of a shard must agree. Rows written twice: rows inserted more than once (counted by `scores_hourly`, whose tables never deduplicate), which `FINAL` collapses: a batch retried by the pipeline after its insert attempts failed is grouped with others into another block, which replicated deduplication does not recognise. Insert errors: raterd's failed insert attempts (`raterd_clickhouse_insert_errors_total`) while the fault lasted. Committed ahead of stored rows: offsets below the group's commits at the end of the ZooKeeper outage that had neither a score row nor a dead letter on any replica (`remote()` over the four nodes' local tables); must be 0. Catch-up: from the end of the fault until every partition not yet drained had committed past where it stood then. Drain: from raterd's start until the committed offsets reached the end. A NEGATIVE CONTROL must fail on the property named.\n")
+	b.WriteString("\nFault met: the evidence gathered while the fault ran; a scenario fails unless every item holds. Rows found: `scores FINAL` through the Distributed table after `SYSTEM SYNC REPLICA` on every replicated table of every node. `scores_local` count(): each replica's rows; the replicas of a shard must agree. Rows without FINAL: `count()` of the Distributed `scores`; above the rows expected when a batch retried by the pipeline after its insert attempts failed was grouped with others into another block, which replicated deduplication does not recognise (`FINAL` collapses them). Counted by `scores_hourly`: `countMerge(rows)`; its tables never deduplicate, so on 18.16 it should count every row that landed in `scores_local`, replays included; where it counts fewer than `scores FINAL` holds, the outcome says so (likely cause, not yet proven: a ZooKeeper outage leaves an insert stored in `scores_local` while the push to the view's replicated table failed, read-only; the retried identical block is then dropped as a duplicate by `scores_local` and never reaches the view). Not a check of this suite. Insert errors: raterd's failed insert attempts (`raterd_clickhouse_insert_errors_total`) while the fault lasted. Committed ahead of stored rows: offsets below the group's commits at the end of the ZooKeeper outage that had neither a score row nor a dead letter on any replica (`remote()` over the four nodes' local tables); must be 0. Catch-up: from the end of the fault until every partition not yet drained had committed past where it stood then. Drain: from raterd's start until the committed offsets reached the end. A NEGATIVE CONTROL must fail on the property named.\n")
 	return b.String()
 }
 

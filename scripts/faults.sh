@@ -21,7 +21,7 @@
 #   scripts/faults.sh -chcluster             # only the ClickHouse-cluster faults
 #                                            # (TestClickHouseClusterFaults: a private ZooKeeper
 #                                            # and four 18.16 servers, 2 shards x 2 replicas; a
-#                                            # replica stopped, ZooKeeper stopped for 10 s, the
+#                                            # replica stopped, ZooKeeper stopped or killed for 10 s, the
 #                                            # negative controls; their table goes into
 #                                            # docs/deployment.md; RATERD_FAULTS_CHCLUSTER_RECORDS,
 #                                            # 10,000 by default: about 3.5 min on 2 cores)
