@@ -1,358 +1,657 @@
 package faults
 
-// Faults of the ClickHouse cluster (docs/design-topology.md §6.1, opt-in): a private
-// ZooKeeper and four private ClickHouse servers (2 shards × 2 replicas) from
-// deploy/clickhouse/cluster.xml.tmpl, which the test stops and restarts. Writer-level
-// scenarios (the score writer and migrate, no Kafka): a host down during migrate, a
-// replica stopped while inserts go on, ZooKeeper stopped for 10 s while inserts go on.
-// Run with RATERD_TOPOLOGY=1 (skipped otherwise: it is not part of .ci/run's budget):
+// ClickHouse-cluster scenarios (issue 21 item 2; docs/design-topology.md §6.1 items 6–7):
+// raterd drains a topic into a private 2 shards x 2 replicas ClickHouse 18.16 cluster
+// (chcluster_stack_test.go) through its Distributed tables (clickhouse.cluster, inserts
+// with insert_distributed_sync), while a replica of shard 1 or ZooKeeper fails under it
+// (a replica stopped with SIGTERM and started again; ZooKeeper stopped with SIGTERM, and
+// killed with SIGKILL, for 10 s).
+// Every scenario produces its records before raterd starts (TestFaultInjection's traffic),
+// runs one raterd whose ClickHouse addresses are the two replicas of shard 2 (the writer
+// connects to s2r1; shard 1's rows cross the Distributed hop, to a replica of shard 1
+// that is alive), injects its fault when the Distributed table holds a fraction of the
+// rows, waits until the committed offsets reach the end, runs SYSTEM SYNC REPLICA on
+// every replicated table of every node, and checks:
+//   - the fault was met (the evidence named per scenario below);
+//   - scores FINAL through the Distributed table has exactly one row per evaluator per
+//     distinct valid record id, the dead letters one per invalid offset (table and topic);
+//   - both replicas of each shard hold the same count() of scores_local;
+//   - nothing was committed ahead of stored rows while the fault lasted, where measured
+//     (the offsets below the group's commits all have a score row or a dead letter on
+//     some replica);
+//   - the committed offsets reached the end, and raterd exited cleanly.
+// Negative controls: the exactness check run again after shard 1's rows are copied into
+// shard 2 (what a sharding key that splits a record's copies would do) must fail on
+// duplicates; and the ZooKeeper outage with the commit-first build must fail on commits
+// ahead of stored rows.
 //
-//	RATERD_TOPOLOGY=1 go test -count=1 -v -run TestClickHouseClusterFaults ./faults/
+// Opt-in (RATERD_FAULTS_CHCLUSTER=1; scripts/faults.sh -chcluster), which rewrites the
+// table in docs/deployment.md (-chcluster-doc).
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"log/slog"
-	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
 
-	"raterd/internal/telemetry"
 	"raterd/internal/testkit"
-	"raterd/record"
-	"raterd/sinks"
-	"raterd/sinks/clickhouse"
+	sinkkafka "raterd/sinks/kafka"
 )
 
-// zooKeeper is a private standalone ZooKeeper whose data survives restarts.
-type zooKeeper struct {
-	port int
-	p    *proc
+var chclusterDoc = flag.String("chcluster-doc", "", "rewrite the ClickHouse-cluster fault table in this markdown file (docs/deployment.md)")
+
+const (
+	chclusterBegin = "<!-- BEGIN chcluster-faults -->"
+	chclusterEnd   = "<!-- END chcluster-faults -->"
+	// chInsertRows is the scenarios' clickhouse.insert_max_rows.
+	chInsertRows = 1500
+	// zkOutage is how long ZooKeeper stays down.
+	zkOutage = 10 * time.Second
+	// propAhead: the group committed offsets whose records have no row nor dead letter
+	// stored on any replica.
+	propAhead property = "committed ahead of stored rows"
+	// propReplicas: the replicas of a shard hold different row counts after SYNC REPLICA.
+	propReplicas property = "replicas differ"
+)
+
+// chclusterRecords is how many records each scenario drains: 10,000 unless
+// RATERD_FAULTS_CHCLUSTER_RECORDS asks for another number.
+func chclusterRecords(t *testing.T) int {
+	return recordCount(t, "RATERD_FAULTS_CHCLUSTER_RECORDS", 10_000, 2000)
 }
 
-func newZooKeeper(t *testing.T, dir string) *zooKeeper {
+// chScenario is one fault of the ClickHouse cluster.
+type chScenario struct {
+	name    string
+	fault   string  // the docs table's description
+	at      float64 // fraction of the expected rows in the Distributed table when the fault strikes
+	binary  string  // "raterd" or a negative control's build (controlTag)
+	control property
+	// inject runs the fault, gathering its evidence with cr.fact; it returns when the
+	// fault is over (the service is back).
+	inject func(t *testing.T, cr *chRun)
+	// verify runs after the drain and SYSTEM SYNC REPLICA, before the common checks.
+	verify func(t *testing.T, cr *chRun)
+}
+
+// chRun is a scenarioRun on the ClickHouse cluster, with what the fault saw.
+type chRun struct {
+	*scenarioRun
+	c        *chCluster
+	conn     driver.Conn // to s2r2 (never stopped), on the scenario's database
+	expected uint64      // rows in scores FINAL when the drain is complete
+	facts    []string
+	// figures of the table
+	insertErrors float64 // raterd's failed insert attempts while the fault lasted
+	ahead        int64   // offsets committed ahead of stored rows during the fault (-1: not measured)
+	replicaState string  // a per-scenario note on the replicas (counts, system.replicas)
+	// the replica scenario: s1r1's rows at its stop, and the rows of shard 1 it missed
+	// while down (those s1r2 took meanwhile)
+	victimAtStop, victimMissed int64
+}
+
+// fact records evidence; a fact that does not hold is also a miss.
+func (cr *chRun) fact(ok bool, format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	if !ok {
+		s = "NOT MET: " + s
+		cr.misses = append(cr.misses, s)
+	}
+	cr.facts = append(cr.facts, s)
+}
+
+// distributedRows is count() of the Distributed scores (the fault's trigger).
+func (cr *chRun) distributedRows() (uint64, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var c uint64
+	err := cr.conn.QueryRow(ctx, "SELECT count() FROM "+cr.db+".scores").Scan(&c)
+	return c, err == nil
+}
+
+// localCount is count() of table on node n, or -1 when the node does not answer.
+func (cr *chRun) localCount(t *testing.T, n *chNode, table string) int64 {
 	t.Helper()
-	cp := testkit.Service(t, "RATERD_TEST_ZOOKEEPER_CLASSPATH", "ZooKeeper jars")
-	port := freePort(t)
-	cfg := fmt.Sprintf("tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n",
-		filepath.Join(dir, "data"), port)
-	if err := os.WriteFile(filepath.Join(dir, "zoo.cfg"), []byte(cfg), 0o644); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn := n.open(t, cr.db)
+	defer conn.Close()
+	var c uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+cr.db+"."+table).Scan(&c); err != nil {
+		return -1
+	}
+	return int64(c)
+}
+
+// everyReplica is a remote() table function over table on every node, each its own
+// shard: the union of what every replica holds, whatever replication has done.
+func (cr *chRun) everyReplica(table string) string {
+	return fmt.Sprintf("remote('%s', %s, %s)", strings.Join(cr.c.addrs(), ","), cr.db, table)
+}
+
+// aheadOfStored counts the offsets below c with neither a score row nor a dead letter on
+// any replica. raterd may run meanwhile: it commits an offset only after its rows are
+// stored, so rows of offsets below c read after c cannot be missing but for a lost write.
+func (cr *chRun) aheadOfStored(t *testing.T, c map[int]int64) int64 {
+	t.Helper()
+	var total int64
+	for p, off := range c {
+		if off <= 0 {
+			continue
+		}
+		have := countUint(t, cr.conn, fmt.Sprintf("SELECT uniqExact(o) FROM (SELECT toInt64(offset) AS o FROM %[1]s WHERE partition = %[3]d AND offset < %[4]d UNION ALL SELECT toInt64(offset) AS o FROM %[2]s WHERE partition = %[3]d AND offset < %[4]d)",
+			cr.everyReplica("scores_local"), cr.everyReplica("dead_letters_local"), p, off))
+		total += off - int64(have)
+	}
+	return total
+}
+
+// replicatedTables are the tables SYSTEM SYNC REPLICA waits for on every node.
+var replicatedTables = []string{"scores_local", "dead_letters_local", "scores_hourly_data", "scores_daily_data", "record_sources_data"}
+
+// syncReplicas runs SYSTEM SYNC REPLICA on every replicated table of every node.
+func (cr *chRun) syncReplicas(t *testing.T) {
+	t.Helper()
+	for _, n := range cr.c.nodes {
+		conn := n.open(t, cr.db)
+		for _, tbl := range replicatedTables {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			err := conn.Exec(ctx, "SYSTEM SYNC REPLICA "+cr.db+"."+tbl)
+			cancel()
+			if err != nil {
+				conn.Close()
+				t.Fatalf("%s: SYSTEM SYNC REPLICA %s: %v", n.name, tbl, err)
+			}
+		}
+		conn.Close()
+	}
+}
+
+// replicaCounts checks that both replicas of each shard hold the same count() of
+// scores_local; it returns the counts for the table and the difference, if any.
+func (cr *chRun) replicaCounts(t *testing.T) (string, string) {
+	t.Helper()
+	var counts []int64
+	for _, n := range cr.c.nodes {
+		counts = append(counts, cr.localCount(t, n, "scores_local"))
+	}
+	text := fmt.Sprintf("%d / %d · %d / %d", counts[0], counts[1], counts[2], counts[3])
+	if counts[0] != counts[1] || counts[2] != counts[3] || counts[0] < 0 || counts[2] < 0 {
+		return text, "scores_local count() s1r1 / s1r2 · s2r1 / s2r2: " + text
+	}
+	return text, ""
+}
+
+func chScenarios() []chScenario {
+	// zookeeperOutage stops ZooKeeper with sig (its data kept) for zkOutage: the
+	// replicated tables go read-only, every insert through the Distributed table fails.
+	zookeeperOutage := func(sig syscall.Signal) func(t *testing.T, cr *chRun) {
+		return func(t *testing.T, cr *chRun) {
+			cr.scrapeAll()
+			errs0 := cr.totals().insertErrors
+			stopped := time.Now()
+			if err := cr.c.zk.p.stop(sig, 30*time.Second); err != nil && !isSignalExit(err) {
+				t.Logf("zookeeper exited with %v when stopped", err)
+			}
+			met := waitFor(zkOutage, func() bool { cr.scrapeAll(); return cr.totals().insertErrors > errs0 })
+			firstErr := time.Since(stopped)
+			atErr := committed(context.Background(), cr.kc, cr.group, cr.topic)
+			rowsAtErr := countUint(t, cr.conn, "SELECT count() FROM "+cr.everyReplica("scores_local"))
+			time.Sleep(time.Until(stopped.Add(zkOutage)))
+			atEnd := committed(context.Background(), cr.kc, cr.group, cr.topic)
+			rowsAtEnd := countUint(t, cr.conn, "SELECT count() FROM "+cr.everyReplica("scores_local"))
+			if atEnd == nil {
+				t.Fatal("committed offsets unreadable during the ZooKeeper outage")
+			}
+			cr.ahead = cr.aheadOfStored(t, atEnd)
+			cr.scrapeAll()
+			cr.insertErrors = cr.totals().insertErrors - errs0
+			var moved int64
+			for p := range atEnd {
+				moved += atEnd[p] - atErr[p]
+			}
+			if err := cr.c.zk.start(); err != nil {
+				t.Fatalf("restart zookeeper: %v", err)
+			}
+			cr.fact(met, "raterd's failed inserts grew by %.0f while ZooKeeper was down (first after %.1f s)", cr.insertErrors, firstErr.Seconds())
+			cr.fact(true, "from the first failed insert to the restart: %d rows stored on the replicas (%d → %d), the commits moved %d offsets",
+				int64(rowsAtEnd)-int64(rowsAtErr), rowsAtErr, rowsAtEnd, moved)
+			cr.fact(true, "%d offsets committed with no stored row or dead letter at the end of the outage", cr.ahead)
+		}
+	}
+	return []chScenario{
+		{name: "replica", fault: "SIGTERM of replica s1r1 of shard 1 at 30% of the rows, started again at 60% (and once a tenth of the rows were written with it down)", at: 0.3,
+			inject: func(t *testing.T, cr *chRun) {
+				victim, peer := cr.c.node("s1r1"), cr.c.node("s1r2")
+				cr.scrapeAll()
+				errs0 := cr.totals().insertErrors
+				before := cr.localCount(t, victim, "scores_local")
+				if err := victim.p.stop(syscall.SIGTERM, 60*time.Second); err != nil && !isSignalExit(err) {
+					t.Logf("s1r1 exited with %v when stopped", err)
+				}
+				peerAtStop := cr.localCount(t, peer, "scores_local")
+				atStop := committed(context.Background(), cr.kc, cr.group, cr.topic)
+				// Back at 60% of the rows, and not before a tenth of them were written
+				// with s1r1 down (its shutdown may take seconds, while raterd writes on).
+				rowsAtStop, _ := cr.distributedRows()
+				restartAt := max(uint64(0.6*float64(cr.expected)), rowsAtStop+cr.expected/10)
+				var rows uint64
+				reached := waitFor(drainTimeout, func() bool {
+					var ok bool
+					rows, ok = cr.distributedRows()
+					return ok && rows >= restartAt
+				})
+				peerAtRestart := cr.localCount(t, peer, "scores_local")
+				atRestart := committed(context.Background(), cr.kc, cr.group, cr.topic)
+				cr.scrapeAll()
+				cr.insertErrors = cr.totals().insertErrors - errs0
+				if err := victim.startReplica(); err != nil {
+					t.Fatalf("restart s1r1: %v", err)
+				}
+				afterRestart := cr.localCount(t, victim, "scores_local")
+				var moved int64
+				for p := range atRestart {
+					moved += atRestart[p] - atStop[p]
+				}
+				cr.fact(reached, "with s1r1 down the Distributed table went from %d to %d of %d rows", rowsAtStop, rows, cr.expected)
+				cr.fact(atStop != nil && atRestart != nil && moved > 0, "with s1r1 down the group committed %d more offsets", moved)
+				cr.fact(peerAtRestart > peerAtStop, "s1r2 took %d rows of shard 1 while s1r1 was down (%d → %d)", peerAtRestart-peerAtStop, peerAtStop, peerAtRestart)
+				cr.replicaState = fmt.Sprintf("s1r1: %d rows at the stop, %d once restarted", before, afterRestart)
+				cr.victimAtStop, cr.victimMissed = before, peerAtRestart-peerAtStop
+			},
+			verify: func(t *testing.T, cr *chRun) {
+				victim, peer := cr.c.node("s1r1"), cr.c.node("s1r2")
+				before, missed := cr.victimAtStop, cr.victimMissed
+				final, peerFinal := cr.localCount(t, victim, "scores_local"), cr.localCount(t, peer, "scores_local")
+				// No insert reached s1r1 while it was down (insert_distributed_sync: the
+				// Distributed table queues nothing on disk for it), so if it now holds
+				// every row s1r2 holds, the rows s1r2 took meanwhile reached it by fetch.
+				cr.fact(final == peerFinal && missed > 0, "after SYNC REPLICA s1r1 holds %d rows (%d at its stop), s1r2 %d: the %d rows s1r2 took while s1r1 was down were fetched",
+					final, before, peerFinal, missed)
+				conn := victim.open(t, cr.db)
+				defer conn.Close()
+				var readonly uint8
+				var queueSize uint32
+				var delay uint64
+				err := conn.QueryRow(context.Background(), "SELECT is_readonly, queue_size, absolute_delay FROM system.replicas WHERE database = ? AND table = 'scores_local'", cr.db).
+					Scan(&readonly, &queueSize, &delay)
+				cr.fact(err == nil && readonly == 0 && queueSize == 0 && delay == 0, "system.replicas on s1r1 after SYNC REPLICA: is_readonly %d, queue_size %d, absolute_delay %d (%v)",
+					readonly, queueSize, delay, err)
+				cr.replicaState += fmt.Sprintf(", %d after SYNC REPLICA", final)
+			}},
+		{name: "zookeeper", fault: "ZooKeeper stopped (SIGTERM) at 40% of the rows for 10 s, started again", at: 0.4, inject: zookeeperOutage(syscall.SIGTERM)},
+		{name: "zookeeper_kill", fault: "ZooKeeper killed (SIGKILL) at 40% of the rows, started again 10 s later", at: 0.4, inject: zookeeperOutage(syscall.SIGKILL)},
+		{name: "zookeeper_negative", fault: "NEGATIVE CONTROL, commits before writing: ZooKeeper stopped at 40% for 10 s", at: 0.4,
+			binary: "raterd-commit-first", control: propAhead, inject: zookeeperOutage(syscall.SIGTERM)},
+	}
+}
+
+// chOutcome is one row of the table.
+type chOutcome struct {
+	outcome
+	name         string
+	duringFault  int    // records produced while the fault lasted
+	raw, hourly  uint64 // rows of scores without FINAL, and rows scores_hourly counted
+	replicas     string // count() of scores_local per replica after SYNC REPLICA
+	replicaState string
+	insertErrors float64
+	ahead        int64
+}
+
+// chEnv is what every scenario shares.
+type chEnv struct {
+	c      *chCluster
+	st     *stack // Kafka and Redis; st.ch is s2r1 for raterdConfig
+	bins   *binaries
+	simURL string
+}
+
+// chConfig is raterdConfig writing to the cluster through s2r1 (s2r2 the fallback).
+func chConfig(t *testing.T, env *chEnv, topic, group, db string) string {
+	t.Helper()
+	base := raterdConfig(env.st, topic, group, db, env.simURL)
+	one := "  addrs: [" + env.st.ch.addr + "]\n"
+	if !strings.Contains(base, one) {
+		t.Fatal("raterdConfig changed shape; update chConfig")
+	}
+	// Inserts of at most chInsertRows rows, so that a drain is many inserts and a fault
+	// at a fraction of the rows strikes between them (one raterd otherwise writes a
+	// small topic in one or two inserts).
+	return strings.Replace(base, one, fmt.Sprintf("  addrs: [%s, %s]\n  cluster: %s\n  insert_max_rows: %d\n",
+		env.c.node("s2r1").addr, env.c.node("s2r2").addr, chClusterName, chInsertRows), 1)
+}
+
+func runChScenario(t *testing.T, env *chEnv, sc chScenario, n int) (o chOutcome, cr *chRun) {
+	t.Helper()
+	ctx := context.Background()
+	if sc.binary == "" {
+		sc.binary = "raterd"
+	}
+	bin, err := env.bins.get(sc.binary)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &zooKeeper{port: port, p: &proc{name: "zookeeper", dir: dir, log: filepath.Join(dir, "zookeeper.out"),
-		args: []string{"java", "-Xmx128m", "-cp", cp, "org.apache.zookeeper.server.ZooKeeperServerMain", filepath.Join(dir, "zoo.cfg")}}}
-}
-
-func (z *zooKeeper) start() error {
-	if err := z.p.start(); err != nil {
-		return err
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	topic, group, db := "chcluster-"+sc.name+"-"+suffix, "chcluster-"+sc.name+"-"+suffix, "chcluster_"+sc.name+"_"+suffix
+	kc := &kafka.Client{Addr: kafka.TCP(env.st.kafka.addr), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
+	cr = &chRun{scenarioRun: &scenarioRun{st: env.st, bin: bin, dir: t.TempDir(), kc: kc, group: group, topic: topic, db: db,
+		admin: map[*proc]string{}, last: map[*proc]counters{}, killed: map[*proc]bool{}}, c: env.c, ahead: -1}
+	cr.base = chConfig(t, env, topic, group, db)
+	migrateCfg := filepath.Join(cr.dir, "migrate.yaml")
+	if err := os.WriteFile(migrateCfg, []byte(cr.base+"admin: {listen: \"off\"}\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	return z.p.waitUntil(60*time.Second, func() error {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", z.port), time.Second)
-		if err != nil {
-			return err
+	t0 := time.Now()
+	if out, err := exec.Command(bin, "migrate", "--config", migrateCfg).CombinedOutput(); err != nil {
+		t.Fatalf("%s migrate: %v\n%s", sc.binary, err, out)
+	}
+	t.Logf("raterd migrate on the cluster: %.1f s", time.Since(t0).Seconds())
+	cr.conn = env.c.node("s2r2").open(t, db) // the caller closes it
+	createTopic(t, kc, topic)
+	values, invalid := traffic(sc.name, n)
+	// Half the records before raterd starts, producePace every 100 ms while the fault
+	// lasts (so that the fault meets inserts however fast raterd drains the first half),
+	// the rest once it is over.
+	pr := &producer{values: values, w: &kafka.Writer{Addr: kafka.TCP(env.st.kafka.addr), Topic: topic, Balancer: &kafka.RoundRobin{},
+		RequiredAcks: kafka.RequireAll, BatchSize: 1000, BatchBytes: 16 << 20, BatchTimeout: 5 * time.Millisecond, Transport: &kafka.Transport{}}}
+	defer pr.w.Close()
+	for pr.next < n/2 {
+		if err := pr.write(min(5000, n/2-pr.next)); err != nil {
+			t.Fatal(err)
 		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-		if _, err := c.Write([]byte("ruok")); err != nil {
-			return err
+	}
+	cr.expected = uint64((n - invalid) * evaluators)
+	o = chOutcome{name: sc.name, outcome: outcome{fault: sc.fault, control: sc.control, expected: cr.expected, invalid: invalid}}
+
+	started := time.Now()
+	cr.startRaterd(t)
+	defer func() {
+		for _, p := range cr.processes() {
+			_ = p.stop(syscall.SIGKILL, 5*time.Second)
 		}
-		b := make([]byte, 4)
-		if _, err := c.Read(b); err != nil || string(b) != "imok" {
-			return fmt.Errorf("ruok: %q %v", b, err)
+	}()
+	if !waitFor(drainTimeout, func() bool {
+		c, ok := cr.distributedRows()
+		return ok && float64(c) >= sc.at*float64(cr.expected)
+	}) {
+		t.Fatalf("never reached %.0f%% of the rows before the fault; raterd log:\n%s", 100*sc.at, cr.procs[0].tail(30))
+	}
+	stopSampling, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(200 * time.Millisecond):
+				cr.scrapeAll()
+			}
 		}
-		return nil
+	}()
+	stopProducing, produced := make(chan struct{}), make(chan struct{})
+	var produceErr error
+	go func() {
+		defer close(produced)
+		for {
+			select {
+			case <-stopProducing:
+				return
+			case <-time.After(100 * time.Millisecond):
+				if produceErr = pr.write(producePace); produceErr != nil {
+					return
+				}
+			}
+		}
+	}()
+	fromFault := pr.next
+	sc.inject(t, cr)
+	faultEnd := time.Now()
+	close(stopProducing)
+	<-produced
+	if produceErr != nil {
+		t.Fatal(produceErr)
+	}
+	o.duringFault = pr.next - fromFault
+	for pr.next < n {
+		if err := pr.write(min(5000, n-pr.next)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pr.retries > 0 { // a retried batch may be on the topic twice: expected would be wrong
+		t.Fatalf("the producer retried %d batches on a single broker", pr.retries)
+	}
+	ends := endOffsets(t, kc, topic)
+	recoverFrom := committed(ctx, kc, group, topic)
+	var drainProblem string
+	o.drain, drainProblem = waitDrained(t, kc, cr.conn, group, topic, db, ends, o.expected, started, func(c map[int]int64) {
+		if o.recovery == 0 && c != nil && recoverFrom != nil && movedEverywhere(recoverFrom, c, ends) {
+			o.recovery = time.Since(faultEnd)
+		}
 	})
+	close(stopSampling)
+	<-sampled
+	cr.scrapeAll()
+	total := cr.totals()
+	o.crashed = cr.stopSurvivors(nil)
+	o.committedToEnd = reachedEnd(committed(ctx, kc, group, topic), ends)
+
+	cr.syncReplicas(t)
+	if sc.verify != nil {
+		sc.verify(t, cr)
+	}
+	var differ string
+	o.replicas, differ = cr.replicaCounts(t)
+	checkRows(t, cr.conn, db, &o.outcome)
+	o.raw = countUint(t, cr.conn, "SELECT count() FROM "+db+".scores")
+	o.hourly = countUint(t, cr.conn, "SELECT countMerge(rows) FROM "+db+".scores_hourly")
+	o.deadTopic, o.dlqMsgs = deadLetterTopic(t, env.st.kafka.addr, sinkkafka.DLQTopic(topic))
+	o.deadTable = countUint(t, cr.conn, "SELECT uniqExact(topic, partition, offset) FROM "+db+".dead_letters")
+	o.insertErrors, o.ahead, o.replicaState = cr.insertErrors, cr.ahead, cr.replicaState
+
+	add := func(prop property, format string, args ...any) {
+		o.problems = append(o.problems, problem{prop: prop, text: fmt.Sprintf(format, args...)})
+	}
+	o.met = strings.Join(cr.facts, "; ")
+	if len(cr.facts) == 0 || len(cr.misses) > 0 {
+		add(propExercised, "%s", strings.Join(cr.misses, "; "))
+	}
+	o.usage = fmt.Sprintf("%.0f / %.0f", total.redisRoundTrips, total.judgeCalls)
+	if total.redisRoundTrips == 0 || total.judgeCalls == 0 {
+		add(propUnused, "%.0f Redis round trips, %.0f judge calls", total.redisRoundTrips, total.judgeCalls)
+	}
+	addRowProblems(&o.outcome, n-invalid, add)
+	if o.deadTable != uint64(invalid) || o.deadTopic != uint64(invalid) {
+		add(propDeadLetters, "%d in the table, %d on the topic, want %d distinct", o.deadTable, o.deadTopic, invalid)
+	}
+	if differ != "" {
+		add(propReplicas, "%s", differ)
+	}
+	if o.ahead > 0 {
+		add(propAhead, "%d offsets committed with neither a score row nor a dead letter on any replica during the fault", o.ahead)
+	}
+	if !o.committedToEnd {
+		add(propCommitted, "committed offsets did not reach the end")
+	}
+	if len(o.crashed) > 0 {
+		add(propCrash, "%s", strings.Join(o.crashed, "; "))
+	}
+	if drainProblem != "" {
+		add(propDrain, "%s", drainProblem)
+	}
+	if !o.pass() || sc.control != "" || os.Getenv("RATERD_FAULTS_LOGS") != "" {
+		for _, p := range cr.processes() {
+			t.Logf("%s (last counters %+v) log tail:\n%s", p.name, cr.lastOf(p), p.tail(25))
+		}
+	}
+	if dir := os.Getenv("RATERD_FAULTS_LOGS"); dir != "" && dir != "1" {
+		for _, p := range cr.processes() {
+			b, _ := os.ReadFile(p.log)
+			_ = os.WriteFile(filepath.Join(dir, "chcluster-"+sc.name+"-"+p.name+".log"), b, 0o644)
+		}
+	}
+	return o, cr
 }
 
-// chCluster is four private ClickHouse servers: s1r1, s1r2 (shard 1), s2r1, s2r2.
-type chCluster struct {
-	nodes []*clickhouseServer
-	zk    *zooKeeper
+// addRowProblems is the exactness check of scores FINAL: one row per evaluator for each
+// of the valid records, no more.
+func addRowProblems(o *outcome, valid int, add func(property, string, ...any)) {
+	if o.missing > 0 {
+		add(propRowsLost, "%d of %d (record, evaluator) pairs missing from scores FINAL", o.missing, o.expected)
+	}
+	if o.extra > 0 {
+		add(propDuplicates, "scores FINAL has %d rows beyond one per (record, evaluator)", o.extra)
+	}
+	if o.missing == 0 && o.extra == 0 && (o.found != o.expected || o.records != uint64(valid) || o.uneven != 0) {
+		add(propRowsLost, "scores FINAL has %d rows, %d records (%d with other than %d rows), want %d rows of %d records",
+			o.found, o.records, o.uneven, evaluators, o.expected, valid)
+	}
 }
 
-var clusterReplicas = []string{"s1r1", "s1r2", "s2r1", "s2r2"}
-
-// newClickHouseCluster renders deploy/clickhouse/cluster.xml.tmpl (and the cluster's users
-// profile) into the config.d of four private servers on free ports.
-func newClickHouseCluster(t *testing.T, dir string, zk *zooKeeper) *chCluster {
+// doubledShard is the exactness check's negative control: shard 1's rows of scores_local
+// copied into shard 2 (as a sharding key that sends copies of a record to both shards
+// would leave them). FINAL collapses within a shard only, so scores FINAL must now show
+// every shard-1 row twice, and the check must fail on duplicates.
+func doubledShard(t *testing.T, cr *chRun, base chOutcome, valid int) chOutcome {
 	t.Helper()
-	tmpl, err := os.ReadFile("../deploy/clickhouse/cluster.xml.tmpl")
-	if err != nil {
-		t.Fatal(err)
+	s2r1 := cr.c.node("s2r1").open(t, cr.db)
+	defer s2r1.Close()
+	q := fmt.Sprintf("INSERT INTO %s.scores_local SELECT * FROM remote('%s', %s, scores_local)", cr.db, cr.c.node("s1r2").addr, cr.db)
+	if err := s2r1.Exec(context.Background(), q); err != nil {
+		t.Fatalf("%s: %v", q, err)
 	}
-	profile, err := os.ReadFile("../deploy/clickhouse/cluster-users.xml")
-	if err != nil {
-		t.Fatal(err)
+	cr.syncReplicas(t)
+	o := chOutcome{name: "doubled_shard", outcome: outcome{fault: "NEGATIVE CONTROL, the exactness check after the replica scenario with shard 1's rows copied into shard 2",
+		control: propDuplicates, expected: base.expected, invalid: base.invalid, drain: base.drain, committedToEnd: base.committedToEnd,
+		deadTable: base.deadTable, deadTopic: base.deadTopic, dlqMsgs: base.dlqMsgs}, ahead: -1}
+	checkRows(t, cr.conn, cr.db, &o.outcome)
+	o.raw = countUint(t, cr.conn, "SELECT count() FROM "+cr.db+".scores")
+	o.hourly = countUint(t, cr.conn, "SELECT countMerge(rows) FROM "+cr.db+".scores_hourly")
+	o.replicas, _ = cr.replicaCounts(t)
+	o.met = fmt.Sprintf("%d rows copied from s1r2 into s2r1", cr.localCount(t, cr.c.node("s1r2"), "scores_local"))
+	o.usage = base.usage
+	addRowProblems(&o.outcome, valid, func(prop property, format string, args ...any) {
+		o.problems = append(o.problems, problem{prop: prop, text: fmt.Sprintf(format, args...)})
+	})
+	return o
+}
+
+// TestClickHouseClusterFaults runs the ClickHouse-cluster scenarios on a private Kafka,
+// Redis, ZooKeeper and four ClickHouse 18.16 servers.
+func TestClickHouseClusterFaults(t *testing.T) {
+	if os.Getenv("RATERD_FAULTS_CHCLUSTER") == "" {
+		t.Skip("opt-in: RATERD_FAULTS_CHCLUSTER=1 (scripts/faults.sh -chcluster) runs the ClickHouse-cluster fault scenarios")
 	}
-	c := &chCluster{zk: zk}
-	for _, r := range clusterReplicas {
-		d := filepath.Join(dir, r)
+	n := chclusterRecords(t)
+	testkit.Service(t, "RATERD_TEST_KAFKA_LIBS", "Kafka jars")
+	dir := t.TempDir()
+	sub := func(name string) string {
+		d := filepath.Join(dir, name)
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		c.nodes = append(c.nodes, newClickHouse(t, d))
+		return d
 	}
-	repl := []string{"@ZK_PORT@", fmt.Sprint(zk.port)}
-	for i, n := range c.nodes {
-		repl = append(repl, fmt.Sprintf("@TCP%d@", i+1), strings.TrimPrefix(n.addr, "127.0.0.1:"))
-	}
-	for i, n := range c.nodes {
-		r := clusterReplicas[i]
-		node := append([]string{"@INTERSERVER@", fmt.Sprint(freePort(t)), "@SHARD@", "0" + r[1:2], "@REPLICA@", r}, repl...)
-		cfg := strings.NewReplacer(node...).Replace(string(tmpl))
-		if unfilled := regexp.MustCompile(`@[A-Z0-9_]+@`).FindString(cfg); unfilled != "" {
-			t.Fatalf("cluster.xml.tmpl has a placeholder newClickHouseCluster does not fill: %s", unfilled)
+	start := time.Now()
+	load := loadAverage()
+	zk := newZooKeeper(t, sub("zookeeper"))
+	env := &chEnv{c: newClickHouseCluster(t, sub("chcluster"), zk), bins: &binaries{dir: t.TempDir(), built: map[string]string{}}}
+	env.st = &stack{kafka: newKafka(t, sub("kafka")), redis: newRedis(t, sub("redis")), ch: env.c.node("s2r1").clickhouseServer}
+	t.Cleanup(func() {
+		for _, p := range []*proc{env.st.kafka.p, env.st.redis.p} {
+			_ = p.stop(syscall.SIGTERM, 30*time.Second)
 		}
-		for sub, body := range map[string][]byte{"config.d/cluster.xml": []byte(cfg), "users.d/cluster.xml": profile} {
-			p := filepath.Join(n.p.dir, "etc", sub)
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, body, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		n.p.name = "clickhouse-" + r
-	}
-	return c
-}
-
-// config is the writers' config on the cluster (connecting to s1r1) for database db.
-func (c *chCluster) config(db string) clickhouse.Config {
-	cfg := clickhouse.Config{Addrs: []string{c.nodes[0].addr}, Database: db, Cluster: "raterd", DDLTimeout: 10 * time.Second}
-	if err := cfg.Validate("clickhouse"); err != nil {
-		panic(err) // a constant config; cannot fail
-	}
-	return cfg
-}
-
-func (c *chCluster) migrateOptions(cfg clickhouse.Config) clickhouse.MigrateOptions {
-	return clickhouse.MigrateOptions{Telemetry: telemetry.Settings{Logger: slog.New(slog.DiscardHandler)},
-		Cluster: cfg.ClusterNames(), DDLTimeout: cfg.DDLTimeout,
-		Dial: func(ctx context.Context, addr string) (driver.Conn, error) {
-			host := cfg
-			host.Addrs = []string{addr}
-			return clickhouse.Open(ctx, host)
-		}}
-}
-
-func openCH(t *testing.T, addr string) driver.Conn {
-	t.Helper()
-	cfg := clickhouse.Config{Addrs: []string{addr}}
-	if err := cfg.Validate("clickhouse"); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := clickhouse.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
-}
-
-func chCount(t *testing.T, conn driver.Conn, q string) uint64 {
-	t.Helper()
-	var n uint64
-	if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
-}
-
-// clusterBatch is batch i of the writer scenarios: 50 score rows with record ids of their
-// own, spread over both shards.
-func clusterBatch(i int) []record.Score {
-	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	rows := make([]record.Score, 50)
-	for j := range rows {
-		rows[j] = record.Score{EventTime: at, ScoredAt: at, RecordID: fmt.Sprintf("r-%04d-%02d", i, j), Evaluator: "refusal",
-			Model: "m", Judge: "checks", RubricVersion: "v1", Status: "ok", Value: 1,
-			Source: record.Source{Topic: "llm-traffic", Partition: j % 4, Offset: int64(i*50 + j)}}
-	}
-	return rows
-}
-
-// TestClickHouseClusterFaults runs the cluster fault scenarios on a private cluster.
-func TestClickHouseClusterFaults(t *testing.T) {
-	if os.Getenv("RATERD_TOPOLOGY") == "" {
-		t.Skip("opt-in: set RATERD_TOPOLOGY=1 (a private ZooKeeper and four ClickHouse servers, about a minute)")
-	}
-	dir := t.TempDir()
-	zdir := filepath.Join(dir, "zookeeper")
-	if err := os.MkdirAll(zdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	zk := newZooKeeper(t, zdir)
-	if err := zk.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = zk.p.stop(syscall.SIGTERM, 10*time.Second) })
-	c := newClickHouseCluster(t, dir, zk)
-	for _, n := range c.nodes {
-		if err := n.start(); err != nil {
+	})
+	for _, step := range []func() error{env.st.kafka.start, env.st.redis.start, env.c.start, func() error { _, err := env.bins.get("raterd"); return err }} {
+		if err := step(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = n.p.stop(syscall.SIGTERM, 30*time.Second) })
 	}
-	ctx := context.Background()
-	cfg := c.config("raterd")
-	first := openCH(t, c.nodes[0].addr)
+	env.simURL, _ = testkit.StartJudgesim(t, testkit.FastJudgesim)
+	t.Logf("private stack up in %.0f s: zookeeper 127.0.0.1:%d, cluster %v", time.Since(start).Seconds(), zk.port, env.c.addrs())
 
-	// A host down during migrate: the run fails naming it pending and records nothing;
-	// once the host is back, a rerun completes on every host.
-	t.Run("migrate_host_down", func(t *testing.T) {
-		down := c.nodes[3]
-		if err := down.p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
-			t.Logf("stop %s: %v", down.p.name, err)
-		}
-		res, err := clickhouse.MigrateWith(ctx, first, cfg.Database, c.migrateOptions(cfg))
-		if err == nil || !strings.Contains(err.Error(), down.addr) || !strings.Contains(err.Error(), "did not answer") {
-			t.Fatalf("migrate with %s down: %v, want it named as not answering", down.addr, err)
-		}
-		if len(res.Applied) != 0 {
-			t.Errorf("migrate with a host down recorded %d migrations", len(res.Applied))
-		}
-		pending := false
-		for _, h := range res.Hosts {
-			for _, s := range h.Statements {
-				pending = pending || h.Addr == down.addr && s.Pending
+	var results []chOutcome
+	for _, sc := range chScenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			o, cr := runChScenario(t, env, sc, n)
+			results = append(results, o)
+			switch {
+			case sc.control != "" && !o.failedOn(sc.control):
+				t.Errorf("negative control %s did not fail on %s, the property it breaks: the suite no longer catches that bug (outcome: %s)", sc.name, sc.control, o.detail())
+			case sc.control == "" && !o.pass():
+				t.Errorf("%s: %s", sc.fault, o.detail())
 			}
-		}
-		if !pending {
-			t.Errorf("the host report shows no pending statement on %s: %+v", down.addr, res.Hosts)
-		}
-		if err := down.start(); err != nil {
+			if sc.name == "replica" && o.pass() {
+				d := doubledShard(t, cr, o, n-o.invalid)
+				results = append(results, d)
+				if !d.failedOn(propDuplicates) {
+					t.Errorf("the exactness check passed with shard 1's rows on shard 2 too: %s", d.detail())
+				}
+			}
+			_ = cr.conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cr.db+" ON CLUSTER "+chClusterName)
+			_ = cr.conn.Close()
+		})
+		// The next scenario starts on a whole cluster, whatever this one left.
+		if err := env.c.start(); err != nil {
 			t.Fatal(err)
 		}
-		res, err = clickhouse.MigrateWith(ctx, first, cfg.Database, c.migrateOptions(cfg))
-		if err != nil {
-			t.Fatalf("rerun after the host is back: %v", err)
-		}
-		if len(res.Applied) != clickhouse.LatestMigration() {
-			t.Errorf("rerun applied %d migrations, want %d", len(res.Applied), clickhouse.LatestMigration())
-		}
-		for _, h := range res.Hosts {
-			if h.Failed() || len(h.Missing) > 0 {
-				t.Errorf("%s after the rerun: %+v", h.Addr, h)
-			}
-		}
-	})
-
-	conn := openCH(t, c.nodes[0].addr)
-	scores := clickhouse.NewScores(conn, cfg, telemetry.Settings{Logger: slog.New(slog.DiscardHandler)})
-	written := 0
-	// writeUntilStored writes batch i, retrying (as the pipeline does) until it is stored;
-	// it returns the failed attempts, each of which must be transient. afterFailure, when
-	// set, runs after each failed attempt.
-	var afterFailure func()
-	writeUntilStored := func(t *testing.T, i int, deadline time.Time) (failures int) {
-		for {
-			err := scores.WriteScores(ctx, clusterBatch(i))
-			if err == nil {
-				written++
-				return failures
-			}
-			if sinks.PermanentClass(err) != "" {
-				t.Fatalf("batch %d: a permanent error on the cluster: %v", i, err)
-			}
-			failures++
-			if afterFailure != nil {
-				afterFailure()
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("batch %d still not stored: %v", i, err)
-			}
-			time.Sleep(200 * time.Millisecond)
+	}
+	table := chclusterTable(results, n, time.Since(start), load)
+	t.Log("\n" + table)
+	if *chclusterDoc != "" && len(results) > 0 {
+		if err := rewriteBetween(*chclusterDoc, chclusterBegin, chclusterEnd, table); err != nil {
+			t.Fatal(err)
 		}
 	}
-	exact := func(t *testing.T) {
-		t.Helper()
-		for i, n := range c.nodes {
-			if i%2 == 0 {
-				continue
-			}
-			for _, conn := range []driver.Conn{openCH(t, c.nodes[i-1].addr), openCH(t, n.addr)} {
-				if err := conn.Exec(ctx, "SYSTEM SYNC REPLICA "+cfg.Database+".scores_local"); err != nil {
-					t.Fatal(err)
-				}
-			}
-			a := chCount(t, openCH(t, c.nodes[i-1].addr), "SELECT count() FROM "+cfg.Database+".scores_local")
-			b := chCount(t, openCH(t, n.addr), "SELECT count() FROM "+cfg.Database+".scores_local")
-			if a != b {
-				t.Errorf("shard %d: replicas hold %d and %d rows after SYSTEM SYNC REPLICA", i/2+1, a, b)
-			}
-		}
-		if got := chCount(t, conn, "SELECT count() FROM "+cfg.Database+".scores FINAL"); got != uint64(written*50) {
-			t.Errorf("scores FINAL has %d rows, want %d (%d batches)", got, written*50, written)
-		}
-	}
+}
 
-	// A replica stopped while inserts go on: the Distributed insert goes to the live
-	// replica of its shard; the restarted one fetches what it missed.
-	t.Run("replica_stopped", func(t *testing.T) {
-		down := c.nodes[1]
-		for i := range 10 {
-			if i == 3 {
-				if err := down.p.stop(syscall.SIGTERM, 30*time.Second); err != nil {
-					t.Logf("stop %s: %v", down.p.name, err)
-				}
-			}
-			if i == 7 {
-				if err := down.start(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if f := writeUntilStored(t, i, time.Now().Add(2*time.Minute)); f > 0 {
-				t.Errorf("batch %d: %d failed attempts with a replica of shard 1 down, want none", i, f)
-			}
+func chclusterTable(results []chOutcome, n int, took time.Duration, load string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "`scripts/faults.sh -chcluster` (RATERD_FAULTS_CHCLUSTER_RECORDS=%d): a private ZooKeeper and four ClickHouse 18.16 servers, 2 shards × 2 replicas (deploy/clickhouse/cluster.xml.tmpl), one Kafka broker, Redis; %d records per scenario (%d partitions, one invalid in %d; half produced before raterd starts, %d every 100 ms while the fault lasts, the rest after it), rows = valid records × %d evaluators; raterd writes through s2r1 (`clickhouse.cluster: raterd`, Distributed inserts with insert_distributed_sync). All scenarios took %.0f s, the private stack's start included; load average (1 min) at the start %s (the machine is shared with other test runs).\n\n",
+		n, n, partitions, invalidEvery, producePace, evaluators, took.Seconds(), load)
+	b.WriteString("| fault | fault met | records (produced during the fault) | rows expected | rows found (FINAL) | pairs missing / extra rows | dead letters: table / topic / expected | `scores_local` count() s1r1 / s1r2 · s2r1 / s2r2 | rows without FINAL / counted by `scores_hourly` | insert errors during the fault | committed ahead of stored rows | catch-up | drain | outcome |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	for _, o := range results {
+		verdict := "pass"
+		switch {
+		case o.control != "" && o.failedOn(o.control):
+			verdict = fmt.Sprintf("FAIL on %s, as this control must: %s", o.control, o.detail())
+		case o.control != "":
+			verdict = fmt.Sprintf("NOT CAUGHT (must fail on %s): %s", o.control, o.detail())
+		case !o.pass():
+			verdict = "FAIL: " + o.detail()
 		}
-		exact(t)
-	})
-
-	// ZooKeeper stopped for 10 s while inserts go on: inserts fail (transiently), then
-	// succeed once it is back; every batch is stored once.
-	t.Run("zookeeper_stopped", func(t *testing.T) {
-		failures := 0
-		var stoppedAt time.Time
-		afterFailure = func() {
-			if !stoppedAt.IsZero() && time.Since(stoppedAt) >= 10*time.Second {
-				stoppedAt = time.Time{}
-				if err := zk.start(); err != nil {
-					t.Fatalf("restart zookeeper: %v", err)
-				}
-			}
+		if o.hourly < o.found {
+			// Not a check of this suite (scores_hourly is documented as approximate on
+			// 18.16), but a loss worth seeing: rows in scores_local the view never counted.
+			verdict += fmt.Sprintf(" (scores_hourly counts %d rows fewer than scores FINAL holds)", o.found-o.hourly)
 		}
-		defer func() { afterFailure = nil }()
-		for i := 100; i < 110; i++ {
-			if i == 103 {
-				if err := zk.p.stop(syscall.SIGTERM, 10*time.Second); err != nil {
-					t.Logf("stop zookeeper: %v", err)
-				}
-				stoppedAt = time.Now()
-			}
-			failures += writeUntilStored(t, i, time.Now().Add(3*time.Minute))
+		ahead, recovery, errs := "n/a", "n/a", "n/a"
+		if o.ahead >= 0 {
+			ahead = strconv.FormatInt(o.ahead, 10)
 		}
-		if !stoppedAt.IsZero() {
-			t.Fatalf("every insert succeeded while ZooKeeper was down; the fault was not met")
+		if o.recovery > 0 {
+			recovery = fmt.Sprintf("%.1f s", o.recovery.Seconds())
 		}
-		if failures == 0 {
-			t.Errorf("no insert failed while ZooKeeper was down: the fault was not met")
+		if o.name != "doubled_shard" {
+			errs = fmt.Sprintf("%.0f", o.insertErrors)
 		}
-		t.Logf("%d failed insert attempts during the outage", failures)
-		exact(t)
-	})
-	if t.Failed() {
-		for _, n := range c.nodes {
-			t.Logf("%s:\n%s", n.p.name, n.p.tail(20))
+		met := o.met
+		if o.replicaState != "" {
+			met += "; " + o.replicaState
 		}
-		t.Logf("zookeeper:\n%s", zk.p.tail(20))
+		fmt.Fprintf(&b, "| %s | %s | %d (%d) | %d | %d | %d / %d | %d / %d / %d | %s | %d / %d | %s | %s | %s | %.1f s | %s |\n",
+			o.fault, met, n, o.duringFault, o.expected, o.found, o.missing, o.extra, o.deadTable, o.deadTopic, o.invalid, o.replicas, o.raw, o.hourly, errs, ahead, recovery, o.drain.Seconds(), verdict)
 	}
+	b.WriteString("\nFault met: the evidence gathered while the fault ran; a scenario fails unless every item holds. Rows found: `scores FINAL` through the Distributed table after `SYSTEM SYNC REPLICA` on every replicated table of every node. `scores_local` count(): each replica's rows; the replicas of a shard must agree. Rows without FINAL: `count()` of the Distributed `scores`; above the rows expected when a batch retried by the pipeline after its insert attempts failed was grouped with others into another block, which replicated deduplication does not recognise (`FINAL` collapses them). Counted by `scores_hourly`: `countMerge(rows)`; its tables never deduplicate, so on 18.16 it should count every row that landed in `scores_local`, replays included; where it counts fewer than `scores FINAL` holds, the outcome says so (likely cause, not yet proven: a ZooKeeper outage leaves an insert stored in `scores_local` while the push to the view's replicated table failed, read-only; the retried identical block is then dropped as a duplicate by `scores_local` and never reaches the view). Not a check of this suite. Insert errors: raterd's failed insert attempts (`raterd_clickhouse_insert_errors_total`) while the fault lasted. Committed ahead of stored rows: offsets below the group's commits at the end of the ZooKeeper outage that had neither a score row nor a dead letter on any replica (`remote()` over the four nodes' local tables); must be 0. Catch-up: from the end of the fault until every partition not yet drained had committed past where it stood then. Drain: from raterd's start until the committed offsets reached the end. A NEGATIVE CONTROL must fail on the property named.\n")
+	return b.String()
 }
