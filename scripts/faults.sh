@@ -39,13 +39,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 run='.'
 tests='(TestFaultInjection|TestClusterFaults|TestClickHouseRefusal|TestNetworkFaults)' # everything: every table
 if [ "${1:-}" = -net ]; then tests=TestNetworkFaults; shift; fi
-if [ "${1:-}" = -chcluster ]; then tests=TestClickHouseClusterFaults; export RATERD_FAULTS_CHCLUSTER=1; shift; fi
+chcluster='(TestClickHouseClusterFaults|TestClickHouseClusterMigrateHostDown)'
+if [ "${1:-}" = -chcluster ]; then tests=$chcluster; export RATERD_FAULTS_CHCLUSTER=1; shift; fi
 if [ "${1:-}" = -run ]; then
   run=$2
   shift 2
   # A subset rewrites its table with that subset only; leave the other table alone.
   # (The cluster and refusal tests leave their tables alone when none of theirs ran.)
-  [ "$tests" = TestNetworkFaults ] || [ "$tests" = TestClickHouseClusterFaults ] || tests='(TestFaultInjection|TestClusterFaults|TestClickHouseRefusal)'
+  [ "$tests" = TestNetworkFaults ] || [ "$tests" = "$chcluster" ] || tests='(TestFaultInjection|TestClusterFaults|TestClickHouseRefusal)'
 fi
 eval "$(scripts/services.sh env)"
 export RATERD_REQUIRE_SERVICES=1

@@ -34,5 +34,5 @@ fi
 eval "$(scripts/services.sh env)"
 export RATERD_REQUIRE_SERVICES=1
 export RATERD_TOPOLOGY_RECORDS="${RATERD_TOPOLOGY_RECORDS:-20000}"
-exec go test -count=1 -timeout 60m -v -run "^(TestClickHouseCluster|TestRedisFailoverDrain|TestThreeProcesses)\$/($run)" ./faults/ \
+exec go test -count=1 -timeout 60m -v -run "^(TestRedisFailoverDrain|TestThreeProcesses)\$/($run)" ./faults/ \
   -args -deployment-doc "$PWD/docs/deployment.md" "$@"
