@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -441,22 +440,4 @@ func role(ctx context.Context, addr string) (string, error) {
 	}
 	s, _ := v[0].(string)
 	return s, nil
-}
-
-// logTail returns the last lines of a proc's log, for failure messages.
-func logTail(p *proc, n int) string {
-	f, err := os.Open(p.log)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

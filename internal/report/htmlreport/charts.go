@@ -44,12 +44,10 @@ var glyphs = [...]draw.GlyphDrawer{
 var dashes = [...][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(2), vg.Points(2)},
 	{vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2)}, {vg.Points(1), vg.Points(3)}}
 
-// The colours of the volume and failure charts: scored rows blue, failures vermillion and
-// orange.
+// The colours of the volume and failure charts: scored rows blue, failures vermillion.
 var (
-	colorScored       = palette[0]
-	colorFailed       = palette[5]
-	colorParseFailure = palette[1]
+	colorScored = palette[0]
+	colorFailed = palette[5]
 )
 
 func rgb(r, g, b uint8) color.Color { return color.RGBA{R: r, G: g, B: b, A: 0xff} }
