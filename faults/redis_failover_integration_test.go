@@ -443,7 +443,7 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 			if now != rs.replicaAddr {
 				return "", fmt.Errorf("the Sentinels name %s as master, not the replica %s", now, rs.replicaAddr)
 			}
-			if role, err := redisRole(ctx, now); err != nil || role != "master" {
+			if role, err := testkit.RedisRole(ctx, now); err != nil || role != "master" {
 				return "", fmt.Errorf("ROLE of %s: %q, %w", now, role, err)
 			}
 			return fmt.Sprintf("SENTINEL get-master-addr-by-name: %s → %s (ROLE master)", m, now), nil

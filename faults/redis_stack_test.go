@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"raterd/internal/testkit"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,7 +49,8 @@ type redisClusterSet struct {
 	addrs []string
 }
 
-// redisNodeLine is one line of CLUSTER NODES.
+// redisNodeLine is one line of CLUSTER NODES (testkit.RedisClusterNodes), in this
+// package's field names.
 type redisNodeLine struct {
 	id, addr, flags, masterID string
 	slots                     int
@@ -57,36 +59,14 @@ type redisNodeLine struct {
 func (n redisNodeLine) master() bool { return strings.Contains(n.flags, "master") }
 func (n redisNodeLine) failed() bool { return strings.Contains(n.flags, "fail") }
 
-// redisClusterNodes parses CLUSTER NODES as the node at addr sees it.
+// redisClusterNodes reads CLUSTER NODES as the node at addr sees it.
 func redisClusterNodes(ctx context.Context, addr string) ([]redisNodeLine, error) {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	defer c.Close()
-	out, err := c.ClusterNodes(ctx).Result()
-	if err != nil {
-		return nil, fmt.Errorf("CLUSTER NODES on %s: %w", addr, err)
+	ns, err := testkit.RedisClusterNodes(ctx, addr)
+	out := make([]redisNodeLine, len(ns))
+	for i, n := range ns {
+		out[i] = redisNodeLine{id: n.ID, addr: n.Addr, flags: n.Flags, masterID: n.MasterID, slots: n.Slots}
 	}
-	var nodes []redisNodeLine
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 8 {
-			continue
-		}
-		n := redisNodeLine{id: f[0], addr: strings.SplitN(f[1], "@", 2)[0], flags: f[2], masterID: f[3]}
-		for _, r := range f[8:] {
-			if strings.HasPrefix(r, "[") {
-				continue // a slot being migrated or imported
-			}
-			lo, hi, ok := strings.Cut(r, "-")
-			a, _ := strconv.Atoi(lo)
-			b := a
-			if ok {
-				b, _ = strconv.Atoi(hi)
-			}
-			n.slots += b - a + 1
-		}
-		nodes = append(nodes, n)
-	}
-	return nodes, nil
+	return out, err
 }
 
 // redisInSync reports an error unless the replica at addr has its link to its master up.
@@ -277,30 +257,7 @@ func startRedisSentinelSet(t *testing.T, dir string) *redisSentinelSet {
 	return rs
 }
 
-// currentMaster asks the Sentinels, each in turn until one answers, for the master's
-// address (SENTINEL get-master-addr-by-name).
+// currentMaster asks the Sentinels for the master's address.
 func (rs *redisSentinelSet) currentMaster(ctx context.Context) (string, error) {
-	var last error
-	for _, a := range rs.sentinels {
-		sc := redis.NewSentinelClient(&redis.Options{Addr: a, MaxRetries: -1, DialTimeout: time.Second})
-		hp, err := sc.GetMasterAddrByName(ctx, rs.name).Result()
-		sc.Close()
-		if err == nil && len(hp) == 2 {
-			return net.JoinHostPort(hp[0], hp[1]), nil
-		}
-		last = fmt.Errorf("sentinel %s: %v %w", a, hp, err)
-	}
-	return "", last
-}
-
-// redisRole is the first word of ROLE at addr ("master", "slave").
-func redisRole(ctx context.Context, addr string) (string, error) {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	defer c.Close()
-	v, err := c.Do(ctx, "ROLE").Slice()
-	if err != nil || len(v) == 0 {
-		return "", fmt.Errorf("ROLE on %s: %w", addr, errors.Join(err, errors.New("no answer")))
-	}
-	s, _ := v[0].(string)
-	return s, nil
+	return testkit.SentinelMaster(ctx, rs.sentinels, rs.name)
 }

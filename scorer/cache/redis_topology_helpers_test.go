@@ -148,7 +148,8 @@ func hookCluster(t *testing.T, cc *redis.ClusterClient, h *nodeHook) {
 	}
 }
 
-// clusterNode is one line of CLUSTER NODES.
+// clusterNode is one line of CLUSTER NODES (testkit.RedisClusterNodes), in this package's
+// field names.
 type clusterNode struct {
 	id, addr, flags, masterID string
 	slots                     int
@@ -157,36 +158,14 @@ type clusterNode struct {
 func (n clusterNode) master() bool { return strings.Contains(n.flags, "master") }
 func (n clusterNode) failed() bool { return strings.Contains(n.flags, "fail") }
 
-// clusterNodes parses CLUSTER NODES as the node at addr sees it.
+// clusterNodes reads CLUSTER NODES as the node at addr sees it.
 func clusterNodes(ctx context.Context, addr string) ([]clusterNode, error) {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	defer c.Close()
-	out, err := c.ClusterNodes(ctx).Result()
-	if err != nil {
-		return nil, fmt.Errorf("CLUSTER NODES on %s: %w", addr, err)
+	ns, err := testkit.RedisClusterNodes(ctx, addr)
+	out := make([]clusterNode, len(ns))
+	for i, n := range ns {
+		out[i] = clusterNode{id: n.ID, addr: n.Addr, flags: n.Flags, masterID: n.MasterID, slots: n.Slots}
 	}
-	var nodes []clusterNode
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 8 {
-			continue
-		}
-		n := clusterNode{id: f[0], addr: strings.SplitN(f[1], "@", 2)[0], flags: f[2], masterID: f[3]}
-		for _, r := range f[8:] {
-			if strings.HasPrefix(r, "[") {
-				continue // a slot being migrated or imported
-			}
-			lo, hi, ok := strings.Cut(r, "-")
-			a, _ := strconv.Atoi(lo)
-			b := a
-			if ok {
-				b, _ = strconv.Atoi(hi)
-			}
-			n.slots += b - a + 1
-		}
-		nodes = append(nodes, n)
-	}
-	return nodes, nil
+	return out, err
 }
 
 // requireBinaries returns the paths of redis-server and redis-cli, skipping the test
@@ -413,31 +392,4 @@ func (ps *privateSentinel) sentinelAddrs() []string {
 		out = append(out, s.addr())
 	}
 	return out
-}
-
-// masterAddr asks the first live Sentinel for the master's address.
-func masterAddr(ctx context.Context, sentinels []string, name string) (string, error) {
-	var last error
-	for _, a := range sentinels {
-		sc := redis.NewSentinelClient(&redis.Options{Addr: a, MaxRetries: -1, DialTimeout: time.Second})
-		hp, err := sc.GetMasterAddrByName(ctx, name).Result()
-		sc.Close()
-		if err == nil && len(hp) == 2 {
-			return net.JoinHostPort(hp[0], hp[1]), nil
-		}
-		last = fmt.Errorf("sentinel %s: %v %v", a, hp, err)
-	}
-	return "", last
-}
-
-// role returns the first word of ROLE at addr ("master", "slave").
-func role(ctx context.Context, addr string) (string, error) {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	defer c.Close()
-	v, err := c.Do(ctx, "ROLE").Slice()
-	if err != nil || len(v) == 0 {
-		return "", fmt.Errorf("ROLE on %s: %v", addr, err)
-	}
-	s, _ := v[0].(string)
-	return s, nil
 }

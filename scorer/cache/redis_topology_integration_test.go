@@ -209,7 +209,7 @@ func TestRedisSentinelRoundTrips(t *testing.T) {
 		t.Fatalf("fill and lookup of 50: %d pipelines of %d commands, want 2 of 100", p["master"], cmds["master"])
 	}
 	// The values are on the master the Sentinels name.
-	m, err := masterAddr(ctx, sentinels, name)
+	m, err := testkit.SentinelMaster(ctx, sentinels, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -704,14 +704,14 @@ func TestRedisSentinelFailover(t *testing.T) {
 		},
 		kill: ps.master.kill,
 		promoted: func() error {
-			m, err := masterAddr(ctx, ps.sentinelAddrs(), ps.name)
+			m, err := testkit.SentinelMaster(ctx, ps.sentinelAddrs(), ps.name)
 			if err != nil {
 				return err
 			}
 			if m != ps.replica.addr() {
 				return fmt.Errorf("the Sentinels name %s as master, not the replica %s", m, ps.replica.addr())
 			}
-			if r, err := role(ctx, m); err != nil || r != "master" {
+			if r, err := testkit.RedisRole(ctx, m); err != nil || r != "master" {
 				return fmt.Errorf("ROLE of %s: %q, %v", m, r, err)
 			}
 			return nil
