@@ -362,14 +362,9 @@ func runChScenario(t *testing.T, env *chEnv, sc chScenario, n int) (o chOutcome,
 	// Half the records before raterd starts, producePace every 100 ms while the fault
 	// lasts (so that the fault meets inserts however fast raterd drains the first half),
 	// the rest once it is over.
-	pr := &producer{values: values, w: &kafka.Writer{Addr: kafka.TCP(env.st.kafka.addr), Topic: topic, Balancer: &kafka.RoundRobin{},
-		RequiredAcks: kafka.RequireAll, BatchSize: 1000, BatchBytes: 16 << 20, BatchTimeout: 5 * time.Millisecond, Transport: &kafka.Transport{}}}
+	pr := newProducer([]string{env.st.kafka.addr}, topic, values, &kafka.Transport{})
 	defer pr.w.Close()
-	for pr.next < n/2 {
-		if err := pr.write(min(5000, n/2-pr.next)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pr.writeUntil(t, n/2)
 	cr.expected = uint64((n - invalid) * evaluators)
 	o = chOutcome{name: sc.name, outcome: outcome{fault: sc.fault, control: sc.control, expected: cr.expected, invalid: invalid}}
 
@@ -398,35 +393,16 @@ func runChScenario(t *testing.T, env *chEnv, sc chScenario, n int) (o chOutcome,
 			}
 		}
 	}()
-	stopProducing, produced := make(chan struct{}), make(chan struct{})
-	var produceErr error
-	go func() {
-		defer close(produced)
-		for {
-			select {
-			case <-stopProducing:
-				return
-			case <-time.After(100 * time.Millisecond):
-				if produceErr = pr.write(producePace); produceErr != nil {
-					return
-				}
-			}
-		}
-	}()
+	stopProducing := pr.steadily(producePace)
+	defer func() { _ = stopProducing() }() // on a t.Fatal before the check below
 	fromFault := pr.next
 	sc.inject(t, cr)
 	faultEnd := time.Now()
-	close(stopProducing)
-	<-produced
-	if produceErr != nil {
-		t.Fatal(produceErr)
+	if err := stopProducing(); err != nil {
+		t.Fatal(err)
 	}
 	o.duringFault = pr.next - fromFault
-	for pr.next < n {
-		if err := pr.write(min(5000, n-pr.next)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pr.writeUntil(t, n)
 	if pr.retries > 0 { // a retried batch may be on the topic twice: expected would be wrong
 		t.Fatalf("the producer retried %d batches on a single broker", pr.retries)
 	}

@@ -340,6 +340,62 @@ type producer struct {
 	retries int
 }
 
+// newProducer is a producer of values to topic on brokers, acknowledged by every in-sync
+// replica, in batches of up to 1,000.
+func newProducer(brokers []string, topic string, values [][]byte, transport *kafka.Transport) *producer {
+	return &producer{values: values, w: &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.RoundRobin{},
+		RequiredAcks: kafka.RequireAll, MaxAttempts: 10, BatchSize: 1000, BatchBytes: 16 << 20, BatchTimeout: 5 * time.Millisecond,
+		WriteTimeout: 5 * time.Second, Transport: transport}}
+}
+
+// writeUntil produces, 5,000 at a time, until the first upto values are written.
+func (p *producer) writeUntil(t *testing.T, upto int) {
+	t.Helper()
+	for p.next < upto {
+		if err := p.write(min(5000, upto-p.next)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// steadily produces pace values every 100 ms in the background until stop is called. stop
+// waits for the producer to finish, may be called more than once, and returns the error
+// that ended production early, if any.
+func (p *producer) steadily(pace int) (stop func() error) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(100 * time.Millisecond):
+				if err = p.write(pace); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() error {
+		once.Do(func() { close(quit) })
+		<-done
+		return err
+	}
+}
+
+// invalidSet is the set of values traffic made invalid: every invalidEvery-th one.
+func invalidSet(values [][]byte) map[string]bool {
+	out := map[string]bool{}
+	for i, v := range values {
+		if i%invalidEvery == invalidEvery-1 {
+			out[string(v)] = true
+		}
+	}
+	return out
+}
+
 // write produces the next k values; it gives up after 20 unacknowledged attempts.
 func (p *producer) write(k int) error {
 	k = min(k, len(p.values)-p.next)
@@ -483,22 +539,11 @@ func runClusterScenario(t *testing.T, env *clusterEnv, sc clusterScenario, n int
 
 	// Enough values for a fault of several minutes at producePace.
 	values, _ := traffic(sc.name, n+600*producePace*10)
-	invalidValues := map[string]bool{}
-	for i, v := range values {
-		if i%invalidEvery == invalidEvery-1 {
-			invalidValues[string(v)] = true
-		}
-	}
-	pr := &producer{values: values, w: &kafka.Writer{Addr: kafka.TCP(env.c.brokers()...), Topic: topic, Balancer: &kafka.RoundRobin{},
-		RequiredAcks: kafka.RequireAll, MaxAttempts: 10, BatchSize: 1000, BatchBytes: 16 << 20, BatchTimeout: 5 * time.Millisecond,
-		WriteTimeout: 5 * time.Second, Transport: &kafka.Transport{MetadataTTL: time.Second}}}
+	invalidValues := invalidSet(values)
+	pr := newProducer(env.c.brokers(), topic, values, &kafka.Transport{MetadataTTL: time.Second})
 	defer pr.w.Close()
 	prefill := n / 2
-	for pr.next < prefill {
-		if err := pr.write(min(5000, prefill-pr.next)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pr.writeUntil(t, prefill)
 	prefillValid := prefill - prefill/invalidEvery
 
 	started := time.Now()
@@ -544,36 +589,17 @@ func runClusterScenario(t *testing.T, env *clusterEnv, sc clusterScenario, n int
 		_, logStart[p] = logSince(p.log, 0)
 	}
 	// Produce on while the fault lasts.
-	stopProducing, produced := make(chan struct{}), make(chan struct{})
 	fromFault := pr.next
-	var produceErr error
-	go func() {
-		defer close(produced)
-		for {
-			select {
-			case <-stopProducing:
-				return
-			case <-time.After(100 * time.Millisecond):
-				if produceErr = pr.write(producePace); produceErr != nil {
-					return
-				}
-			}
-		}
-	}()
+	stopProducing := pr.steadily(producePace)
+	defer func() { _ = stopProducing() }() // on a t.Fatal before the check below
 	faultStart := time.Now()
 	sc.inject(t, cr)
 	faultTime := time.Since(faultStart)
-	close(stopProducing)
-	<-produced
-	if produceErr != nil {
-		t.Fatal(produceErr)
+	if err := stopProducing(); err != nil {
+		t.Fatal(err)
 	}
 	o := clusterOutcome{duringFault: pr.next - fromFault, retries: pr.retries, faultTime: faultTime}
-	for pr.next < n {
-		if err := pr.write(min(5000, n-pr.next)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pr.writeUntil(t, n)
 	o.produced = pr.next
 	cr.scrapeAll()
 	during := cr.totals().minus(before)

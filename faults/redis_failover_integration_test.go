@@ -326,51 +326,18 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 	// until the breaker has closed (and redisDrainTail longer), so that records, some of
 	// them new to the cache, arrive all through the outage; then the rest up to n.
 	values, _ := traffic(sc.name, n+600*producePace*10)
-	invalidValues := map[string]bool{}
-	for i, v := range values {
-		if i%invalidEvery == invalidEvery-1 {
-			invalidValues[string(v)] = true
-		}
-	}
-	prod := &producer{values: values, w: &kafka.Writer{Addr: kafka.TCP(st.kafka.addr), Topic: topic, Balancer: &kafka.RoundRobin{},
-		RequiredAcks: kafka.RequireAll, MaxAttempts: 10, BatchSize: 1000, BatchBytes: 16 << 20, BatchTimeout: 5 * time.Millisecond,
-		WriteTimeout: 5 * time.Second, Transport: &kafka.Transport{}}}
+	invalidValues := invalidSet(values)
+	prod := newProducer([]string{st.kafka.addr}, topic, values, &kafka.Transport{})
 	defer prod.w.Close()
 	prefill := n / 2
-	for prod.next < prefill {
-		if err := prod.write(min(5000, prefill-prod.next)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	prod.writeUntil(t, prefill)
 	prefillRows := float64((prefill - prefill/invalidEvery) * evaluators)
 
 	started := time.Now()
 	p := r.startRaterd(t)
 	defer func() { _ = p.stop(syscall.SIGKILL, 5*time.Second) }()
-	stopProducing, produced := make(chan struct{}), make(chan struct{})
-	var produceErr error
-	go func() {
-		defer close(produced)
-		for {
-			select {
-			case <-stopProducing:
-				return
-			case <-time.After(100 * time.Millisecond):
-				if produceErr = prod.write(producePace); produceErr != nil {
-					return
-				}
-			}
-		}
-	}()
-	stopProducer := func() {
-		select {
-		case <-stopProducing:
-		default:
-			close(stopProducing)
-			<-produced
-		}
-	}
-	defer stopProducer()
+	stopProducing := prod.steadily(producePace)
+	defer func() { _ = stopProducing() }() // on a t.Fatal before the check below
 
 	// Sample raterd's metrics every ~100 ms until the drain is over.
 	var (
@@ -526,16 +493,11 @@ func runRedisDrain(t *testing.T, st *stack, bin, simURL string, sc redisDrainSce
 	})
 
 	time.Sleep(redisDrainTail)
-	stopProducer()
-	if produceErr != nil {
-		t.Fatal(produceErr)
+	if err := stopProducing(); err != nil {
+		t.Fatal(err)
 	}
 	o.duringFault = prod.next - prefill
-	for prod.next < n {
-		if err := prod.write(min(5000, n-prod.next)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	prod.writeUntil(t, n)
 	o.produced, o.retries = prod.next, prod.retries
 	ends := endOffsets(t, kc, topic)
 	valid, invalid, dups := sourceTallyOn(t, []string{st.kafka.addr}, topic, ends, func(v []byte) bool { return invalidValues[string(v)] })

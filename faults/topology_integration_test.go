@@ -642,22 +642,11 @@ func runProcScenario(t *testing.T, st *stack, bins *binaries, sim *judgesim.Simu
 	createTopicN(t, kc, topic, topologyPartitions)
 
 	values, _ := traffic(sc.name, n+600*producePace*10)
-	invalidValues := map[string]bool{}
-	for i, v := range values {
-		if i%invalidEvery == invalidEvery-1 {
-			invalidValues[string(v)] = true
-		}
-	}
-	prod := &producer{values: values, w: &kafka.Writer{Addr: kafka.TCP(st.kafka.addr), Topic: topic, Balancer: &kafka.RoundRobin{},
-		RequiredAcks: kafka.RequireAll, MaxAttempts: 10, BatchSize: 1000, BatchBytes: 16 << 20, BatchTimeout: 5 * time.Millisecond,
-		WriteTimeout: 5 * time.Second, Transport: &kafka.Transport{}}}
+	invalidValues := invalidSet(values)
+	prod := newProducer([]string{st.kafka.addr}, topic, values, &kafka.Transport{})
 	defer prod.w.Close()
 	prefill := n / 2
-	for prod.next < prefill {
-		if err := prod.write(min(5000, prefill-prod.next)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	prod.writeUntil(t, prefill)
 	pr.prefillRows = uint64((prefill - prefill/invalidEvery) * evaluators)
 
 	started := time.Now()
@@ -693,24 +682,9 @@ func runProcScenario(t *testing.T, st *stack, bins *binaries, sim *judgesim.Simu
 	}()
 
 	// Produce on from the start until the last event is over.
-	stopProducing, produced := make(chan struct{}), make(chan struct{})
-	var produceErr error
-	go func() {
-		defer close(produced)
-		for {
-			select {
-			case <-stopProducing:
-				return
-			case <-time.After(100 * time.Millisecond):
-				if produceErr = prod.write(producePace); produceErr != nil {
-					return
-				}
-			}
-		}
-	}()
+	stopProducing := prod.steadily(producePace)
+	defer func() { _ = stopProducing() }() // on a t.Fatal before the check below
 	if !waitFor(drainTimeout, func() bool { return float64(pr.rawRows()) >= sc.at*float64(pr.prefillRows) }) {
-		close(stopProducing)
-		<-produced
 		t.Fatalf("never reached %.0f%% of the prefill's rows; raterd log:\n%s", 100*sc.at, pr.procs[0].tail(30))
 	}
 	pr.allFetching()
@@ -722,17 +696,11 @@ func runProcScenario(t *testing.T, st *stack, bins *binaries, sim *judgesim.Simu
 	time.Sleep(topologyTail)
 	windowEnd := time.Now()
 	faultTime := windowEnd.Sub(faultStart)
-	close(stopProducing)
-	<-produced
-	if produceErr != nil {
-		t.Fatal(produceErr)
+	if err := stopProducing(); err != nil {
+		t.Fatal(err)
 	}
 	o.duringFault, o.faultTime = prod.next-fromFault, faultTime
-	for prod.next < n {
-		if err := prod.write(min(5000, n-prod.next)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	prod.writeUntil(t, n)
 	o.produced, o.retries = prod.next, prod.retries
 
 	ends := endOffsetsN(t, kc, topic, topologyPartitions)
